@@ -1,0 +1,169 @@
+//! Exception entry from `vectors.s`: IRQs go to the interrupt dispatcher, and
+//! anything unexpected prints a full report and stops the board with a
+//! failure status.
+
+use core::fmt;
+
+/// Register state saved by `vectors.s`; the layout must match it exactly.
+#[repr(C)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    pub sp_el0: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub fpsr: u64,
+    pub fpcr: u64,
+    pub q: [u128; 32],
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 800);
+
+/// Where an exception came from and what kind it is (the vector table slot).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ExceptionKind(u64);
+
+impl ExceptionKind {
+    const SOURCES: [&'static str; 4] = [
+        "current EL with SP0",
+        "current EL with SPx",
+        "lower EL (AArch64)",
+        "lower EL (AArch32)",
+    ];
+    const TYPES: [&'static str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
+
+    fn is_irq(self) -> bool {
+        self.0 % 4 == 1
+    }
+}
+
+impl fmt::Display for ExceptionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = Self::SOURCES[(self.0 / 4) as usize % 4];
+        let kind = Self::TYPES[(self.0 % 4) as usize];
+        write!(f, "{kind} exception from {source}")
+    }
+}
+
+/// Decoded exception syndrome register (ESR_EL1).
+pub struct Syndrome(pub u64);
+
+impl Syndrome {
+    fn class(&self) -> u64 {
+        (self.0 >> 26) & 0x3f
+    }
+
+    fn iss(&self) -> u64 {
+        self.0 & 0x1ff_ffff
+    }
+
+    fn class_name(&self) -> &'static str {
+        match self.class() {
+            0x00 => "unknown reason",
+            0x01 => "trapped WFI/WFE",
+            0x07 => "FP/SIMD access trapped",
+            0x0e => "illegal execution state",
+            0x15 => "SVC from AArch64",
+            0x18 => "trapped system register access",
+            0x20 => "instruction abort from a lower EL",
+            0x21 => "instruction abort from the same EL",
+            0x22 => "PC alignment fault",
+            0x24 => "data abort from a lower EL",
+            0x25 => "data abort from the same EL",
+            0x26 => "SP alignment fault",
+            0x2c => "trapped floating-point exception",
+            0x2f => "SError",
+            0x30 | 0x31 => "breakpoint",
+            0x32 | 0x33 => "software step",
+            0x34 | 0x35 => "watchpoint",
+            0x3c => "BRK instruction",
+            _ => "other",
+        }
+    }
+
+    fn is_abort(&self) -> bool {
+        matches!(self.class(), 0x20 | 0x21 | 0x24 | 0x25)
+    }
+
+    fn fault_status_name(&self) -> &'static str {
+        let status = self.iss() & 0x3f;
+        match status {
+            0x00..=0x03 => "address size fault",
+            0x04..=0x07 => "translation fault",
+            0x09..=0x0b => "access flag fault",
+            0x0d..=0x0f => "permission fault",
+            0x10 => "synchronous external abort",
+            0x21 => "alignment fault",
+            0x30 => "TLB conflict",
+            _ => "other fault",
+        }
+    }
+}
+
+impl fmt::Display for Syndrome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ESR {:#010x}: EC {:#04x} ({}), IL {}, ISS {:#09x}",
+            self.0,
+            self.class(),
+            self.class_name(),
+            (self.0 >> 25) & 1,
+            self.iss()
+        )?;
+        if self.is_abort() {
+            let level = self.iss() & 0x3;
+            write!(f, "; {} at level {level}", self.fault_status_name())?;
+            if matches!(self.class(), 0x24 | 0x25) {
+                let access = if self.iss() & (1 << 6) != 0 {
+                    "write"
+                } else {
+                    "read"
+                };
+                write!(f, " on {access}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Called by `vectors.s` for every exception taken to EL1.
+#[unsafe(no_mangle)]
+extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
+    let kind = ExceptionKind(kind);
+    if kind.is_irq() {
+        crate::interrupts::handle_irq();
+        return;
+    }
+    report_and_stop(frame, kind);
+}
+
+fn report_and_stop(frame: &TrapFrame, kind: ExceptionKind) -> ! {
+    use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable};
+    let syndrome = Syndrome(ESR_EL1.get());
+    let far = FAR_EL1.get();
+    let mut out = crate::console::emergency_writer();
+    let _ = fmt::write(&mut out, format_args!("\n*** nucleus: unexpected {kind}\n"));
+    let _ = fmt::write(&mut out, format_args!("    {syndrome}\n"));
+    let _ = fmt::write(
+        &mut out,
+        format_args!(
+            "    FAR {far:#018x}  ELR {:#018x}  SPSR {:#010x}  SP_EL0 {:#018x}\n",
+            frame.elr, frame.spsr, frame.sp_el0
+        ),
+    );
+    for row in 0..8 {
+        let _ = fmt::write(&mut out, format_args!("   "));
+        for col in 0..4 {
+            let index = row * 4 + col;
+            if index < 31 {
+                let _ = fmt::write(
+                    &mut out,
+                    format_args!(" x{index:<2} {:#018x}", frame.x[index]),
+                );
+            }
+        }
+        let _ = fmt::write(&mut out, format_args!("\n"));
+    }
+    let _ = fmt::write(&mut out, format_args!("*** nucleus: board stopped (failure)\n"));
+    crate::power::stop(crate::power::ExitStatus::Failure)
+}

@@ -1,0 +1,8 @@
+//! Architecture code: everything that knows it runs on an AArch64 CPU at EL1.
+//! Board-specific addresses live in `crate::board`.
+
+pub mod cpu;
+pub mod exception;
+
+core::arch::global_asm!(include_str!("boot.s"));
+core::arch::global_asm!(include_str!("vectors.s"));

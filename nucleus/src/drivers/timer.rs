@@ -1,0 +1,29 @@
+//! The EL1 physical generic timer, ticking at `TICK_HZ` through the GIC.
+
+use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTP_TVAL_EL0, Writeable};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub const TICK_HZ: u64 = 100;
+
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+pub fn init() {
+    rearm();
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+    crate::drivers::gic::enable(crate::board::TIMER_INTID, arm_gic::Trigger::Level);
+}
+
+fn rearm() {
+    let interval = crate::arch::cpu::counter_frequency() / TICK_HZ;
+    CNTP_TVAL_EL0.set(interval);
+}
+
+/// Timer interrupt: count the tick and set the next one.
+pub fn handle_interrupt() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    rearm();
+}
+
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}

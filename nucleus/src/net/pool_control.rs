@@ -1,0 +1,97 @@
+//! The board side of the pool control protocol (crate `pool-control`):
+//! readiness, discovery and the frame echo, answered straight from the
+//! network path.
+
+use pool_control::{BROADCAST, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
+pub use pool_control::Mac;
+
+/// Who this board is, as it reports itself.
+pub struct Identity {
+    pub mac: Mac,
+    pub board_id: u16,
+    pub incarnation: u32,
+    pub role: &'static str,
+}
+
+/// Peer echoes this board started for someone, waiting for the target's reply.
+const MAX_PENDING_PEER_ECHOES: usize = 8;
+
+#[derive(Clone, Copy)]
+struct PendingPeerEcho {
+    id: u32,
+    target: Mac,
+    requester: Mac,
+}
+
+pub struct PoolControl {
+    identity: Identity,
+    pending: [Option<PendingPeerEcho>; MAX_PENDING_PEER_ECHOES],
+    next_pending: usize,
+}
+
+impl PoolControl {
+    pub fn new(identity: Identity) -> Self {
+        Self { identity, pending: [None; MAX_PENDING_PEER_ECHOES], next_pending: 0 }
+    }
+
+    fn status(&self) -> BoardStatus<'static> {
+        BoardStatus {
+            board_id: self.identity.board_id,
+            incarnation: self.identity.incarnation,
+            role: self.identity.role,
+            uptime_ms: (crate::arch::cpu::uptime_micros() / 1000) as u32,
+        }
+    }
+
+    fn send(&self, destination: Mac, message: &Message<'_>) {
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        match encode_frame(&mut buf, destination, self.identity.mac, message) {
+            Ok(len) => {
+                if let Err(error) = super::send(&buf[..len]) {
+                    crate::println!("nucleus: send failed: {error:?}");
+                }
+            }
+            Err(_) => crate::println!("nucleus: pool control message does not fit a frame"),
+        }
+    }
+
+    /// Tells the pool this board is up.
+    pub fn announce(&self) {
+        self.send(BROADCAST, &Message::Ready(self.status()));
+    }
+
+    /// Handles one received frame; anything not for us or malformed is dropped.
+    pub fn handle_frame(&mut self, bytes: &[u8]) {
+        let Ok(frame) = Frame::parse(bytes) else { return };
+        if frame.destination != self.identity.mac && !frame.destination.is_multicast() {
+            return;
+        }
+        let Ok(message) = frame.message() else { return };
+        match message {
+            Message::EchoRequest { id, payload } => {
+                self.send(frame.source, &Message::EchoReply { id, payload });
+            }
+            Message::Discover => self.send(frame.source, &Message::Ready(self.status())),
+            Message::PeerEcho { id, target } => {
+                self.pending[self.next_pending] =
+                    Some(PendingPeerEcho { id, target, requester: frame.source });
+                self.next_pending = (self.next_pending + 1) % MAX_PENDING_PEER_ECHOES;
+                self.send(target, &Message::EchoRequest { id, payload: b"peer echo" });
+            }
+            Message::EchoReply { id, .. } => {
+                let matching = self.pending.iter_mut().find(|slot| {
+                    slot.is_some_and(|pending| pending.id == id && pending.target == frame.source)
+                });
+                if let Some(slot) = matching
+                    && let Some(pending) = slot.take()
+                {
+                    self.send(
+                        pending.requester,
+                        &Message::PeerEchoResult { id, target: pending.target },
+                    );
+                }
+            }
+            Message::Ready(_) | Message::PeerEchoResult { .. } => {}
+        }
+    }
+}
