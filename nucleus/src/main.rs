@@ -40,8 +40,14 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     if info.bootarg("semihosting").is_some() {
         power::enable_semihosting_exit();
     }
-    let board_id = info.bootarg("board").and_then(|v| v.parse().ok()).unwrap_or(0u16);
-    println!("nucleus: board {board_id} booting; bootargs \"{}\"", info.bootargs());
+    let board_id = info
+        .bootarg("board")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0u16);
+    println!(
+        "nucleus: board {board_id} booting; bootargs \"{}\"",
+        info.bootargs()
+    );
 
     let heap = heap_range(&info);
     let heap_size = heap::init(heap.clone());
@@ -60,7 +66,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     let mac = match net::init(&info) {
         Ok(mac) => mac,
         Err(error) => {
-            println!("nucleus: no network: {error:?}");
+            println!("nucleus: no network: {error}");
             power::stop(ExitStatus::Failure);
         }
     };
@@ -75,7 +81,12 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         .bootarg("incarnation")
         .and_then(|v| v.parse().ok())
         .unwrap_or(cpu::counter() as u32);
-    let mut pool_control = PoolControl::new(Identity { mac, board_id, incarnation, role });
+    let mut pool_control = PoolControl::new(Identity {
+        mac,
+        board_id,
+        incarnation,
+        role,
+    });
     pool_control.announce();
     println!("nucleus: board {board_id} ready: mac {mac} role {role} incarnation {incarnation}");
 
@@ -97,7 +108,10 @@ fn heap_range(info: &BootInfo) -> core::ops::Range<usize> {
     const PAGE: usize = 4096;
     let start = board::kernel_image().end.next_multiple_of(PAGE);
     let mut end = (start + KERNEL_HEAP_MAX).min(info.memory.end);
-    for used in [Some(info.dtb.clone()), info.initrd.clone()].into_iter().flatten() {
+    for used in [Some(info.dtb.clone()), info.initrd.clone()]
+        .into_iter()
+        .flatten()
+    {
         if used.start >= start {
             end = end.min(used.start & !(PAGE - 1));
         }
@@ -108,7 +122,10 @@ fn heap_range(info: &BootInfo) -> core::ops::Range<usize> {
 /// Roles are a closed set, so the name can live for the board's lifetime.
 fn role_name(requested: &str) -> &'static str {
     const ROLES: [&str; 5] = ["pool", "bullet", "directory", "run", "test"];
-    ROLES.into_iter().find(|role| *role == requested).unwrap_or("pool")
+    ROLES
+        .into_iter()
+        .find(|role| *role == requested)
+        .unwrap_or("pool")
 }
 
 /// Test-only boot modes the pool tests use to check failure handling.

@@ -26,7 +26,9 @@ fn group() -> InterruptGroup {
 
 /// Enables one interrupt line with the given trigger.
 pub fn enable(intid: u32, trigger: Trigger) {
-    let Ok(id) = IntId::try_from(intid) else { return };
+    let Ok(id) = IntId::try_from(intid) else {
+        return;
+    };
     if let Some(gic) = GIC.lock().as_mut() {
         if !id.is_private() {
             gic.set_trigger(id, trigger);
@@ -40,7 +42,10 @@ pub fn enable(intid: u32, trigger: Trigger) {
 
 /// Acknowledges the highest-priority pending interrupt, if any.
 pub fn acknowledge() -> Option<u32> {
-    GIC.lock().as_mut()?.get_and_acknowledge_interrupt(group()).map(u32::from)
+    GIC.lock()
+        .as_mut()?
+        .get_and_acknowledge_interrupt(group())
+        .map(u32::from)
 }
 
 pub fn end_of_interrupt(intid: u32) {

@@ -27,3 +27,8 @@ pub fn handle_interrupt() {
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
+
+/// Milliseconds since the timer started, by ticks.
+pub fn uptime_millis() -> u64 {
+    ticks() * 1000 / TICK_HZ
+}

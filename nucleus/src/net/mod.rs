@@ -24,10 +24,18 @@ static DEVICE: IrqMutex<Option<NetDevice>> = IrqMutex::new(None);
 static DEVICE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 static RX_PENDING: AtomicBool = AtomicBool::new(true);
 
-#[derive(Debug)]
 pub enum NetError {
     NoDevice,
     Driver(virtio_drivers::Error),
+}
+
+impl core::fmt::Display for NetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NetError::NoDevice => write!(f, "no virtio-net device"),
+            NetError::Driver(error) => write!(f, "virtio-net driver error: {error}"),
+        }
+    }
 }
 
 /// Finds the virtio-net device, fills its receive queue and enables its interrupt.

@@ -2,8 +2,8 @@
 //! readiness, discovery and the frame echo, answered straight from the
 //! network path.
 
-use pool_control::{BROADCAST, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
 pub use pool_control::Mac;
+use pool_control::{BROADCAST, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
 
 /// Who this board is, as it reports itself.
 pub struct Identity {
@@ -31,7 +31,11 @@ pub struct PoolControl {
 
 impl PoolControl {
     pub fn new(identity: Identity) -> Self {
-        Self { identity, pending: [None; MAX_PENDING_PEER_ECHOES], next_pending: 0 }
+        Self {
+            identity,
+            pending: [None; MAX_PENDING_PEER_ECHOES],
+            next_pending: 0,
+        }
     }
 
     fn status(&self) -> BoardStatus<'static> {
@@ -39,7 +43,8 @@ impl PoolControl {
             board_id: self.identity.board_id,
             incarnation: self.identity.incarnation,
             role: self.identity.role,
-            uptime_ms: (crate::arch::cpu::uptime_micros() / 1000) as u32,
+            // Counted by timer interrupts, so it also shows that they arrive.
+            uptime_ms: crate::drivers::timer::uptime_millis() as u32,
         }
     }
 
@@ -48,7 +53,7 @@ impl PoolControl {
         match encode_frame(&mut buf, destination, self.identity.mac, message) {
             Ok(len) => {
                 if let Err(error) = super::send(&buf[..len]) {
-                    crate::println!("nucleus: send failed: {error:?}");
+                    crate::println!("nucleus: send failed: {error}");
                 }
             }
             Err(_) => crate::println!("nucleus: pool control message does not fit a frame"),
@@ -62,7 +67,9 @@ impl PoolControl {
 
     /// Handles one received frame; anything not for us or malformed is dropped.
     pub fn handle_frame(&mut self, bytes: &[u8]) {
-        let Ok(frame) = Frame::parse(bytes) else { return };
+        let Ok(frame) = Frame::parse(bytes) else {
+            return;
+        };
         if frame.destination != self.identity.mac && !frame.destination.is_multicast() {
             return;
         }
@@ -73,10 +80,19 @@ impl PoolControl {
             }
             Message::Discover => self.send(frame.source, &Message::Ready(self.status())),
             Message::PeerEcho { id, target } => {
-                self.pending[self.next_pending] =
-                    Some(PendingPeerEcho { id, target, requester: frame.source });
+                self.pending[self.next_pending] = Some(PendingPeerEcho {
+                    id,
+                    target,
+                    requester: frame.source,
+                });
                 self.next_pending = (self.next_pending + 1) % MAX_PENDING_PEER_ECHOES;
-                self.send(target, &Message::EchoRequest { id, payload: b"peer echo" });
+                self.send(
+                    target,
+                    &Message::EchoRequest {
+                        id,
+                        payload: b"peer echo",
+                    },
+                );
             }
             Message::EchoReply { id, .. } => {
                 let matching = self.pending.iter_mut().find(|slot| {
@@ -87,7 +103,10 @@ impl PoolControl {
                 {
                     self.send(
                         pending.requester,
-                        &Message::PeerEchoResult { id, target: pending.target },
+                        &Message::PeerEchoResult {
+                            id,
+                            target: pending.target,
+                        },
                     );
                 }
             }

@@ -25,15 +25,6 @@ pub fn restore_irqs(were_enabled: bool) {
     }
 }
 
-/// Runs `f` with IRQs masked.
-#[inline]
-pub fn without_irqs<R>(f: impl FnOnce() -> R) -> R {
-    let were_enabled = disable_irqs();
-    let result = f();
-    restore_irqs(were_enabled);
-    result
-}
-
 /// Sleeps until an interrupt is pending. Call it with IRQs masked after
 /// checking for work: a pending interrupt still wakes `wfi`, so no wakeup is lost.
 #[inline]
@@ -50,10 +41,4 @@ pub fn counter_frequency() -> u64 {
 pub fn counter() -> u64 {
     asm::barrier::isb(asm::barrier::SY);
     CNTPCT_EL0.get()
-}
-
-/// Microseconds since the counter started (the board's monotonic clock).
-pub fn uptime_micros() -> u64 {
-    let freq = counter_frequency().max(1);
-    ((counter() as u128 * 1_000_000) / freq as u128) as u64
 }

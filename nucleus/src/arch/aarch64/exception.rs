@@ -164,6 +164,9 @@ fn report_and_stop(frame: &TrapFrame, kind: ExceptionKind) -> ! {
         }
         let _ = fmt::write(&mut out, format_args!("\n"));
     }
-    let _ = fmt::write(&mut out, format_args!("*** nucleus: board stopped (failure)\n"));
+    let _ = fmt::write(
+        &mut out,
+        format_args!("*** nucleus: board stopped (failure)\n"),
+    );
     crate::power::stop(crate::power::ExitStatus::Failure)
 }

@@ -1,0 +1,125 @@
+//! Measurements for `just bench`: figures are taken side by side in one run
+//! and reported as ratios, since absolute times on shared machines are noisy.
+
+use crate::host_port::HostPort;
+use anyhow::{Result, bail};
+use pool_control::{Frame, Message};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Median and 99th percentile of a set of samples.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    pub count: usize,
+    pub median: Duration,
+    pub p99: Duration,
+}
+
+impl Summary {
+    pub fn of(samples: &mut [Duration]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Some(Self {
+            count: samples.len(),
+            median: at(0.5),
+            p99: at(0.99),
+        })
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "median {:>8.1} us  p99 {:>8.1} us  ({} round trips)",
+            self.median.as_secs_f64() * 1e6,
+            self.p99.as_secs_f64() * 1e6,
+            self.count
+        )
+    }
+}
+
+/// A host port that answers echo requests, as a board does: the baseline
+/// that measures the switch and the host side alone.
+pub struct EchoResponder {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    mac: pool_control::Mac,
+}
+
+impl EchoResponder {
+    pub fn start(port: HostPort) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mac = port.mac();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Some(frame) = port.recv_timeout(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let Ok(parsed) = Frame::parse(&frame) else {
+                    continue;
+                };
+                if let Ok(Message::EchoRequest { id, payload }) = parsed.message() {
+                    let _ = port.send(parsed.source, &Message::EchoReply { id, payload });
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+            mac,
+        }
+    }
+
+    pub fn mac(&self) -> pool_control::Mac {
+        self.mac
+    }
+}
+
+impl Drop for EchoResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Round trips from `client` to `target`, `rounds` of them, each with a
+/// fresh id; fails if any goes unanswered.
+pub fn echo_round_trips(
+    client: &HostPort,
+    target: pool_control::Mac,
+    rounds: usize,
+    first_id: u32,
+) -> Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let id = first_id.wrapping_add(i as u32);
+        match client.echo(target, id, b"bench", Duration::from_secs(2))? {
+            Some(rtt) => samples.push(rtt),
+            None => bail!("echo {id} to {target} was not answered"),
+        }
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_picks_median_and_p99() {
+        let mut samples: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        let summary = Summary::of(&mut samples).unwrap();
+        assert_eq!(summary.median, Duration::from_micros(51));
+        assert_eq!(summary.p99, Duration::from_micros(99));
+        assert!(Summary::of(&mut []).is_none());
+    }
+}

@@ -1,0 +1,195 @@
+//! The host on the wire: one port of the switch, through which the host
+//! program speaks to the boards like any other station on the Ethernet.
+
+use crate::switch::framing;
+use anyhow::{Context, Result};
+use pool_control::{BROADCAST, Frame, MAX_FRAME_LEN, Mac, Message, encode_frame};
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What a board says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardReport {
+    pub board_id: u16,
+    pub incarnation: u32,
+    pub role: String,
+    /// Time since boot, counted by the board's timer interrupts.
+    pub uptime: Duration,
+}
+
+pub struct HostPort {
+    mac: Mac,
+    writer: Mutex<UnixStream>,
+    frames: Receiver<Vec<u8>>,
+}
+
+/// Distinct MACs for the host ports of this process.
+fn next_host_mac() -> Mac {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = (std::process::id() as u16).wrapping_mul(64);
+    Mac::for_host(base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+impl HostPort {
+    /// Connects to a running switch's host socket.
+    pub fn connect(path: &Path) -> Result<Self> {
+        let stream = UnixStream::connect(path)
+            .with_context(|| format!("connecting to the switch at {}", path.display()))?;
+        Self::from_stream(stream)
+    }
+
+    /// Wraps an already connected stream (see `Switch::connect_host`).
+    pub fn from_stream(stream: UnixStream) -> Result<Self> {
+        let (sender, frames) = mpsc::channel();
+        let mut reader = BufReader::new(stream.try_clone()?);
+        thread::Builder::new()
+            .name("host-port-rx".into())
+            .spawn(move || {
+                while let Ok(Some(frame)) = framing::read_frame(&mut reader) {
+                    if sender.send(frame).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Self {
+            mac: next_host_mac(),
+            writer: Mutex::new(stream),
+            frames,
+        })
+    }
+
+    pub fn mac(&self) -> Mac {
+        self.mac
+    }
+
+    pub fn send_frame(&self, frame: &[u8]) -> Result<()> {
+        framing::write_frame(&mut *self.writer.lock().unwrap(), frame)
+            .context("sending to the switch")
+    }
+
+    pub fn send(&self, destination: Mac, message: &Message<'_>) -> Result<()> {
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let len = encode_frame(&mut buf, destination, self.mac, message)
+            .map_err(|_| anyhow::anyhow!("message does not fit one frame"))?;
+        self.send_frame(&buf[..len])
+    }
+
+    /// The next frame addressed to this port (or broadcast), if one comes in time.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.frames.recv_timeout(left) {
+                Ok(frame) => {
+                    let for_us = Frame::parse(&frame)
+                        .is_ok_and(|f| f.destination == self.mac || f.destination.is_multicast());
+                    if for_us {
+                        return Some(frame);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Waits for the first pool control message `pick` accepts.
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut pick: impl FnMut(Mac, &Message<'_>) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let frame = self.recv_timeout(left)?;
+            let Ok(parsed) = Frame::parse(&frame) else {
+                continue;
+            };
+            let Ok(message) = parsed.message() else {
+                continue;
+            };
+            if let Some(value) = pick(parsed.source, &message) {
+                return Some(value);
+            }
+        }
+    }
+
+    /// One frame echo round trip to `target`; the round-trip time if answered.
+    pub fn echo(
+        &self,
+        target: Mac,
+        id: u32,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Option<Duration>> {
+        let start = Instant::now();
+        self.send(target, &Message::EchoRequest { id, payload })?;
+        Ok(self.wait_for(timeout, |source, message| match message {
+            Message::EchoReply {
+                id: reply_id,
+                payload: reply,
+            } if source == target && *reply_id == id && *reply == payload => Some(start.elapsed()),
+            _ => None,
+        }))
+    }
+
+    /// Asks one board for its status (a unicast `Discover`).
+    pub fn board_status(&self, target: Mac, timeout: Duration) -> Result<Option<BoardReport>> {
+        self.send(target, &Message::Discover)?;
+        Ok(self.wait_for(timeout, |source, message| match message {
+            Message::Ready(status) if source == target => Some(BoardReport {
+                board_id: status.board_id,
+                incarnation: status.incarnation,
+                role: status.role.to_string(),
+                uptime: Duration::from_millis(status.uptime_ms as u64),
+            }),
+            _ => None,
+        }))
+    }
+
+    /// Broadcasts an echo request; returns who answered within `timeout`.
+    pub fn broadcast_echo(&self, id: u32, timeout: Duration) -> Result<Vec<Mac>> {
+        self.send(
+            BROADCAST,
+            &Message::EchoRequest {
+                id,
+                payload: b"broadcast",
+            },
+        )?;
+        let mut answered = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let source = self.wait_for(left, |source, message| match message {
+                Message::EchoReply { id: reply_id, .. } if *reply_id == id => Some(source),
+                _ => None,
+            });
+            match source {
+                Some(mac) if !answered.contains(&mac) => answered.push(mac),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        answered.sort();
+        Ok(answered)
+    }
+
+    /// Asks board `via` to echo board `target`; whether the result came back.
+    pub fn peer_echo(&self, via: Mac, target: Mac, id: u32, timeout: Duration) -> Result<bool> {
+        self.send(via, &Message::PeerEcho { id, target })?;
+        Ok(self
+            .wait_for(timeout, |source, message| match message {
+                Message::PeerEchoResult {
+                    id: result_id,
+                    target: result_target,
+                } if source == via && *result_id == id && *result_target == target => Some(()),
+                _ => None,
+            })
+            .is_some())
+    }
+}

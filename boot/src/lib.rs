@@ -1,0 +1,55 @@
+//! The host side of the pool: images, the virtual switch, the boards, and
+//! the host's own port on the wire. The `boot` binary is its command line;
+//! the pool tests in `tests/` use it as a library.
+
+pub mod bench;
+pub mod board;
+pub mod host_port;
+pub mod image;
+pub mod pool;
+pub mod switch;
+
+pub use board::BoardSpec;
+pub use host_port::HostPort;
+pub use pool::{Pool, PoolConfig};
+pub use switch::faults::FaultConfig;
+
+use std::path::PathBuf;
+
+/// The workspace root (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("boot/ has a parent")
+        .to_path_buf()
+}
+
+/// Where `cargo build -p nucleus --release --target aarch64-unknown-none` puts the nucleus.
+pub fn default_nucleus() -> PathBuf {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target_dir.join("aarch64-unknown-none/release/nucleus")
+}
+
+/// Builds the nucleus with cargo (a no-op when it is up to date).
+pub fn build_nucleus() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "nucleus",
+            "--target",
+            "aarch64-unknown-none",
+        ])
+        .status()
+        .map_err(|e| anyhow::anyhow!("running cargo to build the nucleus: {e}"))?;
+    if !status.success() {
+        anyhow::bail!("building the nucleus failed ({status})");
+    }
+    Ok(default_nucleus())
+}

@@ -1,0 +1,406 @@
+//! `boot`: start a pool of nucleus boards on a virtual Ethernet and act as
+//! the user's workstation on it.
+
+use anyhow::{Context, Result, bail};
+use boot::bench::{EchoResponder, Summary, echo_round_trips};
+use boot::{Pool, PoolConfig};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "boot",
+    about = "Boot and drive a pool of Amoeba-style nucleus boards under QEMU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct PoolArgs {
+    /// Directory for sockets, consoles and the boot image.
+    #[arg(long, default_value = "run/pool")]
+    run_dir: PathBuf,
+    /// The nucleus ELF (default: the release build in the workspace's target directory).
+    #[arg(long)]
+    nucleus: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot a pool of N boards and keep it running until Ctrl-C or `boot down`.
+    Up {
+        #[arg(default_value_t = 4)]
+        boards: u16,
+        #[command(flatten)]
+        pool: PoolArgs,
+        /// Faults injected by the switch from the start, e.g. "loss=10 dup=2 reorder=5 delay=1ms".
+        #[arg(long, default_value = "")]
+        faults: String,
+        /// Seed of the switch's fault decisions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Stop the pool running in the run directory.
+    Down {
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Show the running pool's boards, faults and switch counters.
+    Status {
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Change the running pool's faults: "loss=50", "dup=5 reorder=10", "delay=3ms jitter=1ms",
+    /// "partition=b0,b1,h0/b2,b3", "heal", "clear".
+    Fault {
+        spec: Vec<String>,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Boot N boards, echo each from the host, print round-trip times, shut down.
+    Ping {
+        #[arg(default_value_t = 4)]
+        boards: u16,
+        #[command(flatten)]
+        pool: PoolArgs,
+    },
+    /// Frame echo against a host-only baseline, and pool boot times.
+    Bench {
+        /// Round trips for each echo measurement.
+        #[arg(long, default_value_t = 10_000)]
+        rounds: usize,
+        /// Pool sizes whose boot time is measured.
+        #[arg(long, value_delimiter = ',', default_value = "4,16")]
+        boot_sizes: Vec<u16>,
+        #[command(flatten)]
+        pool: PoolArgs,
+    },
+    /// Attach GDB to one board of the running pool.
+    Gdb {
+        board: u16,
+        #[command(flatten)]
+        pool: PoolArgs,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up {
+            boards,
+            pool,
+            faults,
+            seed,
+        } => up(boards, &pool, &faults, seed),
+        Command::Down { run_dir } => control(&run_dir, "down").map(|reply| print!("{reply}")),
+        Command::Status { run_dir } => control(&run_dir, "status").map(|reply| print!("{reply}")),
+        Command::Fault { spec, run_dir } => {
+            control(&run_dir, &format!("fault {}", spec.join(" "))).map(|reply| print!("{reply}"))
+        }
+        Command::Ping { boards, pool } => ping(boards, &pool),
+        Command::Bench {
+            rounds,
+            boot_sizes,
+            pool,
+        } => bench(rounds, &boot_sizes, &pool),
+        Command::Gdb { board, pool } => gdb(board, &pool),
+    };
+    if let Err(error) = result {
+        eprintln!("boot: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn nucleus_path(args: &PoolArgs) -> PathBuf {
+    args.nucleus.clone().unwrap_or_else(boot::default_nucleus)
+}
+
+fn progress_bar(total: usize, message: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} boards ready ({elapsed})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Boots a pool with a progress bar.
+fn boot_pool(config: PoolConfig) -> Result<(Pool, Duration)> {
+    let total = config.boards.len();
+    let mut pool = Pool::start(config)?;
+    let bar = progress_bar(total, "booting");
+    let result = pool.wait_ready(|ready, _| bar.set_position(ready as u64));
+    bar.finish_and_clear();
+    let elapsed = result?;
+    Ok((pool, elapsed))
+}
+
+fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64) -> Result<()> {
+    let mut config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards);
+    config
+        .faults
+        .apply(faults)
+        .map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+    config.seed = seed;
+    let control_path = args.run_dir.join("control.sock");
+    if control_path.exists() && UnixStream::connect(&control_path).is_ok() {
+        bail!(
+            "a pool is already running in {} (stop it with `just down`)",
+            args.run_dir.display()
+        );
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+
+    let (mut pool, elapsed) = boot_pool(config)?;
+    println!(
+        "pool of {boards} boards ready in {:.2} s\n",
+        elapsed.as_secs_f64()
+    );
+    print!("{}", pool.status_table());
+    let faults = pool.switch().faults();
+    if !faults.is_clean() {
+        println!("switch faults: {faults}");
+    }
+    println!(
+        "\nconsoles in {}; `just status`, `just fault loss=20`, `just down` (or Ctrl-C) to stop",
+        args.run_dir.display()
+    );
+
+    let commands = serve_control(&control_path)?;
+    let mut announced_exits = std::collections::HashSet::new();
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok((command, reply)) = commands.recv_timeout(Duration::from_millis(200)) {
+            let (answer, done) = handle_control(&pool, &command);
+            let _ = reply.send(answer);
+            if done {
+                break;
+            }
+        }
+        pool.poll_exits();
+        for board in pool.boards() {
+            if !board.is_running() && announced_exits.insert(board.spec.id) {
+                eprintln!(
+                    "board {} stopped ({}); its console:\n{}",
+                    board.spec.id,
+                    board.state,
+                    board.console_tail(15)
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&control_path);
+    pool.shutdown();
+    println!("pool stopped");
+    Ok(())
+}
+
+type ControlRequest = (String, mpsc::Sender<String>);
+
+/// Accepts one-line commands on the control socket and passes them to the
+/// main loop, which owns the pool.
+fn serve_control(path: &Path) -> Result<mpsc::Receiver<ControlRequest>> {
+    let _ = std::fs::remove_file(path);
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    let (sender, receiver) = mpsc::channel::<ControlRequest>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let (reply_sender, reply) = mpsc::channel();
+            if sender
+                .send((line.trim().to_string(), reply_sender))
+                .is_err()
+            {
+                break;
+            }
+            if let Ok(answer) = reply.recv_timeout(Duration::from_secs(10)) {
+                let _ = (&stream).write_all(answer.as_bytes());
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+fn handle_control(pool: &Pool, command: &str) -> (String, bool) {
+    let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
+    match verb {
+        "status" => {
+            let switch = pool.switch();
+            (
+                format!(
+                    "{}switch faults: {}\nswitch counters: {:?}\n",
+                    pool.status_table(),
+                    switch.faults(),
+                    switch.stats()
+                ),
+                false,
+            )
+        }
+        "fault" => match pool.switch().apply_faults(rest) {
+            Ok(faults) => (format!("switch faults now: {faults}\n"), false),
+            Err(error) => (format!("error: {error}\n"), false),
+        },
+        "down" => ("stopping the pool\n".into(), true),
+        other => (format!("error: unknown command \"{other}\"\n"), false),
+    }
+}
+
+fn control(run_dir: &Path, command: &str) -> Result<String> {
+    let path = run_dir.join("control.sock");
+    let mut stream = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "no pool is running in {} (start one with `just up`)",
+            run_dir.display()
+        )
+    })?;
+    writeln!(stream, "{command}")?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut reply)?;
+    if let Some(error) = reply.strip_prefix("error: ") {
+        bail!("{}", error.trim());
+    }
+    Ok(reply)
+}
+
+fn ping(boards: u16, args: &PoolArgs) -> Result<()> {
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards);
+    let (pool, elapsed) = boot_pool(config)?;
+    println!(
+        "pool of {boards} boards ready in {:.2} s",
+        elapsed.as_secs_f64()
+    );
+    let mut unanswered = Vec::new();
+    for (index, board) in pool.boards().iter().enumerate() {
+        match pool
+            .host()
+            .echo(board.mac, index as u32 + 1, b"ping", Duration::from_secs(2))?
+        {
+            Some(rtt) => println!(
+                "board {:<3} {}  echo {} bytes  time {:.3} ms",
+                board.spec.id,
+                board.mac,
+                4,
+                rtt.as_secs_f64() * 1e3
+            ),
+            None => {
+                println!("board {:<3} {}  no answer", board.spec.id, board.mac);
+                unanswered.push(board.spec.id);
+            }
+        }
+    }
+    pool.shutdown();
+    if !unanswered.is_empty() {
+        bail!("boards {unanswered:?} did not answer");
+    }
+    Ok(())
+}
+
+fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
+    println!(
+        "== frame echo: host -> board vs host -> host, same switch, {rounds} round trips each"
+    );
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
+    let (pool, _) = boot_pool(config)?;
+    let responder = EchoResponder::start(pool.new_host_port()?);
+    let board = pool.boards()[0].mac;
+    // Interleave the two in blocks so drifting machine load hits both alike.
+    let block = 500.min(rounds.max(1));
+    let (mut to_board, mut to_host) = (Vec::new(), Vec::new());
+    let bar = ProgressBar::new((2 * rounds) as u64);
+    let mut id = 1u32;
+    while to_board.len() < rounds {
+        let n = block.min(rounds - to_board.len());
+        to_board.extend(echo_round_trips(pool.host(), board, n, id)?);
+        id = id.wrapping_add(n as u32);
+        to_host.extend(echo_round_trips(pool.host(), responder.mac(), n, id)?);
+        id = id.wrapping_add(n as u32);
+        bar.inc(2 * n as u64);
+    }
+    bar.finish_and_clear();
+    drop(responder);
+    pool.shutdown();
+    let board_summary = Summary::of(&mut to_board).context("no samples")?;
+    let host_summary = Summary::of(&mut to_host).context("no samples")?;
+    println!("host -> board  {board_summary}");
+    println!("host -> host   {host_summary}");
+    println!(
+        "ratio board/host-only: median {:.2}x  p99 {:.2}x",
+        board_summary.median.as_secs_f64() / host_summary.median.as_secs_f64(),
+        board_summary.p99.as_secs_f64() / host_summary.p99.as_secs_f64()
+    );
+
+    println!("\n== pool boot time (start of QEMU to every board ready)");
+    let mut times = Vec::new();
+    for &size in boot_sizes {
+        let config = PoolConfig::new(&args.run_dir, nucleus_path(args), size);
+        let start = Instant::now();
+        let (pool, _) = boot_pool(config)?;
+        let elapsed = start.elapsed();
+        pool.shutdown();
+        println!("{size:>3} boards  {:.2} s", elapsed.as_secs_f64());
+        times.push((size, elapsed));
+    }
+    if let (Some(first), Some(last)) = (times.first(), times.last())
+        && first.0 != last.0
+    {
+        println!(
+            "ratio {} boards / {} boards: {:.2}x",
+            last.0,
+            first.0,
+            last.1.as_secs_f64() / first.1.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn gdb(board: u16, args: &PoolArgs) -> Result<()> {
+    let socket = args.run_dir.join(format!("board{board}.gdb"));
+    if !socket.exists() {
+        bail!(
+            "no GDB socket {} (is a pool running with `just up`?)",
+            socket.display()
+        );
+    }
+    let gdb = ["gdb-multiarch", "gdb"]
+        .into_iter()
+        .find(|candidate| {
+            std::process::Command::new(candidate)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
+        .context(
+            "GDB is not installed; install it with:\n    sudo apt-get install -y gdb-multiarch",
+        )?;
+    let status = std::process::Command::new(gdb)
+        .arg(nucleus_path(args))
+        .args(["-ex", "set architecture aarch64"])
+        .args(["-ex", &format!("target remote {}", socket.display())])
+        .status()?;
+    if !status.success() {
+        bail!("{gdb} exited with {status}");
+    }
+    Ok(())
+}

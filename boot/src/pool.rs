@@ -1,0 +1,307 @@
+//! A pool: the switch, N boards, and a host port, started together and
+//! stopped together (dropping a `Pool` kills every board it started).
+
+use crate::board::{Board, BoardSpec, BoardState, find_qemu};
+use crate::host_port::HostPort;
+use crate::image;
+use crate::switch::faults::FaultConfig;
+use crate::switch::{Switch, SwitchHandle};
+use anyhow::{Context, Result, bail};
+use pool_control::{BROADCAST, Message};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    pub run_dir: PathBuf,
+    /// The nucleus ELF built for aarch64-unknown-none.
+    pub nucleus: PathBuf,
+    pub boards: Vec<BoardSpec>,
+    pub faults: FaultConfig,
+    /// Seed of the switch's fault decisions.
+    pub seed: u64,
+    pub ready_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// `count` boards with ids 0..count in the processor-pool role.
+    pub fn new(run_dir: impl Into<PathBuf>, nucleus: impl Into<PathBuf>, count: u16) -> Self {
+        let boards = (0..count)
+            .map(|id| BoardSpec {
+                id,
+                role: "pool".into(),
+                extra_bootargs: String::new(),
+            })
+            .collect();
+        Self {
+            run_dir: run_dir.into(),
+            nucleus: nucleus.into(),
+            boards,
+            faults: FaultConfig::default(),
+            seed: 1,
+            ready_timeout: Duration::from_secs(20) + Duration::from_millis(500) * count as u32,
+        }
+    }
+}
+
+pub struct Pool {
+    boards: Vec<Board>,
+    host: HostPort,
+    switch: Switch,
+    qemu: PathBuf,
+    image: PathBuf,
+    run_dir: PathBuf,
+    ready_timeout: Duration,
+}
+
+/// A fresh incarnation number for each board start.
+fn new_incarnation(board: u16) -> u32 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    ((nanos / 1000) as u32 ^ ((board as u32) << 20)) | 1
+}
+
+impl Pool {
+    /// Starts the switch and every board, without waiting for readiness.
+    pub fn start(config: PoolConfig) -> Result<Self> {
+        let qemu = find_qemu()?;
+        std::fs::create_dir_all(&config.run_dir)
+            .with_context(|| format!("creating run directory {}", config.run_dir.display()))?;
+        let image = config.run_dir.join("nucleus.img");
+        image::write_image(&config.nucleus, &image)?;
+
+        let mut switch = Switch::new(config.faults.clone(), config.seed);
+        let boards: Vec<Board> = config
+            .boards
+            .iter()
+            .cloned()
+            .map(|spec| Board::new(spec, &config.run_dir))
+            .collect();
+        // The switch must listen before QEMU starts: QEMU never reconnects.
+        for board in &boards {
+            switch.listen_board(&board.socket, &board.port_name())?;
+        }
+        switch.listen_hosts(&config.run_dir.join("host.sock"))?;
+        let host = HostPort::from_stream(switch.connect_host()?)?;
+
+        let mut pool = Self {
+            boards,
+            host,
+            switch,
+            qemu,
+            image,
+            run_dir: config.run_dir,
+            ready_timeout: config.ready_timeout,
+        };
+        for index in 0..pool.boards.len() {
+            let incarnation = new_incarnation(pool.boards[index].spec.id);
+            pool.boards[index].start(&pool.qemu, &pool.image, incarnation)?;
+        }
+        Ok(pool)
+    }
+
+    /// Starts the pool and waits until every board reports ready.
+    pub fn boot(config: PoolConfig) -> Result<Self> {
+        let mut pool = Self::start(config)?;
+        pool.wait_ready(|_, _| {})?;
+        Ok(pool)
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    pub fn boards(&self) -> &[Board] {
+        &self.boards
+    }
+
+    pub fn board(&self, id: u16) -> Option<&Board> {
+        self.boards.iter().find(|b| b.spec.id == id)
+    }
+
+    fn board_index(&self, id: u16) -> Result<usize> {
+        self.boards
+            .iter()
+            .position(|b| b.spec.id == id)
+            .with_context(|| format!("no board {id} in this pool"))
+    }
+
+    /// The pool's own host port.
+    pub fn host(&self) -> &HostPort {
+        &self.host
+    }
+
+    /// One more host port on the switch (port names `h1`, `h2`, ...).
+    pub fn new_host_port(&self) -> Result<HostPort> {
+        HostPort::from_stream(self.switch.connect_host()?)
+    }
+
+    pub fn switch(&self) -> SwitchHandle {
+        self.switch.handle()
+    }
+
+    /// Waits until every started board has answered discovery. `progress`
+    /// hears (ready, total) each time a board comes up.
+    pub fn wait_ready(&mut self, mut progress: impl FnMut(usize, usize)) -> Result<Duration> {
+        let start = Instant::now();
+        let deadline = start + self.ready_timeout;
+        let mut last_discover: Option<Instant> = None;
+        loop {
+            // Boards that were stopped on purpose are not waited for.
+            let total = self
+                .boards
+                .iter()
+                .filter(|b| !matches!(b.state, BoardState::Exited(_)))
+                .count();
+            let ready = self
+                .boards
+                .iter()
+                .filter(|b| b.state == BoardState::Ready)
+                .count();
+            progress(ready, total);
+            if ready == total {
+                return Ok(start.elapsed());
+            }
+            for board in &mut self.boards {
+                if board.state == BoardState::Starting
+                    && let Some(status) = board.poll_exit()
+                {
+                    bail!(
+                        "board {} stopped before it was ready ({status}); the end of its console ({}):\n{}",
+                        board.spec.id,
+                        board.console.display(),
+                        board.console_tail(20)
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                let mut report = String::new();
+                for board in self.boards.iter().filter(|b| b.state != BoardState::Ready) {
+                    let _ = writeln!(
+                        report,
+                        "board {} did not report ready within {:?}; the end of its console ({}):\n{}",
+                        board.spec.id,
+                        self.ready_timeout,
+                        board.console.display(),
+                        board.console_tail(20)
+                    );
+                }
+                bail!(report);
+            }
+            if last_discover.is_none_or(|t| t.elapsed() > Duration::from_millis(300)) {
+                self.host.send(BROADCAST, &Message::Discover)?;
+                last_discover = Some(Instant::now());
+            }
+            let answer =
+                self.host.wait_for(
+                    Duration::from_millis(100),
+                    |source, message| match message {
+                        Message::Ready(status) => {
+                            Some((source, status.board_id, status.incarnation))
+                        }
+                        _ => None,
+                    },
+                );
+            if let Some((mac, board_id, incarnation)) = answer
+                && let Some(board) = self
+                    .boards
+                    .iter_mut()
+                    .find(|b| b.mac == mac && b.spec.id == board_id)
+                && board.incarnation == incarnation
+                && board.is_running()
+            {
+                board.state = BoardState::Ready;
+            }
+        }
+    }
+
+    /// Waits for board `id`'s QEMU to exit.
+    pub fn wait_exit(&mut self, id: u16, timeout: Duration) -> Result<ExitStatus> {
+        let index = self.board_index(id)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.boards[index].poll_exit() {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("board {id} still running after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Cuts board `id`'s power.
+    pub fn kill_board(&mut self, id: u16) -> Result<()> {
+        let index = self.board_index(id)?;
+        self.boards[index].kill();
+        Ok(())
+    }
+
+    /// Boots board `id` again with a new incarnation and waits until it is ready.
+    pub fn restart_board(&mut self, id: u16) -> Result<()> {
+        let index = self.board_index(id)?;
+        self.boards[index].kill();
+        let incarnation = new_incarnation(id);
+        self.boards[index].start(&self.qemu, &self.image, incarnation)?;
+        self.wait_ready(|_, _| {})?;
+        Ok(())
+    }
+
+    /// Notices boards whose QEMU has exited.
+    pub fn poll_exits(&mut self) {
+        for board in &mut self.boards {
+            board.poll_exit();
+        }
+    }
+
+    /// A table of board, MAC, role, state, PID, console.
+    pub fn status_table(&self) -> String {
+        let mut table = format!(
+            "{:<6} {:<18} {:<8} {:<12} {:<8} console\n",
+            "board", "mac", "role", "state", "pid"
+        );
+        for board in &self.boards {
+            let pid = board
+                .pid()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                table,
+                "{:<6} {:<18} {:<8} {:<12} {:<8} {}",
+                board.spec.id,
+                board.mac.to_string(),
+                board.spec.role,
+                board.state.to_string(),
+                pid,
+                board.console.display()
+            );
+        }
+        table
+    }
+
+    /// Every board's console tail, for failure reports.
+    pub fn consoles(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for board in &self.boards {
+            let _ = writeln!(
+                out,
+                "--- board {} console ({}) ---\n{}",
+                board.spec.id,
+                board.console.display(),
+                board.console_tail(lines)
+            );
+        }
+        out
+    }
+
+    /// Stops every board and the switch.
+    pub fn shutdown(mut self) {
+        for board in &mut self.boards {
+            board.kill();
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The virtual Ethernet switch. Every board's `virtio-net-device` connects
+//! with `-netdev stream` to its own UNIX socket; host programs connect to
+//! one shared host socket and each connection becomes one more port.
+//!
+//! Threads: one acceptor per listening socket, one reader and one writer per
+//! connected port, and one timer thread for delayed (faulted) frames. A slow
+//! port never stalls the others: its bounded queue overflows and the frame
+//! is dropped, as on a real switch.
+
+pub mod core;
+pub mod faults;
+pub mod framing;
+
+use self::core::{Delivery, PortId, SwitchCore, SwitchStats};
+use anyhow::{Context, Result, bail};
+use faults::FaultConfig;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::BufReader;
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Frames queued for one port before the switch starts dropping.
+const PORT_QUEUE: usize = 1024;
+
+/// Longest UNIX socket path the kernel accepts (sun_path less the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+struct Shared {
+    core: Mutex<SwitchCore>,
+    writers: Mutex<HashMap<PortId, SyncSender<Vec<u8>>>>,
+    streams: Mutex<Vec<UnixStream>>,
+    delayed: Mutex<BinaryHeap<Delayed>>,
+    delayed_ready: Condvar,
+    stopping: AtomicBool,
+    host_ports: AtomicUsize,
+}
+
+struct Delayed {
+    due: Instant,
+    delivery: Delivery,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        self.due == other.due
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    /// Earliest first in the max-heap.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.due.cmp(&self.due)
+    }
+}
+
+/// A running switch; dropping it stops every thread and removes its sockets.
+pub struct Switch {
+    shared: Arc<Shared>,
+    listeners: Vec<PathBuf>,
+}
+
+/// A cheap handle to inspect and steer a running switch.
+#[derive(Clone)]
+pub struct SwitchHandle {
+    shared: Arc<Shared>,
+}
+
+impl SwitchHandle {
+    pub fn faults(&self) -> FaultConfig {
+        self.shared.core.lock().unwrap().faults().clone()
+    }
+
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.shared.core.lock().unwrap().set_faults(faults);
+    }
+
+    /// Applies a textual fault change (see [`FaultConfig::apply`]).
+    pub fn apply_faults(&self, spec: &str) -> Result<FaultConfig, String> {
+        let mut core = self.shared.core.lock().unwrap();
+        let mut faults = core.faults().clone();
+        faults.apply(spec)?;
+        core.set_faults(faults.clone());
+        Ok(faults)
+    }
+
+    pub fn stats(&self) -> SwitchStats {
+        self.shared.core.lock().unwrap().stats.clone()
+    }
+}
+
+fn check_socket_path(path: &Path) -> Result<()> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        bail!(
+            "socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} a UNIX socket allows; \
+             use a shorter run directory (--run-dir)",
+            path.display()
+        );
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!(
+                "socket path {} is taken: another pool (or program) is listening on it; \
+                 stop it (`just down`) or choose another run directory",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    Ok(())
+}
+
+impl Switch {
+    /// Creates a switch with no ports yet.
+    pub fn new(faults: FaultConfig, seed: u64) -> Self {
+        let shared = Arc::new(Shared {
+            core: Mutex::new(SwitchCore::new(faults, seed)),
+            writers: Mutex::new(HashMap::new()),
+            streams: Mutex::new(Vec::new()),
+            delayed: Mutex::new(BinaryHeap::new()),
+            delayed_ready: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            host_ports: AtomicUsize::new(0),
+        });
+        let timer_shared = shared.clone();
+        thread::Builder::new()
+            .name("switch-delay".into())
+            .spawn(move || run_delay_timer(&timer_shared))
+            .expect("spawning a thread");
+        Self {
+            shared,
+            listeners: Vec::new(),
+        }
+    }
+
+    pub fn handle(&self) -> SwitchHandle {
+        SwitchHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Listens on `path` for one board's QEMU; every (re)connection becomes
+    /// port `name`. Returns once the socket exists, so QEMU can be started.
+    pub fn listen_board(&mut self, path: &Path, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.listen(path, move |_| name.clone())
+    }
+
+    /// Listens on `path` for host programs; connection k becomes port `h<k>`.
+    pub fn listen_hosts(&mut self, path: &Path) -> Result<()> {
+        self.listen(path, |shared| {
+            format!("h{}", shared.host_ports.fetch_add(1, Ordering::Relaxed))
+        })
+    }
+
+    fn listen(
+        &mut self,
+        path: &Path,
+        name_for: impl Fn(&Shared) -> String + Send + 'static,
+    ) -> Result<()> {
+        check_socket_path(path)?;
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+        self.listeners.push(path.to_path_buf());
+        let shared = self.shared.clone();
+        thread::Builder::new()
+            .name("switch-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if shared.stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let name = name_for(&shared);
+                    if let Err(error) = attach_port(&shared, stream, &name) {
+                        eprintln!("switch: cannot attach port {name}: {error}");
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Connects one in-process port directly (for host clients in the same
+    /// program); returns the other end of the connection.
+    pub fn connect_host(&self) -> Result<UnixStream> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let name = format!(
+            "h{}",
+            self.shared.host_ports.fetch_add(1, Ordering::Relaxed)
+        );
+        attach_port(&self.shared, ours, &name)?;
+        Ok(theirs)
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.delayed_ready.notify_all();
+        for path in &self.listeners {
+            // Wake the acceptor so it sees `stopping`.
+            let _ = UnixStream::connect(path);
+            let _ = std::fs::remove_file(path);
+        }
+        for stream in self.shared.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        self.shared.writers.lock().unwrap().clear();
+    }
+}
+
+fn attach_port(shared: &Arc<Shared>, stream: UnixStream, name: &str) -> Result<()> {
+    let port = shared.core.lock().unwrap().add_port(name);
+    let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(PORT_QUEUE);
+    shared.writers.lock().unwrap().insert(port, sender);
+    shared.streams.lock().unwrap().push(stream.try_clone()?);
+
+    let mut writer = stream.try_clone()?;
+    thread::Builder::new()
+        .name(format!("switch-tx-{name}"))
+        .spawn(move || {
+            for frame in receiver {
+                if framing::write_frame(&mut writer, &frame).is_err() {
+                    break;
+                }
+            }
+        })?;
+
+    let shared = shared.clone();
+    thread::Builder::new()
+        .name(format!("switch-rx-{name}"))
+        .spawn(move || {
+            let mut reader = BufReader::new(stream);
+            while let Ok(Some(frame)) = framing::read_frame(&mut reader) {
+                if shared.stopping.load(Ordering::Acquire) {
+                    break;
+                }
+                let deliveries = shared.core.lock().unwrap().handle(port, &frame);
+                for delivery in deliveries {
+                    if delivery.delay.is_zero() {
+                        send_now(&shared, delivery);
+                    } else {
+                        let due = Instant::now() + delivery.delay;
+                        shared
+                            .delayed
+                            .lock()
+                            .unwrap()
+                            .push(Delayed { due, delivery });
+                        shared.delayed_ready.notify_one();
+                    }
+                }
+            }
+            shared.core.lock().unwrap().remove_port(port);
+            shared.writers.lock().unwrap().remove(&port);
+        })?;
+    Ok(())
+}
+
+fn send_now(shared: &Shared, delivery: Delivery) {
+    let writers = shared.writers.lock().unwrap();
+    let Some(writer) = writers.get(&delivery.port) else {
+        return;
+    };
+    if let Err(TrySendError::Full(_)) = writer.try_send(delivery.frame) {
+        drop(writers);
+        shared.core.lock().unwrap().stats.dropped_queue_full += 1;
+    }
+}
+
+fn run_delay_timer(shared: &Shared) {
+    let mut queue = shared.delayed.lock().unwrap();
+    while !shared.stopping.load(Ordering::Acquire) {
+        let now = Instant::now();
+        match queue.peek() {
+            Some(next) if next.due <= now => {
+                let Delayed { delivery, .. } = queue.pop().expect("peeked");
+                drop(queue);
+                send_now(shared, delivery);
+                queue = shared.delayed.lock().unwrap();
+            }
+            Some(next) => {
+                let wait = next.due - now;
+                queue = shared.delayed_ready.wait_timeout(queue, wait).unwrap().0;
+            }
+            None => {
+                queue = shared
+                    .delayed_ready
+                    .wait_timeout(queue, Duration::from_millis(200))
+                    .unwrap()
+                    .0;
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+# Recipes for the Amoeba-style processor pool. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+nucleus_target := "aarch64-unknown-none"
+boot := "target/release/boot"
+
+# Show the recipes.
+default:
+    @just --list
+
+# Build the nucleus (aarch64) and the host program.
+build:
+    cargo build --release -p nucleus --target {{nucleus_target}}
+    cargo build --release -p boot
+
+# Boot a pool of N boards and keep it running until Ctrl-C or `just down`.
+up n="4" *args: build
+    {{boot}} up {{n}} {{args}}
+
+# Stop the running pool.
+down:
+    {{boot}} down
+
+# Show the running pool's boards, faults and switch counters.
+status:
+    {{boot}} status
+
+# Change the running pool's faults, e.g. `just fault loss=20 dup=5`, `just fault partition=b0,h0/b1`, `just fault heal`.
+fault +spec:
+    {{boot}} fault {{spec}}
+
+# Boot 4 boards, echo each from the host, print round-trip times, shut down.
+ping: build
+    {{boot}} ping 4 --run-dir run/ping
+
+# Attach GDB to board N of the running pool.
+gdb n: build
+    {{boot}} gdb {{n}}
+
+# Run every test: host unit and simulation tests, and pool tests on real boards.
+test: build
+    cargo test --workspace
+
+# Benchmarks (not tests): frame echo vs host-only baseline, pool boot time.
+bench: build
+    {{boot}} bench --run-dir run/bench
+
+# Formatting and lints for host crates and the aarch64 nucleus.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p nucleus --target {{nucleus_target}} -- -D warnings
