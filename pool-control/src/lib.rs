@@ -46,7 +46,11 @@ impl Mac {
 impl core::fmt::Display for Mac {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -81,16 +85,28 @@ pub struct BoardStatus<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message<'a> {
     /// Answer with an `EchoReply` carrying the same id and payload.
-    EchoRequest { id: u32, payload: &'a [u8] },
-    EchoReply { id: u32, payload: &'a [u8] },
+    EchoRequest {
+        id: u32,
+        payload: &'a [u8],
+    },
+    EchoReply {
+        id: u32,
+        payload: &'a [u8],
+    },
     /// Every board answers with `Ready` to the sender.
     Discover,
     /// A board is up (sent once at boot to broadcast, and on `Discover`).
     Ready(BoardStatus<'a>),
     /// Ask a board to echo `target` and report back with `PeerEchoResult`:
     /// lets the host test board-to-board paths.
-    PeerEcho { id: u32, target: Mac },
-    PeerEchoResult { id: u32, target: Mac },
+    PeerEcho {
+        id: u32,
+        target: Mac,
+    },
+    PeerEchoResult {
+        id: u32,
+        target: Mac,
+    },
 }
 
 const KIND_ECHO_REQUEST: u8 = 1;
@@ -154,7 +170,10 @@ pub struct BufferTooSmall;
 impl Writer<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<(), BufferTooSmall> {
         let end = self.len.checked_add(bytes.len()).ok_or(BufferTooSmall)?;
-        self.buf.get_mut(self.len..end).ok_or(BufferTooSmall)?.copy_from_slice(bytes);
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(BufferTooSmall)?
+            .copy_from_slice(bytes);
         self.len = end;
         Ok(())
     }
@@ -170,8 +189,14 @@ impl<'a> Message<'a> {
             return Err(DecodeError::UnknownVersion(version));
         }
         Ok(match kind {
-            KIND_ECHO_REQUEST => Message::EchoRequest { id: r.u32()?, payload: r.rest() },
-            KIND_ECHO_REPLY => Message::EchoReply { id: r.u32()?, payload: r.rest() },
+            KIND_ECHO_REQUEST => Message::EchoRequest {
+                id: r.u32()?,
+                payload: r.rest(),
+            },
+            KIND_ECHO_REPLY => Message::EchoReply {
+                id: r.u32()?,
+                payload: r.rest(),
+            },
             KIND_DISCOVER => Message::Discover,
             KIND_READY => {
                 let board_id = r.u16()?;
@@ -181,11 +206,23 @@ impl<'a> Message<'a> {
                 if role_len > MAX_ROLE_LEN {
                     return Err(DecodeError::BadRole);
                 }
-                let role = core::str::from_utf8(r.take(role_len)?).map_err(|_| DecodeError::BadRole)?;
-                Message::Ready(BoardStatus { board_id, incarnation, role, uptime_ms })
+                let role =
+                    core::str::from_utf8(r.take(role_len)?).map_err(|_| DecodeError::BadRole)?;
+                Message::Ready(BoardStatus {
+                    board_id,
+                    incarnation,
+                    role,
+                    uptime_ms,
+                })
             }
-            KIND_PEER_ECHO => Message::PeerEcho { id: r.u32()?, target: r.mac()? },
-            KIND_PEER_ECHO_RESULT => Message::PeerEchoResult { id: r.u32()?, target: r.mac()? },
+            KIND_PEER_ECHO => Message::PeerEcho {
+                id: r.u32()?,
+                target: r.mac()?,
+            },
+            KIND_PEER_ECHO_RESULT => Message::PeerEchoResult {
+                id: r.u32()?,
+                target: r.mac()?,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -195,8 +232,11 @@ impl<'a> Message<'a> {
         let mut w = Writer { buf, len: 0 };
         match self {
             Message::EchoRequest { id, payload } | Message::EchoReply { id, payload } => {
-                let kind =
-                    if matches!(self, Message::EchoRequest { .. }) { KIND_ECHO_REQUEST } else { KIND_ECHO_REPLY };
+                let kind = if matches!(self, Message::EchoRequest { .. }) {
+                    KIND_ECHO_REQUEST
+                } else {
+                    KIND_ECHO_REPLY
+                };
                 w.put(&[kind, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(payload)?;
@@ -244,7 +284,12 @@ impl<'a> Frame<'a> {
         let destination = r.mac()?;
         let source = r.mac()?;
         let ethertype = r.u16()?;
-        Ok(Frame { destination, source, ethertype, payload: r.rest() })
+        Ok(Frame {
+            destination,
+            source,
+            ethertype,
+            payload: r.rest(),
+        })
     }
 
     /// The pool control message this frame carries.
@@ -288,8 +333,14 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips() {
-        round_trip(Message::EchoRequest { id: 7, payload: b"hello" });
-        round_trip(Message::EchoReply { id: u32::MAX, payload: &[] });
+        round_trip(Message::EchoRequest {
+            id: 7,
+            payload: b"hello",
+        });
+        round_trip(Message::EchoReply {
+            id: u32::MAX,
+            payload: &[],
+        });
         round_trip(Message::Discover);
         round_trip(Message::Ready(BoardStatus {
             board_id: 12,
@@ -297,17 +348,32 @@ mod tests {
             role: "pool",
             uptime_ms: 1234,
         }));
-        round_trip(Message::PeerEcho { id: 9, target: Mac::for_board(2) });
-        round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2) });
+        round_trip(Message::PeerEcho {
+            id: 9,
+            target: Mac::for_board(2),
+        });
+        round_trip(Message::PeerEchoResult {
+            id: 9,
+            target: Mac::for_board(2),
+        });
     }
 
     #[test]
     fn malformed_frames_are_errors() {
         assert_eq!(Frame::parse(&[0; 13]), Err(DecodeError::TooShort));
         assert_eq!(Message::decode(&[]), Err(DecodeError::TooShort));
-        assert_eq!(Message::decode(&[KIND_ECHO_REQUEST, 9]), Err(DecodeError::UnknownVersion(9)));
-        assert_eq!(Message::decode(&[77, VERSION]), Err(DecodeError::UnknownKind(77)));
-        assert_eq!(Message::decode(&[KIND_ECHO_REQUEST, VERSION, 0, 0]), Err(DecodeError::TooShort));
+        assert_eq!(
+            Message::decode(&[KIND_ECHO_REQUEST, 9]),
+            Err(DecodeError::UnknownVersion(9))
+        );
+        assert_eq!(
+            Message::decode(&[77, VERSION]),
+            Err(DecodeError::UnknownKind(77))
+        );
+        assert_eq!(
+            Message::decode(&[KIND_ECHO_REQUEST, VERSION, 0, 0]),
+            Err(DecodeError::TooShort)
+        );
         // A role length that points past the end of the frame.
         assert_eq!(
             Message::decode(&[KIND_READY, VERSION, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 20, b'x']),
@@ -318,14 +384,23 @@ mod tests {
             Err(DecodeError::BadRole)
         );
         let other_ethertype = [0u8; 20];
-        assert_eq!(Frame::parse(&other_ethertype).unwrap().message(), Err(DecodeError::NotPoolControl));
+        assert_eq!(
+            Frame::parse(&other_ethertype).unwrap().message(),
+            Err(DecodeError::NotPoolControl)
+        );
     }
 
     #[test]
     fn small_buffers_are_refused() {
         let mut buf = [0u8; 20];
-        let message = Message::EchoRequest { id: 1, payload: &[0; 64] };
-        assert_eq!(encode_frame(&mut buf, BROADCAST, BROADCAST, &message), Err(BufferTooSmall));
+        let message = Message::EchoRequest {
+            id: 1,
+            payload: &[0; 64],
+        };
+        assert_eq!(
+            encode_frame(&mut buf, BROADCAST, BROADCAST, &message),
+            Err(BufferTooSmall)
+        );
     }
 
     #[test]
