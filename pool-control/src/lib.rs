@@ -1,4 +1,4 @@
-//! Pool control frames: the frame-level protocol the host's `boot` program
+//! Pool control frames and the boot bundle format: the frame-level protocol the host's `boot` program
 //! and every nucleus speak directly on the virtual Ethernet, below FLIP.
 //!
 //! It carries what must work before any service does: discovery and
@@ -9,6 +9,10 @@
 //! `kind: u8`, `version: u8`, then the kind's fields, big endian.
 
 #![no_std]
+
+extern crate alloc;
+
+pub mod bundle;
 
 /// Local experimental ethertype (IEEE 802 "Local Experimental Ethertype 1").
 pub const ETHERTYPE: u16 = 0x88B5;
@@ -107,6 +111,48 @@ pub enum Message<'a> {
         id: u32,
         target: Mac,
     },
+    /// Start `program` from the board's bundle (the process server's work;
+    /// it moves to RPC once FLIP is in the nucleus). `scheduling` is
+    /// `amoeba::syscall::SCHED_*`.
+    Exec {
+        id: u32,
+        argument: u64,
+        scheduling: u8,
+        program: &'a str,
+    },
+    /// `status` >= 0: started as `pid`, with owner `capability`.
+    ExecReply {
+        id: u32,
+        status: i32,
+        pid: u32,
+        capability: [u8; 16],
+    },
+    /// `op` is an `amoeba::syscall::PROCESS_*` operation on the process the
+    /// capability names.
+    ProcessOp {
+        id: u32,
+        op: u32,
+        capability: [u8; 16],
+    },
+    ProcessOpReply {
+        id: u32,
+        status: i32,
+    },
+    /// Sent to whoever started the process, when it ends.
+    ProcessExited {
+        pid: u32,
+        status: i32,
+    },
+    /// How much segment memory is free, and how fragmented.
+    MemoryQuery {
+        id: u32,
+    },
+    MemoryReport {
+        id: u32,
+        free_bytes: u64,
+        largest_free: u64,
+        free_runs: u32,
+    },
 }
 
 const KIND_ECHO_REQUEST: u8 = 1;
@@ -115,6 +161,15 @@ const KIND_DISCOVER: u8 = 3;
 const KIND_READY: u8 = 4;
 const KIND_PEER_ECHO: u8 = 5;
 const KIND_PEER_ECHO_RESULT: u8 = 6;
+const KIND_EXEC: u8 = 7;
+const KIND_EXEC_REPLY: u8 = 8;
+const KIND_PROCESS_OP: u8 = 9;
+const KIND_PROCESS_OP_REPLY: u8 = 10;
+const KIND_PROCESS_EXITED: u8 = 11;
+const KIND_MEMORY_QUERY: u8 = 12;
+const KIND_MEMORY_REPORT: u8 = 13;
+/// Longest program name in an `Exec`.
+pub const MAX_PROGRAM_NAME: usize = 32;
 
 /// A bounds-checked cursor over received bytes.
 struct Reader<'a> {
@@ -150,6 +205,19 @@ impl<'a> Reader<'a> {
         let mut mac = [0; 6];
         mac.copy_from_slice(b);
         Ok(Mac(mac))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(self.u32()? as i32)
+    }
+
+    fn capability(&mut self) -> Result<[u8; 16], DecodeError> {
+        Ok(self.take(16)?.try_into().expect("16 bytes"))
     }
 
     fn rest(&mut self) -> &'a [u8] {
@@ -263,6 +331,65 @@ impl<'a> Message<'a> {
                 w.put(&[kind, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(&target.0)?;
+            }
+            Message::Exec {
+                id,
+                argument,
+                scheduling,
+                program,
+            } => {
+                if program.is_empty() || program.len() > MAX_PROGRAM_NAME {
+                    return Err(BufferTooSmall);
+                }
+                w.put(&[KIND_EXEC, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&argument.to_be_bytes())?;
+                w.put(&[*scheduling, program.len() as u8])?;
+                w.put(program.as_bytes())?;
+            }
+            Message::ExecReply {
+                id,
+                status,
+                pid,
+                capability,
+            } => {
+                w.put(&[KIND_EXEC_REPLY, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&status.to_be_bytes())?;
+                w.put(&pid.to_be_bytes())?;
+                w.put(capability)?;
+            }
+            Message::ProcessOp { id, op, capability } => {
+                w.put(&[KIND_PROCESS_OP, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&op.to_be_bytes())?;
+                w.put(capability)?;
+            }
+            Message::ProcessOpReply { id, status } => {
+                w.put(&[KIND_PROCESS_OP_REPLY, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&status.to_be_bytes())?;
+            }
+            Message::ProcessExited { pid, status } => {
+                w.put(&[KIND_PROCESS_EXITED, VERSION])?;
+                w.put(&pid.to_be_bytes())?;
+                w.put(&status.to_be_bytes())?;
+            }
+            Message::MemoryQuery { id } => {
+                w.put(&[KIND_MEMORY_QUERY, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+            }
+            Message::MemoryReport {
+                id,
+                free_bytes,
+                largest_free,
+                free_runs,
+            } => {
+                w.put(&[KIND_MEMORY_REPORT, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&free_bytes.to_be_bytes())?;
+                w.put(&largest_free.to_be_bytes())?;
+                w.put(&free_runs.to_be_bytes())?;
             }
         }
         Ok(w.len)

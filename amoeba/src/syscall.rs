@@ -1,0 +1,244 @@
+//! The system call interface between user processes and the nucleus.
+//!
+//! A process calls `svc #0` with the call number in `x8` and up to six
+//! arguments in `x0`..`x5`; the result comes back in `x0`: zero or a
+//! positive value on success, a negative [`Status`] code on error. Every
+//! pointer and length is checked by the nucleus against the caller's own
+//! mapped segments; a bad one yields [`Status::RpcBadAddress`], never a
+//! fault.
+//!
+//! Capabilities are passed by pointer to their 16-byte wire form.
+
+use crate::Status;
+
+/// System call numbers.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Syscall {
+    /// exit(status): ends the whole process.
+    Exit = 0,
+    /// console_write(ptr, len) -> bytes written.
+    ConsoleWrite = 1,
+    /// yield(): lets another thread run.
+    Yield = 2,
+    /// thread_create(entry, stack_top, arg) -> thread id. `entry(arg)` runs on the new stack.
+    ThreadCreate = 3,
+    /// thread_exit(value): ends the calling thread.
+    ThreadExit = 4,
+    /// thread_join(thread id) -> the thread's exit value.
+    ThreadJoin = 5,
+    /// futex_wait(addr, expected): sleeps while the u32 at addr equals expected.
+    FutexWait = 6,
+    /// futex_wake(addr, count) -> threads woken.
+    FutexWake = 7,
+    /// signal_action(signal, action, handler): action 0 default, 1 ignore, 2 catch.
+    SignalAction = 8,
+    /// signal_raise(thread id, signal): a signal to a thread of the same process.
+    SignalRaise = 9,
+    /// signal_return(): ends a signal handler (the runtime's trampoline calls it).
+    SignalReturn = 10,
+    /// segment_create(size, cap_out) -> 0; writes the owner capability.
+    SegmentCreate = 11,
+    /// segment_map(cap, vaddr, flags): flags bit 0 write, bit 1 execute.
+    SegmentMap = 12,
+    /// segment_unmap(vaddr).
+    SegmentUnmap = 13,
+    /// segment_read(cap, offset, buf, len) -> bytes read.
+    SegmentRead = 14,
+    /// segment_write(cap, offset, buf, len) -> bytes written.
+    SegmentWrite = 15,
+    /// segment_destroy(cap).
+    SegmentDestroy = 16,
+    /// time() -> microseconds since boot.
+    Time = 17,
+    /// sleep(microseconds).
+    Sleep = 18,
+    /// memory_info(out): writes a [`MemoryInfo`].
+    MemoryInfo = 19,
+    /// process_create(descriptor, len, cap_out) -> process id; see [`ProcessDescriptor`].
+    ProcessCreate = 20,
+    /// process_control(cap, op): one of the `PROCESS_*` operations.
+    ProcessControl = 21,
+    /// process_wait(cap) -> exit status.
+    ProcessWait = 22,
+    /// process_inspect(cap, out): writes a [`ProcessInfo`].
+    ProcessInspect = 23,
+    /// restrict(cap, rights, cap_out): a capability with fewer rights, for
+    /// objects the nucleus serves (segments, processes).
+    Restrict = 24,
+}
+
+impl Syscall {
+    /// Every call, in number order.
+    pub const ALL: [Syscall; 25] = [
+        Syscall::Exit,
+        Syscall::ConsoleWrite,
+        Syscall::Yield,
+        Syscall::ThreadCreate,
+        Syscall::ThreadExit,
+        Syscall::ThreadJoin,
+        Syscall::FutexWait,
+        Syscall::FutexWake,
+        Syscall::SignalAction,
+        Syscall::SignalRaise,
+        Syscall::SignalReturn,
+        Syscall::SegmentCreate,
+        Syscall::SegmentMap,
+        Syscall::SegmentUnmap,
+        Syscall::SegmentRead,
+        Syscall::SegmentWrite,
+        Syscall::SegmentDestroy,
+        Syscall::Time,
+        Syscall::Sleep,
+        Syscall::MemoryInfo,
+        Syscall::ProcessCreate,
+        Syscall::ProcessControl,
+        Syscall::ProcessWait,
+        Syscall::ProcessInspect,
+        Syscall::Restrict,
+    ];
+
+    /// The call with this number.
+    pub fn from_number(number: u64) -> Option<Syscall> {
+        Syscall::ALL.get(usize::try_from(number).ok()?).copied()
+    }
+}
+
+/// Segment mapping flag: writable.
+pub const MAP_WRITE: u64 = 1 << 0;
+/// Segment mapping flag: executable.
+pub const MAP_EXECUTE: u64 = 1 << 1;
+
+/// process_control operation: freeze every thread.
+pub const PROCESS_STUN: u64 = 1;
+/// process_control operation: let a stunned process run again.
+pub const PROCESS_RESUME: u64 = 2;
+/// process_control operation: kill the process and free its memory.
+pub const PROCESS_DESTROY: u64 = 3;
+/// process_control operation: raise [`SIGNAL_TERMINATE`]-style signal n: `op = PROCESS_SIGNAL_BASE + n`.
+pub const PROCESS_SIGNAL_BASE: u64 = 0x100;
+
+/// Process capability right: inspect state, registers and segments.
+pub const RIGHT_INSPECT: u8 = 0x02;
+/// Process capability right: stun and resume.
+pub const RIGHT_STUN: u8 = 0x04;
+/// Process capability right: destroy.
+pub const RIGHT_DESTROY: u8 = 0x08;
+/// Process capability right: send signals.
+pub const RIGHT_SIGNAL: u8 = 0x10;
+
+/// Number of signals; signal 0 is not used.
+pub const SIGNALS: u32 = 32;
+
+/// Scheduling of a process's threads: time slices between them.
+pub const SCHED_PREEMPTIVE: u32 = 0;
+/// Scheduling of a process's threads: a thread runs until it blocks or exits;
+/// other processes still get their time slices.
+pub const SCHED_RUN_TO_COMPLETION: u32 = 1;
+
+/// Exit status of a process killed by a fault (bad access, undefined instruction, ...).
+pub const EXIT_FAULT: i32 = -11;
+/// Exit status of a process destroyed through its capability.
+pub const EXIT_DESTROYED: i32 = -9;
+/// Exit status of a process ended by signal `n` it did not catch: `EXIT_SIGNAL_BASE - n`.
+pub const EXIT_SIGNAL_BASE: i32 = -64;
+
+/// Written by `memory_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryInfo {
+    /// Bytes free for segments.
+    pub free_bytes: u64,
+    /// The largest contiguous free run.
+    pub largest_free: u64,
+    /// Number of free runs.
+    pub free_runs: u64,
+}
+
+/// Written by `process_inspect`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// 0 running, 1 stunned, 2 exited.
+    pub state: u32,
+    /// Exit status once exited.
+    pub exit_status: i32,
+    /// Live threads.
+    pub threads: u32,
+    /// Mapped segments.
+    pub segments: u32,
+    /// Program counter of the first live thread (0 if none).
+    pub pc: u64,
+    /// Bytes of memory the process's mappings cover.
+    pub mapped_bytes: u64,
+}
+
+/// The fixed part of a process descriptor passed to `process_create`,
+/// followed by `name_len` bytes of program name (found in the board's
+/// bundle) and `segment_count` [`DescriptorSegment`]s to map into the new
+/// process in addition to the program's own.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessDescriptor {
+    /// Passed to the new process's first thread in `x2`.
+    pub argument: u64,
+    /// [`SCHED_PREEMPTIVE`] or [`SCHED_RUN_TO_COMPLETION`].
+    pub scheduling: u32,
+    /// Length of the program name that follows.
+    pub name_len: u32,
+    /// Number of extra segments after the name.
+    pub segment_count: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// One extra segment of a [`ProcessDescriptor`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DescriptorSegment {
+    /// The segment's capability (wire form).
+    pub capability: [u8; 16],
+    /// Where to map it.
+    pub address: u64,
+    /// [`MAP_WRITE`] | [`MAP_EXECUTE`].
+    pub flags: u64,
+}
+
+/// The value of an error status as a syscall result.
+pub const fn error(status: Status) -> i64 {
+    status as i32 as i64
+}
+
+/// A syscall result split into success value and error status.
+pub fn result(raw: i64) -> Result<u64, Status> {
+    if raw < 0 {
+        Err(Status::from_i32_lossy(raw as i32))
+    } else {
+        Ok(raw as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_dense_and_round_trip() {
+        for (number, call) in Syscall::ALL.iter().enumerate() {
+            assert_eq!(*call as u64, number as u64);
+            assert_eq!(Syscall::from_number(number as u64), Some(*call));
+        }
+        assert_eq!(Syscall::from_number(Syscall::ALL.len() as u64), None);
+        assert_eq!(Syscall::from_number(u64::MAX), None);
+    }
+
+    #[test]
+    fn results_split_errors() {
+        assert_eq!(result(5), Ok(5));
+        assert_eq!(
+            result(error(Status::RpcBadAddress)),
+            Err(Status::RpcBadAddress)
+        );
+    }
+}

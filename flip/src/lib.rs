@@ -1,0 +1,105 @@
+//! FLIP-like packet layer and at-most-once RPC, as sans-IO state machines.
+//!
+//! An [`Endpoint`] is fed received frames and the current time (µs, monotonic) and
+//! produces frames to send and [`Event`]s; [`Endpoint::next_deadline`] says when to
+//! call [`Endpoint::handle_timeout`]. No threads, no clocks, no OS resources: the
+//! same code runs inside the nucleus, inside the host client and in simulation.
+//!
+//! * Addressing: 64-bit [`Addr`]esses name a service (by put-port) or an endpoint (by
+//!   MAC). "Who serves put-port P?" is a LOCATE broadcast, answered with HERE_IS by
+//!   every endpoint where a server registered the get-port G with `P = F(G)`. Answers
+//!   are cached; several servers on one port share the requests round robin; a
+//!   NOT_HERE answer removes the server from the cache and the request goes to
+//!   another server or is located again.
+//! * RPC: [`Endpoint::start_trans`] → [`Event::TransDone`]; on the server
+//!   [`Endpoint::register_server`] → [`Event::RequestArrived`] →
+//!   [`Endpoint::put_reply`]. Buffers up to [`Config::max_buf`] (1 MiB by default)
+//!   are fragmented into 1500-byte frames and reassembled within a memory budget;
+//!   lost fragments are found with ENQUIRY/ACK range lists and resent selectively.
+//! * At-most-once: transactions have ids; the server keeps a record per (client,
+//!   transaction) and the reply until the client acknowledges it, so retransmissions
+//!   are answered without re-executing. Packets carry boot incarnations: a request to
+//!   a server whose node rebooted ends with `ServerRestarted`, never runs twice. A
+//!   dead server ends the transaction with `RpcFailure` after `max_retries` back-off
+//!   timeouts.
+//! * Local RPC (client and server on one endpoint) takes a short path without frames.
+//!
+//! Wire formats are in [`wire`]; the parser is strict and never panics.
+//!
+//! # Driving an endpoint
+//!
+//! After every call that takes `now` (`handle_frame`, `handle_timeout`,
+//! `start_trans`, `put_reply`, ...), drain [`Endpoint::poll_transmit`] onto the wire
+//! and [`Endpoint::poll_event`] to the threads waiting in `trans`/`get_request`, then
+//! arm a timer for [`Endpoint::next_deadline`]. Calling `handle_timeout` early is
+//! harmless. Incarnations must grow across reboots of a node (e.g. a counter kept on
+//! disk, or the boot time).
+//!
+//! # Protocol summary
+//!
+//! | packet | from → to | meaning |
+//! |---|---|---|
+//! | LOCATE | client → broadcast | who serves this put-port? |
+//! | HERE_IS | server → client | I do (with my incarnation) |
+//! | UNIDATA | client → server | request fragment: `[low-water u64][Header][buf]` |
+//! | UNIDATA + REPLY | server → client | reply fragment: `[Header][buf]` (+ ABORT) |
+//! | ACK + WORKING / NEED_ALL / ranges | server → client | answer to a retransmission or ENQUIRY |
+//! | ENQUIRY | client → server | after a silent timeout; lists missing reply ranges |
+//! | ACK + REPLY | client → server | reply received; the server frees it |
+//! | NOT_HERE (+ STALE) | server → client | no such server here (the request did not run) / I rebooted |
+//!
+//! The low-water mark is the lowest transaction id the client still has open: the
+//! server forgets records below it and ignores any packet for them. A server that
+//! answered NOT_HERE for a transaction remembers it, so a late copy can never run
+//! there after the client was redirected elsewhere.
+//!
+//! ```
+//! use amoeba::{GetPort, Header, Port, Status};
+//! use flip::{Config, Endpoint, Event, Mac};
+//!
+//! let mut client = Endpoint::new(Mac([2, 0, 0, 0, 0, 1]), 1, Config::default());
+//! let mut server = Endpoint::new(Mac([2, 0, 0, 0, 0, 2]), 1, Config::default());
+//! let get = GetPort(Port([9; 6]));
+//! let put = server.register_server(&get);
+//!
+//! let mut req = Header::default();
+//! req.port = put;
+//! req.command = 4000;
+//! let id = client.start_trans(0, &req, b"ping");
+//!
+//! // A two-node "network": move frames until both are quiet.
+//! let mut now = 0;
+//! let mut reply = None;
+//! for _ in 0..10 {
+//!     while let Some(t) = client.poll_transmit() { server.handle_frame(now, &t.frame); }
+//!     while let Some(ev) = server.poll_event() {
+//!         if let Event::RequestArrived { req, buf, .. } = ev {
+//!             assert_eq!(buf, b"ping");
+//!             server.put_reply(now, req, &Header::reply(Status::Ok), b"pong").unwrap();
+//!         }
+//!     }
+//!     while let Some(t) = server.poll_transmit() { client.handle_frame(now, &t.frame); }
+//!     while let Some(ev) = client.poll_event() {
+//!         if let Event::TransDone { id: done, result } = ev {
+//!             assert_eq!(done, id);
+//!             reply = Some(result.unwrap().1);
+//!         }
+//!     }
+//!     now += 1000;
+//!     client.handle_timeout(now);
+//!     server.handle_timeout(now);
+//! }
+//! assert_eq!(reply.as_deref(), Some(&b"pong"[..]));
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod endpoint;
+mod reasm;
+pub mod wire;
+
+pub use endpoint::{Config, Endpoint, Event, ReplyError, ReqId, Stats, TransId, Transmit};
+pub use wire::{Addr, AddrKind, ETHERTYPE_FLIP, Mac, ParseError};

@@ -1,0 +1,556 @@
+//! Targeted scenarios on a small deterministic network.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use amoeba::{GetPort, Header, Port, Status};
+use flip::{Config, Endpoint, Event, Mac, ReqId, TransId};
+
+type TransResult = Result<(Header, Vec<u8>), Status>;
+
+const MS: u64 = 1000;
+const SEC: u64 = 1_000_000;
+
+fn mac(i: usize) -> Mac {
+    Mac([2, 0, 0, 0, 0, i as u8 + 1])
+}
+
+/// How a node's server application answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum App {
+    /// Reply immediately: the request buffer, or `reply_size` bytes if set.
+    Echo,
+    /// Keep requests (the test answers them).
+    Hold,
+}
+
+struct Net {
+    eps: Vec<Endpoint>,
+    up: Vec<bool>,
+    app: Vec<App>,
+    now: u64,
+    wire: VecDeque<(u64, usize, Vec<u8>)>,
+    delay: u64,
+    loss_every: u64, // drop every n-th frame (0 = none)
+    dup_every: u64,
+    counter: u64,
+    reply_size: Option<usize>,
+    /// (node, request buffer) per execution.
+    executed: Vec<(usize, Vec<u8>)>,
+    held: Vec<(usize, ReqId, Vec<u8>)>,
+    done: BTreeMap<(usize, TransId), (u64, TransResult)>,
+    cfg: Config,
+}
+
+impl Net {
+    fn new(n: usize, cfg: Config) -> Net {
+        Net {
+            eps: (0..n)
+                .map(|i| Endpoint::new(mac(i), 1, cfg.clone()))
+                .collect(),
+            up: vec![true; n],
+            app: vec![App::Echo; n],
+            now: 0,
+            wire: VecDeque::new(),
+            delay: 100,
+            loss_every: 0,
+            dup_every: 0,
+            counter: 0,
+            reply_size: None,
+            executed: Vec::new(),
+            held: Vec::new(),
+            done: BTreeMap::new(),
+            cfg,
+        }
+    }
+
+    fn reboot(&mut self, i: usize) {
+        let inc = self.eps[i].incarnation() + 1;
+        self.eps[i] = Endpoint::new(mac(i), inc, self.cfg.clone());
+        self.up[i] = true;
+    }
+
+    fn trans(&mut self, i: usize, port: Port, buf: &[u8]) -> TransId {
+        let h = Header {
+            port,
+            command: 77,
+            ..Header::default()
+        };
+        let now = self.now;
+        let id = self.eps[i].start_trans(now, &h, buf);
+        self.pump(i);
+        id
+    }
+
+    fn pump(&mut self, i: usize) {
+        loop {
+            while let Some(t) = self.eps[i].poll_transmit() {
+                if !self.up[i] {
+                    continue;
+                }
+                for to in 0..self.eps.len() {
+                    if to == i || !(t.dst.is_broadcast() || t.dst == mac(to)) {
+                        continue;
+                    }
+                    self.counter += 1;
+                    if self.loss_every > 0 && self.counter.is_multiple_of(self.loss_every) {
+                        continue;
+                    }
+                    let dup = self.dup_every > 0 && self.counter.is_multiple_of(self.dup_every);
+                    for _ in 0..if dup { 2 } else { 1 } {
+                        self.wire
+                            .push_back((self.now + self.delay, to, t.frame.clone()));
+                    }
+                }
+            }
+            let Some(ev) = self.eps[i].poll_event() else {
+                break;
+            };
+            match ev {
+                Event::RequestArrived { req, buf, .. } => {
+                    self.executed.push((i, buf.clone()));
+                    match self.app[i] {
+                        App::Echo => {
+                            let reply = match self.reply_size {
+                                Some(n) => (0..n).map(|k| (k % 251) as u8).collect(),
+                                None => buf,
+                            };
+                            let now = self.now;
+                            self.eps[i]
+                                .put_reply(now, req, &Header::reply(Status::Ok), &reply)
+                                .unwrap();
+                        }
+                        App::Hold => self.held.push((i, req, buf)),
+                    }
+                }
+                Event::TransDone { id, result } => {
+                    self.done.insert((i, id), (self.now, result));
+                }
+            }
+        }
+    }
+
+    /// Run until `until` (absolute) or until nothing is left to do.
+    fn run_until(&mut self, until: u64) {
+        loop {
+            let next_wire = self.wire.front().map(|w| w.0);
+            let next_timer = (0..self.eps.len())
+                .filter(|&i| self.up[i])
+                .filter_map(|i| self.eps[i].next_deadline())
+                .min();
+            let next = match (next_wire, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => break,
+            };
+            if next > until {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_wire == Some(next) {
+                let (_, to, frame) = self.wire.pop_front().unwrap();
+                if self.up[to] {
+                    let now = self.now;
+                    self.eps[to].handle_frame(now, &frame);
+                    self.pump(to);
+                }
+            } else {
+                for i in 0..self.eps.len() {
+                    if self.up[i] && self.eps[i].next_deadline().is_some_and(|d| d <= self.now) {
+                        let now = self.now;
+                        self.eps[i].handle_timeout(now);
+                        self.pump(i);
+                    }
+                }
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn result(&self, i: usize, id: TransId) -> Option<&TransResult> {
+        self.done.get(&(i, id)).map(|x| &x.1)
+    }
+}
+
+fn service(n: u8) -> GetPort {
+    GetPort(Port([n, 1, 2, 3, 4, 5]))
+}
+
+fn cfg() -> Config {
+    Config {
+        rto_initial: 10 * MS,
+        rto_max: 80 * MS,
+        max_retries: 5,
+        locate_interval: 10 * MS,
+        locate_attempts: 4,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn round_trip_and_cache() {
+    let mut net = Net::new(2, cfg());
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, b"hello");
+    net.run_until(SEC);
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap().1, b"hello");
+    assert_eq!(net.eps[0].cached_servers(&p).len(), 1);
+    let locates = net.eps[0].stats().locates;
+    let b = net.trans(0, p, b"again");
+    net.run_until(2 * SEC);
+    assert_eq!(net.result(0, b).unwrap().as_ref().unwrap().1, b"again");
+    assert_eq!(
+        net.eps[0].stats().locates,
+        locates,
+        "second trans used the cache"
+    );
+    assert_eq!(net.executed.len(), 2);
+    assert_eq!(net.eps[0].open_transactions(), 0);
+}
+
+#[test]
+fn local_rpc_takes_short_path() {
+    let mut net = Net::new(1, cfg());
+    let p = net.eps[0].register_server(&service(1));
+    let a = net.trans(0, p, b"local");
+    assert_eq!(net.eps[0].stats().frames_out, 0);
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap().1, b"local");
+}
+
+#[test]
+fn one_mib_both_ways_over_lossy_network() {
+    let mut net = Net::new(2, cfg());
+    net.loss_every = 7; // ~14% loss
+    net.dup_every = 11;
+    net.reply_size = Some(1 << 20);
+    let p = net.eps[1].register_server(&service(1));
+    let req: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
+    let a = net.trans(0, p, &req);
+    net.run_until(60 * SEC);
+    let (h, buf) = net.result(0, a).unwrap().as_ref().unwrap();
+    assert_eq!(h.status(), Status::Ok);
+    assert_eq!(buf.len(), 1 << 20);
+    assert!(buf.iter().enumerate().all(|(k, &b)| b == (k % 251) as u8));
+    assert_eq!(net.executed.len(), 1);
+    assert_eq!(net.executed[0].1, req);
+}
+
+#[test]
+fn dead_server_fails_within_bound() {
+    let c = cfg();
+    let mut net = Net::new(2, c.clone());
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, b"x");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    net.up[1] = false; // crash, stays down
+    let start = net.now;
+    let b = net.trans(0, p, b"y");
+    net.run_until(start + 10 * SEC);
+    let (t, r) = net.done.get(&(0, b)).unwrap();
+    assert_eq!(r.as_ref().unwrap_err(), &Status::RpcFailure);
+    // Back-off: 10+20+40+80+80+80 ms.
+    let bound: u64 = (0..=c.max_retries)
+        .map(|k| (c.rto_initial << k).min(c.rto_max))
+        .sum();
+    assert!(t - start <= bound + MS, "took {} > {bound}", t - start);
+    // The dead server left the cache: the next trans locates and finds nobody.
+    assert!(net.eps[0].cached_servers(&p).is_empty());
+    let s = net.now;
+    let d = net.trans(0, p, b"z");
+    net.run_until(s + 10 * SEC);
+    let (t, r) = net.done.get(&(0, d)).unwrap();
+    assert_eq!(r.as_ref().unwrap_err(), &Status::RpcNotFound);
+    assert!(t - s <= 10 * MS + 20 * MS + 40 * MS + 80 * MS + MS);
+}
+
+#[test]
+fn nobody_serves_the_port() {
+    let mut net = Net::new(3, cfg());
+    let a = net.trans(0, service(9).put_port(), b"x");
+    net.run_until(10 * SEC);
+    assert_eq!(
+        net.result(0, a).unwrap().as_ref().unwrap_err(),
+        &Status::RpcNotFound
+    );
+    assert!(net.executed.is_empty());
+}
+
+#[test]
+fn server_reboot_mid_request_never_runs_twice() {
+    let mut net = Net::new(2, cfg());
+    net.app[1] = App::Hold;
+    let g = service(1);
+    let p = net.eps[1].register_server(&g);
+    let a = net.trans(0, p, b"once");
+    net.run_until(5 * MS);
+    assert_eq!(net.executed.len(), 1); // running, no reply yet
+    // The server's board reboots (state lost) and the server registers again.
+    net.reboot(1);
+    net.eps[1].register_server(&g);
+    net.app[1] = App::Echo;
+    net.run_until(5 * SEC);
+    assert_eq!(
+        net.result(0, a).unwrap().as_ref().unwrap_err(),
+        &Status::ServerRestarted
+    );
+    assert_eq!(net.executed.len(), 1, "not re-executed after the reboot");
+    // The cache learned the new incarnation: the next trans works.
+    let b = net.trans(0, p, b"next");
+    net.run_until(6 * SEC);
+    assert!(net.result(0, b).unwrap().is_ok());
+    assert_eq!(net.executed.len(), 2);
+}
+
+#[test]
+fn client_reboot_reuses_ids_safely() {
+    let mut net = Net::new(2, cfg());
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, b"first life");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    net.reboot(0);
+    net.done.clear();
+    let b = net.trans(0, p, b"second life");
+    assert_eq!(a, b, "transaction ids restart after a reboot");
+    net.run_until(2 * SEC);
+    assert_eq!(
+        net.result(0, b).unwrap().as_ref().unwrap().1,
+        b"second life"
+    );
+    assert_eq!(net.executed.len(), 2);
+}
+
+#[test]
+fn server_moves_and_locate_follows() {
+    let mut net = Net::new(3, cfg());
+    let g = service(1);
+    let p = net.eps[1].register_server(&g);
+    let a = net.trans(0, p, b"at 1");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    assert!(net.eps[1].unregister_server(&g));
+    net.eps[2].register_server(&g);
+    let b = net.trans(0, p, b"at 2");
+    net.run_until(2 * SEC);
+    assert!(net.result(0, b).unwrap().is_ok());
+    assert_eq!(net.executed.last().unwrap().0, 2);
+    assert_eq!(net.eps[0].cached_servers(&p)[0].0, mac(2));
+    // Move back: a delayed copy of "at 2" must still never run on node 1.
+    net.eps[1].register_server(&g);
+    assert!(net.eps[2].unregister_server(&g));
+    let c = net.trans(0, p, b"back at 1");
+    net.run_until(3 * SEC);
+    assert!(net.result(0, c).unwrap().is_ok());
+    assert_eq!(net.executed.last().unwrap().0, 1);
+    assert_eq!(net.executed.len(), 3);
+}
+
+#[test]
+fn not_here_tombstone_blocks_late_duplicates() {
+    // Node 1 refuses (not registered), the client goes to node 2; a late copy of the
+    // request reaching node 1 after it registers must not run.
+    let mut net = Net::new(3, cfg());
+    let g = service(1);
+    let p = net.eps[1].register_server(&g);
+    let a = net.trans(0, p, b"warm");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    net.eps[1].unregister_server(&g);
+    net.eps[2].register_server(&g);
+    let b = net.trans(0, p, b"tricky");
+    // Capture the frame going to node 1 and replay it later.
+    let copy: Vec<_> = net.wire.iter().filter(|w| w.1 == 1).cloned().collect();
+    assert_eq!(copy.len(), 1);
+    net.run_until(2 * SEC);
+    assert!(net.result(0, b).unwrap().is_ok());
+    net.eps[1].register_server(&g);
+    let now = net.now;
+    net.eps[1].handle_frame(now, &copy[0].2);
+    net.pump(1);
+    net.run_until(3 * SEC);
+    let runs = net.executed.iter().filter(|e| e.1 == b"tricky").count();
+    assert_eq!(runs, 1);
+}
+
+#[test]
+fn duplicates_are_answered_from_the_stored_reply() {
+    let mut net = Net::new(2, cfg());
+    net.dup_every = 1; // every frame twice
+    let p = net.eps[1].register_server(&service(1));
+    for k in 0..20u8 {
+        let a = net.trans(0, p, &[k]);
+        let t = net.now + SEC;
+        net.run_until(t);
+        assert!(net.result(0, a).unwrap().is_ok());
+    }
+    assert_eq!(net.executed.len(), 20);
+    // A late retransmission of a finished request is answered from the stored reply
+    // (until the client's acknowledgement frees it), never executed again.
+    net.dup_every = 0;
+    let a = net.trans(0, p, b"late copy");
+    let copy = net.wire.back().unwrap().clone();
+    net.up[0] = false; // the client hears nothing: no ack for the reply
+    net.run_until(net.now + 5 * MS);
+    assert_eq!(net.executed.len(), 21);
+    let now = net.now + 100 * MS;
+    net.now = now;
+    let before = net.eps[1].stats().replays;
+    net.eps[1].handle_frame(now, &copy.2);
+    net.pump(1);
+    assert_eq!(net.eps[1].stats().replays, before + 1);
+    net.up[0] = true;
+    let t = net.now + SEC;
+    net.run_until(t);
+    assert!(net.result(0, a).unwrap().is_ok());
+    assert_eq!(net.executed.len(), 21);
+}
+
+#[test]
+fn several_servers_share_the_load() {
+    let mut net = Net::new(4, cfg());
+    let g = service(1);
+    let p = net.eps[1].register_server(&g);
+    net.eps[2].register_server(&g);
+    net.eps[3].register_server(&g);
+    // The first trans locates; give all HERE_IS time to arrive.
+    let a = net.trans(0, p, b"0");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    assert_eq!(net.eps[0].cached_servers(&p).len(), 3);
+    for k in 0..30u8 {
+        let a = net.trans(0, p, &[k]);
+        let t = net.now + SEC;
+        net.run_until(t);
+        assert!(net.result(0, a).unwrap().is_ok());
+    }
+    for n in 1..4 {
+        let c = net.executed.iter().filter(|e| e.0 == n).count();
+        assert!(c >= 9, "node {n} served {c}");
+    }
+}
+
+#[test]
+fn long_request_stays_alive_and_max_trans_time_bounds_it() {
+    let mut net = Net::new(2, cfg());
+    net.app[1] = App::Hold;
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, b"slow");
+    net.run_until(5 * SEC); // way past the dead-server bound
+    assert!(net.result(0, a).is_none(), "server is alive: still waiting");
+    let (_, req, _) = net.held.pop().unwrap();
+    let now = net.now;
+    net.eps[1]
+        .put_reply(now, req, &Header::reply(Status::Ok), b"finally")
+        .unwrap();
+    net.pump(1);
+    net.run_until(6 * SEC);
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap().1, b"finally");
+    assert_eq!(
+        net.eps[1].put_reply(now, req, &Header::reply(Status::Ok), b""),
+        Err(flip::ReplyError::NoSuchRequest)
+    );
+
+    let mut c = cfg();
+    c.max_trans_time = Some(SEC);
+    let mut net = Net::new(2, c);
+    net.app[1] = App::Hold;
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, b"slow");
+    net.run_until(5 * SEC);
+    let (t, r) = net.done.get(&(0, a)).unwrap();
+    assert_eq!(r.as_ref().unwrap_err(), &Status::RpcFailure);
+    assert_eq!(*t, SEC);
+}
+
+#[test]
+fn abort_and_errors() {
+    let mut net = Net::new(2, cfg());
+    net.app[1] = App::Hold;
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, b"doomed");
+    net.run_until(SEC);
+    let (_, req, _) = net.held.pop().unwrap();
+    let now = net.now;
+    net.eps[1].abort_request(now, req, Status::NotNow).unwrap();
+    net.pump(1);
+    net.run_until(2 * SEC);
+    assert_eq!(
+        net.result(0, a).unwrap().as_ref().unwrap_err(),
+        &Status::NotNow
+    );
+
+    // Reply too large → the client gets RpcBadAddress.
+    let b = net.trans(0, p, b"big reply please");
+    net.run_until(3 * SEC);
+    let (_, req, _) = net.held.pop().unwrap();
+    let now = net.now;
+    let huge = vec![0u8; (1 << 20) + 1];
+    assert_eq!(
+        net.eps[1].put_reply(now, req, &Header::reply(Status::Ok), &huge),
+        Err(flip::ReplyError::TooLarge)
+    );
+    net.pump(1);
+    net.run_until(4 * SEC);
+    assert_eq!(
+        net.result(0, b).unwrap().as_ref().unwrap_err(),
+        &Status::RpcBadAddress
+    );
+
+    // Client-side argument errors come at once.
+    let c = net.trans(0, p, &huge);
+    assert_eq!(
+        net.result(0, c).unwrap().as_ref().unwrap_err(),
+        &Status::RpcBadAddress
+    );
+    let d = net.trans(0, Port::NULL, b"");
+    assert_eq!(
+        net.result(0, d).unwrap().as_ref().unwrap_err(),
+        &Status::RpcBadPort
+    );
+
+    // Abandoned transaction: no event.
+    let e = net.trans(0, p, b"never mind");
+    assert!(net.eps[0].abort_trans(e));
+    assert!(!net.eps[0].abort_trans(e));
+    net.run_until(5 * SEC);
+    assert!(net.result(0, e).is_none());
+}
+
+#[test]
+fn reassembly_budget_is_enforced() {
+    let mut c = cfg();
+    c.max_reassembly_bytes = 64 * 1024;
+    let mut net = Net::new(2, c);
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, &vec![1u8; 100_000]);
+    net.run_until(20 * SEC);
+    assert_eq!(
+        net.result(0, a).unwrap().as_ref().unwrap_err(),
+        &Status::RpcFailure
+    );
+    assert!(net.executed.is_empty());
+    let b = net.trans(0, p, &vec![1u8; 50_000]);
+    net.run_until(40 * SEC);
+    assert!(net.result(0, b).unwrap().is_ok());
+}
+
+#[test]
+fn garbage_is_ignored() {
+    let mut net = Net::new(2, cfg());
+    net.eps[1].register_server(&service(1));
+    let mut x = 0x1234_5678_u64;
+    for len in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut f: Vec<u8> = (0..len % 1600).map(|k| (x >> (k % 56)) as u8).collect();
+        if f.len() > 14 {
+            f[12] = 0x88;
+            f[13] = 0xB6;
+        }
+        net.eps[1].handle_frame(len as u64, &f);
+    }
+    assert!(net.eps[1].poll_transmit().is_none());
+    assert!(net.eps[1].poll_event().is_none());
+    assert!(net.eps[1].stats().frames_bad > 1900);
+}
