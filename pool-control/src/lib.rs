@@ -291,6 +291,49 @@ impl<'a> Message<'a> {
                 id: r.u32()?,
                 target: r.mac()?,
             },
+            KIND_EXEC => {
+                let id = r.u32()?;
+                let argument = r.u64()?;
+                let scheduling = r.u8()?;
+                let name_len = r.u8()? as usize;
+                if name_len == 0 || name_len > MAX_PROGRAM_NAME {
+                    return Err(DecodeError::BadRole);
+                }
+                let program =
+                    core::str::from_utf8(r.take(name_len)?).map_err(|_| DecodeError::BadRole)?;
+                Message::Exec {
+                    id,
+                    argument,
+                    scheduling,
+                    program,
+                }
+            }
+            KIND_EXEC_REPLY => Message::ExecReply {
+                id: r.u32()?,
+                status: r.i32()?,
+                pid: r.u32()?,
+                capability: r.capability()?,
+            },
+            KIND_PROCESS_OP => Message::ProcessOp {
+                id: r.u32()?,
+                op: r.u32()?,
+                capability: r.capability()?,
+            },
+            KIND_PROCESS_OP_REPLY => Message::ProcessOpReply {
+                id: r.u32()?,
+                status: r.i32()?,
+            },
+            KIND_PROCESS_EXITED => Message::ProcessExited {
+                pid: r.u32()?,
+                status: r.i32()?,
+            },
+            KIND_MEMORY_QUERY => Message::MemoryQuery { id: r.u32()? },
+            KIND_MEMORY_REPORT => Message::MemoryReport {
+                id: r.u32()?,
+                free_bytes: r.u64()?,
+                largest_free: r.u64()?,
+                free_runs: r.u32()?,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -482,6 +525,35 @@ mod tests {
         round_trip(Message::PeerEchoResult {
             id: 9,
             target: Mac::for_board(2),
+        });
+        round_trip(Message::Exec {
+            id: 1,
+            argument: u64::MAX,
+            scheduling: 1,
+            program: "hello",
+        });
+        round_trip(Message::ExecReply {
+            id: 1,
+            status: -9,
+            pid: 4,
+            capability: [7; 16],
+        });
+        round_trip(Message::ProcessOp {
+            id: 2,
+            op: 3,
+            capability: [1; 16],
+        });
+        round_trip(Message::ProcessOpReply { id: 2, status: -6 });
+        round_trip(Message::ProcessExited {
+            pid: 4,
+            status: -11,
+        });
+        round_trip(Message::MemoryQuery { id: 3 });
+        round_trip(Message::MemoryReport {
+            id: 3,
+            free_bytes: 1 << 30,
+            largest_free: 4096,
+            free_runs: 2,
         });
     }
 

@@ -79,6 +79,8 @@ exception_common:
     mov     x0, sp
     bl      handle_exception
 
+.global exception_return
+exception_return:
     add     x2, sp, #288
     ldp     q0, q1, [x2, #0]
     ldp     q2, q3, [x2, #32]
