@@ -19,6 +19,17 @@ pub fn _print(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
+/// Writes raw bytes (user output) in one piece.
+pub fn write_bytes(bytes: &[u8]) {
+    let console = CONSOLE.lock();
+    for &byte in bytes {
+        if byte == b'\n' {
+            console.write_byte(b'\r');
+        }
+        console.write_byte(byte);
+    }
+}
+
 /// A writer for fatal reports that does not wait for the console lock (the
 /// failing code may hold it).
 pub fn emergency_writer() -> Pl011 {

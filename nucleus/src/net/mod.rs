@@ -60,6 +60,7 @@ pub fn handle_interrupt(intid: u32) -> bool {
         device.ack_interrupt();
     }
     RX_PENDING.store(true, Ordering::Release);
+    crate::process::with(|kernel| kernel.wake_all(crate::process::Wait::Network, 0));
     true
 }
 

@@ -2,6 +2,8 @@
 //! readiness, discovery and the frame echo, answered straight from the
 //! network path.
 
+use crate::process::{self, Notice, loader, syscall};
+use amoeba::{Capability, Status};
 pub use pool_control::Mac;
 use pool_control::{BROADCAST, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
 
@@ -35,6 +37,33 @@ impl PoolControl {
             identity,
             pending: [None; MAX_PENDING_PEER_ECHOES],
             next_pending: 0,
+        }
+    }
+
+    pub fn board_id(&self) -> u16 {
+        self.identity.board_id
+    }
+
+    pub fn mac(&self) -> Mac {
+        self.identity.mac
+    }
+
+    pub fn role(&self) -> &'static str {
+        self.identity.role
+    }
+
+    pub fn incarnation(&self) -> u32 {
+        self.identity.incarnation
+    }
+
+    /// Sends what the process side queued for the network (exit notices).
+    pub fn send_notices(&self) {
+        while let Some(notice) = process::with(|kernel| kernel.outbox.pop_front()) {
+            match notice {
+                Notice::ProcessExited { to, pid, status } => {
+                    self.send(to, &Message::ProcessExited { pid, status });
+                }
+            }
         }
     }
 
@@ -110,7 +139,74 @@ impl PoolControl {
                     );
                 }
             }
-            Message::Ready(_) | Message::PeerEchoResult { .. } => {}
+            Message::Exec {
+                id,
+                argument,
+                scheduling,
+                program,
+            } => {
+                let started = process::with(|kernel| {
+                    let run_to_completion = process::is_run_to_completion(scheduling as u32);
+                    let pid = loader::spawn_from_bundle(
+                        kernel,
+                        program,
+                        argument,
+                        run_to_completion,
+                        &[],
+                    )?;
+                    if let Some(started) = kernel.processes.get_mut(&pid) {
+                        started.notify = Some(frame.source);
+                    }
+                    let capability = kernel.process_capability(pid).ok_or(Status::SysErr)?;
+                    Ok::<_, Status>((pid, capability))
+                });
+                let reply = match started {
+                    Ok((pid, capability)) => {
+                        crate::println!("nucleus: started process {pid} ({program})");
+                        Message::ExecReply {
+                            id,
+                            status: 0,
+                            pid,
+                            capability: capability.encode(),
+                        }
+                    }
+                    Err(status) => Message::ExecReply {
+                        id,
+                        status: status as i32,
+                        pid: 0,
+                        capability: [0; 16],
+                    },
+                };
+                self.send(frame.source, &reply);
+            }
+            Message::ProcessOp { id, op, capability } => {
+                let capability = Capability::decode(&capability);
+                let status = match process::with(|kernel| {
+                    syscall::process_control(kernel, &capability, op as u64)
+                }) {
+                    Ok(_) => 0,
+                    Err(status) => status as i32,
+                };
+                self.send(frame.source, &Message::ProcessOpReply { id, status });
+            }
+            Message::MemoryQuery { id } => {
+                let info = process::with(|kernel| kernel.segments.memory.fragmentation());
+                self.send(
+                    frame.source,
+                    &Message::MemoryReport {
+                        id,
+                        free_bytes: info.free_bytes as u64,
+                        largest_free: info.largest_free as u64,
+                        free_runs: info.free_runs as u32,
+                    },
+                );
+            }
+            Message::Ready(_)
+            | Message::PeerEchoResult { .. }
+            | Message::ExecReply { .. }
+            | Message::ProcessOpReply { .. }
+            | Message::ProcessExited { .. }
+            | Message::MemoryReport { .. } => {}
         }
     }
 }

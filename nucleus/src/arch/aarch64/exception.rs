@@ -34,6 +34,11 @@ impl ExceptionKind {
     fn is_irq(self) -> bool {
         self.0 % 4 == 1
     }
+
+    /// Taken from EL0 (a user process).
+    fn is_from_user(self) -> bool {
+        self.0 >= 8
+    }
 }
 
 impl fmt::Display for ExceptionKind {
@@ -99,6 +104,34 @@ impl Syndrome {
     }
 }
 
+impl Syndrome {
+    /// One line for a user process fault report.
+    fn short(&self) -> ShortSyndrome<'_> {
+        ShortSyndrome(self)
+    }
+}
+
+struct ShortSyndrome<'a>(&'a Syndrome);
+
+impl fmt::Display for ShortSyndrome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let syndrome = self.0;
+        write!(f, "{}", syndrome.class_name())?;
+        if syndrome.is_abort() {
+            write!(f, ", {}", syndrome.fault_status_name())?;
+            if syndrome.class() == 0x24 {
+                let access = if syndrome.iss() & (1 << 6) != 0 {
+                    "write"
+                } else {
+                    "read"
+                };
+                write!(f, " on {access}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Syndrome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -132,6 +165,31 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     let kind = ExceptionKind(kind);
     if kind.is_irq() {
         crate::interrupts::handle_irq();
+        if kind.is_from_user() {
+            crate::process::return_to_user();
+        }
+        return;
+    }
+    if kind.is_from_user() && kind.0.is_multiple_of(4) {
+        use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable};
+        let syndrome = Syndrome(ESR_EL1.get());
+        if syndrome.class() == 0x15 {
+            crate::process::syscall::dispatch(frame);
+        } else {
+            let far = FAR_EL1.get();
+            crate::process::user_fault(format_args!(
+                "{}; FAR {far:#x}, PC {:#x}",
+                syndrome.short(),
+                frame.elr
+            ));
+        }
+        crate::process::return_to_user();
+        return;
+    }
+    if kind.is_from_user() {
+        // SError or FIQ caused by a user process: it dies, the board goes on.
+        crate::process::user_fault(format_args!("{kind}"));
+        crate::process::return_to_user();
         return;
     }
     report_and_stop(frame, kind);

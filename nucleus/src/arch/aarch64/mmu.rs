@@ -1,0 +1,213 @@
+//! User address spaces: one translation table per process in TTBR0, tagged
+//! with an ASID; the kernel stays in TTBR1 (set up by `boot.s`). Segments
+//! are contiguous, so a mapping is one run of physical memory: 2 MiB blocks
+//! where virtual and physical addresses allow, 4 KiB pages elsewhere.
+
+use crate::board;
+use aarch64_cpu::registers::{ReadWriteable, TCR_EL1, TTBR0_EL1, Writeable};
+use alloc::alloc::{alloc_zeroed, dealloc};
+use alloc::vec::Vec;
+use core::alloc::Layout;
+
+pub const PAGE_SIZE: usize = 4096;
+pub const BLOCK_SIZE: usize = 2 << 20;
+/// User virtual addresses are below 2^48 (T0SZ = 16).
+pub const USER_TOP: usize = 1 << 48;
+
+const VALID: u64 = 1 << 0;
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const ATTR_NORMAL: u64 = 1 << 2; // AttrIndx 1: normal write-back memory
+const AP_EL0: u64 = 1 << 6; // EL0 may access
+const AP_READ_ONLY: u64 = 1 << 7;
+const INNER_SHAREABLE: u64 = 3 << 8;
+const ACCESS_FLAG: u64 = 1 << 10;
+const NOT_GLOBAL: u64 = 1 << 11;
+const PXN: u64 = 1 << 53;
+const UXN: u64 = 1 << 54;
+const ADDRESS_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapFlags {
+    pub write: bool,
+    pub execute: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// Not page aligned, empty, or outside the user half.
+    BadRange,
+    /// No memory for translation tables.
+    NoMemory,
+}
+
+fn table_layout() -> Layout {
+    Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).expect("page layout is valid")
+}
+
+/// A translation table page from the kernel heap (which is linearly mapped,
+/// so its physical address is known).
+fn new_table() -> Option<usize> {
+    // SAFETY: the layout has a non-zero size.
+    let virt = unsafe { alloc_zeroed(table_layout()) };
+    (!virt.is_null()).then(|| board::virt_to_phys(virt as usize))
+}
+
+fn entries(table_phys: usize) -> &'static mut [u64; 512] {
+    // SAFETY: every table page is a heap page owned by its address space,
+    // reached through the kernel's linear map; callers hold the address
+    // space mutably, so no other reference to this table exists.
+    unsafe { &mut *(board::phys_to_virt(table_phys) as *mut [u64; 512]) }
+}
+
+fn index(va: usize, level: usize) -> usize {
+    (va >> (39 - 9 * level)) & 0x1ff
+}
+
+pub struct AddressSpace {
+    root: usize,
+    asid: u16,
+    tables: Vec<usize>,
+}
+
+impl AddressSpace {
+    pub fn new(asid: u16) -> Result<Self, MapError> {
+        let root = new_table().ok_or(MapError::NoMemory)?;
+        Ok(Self {
+            root,
+            asid,
+            tables: alloc::vec![root],
+        })
+    }
+
+    /// The TTBR0 value that selects this address space.
+    pub fn ttbr0(&self) -> u64 {
+        (self.root as u64) | ((self.asid as u64) << 48)
+    }
+
+    /// The table at `level` + 1 below `entry`, created if missing.
+    fn next_table(&mut self, table: usize, slot: usize) -> Result<usize, MapError> {
+        let entry = entries(table)[slot];
+        if entry & VALID != 0 {
+            return Ok((entry & ADDRESS_MASK) as usize);
+        }
+        let next = new_table().ok_or(MapError::NoMemory)?;
+        self.tables.push(next);
+        entries(table)[slot] = next as u64 | TABLE_OR_PAGE | VALID;
+        Ok(next)
+    }
+
+    /// Maps `len` bytes at `va` to physical `pa`. The caller makes sure the
+    /// range does not overlap another mapping of this address space.
+    pub fn map(
+        &mut self,
+        va: usize,
+        pa: usize,
+        len: usize,
+        flags: MapFlags,
+    ) -> Result<(), MapError> {
+        let aligned = va.is_multiple_of(PAGE_SIZE)
+            && pa.is_multiple_of(PAGE_SIZE)
+            && len.is_multiple_of(PAGE_SIZE);
+        if !aligned || len == 0 || va.checked_add(len).is_none_or(|end| end > USER_TOP) {
+            return Err(MapError::BadRange);
+        }
+        let mut attributes =
+            VALID | ATTR_NORMAL | AP_EL0 | INNER_SHAREABLE | ACCESS_FLAG | NOT_GLOBAL | PXN;
+        if !flags.write {
+            attributes |= AP_READ_ONLY;
+        }
+        if !flags.execute {
+            attributes |= UXN;
+        }
+        let mut offset = 0;
+        while offset < len {
+            let (v, p) = (va + offset, pa + offset);
+            let l1 = self.next_table(self.root, index(v, 0))?;
+            let l2 = self.next_table(l1, index(v, 1))?;
+            if v.is_multiple_of(BLOCK_SIZE)
+                && p.is_multiple_of(BLOCK_SIZE)
+                && len - offset >= BLOCK_SIZE
+            {
+                entries(l2)[index(v, 2)] = p as u64 | attributes;
+                offset += BLOCK_SIZE;
+            } else {
+                let l3 = self.next_table(l2, index(v, 2))?;
+                entries(l3)[index(v, 3)] = p as u64 | attributes | TABLE_OR_PAGE;
+                offset += PAGE_SIZE;
+            }
+        }
+        publish_table_writes();
+        Ok(())
+    }
+
+    /// Removes the translations of a range mapped earlier with `map`.
+    pub fn unmap(&mut self, va: usize, len: usize) {
+        let mut offset = 0;
+        while offset < len {
+            let v = va + offset;
+            let walk = |table: usize, level: usize| {
+                let entry = entries(table)[index(v, level)];
+                (entry & VALID != 0).then_some((entry & ADDRESS_MASK) as usize)
+            };
+            let Some(l1) = walk(self.root, 0) else { break };
+            let Some(l2) = walk(l1, 1) else { break };
+            let l2_entry = entries(l2)[index(v, 2)];
+            if l2_entry & VALID != 0 && l2_entry & TABLE_OR_PAGE == 0 {
+                entries(l2)[index(v, 2)] = 0;
+                offset += BLOCK_SIZE;
+            } else {
+                if let Some(l3) = walk(l2, 2) {
+                    entries(l3)[index(v, 3)] = 0;
+                }
+                offset += PAGE_SIZE;
+            }
+        }
+        publish_table_writes();
+        self.flush_tlb();
+    }
+
+    fn flush_tlb(&self) {
+        let operand = (self.asid as u64) << 48;
+        // SAFETY: TLB maintenance by ASID has no memory effects beyond
+        // dropping cached translations of this address space.
+        unsafe {
+            core::arch::asm!("dsb ishst", "tlbi aside1, {0}", "dsb ish", "isb", in(reg) operand, options(nostack));
+        }
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        self.flush_tlb();
+        for &table in &self.tables {
+            // SAFETY: every entry of `tables` came from `new_table` and is
+            // freed exactly once, after the TLB no longer caches it.
+            unsafe { dealloc(board::phys_to_virt(table) as *mut u8, table_layout()) };
+        }
+    }
+}
+
+fn publish_table_writes() {
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+}
+
+/// The TTBR0 value for threads without a user address space: an empty table.
+static EMPTY_ROOT: spin::Once<u64> = spin::Once::new();
+
+/// Turns on TTBR0 walks (the boot code disabled them) with an empty table.
+pub fn init() {
+    let empty = *EMPTY_ROOT.call_once(|| new_table().expect("heap has room for one table") as u64);
+    TTBR0_EL1.set(empty);
+    TCR_EL1.modify(TCR_EL1::EPD0::EnableTTBR0Walks);
+    // SAFETY: only synchronises the translation register changes.
+    unsafe { core::arch::asm!("isb", "tlbi vmalle1", "dsb ish", "isb", options(nostack)) };
+}
+
+/// Switches the user half to `ttbr0` (an `AddressSpace::ttbr0` or `None` for none).
+pub fn activate(ttbr0: Option<u64>) {
+    let value = ttbr0.unwrap_or_else(|| *EMPTY_ROOT.get().expect("mmu::init ran"));
+    TTBR0_EL1.set(value);
+    // SAFETY: only synchronises the translation register change.
+    unsafe { core::arch::asm!("isb", options(nostack)) };
+}

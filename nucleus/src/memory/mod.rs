@@ -1,0 +1,3 @@
+//! Physical memory for segments and the segment objects built on it.
+
+pub mod segments;

@@ -1,0 +1,167 @@
+//! Segments: contiguous runs of physical memory, named by capabilities.
+//! A segment lives until it is destroyed (or its creator exits); its memory
+//! returns to the allocator when, in addition, no process maps it any more.
+
+use crate::board;
+use alloc::collections::BTreeMap;
+use amoeba::{Capability, Check, Port, Rights, Status};
+use core::ops::Range;
+use nucleus::contiguous::{ContiguousAllocator, FRAME_SIZE};
+
+pub type SegmentId = u32;
+
+pub struct Segment {
+    pub phys: Range<usize>,
+    random: Check,
+    pub mappings: u32,
+    pub owner: Option<u32>,
+    pub destroyed: bool,
+}
+
+impl Segment {
+    pub fn len(&self) -> usize {
+        self.phys.end - self.phys.start
+    }
+
+    /// The segment's memory through the kernel's linear map.
+    pub fn bytes(&self) -> &'static mut [u8] {
+        // SAFETY: the range was handed out by the allocator for this segment
+        // alone and stays allocated while the segment exists; the kernel is
+        // single-core and touches it only under the kernel lock.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                board::phys_to_virt(self.phys.start) as *mut u8,
+                self.len(),
+            )
+        }
+    }
+}
+
+pub struct SegmentTable {
+    segments: BTreeMap<SegmentId, Segment>,
+    next: SegmentId,
+    pub port: Port,
+    pub memory: ContiguousAllocator,
+}
+
+impl SegmentTable {
+    pub fn new(port: Port, memory: ContiguousAllocator) -> Self {
+        Self {
+            segments: BTreeMap::new(),
+            next: 1,
+            port,
+            memory,
+        }
+    }
+
+    /// A new zeroed segment of at least `size` bytes.
+    pub fn create(
+        &mut self,
+        size: usize,
+        align: usize,
+        owner: Option<u32>,
+        random: Check,
+    ) -> Result<(SegmentId, Capability), Status> {
+        if size == 0 || size > (1 << 40) {
+            return Err(Status::ArgBad);
+        }
+        if self.next > amoeba::OBJECT_MAX {
+            return Err(Status::NoSpace);
+        }
+        let phys = self
+            .memory
+            .allocate(size, align.max(FRAME_SIZE))
+            .map_err(|_| Status::NoSpace)?;
+        let id = self.next;
+        self.next += 1;
+        let segment = Segment {
+            phys,
+            random,
+            mappings: 0,
+            owner,
+            destroyed: false,
+        };
+        segment.bytes().fill(0);
+        self.segments.insert(id, segment);
+        Ok((id, Capability::owner(self.port, id, random)))
+    }
+
+    /// Checks a capability and the rights it must carry.
+    pub fn lookup(
+        &self,
+        cap: &Capability,
+        needed: Rights,
+    ) -> Result<(SegmentId, &Segment), Status> {
+        if cap.port != self.port {
+            return Err(Status::CapBad);
+        }
+        let id = cap.object;
+        let segment = self
+            .segments
+            .get(&id)
+            .filter(|s| !s.destroyed)
+            .ok_or(Status::CapBad)?;
+        let rights = amoeba::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
+        if !rights.contains(needed) {
+            return Err(Status::Denied);
+        }
+        Ok((id, segment))
+    }
+
+    pub fn get(&self, id: SegmentId) -> Option<&Segment> {
+        self.segments.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: SegmentId) -> Option<&mut Segment> {
+        self.segments.get_mut(&id)
+    }
+
+    /// Marks a segment destroyed; its memory goes once nobody maps it.
+    pub fn destroy(&mut self, id: SegmentId) {
+        if let Some(segment) = self.segments.get_mut(&id) {
+            segment.destroyed = true;
+        }
+        self.release_if_unused(id);
+    }
+
+    /// Drops one mapping of `id`.
+    pub fn unmapped(&mut self, id: SegmentId) {
+        if let Some(segment) = self.segments.get_mut(&id) {
+            segment.mappings = segment.mappings.saturating_sub(1);
+        }
+        self.release_if_unused(id);
+    }
+
+    fn release_if_unused(&mut self, id: SegmentId) {
+        let unused = self
+            .segments
+            .get(&id)
+            .is_some_and(|s| s.destroyed && s.mappings == 0);
+        if unused && let Some(segment) = self.segments.remove(&id) {
+            let _ = self.memory.free(segment.phys);
+        }
+    }
+
+    /// Destroys every segment `owner` created.
+    pub fn destroy_owned_by(&mut self, owner: u32) {
+        let owned: alloc::vec::Vec<SegmentId> = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.owner == Some(owner))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in owned {
+            self.destroy(id);
+        }
+    }
+
+    /// A capability with at most `rights`, for a holder of `cap`.
+    pub fn restrict(&self, cap: &Capability, rights: Rights) -> Result<Capability, Status> {
+        let (_, segment) = self.lookup(cap, Rights::NONE)?;
+        let held = amoeba::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
+        let granted = Rights(held.bits() & rights.bits());
+        Capability::owner(self.port, cap.object, segment.random)
+            .restrict(granted)
+            .map_err(|_| Status::CapBad)
+    }
+}

@@ -1,0 +1,111 @@
+//! Builds a process from an ELF program of the board's bundle: one segment
+//! per loadable ELF segment, a stack and a heap, and a first thread.
+//!
+//! The first thread starts at the ELF entry with x0 = heap base, x1 = heap
+//! size, x2 = the descriptor's argument (see the user runtime in `amoeba`).
+
+use super::{Kernel, Pid};
+use crate::arch::mmu::{MapFlags, PAGE_SIZE};
+use crate::memory::segments::SegmentId;
+use amoeba::Status;
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::{Endianness, elf};
+use pool_control::bundle::Bundle;
+
+pub const STACK_TOP: usize = 0x7000_0000;
+pub const STACK_SIZE: usize = 64 * 1024;
+pub const HEAP_BASE: usize = 0x1000_0000;
+pub const HEAP_SIZE: usize = 1 << 20;
+
+/// Starts program `name` from the bundle with extra segments mapped.
+pub fn spawn_from_bundle(
+    kernel: &mut Kernel,
+    name: &str,
+    argument: u64,
+    run_to_completion: bool,
+    extra: &[(SegmentId, usize, MapFlags)],
+) -> Result<Pid, Status> {
+    let bundle = Bundle::parse(kernel.bundle).map_err(|_| Status::NotFound)?;
+    let program = bundle.find(name).ok_or(Status::NotFound)?;
+    let pid = kernel.new_process(name, run_to_completion)?;
+    match build(kernel, pid, program, argument, extra) {
+        Ok(()) => Ok(pid),
+        Err(status) => {
+            kernel.exit_process(pid, status as i32);
+            kernel.forget_process(pid);
+            Err(status)
+        }
+    }
+}
+
+/// A fresh segment owned by `pid`, mapped at `va`; returns its bytes.
+fn new_mapped_segment(
+    kernel: &mut Kernel,
+    pid: Pid,
+    va: usize,
+    len: usize,
+    flags: MapFlags,
+) -> Result<&'static mut [u8], Status> {
+    let random = kernel.random_check();
+    let (id, _) = kernel.segments.create(len, 0, Some(pid), random)?;
+    kernel.map_segment(pid, id, va, flags)?;
+    Ok(kernel.segments.get(id).ok_or(Status::SysErr)?.bytes())
+}
+
+fn build(
+    kernel: &mut Kernel,
+    pid: Pid,
+    program: &[u8],
+    argument: u64,
+    extra: &[(SegmentId, usize, MapFlags)],
+) -> Result<(), Status> {
+    let file = ElfFile64::<Endianness>::parse(program).map_err(|_| Status::ArgBad)?;
+    let endian = file.endian();
+    let header = file.elf_header();
+    if header.e_machine(endian) != elf::EM_AARCH64 || header.e_type(endian) != elf::ET_EXEC {
+        return Err(Status::ArgBad);
+    }
+    for segment in file.elf_program_headers() {
+        if segment.p_type(endian) != elf::PT_LOAD || segment.p_memsz(endian) == 0 {
+            continue;
+        }
+        let vaddr = usize::try_from(segment.p_vaddr(endian)).map_err(|_| Status::ArgBad)?;
+        let memsz = usize::try_from(segment.p_memsz(endian)).map_err(|_| Status::ArgBad)?;
+        let start = vaddr - vaddr % PAGE_SIZE;
+        let end = vaddr
+            .checked_add(memsz)
+            .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE))
+            .ok_or(Status::ArgBad)?;
+        let p_flags = segment.p_flags(endian);
+        let flags = MapFlags {
+            write: p_flags & elf::PF_W != 0,
+            execute: p_flags & elf::PF_X != 0,
+        };
+        let data = segment.data(endian, program).map_err(|_| Status::ArgBad)?;
+        if data.len() > memsz {
+            return Err(Status::ArgBad);
+        }
+        let bytes = new_mapped_segment(kernel, pid, start, end - start, flags)?;
+        bytes[vaddr - start..vaddr - start + data.len()].copy_from_slice(data);
+    }
+    let writable = MapFlags {
+        write: true,
+        execute: false,
+    };
+    new_mapped_segment(kernel, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
+    new_mapped_segment(kernel, pid, HEAP_BASE, HEAP_SIZE, writable)?;
+    for &(id, va, flags) in extra {
+        kernel.map_segment(pid, id, va, flags)?;
+    }
+    // Instruction fetches must see the code just written through the data side.
+    // SAFETY: cache maintenance has no memory effects.
+    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack)) };
+    let entry = header.e_entry(endian);
+    kernel.spawn_user_thread(
+        pid,
+        entry,
+        STACK_TOP as u64,
+        [HEAP_BASE as u64, HEAP_SIZE as u64, argument],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The boot sequence of the nucleus (`kernel_main`), its network thread,
+//! and the panic handler.
+
+use crate::arch::cpu;
+use crate::devicetree::BootInfo;
+use crate::memory::segments::SegmentTable;
+use crate::net::pool_control::{Identity, PoolControl};
+use crate::power::ExitStatus;
+use crate::{board, drivers, heap, net, power, println, process};
+use alloc::boxed::Box;
+use core::panic::PanicInfo;
+use nucleus::contiguous::ContiguousAllocator;
+
+/// Most of the RAM the kernel heap takes (the rest is for segments).
+const KERNEL_HEAP_MAX: usize = 32 << 20;
+
+/// Entered from `boot.s` with the MMU on, running in the high half.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(dtb_phys: usize) -> ! {
+    crate::console::init();
+    let info = match BootInfo::parse(dtb_phys) {
+        Ok(info) => info,
+        Err(error) => {
+            println!("nucleus: cannot read the device tree at {dtb_phys:#x}: {error:?}");
+            power::stop(ExitStatus::Failure);
+        }
+    };
+    if info.bootarg("semihosting").is_some() {
+        power::enable_semihosting_exit();
+    }
+    let board_id = info
+        .bootarg("board")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0u16);
+    println!(
+        "nucleus: board {board_id} booting; bootargs \"{}\"",
+        info.bootargs()
+    );
+
+    let heap = heap_range(&info);
+    let heap_size = heap::init(heap.clone());
+    println!(
+        "nucleus: RAM {:#x}..{:#x}, kernel {:#x}..{:#x}, heap {} KiB",
+        info.memory.start,
+        info.memory.end,
+        board::kernel_image().start,
+        board::kernel_image().end,
+        heap_size / 1024
+    );
+
+    drivers::gic::init();
+    drivers::timer::init();
+
+    let mac = match net::init(&info) {
+        Ok(mac) => mac,
+        Err(error) => {
+            println!("nucleus: no network: {error}");
+            power::stop(ExitStatus::Failure);
+        }
+    };
+
+    let role = role_name(info.bootarg("role").unwrap_or("pool"));
+    let incarnation = info
+        .bootarg("incarnation")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cpu::counter() as u32);
+    let mut rng = amoeba::Rng::from_seed(entropy_seed(board_id, incarnation, mac));
+    let segment_memory = segment_memory(&info, heap.end);
+    let free = segment_memory.fragmentation().free_bytes;
+    let segments = SegmentTable::new(rng.port(), segment_memory);
+    let bundle = bundle_bytes(&info);
+    process::init(segments, rng, bundle);
+    println!(
+        "nucleus: {} MiB for segments; bundle of {} programs",
+        free >> 20,
+        pool_control::bundle::Bundle::parse(bundle)
+            .map(|b| b.len())
+            .unwrap_or(0)
+    );
+
+    if let Some(mode) = info.bootarg("test") {
+        run_test_mode(mode);
+    }
+
+    let pool_control = Box::new(PoolControl::new(Identity {
+        mac,
+        board_id,
+        incarnation,
+        role,
+    }));
+    process::with(|kernel| {
+        kernel.spawn_kernel_thread(
+            "network",
+            network_thread,
+            Box::into_raw(pool_control) as usize,
+        )
+    });
+    process::idle_loop()
+}
+
+/// The network thread: answers pool control frames and sends notices
+/// (process exits) to the host; sleeps while there is nothing to do.
+extern "C" fn network_thread(arg: usize) {
+    // SAFETY: `kernel_main` passed a `Box<PoolControl>` it gave up.
+    let mut pool_control = unsafe { Box::from_raw(arg as *mut PoolControl) };
+    pool_control.announce();
+    println!(
+        "nucleus: board {} ready: mac {} role {} incarnation {}",
+        pool_control.board_id(),
+        pool_control.mac(),
+        pool_control.role(),
+        pool_control.incarnation()
+    );
+    loop {
+        net::poll(|frame| pool_control.handle_frame(frame));
+        pool_control.send_notices();
+        process::block_unless(process::Wait::Network, || {
+            net::work_pending() || process::with(|kernel| !kernel.outbox.is_empty())
+        });
+    }
+}
+
+/// Seed for the capability generator. Board identity and boot incarnation
+/// make it differ between boards and boots; the counter adds what timing
+/// jitter there is. (A virtio-rng device would be better; see DESIGN.md.)
+fn entropy_seed(board_id: u16, incarnation: u32, mac: net::pool_control::Mac) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&cpu::counter().to_le_bytes());
+    seed[8..12].copy_from_slice(&incarnation.to_le_bytes());
+    seed[12..14].copy_from_slice(&board_id.to_le_bytes());
+    seed[14..20].copy_from_slice(&mac.0);
+    seed[20..28].copy_from_slice(
+        &cpu::counter()
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .to_le_bytes(),
+    );
+    seed
+}
+
+/// RAM above the kernel heap, less the initrd and the device tree.
+fn segment_memory(info: &BootInfo, heap_end: usize) -> ContiguousAllocator {
+    let mut free = alloc::vec![heap_end..info.memory.end];
+    for used in [Some(info.dtb.clone()), info.initrd.clone()]
+        .into_iter()
+        .flatten()
+    {
+        free = free
+            .into_iter()
+            .flat_map(|range| {
+                let before = range.start..range.end.min(used.start);
+                let after = range.start.max(used.end)..range.end;
+                [before, after]
+            })
+            .filter(|range| range.start < range.end)
+            .collect();
+    }
+    let mut allocator = ContiguousAllocator::new();
+    for range in free {
+        allocator.add_range(range);
+    }
+    allocator
+}
+
+/// The program bundle QEMU loaded as the initrd (empty if none).
+fn bundle_bytes(info: &BootInfo) -> &'static [u8] {
+    match &info.initrd {
+        Some(range)
+            if board::RAM_MAPPED.contains(&range.start) && range.end <= board::RAM_MAPPED.end =>
+        {
+            // SAFETY: QEMU loaded the initrd into RAM at this range; it lies
+            // in the boot mapping, is excluded from heap and segments, and
+            // nothing writes it.
+            unsafe {
+                core::slice::from_raw_parts(
+                    board::phys_to_virt(range.start) as *const u8,
+                    range.end - range.start,
+                )
+            }
+        }
+        _ => &[],
+    }
+}
+
+/// Free RAM right above the kernel image, below whatever QEMU placed
+/// higher up (initrd, device tree).
+fn heap_range(info: &BootInfo) -> core::ops::Range<usize> {
+    const PAGE: usize = 4096;
+    let start = board::kernel_image().end.next_multiple_of(PAGE);
+    let mut end = (start + KERNEL_HEAP_MAX).min(info.memory.end);
+    for used in [Some(info.dtb.clone()), info.initrd.clone()]
+        .into_iter()
+        .flatten()
+    {
+        if used.start >= start {
+            end = end.min(used.start & !(PAGE - 1));
+        }
+    }
+    start..end.max(start)
+}
+
+/// Roles are a closed set, so the name can live for the board's lifetime.
+fn role_name(requested: &str) -> &'static str {
+    const ROLES: [&str; 5] = ["pool", "bullet", "directory", "run", "test"];
+    ROLES
+        .into_iter()
+        .find(|role| *role == requested)
+        .unwrap_or("pool")
+}
+
+/// Test-only boot modes the pool tests use to check failure handling.
+fn run_test_mode(mode: &str) {
+    match mode {
+        "exception" => {
+            println!("nucleus: test mode: reading an unmapped kernel address");
+            // SAFETY: deliberately unsound read of an unmapped address, to
+            // check the exception report; the board stops in the handler.
+            let value = unsafe { core::ptr::read_volatile(0xFFFF_0001_0000_0000 as *const u64) };
+            println!("nucleus: read {value:#x}, which should have faulted");
+            power::stop(ExitStatus::Failure);
+        }
+        "poweroff" => {
+            println!("nucleus: test mode: powering off");
+            power::stop(ExitStatus::Success);
+        }
+        other => println!("nucleus: unknown test mode \"{other}\" ignored"),
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    use core::fmt::Write;
+    let mut out = crate::console::emergency_writer();
+    let _ = writeln!(out, "\n*** nucleus panic: {info}");
+    power::stop(ExitStatus::Failure)
+}
