@@ -82,7 +82,13 @@ impl Board {
     }
 
     /// Starts QEMU; the switch must already listen on `self.socket`.
-    pub fn start(&mut self, qemu: &Path, image: &Path, incarnation: u32) -> Result<()> {
+    pub fn start(
+        &mut self,
+        qemu: &Path,
+        image: &Path,
+        bundle: &Path,
+        incarnation: u32,
+    ) -> Result<()> {
         self.incarnation = incarnation;
         let console = File::create(&self.console)
             .with_context(|| format!("creating console file {}", self.console.display()))?;
@@ -115,6 +121,8 @@ impl Board {
             .args(["-semihosting-config", "enable=on,target=native"])
             .arg("-kernel")
             .arg(image)
+            .arg("-initrd")
+            .arg(bundle)
             .args(["-append", bootargs.trim()])
             .arg("-netdev")
             .arg(format!(

@@ -32,6 +32,32 @@ pub fn default_nucleus() -> PathBuf {
     target_dir.join("aarch64-unknown-none/release/nucleus")
 }
 
+/// The user programs the pool's bundle carries: every binary of the
+/// `programs` crate, as built by `just build`.
+pub fn default_programs() -> Vec<(String, PathBuf)> {
+    let dir = default_nucleus()
+        .parent()
+        .expect("target directory")
+        .to_path_buf();
+    let Ok(entries) = std::fs::read_dir(workspace_root().join("programs/src/bin")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".rs")
+                .map(String::from)
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| (name.clone(), dir.join(name)))
+        .collect()
+}
+
 /// Builds the nucleus with cargo (a no-op when it is up to date).
 pub fn build_nucleus() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -22,6 +22,8 @@ pub struct PoolConfig {
     pub faults: FaultConfig,
     /// Seed of the switch's fault decisions.
     pub seed: u64,
+    /// User programs to put in every board's bundle (name, ELF file).
+    pub programs: Vec<(String, PathBuf)>,
     pub ready_timeout: Duration,
 }
 
@@ -41,6 +43,7 @@ impl PoolConfig {
             boards,
             faults: FaultConfig::default(),
             seed: 1,
+            programs: crate::default_programs(),
             ready_timeout: Duration::from_secs(20) + Duration::from_millis(500) * count as u32,
         }
     }
@@ -52,8 +55,30 @@ pub struct Pool {
     switch: Switch,
     qemu: PathBuf,
     image: PathBuf,
+    bundle: PathBuf,
     run_dir: PathBuf,
     ready_timeout: Duration,
+}
+
+/// Packs the user programs into the bundle every board gets as its initrd.
+fn write_bundle(programs: &[(String, PathBuf)], path: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    for (name, file) in programs {
+        let bytes = std::fs::read(file).with_context(|| {
+            format!(
+                "reading program {name} at {} (build it with `just build`)",
+                file.display()
+            )
+        })?;
+        files.push((name.as_str(), bytes));
+    }
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, bytes)| (*name, bytes.as_slice()))
+        .collect();
+    let bundle = pool_control::bundle::build(&entries)
+        .map_err(|e| anyhow::anyhow!("building the bundle: {e:?}"))?;
+    std::fs::write(path, bundle).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A fresh incarnation number for each board start.
@@ -73,6 +98,8 @@ impl Pool {
             .with_context(|| format!("creating run directory {}", config.run_dir.display()))?;
         let image = config.run_dir.join("nucleus.img");
         image::write_image(&config.nucleus, &image)?;
+        let bundle = config.run_dir.join("bundle.img");
+        write_bundle(&config.programs, &bundle)?;
 
         let mut switch = Switch::new(config.faults.clone(), config.seed);
         let boards: Vec<Board> = config
@@ -94,12 +121,13 @@ impl Pool {
             switch,
             qemu,
             image,
+            bundle,
             run_dir: config.run_dir,
             ready_timeout: config.ready_timeout,
         };
         for index in 0..pool.boards.len() {
             let incarnation = new_incarnation(pool.boards[index].spec.id);
-            pool.boards[index].start(&pool.qemu, &pool.image, incarnation)?;
+            pool.boards[index].start(&pool.qemu, &pool.image, &pool.bundle, incarnation)?;
         }
         Ok(pool)
     }
@@ -246,7 +274,7 @@ impl Pool {
         let index = self.board_index(id)?;
         self.boards[index].kill();
         let incarnation = new_incarnation(id);
-        self.boards[index].start(&self.qemu, &self.image, incarnation)?;
+        self.boards[index].start(&self.qemu, &self.image, &self.bundle, incarnation)?;
         self.wait_ready(|_, _| {})?;
         Ok(())
     }
