@@ -67,11 +67,24 @@ pub enum Syscall {
     /// restrict(cap, rights, cap_out): a capability with fewer rights, for
     /// objects the nucleus serves (segments, processes).
     Restrict = 24,
+    /// trans(request header, request buffer, request length, reply header
+    /// out, reply buffer, reply capacity) -> reply length. Headers are the
+    /// 46-byte wire form of [`crate::Header`]; the request goes to the
+    /// service whose put-port is in the request header, wherever it runs.
+    /// An RPC failure comes back as a negative status.
+    Trans = 25,
+    /// get_request(get-port, request header out, buffer, capacity) ->
+    /// request length. Serves put-port F(get-port): the nucleus only
+    /// registers the port for a thread that knows the private get-port.
+    GetRequest = 26,
+    /// put_reply(reply header, buffer, length): answers the request this
+    /// thread got last.
+    PutReply = 27,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 25] = [
+    pub const ALL: [Syscall; 28] = [
         Syscall::Exit,
         Syscall::ConsoleWrite,
         Syscall::Yield,
@@ -97,6 +110,9 @@ impl Syscall {
         Syscall::ProcessWait,
         Syscall::ProcessInspect,
         Syscall::Restrict,
+        Syscall::Trans,
+        Syscall::GetRequest,
+        Syscall::PutReply,
     ];
 
     /// The call with this number.

@@ -351,6 +351,9 @@ fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
         board_summary.p99.as_secs_f64() / host_summary.p99.as_secs_f64()
     );
 
+    println!("\n== nucleus: null syscall, thread switch, process creation (counter ticks, on one board)");
+    nucleus_bench(args)?;
+
     println!("\n== pool boot time (start of QEMU to every board ready)");
     let mut times = Vec::new();
     for &size in boot_sizes {
@@ -371,6 +374,27 @@ fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
             first.0,
             last.1.as_secs_f64() / first.1.as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+/// Runs the `bench` user program on a board and prints what it measured.
+fn nucleus_bench(args: &PoolArgs) -> Result<()> {
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
+    let (pool, _) = boot_pool(config)?;
+    let board = &pool.boards()[0];
+    let started = pool.host().exec(board.mac, "bench", 0, amoeba::syscall::SCHED_PREEMPTIVE as u8)?;
+    let status = pool
+        .host()
+        .wait_exit(board.mac, started.pid, Duration::from_secs(120))
+        .context("the bench program did not finish")?;
+    let console = board.console_text();
+    pool.shutdown();
+    if status != 0 {
+        bail!("the bench program failed ({status}); console:\n{console}");
+    }
+    for line in console.lines().filter(|l| l.starts_with("bench ")) {
+        println!("{}", line.trim_start_matches("bench "));
     }
     Ok(())
 }

@@ -37,6 +37,8 @@ mod power;
 #[cfg(target_os = "none")]
 mod process;
 #[cfg(target_os = "none")]
+mod rpc;
+#[cfg(target_os = "none")]
 mod sync;
 
 #[cfg(target_os = "none")]

@@ -69,7 +69,8 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     let free = segment_memory.fragmentation().free_bytes;
     let segments = SegmentTable::new(rng.port(), segment_memory);
     let bundle = bundle_bytes(&info);
-    process::init(segments, rng, bundle);
+    let endpoint = flip::Endpoint::new(flip::Mac(mac.0), incarnation, flip::Config::default());
+    process::init(segments, rng, bundle, crate::rpc::Rpc::new(endpoint));
     println!(
         "nucleus: {} MiB for segments; bundle of {} programs",
         free >> 20,
@@ -112,10 +113,23 @@ extern "C" fn network_thread(arg: usize) {
         pool_control.incarnation()
     );
     loop {
-        net::poll(|frame| pool_control.handle_frame(frame));
+        net::poll(|frame| {
+            if frame.get(12..14) == Some(&flip::ETHERTYPE_FLIP.to_be_bytes()[..]) {
+                process::with(|kernel| kernel.rpc_frame(frame));
+            } else {
+                pool_control.handle_frame(frame);
+            }
+        });
+        process::with(|kernel| kernel.rpc_timeout());
         pool_control.send_notices();
         process::block_unless(process::Wait::Network, || {
-            net::work_pending() || process::with(|kernel| !kernel.outbox.is_empty())
+            net::work_pending()
+                || process::with(|kernel| {
+                    !kernel.outbox.is_empty()
+                        || kernel
+                            .rpc_deadline
+                            .is_some_and(|deadline| deadline <= drivers::timer::uptime_micros())
+                })
         });
     }
 }

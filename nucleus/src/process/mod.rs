@@ -100,6 +100,9 @@ pub struct Kernel {
     pub ticks: u64,
     pub outbox: VecDeque<Notice>,
     pub bundle: &'static [u8],
+    pub rpc: crate::rpc::Rpc,
+    /// When the RPC endpoint next wants `handle_timeout` (µs since boot).
+    pub rpc_deadline: Option<u64>,
 }
 
 static KERNEL: IrqMutex<Option<Kernel>> = IrqMutex::new(None);
@@ -111,7 +114,7 @@ pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 }
 
 /// Sets up the kernel state; the calling (boot) thread becomes the idle thread.
-pub fn init(segments: SegmentTable, rng: amoeba::Rng, bundle: &'static [u8]) {
+pub fn init(segments: SegmentTable, rng: amoeba::Rng, bundle: &'static [u8], rpc: crate::rpc::Rpc) {
     mmu::init();
     let mut kernel = Kernel {
         threads: BTreeMap::new(),
@@ -131,6 +134,8 @@ pub fn init(segments: SegmentTable, rng: amoeba::Rng, bundle: &'static [u8]) {
         ticks: 0,
         outbox: VecDeque::new(),
         bundle,
+        rpc,
+        rpc_deadline: None,
     };
     kernel.process_port = kernel.rng.port();
     let mut idle = Box::new(Thread::new(0, None, "idle"));
@@ -263,6 +268,13 @@ impl Kernel {
             .collect();
         for tid in due {
             self.make_ready(tid);
+        }
+        if self
+            .rpc_deadline
+            .is_some_and(|deadline| deadline <= crate::drivers::timer::uptime_micros())
+        {
+            self.rpc_deadline = None;
+            self.wake_all(Wait::Network, 0);
         }
         let current = self.current;
         let thread = self.current_thread();
@@ -398,6 +410,7 @@ impl Kernel {
             mmu::activate(None);
         }
         drop(space);
+        self.rpc_forget_process(pid, &threads);
         for tid in threads {
             self.kill_thread(tid);
         }

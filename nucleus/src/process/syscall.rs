@@ -23,6 +23,15 @@ enum Outcome {
     Block(Wait),
     /// The frame was replaced (signal return): leave x0 alone.
     FrameRestored,
+    /// The call blocked the thread itself (RPC); the result comes on wake-up.
+    Blocked,
+}
+
+fn rpc_outcome(outcome: crate::rpc::RpcOutcome) -> Outcome {
+    match outcome {
+        crate::rpc::RpcOutcome::Return(value) => Outcome::Return(value),
+        crate::rpc::RpcOutcome::Blocked => Outcome::Blocked,
+    }
 }
 
 fn done(result: Result<i64, Status>) -> Outcome {
@@ -44,6 +53,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Outcome::FrameRestored => {}
         Outcome::Block(wait) => {
             with(|kernel| kernel.block_current(wait));
+            super::schedule();
+            frame.x[0] = with(|kernel| kernel.current_thread().wake_result) as u64;
+        }
+        Outcome::Blocked => {
             super::schedule();
             frame.x[0] = with(|kernel| kernel.current_thread().wake_result) as u64;
         }
@@ -159,6 +172,9 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
         },
         Syscall::ProcessInspect => done(process_inspect(kernel, pid, a[0], a[1])),
         Syscall::Restrict => done(restrict(kernel, pid, a[0], a[1], a[2])),
+        Syscall::Trans => rpc_outcome(kernel.rpc_trans(pid, a)),
+        Syscall::GetRequest => rpc_outcome(kernel.rpc_get_request(pid, a)),
+        Syscall::PutReply => Outcome::Return(kernel.rpc_put_reply(pid, a)),
     }
 }
 

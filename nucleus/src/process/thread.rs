@@ -24,6 +24,10 @@ pub enum Wait {
     ProcessExit(Pid),
     /// Frames from the network or notices to send (the network thread).
     Network,
+    /// The end of the RPC transaction with this id.
+    Trans(u64),
+    /// A request for this put-port.
+    GetRequest(amoeba::Port),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

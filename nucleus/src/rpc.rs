@@ -1,0 +1,331 @@
+//! The kernel side of FLIP RPC: one `flip::Endpoint` per board, driven by
+//! the network thread (frames, timeouts) and by the `trans`, `get_request`
+//! and `put_reply` system calls. The protocol itself (locate, fragments,
+//! at-most-once, incarnations) lives in the host-tested `flip` crate; this
+//! module only moves bytes between the endpoint and user memory and wakes
+//! the threads that wait.
+
+use crate::process::{Kernel, Pid, Tid, Wait};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use amoeba::syscall::error;
+use amoeba::{GetPort, HEADER_LEN, Header, Port, Status};
+use flip::{Endpoint, Event, ReqId, TransId};
+
+/// A thread blocked in `trans`, and where its reply goes.
+struct Client {
+    tid: Tid,
+    pid: Pid,
+    header_out: u64,
+    buf: u64,
+    capacity: u64,
+}
+
+/// A thread blocked in `get_request`, and where the request goes.
+struct Waiting {
+    tid: Tid,
+    pid: Pid,
+    header_out: u64,
+    buf: u64,
+    capacity: u64,
+}
+
+struct Arrived {
+    req: ReqId,
+    header: Header,
+    buf: Vec<u8>,
+}
+
+pub struct Rpc {
+    pub endpoint: Endpoint,
+    clients: BTreeMap<TransId, Client>,
+    waiting: BTreeMap<Port, VecDeque<Waiting>>,
+    queued: BTreeMap<Port, VecDeque<Arrived>>,
+    /// The request each server thread got last and has to answer.
+    serving: BTreeMap<Tid, ReqId>,
+    /// Registered put-ports: their get-port and the processes serving them.
+    registered: BTreeMap<Port, (GetPort, BTreeSet<Pid>)>,
+}
+
+impl Rpc {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            clients: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            serving: BTreeMap::new(),
+            registered: BTreeMap::new(),
+        }
+    }
+}
+
+fn now() -> u64 {
+    crate::drivers::timer::uptime_micros()
+}
+
+/// What an RPC system call asks the dispatcher to do.
+pub enum RpcOutcome {
+    Return(i64),
+    /// The thread is blocked already (and may even be woken already).
+    Blocked,
+}
+
+impl Kernel {
+    /// Sends what the endpoint has to send and hands its events to the
+    /// threads waiting for them.
+    pub fn rpc_pump(&mut self) {
+        while let Some(transmit) = self.rpc.endpoint.poll_transmit() {
+            if let Err(error) = crate::net::send(&transmit.frame) {
+                crate::println!("nucleus: FLIP send failed: {error}");
+            }
+        }
+        while let Some(event) = self.rpc.endpoint.poll_event() {
+            match event {
+                Event::TransDone { id, result } => self.finish_trans(id, result),
+                Event::RequestArrived {
+                    req,
+                    port,
+                    header,
+                    buf,
+                    ..
+                } => {
+                    self.request_arrived(port, Arrived { req, header, buf });
+                }
+            }
+        }
+        self.rpc_deadline = self.rpc.endpoint.next_deadline();
+    }
+
+    /// Network thread: a FLIP frame came in.
+    pub fn rpc_frame(&mut self, frame: &[u8]) {
+        self.rpc.endpoint.handle_frame(now(), frame);
+        self.rpc_pump();
+    }
+
+    /// Network thread: time passed.
+    pub fn rpc_timeout(&mut self) {
+        self.rpc.endpoint.handle_timeout(now());
+        self.rpc_pump();
+    }
+
+    fn finish_trans(&mut self, id: TransId, result: Result<(Header, Vec<u8>), Status>) {
+        let Some(client) = self.rpc.clients.remove(&id) else {
+            return;
+        };
+        let value = match result {
+            Err(status) => error(status),
+            Ok((header, buf)) => {
+                let len = buf.len().min(client.capacity as usize);
+                let copied = self
+                    .copy_to_user(client.pid, client.header_out, &header.encode())
+                    .and_then(|_| self.copy_to_user(client.pid, client.buf, &buf[..len]));
+                match copied {
+                    Ok(()) => len as i64,
+                    Err(status) => error(status),
+                }
+            }
+        };
+        self.wake_thread(client.tid, Wait::Trans(id.0), value);
+    }
+
+    fn request_arrived(&mut self, port: Port, arrived: Arrived) {
+        while let Some(waiting) = self
+            .rpc
+            .waiting
+            .get_mut(&port)
+            .and_then(VecDeque::pop_front)
+        {
+            let still_waiting = self.threads.get(&waiting.tid).is_some_and(|t| {
+                t.state == crate::process::ThreadState::Blocked(Wait::GetRequest(port))
+            });
+            if still_waiting {
+                let value = self.deliver(&waiting, arrived);
+                self.wake_thread(waiting.tid, Wait::GetRequest(port), value);
+                return;
+            }
+        }
+        self.rpc.queued.entry(port).or_default().push_back(arrived);
+    }
+
+    /// Copies a request to a server thread; returns its length or an error.
+    fn deliver(&mut self, waiting: &Waiting, arrived: Arrived) -> i64 {
+        let len = arrived.buf.len().min(waiting.capacity as usize);
+        let copied = self
+            .copy_to_user(waiting.pid, waiting.header_out, &arrived.header.encode())
+            .and_then(|_| self.copy_to_user(waiting.pid, waiting.buf, &arrived.buf[..len]));
+        match copied {
+            Ok(()) => {
+                self.rpc.serving.insert(waiting.tid, arrived.req);
+                len as i64
+            }
+            Err(status) => {
+                let _ = self
+                    .rpc
+                    .endpoint
+                    .abort_request(now(), arrived.req, Status::RpcBadAddress);
+                error(status)
+            }
+        }
+    }
+
+    fn wake_thread(&mut self, tid: Tid, wait: Wait, value: i64) {
+        let Some(thread) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        if thread.state == crate::process::ThreadState::Blocked(wait) {
+            thread.wake_result = value;
+            self.make_ready(tid);
+        }
+    }
+
+    /// trans: a[0] request header, a[1] buffer, a[2] length, a[3] reply
+    /// header out, a[4] reply buffer, a[5] its capacity.
+    pub fn rpc_trans(&mut self, pid: Pid, a: [u64; 6]) -> RpcOutcome {
+        match self.start_trans(pid, a) {
+            Err(status) => RpcOutcome::Return(error(status)),
+            Ok(()) => RpcOutcome::Blocked,
+        }
+    }
+
+    fn start_trans(&mut self, pid: Pid, a: [u64; 6]) -> Result<(), Status> {
+        let header = Header::decode(&self.copy_from_user(pid, a[0], HEADER_LEN as u64)?)
+            .map_err(|_| Status::ArgBad)?;
+        if a[2] > self.rpc.endpoint.config().max_buf as u64 {
+            return Err(Status::RpcBadAddress);
+        }
+        let buf = self.copy_from_user(pid, a[1], a[2])?;
+        // The reply's destination must be valid now; it is checked again on copy.
+        self.user_phys(pid, a[3], HEADER_LEN as u64, true)?;
+        if a[5] > 0 {
+            self.user_phys(pid, a[4], a[5], true)?;
+        }
+        let id = self.rpc.endpoint.start_trans(now(), &header, &buf);
+        let tid = self.current;
+        self.rpc.clients.insert(
+            id,
+            Client {
+                tid,
+                pid,
+                header_out: a[3],
+                buf: a[4],
+                capacity: a[5],
+            },
+        );
+        self.block_current(Wait::Trans(id.0));
+        self.rpc_pump();
+        Ok(())
+    }
+
+    /// get_request: a[0] get-port (6 bytes), a[1] header out, a[2] buffer, a[3] capacity.
+    pub fn rpc_get_request(&mut self, pid: Pid, a: [u64; 6]) -> RpcOutcome {
+        let result = (|| {
+            let raw = self.copy_from_user(pid, a[0], 6)?;
+            let get = GetPort(Port(raw.try_into().map_err(|_| Status::ArgBad)?));
+            self.user_phys(pid, a[1], HEADER_LEN as u64, true)?;
+            if a[3] > 0 {
+                self.user_phys(pid, a[2], a[3], true)?;
+            }
+            let tid = self.current;
+            // A thread answers one request at a time.
+            if let Some(req) = self.rpc.serving.remove(&tid) {
+                let _ = self
+                    .rpc
+                    .endpoint
+                    .abort_request(now(), req, Status::RpcAborted);
+            }
+            let put = self.rpc.endpoint.register_server(&get);
+            self.rpc
+                .registered
+                .entry(put)
+                .or_insert_with(|| (get, BTreeSet::new()))
+                .1
+                .insert(pid);
+            let waiting = Waiting {
+                tid,
+                pid,
+                header_out: a[1],
+                buf: a[2],
+                capacity: a[3],
+            };
+            if let Some(arrived) = self.rpc.queued.get_mut(&put).and_then(VecDeque::pop_front) {
+                return Ok(Some(self.deliver(&waiting, arrived)));
+            }
+            self.rpc.waiting.entry(put).or_default().push_back(waiting);
+            self.block_current(Wait::GetRequest(put));
+            Ok(None)
+        })();
+        match result {
+            Err(status) => RpcOutcome::Return(error(status)),
+            Ok(Some(value)) => RpcOutcome::Return(value),
+            Ok(None) => RpcOutcome::Blocked,
+        }
+    }
+
+    /// put_reply: a[0] header, a[1] buffer, a[2] length.
+    pub fn rpc_put_reply(&mut self, pid: Pid, a: [u64; 6]) -> i64 {
+        let result = (|| {
+            let header = Header::decode(&self.copy_from_user(pid, a[0], HEADER_LEN as u64)?)
+                .map_err(|_| Status::ArgBad)?;
+            if a[2] > self.rpc.endpoint.config().max_buf as u64 {
+                return Err(Status::RpcBadAddress);
+            }
+            let buf = self.copy_from_user(pid, a[1], a[2])?;
+            let tid = self.current;
+            let req = self.rpc.serving.remove(&tid).ok_or(Status::ArgBad)?;
+            self.rpc
+                .endpoint
+                .put_reply(now(), req, &header, &buf)
+                .map_err(|_| Status::RpcFailure)?;
+            self.rpc_pump();
+            Ok(0)
+        })();
+        result.unwrap_or_else(error)
+    }
+
+    /// A process ended: its ports stop being served, the requests its
+    /// threads held fail for their clients, its own transactions are dropped.
+    pub fn rpc_forget_process(&mut self, pid: Pid, threads: &[Tid]) {
+        for tid in threads {
+            if let Some(req) = self.rpc.serving.remove(tid) {
+                let _ = self
+                    .rpc
+                    .endpoint
+                    .abort_request(now(), req, Status::RpcFailure);
+            }
+        }
+        let orphaned: Vec<Port> = self
+            .rpc
+            .registered
+            .iter_mut()
+            .filter_map(|(port, (_, owners))| {
+                owners.remove(&pid);
+                owners.is_empty().then_some(*port)
+            })
+            .collect();
+        for port in orphaned {
+            if let Some((get, _)) = self.rpc.registered.remove(&port) {
+                self.rpc.endpoint.unregister_server(&get);
+            }
+            self.rpc.waiting.remove(&port);
+            for arrived in self.rpc.queued.remove(&port).unwrap_or_default() {
+                let _ = self
+                    .rpc
+                    .endpoint
+                    .abort_request(now(), arrived.req, Status::RpcNotFound);
+            }
+        }
+        let dropped: Vec<TransId> = self
+            .rpc
+            .clients
+            .iter()
+            .filter(|(_, c)| c.pid == pid)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in dropped {
+            self.rpc.clients.remove(&id);
+            self.rpc.endpoint.abort_trans(id);
+        }
+        self.rpc_pump();
+    }
+}
