@@ -7,6 +7,7 @@ pub mod board;
 pub mod host_port;
 pub mod image;
 pub mod pool;
+pub mod rpc_client;
 pub mod switch;
 
 pub use board::BoardSpec;

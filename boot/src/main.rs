@@ -84,12 +84,47 @@ enum Command {
         #[command(flatten)]
         pool: PoolArgs,
     },
+    /// RPC to a service of the running pool, as a client on the switch.
+    Rpc {
+        #[command(subcommand)]
+        call: RpcCall,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Boot 3 boards, run the echo server on board 0, call it from board 1 and from the host.
+    RpcDemo {
+        #[command(flatten)]
+        pool: PoolArgs,
+    },
     /// Attach GDB to one board of the running pool.
     Gdb {
         board: u16,
         #[command(flatten)]
         pool: PoolArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum RpcCall {
+    /// STD_INFO on a capability (pppppppppppp:oooooo:rr:cccccccccccc).
+    Info {
+        #[arg(value_parser = parse_capability)]
+        capability: amoeba::Capability,
+    },
+    /// Send TEXT to the echo service at put-port PORT (12 hex digits) and print the reply.
+    Echo {
+        #[arg(value_parser = parse_port)]
+        port: amoeba::Port,
+        text: String,
+    },
+}
+
+fn parse_capability(text: &str) -> Result<amoeba::Capability, String> {
+    text.parse().map_err(|e| format!("not a capability: {e:?}"))
+}
+
+fn parse_port(text: &str) -> Result<amoeba::Port, String> {
+    text.parse().map_err(|e| format!("not a port: {e:?}"))
 }
 
 fn main() {
@@ -113,6 +148,8 @@ fn main() {
             pool,
         } => bench(rounds, &boot_sizes, &pool),
         Command::Gdb { board, pool } => gdb(board, &pool),
+        Command::Rpc { call, run_dir } => rpc(call, &run_dir),
+        Command::RpcDemo { pool } => rpc_demo(&pool),
     };
     if let Err(error) = result {
         eprintln!("boot: {error:#}");
@@ -351,7 +388,9 @@ fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
         board_summary.p99.as_secs_f64() / host_summary.p99.as_secs_f64()
     );
 
-    println!("\n== nucleus: null syscall, thread switch, process creation (counter ticks, on one board)");
+    println!(
+        "\n== nucleus: null syscall, thread switch, process creation (counter ticks, on one board)"
+    );
     nucleus_bench(args)?;
 
     println!("\n== pool boot time (start of QEMU to every board ready)");
@@ -383,7 +422,12 @@ fn nucleus_bench(args: &PoolArgs) -> Result<()> {
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
     let (pool, _) = boot_pool(config)?;
     let board = &pool.boards()[0];
-    let started = pool.host().exec(board.mac, "bench", 0, amoeba::syscall::SCHED_PREEMPTIVE as u8)?;
+    let started = pool.host().exec(
+        board.mac,
+        "bench",
+        0,
+        amoeba::syscall::SCHED_PREEMPTIVE as u8,
+    )?;
     let status = pool
         .host()
         .wait_exit(board.mac, started.pid, Duration::from_secs(120))
@@ -396,6 +440,96 @@ fn nucleus_bench(args: &PoolArgs) -> Result<()> {
     for line in console.lines().filter(|l| l.starts_with("bench ")) {
         println!("{}", line.trim_start_matches("bench "));
     }
+    Ok(())
+}
+
+fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
+    let port = boot::HostPort::connect(&run_dir.join("host.sock")).with_context(|| {
+        format!(
+            "no pool is running in {} (start one with `just up`)",
+            run_dir.display()
+        )
+    })?;
+    let mut client = boot::rpc_client::RpcClient::new(port);
+    match call {
+        RpcCall::Info { capability } => match client.std_info(&capability)? {
+            Ok(info) => println!("{info}"),
+            Err(status) => bail!("std_info failed: {status}"),
+        },
+        RpcCall::Echo { port, text } => {
+            let start = Instant::now();
+            let mut header = amoeba::Header::default();
+            header.port = port;
+            match client.trans(&header, text.as_bytes())? {
+                Ok((reply, buf)) => println!(
+                    "reply ({}, {:.2} ms): {}",
+                    reply.status(),
+                    start.elapsed().as_secs_f64() * 1e3,
+                    String::from_utf8_lossy(&buf)
+                ),
+                Err(status) => bail!("trans failed: {status}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rpc_demo(args: &PoolArgs) -> Result<()> {
+    use amoeba::syscall::SCHED_PREEMPTIVE;
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 3);
+    let (pool, _) = boot_pool(config)?;
+    let get_seed: u64 = 0x00c0_ffee_0001;
+    let put = amoeba::GetPort(amoeba::Port::from_u64(get_seed)).put_port();
+    let (server_board, client_board) = (pool.boards()[0].mac, pool.boards()[1].mac);
+    let server = pool.host().exec(
+        server_board,
+        "echo-server",
+        get_seed,
+        SCHED_PREEMPTIVE as u8,
+    )?;
+    println!(
+        "echo server: process {} on board 0, put-port {put}",
+        server.pid
+    );
+    let client = pool.host().exec(
+        client_board,
+        "echo-client",
+        put.to_u64(),
+        SCHED_PREEMPTIVE as u8,
+    )?;
+    let status = pool
+        .host()
+        .wait_exit(client_board, client.pid, Duration::from_secs(60))
+        .context("the echo client on board 1 did not finish")?;
+    let client_console = pool.boards()[1].console_text();
+    for line in client_console
+        .lines()
+        .filter(|l| l.starts_with("echo-client"))
+    {
+        println!("board 1: {line}");
+    }
+    if status != 0 {
+        bail!("the echo client on board 1 failed ({status})");
+    }
+    let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
+    let mut header = amoeba::Header::default();
+    header.port = put;
+    for round in 0..3 {
+        let text = format!("hello from the host, round {round}");
+        let start = Instant::now();
+        match host.trans(&header, text.as_bytes())? {
+            Ok((_, reply)) if reply == text.as_bytes() => {
+                println!(
+                    "host: echo {round} answered in {:.2} ms",
+                    start.elapsed().as_secs_f64() * 1e3
+                )
+            }
+            Ok((_, reply)) => bail!("host: wrong echo: {:?}", String::from_utf8_lossy(&reply)),
+            Err(status) => bail!("host: trans failed: {status}"),
+        }
+    }
+    pool.shutdown();
+    println!("rpc demo: ok");
     Ok(())
 }
 

@@ -1,0 +1,91 @@
+//! The host as an RPC client on the pool: the same `flip` endpoint the
+//! nucleus runs, driven here by one host port of the switch, like an Amoeba
+//! workstation with a FLIP driver.
+
+use crate::host_port::HostPort;
+use amoeba::{Capability, Header, Status};
+use anyhow::Result;
+use flip::{Config, Endpoint, Event, TransId};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub struct RpcClient {
+    port: HostPort,
+    endpoint: Endpoint,
+    epoch: Instant,
+}
+
+impl RpcClient {
+    /// A client on its own host port. Its incarnation is the wall clock, so
+    /// it grows each time a client starts.
+    pub fn new(port: HostPort) -> Self {
+        let incarnation = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u32)
+            .unwrap_or(1)
+            | 1;
+        let endpoint = Endpoint::new(flip::Mac(port.mac().0), incarnation, Config::default());
+        Self {
+            port,
+            endpoint,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        while let Some(transmit) = self.endpoint.poll_transmit() {
+            self.port.send_frame(&transmit.frame)?;
+        }
+        Ok(())
+    }
+
+    /// One transaction: the reply header and buffer, or the RPC status
+    /// (`RpcNotFound`, `RpcFailure`, `ServerRestarted`, ...).
+    pub fn trans(
+        &mut self,
+        header: &Header,
+        buf: &[u8],
+    ) -> Result<Result<(Header, Vec<u8>), Status>> {
+        let now = self.now();
+        let id = self.endpoint.start_trans(now, header, buf);
+        loop {
+            self.flush()?;
+            while let Some(event) = self.endpoint.poll_event() {
+                if let Event::TransDone { id: done, result } = event
+                    && done == id
+                {
+                    return Ok(result);
+                }
+            }
+            let wait = match self.endpoint.next_deadline() {
+                Some(deadline) => Duration::from_micros(deadline.saturating_sub(self.now())),
+                None => Duration::from_millis(100),
+            };
+            if let Some(frame) = self.port.recv_timeout(wait.max(Duration::from_micros(100))) {
+                let now = self.now();
+                self.endpoint.handle_frame(now, &frame);
+            }
+            let now = self.now();
+            self.endpoint.handle_timeout(now);
+        }
+    }
+
+    /// Gives up on a transaction (for callers with their own time limit).
+    pub fn abort(&mut self, id: TransId) {
+        self.endpoint.abort_trans(id);
+    }
+
+    /// STD_INFO on any capability: the object's description.
+    pub fn std_info(&mut self, capability: &Capability) -> Result<Result<String, Status>> {
+        let header = Header::request(capability, amoeba::cmd::STD_INFO);
+        Ok(self
+            .trans(&header, &[])?
+            .and_then(|(reply, buf)| match reply.status() {
+                Status::Ok => Ok(String::from_utf8_lossy(&buf).into_owned()),
+                error => Err(error),
+            }))
+    }
+}
