@@ -27,7 +27,9 @@
 //! assert_eq!(verify(&random, &owner), Ok(Rights::ALL));
 //! ```
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+#![cfg_attr(not(feature = "user"), forbid(unsafe_code))]
+// With the user runtime, unsafe code is still denied everywhere but in `user`.
+#![cfg_attr(feature = "user", deny(unsafe_code))]
 #![warn(missing_docs)]
 
 extern crate alloc;
@@ -40,6 +42,9 @@ mod rng;
 pub mod server;
 mod status;
 pub mod syscall;
+#[cfg(feature = "user")]
+#[allow(unsafe_code)]
+pub mod user;
 
 pub use cap::{CapError, Capability, Check, OBJECT_MAX, Private, Rights, restrict, verify};
 pub use header::{HEADER_LEN, Header, HeaderError};
