@@ -1,0 +1,901 @@
+//! Group packet wire format.
+//!
+//! Every packet starts with an 18-byte header (all integers big-endian):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 2 | magic `0x5351` ("SQ") |
+//! | 1 | version (1) |
+//! | 1 | kind |
+//! | 6 | group port (48 bits) |
+//! | 4 | incarnation of the group the sender is in |
+//! | 4 | sender's member id ([`NO_MEMBER`] if it has none) |
+//!
+//! followed by a body that depends on the kind. Decoding is strict: unknown
+//! kinds, truncated or trailing bytes, out-of-range values and non-canonical
+//! booleans are all errors. The decoder never panics and never allocates more
+//! than the input length justifies.
+
+use alloc::vec::Vec;
+
+/// Magic number at the start of every group packet.
+pub const MAGIC: u16 = 0x5351;
+/// Wire format version.
+pub const VERSION: u8 = 1;
+/// Member id used by a process that is not (yet) a member.
+pub const NO_MEMBER: u32 = u32::MAX;
+/// Group ports are 48-bit values.
+pub const PORT_MASK: u64 = (1 << 48) - 1;
+/// Size of the common header.
+pub const HEADER_LEN: usize = 18;
+
+/// Data/accept flag: the receiver must acknowledge (resilience > 0).
+pub const FLAG_NEED_ACK: u8 = 0x01;
+/// Data flag: this is a retransmission.
+pub const FLAG_RETRANS: u8 = 0x02;
+/// Status flag: every member must answer with an [`Body::Ack`] (alive check / sync).
+pub const FLAG_SYNC: u8 = 0x04;
+const DATA_FLAGS: u8 = FLAG_NEED_ACK | FLAG_RETRANS | FLAG_SYNC;
+
+/// Why decoding failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The packet ended early.
+    Truncated,
+    /// Wrong magic number.
+    BadMagic,
+    /// Unsupported version.
+    BadVersion(u8),
+    /// Unknown packet kind.
+    BadKind(u8),
+    /// A field holds a value outside its range.
+    BadValue,
+    /// Bytes left over after the body.
+    TrailingBytes,
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "truncated group packet"),
+            DecodeError::BadMagic => write!(f, "bad magic"),
+            DecodeError::BadVersion(v) => write!(f, "unsupported version {v}"),
+            DecodeError::BadKind(k) => write!(f, "unknown packet kind {k}"),
+            DecodeError::BadValue => write!(f, "field out of range"),
+            DecodeError::TrailingBytes => write!(f, "trailing bytes"),
+        }
+    }
+}
+
+/// Common header of every group packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Group port (48 bits).
+    pub port: u64,
+    /// Incarnation (bumped by every completed reset).
+    pub inc: u32,
+    /// Sender's member id, or [`NO_MEMBER`].
+    pub src: u32,
+}
+
+/// Paxos-style ballot used during reset: ordered by round, then coordinator id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ballot {
+    /// Round number.
+    pub round: u32,
+    /// Coordinator's member id.
+    pub id: u32,
+}
+
+/// What a sequenced entry carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryBody {
+    /// An application message.
+    App(Vec<u8>),
+    /// A member joined; the entry's `sender` is the new member id.
+    Join {
+        /// The new member's address.
+        addr: u64,
+    },
+    /// The entry's `sender` left; if it was the sequencer, `successor` takes over.
+    Leave {
+        /// New sequencer, or [`NO_MEMBER`].
+        successor: u32,
+    },
+    /// The sequencer removed a member that stopped answering.
+    Remove {
+        /// The removed member.
+        member: u32,
+    },
+    /// First entry of a new incarnation after a reset.
+    Reset {
+        /// The new incarnation.
+        new_inc: u32,
+        /// Members dropped by the reset (id, address).
+        removed: Vec<(u32, u64)>,
+    },
+}
+
+/// One sequenced entry of the total order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Member that sent it (for `Join`, the new member's id).
+    pub sender: u32,
+    /// Sender-local message id (duplicate suppression).
+    pub msg_id: u32,
+    /// Contents.
+    pub body: EntryBody,
+}
+
+/// A member of a view proposed by a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewMember {
+    /// Member id.
+    pub id: u32,
+    /// Address.
+    pub addr: u64,
+    /// What it acknowledged in its promise (it holds everything below).
+    pub ack: u64,
+}
+
+/// The value a reset agrees on: the new incarnation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    /// Incarnation being replaced.
+    pub old_inc: u32,
+    /// New incarnation.
+    pub new_inc: u32,
+    /// New sequencer.
+    pub sequencer: u32,
+    /// Lowest sequence number anyone still needed.
+    pub min_d: u64,
+    /// Everything below was delivered somewhere and is accepted.
+    pub floor: u64,
+    /// Entries from `base` on are discarded; `base` becomes the reset entry.
+    pub base: u64,
+    /// The members of the new incarnation.
+    pub members: Vec<ViewMember>,
+    /// Members dropped.
+    pub removed: Vec<(u32, u64)>,
+}
+
+/// Group parameters, fixed at creation and handed to joiners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupParams {
+    /// Resilience degree r.
+    pub resilience: u16,
+    /// Maximum number of members.
+    pub max_members: u16,
+    /// History buffer size (entries).
+    pub history_size: u32,
+    /// Largest application payload.
+    pub max_message_size: u32,
+    /// Payloads larger than this use the BB method.
+    pub bb_threshold: u32,
+}
+
+/// A member as listed in a welcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WelcomeMember {
+    /// Member id.
+    pub id: u32,
+    /// Address.
+    pub addr: u64,
+    /// Highest message id of this member sequenced so far.
+    pub last_msg_id: u32,
+}
+
+/// Packet bodies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Member → sequencer: please sequence this (PB method), or my leave.
+    Send {
+        /// Sender-local message id.
+        msg_id: u32,
+        /// Sender holds every entry below this.
+        ack: u64,
+        /// This is a leave request (payload empty).
+        leave: bool,
+        /// The message.
+        payload: Vec<u8>,
+    },
+    /// Member → group: a large message (BB method).
+    BbData {
+        /// Sender-local message id.
+        msg_id: u32,
+        /// Sender holds every entry below this.
+        ack: u64,
+        /// The message.
+        payload: Vec<u8>,
+    },
+    /// A sequenced entry.
+    Data {
+        /// Its sequence number.
+        seq: u64,
+        /// Entries below are accepted (deliverable).
+        accepted: u64,
+        /// Entries below are held by every member.
+        stable: u64,
+        /// `FLAG_*`.
+        flags: u8,
+        /// The entry.
+        entry: Entry,
+    },
+    /// Sequencer → group: the BB message (sender, msg_id) has sequence number `seq`.
+    BbAccept {
+        /// Its sequence number.
+        seq: u64,
+        /// Entries below are accepted.
+        accepted: u64,
+        /// Entries below are stable.
+        stable: u64,
+        /// `FLAG_*`.
+        flags: u8,
+        /// Original sender.
+        sender: u32,
+        /// Original message id.
+        msg_id: u32,
+    },
+    /// Sequencer → group: heartbeat, accept and sync request.
+    Status {
+        /// Next sequence number to be stamped.
+        next_seq: u64,
+        /// Entries below are accepted.
+        accepted: u64,
+        /// Entries below are stable.
+        stable: u64,
+        /// `FLAG_*`.
+        flags: u8,
+    },
+    /// Member → sequencer: I hold every entry below `ack`.
+    Ack {
+        /// Acknowledged prefix.
+        ack: u64,
+    },
+    /// Ask for entries `from..to`.
+    Retrans {
+        /// First wanted.
+        from: u64,
+        /// One past the last wanted.
+        to: u64,
+        /// Any member holding them may answer, not only the sequencer.
+        any: bool,
+    },
+    /// Joiner → group: let me in.
+    JoinReq,
+    /// Sequencer → joiner: you are in.
+    Welcome {
+        /// Your member id.
+        member_id: u32,
+        /// Sequence number of your join entry.
+        join_seq: u64,
+        /// Sequencer's member id.
+        sequencer: u32,
+        /// Entries below are accepted.
+        accepted: u64,
+        /// Entries below are stable.
+        stable: u64,
+        /// Group parameters.
+        params: GroupParams,
+        /// Membership right after your join.
+        members: Vec<WelcomeMember>,
+    },
+    /// Sequencer → joiner: no (group full).
+    JoinDenied,
+    /// Sequencer → sender: you are not a member (any more).
+    NotMember,
+    /// Reset: I am resetting and hold everything below `recv_upto`.
+    ResetStatus {
+        /// Contiguously held prefix.
+        recv_upto: u64,
+    },
+    /// Reset phase 1a.
+    Prepare {
+        /// Coordinator's ballot.
+        ballot: Ballot,
+    },
+    /// Reset phase 1b.
+    Promise {
+        /// Ballot promised.
+        ballot: Ballot,
+        /// Next sequence number this member would deliver.
+        delivered: u64,
+        /// Contiguously held prefix.
+        recv_upto: u64,
+        /// Held sequence numbers as half-open ranges, ascending.
+        held: Vec<(u64, u64)>,
+        /// A view accepted earlier in this reset, if any.
+        accepted: Option<(Ballot, View)>,
+        /// Set by the member that was the sequencer: its accepted mark.
+        seq_accepted: Option<u64>,
+    },
+    /// Reset: I promised a higher ballot.
+    Nack {
+        /// The ballot promised.
+        ballot: Ballot,
+    },
+    /// Reset phase 2a.
+    Accept {
+        /// Coordinator's ballot.
+        ballot: Ballot,
+        /// Proposed view.
+        view: View,
+    },
+    /// Reset phase 2b.
+    Accepted {
+        /// Ballot accepted.
+        ballot: Ballot,
+    },
+    /// Reset outcome: install this view.
+    Decided {
+        /// The chosen view.
+        view: View,
+    },
+}
+
+impl Body {
+    fn kind(&self) -> u8 {
+        match self {
+            Body::Send { .. } => 1,
+            Body::BbData { .. } => 2,
+            Body::Data { .. } => 3,
+            Body::BbAccept { .. } => 4,
+            Body::Status { .. } => 5,
+            Body::Ack { .. } => 6,
+            Body::Retrans { .. } => 7,
+            Body::JoinReq => 8,
+            Body::Welcome { .. } => 9,
+            Body::JoinDenied => 10,
+            Body::NotMember => 11,
+            Body::ResetStatus { .. } => 12,
+            Body::Prepare { .. } => 13,
+            Body::Promise { .. } => 14,
+            Body::Nack { .. } => 15,
+            Body::Accept { .. } => 16,
+            Body::Accepted { .. } => 17,
+            Body::Decided { .. } => 18,
+        }
+    }
+}
+
+/// A whole group packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Common header.
+    pub header: Header,
+    /// Kind-specific body.
+    pub body: Body,
+}
+
+// ---------------------------------------------------------------- encoding
+
+struct W(Vec<u8>);
+
+impl W {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u48(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes()[2..]);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.u8(v as u8);
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+    fn count(&mut self, n: usize) {
+        // Lists are bounded by u16 counts; the state machine never builds longer ones.
+        debug_assert!(n <= u16::MAX as usize);
+        self.u16(n as u16);
+    }
+    fn ballot(&mut self, b: Ballot) {
+        self.u32(b.round);
+        self.u32(b.id);
+    }
+    fn entry(&mut self, e: &Entry) {
+        self.u32(e.sender);
+        self.u32(e.msg_id);
+        match &e.body {
+            EntryBody::App(p) => {
+                self.u8(0);
+                self.bytes(p);
+            }
+            EntryBody::Join { addr } => {
+                self.u8(1);
+                self.u64(*addr);
+            }
+            EntryBody::Leave { successor } => {
+                self.u8(2);
+                self.u32(*successor);
+            }
+            EntryBody::Remove { member } => {
+                self.u8(3);
+                self.u32(*member);
+            }
+            EntryBody::Reset { new_inc, removed } => {
+                self.u8(4);
+                self.u32(*new_inc);
+                self.pairs(removed);
+            }
+        }
+    }
+    fn pairs(&mut self, v: &[(u32, u64)]) {
+        self.count(v.len());
+        for (id, addr) in v {
+            self.u32(*id);
+            self.u64(*addr);
+        }
+    }
+    fn view(&mut self, v: &View) {
+        self.u32(v.old_inc);
+        self.u32(v.new_inc);
+        self.u32(v.sequencer);
+        self.u64(v.min_d);
+        self.u64(v.floor);
+        self.u64(v.base);
+        self.count(v.members.len());
+        for m in &v.members {
+            self.u32(m.id);
+            self.u64(m.addr);
+            self.u64(m.ack);
+        }
+        self.pairs(&v.removed);
+    }
+}
+
+impl Packet {
+    /// Encodes the packet.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = W(Vec::with_capacity(64));
+        w.u16(MAGIC);
+        w.u8(VERSION);
+        w.u8(self.body.kind());
+        w.u48(self.header.port & PORT_MASK);
+        w.u32(self.header.inc);
+        w.u32(self.header.src);
+        match &self.body {
+            Body::Send {
+                msg_id,
+                ack,
+                leave,
+                payload,
+            } => {
+                w.u32(*msg_id);
+                w.u64(*ack);
+                w.bool(*leave);
+                w.bytes(payload);
+            }
+            Body::BbData {
+                msg_id,
+                ack,
+                payload,
+            } => {
+                w.u32(*msg_id);
+                w.u64(*ack);
+                w.bytes(payload);
+            }
+            Body::Data {
+                seq,
+                accepted,
+                stable,
+                flags,
+                entry,
+            } => {
+                w.u64(*seq);
+                w.u64(*accepted);
+                w.u64(*stable);
+                w.u8(*flags);
+                w.entry(entry);
+            }
+            Body::BbAccept {
+                seq,
+                accepted,
+                stable,
+                flags,
+                sender,
+                msg_id,
+            } => {
+                w.u64(*seq);
+                w.u64(*accepted);
+                w.u64(*stable);
+                w.u8(*flags);
+                w.u32(*sender);
+                w.u32(*msg_id);
+            }
+            Body::Status {
+                next_seq,
+                accepted,
+                stable,
+                flags,
+            } => {
+                w.u64(*next_seq);
+                w.u64(*accepted);
+                w.u64(*stable);
+                w.u8(*flags);
+            }
+            Body::Ack { ack } => w.u64(*ack),
+            Body::Retrans { from, to, any } => {
+                w.u64(*from);
+                w.u64(*to);
+                w.bool(*any);
+            }
+            Body::JoinReq | Body::JoinDenied | Body::NotMember => {}
+            Body::Welcome {
+                member_id,
+                join_seq,
+                sequencer,
+                accepted,
+                stable,
+                params,
+                members,
+            } => {
+                w.u32(*member_id);
+                w.u64(*join_seq);
+                w.u32(*sequencer);
+                w.u64(*accepted);
+                w.u64(*stable);
+                w.u16(params.resilience);
+                w.u16(params.max_members);
+                w.u32(params.history_size);
+                w.u32(params.max_message_size);
+                w.u32(params.bb_threshold);
+                w.count(members.len());
+                for m in members {
+                    w.u32(m.id);
+                    w.u64(m.addr);
+                    w.u32(m.last_msg_id);
+                }
+            }
+            Body::ResetStatus { recv_upto } => w.u64(*recv_upto),
+            Body::Prepare { ballot } | Body::Nack { ballot } | Body::Accepted { ballot } => {
+                w.ballot(*ballot)
+            }
+            Body::Promise {
+                ballot,
+                delivered,
+                recv_upto,
+                held,
+                accepted,
+                seq_accepted,
+            } => {
+                w.ballot(*ballot);
+                w.u64(*delivered);
+                w.u64(*recv_upto);
+                w.count(held.len());
+                for (a, b) in held {
+                    w.u64(*a);
+                    w.u64(*b);
+                }
+                match accepted {
+                    None => w.u8(0),
+                    Some((b, v)) => {
+                        w.u8(1);
+                        w.ballot(*b);
+                        w.view(v);
+                    }
+                }
+                match seq_accepted {
+                    None => w.u8(0),
+                    Some(a) => {
+                        w.u8(1);
+                        w.u64(*a);
+                    }
+                }
+            }
+            Body::Accept { ballot, view } => {
+                w.ballot(*ballot);
+                w.view(view);
+            }
+            Body::Decided { view } => w.view(view),
+        }
+        w.0
+    }
+
+    /// Decodes a packet, strictly.
+    pub fn decode(bytes: &[u8]) -> Result<Packet, DecodeError> {
+        let mut r = R { b: bytes };
+        if r.b.len() < HEADER_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        if r.u16()? != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(DecodeError::BadVersion(version));
+        }
+        let kind = r.u8()?;
+        let header = Header {
+            port: r.u48()?,
+            inc: r.u32()?,
+            src: r.u32()?,
+        };
+        let body = match kind {
+            1 => Body::Send {
+                msg_id: r.u32()?,
+                ack: r.u64()?,
+                leave: r.bool()?,
+                payload: r.bytes()?,
+            },
+            2 => Body::BbData {
+                msg_id: r.u32()?,
+                ack: r.u64()?,
+                payload: r.bytes()?,
+            },
+            3 => Body::Data {
+                seq: r.u64()?,
+                accepted: r.u64()?,
+                stable: r.u64()?,
+                flags: r.flags()?,
+                entry: r.entry()?,
+            },
+            4 => Body::BbAccept {
+                seq: r.u64()?,
+                accepted: r.u64()?,
+                stable: r.u64()?,
+                flags: r.flags()?,
+                sender: r.u32()?,
+                msg_id: r.u32()?,
+            },
+            5 => Body::Status {
+                next_seq: r.u64()?,
+                accepted: r.u64()?,
+                stable: r.u64()?,
+                flags: r.flags()?,
+            },
+            6 => Body::Ack { ack: r.u64()? },
+            7 => {
+                let from = r.u64()?;
+                let to = r.u64()?;
+                if from > to {
+                    return Err(DecodeError::BadValue);
+                }
+                Body::Retrans {
+                    from,
+                    to,
+                    any: r.bool()?,
+                }
+            }
+            8 => Body::JoinReq,
+            9 => {
+                let member_id = r.u32()?;
+                let join_seq = r.u64()?;
+                let sequencer = r.u32()?;
+                let accepted = r.u64()?;
+                let stable = r.u64()?;
+                let params = GroupParams {
+                    resilience: r.u16()?,
+                    max_members: r.u16()?,
+                    history_size: r.u32()?,
+                    max_message_size: r.u32()?,
+                    bb_threshold: r.u32()?,
+                };
+                if params.history_size == 0 {
+                    return Err(DecodeError::BadValue);
+                }
+                let n = r.count(16)?;
+                let mut members = Vec::with_capacity(n);
+                for _ in 0..n {
+                    members.push(WelcomeMember {
+                        id: r.u32()?,
+                        addr: r.u64()?,
+                        last_msg_id: r.u32()?,
+                    });
+                }
+                Body::Welcome {
+                    member_id,
+                    join_seq,
+                    sequencer,
+                    accepted,
+                    stable,
+                    params,
+                    members,
+                }
+            }
+            10 => Body::JoinDenied,
+            11 => Body::NotMember,
+            12 => Body::ResetStatus {
+                recv_upto: r.u64()?,
+            },
+            13 => Body::Prepare {
+                ballot: r.ballot()?,
+            },
+            14 => {
+                let ballot = r.ballot()?;
+                let delivered = r.u64()?;
+                let recv_upto = r.u64()?;
+                let n = r.count(16)?;
+                let mut held = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let a = r.u64()?;
+                    let b = r.u64()?;
+                    if a > b {
+                        return Err(DecodeError::BadValue);
+                    }
+                    held.push((a, b));
+                }
+                let accepted = match r.u8()? {
+                    0 => None,
+                    1 => Some((r.ballot()?, r.view()?)),
+                    _ => return Err(DecodeError::BadValue),
+                };
+                let seq_accepted = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.u64()?),
+                    _ => return Err(DecodeError::BadValue),
+                };
+                Body::Promise {
+                    ballot,
+                    delivered,
+                    recv_upto,
+                    held,
+                    accepted,
+                    seq_accepted,
+                }
+            }
+            15 => Body::Nack {
+                ballot: r.ballot()?,
+            },
+            16 => Body::Accept {
+                ballot: r.ballot()?,
+                view: r.view()?,
+            },
+            17 => Body::Accepted {
+                ballot: r.ballot()?,
+            },
+            18 => Body::Decided { view: r.view()? },
+            k => return Err(DecodeError::BadKind(k)),
+        };
+        if !r.b.is_empty() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(Packet { header, body })
+    }
+}
+
+// ---------------------------------------------------------------- decoding
+
+struct R<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> R<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.b.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+    fn arr<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let s = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.arr::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.arr()?))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.arr()?))
+    }
+    fn u48(&mut self) -> Result<u64, DecodeError> {
+        let s: [u8; 6] = self.arr()?;
+        let mut a = [0u8; 8];
+        a[2..].copy_from_slice(&s);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.arr()?))
+    }
+    fn bool(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::BadValue),
+        }
+    }
+    fn flags(&mut self) -> Result<u8, DecodeError> {
+        let f = self.u8()?;
+        if f & !DATA_FLAGS != 0 {
+            return Err(DecodeError::BadValue);
+        }
+        Ok(f)
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    /// A u16 element count, checked against the bytes left (`elem` bytes each).
+    fn count(&mut self, elem: usize) -> Result<usize, DecodeError> {
+        let n = self.u16()? as usize;
+        if n * elem > self.b.len() {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(n)
+    }
+    fn ballot(&mut self) -> Result<Ballot, DecodeError> {
+        Ok(Ballot {
+            round: self.u32()?,
+            id: self.u32()?,
+        })
+    }
+    fn pairs(&mut self) -> Result<Vec<(u32, u64)>, DecodeError> {
+        let n = self.count(12)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push((self.u32()?, self.u64()?));
+        }
+        Ok(v)
+    }
+    fn entry(&mut self) -> Result<Entry, DecodeError> {
+        let sender = self.u32()?;
+        let msg_id = self.u32()?;
+        let body = match self.u8()? {
+            0 => EntryBody::App(self.bytes()?),
+            1 => EntryBody::Join { addr: self.u64()? },
+            2 => EntryBody::Leave {
+                successor: self.u32()?,
+            },
+            3 => EntryBody::Remove {
+                member: self.u32()?,
+            },
+            4 => EntryBody::Reset {
+                new_inc: self.u32()?,
+                removed: self.pairs()?,
+            },
+            _ => return Err(DecodeError::BadValue),
+        };
+        Ok(Entry {
+            sender,
+            msg_id,
+            body,
+        })
+    }
+    fn view(&mut self) -> Result<View, DecodeError> {
+        let old_inc = self.u32()?;
+        let new_inc = self.u32()?;
+        let sequencer = self.u32()?;
+        let min_d = self.u64()?;
+        let floor = self.u64()?;
+        let base = self.u64()?;
+        if min_d > floor || floor > base {
+            return Err(DecodeError::BadValue);
+        }
+        let n = self.count(20)?;
+        let mut members = Vec::with_capacity(n);
+        for _ in 0..n {
+            members.push(ViewMember {
+                id: self.u32()?,
+                addr: self.u64()?,
+                ack: self.u64()?,
+            });
+        }
+        let removed = self.pairs()?;
+        Ok(View {
+            old_inc,
+            new_inc,
+            sequencer,
+            min_d,
+            floor,
+            base,
+            members,
+            removed,
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! Focused scenarios for each primitive, on a fault-free (or scripted)
+//! simulated network.
+
+mod common;
+
+use common::{Action, Faults, Sig, Sim, payload};
+use sequencer::{Config, Dest, Event, GroupError, GroupMember, SendError};
+
+const MS: u64 = 1000;
+
+fn cfg() -> Config {
+    Config {
+        retransmit_us: 20 * MS,
+        heartbeat_us: 50 * MS,
+        sequencer_timeout_us: 300 * MS,
+        member_timeout_us: 300 * MS,
+        ..Config::default()
+    }
+}
+
+/// n members, all joined, on a clean network.
+fn group(n: usize, cfg: Config) -> Sim {
+    let mut sim = Sim::new(1, n, cfg);
+    sim.create(0);
+    for i in 1..n {
+        sim.schedule(i as u64 * MS, Action::Join(i));
+    }
+    sim.run_until(200 * MS);
+    assert!(sim.nodes.iter().all(|n| n.joined), "all joined");
+    sim
+}
+
+fn apps(sim: &Sim, i: usize) -> Vec<Vec<u8>> {
+    sim.nodes[i]
+        .delivered
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Sig::App(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn all_members_deliver_the_same_order() {
+    let mut sim = group(4, cfg());
+    for k in 0..5 {
+        for i in 0..4 {
+            sim.schedule(sim.now + MS, Action::Send(i, payload(i, k, 20)));
+        }
+    }
+    sim.run_until(sim.now + 1000 * MS);
+    sim.check(true, true).unwrap();
+    let a0 = apps(&sim, 0);
+    assert_eq!(a0.len(), 20);
+    for i in 1..4 {
+        assert_eq!(apps(&sim, i), a0);
+    }
+}
+
+#[test]
+fn receive_reports_more_pending() {
+    let mut a = GroupMember::create_group(cfg(), 9, 1, 0);
+    a.send_to_group(0, b"x").unwrap();
+    a.send_to_group(0, b"y").unwrap();
+    let (m, more) = a.receive().unwrap();
+    assert_eq!((m.payload.as_slice(), more), (&b"x"[..], true));
+    let (m, more) = a.receive().unwrap();
+    assert_eq!((m.payload.as_slice(), more), (&b"y"[..], false));
+    assert!(a.receive().is_none());
+    assert!(matches!(a.poll_event(), Some(Event::Joined { .. })));
+}
+
+#[test]
+fn large_messages_use_bb() {
+    let mut c = cfg();
+    c.bb_threshold = 32;
+    let mut sim = group(3, c);
+    let now = sim.now;
+    let m = sim.nodes[1].m.as_mut().unwrap();
+    m.send_to_group(now, &payload(1, 0, 100)).unwrap();
+    // The sender broadcasts the payload itself.
+    let t = m.poll_transmit().unwrap();
+    assert_eq!(t.dest, Dest::Group);
+    let p = sequencer::wire::Packet::decode(&t.bytes).unwrap();
+    assert!(matches!(p.body, sequencer::wire::Body::BbData { .. }));
+    sim.nodes[1].outstanding.push_back(payload(1, 0, 100));
+    // Put it back on the wire and let the group run.
+    let mut m2 = sim.nodes[1].m.take().unwrap();
+    m2.handle_timeout(now + 30 * MS); // retransmits the BB broadcast
+    sim.nodes[1].m = Some(m2);
+    sim.flush(1);
+    sim.run_until(now + 500 * MS);
+    for i in 0..3 {
+        assert_eq!(apps(&sim, i), vec![payload(1, 0, 100)]);
+    }
+}
+
+#[test]
+fn resilience_delays_delivery_until_acknowledged() {
+    let mut c = cfg();
+    c.resilience = 2;
+    let mut sim = group(3, c);
+    // Cut both ordinary members off: the sequencer stamps but cannot deliver.
+    sim.partition = Some([0].into_iter().collect());
+    let now = sim.now;
+    sim.nodes[0]
+        .m
+        .as_mut()
+        .unwrap()
+        .send_to_group(now, b"r2")
+        .unwrap();
+    sim.nodes[0].outstanding.push_back(b"r2".to_vec());
+    sim.flush(0);
+    sim.run_until(now + 100 * MS);
+    assert!(apps(&sim, 0).is_empty(), "delivered without r acks");
+    sim.partition = None;
+    sim.run_until(now + 400 * MS);
+    for i in 0..3 {
+        assert_eq!(apps(&sim, i), vec![b"r2".to_vec()]);
+    }
+}
+
+#[test]
+fn leave_and_sequencer_handoff() {
+    let mut sim = group(3, cfg());
+    sim.schedule(sim.now + MS, Action::Leave(2));
+    sim.run_until(sim.now + 300 * MS);
+    assert!(sim.nodes[2].left);
+    sim.schedule(sim.now + MS, Action::Leave(0));
+    sim.run_until(sim.now + 300 * MS);
+    assert!(sim.nodes[0].left);
+    let m1 = sim.nodes[1].m.as_ref().unwrap();
+    assert!(m1.is_sequencer(), "the successor took over");
+    assert_eq!(m1.get_info().members.len(), 1);
+    // The group goes on.
+    sim.schedule(sim.now + MS, Action::Send(1, payload(1, 0, 10)));
+    sim.run_until(sim.now + 300 * MS);
+    assert_eq!(apps(&sim, 1), vec![payload(1, 0, 10)]);
+    sim.check(true, true).unwrap();
+}
+
+#[test]
+fn group_full_denies_join() {
+    let mut c = cfg();
+    c.max_members = 2;
+    let mut sim = Sim::new(2, 3, c);
+    sim.create(0);
+    sim.schedule(MS, Action::Join(1));
+    sim.schedule(100 * MS, Action::Join(2));
+    sim.run_until(300 * MS);
+    assert!(sim.nodes[1].joined);
+    assert!(sim.nodes[2].join_failed);
+}
+
+#[test]
+fn send_errors() {
+    let mut c = cfg();
+    c.max_message_size = 10;
+    c.max_send_queue = 2;
+    let mut j = GroupMember::join_group(c.clone(), 9, 2, 0);
+    assert_eq!(j.send_to_group(0, b"x"), Err(SendError::NotMember));
+    let mut sim = group(2, c);
+    let now = sim.now;
+    let m = sim.nodes[1].m.as_mut().unwrap();
+    assert_eq!(m.send_to_group(now, &[0; 11]), Err(SendError::TooLarge));
+    m.send_to_group(now, b"a").unwrap();
+    m.send_to_group(now, b"b").unwrap();
+    assert_eq!(m.send_to_group(now, b"c"), Err(SendError::WouldBlock));
+}
+
+#[test]
+fn history_full_throttles_senders() {
+    let mut c = cfg();
+    c.history_size = 4;
+    c.max_send_queue = 64;
+    c.member_timeout_us = 10_000 * MS; // keep the silent member in the group
+    let mut sim = group(3, c);
+    // Member 2 hears nothing: nothing becomes stable.
+    sim.partition = Some([2].into_iter().collect());
+    for k in 0..20 {
+        sim.schedule(sim.now + MS, Action::Send(1, payload(1, k, 10)));
+    }
+    sim.run_until(sim.now + 200 * MS);
+    let info = sim.nodes[0].m.as_ref().unwrap().get_info();
+    assert!(info.unstable <= 5, "history overflow: {info:?}");
+    assert!(apps(&sim, 1).len() < 20);
+    sim.partition = None;
+    sim.run_until(sim.now + 2000 * MS);
+    for i in 0..3 {
+        assert_eq!(apps(&sim, i).len(), 20);
+    }
+    sim.check(true, true).unwrap();
+}
+
+#[test]
+fn sequencer_crash_resets_group() {
+    let mut c = cfg();
+    c.resilience = 1;
+    let mut sim = group(4, c);
+    for k in 0..3 {
+        sim.schedule(sim.now + MS, Action::Send(1, payload(1, k, 10)));
+    }
+    sim.schedule(sim.now + 5 * MS, Action::Crash(0));
+    for k in 3..6 {
+        sim.schedule(sim.now + 50 * MS, Action::Send(2, payload(2, k, 10)));
+    }
+    sim.run_until(sim.now + 3000 * MS);
+    sim.check(true, true).unwrap();
+    let s = sim.sequencer().expect("a new sequencer");
+    let info = sim.nodes[s].m.as_ref().unwrap().get_info();
+    assert_eq!(info.incarnation, 1);
+    assert_eq!(info.members.len(), 3);
+    for i in 1..4 {
+        assert!(
+            sim.nodes[i]
+                .delivered
+                .iter()
+                .any(|(_, s)| matches!(s, Sig::Reset(1, r) if r.len() == 1))
+        );
+        assert_eq!(apps(&sim, i).len(), 6);
+    }
+    sim.check_complete(true).unwrap();
+}
+
+#[test]
+fn dead_member_is_removed_and_told() {
+    let mut sim = group(3, cfg());
+    sim.partition = Some([2].into_iter().collect());
+    sim.run_until(sim.now + 1000 * MS);
+    let info = sim.nodes[0].m.as_ref().unwrap().get_info();
+    assert_eq!(info.members.len(), 2);
+    sim.partition = None;
+    sim.run_until(sim.now + 1000 * MS);
+    assert!(sim.nodes[2].expelled, "the removed member learns it");
+    sim.check(true, true).unwrap();
+}
+
+#[test]
+fn lossy_network_still_delivers_everything() {
+    let mut sim = group(5, cfg());
+    sim.faults = Faults {
+        loss: 0.3,
+        dup: 0.1,
+        delay_min: 100,
+        jitter: 5000,
+    };
+    for k in 0..10 {
+        for i in 0..5 {
+            sim.schedule(
+                sim.now + k as u64 * 7 * MS,
+                Action::Send(i, payload(i, k, 30)),
+            );
+        }
+    }
+    sim.run_until(sim.now + 1000 * MS);
+    sim.faults = Faults::none();
+    assert!(sim.run_until_cond(sim.now + 10_000 * MS, |s| s.settled()));
+    sim.check(sim.failures() == 0, true).unwrap();
+    if sim.failures() == 0 {
+        for i in 0..5 {
+            assert_eq!(apps(&sim, i).len(), 50);
+        }
+    }
+}
+
+#[test]
+fn expelled_member_reports_error() {
+    let mut sim = group(3, cfg());
+    sim.partition = Some([1].into_iter().collect());
+    sim.run_until(sim.now + 1500 * MS);
+    sim.partition = None;
+    let mut seen = false;
+    sim.run_until(sim.now + 1000 * MS);
+    if sim.nodes[1].expelled {
+        seen = true;
+    }
+    assert!(seen);
+    let _ = GroupError::Expelled;
+}
