@@ -9,9 +9,9 @@ boot := "target/release/boot"
 default:
     @just --list
 
-# Build the nucleus (aarch64) and the host program.
+# Build the nucleus and the user programs (aarch64), and the host program.
 build:
-    cargo build --release -p nucleus --target {{nucleus_target}}
+    cargo build --release -p nucleus -p user-programs --target {{nucleus_target}}
     cargo build --release -p boot
 
 # Boot a pool of N boards and keep it running until Ctrl-C or `just down`.
@@ -34,13 +34,17 @@ fault +spec:
 ping: build
     {{boot}} ping 4 --run-dir run/ping
 
+# Boot 3 boards: an echo server on board 0 answers a client on board 1 and the host.
+rpc-demo: build
+    {{boot}} rpc-demo --run-dir run/rpc-demo
+
 # Attach GDB to board N of the running pool.
 gdb n: build
     {{boot}} gdb {{n}}
 
 # Run every test: host unit and simulation tests, and pool tests on real boards.
 test: build
-    cargo test --workspace
+    cargo test
 
 # Benchmarks (not tests): frame echo vs host-only baseline, pool boot time.
 bench: build
@@ -49,5 +53,6 @@ bench: build
 # Formatting and lints for host crates and the aarch64 nucleus.
 lint:
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy -p nucleus --target {{nucleus_target}} -- -D warnings
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy -p nucleus -p user-programs --target {{nucleus_target}} -- -D warnings
+    cargo clippy -p amoeba --features user --target {{nucleus_target}} -- -D warnings

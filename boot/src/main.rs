@@ -458,7 +458,10 @@ fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
         },
         RpcCall::Echo { port, text } => {
             let start = Instant::now();
-            let header = amoeba::Header { port, ..Default::default() };
+            let header = amoeba::Header {
+                port,
+                ..Default::default()
+            };
             match client.trans(&header, text.as_bytes())? {
                 Ok((reply, buf)) => println!(
                     "reply ({}, {:.2} ms): {}",
@@ -511,7 +514,10 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
         bail!("the echo client on board 1 failed ({status})");
     }
     let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
-    let header = amoeba::Header { port: put, ..Default::default() };
+    let header = amoeba::Header {
+        port: put,
+        ..Default::default()
+    };
     for round in 0..3 {
         let text = format!("hello from the host, round {round}");
         let start = Instant::now();

@@ -8,6 +8,16 @@ use anyhow::Result;
 use flip::{Config, Endpoint, Event, TransId};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// FLIP settings for the pool: the switch may lose a third of all frames
+/// (fault injection), so a transaction keeps retrying for about 10 s before
+/// it declares its server dead.
+pub fn pool_config() -> Config {
+    Config {
+        max_retries: 12,
+        ..Config::default()
+    }
+}
+
 pub struct RpcClient {
     port: HostPort,
     endpoint: Endpoint,
@@ -23,7 +33,7 @@ impl RpcClient {
             .map(|d| d.as_millis() as u32)
             .unwrap_or(1)
             | 1;
-        let endpoint = Endpoint::new(flip::Mac(port.mac().0), incarnation, Config::default());
+        let endpoint = Endpoint::new(flip::Mac(port.mac().0), incarnation, pool_config());
         Self {
             port,
             endpoint,

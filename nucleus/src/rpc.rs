@@ -234,7 +234,12 @@ impl Kernel {
                     .endpoint
                     .abort_request(now(), req, Status::RpcAborted);
             }
-            let put = self.rpc.endpoint.register_server(&get);
+            // The endpoint counts registrations; the kernel registers a port
+            // once, for as long as some process serves it.
+            let put = get.put_port();
+            if !self.rpc.registered.contains_key(&put) {
+                self.rpc.endpoint.register_server(&get);
+            }
             self.rpc
                 .registered
                 .entry(put)

@@ -69,7 +69,15 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     let free = segment_memory.fragmentation().free_bytes;
     let segments = SegmentTable::new(rng.port(), segment_memory);
     let bundle = bundle_bytes(&info);
-    let endpoint = flip::Endpoint::new(flip::Mac(mac.0), incarnation, flip::Config::default());
+    let endpoint = flip::Endpoint::new(
+        flip::Mac(mac.0),
+        incarnation,
+        // Survive a lossy switch: retry for about 10 s before declaring a server dead.
+        flip::Config {
+            max_retries: 12,
+            ..flip::Config::default()
+        },
+    );
     process::init(segments, rng, bundle, crate::rpc::Rpc::new(endpoint));
     println!(
         "nucleus: {} MiB for segments; bundle of {} programs",

@@ -32,10 +32,21 @@ fn four_boards_boot_and_answer_echo_and_are_killed_with_the_pool() {
     }
     // The uptime a board reports is counted by its timer interrupts.
     let board = &pool.boards()[0];
-    let first = pool.host().board_status(board.mac, ECHO_TIMEOUT).unwrap().expect("board 0 reports status");
-    assert_eq!((first.board_id, first.role.as_str(), first.incarnation), (0, "pool", board.incarnation));
+    let first = pool
+        .host()
+        .board_status(board.mac, ECHO_TIMEOUT)
+        .unwrap()
+        .expect("board 0 reports status");
+    assert_eq!(
+        (first.board_id, first.role.as_str(), first.incarnation),
+        (0, "pool", board.incarnation)
+    );
     std::thread::sleep(Duration::from_millis(600));
-    let second = pool.host().board_status(board.mac, ECHO_TIMEOUT).unwrap().expect("board 0 reports status");
+    let second = pool
+        .host()
+        .board_status(board.mac, ECHO_TIMEOUT)
+        .unwrap()
+        .expect("board 0 reports status");
     let advanced = second.uptime.saturating_sub(first.uptime);
     assert!(
         (Duration::from_millis(300)..Duration::from_secs(5)).contains(&advanced),

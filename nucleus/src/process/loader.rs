@@ -15,7 +15,7 @@ use pool_control::bundle::Bundle;
 pub const STACK_TOP: usize = 0x7000_0000;
 pub const STACK_SIZE: usize = 64 * 1024;
 pub const HEAP_BASE: usize = 0x1000_0000;
-pub const HEAP_SIZE: usize = 1 << 20;
+pub const HEAP_SIZE: usize = 4 << 20;
 
 /// Starts program `name` from the bundle with extra segments mapped.
 pub fn spawn_from_bundle(

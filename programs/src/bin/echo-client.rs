@@ -1,0 +1,30 @@
+//! `echo-client`: calls the echo service at the put-port given as the
+//! argument ten times, checks every reply, prints
+//! `echo-client: <n> of 10 answered` and exits 0 only if all were.
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+use amoeba::user::sys::trans;
+use amoeba::{Header, Port, println};
+
+amoeba::entry!(main);
+
+fn main(argument: u64) -> i32 {
+    let port = Port::from_u64(argument);
+    let request = Header {
+        port,
+        ..Header::default()
+    };
+    let mut answered = 0;
+    for round in 0..10u8 {
+        let message = [b'e', b'c', b'h', b'o', b' ', b'0' + round];
+        let mut reply = [0u8; 64];
+        match trans(&request, &message, &mut reply) {
+            Ok((_, len)) if reply[..len] == message => answered += 1,
+            Ok((_, len)) => println!("echo-client: wrong reply {:?}", &reply[..len]),
+            Err(status) => println!("echo-client: trans failed: {status}"),
+        }
+    }
+    println!("echo-client: {answered} of 10 answered");
+    if answered == 10 { 0 } else { 1 }
+}

@@ -1,0 +1,30 @@
+//! `impostor`: knows only a service's put-port P (the argument) and tries to
+//! serve it by passing P to get_request as if it were the get-port. The
+//! nucleus registers F(P) instead, so no request for P may ever arrive.
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+use amoeba::user::sys::{get_request, put_reply};
+use amoeba::{GetPort, Header, Port, Status, println};
+
+amoeba::entry!(main);
+
+fn main(argument: u64) -> i32 {
+    let pretend = GetPort(Port::from_u64(argument));
+    println!(
+        "impostor: waiting for requests to {}",
+        Port::from_u64(argument)
+    );
+    let mut buf = [0u8; 256];
+    match get_request(&pretend, &mut buf) {
+        Ok(_) => {
+            println!("impostor: got a request");
+            let _ = put_reply(&Header::reply(Status::Ok), b"impostor");
+            1
+        }
+        Err(status) => {
+            println!("impostor: get_request failed: {status}");
+            2
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! FLIP RPC across a real pool: servers are user processes reached by their
+//! put-port from other boards and from the host; capabilities are checked;
+//! requests run at most once through loss, duplication, reordering and a
+//! server board's death.
+
+use amoeba::syscall::{PROCESS_DESTROY, SCHED_PREEMPTIVE};
+use amoeba::{Capability, GetPort, Header, Port, Rights, Status};
+use boot::rpc_client::RpcClient;
+use pool_tests::{TestPool, boot};
+use std::time::{Duration, Instant};
+
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Commands of the `counter-server` program.
+const COUNTER_INCREMENT: u32 = 4000;
+const COUNTER_READ: u32 = 4001;
+const COUNTER_SLOW_INCREMENT: u32 = 4002;
+
+fn put_port(seed: u64) -> Port {
+    GetPort(Port::from_u64(seed)).put_port()
+}
+
+fn start(pool: &TestPool, board: usize, program: &str, argument: u64) -> boot::host_port::Started {
+    let mac = pool.boards()[board].mac;
+    pool.host()
+        .exec(mac, program, argument, SCHED_PREEMPTIVE as u8)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn wait_for_console(pool: &TestPool, board: usize, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = pool.boards()[board].console_text();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "board {board} never printed \"{needle}\":\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn echo(client: &mut RpcClient, port: Port, text: &[u8]) -> Result<(Header, Vec<u8>), Status> {
+    client
+        .trans(
+            &Header {
+                port,
+                ..Default::default()
+            },
+            text,
+        )
+        .unwrap()
+}
+
+#[test]
+fn an_echo_server_answers_clients_on_two_boards_and_the_host() {
+    let pool = boot(3);
+    let seed = 0x0000_0bad_cafe;
+    start(&pool, 0, "echo-server", seed);
+    wait_for_console(&pool, 0, "echo-server");
+    let clients: Vec<_> = [1, 2]
+        .iter()
+        .map(|&b| (b, start(&pool, b, "echo-client", put_port(seed).to_u64())))
+        .collect();
+    for (board, client) in clients {
+        let status = pool
+            .host()
+            .wait_exit(pool.boards()[board].mac, client.pid, EXIT_TIMEOUT);
+        assert_eq!(
+            status,
+            Some(0),
+            "echo client on board {board}:\n{}",
+            pool.boards()[board].console_text()
+        );
+        wait_for_console(&pool, board, "echo-client: 10 of 10 answered");
+    }
+    let mut host = RpcClient::new(pool.new_host_port().unwrap());
+    let (_, reply) =
+        echo(&mut host, put_port(seed), b"from the host").expect("the host's call is answered");
+    assert_eq!(reply, b"from the host");
+}
+
+#[test]
+fn knowing_only_the_put_port_does_not_receive_requests() {
+    let pool = boot(2);
+    let seed = 0x0000_1234_5678;
+    let server = start(&pool, 0, "echo-server", seed | (1 << 48));
+    wait_for_console(&pool, 0, "echo-server");
+    // The impostor calls get_request with the put-port as if it were the get-port.
+    start(&pool, 1, "impostor", put_port(seed).to_u64());
+    wait_for_console(&pool, 1, "impostor: waiting");
+    let mut host = RpcClient::new(pool.new_host_port().unwrap());
+    for round in 0..10u8 {
+        let (header, reply) = echo(&mut host, put_port(seed), &[round]).expect("answered");
+        assert_eq!(
+            (header.extra, reply),
+            (1, vec![round]),
+            "only the real server may answer"
+        );
+    }
+    assert!(
+        !pool.boards()[1]
+            .console_text()
+            .contains("impostor: got a request")
+    );
+    // Without the real server nobody serves the put-port.
+    pool.host()
+        .process_op(pool.boards()[0].mac, &server.capability, PROCESS_DESTROY)
+        .unwrap();
+    assert_eq!(
+        echo(&mut host, put_port(seed), b"anyone?").unwrap_err(),
+        Status::RpcNotFound
+    );
+}
+
+/// The counter server prints its owner capability; tests take it from there.
+fn counter_capability(pool: &TestPool, board: usize) -> Capability {
+    let line = wait_for_console(pool, board, "counter-server: capability ");
+    line.rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("bad capability in \"{line}\": {e:?}"))
+}
+
+fn counter_call(client: &mut RpcClient, cap: &Capability, command: u32) -> Result<u32, Status> {
+    let (reply, _) = client.trans(&Header::request(cap, command), &[]).unwrap()?;
+    match reply.status() {
+        Status::Ok => Ok(reply.extra),
+        error => Err(error),
+    }
+}
+
+#[test]
+fn forged_and_restricted_capabilities_are_refused() {
+    let pool = boot(2);
+    start(&pool, 1, "counter-server", 0x0000_0000_7777);
+    let owner = counter_capability(&pool, 1);
+    let mut host = RpcClient::new(pool.new_host_port().unwrap());
+    assert_eq!(counter_call(&mut host, &owner, COUNTER_INCREMENT), Ok(1));
+    let info = host.std_info(&owner).unwrap().expect("std_info answers");
+    assert!(!info.is_empty());
+
+    let mut forged = owner;
+    forged.check.0[5] ^= 0x40;
+    assert_eq!(
+        counter_call(&mut host, &forged, COUNTER_INCREMENT),
+        Err(Status::CapBad)
+    );
+    let read_only = owner.restrict(Rights::READ).unwrap();
+    assert_eq!(
+        counter_call(&mut host, &read_only, COUNTER_INCREMENT),
+        Err(Status::Denied)
+    );
+    assert_eq!(
+        counter_call(&mut host, &read_only, COUNTER_READ),
+        Ok(1),
+        "refused calls changed nothing"
+    );
+    // Raising the rights of a restricted capability is a forgery too.
+    let mut raised = read_only;
+    raised.rights = Rights::ALL;
+    assert_eq!(
+        counter_call(&mut host, &raised, COUNTER_INCREMENT),
+        Err(Status::CapBad)
+    );
+}
+
+#[test]
+fn under_loss_duplication_and_reordering_executions_equal_successful_calls() {
+    let pool = boot(2);
+    start(&pool, 1, "counter-server", 0x0000_0000_8888);
+    let owner = counter_capability(&pool, 1);
+    let mut host = RpcClient::new(pool.new_host_port().unwrap());
+    pool.switch()
+        .apply_faults("loss=30 dup=10 reorder=10")
+        .unwrap();
+    let mut successes = 0;
+    for _ in 0..60 {
+        if counter_call(&mut host, &owner, COUNTER_INCREMENT).is_ok() {
+            successes += 1;
+        }
+    }
+    let stats = pool.switch().stats();
+    assert!(
+        stats.dropped_loss > 0 && stats.duplicated > 0,
+        "the faults must have happened: {stats:?}"
+    );
+    pool.switch().apply_faults("clear").unwrap();
+    let executed = counter_call(&mut host, &owner, COUNTER_READ).unwrap();
+    assert!(successes > 0);
+    assert_eq!(
+        executed, successes,
+        "the server executed {executed} increments for {successes} successful calls"
+    );
+}
+
+#[test]
+fn a_dead_server_board_gives_an_error_and_nothing_runs_twice_after_its_reboot() {
+    let mut pool = boot(2);
+    let seed = 0x0000_0000_9999;
+    start(&pool, 1, "counter-server", seed);
+    let owner = counter_capability(&pool, 1);
+    let host_port = pool.new_host_port().unwrap();
+    let caller = std::thread::spawn(move || {
+        let mut client = RpcClient::new(host_port);
+        let started = Instant::now();
+        let result = counter_call(&mut client, &owner, COUNTER_SLOW_INCREMENT);
+        (result, started.elapsed(), client)
+    });
+    wait_for_console(&pool, 1, "counter-server: slow increment");
+    pool.kill_board(1).unwrap();
+    let (result, elapsed, mut client) = caller.join().unwrap();
+    assert!(
+        result.is_err(),
+        "a call whose server died must fail, got {result:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the failure took {elapsed:?}"
+    );
+
+    pool.restart_board(1).unwrap();
+    start(&pool, 1, "counter-server", seed);
+    let fresh = counter_capability(&pool, 1);
+    std::thread::sleep(Duration::from_secs(2));
+    // The old capability died with the old server, and the new server has run nothing.
+    assert!(counter_call(&mut client, &owner, COUNTER_READ).is_err());
+    assert_eq!(counter_call(&mut client, &fresh, COUNTER_READ), Ok(0));
+}
+
+#[test]
+fn two_servers_on_one_port_share_the_calls() {
+    let pool = boot(3);
+    let seed = 0x0000_4242_4242;
+    start(&pool, 0, "echo-server", seed | (1 << 48));
+    start(&pool, 1, "echo-server", seed | (2 << 48));
+    wait_for_console(&pool, 0, "echo-server");
+    wait_for_console(&pool, 1, "echo-server");
+    let mut host = RpcClient::new(pool.new_host_port().unwrap());
+    let mut served = [0usize; 3];
+    for round in 0..40u8 {
+        let (header, _) = echo(&mut host, put_port(seed), &[round]).expect("answered");
+        served[header.extra as usize] += 1;
+    }
+    assert!(
+        served[1] > 0 && served[2] > 0,
+        "both servers must get a share: {served:?}"
+    );
+}
