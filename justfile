@@ -30,6 +30,10 @@ status:
 fault +spec:
     {{boot}} fault {{spec}}
 
+# Run a program of the bundle on board N of the running pool, e.g. `just run 1 hello`.
+run n program *args:
+    {{boot}} run {{n}} {{program}} {{args}}
+
 # Boot 4 boards, echo each from the host, print round-trip times, shut down.
 ping: build
     {{boot}} ping 4 --run-dir run/ping

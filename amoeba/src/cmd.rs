@@ -86,6 +86,15 @@ pub const RUN_FIND_HOST: u32 = RUN_FIRST_COM + 1;
 /// Create a pool directory.
 pub const RUN_CREATE_POOLDIR: u32 = RUN_FIRST_COM + 2;
 
+/// First process server command (each board's nucleus serves its processes).
+pub const PS_FIRST_COM: u32 = 3100;
+/// Process server: freeze every thread (needs the stun right).
+pub const PS_STUN: u32 = PS_FIRST_COM;
+/// Process server: let a stunned process run again (needs the stun right).
+pub const PS_RESUME: u32 = PS_FIRST_COM + 1;
+/// Process server: raise signal `extra` in the process (needs the signal right).
+pub const PS_SIGNAL: u32 = PS_FIRST_COM + 2;
+
 /// Is `c` a standard command?
 pub fn is_std(c: u32) -> bool {
     (STD_FIRST_COM..=STD_LAST_COM).contains(&c)

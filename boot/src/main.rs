@@ -84,11 +84,28 @@ enum Command {
         #[command(flatten)]
         pool: PoolArgs,
     },
+    /// Start a program from the bundle on one board of the running pool and
+    /// wait for its exit status (its output goes to the board's console).
+    Run {
+        board: u16,
+        program: String,
+        /// Passed to the program's main.
+        #[arg(long, default_value_t = 0)]
+        argument: u64,
+        /// Run-to-completion scheduling of its threads instead of time slices.
+        #[arg(long)]
+        run_to_completion: bool,
+        /// Return at once instead of waiting for the exit.
+        #[arg(long)]
+        detach: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
     /// RPC to a service of the running pool, as a client on the switch.
     Rpc {
         #[command(subcommand)]
         call: RpcCall,
-        #[arg(long, default_value = "run/pool")]
+        #[arg(long, default_value = "run/pool", global = true)]
         run_dir: PathBuf,
     },
     /// Boot 3 boards, run the echo server on board 0, call it from board 1 and from the host.
@@ -149,6 +166,21 @@ fn main() {
         } => bench(rounds, &boot_sizes, &pool),
         Command::Gdb { board, pool } => gdb(board, &pool),
         Command::Rpc { call, run_dir } => rpc(call, &run_dir),
+        Command::Run {
+            board,
+            program,
+            argument,
+            run_to_completion,
+            detach,
+            run_dir,
+        } => run_program(
+            board,
+            &program,
+            argument,
+            run_to_completion,
+            detach,
+            &run_dir,
+        ),
         Command::RpcDemo { pool } => rpc_demo(&pool),
     };
     if let Err(error) = result {
@@ -441,6 +473,52 @@ fn nucleus_bench(args: &PoolArgs) -> Result<()> {
         println!("{}", line.trim_start_matches("bench "));
     }
     Ok(())
+}
+
+fn run_program(
+    board: u16,
+    program: &str,
+    argument: u64,
+    run_to_completion: bool,
+    detach: bool,
+    run_dir: &Path,
+) -> Result<()> {
+    let port = boot::HostPort::connect(&run_dir.join("host.sock")).with_context(|| {
+        format!(
+            "no pool is running in {} (start one with `just up`)",
+            run_dir.display()
+        )
+    })?;
+    let mac = pool_control::Mac::for_board(board);
+    if port.board_status(mac, Duration::from_secs(2))?.is_none() {
+        bail!("board {board} does not answer (see `just status`)");
+    }
+    let scheduling = if run_to_completion {
+        amoeba::syscall::SCHED_RUN_TO_COMPLETION
+    } else {
+        amoeba::syscall::SCHED_PREEMPTIVE
+    };
+    let started = port.exec(mac, program, argument, scheduling as u8)?;
+    println!(
+        "process {} ({program}) on board {board}, capability {}",
+        started.pid, started.capability
+    );
+    println!(
+        "its output: {}",
+        run_dir.join(format!("board{board}.console")).display()
+    );
+    if detach {
+        return Ok(());
+    }
+    loop {
+        if let Some(status) = port.wait_exit(mac, started.pid, Duration::from_secs(3600)) {
+            println!("process {} exited with status {status}", started.pid);
+            if status != 0 {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+    }
 }
 
 fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {

@@ -130,6 +130,14 @@ impl Kernel {
     }
 
     fn request_arrived(&mut self, port: Port, arrived: Arrived) {
+        if port == self.process_port {
+            let (header, buf) = self.process_server(&arrived.header);
+            let _ = self
+                .rpc
+                .endpoint
+                .put_reply(now(), arrived.req, &header, &buf);
+            return;
+        }
         while let Some(waiting) = self
             .rpc
             .waiting
@@ -146,6 +154,56 @@ impl Kernel {
             }
         }
         self.rpc.queued.entry(port).or_default().push_back(arrived);
+    }
+
+    /// The board's process server, answered by the nucleus itself: standard
+    /// info and destroy, and stun, resume, signal.
+    fn process_server(&mut self, request: &Header) -> (Header, Vec<u8>) {
+        use amoeba::cmd::{PS_RESUME, PS_SIGNAL, PS_STUN, STD_DESTROY, STD_INFO};
+        use amoeba::syscall::{PROCESS_DESTROY, PROCESS_RESUME, PROCESS_SIGNAL_BASE, PROCESS_STUN};
+        let capability = request.capability();
+        let result = match request.command {
+            STD_INFO => self
+                .process_for(&capability, amoeba::Rights::NONE)
+                .map(|pid| {
+                    let process = &self.processes[&pid];
+                    let state = match process.state {
+                        crate::process::ProcessState::Running => {
+                            alloc::string::String::from("running")
+                        }
+                        crate::process::ProcessState::Stunned => {
+                            alloc::string::String::from("stunned")
+                        }
+                        crate::process::ProcessState::Exited(status) => {
+                            alloc::format!("exited with status {status}")
+                        }
+                    };
+                    alloc::format!(
+                        "process {pid} ({}): {state}, {} threads",
+                        process.name,
+                        process.threads.len()
+                    )
+                    .into_bytes()
+                }),
+            command => {
+                let op = match command {
+                    STD_DESTROY => Some(PROCESS_DESTROY),
+                    PS_STUN => Some(PROCESS_STUN),
+                    PS_RESUME => Some(PROCESS_RESUME),
+                    PS_SIGNAL => Some(PROCESS_SIGNAL_BASE + request.extra as u64),
+                    _ => None,
+                };
+                match op {
+                    Some(op) => crate::process::syscall::process_control(self, &capability, op)
+                        .map(|_| Vec::new()),
+                    None => Err(Status::ComBad),
+                }
+            }
+        };
+        match result {
+            Ok(buf) => (Header::reply(Status::Ok), buf),
+            Err(status) => (Header::reply(status), Vec::new()),
+        }
     }
 
     /// Copies a request to a server thread; returns its length or an error.

@@ -258,3 +258,27 @@ fn destroy_returns_all_of_a_process_memory() {
         "memory after destroy must equal memory before the process"
     );
 }
+
+#[test]
+fn signals_are_caught_or_ignored_between_threads_and_end_a_process_by_default() {
+    let pool = boot(1);
+    let signals = exec(&pool, "signals", 0, SCHED_PREEMPTIVE);
+    assert_eq!(wait_exit(&pool, &signals), 0, "{}", console(&pool));
+    assert!(console(&pool).contains("signals: ok"), "{}", console(&pool));
+
+    // A signal the process does not catch ends it, with the signal in its status.
+    let ticker = exec(&pool, "ticker", 0, SCHED_PREEMPTIVE);
+    wait_for_console(&pool, "tick ", 1, Duration::from_secs(20));
+    let signal = 7;
+    let op = amoeba::syscall::PROCESS_SIGNAL_BASE + signal as u64;
+    assert_eq!(
+        pool.host()
+            .process_op(pool.boards()[0].mac, &ticker.capability, op)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        wait_exit(&pool, &ticker),
+        amoeba::syscall::EXIT_SIGNAL_BASE - signal
+    );
+}

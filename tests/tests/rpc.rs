@@ -249,3 +249,48 @@ fn two_servers_on_one_port_share_the_calls() {
         "both servers must get a share: {served:?}"
     );
 }
+
+#[test]
+fn each_board_serves_its_processes_by_rpc() {
+    let pool = boot(2);
+    let ticker = start(&pool, 1, "ticker", 0);
+    wait_for_console(&pool, 1, "tick 1");
+    let mut host = RpcClient::new(pool.new_host_port().unwrap());
+    let info = host
+        .std_info(&ticker.capability)
+        .unwrap()
+        .expect("the process server answers STD_INFO");
+    assert!(
+        info.contains(&format!("process {} (ticker): running", ticker.pid)),
+        "{info}"
+    );
+
+    let inspect_only = ticker
+        .capability
+        .restrict(Rights(amoeba::syscall::RIGHT_INSPECT))
+        .unwrap();
+    let stun = |host: &mut RpcClient, cap: &Capability| {
+        let (reply, _) = host
+            .trans(&Header::request(cap, amoeba::cmd::PS_STUN), &[])
+            .unwrap()
+            .unwrap();
+        reply.status()
+    };
+    assert_eq!(stun(&mut host, &inspect_only), Status::Denied);
+    assert_eq!(stun(&mut host, &ticker.capability), Status::Ok);
+    let info = host.std_info(&ticker.capability).unwrap().unwrap();
+    assert!(info.contains("stunned"), "{info}");
+    let (reply, _) = host
+        .trans(
+            &Header::request(&ticker.capability, amoeba::cmd::STD_DESTROY),
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.status(), Status::Ok);
+    assert_eq!(
+        pool.host()
+            .wait_exit(pool.boards()[1].mac, ticker.pid, EXIT_TIMEOUT),
+        Some(amoeba::syscall::EXIT_DESTROYED)
+    );
+}

@@ -2,6 +2,7 @@
 //! A segment lives until it is destroyed (or its creator exits); its memory
 //! returns to the allocator when, in addition, no process maps it any more.
 
+use crate::arch::mmu::BLOCK_SIZE;
 use crate::board;
 use alloc::collections::BTreeMap;
 use amoeba::{Capability, Check, Port, Rights, Status};
@@ -68,9 +69,13 @@ impl SegmentTable {
         if self.next > amoeba::OBJECT_MAX {
             return Err(Status::NoSpace);
         }
-        let phys = self
-            .memory
-            .allocate(size, align.max(FRAME_SIZE))
+        // Large segments start on a 2 MiB boundary when memory allows, so
+        // that they can be mapped with 2 MiB blocks instead of pages.
+        let large = size >= BLOCK_SIZE;
+        let phys = large
+            .then(|| self.memory.allocate(size, align.max(BLOCK_SIZE)).ok())
+            .flatten()
+            .map_or_else(|| self.memory.allocate(size, align.max(FRAME_SIZE)), Ok)
             .map_err(|_| Status::NoSpace)?;
         let id = self.next;
         self.next += 1;

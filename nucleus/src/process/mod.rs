@@ -137,7 +137,11 @@ pub fn init(segments: SegmentTable, rng: amoeba::Rng, bundle: &'static [u8], rpc
         rpc,
         rpc_deadline: None,
     };
-    kernel.process_port = kernel.rng.port();
+    // The process server's get-port is the nucleus' secret; its put-port
+    // names every process capability of this board.
+    let process_server = amoeba::GetPort::random(&mut kernel.rng);
+    kernel.process_port = process_server.put_port();
+    kernel.rpc.endpoint.register_server(&process_server);
     let mut idle = Box::new(Thread::new(0, None, "idle"));
     idle.state = ThreadState::Running;
     kernel.threads.insert(0, idle);

@@ -141,7 +141,8 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
                 return Outcome::Return(0);
             }
             let tick_micros = 1_000_000 / crate::drivers::timer::TICK_HZ;
-            let ticks = a[0].div_ceil(tick_micros).min(u32::MAX as u64);
+            // One tick more: the current tick is already partly gone.
+            let ticks = a[0].div_ceil(tick_micros).min(u32::MAX as u64) + 1;
             kernel.current_thread().wake_result = 0;
             Outcome::Block(Wait::Sleep(kernel.ticks + ticks))
         }
