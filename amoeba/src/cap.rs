@@ -142,11 +142,7 @@ pub fn restrict(owner_random: &Check, rights: Rights) -> Check {
 /// (the comparison has no early exit). Returns the capability's rights.
 pub fn verify(stored_random: &Check, cap: &Capability) -> Result<Rights, CapError> {
     let expected = restrict(stored_random, cap.rights);
-    if ct_eq(&expected.0, &cap.check.0) {
-        Ok(cap.rights)
-    } else {
-        Err(CapError::BadCheck)
-    }
+    if ct_eq(&expected.0, &cap.check.0) { Ok(cap.rights) } else { Err(CapError::BadCheck) }
 }
 
 fn ct_eq(a: &[u8; 6], b: &[u8; 6]) -> bool {
@@ -212,40 +208,22 @@ impl Capability {
     pub const LEN: usize = 16;
 
     /// The null capability (all zero).
-    pub const NULL: Capability = Capability {
-        port: Port::NULL,
-        object: 0,
-        rights: Rights::NONE,
-        check: Check([0; 6]),
-    };
+    pub const NULL: Capability =
+        Capability { port: Port::NULL, object: 0, rights: Rights::NONE, check: Check([0; 6]) };
 
     /// The owner capability for `object` with its random check value.
     pub fn owner(port: Port, object: u32, random: Check) -> Capability {
-        Capability {
-            port,
-            object: object & OBJECT_MAX,
-            rights: Rights::ALL,
-            check: random,
-        }
+        Capability { port, object: object & OBJECT_MAX, rights: Rights::ALL, check: random }
     }
 
     /// Join a port and a private part.
     pub fn from_parts(port: Port, p: Private) -> Capability {
-        Capability {
-            port,
-            object: p.object & OBJECT_MAX,
-            rights: p.rights,
-            check: p.check,
-        }
+        Capability { port, object: p.object & OBJECT_MAX, rights: p.rights, check: p.check }
     }
 
     /// The private part.
     pub fn private(&self) -> Private {
-        Private {
-            object: self.object,
-            rights: self.rights,
-            check: self.check,
-        }
+        Private { object: self.object, rights: self.rights, check: self.check }
     }
 
     /// Restrict an *owner* capability to `self.rights & mask` without the server (the
@@ -256,11 +234,7 @@ impl Capability {
             return Err(CapError::NotOwner);
         }
         let rights = self.rights & mask;
-        Ok(Capability {
-            rights,
-            check: restrict(&self.check, rights),
-            ..*self
-        })
+        Ok(Capability { rights, check: restrict(&self.check, rights), ..*self })
     }
 
     /// 16-byte big-endian wire form.
@@ -290,14 +264,7 @@ impl Capability {
 impl fmt::Display for Capability {
     /// `pppppppppppp:oooooo:rr:cccccccccccc` in hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{:06x}:{}:{}",
-            self.port,
-            self.object & OBJECT_MAX,
-            self.rights,
-            self.check
-        )
+        write!(f, "{}:{:06x}:{}:{}", self.port, self.object & OBJECT_MAX, self.rights, self.check)
     }
 }
 
@@ -346,9 +313,7 @@ mod tests {
     fn wire_layout_is_big_endian() {
         assert_eq!(
             cap().encode(),
-            [
-                1, 2, 3, 4, 5, 6, 0x0a, 0x0b, 0x0c, 0x0f, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6
-            ]
+            [1, 2, 3, 4, 5, 6, 0x0a, 0x0b, 0x0c, 0x0f, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6]
         );
     }
 
@@ -356,17 +321,10 @@ mod tests {
     fn display_and_parse() {
         let c = cap();
         assert_eq!(c.to_string(), "010203040506:0a0b0c:0f:a1b2c3d4e5f6");
-        assert_eq!(
-            format!("{c:?}"),
-            "Capability(010203040506:0a0b0c:0f:a1b2c3d4e5f6)"
-        );
+        assert_eq!(format!("{c:?}"), "Capability(010203040506:0a0b0c:0f:a1b2c3d4e5f6)");
         assert_eq!(c.to_string().parse::<Capability>(), Ok(c));
         assert!("010203040506:0a0b0c:0f".parse::<Capability>().is_err());
-        assert!(
-            "010203040506:0a0b0c:0f:a1b2c3d4e5f6:00"
-                .parse::<Capability>()
-                .is_err()
-        );
+        assert!("010203040506:0a0b0c:0f:a1b2c3d4e5f6:00".parse::<Capability>().is_err());
         assert!(Capability::from_slice(&[0; 15]).is_none());
     }
 
@@ -382,21 +340,12 @@ mod tests {
         // Cannot restrict a restricted capability locally.
         assert_eq!(r.restrict(Rights::READ), Err(CapError::NotOwner));
         // Raising the rights of a restricted capability breaks the check.
-        let forged = Capability {
-            rights: Rights(0x07),
-            ..r
-        };
+        let forged = Capability { rights: Rights(0x07), ..r };
         assert_eq!(verify(&random, &forged), Err(CapError::BadCheck));
-        let forged_owner = Capability {
-            rights: Rights::ALL,
-            ..r
-        };
+        let forged_owner = Capability { rights: Rights::ALL, ..r };
         assert_eq!(verify(&random, &forged_owner), Err(CapError::BadCheck));
         // Wrong random.
-        assert_eq!(
-            verify(&Check([9, 8, 7, 6, 5, 3]), &owner),
-            Err(CapError::BadCheck)
-        );
+        assert_eq!(verify(&Check([9, 8, 7, 6, 5, 3]), &owner), Err(CapError::BadCheck));
         // Restricting the owner with ALL is the owner.
         assert_eq!(owner.restrict(Rights::ALL), Ok(owner));
     }

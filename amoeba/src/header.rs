@@ -66,20 +66,12 @@ impl fmt::Display for HeaderError {
 impl Header {
     /// A request header for `command` on the object named by `cap`.
     pub fn request(cap: &Capability, command: u32) -> Header {
-        Header {
-            port: cap.port,
-            private: cap.private(),
-            command,
-            ..Header::default()
-        }
+        Header { port: cap.port, private: cap.private(), command, ..Header::default() }
     }
 
     /// A reply header with `status`.
     pub fn reply(status: Status) -> Header {
-        Header {
-            status: status.into(),
-            ..Header::default()
-        }
+        Header { status: status.into(), ..Header::default() }
     }
 
     /// The capability formed by `port` and `private`.
@@ -123,9 +115,7 @@ impl Header {
 
     /// Decode a header from the start of `b`; returns it and the rest of `b`.
     pub fn decode_prefix(b: &[u8]) -> Result<(Header, &[u8]), HeaderError> {
-        let (h, rest) = b
-            .split_first_chunk::<HEADER_LEN>()
-            .ok_or(HeaderError::Short)?;
+        let (h, rest) = b.split_first_chunk::<HEADER_LEN>().ok_or(HeaderError::Short)?;
         let port = |r: core::ops::Range<usize>| {
             let mut p = [0u8; 6];
             p.copy_from_slice(&h[r]);
@@ -185,10 +175,7 @@ mod tests {
         assert_eq!(&b[0..6], &[1, 2, 3, 4, 5, 6]);
         assert_eq!(&b[22..26], &[1, 2, 3, 4]);
         assert_eq!(&b[26..30], &[0xff; 4]);
-        assert_eq!(
-            &b[30..38],
-            &[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]
-        );
+        assert_eq!(&b[30..38], &[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
         assert_eq!(&b[38..42], &[0, 0, 0, 7]);
         assert_eq!(&b[42..46], &[0, 0, 0, 9]);
         assert_eq!(h.status(), Status::CapBad);

@@ -14,9 +14,7 @@ pub struct Rng {
 impl Rng {
     /// A generator from a 32-byte seed. Equal seeds give equal streams.
     pub fn from_seed(seed: [u8; 32]) -> Rng {
-        Rng {
-            inner: ChaCha20Rng::from_seed(seed),
-        }
+        Rng { inner: ChaCha20Rng::from_seed(seed) }
     }
 
     /// Mix fresh entropy in: the new key is the next 32 output bytes XOR `extra`.

@@ -137,14 +137,7 @@ impl<T> ObjectTable<T> {
         if object == 0 || object > OBJECT_MAX {
             return;
         }
-        self.objects.insert(
-            object,
-            Entry {
-                random,
-                life: self.max_life,
-                data,
-            },
-        );
+        self.objects.insert(object, Entry { random, life: self.max_life, data });
     }
 
     /// The object's data.
@@ -190,11 +183,7 @@ impl<T> ObjectTable<T> {
     pub fn restrict(&self, cap: &Capability, mask: Rights) -> Result<Capability, Status> {
         let rights = self.verify(cap)? & mask;
         let random = self.random(cap.object).ok_or(Status::CapBad)?;
-        Ok(Capability {
-            rights,
-            check: restrict(&random, rights),
-            ..*cap
-        })
+        Ok(Capability { rights, check: restrict(&random, rights), ..*cap })
     }
 
     /// Reset an object's lifetime. Returns false if it does not exist.
@@ -217,9 +206,7 @@ impl<T> ObjectTable<T> {
                 dead.push(*k);
             }
         }
-        dead.into_iter()
-            .filter_map(|k| self.objects.remove(&k).map(|e| (k, e.data)))
-            .collect()
+        dead.into_iter().filter_map(|k| self.objects.remove(&k).map(|e| (k, e.data))).collect()
     }
 }
 
@@ -239,11 +226,7 @@ pub struct Call<'a> {
 impl Call<'_> {
     /// `Ok` if the capability has all of `needed`, else `Err(Status::Denied)`.
     pub fn require(&self, needed: Rights) -> Result<(), Status> {
-        if self.rights.contains(needed) {
-            Ok(())
-        } else {
-            Err(Status::Denied)
-        }
+        if self.rights.contains(needed) { Ok(()) } else { Err(Status::Denied) }
     }
 }
 
@@ -264,11 +247,7 @@ pub trait Service {
     /// Text for `STD_INFO` (`data` is `None` for object 0).
     fn info(&self, object: u32, data: Option<&Self::Object>) -> String {
         let _ = data;
-        if object == 0 {
-            String::from("server")
-        } else {
-            format!("object {object}")
-        }
+        if object == 0 { String::from("server") } else { format!("object {object}") }
     }
 
     /// Called when an object is destroyed by `STD_DESTROY` or garbage collected by
@@ -307,12 +286,7 @@ impl<S: Service> Server<S> {
         };
         let object = cap.object;
         self.table.touch(object);
-        let call = Call {
-            header,
-            buf,
-            object,
-            rights,
-        };
+        let call = Call { header, buf, object, rights };
         match header.command {
             STD_INFO => {
                 let text = self.service.info(object, self.table.get(object));
@@ -384,11 +358,7 @@ mod tests {
 
     impl Service for Store {
         type Object = Vec<u8>;
-        fn handle(
-            &mut self,
-            t: &mut ObjectTable<Vec<u8>>,
-            c: Call<'_>,
-        ) -> Result<(Header, Vec<u8>), Status> {
+        fn handle(&mut self, t: &mut ObjectTable<Vec<u8>>, c: Call<'_>) -> Result<(Header, Vec<u8>), Status> {
             match c.header.command {
                 CREATE => {
                     if c.object != 0 {
@@ -402,10 +372,7 @@ mod tests {
                 }
                 READ => {
                     c.require(Rights::READ)?;
-                    Ok((
-                        Header::reply(Status::Ok),
-                        t.get(c.object).ok_or(Status::CapBad)?.clone(),
-                    ))
+                    Ok((Header::reply(Status::Ok), t.get(c.object).ok_or(Status::CapBad)?.clone()))
                 }
                 WRITE => {
                     c.require(Rights::MODIFY)?;
@@ -425,10 +392,7 @@ mod tests {
 
     fn server() -> Server<Store> {
         let port = Port([0x11; 6]);
-        Server::new(
-            ObjectTable::new(port, Rng::from_seed([3; 32]), 2),
-            Store::default(),
-        )
+        Server::new(ObjectTable::new(port, Rng::from_seed([3; 32]), 2), Store::default())
     }
 
     fn call(s: &mut Server<Store>, cap: &Capability, cmd: u32, buf: &[u8]) -> (Header, Vec<u8>) {
@@ -470,19 +434,13 @@ mod tests {
         // Wrong object, wrong port, forged super capability.
         let f = Capability { object: 77, ..cap };
         assert_eq!(call(&mut s, &f, READ, &[]).0.status(), Status::CapBad);
-        let f = Capability {
-            port: Port([0x12; 6]),
-            ..cap
-        };
+        let f = Capability { port: Port([0x12; 6]), ..cap };
         assert_eq!(call(&mut s, &f, READ, &[]).0.status(), Status::CapBad);
         let f = Capability { object: 0, ..cap };
         assert_eq!(call(&mut s, &f, CREATE, &[]).0.status(), Status::CapBad);
         // Raising the rights of a restricted capability.
         let r = cap.restrict(Rights::READ).unwrap();
-        let f = Capability {
-            rights: Rights::ALL,
-            ..r
-        };
+        let f = Capability { rights: Rights::ALL, ..r };
         assert_eq!(call(&mut s, &f, WRITE, &[]).0.status(), Status::CapBad);
     }
 
@@ -493,10 +451,7 @@ mod tests {
         let ro = cap.restrict(Rights::READ).unwrap();
         assert_eq!(call(&mut s, &ro, READ, &[]).1, b"x");
         assert_eq!(call(&mut s, &ro, WRITE, b"y").0.status(), Status::Denied);
-        assert_eq!(
-            call(&mut s, &ro, STD_DESTROY, &[]).0.status(),
-            Status::Denied
-        );
+        assert_eq!(call(&mut s, &ro, STD_DESTROY, &[]).0.status(), Status::Denied);
         assert_eq!(call(&mut s, &ro, READ, &[]).1, b"x");
         // A restricted super capability cannot create.
         let sup = s.table.super_capability().restrict(Rights::READ).unwrap();
@@ -541,16 +496,10 @@ mod tests {
         assert_eq!(call(&mut s, &cap, STD_DESTROY, &[]).0.status(), Status::Ok);
         assert_eq!(s.service.destroyed, vec![cap.object]);
         assert_eq!(call(&mut s, &cap, READ, &[]).0.status(), Status::CapBad);
-        assert_eq!(
-            call(&mut s, &cap, STD_DESTROY, &[]).0.status(),
-            Status::CapBad
-        );
+        assert_eq!(call(&mut s, &cap, STD_DESTROY, &[]).0.status(), Status::CapBad);
         assert_eq!(call(&mut s, &other, READ, &[]).1, b"y");
         let sup = s.table.super_capability();
-        assert_eq!(
-            call(&mut s, &sup, STD_DESTROY, &[]).0.status(),
-            Status::Denied
-        );
+        assert_eq!(call(&mut s, &sup, STD_DESTROY, &[]).0.status(), Status::Denied);
         // A new object never reuses the old check.
         let n = create(&mut s, b"n");
         assert_ne!(n.check, cap.check);
@@ -592,14 +541,10 @@ mod tests {
         assert_eq!(call(&mut s, &sup, CREATE, b"b").0.status(), Status::NoSpace);
         // Reload into another table with the same port keeps the capability valid.
         let random = s.table.random(a.object).unwrap();
-        let mut t: ObjectTable<Vec<u8>> =
-            ObjectTable::new(s.table.port(), Rng::from_seed([4; 32]), 2);
+        let mut t: ObjectTable<Vec<u8>> = ObjectTable::new(s.table.port(), Rng::from_seed([4; 32]), 2);
         t.insert(a.object, random, b"a".to_vec());
         assert_eq!(t.verify(&a), Ok(Rights::ALL));
-        assert_eq!(
-            t.verify(&a.restrict(Rights::READ).unwrap()),
-            Ok(Rights::READ)
-        );
+        assert_eq!(t.verify(&a.restrict(Rights::READ).unwrap()), Ok(Rights::READ));
     }
 
     proptest! {

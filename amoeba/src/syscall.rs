@@ -228,11 +228,7 @@ pub const fn error(status: Status) -> i64 {
 
 /// A syscall result split into success value and error status.
 pub fn result(raw: i64) -> Result<u64, Status> {
-    if raw < 0 {
-        Err(Status::from_i32_lossy(raw as i32))
-    } else {
-        Ok(raw as u64)
-    }
+    if raw < 0 { Err(Status::from_i32_lossy(raw as i32)) } else { Ok(raw as u64) }
 }
 
 #[cfg(test)]
@@ -252,9 +248,6 @@ mod tests {
     #[test]
     fn results_split_errors() {
         assert_eq!(result(5), Ok(5));
-        assert_eq!(
-            result(error(Status::RpcBadAddress)),
-            Err(Status::RpcBadAddress)
-        );
+        assert_eq!(result(error(Status::RpcBadAddress)), Err(Status::RpcBadAddress));
     }
 }

@@ -24,11 +24,7 @@ impl Summary {
         }
         samples.sort_unstable();
         let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Some(Self {
-            count: samples.len(),
-            median: at(0.5),
-            p99: at(0.99),
-        })
+        Some(Self { count: samples.len(), median: at(0.5), p99: at(0.99) })
     }
 }
 
@@ -70,11 +66,7 @@ impl EchoResponder {
                 }
             }
         });
-        Self {
-            stop,
-            thread: Some(thread),
-            mac,
-        }
+        Self { stop, thread: Some(thread), mac }
     }
 
     pub fn mac(&self) -> pool_control::Mac {

@@ -56,9 +56,7 @@ pub fn find_qemu() -> Result<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(QEMU))
         .find(|candidate| candidate.is_file())
-        .with_context(|| {
-            format!("{QEMU} is not installed; install it with:\n    {QEMU_INSTALL_HINT}")
-        })
+        .with_context(|| format!("{QEMU} is not installed; install it with:\n    {QEMU_INSTALL_HINT}"))
 }
 
 impl Board {
@@ -82,13 +80,7 @@ impl Board {
     }
 
     /// Starts QEMU; the switch must already listen on `self.socket`.
-    pub fn start(
-        &mut self,
-        qemu: &Path,
-        image: &Path,
-        bundle: &Path,
-        incarnation: u32,
-    ) -> Result<()> {
+    pub fn start(&mut self, qemu: &Path, image: &Path, bundle: &Path, incarnation: u32) -> Result<()> {
         self.incarnation = incarnation;
         let console = File::create(&self.console)
             .with_context(|| format!("creating console file {}", self.console.display()))?;
@@ -99,25 +91,8 @@ impl Board {
         let _ = std::fs::remove_file(&self.gdb_socket);
         let mut command = Command::new(qemu);
         command
-            .args([
-                "-M",
-                "virt",
-                "-cpu",
-                "cortex-a72",
-                "-smp",
-                "1",
-                "-m",
-                "256M",
-            ])
-            .args([
-                "-nodefaults",
-                "-display",
-                "none",
-                "-monitor",
-                "none",
-                "-serial",
-                "stdio",
-            ])
+            .args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "1", "-m", "256M"])
+            .args(["-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio"])
             .args(["-semihosting-config", "enable=on,target=native"])
             .arg("-kernel")
             .arg(image)
@@ -125,17 +100,11 @@ impl Board {
             .arg(bundle)
             .args(["-append", bootargs.trim()])
             .arg("-netdev")
-            .arg(format!(
-                "stream,id=net0,server=off,addr.type=unix,addr.path={}",
-                self.socket.display()
-            ))
+            .arg(format!("stream,id=net0,server=off,addr.type=unix,addr.path={}", self.socket.display()))
             .arg("-device")
             .arg(format!("virtio-net-device,netdev=net0,mac={}", self.mac))
             .arg("-gdb")
-            .arg(format!(
-                "unix:{},server=on,wait=off",
-                self.gdb_socket.display()
-            ))
+            .arg(format!("unix:{},server=on,wait=off", self.gdb_socket.display()))
             .stdin(Stdio::null())
             .stdout(console.try_clone()?)
             .stderr(console);
@@ -153,9 +122,7 @@ impl Board {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", qemu.display()))?;
+        let child = command.spawn().with_context(|| format!("starting {}", qemu.display()))?;
         self.process = Some(child);
         self.state = BoardState::Starting;
         Ok(())
@@ -187,9 +154,7 @@ impl Board {
     }
 
     pub fn console_text(&self) -> String {
-        std::fs::read(&self.console)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        std::fs::read(&self.console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     /// The last `lines` lines of the console.

@@ -72,20 +72,14 @@ impl HostPort {
     pub fn from_stream(stream: UnixStream) -> Result<Self> {
         let (sender, frames) = mpsc::channel();
         let mut reader = BufReader::new(stream.try_clone()?);
-        thread::Builder::new()
-            .name("host-port-rx".into())
-            .spawn(move || {
-                while let Ok(Some(frame)) = framing::read_frame(&mut reader) {
-                    if sender.send(frame).is_err() {
-                        break;
-                    }
+        thread::Builder::new().name("host-port-rx".into()).spawn(move || {
+            while let Ok(Some(frame)) = framing::read_frame(&mut reader) {
+                if sender.send(frame).is_err() {
+                    break;
                 }
-            })?;
-        Ok(Self {
-            mac: next_host_mac(),
-            writer: Mutex::new(stream),
-            frames,
-        })
+            }
+        })?;
+        Ok(Self { mac: next_host_mac(), writer: Mutex::new(stream), frames })
     }
 
     pub fn mac(&self) -> Mac {
@@ -93,8 +87,7 @@ impl HostPort {
     }
 
     pub fn send_frame(&self, frame: &[u8]) -> Result<()> {
-        framing::write_frame(&mut *self.writer.lock().unwrap(), frame)
-            .context("sending to the switch")
+        framing::write_frame(&mut *self.writer.lock().unwrap(), frame).context("sending to the switch")
     }
 
     pub fn send(&self, destination: Mac, message: &Message<'_>) -> Result<()> {
@@ -145,20 +138,15 @@ impl HostPort {
     }
 
     /// One frame echo round trip to `target`; the round-trip time if answered.
-    pub fn echo(
-        &self,
-        target: Mac,
-        id: u32,
-        payload: &[u8],
-        timeout: Duration,
-    ) -> Result<Option<Duration>> {
+    pub fn echo(&self, target: Mac, id: u32, payload: &[u8], timeout: Duration) -> Result<Option<Duration>> {
         let start = Instant::now();
         self.send(target, &Message::EchoRequest { id, payload })?;
         Ok(self.wait_for(timeout, |source, message| match message {
-            Message::EchoReply {
-                id: reply_id,
-                payload: reply,
-            } if source == target && *reply_id == id && *reply == payload => Some(start.elapsed()),
+            Message::EchoReply { id: reply_id, payload: reply }
+                if source == target && *reply_id == id && *reply == payload =>
+            {
+                Some(start.elapsed())
+            }
             _ => None,
         }))
     }
@@ -179,61 +167,36 @@ impl HostPort {
 
     /// Starts `program` from board `target`'s bundle; the board will send
     /// `ProcessExited` to this port when it ends.
-    pub fn exec(
-        &self,
-        target: Mac,
-        program: &str,
-        argument: u64,
-        scheduling: u8,
-    ) -> Result<Started> {
+    pub fn exec(&self, target: Mac, program: &str, argument: u64, scheduling: u8) -> Result<Started> {
         let id = next_request_id();
-        self.send(
-            target,
-            &Message::Exec {
-                id,
-                argument,
-                scheduling,
-                program,
-            },
-        )?;
+        self.send(target, &Message::Exec { id, argument, scheduling, program })?;
         let reply = self.wait_for(REQUEST_TIMEOUT, |source, message| match message {
-            Message::ExecReply {
-                id: reply_id,
-                status,
-                pid,
-                capability,
-            } if source == target && *reply_id == id => Some((*status, *pid, *capability)),
+            Message::ExecReply { id: reply_id, status, pid, capability }
+                if source == target && *reply_id == id =>
+            {
+                Some((*status, *pid, *capability))
+            }
             _ => None,
         });
         match reply {
             None => anyhow::bail!("board {target} did not answer the exec of {program}"),
-            Some((status, _, _)) if status < 0 => Err(anyhow::anyhow!(
-                "exec of {program} failed: {}",
-                amoeba::Status::from_i32_lossy(status)
-            )),
-            Some((_, pid, capability)) => Ok(Started {
-                pid,
-                capability: amoeba::Capability::decode(&capability),
-            }),
+            Some((status, _, _)) if status < 0 => {
+                Err(anyhow::anyhow!("exec of {program} failed: {}", amoeba::Status::from_i32_lossy(status)))
+            }
+            Some((_, pid, capability)) => {
+                Ok(Started { pid, capability: amoeba::Capability::decode(&capability) })
+            }
         }
     }
 
     /// Applies an `amoeba::syscall::PROCESS_*` operation; the board's status.
     pub fn process_op(&self, target: Mac, capability: &amoeba::Capability, op: u64) -> Result<i32> {
         let id = next_request_id();
-        self.send(
-            target,
-            &Message::ProcessOp {
-                id,
-                op: op as u32,
-                capability: capability.encode(),
-            },
-        )?;
+        self.send(target, &Message::ProcessOp { id, op: op as u32, capability: capability.encode() })?;
         self.wait_for(REQUEST_TIMEOUT, |source, message| match message {
-            Message::ProcessOpReply {
-                id: reply_id,
-                status,
-            } if source == target && *reply_id == id => Some(*status),
+            Message::ProcessOpReply { id: reply_id, status } if source == target && *reply_id == id => {
+                Some(*status)
+            }
             _ => None,
         })
         .with_context(|| format!("board {target} did not answer the process operation"))
@@ -242,10 +205,9 @@ impl HostPort {
     /// Waits for the exit notice of process `pid` on board `target`.
     pub fn wait_exit(&self, target: Mac, pid: u32, timeout: Duration) -> Option<i32> {
         self.wait_for(timeout, |source, message| match message {
-            Message::ProcessExited {
-                pid: exited,
-                status,
-            } if source == target && *exited == pid => Some(*status),
+            Message::ProcessExited { pid: exited, status } if source == target && *exited == pid => {
+                Some(*status)
+            }
             _ => None,
         })
     }
@@ -255,16 +217,15 @@ impl HostPort {
         let id = next_request_id();
         self.send(target, &Message::MemoryQuery { id })?;
         self.wait_for(REQUEST_TIMEOUT, |source, message| match message {
-            Message::MemoryReport {
-                id: reply_id,
-                free_bytes,
-                largest_free,
-                free_runs,
-            } if source == target && *reply_id == id => Some(MemoryReport {
-                free_bytes: *free_bytes,
-                largest_free: *largest_free,
-                free_runs: *free_runs,
-            }),
+            Message::MemoryReport { id: reply_id, free_bytes, largest_free, free_runs }
+                if source == target && *reply_id == id =>
+            {
+                Some(MemoryReport {
+                    free_bytes: *free_bytes,
+                    largest_free: *largest_free,
+                    free_runs: *free_runs,
+                })
+            }
             _ => None,
         })
         .with_context(|| format!("board {target} did not report its memory"))
@@ -272,13 +233,7 @@ impl HostPort {
 
     /// Broadcasts an echo request; returns who answered within `timeout`.
     pub fn broadcast_echo(&self, id: u32, timeout: Duration) -> Result<Vec<Mac>> {
-        self.send(
-            BROADCAST,
-            &Message::EchoRequest {
-                id,
-                payload: b"broadcast",
-            },
-        )?;
+        self.send(BROADCAST, &Message::EchoRequest { id, payload: b"broadcast" })?;
         let mut answered = Vec::new();
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -301,10 +256,11 @@ impl HostPort {
         self.send(via, &Message::PeerEcho { id, target })?;
         Ok(self
             .wait_for(timeout, |source, message| match message {
-                Message::PeerEchoResult {
-                    id: result_id,
-                    target: result_target,
-                } if source == via && *result_id == id && *result_target == target => Some(()),
+                Message::PeerEchoResult { id: result_id, target: result_target }
+                    if source == via && *result_id == id && *result_target == target =>
+                {
+                    Some(())
+                }
                 _ => None,
             })
             .is_some())

@@ -9,8 +9,7 @@ use std::path::Path;
 /// Copies every loadable segment to its physical (load) address relative
 /// to the lowest one; gaps are zero.
 pub fn elf_to_image(elf_bytes: &[u8]) -> Result<Vec<u8>> {
-    let file = ElfFile64::<Endianness>::parse(elf_bytes)
-        .context("the nucleus is not a 64-bit ELF file")?;
+    let file = ElfFile64::<Endianness>::parse(elf_bytes).context("the nucleus is not a 64-bit ELF file")?;
     let endian = file.endian();
     let segments: Vec<_> = file
         .elf_program_headers()
@@ -23,9 +22,7 @@ pub fn elf_to_image(elf_bytes: &[u8]) -> Result<Vec<u8>> {
     let mut image = Vec::new();
     for header in segments {
         let offset = (header.p_paddr(endian) - base) as usize;
-        let data = header
-            .data(endian, elf_bytes)
-            .map_err(|_| anyhow::anyhow!("truncated ELF segment"))?;
+        let data = header.data(endian, elf_bytes).map_err(|_| anyhow::anyhow!("truncated ELF segment"))?;
         if image.len() < offset + data.len() {
             image.resize(offset + data.len(), 0);
         }
@@ -40,10 +37,7 @@ pub fn elf_to_image(elf_bytes: &[u8]) -> Result<Vec<u8>> {
 /// Writes the Image for the nucleus at `elf_path` to `image_path`.
 pub fn write_image(elf_path: &Path, image_path: &Path) -> Result<()> {
     let elf_bytes = std::fs::read(elf_path).with_context(|| {
-        format!(
-            "reading the nucleus at {} (build it with `just build`)",
-            elf_path.display()
-        )
+        format!("reading the nucleus at {} (build it with `just build`)", elf_path.display())
     })?;
     let image = elf_to_image(&elf_bytes)?;
     std::fs::write(image_path, image).with_context(|| format!("writing {}", image_path.display()))

@@ -19,10 +19,7 @@ use std::path::PathBuf;
 
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("boot/ has a parent")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("boot/ has a parent").to_path_buf()
 }
 
 /// Where `cargo build -p nucleus --release --target aarch64-unknown-none` puts the nucleus.
@@ -36,27 +33,16 @@ pub fn default_nucleus() -> PathBuf {
 /// The user programs the pool's bundle carries: every binary of the
 /// `programs` crate, as built by `just build`.
 pub fn default_programs() -> Vec<(String, PathBuf)> {
-    let dir = default_nucleus()
-        .parent()
-        .expect("target directory")
-        .to_path_buf();
+    let dir = default_nucleus().parent().expect("target directory").to_path_buf();
     let Ok(entries) = std::fs::read_dir(workspace_root().join("programs/src/bin")) else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
         .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".rs")
-                .map(String::from)
-        })
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(String::from))
         .collect();
     names.sort();
-    names
-        .into_iter()
-        .map(|name| (name.clone(), dir.join(name)))
-        .collect()
+    names.into_iter().map(|name| (name.clone(), dir.join(name))).collect()
 }
 
 /// Builds the nucleus with cargo (a no-op when it is up to date).
@@ -64,15 +50,7 @@ pub fn build_nucleus() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
         .current_dir(workspace_root())
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "nucleus",
-            "--target",
-            "aarch64-unknown-none",
-        ])
+        .args(["build", "--quiet", "--release", "-p", "nucleus", "--target", "aarch64-unknown-none"])
         .status()
         .map_err(|e| anyhow::anyhow!("running cargo to build the nucleus: {e}"))?;
     if !status.success() {

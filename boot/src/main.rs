@@ -15,10 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(
-    name = "boot",
-    about = "Boot and drive a pool of Amoeba-style nucleus boards under QEMU"
-)]
+#[command(name = "boot", about = "Boot and drive a pool of Amoeba-style nucleus boards under QEMU")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -147,40 +144,19 @@ fn parse_port(text: &str) -> Result<amoeba::Port, String> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up {
-            boards,
-            pool,
-            faults,
-            seed,
-        } => up(boards, &pool, &faults, seed),
+        Command::Up { boards, pool, faults, seed } => up(boards, &pool, &faults, seed),
         Command::Down { run_dir } => control(&run_dir, "down").map(|reply| print!("{reply}")),
         Command::Status { run_dir } => control(&run_dir, "status").map(|reply| print!("{reply}")),
         Command::Fault { spec, run_dir } => {
             control(&run_dir, &format!("fault {}", spec.join(" "))).map(|reply| print!("{reply}"))
         }
         Command::Ping { boards, pool } => ping(boards, &pool),
-        Command::Bench {
-            rounds,
-            boot_sizes,
-            pool,
-        } => bench(rounds, &boot_sizes, &pool),
+        Command::Bench { rounds, boot_sizes, pool } => bench(rounds, &boot_sizes, &pool),
         Command::Gdb { board, pool } => gdb(board, &pool),
         Command::Rpc { call, run_dir } => rpc(call, &run_dir),
-        Command::Run {
-            board,
-            program,
-            argument,
-            run_to_completion,
-            detach,
-            run_dir,
-        } => run_program(
-            board,
-            &program,
-            argument,
-            run_to_completion,
-            detach,
-            &run_dir,
-        ),
+        Command::Run { board, program, argument, run_to_completion, detach, run_dir } => {
+            run_program(board, &program, argument, run_to_completion, detach, &run_dir)
+        }
         Command::RpcDemo { pool } => rpc_demo(&pool),
     };
     if let Err(error) = result {
@@ -196,11 +172,9 @@ fn nucleus_path(args: &PoolArgs) -> PathBuf {
 fn progress_bar(total: usize, message: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:30}] {pos}/{len} boards ready ({elapsed})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} boards ready ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_message(message.to_string());
     bar.enable_steady_tick(Duration::from_millis(100));
@@ -220,17 +194,11 @@ fn boot_pool(config: PoolConfig) -> Result<(Pool, Duration)> {
 
 fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64) -> Result<()> {
     let mut config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards);
-    config
-        .faults
-        .apply(faults)
-        .map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+    config.faults.apply(faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
     config.seed = seed;
     let control_path = args.run_dir.join("control.sock");
     if control_path.exists() && UnixStream::connect(&control_path).is_ok() {
-        bail!(
-            "a pool is already running in {} (stop it with `just down`)",
-            args.run_dir.display()
-        );
+        bail!("a pool is already running in {} (stop it with `just down`)", args.run_dir.display());
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -239,10 +207,7 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64) -> Result<()> {
         .context("installing the Ctrl-C handler")?;
 
     let (mut pool, elapsed) = boot_pool(config)?;
-    println!(
-        "pool of {boards} boards ready in {:.2} s\n",
-        elapsed.as_secs_f64()
-    );
+    println!("pool of {boards} boards ready in {:.2} s\n", elapsed.as_secs_f64());
     print!("{}", pool.status_table());
     let faults = pool.switch().faults();
     if !faults.is_clean() {
@@ -287,8 +252,7 @@ type ControlRequest = (String, mpsc::Sender<String>);
 /// main loop, which owns the pool.
 fn serve_control(path: &Path) -> Result<mpsc::Receiver<ControlRequest>> {
     let _ = std::fs::remove_file(path);
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    let listener = UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
     let (sender, receiver) = mpsc::channel::<ControlRequest>();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -297,10 +261,7 @@ fn serve_control(path: &Path) -> Result<mpsc::Receiver<ControlRequest>> {
                 continue;
             }
             let (reply_sender, reply) = mpsc::channel();
-            if sender
-                .send((line.trim().to_string(), reply_sender))
-                .is_err()
-            {
+            if sender.send((line.trim().to_string(), reply_sender)).is_err() {
                 break;
             }
             if let Ok(answer) = reply.recv_timeout(Duration::from_secs(10)) {
@@ -337,12 +298,8 @@ fn handle_control(pool: &Pool, command: &str) -> (String, bool) {
 
 fn control(run_dir: &Path, command: &str) -> Result<String> {
     let path = run_dir.join("control.sock");
-    let mut stream = UnixStream::connect(&path).with_context(|| {
-        format!(
-            "no pool is running in {} (start one with `just up`)",
-            run_dir.display()
-        )
-    })?;
+    let mut stream = UnixStream::connect(&path)
+        .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
     writeln!(stream, "{command}")?;
     stream.shutdown(std::net::Shutdown::Write)?;
     let mut reply = String::new();
@@ -356,16 +313,10 @@ fn control(run_dir: &Path, command: &str) -> Result<String> {
 fn ping(boards: u16, args: &PoolArgs) -> Result<()> {
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards);
     let (pool, elapsed) = boot_pool(config)?;
-    println!(
-        "pool of {boards} boards ready in {:.2} s",
-        elapsed.as_secs_f64()
-    );
+    println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
     let mut unanswered = Vec::new();
     for (index, board) in pool.boards().iter().enumerate() {
-        match pool
-            .host()
-            .echo(board.mac, index as u32 + 1, b"ping", Duration::from_secs(2))?
-        {
+        match pool.host().echo(board.mac, index as u32 + 1, b"ping", Duration::from_secs(2))? {
             Some(rtt) => println!(
                 "board {:<3} {}  echo {} bytes  time {:.3} ms",
                 board.spec.id,
@@ -387,9 +338,7 @@ fn ping(boards: u16, args: &PoolArgs) -> Result<()> {
 }
 
 fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
-    println!(
-        "== frame echo: host -> board vs host -> host, same switch, {rounds} round trips each"
-    );
+    println!("== frame echo: host -> board vs host -> host, same switch, {rounds} round trips each");
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
     let (pool, _) = boot_pool(config)?;
     let responder = EchoResponder::start(pool.new_host_port()?);
@@ -420,9 +369,10 @@ fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
         board_summary.p99.as_secs_f64() / host_summary.p99.as_secs_f64()
     );
 
-    println!(
-        "\n== nucleus: null syscall, thread switch, process creation (counter ticks, on one board)"
-    );
+    println!("\n== RPC: null call latency and throughput, with the frame echo as the unit");
+    rpc_bench(args)?;
+
+    println!("\n== nucleus: null syscall, thread switch, process creation (counter ticks, on one board)");
     nucleus_bench(args)?;
 
     println!("\n== pool boot time (start of QEMU to every board ready)");
@@ -449,17 +399,98 @@ fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
     Ok(())
 }
 
+/// RPC latency and throughput: local (client and server on one board),
+/// board to board, host to board; all in one pool, next to a frame echo.
+fn rpc_bench(args: &PoolArgs) -> Result<()> {
+    use amoeba::syscall::SCHED_PREEMPTIVE;
+    const SINK: u32 = 1;
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 2);
+    let (pool, _) = boot_pool(config)?;
+    let seed = 0x0000_00be_0c11u64;
+    let put = amoeba::GetPort(amoeba::Port::from_u64(seed)).put_port();
+    let (server_board, other_board) = (pool.boards()[0].mac, pool.boards()[1].mac);
+    pool.host().exec(server_board, "echo-server", seed, SCHED_PREEMPTIVE as u8)?;
+
+    let mut frame_echo = echo_round_trips(pool.host(), server_board, 2000, 1)?;
+    let frame = Summary::of(&mut frame_echo).context("no samples")?;
+
+    let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
+    let mut call = |command: u32, size: usize| -> Result<Duration> {
+        let header = amoeba::Header { port: put, command, ..Default::default() };
+        let buf = vec![0x5a; size];
+        let start = Instant::now();
+        host.trans(&header, &buf)?.map_err(|status| anyhow::anyhow!("host trans failed: {status}"))?;
+        Ok(start.elapsed())
+    };
+    for _ in 0..10 {
+        call(0, 0)?;
+    }
+    let mut null = (0..2000).map(|_| call(0, 0)).collect::<Result<Vec<_>>>()?;
+    let host_null = Summary::of(&mut null).context("no samples")?;
+    let mut throughput = Vec::new();
+    for (size, count) in [(8usize << 10, 200usize), (1 << 20, 8)] {
+        let total: Duration = (0..count).map(|_| call(SINK, size)).sum::<Result<Duration>>()?;
+        throughput.push((size * count) as f64 / 1024.0 / total.as_secs_f64());
+    }
+
+    let mut lines = Vec::new();
+    for (label, board, index) in [("local (same board)", server_board, 0), ("board to board", other_board, 1)]
+    {
+        let started = pool.host().exec(board, "rpc-bench", put.to_u64(), SCHED_PREEMPTIVE as u8)?;
+        let status = pool
+            .host()
+            .wait_exit(board, started.pid, Duration::from_secs(300))
+            .with_context(|| format!("rpc-bench {label} did not finish"))?;
+        let console = pool.boards()[index].console_text();
+        if status != 0 {
+            bail!("rpc-bench {label} failed ({status}):\n{console}");
+        }
+        let field = |key: &str| -> Option<f64> {
+            console.lines().filter(|l| l.starts_with("rpc-bench")).find_map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)?.parse().ok())
+            })
+        };
+        lines.push((label, field("median-us"), field("p99-us"), field("8KiB-KiB/s"), field("1MiB-KiB/s")));
+    }
+    pool.shutdown();
+
+    let frame_us = frame.median.as_secs_f64() * 1e6;
+    println!("frame echo host->board     {frame}");
+    println!(
+        "null RPC host->board       median {:>8.1} us  p99 {:>8.1} us  = {:.2}x frame echo",
+        host_null.median.as_secs_f64() * 1e6,
+        host_null.p99.as_secs_f64() * 1e6,
+        host_null.median.as_secs_f64() * 1e6 / frame_us
+    );
+    for (label, median, p99, _, _) in &lines {
+        if let (Some(median), Some(p99)) = (median, p99) {
+            println!(
+                "null RPC {label:<18} median {median:>8.1} us  p99 {p99:>8.1} us  = {:.2}x frame echo",
+                median / frame_us
+            );
+        }
+    }
+    println!(
+        "throughput host->board     8 KiB requests {:>8.0} KiB/s, 1 MiB requests {:>8.0} KiB/s",
+        throughput[0], throughput[1]
+    );
+    for (label, _, _, kib8, mib1) in &lines {
+        if let (Some(kib8), Some(mib1)) = (kib8, mib1) {
+            println!(
+                "throughput {label:<16} 8 KiB requests {kib8:>8.0} KiB/s, 1 MiB requests {mib1:>8.0} KiB/s"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the `bench` user program on a board and prints what it measured.
 fn nucleus_bench(args: &PoolArgs) -> Result<()> {
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
     let (pool, _) = boot_pool(config)?;
     let board = &pool.boards()[0];
-    let started = pool.host().exec(
-        board.mac,
-        "bench",
-        0,
-        amoeba::syscall::SCHED_PREEMPTIVE as u8,
-    )?;
+    let started = pool.host().exec(board.mac, "bench", 0, amoeba::syscall::SCHED_PREEMPTIVE as u8)?;
     let status = pool
         .host()
         .wait_exit(board.mac, started.pid, Duration::from_secs(120))
@@ -483,12 +514,8 @@ fn run_program(
     detach: bool,
     run_dir: &Path,
 ) -> Result<()> {
-    let port = boot::HostPort::connect(&run_dir.join("host.sock")).with_context(|| {
-        format!(
-            "no pool is running in {} (start one with `just up`)",
-            run_dir.display()
-        )
-    })?;
+    let port = boot::HostPort::connect(&run_dir.join("host.sock"))
+        .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
     let mac = pool_control::Mac::for_board(board);
     if port.board_status(mac, Duration::from_secs(2))?.is_none() {
         bail!("board {board} does not answer (see `just status`)");
@@ -499,14 +526,8 @@ fn run_program(
         amoeba::syscall::SCHED_PREEMPTIVE
     };
     let started = port.exec(mac, program, argument, scheduling as u8)?;
-    println!(
-        "process {} ({program}) on board {board}, capability {}",
-        started.pid, started.capability
-    );
-    println!(
-        "its output: {}",
-        run_dir.join(format!("board{board}.console")).display()
-    );
+    println!("process {} ({program}) on board {board}, capability {}", started.pid, started.capability);
+    println!("its output: {}", run_dir.join(format!("board{board}.console")).display());
     if detach {
         return Ok(());
     }
@@ -522,12 +543,8 @@ fn run_program(
 }
 
 fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
-    let port = boot::HostPort::connect(&run_dir.join("host.sock")).with_context(|| {
-        format!(
-            "no pool is running in {} (start one with `just up`)",
-            run_dir.display()
-        )
-    })?;
+    let port = boot::HostPort::connect(&run_dir.join("host.sock"))
+        .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
     let mut client = boot::rpc_client::RpcClient::new(port);
     match call {
         RpcCall::Info { capability } => match client.std_info(&capability)? {
@@ -536,10 +553,7 @@ fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
         },
         RpcCall::Echo { port, text } => {
             let start = Instant::now();
-            let header = amoeba::Header {
-                port,
-                ..Default::default()
-            };
+            let header = amoeba::Header { port, ..Default::default() };
             match client.trans(&header, text.as_bytes())? {
                 Ok((reply, buf)) => println!(
                     "reply ({}, {:.2} ms): {}",
@@ -561,50 +575,28 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
     let get_seed: u64 = 0x00c0_ffee_0001;
     let put = amoeba::GetPort(amoeba::Port::from_u64(get_seed)).put_port();
     let (server_board, client_board) = (pool.boards()[0].mac, pool.boards()[1].mac);
-    let server = pool.host().exec(
-        server_board,
-        "echo-server",
-        get_seed,
-        SCHED_PREEMPTIVE as u8,
-    )?;
-    println!(
-        "echo server: process {} on board 0, put-port {put}",
-        server.pid
-    );
-    let client = pool.host().exec(
-        client_board,
-        "echo-client",
-        put.to_u64(),
-        SCHED_PREEMPTIVE as u8,
-    )?;
+    let server = pool.host().exec(server_board, "echo-server", get_seed, SCHED_PREEMPTIVE as u8)?;
+    println!("echo server: process {} on board 0, put-port {put}", server.pid);
+    let client = pool.host().exec(client_board, "echo-client", put.to_u64(), SCHED_PREEMPTIVE as u8)?;
     let status = pool
         .host()
         .wait_exit(client_board, client.pid, Duration::from_secs(60))
         .context("the echo client on board 1 did not finish")?;
     let client_console = pool.boards()[1].console_text();
-    for line in client_console
-        .lines()
-        .filter(|l| l.starts_with("echo-client"))
-    {
+    for line in client_console.lines().filter(|l| l.starts_with("echo-client")) {
         println!("board 1: {line}");
     }
     if status != 0 {
         bail!("the echo client on board 1 failed ({status})");
     }
     let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
-    let header = amoeba::Header {
-        port: put,
-        ..Default::default()
-    };
+    let header = amoeba::Header { port: put, ..Default::default() };
     for round in 0..3 {
         let text = format!("hello from the host, round {round}");
         let start = Instant::now();
         match host.trans(&header, text.as_bytes())? {
             Ok((_, reply)) if reply == text.as_bytes() => {
-                println!(
-                    "host: echo {round} answered in {:.2} ms",
-                    start.elapsed().as_secs_f64() * 1e3
-                )
+                println!("host: echo {round} answered in {:.2} ms", start.elapsed().as_secs_f64() * 1e3)
             }
             Ok((_, reply)) => bail!("host: wrong echo: {:?}", String::from_utf8_lossy(&reply)),
             Err(status) => bail!("host: trans failed: {status}"),
@@ -618,22 +610,12 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
 fn gdb(board: u16, args: &PoolArgs) -> Result<()> {
     let socket = args.run_dir.join(format!("board{board}.gdb"));
     if !socket.exists() {
-        bail!(
-            "no GDB socket {} (is a pool running with `just up`?)",
-            socket.display()
-        );
+        bail!("no GDB socket {} (is a pool running with `just up`?)", socket.display());
     }
     let gdb = ["gdb-multiarch", "gdb"]
         .into_iter()
-        .find(|candidate| {
-            std::process::Command::new(candidate)
-                .arg("--version")
-                .output()
-                .is_ok()
-        })
-        .context(
-            "GDB is not installed; install it with:\n    sudo apt-get install -y gdb-multiarch",
-        )?;
+        .find(|candidate| std::process::Command::new(candidate).arg("--version").output().is_ok())
+        .context("GDB is not installed; install it with:\n    sudo apt-get install -y gdb-multiarch")?;
     let status = std::process::Command::new(gdb)
         .arg(nucleus_path(args))
         .args(["-ex", "set architecture aarch64"])

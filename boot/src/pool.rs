@@ -31,11 +31,7 @@ impl PoolConfig {
     /// `count` boards with ids 0..count in the processor-pool role.
     pub fn new(run_dir: impl Into<PathBuf>, nucleus: impl Into<PathBuf>, count: u16) -> Self {
         let boards = (0..count)
-            .map(|id| BoardSpec {
-                id,
-                role: "pool".into(),
-                extra_bootargs: String::new(),
-            })
+            .map(|id| BoardSpec { id, role: "pool".into(), extra_bootargs: String::new() })
             .collect();
         Self {
             run_dir: run_dir.into(),
@@ -65,28 +61,19 @@ fn write_bundle(programs: &[(String, PathBuf)], path: &Path) -> Result<()> {
     let mut files = Vec::new();
     for (name, file) in programs {
         let bytes = std::fs::read(file).with_context(|| {
-            format!(
-                "reading program {name} at {} (build it with `just build`)",
-                file.display()
-            )
+            format!("reading program {name} at {} (build it with `just build`)", file.display())
         })?;
         files.push((name.as_str(), bytes));
     }
-    let entries: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(name, bytes)| (*name, bytes.as_slice()))
-        .collect();
-    let bundle = pool_control::bundle::build(&entries)
-        .map_err(|e| anyhow::anyhow!("building the bundle: {e:?}"))?;
+    let entries: Vec<(&str, &[u8])> = files.iter().map(|(name, bytes)| (*name, bytes.as_slice())).collect();
+    let bundle =
+        pool_control::bundle::build(&entries).map_err(|e| anyhow::anyhow!("building the bundle: {e:?}"))?;
     std::fs::write(path, bundle).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A fresh incarnation number for each board start.
 fn new_incarnation(board: u16) -> u32 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     ((nanos / 1000) as u32 ^ ((board as u32) << 20)) | 1
 }
 
@@ -102,12 +89,8 @@ impl Pool {
         write_bundle(&config.programs, &bundle)?;
 
         let mut switch = Switch::new(config.faults.clone(), config.seed);
-        let boards: Vec<Board> = config
-            .boards
-            .iter()
-            .cloned()
-            .map(|spec| Board::new(spec, &config.run_dir))
-            .collect();
+        let boards: Vec<Board> =
+            config.boards.iter().cloned().map(|spec| Board::new(spec, &config.run_dir)).collect();
         // The switch must listen before QEMU starts: QEMU never reconnects.
         for board in &boards {
             switch.listen_board(&board.socket, &board.port_name())?;
@@ -180,16 +163,8 @@ impl Pool {
         let mut last_discover: Option<Instant> = None;
         loop {
             // Boards that were stopped on purpose are not waited for.
-            let total = self
-                .boards
-                .iter()
-                .filter(|b| !matches!(b.state, BoardState::Exited(_)))
-                .count();
-            let ready = self
-                .boards
-                .iter()
-                .filter(|b| b.state == BoardState::Ready)
-                .count();
+            let total = self.boards.iter().filter(|b| !matches!(b.state, BoardState::Exited(_))).count();
+            let ready = self.boards.iter().filter(|b| b.state == BoardState::Ready).count();
             progress(ready, total);
             if ready == total {
                 return Ok(start.elapsed());
@@ -224,21 +199,12 @@ impl Pool {
                 self.host.send(BROADCAST, &Message::Discover)?;
                 last_discover = Some(Instant::now());
             }
-            let answer =
-                self.host.wait_for(
-                    Duration::from_millis(100),
-                    |source, message| match message {
-                        Message::Ready(status) => {
-                            Some((source, status.board_id, status.incarnation))
-                        }
-                        _ => None,
-                    },
-                );
+            let answer = self.host.wait_for(Duration::from_millis(100), |source, message| match message {
+                Message::Ready(status) => Some((source, status.board_id, status.incarnation)),
+                _ => None,
+            });
             if let Some((mac, board_id, incarnation)) = answer
-                && let Some(board) = self
-                    .boards
-                    .iter_mut()
-                    .find(|b| b.mac == mac && b.spec.id == board_id)
+                && let Some(board) = self.boards.iter_mut().find(|b| b.mac == mac && b.spec.id == board_id)
                 && board.incarnation == incarnation
                 && board.is_running()
             {
@@ -288,15 +254,10 @@ impl Pool {
 
     /// A table of board, MAC, role, state, PID, console.
     pub fn status_table(&self) -> String {
-        let mut table = format!(
-            "{:<6} {:<18} {:<8} {:<12} {:<8} console\n",
-            "board", "mac", "role", "state", "pid"
-        );
+        let mut table =
+            format!("{:<6} {:<18} {:<8} {:<12} {:<8} console\n", "board", "mac", "role", "state", "pid");
         for board in &self.boards {
-            let pid = board
-                .pid()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into());
+            let pid = board.pid().map(|p| p.to_string()).unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 table,
                 "{:<6} {:<18} {:<8} {:<12} {:<8} {}",

@@ -12,10 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// (fault injection), so a transaction keeps retrying for about 10 s before
 /// it declares its server dead.
 pub fn pool_config() -> Config {
-    Config {
-        max_retries: 12,
-        ..Config::default()
-    }
+    Config { max_retries: 12, ..Config::default() }
 }
 
 pub struct RpcClient {
@@ -28,17 +25,10 @@ impl RpcClient {
     /// A client on its own host port. Its incarnation is the wall clock, so
     /// it grows each time a client starts.
     pub fn new(port: HostPort) -> Self {
-        let incarnation = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u32)
-            .unwrap_or(1)
-            | 1;
+        let incarnation =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u32).unwrap_or(1) | 1;
         let endpoint = Endpoint::new(flip::Mac(port.mac().0), incarnation, pool_config());
-        Self {
-            port,
-            endpoint,
-            epoch: Instant::now(),
-        }
+        Self { port, endpoint, epoch: Instant::now() }
     }
 
     fn now(&self) -> u64 {
@@ -54,11 +44,7 @@ impl RpcClient {
 
     /// One transaction: the reply header and buffer, or the RPC status
     /// (`RpcNotFound`, `RpcFailure`, `ServerRestarted`, ...).
-    pub fn trans(
-        &mut self,
-        header: &Header,
-        buf: &[u8],
-    ) -> Result<Result<(Header, Vec<u8>), Status>> {
+    pub fn trans(&mut self, header: &Header, buf: &[u8]) -> Result<Result<(Header, Vec<u8>), Status>> {
         let now = self.now();
         let id = self.endpoint.start_trans(now, header, buf);
         loop {
@@ -91,11 +77,9 @@ impl RpcClient {
     /// STD_INFO on any capability: the object's description.
     pub fn std_info(&mut self, capability: &Capability) -> Result<Result<String, Status>> {
         let header = Header::request(capability, amoeba::cmd::STD_INFO);
-        Ok(self
-            .trans(&header, &[])?
-            .and_then(|(reply, buf)| match reply.status() {
-                Status::Ok => Ok(String::from_utf8_lossy(&buf).into_owned()),
-                error => Err(error),
-            }))
+        Ok(self.trans(&header, &[])?.and_then(|(reply, buf)| match reply.status() {
+            Status::Ok => Ok(String::from_utf8_lossy(&buf).into_owned()),
+            error => Err(error),
+        }))
     }
 }

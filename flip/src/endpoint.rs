@@ -216,11 +216,7 @@ struct Trans {
 enum Rec {
     Receiving(Reassembly),
     InProgress(u64),
-    Replied {
-        msg: Vec<u8>,
-        abort: bool,
-        last_sent: u64,
-    },
+    Replied { msg: Vec<u8>, abort: bool, last_sent: u64 },
     Done,
     Refused,
 }
@@ -291,12 +287,7 @@ impl Out {
             total_len,
             frag_off,
         };
-        let frame = Frame {
-            dst: mac,
-            src: self.me.mac,
-            packet: Packet { header, payload },
-        }
-        .encode();
+        let frame = Frame { dst: mac, src: self.me.mac, packet: Packet { header, payload } }.encode();
         self.frames_out += 1;
         self.tx.push_back(Transmit { dst: mac, frame });
     }
@@ -333,24 +324,12 @@ impl Out {
             let off = (i * MAX_FRAGMENT) as u64;
             let end = off + chunk.len() as u64;
             if let Some(r) = ranges {
-                let hit = r
-                    .iter()
-                    .any(|&(a, l)| off < a as u64 + l as u64 && (a as u64) < end);
+                let hit = r.iter().any(|&(a, l)| off < a as u64 + l as u64 && (a as u64) < end);
                 if !hit {
                     continue;
                 }
             }
-            self.send(
-                mac,
-                PacketType::Unidata,
-                flags,
-                dst,
-                dst_inc,
-                msg_id,
-                total,
-                off as u32,
-                chunk,
-            );
+            self.send(mac, PacketType::Unidata, flags, dst, dst_inc, msg_id, total, off as u32, chunk);
         }
     }
 }
@@ -395,11 +374,7 @@ impl Endpoint {
         Endpoint {
             cfg: config,
             out: Out {
-                me: Me {
-                    mac,
-                    addr: Addr::node(mac),
-                    inc: incarnation.max(1),
-                },
+                me: Me { mac, addr: Addr::node(mac), inc: incarnation.max(1) },
                 tx: VecDeque::new(),
                 frames_out: 0,
             },
@@ -440,10 +415,7 @@ impl Endpoint {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        Stats {
-            frames_out: self.out.frames_out,
-            ..self.stats
-        }
+        Stats { frames_out: self.out.frames_out, ..self.stats }
     }
 
     // ------------------------------------------------------------------ driver API
@@ -509,10 +481,7 @@ impl Endpoint {
             .trans
             .iter()
             .filter(|(_, t)| {
-                let late = self
-                    .cfg
-                    .max_trans_time
-                    .is_some_and(|m| now >= t.started.saturating_add(m));
+                let late = self.cfg.max_trans_time.is_some_and(|m| now >= t.started.saturating_add(m));
                 late || matches!(&t.state, TState::Sent(s) if s.deadline <= now)
             })
             .map(|(k, _)| *k)
@@ -520,12 +489,7 @@ impl Endpoint {
         for id in due {
             self.trans_timeout(now, id);
         }
-        let due: Vec<Port> = self
-            .locates
-            .iter()
-            .filter(|(_, l)| l.next <= now)
-            .map(|(p, _)| *p)
-            .collect();
+        let due: Vec<Port> = self.locates.iter().filter(|(_, l)| l.next <= now).map(|(p, _)| *p).collect();
         for port in due {
             self.locate_timeout(now, port);
         }
@@ -569,13 +533,7 @@ impl Endpoint {
 
     /// Answer a request. The reply is kept until the client acknowledges it, so a
     /// retransmitted request gets it again without being re-executed.
-    pub fn put_reply(
-        &mut self,
-        now: u64,
-        req: ReqId,
-        header: &Header,
-        buf: &[u8],
-    ) -> Result<(), ReplyError> {
+    pub fn put_reply(&mut self, now: u64, req: ReqId, header: &Header, buf: &[u8]) -> Result<(), ReplyError> {
         if buf.len() > self.cfg.max_buf {
             let h = Header::reply(Status::RpcBadAddress);
             self.finish_request(now, req, &h, &[], true)?;
@@ -586,12 +544,7 @@ impl Endpoint {
 
     /// Give up on a request (e.g. its server process died): the client's transaction
     /// ends with `Err(status)`.
-    pub fn abort_request(
-        &mut self,
-        now: u64,
-        req: ReqId,
-        status: Status,
-    ) -> Result<(), ReplyError> {
+    pub fn abort_request(&mut self, now: u64, req: ReqId, status: Status) -> Result<(), ReplyError> {
         self.finish_request(now, req, &Header::reply(status), &[], true)
     }
 
@@ -618,13 +571,7 @@ impl Endpoint {
             self.requests.insert(req, Origin::Local { trans: id });
             self.trans.insert(
                 id,
-                Trans {
-                    port,
-                    msg: Vec::new(),
-                    started: now,
-                    redirects: 0,
-                    state: TState::Local { req },
-                },
+                Trans { port, msg: Vec::new(), started: now, redirects: 0, state: TState::Local { req } },
             );
             self.stats.requests += 1;
             self.events.push_back(Event::RequestArrived {
@@ -648,16 +595,7 @@ impl Endpoint {
         msg.extend_from_slice(&low_water.to_be_bytes());
         msg.extend_from_slice(&header.encode());
         msg.extend_from_slice(buf);
-        self.trans.insert(
-            id,
-            Trans {
-                port,
-                msg,
-                started: now,
-                redirects: 0,
-                state: TState::Locating,
-            },
-        );
+        self.trans.insert(id, Trans { port, msg, started: now, redirects: 0, state: TState::Locating });
         self.dispatch_trans(now, id);
         TransId(id)
     }
@@ -699,10 +637,7 @@ impl Endpoint {
 
     fn done(&mut self, id: u64, result: Result<(Header, Vec<u8>), Status>) {
         self.trans.remove(&id);
-        self.events.push_back(Event::TransDone {
-            id: TransId(id),
-            result,
-        });
+        self.events.push_back(Event::TransDone { id: TransId(id), result });
     }
 
     fn handle(&mut self, now: u64, src: Mac, p: &Packet<'_>) {
@@ -726,15 +661,7 @@ impl Endpoint {
         if !h.src.is_node() || !self.registered.contains_key(&port) {
             return;
         }
-        self.out.control(
-            src,
-            PacketType::HereIs,
-            0,
-            Addr::port(port),
-            h.src_inc,
-            h.msg_id,
-            &[],
-        );
+        self.out.control(src, PacketType::HereIs, 0, Addr::port(port), h.src_inc, h.msg_id, &[]);
     }
 
     /// Find (or make) the state of client `addr`; `None` = ignore the packet.
@@ -761,16 +688,8 @@ impl Endpoint {
                     None => return false,
                 }
             }
-            self.clients.insert(
-                addr,
-                Client {
-                    inc,
-                    mac,
-                    last_active: now,
-                    low_water: 0,
-                    recs: BTreeMap::new(),
-                },
-            );
+            self.clients
+                .insert(addr, Client { inc, mac, last_active: now, low_water: 0, recs: BTreeMap::new() });
             if self.gc_at.is_none() {
                 self.gc_at = Some(now + self.gc_interval());
             }
@@ -800,11 +719,7 @@ impl Endpoint {
         if c.recs.len() < max {
             return true;
         }
-        let victim = c
-            .recs
-            .iter()
-            .find(|(_, r)| matches!(r, Rec::Done | Rec::Refused))
-            .map(|(k, _)| *k);
+        let victim = c.recs.iter().find(|(_, r)| matches!(r, Rec::Done | Rec::Refused)).map(|(k, _)| *k);
         match victim {
             Some(k) => {
                 c.recs.remove(&k);
@@ -812,11 +727,7 @@ impl Endpoint {
             }
             None => {
                 // Drop the oldest partial request instead (the client will resend).
-                let victim = c
-                    .recs
-                    .iter()
-                    .find(|(_, r)| matches!(r, Rec::Receiving(_)))
-                    .map(|(k, _)| *k);
+                let victim = c.recs.iter().find(|(_, r)| matches!(r, Rec::Receiving(_))).map(|(k, _)| *k);
                 match victim {
                     Some(k) => {
                         if let Some(Rec::Receiving(r)) = c.recs.remove(&k) {
@@ -842,15 +753,7 @@ impl Endpoint {
         let (client_addr, client_inc, id) = (h.src, h.src_inc, h.msg_id);
         if h.dst_inc != self.out.me.inc {
             if first {
-                self.out.control(
-                    src,
-                    PacketType::NotHere,
-                    F_STALE,
-                    client_addr,
-                    client_inc,
-                    id,
-                    &[],
-                );
+                self.out.control(src, PacketType::NotHere, F_STALE, client_addr, client_inc, id, &[]);
             }
             return;
         }
@@ -867,15 +770,7 @@ impl Endpoint {
         }
         let out = &mut self.out;
         let not_here = |out: &mut Out| {
-            out.control(
-                src,
-                PacketType::NotHere,
-                0,
-                client_addr,
-                client_inc,
-                id,
-                &[],
-            );
+            out.control(src, PacketType::NotHere, 0, client_addr, client_inc, id, &[]);
         };
         match c.recs.get_mut(&id) {
             None => {
@@ -889,15 +784,7 @@ impl Endpoint {
                     return;
                 }
                 if enquiry {
-                    out.control(
-                        src,
-                        PacketType::Ack,
-                        F_NEED_ALL,
-                        client_addr,
-                        client_inc,
-                        id,
-                        &[],
-                    );
+                    out.control(src, PacketType::Ack, F_NEED_ALL, client_addr, client_inc, id, &[]);
                     return;
                 }
                 let total = h.total_len as usize;
@@ -935,38 +822,19 @@ impl Endpoint {
             }
             Some(Rec::InProgress(_)) => {
                 if first {
-                    out.control(
-                        src,
-                        PacketType::Ack,
-                        F_WORKING,
-                        client_addr,
-                        client_inc,
-                        id,
-                        &[],
-                    );
+                    out.control(src, PacketType::Ack, F_WORKING, client_addr, client_inc, id, &[]);
                 }
                 return;
             }
-            Some(Rec::Replied {
-                msg,
-                abort,
-                last_sent,
-            }) => {
+            Some(Rec::Replied { msg, abort, last_sent }) => {
                 // Resend on an enquiry, or on a retransmitted request (not more often
                 // than every half initial timeout: duplicates must not cause storms).
                 if enquiry || (first && now >= last_sent.saturating_add(rto_initial / 2)) {
                     *last_sent = now;
-                    let ranges = if enquiry {
-                        parse_ranges(p.payload).unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    };
+                    let ranges =
+                        if enquiry { parse_ranges(p.payload).unwrap_or_default() } else { Vec::new() };
                     let flags = F_REPLY | if *abort { F_ABORT } else { 0 };
-                    let sel = if ranges.is_empty() {
-                        None
-                    } else {
-                        Some(&ranges[..])
-                    };
+                    let sel = if ranges.is_empty() { None } else { Some(&ranges[..]) };
                     out.message(src, flags, client_addr, client_inc, id, msg, sel);
                     self.stats.replays += 1;
                 }
@@ -1008,13 +876,7 @@ impl Endpoint {
         let req = self.next_req;
         self.next_req += 1;
         c.recs.insert(id, Rec::InProgress(req));
-        self.requests.insert(
-            req,
-            Origin::Remote {
-                client: client_addr,
-                trans: id,
-            },
-        );
+        self.requests.insert(req, Origin::Remote { client: client_addr, trans: id });
         self.stats.requests += 1;
         self.events.push_back(Event::RequestArrived {
             req: ReqId(req),
@@ -1033,10 +895,7 @@ impl Endpoint {
         buf: &[u8],
         abort: bool,
     ) -> Result<(), ReplyError> {
-        let origin = self
-            .requests
-            .remove(&req.0)
-            .ok_or(ReplyError::NoSuchRequest)?;
+        let origin = self.requests.remove(&req.0).ok_or(ReplyError::NoSuchRequest)?;
         match origin {
             Origin::Local { trans } => {
                 let ok = matches!(self.trans.get(&trans), Some(t) if matches!(t.state, TState::Local { req: r } if r == req.0));
@@ -1065,13 +924,8 @@ impl Endpoint {
                 msg.extend_from_slice(&header.encode());
                 msg.extend_from_slice(buf);
                 let flags = F_REPLY | if abort { F_ABORT } else { 0 };
-                self.out
-                    .message(c.mac, flags, client, c.inc, trans, &msg, None);
-                *rec = Rec::Replied {
-                    msg,
-                    abort,
-                    last_sent: now,
-                };
+                self.out.message(c.mac, flags, client, c.inc, trans, &msg, None);
+                *rec = Rec::Replied { msg, abort, last_sent: now };
                 c.last_active = now;
                 Ok(())
             }
@@ -1117,11 +971,7 @@ impl Endpoint {
         for a in dead {
             self.drop_client(a);
         }
-        self.gc_at = if self.clients.is_empty() {
-            None
-        } else {
-            Some(now + self.gc_interval())
-        };
+        self.gc_at = if self.clients.is_empty() { None } else { Some(now + self.gc_interval()) };
     }
 
     // ---------------------------------------------------------------- client side
@@ -1140,15 +990,7 @@ impl Endpoint {
 
     fn send_locate(&mut self, port: Port) {
         self.stats.locates += 1;
-        self.out.control(
-            Mac::BROADCAST,
-            PacketType::Locate,
-            0,
-            Addr::port(port),
-            0,
-            0,
-            &[],
-        );
+        self.out.control(Mac::BROADCAST, PacketType::Locate, 0, Addr::port(port), 0, 0, &[]);
     }
 
     fn dispatch_trans(&mut self, now: u64, id: u64) {
@@ -1166,15 +1008,7 @@ impl Endpoint {
                     working: false,
                     reply: None,
                 });
-                self.out.message(
-                    server.mac,
-                    0,
-                    Addr::port(port),
-                    server.inc,
-                    id,
-                    &t.msg,
-                    None,
-                );
+                self.out.message(server.mac, 0, Addr::port(port), server.inc, id, &t.msg, None);
             }
             None => {
                 self.trans.get_mut(&id).expect("open").state = TState::Locating;
@@ -1225,16 +1059,8 @@ impl Endpoint {
         if !locating && !self.cache.contains_key(&port) {
             return;
         }
-        let e = self.cache.entry(port).or_insert(CacheEntry {
-            servers: Vec::new(),
-            next: 0,
-            last_ok: now,
-        });
-        let s = ServerRef {
-            addr: h.src,
-            mac: src,
-            inc: h.src_inc,
-        };
+        let e = self.cache.entry(port).or_insert(CacheEntry { servers: Vec::new(), next: 0, last_ok: now });
+        let s = ServerRef { addr: h.src, mac: src, inc: h.src_inc };
         match e.servers.iter_mut().find(|x| x.addr == h.src) {
             Some(x) => {
                 if h.src_inc >= x.inc {
@@ -1344,8 +1170,7 @@ impl Endpoint {
         let server = s.server;
         if h.flags & F_NEED_ALL != 0 {
             s.working = false;
-            self.out
-                .message(src, 0, Addr::port(port), server.inc, h.msg_id, &t.msg, None);
+            self.out.message(src, 0, Addr::port(port), server.inc, h.msg_id, &t.msg, None);
         } else if h.flags & F_WORKING != 0 {
             s.heard(now, false, rto_initial);
             s.working = true;
@@ -1355,15 +1180,7 @@ impl Endpoint {
                 return;
             }
             s.heard(now, true, rto_initial);
-            self.out.message(
-                src,
-                0,
-                Addr::port(port),
-                server.inc,
-                h.msg_id,
-                &t.msg,
-                Some(&ranges),
-            );
+            self.out.message(src, 0, Addr::port(port), server.inc, h.msg_id, &t.msg, Some(&ranges));
         }
     }
 
@@ -1377,15 +1194,7 @@ impl Endpoint {
         let Some(t) = self.sent_to(h.msg_id, h.src) else {
             // A duplicate of a reply we already have: acknowledge it again.
             if h.msg_id < self.next_trans && h.frag_off == 0 {
-                self.out.control(
-                    src,
-                    PacketType::Ack,
-                    F_REPLY,
-                    h.src,
-                    h.src_inc,
-                    h.msg_id,
-                    &[],
-                );
+                self.out.control(src, PacketType::Ack, F_REPLY, h.src, h.src_inc, h.msg_id, &[]);
             }
             return;
         };
@@ -1400,9 +1209,7 @@ impl Endpoint {
         if !(HEADER_LEN..=max_total).contains(&total) {
             return;
         }
-        let r = s
-            .reply
-            .get_or_insert_with(|| Reassembly::new(h.total_len, now));
+        let r = s.reply.get_or_insert_with(|| Reassembly::new(h.total_len, now));
         if r.total() != h.total_len {
             return;
         }
@@ -1416,15 +1223,7 @@ impl Endpoint {
         }
         let server = s.server;
         let msg = s.reply.take().expect("reply").into_vec();
-        self.out.control(
-            server.mac,
-            PacketType::Ack,
-            F_REPLY,
-            server.addr,
-            server.inc,
-            h.msg_id,
-            &[],
-        );
+        self.out.control(server.mac, PacketType::Ack, F_REPLY, server.addr, server.inc, h.msg_id, &[]);
         if let Some(e) = self.cache.get_mut(&port) {
             e.last_ok = now;
         }
@@ -1444,10 +1243,7 @@ impl Endpoint {
         let Some(t) = self.trans.get_mut(&id) else {
             return;
         };
-        if cfg
-            .max_trans_time
-            .is_some_and(|m| now >= t.started.saturating_add(m))
-        {
+        if cfg.max_trans_time.is_some_and(|m| now >= t.started.saturating_add(m)) {
             let st = match &t.state {
                 TState::Locating => Status::RpcNotFound,
                 TState::Sent(_) => Status::RpcFailure,
@@ -1493,11 +1289,9 @@ impl Endpoint {
                 &encode_ranges(&ranges),
             );
         } else if t.msg.len() <= MAX_FRAGMENT && !s.working {
-            self.out
-                .message(server.mac, 0, dst, server.inc, id, &t.msg, None);
+            self.out.message(server.mac, 0, dst, server.inc, id, &t.msg, None);
         } else {
-            self.out
-                .control(server.mac, PacketType::Enquiry, 0, dst, server.inc, id, &[]);
+            self.out.control(server.mac, PacketType::Enquiry, 0, dst, server.inc, id, &[]);
         }
     }
 }

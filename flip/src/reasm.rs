@@ -14,11 +14,7 @@ pub(crate) struct Reassembly {
 
 impl Reassembly {
     pub(crate) fn new(total: u32, now: u64) -> Reassembly {
-        Reassembly {
-            buf: vec![0; total as usize],
-            have: Vec::new(),
-            last_activity: now,
-        }
+        Reassembly { buf: vec![0; total as usize], have: Vec::new(), last_activity: now }
     }
 
     pub(crate) fn total(&self) -> u32 {

@@ -81,11 +81,7 @@ impl Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }
 
@@ -287,9 +283,7 @@ impl<'a> Packet<'a> {
     /// Parse a FLIP packet (the Ethernet payload). Strict: the whole input must be the
     /// packet, and every field must be valid.
     pub fn parse(b: &'a [u8]) -> Result<Packet<'a>, ParseError> {
-        let (h, payload) = b
-            .split_first_chunk::<FLIP_HEADER_LEN>()
-            .ok_or(ParseError::Short)?;
+        let (h, payload) = b.split_first_chunk::<FLIP_HEADER_LEN>().ok_or(ParseError::Short)?;
         if h[0] != VERSION {
             return Err(ParseError::Version);
         }
@@ -408,9 +402,7 @@ impl<'a> Frame<'a> {
     /// Parse a whole Ethernet frame (without FCS). FLIP frames are at least 62 bytes,
     /// so they are never padded; trailing bytes are an error.
     pub fn parse(b: &'a [u8]) -> Result<Frame<'a>, ParseError> {
-        let (eth, rest) = b
-            .split_first_chunk::<ETH_HEADER_LEN>()
-            .ok_or(ParseError::Short)?;
+        let (eth, rest) = b.split_first_chunk::<ETH_HEADER_LEN>().ok_or(ParseError::Short)?;
         if u16::from_be_bytes([eth[12], eth[13]]) != ETHERTYPE_FLIP {
             return Err(ParseError::NotFlip);
         }
@@ -418,17 +410,12 @@ impl<'a> Frame<'a> {
         dst.copy_from_slice(&eth[0..6]);
         let mut src = [0u8; 6];
         src.copy_from_slice(&eth[6..12]);
-        Ok(Frame {
-            dst: Mac(dst),
-            src: Mac(src),
-            packet: Packet::parse(rest)?,
-        })
+        Ok(Frame { dst: Mac(dst), src: Mac(src), packet: Packet::parse(rest)? })
     }
 
     /// Encode the whole Ethernet frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v =
-            Vec::with_capacity(ETH_HEADER_LEN + FLIP_HEADER_LEN + self.packet.payload.len());
+        let mut v = Vec::with_capacity(ETH_HEADER_LEN + FLIP_HEADER_LEN + self.packet.payload.len());
         v.extend_from_slice(&self.dst.0);
         v.extend_from_slice(&self.src.0);
         v.extend_from_slice(&ETHERTYPE_FLIP.to_be_bytes());
@@ -491,10 +478,7 @@ mod tests {
         let f = Frame {
             dst: Mac([2, 0, 0, 0, 0, 1]),
             src: Mac([2, 0, 0, 0, 0, 2]),
-            packet: Packet {
-                header: sample(),
-                payload: &payload,
-            },
+            packet: Packet { header: sample(), payload: &payload },
         };
         let b = f.encode();
         assert_eq!(b.len(), ETH_HEADER_LEN + FLIP_HEADER_LEN + 5);
@@ -536,10 +520,7 @@ mod tests {
         assert_eq!(bad(46, 1), Err(ParseError::Reserved));
         assert_eq!(bad(45, 6), Err(ParseError::Length));
         assert_eq!(bad(39, 14), Err(ParseError::Fragment)); // total 14 < 10 + 5
-        assert_eq!(
-            Packet::parse(&good[..good.len() - 1]),
-            Err(ParseError::Length)
-        );
+        assert_eq!(Packet::parse(&good[..good.len() - 1]), Err(ParseError::Length));
         let mut long = good.clone();
         long.push(0);
         assert_eq!(Packet::parse(&long), Err(ParseError::Length));
@@ -560,24 +541,15 @@ mod tests {
         // Ranges.
         h.ptype = PacketType::Ack;
         h.total_len = 7;
-        assert_eq!(
-            Packet::parse(&encoded(h, &[0; 7])),
-            Err(ParseError::Payload)
-        );
+        assert_eq!(Packet::parse(&encoded(h, &[0; 7])), Err(ParseError::Payload));
         h.total_len = 8;
-        assert_eq!(
-            Packet::parse(&encoded(h, &[0; 8])),
-            Err(ParseError::Payload)
-        ); // empty range
+        assert_eq!(Packet::parse(&encoded(h, &[0; 8])), Err(ParseError::Payload)); // empty range
         let r = encode_ranges(&[(u32::MAX, 1)]);
         assert_eq!(Packet::parse(&encoded(h, &r)), Err(ParseError::Payload));
         let r = encode_ranges(&[(5, 1), (u32::MAX - 1, 1)]);
         h.total_len = 16;
         let p = encoded(h, &r);
-        assert_eq!(
-            parse_ranges(Packet::parse(&p).unwrap().payload),
-            Ok(vec![(5, 1), (u32::MAX - 1, 1)])
-        );
+        assert_eq!(parse_ranges(Packet::parse(&p).unwrap().payload), Ok(vec![(5, 1), (u32::MAX - 1, 1)]));
         // Unidata must carry data.
         let mut h = sample();
         h.total_len = 0;
@@ -611,13 +583,8 @@ mod tests {
     }
 
     fn arb_addr() -> impl Strategy<Value = Addr> {
-        (any::<bool>(), any::<[u8; 6]>()).prop_map(|(port, b)| {
-            if port {
-                Addr::port(amoeba::Port(b))
-            } else {
-                Addr::node(Mac(b))
-            }
-        })
+        (any::<bool>(), any::<[u8; 6]>())
+            .prop_map(|(port, b)| if port { Addr::port(amoeba::Port(b)) } else { Addr::node(Mac(b)) })
     }
 
     fn arb_packet() -> impl Strategy<Value = (FlipHeader, Vec<u8>)> {
@@ -632,47 +599,45 @@ mod tests {
             any::<(u16, u16)>(),
             proptest::collection::vec((0u32..1 << 31, 1u32..1 << 30), 0..MAX_RANGES),
         )
-            .prop_map(
-                |(t, flags, hops, dst, src, (di, si, id), data, (off, extra), ranges)| {
-                    let ptype = [
-                        PacketType::Locate,
-                        PacketType::HereIs,
-                        PacketType::Unidata,
-                        PacketType::NotHere,
-                        PacketType::Ack,
-                        PacketType::Enquiry,
-                    ][t];
-                    let mut flags = flags & ptype.allowed_flags();
-                    if ptype == PacketType::Unidata && flags & F_REPLY == 0 {
-                        flags &= !F_ABORT;
+            .prop_map(|(t, flags, hops, dst, src, (di, si, id), data, (off, extra), ranges)| {
+                let ptype = [
+                    PacketType::Locate,
+                    PacketType::HereIs,
+                    PacketType::Unidata,
+                    PacketType::NotHere,
+                    PacketType::Ack,
+                    PacketType::Enquiry,
+                ][t];
+                let mut flags = flags & ptype.allowed_flags();
+                if ptype == PacketType::Unidata && flags & F_REPLY == 0 {
+                    flags &= !F_ABORT;
+                }
+                let (payload, frag_off, total_len) = match ptype {
+                    PacketType::Unidata => {
+                        let n = data.len() as u32;
+                        (data, off as u32, off as u32 + n + extra as u32)
                     }
-                    let (payload, frag_off, total_len) = match ptype {
-                        PacketType::Unidata => {
-                            let n = data.len() as u32;
-                            (data, off as u32, off as u32 + n + extra as u32)
-                        }
-                        PacketType::Ack | PacketType::Enquiry => {
-                            let p = encode_ranges(&ranges);
-                            let n = p.len() as u32;
-                            (p, 0, n)
-                        }
-                        _ => (Vec::new(), 0, 0),
-                    };
-                    let h = FlipHeader {
-                        ptype,
-                        flags,
-                        hops,
-                        dst,
-                        src,
-                        dst_inc: di,
-                        src_inc: si,
-                        msg_id: id,
-                        total_len,
-                        frag_off,
-                    };
-                    (h, payload)
-                },
-            )
+                    PacketType::Ack | PacketType::Enquiry => {
+                        let p = encode_ranges(&ranges);
+                        let n = p.len() as u32;
+                        (p, 0, n)
+                    }
+                    _ => (Vec::new(), 0, 0),
+                };
+                let h = FlipHeader {
+                    ptype,
+                    flags,
+                    hops,
+                    dst,
+                    src,
+                    dst_inc: di,
+                    src_inc: si,
+                    msg_id: id,
+                    total_len,
+                    frag_off,
+                };
+                (h, payload)
+            })
     }
 
     proptest! {

@@ -44,9 +44,7 @@ struct Net {
 impl Net {
     fn new(n: usize, cfg: Config) -> Net {
         Net {
-            eps: (0..n)
-                .map(|i| Endpoint::new(mac(i), 1, cfg.clone()))
-                .collect(),
+            eps: (0..n).map(|i| Endpoint::new(mac(i), 1, cfg.clone())).collect(),
             up: vec![true; n],
             app: vec![App::Echo; n],
             now: 0,
@@ -70,11 +68,7 @@ impl Net {
     }
 
     fn trans(&mut self, i: usize, port: Port, buf: &[u8]) -> TransId {
-        let h = Header {
-            port,
-            command: 77,
-            ..Header::default()
-        };
+        let h = Header { port, command: 77, ..Header::default() };
         let now = self.now;
         let id = self.eps[i].start_trans(now, &h, buf);
         self.pump(i);
@@ -97,8 +91,7 @@ impl Net {
                     }
                     let dup = self.dup_every > 0 && self.counter.is_multiple_of(self.dup_every);
                     for _ in 0..if dup { 2 } else { 1 } {
-                        self.wire
-                            .push_back((self.now + self.delay, to, t.frame.clone()));
+                        self.wire.push_back((self.now + self.delay, to, t.frame.clone()));
                     }
                 }
             }
@@ -115,9 +108,7 @@ impl Net {
                                 None => buf,
                             };
                             let now = self.now;
-                            self.eps[i]
-                                .put_reply(now, req, &Header::reply(Status::Ok), &reply)
-                                .unwrap();
+                            self.eps[i].put_reply(now, req, &Header::reply(Status::Ok), &reply).unwrap();
                         }
                         App::Hold => self.held.push((i, req, buf)),
                     }
@@ -133,10 +124,8 @@ impl Net {
     fn run_until(&mut self, until: u64) {
         loop {
             let next_wire = self.wire.front().map(|w| w.0);
-            let next_timer = (0..self.eps.len())
-                .filter(|&i| self.up[i])
-                .filter_map(|i| self.eps[i].next_deadline())
-                .min();
+            let next_timer =
+                (0..self.eps.len()).filter(|&i| self.up[i]).filter_map(|i| self.eps[i].next_deadline()).min();
             let next = match (next_wire, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) | (None, Some(a)) => a,
@@ -198,11 +187,7 @@ fn round_trip_and_cache() {
     let b = net.trans(0, p, b"again");
     net.run_until(2 * SEC);
     assert_eq!(net.result(0, b).unwrap().as_ref().unwrap().1, b"again");
-    assert_eq!(
-        net.eps[0].stats().locates,
-        locates,
-        "second trans used the cache"
-    );
+    assert_eq!(net.eps[0].stats().locates, locates, "second trans used the cache");
     assert_eq!(net.executed.len(), 2);
     assert_eq!(net.eps[0].open_transactions(), 0);
 }
@@ -249,9 +234,7 @@ fn dead_server_fails_within_bound() {
     let (t, r) = net.done.get(&(0, b)).unwrap();
     assert_eq!(r.as_ref().unwrap_err(), &Status::RpcFailure);
     // Back-off: 10+20+40+80+80+80 ms.
-    let bound: u64 = (0..=c.max_retries)
-        .map(|k| (c.rto_initial << k).min(c.rto_max))
-        .sum();
+    let bound: u64 = (0..=c.max_retries).map(|k| (c.rto_initial << k).min(c.rto_max)).sum();
     assert!(t - start <= bound + MS, "took {} > {bound}", t - start);
     // The dead server left the cache: the next trans locates and finds nobody.
     assert!(net.eps[0].cached_servers(&p).is_empty());
@@ -268,10 +251,7 @@ fn nobody_serves_the_port() {
     let mut net = Net::new(3, cfg());
     let a = net.trans(0, service(9).put_port(), b"x");
     net.run_until(10 * SEC);
-    assert_eq!(
-        net.result(0, a).unwrap().as_ref().unwrap_err(),
-        &Status::RpcNotFound
-    );
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap_err(), &Status::RpcNotFound);
     assert!(net.executed.is_empty());
 }
 
@@ -289,10 +269,7 @@ fn server_reboot_mid_request_never_runs_twice() {
     net.eps[1].register_server(&g);
     net.app[1] = App::Echo;
     net.run_until(5 * SEC);
-    assert_eq!(
-        net.result(0, a).unwrap().as_ref().unwrap_err(),
-        &Status::ServerRestarted
-    );
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap_err(), &Status::ServerRestarted);
     assert_eq!(net.executed.len(), 1, "not re-executed after the reboot");
     // The cache learned the new incarnation: the next trans works.
     let b = net.trans(0, p, b"next");
@@ -313,10 +290,7 @@ fn client_reboot_reuses_ids_safely() {
     let b = net.trans(0, p, b"second life");
     assert_eq!(a, b, "transaction ids restart after a reboot");
     net.run_until(2 * SEC);
-    assert_eq!(
-        net.result(0, b).unwrap().as_ref().unwrap().1,
-        b"second life"
-    );
+    assert_eq!(net.result(0, b).unwrap().as_ref().unwrap().1, b"second life");
     assert_eq!(net.executed.len(), 2);
 }
 
@@ -439,9 +413,7 @@ fn long_request_stays_alive_and_max_trans_time_bounds_it() {
     assert!(net.result(0, a).is_none(), "server is alive: still waiting");
     let (_, req, _) = net.held.pop().unwrap();
     let now = net.now;
-    net.eps[1]
-        .put_reply(now, req, &Header::reply(Status::Ok), b"finally")
-        .unwrap();
+    net.eps[1].put_reply(now, req, &Header::reply(Status::Ok), b"finally").unwrap();
     net.pump(1);
     net.run_until(6 * SEC);
     assert_eq!(net.result(0, a).unwrap().as_ref().unwrap().1, b"finally");
@@ -474,10 +446,7 @@ fn abort_and_errors() {
     net.eps[1].abort_request(now, req, Status::NotNow).unwrap();
     net.pump(1);
     net.run_until(2 * SEC);
-    assert_eq!(
-        net.result(0, a).unwrap().as_ref().unwrap_err(),
-        &Status::NotNow
-    );
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap_err(), &Status::NotNow);
 
     // Reply too large → the client gets RpcBadAddress.
     let b = net.trans(0, p, b"big reply please");
@@ -491,22 +460,13 @@ fn abort_and_errors() {
     );
     net.pump(1);
     net.run_until(4 * SEC);
-    assert_eq!(
-        net.result(0, b).unwrap().as_ref().unwrap_err(),
-        &Status::RpcBadAddress
-    );
+    assert_eq!(net.result(0, b).unwrap().as_ref().unwrap_err(), &Status::RpcBadAddress);
 
     // Client-side argument errors come at once.
     let c = net.trans(0, p, &huge);
-    assert_eq!(
-        net.result(0, c).unwrap().as_ref().unwrap_err(),
-        &Status::RpcBadAddress
-    );
+    assert_eq!(net.result(0, c).unwrap().as_ref().unwrap_err(), &Status::RpcBadAddress);
     let d = net.trans(0, Port::NULL, b"");
-    assert_eq!(
-        net.result(0, d).unwrap().as_ref().unwrap_err(),
-        &Status::RpcBadPort
-    );
+    assert_eq!(net.result(0, d).unwrap().as_ref().unwrap_err(), &Status::RpcBadPort);
 
     // Abandoned transaction: no event.
     let e = net.trans(0, p, b"never mind");
@@ -524,10 +484,7 @@ fn reassembly_budget_is_enforced() {
     let p = net.eps[1].register_server(&service(1));
     let a = net.trans(0, p, &vec![1u8; 100_000]);
     net.run_until(20 * SEC);
-    assert_eq!(
-        net.result(0, a).unwrap().as_ref().unwrap_err(),
-        &Status::RpcFailure
-    );
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap_err(), &Status::RpcFailure);
     assert!(net.executed.is_empty());
     let b = net.trans(0, p, &vec![1u8; 50_000]);
     net.run_until(40 * SEC);

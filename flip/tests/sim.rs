@@ -50,45 +50,19 @@ fn mac(i: usize) -> Mac {
 }
 
 fn checksum(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
-    })
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 #[derive(Debug)]
 enum Ev {
-    Deliver {
-        to: usize,
-        frame: Vec<u8>,
-    },
-    Timer {
-        node: usize,
-    },
-    Reply {
-        node: usize,
-        inc: u32,
-        req: ReqId,
-        tag: u64,
-        sum: u64,
-        size: usize,
-        abort: bool,
-    },
-    Start {
-        node: usize,
-    },
-    Crash {
-        node: usize,
-        down_for: u64,
-    },
-    Reboot {
-        node: usize,
-    },
-    Move {
-        svc: usize,
-    },
-    Partition {
-        until: u64,
-    },
+    Deliver { to: usize, frame: Vec<u8> },
+    Timer { node: usize },
+    Reply { node: usize, inc: u32, req: ReqId, tag: u64, sum: u64, size: usize, abort: bool },
+    Start { node: usize },
+    Crash { node: usize, down_for: u64 },
+    Reboot { node: usize },
+    Move { svc: usize },
+    Partition { until: u64 },
 }
 
 struct Node {
@@ -222,11 +196,7 @@ impl Sim {
             b[0] = s as u8 + 1;
             b[1..].copy_from_slice(&sim.rng.next().to_be_bytes()[..5]);
             sim.services.push(GetPort(Port(b)));
-            let copies = if sim.p.multi_server {
-                1 + sim.rng.below(3) as usize
-            } else {
-                1
-            };
+            let copies = if sim.p.multi_server { 1 + sim.rng.below(3) as usize } else { 1 };
             for _ in 0..copies {
                 let n = sim.rng.below(sim.p.nodes as u64) as usize;
                 sim.serve(n, s);
@@ -284,11 +254,7 @@ impl Sim {
                 (0..self.p.nodes).filter(|&i| mac(i) == t.dst).collect()
             };
             for to in targets {
-                let copies = if self.faults && self.rng.chance(self.p.dup) {
-                    2
-                } else {
-                    1
-                };
+                let copies = if self.faults && self.rng.chance(self.p.dup) { 2 } else { 1 };
                 for copy in 0..copies {
                     if self.faults && self.rng.chance(self.p.loss) {
                         continue;
@@ -296,21 +262,13 @@ impl Sim {
                     if !self.connected(n, to) {
                         continue;
                     }
-                    let mut d = self
-                        .rng
-                        .range(self.p.delay_lo, self.p.delay_lo.max(self.p.delay_hi));
+                    let mut d = self.rng.range(self.p.delay_lo, self.p.delay_lo.max(self.p.delay_hi));
                     if copy == 1 {
                         // Duplicates may come much later.
                         d += self.rng.below(200 * MS);
                     }
                     let at = self.now + d;
-                    self.at(
-                        at,
-                        Ev::Deliver {
-                            to,
-                            frame: t.frame.clone(),
-                        },
-                    );
+                    self.at(at, Ev::Deliver { to, frame: t.frame.clone() });
                 }
             }
         }
@@ -330,13 +288,7 @@ impl Sim {
 
     fn app_event(&mut self, n: usize, ev: Event) {
         match ev {
-            Event::RequestArrived {
-                req,
-                port,
-                header,
-                buf,
-                ..
-            } => {
+            Event::RequestArrived { req, port, header, buf, .. } => {
                 let Some(s) = self.services.iter().position(|g| g.put_port() == port) else {
                     self.err(format!("request for unknown port {port}"));
                     return;
@@ -359,18 +311,7 @@ impl Sim {
                 let delay = self.rng.range(0, 30 * MS);
                 let abort = !self.calm && self.faults && self.rng.chance(0.02);
                 let t = self.now + delay;
-                self.at(
-                    t,
-                    Ev::Reply {
-                        node: n,
-                        inc,
-                        req,
-                        tag,
-                        sum,
-                        size: reply_size,
-                        abort,
-                    },
-                );
+                self.at(t, Ev::Reply { node: n, inc, req, tag, sum, size: reply_size, abort });
             }
             Event::TransDone { id, result } => {
                 let inc = self.nodes[n].inc;
@@ -385,8 +326,7 @@ impl Sim {
                 }
                 let execs = self.executions.get(&p.tag).map_or(0, |v| v.len());
                 if self.calm {
-                    self.calm_results
-                        .push((n, p.svc, result.as_ref().map(|_| ()).map_err(|s| *s)));
+                    self.calm_results.push((n, p.svc, result.as_ref().map(|_| ()).map_err(|s| *s)));
                 }
                 match result {
                     Ok((h, buf)) => {
@@ -400,16 +340,9 @@ impl Sim {
                         if buf.len() != p.reply_size.max(16)
                             || buf[0..8] != p.tag.to_be_bytes()
                             || buf[8..16] != p.sum.to_be_bytes()
-                            || buf[16..]
-                                .iter()
-                                .enumerate()
-                                .any(|(i, &b)| b != (i as u64 ^ p.tag) as u8)
+                            || buf[16..].iter().enumerate().any(|(i, &b)| b != (i as u64 ^ p.tag) as u8)
                         {
-                            self.err(format!(
-                                "tag {} got a wrong reply (len {})",
-                                p.tag,
-                                buf.len()
-                            ));
+                            self.err(format!("tag {} got a wrong reply (len {})", p.tag, buf.len()));
                         }
                         let _ = p.svc;
                     }
@@ -430,10 +363,7 @@ impl Sim {
                         self.failed += 1;
                         *self.fail_kinds.entry("aborted").or_default() += 1;
                         if execs != 1 {
-                            self.err(format!(
-                                "tag {} aborted ({s}) with {execs} executions",
-                                p.tag
-                            ));
+                            self.err(format!("tag {} aborted ({s}) with {execs} executions", p.tag));
                         }
                     }
                 }
@@ -460,24 +390,11 @@ impl Sim {
         for (i, b) in buf[16..].iter_mut().enumerate() {
             *b = (i as u64).wrapping_mul(tag) as u8;
         }
-        let h = Header {
-            port: self.services[svc].put_port(),
-            command: CMD,
-            ..Header::default()
-        };
+        let h = Header { port: self.services[svc].put_port(), command: CMD, ..Header::default() };
         let sum = checksum(&buf);
         let id = self.nodes[n].ep.start_trans(self.now, &h, &buf);
         let inc = self.nodes[n].inc;
-        self.pending.insert(
-            (n, inc, id),
-            Pending {
-                tag,
-                svc,
-                start: self.now,
-                sum,
-                reply_size,
-            },
-        );
+        self.pending.insert((n, inc, id), Pending { tag, svc, start: self.now, sum, reply_size });
         self.pump(n);
     }
 
@@ -503,15 +420,7 @@ impl Sim {
                     self.pump(node);
                 }
             }
-            Ev::Reply {
-                node,
-                inc,
-                req,
-                tag,
-                sum,
-                size,
-                abort,
-            } => {
+            Ev::Reply { node, inc, req, tag, sum, size, abort } => {
                 if self.nodes[node].up && self.nodes[node].inc == inc {
                     let mut buf = vec![0u8; size.max(16)];
                     buf[0..8].copy_from_slice(&tag.to_be_bytes());
@@ -519,10 +428,7 @@ impl Sim {
                     for (i, b) in buf[16..].iter_mut().enumerate() {
                         *b = (i as u64 ^ tag) as u8;
                     }
-                    let h = Header {
-                        command: CMD,
-                        ..Header::reply(Status::Ok)
-                    };
+                    let h = Header { command: CMD, ..Header::reply(Status::Ok) };
                     let ep = &mut self.nodes[node].ep;
                     let _ = if abort {
                         ep.abort_request(self.now, req, Status::RpcAborted)
@@ -561,9 +467,8 @@ impl Sim {
                 self.pump(node);
             }
             Ev::Move { svc } => {
-                let from: Vec<usize> = (0..self.p.nodes)
-                    .filter(|&i| self.nodes[i].serving.contains(&svc))
-                    .collect();
+                let from: Vec<usize> =
+                    (0..self.p.nodes).filter(|&i| self.nodes[i].serving.contains(&svc)).collect();
                 let to = self.rng.below(self.p.nodes as u64) as usize;
                 if let Some(&f) = from.get(self.rng.below(from.len().max(1) as u64) as usize)
                     && f != to
@@ -594,13 +499,7 @@ impl Sim {
             if self.rng.chance(self.p.crash_rate / 2.0) {
                 let t = self.rng.below(horizon);
                 let down = [0, 5 * MS, 300 * MS, 2 * SEC][self.rng.below(4) as usize];
-                self.at(
-                    t,
-                    Ev::Crash {
-                        node: n,
-                        down_for: down,
-                    },
-                );
+                self.at(t, Ev::Crash { node: n, down_for: down });
             }
         }
         for s in 0..self.services.len() {
@@ -616,11 +515,7 @@ impl Sim {
             let len = self.rng.range(10 * MS, SEC);
             self.at(t, Ev::Partition { until: t + len });
         }
-        while self
-            .queue
-            .peek()
-            .is_some_and(|Reverse((t, _, _))| *t <= horizon)
-        {
+        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= horizon) {
             self.step();
         }
         // Let everything in flight finish: no new faults are scheduled after the
@@ -632,12 +527,7 @@ impl Sim {
             self.err(format!("transactions never ended: tags {tags:?}"));
         }
         // Calm phase: heal everything; every client must reach every service.
-        while self
-            .queue
-            .peek()
-            .is_some_and(|Reverse((t, _, _))| *t <= self.now + 3 * SEC)
-            && self.step()
-        {}
+        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= self.now + 3 * SEC) && self.step() {}
         self.faults = false;
         self.partition = None;
         for n in 0..self.p.nodes {
@@ -663,9 +553,8 @@ impl Sim {
         // at-most-once answer the first time a client uses a cache entry for a server
         // that rebooted since (one per stale entry).
         self.calm = true;
-        let mut todo: Vec<(usize, usize)> = (0..self.p.nodes)
-            .flat_map(|n| (0..self.services.len()).map(move |s| (n, s)))
-            .collect();
+        let mut todo: Vec<(usize, usize)> =
+            (0..self.p.nodes).flat_map(|n| (0..self.services.len()).map(move |s| (n, s))).collect();
         for _round in 0..4 {
             self.calm_results.clear();
             for &(n, s) in &todo {
@@ -702,11 +591,7 @@ impl Sim {
             if self.now > self.now.saturating_add(0) + 120 * SEC {
                 break;
             }
-            if self
-                .queue
-                .iter()
-                .all(|Reverse((_, _, id))| matches!(self.evs[id], Ev::Timer { .. }))
-            {
+            if self.queue.iter().all(|Reverse((_, _, id))| matches!(self.evs[id], Ev::Timer { .. })) {
                 break;
             }
         }
@@ -762,10 +647,7 @@ fn simulation_seeds() {
         }
         return;
     }
-    let n: u64 = std::env::var("FLIP_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(600);
+    let n: u64 = std::env::var("FLIP_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
     let mut failures = Vec::new();
     let (mut ok, mut failed) = (0u64, 0u64);
     for seed in 0..n {

@@ -7,8 +7,7 @@ use core::fmt::{self, Write};
 
 // SAFETY: the UART is mapped as device memory by the boot translation table
 // and the console is its only user.
-static CONSOLE: IrqMutex<Pl011> =
-    IrqMutex::new(unsafe { Pl011::new(board::phys_to_virt(board::UART_BASE)) });
+static CONSOLE: IrqMutex<Pl011> = IrqMutex::new(unsafe { Pl011::new(board::phys_to_virt(board::UART_BASE)) });
 
 pub fn init() {
     CONSOLE.lock().init();

@@ -56,10 +56,7 @@ fn is_frame_aligned(value: usize) -> bool {
 
 impl ContiguousAllocator {
     pub const fn new() -> Self {
-        Self {
-            free: BTreeMap::new(),
-            managed: alloc::vec::Vec::new(),
-        }
+        Self { free: BTreeMap::new(), managed: alloc::vec::Vec::new() }
     }
 
     /// Adds a range of free memory (shrunk inward to frame boundaries).
@@ -77,9 +74,7 @@ impl ContiguousAllocator {
         if size == 0 || !align.is_power_of_two() || align < FRAME_SIZE {
             return Err(AllocError::BadRequest);
         }
-        let size = size
-            .checked_next_multiple_of(FRAME_SIZE)
-            .ok_or(AllocError::BadRequest)?;
+        let size = size.checked_next_multiple_of(FRAME_SIZE).ok_or(AllocError::BadRequest)?;
         // Best fit: the smallest run that holds the aligned request.
         let mut best: Option<(usize, usize, usize)> = None; // (run start, run len, aligned start)
         for (&start, &len) in &self.free {
@@ -107,17 +102,10 @@ impl ContiguousAllocator {
 
     /// Returns a range obtained from `allocate`.
     pub fn free(&mut self, range: Range<usize>) -> Result<(), FreeError> {
-        if !is_frame_aligned(range.start)
-            || !is_frame_aligned(range.end)
-            || range.end <= range.start
-        {
+        if !is_frame_aligned(range.start) || !is_frame_aligned(range.end) || range.end <= range.start {
             return Err(FreeError::OutOfRange);
         }
-        if !self
-            .managed
-            .iter()
-            .any(|m| m.start <= range.start && range.end <= m.end)
-        {
+        if !self.managed.iter().any(|m| m.start <= range.start && range.end <= m.end) {
             return Err(FreeError::OutOfRange);
         }
         // Refuse to free anything that overlaps a free run.
@@ -190,9 +178,7 @@ mod tests {
     fn freeing_coalesces_back_to_one_run() {
         let mut a = allocator(16 * MIB);
         let before = a.fragmentation();
-        let ranges: Vec<_> = (0..8)
-            .map(|_| a.allocate(MIB, FRAME_SIZE).unwrap())
-            .collect();
+        let ranges: Vec<_> = (0..8).map(|_| a.allocate(MIB, FRAME_SIZE).unwrap()).collect();
         for range in ranges.iter().step_by(2) {
             a.free(range.clone()).unwrap();
         }
@@ -208,9 +194,7 @@ mod tests {
     #[test]
     fn fragmented_memory_refuses_a_large_run_that_total_free_would_hold() {
         let mut a = allocator(4 * MIB);
-        let ranges: Vec<_> = (0..4)
-            .map(|_| a.allocate(MIB, FRAME_SIZE).unwrap())
-            .collect();
+        let ranges: Vec<_> = (0..4).map(|_| a.allocate(MIB, FRAME_SIZE).unwrap()).collect();
         a.free(ranges[0].clone()).unwrap();
         a.free(ranges[2].clone()).unwrap();
         assert_eq!(a.fragmentation().free_bytes, 2 * MIB);
@@ -223,10 +207,7 @@ mod tests {
         let mut a = allocator(MIB);
         assert_eq!(a.allocate(0, FRAME_SIZE), Err(AllocError::BadRequest));
         assert_eq!(a.allocate(4096, 3), Err(AllocError::BadRequest));
-        assert_eq!(
-            a.allocate(usize::MAX, FRAME_SIZE),
-            Err(AllocError::BadRequest)
-        );
+        assert_eq!(a.allocate(usize::MAX, FRAME_SIZE), Err(AllocError::BadRequest));
         assert_eq!(a.allocate(2 * MIB, FRAME_SIZE), Err(AllocError::NoSpace));
         let x = a.allocate(8192, FRAME_SIZE).unwrap();
         assert_eq!(a.free(x.start + 1..x.end), Err(FreeError::OutOfRange));

@@ -42,20 +42,12 @@ impl BootInfo {
         let fdt = unsafe { fdt::Fdt::from_ptr(board::phys_to_virt(dtb_phys) as *const u8) }
             .map_err(|_| DeviceTreeError::Unreadable)?;
 
-        let region = fdt
-            .memory()
-            .regions()
-            .next()
-            .ok_or(DeviceTreeError::NoMemory)?;
+        let region = fdt.memory().regions().next().ok_or(DeviceTreeError::NoMemory)?;
         let memory_start = region.starting_address as usize;
         let memory = memory_start..memory_start + region.size.ok_or(DeviceTreeError::NoMemory)?;
 
         let chosen = fdt.find_node("/chosen");
-        let property = |name| {
-            chosen
-                .and_then(|node| node.property(name))
-                .and_then(|p| p.as_usize())
-        };
+        let property = |name| chosen.and_then(|node| node.property(name)).and_then(|p| p.as_usize());
         let initrd = match (property("linux,initrd-start"), property("linux,initrd-end")) {
             (Some(start), Some(end)) if end > start => Some(start..end),
             _ => None,
@@ -67,18 +59,14 @@ impl BootInfo {
         bootargs[..bootargs_len].copy_from_slice(&text.as_bytes()[..bootargs_len]);
 
         let mut virtio = [None; MAX_VIRTIO_SLOTS];
-        let slots = fdt.all_nodes().filter(|node| {
-            node.compatible()
-                .is_some_and(|c| c.all().any(|name| name == "virtio,mmio"))
-        });
+        let slots = fdt
+            .all_nodes()
+            .filter(|node| node.compatible().is_some_and(|c| c.all().any(|name| name == "virtio,mmio")));
         for (slot, node) in virtio.iter_mut().zip(slots) {
             let Some(reg) = node.reg().and_then(|mut regs| regs.next()) else {
                 continue;
             };
-            let Some(intid) = node
-                .property("interrupts")
-                .and_then(|p| gic_spi_intid(p.value))
-            else {
+            let Some(intid) = node.property("interrupts").and_then(|p| gic_spi_intid(p.value)) else {
                 continue;
             };
             *slot = Some(VirtioSlot {
@@ -117,14 +105,8 @@ fn gic_spi_intid(cells: &[u8]) -> Option<u32> {
     if cells.len() < 12 {
         return None;
     }
-    let cell = |i: usize| {
-        u32::from_be_bytes([
-            cells[i * 4],
-            cells[i * 4 + 1],
-            cells[i * 4 + 2],
-            cells[i * 4 + 3],
-        ])
-    };
+    let cell =
+        |i: usize| u32::from_be_bytes([cells[i * 4], cells[i * 4 + 1], cells[i * 4 + 2], cells[i * 4 + 3]]);
     match cell(0) {
         0 => Some(32 + cell(1)),
         1 => Some(16 + cell(1)),

@@ -83,13 +83,7 @@ impl Kernel {
         while let Some(event) = self.rpc.endpoint.poll_event() {
             match event {
                 Event::TransDone { id, result } => self.finish_trans(id, result),
-                Event::RequestArrived {
-                    req,
-                    port,
-                    header,
-                    buf,
-                    ..
-                } => {
+                Event::RequestArrived { req, port, header, buf, .. } => {
                     self.request_arrived(port, Arrived { req, header, buf });
                 }
             }
@@ -132,21 +126,14 @@ impl Kernel {
     fn request_arrived(&mut self, port: Port, arrived: Arrived) {
         if port == self.process_port {
             let (header, buf) = self.process_server(&arrived.header);
-            let _ = self
-                .rpc
-                .endpoint
-                .put_reply(now(), arrived.req, &header, &buf);
+            let _ = self.rpc.endpoint.put_reply(now(), arrived.req, &header, &buf);
             return;
         }
-        while let Some(waiting) = self
-            .rpc
-            .waiting
-            .get_mut(&port)
-            .and_then(VecDeque::pop_front)
-        {
-            let still_waiting = self.threads.get(&waiting.tid).is_some_and(|t| {
-                t.state == crate::process::ThreadState::Blocked(Wait::GetRequest(port))
-            });
+        while let Some(waiting) = self.rpc.waiting.get_mut(&port).and_then(VecDeque::pop_front) {
+            let still_waiting = self
+                .threads
+                .get(&waiting.tid)
+                .is_some_and(|t| t.state == crate::process::ThreadState::Blocked(Wait::GetRequest(port)));
             if still_waiting {
                 let value = self.deliver(&waiting, arrived);
                 self.wake_thread(waiting.tid, Wait::GetRequest(port), value);
@@ -163,28 +150,18 @@ impl Kernel {
         use amoeba::syscall::{PROCESS_DESTROY, PROCESS_RESUME, PROCESS_SIGNAL_BASE, PROCESS_STUN};
         let capability = request.capability();
         let result = match request.command {
-            STD_INFO => self
-                .process_for(&capability, amoeba::Rights::NONE)
-                .map(|pid| {
-                    let process = &self.processes[&pid];
-                    let state = match process.state {
-                        crate::process::ProcessState::Running => {
-                            alloc::string::String::from("running")
-                        }
-                        crate::process::ProcessState::Stunned => {
-                            alloc::string::String::from("stunned")
-                        }
-                        crate::process::ProcessState::Exited(status) => {
-                            alloc::format!("exited with status {status}")
-                        }
-                    };
-                    alloc::format!(
-                        "process {pid} ({}): {state}, {} threads",
-                        process.name,
-                        process.threads.len()
-                    )
+            STD_INFO => self.process_for(&capability, amoeba::Rights::NONE).map(|pid| {
+                let process = &self.processes[&pid];
+                let state = match process.state {
+                    crate::process::ProcessState::Running => alloc::string::String::from("running"),
+                    crate::process::ProcessState::Stunned => alloc::string::String::from("stunned"),
+                    crate::process::ProcessState::Exited(status) => {
+                        alloc::format!("exited with status {status}")
+                    }
+                };
+                alloc::format!("process {pid} ({}): {state}, {} threads", process.name, process.threads.len())
                     .into_bytes()
-                }),
+            }),
             command => {
                 let op = match command {
                     STD_DESTROY => Some(PROCESS_DESTROY),
@@ -194,8 +171,9 @@ impl Kernel {
                     _ => None,
                 };
                 match op {
-                    Some(op) => crate::process::syscall::process_control(self, &capability, op)
-                        .map(|_| Vec::new()),
+                    Some(op) => {
+                        crate::process::syscall::process_control(self, &capability, op).map(|_| Vec::new())
+                    }
                     None => Err(Status::ComBad),
                 }
             }
@@ -218,10 +196,7 @@ impl Kernel {
                 len as i64
             }
             Err(status) => {
-                let _ = self
-                    .rpc
-                    .endpoint
-                    .abort_request(now(), arrived.req, Status::RpcBadAddress);
+                let _ = self.rpc.endpoint.abort_request(now(), arrived.req, Status::RpcBadAddress);
                 error(status)
             }
         }
@@ -260,16 +235,7 @@ impl Kernel {
         }
         let id = self.rpc.endpoint.start_trans(now(), &header, &buf);
         let tid = self.current;
-        self.rpc.clients.insert(
-            id,
-            Client {
-                tid,
-                pid,
-                header_out: a[3],
-                buf: a[4],
-                capacity: a[5],
-            },
-        );
+        self.rpc.clients.insert(id, Client { tid, pid, header_out: a[3], buf: a[4], capacity: a[5] });
         self.block_current(Wait::Trans(id.0));
         self.rpc_pump();
         Ok(())
@@ -287,10 +253,7 @@ impl Kernel {
             let tid = self.current;
             // A thread answers one request at a time.
             if let Some(req) = self.rpc.serving.remove(&tid) {
-                let _ = self
-                    .rpc
-                    .endpoint
-                    .abort_request(now(), req, Status::RpcAborted);
+                let _ = self.rpc.endpoint.abort_request(now(), req, Status::RpcAborted);
             }
             // The endpoint counts registrations; the kernel registers a port
             // once, for as long as some process serves it.
@@ -298,19 +261,8 @@ impl Kernel {
             if !self.rpc.registered.contains_key(&put) {
                 self.rpc.endpoint.register_server(&get);
             }
-            self.rpc
-                .registered
-                .entry(put)
-                .or_insert_with(|| (get, BTreeSet::new()))
-                .1
-                .insert(pid);
-            let waiting = Waiting {
-                tid,
-                pid,
-                header_out: a[1],
-                buf: a[2],
-                capacity: a[3],
-            };
+            self.rpc.registered.entry(put).or_insert_with(|| (get, BTreeSet::new())).1.insert(pid);
+            let waiting = Waiting { tid, pid, header_out: a[1], buf: a[2], capacity: a[3] };
             if let Some(arrived) = self.rpc.queued.get_mut(&put).and_then(VecDeque::pop_front) {
                 return Ok(Some(self.deliver(&waiting, arrived)));
             }
@@ -336,10 +288,7 @@ impl Kernel {
             let buf = self.copy_from_user(pid, a[1], a[2])?;
             let tid = self.current;
             let req = self.rpc.serving.remove(&tid).ok_or(Status::ArgBad)?;
-            self.rpc
-                .endpoint
-                .put_reply(now(), req, &header, &buf)
-                .map_err(|_| Status::RpcFailure)?;
+            self.rpc.endpoint.put_reply(now(), req, &header, &buf).map_err(|_| Status::RpcFailure)?;
             self.rpc_pump();
             Ok(0)
         })();
@@ -351,10 +300,7 @@ impl Kernel {
     pub fn rpc_forget_process(&mut self, pid: Pid, threads: &[Tid]) {
         for tid in threads {
             if let Some(req) = self.rpc.serving.remove(tid) {
-                let _ = self
-                    .rpc
-                    .endpoint
-                    .abort_request(now(), req, Status::RpcFailure);
+                let _ = self.rpc.endpoint.abort_request(now(), req, Status::RpcFailure);
             }
         }
         let orphaned: Vec<Port> = self
@@ -372,19 +318,11 @@ impl Kernel {
             }
             self.rpc.waiting.remove(&port);
             for arrived in self.rpc.queued.remove(&port).unwrap_or_default() {
-                let _ = self
-                    .rpc
-                    .endpoint
-                    .abort_request(now(), arrived.req, Status::RpcNotFound);
+                let _ = self.rpc.endpoint.abort_request(now(), arrived.req, Status::RpcNotFound);
             }
         }
-        let dropped: Vec<TransId> = self
-            .rpc
-            .clients
-            .iter()
-            .filter(|(_, c)| c.pid == pid)
-            .map(|(&id, _)| id)
-            .collect();
+        let dropped: Vec<TransId> =
+            self.rpc.clients.iter().filter(|(_, c)| c.pid == pid).map(|(&id, _)| id).collect();
         for id in dropped {
             self.rpc.clients.remove(&id);
             self.rpc.endpoint.abort_trans(id);

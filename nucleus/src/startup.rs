@@ -28,14 +28,8 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     if info.bootarg("semihosting").is_some() {
         power::enable_semihosting_exit();
     }
-    let board_id = info
-        .bootarg("board")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0u16);
-    println!(
-        "nucleus: board {board_id} booting; bootargs \"{}\"",
-        info.bootargs()
-    );
+    let board_id = info.bootarg("board").and_then(|v| v.parse().ok()).unwrap_or(0u16);
+    println!("nucleus: board {board_id} booting; bootargs \"{}\"", info.bootargs());
 
     let heap = heap_range(&info);
     let heap_size = heap::init(heap.clone());
@@ -60,10 +54,8 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     };
 
     let role = role_name(info.bootarg("role").unwrap_or("pool"));
-    let incarnation = info
-        .bootarg("incarnation")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cpu::counter() as u32);
+    let incarnation =
+        info.bootarg("incarnation").and_then(|v| v.parse().ok()).unwrap_or(cpu::counter() as u32);
     let mut rng = amoeba::Rng::from_seed(entropy_seed(board_id, incarnation, mac));
     let segment_memory = segment_memory(&info, heap.end);
     let free = segment_memory.fragmentation().free_bytes;
@@ -73,36 +65,22 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         flip::Mac(mac.0),
         incarnation,
         // Survive a lossy switch: retry for about 10 s before declaring a server dead.
-        flip::Config {
-            max_retries: 12,
-            ..flip::Config::default()
-        },
+        flip::Config { max_retries: 12, ..flip::Config::default() },
     );
     process::init(segments, rng, bundle, crate::rpc::Rpc::new(endpoint));
     println!(
         "nucleus: {} MiB for segments; bundle of {} programs",
         free >> 20,
-        pool_control::bundle::Bundle::parse(bundle)
-            .map(|b| b.len())
-            .unwrap_or(0)
+        pool_control::bundle::Bundle::parse(bundle).map(|b| b.len()).unwrap_or(0)
     );
 
     if let Some(mode) = info.bootarg("test") {
         run_test_mode(mode);
     }
 
-    let pool_control = Box::new(PoolControl::new(Identity {
-        mac,
-        board_id,
-        incarnation,
-        role,
-    }));
+    let pool_control = Box::new(PoolControl::new(Identity { mac, board_id, incarnation, role }));
     process::with(|kernel| {
-        kernel.spawn_kernel_thread(
-            "network",
-            network_thread,
-            Box::into_raw(pool_control) as usize,
-        )
+        kernel.spawn_kernel_thread("network", network_thread, Box::into_raw(pool_control) as usize)
     });
     process::idle_loop()
 }
@@ -151,21 +129,14 @@ fn entropy_seed(board_id: u16, incarnation: u32, mac: net::pool_control::Mac) ->
     seed[8..12].copy_from_slice(&incarnation.to_le_bytes());
     seed[12..14].copy_from_slice(&board_id.to_le_bytes());
     seed[14..20].copy_from_slice(&mac.0);
-    seed[20..28].copy_from_slice(
-        &cpu::counter()
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .to_le_bytes(),
-    );
+    seed[20..28].copy_from_slice(&cpu::counter().wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
     seed
 }
 
 /// RAM above the kernel heap, less the initrd and the device tree.
 fn segment_memory(info: &BootInfo, heap_end: usize) -> ContiguousAllocator {
     let mut free = alloc::vec![heap_end..info.memory.end];
-    for used in [Some(info.dtb.clone()), info.initrd.clone()]
-        .into_iter()
-        .flatten()
-    {
+    for used in [Some(info.dtb.clone()), info.initrd.clone()].into_iter().flatten() {
         free = free
             .into_iter()
             .flat_map(|range| {
@@ -186,9 +157,7 @@ fn segment_memory(info: &BootInfo, heap_end: usize) -> ContiguousAllocator {
 /// The program bundle QEMU loaded as the initrd (empty if none).
 fn bundle_bytes(info: &BootInfo) -> &'static [u8] {
     match &info.initrd {
-        Some(range)
-            if board::RAM_MAPPED.contains(&range.start) && range.end <= board::RAM_MAPPED.end =>
-        {
+        Some(range) if board::RAM_MAPPED.contains(&range.start) && range.end <= board::RAM_MAPPED.end => {
             // SAFETY: QEMU loaded the initrd into RAM at this range; it lies
             // in the boot mapping, is excluded from heap and segments, and
             // nothing writes it.
@@ -209,10 +178,7 @@ fn heap_range(info: &BootInfo) -> core::ops::Range<usize> {
     const PAGE: usize = 4096;
     let start = board::kernel_image().end.next_multiple_of(PAGE);
     let mut end = (start + KERNEL_HEAP_MAX).min(info.memory.end);
-    for used in [Some(info.dtb.clone()), info.initrd.clone()]
-        .into_iter()
-        .flatten()
-    {
+    for used in [Some(info.dtb.clone()), info.initrd.clone()].into_iter().flatten() {
         if used.start >= start {
             end = end.min(used.start & !(PAGE - 1));
         }
@@ -223,10 +189,7 @@ fn heap_range(info: &BootInfo) -> core::ops::Range<usize> {
 /// Roles are a closed set, so the name can live for the board's lifetime.
 fn role_name(requested: &str) -> &'static str {
     const ROLES: [&str; 5] = ["pool", "bullet", "directory", "run", "test"];
-    ROLES
-        .into_iter()
-        .find(|role| *role == requested)
-        .unwrap_or("pool")
+    ROLES.into_iter().find(|role| *role == requested).unwrap_or("pool")
 }
 
 /// Test-only boot modes the pool tests use to check failure handling.

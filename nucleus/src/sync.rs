@@ -10,17 +10,12 @@ pub struct IrqMutex<T> {
 
 impl<T> IrqMutex<T> {
     pub const fn new(value: T) -> Self {
-        Self {
-            inner: spin::Mutex::new(value),
-        }
+        Self { inner: spin::Mutex::new(value) }
     }
 
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let irqs_were_enabled = cpu::disable_irqs();
-        IrqMutexGuard {
-            guard: Some(self.inner.lock()),
-            irqs_were_enabled,
-        }
+        IrqMutexGuard { guard: Some(self.inner.lock()), irqs_were_enabled }
     }
 }
 

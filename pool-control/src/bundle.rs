@@ -57,24 +57,18 @@ impl<'a> Bundle<'a> {
 
     fn entry(&self, index: usize) -> Result<(&'a str, &'a [u8]), BundleError> {
         let at = HEADER_LEN + index * ENTRY_LEN;
-        let raw_name = self
-            .bytes
-            .get(at..at + NAME_LEN)
-            .ok_or(BundleError::Truncated)?;
+        let raw_name = self.bytes.get(at..at + NAME_LEN).ok_or(BundleError::Truncated)?;
         let name_len = raw_name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
         let name = core::str::from_utf8(&raw_name[..name_len]).map_err(|_| BundleError::BadName)?;
         if name.is_empty() {
             return Err(BundleError::BadName);
         }
-        let offset = usize::try_from(u64_at(self.bytes, at + NAME_LEN)?)
-            .map_err(|_| BundleError::OutOfBounds)?;
-        let size = usize::try_from(u64_at(self.bytes, at + NAME_LEN + 8)?)
-            .map_err(|_| BundleError::OutOfBounds)?;
+        let offset =
+            usize::try_from(u64_at(self.bytes, at + NAME_LEN)?).map_err(|_| BundleError::OutOfBounds)?;
+        let size =
+            usize::try_from(u64_at(self.bytes, at + NAME_LEN + 8)?).map_err(|_| BundleError::OutOfBounds)?;
         let end = offset.checked_add(size).ok_or(BundleError::OutOfBounds)?;
-        let data = self
-            .bytes
-            .get(offset..end)
-            .ok_or(BundleError::OutOfBounds)?;
+        let data = self.bytes.get(offset..end).ok_or(BundleError::OutOfBounds)?;
         Ok((name, data))
     }
 
@@ -84,9 +78,7 @@ impl<'a> Bundle<'a> {
     }
 
     pub fn find(&self, name: &str) -> Option<&'a [u8]> {
-        self.entries()
-            .find(|(entry, _)| *entry == name)
-            .map(|(_, data)| data)
+        self.entries().find(|(entry, _)| *entry == name).map(|(_, data)| data)
     }
 
     pub fn len(&self) -> usize {
@@ -143,22 +135,13 @@ mod tests {
     #[test]
     fn damaged_bundles_are_refused() {
         let mut bytes = build(&[("hello", b"data")]).unwrap();
-        assert_eq!(
-            Bundle::parse(&bytes[..20]).unwrap_err(),
-            BundleError::Truncated
-        );
-        assert_eq!(
-            Bundle::parse(b"NOTABUNDLE......").unwrap_err(),
-            BundleError::BadMagic
-        );
+        assert_eq!(Bundle::parse(&bytes[..20]).unwrap_err(), BundleError::Truncated);
+        assert_eq!(Bundle::parse(b"NOTABUNDLE......").unwrap_err(), BundleError::BadMagic);
         // Point the entry past the end.
         bytes[16 + NAME_LEN] = 0xff;
         assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::OutOfBounds);
         assert_eq!(build(&[("", b"")]).unwrap_err(), BundleError::BadName);
-        assert_eq!(
-            build(&[(&"n".repeat(33), b"")]).unwrap_err(),
-            BundleError::BadName
-        );
+        assert_eq!(build(&[(&"n".repeat(33), b"")]).unwrap_err(), BundleError::BadName);
     }
 
     proptest! {

@@ -50,11 +50,7 @@ impl Mac {
 impl core::fmt::Display for Mac {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }
 
@@ -238,10 +234,7 @@ pub struct BufferTooSmall;
 impl Writer<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<(), BufferTooSmall> {
         let end = self.len.checked_add(bytes.len()).ok_or(BufferTooSmall)?;
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(BufferTooSmall)?
-            .copy_from_slice(bytes);
+        self.buf.get_mut(self.len..end).ok_or(BufferTooSmall)?.copy_from_slice(bytes);
         self.len = end;
         Ok(())
     }
@@ -257,14 +250,8 @@ impl<'a> Message<'a> {
             return Err(DecodeError::UnknownVersion(version));
         }
         Ok(match kind {
-            KIND_ECHO_REQUEST => Message::EchoRequest {
-                id: r.u32()?,
-                payload: r.rest(),
-            },
-            KIND_ECHO_REPLY => Message::EchoReply {
-                id: r.u32()?,
-                payload: r.rest(),
-            },
+            KIND_ECHO_REQUEST => Message::EchoRequest { id: r.u32()?, payload: r.rest() },
+            KIND_ECHO_REPLY => Message::EchoReply { id: r.u32()?, payload: r.rest() },
             KIND_DISCOVER => Message::Discover,
             KIND_READY => {
                 let board_id = r.u16()?;
@@ -274,23 +261,11 @@ impl<'a> Message<'a> {
                 if role_len > MAX_ROLE_LEN {
                     return Err(DecodeError::BadRole);
                 }
-                let role =
-                    core::str::from_utf8(r.take(role_len)?).map_err(|_| DecodeError::BadRole)?;
-                Message::Ready(BoardStatus {
-                    board_id,
-                    incarnation,
-                    role,
-                    uptime_ms,
-                })
+                let role = core::str::from_utf8(r.take(role_len)?).map_err(|_| DecodeError::BadRole)?;
+                Message::Ready(BoardStatus { board_id, incarnation, role, uptime_ms })
             }
-            KIND_PEER_ECHO => Message::PeerEcho {
-                id: r.u32()?,
-                target: r.mac()?,
-            },
-            KIND_PEER_ECHO_RESULT => Message::PeerEchoResult {
-                id: r.u32()?,
-                target: r.mac()?,
-            },
+            KIND_PEER_ECHO => Message::PeerEcho { id: r.u32()?, target: r.mac()? },
+            KIND_PEER_ECHO_RESULT => Message::PeerEchoResult { id: r.u32()?, target: r.mac()? },
             KIND_EXEC => {
                 let id = r.u32()?;
                 let argument = r.u64()?;
@@ -299,14 +274,8 @@ impl<'a> Message<'a> {
                 if name_len == 0 || name_len > MAX_PROGRAM_NAME {
                     return Err(DecodeError::BadRole);
                 }
-                let program =
-                    core::str::from_utf8(r.take(name_len)?).map_err(|_| DecodeError::BadRole)?;
-                Message::Exec {
-                    id,
-                    argument,
-                    scheduling,
-                    program,
-                }
+                let program = core::str::from_utf8(r.take(name_len)?).map_err(|_| DecodeError::BadRole)?;
+                Message::Exec { id, argument, scheduling, program }
             }
             KIND_EXEC_REPLY => Message::ExecReply {
                 id: r.u32()?,
@@ -314,19 +283,9 @@ impl<'a> Message<'a> {
                 pid: r.u32()?,
                 capability: r.capability()?,
             },
-            KIND_PROCESS_OP => Message::ProcessOp {
-                id: r.u32()?,
-                op: r.u32()?,
-                capability: r.capability()?,
-            },
-            KIND_PROCESS_OP_REPLY => Message::ProcessOpReply {
-                id: r.u32()?,
-                status: r.i32()?,
-            },
-            KIND_PROCESS_EXITED => Message::ProcessExited {
-                pid: r.u32()?,
-                status: r.i32()?,
-            },
+            KIND_PROCESS_OP => Message::ProcessOp { id: r.u32()?, op: r.u32()?, capability: r.capability()? },
+            KIND_PROCESS_OP_REPLY => Message::ProcessOpReply { id: r.u32()?, status: r.i32()? },
+            KIND_PROCESS_EXITED => Message::ProcessExited { pid: r.u32()?, status: r.i32()? },
             KIND_MEMORY_QUERY => Message::MemoryQuery { id: r.u32()? },
             KIND_MEMORY_REPORT => Message::MemoryReport {
                 id: r.u32()?,
@@ -375,12 +334,7 @@ impl<'a> Message<'a> {
                 w.put(&id.to_be_bytes())?;
                 w.put(&target.0)?;
             }
-            Message::Exec {
-                id,
-                argument,
-                scheduling,
-                program,
-            } => {
+            Message::Exec { id, argument, scheduling, program } => {
                 if program.is_empty() || program.len() > MAX_PROGRAM_NAME {
                     return Err(BufferTooSmall);
                 }
@@ -390,12 +344,7 @@ impl<'a> Message<'a> {
                 w.put(&[*scheduling, program.len() as u8])?;
                 w.put(program.as_bytes())?;
             }
-            Message::ExecReply {
-                id,
-                status,
-                pid,
-                capability,
-            } => {
+            Message::ExecReply { id, status, pid, capability } => {
                 w.put(&[KIND_EXEC_REPLY, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(&status.to_be_bytes())?;
@@ -422,12 +371,7 @@ impl<'a> Message<'a> {
                 w.put(&[KIND_MEMORY_QUERY, VERSION])?;
                 w.put(&id.to_be_bytes())?;
             }
-            Message::MemoryReport {
-                id,
-                free_bytes,
-                largest_free,
-                free_runs,
-            } => {
+            Message::MemoryReport { id, free_bytes, largest_free, free_runs } => {
                 w.put(&[KIND_MEMORY_REPORT, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(&free_bytes.to_be_bytes())?;
@@ -454,12 +398,7 @@ impl<'a> Frame<'a> {
         let destination = r.mac()?;
         let source = r.mac()?;
         let ethertype = r.u16()?;
-        Ok(Frame {
-            destination,
-            source,
-            ethertype,
-            payload: r.rest(),
-        })
+        Ok(Frame { destination, source, ethertype, payload: r.rest() })
     }
 
     /// The pool control message this frame carries.
@@ -503,14 +442,8 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips() {
-        round_trip(Message::EchoRequest {
-            id: 7,
-            payload: b"hello",
-        });
-        round_trip(Message::EchoReply {
-            id: u32::MAX,
-            payload: &[],
-        });
+        round_trip(Message::EchoRequest { id: 7, payload: b"hello" });
+        round_trip(Message::EchoReply { id: u32::MAX, payload: &[] });
         round_trip(Message::Discover);
         round_trip(Message::Ready(BoardStatus {
             board_id: 12,
@@ -518,61 +451,24 @@ mod tests {
             role: "pool",
             uptime_ms: 1234,
         }));
-        round_trip(Message::PeerEcho {
-            id: 9,
-            target: Mac::for_board(2),
-        });
-        round_trip(Message::PeerEchoResult {
-            id: 9,
-            target: Mac::for_board(2),
-        });
-        round_trip(Message::Exec {
-            id: 1,
-            argument: u64::MAX,
-            scheduling: 1,
-            program: "hello",
-        });
-        round_trip(Message::ExecReply {
-            id: 1,
-            status: -9,
-            pid: 4,
-            capability: [7; 16],
-        });
-        round_trip(Message::ProcessOp {
-            id: 2,
-            op: 3,
-            capability: [1; 16],
-        });
+        round_trip(Message::PeerEcho { id: 9, target: Mac::for_board(2) });
+        round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2) });
+        round_trip(Message::Exec { id: 1, argument: u64::MAX, scheduling: 1, program: "hello" });
+        round_trip(Message::ExecReply { id: 1, status: -9, pid: 4, capability: [7; 16] });
+        round_trip(Message::ProcessOp { id: 2, op: 3, capability: [1; 16] });
         round_trip(Message::ProcessOpReply { id: 2, status: -6 });
-        round_trip(Message::ProcessExited {
-            pid: 4,
-            status: -11,
-        });
+        round_trip(Message::ProcessExited { pid: 4, status: -11 });
         round_trip(Message::MemoryQuery { id: 3 });
-        round_trip(Message::MemoryReport {
-            id: 3,
-            free_bytes: 1 << 30,
-            largest_free: 4096,
-            free_runs: 2,
-        });
+        round_trip(Message::MemoryReport { id: 3, free_bytes: 1 << 30, largest_free: 4096, free_runs: 2 });
     }
 
     #[test]
     fn malformed_frames_are_errors() {
         assert_eq!(Frame::parse(&[0; 13]), Err(DecodeError::TooShort));
         assert_eq!(Message::decode(&[]), Err(DecodeError::TooShort));
-        assert_eq!(
-            Message::decode(&[KIND_ECHO_REQUEST, 9]),
-            Err(DecodeError::UnknownVersion(9))
-        );
-        assert_eq!(
-            Message::decode(&[77, VERSION]),
-            Err(DecodeError::UnknownKind(77))
-        );
-        assert_eq!(
-            Message::decode(&[KIND_ECHO_REQUEST, VERSION, 0, 0]),
-            Err(DecodeError::TooShort)
-        );
+        assert_eq!(Message::decode(&[KIND_ECHO_REQUEST, 9]), Err(DecodeError::UnknownVersion(9)));
+        assert_eq!(Message::decode(&[77, VERSION]), Err(DecodeError::UnknownKind(77)));
+        assert_eq!(Message::decode(&[KIND_ECHO_REQUEST, VERSION, 0, 0]), Err(DecodeError::TooShort));
         // A role length that points past the end of the frame.
         assert_eq!(
             Message::decode(&[KIND_READY, VERSION, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 20, b'x']),
@@ -583,23 +479,14 @@ mod tests {
             Err(DecodeError::BadRole)
         );
         let other_ethertype = [0u8; 20];
-        assert_eq!(
-            Frame::parse(&other_ethertype).unwrap().message(),
-            Err(DecodeError::NotPoolControl)
-        );
+        assert_eq!(Frame::parse(&other_ethertype).unwrap().message(), Err(DecodeError::NotPoolControl));
     }
 
     #[test]
     fn small_buffers_are_refused() {
         let mut buf = [0u8; 20];
-        let message = Message::EchoRequest {
-            id: 1,
-            payload: &[0; 64],
-        };
-        assert_eq!(
-            encode_frame(&mut buf, BROADCAST, BROADCAST, &message),
-            Err(BufferTooSmall)
-        );
+        let message = Message::EchoRequest { id: 1, payload: &[0; 64] };
+        assert_eq!(encode_frame(&mut buf, BROADCAST, BROADCAST, &message), Err(BufferTooSmall));
     }
 
     #[test]

@@ -145,7 +145,6 @@ mod member;
 pub mod wire;
 
 pub use member::{
-    Config, Dest, Event, GroupError, GroupInfo, GroupMember, LeaveReason, Message, SendError,
-    Transmit,
+    Config, Dest, Event, GroupError, GroupInfo, GroupMember, LeaveReason, Message, SendError, Transmit,
 };
 pub use wire::{DecodeError, NO_MEMBER};

@@ -4,8 +4,8 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
 use crate::wire::{
-    Ballot, Body, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC,
-    GroupParams, Header, NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
+    Ballot, Body, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams, Header,
+    NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
 };
 
 /// Most entries sent in answer to one retransmission request.
@@ -415,19 +415,14 @@ struct Quorum {
 
 impl Quorum {
     fn contains(&self, id: u32, addr: u64) -> bool {
-        self.cur.get(&id) == Some(&addr)
-            || self
-                .prev
-                .as_ref()
-                .is_some_and(|p| p.get(&id) == Some(&addr))
+        self.cur.get(&id) == Some(&addr) || self.prev.as_ref().is_some_and(|p| p.get(&id) == Some(&addr))
     }
     fn has_id(&self, id: u32) -> bool {
         self.cur.contains_key(&id) || self.prev.as_ref().is_some_and(|p| p.contains_key(&id))
     }
     fn satisfied(&self, cfg: &Config, ids: &BTreeSet<u32>) -> bool {
-        let enough = |m: &BTreeMap<u32, u64>| {
-            m.keys().filter(|k| ids.contains(k)).count() >= quorum(cfg, m.len())
-        };
+        let enough =
+            |m: &BTreeMap<u32, u64>| m.keys().filter(|k| ids.contains(k)).count() >= quorum(cfg, m.len());
         enough(&self.cur) || self.prev.as_ref().is_some_and(enough)
     }
 }
@@ -492,14 +487,7 @@ impl GroupMember {
         m.state = State::Active;
         m.members.insert(0, me);
         m.view.insert(0, me);
-        m.history.insert(
-            0,
-            Entry {
-                sender: 0,
-                msg_id: 0,
-                body: EntryBody::Join { addr: me },
-            },
-        );
+        m.history.insert(0, Entry { sender: 0, msg_id: 0, body: EntryBody::Join { addr: me } });
         m.next_deliver = 1;
         m.recv_upto = 1;
         m.known_next = 1;
@@ -521,10 +509,7 @@ impl GroupMember {
             blocked_dead_since: None,
             next_dead_check: 0,
         });
-        m.events.push_back(Event::Joined {
-            member_id: 0,
-            seq: 0,
-        });
+        m.events.push_back(Event::Joined { member_id: 0, seq: 0 });
         m
     }
 
@@ -534,10 +519,7 @@ impl GroupMember {
     /// passes ([`GroupError::JoinTimeout`]).
     pub fn join_group(cfg: Config, port: u64, me: u64, now: u64) -> Self {
         let mut m = Self::blank(cfg, port, me, now);
-        m.state = State::Joining {
-            since: now,
-            last_tx: now,
-        };
+        m.state = State::Joining { since: now, last_tx: now };
         m.bcast(Body::JoinReq);
         m
     }
@@ -602,31 +584,12 @@ impl GroupMember {
     /// ReceiveFromGroup: the next delivered message, and whether more are
     /// pending. Other events stay queued for [`poll_event`](Self::poll_event).
     pub fn receive(&mut self) -> Option<(Message, bool)> {
-        let i = self
-            .events
-            .iter()
-            .position(|e| matches!(e, Event::Delivered { .. }))?;
-        let Some(Event::Delivered {
-            seq,
-            sender,
-            payload,
-        }) = self.events.remove(i)
-        else {
+        let i = self.events.iter().position(|e| matches!(e, Event::Delivered { .. }))?;
+        let Some(Event::Delivered { seq, sender, payload }) = self.events.remove(i) else {
             return None;
         };
-        let more = self
-            .events
-            .iter()
-            .skip(i)
-            .any(|e| matches!(e, Event::Delivered { .. }));
-        Some((
-            Message {
-                seq,
-                sender,
-                payload,
-            },
-            more,
-        ))
+        let more = self.events.iter().skip(i).any(|e| matches!(e, Event::Delivered { .. }));
+        Some((Message { seq, sender, payload }, more))
     }
 
     /// ResetGroup: start electing a new sequencer and rebuilding the group
@@ -740,15 +703,9 @@ impl GroupMember {
             match &r.phase {
                 Phase::Waiting { until, .. } => at(*until),
                 Phase::Follower { since } => at(since + rt),
-                Phase::Preparing {
-                    started, last_tx, ..
-                }
-                | Phase::Fetching {
-                    started, last_tx, ..
-                }
-                | Phase::Accepting {
-                    started, last_tx, ..
-                } => {
+                Phase::Preparing { started, last_tx, .. }
+                | Phase::Fetching { started, last_tx, .. }
+                | Phase::Accepting { started, last_tx, .. } => {
                     at(last_tx + c.retransmit_us);
                     at(started + rt);
                 }
@@ -770,27 +727,17 @@ impl GroupMember {
                     self.state = State::Gone;
                     self.events.push_back(Event::Error(GroupError::JoinTimeout));
                 } else if now >= last_tx + c.retransmit_us {
-                    self.state = State::Joining {
-                        since,
-                        last_tx: now,
-                    };
+                    self.state = State::Joining { since, last_tx: now };
                     self.bcast(Body::JoinReq);
                 }
                 return;
             }
             State::Retiring { since, leave_seq } => {
-                let done = self
-                    .seqr
-                    .as_ref()
-                    .is_none_or(|s| s.acks.values().all(|&a| a > leave_seq));
+                let done = self.seqr.as_ref().is_none_or(|s| s.acks.values().all(|&a| a > leave_seq));
                 if done || now >= since + c.member_timeout_us {
                     self.state = State::Gone;
                     self.seqr = None;
-                } else if self
-                    .seqr
-                    .as_ref()
-                    .is_some_and(|s| now >= s.last_bcast + c.heartbeat_us)
-                {
+                } else if self.seqr.as_ref().is_some_and(|s| now >= s.last_bcast + c.heartbeat_us) {
                     self.bcast_status(FLAG_SYNC);
                 }
                 return;
@@ -801,8 +748,7 @@ impl GroupMember {
             if self.seqr.is_some() {
                 self.seq_timers();
             } else if now >= self.last_from_seq + c.sequencer_timeout_us {
-                self.events
-                    .push_back(Event::Error(GroupError::SequencerFailed));
+                self.events.push_back(Event::Error(GroupError::SequencerFailed));
                 if c.auto_reset {
                     self.enter_reset();
                 } else {
@@ -835,35 +781,17 @@ impl GroupMember {
     // ------------------------------------------------------------ output helpers
 
     fn hdr(&self) -> Header {
-        Header {
-            port: self.port,
-            inc: self.inc,
-            src: self.my_id,
-        }
+        Header { port: self.port, inc: self.inc, src: self.my_id }
     }
 
     fn send_to(&mut self, addr: u64, body: Body) {
-        let bytes = Packet {
-            header: self.hdr(),
-            body,
-        }
-        .encode();
-        self.out.push_back(Transmit {
-            dest: Dest::Member(addr),
-            bytes,
-        });
+        let bytes = Packet { header: self.hdr(), body }.encode();
+        self.out.push_back(Transmit { dest: Dest::Member(addr), bytes });
     }
 
     fn bcast(&mut self, body: Body) {
-        let bytes = Packet {
-            header: self.hdr(),
-            body,
-        }
-        .encode();
-        self.out.push_back(Transmit {
-            dest: Dest::Group,
-            bytes,
-        });
+        let bytes = Packet { header: self.hdr(), body }.encode();
+        self.out.push_back(Transmit { dest: Dest::Group, bytes });
         if let Some(s) = &mut self.seqr {
             s.last_bcast = self.now;
         }
@@ -871,12 +799,7 @@ impl GroupMember {
 
     fn bcast_status(&mut self, flags: u8) {
         let Some(s) = &self.seqr else { return };
-        let body = Body::Status {
-            next_seq: s.next_seq,
-            accepted: self.accepted,
-            stable: self.stable,
-            flags,
-        };
+        let body = Body::Status { next_seq: s.next_seq, accepted: self.accepted, stable: self.stable, flags };
         self.bcast(body);
     }
 
@@ -886,12 +809,7 @@ impl GroupMember {
         }
         self.last_ack_sent = self.recv_upto;
         let a = self.seq_addr;
-        self.send_to(
-            a,
-            Body::Ack {
-                ack: self.recv_upto,
-            },
-        );
+        self.send_to(a, Body::Ack { ack: self.recv_upto });
     }
 
     fn block(&mut self) {
@@ -965,10 +883,7 @@ impl GroupMember {
             self.on_other_inc(from, h);
             return;
         }
-        if self.state == State::Active
-            && self.seqr.is_some()
-            && self.members.get(&h.src) != Some(&from)
-        {
+        if self.state == State::Active && self.seqr.is_some() && self.members.get(&h.src) != Some(&from) {
             // The sequencer knows the membership best: tell strangers.
             if h.src != NO_MEMBER && self.rate_ok(from) {
                 self.send_to(from, Body::NotMember);
@@ -993,29 +908,16 @@ impl GroupMember {
             return;
         }
         match body {
-            Body::Send {
-                msg_id,
-                ack,
-                leave,
-                payload,
-            } => {
+            Body::Send { msg_id, ack, leave, payload } => {
                 if self.seqr.is_some() && self.state == State::Active {
                     self.on_send(from, h.src, msg_id, ack, leave, payload, false);
                 }
             }
-            Body::BbData {
-                msg_id,
-                ack,
-                payload,
-            } => {
+            Body::BbData { msg_id, ack, payload } => {
                 if self.seqr.is_some() && self.state == State::Active {
                     self.on_send(from, h.src, msg_id, ack, false, payload, true);
                 } else if self.members.get(&h.src) == Some(&from) {
-                    if self
-                        .bb_pending
-                        .iter()
-                        .any(|(s, m, _)| *s == h.src && *m == msg_id)
-                    {
+                    if self.bb_pending.iter().any(|(s, m, _)| *s == h.src && *m == msg_id) {
                         return;
                     }
                     if self.bb_pending.len() >= BB_PENDING_MAX {
@@ -1024,13 +926,7 @@ impl GroupMember {
                     self.bb_pending.push_back((h.src, msg_id, payload));
                 }
             }
-            Body::Data {
-                seq,
-                accepted,
-                stable,
-                flags,
-                entry,
-            } => {
+            Body::Data { seq, accepted, stable, flags, entry } => {
                 let auth = from == self.seq_addr && h.src == self.seq_id;
                 self.on_entry(seq, entry);
                 if auth {
@@ -1038,29 +934,12 @@ impl GroupMember {
                 }
                 self.after_input();
             }
-            Body::BbAccept {
-                seq,
-                accepted,
-                stable,
-                flags,
-                sender,
-                msg_id,
-            } => {
+            Body::BbAccept { seq, accepted, stable, flags, sender, msg_id } => {
                 let auth = from == self.seq_addr && h.src == self.seq_id;
-                if let Some(i) = self
-                    .bb_pending
-                    .iter()
-                    .position(|(s, m, _)| *s == sender && *m == msg_id)
+                if let Some(i) = self.bb_pending.iter().position(|(s, m, _)| *s == sender && *m == msg_id)
                     && let Some((_, _, payload)) = self.bb_pending.remove(i)
                 {
-                    self.on_entry(
-                        seq,
-                        Entry {
-                            sender,
-                            msg_id,
-                            body: EntryBody::App(payload),
-                        },
-                    );
+                    self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
                 }
                 self.known_next = self.known_next.max(seq + 1);
                 if auth {
@@ -1068,12 +947,7 @@ impl GroupMember {
                 }
                 self.after_input();
             }
-            Body::Status {
-                next_seq,
-                accepted,
-                stable,
-                flags,
-            } => {
+            Body::Status { next_seq, accepted, stable, flags } => {
                 if from == self.seq_addr && h.src == self.seq_id {
                     self.on_seq_info(next_seq, accepted, stable, flags);
                     self.after_input();
@@ -1102,24 +976,10 @@ impl GroupMember {
             }
             Body::ResetStatus { recv_upto } => self.on_reset_status(from, h.src, recv_upto),
             Body::Prepare { ballot } => self.on_prepare(from, h.src, ballot),
-            Body::Promise {
-                ballot,
-                delivered,
-                recv_upto,
-                held,
-                accepted,
-                seq_accepted,
-            } => self.on_promise(
+            Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted } => self.on_promise(
                 h.src,
                 ballot,
-                PromiseInfo {
-                    addr: from,
-                    seq_accepted,
-                    delivered,
-                    recv_upto,
-                    held,
-                    accepted,
-                },
+                PromiseInfo { addr: from, seq_accepted, delivered, recv_upto, held, accepted },
             ),
             Body::Nack { ballot } => self.on_nack(ballot),
             Body::Accept { ballot, view } => self.on_accept(from, h.src, ballot, view),
@@ -1131,10 +991,7 @@ impl GroupMember {
     /// Rate limit for unsolicited answers to one address.
     fn rate_ok(&mut self, from: u64) -> bool {
         let now = self.now;
-        let ok = self
-            .last_forward
-            .get(&from)
-            .is_none_or(|&t| now >= t + self.cfg.retransmit_us);
+        let ok = self.last_forward.get(&from).is_none_or(|&t| now >= t + self.cfg.retransmit_us);
         if ok {
             if self.last_forward.len() > 256 {
                 self.last_forward.clear();
@@ -1155,9 +1012,7 @@ impl GroupMember {
             }
         } else {
             // We are behind: make the sender tell us.
-            let b = Body::ResetStatus {
-                recv_upto: self.recv_upto,
-            };
+            let b = Body::ResetStatus { recv_upto: self.recv_upto };
             self.send_to(from, b);
         }
     }
@@ -1305,17 +1160,8 @@ impl GroupMember {
             EntryBody::App(payload) => {
                 let last = self.delivered_last_id.entry(e.sender).or_insert(0);
                 *last = (*last).max(e.msg_id);
-                self.events.push_back(Event::Delivered {
-                    seq,
-                    sender: e.sender,
-                    payload,
-                });
-                if e.sender == self.my_id
-                    && self
-                        .send_queue
-                        .front()
-                        .is_some_and(|m| m.msg_id == e.msg_id)
-                {
+                self.events.push_back(Event::Delivered { seq, sender: e.sender, payload });
+                if e.sender == self.my_id && self.send_queue.front().is_some_and(|m| m.msg_id == e.msg_id) {
                     self.send_queue.pop_front();
                 }
             }
@@ -1323,11 +1169,7 @@ impl GroupMember {
                 self.view.insert(e.sender, addr);
                 self.delivered_last_id.insert(e.sender, 0);
                 if e.sender != self.my_id {
-                    self.events.push_back(Event::MemberJoined {
-                        seq,
-                        member: e.sender,
-                        addr,
-                    });
+                    self.events.push_back(Event::MemberJoined { seq, member: e.sender, addr });
                 }
             }
             EntryBody::Leave { successor } => {
@@ -1343,10 +1185,7 @@ impl GroupMember {
                     self.events.push_back(Event::Left);
                     self.send_queue.clear();
                     if self.seqr.is_some() {
-                        self.state = State::Retiring {
-                            since: self.now,
-                            leave_seq: seq,
-                        };
+                        self.state = State::Retiring { since: self.now, leave_seq: seq };
                     } else {
                         self.state = State::Gone;
                     }
@@ -1359,12 +1198,7 @@ impl GroupMember {
             EntryBody::Remove { member } => {
                 let addr = self.view.remove(&member).unwrap_or(0);
                 self.delivered_last_id.remove(&member);
-                self.events.push_back(Event::MemberLeft {
-                    seq,
-                    member,
-                    addr,
-                    reason: LeaveReason::Failed,
-                });
+                self.events.push_back(Event::MemberLeft { seq, member, addr, reason: LeaveReason::Failed });
                 if member == self.my_id {
                     self.expel();
                 }
@@ -1374,11 +1208,7 @@ impl GroupMember {
                     self.view.remove(id);
                     self.delivered_last_id.remove(id);
                 }
-                self.events.push_back(Event::GroupReset {
-                    seq,
-                    incarnation: new_inc,
-                    removed,
-                });
+                self.events.push_back(Event::GroupReset { seq, incarnation: new_inc, removed });
             }
         }
     }
@@ -1392,10 +1222,7 @@ impl GroupMember {
         self.seq_id = successor;
         self.seq_addr = addr;
         self.last_from_seq = self.now;
-        self.events.push_back(Event::SequencerChanged {
-            member: successor,
-            addr,
-        });
+        self.events.push_back(Event::SequencerChanged { member: successor, addr });
         if successor == self.my_id {
             let now = self.now;
             let members: Vec<u32> = self.members.keys().copied().collect();
@@ -1457,10 +1284,7 @@ impl GroupMember {
             return;
         }
         let now = self.now;
-        if self
-            .last_gap_req
-            .is_some_and(|t| now < t + self.cfg.retransmit_us)
-        {
+        if self.last_gap_req.is_some_and(|t| now < t + self.cfg.retransmit_us) {
             return;
         }
         self.last_gap_req = Some(now);
@@ -1469,27 +1293,12 @@ impl GroupMember {
         self.gap_attempts += 1;
         if self.seqr.is_some() {
             // A new sequencer missing entries asks everyone.
-            self.bcast(Body::Retrans {
-                from,
-                to,
-                any: true,
-            });
+            self.bcast(Body::Retrans { from, to, any: true });
         } else if self.gap_attempts.is_multiple_of(3) {
-            self.bcast(Body::Retrans {
-                from,
-                to,
-                any: true,
-            });
+            self.bcast(Body::Retrans { from, to, any: true });
         } else {
             let a = self.seq_addr;
-            self.send_to(
-                a,
-                Body::Retrans {
-                    from,
-                    to,
-                    any: false,
-                },
-            );
+            self.send_to(a, Body::Retrans { from, to, any: false });
         }
     }
 
@@ -1510,13 +1319,7 @@ impl GroupMember {
                     }
                 } else {
                     // Non-sequencers only pass on the entry, not accept info.
-                    Body::Data {
-                        seq: s,
-                        accepted: 0,
-                        stable: 0,
-                        flags: FLAG_RETRANS,
-                        entry: e,
-                    }
+                    Body::Data { seq: s, accepted: 0, stable: 0, flags: FLAG_RETRANS, entry: e }
                 };
                 self.send_to(to_addr, body);
             }
@@ -1525,11 +1328,7 @@ impl GroupMember {
     }
 
     fn need_ack_flag(&self) -> u8 {
-        if self.effective_r() > 0 {
-            FLAG_NEED_ACK
-        } else {
-            0
-        }
+        if self.effective_r() > 0 { FLAG_NEED_ACK } else { 0 }
     }
 
     // ------------------------------------------------------------ sending
@@ -1583,32 +1382,16 @@ impl GroupMember {
         self.last_ack_sent = ack;
         if !leave && payload.len() > bb_threshold {
             let me = self.my_id;
-            if !self
-                .bb_pending
-                .iter()
-                .any(|(s, m, _)| *s == me && *m == msg_id)
-            {
+            if !self.bb_pending.iter().any(|(s, m, _)| *s == me && *m == msg_id) {
                 if self.bb_pending.len() >= BB_PENDING_MAX {
                     self.bb_pending.pop_front();
                 }
                 self.bb_pending.push_back((me, msg_id, payload.clone()));
             }
-            self.bcast(Body::BbData {
-                msg_id,
-                ack,
-                payload,
-            });
+            self.bcast(Body::BbData { msg_id, ack, payload });
         } else {
             let a = self.seq_addr;
-            self.send_to(
-                a,
-                Body::Send {
-                    msg_id,
-                    ack,
-                    leave,
-                    payload,
-                },
-            );
+            self.send_to(a, Body::Send { msg_id, ack, leave, payload });
         }
     }
 
@@ -1670,11 +1453,8 @@ impl GroupMember {
         if msg_id <= last {
             // Retransmission of something already sequenced: resend it to the sender.
             if src != self.my_id
-                && let Some((&seq, e)) = self
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|(_, e)| e.sender == src && e.msg_id == msg_id)
+                && let Some((&seq, e)) =
+                    self.history.iter().rev().find(|(_, e)| e.sender == src && e.msg_id == msg_id)
             {
                 let body = Body::Data {
                     seq,
@@ -1699,31 +1479,19 @@ impl GroupMember {
             if !self.change_allowed() {
                 return;
             }
-            let successor = if src == self.my_id {
-                self.pick_successor()
-            } else {
-                NO_MEMBER
-            };
+            let successor = if src == self.my_id { self.pick_successor() } else { NO_MEMBER };
             EntryBody::Leave { successor }
         } else {
             EntryBody::App(payload)
         };
-        let bb =
-            bb && matches!(&body, EntryBody::App(p) if p.len() > self.cfg.bb_threshold as usize);
+        let bb = bb && matches!(&body, EntryBody::App(p) if p.len() > self.cfg.bb_threshold as usize);
         if let Some(s) = &mut self.seqr {
             s.last_id.insert(src, msg_id);
             if leave && src == self.my_id {
                 s.leaving = true;
             }
         }
-        self.stamp(
-            Entry {
-                sender: src,
-                msg_id,
-                body,
-            },
-            bb,
-        );
+        self.stamp(Entry { sender: src, msg_id, body }, bb);
     }
 
     fn pick_successor(&self) -> u32 {
@@ -1736,10 +1504,7 @@ impl GroupMember {
             if id == self.my_id {
                 continue;
             }
-            let alive = s
-                .last_heard
-                .get(&id)
-                .is_some_and(|&t| now < t + self.cfg.member_timeout_us / 2);
+            let alive = s.last_heard.get(&id).is_some_and(|&t| now < t + self.cfg.member_timeout_us / 2);
             if !alive {
                 continue;
             }
@@ -1754,17 +1519,13 @@ impl GroupMember {
     /// unacknowledged at a time, so members' views differ by at most one step.
     fn change_allowed(&self) -> bool {
         let Some(s) = &self.seqr else { return false };
-        s.acks
-            .iter()
-            .all(|(&id, &a)| id == self.my_id || a > self.last_change)
+        s.acks.iter().all(|(&id, &a)| id == self.my_id || a > self.last_change)
     }
 
     fn request_sync(&mut self) {
         let now = self.now;
         let Some(s) = &mut self.seqr else { return };
-        if s.last_sync_req
-            .is_some_and(|t| now < t + self.cfg.retransmit_us)
-        {
+        if s.last_sync_req.is_some_and(|t| now < t + self.cfg.retransmit_us) {
             return;
         }
         s.last_sync_req = Some(now);
@@ -1782,10 +1543,7 @@ impl GroupMember {
         if entry.sender == self.my_id
             && let Some(m) = self.send_queue.front_mut()
             && m.msg_id == entry.msg_id
-            && !matches!(
-                entry.body,
-                EntryBody::Join { .. } | EntryBody::Remove { .. }
-            )
+            && !matches!(entry.body, EntryBody::Join { .. } | EntryBody::Remove { .. })
         {
             m.stamped = Some(seq);
         }
@@ -1801,13 +1559,7 @@ impl GroupMember {
                 msg_id: entry.msg_id,
             }
         } else {
-            Body::Data {
-                seq,
-                accepted: self.accepted,
-                stable: self.stable,
-                flags,
-                entry,
-            }
+            Body::Data { seq, accepted: self.accepted, stable: self.stable, flags, entry }
         };
         self.bcast(body);
         seq
@@ -1841,12 +1593,7 @@ impl GroupMember {
         let stable = s
             .acks
             .values()
-            .chain(
-                s.departing
-                    .values()
-                    .filter(|(at, _)| *at >= acc)
-                    .map(|(_, a)| a),
-            )
+            .chain(s.departing.values().filter(|(at, _)| *at >= acc).map(|(_, a)| a))
             .copied()
             .min()
             .unwrap_or(next)
@@ -1882,8 +1629,7 @@ impl GroupMember {
         let Some(s) = &mut self.seqr else { return };
         let acks = &s.acks;
         // Forget welcomes the joiner evidently received (it acknowledged).
-        s.welcomes
-            .retain(|id, w| acks.get(id).is_some_and(|&a| a <= w.join_seq));
+        s.welcomes.retain(|id, w| acks.get(id).is_some_and(|&a| a <= w.join_seq));
         let mut list = Vec::new();
         for (id, w) in s.welcomes.iter_mut() {
             if w.join_seq < accepted && (only == Some(*id) || (only.is_none() && !w.sent)) {
@@ -1923,14 +1669,7 @@ impl GroupMember {
         let Some(s) = &mut self.seqr else { return };
         let id = s.next_member_id;
         s.next_member_id += 1;
-        let seq = self.stamp(
-            Entry {
-                sender: id,
-                msg_id: 0,
-                body: EntryBody::Join { addr: from },
-            },
-            false,
-        );
+        let seq = self.stamp(Entry { sender: id, msg_id: 0, body: EntryBody::Join { addr: from } }, false);
         let Some(s) = &mut self.seqr else { return };
         let members = self
             .members
@@ -1941,15 +1680,7 @@ impl GroupMember {
                 last_msg_id: s.last_id.get(&i).copied().unwrap_or(0),
             })
             .collect();
-        s.welcomes.insert(
-            id,
-            PendingWelcome {
-                join_seq: seq,
-                addr: from,
-                members,
-                sent: false,
-            },
-        );
+        s.welcomes.insert(id, PendingWelcome { join_seq: seq, addr: from, members, sent: false });
         self.seq_progress();
     }
 
@@ -1984,11 +1715,7 @@ impl GroupMember {
             for id in &dead {
                 if self.change_allowed() && !self.history_full() {
                     self.stamp(
-                        Entry {
-                            sender: self.my_id,
-                            msg_id: 0,
-                            body: EntryBody::Remove { member: *id },
-                        },
+                        Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Remove { member: *id } },
                         false,
                     );
                     removed = true;
@@ -2027,24 +1754,11 @@ impl GroupMember {
     // ------------------------------------------------------------ joining
 
     fn on_welcome(&mut self, from: u64, h: Header, body: Body) {
-        let Body::Welcome {
-            member_id,
-            join_seq,
-            sequencer,
-            accepted,
-            stable,
-            params,
-            members,
-        } = body
-        else {
+        let Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members } = body else {
             return;
         };
-        if !members
-            .iter()
-            .any(|m| m.id == member_id && m.addr == self.me)
-            || !members
-                .iter()
-                .any(|m| m.id == sequencer && m.addr == from && h.src == sequencer)
+        if !members.iter().any(|m| m.id == member_id && m.addr == self.me)
+            || !members.iter().any(|m| m.id == sequencer && m.addr == from && h.src == sequencer)
         {
             return;
         }
@@ -2066,10 +1780,7 @@ impl GroupMember {
         self.last_change = join_seq;
         self.state = State::Active;
         self.last_from_seq = self.now;
-        self.events.push_back(Event::Joined {
-            member_id,
-            seq: join_seq,
-        });
+        self.events.push_back(Event::Joined { member_id, seq: join_seq });
         self.send_ack();
     }
 
@@ -2103,25 +1814,14 @@ impl GroupMember {
                 candidates.insert(*k, *v);
             }
             failed_rounds = r.failed_rounds;
-            if matches!(
-                r.phase,
-                Phase::Preparing { .. } | Phase::Fetching { .. } | Phase::Accepting { .. }
-            ) {
+            if matches!(r.phase, Phase::Preparing { .. } | Phase::Fetching { .. } | Phase::Accepting { .. }) {
                 failed_rounds += 1;
             }
         }
         let until = now + self.settle() * (1 + 4 * failed_rounds.min(8) as u64);
-        self.reset = Some(ResetState {
-            failed_rounds,
-            phase: Phase::Waiting {
-                until,
-                ranked: false,
-            },
-            candidates,
-        });
-        let b = Body::ResetStatus {
-            recv_upto: self.recv_upto,
-        };
+        self.reset =
+            Some(ResetState { failed_rounds, phase: Phase::Waiting { until, ranked: false }, candidates });
+        let b = Body::ResetStatus { recv_upto: self.recv_upto };
         self.bcast(b);
     }
 
@@ -2139,11 +1839,8 @@ impl GroupMember {
             None => {
                 let mut candidates = BTreeMap::new();
                 candidates.insert(self.my_id, self.recv_upto);
-                self.reset = Some(ResetState {
-                    failed_rounds: 0,
-                    phase: Phase::Follower { since: now },
-                    candidates,
-                })
+                self.reset =
+                    Some(ResetState { failed_rounds: 0, phase: Phase::Follower { since: now }, candidates })
             }
         }
     }
@@ -2155,9 +1852,7 @@ impl GroupMember {
         let Some(r) = &mut self.reset else { return };
         let new = r.candidates.insert(src, recv_upto).is_none();
         if new && self.state == State::Resetting {
-            let b = Body::ResetStatus {
-                recv_upto: self.recv_upto,
-            };
+            let b = Body::ResetStatus { recv_upto: self.recv_upto };
             self.send_to(from, b);
         }
     }
@@ -2187,10 +1882,8 @@ impl GroupMember {
                     if rank > 0 {
                         let entered = *until;
                         if let Some(r) = &mut self.reset {
-                            r.phase = Phase::Waiting {
-                                until: entered + settle * (1 + 3 * rank),
-                                ranked: true,
-                            };
+                            r.phase =
+                                Phase::Waiting { until: entered + settle * (1 + 3 * rank), ranked: true };
                         }
                         if now < entered + settle * (1 + 3 * rank) {
                             return;
@@ -2204,15 +1897,9 @@ impl GroupMember {
                     self.enter_reset();
                 }
             }
-            Phase::Preparing {
-                started, last_tx, ..
-            }
-            | Phase::Fetching {
-                started, last_tx, ..
-            }
-            | Phase::Accepting {
-                started, last_tx, ..
-            } => {
+            Phase::Preparing { started, last_tx, .. }
+            | Phase::Fetching { started, last_tx, .. }
+            | Phase::Accepting { started, last_tx, .. } => {
                 if now >= started + rt {
                     self.enter_reset();
                     return;
@@ -2229,10 +1916,7 @@ impl GroupMember {
         let now = self.now;
         let round = self.max_round.max(self.promised.round) + 1;
         self.max_round = round;
-        let ballot = Ballot {
-            round,
-            id: self.my_id,
-        };
+        let ballot = Ballot { round, id: self.my_id };
         self.promised = ballot;
         let mut promises = BTreeMap::new();
         promises.insert(self.my_id, self.own_promise());
@@ -2243,18 +1927,9 @@ impl GroupMember {
         let prev = (self.prev_members != self.members
             && (self.seq_accepted.is_some() || self.last_ack_sent <= self.last_change))
             .then(|| self.prev_members.clone());
-        let quorum_members = Quorum {
-            cur: self.members.clone(),
-            prev,
-        };
+        let quorum_members = Quorum { cur: self.members.clone(), prev };
         if let Some(r) = &mut self.reset {
-            r.phase = Phase::Preparing {
-                ballot,
-                quorum_members,
-                promises,
-                started: now,
-                last_tx: now,
-            };
+            r.phase = Phase::Preparing { ballot, quorum_members, promises, started: now, last_tx: now };
         }
         self.bcast(Body::Prepare { ballot });
         self.reset_progress();
@@ -2293,18 +1968,11 @@ impl GroupMember {
         let mut sends: Vec<(u64, Body)> = Vec::new();
         let mut bcast: Option<Body> = None;
         match &mut r.phase {
-            Phase::Preparing {
-                ballot, last_tx, ..
-            } => {
+            Phase::Preparing { ballot, last_tx, .. } => {
                 *last_tx = now;
                 bcast = Some(Body::Prepare { ballot: *ballot });
             }
-            Phase::Fetching {
-                promises,
-                base,
-                last_tx,
-                ..
-            } => {
+            Phase::Fetching { promises, base, last_tx, .. } => {
                 *last_tx = now;
                 let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
                 let mut s = min_d;
@@ -2319,31 +1987,16 @@ impl GroupMember {
                             .collect();
                         if !holders.is_empty() {
                             let h = holders[(now / 7 + s) as usize % holders.len()];
-                            sends.push((
-                                h,
-                                Body::Retrans {
-                                    from: s,
-                                    to: s + 1,
-                                    any: true,
-                                },
-                            ));
+                            sends.push((h, Body::Retrans { from: s, to: s + 1, any: true }));
                         }
                         asked += 1;
                     }
                     s += 1;
                 }
             }
-            Phase::Accepting {
-                ballot,
-                view,
-                last_tx,
-                ..
-            } => {
+            Phase::Accepting { ballot, view, last_tx, .. } => {
                 *last_tx = now;
-                bcast = Some(Body::Accept {
-                    ballot: *ballot,
-                    view: view.clone(),
-                });
+                bcast = Some(Body::Accept { ballot: *ballot, view: view.clone() });
             }
             _ => {}
         }
@@ -2363,8 +2016,7 @@ impl GroupMember {
     /// An active member that hears its sequencer does not join resets.
     fn healthy(&self) -> bool {
         self.state == State::Active
-            && (self.seqr.is_some()
-                || self.now < self.last_from_seq + self.cfg.sequencer_timeout_us / 2)
+            && (self.seqr.is_some() || self.now < self.last_from_seq + self.cfg.sequencer_timeout_us / 2)
     }
 
     fn on_prepare(&mut self, from: u64, src: u32, ballot: Ballot) {
@@ -2379,9 +2031,7 @@ impl GroupMember {
             self.promised = ballot;
             self.become_follower();
         } else if ballot < self.promised {
-            let b = Body::Nack {
-                ballot: self.promised,
-            };
+            let b = Body::Nack { ballot: self.promised };
             self.send_to(from, b);
             return;
         }
@@ -2402,12 +2052,7 @@ impl GroupMember {
     fn on_promise(&mut self, src: u32, ballot: Ballot, info: PromiseInfo) {
         let Some(r) = &mut self.reset else { return };
         r.candidates.insert(src, info.recv_upto);
-        if let Phase::Preparing {
-            ballot: b,
-            quorum_members,
-            promises,
-            ..
-        } = &mut r.phase
+        if let Phase::Preparing { ballot: b, quorum_members, promises, .. } = &mut r.phase
             && *b == ballot
             && quorum_members.contains(src, info.addr)
         {
@@ -2440,9 +2085,7 @@ impl GroupMember {
         }
         self.max_round = self.max_round.max(ballot.round);
         if ballot < self.promised {
-            let b = Body::Nack {
-                ballot: self.promised,
-            };
+            let b = Body::Nack { ballot: self.promised };
             self.send_to(from, b);
             return;
         }
@@ -2461,12 +2104,7 @@ impl GroupMember {
 
     fn on_accepted(&mut self, src: u32, ballot: Ballot) {
         let Some(r) = &mut self.reset else { return };
-        if let Phase::Accepting {
-            ballot: b,
-            accepted_by,
-            quorum_members,
-            ..
-        } = &mut r.phase
+        if let Phase::Accepting { ballot: b, accepted_by, quorum_members, .. } = &mut r.phase
             && *b == ballot
             && quorum_members.has_id(src)
         {
@@ -2481,13 +2119,7 @@ impl GroupMember {
         let gather = self.cfg.retransmit_us * 3;
         let Some(r) = &self.reset else { return };
         match &r.phase {
-            Phase::Preparing {
-                ballot,
-                quorum_members,
-                promises,
-                started,
-                ..
-            } => {
+            Phase::Preparing { ballot, quorum_members, promises, started, .. } => {
                 let ids: BTreeSet<u32> = promises.keys().copied().collect();
                 let ok = quorum_members.satisfied(&self.cfg, &ids);
                 let all = quorum_members.cur.keys().all(|k| ids.contains(k));
@@ -2499,10 +2131,8 @@ impl GroupMember {
                 let promises = promises.clone();
                 let started = *started;
                 // Adopt the highest accepted view, if any (Paxos rule).
-                if let Some((_, v)) = promises
-                    .values()
-                    .filter_map(|p| p.accepted.clone())
-                    .max_by_key(|(b, _)| *b)
+                if let Some((_, v)) =
+                    promises.values().filter_map(|p| p.accepted.clone()).max_by_key(|(b, _)| *b)
                 {
                     self.start_accepting(ballot, quorum_members, v, started);
                     return;
@@ -2520,25 +2150,11 @@ impl GroupMember {
                 }
                 let base = base.max(max_d);
                 if let Some(r) = &mut self.reset {
-                    r.phase = Phase::Fetching {
-                        ballot,
-                        quorum_members,
-                        promises,
-                        base,
-                        started,
-                        last_tx: 0,
-                    };
+                    r.phase = Phase::Fetching { ballot, quorum_members, promises, base, started, last_tx: 0 };
                 }
                 self.reset_progress();
             }
-            Phase::Fetching {
-                ballot,
-                quorum_members,
-                promises,
-                base,
-                started,
-                ..
-            } => {
+            Phase::Fetching { ballot, quorum_members, promises, base, started, .. } => {
                 let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
                 let base = *base;
                 if (min_d..base).any(|s| !self.history.contains_key(&s) && s >= self.next_deliver) {
@@ -2557,12 +2173,7 @@ impl GroupMember {
                 };
                 self.start_accepting(ballot, quorum_members, view, started);
             }
-            Phase::Accepting {
-                quorum_members,
-                view,
-                accepted_by,
-                ..
-            } => {
+            Phase::Accepting { quorum_members, view, accepted_by, .. } => {
                 if !quorum_members.satisfied(&self.cfg, accepted_by) {
                     return;
                 }
@@ -2585,13 +2196,7 @@ impl GroupMember {
         }
     }
 
-    fn start_accepting(
-        &mut self,
-        ballot: Ballot,
-        quorum_members: Quorum,
-        view: View,
-        started: u64,
-    ) {
+    fn start_accepting(&mut self, ballot: Ballot, quorum_members: Quorum, view: View, started: u64) {
         let now = self.now;
         self.accepted_val = Some((ballot, view.clone()));
         let mut accepted_by = BTreeSet::new();
@@ -2648,11 +2253,9 @@ impl GroupMember {
         let mut removed = Vec::new();
         for (&id, &addr) in &m {
             match promises.get(&id) {
-                Some(p) if p.addr == addr => members.push(ViewMember {
-                    id,
-                    addr,
-                    ack: p.recv_upto.min(base),
-                }),
+                Some(p) if p.addr == addr => {
+                    members.push(ViewMember { id, addr, ack: p.recv_upto.min(base) })
+                }
                 _ => removed.push((id, addr)),
             }
         }
@@ -2679,11 +2282,7 @@ impl GroupMember {
             }
             return;
         }
-        if !v
-            .members
-            .iter()
-            .any(|m| m.id == self.my_id && m.addr == self.me)
-        {
+        if !v.members.iter().any(|m| m.id == self.my_id && m.addr == self.me) {
             self.expel();
             return;
         }
@@ -2721,22 +2320,15 @@ impl GroupMember {
         self.seq_id = v.sequencer;
         self.seq_addr = self.members.get(&v.sequencer).copied().unwrap_or(0);
         if old_seq != v.sequencer {
-            self.events.push_back(Event::SequencerChanged {
-                member: v.sequencer,
-                addr: self.seq_addr,
-            });
+            self.events.push_back(Event::SequencerChanged { member: v.sequencer, addr: self.seq_addr });
         }
         self.unblock();
         let removed = v.removed.clone();
         let base = v.base;
         let new_inc = v.new_inc;
         let is_seq = v.sequencer == self.my_id;
-        let acks: Vec<(u32, u64)> = v
-            .members
-            .iter()
-            .filter(|m| m.id != self.my_id)
-            .map(|m| (m.id, m.ack))
-            .collect();
+        let acks: Vec<(u32, u64)> =
+            v.members.iter().filter(|m| m.id != self.my_id).map(|m| (m.id, m.ack)).collect();
         self.decided = Some(v);
         if is_seq {
             let mut last_id = self.delivered_last_id.clone();
@@ -2763,11 +2355,7 @@ impl GroupMember {
                 next_dead_check: 0,
             });
             self.stamp(
-                Entry {
-                    sender: self.my_id,
-                    msg_id: 0,
-                    body: EntryBody::Reset { new_inc, removed },
-                },
+                Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Reset { new_inc, removed } },
                 false,
             );
             self.seq_progress();

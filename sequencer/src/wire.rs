@@ -465,47 +465,25 @@ impl Packet {
         w.u32(self.header.inc);
         w.u32(self.header.src);
         match &self.body {
-            Body::Send {
-                msg_id,
-                ack,
-                leave,
-                payload,
-            } => {
+            Body::Send { msg_id, ack, leave, payload } => {
                 w.u32(*msg_id);
                 w.u64(*ack);
                 w.bool(*leave);
                 w.bytes(payload);
             }
-            Body::BbData {
-                msg_id,
-                ack,
-                payload,
-            } => {
+            Body::BbData { msg_id, ack, payload } => {
                 w.u32(*msg_id);
                 w.u64(*ack);
                 w.bytes(payload);
             }
-            Body::Data {
-                seq,
-                accepted,
-                stable,
-                flags,
-                entry,
-            } => {
+            Body::Data { seq, accepted, stable, flags, entry } => {
                 w.u64(*seq);
                 w.u64(*accepted);
                 w.u64(*stable);
                 w.u8(*flags);
                 w.entry(entry);
             }
-            Body::BbAccept {
-                seq,
-                accepted,
-                stable,
-                flags,
-                sender,
-                msg_id,
-            } => {
+            Body::BbAccept { seq, accepted, stable, flags, sender, msg_id } => {
                 w.u64(*seq);
                 w.u64(*accepted);
                 w.u64(*stable);
@@ -513,12 +491,7 @@ impl Packet {
                 w.u32(*sender);
                 w.u32(*msg_id);
             }
-            Body::Status {
-                next_seq,
-                accepted,
-                stable,
-                flags,
-            } => {
+            Body::Status { next_seq, accepted, stable, flags } => {
                 w.u64(*next_seq);
                 w.u64(*accepted);
                 w.u64(*stable);
@@ -531,15 +504,7 @@ impl Packet {
                 w.bool(*any);
             }
             Body::JoinReq | Body::JoinDenied | Body::NotMember => {}
-            Body::Welcome {
-                member_id,
-                join_seq,
-                sequencer,
-                accepted,
-                stable,
-                params,
-                members,
-            } => {
+            Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members } => {
                 w.u32(*member_id);
                 w.u64(*join_seq);
                 w.u32(*sequencer);
@@ -558,17 +523,8 @@ impl Packet {
                 }
             }
             Body::ResetStatus { recv_upto } => w.u64(*recv_upto),
-            Body::Prepare { ballot } | Body::Nack { ballot } | Body::Accepted { ballot } => {
-                w.ballot(*ballot)
-            }
-            Body::Promise {
-                ballot,
-                delivered,
-                recv_upto,
-                held,
-                accepted,
-                seq_accepted,
-            } => {
+            Body::Prepare { ballot } | Body::Nack { ballot } | Body::Accepted { ballot } => w.ballot(*ballot),
+            Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted } => {
                 w.ballot(*ballot);
                 w.u64(*delivered);
                 w.u64(*recv_upto);
@@ -616,23 +572,10 @@ impl Packet {
             return Err(DecodeError::BadVersion(version));
         }
         let kind = r.u8()?;
-        let header = Header {
-            port: r.u48()?,
-            inc: r.u32()?,
-            src: r.u32()?,
-        };
+        let header = Header { port: r.u48()?, inc: r.u32()?, src: r.u32()? };
         let body = match kind {
-            1 => Body::Send {
-                msg_id: r.u32()?,
-                ack: r.u64()?,
-                leave: r.bool()?,
-                payload: r.bytes()?,
-            },
-            2 => Body::BbData {
-                msg_id: r.u32()?,
-                ack: r.u64()?,
-                payload: r.bytes()?,
-            },
+            1 => Body::Send { msg_id: r.u32()?, ack: r.u64()?, leave: r.bool()?, payload: r.bytes()? },
+            2 => Body::BbData { msg_id: r.u32()?, ack: r.u64()?, payload: r.bytes()? },
             3 => Body::Data {
                 seq: r.u64()?,
                 accepted: r.u64()?,
@@ -648,12 +591,7 @@ impl Packet {
                 sender: r.u32()?,
                 msg_id: r.u32()?,
             },
-            5 => Body::Status {
-                next_seq: r.u64()?,
-                accepted: r.u64()?,
-                stable: r.u64()?,
-                flags: r.flags()?,
-            },
+            5 => Body::Status { next_seq: r.u64()?, accepted: r.u64()?, stable: r.u64()?, flags: r.flags()? },
             6 => Body::Ack { ack: r.u64()? },
             7 => {
                 let from = r.u64()?;
@@ -661,11 +599,7 @@ impl Packet {
                 if from > to {
                     return Err(DecodeError::BadValue);
                 }
-                Body::Retrans {
-                    from,
-                    to,
-                    any: r.bool()?,
-                }
+                Body::Retrans { from, to, any: r.bool()? }
             }
             8 => Body::JoinReq,
             9 => {
@@ -687,30 +621,14 @@ impl Packet {
                 let n = r.count(16)?;
                 let mut members = Vec::with_capacity(n);
                 for _ in 0..n {
-                    members.push(WelcomeMember {
-                        id: r.u32()?,
-                        addr: r.u64()?,
-                        last_msg_id: r.u32()?,
-                    });
+                    members.push(WelcomeMember { id: r.u32()?, addr: r.u64()?, last_msg_id: r.u32()? });
                 }
-                Body::Welcome {
-                    member_id,
-                    join_seq,
-                    sequencer,
-                    accepted,
-                    stable,
-                    params,
-                    members,
-                }
+                Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members }
             }
             10 => Body::JoinDenied,
             11 => Body::NotMember,
-            12 => Body::ResetStatus {
-                recv_upto: r.u64()?,
-            },
-            13 => Body::Prepare {
-                ballot: r.ballot()?,
-            },
+            12 => Body::ResetStatus { recv_upto: r.u64()? },
+            13 => Body::Prepare { ballot: r.ballot()? },
             14 => {
                 let ballot = r.ballot()?;
                 let delivered = r.u64()?;
@@ -735,25 +653,11 @@ impl Packet {
                     1 => Some(r.u64()?),
                     _ => return Err(DecodeError::BadValue),
                 };
-                Body::Promise {
-                    ballot,
-                    delivered,
-                    recv_upto,
-                    held,
-                    accepted,
-                    seq_accepted,
-                }
+                Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted }
             }
-            15 => Body::Nack {
-                ballot: r.ballot()?,
-            },
-            16 => Body::Accept {
-                ballot: r.ballot()?,
-                view: r.view()?,
-            },
-            17 => Body::Accepted {
-                ballot: r.ballot()?,
-            },
+            15 => Body::Nack { ballot: r.ballot()? },
+            16 => Body::Accept { ballot: r.ballot()?, view: r.view()? },
+            17 => Body::Accepted { ballot: r.ballot()? },
             18 => Body::Decided { view: r.view()? },
             k => return Err(DecodeError::BadKind(k)),
         };
@@ -830,10 +734,7 @@ impl<'a> R<'a> {
         Ok(n)
     }
     fn ballot(&mut self) -> Result<Ballot, DecodeError> {
-        Ok(Ballot {
-            round: self.u32()?,
-            id: self.u32()?,
-        })
+        Ok(Ballot { round: self.u32()?, id: self.u32()? })
     }
     fn pairs(&mut self) -> Result<Vec<(u32, u64)>, DecodeError> {
         let n = self.count(12)?;
@@ -849,23 +750,12 @@ impl<'a> R<'a> {
         let body = match self.u8()? {
             0 => EntryBody::App(self.bytes()?),
             1 => EntryBody::Join { addr: self.u64()? },
-            2 => EntryBody::Leave {
-                successor: self.u32()?,
-            },
-            3 => EntryBody::Remove {
-                member: self.u32()?,
-            },
-            4 => EntryBody::Reset {
-                new_inc: self.u32()?,
-                removed: self.pairs()?,
-            },
+            2 => EntryBody::Leave { successor: self.u32()? },
+            3 => EntryBody::Remove { member: self.u32()? },
+            4 => EntryBody::Reset { new_inc: self.u32()?, removed: self.pairs()? },
             _ => return Err(DecodeError::BadValue),
         };
-        Ok(Entry {
-            sender,
-            msg_id,
-            body,
-        })
+        Ok(Entry { sender, msg_id, body })
     }
     fn view(&mut self) -> Result<View, DecodeError> {
         let old_inc = self.u32()?;
@@ -880,22 +770,9 @@ impl<'a> R<'a> {
         let n = self.count(20)?;
         let mut members = Vec::with_capacity(n);
         for _ in 0..n {
-            members.push(ViewMember {
-                id: self.u32()?,
-                addr: self.u64()?,
-                ack: self.u64()?,
-            });
+            members.push(ViewMember { id: self.u32()?, addr: self.u64()?, ack: self.u64()? });
         }
         let removed = self.pairs()?;
-        Ok(View {
-            old_inc,
-            new_inc,
-            sequencer,
-            min_d,
-            floor,
-            base,
-            members,
-            removed,
-        })
+        Ok(View { old_inc, new_inc, sequencer, min_d, floor, base, members, removed })
     }
 }

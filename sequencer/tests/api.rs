@@ -104,12 +104,7 @@ fn resilience_delays_delivery_until_acknowledged() {
     // Cut both ordinary members off: the sequencer stamps but cannot deliver.
     sim.partition = Some([0].into_iter().collect());
     let now = sim.now;
-    sim.nodes[0]
-        .m
-        .as_mut()
-        .unwrap()
-        .send_to_group(now, b"r2")
-        .unwrap();
+    sim.nodes[0].m.as_mut().unwrap().send_to_group(now, b"r2").unwrap();
     sim.nodes[0].outstanding.push_back(b"r2".to_vec());
     sim.flush(0);
     sim.run_until(now + 100 * MS);
@@ -212,12 +207,7 @@ fn sequencer_crash_resets_group() {
     assert_eq!(info.incarnation, 1);
     assert_eq!(info.members.len(), 3);
     for i in 1..4 {
-        assert!(
-            sim.nodes[i]
-                .delivered
-                .iter()
-                .any(|(_, s)| matches!(s, Sig::Reset(1, r) if r.len() == 1))
-        );
+        assert!(sim.nodes[i].delivered.iter().any(|(_, s)| matches!(s, Sig::Reset(1, r) if r.len() == 1)));
         assert_eq!(apps(&sim, i).len(), 6);
     }
     sim.check_complete(true).unwrap();
@@ -239,18 +229,10 @@ fn dead_member_is_removed_and_told() {
 #[test]
 fn lossy_network_still_delivers_everything() {
     let mut sim = group(5, cfg());
-    sim.faults = Faults {
-        loss: 0.3,
-        dup: 0.1,
-        delay_min: 100,
-        jitter: 5000,
-    };
+    sim.faults = Faults { loss: 0.3, dup: 0.1, delay_min: 100, jitter: 5000 };
     for k in 0..10 {
         for i in 0..5 {
-            sim.schedule(
-                sim.now + k as u64 * 7 * MS,
-                Action::Send(i, payload(i, k, 30)),
-            );
+            sim.schedule(sim.now + k as u64 * 7 * MS, Action::Send(i, payload(i, k, 30)));
         }
     }
     sim.run_until(sim.now + 1000 * MS);

@@ -63,21 +63,13 @@ fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
         let k = rng.range(2, 6) as u32;
         for m in 0..k {
             let t = rng.range(0, 900) * MS;
-            let len = if bb && rng.chance(0.3) {
-                rng.range(49, 300)
-            } else {
-                rng.range(8, 40)
-            } as usize;
+            let len = if bb && rng.chance(0.3) { rng.range(49, 300) } else { rng.range(8, 40) } as usize;
             sim.schedule(t, Action::Send(i, payload(i, m, len)));
         }
     }
     // Faults.
     let max_crash = (n - 1) / 2;
-    let budget = if sc.over_budget {
-        max_crash
-    } else {
-        r.min(max_crash)
-    };
+    let budget = if sc.over_budget { max_crash } else { r.min(max_crash) };
     let mut crashes = 0;
     let mut leaves = 0;
     if sc.crashes && budget > 0 {
@@ -117,15 +109,7 @@ fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
     }
     let fault_end = 2000 * MS;
     sim.schedule(fault_end, Action::Heal);
-    sim.schedule(
-        fault_end,
-        Action::SetFaults(Faults {
-            loss: 0.01,
-            dup: 0.0,
-            delay_min: 200,
-            jitter: 200,
-        }),
-    );
+    sim.schedule(fault_end, Action::SetFaults(Faults { loss: 0.01, dup: 0.0, delay_min: 200, jitter: 200 }));
     sim.run_until(fault_end);
     sim.classify_leavers();
     let strict_now = sim.failures() <= r;
@@ -138,11 +122,7 @@ fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
     sim.check(strict, true)?;
     // Liveness is only owed while a majority of the group survives (resets
     // need one, by design): crashes, expulsions and unseen leaves count.
-    let joined = sim
-        .nodes
-        .iter()
-        .filter(|n| n.joined && (!n.left || n.left_lost))
-        .count();
+    let joined = sim.nodes.iter().filter(|n| n.joined && (!n.left || n.left_lost)).count();
     let majority_alive = sim.failures() * 2 < joined;
     if !ok && majority_alive {
         if std::env::var("SEQ_TRACE").is_ok() {
@@ -163,57 +143,31 @@ fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
     let _ = leaves;
     Ok(format!(
         "{}{}",
-        if sim.failures() > 0 {
-            "failures"
-        } else {
-            "clean"
-        },
+        if sim.failures() > 0 { "failures" } else { "clean" },
         if strict { "" } else { "+over-budget" }
     ))
 }
 
 #[test]
 fn lossy_network_no_crashes() {
-    let sc = Scenario {
-        crashes: false,
-        partitions: false,
-        leaves: false,
-        over_budget: false,
-    };
+    let sc = Scenario { crashes: false, partitions: false, leaves: false, over_budget: false };
     for_seeds("lossy_network_no_crashes", 1500, 1, |s| run(s, &sc));
 }
 
 #[test]
 fn crashes_within_resilience() {
-    let sc = Scenario {
-        crashes: true,
-        partitions: false,
-        leaves: false,
-        over_budget: false,
-    };
+    let sc = Scenario { crashes: true, partitions: false, leaves: false, over_budget: false };
     for_seeds("crashes_within_resilience", 1500, 2, |s| run(s, &sc));
 }
 
 #[test]
 fn crashes_leaves_and_partitions() {
-    let sc = Scenario {
-        crashes: true,
-        partitions: true,
-        leaves: true,
-        over_budget: false,
-    };
+    let sc = Scenario { crashes: true, partitions: true, leaves: true, over_budget: false };
     for_seeds("crashes_leaves_and_partitions", 1500, 3, |s| run(s, &sc));
 }
 
 #[test]
 fn over_budget_still_safe_for_survivors() {
-    let sc = Scenario {
-        crashes: true,
-        partitions: true,
-        leaves: false,
-        over_budget: true,
-    };
-    for_seeds("over_budget_still_safe_for_survivors", 1000, 4, |s| {
-        run(s, &sc)
-    });
+    let sc = Scenario { crashes: true, partitions: true, leaves: false, over_budget: true };
+    for_seeds("over_budget_still_safe_for_survivors", 1000, 4, |s| run(s, &sc));
 }

@@ -5,8 +5,8 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use sequencer::wire::{
-    Ballot, Body, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams, Header,
-    PORT_MASK, Packet, View, ViewMember, WelcomeMember,
+    Ballot, Body, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams, Header, PORT_MASK,
+    Packet, View, ViewMember, WelcomeMember,
 };
 
 fn ballot() -> impl Strategy<Value = Ballot> {
@@ -27,14 +27,9 @@ fn entry() -> impl Strategy<Value = Entry> {
         any::<u64>().prop_map(|addr| EntryBody::Join { addr }),
         any::<u32>().prop_map(|successor| EntryBody::Leave { successor }),
         any::<u32>().prop_map(|member| EntryBody::Remove { member }),
-        (any::<u32>(), pairs())
-            .prop_map(|(new_inc, removed)| EntryBody::Reset { new_inc, removed }),
+        (any::<u32>(), pairs()).prop_map(|(new_inc, removed)| EntryBody::Reset { new_inc, removed }),
     ];
-    (any::<u32>(), any::<u32>(), body).prop_map(|(sender, msg_id, body)| Entry {
-        sender,
-        msg_id,
-        body,
-    })
+    (any::<u32>(), any::<u32>(), body).prop_map(|(sender, msg_id, body)| Entry { sender, msg_id, body })
 }
 
 fn view() -> impl Strategy<Value = View> {
@@ -58,74 +53,26 @@ fn view() -> impl Strategy<Value = View> {
         .prop_map(|(old_inc, new_inc, sequencer, a, b, c, members, removed)| {
             let mut v = [a, b, c];
             v.sort();
-            View {
-                old_inc,
-                new_inc,
-                sequencer,
-                min_d: v[0],
-                floor: v[1],
-                base: v[2],
-                members,
-                removed,
-            }
+            View { old_inc, new_inc, sequencer, min_d: v[0], floor: v[1], base: v[2], members, removed }
         })
 }
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (
-            any::<u32>(),
-            any::<u64>(),
-            any::<bool>(),
-            vec(any::<u8>(), 0..64)
-        )
-            .prop_map(|(msg_id, ack, leave, payload)| Body::Send {
-                msg_id,
-                ack,
-                leave,
-                payload
-            }),
-        (any::<u32>(), any::<u64>(), vec(any::<u8>(), 0..64)).prop_map(|(msg_id, ack, payload)| {
-            Body::BbData {
-                msg_id,
-                ack,
-                payload,
-            }
-        }),
+        (any::<u32>(), any::<u64>(), any::<bool>(), vec(any::<u8>(), 0..64))
+            .prop_map(|(msg_id, ack, leave, payload)| Body::Send { msg_id, ack, leave, payload }),
+        (any::<u32>(), any::<u64>(), vec(any::<u8>(), 0..64))
+            .prop_map(|(msg_id, ack, payload)| { Body::BbData { msg_id, ack, payload } }),
         (any::<u64>(), any::<u64>(), any::<u64>(), flags(), entry()).prop_map(
-            |(seq, accepted, stable, flags, entry)| Body::Data {
-                seq,
-                accepted,
-                stable,
-                flags,
-                entry
+            |(seq, accepted, stable, flags, entry)| Body::Data { seq, accepted, stable, flags, entry }
+        ),
+        (any::<u64>(), any::<u64>(), any::<u64>(), flags(), any::<u32>(), any::<u32>()).prop_map(
+            |(seq, accepted, stable, flags, sender, msg_id)| {
+                Body::BbAccept { seq, accepted, stable, flags, sender, msg_id }
             }
         ),
-        (
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            flags(),
-            any::<u32>(),
-            any::<u32>()
-        )
-            .prop_map(|(seq, accepted, stable, flags, sender, msg_id)| {
-                Body::BbAccept {
-                    seq,
-                    accepted,
-                    stable,
-                    flags,
-                    sender,
-                    msg_id,
-                }
-            }),
         (any::<u64>(), any::<u64>(), any::<u64>(), flags()).prop_map(
-            |(next_seq, accepted, stable, flags)| Body::Status {
-                next_seq,
-                accepted,
-                stable,
-                flags
-            }
+            |(next_seq, accepted, stable, flags)| Body::Status { next_seq, accepted, stable, flags }
         ),
         any::<u64>().prop_map(|ack| Body::Ack { ack }),
         (0u64..1000, 0u64..1000, any::<bool>()).prop_map(|(a, b, any)| Body::Retrans {
@@ -140,26 +87,15 @@ fn body() -> impl Strategy<Value = Body> {
             any::<u32>(),
             any::<u64>(),
             any::<u64>(),
-            (
-                any::<u16>(),
-                any::<u16>(),
-                1u32..,
-                any::<u32>(),
-                any::<u32>()
-            ),
+            (any::<u16>(), any::<u16>(), 1u32.., any::<u32>(), any::<u32>()),
             vec(
-                (any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(id, addr, last_msg_id)| {
-                    WelcomeMember {
-                        id,
-                        addr,
-                        last_msg_id,
-                    }
-                }),
+                (any::<u32>(), any::<u64>(), any::<u32>())
+                    .prop_map(|(id, addr, last_msg_id)| { WelcomeMember { id, addr, last_msg_id } }),
                 0..5
             )
         )
-            .prop_map(
-                |(member_id, join_seq, sequencer, accepted, stable, p, members)| Body::Welcome {
+            .prop_map(|(member_id, join_seq, sequencer, accepted, stable, p, members)| {
+                Body::Welcome {
                     member_id,
                     join_seq,
                     sequencer,
@@ -174,7 +110,7 @@ fn body() -> impl Strategy<Value = Body> {
                     },
                     members,
                 }
-            ),
+            }),
         Just(Body::JoinDenied),
         Just(Body::NotMember),
         any::<u64>().prop_map(|recv_upto| Body::ResetStatus { recv_upto }),
@@ -183,23 +119,18 @@ fn body() -> impl Strategy<Value = Body> {
             ballot(),
             any::<u64>(),
             any::<u64>(),
-            vec(
-                (0u64..100, 0u64..100).prop_map(|(a, b)| (a.min(b), a.max(b))),
-                0..4
-            ),
+            vec((0u64..100, 0u64..100).prop_map(|(a, b)| (a.min(b), a.max(b))), 0..4),
             option::of((ballot(), view())),
             option::of(any::<u64>())
         )
-            .prop_map(
-                |(ballot, delivered, recv_upto, held, accepted, seq_accepted)| Body::Promise {
-                    ballot,
-                    delivered,
-                    recv_upto,
-                    held,
-                    accepted,
-                    seq_accepted,
-                }
-            ),
+            .prop_map(|(ballot, delivered, recv_upto, held, accepted, seq_accepted)| Body::Promise {
+                ballot,
+                delivered,
+                recv_upto,
+                held,
+                accepted,
+                seq_accepted,
+            }),
         ballot().prop_map(|ballot| Body::Nack { ballot }),
         (ballot(), view()).prop_map(|(ballot, view)| Body::Accept { ballot, view }),
         ballot().prop_map(|ballot| Body::Accepted { ballot }),
@@ -208,10 +139,8 @@ fn body() -> impl Strategy<Value = Body> {
 }
 
 fn packet() -> impl Strategy<Value = Packet> {
-    (0..=PORT_MASK, any::<u32>(), any::<u32>(), body()).prop_map(|(port, inc, src, body)| Packet {
-        header: Header { port, inc, src },
-        body,
-    })
+    (0..=PORT_MASK, any::<u32>(), any::<u32>(), body())
+        .prop_map(|(port, inc, src, body)| Packet { header: Header { port, inc, src }, body })
 }
 
 proptest! {

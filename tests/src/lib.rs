@@ -29,10 +29,7 @@ pub struct TestPool {
 
 /// A short run directory: UNIX socket paths are limited to 107 bytes.
 fn run_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("pool-")
-        .tempdir_in("/tmp")
-        .expect("creating a temporary run directory")
+    tempfile::Builder::new().prefix("pool-").tempdir_in("/tmp").expect("creating a temporary run directory")
 }
 
 /// A configuration of `count` ordinary boards in a fresh run directory.
@@ -52,10 +49,7 @@ pub fn boot(count: u16) -> TestPool {
 /// Boots a pool from `config` and waits until all boards are ready.
 pub fn boot_with(config: PoolConfig, dir: tempfile::TempDir) -> TestPool {
     match Pool::boot(config) {
-        Ok(pool) => TestPool {
-            pool: Some(pool),
-            _run_dir: dir,
-        },
+        Ok(pool) => TestPool { pool: Some(pool), _run_dir: dir },
         Err(error) => panic!("the pool did not boot: {error:#}"),
     }
 }
@@ -63,21 +57,14 @@ pub fn boot_with(config: PoolConfig, dir: tempfile::TempDir) -> TestPool {
 /// Starts a pool without waiting for readiness (for boards that are meant to fail).
 pub fn start_with(config: PoolConfig, dir: tempfile::TempDir) -> TestPool {
     match Pool::start(config) {
-        Ok(pool) => TestPool {
-            pool: Some(pool),
-            _run_dir: dir,
-        },
+        Ok(pool) => TestPool { pool: Some(pool), _run_dir: dir },
         Err(error) => panic!("the pool did not start: {error:#}"),
     }
 }
 
 /// One board spec with extra bootargs (a test mode).
 pub fn board_with_args(id: u16, extra_bootargs: &str) -> BoardSpec {
-    BoardSpec {
-        id,
-        role: "test".into(),
-        extra_bootargs: extra_bootargs.into(),
-    }
+    BoardSpec { id, role: "test".into(), extra_bootargs: extra_bootargs.into() }
 }
 
 impl TestPool {
@@ -112,10 +99,7 @@ impl Drop for TestPool {
         if std::thread::panicking()
             && let Some(pool) = &self.pool
         {
-            eprintln!(
-                "\n=== the scenario failed; board consoles ===\n{}",
-                pool.consoles(40)
-            );
+            eprintln!("\n=== the scenario failed; board consoles ===\n{}", pool.consoles(40));
         }
         self.shut_down();
     }

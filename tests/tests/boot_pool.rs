@@ -15,15 +15,8 @@ fn four_boards_boot_and_answer_echo_and_are_killed_with_the_pool() {
     let mut pool = boot(4);
     assert_eq!(pool.boards().len(), 4);
     for (index, board) in pool.boards().iter().enumerate() {
-        let rtt = pool
-            .host()
-            .echo(board.mac, index as u32, b"are you there", ECHO_TIMEOUT)
-            .unwrap();
-        assert!(
-            rtt.is_some(),
-            "board {} did not answer the echo",
-            board.spec.id
-        );
+        let rtt = pool.host().echo(board.mac, index as u32, b"are you there", ECHO_TIMEOUT).unwrap();
+        assert!(rtt.is_some(), "board {} did not answer the echo", board.spec.id);
         assert!(
             board.console_text().contains("ready"),
             "board {} console lacks its ready line",
@@ -32,21 +25,10 @@ fn four_boards_boot_and_answer_echo_and_are_killed_with_the_pool() {
     }
     // The uptime a board reports is counted by its timer interrupts.
     let board = &pool.boards()[0];
-    let first = pool
-        .host()
-        .board_status(board.mac, ECHO_TIMEOUT)
-        .unwrap()
-        .expect("board 0 reports status");
-    assert_eq!(
-        (first.board_id, first.role.as_str(), first.incarnation),
-        (0, "pool", board.incarnation)
-    );
+    let first = pool.host().board_status(board.mac, ECHO_TIMEOUT).unwrap().expect("board 0 reports status");
+    assert_eq!((first.board_id, first.role.as_str(), first.incarnation), (0, "pool", board.incarnation));
     std::thread::sleep(Duration::from_millis(600));
-    let second = pool
-        .host()
-        .board_status(board.mac, ECHO_TIMEOUT)
-        .unwrap()
-        .expect("board 0 reports status");
+    let second = pool.host().board_status(board.mac, ECHO_TIMEOUT).unwrap().expect("board 0 reports status");
     let advanced = second.uptime.saturating_sub(first.uptime);
     assert!(
         (Duration::from_millis(300)..Duration::from_secs(5)).contains(&advanced),
@@ -65,10 +47,7 @@ fn four_boards_boot_and_answer_echo_and_are_killed_with_the_pool() {
 #[test]
 fn broadcast_from_the_host_reaches_every_board() {
     let pool = boot(4);
-    let answered = pool
-        .host()
-        .broadcast_echo(77, Duration::from_secs(3))
-        .unwrap();
+    let answered = pool.host().broadcast_echo(77, Duration::from_secs(3)).unwrap();
     let mut expected: Vec<_> = pool.boards().iter().map(|b| b.mac).collect();
     expected.sort();
     assert_eq!(answered, expected);
@@ -78,15 +57,7 @@ fn broadcast_from_the_host_reaches_every_board() {
 fn pipelined_echo_success(pool: &boot::Pool, count: u32, first_id: u32) -> f64 {
     let target = pool.boards()[0].mac;
     for id in first_id..first_id + count {
-        pool.host()
-            .send(
-                target,
-                &Message::EchoRequest {
-                    id,
-                    payload: b"loss test",
-                },
-            )
-            .unwrap();
+        pool.host().send(target, &Message::EchoRequest { id, payload: b"loss test" }).unwrap();
         std::thread::sleep(Duration::from_micros(500));
     }
     let mut answered = HashSet::new();
@@ -103,35 +74,21 @@ fn pipelined_echo_success(pool: &boot::Pool, count: u32, first_id: u32) -> f64 {
 #[test]
 fn loss_injection_drops_frames_measurably() {
     let pool = boot(1);
-    assert_eq!(
-        pipelined_echo_success(&pool, 100, 0),
-        1.0,
-        "a clean switch must lose nothing"
-    );
+    assert_eq!(pipelined_echo_success(&pool, 100, 0), 1.0, "a clean switch must lose nothing");
 
     pool.switch().apply_faults("loss=50").unwrap();
     let before = pool.switch().stats();
     let success = pipelined_echo_success(&pool, 400, 1000);
     let after = pool.switch().stats();
     // Both the request and the reply cross the lossy switch: 0.5 * 0.5.
-    assert!(
-        (0.15..=0.35).contains(&success),
-        "round-trip success {success:.2} with 50% loss each way"
-    );
+    assert!((0.15..=0.35).contains(&success), "round-trip success {success:.2} with 50% loss each way");
     let dropped = after.dropped_loss - before.dropped_loss;
     let delivered = after.copies_delivered - before.copies_delivered;
     let loss = dropped as f64 / (dropped + delivered) as f64;
-    assert!(
-        (0.42..=0.58).contains(&loss),
-        "switch dropped {loss:.2} of copies"
-    );
+    assert!((0.42..=0.58).contains(&loss), "switch dropped {loss:.2} of copies");
 
     pool.switch().apply_faults("clear").unwrap();
-    assert_eq!(
-        pipelined_echo_success(&pool, 100, 5000),
-        1.0,
-        "after clearing faults nothing is lost"
-    );
+    assert_eq!(pipelined_echo_success(&pool, 100, 5000), 1.0, "after clearing faults nothing is lost");
 }
 
 #[test]
@@ -144,36 +101,16 @@ fn partition_stops_traffic_between_its_sides_until_healed() {
         "board 0 reaches board 2 before the partition"
     );
 
-    pool.switch()
-        .apply_faults("partition=b0,b1,h0/b2,b3")
-        .unwrap();
-    assert!(
-        host.echo(mac(0), 2, b"x", ECHO_TIMEOUT).unwrap().is_some(),
-        "same side: host reaches board 0"
-    );
-    assert!(
-        host.peer_echo(mac(0), mac(1), 3, ECHO_TIMEOUT).unwrap(),
-        "same side: board 0 reaches board 1"
-    );
-    assert!(
-        host.echo(mac(2), 4, b"x", SILENCE).unwrap().is_none(),
-        "across: host must not reach board 2"
-    );
-    assert!(
-        !host.peer_echo(mac(0), mac(3), 5, SILENCE).unwrap(),
-        "across: board 0 must not reach board 3"
-    );
+    pool.switch().apply_faults("partition=b0,b1,h0/b2,b3").unwrap();
+    assert!(host.echo(mac(0), 2, b"x", ECHO_TIMEOUT).unwrap().is_some(), "same side: host reaches board 0");
+    assert!(host.peer_echo(mac(0), mac(1), 3, ECHO_TIMEOUT).unwrap(), "same side: board 0 reaches board 1");
+    assert!(host.echo(mac(2), 4, b"x", SILENCE).unwrap().is_none(), "across: host must not reach board 2");
+    assert!(!host.peer_echo(mac(0), mac(3), 5, SILENCE).unwrap(), "across: board 0 must not reach board 3");
     assert!(pool.switch().stats().dropped_partition > 0);
 
     pool.switch().apply_faults("heal").unwrap();
-    assert!(
-        host.echo(mac(2), 6, b"x", ECHO_TIMEOUT).unwrap().is_some(),
-        "healed: host reaches board 2"
-    );
-    assert!(
-        host.peer_echo(mac(0), mac(3), 7, ECHO_TIMEOUT).unwrap(),
-        "healed: board 0 reaches board 3"
-    );
+    assert!(host.echo(mac(2), 6, b"x", ECHO_TIMEOUT).unwrap().is_some(), "healed: host reaches board 2");
+    assert!(host.peer_echo(mac(0), mac(3), 7, ECHO_TIMEOUT).unwrap(), "healed: board 0 reaches board 3");
 }
 
 #[test]
@@ -182,11 +119,7 @@ fn an_exception_is_reported_and_stops_the_board_with_failure() {
     config.boards = vec![board_with_args(0, "test=exception")];
     let mut pool = start_with(config, dir);
     let status = pool.wait_exit(0, Duration::from_secs(30)).unwrap();
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "the board must stop with a failure status"
-    );
+    assert_eq!(status.code(), Some(1), "the board must stop with a failure status");
     let console = pool.board(0).unwrap().console_text();
     for expected in [
         "unexpected synchronous exception from current EL with SPx",
@@ -196,10 +129,7 @@ fn an_exception_is_reported_and_stops_the_board_with_failure() {
         "x30",
         "board stopped (failure)",
     ] {
-        assert!(
-            console.contains(expected),
-            "console lacks \"{expected}\":\n{console}"
-        );
+        assert!(console.contains(expected), "console lacks \"{expected}\":\n{console}");
     }
 }
 
@@ -213,16 +143,7 @@ fn a_board_that_stops_before_ready_fails_the_boot_with_its_console() {
         Err(error) => format!("{error:#}"),
     };
     drop(dir);
-    assert!(
-        error.contains("board 1 stopped before it was ready"),
-        "{error}"
-    );
-    assert!(
-        error.contains("test mode: powering off"),
-        "the error must show the console tail: {error}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the failure must be noticed promptly"
-    );
+    assert!(error.contains("board 1 stopped before it was ready"), "{error}");
+    assert!(error.contains("test mode: powering off"), "the error must show the console tail: {error}");
+    assert!(started.elapsed() < Duration::from_secs(30), "the failure must be noticed promptly");
 }

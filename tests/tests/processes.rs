@@ -35,22 +35,14 @@ fn wait_for_console(pool: &TestPool, needle: &str, times: usize, timeout: Durati
 
 fn exec(pool: &TestPool, program: &str, argument: u64, scheduling: u32) -> Started {
     let board = pool.boards()[0].mac;
-    pool.host()
-        .exec(board, program, argument, scheduling as u8)
-        .unwrap_or_else(|e| panic!("{e:#}"))
+    pool.host().exec(board, program, argument, scheduling as u8).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn wait_exit(pool: &TestPool, started: &Started) -> i32 {
     let board = pool.boards()[0].mac;
     pool.host()
         .wait_exit(board, started.pid, EXIT_TIMEOUT)
-        .unwrap_or_else(|| {
-            panic!(
-                "process {} did not exit; console:\n{}",
-                started.pid,
-                console(pool)
-            )
-        })
+        .unwrap_or_else(|| panic!("process {} did not exit; console:\n{}", started.pid, console(pool)))
 }
 
 #[test]
@@ -58,20 +50,13 @@ fn hello_prints_and_exits_with_its_status() {
     let pool = boot(1);
     let hello = exec(&pool, "hello", 0, SCHED_PREEMPTIVE);
     assert_eq!(wait_exit(&pool, &hello), 7);
-    assert!(
-        console(&pool).contains("hello from the pool"),
-        "{}",
-        console(&pool)
-    );
+    assert!(console(&pool).contains("hello from the pool"), "{}", console(&pool));
 }
 
 #[test]
 fn a_missing_program_is_a_clear_error() {
     let pool = boot(1);
-    let error = pool
-        .host()
-        .exec(pool.boards()[0].mac, "no-such-program", 0, 0)
-        .unwrap_err();
+    let error = pool.host().exec(pool.boards()[0].mac, "no-such-program", 0, 0).unwrap_err();
     assert!(format!("{error:#}").contains("not found"), "{error:#}");
 }
 
@@ -83,17 +68,10 @@ fn two_cpu_hogs_on_one_board_both_make_progress() {
     wait_for_console(&pool, "hog 1 progress", 3, Duration::from_secs(20));
     wait_for_console(&pool, "hog 2 progress", 3, Duration::from_secs(20));
     // The network path still answers while both spin.
-    assert!(
-        pool.host()
-            .echo(pool.boards()[0].mac, 1, b"busy?", Duration::from_secs(2))
-            .unwrap()
-            .is_some()
-    );
+    assert!(pool.host().echo(pool.boards()[0].mac, 1, b"busy?", Duration::from_secs(2)).unwrap().is_some());
     for hog in [first, second] {
         assert_eq!(
-            pool.host()
-                .process_op(pool.boards()[0].mac, &hog.capability, PROCESS_DESTROY)
-                .unwrap(),
+            pool.host().process_op(pool.boards()[0].mac, &hog.capability, PROCESS_DESTROY).unwrap(),
             0
         );
         assert_eq!(wait_exit(&pool, &hog), EXIT_DESTROYED);
@@ -109,12 +87,7 @@ fn a_run_to_completion_process_is_not_preempted_by_its_own_threads() {
     // The same program under time slices does interleave: the check can fail.
     let sliced = exec(&pool, "rtc", 0, SCHED_PREEMPTIVE);
     assert_eq!(wait_exit(&pool, &sliced), 0);
-    assert_eq!(
-        count(&pool, "rtc: interleaved=yes"),
-        1,
-        "{}",
-        console(&pool)
-    );
+    assert_eq!(count(&pool, "rtc: interleaved=yes"), 1, "{}", console(&pool));
 }
 
 #[test]
@@ -122,11 +95,7 @@ fn the_mutex_counter_gives_the_exact_total() {
     let pool = boot(1);
     let counter = exec(&pool, "counter", 0, SCHED_PREEMPTIVE);
     assert_eq!(wait_exit(&pool, &counter), 0, "{}", console(&pool));
-    assert!(
-        console(&pool).contains("counter total 40000"),
-        "{}",
-        console(&pool)
-    );
+    assert!(console(&pool).contains("counter total 40000"), "{}", console(&pool));
 }
 
 #[test]
@@ -137,27 +106,16 @@ fn a_faulting_program_dies_alone_with_a_report() {
     let fault = exec(&pool, "fault", 0, SCHED_PREEMPTIVE);
     assert_eq!(wait_exit(&pool, &fault), EXIT_FAULT);
     let text = console(&pool);
+    assert!(text.contains("fault: about to write to an unmapped address"), "{text}");
     assert!(
-        text.contains("fault: about to write to an unmapped address"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "process {} (fault) killed: data abort from a lower EL",
-            fault.pid
-        )),
+        text.contains(&format!("process {} (fault) killed: data abort from a lower EL", fault.pid)),
         "{text}"
     );
     assert!(text.contains("FAR 0x8"), "{text}");
     // The other process and the nucleus go on.
     let ticks = count(&pool, "tick ");
     wait_for_console(&pool, "tick ", ticks + 3, Duration::from_secs(20));
-    assert!(
-        pool.host()
-            .echo(pool.boards()[0].mac, 2, b"alive", Duration::from_secs(2))
-            .unwrap()
-            .is_some()
-    );
+    assert!(pool.host().echo(pool.boards()[0].mac, 2, b"alive", Duration::from_secs(2)).unwrap().is_some());
 }
 
 #[test]
@@ -167,19 +125,11 @@ fn a_hostile_program_gets_errors_and_the_board_survives() {
     let status = wait_exit(&pool, &hostile);
     let text = console(&pool);
     assert_eq!(status, 0, "{text}");
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("hostile: "))
-        .expect("hostile prints a summary");
+    let summary = text.lines().find(|l| l.starts_with("hostile: ")).expect("hostile prints a summary");
     assert!(summary.ends_with(" 0 failed"), "{summary}");
     let checks: usize = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(checks >= 30, "only {checks} checks");
-    assert!(
-        pool.host()
-            .echo(pool.boards()[0].mac, 3, b"alive", Duration::from_secs(2))
-            .unwrap()
-            .is_some()
-    );
+    assert!(pool.host().echo(pool.boards()[0].mac, 3, b"alive", Duration::from_secs(2)).unwrap().is_some());
     let hello = exec(&pool, "hello", 0, SCHED_PREEMPTIVE);
     assert_eq!(wait_exit(&pool, &hello), 7, "the board still runs programs");
 }
@@ -189,11 +139,7 @@ fn a_shared_segment_carries_data_between_two_processes() {
     let pool = boot(1);
     let parent = exec(&pool, "shm-parent", 0, SCHED_PREEMPTIVE);
     assert_eq!(wait_exit(&pool, &parent), 0, "{}", console(&pool));
-    assert!(
-        console(&pool).contains("shared memory: ok"),
-        "{}",
-        console(&pool)
-    );
+    assert!(console(&pool).contains("shared memory: ok"), "{}", console(&pool));
 }
 
 #[test]
@@ -202,33 +148,18 @@ fn a_stunned_process_makes_no_progress_until_resumed() {
     let board = pool.boards()[0].mac;
     let ticker = exec(&pool, "ticker", 0, SCHED_PREEMPTIVE);
     wait_for_console(&pool, "tick ", 2, Duration::from_secs(20));
-    assert_eq!(
-        pool.host()
-            .process_op(board, &ticker.capability, PROCESS_STUN)
-            .unwrap(),
-        0
-    );
+    assert_eq!(pool.host().process_op(board, &ticker.capability, PROCESS_STUN).unwrap(), 0);
     std::thread::sleep(Duration::from_millis(200));
     let frozen = count(&pool, "tick ");
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(count(&pool, "tick "), frozen, "a stunned process printed");
-    assert_eq!(
-        pool.host()
-            .process_op(board, &ticker.capability, PROCESS_RESUME)
-            .unwrap(),
-        0
-    );
+    assert_eq!(pool.host().process_op(board, &ticker.capability, PROCESS_RESUME).unwrap(), 0);
     wait_for_console(&pool, "tick ", frozen + 3, Duration::from_secs(20));
 
     // A forged check field is refused and changes nothing.
     let mut forged = ticker.capability;
     forged.check.0[0] ^= 1;
-    assert_eq!(
-        pool.host()
-            .process_op(board, &forged, PROCESS_STUN)
-            .unwrap(),
-        amoeba::Status::CapBad as i32
-    );
+    assert_eq!(pool.host().process_op(board, &forged, PROCESS_STUN).unwrap(), amoeba::Status::CapBad as i32);
     let before = count(&pool, "tick ");
     wait_for_console(&pool, "tick ", before + 2, Duration::from_secs(20));
 }
@@ -241,22 +172,11 @@ fn destroy_returns_all_of_a_process_memory() {
     let ticker = exec(&pool, "ticker", 0, SCHED_PREEMPTIVE);
     wait_for_console(&pool, "tick ", 1, Duration::from_secs(20));
     let during = pool.host().memory(board).unwrap();
-    assert!(
-        during.free_bytes < before.free_bytes,
-        "a running process uses segment memory"
-    );
-    assert_eq!(
-        pool.host()
-            .process_op(board, &ticker.capability, PROCESS_DESTROY)
-            .unwrap(),
-        0
-    );
+    assert!(during.free_bytes < before.free_bytes, "a running process uses segment memory");
+    assert_eq!(pool.host().process_op(board, &ticker.capability, PROCESS_DESTROY).unwrap(), 0);
     assert_eq!(wait_exit(&pool, &ticker), EXIT_DESTROYED);
     let after = pool.host().memory(board).unwrap();
-    assert_eq!(
-        after, before,
-        "memory after destroy must equal memory before the process"
-    );
+    assert_eq!(after, before, "memory after destroy must equal memory before the process");
 }
 
 #[test]
@@ -271,14 +191,6 @@ fn signals_are_caught_or_ignored_between_threads_and_end_a_process_by_default() 
     wait_for_console(&pool, "tick ", 1, Duration::from_secs(20));
     let signal = 7;
     let op = amoeba::syscall::PROCESS_SIGNAL_BASE + signal as u64;
-    assert_eq!(
-        pool.host()
-            .process_op(pool.boards()[0].mac, &ticker.capability, op)
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        wait_exit(&pool, &ticker),
-        amoeba::syscall::EXIT_SIGNAL_BASE - signal
-    );
+    assert_eq!(pool.host().process_op(pool.boards()[0].mac, &ticker.capability, op).unwrap(), 0);
+    assert_eq!(wait_exit(&pool, &ticker), amoeba::syscall::EXIT_SIGNAL_BASE - signal);
 }

@@ -21,9 +21,7 @@ fn put_port(seed: u64) -> Port {
 
 fn start(pool: &TestPool, board: usize, program: &str, argument: u64) -> boot::host_port::Started {
     let mac = pool.boards()[board].mac;
-    pool.host()
-        .exec(mac, program, argument, SCHED_PREEMPTIVE as u8)
-        .unwrap_or_else(|e| panic!("{e:#}"))
+    pool.host().exec(mac, program, argument, SCHED_PREEMPTIVE as u8).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn wait_for_console(pool: &TestPool, board: usize, needle: &str) -> String {
@@ -33,24 +31,13 @@ fn wait_for_console(pool: &TestPool, board: usize, needle: &str) -> String {
         if let Some(line) = text.lines().find(|l| l.contains(needle)) {
             return line.to_string();
         }
-        assert!(
-            Instant::now() < deadline,
-            "board {board} never printed \"{needle}\":\n{text}"
-        );
+        assert!(Instant::now() < deadline, "board {board} never printed \"{needle}\":\n{text}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn echo(client: &mut RpcClient, port: Port, text: &[u8]) -> Result<(Header, Vec<u8>), Status> {
-    client
-        .trans(
-            &Header {
-                port,
-                ..Default::default()
-            },
-            text,
-        )
-        .unwrap()
+    client.trans(&Header { port, ..Default::default() }, text).unwrap()
 }
 
 #[test]
@@ -59,25 +46,15 @@ fn an_echo_server_answers_clients_on_two_boards_and_the_host() {
     let seed = 0x0000_0bad_cafe;
     start(&pool, 0, "echo-server", seed);
     wait_for_console(&pool, 0, "echo-server");
-    let clients: Vec<_> = [1, 2]
-        .iter()
-        .map(|&b| (b, start(&pool, b, "echo-client", put_port(seed).to_u64())))
-        .collect();
+    let clients: Vec<_> =
+        [1, 2].iter().map(|&b| (b, start(&pool, b, "echo-client", put_port(seed).to_u64()))).collect();
     for (board, client) in clients {
-        let status = pool
-            .host()
-            .wait_exit(pool.boards()[board].mac, client.pid, EXIT_TIMEOUT);
-        assert_eq!(
-            status,
-            Some(0),
-            "echo client on board {board}:\n{}",
-            pool.boards()[board].console_text()
-        );
+        let status = pool.host().wait_exit(pool.boards()[board].mac, client.pid, EXIT_TIMEOUT);
+        assert_eq!(status, Some(0), "echo client on board {board}:\n{}", pool.boards()[board].console_text());
         wait_for_console(&pool, board, "echo-client: 10 of 10 answered");
     }
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
-    let (_, reply) =
-        echo(&mut host, put_port(seed), b"from the host").expect("the host's call is answered");
+    let (_, reply) = echo(&mut host, put_port(seed), b"from the host").expect("the host's call is answered");
     assert_eq!(reply, b"from the host");
 }
 
@@ -93,35 +70,18 @@ fn knowing_only_the_put_port_does_not_receive_requests() {
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     for round in 0..10u8 {
         let (header, reply) = echo(&mut host, put_port(seed), &[round]).expect("answered");
-        assert_eq!(
-            (header.extra, reply),
-            (1, vec![round]),
-            "only the real server may answer"
-        );
+        assert_eq!((header.extra, reply), (1, vec![round]), "only the real server may answer");
     }
-    assert!(
-        !pool.boards()[1]
-            .console_text()
-            .contains("impostor: got a request")
-    );
+    assert!(!pool.boards()[1].console_text().contains("impostor: got a request"));
     // Without the real server nobody serves the put-port.
-    pool.host()
-        .process_op(pool.boards()[0].mac, &server.capability, PROCESS_DESTROY)
-        .unwrap();
-    assert_eq!(
-        echo(&mut host, put_port(seed), b"anyone?").unwrap_err(),
-        Status::RpcNotFound
-    );
+    pool.host().process_op(pool.boards()[0].mac, &server.capability, PROCESS_DESTROY).unwrap();
+    assert_eq!(echo(&mut host, put_port(seed), b"anyone?").unwrap_err(), Status::RpcNotFound);
 }
 
 /// The counter server prints its owner capability; tests take it from there.
 fn counter_capability(pool: &TestPool, board: usize) -> Capability {
     let line = wait_for_console(pool, board, "counter-server: capability ");
-    line.rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|e| panic!("bad capability in \"{line}\": {e:?}"))
+    line.rsplit(' ').next().unwrap().parse().unwrap_or_else(|e| panic!("bad capability in \"{line}\": {e:?}"))
 }
 
 fn counter_call(client: &mut RpcClient, cap: &Capability, command: u32) -> Result<u32, Status> {
@@ -144,27 +104,14 @@ fn forged_and_restricted_capabilities_are_refused() {
 
     let mut forged = owner;
     forged.check.0[5] ^= 0x40;
-    assert_eq!(
-        counter_call(&mut host, &forged, COUNTER_INCREMENT),
-        Err(Status::CapBad)
-    );
+    assert_eq!(counter_call(&mut host, &forged, COUNTER_INCREMENT), Err(Status::CapBad));
     let read_only = owner.restrict(Rights::READ).unwrap();
-    assert_eq!(
-        counter_call(&mut host, &read_only, COUNTER_INCREMENT),
-        Err(Status::Denied)
-    );
-    assert_eq!(
-        counter_call(&mut host, &read_only, COUNTER_READ),
-        Ok(1),
-        "refused calls changed nothing"
-    );
+    assert_eq!(counter_call(&mut host, &read_only, COUNTER_INCREMENT), Err(Status::Denied));
+    assert_eq!(counter_call(&mut host, &read_only, COUNTER_READ), Ok(1), "refused calls changed nothing");
     // Raising the rights of a restricted capability is a forgery too.
     let mut raised = read_only;
     raised.rights = Rights::ALL;
-    assert_eq!(
-        counter_call(&mut host, &raised, COUNTER_INCREMENT),
-        Err(Status::CapBad)
-    );
+    assert_eq!(counter_call(&mut host, &raised, COUNTER_INCREMENT), Err(Status::CapBad));
 }
 
 #[test]
@@ -173,9 +120,7 @@ fn under_loss_duplication_and_reordering_executions_equal_successful_calls() {
     start(&pool, 1, "counter-server", 0x0000_0000_8888);
     let owner = counter_capability(&pool, 1);
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
-    pool.switch()
-        .apply_faults("loss=30 dup=10 reorder=10")
-        .unwrap();
+    pool.switch().apply_faults("loss=30 dup=10 reorder=10").unwrap();
     let mut successes = 0;
     for _ in 0..60 {
         if counter_call(&mut host, &owner, COUNTER_INCREMENT).is_ok() {
@@ -183,10 +128,7 @@ fn under_loss_duplication_and_reordering_executions_equal_successful_calls() {
         }
     }
     let stats = pool.switch().stats();
-    assert!(
-        stats.dropped_loss > 0 && stats.duplicated > 0,
-        "the faults must have happened: {stats:?}"
-    );
+    assert!(stats.dropped_loss > 0 && stats.duplicated > 0, "the faults must have happened: {stats:?}");
     pool.switch().apply_faults("clear").unwrap();
     let executed = counter_call(&mut host, &owner, COUNTER_READ).unwrap();
     assert!(successes > 0);
@@ -212,14 +154,8 @@ fn a_dead_server_board_gives_an_error_and_nothing_runs_twice_after_its_reboot() 
     wait_for_console(&pool, 1, "counter-server: slow increment");
     pool.kill_board(1).unwrap();
     let (result, elapsed, mut client) = caller.join().unwrap();
-    assert!(
-        result.is_err(),
-        "a call whose server died must fail, got {result:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(30),
-        "the failure took {elapsed:?}"
-    );
+    assert!(result.is_err(), "a call whose server died must fail, got {result:?}");
+    assert!(elapsed < Duration::from_secs(30), "the failure took {elapsed:?}");
 
     pool.restart_board(1).unwrap();
     start(&pool, 1, "counter-server", seed);
@@ -244,10 +180,7 @@ fn two_servers_on_one_port_share_the_calls() {
         let (header, _) = echo(&mut host, put_port(seed), &[round]).expect("answered");
         served[header.extra as usize] += 1;
     }
-    assert!(
-        served[1] > 0 && served[2] > 0,
-        "both servers must get a share: {served:?}"
-    );
+    assert!(served[1] > 0 && served[2] > 0, "both servers must get a share: {served:?}");
 }
 
 #[test]
@@ -256,41 +189,23 @@ fn each_board_serves_its_processes_by_rpc() {
     let ticker = start(&pool, 1, "ticker", 0);
     wait_for_console(&pool, 1, "tick 1");
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
-    let info = host
-        .std_info(&ticker.capability)
-        .unwrap()
-        .expect("the process server answers STD_INFO");
-    assert!(
-        info.contains(&format!("process {} (ticker): running", ticker.pid)),
-        "{info}"
-    );
+    let info = host.std_info(&ticker.capability).unwrap().expect("the process server answers STD_INFO");
+    assert!(info.contains(&format!("process {} (ticker): running", ticker.pid)), "{info}");
 
-    let inspect_only = ticker
-        .capability
-        .restrict(Rights(amoeba::syscall::RIGHT_INSPECT))
-        .unwrap();
+    let inspect_only = ticker.capability.restrict(Rights(amoeba::syscall::RIGHT_INSPECT)).unwrap();
     let stun = |host: &mut RpcClient, cap: &Capability| {
-        let (reply, _) = host
-            .trans(&Header::request(cap, amoeba::cmd::PS_STUN), &[])
-            .unwrap()
-            .unwrap();
+        let (reply, _) = host.trans(&Header::request(cap, amoeba::cmd::PS_STUN), &[]).unwrap().unwrap();
         reply.status()
     };
     assert_eq!(stun(&mut host, &inspect_only), Status::Denied);
     assert_eq!(stun(&mut host, &ticker.capability), Status::Ok);
     let info = host.std_info(&ticker.capability).unwrap().unwrap();
     assert!(info.contains("stunned"), "{info}");
-    let (reply, _) = host
-        .trans(
-            &Header::request(&ticker.capability, amoeba::cmd::STD_DESTROY),
-            &[],
-        )
-        .unwrap()
-        .unwrap();
+    let (reply, _) =
+        host.trans(&Header::request(&ticker.capability, amoeba::cmd::STD_DESTROY), &[]).unwrap().unwrap();
     assert_eq!(reply.status(), Status::Ok);
     assert_eq!(
-        pool.host()
-            .wait_exit(pool.boards()[1].mac, ticker.pid, EXIT_TIMEOUT),
+        pool.host().wait_exit(pool.boards()[1].mac, ticker.pid, EXIT_TIMEOUT),
         Some(amoeba::syscall::EXIT_DESTROYED)
     );
 }

@@ -18,10 +18,7 @@ pub struct Console {
 impl Console {
     /// An empty buffer.
     pub const fn new() -> Console {
-        Console {
-            buf: [0; LINE_MAX],
-            len: 0,
-        }
+        Console { buf: [0; LINE_MAX], len: 0 }
     }
 
     /// Writes out what is buffered.

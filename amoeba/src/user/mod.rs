@@ -67,9 +67,7 @@ macro_rules! entry {
             let main: fn(u64) -> i32 = $main;
             // SAFETY: `_start` is the process entry: the nucleus calls it once,
             // on the first thread, with the heap segment it mapped in x0/x1.
-            unsafe {
-                $crate::user::rt::start(&__AMOEBA_ALLOCATOR, heap_base, heap_size, argument, main)
-            }
+            unsafe { $crate::user::rt::start(&__AMOEBA_ALLOCATOR, heap_base, heap_size, argument, main) }
         }
 
         #[cfg(target_os = "none")]
@@ -87,11 +85,7 @@ macro_rules! entry {
         extern "C" fn __amoeba_host_main(_argc: i32, _argv: *const *const u8) -> i32 {
             let _main: fn(u64) -> i32 = $main;
             // As a `cargo test` target (no harness under `no_main`): no tests.
-            if cfg!(test) {
-                0
-            } else {
-                $crate::user::rt::host_stub()
-            }
+            if cfg!(test) { 0 } else { $crate::user::rt::host_stub() }
         }
     };
 }

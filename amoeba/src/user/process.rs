@@ -3,8 +3,8 @@
 
 use super::sys;
 use crate::syscall::{
-    DescriptorSegment, PROCESS_DESTROY, PROCESS_RESUME, PROCESS_SIGNAL_BASE, PROCESS_STUN,
-    ProcessInfo, SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION,
+    DescriptorSegment, PROCESS_DESTROY, PROCESS_RESUME, PROCESS_SIGNAL_BASE, PROCESS_STUN, ProcessInfo,
+    SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION,
 };
 use crate::{Capability, Status};
 use alloc::vec::Vec;
@@ -24,9 +24,8 @@ pub fn encode_descriptor(
     name: &[u8],
     segments: &[DescriptorSegment],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        DESCRIPTOR_FIXED_LEN + name.len() + segments.len() * DESCRIPTOR_SEGMENT_LEN,
-    );
+    let mut out =
+        Vec::with_capacity(DESCRIPTOR_FIXED_LEN + name.len() + segments.len() * DESCRIPTOR_SEGMENT_LEN);
     out.extend_from_slice(&argument.to_le_bytes());
     out.extend_from_slice(&scheduling.to_le_bytes());
     out.extend_from_slice(&(name.len() as u32).to_le_bytes());
@@ -53,12 +52,7 @@ pub struct Builder<'a> {
 impl<'a> Builder<'a> {
     /// Program `name` of the board's bundle, argument 0, preemptive.
     pub fn new(name: &'a str) -> Builder<'a> {
-        Builder {
-            name,
-            argument: 0,
-            scheduling: SCHED_PREEMPTIVE,
-            segments: Vec::new(),
-        }
+        Builder { name, argument: 0, scheduling: SCHED_PREEMPTIVE, segments: Vec::new() }
     }
 
     /// The value the first thread gets in `x2` (`main`'s argument).
@@ -70,33 +64,20 @@ impl<'a> Builder<'a> {
     /// Run-to-completion scheduling of the new process's threads (a thread
     /// keeps the processor until it blocks or exits) instead of time slices.
     pub fn run_to_completion(mut self, yes: bool) -> Self {
-        self.scheduling = if yes {
-            SCHED_RUN_TO_COMPLETION
-        } else {
-            SCHED_PREEMPTIVE
-        };
+        self.scheduling = if yes { SCHED_RUN_TO_COMPLETION } else { SCHED_PREEMPTIVE };
         self
     }
 
     /// Maps segment `cap` into the new process at `address` with `MAP_*`
     /// `flags`, besides the program's own segments.
     pub fn map_segment(mut self, cap: &Capability, address: u64, flags: u64) -> Self {
-        self.segments.push(DescriptorSegment {
-            capability: cap.encode(),
-            address,
-            flags,
-        });
+        self.segments.push(DescriptorSegment { capability: cap.encode(), address, flags });
         self
     }
 
     /// The encoded descriptor.
     pub fn descriptor(&self) -> Vec<u8> {
-        encode_descriptor(
-            self.argument,
-            self.scheduling,
-            self.name.as_bytes(),
-            &self.segments,
-        )
+        encode_descriptor(self.argument, self.scheduling, self.name.as_bytes(), &self.segments)
     }
 
     /// Starts the process on this board.
@@ -161,10 +142,7 @@ impl Process {
     /// The same process with only `rights` (`RIGHT_*` of
     /// [`crate::syscall`]) of those this capability has.
     pub fn restrict(&self, rights: u8) -> Result<Process, Status> {
-        Ok(Process {
-            pid: self.pid,
-            cap: sys::restrict(&self.cap, rights)?,
-        })
+        Ok(Process { pid: self.pid, cap: sys::restrict(&self.cap, rights)? })
     }
 }
 
@@ -182,18 +160,9 @@ mod tests {
             .run_to_completion(true)
             .map_segment(&cap, 0x2000_0000, MAP_WRITE)
             .descriptor();
-        assert_eq!(
-            descriptor.len(),
-            DESCRIPTOR_FIXED_LEN + 3 + DESCRIPTOR_SEGMENT_LEN
-        );
-        assert_eq!(
-            core::mem::size_of::<ProcessDescriptor>(),
-            DESCRIPTOR_FIXED_LEN
-        );
-        assert_eq!(
-            core::mem::size_of::<DescriptorSegment>(),
-            DESCRIPTOR_SEGMENT_LEN
-        );
+        assert_eq!(descriptor.len(), DESCRIPTOR_FIXED_LEN + 3 + DESCRIPTOR_SEGMENT_LEN);
+        assert_eq!(core::mem::size_of::<ProcessDescriptor>(), DESCRIPTOR_FIXED_LEN);
+        assert_eq!(core::mem::size_of::<DescriptorSegment>(), DESCRIPTOR_SEGMENT_LEN);
         assert_eq!(&descriptor[0..8], &0x1122_3344_5566_7788u64.to_le_bytes());
         assert_eq!(&descriptor[8..12], &SCHED_RUN_TO_COMPLETION.to_le_bytes());
         assert_eq!(&descriptor[12..16], &3u32.to_le_bytes());
@@ -211,9 +180,7 @@ mod tests {
         assert_eq!(descriptor.len(), 29);
         assert_eq!(
             &descriptor[..24],
-            &[
-                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-            ]
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         );
     }
 }

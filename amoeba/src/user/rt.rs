@@ -32,9 +32,7 @@ unsafe impl RawMutex for YieldLock {
     }
 
     fn try_lock(&self) -> bool {
-        self.0
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        self.0.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     unsafe fn unlock(&self) {
@@ -100,10 +98,7 @@ pub unsafe fn start(
         // SAFETY: the caller guarantees the range is this process's unused
         // heap segment, mapped for the life of the process.
         unsafe {
-            allocator
-                .0
-                .lock()
-                .claim(heap_base as usize as *mut u8, heap_size as usize);
+            allocator.0.lock().claim(heap_base as usize as *mut u8, heap_size as usize);
         }
     }
     sys::exit(main(argument))

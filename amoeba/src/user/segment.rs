@@ -20,10 +20,7 @@ impl Segment {
     /// Creates a zeroed segment of at least `size` bytes, owned by this
     /// process (destroyed when it exits, unless destroyed before).
     pub fn create(size: u64) -> Result<Segment, Status> {
-        Ok(Segment {
-            cap: sys::segment_create(size)?,
-            size,
-        })
+        Ok(Segment { cap: sys::segment_create(size)?, size })
     }
 
     /// A segment known by capability, of `size` bytes (at most its real
@@ -46,11 +43,7 @@ impl Segment {
     /// `writable`.
     pub fn map(&self, address: u64, writable: bool) -> Result<Mapping, Status> {
         sys::segment_map(&self.cap, address, if writable { MAP_WRITE } else { 0 })?;
-        Ok(Mapping {
-            base: address,
-            len: self.size as usize,
-            _not_sync: PhantomData,
-        })
+        Ok(Mapping { base: address, len: self.size as usize, _not_sync: PhantomData })
     }
 
     /// Maps the segment at `address` with raw `MAP_*` flags (including
@@ -100,11 +93,7 @@ impl Mapping {
     /// mapping) for as long as the `Mapping` lives, and not accessed in this
     /// process except through it.
     pub unsafe fn from_raw(base: u64, len: usize) -> Mapping {
-        Mapping {
-            base,
-            len,
-            _not_sync: PhantomData,
-        }
+        Mapping { base, len, _not_sync: PhantomData }
     }
 
     /// The address it starts at.
@@ -124,16 +113,9 @@ impl Mapping {
 
     fn at(&self, offset: usize, len: usize, align: usize) -> *mut u8 {
         let end = offset.checked_add(len).expect("mapping offset overflows");
-        assert!(
-            end <= self.len,
-            "mapping access {offset}+{len} past its end {}",
-            self.len
-        );
+        assert!(end <= self.len, "mapping access {offset}+{len} past its end {}", self.len);
         let address = self.base as usize + offset;
-        assert!(
-            address.is_multiple_of(align),
-            "misaligned mapping access at {address:#x}"
-        );
+        assert!(address.is_multiple_of(align), "misaligned mapping access at {address:#x}");
         address as *mut u8
     }
 

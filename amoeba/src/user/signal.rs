@@ -17,14 +17,11 @@ use crate::syscall::SIGNALS;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The registered handlers, as `fn(u32)` addresses (0 = none).
-static HANDLERS: [AtomicUsize; SIGNALS as usize] =
-    [const { AtomicUsize::new(0) }; SIGNALS as usize];
+static HANDLERS: [AtomicUsize; SIGNALS as usize] = [const { AtomicUsize::new(0) }; SIGNALS as usize];
 
 /// Where the nucleus enters a caught signal.
 extern "C" fn trampoline(signal: u64) -> ! {
-    let handler = HANDLERS
-        .get(signal as usize)
-        .map_or(0, |slot| slot.load(Ordering::Acquire));
+    let handler = HANDLERS.get(signal as usize).map_or(0, |slot| slot.load(Ordering::Acquire));
     if handler != 0 {
         // SAFETY: `catch` stores only `fn(u32)` pointers in the table.
         let handler: fn(u32) = unsafe { core::mem::transmute::<usize, fn(u32)>(handler) };

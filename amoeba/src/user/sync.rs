@@ -28,10 +28,7 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
     pub const fn new(value: T) -> Mutex<T> {
-        Mutex {
-            state: AtomicU32::new(UNLOCKED),
-            value: UnsafeCell::new(value),
-        }
+        Mutex { state: AtomicU32::new(UNLOCKED), value: UnsafeCell::new(value) }
     }
 
     /// The value, consuming the mutex.
@@ -43,11 +40,7 @@ impl<T> Mutex<T> {
 impl<T: ?Sized> Mutex<T> {
     /// Locks, sleeping while another thread holds the lock.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        if self
-            .state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.state.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended();
         }
         MutexGuard { mutex: self }
@@ -138,10 +131,7 @@ pub struct Semaphore {
 impl Semaphore {
     /// A semaphore with `permits` available.
     pub const fn new(permits: u32) -> Semaphore {
-        Semaphore {
-            count: AtomicU32::new(permits),
-            waiters: AtomicU32::new(0),
-        }
+        Semaphore { count: AtomicU32::new(permits), waiters: AtomicU32::new(0) }
     }
 
     /// Takes a permit, sleeping until one is available.
@@ -162,12 +152,7 @@ impl Semaphore {
     pub fn try_acquire(&self) -> bool {
         let mut count = self.count.load(Ordering::Relaxed);
         while count > 0 {
-            match self.count.compare_exchange_weak(
-                count,
-                count - 1,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
+            match self.count.compare_exchange_weak(count, count - 1, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(now) => count = now,
             }
@@ -191,9 +176,7 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore")
-            .field("available", &self.available())
-            .finish()
+        f.debug_struct("Semaphore").field("available", &self.available()).finish()
     }
 }
 

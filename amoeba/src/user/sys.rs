@@ -62,9 +62,7 @@ pub unsafe fn raw(number: u64, args: [u64; 6]) -> i64 {
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 pub unsafe fn raw(number: u64, args: [u64; 6]) -> i64 {
     let _ = args;
-    panic!(
-        "system call {number}: the amoeba user runtime only runs on the nucleus (aarch64-unknown-none)"
-    )
+    panic!("system call {number}: the amoeba user runtime only runs on the nucleus (aarch64-unknown-none)")
 }
 
 /// A call that only reads its arguments as values (no pointers).
@@ -90,11 +88,7 @@ pub fn exit(status: i32) -> ! {
 /// of bytes written.
 pub fn console_write(bytes: &[u8]) -> Result<usize, Status> {
     // The nucleus only reads the buffer.
-    call(
-        Syscall::ConsoleWrite,
-        [ptr(bytes.as_ptr()), bytes.len() as u64, 0, 0, 0, 0],
-    )
-    .map(|n| n as usize)
+    call(Syscall::ConsoleWrite, [ptr(bytes.as_ptr()), bytes.len() as u64, 0, 0, 0, 0]).map(|n| n as usize)
 }
 
 /// yield: lets another thread run.
@@ -124,8 +118,7 @@ pub fn sleep(micros: u64) -> Result<(), Status> {
 /// as it runs.
 pub unsafe fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u32, Status> {
     // SAFETY: forwarded to the caller.
-    result(unsafe { syscall(Syscall::ThreadCreate, [entry, stack_top, arg, 0, 0, 0]) })
-        .map(|tid| tid as u32)
+    result(unsafe { syscall(Syscall::ThreadCreate, [entry, stack_top, arg, 0, 0, 0]) }).map(|tid| tid as u32)
 }
 
 /// thread_exit: ends the calling thread with `value` (for [`thread_join`]).
@@ -147,21 +140,13 @@ pub fn thread_join(tid: u32) -> Result<u64, Status> {
 /// came; `Ok` when woken (possibly spuriously: callers re-check).
 pub fn futex_wait(word: &AtomicU32, expected: u32) -> Result<(), Status> {
     // The nucleus only reads the word.
-    call(
-        Syscall::FutexWait,
-        [ptr(word.as_ptr()), expected as u64, 0, 0, 0, 0],
-    )
-    .map(drop)
+    call(Syscall::FutexWait, [ptr(word.as_ptr()), expected as u64, 0, 0, 0, 0]).map(drop)
 }
 
 /// futex_wake: wakes up to `count` threads waiting on `word`; returns how
 /// many it woke.
 pub fn futex_wake(word: &AtomicU32, count: u32) -> Result<u32, Status> {
-    call(
-        Syscall::FutexWake,
-        [ptr(word.as_ptr()), count as u64, 0, 0, 0, 0],
-    )
-    .map(|n| n as u32)
+    call(Syscall::FutexWake, [ptr(word.as_ptr()), count as u64, 0, 0, 0, 0]).map(|n| n as u32)
 }
 
 /// signal_action action: the default (end the process).
@@ -182,22 +167,12 @@ pub const SIGNAL_CATCH: u64 = 2;
 /// thread (see [`crate::user::signal`], which provides one).
 pub unsafe fn signal_action(signal: u32, action: u64, handler: u64) -> Result<(), Status> {
     // SAFETY: forwarded to the caller.
-    result(unsafe {
-        syscall(
-            Syscall::SignalAction,
-            [signal as u64, action, handler, 0, 0, 0],
-        )
-    })
-    .map(drop)
+    result(unsafe { syscall(Syscall::SignalAction, [signal as u64, action, handler, 0, 0, 0]) }).map(drop)
 }
 
 /// signal_raise: raises `signal` in thread `tid` of this process.
 pub fn signal_raise(tid: u32, signal: u32) -> Result<(), Status> {
-    call(
-        Syscall::SignalRaise,
-        [tid as u64, signal as u64, 0, 0, 0, 0],
-    )
-    .map(drop)
+    call(Syscall::SignalRaise, [tid as u64, signal as u64, 0, 0, 0, 0]).map(drop)
 }
 
 /// signal_return: ends a signal handler, resuming the interrupted code with
@@ -221,12 +196,7 @@ pub unsafe fn signal_return() -> Status {
 pub fn segment_create(size: u64) -> Result<Capability, Status> {
     let mut out = [0u8; Capability::LEN];
     // SAFETY: the nucleus writes 16 bytes into `out`, a local array.
-    result(unsafe {
-        syscall(
-            Syscall::SegmentCreate,
-            [size, ptr(out.as_mut_ptr()), 0, 0, 0, 0],
-        )
-    })?;
+    result(unsafe { syscall(Syscall::SegmentCreate, [size, ptr(out.as_mut_ptr()), 0, 0, 0, 0]) })?;
     Ok(Capability::decode(&out))
 }
 
@@ -239,11 +209,7 @@ pub fn segment_create(size: u64) -> Result<Capability, Status> {
 pub fn segment_map(cap: &Capability, address: u64, flags: u64) -> Result<(), Status> {
     let wire = cap.encode();
     // The nucleus only reads the capability.
-    call(
-        Syscall::SegmentMap,
-        [ptr(wire.as_ptr()), address, flags, 0, 0, 0],
-    )
-    .map(drop)
+    call(Syscall::SegmentMap, [ptr(wire.as_ptr()), address, flags, 0, 0, 0]).map(drop)
 }
 
 /// segment_unmap: removes the mapping that starts at `address`.
@@ -265,14 +231,7 @@ pub fn segment_read(cap: &Capability, offset: u64, buf: &mut [u8]) -> Result<usi
     let raw = unsafe {
         syscall(
             Syscall::SegmentRead,
-            [
-                ptr(wire.as_ptr()),
-                offset,
-                ptr(buf.as_mut_ptr()),
-                buf.len() as u64,
-                0,
-                0,
-            ],
+            [ptr(wire.as_ptr()), offset, ptr(buf.as_mut_ptr()), buf.len() as u64, 0, 0],
         )
     };
     result(raw).map(|n| n as usize)
@@ -284,18 +243,8 @@ pub fn segment_write(cap: &Capability, offset: u64, buf: &[u8]) -> Result<usize,
     let wire = cap.encode();
     // The nucleus only reads `buf` (the segment may be mapped here too, but
     // that memory is only reachable through raw pointers).
-    call(
-        Syscall::SegmentWrite,
-        [
-            ptr(wire.as_ptr()),
-            offset,
-            ptr(buf.as_ptr()),
-            buf.len() as u64,
-            0,
-            0,
-        ],
-    )
-    .map(|n| n as usize)
+    call(Syscall::SegmentWrite, [ptr(wire.as_ptr()), offset, ptr(buf.as_ptr()), buf.len() as u64, 0, 0])
+        .map(|n| n as usize)
 }
 
 /// segment_destroy: destroys the segment; its memory is freed once no
@@ -324,14 +273,7 @@ pub fn process_create(descriptor: &[u8]) -> Result<(u32, Capability), Status> {
     let raw = unsafe {
         syscall(
             Syscall::ProcessCreate,
-            [
-                ptr(descriptor.as_ptr()),
-                descriptor.len() as u64,
-                ptr(out.as_mut_ptr()),
-                0,
-                0,
-                0,
-            ],
+            [ptr(descriptor.as_ptr()), descriptor.len() as u64, ptr(out.as_mut_ptr()), 0, 0, 0],
         )
     };
     let pid = result(raw)?;
@@ -341,11 +283,7 @@ pub fn process_create(descriptor: &[u8]) -> Result<(u32, Capability), Status> {
 /// process_control: one of the `PROCESS_*` operations on process `cap`.
 pub fn process_control(cap: &Capability, op: u64) -> Result<(), Status> {
     let wire = cap.encode();
-    call(
-        Syscall::ProcessControl,
-        [ptr(wire.as_ptr()), op, 0, 0, 0, 0],
-    )
-    .map(drop)
+    call(Syscall::ProcessControl, [ptr(wire.as_ptr()), op, 0, 0, 0, 0]).map(drop)
 }
 
 /// process_wait: waits for process `cap` to end; returns its exit status.
@@ -381,12 +319,8 @@ pub fn process_inspect(cap: &Capability) -> Result<abi::ProcessInfo, Status> {
     let mut info = abi::ProcessInfo::default();
     // SAFETY: the nucleus writes one `ProcessInfo` (32 bytes, repr(C)) into
     // the local `info`; any bytes are a valid value.
-    let raw = unsafe {
-        syscall(
-            Syscall::ProcessInspect,
-            [ptr(wire.as_ptr()), ptr(&raw mut info), 0, 0, 0, 0],
-        )
-    };
+    let raw =
+        unsafe { syscall(Syscall::ProcessInspect, [ptr(wire.as_ptr()), ptr(&raw mut info), 0, 0, 0, 0]) };
     result(raw)?;
     Ok(info)
 }
@@ -399,17 +333,7 @@ pub fn restrict(cap: &Capability, rights: u8) -> Result<Capability, Status> {
     // SAFETY: the nucleus reads the capability and writes 16 bytes into the
     // local `out`.
     let raw = unsafe {
-        syscall(
-            Syscall::Restrict,
-            [
-                ptr(wire.as_ptr()),
-                rights as u64,
-                ptr(out.as_mut_ptr()),
-                0,
-                0,
-                0,
-            ],
-        )
+        syscall(Syscall::Restrict, [ptr(wire.as_ptr()), rights as u64, ptr(out.as_mut_ptr()), 0, 0, 0])
     };
     result(raw)?;
     Ok(Capability::decode(&out))
@@ -457,14 +381,7 @@ pub fn get_request(get: &GetPort, buf: &mut [u8]) -> Result<(Header, usize), Sta
     let raw = unsafe {
         syscall(
             Syscall::GetRequest,
-            [
-                ptr(port.as_ptr()),
-                ptr(header_out.as_mut_ptr()),
-                ptr(buf.as_mut_ptr()),
-                buf.len() as u64,
-                0,
-                0,
-            ],
+            [ptr(port.as_ptr()), ptr(header_out.as_mut_ptr()), ptr(buf.as_mut_ptr()), buf.len() as u64, 0, 0],
         )
     };
     let len = result(raw)?;
@@ -477,16 +394,5 @@ pub fn get_request(get: &GetPort, buf: &mut [u8]) -> Result<(Header, usize), Sta
 pub fn put_reply(header: &Header, buf: &[u8]) -> Result<(), Status> {
     let header = header.encode();
     // The nucleus only reads the header and the buffer.
-    call(
-        Syscall::PutReply,
-        [
-            ptr(header.as_ptr()),
-            ptr(buf.as_ptr()),
-            buf.len() as u64,
-            0,
-            0,
-            0,
-        ],
-    )
-    .map(drop)
+    call(Syscall::PutReply, [ptr(header.as_ptr()), ptr(buf.as_ptr()), buf.len() as u64, 0, 0, 0]).map(drop)
 }

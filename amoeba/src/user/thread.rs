@@ -87,10 +87,7 @@ impl<T> JoinHandle<T> {
         }
         // The thread has ended: nothing runs on its stack any more.
         drop(self.stack.take());
-        self.result
-            .lock()
-            .take()
-            .expect("a joined thread left its result")
+        self.result.lock().take().expect("a joined thread left its result")
     }
 }
 
@@ -140,11 +137,7 @@ where
     // SAFETY: `thread_start` never returns and takes exactly this argument;
     // the stack is the new thread's alone until it is joined.
     match unsafe { sys::thread_create(entry, stack.top(), arg as usize as u64) } {
-        Ok(tid) => Ok(JoinHandle {
-            tid,
-            result,
-            stack: Some(stack),
-        }),
+        Ok(tid) => Ok(JoinHandle { tid, result, stack: Some(stack) }),
         Err(status) => {
             // SAFETY: no thread was started, so the box is still ours.
             drop(unsafe { Box::from_raw(arg) });

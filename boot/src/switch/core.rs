@@ -102,8 +102,7 @@ impl SwitchCore {
                 }
             }
             _ => {
-                let mut all: Vec<PortId> =
-                    self.ports.keys().copied().filter(|&p| p != from).collect();
+                let mut all: Vec<PortId> = self.ports.keys().copied().filter(|&p| p != from).collect();
                 all.sort_unstable();
                 all
             }
@@ -129,11 +128,7 @@ impl SwitchCore {
             };
             for _ in 0..copies {
                 let delay = self.delay();
-                deliveries.push(Delivery {
-                    port,
-                    frame: frame.to_vec(),
-                    delay,
-                });
+                deliveries.push(Delivery { port, frame: frame.to_vec(), delay });
                 self.stats.copies_delivered += 1;
             }
         }
@@ -174,11 +169,7 @@ mod tests {
 
     fn three_port_switch(faults: FaultConfig) -> (SwitchCore, [PortId; 3]) {
         let mut switch = SwitchCore::new(faults, 7);
-        let ids = [
-            switch.add_port("b0"),
-            switch.add_port("b1"),
-            switch.add_port("h0"),
-        ];
+        let ids = [switch.add_port("b0"), switch.add_port("b1"), switch.add_port("h0")];
         (switch, ids)
     }
 
@@ -192,19 +183,13 @@ mod tests {
         // b answers a, whom the switch has learned: unicast.
         assert_eq!(ports(&switch.handle(b, &frame(mac_a, mac_b))), vec![a]);
         // Now b is learned too.
-        assert_eq!(
-            ports(&switch.handle(h, &frame(mac_b, Mac::for_host(0)))),
-            vec![b]
-        );
+        assert_eq!(ports(&switch.handle(h, &frame(mac_b, Mac::for_host(0)))), vec![b]);
     }
 
     #[test]
     fn broadcast_reaches_every_other_port() {
         let (mut switch, [a, b, h]) = three_port_switch(FaultConfig::default());
-        assert_eq!(
-            ports(&switch.handle(h, &frame(BROADCAST, Mac::for_host(0)))),
-            vec![a, b]
-        );
+        assert_eq!(ports(&switch.handle(h, &frame(BROADCAST, Mac::for_host(0)))), vec![a, b]);
         assert_eq!(switch.stats.copies_delivered, 2);
     }
 
@@ -213,10 +198,7 @@ mod tests {
         let (mut switch, [a, b, h]) = three_port_switch(FaultConfig::default());
         switch.handle(b, &frame(BROADCAST, Mac::for_board(1)));
         switch.remove_port(b);
-        assert_eq!(
-            ports(&switch.handle(a, &frame(Mac::for_board(1), Mac::for_board(0)))),
-            vec![h]
-        );
+        assert_eq!(ports(&switch.handle(a, &frame(Mac::for_board(1), Mac::for_board(0)))), vec![h]);
     }
 
     #[test]
@@ -228,31 +210,19 @@ mod tests {
 
     #[test]
     fn loss_drops_about_the_configured_share() {
-        let faults = FaultConfig {
-            loss_percent: 50.0,
-            ..Default::default()
-        };
+        let faults = FaultConfig { loss_percent: 50.0, ..Default::default() };
         let (mut switch, [a, b, _]) = three_port_switch(faults);
         switch.handle(b, &frame(BROADCAST, Mac::for_board(1)));
         let mut delivered = 0;
         for _ in 0..10_000 {
-            delivered += switch
-                .handle(a, &frame(Mac::for_board(1), Mac::for_board(0)))
-                .len();
+            delivered += switch.handle(a, &frame(Mac::for_board(1), Mac::for_board(0))).len();
         }
-        assert!(
-            (4_500..5_500).contains(&delivered),
-            "{delivered} of 10000 delivered"
-        );
+        assert!((4_500..5_500).contains(&delivered), "{delivered} of 10000 delivered");
     }
 
     #[test]
     fn duplication_and_reordering_show_up() {
-        let faults = FaultConfig {
-            duplicate_percent: 20.0,
-            reorder_percent: 20.0,
-            ..Default::default()
-        };
+        let faults = FaultConfig { duplicate_percent: 20.0, reorder_percent: 20.0, ..Default::default() };
         let (mut switch, [a, b, _]) = three_port_switch(faults);
         switch.handle(b, &frame(BROADCAST, Mac::for_board(1)));
         let mut copies = 0;
@@ -262,14 +232,8 @@ mod tests {
             copies += out.len();
             held_back += out.iter().filter(|d| !d.delay.is_zero()).count();
         }
-        assert!(
-            (1_150..1_250).contains(&copies),
-            "{copies} copies of 1000 frames"
-        );
-        assert!(
-            (150..350).contains(&held_back),
-            "{held_back} copies held back"
-        );
+        assert!((1_150..1_250).contains(&copies), "{copies} copies of 1000 frames");
+        assert!((150..350).contains(&held_back), "{held_back} copies held back");
     }
 
     #[test]
@@ -277,22 +241,12 @@ mod tests {
         let mut faults = FaultConfig::default();
         faults.apply("partition=b0,h0/b1").unwrap();
         let (mut switch, [a, b, h]) = three_port_switch(faults);
-        assert_eq!(
-            ports(&switch.handle(h, &frame(BROADCAST, Mac::for_host(0)))),
-            vec![a]
-        );
-        assert!(
-            switch
-                .handle(b, &frame(BROADCAST, Mac::for_board(1)))
-                .is_empty()
-        );
+        assert_eq!(ports(&switch.handle(h, &frame(BROADCAST, Mac::for_host(0)))), vec![a]);
+        assert!(switch.handle(b, &frame(BROADCAST, Mac::for_board(1))).is_empty());
         assert_eq!(switch.stats.dropped_partition, 3);
         let mut healed = switch.faults().clone();
         healed.apply("heal").unwrap();
         switch.set_faults(healed);
-        assert_eq!(
-            ports(&switch.handle(b, &frame(BROADCAST, Mac::for_board(1)))),
-            vec![a, h]
-        );
+        assert_eq!(ports(&switch.handle(b, &frame(BROADCAST, Mac::for_board(1)))), vec![a, h]);
     }
 }

@@ -44,11 +44,8 @@ impl Partition {
 
 impl fmt::Display for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sides: Vec<String> = self
-            .sides
-            .iter()
-            .map(|side| side.iter().cloned().collect::<Vec<_>>().join(","))
-            .collect();
+        let sides: Vec<String> =
+            self.sides.iter().map(|side| side.iter().cloned().collect::<Vec<_>>().join(",")).collect();
         write!(f, "{}", sides.join("/"))
     }
 }
@@ -100,9 +97,8 @@ impl FaultConfig {
                 }
                 _ => {}
             }
-            let (key, value) = word
-                .split_once('=')
-                .ok_or_else(|| format!("expected key=value, got \"{word}\""))?;
+            let (key, value) =
+                word.split_once('=').ok_or_else(|| format!("expected key=value, got \"{word}\""))?;
             match key {
                 "loss" => self.loss_percent = parse_percent(value)?,
                 "dup" | "duplicate" => self.duplicate_percent = parse_percent(value)?,
@@ -118,9 +114,7 @@ impl FaultConfig {
 }
 
 fn parse_percent(value: &str) -> Result<f64, String> {
-    let percent: f64 = value
-        .parse()
-        .map_err(|_| format!("\"{value}\" is not a number"))?;
+    let percent: f64 = value.parse().map_err(|_| format!("\"{value}\" is not a number"))?;
     if !(0.0..=100.0).contains(&percent) {
         return Err(format!("{percent} is not a percentage between 0 and 100"));
     }
@@ -129,21 +123,15 @@ fn parse_percent(value: &str) -> Result<f64, String> {
 
 fn parse_millis(value: &str) -> Result<Duration, String> {
     let number = value.strip_suffix("ms").unwrap_or(value);
-    let millis: u64 = number
-        .parse()
-        .map_err(|_| format!("\"{value}\" is not a number of milliseconds"))?;
+    let millis: u64 = number.parse().map_err(|_| format!("\"{value}\" is not a number of milliseconds"))?;
     Ok(Duration::from_millis(millis))
 }
 
 pub fn parse_partition(value: &str) -> Result<Partition, String> {
     let mut sides = Vec::new();
     for side in value.split('/') {
-        let ports: BTreeSet<PortName> = side
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(String::from)
-            .collect();
+        let ports: BTreeSet<PortName> =
+            side.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect();
         if ports.is_empty() {
             return Err(format!("partition \"{value}\" has an empty side"));
         }
@@ -152,9 +140,7 @@ pub fn parse_partition(value: &str) -> Result<Partition, String> {
                 && (port.starts_with('b') || port.starts_with('h'))
                 && port[1..].chars().all(|c| c.is_ascii_digit());
             if !valid {
-                return Err(format!(
-                    "\"{port}\" is not a port name (b<board> or h<host port>)"
-                ));
+                return Err(format!("\"{port}\" is not a port name (b<board> or h<host port>)"));
             }
         }
         sides.push(ports);
@@ -169,9 +155,7 @@ mod tests {
     #[test]
     fn specs_parse_and_heal() {
         let mut faults = FaultConfig::default();
-        faults
-            .apply("loss=50 dup=5 reorder=10 delay=2ms jitter=1 partition=b0,b1,h0/b2")
-            .unwrap();
+        faults.apply("loss=50 dup=5 reorder=10 delay=2ms jitter=1 partition=b0,b1,h0/b2").unwrap();
         assert_eq!(faults.loss_percent, 50.0);
         assert_eq!(faults.duplicate_percent, 5.0);
         assert_eq!(faults.reorder_percent, 10.0);

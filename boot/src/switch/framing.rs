@@ -53,10 +53,7 @@ mod tests {
     #[test]
     fn oversized_and_truncated_frames_are_errors() {
         let mut reader = &((MAX_FRAME as u32 + 1).to_be_bytes())[..];
-        assert_eq!(
-            read_frame(&mut reader).unwrap_err().kind(),
-            io::ErrorKind::InvalidData
-        );
+        assert_eq!(read_frame(&mut reader).unwrap_err().kind(), io::ErrorKind::InvalidData);
         let truncated = [0, 0, 0, 10, 1, 2];
         assert!(read_frame(&mut &truncated[..]).is_err());
     }

@@ -116,8 +116,7 @@ fn check_socket_path(path: &Path) -> Result<()> {
                 path.display()
             );
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing stale socket {}", path.display()))?;
+        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
     }
     Ok(())
 }
@@ -139,16 +138,11 @@ impl Switch {
             .name("switch-delay".into())
             .spawn(move || run_delay_timer(&timer_shared))
             .expect("spawning a thread");
-        Self {
-            shared,
-            listeners: Vec::new(),
-        }
+        Self { shared, listeners: Vec::new() }
     }
 
     pub fn handle(&self) -> SwitchHandle {
-        SwitchHandle {
-            shared: self.shared.clone(),
-        }
+        SwitchHandle { shared: self.shared.clone() }
     }
 
     /// Listens on `path` for one board's QEMU; every (re)connection becomes
@@ -160,35 +154,27 @@ impl Switch {
 
     /// Listens on `path` for host programs; connection k becomes port `h<k>`.
     pub fn listen_hosts(&mut self, path: &Path) -> Result<()> {
-        self.listen(path, |shared| {
-            format!("h{}", shared.host_ports.fetch_add(1, Ordering::Relaxed))
-        })
+        self.listen(path, |shared| format!("h{}", shared.host_ports.fetch_add(1, Ordering::Relaxed)))
     }
 
-    fn listen(
-        &mut self,
-        path: &Path,
-        name_for: impl Fn(&Shared) -> String + Send + 'static,
-    ) -> Result<()> {
+    fn listen(&mut self, path: &Path, name_for: impl Fn(&Shared) -> String + Send + 'static) -> Result<()> {
         check_socket_path(path)?;
         let listener =
             UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
         self.listeners.push(path.to_path_buf());
         let shared = self.shared.clone();
-        thread::Builder::new()
-            .name("switch-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.stopping.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let name = name_for(&shared);
-                    if let Err(error) = attach_port(&shared, stream, &name) {
-                        eprintln!("switch: cannot attach port {name}: {error}");
-                    }
+        thread::Builder::new().name("switch-accept".into()).spawn(move || {
+            for stream in listener.incoming() {
+                if shared.stopping.load(Ordering::Acquire) {
+                    break;
                 }
-            })?;
+                let Ok(stream) = stream else { continue };
+                let name = name_for(&shared);
+                if let Err(error) = attach_port(&shared, stream, &name) {
+                    eprintln!("switch: cannot attach port {name}: {error}");
+                }
+            }
+        })?;
         Ok(())
     }
 
@@ -196,10 +182,7 @@ impl Switch {
     /// program); returns the other end of the connection.
     pub fn connect_host(&self) -> Result<UnixStream> {
         let (ours, theirs) = UnixStream::pair()?;
-        let name = format!(
-            "h{}",
-            self.shared.host_ports.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("h{}", self.shared.host_ports.fetch_add(1, Ordering::Relaxed));
         attach_port(&self.shared, ours, &name)?;
         Ok(theirs)
     }
@@ -228,43 +211,35 @@ fn attach_port(shared: &Arc<Shared>, stream: UnixStream, name: &str) -> Result<(
     shared.streams.lock().unwrap().push(stream.try_clone()?);
 
     let mut writer = stream.try_clone()?;
-    thread::Builder::new()
-        .name(format!("switch-tx-{name}"))
-        .spawn(move || {
-            for frame in receiver {
-                if framing::write_frame(&mut writer, &frame).is_err() {
-                    break;
-                }
+    thread::Builder::new().name(format!("switch-tx-{name}")).spawn(move || {
+        for frame in receiver {
+            if framing::write_frame(&mut writer, &frame).is_err() {
+                break;
             }
-        })?;
+        }
+    })?;
 
     let shared = shared.clone();
-    thread::Builder::new()
-        .name(format!("switch-rx-{name}"))
-        .spawn(move || {
-            let mut reader = BufReader::new(stream);
-            while let Ok(Some(frame)) = framing::read_frame(&mut reader) {
-                if shared.stopping.load(Ordering::Acquire) {
-                    break;
-                }
-                let deliveries = shared.core.lock().unwrap().handle(port, &frame);
-                for delivery in deliveries {
-                    if delivery.delay.is_zero() {
-                        send_now(&shared, delivery);
-                    } else {
-                        let due = Instant::now() + delivery.delay;
-                        shared
-                            .delayed
-                            .lock()
-                            .unwrap()
-                            .push(Delayed { due, delivery });
-                        shared.delayed_ready.notify_one();
-                    }
+    thread::Builder::new().name(format!("switch-rx-{name}")).spawn(move || {
+        let mut reader = BufReader::new(stream);
+        while let Ok(Some(frame)) = framing::read_frame(&mut reader) {
+            if shared.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            let deliveries = shared.core.lock().unwrap().handle(port, &frame);
+            for delivery in deliveries {
+                if delivery.delay.is_zero() {
+                    send_now(&shared, delivery);
+                } else {
+                    let due = Instant::now() + delivery.delay;
+                    shared.delayed.lock().unwrap().push(Delayed { due, delivery });
+                    shared.delayed_ready.notify_one();
                 }
             }
-            shared.core.lock().unwrap().remove_port(port);
-            shared.writers.lock().unwrap().remove(&port);
-        })?;
+        }
+        shared.core.lock().unwrap().remove_port(port);
+        shared.writers.lock().unwrap().remove(&port);
+    })?;
     Ok(())
 }
 
@@ -295,11 +270,7 @@ fn run_delay_timer(shared: &Shared) {
                 queue = shared.delayed_ready.wait_timeout(queue, wait).unwrap().0;
             }
             None => {
-                queue = shared
-                    .delayed_ready
-                    .wait_timeout(queue, Duration::from_millis(200))
-                    .unwrap()
-                    .0;
+                queue = shared.delayed_ready.wait_timeout(queue, Duration::from_millis(200)).unwrap().0;
             }
         }
     }
@@ -319,10 +290,7 @@ mod tests {
         let b = HostPort::from_stream(switch.connect_host().unwrap()).unwrap();
         let responder = crate::bench::EchoResponder::start(b);
         let rtt = a.echo(responder.mac(), 1, b"hi", WAIT).unwrap();
-        assert!(
-            rtt.is_some(),
-            "the echo through the switch was not answered"
-        );
+        assert!(rtt.is_some(), "the echo through the switch was not answered");
         assert!(switch.handle().stats().copies_delivered >= 2);
     }
 
@@ -333,14 +301,8 @@ mod tests {
         let a = HostPort::from_stream(switch.connect_host().unwrap()).unwrap();
         let b = HostPort::from_stream(switch.connect_host().unwrap()).unwrap();
         let responder = crate::bench::EchoResponder::start(b);
-        let rtt = a
-            .echo(responder.mac(), 2, b"slow", WAIT)
-            .unwrap()
-            .expect("answered");
-        assert!(
-            rtt >= Duration::from_millis(300),
-            "two delayed hops took only {rtt:?}"
-        );
+        let rtt = a.echo(responder.mac(), 2, b"slow", WAIT).unwrap().expect("answered");
+        assert!(rtt >= Duration::from_millis(300), "two delayed hops took only {rtt:?}");
     }
 
     #[test]
@@ -355,17 +317,13 @@ mod tests {
         drop(first);
         // A leftover socket file nobody listens on is replaced.
         let _stale = std::os::unix::net::UnixListener::bind(dir.path().join("b1.sock")).map(drop);
-        second
-            .listen_board(&dir.path().join("b1.sock"), "b1")
-            .unwrap();
+        second.listen_board(&dir.path().join("b1.sock"), "b1").unwrap();
     }
 
     #[test]
     fn overlong_socket_paths_are_refused_clearly() {
         let long = PathBuf::from(format!("/tmp/{}/b0.sock", "x".repeat(120)));
-        let error = Switch::new(FaultConfig::default(), 1)
-            .listen_board(&long, "b0")
-            .unwrap_err();
+        let error = Switch::new(FaultConfig::default(), 1).listen_board(&long, "b0").unwrap_err();
         assert!(error.to_string().contains("longer than"), "{error}");
     }
 }

@@ -42,10 +42,7 @@ pub fn enable(intid: u32, trigger: Trigger) {
 
 /// Acknowledges the highest-priority pending interrupt, if any.
 pub fn acknowledge() -> Option<u32> {
-    GIC.lock()
-        .as_mut()?
-        .get_and_acknowledge_interrupt(group())
-        .map(u32::from)
+    GIC.lock().as_mut()?.get_and_acknowledge_interrupt(group()).map(u32::from)
 }
 
 pub fn end_of_interrupt(intid: u32) {

@@ -61,12 +61,8 @@ impl Pl011 {
         self.flush();
         self.registers().cr.set(0);
         self.registers().icr.set(0x7ff);
-        self.registers()
-            .lcr_h
-            .write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
-        self.registers()
-            .cr
-            .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        self.registers().lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
+        self.registers().cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }
 
     pub fn write_byte(&self, byte: u8) {

@@ -30,10 +30,7 @@ impl Segment {
         // alone and stays allocated while the segment exists; the kernel is
         // single-core and touches it only under the kernel lock.
         unsafe {
-            core::slice::from_raw_parts_mut(
-                board::phys_to_virt(self.phys.start) as *mut u8,
-                self.len(),
-            )
+            core::slice::from_raw_parts_mut(board::phys_to_virt(self.phys.start) as *mut u8, self.len())
         }
     }
 }
@@ -47,12 +44,7 @@ pub struct SegmentTable {
 
 impl SegmentTable {
     pub fn new(port: Port, memory: ContiguousAllocator) -> Self {
-        Self {
-            segments: BTreeMap::new(),
-            next: 1,
-            port,
-            memory,
-        }
+        Self { segments: BTreeMap::new(), next: 1, port, memory }
     }
 
     /// A new zeroed segment of at least `size` bytes.
@@ -79,33 +71,19 @@ impl SegmentTable {
             .map_err(|_| Status::NoSpace)?;
         let id = self.next;
         self.next += 1;
-        let segment = Segment {
-            phys,
-            random,
-            mappings: 0,
-            owner,
-            destroyed: false,
-        };
+        let segment = Segment { phys, random, mappings: 0, owner, destroyed: false };
         segment.bytes().fill(0);
         self.segments.insert(id, segment);
         Ok((id, Capability::owner(self.port, id, random)))
     }
 
     /// Checks a capability and the rights it must carry.
-    pub fn lookup(
-        &self,
-        cap: &Capability,
-        needed: Rights,
-    ) -> Result<(SegmentId, &Segment), Status> {
+    pub fn lookup(&self, cap: &Capability, needed: Rights) -> Result<(SegmentId, &Segment), Status> {
         if cap.port != self.port {
             return Err(Status::CapBad);
         }
         let id = cap.object;
-        let segment = self
-            .segments
-            .get(&id)
-            .filter(|s| !s.destroyed)
-            .ok_or(Status::CapBad)?;
+        let segment = self.segments.get(&id).filter(|s| !s.destroyed).ok_or(Status::CapBad)?;
         let rights = amoeba::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
         if !rights.contains(needed) {
             return Err(Status::Denied);
@@ -138,10 +116,7 @@ impl SegmentTable {
     }
 
     fn release_if_unused(&mut self, id: SegmentId) {
-        let unused = self
-            .segments
-            .get(&id)
-            .is_some_and(|s| s.destroyed && s.mappings == 0);
+        let unused = self.segments.get(&id).is_some_and(|s| s.destroyed && s.mappings == 0);
         if unused && let Some(segment) = self.segments.remove(&id) {
             let _ = self.memory.free(segment.phys);
         }
@@ -149,12 +124,8 @@ impl SegmentTable {
 
     /// Destroys every segment `owner` created.
     pub fn destroy_owned_by(&mut self, owner: u32) {
-        let owned: alloc::vec::Vec<SegmentId> = self
-            .segments
-            .iter()
-            .filter(|(_, s)| s.owner == Some(owner))
-            .map(|(&id, _)| id)
-            .collect();
+        let owned: alloc::vec::Vec<SegmentId> =
+            self.segments.iter().filter(|(_, s)| s.owner == Some(owner)).map(|(&id, _)| id).collect();
         for id in owned {
             self.destroy(id);
         }
@@ -165,8 +136,6 @@ impl SegmentTable {
         let (_, segment) = self.lookup(cap, Rights::NONE)?;
         let held = amoeba::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
         let granted = Rights(held.bits() & rights.bits());
-        Capability::owner(self.port, cap.object, segment.random)
-            .restrict(granted)
-            .map_err(|_| Status::CapBad)
+        Capability::owner(self.port, cap.object, segment.random).restrict(granted).map_err(|_| Status::CapBad)
     }
 }

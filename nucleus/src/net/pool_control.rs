@@ -33,11 +33,7 @@ pub struct PoolControl {
 
 impl PoolControl {
     pub fn new(identity: Identity) -> Self {
-        Self {
-            identity,
-            pending: [None; MAX_PENDING_PEER_ECHOES],
-            next_pending: 0,
-        }
+        Self { identity, pending: [None; MAX_PENDING_PEER_ECHOES], next_pending: 0 }
     }
 
     pub fn board_id(&self) -> u16 {
@@ -109,19 +105,10 @@ impl PoolControl {
             }
             Message::Discover => self.send(frame.source, &Message::Ready(self.status())),
             Message::PeerEcho { id, target } => {
-                self.pending[self.next_pending] = Some(PendingPeerEcho {
-                    id,
-                    target,
-                    requester: frame.source,
-                });
+                self.pending[self.next_pending] =
+                    Some(PendingPeerEcho { id, target, requester: frame.source });
                 self.next_pending = (self.next_pending + 1) % MAX_PENDING_PEER_ECHOES;
-                self.send(
-                    target,
-                    &Message::EchoRequest {
-                        id,
-                        payload: b"peer echo",
-                    },
-                );
+                self.send(target, &Message::EchoRequest { id, payload: b"peer echo" });
             }
             Message::EchoReply { id, .. } => {
                 let matching = self.pending.iter_mut().find(|slot| {
@@ -130,30 +117,13 @@ impl PoolControl {
                 if let Some(slot) = matching
                     && let Some(pending) = slot.take()
                 {
-                    self.send(
-                        pending.requester,
-                        &Message::PeerEchoResult {
-                            id,
-                            target: pending.target,
-                        },
-                    );
+                    self.send(pending.requester, &Message::PeerEchoResult { id, target: pending.target });
                 }
             }
-            Message::Exec {
-                id,
-                argument,
-                scheduling,
-                program,
-            } => {
+            Message::Exec { id, argument, scheduling, program } => {
                 let started = process::with(|kernel| {
                     let run_to_completion = process::is_run_to_completion(scheduling as u32);
-                    let pid = loader::spawn_from_bundle(
-                        kernel,
-                        program,
-                        argument,
-                        run_to_completion,
-                        &[],
-                    )?;
+                    let pid = loader::spawn_from_bundle(kernel, program, argument, run_to_completion, &[])?;
                     if let Some(started) = kernel.processes.get_mut(&pid) {
                         started.notify = Some(frame.source);
                     }
@@ -163,30 +133,21 @@ impl PoolControl {
                 let reply = match started {
                     Ok((pid, capability)) => {
                         crate::println!("nucleus: started process {pid} ({program})");
-                        Message::ExecReply {
-                            id,
-                            status: 0,
-                            pid,
-                            capability: capability.encode(),
-                        }
+                        Message::ExecReply { id, status: 0, pid, capability: capability.encode() }
                     }
-                    Err(status) => Message::ExecReply {
-                        id,
-                        status: status as i32,
-                        pid: 0,
-                        capability: [0; 16],
-                    },
+                    Err(status) => {
+                        Message::ExecReply { id, status: status as i32, pid: 0, capability: [0; 16] }
+                    }
                 };
                 self.send(frame.source, &reply);
             }
             Message::ProcessOp { id, op, capability } => {
                 let capability = Capability::decode(&capability);
-                let status = match process::with(|kernel| {
-                    syscall::process_control(kernel, &capability, op as u64)
-                }) {
-                    Ok(_) => 0,
-                    Err(status) => status as i32,
-                };
+                let status =
+                    match process::with(|kernel| syscall::process_control(kernel, &capability, op as u64)) {
+                        Ok(_) => 0,
+                        Err(status) => status as i32,
+                    };
                 self.send(frame.source, &Message::ProcessOpReply { id, status });
             }
             Message::MemoryQuery { id } => {

@@ -77,10 +77,7 @@ fn build(
             .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE))
             .ok_or(Status::ArgBad)?;
         let p_flags = segment.p_flags(endian);
-        let flags = MapFlags {
-            write: p_flags & elf::PF_W != 0,
-            execute: p_flags & elf::PF_X != 0,
-        };
+        let flags = MapFlags { write: p_flags & elf::PF_W != 0, execute: p_flags & elf::PF_X != 0 };
         let data = segment.data(endian, program).map_err(|_| Status::ArgBad)?;
         if data.len() > memsz {
             return Err(Status::ArgBad);
@@ -88,10 +85,7 @@ fn build(
         let bytes = new_mapped_segment(kernel, pid, start, end - start, flags)?;
         bytes[vaddr - start..vaddr - start + data.len()].copy_from_slice(data);
     }
-    let writable = MapFlags {
-        write: true,
-        execute: false,
-    };
+    let writable = MapFlags { write: true, execute: false };
     new_mapped_segment(kernel, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
     new_mapped_segment(kernel, pid, HEAP_BASE, HEAP_SIZE, writable)?;
     for &(id, va, flags) in extra {
@@ -101,11 +95,6 @@ fn build(
     // SAFETY: cache maintenance has no memory effects.
     unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack)) };
     let entry = header.e_entry(endian);
-    kernel.spawn_user_thread(
-        pid,
-        entry,
-        STACK_TOP as u64,
-        [HEAP_BASE as u64, HEAP_SIZE as u64, argument],
-    )?;
+    kernel.spawn_user_thread(pid, entry, STACK_TOP as u64, [HEAP_BASE as u64, HEAP_SIZE as u64, argument])?;
     Ok(())
 }

@@ -71,9 +71,7 @@ impl Process {
     pub fn mapping_for(&self, va: u64, len: u64) -> Option<&Mapping> {
         let start = usize::try_from(va).ok()?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
-        self.mappings
-            .iter()
-            .find(|m| m.va <= start && end <= m.va + m.len)
+        self.mappings.iter().find(|m| m.va <= start && end <= m.va + m.len)
     }
 }
 
@@ -154,9 +152,7 @@ impl Kernel {
     }
 
     pub fn current_thread(&mut self) -> &mut Thread {
-        self.threads
-            .get_mut(&self.current)
-            .expect("the current thread exists")
+        self.threads.get_mut(&self.current).expect("the current thread exists")
     }
 
     pub fn current_pid(&self) -> Option<Pid> {
@@ -210,12 +206,8 @@ impl Kernel {
 
     /// Wakes every thread blocked on `wait`, handing each `result`.
     pub fn wake_all(&mut self, wait: Wait, result: i64) -> usize {
-        let woken: Vec<Tid> = self
-            .threads
-            .values()
-            .filter(|t| t.state == ThreadState::Blocked(wait))
-            .map(|t| t.tid)
-            .collect();
+        let woken: Vec<Tid> =
+            self.threads.values().filter(|t| t.state == ThreadState::Blocked(wait)).map(|t| t.tid).collect();
         for &tid in &woken {
             if let Some(thread) = self.threads.get_mut(&tid) {
                 thread.wake_result = result;
@@ -273,10 +265,7 @@ impl Kernel {
         for tid in due {
             self.make_ready(tid);
         }
-        if self
-            .rpc_deadline
-            .is_some_and(|deadline| deadline <= crate::drivers::timer::uptime_micros())
-        {
+        if self.rpc_deadline.is_some_and(|deadline| deadline <= crate::drivers::timer::uptime_micros()) {
             self.rpc_deadline = None;
             self.wake_all(Wait::Network, 0);
         }
@@ -313,11 +302,7 @@ impl Kernel {
     /// Chooses the next thread, updating queues and states.
     fn pick_next(&mut self) -> Tid {
         let current = self.current;
-        if current != self.idle
-            && self
-                .threads
-                .get(&current)
-                .is_some_and(|t| t.state == ThreadState::Running)
+        if current != self.idle && self.threads.get(&current).is_some_and(|t| t.state == ThreadState::Running)
         {
             self.enqueue(current);
         }
@@ -328,11 +313,7 @@ impl Kernel {
             let Some(tid) = self.ready.pop_front() else {
                 break;
             };
-            if self
-                .threads
-                .get(&tid)
-                .is_none_or(|t| t.state != ThreadState::Ready)
-            {
+            if self.threads.get(&tid).is_none_or(|t| t.state != ThreadState::Ready) {
                 continue; // stale entry
             }
             if self.eligible(tid) {
@@ -424,8 +405,7 @@ impl Kernel {
         self.segments.destroy_owned_by(pid);
         self.wake_all(Wait::ProcessExit(pid), status as i64);
         if let Some(to) = notify {
-            self.outbox
-                .push_back(Notice::ProcessExited { to, pid, status });
+            self.outbox.push_back(Notice::ProcessExited { to, pid, status });
             self.wake_all(Wait::Network, 0);
         }
         crate::println!("nucleus: process {pid} exited with status {status}");
@@ -433,10 +413,7 @@ impl Kernel {
 
     /// Removes an exited process whose status nobody can ask for any more.
     pub fn forget_process(&mut self, pid: Pid) {
-        if matches!(
-            self.processes.get(&pid).map(|p| p.state),
-            Some(ProcessState::Exited(_))
-        ) {
+        if matches!(self.processes.get(&pid).map(|p| p.state), Some(ProcessState::Exited(_))) {
             self.processes.remove(&pid);
         }
     }
@@ -498,13 +475,7 @@ impl Kernel {
     }
 
     /// Maps segment `id` into process `pid` at `va`.
-    pub fn map_segment(
-        &mut self,
-        pid: Pid,
-        id: SegmentId,
-        va: usize,
-        flags: MapFlags,
-    ) -> Result<(), Status> {
+    pub fn map_segment(&mut self, pid: Pid, id: SegmentId, va: usize, flags: MapFlags) -> Result<(), Status> {
         let len = self.segments.get(id).ok_or(Status::CapBad)?.len();
         let phys = self.segments.get(id).ok_or(Status::CapBad)?.phys.start;
         let process = self.processes.get_mut(&pid).ok_or(Status::NotFound)?;
@@ -512,26 +483,15 @@ impl Kernel {
         if !va.is_multiple_of(mmu::PAGE_SIZE) || end > mmu::USER_TOP || va == 0 {
             return Err(Status::ArgBad);
         }
-        if process
-            .mappings
-            .iter()
-            .any(|m| m.va < end && va < m.va + m.len)
-        {
+        if process.mappings.iter().any(|m| m.va < end && va < m.va + m.len) {
             return Err(Status::Exists);
         }
         let space = process.space.as_mut().ok_or(Status::NotFound)?;
-        space
-            .map(va, phys, len, flags)
-            .map_err(|error| match error {
-                mmu::MapError::BadRange => Status::ArgBad,
-                mmu::MapError::NoMemory => Status::NoMem,
-            })?;
-        process.mappings.push(Mapping {
-            va,
-            len,
-            segment: id,
-            flags,
-        });
+        space.map(va, phys, len, flags).map_err(|error| match error {
+            mmu::MapError::BadRange => Status::ArgBad,
+            mmu::MapError::NoMemory => Status::NoMem,
+        })?;
+        process.mappings.push(Mapping { va, len, segment: id, flags });
         if let Some(segment) = self.segments.get_mut(id) {
             segment.mappings += 1;
         }
@@ -541,11 +501,7 @@ impl Kernel {
     /// Unmaps the mapping that starts at `va`.
     pub fn unmap_segment(&mut self, pid: Pid, va: usize) -> Result<(), Status> {
         let process = self.processes.get_mut(&pid).ok_or(Status::NotFound)?;
-        let index = process
-            .mappings
-            .iter()
-            .position(|m| m.va == va)
-            .ok_or(Status::NotFound)?;
+        let index = process.mappings.iter().position(|m| m.va == va).ok_or(Status::NotFound)?;
         let mapping = process.mappings.remove(index);
         if let Some(space) = process.space.as_mut() {
             space.unmap(mapping.va, mapping.len);
@@ -578,11 +534,7 @@ impl Kernel {
     /// Kills the current process after a fault, with a short report.
     pub fn fault_current(&mut self, what: core::fmt::Arguments) {
         if let Some(pid) = self.current_pid() {
-            let name = self
-                .processes
-                .get(&pid)
-                .map(|p| p.name.clone())
-                .unwrap_or_default();
+            let name = self.processes.get(&pid).map(|p| p.name.clone()).unwrap_or_default();
             crate::println!("nucleus: process {pid} ({name}) killed: {what}");
             self.exit_process(pid, EXIT_FAULT);
         }
@@ -627,11 +579,7 @@ impl Kernel {
         if signal == 0 || signal >= amoeba::syscall::SIGNALS {
             return Err(Status::ArgBad);
         }
-        let thread = self
-            .threads
-            .get_mut(&tid)
-            .filter(|t| t.is_alive())
-            .ok_or(Status::NotFound)?;
+        let thread = self.threads.get_mut(&tid).filter(|t| t.is_alive()).ok_or(Status::NotFound)?;
         thread.pending_signals |= 1 << signal;
         // A thread blocked in the kernel is interrupted to take the signal.
         if let ThreadState::Blocked(wait) = thread.state
@@ -706,11 +654,8 @@ pub fn schedule() {
         .and_then(|pid| kernel.processes.get(&pid))
         .and_then(|p| p.space.as_ref())
         .map(|space| space.ttbr0());
-        let from: *mut Context = &mut kernel
-            .threads
-            .get_mut(&previous)
-            .expect("previous thread exists")
-            .context;
+        let from: *mut Context =
+            &mut kernel.threads.get_mut(&previous).expect("previous thread exists").context;
         let to: *const Context = &kernel.threads[&next].context;
         Some((from, to, ttbr0))
     });
@@ -751,9 +696,7 @@ pub fn block_unless(wait: Wait, ready: impl Fn() -> bool) {
 pub fn idle_loop() -> ! {
     loop {
         crate::arch::cpu::disable_irqs();
-        if with(|kernel| {
-            kernel.need_resched || !kernel.ready_kernel.is_empty() || !kernel.ready.is_empty()
-        }) {
+        if with(|kernel| kernel.need_resched || !kernel.ready_kernel.is_empty() || !kernel.ready.is_empty()) {
             schedule();
         } else {
             crate::arch::cpu::wait_for_interrupt();

@@ -40,9 +40,7 @@ fn done(result: Result<i64, Status>) -> Outcome {
 
 /// Handles the system call in `frame` for the current thread.
 pub fn dispatch(frame: &mut TrapFrame) {
-    let args = [
-        frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5],
-    ];
+    let args = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5]];
     let outcome = match Syscall::from_number(frame.x[8]) {
         None => Outcome::Return(error(Status::ComBad)),
         Some(Syscall::ConsoleWrite) => done(console_write(args[0], args[1])),
@@ -155,11 +153,9 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
             done(kernel.copy_to_user(pid, a[0], &out).map(|_| 0))
         }
         Syscall::ProcessCreate => done(process_create(kernel, pid, a[0], a[1], a[2])),
-        Syscall::ProcessControl => done(
-            kernel
-                .read_user_capability(pid, a[0])
-                .and_then(|cap| process_control(kernel, &cap, a[1])),
-        ),
+        Syscall::ProcessControl => {
+            done(kernel.read_user_capability(pid, a[0]).and_then(|cap| process_control(kernel, &cap, a[1])))
+        }
         Syscall::ProcessWait => match kernel
             .read_user_capability(pid, a[0])
             .and_then(|cap| kernel.process_for(&cap, Rights(abi::RIGHT_INSPECT)))
@@ -181,19 +177,10 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
 
 /// An address inside an executable mapping of `pid`.
 fn is_code(kernel: &Kernel, pid: Pid, va: u64) -> bool {
-    kernel.processes[&pid]
-        .mapping_for(va, 4)
-        .is_some_and(|m| m.flags.execute)
-        && va.is_multiple_of(4)
+    kernel.processes[&pid].mapping_for(va, 4).is_some_and(|m| m.flags.execute) && va.is_multiple_of(4)
 }
 
-fn thread_create(
-    kernel: &mut Kernel,
-    pid: Pid,
-    entry: u64,
-    stack_top: u64,
-    arg: u64,
-) -> Result<i64, Status> {
+fn thread_create(kernel: &mut Kernel, pid: Pid, entry: u64, stack_top: u64, arg: u64) -> Result<i64, Status> {
     if !is_code(kernel, pid, entry) {
         return Err(BAD_ADDRESS);
     }
@@ -210,10 +197,7 @@ fn thread_join(kernel: &mut Kernel, pid: Pid, tid: u64) -> Outcome {
     if tid == kernel.current {
         return Outcome::Return(error(Status::ArgBad));
     }
-    let process = kernel
-        .processes
-        .get_mut(&pid)
-        .expect("current process exists");
+    let process = kernel.processes.get_mut(&pid).expect("current process exists");
     if let Some(value) = process.exited_threads.remove(&tid) {
         return Outcome::Return(value as i64);
     }
@@ -241,11 +225,7 @@ fn signal_action(
         2 => return Err(BAD_ADDRESS),
         _ => return Err(Status::ArgBad),
     };
-    kernel
-        .processes
-        .get_mut(&pid)
-        .expect("current process exists")
-        .signals[signal as usize] = disposition;
+    kernel.processes.get_mut(&pid).expect("current process exists").signals[signal as usize] = disposition;
     Ok(0)
 }
 
@@ -274,27 +254,11 @@ fn map_flags(flags: u64) -> Result<(MapFlags, Rights), Status> {
         return Err(Status::ArgBad);
     }
     let write = flags & abi::MAP_WRITE != 0;
-    let needed = if write {
-        Rights(Rights::READ.bits() | Rights::MODIFY.bits())
-    } else {
-        Rights::READ
-    };
-    Ok((
-        MapFlags {
-            write,
-            execute: flags & abi::MAP_EXECUTE != 0,
-        },
-        needed,
-    ))
+    let needed = if write { Rights(Rights::READ.bits() | Rights::MODIFY.bits()) } else { Rights::READ };
+    Ok((MapFlags { write, execute: flags & abi::MAP_EXECUTE != 0 }, needed))
 }
 
-fn segment_map(
-    kernel: &mut Kernel,
-    pid: Pid,
-    cap_ptr: u64,
-    va: u64,
-    flags: u64,
-) -> Result<i64, Status> {
+fn segment_map(kernel: &mut Kernel, pid: Pid, cap_ptr: u64, va: u64, flags: u64) -> Result<i64, Status> {
     let cap = kernel.read_user_capability(pid, cap_ptr)?;
     let (flags, needed) = map_flags(flags)?;
     let (id, _) = kernel.segments.lookup(&cap, needed)?;
@@ -376,13 +340,8 @@ fn process_create(
         let va = usize::try_from(read_u64(&bytes, at + 16)).map_err(|_| Status::ArgBad)?;
         extra.push((id, va, flags));
     }
-    let child = loader::spawn_from_bundle(
-        kernel,
-        name,
-        argument,
-        super::is_run_to_completion(scheduling),
-        &extra,
-    )?;
+    let child =
+        loader::spawn_from_bundle(kernel, name, argument, super::is_run_to_completion(scheduling), &extra)?;
     let cap = kernel.process_capability(child).ok_or(Status::SysErr)?;
     kernel.copy_to_user(pid, cap_out, &cap.encode())?;
     Ok(child as i64)
@@ -393,17 +352,10 @@ pub fn process_control(kernel: &mut Kernel, cap: &Capability, op: u64) -> Result
     match op {
         abi::PROCESS_STUN => kernel.stun(kernel.process_for(cap, Rights(abi::RIGHT_STUN))?)?,
         abi::PROCESS_RESUME => kernel.resume(kernel.process_for(cap, Rights(abi::RIGHT_STUN))?)?,
-        abi::PROCESS_DESTROY => {
-            kernel.destroy(kernel.process_for(cap, Rights(abi::RIGHT_DESTROY))?)?
-        }
-        op if op > abi::PROCESS_SIGNAL_BASE
-            && op < abi::PROCESS_SIGNAL_BASE + abi::SIGNALS as u64 =>
-        {
+        abi::PROCESS_DESTROY => kernel.destroy(kernel.process_for(cap, Rights(abi::RIGHT_DESTROY))?)?,
+        op if op > abi::PROCESS_SIGNAL_BASE && op < abi::PROCESS_SIGNAL_BASE + abi::SIGNALS as u64 => {
             let target = kernel.process_for(cap, Rights(abi::RIGHT_SIGNAL))?;
-            let first = *kernel.processes[&target]
-                .threads
-                .first()
-                .ok_or(Status::NotFound)?;
+            let first = *kernel.processes[&target].threads.first().ok_or(Status::NotFound)?;
             kernel.raise(first, (op - abi::PROCESS_SIGNAL_BASE) as u32)?;
         }
         _ => return Err(Status::ArgBad),
@@ -445,13 +397,7 @@ fn process_inspect(kernel: &mut Kernel, pid: Pid, cap_ptr: u64, out: u64) -> Res
     Ok(0)
 }
 
-fn restrict(
-    kernel: &mut Kernel,
-    pid: Pid,
-    cap_ptr: u64,
-    rights: u64,
-    out: u64,
-) -> Result<i64, Status> {
+fn restrict(kernel: &mut Kernel, pid: Pid, cap_ptr: u64, rights: u64, out: u64) -> Result<i64, Status> {
     let cap = kernel.read_user_capability(pid, cap_ptr)?;
     let rights = Rights(u8::try_from(rights).map_err(|_| Status::ArgBad)?);
     kernel.user_phys(pid, out, Capability::LEN as u64, true)?;

@@ -31,9 +31,8 @@ impl Kernel {
         let phys = self.user_phys(pid, va, len, false)?;
         // SAFETY: `user_phys` checked that the whole range lies in a segment
         // mapped by this process; segments are linearly mapped kernel memory.
-        let bytes = unsafe {
-            core::slice::from_raw_parts(board::phys_to_virt(phys) as *const u8, len as usize)
-        };
+        let bytes =
+            unsafe { core::slice::from_raw_parts(board::phys_to_virt(phys) as *const u8, len as usize) };
         Ok(bytes.to_vec())
     }
 
@@ -43,9 +42,8 @@ impl Kernel {
         }
         let phys = self.user_phys(pid, va, data.len() as u64, true)?;
         // SAFETY: as in `copy_from_user`, and the mapping is writable.
-        let bytes = unsafe {
-            core::slice::from_raw_parts_mut(board::phys_to_virt(phys) as *mut u8, data.len())
-        };
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut(board::phys_to_virt(phys) as *mut u8, data.len()) };
         bytes.copy_from_slice(data);
         Ok(())
     }
@@ -55,9 +53,7 @@ impl Kernel {
             return Err(BAD_ADDRESS);
         }
         let bytes = self.copy_from_user(pid, va, 4)?;
-        Ok(u32::from_le_bytes(
-            bytes.try_into().map_err(|_| BAD_ADDRESS)?,
-        ))
+        Ok(u32::from_le_bytes(bytes.try_into().map_err(|_| BAD_ADDRESS)?))
     }
 
     pub fn read_user_capability(&self, pid: Pid, va: u64) -> Result<amoeba::Capability, Status> {

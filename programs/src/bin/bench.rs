@@ -36,17 +36,10 @@ fn main(_argument: u64) -> i32 {
     let null = null_syscall();
     println!("bench null-syscall {}", (null + 0.5) as u64);
     let switch = context_switch();
-    println!(
-        "bench context-switch {} ({:.1}x null syscall)",
-        (switch + 0.5) as u64,
-        switch / null
-    );
+    println!("bench context-switch {} ({:.1}x null syscall)", (switch + 0.5) as u64, switch / null);
     match process_create() {
         Ok(create) => {
-            println!(
-                "bench process-create {create} ({:.1}x null syscall)",
-                create as f64 / null
-            );
+            println!("bench process-create {create} ({:.1}x null syscall)", create as f64 / null);
             0
         }
         Err(status) => {
@@ -120,11 +113,7 @@ fn process_create() -> Result<u64, Status> {
     let mut best = u64::MAX;
     for _ in 0..CREATE_RUNS {
         slot.store(0, Ordering::SeqCst);
-        let nop = Builder::new("nop").argument(SHARED).map_segment(
-            segment.capability(),
-            SHARED,
-            MAP_WRITE,
-        );
+        let nop = Builder::new("nop").argument(SHARED).map_segment(segment.capability(), SHARED, MAP_WRITE);
         let descriptor = nop.descriptor();
         let start = time::ticks();
         let (pid, cap) = sys::process_create(&descriptor)?;

@@ -27,11 +27,7 @@ struct Counter;
 impl Service for Counter {
     type Object = u64;
 
-    fn handle(
-        &mut self,
-        table: &mut ObjectTable<u64>,
-        call: Call<'_>,
-    ) -> Result<(Header, Vec<u8>), Status> {
+    fn handle(&mut self, table: &mut ObjectTable<u64>, call: Call<'_>) -> Result<(Header, Vec<u8>), Status> {
         let command = call.header.command;
         match command {
             INCREMENT | SLOW_INCREMENT => call.require(Rights::MODIFY)?,
@@ -46,13 +42,7 @@ impl Service for Counter {
         if command != READ {
             *count += 1;
         }
-        Ok((
-            Header {
-                extra: *count as u32,
-                ..Header::reply(Status::Ok)
-            },
-            Vec::new(),
-        ))
+        Ok((Header { extra: *count as u32, ..Header::reply(Status::Ok) }, Vec::new()))
     }
 }
 
@@ -61,10 +51,7 @@ fn main(argument: u64) -> i32 {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&time::ticks().to_le_bytes());
     seed[8..16].copy_from_slice(&argument.to_le_bytes());
-    let mut server = Server::new(
-        ObjectTable::new(get.put_port(), Rng::from_seed(seed), 8),
-        Counter,
-    );
+    let mut server = Server::new(ObjectTable::new(get.put_port(), Rng::from_seed(seed), 8), Counter);
     let capability = match server.table.create(0) {
         Ok(capability) => capability,
         Err(status) => {

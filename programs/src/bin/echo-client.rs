@@ -11,10 +11,7 @@ amoeba::entry!(main);
 
 fn main(argument: u64) -> i32 {
     let port = Port::from_u64(argument);
-    let request = Header {
-        port,
-        ..Header::default()
-    };
+    let request = Header { port, ..Header::default() };
     let mut answered = 0;
     for round in 0..10u8 {
         let message = [b'e', b'c', b'h', b'o', b' ', b'0' + round];

@@ -11,10 +11,7 @@ amoeba::entry!(main);
 
 fn main(argument: u64) -> i32 {
     let pretend = GetPort(Port::from_u64(argument));
-    println!(
-        "impostor: waiting for requests to {}",
-        Port::from_u64(argument)
-    );
+    println!("impostor: waiting for requests to {}", Port::from_u64(argument));
     let mut buf = [0u8; 256];
     match get_request(&pretend, &mut buf) {
         Ok(_) => {

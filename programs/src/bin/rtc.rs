@@ -27,9 +27,6 @@ fn main(_argument: u64) -> i32 {
     }
     let interleaved = ran.load(Ordering::SeqCst);
     other.join();
-    println!(
-        "rtc: interleaved={}",
-        if interleaved { "yes" } else { "no" }
-    );
+    println!("rtc: interleaved={}", if interleaved { "yes" } else { "no" });
     0
 }

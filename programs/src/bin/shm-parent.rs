@@ -43,9 +43,7 @@ fn main(_argument: u64) -> i32 {
 
 fn run() -> Result<(), String> {
     let segment = Segment::create(SIZE).map_err(|s| format!("segment_create: {s}"))?;
-    let shared = segment
-        .map(HERE, true)
-        .map_err(|s| format!("segment_map: {s}"))?;
+    let shared = segment.map(HERE, true).map_err(|s| format!("segment_map: {s}"))?;
     shared.write(MESSAGE, MESSAGE_TEXT);
     let child = Builder::new("shm-child")
         .argument(THERE)
@@ -64,9 +62,7 @@ fn run() -> Result<(), String> {
     }
     // Also through the nucleus's copy path.
     let mut copy = [0u8; REPLY_TEXT.len()];
-    segment
-        .read(REPLY as u64, &mut copy)
-        .map_err(|s| format!("segment_read: {s}"))?;
+    segment.read(REPLY as u64, &mut copy).map_err(|s| format!("segment_read: {s}"))?;
     if copy != REPLY_TEXT {
         return Err(format!("segment_read saw {:?}", &copy[..]));
     }

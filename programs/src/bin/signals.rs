@@ -64,14 +64,10 @@ fn main(_argument: u64) -> i32 {
         println!("signals: the caught signal was not handled");
         failures += 1;
     } else if LAST_SIGNAL.load(Ordering::SeqCst) != CAUGHT {
-        println!(
-            "signals: the handler got signal {}",
-            LAST_SIGNAL.load(Ordering::SeqCst)
-        );
+        println!("signals: the handler got signal {}", LAST_SIGNAL.load(Ordering::SeqCst));
         failures += 1;
     }
-    if signal::raise(worker.thread_id(), 0).is_ok() || signal::raise(worker.thread_id(), 99).is_ok()
-    {
+    if signal::raise(worker.thread_id(), 0).is_ok() || signal::raise(worker.thread_id(), 99).is_ok() {
         println!("signals: a signal number out of range was accepted");
         failures += 1;
     }

@@ -45,12 +45,7 @@ pub struct Faults {
 
 impl Faults {
     pub fn none() -> Self {
-        Faults {
-            loss: 0.0,
-            dup: 0.0,
-            delay_min: 200,
-            jitter: 0,
-        }
+        Faults { loss: 0.0, dup: 0.0, delay_min: 200, jitter: 0 }
     }
 }
 
@@ -223,12 +218,7 @@ impl Sim {
     /// Node `i` creates the group now.
     pub fn create(&mut self, i: usize) {
         let addr = self.nodes[i].addr;
-        self.nodes[i].m = Some(GroupMember::create_group(
-            self.cfg.clone(),
-            PORT,
-            addr,
-            self.now,
-        ));
+        self.nodes[i].m = Some(GroupMember::create_group(self.cfg.clone(), PORT, addr, self.now));
         self.flush(i);
     }
 
@@ -237,19 +227,12 @@ impl Sim {
             return;
         }
         let addr = self.nodes[i].addr;
-        self.nodes[i].m = Some(GroupMember::join_group(
-            self.cfg.clone(),
-            PORT,
-            addr,
-            self.now,
-        ));
+        self.nodes[i].m = Some(GroupMember::join_group(self.cfg.clone(), PORT, addr, self.now));
         self.flush(i);
     }
 
     pub fn sequencer(&self) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|n| !n.crashed && n.m.as_ref().is_some_and(|m| m.is_sequencer()))
+        self.nodes.iter().position(|n| !n.crashed && n.m.as_ref().is_some_and(|m| m.is_sequencer()))
     }
 
     fn reachable(&self, a: usize, b: usize) -> bool {
@@ -309,16 +292,9 @@ impl Sim {
             let Some(e) = m.poll_event() else { break };
             if self.trace {
                 match &e {
-                    Event::Delivered {
-                        seq,
-                        sender,
-                        payload,
-                    } => println!(
-                        "{:>9} n{} Delivered {seq} from {sender}: {}",
-                        self.now,
-                        i,
-                        short(payload)
-                    ),
+                    Event::Delivered { seq, sender, payload } => {
+                        println!("{:>9} n{} Delivered {seq} from {sender}: {}", self.now, i, short(payload))
+                    }
                     e => println!("{:>9} n{} {:?}", self.now, i, e),
                 }
             }
@@ -330,15 +306,9 @@ impl Sim {
         let now = self.now;
         let n = &mut self.nodes[i];
         let expect = n.first_seq.expect("delivery before join") + n.delivered.len() as u64;
-        assert_eq!(
-            seq, expect,
-            "t={now} node {i}: delivered seq {seq}, expected {expect} (gap or repeat)"
-        );
+        assert_eq!(seq, expect, "t={now} node {i}: delivered seq {seq}, expected {expect} (gap or repeat)");
         if let Sig::App(p) = &sig {
-            assert!(
-                n.app_seen.insert(p.clone()),
-                "t={now} node {i}: message {p:?} delivered twice"
-            );
+            assert!(n.app_seen.insert(p.clone()), "t={now} node {i}: message {p:?} delivered twice");
             if n.outstanding.front() == Some(p) {
                 n.outstanding.pop_front();
             }
@@ -356,25 +326,16 @@ impl Sim {
                 n.first_seq = Some(seq + 1);
             }
             Event::Delivered { seq, payload, .. } => self.record(i, seq, Sig::App(payload)),
-            Event::MemberJoined {
-                seq, member, addr, ..
-            } => self.record(i, seq, Sig::Join(member, addr)),
-            Event::MemberLeft {
-                seq,
-                member,
-                reason,
-                ..
-            } => self.record(i, seq, Sig::Left(member, reason)),
-            Event::GroupReset {
-                seq,
-                incarnation,
-                removed,
-            } => self.record(i, seq, Sig::Reset(incarnation, removed)),
+            Event::MemberJoined { seq, member, addr, .. } => self.record(i, seq, Sig::Join(member, addr)),
+            Event::MemberLeft { seq, member, reason, .. } => self.record(i, seq, Sig::Left(member, reason)),
+            Event::GroupReset { seq, incarnation, removed } => {
+                self.record(i, seq, Sig::Reset(incarnation, removed))
+            }
             Event::Left => self.nodes[i].left = true,
             Event::Error(sequencer::GroupError::Expelled) => self.nodes[i].expelled = true,
-            Event::Error(
-                sequencer::GroupError::JoinTimeout | sequencer::GroupError::JoinDenied,
-            ) => self.nodes[i].join_failed = true,
+            Event::Error(sequencer::GroupError::JoinTimeout | sequencer::GroupError::JoinDenied) => {
+                self.nodes[i].join_failed = true
+            }
             _ => {}
         }
     }
@@ -414,10 +375,8 @@ impl Sim {
                 // accepted enlarges the majority a reset needs, with a member
                 // that cannot vote yet. Do not crash members while joins are
                 // in flight.
-                let joining = self
-                    .nodes
-                    .iter()
-                    .any(|n| n.m.is_some() && !n.joined && !n.join_failed && !n.crashed);
+                let joining =
+                    self.nodes.iter().any(|n| n.m.is_some() && !n.joined && !n.join_failed && !n.crashed);
                 if joining {
                     return;
                 }
@@ -425,11 +384,7 @@ impl Sim {
                 let view = self.nodes[sq].m.as_ref().unwrap().get_info().members;
                 let alive = view
                     .iter()
-                    .filter(|(_, a)| {
-                        self.by_addr
-                            .get(a)
-                            .is_some_and(|&j| !self.nodes[j].crashed && j != i)
-                    })
+                    .filter(|(_, a)| self.by_addr.get(a).is_some_and(|&j| !self.nodes[j].crashed && j != i))
                     .count();
                 if self.nodes[i].crashed || alive * 2 <= view.len() {
                     return;
@@ -514,16 +469,11 @@ impl Sim {
             let Some(m) = self.nodes[i].m.as_mut() else {
                 continue;
             };
-            m.handle_packet(now, p.from, &p.bytes)
-                .expect("member produced a malformed packet");
+            m.handle_packet(now, p.from, &p.bytes).expect("member produced a malformed packet");
             self.flush(i);
         }
         for i in 0..self.nodes.len() {
-            let due = self.nodes[i]
-                .m
-                .as_ref()
-                .and_then(|m| m.next_deadline())
-                .is_some_and(|d| d <= now);
+            let due = self.nodes[i].m.as_ref().and_then(|m| m.next_deadline()).is_some_and(|d| d <= now);
             if due {
                 self.nodes[i].m.as_mut().unwrap().handle_timeout(now);
                 self.flush(i);
@@ -577,21 +527,17 @@ impl Sim {
             }
             any = true;
         }
-        any && !self
-            .actions
-            .values()
-            .any(|a| matches!(a, Action::Send(..) | Action::Join(_)))
+        any && !self.actions.values().any(|a| matches!(a, Action::Send(..) | Action::Join(_)))
     }
 
     /// Whether some member delivered the removal of node `i`.
     pub fn is_removed(&self, i: usize) -> bool {
         let id = self.nodes[i].member_id;
         id != u32::MAX
-            && self.nodes.iter().any(|n| {
-                n.delivered
-                    .iter()
-                    .any(|(_, s)| *s == Sig::Left(id, LeaveReason::Failed))
-            })
+            && self
+                .nodes
+                .iter()
+                .any(|n| n.delivered.iter().any(|(_, s)| *s == Sig::Left(id, LeaveReason::Failed)))
     }
 
     /// Marks members that left as failed if no survivor delivered their
@@ -667,20 +613,13 @@ impl Sim {
     /// `strict`) is missing at a survivor, and every survivor has the same
     /// prefix from its join on.
     pub fn check_complete(&self, strict: bool) -> Result<(), String> {
-        let survivors: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].survivor())
-            .collect();
-        let top = survivors
-            .iter()
-            .filter_map(|&i| self.nodes[i].delivered.last().map(|d| d.0))
-            .max();
+        let survivors: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].survivor()).collect();
+        let top = survivors.iter().filter_map(|&i| self.nodes[i].delivered.last().map(|d| d.0)).max();
         for &i in &survivors {
             let n = &self.nodes[i];
             let last = n.delivered.last().map(|d| d.0);
             if last != top && !(last.is_none() && n.first_seq.unwrap_or(0) > top.unwrap_or(0)) {
-                return Err(format!(
-                    "survivor {i} delivered up to {last:?}, others up to {top:?}"
-                ));
+                return Err(format!("survivor {i} delivered up to {last:?}, others up to {top:?}"));
             }
         }
         if strict && !survivors.is_empty() {
@@ -719,10 +658,7 @@ pub fn seeds(default: u64, salt: u64) -> Vec<u64> {
     if let Ok(s) = std::env::var("SEQ_SEED") {
         return vec![s.parse().expect("SEQ_SEED must be a number")];
     }
-    let n = std::env::var("SEQ_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
+    let n = std::env::var("SEQ_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     (0..n).map(|i| salt * 1_000_000_000 + i).collect()
 }
 
@@ -753,9 +689,5 @@ pub fn for_seeds(name: &str, default: u64, salt: u64, f: impl Fn(u64) -> Result<
             }
         }
     }
-    println!(
-        "{name}: {} seeds in {:.1?}: {stats:?}",
-        seeds.len(),
-        t0.elapsed()
-    );
+    println!("{name}: {} seeds in {:.1?}: {stats:?}", seeds.len(), t0.elapsed());
 }

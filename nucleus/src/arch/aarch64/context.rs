@@ -33,11 +33,7 @@ impl Context {
     /// A user thread whose trap frame has been written at `frame` (its kernel
     /// stack pointer): the first switch to it returns to EL0 through that frame.
     pub fn for_user_thread(frame: usize) -> Self {
-        Self {
-            lr: user_thread_start as *const () as u64,
-            sp: frame as u64,
-            ..Self::default()
-        }
+        Self { lr: user_thread_start as *const () as u64, sp: frame as u64, ..Self::default() }
     }
 }
 

@@ -23,12 +23,8 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == 800);
 pub struct ExceptionKind(u64);
 
 impl ExceptionKind {
-    const SOURCES: [&'static str; 4] = [
-        "current EL with SP0",
-        "current EL with SPx",
-        "lower EL (AArch64)",
-        "lower EL (AArch32)",
-    ];
+    const SOURCES: [&'static str; 4] =
+        ["current EL with SP0", "current EL with SPx", "lower EL (AArch64)", "lower EL (AArch32)"];
     const TYPES: [&'static str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 
     fn is_irq(self) -> bool {
@@ -120,11 +116,7 @@ impl fmt::Display for ShortSyndrome<'_> {
         if syndrome.is_abort() {
             write!(f, ", {}", syndrome.fault_status_name())?;
             if syndrome.class() == 0x24 {
-                let access = if syndrome.iss() & (1 << 6) != 0 {
-                    "write"
-                } else {
-                    "read"
-                };
+                let access = if syndrome.iss() & (1 << 6) != 0 { "write" } else { "read" };
                 write!(f, " on {access}")?;
             }
         }
@@ -147,11 +139,7 @@ impl fmt::Display for Syndrome {
             let level = self.iss() & 0x3;
             write!(f, "; {} at level {level}", self.fault_status_name())?;
             if matches!(self.class(), 0x24 | 0x25) {
-                let access = if self.iss() & (1 << 6) != 0 {
-                    "write"
-                } else {
-                    "read"
-                };
+                let access = if self.iss() & (1 << 6) != 0 { "write" } else { "read" };
                 write!(f, " on {access}")?;
             }
         }
@@ -214,17 +202,11 @@ fn report_and_stop(frame: &TrapFrame, kind: ExceptionKind) -> ! {
         for col in 0..4 {
             let index = row * 4 + col;
             if index < 31 {
-                let _ = fmt::write(
-                    &mut out,
-                    format_args!(" x{index:<2} {:#018x}", frame.x[index]),
-                );
+                let _ = fmt::write(&mut out, format_args!(" x{index:<2} {:#018x}", frame.x[index]));
             }
         }
         let _ = fmt::write(&mut out, format_args!("\n"));
     }
-    let _ = fmt::write(
-        &mut out,
-        format_args!("*** nucleus: board stopped (failure)\n"),
-    );
+    let _ = fmt::write(&mut out, format_args!("*** nucleus: board stopped (failure)\n"));
     crate::power::stop(crate::power::ExitStatus::Failure)
 }

@@ -72,11 +72,7 @@ pub struct AddressSpace {
 impl AddressSpace {
     pub fn new(asid: u16) -> Result<Self, MapError> {
         let root = new_table().ok_or(MapError::NoMemory)?;
-        Ok(Self {
-            root,
-            asid,
-            tables: alloc::vec![root],
-        })
+        Ok(Self { root, asid, tables: alloc::vec![root] })
     }
 
     /// The TTBR0 value that selects this address space.
@@ -98,21 +94,13 @@ impl AddressSpace {
 
     /// Maps `len` bytes at `va` to physical `pa`. The caller makes sure the
     /// range does not overlap another mapping of this address space.
-    pub fn map(
-        &mut self,
-        va: usize,
-        pa: usize,
-        len: usize,
-        flags: MapFlags,
-    ) -> Result<(), MapError> {
-        let aligned = va.is_multiple_of(PAGE_SIZE)
-            && pa.is_multiple_of(PAGE_SIZE)
-            && len.is_multiple_of(PAGE_SIZE);
+    pub fn map(&mut self, va: usize, pa: usize, len: usize, flags: MapFlags) -> Result<(), MapError> {
+        let aligned =
+            va.is_multiple_of(PAGE_SIZE) && pa.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE);
         if !aligned || len == 0 || va.checked_add(len).is_none_or(|end| end > USER_TOP) {
             return Err(MapError::BadRange);
         }
-        let mut attributes =
-            VALID | ATTR_NORMAL | AP_EL0 | INNER_SHAREABLE | ACCESS_FLAG | NOT_GLOBAL | PXN;
+        let mut attributes = VALID | ATTR_NORMAL | AP_EL0 | INNER_SHAREABLE | ACCESS_FLAG | NOT_GLOBAL | PXN;
         if !flags.write {
             attributes |= AP_READ_ONLY;
         }
@@ -124,10 +112,7 @@ impl AddressSpace {
             let (v, p) = (va + offset, pa + offset);
             let l1 = self.next_table(self.root, index(v, 0))?;
             let l2 = self.next_table(l1, index(v, 1))?;
-            if v.is_multiple_of(BLOCK_SIZE)
-                && p.is_multiple_of(BLOCK_SIZE)
-                && len - offset >= BLOCK_SIZE
-            {
+            if v.is_multiple_of(BLOCK_SIZE) && p.is_multiple_of(BLOCK_SIZE) && len - offset >= BLOCK_SIZE {
                 entries(l2)[index(v, 2)] = p as u64 | attributes;
                 offset += BLOCK_SIZE;
             } else {

@@ -1,0 +1,61 @@
+//! `rpc-bench`: measures RPC to the echo service at the put-port given as
+//! the argument: null-call latency (median and 99th percentile) and the
+//! throughput of 8 KiB and 1 MiB requests (answered with empty replies).
+//! Prints `rpc-bench ...` lines and exits 0, or 1 if a call failed.
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use amoeba::user::sys::trans;
+use amoeba::user::time;
+use amoeba::{Header, Port, println};
+
+amoeba::entry!(main);
+
+const NULL_CALLS: usize = 2000;
+/// Echo-server command whose reply is empty.
+const SINK: u32 = 1;
+
+fn micros(ticks: u64) -> u64 {
+    ticks * 1_000_000 / time::ticks_per_second()
+}
+
+/// Calls `count` times with `size`-byte requests; the ticks of each call.
+fn measure(port: Port, command: u32, size: usize, count: usize) -> Option<Vec<u64>> {
+    let request = Header { port, command, ..Header::default() };
+    let buf = vec![0x5a; size];
+    let mut reply = [0u8; 64];
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let start = time::ticks();
+        if let Err(status) = trans(&request, &buf, &mut reply) {
+            println!("rpc-bench: trans of {size} bytes failed: {status}");
+            return None;
+        }
+        samples.push(time::ticks() - start);
+    }
+    Some(samples)
+}
+
+fn main(argument: u64) -> i32 {
+    let port = Port::from_u64(argument);
+    // Warm up: locate the server once.
+    if measure(port, 0, 0, 10).is_none() {
+        return 1;
+    }
+    let Some(mut null) = measure(port, 0, 0, NULL_CALLS) else { return 1 };
+    null.sort_unstable();
+    let median = micros(null[null.len() / 2]);
+    let p99 = micros(null[null.len() * 99 / 100]);
+    println!("rpc-bench null median-us {median} p99-us {p99}");
+    for (label, size, count) in [("8KiB", 8 << 10, 200usize), ("1MiB", 1 << 20, 8)] {
+        let Some(samples) = measure(port, SINK, size, count) else { return 1 };
+        let total: u64 = samples.iter().sum();
+        let kib_per_second = (size * count) as u64 * time::ticks_per_second() / total.max(1) / 1024;
+        println!("rpc-bench {label}-KiB/s {kib_per_second}");
+    }
+    0
+}
