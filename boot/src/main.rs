@@ -451,6 +451,9 @@ fn rpc_bench(args: &PoolArgs) -> Result<()> {
                 words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)?.parse().ok())
             })
         };
+        for line in console.lines().filter(|l| l.starts_with("rpc-bench null")) {
+            println!("{label}: {line}");
+        }
         lines.push((label, field("median-us"), field("p99-us"), field("8KiB-KiB/s"), field("1MiB-KiB/s")));
     }
     pool.shutdown();

@@ -89,6 +89,9 @@ impl Kernel {
             }
         }
         self.rpc_deadline = self.rpc.endpoint.next_deadline();
+        if let Some(deadline) = self.rpc_deadline {
+            crate::drivers::timer::wake_at(deadline);
+        }
     }
 
     /// Network thread: a FLIP frame came in.

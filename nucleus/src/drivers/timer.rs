@@ -1,30 +1,64 @@
-//! The EL1 physical generic timer, ticking at `TICK_HZ` through the GIC.
+//! The EL1 physical generic timer: a periodic tick at `TICK_HZ` through the
+//! GIC (time slices, sleeps), plus one-shot wake-ups in between for
+//! deadlines finer than a tick (RPC retransmissions and acknowledgements).
 
-use aarch64_cpu::registers::{CNTKCTL_EL1, CNTP_CTL_EL0, CNTP_TVAL_EL0, ReadWriteable, Writeable};
+use aarch64_cpu::registers::{CNTKCTL_EL1, CNTP_CTL_EL0, CNTP_CVAL_EL0, ReadWriteable, Writeable};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub const TICK_HZ: u64 = 100;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Counter value of the next periodic tick.
+static NEXT_TICK: AtomicU64 = AtomicU64::new(0);
+/// Counter value of the earliest requested one-shot wake-up (u64::MAX: none).
+static NEXT_WAKE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn tick_interval() -> u64 {
+    crate::arch::cpu::counter_frequency() / TICK_HZ
+}
 
 pub fn init() {
     // User programs may read the virtual counter (for their own timing).
     CNTKCTL_EL1.modify(CNTKCTL_EL1::EL0VCTEN::SET);
-    rearm();
+    NEXT_TICK.store(crate::arch::cpu::counter() + tick_interval(), Ordering::Relaxed);
+    program();
     CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
     crate::drivers::gic::enable(crate::board::TIMER_INTID, arm_gic::Trigger::Level);
 }
 
-fn rearm() {
-    let interval = crate::arch::cpu::counter_frequency() / TICK_HZ;
-    CNTP_TVAL_EL0.set(interval);
+/// Sets the compare value to whichever comes first: tick or wake-up.
+fn program() {
+    let at = NEXT_TICK.load(Ordering::Relaxed).min(NEXT_WAKE.load(Ordering::Relaxed));
+    CNTP_CVAL_EL0.set(at);
 }
 
-/// Timer interrupt: count the tick and set the next one.
+/// Asks for a timer interrupt at `micros` since boot (IRQs masked by caller).
+pub fn wake_at(micros: u64) {
+    let frequency = crate::arch::cpu::counter_frequency() as u128;
+    let at = (micros as u128 * frequency / 1_000_000).min(u64::MAX as u128) as u64;
+    if at < NEXT_WAKE.load(Ordering::Relaxed) {
+        NEXT_WAKE.store(at, Ordering::Relaxed);
+        program();
+    }
+}
+
+/// Timer interrupt: count ticks that are due, clear a passed wake-up, and
+/// let the scheduler look at the time.
 pub fn handle_interrupt() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
-    rearm();
-    crate::process::with(|kernel| kernel.tick());
+    let now = crate::arch::cpu::counter();
+    let mut next_tick = NEXT_TICK.load(Ordering::Relaxed);
+    let mut ticked = false;
+    while next_tick <= now {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+        next_tick += tick_interval();
+        ticked = true;
+    }
+    NEXT_TICK.store(next_tick, Ordering::Relaxed);
+    if NEXT_WAKE.load(Ordering::Relaxed) <= now {
+        NEXT_WAKE.store(u64::MAX, Ordering::Relaxed);
+    }
+    program();
+    crate::process::with(|kernel| kernel.timer_interrupt(ticked));
 }
 
 /// Microseconds since the counter started, by the counter (finer than ticks).

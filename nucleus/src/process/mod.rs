@@ -252,9 +252,20 @@ impl Kernel {
         }
     }
 
-    /// Timer tick (IRQ context): sleepers wake, slices run out.
-    pub fn tick(&mut self) {
-        self.ticks += 1;
+    /// Timer interrupt (IRQ context): RPC deadlines, and on a tick sleepers
+    /// wake and slices run out.
+    pub fn timer_interrupt(&mut self, ticked: bool) {
+        if self.rpc_deadline.is_some_and(|deadline| deadline <= crate::drivers::timer::uptime_micros()) {
+            self.rpc_deadline = None;
+            self.wake_all(Wait::Network, 0);
+        }
+        if ticked {
+            self.tick();
+        }
+    }
+
+    fn tick(&mut self) {
+        self.ticks = crate::drivers::timer::ticks();
         let now = self.ticks;
         let due: Vec<Tid> = self
             .threads
@@ -264,10 +275,6 @@ impl Kernel {
             .collect();
         for tid in due {
             self.make_ready(tid);
-        }
-        if self.rpc_deadline.is_some_and(|deadline| deadline <= crate::drivers::timer::uptime_micros()) {
-            self.rpc_deadline = None;
-            self.wake_all(Wait::Network, 0);
         }
         let current = self.current;
         let thread = self.current_thread();

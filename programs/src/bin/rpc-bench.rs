@@ -50,7 +50,9 @@ fn main(argument: u64) -> i32 {
     null.sort_unstable();
     let median = micros(null[null.len() / 2]);
     let p99 = micros(null[null.len() * 99 / 100]);
-    println!("rpc-bench null median-us {median} p99-us {p99}");
+    let min = micros(null[0]);
+    let p10 = micros(null[null.len() / 10]);
+    println!("rpc-bench null median-us {median} p99-us {p99} min-us {min} p10-us {p10}");
     for (label, size, count) in [("8KiB", 8 << 10, 200usize), ("1MiB", 1 << 20, 8)] {
         let Some(samples) = measure(port, SINK, size, count) else { return 1 };
         let total: u64 = samples.iter().sum();
