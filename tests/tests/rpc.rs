@@ -174,6 +174,9 @@ fn two_servers_on_one_port_share_the_calls() {
     start(&pool, 1, "echo-server", seed | (2 << 48));
     wait_for_console(&pool, 0, "echo-server");
     wait_for_console(&pool, 1, "echo-server");
+    // Each server prints just before its first get_request registers the
+    // port; give both time to get there, so that the first locate finds both.
+    std::thread::sleep(Duration::from_millis(300));
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     let mut served = [0usize; 3];
     for round in 0..40u8 {
