@@ -316,12 +316,13 @@ fn ping(boards: u16, args: &PoolArgs) -> Result<()> {
     println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
     let mut unanswered = Vec::new();
     for (index, board) in pool.boards().iter().enumerate() {
-        match pool.host().echo(board.mac, index as u32 + 1, b"ping", Duration::from_secs(2))? {
+        let payload = b"ping from the host";
+        match pool.host().echo(board.mac, index as u32 + 1, payload, Duration::from_secs(2))? {
             Some(rtt) => println!(
                 "board {:<3} {}  echo {} bytes  time {:.3} ms",
                 board.spec.id,
                 board.mac,
-                4,
+                payload.len(),
                 rtt.as_secs_f64() * 1e3
             ),
             None => {
