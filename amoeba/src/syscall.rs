@@ -60,7 +60,10 @@ pub enum Syscall {
     ProcessCreate = 20,
     /// process_control(cap, op): one of the `PROCESS_*` operations.
     ProcessControl = 21,
-    /// process_wait(cap) -> exit status.
+    /// process_wait(cap, status_out) -> 0: waits for the end of the process
+    /// and writes its exit status (an `i32`) to `status_out`. Exit statuses
+    /// may be negative ([`EXIT_FAULT`], ...), so they never travel in `x0`,
+    /// where they could be mistaken for errors.
     ProcessWait = 22,
     /// process_inspect(cap, out): writes a [`ProcessInfo`].
     ProcessInspect = 23,

@@ -51,6 +51,15 @@ pub struct HostPort {
     mac: Mac,
     writer: Mutex<UnixStream>,
     frames: Receiver<Vec<u8>>,
+    backlog: Mutex<std::collections::VecDeque<Vec<u8>>>,
+}
+
+/// Unclaimed notices (process exits) kept for later `wait_for` calls.
+const MAX_BACKLOG: usize = 256;
+
+fn parse_message(frame: &[u8]) -> Option<(Mac, Message<'_>)> {
+    let parsed = Frame::parse(frame).ok()?;
+    Some((parsed.source, parsed.message().ok()?))
 }
 
 /// Distinct MACs for the host ports of this process.
@@ -79,7 +88,7 @@ impl HostPort {
                 }
             }
         })?;
-        Ok(Self { mac: next_host_mac(), writer: Mutex::new(stream), frames })
+        Ok(Self { mac: next_host_mac(), writer: Mutex::new(stream), frames, backlog: Mutex::default() })
     }
 
     pub fn mac(&self) -> Mac {
@@ -121,19 +130,37 @@ impl HostPort {
         timeout: Duration,
         mut pick: impl FnMut(Mac, &Message<'_>) -> Option<T>,
     ) -> Option<T> {
+        // Messages another caller may still want (an exit notice that came
+        // while waiting for a different one) wait in the backlog.
+        let mut picked = None;
+        self.backlog.lock().unwrap().retain(|frame| {
+            if picked.is_some() {
+                return true;
+            }
+            let Some((source, message)) = parse_message(frame) else { return false };
+            picked = pick(source, &message);
+            picked.is_none()
+        });
+        if picked.is_some() {
+            return picked;
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
             let frame = self.recv_timeout(left)?;
-            let Ok(parsed) = Frame::parse(&frame) else {
-                continue;
-            };
-            let Ok(message) = parsed.message() else {
-                continue;
-            };
-            if let Some(value) = pick(parsed.source, &message) {
+            let Some((source, message)) = parse_message(&frame) else { continue };
+            if let Some(value) = pick(source, &message) {
                 return Some(value);
             }
+            // Only notices are kept; a reply nobody waits for is stale.
+            if !matches!(message, Message::ProcessExited { .. }) {
+                continue;
+            }
+            let mut backlog = self.backlog.lock().unwrap();
+            if backlog.len() == MAX_BACKLOG {
+                backlog.pop_front();
+            }
+            backlog.push_back(frame);
         }
     }
 

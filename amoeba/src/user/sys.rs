@@ -295,15 +295,13 @@ pub fn process_control(cap: &Capability, op: u64) -> Result<(), Status> {
 /// process_inspect: if the process has exited, it is its status.
 pub fn process_wait(cap: &Capability) -> Result<i32, Status> {
     let wire = cap.encode();
-    // SAFETY: the nucleus only reads the capability.
-    let raw = unsafe { syscall(Syscall::ProcessWait, [ptr(wire.as_ptr()), 0, 0, 0, 0, 0]) };
-    if raw >= 0 {
-        return Ok(raw as i32);
-    }
-    match process_inspect(cap) {
-        Ok(info) if info.state == PROCESS_EXITED => Ok(info.exit_status),
-        _ => Err(Status::from_i32_lossy(raw as i32)),
-    }
+    let mut status = [0u8; 4];
+    // SAFETY: the nucleus reads the capability and writes 4 bytes into the
+    // local `status`.
+    let raw =
+        unsafe { syscall(Syscall::ProcessWait, [ptr(wire.as_ptr()), ptr(status.as_mut_ptr()), 0, 0, 0, 0]) };
+    result(raw)?;
+    Ok(i32::from_le_bytes(status))
 }
 
 /// [`abi::ProcessInfo::state`] of a running process.

@@ -593,6 +593,7 @@ impl Kernel {
             && !matches!(wait, Wait::Network)
         {
             thread.wake_result = amoeba::syscall::error(Status::Interrupted);
+            thread.interrupted = true;
             self.make_ready(tid);
         }
         Ok(())

@@ -25,6 +25,14 @@ enum Outcome {
     FrameRestored,
     /// The call blocked the thread itself (RPC); the result comes on wake-up.
     Blocked,
+    /// Park the thread, then finish the call when it is woken.
+    BlockThen(Wait, AfterWake),
+}
+
+/// The end of a blocking call, once its thread is woken.
+enum AfterWake {
+    /// Store the wake-up value (an exit status) at this user address, return 0.
+    WriteStatus(u64),
 }
 
 fn rpc_outcome(outcome: crate::rpc::RpcOutcome) -> Outcome {
@@ -57,6 +65,23 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Outcome::Blocked => {
             super::schedule();
             frame.x[0] = with(|kernel| kernel.current_thread().wake_result) as u64;
+        }
+        Outcome::BlockThen(wait, after) => {
+            with(|kernel| kernel.block_current(wait));
+            super::schedule();
+            frame.x[0] = with(|kernel| {
+                let thread = kernel.current_thread();
+                if core::mem::take(&mut thread.interrupted) {
+                    return error(Status::Interrupted);
+                }
+                let value = thread.wake_result;
+                let pid = kernel.current_pid().expect("a user thread has a process");
+                match after {
+                    AfterWake::WriteStatus(address) => kernel
+                        .copy_to_user(pid, address, &(value as i32).to_le_bytes())
+                        .map_or_else(error, |_| 0),
+                }
+            }) as u64;
         }
     }
 }
@@ -156,17 +181,25 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
         Syscall::ProcessControl => {
             done(kernel.read_user_capability(pid, a[0]).and_then(|cap| process_control(kernel, &cap, a[1])))
         }
-        Syscall::ProcessWait => match kernel
-            .read_user_capability(pid, a[0])
-            .and_then(|cap| kernel.process_for(&cap, Rights(abi::RIGHT_INSPECT)))
-        {
-            Err(status) => Outcome::Return(error(status)),
-            Ok(target) if target == pid => Outcome::Return(error(Status::ArgBad)),
-            Ok(target) => match kernel.processes[&target].state {
-                ProcessState::Exited(status) => Outcome::Return(status as i64),
-                _ => Outcome::Block(Wait::ProcessExit(target)),
-            },
-        },
+        Syscall::ProcessWait => {
+            let target = kernel
+                .read_user_capability(pid, a[0])
+                .and_then(|cap| kernel.process_for(&cap, Rights(abi::RIGHT_INSPECT)))
+                .and_then(|target| if target == pid { Err(Status::ArgBad) } else { Ok(target) })
+                .and_then(|target| kernel.user_phys(pid, a[1], 4, true).map(|_| target));
+            match target {
+                Err(status) => Outcome::Return(error(status)),
+                Ok(target) => match kernel.processes[&target].state {
+                    ProcessState::Exited(status) => {
+                        done(kernel.copy_to_user(pid, a[1], &status.to_le_bytes()).map(|_| 0))
+                    }
+                    _ => {
+                        kernel.current_thread().interrupted = false;
+                        Outcome::BlockThen(Wait::ProcessExit(target), AfterWake::WriteStatus(a[1]))
+                    }
+                },
+            }
+        }
         Syscall::ProcessInspect => done(process_inspect(kernel, pid, a[0], a[1])),
         Syscall::Restrict => done(restrict(kernel, pid, a[0], a[1], a[2])),
         Syscall::Trans => rpc_outcome(kernel.rpc_trans(pid, a)),

@@ -57,6 +57,8 @@ pub struct Thread {
     pub slice: u32,
     /// The result to return from a blocking system call when woken.
     pub wake_result: i64,
+    /// Set when a signal cut a blocking call short.
+    pub interrupted: bool,
 }
 
 impl Thread {
@@ -73,6 +75,7 @@ impl Thread {
             signal_saved: None,
             slice: 0,
             wake_result: 0,
+            interrupted: false,
         }
     }
 

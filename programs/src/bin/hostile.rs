@@ -665,6 +665,13 @@ fn processes(report: &mut Report, setup: &Setup) {
     report.error("process_wait forged capability", call(w, [addr(&forged), 0, 0, 0, 0, 0]));
     report.error("process_wait a segment capability", call(w, [addr(&segment_cap), 0, 0, 0, 0, 0]));
     report.error("process_wait with no rights", call(w, [addr(&no_rights), 0, 0, 0, 0, 0]));
+    // A live child and a bad place for its status: refused at once, no wait.
+    report.error("process_wait status to null", call(w, [addr(&owner), NULL, 0, 0, 0, 0]));
+    report.error("process_wait status to a kernel address", call(w, [addr(&owner), KERNEL, 0, 0, 0, 0]));
+    report.error(
+        "process_wait status into code",
+        call(w, [addr(&owner), main as *const () as u64, 0, 0, 0, 0]),
+    );
 
     let i = Syscall::ProcessInspect;
     let mut info = [0u8; 32];
