@@ -103,6 +103,13 @@ impl Board {
             .arg(format!("stream,id=net0,server=off,addr.type=unix,addr.path={}", self.socket.display()))
             .arg("-device")
             .arg(format!("virtio-net-device,netdev=net0,mac={}", self.mac))
+            // Entropy for capabilities, from the host's random source.
+            .args([
+                "-object",
+                "rng-random,id=rng0,filename=/dev/urandom",
+                "-device",
+                "virtio-rng-device,rng=rng0",
+            ])
             .arg("-gdb")
             .arg(format!("unix:{},server=on,wait=off", self.gdb_socket.display()))
             .stdin(Stdio::null())

@@ -56,7 +56,12 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     let role = role_name(info.bootarg("role").unwrap_or("pool"));
     let incarnation =
         info.bootarg("incarnation").and_then(|v| v.parse().ok()).unwrap_or(cpu::counter() as u32);
-    let mut rng = amoeba::Rng::from_seed(entropy_seed(board_id, incarnation, mac));
+    let mut seed = entropy_seed(board_id, incarnation, mac);
+    match drivers::entropy::from_device(&info) {
+        Some(random) => seed.iter_mut().zip(random).for_each(|(byte, random)| *byte ^= random),
+        None => println!("nucleus: no virtio-rng device; capabilities are seeded from timing only"),
+    }
+    let mut rng = amoeba::Rng::from_seed(seed);
     let segment_memory = segment_memory(&info, heap.end);
     let free = segment_memory.fragmentation().free_bytes;
     let segments = SegmentTable::new(rng.port(), segment_memory);
@@ -120,9 +125,9 @@ extern "C" fn network_thread(arg: usize) {
     }
 }
 
-/// Seed for the capability generator. Board identity and boot incarnation
-/// make it differ between boards and boots; the counter adds what timing
-/// jitter there is. (A virtio-rng device would be better; see DESIGN.md.)
+/// The non-secret part of the capability generator's seed: board identity
+/// and boot incarnation make it differ between boards and boots, the counter
+/// adds timing jitter. The virtio-rng device supplies the secret part.
 fn entropy_seed(board_id: u16, incarnation: u32, mac: net::pool_control::Mac) -> [u8; 32] {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&cpu::counter().to_le_bytes());

@@ -52,6 +52,12 @@ pub fn find_device(
     kind: DeviceType,
 ) -> Option<(MmioTransport<'static>, VirtioSlot)> {
     for slot in slots.iter().flatten() {
+        // Look at the device id before opening a transport: dropping a
+        // transport resets its device, which must not happen to a device
+        // another driver already runs.
+        if slot_device_id(slot) != Some(kind as u32) {
+            continue;
+        }
         let Some(header) = NonNull::new(board::phys_to_virt(slot.base) as *mut VirtIOHeader) else {
             continue;
         };
@@ -66,4 +72,16 @@ pub fn find_device(
         }
     }
     None
+}
+
+/// The device id register of a virtio-mmio slot (0: empty), if the slot
+/// holds a virtio-mmio header at all.
+fn slot_device_id(slot: &VirtioSlot) -> Option<u32> {
+    const MAGIC: u32 = 0x7472_6976; // "virt"
+    let base = board::phys_to_virt(slot.base) as *const u32;
+    // SAFETY: the device tree lists this as a virtio-mmio register block in
+    // the device region of the boot mapping; reading the magic (offset 0)
+    // and device id (offset 8) registers has no side effects.
+    let (magic, id) = unsafe { (base.read_volatile(), base.add(2).read_volatile()) };
+    (magic == MAGIC).then_some(id)
 }
