@@ -22,6 +22,11 @@ fn four_boards_boot_and_answer_echo_and_are_killed_with_the_pool() {
             "board {} console lacks its ready line",
             board.spec.id
         );
+        assert!(
+            !board.console_text().contains("no virtio-rng device"),
+            "board {} must seed its capabilities from virtio-rng",
+            board.spec.id
+        );
     }
     // The uptime a board reports is counted by its timer interrupts.
     let board = &pool.boards()[0];
