@@ -83,11 +83,54 @@ pub enum Syscall {
     /// put_reply(reply header, buffer, length): answers the request this
     /// thread got last.
     PutReply = 27,
+    /// group_create(port, resilience) -> group handle: a new group with
+    /// this process as its only member and sequencer.
+    GroupCreate = 28,
+    /// group_join(port) -> group handle, once the group has let us in.
+    GroupJoin = 29,
+    /// group_send(handle, buffer, length): queues a message for the total
+    /// order; `NotNow` while the group's send queue is full.
+    GroupSend = 30,
+    /// group_receive(handle, buffer, capacity, info_out) -> length: the next
+    /// message in the group's order; `info_out` gets a [`GroupMessageInfo`].
+    GroupReceive = 31,
+    /// group_leave(handle).
+    GroupLeave = 32,
+    /// group_info(handle, out): writes a [`GroupState`].
+    GroupInfo = 33,
+}
+
+/// Written by `group_receive` next to the message.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupMessageInfo {
+    /// Position in the group's total order.
+    pub sequence: u64,
+    /// The sending member's id.
+    pub sender: u32,
+    /// 1 if more messages are waiting.
+    pub more: u32,
+}
+
+/// Written by `group_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupState {
+    /// The next sequence number this member expects.
+    pub expected: u64,
+    /// This member's id.
+    pub member_id: u32,
+    /// The sequencer's member id.
+    pub sequencer_id: u32,
+    /// Members in the current view.
+    pub members: u32,
+    /// Incarnation of the group (grows with every reset).
+    pub incarnation: u32,
 }
 
 impl Syscall {
     /// Every call, in number order.
-    pub const ALL: [Syscall; 28] = [
+    pub const ALL: [Syscall; 34] = [
         Syscall::Exit,
         Syscall::ConsoleWrite,
         Syscall::Yield,
@@ -116,6 +159,12 @@ impl Syscall {
         Syscall::Trans,
         Syscall::GetRequest,
         Syscall::PutReply,
+        Syscall::GroupCreate,
+        Syscall::GroupJoin,
+        Syscall::GroupSend,
+        Syscall::GroupReceive,
+        Syscall::GroupLeave,
+        Syscall::GroupInfo,
     ];
 
     /// The call with this number.

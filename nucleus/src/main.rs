@@ -25,6 +25,8 @@ mod devicetree;
 #[cfg(target_os = "none")]
 mod drivers;
 #[cfg(target_os = "none")]
+mod group;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod interrupts;

@@ -88,10 +88,7 @@ impl Kernel {
                 }
             }
         }
-        self.rpc_deadline = self.rpc.endpoint.next_deadline();
-        if let Some(deadline) = self.rpc_deadline {
-            crate::drivers::timer::wake_at(deadline);
-        }
+        self.update_net_deadline();
     }
 
     /// Network thread: a FLIP frame came in.

@@ -107,11 +107,16 @@ extern "C" fn network_thread(arg: usize) {
         net::poll(|frame| {
             if frame.get(12..14) == Some(&flip::ETHERTYPE_FLIP.to_be_bytes()[..]) {
                 process::with(|kernel| kernel.rpc_frame(frame));
+            } else if frame.get(12..14) == Some(&crate::group::ETHERTYPE_GROUP.to_be_bytes()[..]) {
+                process::with(|kernel| kernel.group_frame(frame));
             } else {
                 pool_control.handle_frame(frame);
             }
         });
-        process::with(|kernel| kernel.rpc_timeout());
+        process::with(|kernel| {
+            kernel.rpc_timeout();
+            kernel.group_timeout();
+        });
         pool_control.send_notices();
         process::block_unless(process::Wait::Network, || {
             net::work_pending()

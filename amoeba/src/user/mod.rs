@@ -35,6 +35,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod console;
+pub mod group;
 pub mod process;
 pub mod rt;
 pub mod segment;

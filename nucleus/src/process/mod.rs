@@ -99,6 +99,7 @@ pub struct Kernel {
     pub outbox: VecDeque<Notice>,
     pub bundle: &'static [u8],
     pub rpc: crate::rpc::Rpc,
+    pub groups: crate::group::Groups,
     /// When the RPC endpoint next wants `handle_timeout` (µs since boot).
     pub rpc_deadline: Option<u64>,
 }
@@ -133,6 +134,7 @@ pub fn init(segments: SegmentTable, rng: amoeba::Rng, bundle: &'static [u8], rpc
         outbox: VecDeque::new(),
         bundle,
         rpc,
+        groups: crate::group::Groups::default(),
         rpc_deadline: None,
     };
     // The process server's get-port is the nucleus' secret; its put-port
@@ -403,6 +405,7 @@ impl Kernel {
         }
         drop(space);
         self.rpc_forget_process(pid, &threads);
+        self.group_forget_process(pid);
         for tid in threads {
             self.kill_thread(tid);
         }

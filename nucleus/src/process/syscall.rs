@@ -205,6 +205,19 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
         Syscall::Trans => rpc_outcome(kernel.rpc_trans(pid, a)),
         Syscall::GetRequest => rpc_outcome(kernel.rpc_get_request(pid, a)),
         Syscall::PutReply => Outcome::Return(kernel.rpc_put_reply(pid, a)),
+        Syscall::GroupCreate => done(kernel.group_create(pid, a[0], a[1])),
+        Syscall::GroupJoin => match kernel.group_join(pid, a[0]) {
+            Ok(()) => Outcome::Blocked,
+            Err(status) => Outcome::Return(error(status)),
+        },
+        Syscall::GroupSend => done(kernel.group_send(pid, a[0], a[1], a[2])),
+        Syscall::GroupReceive => match kernel.group_receive(pid, a) {
+            Ok(Some(value)) => Outcome::Return(value),
+            Ok(None) => Outcome::Blocked,
+            Err(status) => Outcome::Return(error(status)),
+        },
+        Syscall::GroupLeave => done(kernel.group_leave(pid, a[0])),
+        Syscall::GroupInfo => done(kernel.group_info(pid, a[0], a[1])),
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Wait {
     Trans(u64),
     /// A request for this put-port.
     GetRequest(amoeba::Port),
+    /// A group event (joined, message) of this group handle.
+    Group(u16),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,337 @@
+//! The kernel side of group communication: a `sequencer::GroupMember` per
+//! group a process belongs to, driven by the network thread (frames,
+//! timeouts) and by the group system calls. The protocol itself (ordering,
+//! history, resilience, reset) lives in the host-tested `sequencer` crate.
+//!
+//! On the wire, group packets travel in Ethernet frames of their own
+//! ethertype: `to: u64` (0 for the whole group), `from: u64`, then the
+//! sequencer packet. A member's address is its board's MAC (48 bits) and a
+//! per-board handle (16 bits).
+
+use crate::process::{Kernel, Pid, Tid, Wait};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use amoeba::Status;
+use amoeba::syscall::error;
+use sequencer::{Config, Dest, Event, GroupError, GroupMember, SendError};
+
+pub const ETHERTYPE_GROUP: u16 = 0x88B7;
+const HEADER: usize = 14 + 16;
+/// The largest message a group carries (one frame, for now).
+pub const MAX_MESSAGE: usize = 1024;
+
+struct Receiver {
+    tid: Tid,
+    buf: u64,
+    capacity: u64,
+    info_out: u64,
+}
+
+pub struct GroupSlot {
+    pid: Pid,
+    member: GroupMember,
+    /// Delivered messages not yet received: (sequence, sender, payload).
+    delivered: VecDeque<(u64, u32, Vec<u8>)>,
+    joiner: Option<Tid>,
+    receiver: Option<Receiver>,
+    /// Set when the member can no longer take part (expelled, join failed).
+    failed: Option<Status>,
+}
+
+#[derive(Default)]
+pub struct Groups {
+    slots: BTreeMap<u16, GroupSlot>,
+    next_handle: u16,
+}
+
+fn now() -> u64 {
+    crate::drivers::timer::uptime_micros()
+}
+
+fn config(resilience: u16) -> Config {
+    Config { resilience, max_message_size: MAX_MESSAGE as u32, ..Config::default() }
+}
+
+impl Kernel {
+    fn board_address(&self, handle: u16) -> u64 {
+        let mac = self.rpc.endpoint.mac().0;
+        let mut bytes = [0u8; 8];
+        bytes[..6].copy_from_slice(&mac);
+        (u64::from_be_bytes(bytes)) | handle as u64
+    }
+
+    fn new_handle(&mut self) -> Result<u16, Status> {
+        for _ in 0..u16::MAX {
+            self.groups.next_handle = self.groups.next_handle.wrapping_add(1).max(1);
+            if !self.groups.slots.contains_key(&self.groups.next_handle) {
+                return Ok(self.groups.next_handle);
+            }
+        }
+        Err(Status::NoSpace)
+    }
+
+    fn slot_of(&mut self, pid: Pid, handle: u64) -> Result<&mut GroupSlot, Status> {
+        let handle = u16::try_from(handle).map_err(|_| Status::ArgBad)?;
+        let slot = self.groups.slots.get_mut(&handle).filter(|s| s.pid == pid).ok_or(Status::NotFound)?;
+        match slot.failed {
+            Some(status) => Err(status),
+            None => Ok(slot),
+        }
+    }
+
+    /// group_create(port, resilience) -> handle.
+    pub fn group_create(&mut self, pid: Pid, port: u64, resilience: u64) -> Result<i64, Status> {
+        if port == 0 || port >> 48 != 0 || resilience > 16 {
+            return Err(Status::ArgBad);
+        }
+        let handle = self.new_handle()?;
+        let member =
+            GroupMember::create_group(config(resilience as u16), port, self.board_address(handle), now());
+        self.groups.slots.insert(
+            handle,
+            GroupSlot { pid, member, delivered: VecDeque::new(), joiner: None, receiver: None, failed: None },
+        );
+        self.group_pump(handle);
+        Ok(handle as i64)
+    }
+
+    /// group_join(port): blocks until the group lets us in.
+    pub fn group_join(&mut self, pid: Pid, port: u64) -> Result<(), Status> {
+        if port == 0 || port >> 48 != 0 {
+            return Err(Status::ArgBad);
+        }
+        let handle = self.new_handle()?;
+        let member = GroupMember::join_group(config(0), port, self.board_address(handle), now());
+        let tid = self.current;
+        self.groups.slots.insert(
+            handle,
+            GroupSlot {
+                pid,
+                member,
+                delivered: VecDeque::new(),
+                joiner: Some(tid),
+                receiver: None,
+                failed: None,
+            },
+        );
+        self.block_current(Wait::Group(handle));
+        self.group_pump(handle);
+        Ok(())
+    }
+
+    pub fn group_send(&mut self, pid: Pid, handle: u64, buf: u64, len: u64) -> Result<i64, Status> {
+        if len > MAX_MESSAGE as u64 {
+            return Err(Status::ArgBad);
+        }
+        let payload = self.copy_from_user(pid, buf, len)?;
+        let slot = self.slot_of(pid, handle)?;
+        let id = slot.member.send_to_group(now(), &payload).map_err(|e| match e {
+            SendError::WouldBlock => Status::NotNow,
+            SendError::TooLarge => Status::ArgBad,
+            SendError::NotMember => Status::NotFound,
+        })?;
+        self.group_pump(handle as u16);
+        Ok(id as i64)
+    }
+
+    /// group_receive: returns a message at once, or blocks (`Ok(None)`).
+    pub fn group_receive(&mut self, pid: Pid, a: [u64; 6]) -> Result<Option<i64>, Status> {
+        let (handle, buf, capacity, info_out) = (a[0], a[1], a[2], a[3]);
+        self.user_phys(pid, info_out, 16, true)?;
+        if capacity > 0 {
+            self.user_phys(pid, buf, capacity, true)?;
+        }
+        let tid = self.current;
+        let slot = self.slot_of(pid, handle)?;
+        if slot.receiver.is_some() {
+            return Err(Status::NotNow); // one receiving thread per member
+        }
+        slot.receiver = Some(Receiver { tid, buf, capacity, info_out });
+        let handle = handle as u16;
+        if let Some(value) = self.deliver_next(handle) {
+            return Ok(Some(value));
+        }
+        self.block_current(Wait::Group(handle));
+        Ok(None)
+    }
+
+    pub fn group_leave(&mut self, pid: Pid, handle: u64) -> Result<i64, Status> {
+        let slot = self.slot_of(pid, handle)?;
+        let _ = slot.member.leave_group(now());
+        self.group_pump(handle as u16);
+        Ok(0)
+    }
+
+    pub fn group_info(&mut self, pid: Pid, handle: u64, out: u64) -> Result<i64, Status> {
+        let info = self.slot_of(pid, handle)?.member.get_info();
+        let mut bytes = Vec::with_capacity(24);
+        bytes.extend_from_slice(&info.expected_seq.to_le_bytes());
+        bytes.extend_from_slice(&info.member_id.to_le_bytes());
+        bytes.extend_from_slice(&info.sequencer_id.to_le_bytes());
+        bytes.extend_from_slice(&(info.members.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&info.incarnation.to_le_bytes());
+        self.copy_to_user(pid, out, &bytes)?;
+        Ok(0)
+    }
+
+    /// Hands the next delivered message to a waiting receiver; its result.
+    fn deliver_next(&mut self, handle: u16) -> Option<i64> {
+        let slot = self.groups.slots.get_mut(&handle)?;
+        slot.receiver.as_ref()?;
+        let (sequence, sender, payload) = slot.delivered.pop_front()?;
+        let more = !slot.delivered.is_empty();
+        let receiver = slot.receiver.take()?;
+        let pid = slot.pid;
+        let len = payload.len().min(receiver.capacity as usize);
+        let mut info = Vec::with_capacity(16);
+        info.extend_from_slice(&sequence.to_le_bytes());
+        info.extend_from_slice(&sender.to_le_bytes());
+        info.extend_from_slice(&(more as u32).to_le_bytes());
+        let copied = self
+            .copy_to_user(pid, receiver.buf, &payload[..len])
+            .and_then(|_| self.copy_to_user(pid, receiver.info_out, &info));
+        Some(match copied {
+            Ok(()) => len as i64,
+            Err(status) => error(status),
+        })
+    }
+
+    fn wake_group_waiter(&mut self, tid: Tid, handle: u16, value: i64) {
+        if let Some(thread) = self.threads.get_mut(&tid)
+            && thread.state == crate::process::ThreadState::Blocked(Wait::Group(handle))
+        {
+            thread.wake_result = value;
+            self.make_ready(tid);
+        }
+    }
+
+    /// Sends what a member wants sent and reports its events to its threads.
+    pub fn group_pump(&mut self, handle: u16) {
+        let me = self.board_address(handle);
+        let own_mac = self.rpc.endpoint.mac().0;
+        let Some(slot) = self.groups.slots.get_mut(&handle) else { return };
+        while let Some(transmit) = slot.member.poll_transmit() {
+            let (mac, to) = match transmit.dest {
+                Dest::Group => ([0xff; 6], 0u64),
+                Dest::Member(address) => {
+                    let bytes = address.to_be_bytes();
+                    ([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]], address)
+                }
+            };
+            let mut frame = Vec::with_capacity(HEADER + transmit.bytes.len());
+            frame.extend_from_slice(&mac);
+            frame.extend_from_slice(&own_mac);
+            frame.extend_from_slice(&ETHERTYPE_GROUP.to_be_bytes());
+            frame.extend_from_slice(&to.to_be_bytes());
+            frame.extend_from_slice(&me.to_be_bytes());
+            frame.extend_from_slice(&transmit.bytes);
+            if let Err(error) = crate::net::send(&frame) {
+                crate::println!("nucleus: group send failed: {error}");
+            }
+        }
+        let mut joined = false;
+        let mut failed = None;
+        while let Some(event) = slot.member.poll_event() {
+            match event {
+                Event::Joined { .. } => joined = true,
+                Event::Delivered { seq, sender, payload } => slot.delivered.push_back((seq, sender, payload)),
+                // The member resets the group by itself; only these end it.
+                Event::Error(
+                    error @ (GroupError::Expelled | GroupError::JoinDenied | GroupError::JoinTimeout),
+                ) => {
+                    crate::println!("nucleus: group member {handle}: {error:?}");
+                    failed = Some(Status::RpcFailure);
+                }
+                Event::Error(error) => {
+                    crate::println!("nucleus: group member {handle}: {error:?}, resetting")
+                }
+                _ => {}
+            }
+        }
+        let joiner = if joined || failed.is_some() { slot.joiner.take() } else { None };
+        if let Some(status) = failed {
+            slot.failed = Some(status);
+        }
+        let receiver = if failed.is_some() { slot.receiver.take().map(|r| r.tid) } else { None };
+        if let Some(tid) = joiner {
+            let value = failed.map_or(handle as i64, error);
+            self.wake_group_waiter(tid, handle, value);
+        }
+        if let (Some(tid), Some(status)) = (receiver, failed) {
+            self.wake_group_waiter(tid, handle, error(status));
+        }
+        let waiting = self.groups.slots.get(&handle).and_then(|s| s.receiver.as_ref().map(|r| r.tid));
+        if let Some(tid) = waiting
+            && let Some(value) = self.deliver_next(handle)
+        {
+            self.wake_group_waiter(tid, handle, value);
+        }
+        self.update_net_deadline();
+    }
+
+    /// Network thread: a group frame came in.
+    pub fn group_frame(&mut self, frame: &[u8]) {
+        if frame.len() < HEADER {
+            return;
+        }
+        let to = u64::from_be_bytes(frame[14..22].try_into().expect("8 bytes"));
+        let from = u64::from_be_bytes(frame[22..30].try_into().expect("8 bytes"));
+        let packet = &frame[HEADER..];
+        let handles: Vec<u16> =
+            self.groups.slots.keys().copied().filter(|&h| to == 0 || self.board_address(h) == to).collect();
+        for handle in handles {
+            if let Some(slot) = self.groups.slots.get_mut(&handle) {
+                let _ = slot.member.handle_packet(now(), from, packet);
+            }
+            self.group_pump(handle);
+        }
+    }
+
+    /// Network thread: time passed.
+    pub fn group_timeout(&mut self) {
+        let handles: Vec<u16> = self.groups.slots.keys().copied().collect();
+        for handle in handles {
+            if let Some(slot) = self.groups.slots.get_mut(&handle) {
+                slot.member.handle_timeout(now());
+            }
+            self.group_pump(handle);
+        }
+        // Members of ended processes go once they are out of their group.
+        self.groups
+            .slots
+            .retain(|_, slot| slot.pid != Pid::MAX || !(slot.member.is_gone() || slot.failed.is_some()));
+    }
+
+    /// A process ended: its members leave their groups. The nucleus keeps
+    /// each member until its leave is through (a leaving sequencer hands
+    /// the group over first), so the others need not detect a failure.
+    pub fn group_forget_process(&mut self, pid: Pid) {
+        let handles: Vec<u16> =
+            self.groups.slots.iter().filter(|(_, s)| s.pid == pid).map(|(&h, _)| h).collect();
+        for handle in handles {
+            if let Some(slot) = self.groups.slots.get_mut(&handle) {
+                slot.pid = Pid::MAX; // nobody's any more
+                slot.receiver = None;
+                slot.joiner = None;
+                if slot.failed.is_some() || slot.member.leave_group(now()).is_err() {
+                    self.groups.slots.remove(&handle);
+                    continue;
+                }
+            }
+            self.group_pump(handle);
+        }
+    }
+
+    /// The earliest time the network thread must look at RPC or groups.
+    pub fn update_net_deadline(&mut self) {
+        let groups = self.groups.slots.values().filter_map(|s| s.member.next_deadline()).min();
+        let rpc = self.rpc.endpoint.next_deadline();
+        self.rpc_deadline = match (rpc, groups) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(deadline) = self.rpc_deadline {
+            crate::drivers::timer::wake_at(deadline);
+        }
+    }
+}

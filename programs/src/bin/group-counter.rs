@@ -1,0 +1,71 @@
+//! `group-counter`: a replicated counter. Argument: bits 0..48 the group
+//! port, bits 48..56 the number of members to wait for, bit 63 "create the
+//! group" (else join it). Every member waits until the group has that many
+//! members, sends five increments `+<member id>` in the group's order, and
+//! applies every delivered increment to its copy. When all increments are
+//! in, it prints `group-counter: value <v> order <hash>`, where the hash
+//! covers the whole order of operations, and exits 0.
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+use amoeba::println;
+use amoeba::user::group::Group;
+use amoeba::user::time;
+
+amoeba::entry!(main);
+
+const INCREMENTS: u64 = 5;
+
+fn main(argument: u64) -> i32 {
+    let port = argument & 0xffff_ffff_ffff;
+    let members = (argument >> 48) & 0xff;
+    let group = if argument >> 63 == 1 { Group::create(port, 0) } else { Group::join(port) };
+    let group = match group {
+        Ok(group) => group,
+        Err(status) => {
+            println!("group-counter: cannot enter the group: {status}");
+            return 1;
+        }
+    };
+    while group.info().map(|i| i.members as u64).unwrap_or(0) < members {
+        time::sleep_us(20_000);
+    }
+    let me = group.info().map(|i| i.member_id).unwrap_or(0);
+    println!("group-counter: member {me} of {members}");
+    let mut value = 0u64;
+    let mut applied = 0u64;
+    let mut order_hash = 0xcbf2_9ce4_8422_2325u64; // FNV-1a over (sequence, sender, payload)
+    let mut sent = 0;
+    let mut buf = [0u8; 64];
+    while applied < members * INCREMENTS {
+        if sent < INCREMENTS {
+            let message = [b'+', me as u8];
+            if let Err(status) = group.send(&message) {
+                println!("group-counter: send failed: {status}");
+                return 1;
+            }
+            sent += 1;
+        }
+        let got = match group.receive(&mut buf) {
+            Ok(got) => got,
+            Err(status) => {
+                println!("group-counter: receive failed: {status}");
+                return 1;
+            }
+        };
+        for byte in got.sequence.to_le_bytes().iter().chain(&got.sender.to_le_bytes()).chain(&buf[..got.len])
+        {
+            order_hash = (order_hash ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        if got.len == 2 && buf[0] == b'+' {
+            value += 1 + buf[1] as u64;
+            applied += 1;
+        }
+    }
+    println!("group-counter: value {value} order {order_hash:016x}");
+    // Leaving hands the sequencer's role on if this member holds it.
+    if let Err(status) = group.leave() {
+        println!("group-counter: leave failed: {status}");
+    }
+    0
+}
