@@ -42,6 +42,10 @@ ping: build
 rpc-demo: build
     {{boot}} rpc-demo --run-dir run/rpc-demo
 
+# Replicated counter on 4 boards and the host: same value and order everywhere.
+group-demo: build
+    {{boot}} group-demo --run-dir run/group-demo
+
 # Attach GDB to board N of the running pool.
 gdb n: build
     {{boot}} gdb {{n}}

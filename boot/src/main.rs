@@ -110,6 +110,12 @@ enum Command {
         #[command(flatten)]
         pool: PoolArgs,
     },
+    /// Replicated counter on 4 boards and the host: every member must end
+    /// with the same value and the same order of operations.
+    GroupDemo {
+        #[command(flatten)]
+        pool: PoolArgs,
+    },
     /// Attach GDB to one board of the running pool.
     Gdb {
         board: u16,
@@ -158,6 +164,7 @@ fn main() {
             run_program(board, &program, argument, run_to_completion, detach, &run_dir)
         }
         Command::RpcDemo { pool } => rpc_demo(&pool),
+        Command::GroupDemo { pool } => group_demo(&pool),
     };
     if let Err(error) = result {
         eprintln!("boot: {error:#}");
@@ -608,6 +615,77 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
     }
     pool.shutdown();
     println!("rpc demo: ok");
+    Ok(())
+}
+
+fn group_demo(args: &PoolArgs) -> Result<()> {
+    use amoeba::syscall::SCHED_PREEMPTIVE;
+    const INCREMENTS: u64 = 5;
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 4);
+    let (pool, _) = boot_pool(config)?;
+    let port = 0x0000_0000_dede_0001u64;
+    let members = 5u64; // four boards and the host
+    for (index, board) in pool.boards().iter().enumerate() {
+        let argument = port | (members << 48) | if index == 0 { 1 << 63 } else { 0 };
+        pool.host().exec(board.mac, "group-counter", argument, SCHED_PREEMPTIVE as u8)?;
+        if index == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let mut host =
+        boot::group_client::GroupClient::join(pool.new_host_port()?, port, Duration::from_secs(30))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while host.view().1 < members as usize {
+        if Instant::now() > deadline {
+            bail!("the group never reached {members} members");
+        }
+        host.receive(Duration::from_millis(20))?;
+    }
+    let me = host.view().0;
+    println!("host: member {me} of {members}");
+    let (mut value, mut applied, mut sent) = (0u64, 0u64, 0u64);
+    let mut order = 0xcbf2_9ce4_8422_2325u64;
+    while applied < members * INCREMENTS {
+        if sent < INCREMENTS {
+            host.send(&[b'+', me as u8])?;
+            sent += 1;
+        }
+        let Some(message) = host.receive(Duration::from_secs(30))? else {
+            bail!("the group went quiet after {applied} increments");
+        };
+        for byte in
+            message.seq.to_le_bytes().iter().chain(&message.sender.to_le_bytes()).chain(&message.payload)
+        {
+            order = (order ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        if message.payload.len() == 2 && message.payload[0] == b'+' {
+            value += 1 + message.payload[1] as u64;
+            applied += 1;
+        }
+    }
+    let host_line = format!("group-counter: value {value} order {order:016x}");
+    println!("host:    {host_line}");
+    host.leave()?;
+    let mut agree = true;
+    for board in pool.boards() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            if let Some(line) = board.console_text().lines().find(|l| l.starts_with("group-counter: value")) {
+                break line.to_string();
+            }
+            if Instant::now() > deadline {
+                bail!("board {} has no result:\n{}", board.spec.id, board.console_tail(10));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        println!("board {}: {line}", board.spec.id);
+        agree &= line == host_line;
+    }
+    pool.shutdown();
+    if !agree {
+        bail!("the members disagree");
+    }
+    println!("group demo: every member has the same value and the same order");
     Ok(())
 }
 

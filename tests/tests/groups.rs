@@ -74,3 +74,51 @@ fn the_replicated_counter_agrees_under_loss_duplication_and_reordering() {
     assert!(stats.dropped_loss > 0 && stats.duplicated > 0, "the faults must have happened: {stats:?}");
     assert!(results.iter().all(|r| *r == results[0]), "members disagree: {results:#?}");
 }
+
+#[test]
+fn the_host_is_a_group_member_like_the_boards() {
+    use boot::group_client::GroupClient;
+    let pool = boot(2);
+    let port = 0x0000_0000_0a57_0001u64;
+    let members = 3u64; // two boards and the host
+    for index in 0..2 {
+        let argument = port | (members << 48) | if index == 0 { 1 << 63 } else { 0 };
+        pool.host()
+            .exec(pool.boards()[index].mac, "group-counter", argument, SCHED_PREEMPTIVE as u8)
+            .unwrap();
+        if index == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let mut host = GroupClient::join(pool.new_host_port().unwrap(), port, Duration::from_secs(30)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while host.view().1 < members as usize {
+        assert!(std::time::Instant::now() < deadline, "the group never reached {members} members");
+        host.receive(Duration::from_millis(20)).unwrap();
+    }
+    let me = host.view().0 as u8;
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        host.send(&[b'+', me]).unwrap();
+    }
+    while order.iter().filter(|(_, _, p): &&(u64, u32, Vec<u8>)| p.first() == Some(&b'+')).count() < 15 {
+        let message = host.receive(Duration::from_secs(30)).unwrap().expect("the group goes on");
+        order.push((message.seq, message.sender, message.payload));
+    }
+    // The host saw the boards' messages and its own, each once, in sequence.
+    assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "sequence numbers must grow: {order:?}");
+    assert_eq!(order.iter().filter(|(_, _, p)| p == &vec![b'+', me]).count(), 5);
+    host.leave().unwrap();
+    for board in pool.boards() {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !board.console_text().contains("group-counter: value") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "board {}:\n{}",
+                board.spec.id,
+                board.console_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

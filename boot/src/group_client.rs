@@ -1,0 +1,131 @@
+//! The host as a member of a group: the same `sequencer` state machine the
+//! nucleus runs for its processes, driven here by one host port.
+
+use crate::host_port::HostPort;
+use anyhow::{Result, bail};
+use sequencer::{Config, Dest, Event, GroupMember, Message};
+use std::time::{Duration, Instant};
+
+/// Ethertype of group frames (`to: u64`, `from: u64`, sequencer packet).
+pub const ETHERTYPE_GROUP: u16 = 0x88B7;
+const HEADER: usize = 14 + 16;
+
+pub struct GroupClient {
+    port: HostPort,
+    member: GroupMember,
+    epoch: Instant,
+    me: u64,
+}
+
+impl GroupClient {
+    /// Joins the group with `port`; returns once admitted.
+    pub fn join(host_port: HostPort, group_port: u64, timeout: Duration) -> Result<Self> {
+        let mut bytes = [0u8; 8];
+        bytes[..6].copy_from_slice(&host_port.mac().0);
+        let me = u64::from_be_bytes(bytes) | 1;
+        let epoch = Instant::now();
+        let member = GroupMember::join_group(Config::default(), group_port, me, 0);
+        let mut client = Self { port: host_port, member, epoch, me };
+        let deadline = Instant::now() + timeout;
+        loop {
+            client.step(Duration::from_millis(5))?;
+            if client.member.is_member() {
+                return Ok(client);
+            }
+            if Instant::now() > deadline || client.member.is_gone() {
+                bail!("could not join group {group_port:#x}");
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Moves frames and time for at most `wait`.
+    fn step(&mut self, wait: Duration) -> Result<()> {
+        while let Some(transmit) = self.member.poll_transmit() {
+            let (mac, to) = match transmit.dest {
+                Dest::Group => ([0xff; 6], 0u64),
+                Dest::Member(address) => {
+                    let b = address.to_be_bytes();
+                    ([b[0], b[1], b[2], b[3], b[4], b[5]], address)
+                }
+            };
+            let mut frame = Vec::with_capacity(HEADER + transmit.bytes.len());
+            frame.extend_from_slice(&mac);
+            frame.extend_from_slice(&self.port.mac().0);
+            frame.extend_from_slice(&ETHERTYPE_GROUP.to_be_bytes());
+            frame.extend_from_slice(&to.to_be_bytes());
+            frame.extend_from_slice(&self.me.to_be_bytes());
+            frame.extend_from_slice(&transmit.bytes);
+            self.port.send_frame(&frame)?;
+        }
+        let wait = match self.member.next_deadline() {
+            Some(deadline) => Duration::from_micros(deadline.saturating_sub(self.now())).min(wait),
+            None => wait,
+        };
+        if let Some(frame) = self.port.recv_timeout(wait.max(Duration::from_micros(200)))
+            && frame.len() >= HEADER
+            && frame[12..14] == ETHERTYPE_GROUP.to_be_bytes()
+        {
+            let to = u64::from_be_bytes(frame[14..22].try_into().expect("8 bytes"));
+            let from = u64::from_be_bytes(frame[22..30].try_into().expect("8 bytes"));
+            if to == 0 || to == self.me {
+                let now = self.now();
+                let _ = self.member.handle_packet(now, from, &frame[HEADER..]);
+            }
+        }
+        let now = self.now();
+        self.member.handle_timeout(now);
+        Ok(())
+    }
+
+    /// This member's id and the number of members in its view.
+    pub fn view(&self) -> (u32, usize) {
+        let info = self.member.get_info();
+        (info.member_id, info.members.len())
+    }
+
+    /// Sends a message into the group's order.
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        loop {
+            let now = self.now();
+            match self.member.send_to_group(now, message) {
+                Ok(_) => return Ok(()),
+                Err(sequencer::SendError::WouldBlock) => self.step(Duration::from_millis(5))?,
+                Err(error) => bail!("group send failed: {error:?}"),
+            }
+        }
+    }
+
+    /// The next message of the order, waiting at most `timeout`.
+    pub fn receive(&mut self, timeout: Duration) -> Result<Option<Message>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((message, _)) = self.member.receive() {
+                return Ok(Some(message));
+            }
+            while let Some(event) = self.member.poll_event() {
+                if let Event::Error(error) = event {
+                    eprintln!("host group member: {error:?}");
+                }
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            self.step(Duration::from_millis(5))?;
+        }
+    }
+
+    /// Leaves the group, giving the protocol a moment to finish.
+    pub fn leave(mut self) -> Result<()> {
+        let now = self.now();
+        let _ = self.member.leave_group(now);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.member.is_gone() && Instant::now() < deadline {
+            self.step(Duration::from_millis(5))?;
+        }
+        Ok(())
+    }
+}
