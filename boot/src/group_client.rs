@@ -81,6 +81,19 @@ impl GroupClient {
         Ok(())
     }
 
+    /// Waits until the view holds `count` members, keeping every message
+    /// that arrives meanwhile for `receive`.
+    pub fn wait_for_members(&mut self, count: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.view().1 < count {
+            if Instant::now() > deadline {
+                bail!("the group has {} members, not {count}", self.view().1);
+            }
+            self.step(Duration::from_millis(5))?;
+        }
+        Ok(())
+    }
+
     /// This member's id and the number of members in its view.
     pub fn view(&self) -> (u32, usize) {
         let info = self.member.get_info();

@@ -634,13 +634,7 @@ fn group_demo(args: &PoolArgs) -> Result<()> {
     }
     let mut host =
         boot::group_client::GroupClient::join(pool.new_host_port()?, port, Duration::from_secs(30))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while host.view().1 < members as usize {
-        if Instant::now() > deadline {
-            bail!("the group never reached {members} members");
-        }
-        host.receive(Duration::from_millis(20))?;
-    }
+    host.wait_for_members(members as usize, Duration::from_secs(60))?;
     let me = host.view().0;
     println!("host: member {me} of {members}");
     let (mut value, mut applied, mut sent) = (0u64, 0u64, 0u64);

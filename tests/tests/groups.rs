@@ -91,11 +91,7 @@ fn the_host_is_a_group_member_like_the_boards() {
         }
     }
     let mut host = GroupClient::join(pool.new_host_port().unwrap(), port, Duration::from_secs(30)).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while host.view().1 < members as usize {
-        assert!(std::time::Instant::now() < deadline, "the group never reached {members} members");
-        host.receive(Duration::from_millis(20)).unwrap();
-    }
+    host.wait_for_members(members as usize, Duration::from_secs(60)).unwrap();
     let me = host.view().0 as u8;
     let mut order = Vec::new();
     for _ in 0..5 {
