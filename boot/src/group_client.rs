@@ -3,12 +3,9 @@
 
 use crate::host_port::HostPort;
 use anyhow::{Result, bail};
-use sequencer::{Config, Dest, Event, GroupMember, Message};
+use sequencer::ethernet;
+use sequencer::{Config, Event, GroupMember, Message};
 use std::time::{Duration, Instant};
-
-/// Ethertype of group frames (`to: u64`, `from: u64`, sequencer packet).
-pub const ETHERTYPE_GROUP: u16 = 0x88B7;
-const HEADER: usize = 14 + 16;
 
 pub struct GroupClient {
     port: HostPort,
@@ -20,9 +17,7 @@ pub struct GroupClient {
 impl GroupClient {
     /// Joins the group with `port`; returns once admitted.
     pub fn join(host_port: HostPort, group_port: u64, timeout: Duration) -> Result<Self> {
-        let mut bytes = [0u8; 8];
-        bytes[..6].copy_from_slice(&host_port.mac().0);
-        let me = u64::from_be_bytes(bytes) | 1;
+        let me = ethernet::member_address(host_port.mac().0, 1);
         let epoch = Instant::now();
         let member = GroupMember::join_group(Config::default(), group_port, me, 0);
         let mut client = Self { port: host_port, member, epoch, me };
@@ -45,20 +40,7 @@ impl GroupClient {
     /// Moves frames and time for at most `wait`.
     fn step(&mut self, wait: Duration) -> Result<()> {
         while let Some(transmit) = self.member.poll_transmit() {
-            let (mac, to) = match transmit.dest {
-                Dest::Group => ([0xff; 6], 0u64),
-                Dest::Member(address) => {
-                    let b = address.to_be_bytes();
-                    ([b[0], b[1], b[2], b[3], b[4], b[5]], address)
-                }
-            };
-            let mut frame = Vec::with_capacity(HEADER + transmit.bytes.len());
-            frame.extend_from_slice(&mac);
-            frame.extend_from_slice(&self.port.mac().0);
-            frame.extend_from_slice(&ETHERTYPE_GROUP.to_be_bytes());
-            frame.extend_from_slice(&to.to_be_bytes());
-            frame.extend_from_slice(&self.me.to_be_bytes());
-            frame.extend_from_slice(&transmit.bytes);
+            let frame = ethernet::encode_frame(self.port.mac().0, self.me, transmit.dest, &transmit.bytes);
             self.port.send_frame(&frame)?;
         }
         let wait = match self.member.next_deadline() {
@@ -66,15 +48,11 @@ impl GroupClient {
             None => wait,
         };
         if let Some(frame) = self.port.recv_timeout(wait.max(Duration::from_micros(200)))
-            && frame.len() >= HEADER
-            && frame[12..14] == ETHERTYPE_GROUP.to_be_bytes()
+            && let Some((to, from, packet)) = ethernet::parse_frame(&frame)
+            && (to == 0 || to == self.me)
         {
-            let to = u64::from_be_bytes(frame[14..22].try_into().expect("8 bytes"));
-            let from = u64::from_be_bytes(frame[22..30].try_into().expect("8 bytes"));
-            if to == 0 || to == self.me {
-                let now = self.now();
-                let _ = self.member.handle_packet(now, from, &frame[HEADER..]);
-            }
+            let now = self.now();
+            let _ = self.member.handle_packet(now, from, packet);
         }
         let now = self.now();
         self.member.handle_timeout(now);

@@ -3,20 +3,18 @@
 //! timeouts) and by the group system calls. The protocol itself (ordering,
 //! history, resilience, reset) lives in the host-tested `sequencer` crate.
 //!
-//! On the wire, group packets travel in Ethernet frames of their own
-//! ethertype: `to: u64` (0 for the whole group), `from: u64`, then the
-//! sequencer packet. A member's address is its board's MAC (48 bits) and a
-//! per-board handle (16 bits).
+//! On the wire, group packets travel as `sequencer::ethernet` frames; a
+//! member's address is its board's MAC and a per-board handle.
 
 use crate::process::{Kernel, Pid, Tid, Wait};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use amoeba::Status;
 use amoeba::syscall::error;
-use sequencer::{Config, Dest, Event, GroupError, GroupMember, SendError};
+use sequencer::ethernet;
+use sequencer::{Config, Event, GroupError, GroupMember, SendError};
 
-pub const ETHERTYPE_GROUP: u16 = 0x88B7;
-const HEADER: usize = 14 + 16;
+pub use sequencer::ethernet::ETHERTYPE_GROUP;
 /// The largest message a group carries (one frame, for now).
 pub const MAX_MESSAGE: usize = 1024;
 
@@ -54,10 +52,7 @@ fn config(resilience: u16) -> Config {
 
 impl Kernel {
     fn board_address(&self, handle: u16) -> u64 {
-        let mac = self.rpc.endpoint.mac().0;
-        let mut bytes = [0u8; 8];
-        bytes[..6].copy_from_slice(&mac);
-        (u64::from_be_bytes(bytes)) | handle as u64
+        ethernet::member_address(self.rpc.endpoint.mac().0, handle)
     }
 
     fn new_handle(&mut self) -> Result<u16, Status> {
@@ -196,35 +191,13 @@ impl Kernel {
         })
     }
 
-    fn wake_group_waiter(&mut self, tid: Tid, handle: u16, value: i64) {
-        if let Some(thread) = self.threads.get_mut(&tid)
-            && thread.state == crate::process::ThreadState::Blocked(Wait::Group(handle))
-        {
-            thread.wake_result = value;
-            self.make_ready(tid);
-        }
-    }
-
     /// Sends what a member wants sent and reports its events to its threads.
     pub fn group_pump(&mut self, handle: u16) {
         let me = self.board_address(handle);
         let own_mac = self.rpc.endpoint.mac().0;
         let Some(slot) = self.groups.slots.get_mut(&handle) else { return };
         while let Some(transmit) = slot.member.poll_transmit() {
-            let (mac, to) = match transmit.dest {
-                Dest::Group => ([0xff; 6], 0u64),
-                Dest::Member(address) => {
-                    let bytes = address.to_be_bytes();
-                    ([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]], address)
-                }
-            };
-            let mut frame = Vec::with_capacity(HEADER + transmit.bytes.len());
-            frame.extend_from_slice(&mac);
-            frame.extend_from_slice(&own_mac);
-            frame.extend_from_slice(&ETHERTYPE_GROUP.to_be_bytes());
-            frame.extend_from_slice(&to.to_be_bytes());
-            frame.extend_from_slice(&me.to_be_bytes());
-            frame.extend_from_slice(&transmit.bytes);
+            let frame = ethernet::encode_frame(own_mac, me, transmit.dest, &transmit.bytes);
             if let Err(error) = crate::net::send(&frame) {
                 crate::println!("nucleus: group send failed: {error}");
             }
@@ -255,28 +228,23 @@ impl Kernel {
         let receiver = if failed.is_some() { slot.receiver.take().map(|r| r.tid) } else { None };
         if let Some(tid) = joiner {
             let value = failed.map_or(handle as i64, error);
-            self.wake_group_waiter(tid, handle, value);
+            self.wake_waiter(tid, Wait::Group(handle), value);
         }
         if let (Some(tid), Some(status)) = (receiver, failed) {
-            self.wake_group_waiter(tid, handle, error(status));
+            self.wake_waiter(tid, Wait::Group(handle), error(status));
         }
         let waiting = self.groups.slots.get(&handle).and_then(|s| s.receiver.as_ref().map(|r| r.tid));
         if let Some(tid) = waiting
             && let Some(value) = self.deliver_next(handle)
         {
-            self.wake_group_waiter(tid, handle, value);
+            self.wake_waiter(tid, Wait::Group(handle), value);
         }
         self.update_net_deadline();
     }
 
     /// Network thread: a group frame came in.
     pub fn group_frame(&mut self, frame: &[u8]) {
-        if frame.len() < HEADER {
-            return;
-        }
-        let to = u64::from_be_bytes(frame[14..22].try_into().expect("8 bytes"));
-        let from = u64::from_be_bytes(frame[22..30].try_into().expect("8 bytes"));
-        let packet = &frame[HEADER..];
+        let Some((to, from, packet)) = ethernet::parse_frame(frame) else { return };
         let handles: Vec<u16> =
             self.groups.slots.keys().copied().filter(|&h| to == 0 || self.board_address(h) == to).collect();
         for handle in handles {

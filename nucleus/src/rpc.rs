@@ -120,7 +120,7 @@ impl Kernel {
                 }
             }
         };
-        self.wake_thread(client.tid, Wait::Trans(id.0), value);
+        self.wake_waiter(client.tid, Wait::Trans(id.0), value);
     }
 
     fn request_arrived(&mut self, port: Port, arrived: Arrived) {
@@ -136,7 +136,7 @@ impl Kernel {
                 .is_some_and(|t| t.state == crate::process::ThreadState::Blocked(Wait::GetRequest(port)));
             if still_waiting {
                 let value = self.deliver(&waiting, arrived);
-                self.wake_thread(waiting.tid, Wait::GetRequest(port), value);
+                self.wake_waiter(waiting.tid, Wait::GetRequest(port), value);
                 return;
             }
         }
@@ -199,16 +199,6 @@ impl Kernel {
                 let _ = self.rpc.endpoint.abort_request(now(), arrived.req, Status::RpcBadAddress);
                 error(status)
             }
-        }
-    }
-
-    fn wake_thread(&mut self, tid: Tid, wait: Wait, value: i64) {
-        let Some(thread) = self.threads.get_mut(&tid) else {
-            return;
-        };
-        if thread.state == crate::process::ThreadState::Blocked(wait) {
-            thread.wake_result = value;
-            self.make_ready(tid);
         }
     }
 

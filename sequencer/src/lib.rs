@@ -141,6 +141,7 @@
 
 extern crate alloc;
 
+pub mod ethernet;
 mod member;
 pub mod wire;
 

@@ -219,6 +219,17 @@ impl Kernel {
         woken.len()
     }
 
+    /// Wakes `tid` with `value` if it still waits for `wait` (it may have
+    /// been interrupted or killed meanwhile).
+    pub fn wake_waiter(&mut self, tid: Tid, wait: Wait, value: i64) {
+        if let Some(thread) = self.threads.get_mut(&tid)
+            && thread.state == ThreadState::Blocked(wait)
+        {
+            thread.wake_result = value;
+            self.make_ready(tid);
+        }
+    }
+
     /// Wakes at most `count` threads blocked on `wait`.
     pub fn wake_some(&mut self, wait: Wait, count: usize) -> usize {
         let woken: Vec<Tid> = self
