@@ -50,8 +50,8 @@ group-demo: build
 gdb n: build
     {{boot}} gdb {{n}}
 
-# Run every test: host unit and simulation tests, and pool tests on real boards.
-test: build
+# Run every test: formatting and lints, host unit and simulation tests, and pool tests on real boards.
+test: lint build
     cargo test
 
 # Benchmarks (not tests): frame echo vs host-only baseline, pool boot time.
