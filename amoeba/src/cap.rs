@@ -118,6 +118,8 @@ impl fmt::Display for CapError {
     }
 }
 
+impl core::error::Error for CapError {}
+
 /// The check field of a capability with `rights` for an object whose (owner) random
 /// check value is `random`.
 ///

@@ -83,13 +83,19 @@ pub enum Syscall {
     /// put_reply(reply header, buffer, length): answers the request this
     /// thread got last.
     PutReply = 27,
-    /// group_create(port, resilience) -> group handle: a new group with
-    /// this process as its only member and sequencer.
+    /// group_create(get-port, resilience, capability out, BB threshold) ->
+    /// group handle: a new group on put-port F(get-port) with this process
+    /// as its only member and sequencer; its owner capability is written to
+    /// `capability out`. Messages longer than the BB threshold (0: the
+    /// nucleus's default) go by the BB method.
     GroupCreate = 28,
-    /// group_join(port) -> group handle, once the group has let us in.
+    /// group_join(capability pointer) -> group handle, once the group has
+    /// let us in; `CapBad` if the group refuses the capability (it must
+    /// verify and carry the receive right, `sequencer::RIGHT_RECEIVE`).
     GroupJoin = 29,
     /// group_send(handle, buffer, length): queues a message for the total
-    /// order; `NotNow` while the group's send queue is full.
+    /// order; `NotNow` while the group's send queue is full, `Denied` if the
+    /// member's capability lacks the send right (`sequencer::RIGHT_SEND`).
     GroupSend = 30,
     /// group_receive(handle, buffer, capacity, info_out) -> length: the next
     /// message in the group's order; `info_out` gets a [`GroupMessageInfo`].
@@ -195,6 +201,11 @@ pub const RIGHT_STUN: u8 = 0x04;
 pub const RIGHT_DESTROY: u8 = 0x08;
 /// Process capability right: send signals.
 pub const RIGHT_SIGNAL: u8 = 0x10;
+
+/// Group capability right: join the group and receive its messages.
+pub const GROUP_RIGHT_RECEIVE: u8 = 0x02;
+/// Group capability right: send to the group (as a member).
+pub const GROUP_RIGHT_SEND: u8 = 0x04;
 
 /// Number of signals; signal 0 is not used.
 pub const SIGNALS: u32 = 32;

@@ -164,6 +164,21 @@ impl Board {
         std::fs::read(&self.console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
+    /// Waits up to `timeout` for a console line starting with `prefix`; the
+    /// first such line.
+    pub fn wait_for_line(&self, prefix: &str, timeout: std::time::Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.console_text().lines().find(|l| l.starts_with(prefix)) {
+                return Some(line.to_string());
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The last `lines` lines of the console.
     pub fn console_tail(&self, lines: usize) -> String {
         let text = self.console_text();

@@ -15,11 +15,22 @@ pub struct GroupClient {
 }
 
 impl GroupClient {
-    /// Joins the group with `port`; returns once admitted.
-    pub fn join(host_port: HostPort, group_port: u64, timeout: Duration) -> Result<Self> {
+    /// Creates a group on the put-port of `get_port`, the host its first
+    /// member and sequencer, with a fresh random secret; others join with
+    /// [`GroupClient::capability`] (or a restriction of it).
+    pub fn create(host_port: HostPort, get_port: amoeba::GetPort, config: Config) -> Result<Self> {
+        let me = ethernet::member_address(host_port.mac().0, 1);
+        let secret = amoeba::Check(rand::random());
+        let port = get_port.put_port().to_u64();
+        let member = GroupMember::create_group(config, port, secret, me, 0);
+        Ok(Self { port: host_port, member, epoch: Instant::now(), me })
+    }
+
+    /// Joins the group `capability` names; returns once admitted.
+    pub fn join(host_port: HostPort, capability: &amoeba::Capability, timeout: Duration) -> Result<Self> {
         let me = ethernet::member_address(host_port.mac().0, 1);
         let epoch = Instant::now();
-        let member = GroupMember::join_group(Config::default(), group_port, me, 0);
+        let member = GroupMember::join_group(Config::default(), capability, me, 0);
         let mut client = Self { port: host_port, member, epoch, me };
         let deadline = Instant::now() + timeout;
         loop {
@@ -27,10 +38,18 @@ impl GroupClient {
             if client.member.is_member() {
                 return Ok(client);
             }
-            if Instant::now() > deadline || client.member.is_gone() {
-                bail!("could not join group {group_port:#x}");
+            if client.member.is_gone() {
+                bail!("group {} refused the capability", capability.port);
+            }
+            if Instant::now() > deadline {
+                bail!("could not join group {} within {timeout:?}", capability.port);
             }
         }
+    }
+
+    /// The group's owner capability.
+    pub fn capability(&self) -> amoeba::Capability {
+        self.member.owner_capability()
     }
 
     fn now(&self) -> u64 {

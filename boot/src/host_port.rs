@@ -195,8 +195,22 @@ impl HostPort {
     /// Starts `program` from board `target`'s bundle; the board will send
     /// `ProcessExited` to this port when it ends.
     pub fn exec(&self, target: Mac, program: &str, argument: u64, scheduling: u8) -> Result<Started> {
+        self.exec_with_capability(target, program, argument, scheduling, None)
+    }
+
+    /// Like [`HostPort::exec`], handing `capability` to the new process
+    /// (`amoeba::user::exec_capability` there).
+    pub fn exec_with_capability(
+        &self,
+        target: Mac,
+        program: &str,
+        argument: u64,
+        scheduling: u8,
+        capability: Option<amoeba::Capability>,
+    ) -> Result<Started> {
         let id = next_request_id();
-        self.send(target, &Message::Exec { id, argument, scheduling, program })?;
+        let capability = capability.map(|c| c.encode());
+        self.send(target, &Message::Exec { id, argument, scheduling, program, capability })?;
         let reply = self.wait_for(REQUEST_TIMEOUT, |source, message| match message {
             Message::ExecReply { id: reply_id, status, pid, capability }
                 if source == target && *reply_id == id =>

@@ -619,21 +619,32 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
 }
 
 fn group_demo(args: &PoolArgs) -> Result<()> {
-    use amoeba::syscall::SCHED_PREEMPTIVE;
+    use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND, SCHED_PREEMPTIVE};
     const INCREMENTS: u64 = 5;
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 4);
     let (pool, _) = boot_pool(config)?;
-    let port = 0x0000_0000_dede_0001u64;
     let members = 5u64; // four boards and the host
-    for (index, board) in pool.boards().iter().enumerate() {
-        let argument = port | (members << 48) | if index == 0 { 1 << 63 } else { 0 };
-        pool.host().exec(board.mac, "group-counter", argument, SCHED_PREEMPTIVE as u8)?;
-        if index == 0 {
-            std::thread::sleep(Duration::from_millis(300));
-        }
+    // The host creates the group; the boards get a capability that lets
+    // them receive and send (not the owner's).
+    let get_port = amoeba::GetPort(amoeba::Port::from_u64(0x0000_0000_dede_0001));
+    let mut host = boot::group_client::GroupClient::create(
+        pool.new_host_port()?,
+        get_port,
+        sequencer::Config::default(),
+    )?;
+    let rights = amoeba::Rights(GROUP_RIGHT_RECEIVE | GROUP_RIGHT_SEND);
+    let capability = host.capability().restrict(rights)?;
+    println!("group {}: boards join with {capability}", capability.port);
+    for board in pool.boards() {
+        let argument = members << 48;
+        pool.host().exec_with_capability(
+            board.mac,
+            "group-counter",
+            argument,
+            SCHED_PREEMPTIVE as u8,
+            Some(capability),
+        )?;
     }
-    let mut host =
-        boot::group_client::GroupClient::join(pool.new_host_port()?, port, Duration::from_secs(30))?;
     host.wait_for_members(members as usize, Duration::from_secs(60))?;
     let me = host.view().0;
     println!("host: member {me} of {members}");

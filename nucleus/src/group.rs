@@ -5,18 +5,26 @@
 //!
 //! On the wire, group packets travel as `sequencer::ethernet` frames; a
 //! member's address is its board's MAC and a per-board handle.
+//!
+//! Groups are named like services: the creator knows a private get-port G,
+//! the group lives on P = F(G), and the creator gets the group's owner
+//! capability. Joining takes a capability for the group that verifies
+//! (with the receive right); sending also takes the send right.
 
 use crate::process::{Kernel, Pid, Tid, Wait};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use amoeba::Status;
 use amoeba::syscall::error;
+use amoeba::{Capability, GetPort, Port, Status};
 use sequencer::ethernet;
 use sequencer::{Config, Event, GroupError, GroupMember, SendError};
 
 pub use sequencer::ethernet::ETHERTYPE_GROUP;
 /// The largest message a group carries (one frame, for now).
 pub const MAX_MESSAGE: usize = 1024;
+/// Messages longer than this go by the BB method unless the creator chose
+/// otherwise: the sender broadcasts, the sequencer only a short accept.
+pub const DEFAULT_BB_THRESHOLD: u32 = 512;
 
 struct Receiver {
     tid: Tid,
@@ -46,8 +54,17 @@ fn now() -> u64 {
     crate::drivers::timer::uptime_micros()
 }
 
-fn config(resilience: u16) -> Config {
-    Config { resilience, max_message_size: MAX_MESSAGE as u32, ..Config::default() }
+fn config(resilience: u16, bb_threshold: u32) -> Config {
+    Config { resilience, max_message_size: MAX_MESSAGE as u32, bb_threshold, ..Config::default() }
+}
+
+fn send_status(error: SendError) -> Status {
+    match error {
+        SendError::WouldBlock => Status::NotNow,
+        SendError::TooLarge => Status::ArgBad,
+        SendError::NotMember => Status::NotFound,
+        SendError::NotPermitted => Status::Denied,
+    }
 }
 
 impl Kernel {
@@ -74,14 +91,27 @@ impl Kernel {
         }
     }
 
-    /// group_create(port, resilience) -> handle.
-    pub fn group_create(&mut self, pid: Pid, port: u64, resilience: u64) -> Result<i64, Status> {
-        if port == 0 || port >> 48 != 0 || resilience > 16 {
+    /// group_create(get-port, resilience, capability out, BB threshold) ->
+    /// handle. The group lives on F(get-port); the owner capability goes to
+    /// `cap_out`. A threshold of 0 means [`DEFAULT_BB_THRESHOLD`].
+    pub fn group_create(&mut self, pid: Pid, a: [u64; 6]) -> Result<i64, Status> {
+        let (get_port, resilience, cap_out, bb_threshold) = (a[0], a[1], a[2], a[3]);
+        if get_port == 0 || get_port >> 48 != 0 || resilience > 16 || bb_threshold > u32::MAX as u64 {
             return Err(Status::ArgBad);
         }
+        self.user_phys(pid, cap_out, Capability::LEN as u64, true)?;
+        let port = GetPort(Port::from_u64(get_port)).put_port();
+        let bb_threshold = if bb_threshold == 0 { DEFAULT_BB_THRESHOLD } else { bb_threshold as u32 };
+        let secret = self.random_check();
         let handle = self.new_handle()?;
-        let member =
-            GroupMember::create_group(config(resilience as u16), port, self.board_address(handle), now());
+        let member = GroupMember::create_group(
+            config(resilience as u16, bb_threshold),
+            port.to_u64(),
+            secret,
+            self.board_address(handle),
+            now(),
+        );
+        self.copy_to_user(pid, cap_out, &member.owner_capability().encode())?;
         self.groups.slots.insert(
             handle,
             GroupSlot { pid, member, delivered: VecDeque::new(), joiner: None, receiver: None, failed: None },
@@ -90,13 +120,18 @@ impl Kernel {
         Ok(handle as i64)
     }
 
-    /// group_join(port): blocks until the group lets us in.
-    pub fn group_join(&mut self, pid: Pid, port: u64) -> Result<(), Status> {
-        if port == 0 || port >> 48 != 0 {
+    /// group_join(capability): blocks until the group the capability names
+    /// lets us in (or refuses the capability: `CapBad`).
+    pub fn group_join(&mut self, pid: Pid, cap_ptr: u64) -> Result<(), Status> {
+        let bytes = self.copy_from_user(pid, cap_ptr, Capability::LEN as u64)?;
+        let capability = Capability::from_slice(&bytes).ok_or(Status::ArgBad)?;
+        if capability.port.is_null() {
             return Err(Status::ArgBad);
         }
         let handle = self.new_handle()?;
-        let member = GroupMember::join_group(config(0), port, self.board_address(handle), now());
+        // The group's parameters come with the welcome.
+        let config = config(0, DEFAULT_BB_THRESHOLD);
+        let member = GroupMember::join_group(config, &capability, self.board_address(handle), now());
         let tid = self.current;
         self.groups.slots.insert(
             handle,
@@ -120,11 +155,7 @@ impl Kernel {
         }
         let payload = self.copy_from_user(pid, buf, len)?;
         let slot = self.slot_of(pid, handle)?;
-        let id = slot.member.send_to_group(now(), &payload).map_err(|e| match e {
-            SendError::WouldBlock => Status::NotNow,
-            SendError::TooLarge => Status::ArgBad,
-            SendError::NotMember => Status::NotFound,
-        })?;
+        let id = slot.member.send_to_group(now(), &payload).map_err(send_status)?;
         self.group_pump(handle as u16);
         Ok(id as i64)
     }
@@ -209,9 +240,11 @@ impl Kernel {
                 Event::Joined { .. } => joined = true,
                 Event::Delivered { seq, sender, payload } => slot.delivered.push_back((seq, sender, payload)),
                 // The member resets the group by itself; only these end it.
-                Event::Error(
-                    error @ (GroupError::Expelled | GroupError::JoinDenied | GroupError::JoinTimeout),
-                ) => {
+                Event::Error(GroupError::JoinDenied) => {
+                    crate::println!("nucleus: group member {handle}: join denied");
+                    failed = Some(Status::CapBad);
+                }
+                Event::Error(error @ (GroupError::Expelled | GroupError::JoinTimeout)) => {
                     crate::println!("nucleus: group member {handle}: {error:?}");
                     failed = Some(Status::RpcFailure);
                 }

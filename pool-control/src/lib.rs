@@ -67,7 +67,10 @@ pub enum DecodeError {
     NotPoolControl,
     UnknownVersion(u8),
     UnknownKind(u8),
+    /// A text field (role, program name) that is empty, too long or not UTF-8.
     BadRole,
+    /// A field whose value is out of its range.
+    BadValue,
 }
 
 /// What a board reports about itself.
@@ -109,12 +112,15 @@ pub enum Message<'a> {
     },
     /// Start `program` from the board's bundle (the process server's work;
     /// it moves to RPC once FLIP is in the nucleus). `scheduling` is
-    /// `amoeba::syscall::SCHED_*`.
+    /// `amoeba::syscall::SCHED_*`. `capability`, if any, is handed to the
+    /// process at its start (its capability environment: for example the
+    /// group it is to join).
     Exec {
         id: u32,
         argument: u64,
         scheduling: u8,
         program: &'a str,
+        capability: Option<[u8; 16]>,
     },
     /// `status` >= 0: started as `pid`, with owner `capability`.
     ExecReply {
@@ -275,7 +281,12 @@ impl<'a> Message<'a> {
                     return Err(DecodeError::BadRole);
                 }
                 let program = core::str::from_utf8(r.take(name_len)?).map_err(|_| DecodeError::BadRole)?;
-                Message::Exec { id, argument, scheduling, program }
+                let capability = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.capability()?),
+                    _ => return Err(DecodeError::BadValue),
+                };
+                Message::Exec { id, argument, scheduling, program, capability }
             }
             KIND_EXEC_REPLY => Message::ExecReply {
                 id: r.u32()?,
@@ -334,7 +345,7 @@ impl<'a> Message<'a> {
                 w.put(&id.to_be_bytes())?;
                 w.put(&target.0)?;
             }
-            Message::Exec { id, argument, scheduling, program } => {
+            Message::Exec { id, argument, scheduling, program, capability } => {
                 if program.is_empty() || program.len() > MAX_PROGRAM_NAME {
                     return Err(BufferTooSmall);
                 }
@@ -343,6 +354,13 @@ impl<'a> Message<'a> {
                 w.put(&argument.to_be_bytes())?;
                 w.put(&[*scheduling, program.len() as u8])?;
                 w.put(program.as_bytes())?;
+                match capability {
+                    Some(capability) => {
+                        w.put(&[1])?;
+                        w.put(capability)?;
+                    }
+                    None => w.put(&[0])?,
+                }
             }
             Message::ExecReply { id, status, pid, capability } => {
                 w.put(&[KIND_EXEC_REPLY, VERSION])?;
@@ -453,7 +471,20 @@ mod tests {
         }));
         round_trip(Message::PeerEcho { id: 9, target: Mac::for_board(2) });
         round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2) });
-        round_trip(Message::Exec { id: 1, argument: u64::MAX, scheduling: 1, program: "hello" });
+        round_trip(Message::Exec {
+            id: 1,
+            argument: u64::MAX,
+            scheduling: 1,
+            program: "hello",
+            capability: None,
+        });
+        round_trip(Message::Exec {
+            id: 2,
+            argument: 3,
+            scheduling: 0,
+            program: "group-counter",
+            capability: Some([9; 16]),
+        });
         round_trip(Message::ExecReply { id: 1, status: -9, pid: 4, capability: [7; 16] });
         round_trip(Message::ProcessOp { id: 2, op: 3, capability: [1; 16] });
         round_trip(Message::ProcessOpReply { id: 2, status: -6 });

@@ -73,10 +73,13 @@
 //! use sequencer::{Config, Dest, Event, GroupMember};
 //!
 //! const PORT: u64 = 0x1234;
+//! let secret = amoeba::Check([7, 1, 4, 2, 8, 5]); // random in real use
 //! let (a_addr, b_addr) = (1, 2);
 //! let mut now = 0;
-//! let mut a = GroupMember::create_group(Config::default(), PORT, a_addr, now);
-//! let mut b = GroupMember::join_group(Config::default(), PORT, b_addr, now);
+//! let mut a = GroupMember::create_group(Config::default(), PORT, secret, a_addr, now);
+//! // Joining takes a capability for the group: here the owner's.
+//! let capability = a.owner_capability();
+//! let mut b = GroupMember::join_group(Config::default(), &capability, b_addr, now);
 //!
 //! // A perfect network: hand every packet to its destination.
 //! fn pump(now: u64, a: &mut GroupMember, b: &mut GroupMember) {
@@ -149,3 +152,11 @@ pub use member::{
     Config, Dest, Event, GroupError, GroupInfo, GroupMember, LeaveReason, Message, SendError, Transmit,
 };
 pub use wire::{DecodeError, NO_MEMBER};
+
+use amoeba::Rights;
+use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
+
+/// The right a capability for a group needs to join it (and receive).
+pub const RIGHT_RECEIVE: Rights = Rights(GROUP_RIGHT_RECEIVE);
+/// The right a member's capability needs to send to the group.
+pub const RIGHT_SEND: Rights = Rights(GROUP_RIGHT_SEND);

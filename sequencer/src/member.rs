@@ -2,6 +2,9 @@
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
+use amoeba::{Capability, Check, Port, Private, Rights, verify};
+
+use crate::{RIGHT_RECEIVE, RIGHT_SEND};
 
 use crate::wire::{
     Ballot, Body, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams, Header,
@@ -209,6 +212,8 @@ pub struct Message {
 pub enum SendError {
     /// Not an active member.
     NotMember,
+    /// The capability this member joined with lacks [`RIGHT_SEND`].
+    NotPermitted,
     /// Longer than `max_message_size`.
     TooLarge,
     /// The send queue is full; try again after some messages are delivered.
@@ -354,6 +359,12 @@ struct ResetState {
 pub struct GroupMember {
     cfg: Config,
     port: u64,
+    /// The group's secret check (the random part of its owner capability).
+    secret: Check,
+    /// What a joiner shows the sequencer: its capability's private part.
+    credential: Private,
+    /// What this member may do, from the capability it joined with.
+    rights: Rights,
     me: u64,
     my_id: u32,
     state: State,
@@ -436,6 +447,9 @@ impl GroupMember {
         GroupMember {
             cfg,
             port: port & PORT_MASK,
+            secret: Check([0; 6]),
+            credential: Private { object: 0, rights: Rights::NONE, check: Check([0; 6]) },
+            rights: Rights::NONE,
             me,
             my_id: NO_MEMBER,
             state: State::Gone,
@@ -478,9 +492,13 @@ impl GroupMember {
 
     /// CreateGroup: a new group on `port` (48 bits) whose only member, and
     /// sequencer, is this process at address `me`. The creator's join is
-    /// entry 0 of the order.
-    pub fn create_group(cfg: Config, port: u64, me: u64, now: u64) -> Self {
+    /// entry 0 of the order. `secret` is the random check of the group's
+    /// owner capability (see [`GroupMember::owner_capability`]): joiners must
+    /// show a capability that verifies against it.
+    pub fn create_group(cfg: Config, port: u64, secret: Check, me: u64, now: u64) -> Self {
         let mut m = Self::blank(cfg, port, me, now);
+        m.secret = secret;
+        m.rights = Rights::ALL;
         m.my_id = 0;
         m.seq_id = 0;
         m.seq_addr = me;
@@ -517,11 +535,30 @@ impl GroupMember {
     /// The join request is broadcast on the group port and retransmitted until
     /// the sequencer's welcome arrives ([`Event::Joined`]) or `join_timeout_us`
     /// passes ([`GroupError::JoinTimeout`]).
-    pub fn join_group(cfg: Config, port: u64, me: u64, now: u64) -> Self {
-        let mut m = Self::blank(cfg, port, me, now);
+    ///
+    /// The group is the one `capability` names; the sequencer admits the
+    /// joiner only if the capability verifies and carries [`RIGHT_RECEIVE`],
+    /// and the member may send only if it also carries [`RIGHT_SEND`].
+    pub fn join_group(cfg: Config, capability: &Capability, me: u64, now: u64) -> Self {
+        let mut m = Self::blank(cfg, capability.port.to_u64(), me, now);
+        m.credential = capability.private();
+        m.rights = capability.private().rights;
         m.state = State::Joining { since: now, last_tx: now };
-        m.bcast(Body::JoinReq);
+        m.bcast(Body::JoinReq { credential: m.credential.encode() });
         m
+    }
+
+    /// The owner capability of the group (all rights), for handing out
+    /// (restricted with [`Capability::restrict`]) to processes that may join.
+    pub fn owner_capability(&self) -> Capability {
+        Capability::owner(Port::from_u64(self.port), 0, self.secret)
+    }
+
+    /// Whether `credential`, shown for this group, lets its holder join.
+    fn admits(&self, credential: &[u8; 10]) -> bool {
+        let capability = Capability::from_parts(Port::from_u64(self.port), Private::decode(credential));
+        capability.private().object == 0
+            && verify(&self.secret, &capability).is_ok_and(|rights| rights.contains(RIGHT_RECEIVE))
     }
 
     // ------------------------------------------------------------ public API
@@ -561,6 +598,9 @@ impl GroupMember {
         }
         if self.send_queue.iter().any(|m| m.leave) {
             return Err(SendError::NotMember);
+        }
+        if !self.rights.contains(RIGHT_SEND) {
+            return Err(SendError::NotPermitted);
         }
         if payload.len() > self.cfg.max_message_size as usize {
             return Err(SendError::TooLarge);
@@ -728,7 +768,7 @@ impl GroupMember {
                     self.events.push_back(Event::Error(GroupError::JoinTimeout));
                 } else if now >= last_tx + c.retransmit_us {
                     self.state = State::Joining { since, last_tx: now };
-                    self.bcast(Body::JoinReq);
+                    self.bcast(Body::JoinReq { credential: self.credential.encode() });
                 }
                 return;
             }
@@ -850,9 +890,13 @@ impl GroupMember {
 
     fn on_packet(&mut self, from: u64, h: Header, body: Body) {
         match &body {
-            Body::JoinReq => {
+            Body::JoinReq { credential } => {
                 if self.state == State::Active && self.seqr.is_some() {
-                    self.on_join_req(from);
+                    if self.admits(credential) {
+                        self.on_join_req(from);
+                    } else {
+                        self.send_to(from, Body::JoinDenied);
+                    }
                 }
                 return;
             }
@@ -984,7 +1028,7 @@ impl GroupMember {
             Body::Nack { ballot } => self.on_nack(ballot),
             Body::Accept { ballot, view } => self.on_accept(from, h.src, ballot, view),
             Body::Accepted { ballot } => self.on_accepted(h.src, ballot),
-            Body::JoinReq | Body::Welcome { .. } | Body::JoinDenied | Body::Decided { .. } => {}
+            Body::JoinReq { .. } | Body::Welcome { .. } | Body::JoinDenied | Body::Decided { .. } => {}
         }
     }
 
@@ -1646,6 +1690,7 @@ impl GroupMember {
                 stable: self.stable,
                 params: self.cfg.params(),
                 members: w.members,
+                secret: self.secret.0,
             };
             self.send_to(w.addr, body);
         }
@@ -1754,7 +1799,9 @@ impl GroupMember {
     // ------------------------------------------------------------ joining
 
     fn on_welcome(&mut self, from: u64, h: Header, body: Body) {
-        let Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members } = body else {
+        let Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members, secret } =
+            body
+        else {
             return;
         };
         if !members.iter().any(|m| m.id == member_id && m.addr == self.me)
@@ -1763,6 +1810,7 @@ impl GroupMember {
             return;
         }
         self.cfg.set_params(&params);
+        self.secret = Check(secret);
         self.my_id = member_id;
         self.inc = h.inc;
         self.seq_id = sequencer;

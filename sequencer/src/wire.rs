@@ -261,8 +261,12 @@ pub enum Body {
         /// Any member holding them may answer, not only the sequencer.
         any: bool,
     },
-    /// Joiner → group: let me in.
-    JoinReq,
+    /// Joiner → group: let me in, on the strength of this capability for
+    /// the group (its private part: object, rights, check).
+    JoinReq {
+        /// `amoeba::cap::Private` in wire form.
+        credential: [u8; 10],
+    },
     /// Sequencer → joiner: you are in.
     Welcome {
         /// Your member id.
@@ -279,8 +283,11 @@ pub enum Body {
         params: GroupParams,
         /// Membership right after your join.
         members: Vec<WelcomeMember>,
+        /// The group's secret check, so that any member can check joiners
+        /// once it is the sequencer (only nuclei and the host see it).
+        secret: [u8; 6],
     },
-    /// Sequencer → joiner: no (group full).
+    /// Sequencer → joiner: no (bad capability, or group full).
     JoinDenied,
     /// Sequencer → sender: you are not a member (any more).
     NotMember,
@@ -343,7 +350,7 @@ impl Body {
             Body::Status { .. } => 5,
             Body::Ack { .. } => 6,
             Body::Retrans { .. } => 7,
-            Body::JoinReq => 8,
+            Body::JoinReq { .. } => 8,
             Body::Welcome { .. } => 9,
             Body::JoinDenied => 10,
             Body::NotMember => 11,
@@ -503,8 +510,10 @@ impl Packet {
                 w.u64(*to);
                 w.bool(*any);
             }
-            Body::JoinReq | Body::JoinDenied | Body::NotMember => {}
-            Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members } => {
+            Body::JoinReq { credential } => w.0.extend_from_slice(credential),
+            Body::JoinDenied | Body::NotMember => {}
+            Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members, secret } => {
+                w.0.extend_from_slice(secret);
                 w.u32(*member_id);
                 w.u64(*join_seq);
                 w.u32(*sequencer);
@@ -601,8 +610,9 @@ impl Packet {
                 }
                 Body::Retrans { from, to, any: r.bool()? }
             }
-            8 => Body::JoinReq,
+            8 => Body::JoinReq { credential: r.arr()? },
             9 => {
+                let secret = r.arr()?;
                 let member_id = r.u32()?;
                 let join_seq = r.u64()?;
                 let sequencer = r.u32()?;
@@ -623,7 +633,7 @@ impl Packet {
                 for _ in 0..n {
                     members.push(WelcomeMember { id: r.u32()?, addr: r.u64()?, last_msg_id: r.u32()? });
                 }
-                Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members }
+                Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members, secret }
             }
             10 => Body::JoinDenied,
             11 => Body::NotMember,

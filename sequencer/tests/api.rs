@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Action, Faults, Sig, Sim, payload};
+use common::{Action, Faults, Sig, Sim, owner_capability, payload};
 use sequencer::{Config, Dest, Event, GroupError, GroupMember, SendError};
 
 const MS: u64 = 1000;
@@ -60,7 +60,7 @@ fn all_members_deliver_the_same_order() {
 
 #[test]
 fn receive_reports_more_pending() {
-    let mut a = GroupMember::create_group(cfg(), 9, 1, 0);
+    let mut a = GroupMember::create_group(cfg(), 9, amoeba::Check([1; 6]), 1, 0);
     a.send_to_group(0, b"x").unwrap();
     a.send_to_group(0, b"y").unwrap();
     let (m, more) = a.receive().unwrap();
@@ -153,7 +153,7 @@ fn send_errors() {
     let mut c = cfg();
     c.max_message_size = 10;
     c.max_send_queue = 2;
-    let mut j = GroupMember::join_group(c.clone(), 9, 2, 0);
+    let mut j = GroupMember::join_group(c.clone(), &owner_capability(), 2, 0);
     assert_eq!(j.send_to_group(0, b"x"), Err(SendError::NotMember));
     let mut sim = group(2, c);
     let now = sim.now;
@@ -259,4 +259,68 @@ fn expelled_member_reports_error() {
     }
     assert!(seen);
     let _ = GroupError::Expelled;
+}
+
+#[test]
+fn join_needs_a_capability_that_verifies() {
+    let mut sim = Sim::new(3, 4, cfg());
+    sim.create(0);
+    let owner = owner_capability();
+    // A forged check, and a rights field raised without a matching check.
+    let mut forged = owner;
+    forged.check = amoeba::Check([0xee; 6]);
+    let receive_only = owner.restrict(sequencer::RIGHT_RECEIVE).unwrap();
+    let mut raised = receive_only;
+    raised.rights = amoeba::Rights::ALL;
+    sim.join_with(1, &forged);
+    sim.join_with(2, &raised);
+    sim.run_until(200 * MS);
+    assert!(sim.nodes[1].join_failed && !sim.nodes[1].joined);
+    assert!(sim.nodes[2].join_failed && !sim.nodes[2].joined);
+    assert_eq!(sim.nodes[0].m.as_ref().unwrap().get_info().members.len(), 1);
+    // Without the receive right there is no joining either.
+    let send_only = owner.restrict(sequencer::RIGHT_SEND).unwrap();
+    sim.join_with(3, &send_only);
+    sim.run_until(400 * MS);
+    assert!(sim.nodes[3].join_failed);
+}
+
+#[test]
+fn a_receive_only_member_receives_but_cannot_send() {
+    let mut sim = Sim::new(4, 2, cfg());
+    sim.create(0);
+    let receive_only = owner_capability().restrict(sequencer::RIGHT_RECEIVE).unwrap();
+    sim.join_with(1, &receive_only);
+    sim.run_until(100 * MS);
+    assert!(sim.nodes[1].joined);
+    let now = sim.now;
+    let reader = sim.nodes[1].m.as_mut().unwrap();
+    assert_eq!(reader.send_to_group(now, b"no"), Err(SendError::NotPermitted));
+    sim.schedule(sim.now + MS, Action::Send(0, payload(0, 0, 10)));
+    sim.run_until(sim.now + 200 * MS);
+    assert_eq!(apps(&sim, 1), vec![payload(0, 0, 10)]);
+    sim.check(true, true).unwrap();
+}
+
+#[test]
+fn a_new_sequencer_checks_joiners_too() {
+    // After the creator crashes and the group resets, the new sequencer
+    // knows the group's secret: good capabilities get in, forged ones not.
+    let mut sim = Sim::new(5, 6, cfg());
+    sim.create(0);
+    for i in 1..4 {
+        sim.schedule(i as u64 * MS, Action::Join(i));
+    }
+    sim.schedule(200 * MS, Action::Crash(0));
+    sim.run_until(3_000 * MS);
+    let new_sequencer = sim.sequencer().expect("a new sequencer");
+    assert_ne!(new_sequencer, 0);
+    let mut forged = owner_capability();
+    forged.check = amoeba::Check([0; 6]);
+    sim.join_with(4, &forged);
+    sim.join(5);
+    sim.run_until(sim.now + 500 * MS);
+    assert!(sim.nodes[4].join_failed && !sim.nodes[4].joined);
+    assert!(sim.nodes[5].joined);
+    sim.check(true, true).unwrap();
 }

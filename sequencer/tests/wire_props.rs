@@ -80,7 +80,7 @@ fn body() -> impl Strategy<Value = Body> {
             to: a.max(b),
             any
         }),
-        Just(Body::JoinReq),
+        any::<[u8; 10]>().prop_map(|credential| Body::JoinReq { credential }),
         (
             any::<u32>(),
             any::<u64>(),
@@ -92,9 +92,10 @@ fn body() -> impl Strategy<Value = Body> {
                 (any::<u32>(), any::<u64>(), any::<u32>())
                     .prop_map(|(id, addr, last_msg_id)| { WelcomeMember { id, addr, last_msg_id } }),
                 0..5
-            )
+            ),
+            any::<[u8; 6]>(),
         )
-            .prop_map(|(member_id, join_seq, sequencer, accepted, stable, p, members)| {
+            .prop_map(|(member_id, join_seq, sequencer, accepted, stable, p, members, secret)| {
                 Body::Welcome {
                     member_id,
                     join_seq,
@@ -109,6 +110,7 @@ fn body() -> impl Strategy<Value = Body> {
                         bb_threshold: p.4,
                     },
                     members,
+                    secret,
                 }
             }),
         Just(Body::JoinDenied),
@@ -179,7 +181,7 @@ proptest! {
 
     #[test]
     fn member_survives_garbage(bytes in vec(any::<u8>(), 0..200)) {
-        let mut m = sequencer::GroupMember::create_group(Default::default(), 7, 1, 0);
+        let mut m = sequencer::GroupMember::create_group(Default::default(), 7, amoeba::Check([7; 6]), 1, 0);
         let _ = m.handle_packet(10, 2, &bytes);
         while m.poll_transmit().is_some() {}
     }

@@ -1,75 +1,72 @@
 //! Group communication on a real pool: members on several boards see the
-//! same messages in the same order.
+//! same messages in the same order, and only holders of a capability for
+//! the group get in.
 
-use amoeba::syscall::SCHED_PREEMPTIVE;
-use pool_tests::boot;
+use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND, SCHED_PREEMPTIVE};
+use amoeba::{Capability, Check, Rights};
+use boot::group_client::GroupClient;
+use pool_tests::{TestPool, boot};
 use std::time::Duration;
+
+const CREATE: u64 = 1 << 63;
+
+/// Starts `group-counter` on board 0 as the creator of a group of
+/// `members`; returns the group's owner capability, read from its console.
+fn create_counter_group(pool: &TestPool, get_port: u64, members: u64) -> Capability {
+    let board = &pool.boards()[0];
+    let argument = get_port | (members << 48) | CREATE;
+    pool.host().exec(board.mac, "group-counter", argument, SCHED_PREEMPTIVE as u8).unwrap();
+    let line = board
+        .wait_for_line("group-counter: capability", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no capability printed:\n{}", board.console_text()));
+    line.rsplit(' ').next().unwrap().parse().expect("a capability")
+}
+
+/// Starts `group-counter` on board `index`, joining with `capability`.
+fn join_counter_group(pool: &TestPool, index: usize, members: u64, capability: Capability) -> u32 {
+    let mac = pool.boards()[index].mac;
+    let started = pool
+        .host()
+        .exec_with_capability(mac, "group-counter", members << 48, SCHED_PREEMPTIVE as u8, Some(capability))
+        .unwrap();
+    started.pid
+}
+
+fn result_line(pool: &TestPool, index: usize, timeout: Duration) -> String {
+    let board = &pool.boards()[index];
+    board
+        .wait_for_line("group-counter: value", timeout)
+        .unwrap_or_else(|| panic!("board {index} has no result:\n{}", board.console_text()))
+}
 
 #[test]
 fn a_replicated_counter_on_three_boards_ends_with_one_value_and_one_order() {
     let pool = boot(3);
-    let port = 0x0000_0000_6c6f_6767u64;
-    let members = 3u64;
-    let creator = port | (members << 48) | (1 << 63);
-    let joiner = port | (members << 48);
-    let mut started = Vec::new();
-    for (index, argument) in [creator, joiner, joiner].into_iter().enumerate() {
-        let mac = pool.boards()[index].mac;
-        started
-            .push((index, pool.host().exec(mac, "group-counter", argument, SCHED_PREEMPTIVE as u8).unwrap()));
-        if index == 0 {
-            std::thread::sleep(Duration::from_millis(300)); // the group exists before anyone joins
-        }
-    }
-    let mut results = Vec::new();
-    for (index, process) in started {
+    let members = 3;
+    let capability = create_counter_group(&pool, 0x6c6f_6767, members);
+    let joiner = capability.restrict(Rights(GROUP_RIGHT_RECEIVE | GROUP_RIGHT_SEND)).unwrap();
+    let pids: Vec<u32> = (1..3).map(|index| join_counter_group(&pool, index, members, joiner)).collect();
+    for (index, pid) in (1..3).zip(pids) {
         let board = &pool.boards()[index];
-        let status = pool.host().wait_exit(board.mac, process.pid, Duration::from_secs(60));
-        let console = board.console_text();
-        assert_eq!(status, Some(0), "group-counter on board {index}:\n{console}");
-        let line = console
-            .lines()
-            .find(|l| l.starts_with("group-counter: value"))
-            .expect("a result line")
-            .to_string();
-        results.push(line);
+        let status = pool.host().wait_exit(board.mac, pid, Duration::from_secs(60));
+        assert_eq!(status, Some(0), "group-counter on board {index}:\n{}", board.console_text());
     }
+    let results: Vec<String> = (0..3).map(|i| result_line(&pool, i, Duration::from_secs(30))).collect();
     assert!(results.iter().all(|r| *r == results[0]), "members disagree: {results:#?}");
 }
 
 #[test]
 fn the_replicated_counter_agrees_under_loss_duplication_and_reordering() {
     let pool = boot(3);
-    let port = 0x0000_0000_6c6f_7373u64;
-    let members = 3u64;
-    for index in 0..3 {
-        let argument = port | (members << 48) | if index == 0 { 1 << 63 } else { 0 };
-        let mac = pool.boards()[index].mac;
-        pool.host().exec(mac, "group-counter", argument, SCHED_PREEMPTIVE as u8).unwrap();
-        if index == 0 {
-            std::thread::sleep(Duration::from_millis(300));
-        }
+    let members = 3;
+    let capability = create_counter_group(&pool, 0x6c6f_7373, members);
+    for index in 1..3 {
+        join_counter_group(&pool, index, members, capability);
     }
     // Joins, sends and deliveries all cross the lossy switch. (The host's own
     // control frames do not retry, so the results are read from the consoles.)
     pool.switch().apply_faults("loss=20 dup=5 reorder=5").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let mut results = Vec::new();
-    for board in pool.boards() {
-        loop {
-            let console = board.console_text();
-            if let Some(line) = console.lines().find(|l| l.starts_with("group-counter: value")) {
-                results.push(line.to_string());
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "board {} has no result:\n{console}",
-                board.spec.id
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    let results: Vec<String> = (0..3).map(|i| result_line(&pool, i, Duration::from_secs(120))).collect();
     let stats = pool.switch().stats();
     assert!(stats.dropped_loss > 0 && stats.duplicated > 0, "the faults must have happened: {stats:?}");
     assert!(results.iter().all(|r| *r == results[0]), "members disagree: {results:#?}");
@@ -77,20 +74,12 @@ fn the_replicated_counter_agrees_under_loss_duplication_and_reordering() {
 
 #[test]
 fn the_host_is_a_group_member_like_the_boards() {
-    use boot::group_client::GroupClient;
     let pool = boot(2);
-    let port = 0x0000_0000_0a57_0001u64;
-    let members = 3u64; // two boards and the host
-    for index in 0..2 {
-        let argument = port | (members << 48) | if index == 0 { 1 << 63 } else { 0 };
-        pool.host()
-            .exec(pool.boards()[index].mac, "group-counter", argument, SCHED_PREEMPTIVE as u8)
-            .unwrap();
-        if index == 0 {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-    let mut host = GroupClient::join(pool.new_host_port().unwrap(), port, Duration::from_secs(30)).unwrap();
+    let members = 3; // two boards and the host
+    let capability = create_counter_group(&pool, 0x0a57_0001, members);
+    join_counter_group(&pool, 1, members, capability);
+    let mut host =
+        GroupClient::join(pool.new_host_port().unwrap(), &capability, Duration::from_secs(30)).unwrap();
     host.wait_for_members(members as usize, Duration::from_secs(60)).unwrap();
     let me = host.view().0 as u8;
     let mut order = Vec::new();
@@ -105,16 +94,43 @@ fn the_host_is_a_group_member_like_the_boards() {
     assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "sequence numbers must grow: {order:?}");
     assert_eq!(order.iter().filter(|(_, _, p)| p == &vec![b'+', me]).count(), 5);
     host.leave().unwrap();
-    for board in pool.boards() {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !board.console_text().contains("group-counter: value") {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "board {}:\n{}",
-                board.spec.id,
-                board.console_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    for index in 0..2 {
+        result_line(&pool, index, Duration::from_secs(60));
     }
+}
+
+#[test]
+fn forged_and_receive_only_capabilities_are_held_to_what_they_allow() {
+    let pool = boot(2);
+    let members = 2;
+    let capability = create_counter_group(&pool, 0x0bad_0001, members);
+    // The host with a forged check, and with rights raised over a
+    // receive-only check: refused.
+    let mut forged = capability;
+    forged.check = Check([0x42; 6]);
+    let receive_only = capability.restrict(Rights(GROUP_RIGHT_RECEIVE)).unwrap();
+    let mut raised = receive_only;
+    raised.rights = Rights::ALL;
+    for bad in [forged, raised] {
+        let error = GroupClient::join(pool.new_host_port().unwrap(), &bad, Duration::from_secs(10))
+            .err()
+            .expect("a bad capability must not get in");
+        assert!(error.to_string().contains("refused"), "{error}");
+    }
+    // A process on board 1 with the forged capability: the nucleus refuses
+    // the join with CapBad.
+    let board = &pool.boards()[1];
+    let pid = join_counter_group(&pool, 1, members, forged);
+    let status = pool.host().wait_exit(board.mac, pid, Duration::from_secs(30));
+    assert_eq!(status, Some(1), "{}", board.console_text());
+    assert!(
+        board.console_text().contains("cannot enter the group: capability bad"),
+        "{}",
+        board.console_text()
+    );
+    // With the receive-only capability it gets in, but may not send.
+    let pid = join_counter_group(&pool, 1, members, receive_only);
+    let status = pool.host().wait_exit(board.mac, pid, Duration::from_secs(30));
+    assert_eq!(status, Some(1), "{}", board.console_text());
+    assert!(board.console_text().contains("send failed: no permission"), "{}", board.console_text());
 }

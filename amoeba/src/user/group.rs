@@ -3,8 +3,8 @@
 //! protocol of the `sequencer` crate for each member).
 
 use super::sys::syscall;
-use crate::Status;
 use crate::syscall::{GroupMessageInfo, GroupState, Syscall, result};
+use crate::{Capability, GetPort, Status};
 
 /// This process's membership of one group.
 pub struct Group {
@@ -25,20 +25,43 @@ pub struct Received {
 }
 
 impl Group {
-    /// Creates the group with 48-bit `port`, this process its first member
-    /// and sequencer; `resilience` members must hold a message before any
-    /// member delivers it.
-    pub fn create(port: u64, resilience: u16) -> Result<Group, Status> {
-        // SAFETY: no pointers.
-        let handle = result(unsafe { syscall(Syscall::GroupCreate, [port, resilience as u64, 0, 0, 0, 0]) })?;
-        Ok(Group { handle })
+    /// Creates a group on the put-port of `get_port`, this process its first
+    /// member and sequencer; `resilience` members must hold a message before
+    /// any member delivers it. Returns the group's owner capability, which
+    /// others need to join (restrict it to [`crate::syscall::GROUP_RIGHT_RECEIVE`]
+    /// for members that may only listen).
+    pub fn create(get_port: GetPort, resilience: u16) -> Result<(Group, Capability), Status> {
+        Self::create_with_bb_threshold(get_port, resilience, 0)
     }
 
-    /// Joins the group with `port`; returns once the group has let us in.
-    pub fn join(port: u64) -> Result<Group, Status> {
+    /// Like [`Group::create`], choosing the size above which messages go by
+    /// the BB method (0: the nucleus's default; `u32::MAX`: never).
+    pub fn create_with_bb_threshold(
+        get_port: GetPort,
+        resilience: u16,
+        bb_threshold: u32,
+    ) -> Result<(Group, Capability), Status> {
+        let mut capability = [0u8; Capability::LEN];
+        let args = [
+            get_port.0.to_u64(),
+            resilience as u64,
+            capability.as_mut_ptr() as u64,
+            bb_threshold as u64,
+            0,
+            0,
+        ];
+        // SAFETY: the nucleus writes 16 bytes into `capability`.
+        let handle = result(unsafe { syscall(Syscall::GroupCreate, args) })?;
+        Ok((Group { handle }, Capability::decode(&capability)))
+    }
+
+    /// Joins the group `capability` names; returns once the group has let
+    /// us in. `CapBad` if the group refuses the capability.
+    pub fn join(capability: &Capability) -> Result<Group, Status> {
+        let bytes = capability.encode();
         loop {
-            // SAFETY: no pointers.
-            match result(unsafe { syscall(Syscall::GroupJoin, [port, 0, 0, 0, 0, 0]) }) {
+            // SAFETY: the nucleus reads 16 bytes from `bytes`.
+            match result(unsafe { syscall(Syscall::GroupJoin, [bytes.as_ptr() as u64, 0, 0, 0, 0, 0]) }) {
                 Ok(handle) => return Ok(Group { handle }),
                 Err(Status::Interrupted) => continue,
                 Err(status) => return Err(status),

@@ -46,14 +46,17 @@ pub mod thread;
 pub mod time;
 
 pub use crate::syscall::{MemoryInfo, ProcessInfo};
+pub use rt::exec_capability;
 
 /// Defines the program's entry point, allocator and panic handler around
 /// `fn main(argument: u64) -> i32`.
 ///
 /// The nucleus starts the first thread at `_start` with `x0` = heap base,
-/// `x1` = heap size, `x2` = the argument of the process descriptor, and
-/// `sp` at the top of the stack segment. The runtime gives the heap to the
-/// allocator, calls `main(argument)` and exits the process with its result.
+/// `x1` = heap size, `x2` = the argument of the process descriptor, `x3` =
+/// the address of the capability the process was given (or 0), and `sp`
+/// at the top of the stack segment. The runtime gives the heap to the
+/// allocator, keeps the capability for [`exec_capability`], calls
+/// `main(argument)` and exits the process with its result.
 ///
 /// Use it at the top level of a binary crate with `#![no_main]` (and
 /// `#![no_std]` for the nucleus). On the host it defines a C `main` that
@@ -64,11 +67,14 @@ macro_rules! entry {
     ($main:path) => {
         #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
-        extern "C" fn _start(heap_base: u64, heap_size: u64, argument: u64) -> ! {
+        extern "C" fn _start(heap_base: u64, heap_size: u64, argument: u64, capability: u64) -> ! {
             let main: fn(u64) -> i32 = $main;
             // SAFETY: `_start` is the process entry: the nucleus calls it once,
-            // on the first thread, with the heap segment it mapped in x0/x1.
-            unsafe { $crate::user::rt::start(&__AMOEBA_ALLOCATOR, heap_base, heap_size, argument, main) }
+            // on the first thread, with the heap segment it mapped in x0/x1
+            // and the address of its capability (or 0) in x3.
+            unsafe {
+                $crate::user::rt::start(&__AMOEBA_ALLOCATOR, heap_base, heap_size, argument, capability, main)
+            }
         }
 
         #[cfg(target_os = "none")]

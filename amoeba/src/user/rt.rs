@@ -2,8 +2,9 @@
 //! [`entry!`](crate::entry) macro wires them into a program.
 
 use super::sys;
+use crate::Capability;
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use talc::lock_api::{GuardSend, RawMutex};
 use talc::source::Manual;
 
@@ -80,20 +81,49 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
-/// The body of `_start`: hands the heap to `allocator`, runs `main` and
-/// exits the process with its result.
+/// The capability given at exec, in wire form (two big-endian halves);
+/// `EXEC_CAPABILITY_GIVEN` says whether there was one.
+static EXEC_CAPABILITY: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+static EXEC_CAPABILITY_GIVEN: AtomicBool = AtomicBool::new(false);
+
+/// The capability this process was started with (by the host's exec,
+/// e.g. the group it is to join), if any.
+pub fn exec_capability() -> Option<Capability> {
+    if !EXEC_CAPABILITY_GIVEN.load(Ordering::Acquire) {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&EXEC_CAPABILITY[0].load(Ordering::Relaxed).to_be_bytes());
+    bytes[8..].copy_from_slice(&EXEC_CAPABILITY[1].load(Ordering::Relaxed).to_be_bytes());
+    Some(Capability::decode(&bytes))
+}
+
+/// The body of `_start`: hands the heap to `allocator`, keeps the exec
+/// capability, runs `main` and exits the process with its result.
 ///
 /// # Safety
 ///
 /// Call once, at process entry, with the heap segment the nucleus passed
-/// (x0 = base, x1 = size): mapped, writable, used by nothing else.
+/// (x0 = base, x1 = size): mapped, writable, used by nothing else; and
+/// `capability` either 0 or the address of 16 readable bytes (x3).
 pub unsafe fn start(
     allocator: &'static Allocator,
     heap_base: u64,
     heap_size: u64,
     argument: u64,
+    capability: u64,
     main: fn(u64) -> i32,
 ) -> ! {
+    if capability != 0 {
+        // SAFETY: the caller guarantees 16 readable bytes there (the top of
+        // the stack segment, above the first frame).
+        let bytes = unsafe { core::ptr::read_unaligned(capability as usize as *const [u8; 16]) };
+        EXEC_CAPABILITY[0]
+            .store(u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")), Ordering::Relaxed);
+        EXEC_CAPABILITY[1]
+            .store(u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")), Ordering::Relaxed);
+        EXEC_CAPABILITY_GIVEN.store(true, Ordering::Release);
+    }
     if heap_base != 0 && heap_size != 0 {
         // SAFETY: the caller guarantees the range is this process's unused
         // heap segment, mapped for the life of the process.

@@ -120,10 +120,18 @@ impl PoolControl {
                     self.send(pending.requester, &Message::PeerEchoResult { id, target: pending.target });
                 }
             }
-            Message::Exec { id, argument, scheduling, program } => {
+            Message::Exec { id, argument, scheduling, program, capability } => {
                 let started = process::with(|kernel| {
                     let run_to_completion = process::is_run_to_completion(scheduling as u32);
-                    let pid = loader::spawn_from_bundle(kernel, program, argument, run_to_completion, &[])?;
+                    let capability = capability.map(|c| Capability::decode(&c));
+                    let pid = loader::spawn_from_bundle(
+                        kernel,
+                        program,
+                        argument,
+                        capability,
+                        run_to_completion,
+                        &[],
+                    )?;
                     if let Some(started) = kernel.processes.get_mut(&pid) {
                         started.notify = Some(frame.source);
                     }

@@ -2,12 +2,14 @@
 //! per loadable ELF segment, a stack and a heap, and a first thread.
 //!
 //! The first thread starts at the ELF entry with x0 = heap base, x1 = heap
-//! size, x2 = the descriptor's argument (see the user runtime in `amoeba`).
+//! size, x2 = the descriptor's argument, x3 = the address of the capability
+//! it was given, copied to the top of its stack, or 0 (see the user runtime
+//! in `amoeba`).
 
 use super::{Kernel, Pid};
 use crate::arch::mmu::{MapFlags, PAGE_SIZE};
 use crate::memory::segments::SegmentId;
-use amoeba::Status;
+use amoeba::{Capability, Status};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, elf};
 use pool_control::bundle::Bundle;
@@ -22,13 +24,14 @@ pub fn spawn_from_bundle(
     kernel: &mut Kernel,
     name: &str,
     argument: u64,
+    capability: Option<Capability>,
     run_to_completion: bool,
     extra: &[(SegmentId, usize, MapFlags)],
 ) -> Result<Pid, Status> {
     let bundle = Bundle::parse(kernel.bundle).map_err(|_| Status::NotFound)?;
     let program = bundle.find(name).ok_or(Status::NotFound)?;
     let pid = kernel.new_process(name, run_to_completion)?;
-    match build(kernel, pid, program, argument, extra) {
+    match build(kernel, pid, program, argument, capability, extra) {
         Ok(()) => Ok(pid),
         Err(status) => {
             kernel.exit_process(pid, status as i32);
@@ -57,6 +60,7 @@ fn build(
     pid: Pid,
     program: &[u8],
     argument: u64,
+    capability: Option<Capability>,
     extra: &[(SegmentId, usize, MapFlags)],
 ) -> Result<(), Status> {
     let file = ElfFile64::<Endianness>::parse(program).map_err(|_| Status::ArgBad)?;
@@ -86,7 +90,16 @@ fn build(
         bytes[vaddr - start..vaddr - start + data.len()].copy_from_slice(data);
     }
     let writable = MapFlags { write: true, execute: false };
-    new_mapped_segment(kernel, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
+    let stack = new_mapped_segment(kernel, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
+    // The capability sits in the top 16 bytes, above the first frame; the
+    // stack pointer stays 16-byte aligned below it.
+    let (sp, capability_address) = match capability {
+        Some(capability) => {
+            stack[STACK_SIZE - Capability::LEN..].copy_from_slice(&capability.encode());
+            (STACK_TOP - Capability::LEN, (STACK_TOP - Capability::LEN) as u64)
+        }
+        None => (STACK_TOP, 0),
+    };
     new_mapped_segment(kernel, pid, HEAP_BASE, HEAP_SIZE, writable)?;
     for &(id, va, flags) in extra {
         kernel.map_segment(pid, id, va, flags)?;
@@ -95,6 +108,7 @@ fn build(
     // SAFETY: cache maintenance has no memory effects.
     unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack)) };
     let entry = header.e_entry(endian);
-    kernel.spawn_user_thread(pid, entry, STACK_TOP as u64, [HEAP_BASE as u64, HEAP_SIZE as u64, argument])?;
+    let args = [HEAP_BASE as u64, HEAP_SIZE as u64, argument, capability_address];
+    kernel.spawn_user_thread(pid, entry, sp as u64, args)?;
     Ok(())
 }

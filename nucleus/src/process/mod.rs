@@ -537,7 +537,7 @@ impl Kernel {
         pid: Pid,
         entry: u64,
         sp: u64,
-        args: [u64; 3],
+        args: [u64; 4],
     ) -> Result<Tid, Status> {
         let tid = self.new_tid();
         let process = self.processes.get_mut(&pid).ok_or(Status::NotFound)?;

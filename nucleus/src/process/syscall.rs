@@ -205,7 +205,7 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
         Syscall::Trans => rpc_outcome(kernel.rpc_trans(pid, a)),
         Syscall::GetRequest => rpc_outcome(kernel.rpc_get_request(pid, a)),
         Syscall::PutReply => Outcome::Return(kernel.rpc_put_reply(pid, a)),
-        Syscall::GroupCreate => done(kernel.group_create(pid, a[0], a[1])),
+        Syscall::GroupCreate => done(kernel.group_create(pid, a)),
         Syscall::GroupJoin => match kernel.group_join(pid, a[0]) {
             Ok(()) => Outcome::Blocked,
             Err(status) => Outcome::Return(error(status)),
@@ -233,7 +233,7 @@ fn thread_create(kernel: &mut Kernel, pid: Pid, entry: u64, stack_top: u64, arg:
     let sp = stack_top & !0xf;
     // The stack must be writable memory of the process just below `sp`.
     kernel.user_phys(pid, sp.checked_sub(16).ok_or(BAD_ADDRESS)?, 16, true)?;
-    Ok(kernel.spawn_user_thread(pid, entry, sp, [arg, 0, 0])? as i64)
+    Ok(kernel.spawn_user_thread(pid, entry, sp, [arg, 0, 0, 0])? as i64)
 }
 
 fn thread_join(kernel: &mut Kernel, pid: Pid, tid: u64) -> Outcome {
@@ -386,8 +386,8 @@ fn process_create(
         let va = usize::try_from(read_u64(&bytes, at + 16)).map_err(|_| Status::ArgBad)?;
         extra.push((id, va, flags));
     }
-    let child =
-        loader::spawn_from_bundle(kernel, name, argument, super::is_run_to_completion(scheduling), &extra)?;
+    let run_to_completion = super::is_run_to_completion(scheduling);
+    let child = loader::spawn_from_bundle(kernel, name, argument, None, run_to_completion, &extra)?;
     let cap = kernel.process_capability(child).ok_or(Status::SysErr)?;
     kernel.copy_to_user(pid, cap_out, &cap.encode())?;
     Ok(child as i64)

@@ -99,7 +99,7 @@ impl Thread {
 
     /// Sets the thread up to enter EL0 at `entry` with stack `sp` and
     /// arguments in x0..x2.
-    pub fn prepare_user_entry(&mut self, entry: u64, sp: u64, args: [u64; 3]) {
+    pub fn prepare_user_entry(&mut self, entry: u64, sp: u64, args: [u64; 4]) {
         let frame = self.user_frame();
         // SAFETY: a zeroed trap frame is a valid value (plain integers).
         *frame = unsafe { core::mem::zeroed() };
@@ -109,6 +109,7 @@ impl Thread {
         frame.x[0] = args[0];
         frame.x[1] = args[1];
         frame.x[2] = args[2];
+        frame.x[3] = args[3];
         let frame_address = frame as *mut TrapFrame as usize;
         self.context = Context::for_user_thread(frame_address);
     }

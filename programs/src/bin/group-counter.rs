@@ -1,25 +1,38 @@
-//! `group-counter`: a replicated counter. Argument: bits 0..48 the group
-//! port, bits 48..56 the number of members to wait for, bit 63 "create the
-//! group" (else join it). Every member waits until the group has that many
-//! members, sends five increments `+<member id>` in the group's order, and
+//! `group-counter`: a replicated counter. Argument: bits 48..56 the number
+//! of members to wait for; bit 63 "create the group" on the put-port of the
+//! get-port in bits 0..48 (and print its capability), else join the group
+//! of the capability given at exec. Every member waits until the group has
+//! that many members, sends five increments `+<member id>` in the group's order, and
 //! applies every delivered increment to its copy. When all increments are
 //! in, it prints `group-counter: value <v> order <hash>`, where the hash
 //! covers the whole order of operations, and exits 0.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::println;
 use amoeba::user::group::Group;
 use amoeba::user::time;
+use amoeba::{GetPort, Port, println};
 
 amoeba::entry!(main);
 
 const INCREMENTS: u64 = 5;
 
 fn main(argument: u64) -> i32 {
-    let port = argument & 0xffff_ffff_ffff;
     let members = (argument >> 48) & 0xff;
-    let group = if argument >> 63 == 1 { Group::create(port, 0) } else { Group::join(port) };
+    let group = if argument >> 63 == 1 {
+        Group::create(GetPort(Port::from_u64(argument & 0xffff_ffff_ffff)), 0).map(|(group, capability)| {
+            println!("group-counter: capability {capability}");
+            group
+        })
+    } else {
+        match amoeba::user::exec_capability() {
+            Some(capability) => Group::join(&capability),
+            None => {
+                println!("group-counter: no group capability given");
+                return 1;
+            }
+        }
+    };
     let group = match group {
         Ok(group) => group,
         Err(status) => {

@@ -11,6 +11,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 
 pub const PORT: u64 = 0x0000_1234_5678_9abc;
+/// The simulated group's secret check.
+pub const SECRET: amoeba::Check = amoeba::Check([0x5e, 0xc2, 0xe7, 0x00, 0x11, 0x22]);
+
+/// The group's owner capability, which the simulated members join with.
+pub fn owner_capability() -> amoeba::Capability {
+    amoeba::Capability::owner(amoeba::Port::from_u64(PORT), 0, SECRET)
+}
 
 /// splitmix64.
 #[derive(Clone, Debug)]
@@ -218,16 +225,21 @@ impl Sim {
     /// Node `i` creates the group now.
     pub fn create(&mut self, i: usize) {
         let addr = self.nodes[i].addr;
-        self.nodes[i].m = Some(GroupMember::create_group(self.cfg.clone(), PORT, addr, self.now));
+        self.nodes[i].m = Some(GroupMember::create_group(self.cfg.clone(), PORT, SECRET, addr, self.now));
         self.flush(i);
     }
 
     pub fn join(&mut self, i: usize) {
+        self.join_with(i, &owner_capability());
+    }
+
+    /// Node `i` joins now, showing `capability`.
+    pub fn join_with(&mut self, i: usize, capability: &amoeba::Capability) {
         if self.nodes[i].crashed || self.nodes[i].m.is_some() {
             return;
         }
         let addr = self.nodes[i].addr;
-        self.nodes[i].m = Some(GroupMember::join_group(self.cfg.clone(), PORT, addr, self.now));
+        self.nodes[i].m = Some(GroupMember::join_group(self.cfg.clone(), capability, addr, self.now));
         self.flush(i);
     }
 
@@ -364,6 +376,9 @@ impl Sim {
                         }
                     }
                     Err(SendError::TooLarge) => panic!("test payload too large"),
+                    Err(SendError::NotPermitted) => {
+                        panic!("simulated members join with the owner capability")
+                    }
                 }
                 self.flush(i);
             }
