@@ -46,6 +46,14 @@ rpc-demo: build
 group-demo: build
     {{boot}} group-demo --run-dir run/group-demo
 
+# Ordered chat on 4 boards: all send at once, every board's log is the same.
+chat-demo: build
+    {{boot}} chat-demo --run-dir run/chat-demo
+
+# Kill the sequencer's board mid-stream: the group resets, goes on, loses nothing delivered.
+sequencer-crash-demo: build
+    {{boot}} sequencer-crash-demo --run-dir run/crash-demo
+
 # Attach GDB to board N of the running pool.
 gdb n: build
     {{boot}} gdb {{n}}

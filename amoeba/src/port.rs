@@ -76,6 +76,8 @@ impl fmt::Debug for Port {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParseError;
 
+impl core::error::Error for ParseError {}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("malformed port or capability text")

@@ -106,16 +106,57 @@ pub enum Syscall {
     GroupInfo = 33,
 }
 
-/// Written by `group_receive` next to the message.
+/// Written by `group_receive` next to the message (16 bytes,
+/// little-endian, in this order).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupMessageInfo {
     /// Position in the group's total order.
     pub sequence: u64,
-    /// The sending member's id.
+    /// The sending member's id; for membership changes, the member that
+    /// joined or left; for a reset, the new sequencer.
     pub sender: u32,
-    /// 1 if more messages are waiting.
-    pub more: u32,
+    /// 1 if more entries are waiting.
+    pub more: u8,
+    /// [`GROUP_MESSAGE`], [`GROUP_MEMBER_JOINED`], [`GROUP_MEMBER_LEFT`] or
+    /// [`GROUP_RESET`].
+    pub kind: u8,
+    /// How many members the group has right after this entry.
+    pub members: u16,
+}
+
+/// A group entry that is an application message.
+pub const GROUP_MESSAGE: u8 = 0;
+/// A group entry that says a member joined (`sender`); no data.
+pub const GROUP_MEMBER_JOINED: u8 = 1;
+/// A group entry that says a member left or was removed (`sender`); no data.
+pub const GROUP_MEMBER_LEFT: u8 = 2;
+/// A group entry that says the group was reset after a failure; the data
+/// is the ids of the members it dropped, each a little-endian `u32`.
+pub const GROUP_RESET: u8 = 3;
+
+impl GroupMessageInfo {
+    /// The wire form the nucleus writes.
+    pub fn encode(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.sequence.to_le_bytes());
+        out[8..12].copy_from_slice(&self.sender.to_le_bytes());
+        out[12] = self.more;
+        out[13] = self.kind;
+        out[14..].copy_from_slice(&self.members.to_le_bytes());
+        out
+    }
+
+    /// Reads the wire form.
+    pub fn decode(bytes: &[u8; 16]) -> Self {
+        GroupMessageInfo {
+            sequence: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+            sender: u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+            more: bytes[12],
+            kind: bytes[13],
+            members: u16::from_le_bytes([bytes[14], bytes[15]]),
+        }
+    }
 }
 
 /// Written by `group_info`.

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod board;
 pub mod group_client;
+pub mod group_demos;
 pub mod host_port;
 pub mod image;
 pub mod pool;

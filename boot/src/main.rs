@@ -116,6 +116,21 @@ enum Command {
         #[command(flatten)]
         pool: PoolArgs,
     },
+    /// Ordered chat on 4 boards: every board sends lines at the same time,
+    /// and every board's log must be the same.
+    ChatDemo {
+        /// Lines each member sends.
+        #[arg(long, default_value_t = 10)]
+        lines: u64,
+        #[command(flatten)]
+        pool: PoolArgs,
+    },
+    /// Kill the sequencer's board mid-stream (4 boards, resilience 1): the
+    /// others must reset the group, go on, and lose nothing delivered.
+    SequencerCrashDemo {
+        #[command(flatten)]
+        pool: PoolArgs,
+    },
     /// Attach GDB to one board of the running pool.
     Gdb {
         board: u16,
@@ -165,6 +180,8 @@ fn main() {
         }
         Command::RpcDemo { pool } => rpc_demo(&pool),
         Command::GroupDemo { pool } => group_demo(&pool),
+        Command::ChatDemo { lines, pool } => chat_demo(&pool, lines),
+        Command::SequencerCrashDemo { pool } => sequencer_crash_demo(&pool),
     };
     if let Err(error) = result {
         eprintln!("boot: {error:#}");
@@ -619,79 +636,24 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
 }
 
 fn group_demo(args: &PoolArgs) -> Result<()> {
-    use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND, SCHED_PREEMPTIVE};
-    const INCREMENTS: u64 = 5;
-    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 4);
-    let (pool, _) = boot_pool(config)?;
-    let members = 5u64; // four boards and the host
-    // The host creates the group; the boards get a capability that lets
-    // them receive and send (not the owner's).
-    let get_port = amoeba::GetPort(amoeba::Port::from_u64(0x0000_0000_dede_0001));
-    let mut host = boot::group_client::GroupClient::create(
-        pool.new_host_port()?,
-        get_port,
-        sequencer::Config::default(),
-    )?;
-    let rights = amoeba::Rights(GROUP_RIGHT_RECEIVE | GROUP_RIGHT_SEND);
-    let capability = host.capability().restrict(rights)?;
-    println!("group {}: boards join with {capability}", capability.port);
-    for board in pool.boards() {
-        let argument = members << 48;
-        pool.host().exec_with_capability(
-            board.mac,
-            "group-counter",
-            argument,
-            SCHED_PREEMPTIVE as u8,
-            Some(capability),
-        )?;
-    }
-    host.wait_for_members(members as usize, Duration::from_secs(60))?;
-    let me = host.view().0;
-    println!("host: member {me} of {members}");
-    let (mut value, mut applied, mut sent) = (0u64, 0u64, 0u64);
-    let mut order = 0xcbf2_9ce4_8422_2325u64;
-    while applied < members * INCREMENTS {
-        if sent < INCREMENTS {
-            host.send(&[b'+', me as u8])?;
-            sent += 1;
-        }
-        let Some(message) = host.receive(Duration::from_secs(30))? else {
-            bail!("the group went quiet after {applied} increments");
-        };
-        for byte in
-            message.seq.to_le_bytes().iter().chain(&message.sender.to_le_bytes()).chain(&message.payload)
-        {
-            order = (order ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
-        }
-        if message.payload.len() == 2 && message.payload[0] == b'+' {
-            value += 1 + message.payload[1] as u64;
-            applied += 1;
-        }
-    }
-    let host_line = format!("group-counter: value {value} order {order:016x}");
-    println!("host:    {host_line}");
-    host.leave()?;
-    let mut agree = true;
-    for board in pool.boards() {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let line = loop {
-            if let Some(line) = board.console_text().lines().find(|l| l.starts_with("group-counter: value")) {
-                break line.to_string();
-            }
-            if Instant::now() > deadline {
-                bail!("board {} has no result:\n{}", board.spec.id, board.console_tail(10));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        println!("board {}: {line}", board.spec.id);
-        agree &= line == host_line;
-    }
+    let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 4))?;
+    let result = boot::group_demos::replicated_counter(&pool, None);
     pool.shutdown();
-    if !agree {
-        bail!("the members disagree");
-    }
-    println!("group demo: every member has the same value and the same order");
-    Ok(())
+    result
+}
+
+fn chat_demo(args: &PoolArgs, lines: u64) -> Result<()> {
+    let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 4))?;
+    let result = boot::group_demos::ordered_chat(&pool, lines);
+    pool.shutdown();
+    result
+}
+
+fn sequencer_crash_demo(args: &PoolArgs) -> Result<()> {
+    let (mut pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 4))?;
+    let result = boot::group_demos::sequencer_crash(&mut pool);
+    pool.shutdown();
+    result
 }
 
 fn gdb(board: u16, args: &PoolArgs) -> Result<()> {

@@ -14,7 +14,9 @@
 use crate::process::{Kernel, Pid, Tid, Wait};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use amoeba::syscall::error;
+use amoeba::syscall::{
+    GROUP_MEMBER_JOINED, GROUP_MEMBER_LEFT, GROUP_MESSAGE, GROUP_RESET, GroupMessageInfo, error,
+};
 use amoeba::{Capability, GetPort, Port, Status};
 use sequencer::ethernet;
 use sequencer::{Config, Event, GroupError, GroupMember, SendError};
@@ -33,11 +35,22 @@ struct Receiver {
     info_out: u64,
 }
 
+/// One entry of the order as the process receives it: a message or a
+/// membership change (`GroupMessageInfo::kind`).
+struct Delivered {
+    sequence: u64,
+    sender: u32,
+    kind: u8,
+    /// Members right after this entry.
+    members: u16,
+    data: Vec<u8>,
+}
+
 pub struct GroupSlot {
     pid: Pid,
     member: GroupMember,
-    /// Delivered messages not yet received: (sequence, sender, payload).
-    delivered: VecDeque<(u64, u32, Vec<u8>)>,
+    /// Entries delivered but not yet received.
+    delivered: VecDeque<Delivered>,
     joiner: Option<Tid>,
     receiver: Option<Receiver>,
     /// Set when the member can no longer take part (expelled, join failed).
@@ -204,18 +217,21 @@ impl Kernel {
     fn deliver_next(&mut self, handle: u16) -> Option<i64> {
         let slot = self.groups.slots.get_mut(&handle)?;
         slot.receiver.as_ref()?;
-        let (sequence, sender, payload) = slot.delivered.pop_front()?;
+        let entry = slot.delivered.pop_front()?;
         let more = !slot.delivered.is_empty();
         let receiver = slot.receiver.take()?;
         let pid = slot.pid;
-        let len = payload.len().min(receiver.capacity as usize);
-        let mut info = Vec::with_capacity(16);
-        info.extend_from_slice(&sequence.to_le_bytes());
-        info.extend_from_slice(&sender.to_le_bytes());
-        info.extend_from_slice(&(more as u32).to_le_bytes());
+        let len = entry.data.len().min(receiver.capacity as usize);
+        let info = GroupMessageInfo {
+            sequence: entry.sequence,
+            sender: entry.sender,
+            more: more as u8,
+            kind: entry.kind,
+            members: entry.members,
+        };
         let copied = self
-            .copy_to_user(pid, receiver.buf, &payload[..len])
-            .and_then(|_| self.copy_to_user(pid, receiver.info_out, &info));
+            .copy_to_user(pid, receiver.buf, &entry.data[..len])
+            .and_then(|_| self.copy_to_user(pid, receiver.info_out, &info.encode()));
         Some(match copied {
             Ok(()) => len as i64,
             Err(status) => error(status),
@@ -235,10 +251,39 @@ impl Kernel {
         }
         let mut joined = false;
         let mut failed = None;
-        while let Some(event) = slot.member.poll_event() {
+        let events: Vec<Event> = core::iter::from_fn(|| slot.member.poll_event()).collect();
+        // The member's view is as of the last event; walk back to know the
+        // group's size right after each entry.
+        let mut members = slot.member.get_info().members.len();
+        let mut members_after = Vec::with_capacity(events.len());
+        for event in events.iter().rev() {
+            members_after.push(members.min(u16::MAX as usize) as u16);
+            match event {
+                Event::MemberJoined { .. } => members = members.saturating_sub(1),
+                Event::MemberLeft { .. } => members += 1,
+                Event::GroupReset { removed, .. } => members += removed.len(),
+                _ => {}
+            }
+        }
+        members_after.reverse();
+        for (event, members) in events.into_iter().zip(members_after) {
+            let entry = |sequence, sender, kind, data| Delivered { sequence, sender, kind, members, data };
             match event {
                 Event::Joined { .. } => joined = true,
-                Event::Delivered { seq, sender, payload } => slot.delivered.push_back((seq, sender, payload)),
+                Event::Delivered { seq, sender, payload } => {
+                    slot.delivered.push_back(entry(seq, sender, GROUP_MESSAGE, payload))
+                }
+                Event::MemberJoined { seq, member, .. } => {
+                    slot.delivered.push_back(entry(seq, member, GROUP_MEMBER_JOINED, Vec::new()))
+                }
+                Event::MemberLeft { seq, member, .. } => {
+                    slot.delivered.push_back(entry(seq, member, GROUP_MEMBER_LEFT, Vec::new()))
+                }
+                Event::GroupReset { seq, removed, .. } => {
+                    let sequencer = slot.member.get_info().sequencer_id;
+                    let data = removed.iter().flat_map(|(id, _)| id.to_le_bytes()).collect();
+                    slot.delivered.push_back(entry(seq, sequencer, GROUP_RESET, data))
+                }
                 // The member resets the group by itself; only these end it.
                 Event::Error(GroupError::JoinDenied) => {
                     crate::println!("nucleus: group member {handle}: join denied");

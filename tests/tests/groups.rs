@@ -2,7 +2,7 @@
 //! same messages in the same order, and only holders of a capability for
 //! the group get in.
 
-use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND, SCHED_PREEMPTIVE};
+use amoeba::syscall::{GROUP_RIGHT_RECEIVE, SCHED_PREEMPTIVE};
 use amoeba::{Capability, Check, Rights};
 use boot::group_client::GroupClient;
 use pool_tests::{TestPool, boot};
@@ -39,37 +39,36 @@ fn result_line(pool: &TestPool, index: usize, timeout: Duration) -> String {
         .unwrap_or_else(|| panic!("board {index} has no result:\n{}", board.console_text()))
 }
 
+// The demos' own checks (`just group-demo`, `chat-demo`,
+// `sequencer-crash-demo`) are the tests: each fails with the evidence.
+
 #[test]
-fn a_replicated_counter_on_three_boards_ends_with_one_value_and_one_order() {
-    let pool = boot(3);
-    let members = 3;
-    let capability = create_counter_group(&pool, 0x6c6f_6767, members);
-    let joiner = capability.restrict(Rights(GROUP_RIGHT_RECEIVE | GROUP_RIGHT_SEND)).unwrap();
-    let pids: Vec<u32> = (1..3).map(|index| join_counter_group(&pool, index, members, joiner)).collect();
-    for (index, pid) in (1..3).zip(pids) {
-        let board = &pool.boards()[index];
-        let status = pool.host().wait_exit(board.mac, pid, Duration::from_secs(60));
-        assert_eq!(status, Some(0), "group-counter on board {index}:\n{}", board.console_text());
-    }
-    let results: Vec<String> = (0..3).map(|i| result_line(&pool, i, Duration::from_secs(30))).collect();
-    assert!(results.iter().all(|r| *r == results[0]), "members disagree: {results:#?}");
+fn group_demo_every_member_ends_with_the_same_value_and_order() {
+    let pool = boot(4);
+    boot::group_demos::replicated_counter(&pool, None).unwrap();
 }
 
 #[test]
-fn the_replicated_counter_agrees_under_loss_duplication_and_reordering() {
-    let pool = boot(3);
-    let members = 3;
-    let capability = create_counter_group(&pool, 0x6c6f_7373, members);
-    for index in 1..3 {
-        join_counter_group(&pool, index, members, capability);
-    }
-    // Joins, sends and deliveries all cross the lossy switch. (The host's own
-    // control frames do not retry, so the results are read from the consoles.)
-    pool.switch().apply_faults("loss=20 dup=5 reorder=5").unwrap();
-    let results: Vec<String> = (0..3).map(|i| result_line(&pool, i, Duration::from_secs(120))).collect();
+fn group_demo_agrees_under_loss_duplication_and_reordering() {
+    let pool = boot(4);
+    boot::group_demos::replicated_counter(&pool, Some("loss=20 dup=5 reorder=5")).unwrap();
     let stats = pool.switch().stats();
-    assert!(stats.dropped_loss > 0 && stats.duplicated > 0, "the faults must have happened: {stats:?}");
-    assert!(results.iter().all(|r| *r == results[0]), "members disagree: {results:#?}");
+    assert!(
+        stats.dropped_loss > 0 && stats.duplicated > 0 && stats.reordered > 0,
+        "the faults must have happened: {stats:?}"
+    );
+}
+
+#[test]
+fn chat_demo_every_log_is_the_same() {
+    let pool = boot(4);
+    boot::group_demos::ordered_chat(&pool, 10).unwrap();
+}
+
+#[test]
+fn sequencer_crash_demo_loses_nothing_delivered() {
+    let mut pool = boot(4);
+    boot::group_demos::sequencer_crash(&mut pool).unwrap();
 }
 
 #[test]
@@ -94,9 +93,8 @@ fn the_host_is_a_group_member_like_the_boards() {
     assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "sequence numbers must grow: {order:?}");
     assert_eq!(order.iter().filter(|(_, _, p)| p == &vec![b'+', me]).count(), 5);
     host.leave().unwrap();
-    for index in 0..2 {
-        result_line(&pool, index, Duration::from_secs(60));
-    }
+    let results: Vec<String> = (0..2).map(|i| result_line(&pool, i, Duration::from_secs(60))).collect();
+    assert_eq!(results[0], results[1], "the boards disagree");
 }
 
 #[test]

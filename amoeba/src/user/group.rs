@@ -3,7 +3,9 @@
 //! protocol of the `sequencer` crate for each member).
 
 use super::sys::syscall;
-use crate::syscall::{GroupMessageInfo, GroupState, Syscall, result};
+use crate::syscall::{
+    GROUP_MEMBER_JOINED, GROUP_MEMBER_LEFT, GROUP_RESET, GroupMessageInfo, GroupState, Syscall, result,
+};
 use crate::{Capability, GetPort, Status};
 
 /// This process's membership of one group.
@@ -11,17 +13,35 @@ pub struct Group {
     handle: u64,
 }
 
-/// One message of the group's order.
+/// What an entry of the order is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A message a member sent.
+    Message,
+    /// `sender` joined the group.
+    MemberJoined,
+    /// `sender` left the group or was removed from it.
+    MemberLeft,
+    /// The group was reset after a failure (`sender` is the new
+    /// sequencer); the data lists the dropped members' ids (`u32`, LE).
+    Reset,
+}
+
+/// One entry of the group's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Received {
     /// Bytes stored in the caller's buffer.
     pub len: usize,
-    /// The message's place in the total order.
+    /// The entry's place in the total order.
     pub sequence: u64,
-    /// The sending member's id.
+    /// The sending member's id (see [`EntryKind`] for the others).
     pub sender: u32,
-    /// Whether more messages are already waiting.
+    /// Whether more entries are already waiting.
     pub more: bool,
+    /// Message or membership change.
+    pub kind: EntryKind,
+    /// How many members the group has right after this entry.
+    pub members: u16,
 }
 
 impl Group {
@@ -88,8 +108,21 @@ impl Group {
         }
     }
 
-    /// The next message of the order, into `buf`.
+    /// The next message of the order, into `buf` (membership changes are
+    /// skipped; [`Group::receive_entry`] returns them too).
     pub fn receive(&self, buf: &mut [u8]) -> Result<Received, Status> {
+        loop {
+            let entry = self.receive_entry(buf)?;
+            if entry.kind == EntryKind::Message {
+                return Ok(entry);
+            }
+        }
+    }
+
+    /// The next entry of the order, message or membership change, into
+    /// `buf`. Every member sees the changes after its own join at the same
+    /// places in the order.
+    pub fn receive_entry(&self, buf: &mut [u8]) -> Result<Received, Status> {
         let mut info = [0u8; 16];
         loop {
             // SAFETY: the nucleus writes at most `buf.len()` bytes into `buf`
@@ -102,16 +135,20 @@ impl Group {
             };
             match result(raw) {
                 Ok(len) => {
-                    let info = GroupMessageInfo {
-                        sequence: u64::from_le_bytes(info[..8].try_into().expect("8 bytes")),
-                        sender: u32::from_le_bytes(info[8..12].try_into().expect("4 bytes")),
-                        more: u32::from_le_bytes(info[12..16].try_into().expect("4 bytes")),
+                    let info = GroupMessageInfo::decode(&info);
+                    let kind = match info.kind {
+                        GROUP_MEMBER_JOINED => EntryKind::MemberJoined,
+                        GROUP_MEMBER_LEFT => EntryKind::MemberLeft,
+                        GROUP_RESET => EntryKind::Reset,
+                        _ => EntryKind::Message,
                     };
                     return Ok(Received {
                         len: len as usize,
                         sequence: info.sequence,
                         sender: info.sender,
                         more: info.more != 0,
+                        kind,
+                        members: info.members,
                     });
                 }
                 Err(Status::Interrupted) => continue,

@@ -1,0 +1,149 @@
+//! `group-log`: an ordered chat. Every member sends its lines to the group
+//! while it prints every line the group delivers, in the group's order, as
+//! `group-log: <sequence> <sender> <text>`, and membership changes as
+//! `group-log: <sequence> <member> [joined|left|reset, dropped <ids>]`.
+//! From the first line on, every member's log is the same.
+//!
+//! Argument:
+//! * bits 0..32: the get-port to create the group on (creator only);
+//! * bits 32..48: how many lines this member sends;
+//! * bits 48..56: how many members to wait for before sending;
+//! * bits 56..60: pause between lines, in units of 10 ms;
+//! * bits 60..63: the group's resilience degree (creator only);
+//! * bit 63: create the group (and print `group-log: capability <cap>`),
+//!   else join the group of the capability given at exec.
+//!
+//! A member's last line is `bye`. A member stops once each of the members
+//! it waited for has said bye or left the group (a crashed member leaves at
+//! the group's reset), at the same place in the order for everyone; it
+//! prints `group-log: done <lines> order <hash>` and leaves.
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use amoeba::user::group::{EntryKind, Group};
+use amoeba::user::{thread, time};
+use amoeba::{GetPort, Port, println};
+
+amoeba::entry!(main);
+
+struct Arguments {
+    get_port: u64,
+    lines: u64,
+    members: u32,
+    pause_us: u64,
+    resilience: u16,
+    create: bool,
+}
+
+impl Arguments {
+    fn parse(argument: u64) -> Self {
+        Arguments {
+            get_port: argument & 0xffff_ffff,
+            lines: (argument >> 32) & 0xffff,
+            members: ((argument >> 48) & 0xff) as u32,
+            pause_us: ((argument >> 56) & 0xf) * 10_000,
+            resilience: ((argument >> 60) & 0x7) as u16,
+            create: argument >> 63 == 1,
+        }
+    }
+}
+
+fn enter(arguments: &Arguments) -> Result<Group, amoeba::Status> {
+    if arguments.create {
+        let get_port = GetPort(Port::from_u64(arguments.get_port));
+        let (group, capability) = Group::create(get_port, arguments.resilience)?;
+        println!("group-log: capability {capability}");
+        return Ok(group);
+    }
+    match amoeba::user::exec_capability() {
+        Some(capability) => Group::join(&capability),
+        None => Err(amoeba::Status::ArgBad),
+    }
+}
+
+fn main(argument: u64) -> i32 {
+    let arguments = Arguments::parse(argument);
+    let group = match enter(&arguments) {
+        Ok(group) => Arc::new(group),
+        Err(status) => {
+            println!("group-log: cannot enter the group: {status}");
+            return 1;
+        }
+    };
+    while group.info().map(|i| i.members).unwrap_or(0) < arguments.members {
+        time::sleep_us(20_000);
+    }
+    let me = group.info().map(|i| i.member_id).unwrap_or(u32::MAX);
+    println!("group-log: member {me}, {} lines to send", arguments.lines);
+
+    let sender = {
+        let group = group.clone();
+        let (lines, pause_us) = (arguments.lines, arguments.pause_us);
+        thread::spawn(move || {
+            for line in 0..lines {
+                if let Err(status) = group.send(format!("line {line} from member {me}").as_bytes()) {
+                    println!("group-log: send failed: {status}");
+                    return false;
+                }
+                if pause_us > 0 {
+                    time::sleep_us(pause_us);
+                }
+            }
+            group.send(b"bye").is_ok()
+        })
+    };
+
+    let mut finished = BTreeSet::new(); // members that said bye or left
+    let mut delivered = 0u64;
+    let mut order_hash = 0xcbf2_9ce4_8422_2325u64; // FNV-1a over (sequence, sender, text)
+    let mut buf = [0u8; 256];
+    let mut said_bye = false;
+    while !(said_bye && finished.len() >= arguments.members as usize) {
+        let got = match group.receive_entry(&mut buf) {
+            Ok(got) => got,
+            Err(status) => {
+                println!("group-log: receive failed: {status}");
+                return 1;
+            }
+        };
+        let data = &buf[..got.len];
+        let text = match got.kind {
+            EntryKind::Message => {
+                delivered += 1;
+                for byte in got.sequence.to_le_bytes().iter().chain(&got.sender.to_le_bytes()).chain(data) {
+                    order_hash = (order_hash ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
+                }
+                if data == b"bye" {
+                    finished.insert(got.sender);
+                    said_bye |= got.sender == me;
+                }
+                String::from(core::str::from_utf8(data).unwrap_or("<not text>"))
+            }
+            EntryKind::MemberJoined => String::from("[joined]"),
+            EntryKind::MemberLeft => {
+                finished.insert(got.sender);
+                String::from("[left]")
+            }
+            EntryKind::Reset => {
+                let dropped: Vec<u32> =
+                    data.chunks_exact(4).map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]])).collect();
+                finished.extend(dropped.iter().copied());
+                format!("[reset, dropped {dropped:?}]")
+            }
+        };
+        println!("group-log: {} {} {text}", got.sequence, got.sender);
+    }
+    let sent_all = sender.join();
+    println!("group-log: done {delivered} order {order_hash:016x}");
+    if let Err(status) = Arc::into_inner(group).map_or(Ok(()), |group| group.leave()) {
+        println!("group-log: leave failed: {status}");
+    }
+    if sent_all { 0 } else { 1 }
+}
