@@ -24,6 +24,10 @@ use sequencer::{Config, Event, GroupError, GroupMember, SendError};
 pub use sequencer::ethernet::ETHERTYPE_GROUP;
 /// The largest message a group carries (one frame, for now).
 pub const MAX_MESSAGE: usize = 1024;
+/// Most entries delivered to a member and not yet received by its process.
+/// A process that falls further behind is taken out of the group (its
+/// receive says `NoSpace`) rather than let the nucleus heap run out.
+pub const MAX_UNRECEIVED: usize = 4096;
 /// Messages longer than this go by the BB method unless the creator chose
 /// otherwise: the sender broadcasts, the sequencer only a short accept.
 pub const DEFAULT_BB_THRESHOLD: u32 = 512;
@@ -298,6 +302,15 @@ impl Kernel {
                 }
                 _ => {}
             }
+        }
+        if failed.is_none() && slot.delivered.len() > MAX_UNRECEIVED {
+            crate::println!(
+                "nucleus: group member {handle}: its process fell {} entries behind; it leaves the group",
+                slot.delivered.len()
+            );
+            slot.delivered.clear();
+            let _ = slot.member.leave_group(now());
+            failed = Some(Status::NoSpace);
         }
         let joiner = if joined || failed.is_some() { slot.joiner.take() } else { None };
         if let Some(status) = failed {
