@@ -10,6 +10,7 @@
 //!   others reset the group and go on, and everything any member delivered
 //!   before the crash is in every survivor's log, in the same order.
 
+use crate::board::Board;
 use crate::group_client::GroupClient;
 use crate::pool::Pool;
 use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND, SCHED_PREEMPTIVE};
@@ -160,12 +161,11 @@ fn start_group_log(pool: &Pool, lines: u64, pause_10ms: u64, resilience: u64) ->
     Ok(owner)
 }
 
-/// Every board sends `lines` lines at once; every log must be the same.
-pub fn ordered_chat(pool: &Pool, lines: u64) -> Result<()> {
-    ensure!(pool.boards().len() >= 2, "the chat needs two boards or more");
-    start_group_log(pool, lines, 0, 0)?;
+/// Waits for `group-log` to finish on `boards`; their logs, which must be
+/// the same from the first message on: (that common log, every log).
+fn identical_logs(boards: &[Board]) -> Result<(Vec<LogEntry>, Vec<Vec<LogEntry>>)> {
     let mut logs = Vec::new();
-    for board in pool.boards() {
+    for board in boards {
         let done = board.wait_for_line("group-log: done", Duration::from_secs(120)).with_context(|| {
             format!("board {} did not finish:\n{}", board.spec.id, board.console_tail(10))
         })?;
@@ -173,7 +173,7 @@ pub fn ordered_chat(pool: &Pool, lines: u64) -> Result<()> {
         logs.push(parse_log(&board.console_text()));
     }
     let reference = from_first_message(&logs[0]).to_vec();
-    for (index, log) in logs.iter().enumerate() {
+    for (board, log) in boards.iter().zip(&logs) {
         let log = from_first_message(log);
         if log != reference.as_slice() {
             let at = log
@@ -182,12 +182,22 @@ pub fn ordered_chat(pool: &Pool, lines: u64) -> Result<()> {
                 .position(|(a, b)| a != b)
                 .unwrap_or(log.len().min(reference.len()));
             bail!(
-                "board {index}'s log differs from board 0's at entry {at}: {:?} vs {:?}",
+                "board {}'s log differs from board {}'s at entry {at}: {:?} vs {:?}",
+                board.spec.id,
+                boards[0].spec.id,
                 log.get(at),
                 reference.get(at)
             );
         }
     }
+    Ok((reference, logs))
+}
+
+/// Every board sends `lines` lines at once; every log must be the same.
+pub fn ordered_chat(pool: &Pool, lines: u64) -> Result<()> {
+    ensure!(pool.boards().len() >= 2, "the chat needs two boards or more");
+    start_group_log(pool, lines, 0, 0)?;
+    let (reference, logs) = identical_logs(pool.boards())?;
     // Everyone's lines, each once; interleaved, since all sent at once.
     let members = pool.boards().len();
     let messages: Vec<&LogEntry> = reference.iter().filter(|e| !e.text.starts_with('[')).collect();
@@ -234,25 +244,7 @@ pub fn sequencer_crash(pool: &mut Pool) -> Result<()> {
         dead_log.len(),
         dead_log.last().map_or(0, |e| e.sequence)
     );
-
-    let mut logs = Vec::new();
-    for board in &pool.boards()[1..] {
-        let done = board.wait_for_line("group-log: done", Duration::from_secs(120)).with_context(|| {
-            format!("board {} did not finish:\n{}", board.spec.id, board.console_tail(10))
-        })?;
-        println!("board {}: {done}", board.spec.id);
-        logs.push(parse_log(&board.console_text()));
-    }
-    let reference = from_first_message(&logs[0]).to_vec();
-    for (index, log) in logs.iter().enumerate() {
-        ensure!(
-            from_first_message(log) == reference.as_slice(),
-            "survivor {} disagrees with survivor 1:\n{:#?}\nvs\n{:#?}",
-            index + 1,
-            from_first_message(log),
-            reference
-        );
-    }
+    let (reference, logs) = identical_logs(&pool.boards()[1..])?;
     // Nothing the dead sequencer delivered is lost, and it is in the same order.
     ensure!(
         reference.starts_with(&dead_log),
