@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod board;
+pub mod group_bench;
 pub mod group_client;
 pub mod host_port;
 pub mod image;
