@@ -62,9 +62,9 @@ gdb n: build
 test: lint build
     cargo test
 
-# Benchmarks (not tests): frame echo vs host-only baseline, pool boot time.
-bench: build
-    {{boot}} bench --run-dir run/bench
+# Benchmarks (not tests): frame echo, RPC, nucleus, pool boot time, group broadcast (`just bench --only group`: that alone).
+bench *args: build
+    {{boot}} bench --run-dir run/bench {{args}}
 
 # Formatting and lints for host crates and the aarch64 nucleus.
 lint:

@@ -39,6 +39,17 @@ pub struct MemoryReport {
     pub free_runs: u32,
 }
 
+/// One reading of a board's clock, bracketed by the host's clock.
+#[derive(Clone, Copy, Debug)]
+pub struct ClockReading {
+    /// When the host sent the query.
+    pub sent: Instant,
+    /// When the host had the reply.
+    pub received: Instant,
+    /// The board's microseconds since boot, read somewhere in between.
+    pub board_micros: u64,
+}
+
 /// How long a board has to answer a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -270,6 +281,20 @@ impl HostPort {
             _ => None,
         })
         .with_context(|| format!("board {target} did not report its memory"))
+    }
+
+    /// Reads board `target`'s clock (the one user programs see as
+    /// `amoeba::user::time::now_us`); `None` if it did not answer in time.
+    pub fn board_clock(&self, target: Mac, timeout: Duration) -> Result<Option<ClockReading>> {
+        let id = next_request_id();
+        let sent = Instant::now();
+        self.send(target, &Message::TimeQuery { id })?;
+        Ok(self.wait_for(timeout, |source, message| match message {
+            Message::TimeReply { id: reply_id, micros } if source == target && *reply_id == id => {
+                Some(ClockReading { sent, received: Instant::now(), board_micros: *micros })
+            }
+            _ => None,
+        }))
     }
 
     /// Broadcasts an echo request; returns who answered within `timeout`.

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod board;
+pub mod group_bench;
 pub mod group_client;
 pub mod group_demos;
 pub mod host_port;

@@ -78,6 +78,12 @@ enum Command {
         /// Pool sizes whose boot time is measured.
         #[arg(long, value_delimiter = ',', default_value = "4,16")]
         boot_sizes: Vec<u16>,
+        /// Group sizes of the group broadcast benchmark.
+        #[arg(long, value_delimiter = ',', default_value = "2,4,8,16")]
+        group_sizes: Vec<u16>,
+        /// Run only this section.
+        #[arg(long, value_enum)]
+        only: Option<BenchSection>,
         #[command(flatten)]
         pool: PoolArgs,
     },
@@ -139,6 +145,12 @@ enum Command {
     },
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum BenchSection {
+    /// Group broadcast latency and throughput.
+    Group,
+}
+
 #[derive(Subcommand)]
 enum RpcCall {
     /// STD_INFO on a capability (pppppppppppp:oooooo:rr:cccccccccccc).
@@ -172,7 +184,10 @@ fn main() {
             control(&run_dir, &format!("fault {}", spec.join(" "))).map(|reply| print!("{reply}"))
         }
         Command::Ping { boards, pool } => ping(boards, &pool),
-        Command::Bench { rounds, boot_sizes, pool } => bench(rounds, &boot_sizes, &pool),
+        Command::Bench { rounds, boot_sizes, group_sizes, only, pool } => match only {
+            Some(BenchSection::Group) => group_bench(&group_sizes, &pool),
+            None => bench(rounds, &boot_sizes, &pool).and_then(|()| group_bench(&group_sizes, &pool)),
+        },
         Command::Gdb { board, pool } => gdb(board, &pool),
         Command::Rpc { call, run_dir } => rpc(call, &run_dir),
         Command::Run { board, program, argument, run_to_completion, detach, run_dir } => {
@@ -422,6 +437,15 @@ fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
+    println!(
+        "\n== group broadcast: latency and throughput by group size, PB and BB, with a null RPC as the unit"
+    );
+    boot::group_bench::run(sizes, |size| {
+        boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), size)).map(|(pool, _)| pool)
+    })
 }
 
 /// RPC latency and throughput: local (client and server on one board),

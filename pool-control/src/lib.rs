@@ -155,6 +155,18 @@ pub enum Message<'a> {
         largest_free: u64,
         free_runs: u32,
     },
+    /// Ask a board for its clock: it answers with `TimeReply`. The host
+    /// aligns the boards' clocks to its own with these (benchmarks that
+    /// compare timestamps taken on different boards).
+    TimeQuery {
+        id: u32,
+    },
+    /// `micros`: the board's microseconds since boot, the clock user
+    /// programs read with `amoeba::user::time::now_us`.
+    TimeReply {
+        id: u32,
+        micros: u64,
+    },
 }
 
 const KIND_ECHO_REQUEST: u8 = 1;
@@ -170,6 +182,8 @@ const KIND_PROCESS_OP_REPLY: u8 = 10;
 const KIND_PROCESS_EXITED: u8 = 11;
 const KIND_MEMORY_QUERY: u8 = 12;
 const KIND_MEMORY_REPORT: u8 = 13;
+const KIND_TIME_QUERY: u8 = 14;
+const KIND_TIME_REPLY: u8 = 15;
 /// Longest program name in an `Exec`.
 pub const MAX_PROGRAM_NAME: usize = 32;
 
@@ -304,6 +318,8 @@ impl<'a> Message<'a> {
                 largest_free: r.u64()?,
                 free_runs: r.u32()?,
             },
+            KIND_TIME_QUERY => Message::TimeQuery { id: r.u32()? },
+            KIND_TIME_REPLY => Message::TimeReply { id: r.u32()?, micros: r.u64()? },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -395,6 +411,15 @@ impl<'a> Message<'a> {
                 w.put(&free_bytes.to_be_bytes())?;
                 w.put(&largest_free.to_be_bytes())?;
                 w.put(&free_runs.to_be_bytes())?;
+            }
+            Message::TimeQuery { id } => {
+                w.put(&[KIND_TIME_QUERY, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+            }
+            Message::TimeReply { id, micros } => {
+                w.put(&[KIND_TIME_REPLY, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&micros.to_be_bytes())?;
             }
         }
         Ok(w.len)
@@ -511,6 +536,20 @@ mod tests {
         );
         let other_ethertype = [0u8; 20];
         assert_eq!(Frame::parse(&other_ethertype).unwrap().message(), Err(DecodeError::NotPoolControl));
+    }
+
+    #[test]
+    fn time_query_and_reply_round_trip() {
+        round_trip(Message::TimeQuery { id: 0 });
+        round_trip(Message::TimeQuery { id: u32::MAX });
+        round_trip(Message::TimeReply { id: 5, micros: 0 });
+        round_trip(Message::TimeReply { id: u32::MAX, micros: u64::MAX });
+        // A reply cut short in its clock field is refused, not misread.
+        let mut buf = [0u8; 32];
+        let len = Message::TimeReply { id: 5, micros: 1 << 40 }.encode(&mut buf).unwrap();
+        assert_eq!(len, 14);
+        assert_eq!(Message::decode(&buf[..len - 1]), Err(DecodeError::TooShort));
+        assert_eq!(Message::decode(&buf[..len]), Ok(Message::TimeReply { id: 5, micros: 1 << 40 }));
     }
 
     #[test]

@@ -290,6 +290,8 @@ struct SeqState {
     welcomes: BTreeMap<u32, PendingWelcome>,
     next_member_id: u32,
     last_bcast: u64,
+    /// Last status broadcast that asked every member to answer.
+    last_sync_bcast: u64,
     last_sync_req: Option<u64>,
     leaving: bool,
     blocked_dead_since: Option<u64>,
@@ -523,6 +525,7 @@ impl GroupMember {
             next_member_id: 1,
             last_bcast: now,
             last_sync_req: None,
+            last_sync_bcast: now,
             leaving: false,
             blocked_dead_since: None,
             next_dead_check: 0,
@@ -723,6 +726,9 @@ impl GroupMember {
             if let Some(t) = s.last_heard.values().min() {
                 at((t + c.member_timeout_us).max(s.next_dead_check));
             }
+            if let Some(quiet) = self.quiet_since() {
+                at(quiet.max(s.last_sync_bcast + c.heartbeat_us));
+            }
             if let Some(t) = s.blocked_dead_since {
                 at(t + c.member_timeout_us);
             }
@@ -838,7 +844,10 @@ impl GroupMember {
     }
 
     fn bcast_status(&mut self, flags: u8) {
-        let Some(s) = &self.seqr else { return };
+        let Some(s) = &mut self.seqr else { return };
+        if flags & FLAG_SYNC != 0 {
+            s.last_sync_bcast = self.now;
+        }
         let body = Body::Status { next_seq: s.next_seq, accepted: self.accepted, stable: self.stable, flags };
         self.bcast(body);
     }
@@ -1282,6 +1291,7 @@ impl GroupMember {
                 next_member_id,
                 last_bcast: now,
                 last_sync_req: None,
+                last_sync_bcast: now,
                 leaving: false,
                 blocked_dead_since: None,
                 next_dead_check: 0,
@@ -1787,13 +1797,26 @@ impl GroupMember {
             s.blocked_dead_since = None;
         }
         let Some(s) = &self.seqr else { return };
-        if now >= s.last_bcast + c.heartbeat_us {
+        // Members that only listen speak when asked. Data broadcasts hold
+        // the heartbeat back, so while data flows, ask them anyway once one
+        // has been quiet for half the member timeout (at the heartbeat's
+        // pace), or it would soon count as dead.
+        let quiet_due =
+            now >= s.last_sync_bcast + c.heartbeat_us && self.quiet_since().is_some_and(|t| now >= t);
+        if now >= s.last_bcast + c.heartbeat_us || quiet_due {
             self.bcast_status(FLAG_SYNC);
         }
         if self.history_full() {
             self.request_sync();
         }
         self.pump_send();
+    }
+
+    /// When the member heard from longest ago reaches half the member timeout.
+    fn quiet_since(&self) -> Option<u64> {
+        let s = self.seqr.as_ref()?;
+        let oldest = s.last_heard.iter().filter(|(id, _)| **id != self.my_id).map(|(_, t)| *t).min()?;
+        Some(oldest + self.cfg.member_timeout_us / 2)
     }
 
     // ------------------------------------------------------------ joining
@@ -2398,6 +2421,7 @@ impl GroupMember {
                 next_member_id,
                 last_bcast: now,
                 last_sync_req: None,
+                last_sync_bcast: now,
                 leaving: false,
                 blocked_dead_since: None,
                 next_dead_check: 0,

@@ -324,3 +324,23 @@ fn a_new_sequencer_checks_joiners_too() {
     assert!(sim.nodes[5].joined);
     sim.check(true, true).unwrap();
 }
+
+#[test]
+fn members_that_only_listen_stay_while_one_member_sends_slowly() {
+    // One message every 20 ms keeps the sequencer broadcasting more often
+    // than its heartbeat, and the listeners' own acks (every quarter of the
+    // history) come further apart than the member timeout: the sequencer
+    // must still hear from them rather than count them dead.
+    let mut sim = group(4, cfg());
+    let start = sim.now;
+    for k in 0..100 {
+        sim.schedule(start + k as u64 * 20 * MS, Action::Send(1, payload(1, k, 30)));
+    }
+    sim.run_until(start + 2500 * MS);
+    sim.check(true, true).unwrap();
+    let info = sim.nodes[0].m.as_ref().unwrap().get_info();
+    assert_eq!((info.incarnation, info.members.len()), (0, 4), "no reset, nobody removed");
+    for i in 0..4 {
+        assert_eq!(apps(&sim, i).len(), 100);
+    }
+}

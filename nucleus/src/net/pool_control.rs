@@ -170,12 +170,17 @@ impl PoolControl {
                     },
                 );
             }
+            Message::TimeQuery { id } => {
+                let micros = crate::drivers::timer::uptime_micros();
+                self.send(frame.source, &Message::TimeReply { id, micros });
+            }
             Message::Ready(_)
             | Message::PeerEchoResult { .. }
             | Message::ExecReply { .. }
             | Message::ProcessOpReply { .. }
             | Message::ProcessExited { .. }
-            | Message::MemoryReport { .. } => {}
+            | Message::MemoryReport { .. }
+            | Message::TimeReply { .. } => {}
         }
     }
 }

@@ -1,0 +1,395 @@
+//! The group-broadcast benchmark of `just bench`: latency from a send to
+//! its delivery at every member, and throughput, for PB and BB groups of
+//! several sizes, each next to a board-to-board null RPC measured in the
+//! same pool as the unit.
+//!
+//! Every member (program `group-bench`, one per board) notes its own
+//! delivery times on its board's clock. The boards' clocks run off the
+//! host's monotonic clock under QEMU, each with its own constant offset (the
+//! board booted at its own moment), so the host reads each board's clock a
+//! few times (pool control `TimeQuery`) and takes the offset from the
+//! reading with the shortest round trip; half that round trip bounds the
+//! error. A round's latency is the last member's delivery minus the send,
+//! both on the host's clock.
+
+use crate::host_port::HostPort;
+use crate::pool::Pool;
+use anyhow::{Context, Result, bail};
+use std::time::{Duration, Instant};
+
+/// Sends timed in the latency phase of each run.
+const ROUNDS: u64 = 200;
+/// Messages delivered in the throughput phase of each run (spread evenly
+/// over the members, each sending its share as fast as the group takes it).
+/// Kept small: 16 members sending 1 KiB by BB at once congest the pool
+/// (every unstamped message is broadcast again every retransmission
+/// interval), and more messages only make that run longer.
+const THROUGHPUT_MESSAGES: u64 = 128;
+/// Payload sizes: a short message, and the largest the nucleus carries
+/// (the case the BB method exists for).
+const MESSAGE_SIZES: [u64; 2] = [32, 1024];
+/// Clock readings per board; the one with the shortest round trip counts.
+const CLOCK_READINGS: usize = 30;
+/// Get-port of the echo server answering the unit's null RPCs.
+const RPC_UNIT_PUT_SEED: u64 = 0x0000_00be_0c12;
+/// `rpc-bench` argument bit: null calls only.
+const RPC_BENCH_NULL_ONLY: u64 = 1 << 63;
+/// How long one run of the group program may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `group-bench` argument bits (see the program).
+const CREATE: u64 = 1 << 63;
+const BY_BB: u64 = 1 << 62;
+const LATENCY_SENDER: u64 = 1 << 61;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    /// Point-to-point to the sequencer, which broadcasts the message.
+    Pb,
+    /// The sender broadcasts, the sequencer broadcasts a short accept.
+    Bb,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Pb => "PB",
+            Method::Bb => "BB",
+        })
+    }
+}
+
+/// A board's clock against the host's: host µs = board µs + `offset_us`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ClockOffset {
+    offset_us: f64,
+    /// Half the shortest round trip: the offset is right to within this.
+    uncertainty_us: f64,
+}
+
+/// The offset from readings `(sent, received, board)` (host µs, host µs,
+/// board µs): the reading with the shortest round trip, taking the board's
+/// time to be the middle of it.
+fn clock_offset(readings: &[(f64, f64, u64)]) -> Option<ClockOffset> {
+    let &(sent, received, board) = readings.iter().min_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)))?;
+    Some(ClockOffset {
+        offset_us: (sent + received) / 2.0 - board as f64,
+        uncertainty_us: (received - sent) / 2.0,
+    })
+}
+
+/// The value at quantile `q` of `values` (sorted in place), as
+/// [`crate::bench::Summary`] picks them.
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Host µs since `epoch`.
+fn host_micros(epoch: Instant, at: Instant) -> f64 {
+    at.duration_since(epoch).as_secs_f64() * 1e6
+}
+
+/// Every board's clock offset against `epoch`, read through a fresh host
+/// port (one with no backlog of group traffic to wade through).
+fn clock_offsets(pool: &Pool, epoch: Instant) -> Result<Vec<ClockOffset>> {
+    let port = pool.new_host_port()?;
+    pool.boards()
+        .iter()
+        .map(|board| {
+            let mut readings = Vec::with_capacity(CLOCK_READINGS);
+            for _ in 0..CLOCK_READINGS {
+                let reading = port
+                    .board_clock(board.mac, Duration::from_secs(2))?
+                    .with_context(|| format!("board {} did not tell its time", board.spec.id))?;
+                readings.push((
+                    host_micros(epoch, reading.sent),
+                    host_micros(epoch, reading.received),
+                    reading.board_micros,
+                ));
+            }
+            clock_offset(&readings).context("no clock readings")
+        })
+        .collect()
+}
+
+/// The `group-bench <tag> ...` lines of one member, parsed.
+#[derive(Debug, Default, PartialEq)]
+struct MemberTimes {
+    delivered: Vec<u64>,
+    sent: Vec<u64>,
+    /// (start, end, count) of the throughput phase.
+    throughput: Option<(u64, u64, u64)>,
+    done: bool,
+}
+
+fn parse_member(console: &str, tag: u8) -> Result<MemberTimes> {
+    let prefix = format!("group-bench {tag} ");
+    let mut times = MemberTimes::default();
+    for line in console.lines().filter_map(|l| l.strip_prefix(&prefix)) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let numbers = || -> Result<Vec<u64>> {
+            words[1..]
+                .iter()
+                .map(|w| w.parse().with_context(|| format!("bad number in \"{line}\"")))
+                .collect()
+        };
+        match words.first() {
+            Some(&label @ ("delivered" | "sent")) => {
+                let numbers = numbers()?;
+                let (&first, values) =
+                    numbers.split_first().with_context(|| format!("empty line \"{line}\""))?;
+                let list = if label == "delivered" { &mut times.delivered } else { &mut times.sent };
+                if list.len() as u64 != first {
+                    bail!("out of order: \"{line}\"");
+                }
+                list.extend_from_slice(values);
+            }
+            Some(&"throughput") => {
+                let numbers = numbers()?;
+                let [start, end, count] = numbers[..] else { bail!("bad line \"{line}\"") };
+                times.throughput = Some((start, end, count));
+            }
+            Some(&"member") if line.ends_with(" done") => times.done = true,
+            _ => {}
+        }
+    }
+    Ok(times)
+}
+
+/// What one run (one group, one method) measured, in host µs.
+struct RunResult {
+    /// Per round: the last member's delivery minus the send.
+    everywhere: Vec<f64>,
+    /// Per round: the sender's own delivery minus its send (one clock).
+    at_sender: Vec<f64>,
+    /// Messages per second delivered at every member.
+    throughput: f64,
+}
+
+/// One group of `members` boards (0..members): the creator (sequencer) on
+/// board 0, the latency sender on board 1.
+fn run_group(
+    pool: &Pool,
+    members: u16,
+    method: Method,
+    message_size: u64,
+    tag: u8,
+) -> Result<Vec<MemberTimes>> {
+    use amoeba::syscall::SCHED_PREEMPTIVE;
+    let per_member = THROUGHPUT_MESSAGES / members as u64;
+    let plan = (members as u64) << 48 | (tag as u64) << 40 | ROUNDS << 24 | per_member << 12 | message_size;
+    let boards = &pool.boards()[..members as usize];
+    let host = pool.host();
+    let creator_argument = plan | CREATE | if method == Method::Bb { BY_BB } else { 0 };
+    let mut started =
+        vec![host.exec(boards[0].mac, "group-bench", creator_argument, SCHED_PREEMPTIVE as u8)?];
+    let line = boards[0]
+        .wait_for_line(&format!("group-bench {tag} capability "), Duration::from_secs(30))
+        .with_context(|| format!("the group was not created:\n{}", boards[0].console_tail(10)))?;
+    let capability: amoeba::Capability = line
+        .rsplit(' ')
+        .next()
+        .and_then(|text| text.parse().ok())
+        .with_context(|| format!("no capability in \"{line}\""))?;
+    for (index, board) in boards.iter().enumerate().skip(1) {
+        let argument = plan | if index == 1 { LATENCY_SENDER } else { 0 };
+        started.push(host.exec_with_capability(
+            board.mac,
+            "group-bench",
+            argument,
+            SCHED_PREEMPTIVE as u8,
+            Some(capability),
+        )?);
+    }
+    for (board, process) in boards.iter().zip(&started) {
+        let status = host.wait_exit(board.mac, process.pid, RUN_TIMEOUT);
+        if status != Some(0) {
+            bail!(
+                "group-bench ({method}, {members} members, {message_size} bytes) on board {} ended with \
+                 {status:?}:\n{}",
+                board.spec.id,
+                pool.consoles(12)
+            );
+        }
+    }
+    boards.iter().map(|board| parse_member(&board.console_text(), tag)).collect()
+}
+
+/// Puts one run's local times on the host's clock.
+fn align(members: &[MemberTimes], offsets: &[ClockOffset]) -> Result<RunResult> {
+    let rounds = ROUNDS as usize;
+    let on_host = |member: usize, micros: u64| micros as f64 + offsets[member].offset_us;
+    for (index, member) in members.iter().enumerate() {
+        if member.delivered.len() != rounds || !member.done {
+            bail!(
+                "member on board {index} did not finish ({} of {rounds} deliveries)",
+                member.delivered.len()
+            );
+        }
+    }
+    let sender = &members[1];
+    if sender.sent.len() != rounds {
+        bail!("the sender reported {} of {rounds} sends", sender.sent.len());
+    }
+    let mut everywhere = Vec::with_capacity(rounds);
+    let mut at_sender = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let sent = on_host(1, sender.sent[round]);
+        let last =
+            (0..members.len()).map(|m| on_host(m, members[m].delivered[round])).fold(f64::MIN, f64::max);
+        everywhere.push(last - sent);
+        at_sender.push(sender.delivered[round] as f64 - sender.sent[round] as f64);
+    }
+    let expected = THROUGHPUT_MESSAGES / members.len() as u64 * members.len() as u64;
+    let (mut start, mut end) = (f64::MAX, f64::MIN);
+    for (index, member) in members.iter().enumerate() {
+        let (first, last, count) =
+            member.throughput.with_context(|| format!("no throughput from board {index}"))?;
+        if count != expected {
+            bail!("board {index} delivered {count} of {expected} messages");
+        }
+        start = start.min(on_host(index, first));
+        end = end.max(on_host(index, last));
+    }
+    Ok(RunResult { everywhere, at_sender, throughput: expected as f64 / ((end - start) / 1e6) })
+}
+
+/// Median and 99th percentile of board-to-board null RPCs (µs), measured
+/// by `rpc-bench` on board 1 against an echo server on board 0.
+fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
+    use amoeba::syscall::SCHED_PREEMPTIVE;
+    let put = amoeba::GetPort(amoeba::Port::from_u64(RPC_UNIT_PUT_SEED)).put_port();
+    let (server, client) = (&pool.boards()[0], &pool.boards()[1]);
+    let host: &HostPort = pool.host();
+    let echo = host.exec(server.mac, "echo-server", RPC_UNIT_PUT_SEED, SCHED_PREEMPTIVE as u8)?;
+    let bench =
+        host.exec(client.mac, "rpc-bench", put.to_u64() | RPC_BENCH_NULL_ONLY, SCHED_PREEMPTIVE as u8)?;
+    let status = host.wait_exit(client.mac, bench.pid, Duration::from_secs(120));
+    // The server would otherwise sit on board 0 through the group runs.
+    let _ = host.process_op(server.mac, &echo.capability, amoeba::syscall::PROCESS_DESTROY);
+    let console = client.console_text();
+    if status != Some(0) {
+        bail!("rpc-bench ended with {status:?}:\n{console}");
+    }
+    let line = console.lines().find(|l| l.starts_with("rpc-bench null")).context("no rpc-bench result")?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let field = |key: &str| -> Option<f64> {
+        words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)?.parse().ok())
+    };
+    Ok((field("median-us").context("no median")?, field("p99-us").context("no p99")?))
+}
+
+/// Runs the benchmark on a fresh pool of each size in `sizes` (booted by
+/// `boot_pool`) and prints the table.
+pub fn run(sizes: &[u16], mut boot_pool: impl FnMut(u16) -> Result<Pool>) -> Result<()> {
+    println!(
+        "latency: {ROUNDS} sends, one at a time from a member that is not the sequencer, to delivery at \
+         every member; throughput: {THROUGHPUT_MESSAGES} messages sent by all members at once, delivered at \
+         every member"
+    );
+    println!(
+        "{:>4} {:>6} {:>5}  {:>18} {:>18}  {:>9}  {:>20}",
+        "size", "method", "bytes", "latency median", "latency p99", "at sender", "throughput"
+    );
+    let mut tag = 0u8;
+    for &size in sizes {
+        if size < 2 {
+            bail!("a group needs at least 2 boards (got {size})");
+        }
+        let pool = boot_pool(size)?;
+        let epoch = Instant::now();
+        let (rpc_median, rpc_p99) = null_rpc(&pool)?;
+        let before = clock_offsets(&pool, epoch)?;
+        let mut runs = Vec::new();
+        for message_size in MESSAGE_SIZES {
+            for method in [Method::Pb, Method::Bb] {
+                tag = tag.wrapping_add(1);
+                runs.push((method, message_size, run_group(&pool, size, method, message_size, tag)?));
+            }
+        }
+        let after = clock_offsets(&pool, epoch)?;
+        pool.shutdown();
+
+        // The offsets should not move; how far they did is part of the error.
+        let drift =
+            before.iter().zip(&after).map(|(b, a)| (a.offset_us - b.offset_us).abs()).fold(0.0, f64::max);
+        let offsets: Vec<ClockOffset> = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| ClockOffset {
+                offset_us: (a.offset_us + b.offset_us) / 2.0,
+                uncertainty_us: a.uncertainty_us.max(b.uncertainty_us),
+            })
+            .collect();
+        let uncertainty = offsets.iter().map(|o| o.uncertainty_us).fold(0.0, f64::max);
+        let rpc_rate = 1e6 / rpc_median;
+        for (method, message_size, members) in runs {
+            let mut result = align(&members, &offsets)?;
+            let median = quantile(&mut result.everywhere, 0.5);
+            let p99 = quantile(&mut result.everywhere, 0.99);
+            let at_sender = quantile(&mut result.at_sender, 0.5);
+            println!(
+                "{size:>4} {method:>6} {message_size:>5}  {median:>8.0} us {:>5.2}x  {p99:>8.0} us {:>5.2}x  \
+                 {at_sender:>6.0} us  {:>6.0} msg/s {:>5.2}x",
+                median / rpc_median,
+                p99 / rpc_median,
+                result.throughput,
+                result.throughput / rpc_rate,
+            );
+        }
+        println!(
+            "{size:>4} unit          null RPC board to board median {rpc_median:.0} us, p99 {rpc_p99:.0} us \
+             ({rpc_rate:.0} calls/s); each board's clock aligned to +-{uncertainty:.0} us (drift {drift:.0} us)"
+        );
+    }
+    println!(
+        "(x: latency in null RPC medians, throughput in null RPCs per second; at sender: the sender's own \
+         delivery, one clock)"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_offset_takes_the_shortest_round_trip() {
+        // The board's clock reads 1000 us behind the host's.
+        let readings = [(0.0, 400.0, 0), (1000.0, 1100.0, 50), (2000.0, 2600.0, 1200)];
+        let offset = clock_offset(&readings).unwrap();
+        assert_eq!(offset, ClockOffset { offset_us: 1000.0, uncertainty_us: 50.0 });
+        assert!(clock_offset(&[]).is_none());
+    }
+
+    #[test]
+    fn member_lines_parse() {
+        let console = "nucleus: started process 3 (group-bench)\n\
+                       group-bench 7 delivered 0 10 20\n\
+                       group-bench 6 delivered 0 99\n\
+                       group-bench 7 delivered 2 30\n\
+                       group-bench 7 sent 0 5 15 25\n\
+                       group-bench 7 throughput 100 200 64\n\
+                       group-bench 7 member 1 done\n";
+        let times = parse_member(console, 7).unwrap();
+        assert_eq!(
+            times,
+            MemberTimes {
+                delivered: vec![10, 20, 30],
+                sent: vec![5, 15, 25],
+                throughput: Some((100, 200, 64)),
+                done: true
+            }
+        );
+        assert!(parse_member("group-bench 7 delivered 1 10\n", 7).is_err());
+    }
+
+    #[test]
+    fn quantiles_match_the_summary() {
+        let mut values: Vec<f64> = (1..=100).map(f64::from).collect();
+        values.reverse();
+        assert_eq!(quantile(&mut values, 0.5), 51.0);
+        assert_eq!(quantile(&mut values, 0.99), 99.0);
+    }
+}
