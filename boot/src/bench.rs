@@ -40,6 +40,14 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// The number after the word `key` in a result line a benchmark program
+/// printed, e.g. `median-us` in `rpc-bench null median-us 75 p99-us 144`.
+pub fn value_after(line: &str, key: &str) -> Option<f64> {
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next()?.parse().ok()
+}
+
 /// A host port that answers echo requests, as a board does: the baseline
 /// that measures the switch and the host side alone.
 pub struct EchoResponder {
@@ -105,6 +113,15 @@ pub fn echo_round_trips(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_found_after_their_key() {
+        let line = "rpc-bench null median-us 75 p99-us 144.5";
+        assert_eq!(value_after(line, "median-us"), Some(75.0));
+        assert_eq!(value_after(line, "p99-us"), Some(144.5));
+        assert_eq!(value_after(line, "min-us"), None);
+        assert_eq!(value_after("rpc-bench null median-us", "median-us"), None);
+    }
 
     #[test]
     fn summary_picks_median_and_p99() {

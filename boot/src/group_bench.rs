@@ -184,14 +184,8 @@ fn run_group(
     let creator_argument = plan | CREATE | if method == Method::Bb { BY_BB } else { 0 };
     let mut started =
         vec![host.exec(boards[0].mac, "group-bench", creator_argument, SCHED_PREEMPTIVE as u8)?];
-    let line = boards[0]
-        .wait_for_line(&format!("group-bench {tag} capability "), Duration::from_secs(30))
-        .with_context(|| format!("the group was not created:\n{}", boards[0].console_tail(10)))?;
-    let capability: amoeba::Capability = line
-        .rsplit(' ')
-        .next()
-        .and_then(|text| text.parse().ok())
-        .with_context(|| format!("no capability in \"{line}\""))?;
+    let capability =
+        boards[0].wait_for_capability(&format!("group-bench {tag} capability "), Duration::from_secs(30))?;
     for (index, board) in boards.iter().enumerate().skip(1) {
         let argument = plan | if index == 1 { LATENCY_SENDER } else { 0 };
         started.push(host.exec_with_capability(
@@ -273,11 +267,8 @@ fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
         bail!("rpc-bench ended with {status:?}:\n{console}");
     }
     let line = console.lines().find(|l| l.starts_with("rpc-bench null")).context("no rpc-bench result")?;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let field = |key: &str| -> Option<f64> {
-        words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)?.parse().ok())
-    };
-    Ok((field("median-us").context("no median")?, field("p99-us").context("no p99")?))
+    let median = crate::bench::value_after(line, "median-us").context("no median")?;
+    Ok((median, crate::bench::value_after(line, "p99-us").context("no p99")?))
 }
 
 /// Runs the benchmark on a fresh pool of each size in `sizes` (booted by

@@ -141,11 +141,7 @@ fn start_group_log(pool: &Pool, lines: u64, pause_10ms: u64, resilience: u64) ->
     let creator = &pool.boards()[0];
     let argument = group_log_argument(0x106_0001, lines, members, pause_10ms, resilience) | CREATE;
     pool.host().exec(creator.mac, "group-log", argument, SCHED_PREEMPTIVE as u8)?;
-    let line = creator
-        .wait_for_line("group-log: capability", Duration::from_secs(30))
-        .with_context(|| format!("the creator printed no capability:\n{}", creator.console_tail(10)))?;
-    let owner: Capability =
-        line.rsplit(' ').next().unwrap_or("").parse().context("the creator's capability")?;
+    let owner = creator.wait_for_capability("group-log: capability", Duration::from_secs(30))?;
     let capability = owner.restrict(member_rights())?;
     println!("board 0 created group {} (resilience {resilience}); the others join", owner.port);
     for board in &pool.boards()[1..] {

@@ -2,7 +2,7 @@
 //! the user's workstation on it.
 
 use anyhow::{Context, Result, bail};
-use boot::bench::{EchoResponder, Summary, echo_round_trips};
+use boot::bench::{EchoResponder, Summary, echo_round_trips, value_after};
 use boot::{Pool, PoolConfig};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -495,10 +495,7 @@ fn rpc_bench(args: &PoolArgs) -> Result<()> {
             bail!("rpc-bench {label} failed ({status}):\n{console}");
         }
         let field = |key: &str| -> Option<f64> {
-            console.lines().filter(|l| l.starts_with("rpc-bench")).find_map(|line| {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)?.parse().ok())
-            })
+            console.lines().filter(|l| l.starts_with("rpc-bench")).find_map(|line| value_after(line, key))
         };
         for line in console.lines().filter(|l| l.starts_with("rpc-bench null")) {
             println!("{label}: {line}");

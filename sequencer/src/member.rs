@@ -726,7 +726,7 @@ impl GroupMember {
             if let Some(t) = s.last_heard.values().min() {
                 at((t + c.member_timeout_us).max(s.next_dead_check));
             }
-            if let Some(quiet) = self.quiet_since() {
+            if let Some(quiet) = self.listener_sync_due() {
                 at(quiet.max(s.last_sync_bcast + c.heartbeat_us));
             }
             if let Some(t) = s.blocked_dead_since {
@@ -1802,7 +1802,7 @@ impl GroupMember {
         // has been quiet for half the member timeout (at the heartbeat's
         // pace), or it would soon count as dead.
         let quiet_due =
-            now >= s.last_sync_bcast + c.heartbeat_us && self.quiet_since().is_some_and(|t| now >= t);
+            now >= s.last_sync_bcast + c.heartbeat_us && self.listener_sync_due().is_some_and(|t| now >= t);
         if now >= s.last_bcast + c.heartbeat_us || quiet_due {
             self.bcast_status(FLAG_SYNC);
         }
@@ -1812,8 +1812,9 @@ impl GroupMember {
         self.pump_send();
     }
 
-    /// When the member heard from longest ago reaches half the member timeout.
-    fn quiet_since(&self) -> Option<u64> {
+    /// When the member heard from longest ago has been quiet for half the
+    /// member timeout (and should be asked to answer).
+    fn listener_sync_due(&self) -> Option<u64> {
         let s = self.seqr.as_ref()?;
         let oldest = s.last_heard.iter().filter(|(id, _)| **id != self.my_id).map(|(_, t)| *t).min()?;
         Some(oldest + self.cfg.member_timeout_us / 2)

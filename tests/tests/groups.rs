@@ -16,10 +16,7 @@ fn create_counter_group(pool: &TestPool, get_port: u64, members: u64) -> Capabil
     let board = &pool.boards()[0];
     let argument = get_port | (members << 48) | CREATE;
     pool.host().exec(board.mac, "group-counter", argument, SCHED_PREEMPTIVE as u8).unwrap();
-    let line = board
-        .wait_for_line("group-counter: capability", Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("no capability printed:\n{}", board.console_text()));
-    line.rsplit(' ').next().unwrap().parse().expect("a capability")
+    board.wait_for_capability("group-counter: capability", Duration::from_secs(30)).unwrap()
 }
 
 /// Starts `group-counter` on board `index`, joining with `capability`.

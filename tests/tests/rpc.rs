@@ -80,8 +80,7 @@ fn knowing_only_the_put_port_does_not_receive_requests() {
 
 /// The counter server prints its owner capability; tests take it from there.
 fn counter_capability(pool: &TestPool, board: usize) -> Capability {
-    let line = wait_for_console(pool, board, "counter-server: capability ");
-    line.rsplit(' ').next().unwrap().parse().unwrap_or_else(|e| panic!("bad capability in \"{line}\": {e:?}"))
+    pool.boards()[board].wait_for_capability("counter-server: capability ", Duration::from_secs(30)).unwrap()
 }
 
 fn counter_call(client: &mut RpcClient, cap: &Capability, command: u32) -> Result<u32, Status> {

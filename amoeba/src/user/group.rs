@@ -75,6 +75,12 @@ impl Group {
         Ok((Group { handle }, Capability::decode(&capability)))
     }
 
+    /// Joins the group of the capability this process was given at exec
+    /// ([`crate::user::exec_capability`]); `ArgBad` if it was given none.
+    pub fn join_given() -> Result<Group, Status> {
+        Self::join(&super::exec_capability().ok_or(Status::ArgBad)?)
+    }
+
     /// Joins the group `capability` names; returns once the group has let
     /// us in. `CapBad` if the group refuses the capability.
     pub fn join(capability: &Capability) -> Result<Group, Status> {

@@ -110,7 +110,7 @@ fn enter(plan: &Plan) -> Result<Group, Status> {
         println!("group-bench {} capability {capability}", plan.tag);
         Ok(group)
     } else {
-        Group::join(&amoeba::user::exec_capability().ok_or(Status::ArgBad)?)
+        Group::join_given()
     }
 }
 

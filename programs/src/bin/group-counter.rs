@@ -25,13 +25,7 @@ fn main(argument: u64) -> i32 {
             group
         })
     } else {
-        match amoeba::user::exec_capability() {
-            Some(capability) => Group::join(&capability),
-            None => {
-                println!("group-counter: no group capability given");
-                return 1;
-            }
-        }
+        Group::join_given()
     };
     let group = match group {
         Ok(group) => group,

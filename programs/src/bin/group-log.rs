@@ -62,10 +62,7 @@ fn enter(arguments: &Arguments) -> Result<Group, amoeba::Status> {
         println!("group-log: capability {capability}");
         return Ok(group);
     }
-    match amoeba::user::exec_capability() {
-        Some(capability) => Group::join(&capability),
-        None => Err(amoeba::Status::ArgBad),
-    }
+    Group::join_given()
 }
 
 fn main(argument: u64) -> i32 {
