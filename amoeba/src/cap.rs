@@ -218,6 +218,12 @@ impl Capability {
         Capability { port, object: object & OBJECT_MAX, rights: Rights::ALL, check: random }
     }
 
+    /// A capability that names only a service's put-port: for public operations
+    /// (object 0, no rights, no check).
+    pub fn for_port(port: Port) -> Capability {
+        Capability { port, ..Capability::NULL }
+    }
+
     /// Join a port and a private part.
     pub fn from_parts(port: Port, p: Private) -> Capability {
         Capability { port, object: p.object & OBJECT_MAX, rights: p.rights, check: p.check }

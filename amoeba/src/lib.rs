@@ -37,6 +37,8 @@ extern crate alloc;
 mod cap;
 pub mod cmd;
 mod header;
+pub mod interface;
+pub mod interfaces;
 mod port;
 mod rng;
 pub mod server;

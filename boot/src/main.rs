@@ -1,6 +1,7 @@
 //! `boot`: start a pool of nucleus boards on a virtual Ethernet and act as
 //! the user's workstation on it.
 
+use amoeba::interfaces::echo;
 use anyhow::{Context, Result, bail};
 use boot::bench::{EchoResponder, Summary, echo_round_trips, value_after};
 use boot::{Pool, PoolConfig};
@@ -452,7 +453,6 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
 /// board to board, host to board; all in one pool, next to a frame echo.
 fn rpc_bench(args: &PoolArgs) -> Result<()> {
     use amoeba::syscall::SCHED_PREEMPTIVE;
-    const SINK: u32 = 1;
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 2);
     let (pool, _) = boot_pool(config)?;
     let seed = 0x0000_00be_0c11u64;
@@ -464,21 +464,23 @@ fn rpc_bench(args: &PoolArgs) -> Result<()> {
     let frame = Summary::of(&mut frame_echo).context("no samples")?;
 
     let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
-    let mut call = |command: u32, size: usize| -> Result<Duration> {
-        let header = amoeba::Header { port: put, command, ..Default::default() };
+    let service = amoeba::Capability::for_port(put);
+    let mut call = |size: usize| -> Result<Duration> {
         let buf = vec![0x5a; size];
         let start = Instant::now();
-        host.trans(&header, &buf)?.map_err(|status| anyhow::anyhow!("host trans failed: {status}"))?;
+        echo::Client::new(&mut host)
+            .sink(&service, &buf)
+            .map_err(|status| anyhow::anyhow!("host trans failed: {status}"))?;
         Ok(start.elapsed())
     };
     for _ in 0..10 {
-        call(0, 0)?;
+        call(0)?;
     }
-    let mut null = (0..2000).map(|_| call(0, 0)).collect::<Result<Vec<_>>>()?;
+    let mut null = (0..2000).map(|_| call(0)).collect::<Result<Vec<_>>>()?;
     let host_null = Summary::of(&mut null).context("no samples")?;
     let mut throughput = Vec::new();
     for (size, count) in [(8usize << 10, 200usize), (1 << 20, 8)] {
-        let total: Duration = (0..count).map(|_| call(SINK, size)).sum::<Result<Duration>>()?;
+        let total: Duration = (0..count).map(|_| call(size)).sum::<Result<Duration>>()?;
         throughput.push((size * count) as f64 / 1024.0 / total.as_secs_f64());
     }
 
@@ -596,17 +598,16 @@ fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
         .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
     let mut client = boot::rpc_client::RpcClient::new(port);
     match call {
-        RpcCall::Info { capability } => match client.std_info(&capability)? {
+        RpcCall::Info { capability } => match client.std_info(&capability) {
             Ok(info) => println!("{info}"),
             Err(status) => bail!("std_info failed: {status}"),
         },
         RpcCall::Echo { port, text } => {
             let start = Instant::now();
-            let header = amoeba::Header { port, ..Default::default() };
-            match client.trans(&header, text.as_bytes())? {
-                Ok((reply, buf)) => println!(
-                    "reply ({}, {:.2} ms): {}",
-                    reply.status(),
+            let service = amoeba::Capability::for_port(port);
+            match echo::Client::new(&mut client).echo(&service, text.as_bytes()) {
+                Ok((_, buf)) => println!(
+                    "reply ({:.2} ms): {}",
                     start.elapsed().as_secs_f64() * 1e3,
                     String::from_utf8_lossy(&buf)
                 ),
@@ -639,11 +640,11 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
         bail!("the echo client on board 1 failed ({status})");
     }
     let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
-    let header = amoeba::Header { port: put, ..Default::default() };
+    let service = amoeba::Capability::for_port(put);
     for round in 0..3 {
         let text = format!("hello from the host, round {round}");
         let start = Instant::now();
-        match host.trans(&header, text.as_bytes())? {
+        match echo::Client::new(&mut host).echo(&service, text.as_bytes()) {
             Ok((_, reply)) if reply == text.as_bytes() => {
                 println!("host: echo {round} answered in {:.2} ms", start.elapsed().as_secs_f64() * 1e3)
             }

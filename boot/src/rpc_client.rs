@@ -3,6 +3,8 @@
 //! workstation with a FLIP driver.
 
 use crate::host_port::HostPort;
+use amoeba::interface::Transport;
+use amoeba::interfaces::standard;
 use amoeba::{Capability, Header, Status};
 use anyhow::Result;
 use flip::{Config, Endpoint, Event, TransId};
@@ -75,11 +77,23 @@ impl RpcClient {
     }
 
     /// STD_INFO on any capability: the object's description.
-    pub fn std_info(&mut self, capability: &Capability) -> Result<Result<String, Status>> {
-        let header = Header::request(capability, amoeba::cmd::STD_INFO);
-        Ok(self.trans(&header, &[])?.and_then(|(reply, buf)| match reply.status() {
-            Status::Ok => Ok(String::from_utf8_lossy(&buf).into_owned()),
-            error => Err(error),
-        }))
+    pub fn std_info(&mut self, capability: &Capability) -> Result<String, Status> {
+        standard::Client::new(self).info(capability)
+    }
+}
+
+/// Client stubs of declared interfaces run over the host's endpoint. Losing the
+/// switch (the pool is gone) is a transport failure like a dead server.
+impl Transport for RpcClient {
+    fn trans(
+        &mut self,
+        request: &Header,
+        buf: &[u8],
+        _reply_limit: usize,
+    ) -> Result<(Header, Vec<u8>), Status> {
+        RpcClient::trans(self, request, buf).unwrap_or_else(|error| {
+            eprintln!("rpc: {error:#}");
+            Err(Status::RpcFailure)
+        })
     }
 }

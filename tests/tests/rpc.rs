@@ -3,6 +3,7 @@
 //! requests run at most once through loss, duplication, reordering and a
 //! server board's death.
 
+use amoeba::interfaces::{counter, echo};
 use amoeba::syscall::{PROCESS_DESTROY, SCHED_PREEMPTIVE};
 use amoeba::{Capability, GetPort, Header, Port, Rights, Status};
 use boot::rpc_client::RpcClient;
@@ -10,10 +11,6 @@ use pool_tests::{TestPool, boot};
 use std::time::{Duration, Instant};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Commands of the `counter-server` program.
-const COUNTER_INCREMENT: u32 = 4000;
-const COUNTER_READ: u32 = 4001;
-const COUNTER_SLOW_INCREMENT: u32 = 4002;
 
 fn put_port(seed: u64) -> Port {
     GetPort(Port::from_u64(seed)).put_port()
@@ -36,8 +33,9 @@ fn wait_for_console(pool: &TestPool, board: usize, needle: &str) -> String {
     }
 }
 
-fn echo(client: &mut RpcClient, port: Port, text: &[u8]) -> Result<(Header, Vec<u8>), Status> {
-    client.trans(&Header { port, ..Default::default() }, text).unwrap()
+/// The echo service's reply: the answering server's tag and the echoed bytes.
+fn echo(client: &mut RpcClient, port: Port, text: &[u8]) -> Result<(u32, Vec<u8>), Status> {
+    echo::Client::new(client).echo(&Capability::for_port(port), text)
 }
 
 #[test]
@@ -69,8 +67,8 @@ fn knowing_only_the_put_port_does_not_receive_requests() {
     wait_for_console(&pool, 1, "impostor: waiting");
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     for round in 0..10u8 {
-        let (header, reply) = echo(&mut host, put_port(seed), &[round]).expect("answered");
-        assert_eq!((header.extra, reply), (1, vec![round]), "only the real server may answer");
+        let (tag, reply) = echo(&mut host, put_port(seed), &[round]).expect("answered");
+        assert_eq!((tag, reply), (1, vec![round]), "only the real server may answer");
     }
     assert!(!pool.boards()[1].console_text().contains("impostor: got a request"));
     // Without the real server nobody serves the put-port.
@@ -83,11 +81,20 @@ fn counter_capability(pool: &TestPool, board: usize) -> Capability {
     pool.boards()[board].wait_for_capability("counter-server: capability ", Duration::from_secs(30)).unwrap()
 }
 
-fn counter_call(client: &mut RpcClient, cap: &Capability, command: u32) -> Result<u32, Status> {
-    let (reply, _) = client.trans(&Header::request(cap, command), &[]).unwrap()?;
-    match reply.status() {
-        Status::Ok => Ok(reply.extra),
-        error => Err(error),
+#[derive(Clone, Copy)]
+enum CounterCall {
+    Increment,
+    Read,
+    SlowIncrement,
+}
+use CounterCall::*;
+
+fn counter_call(client: &mut RpcClient, cap: &Capability, call: CounterCall) -> Result<u32, Status> {
+    let mut counter = counter::Client::new(client);
+    match call {
+        Increment => counter.increment(cap),
+        Read => counter.read(cap),
+        SlowIncrement => counter.slow_increment(cap),
     }
 }
 
@@ -97,20 +104,20 @@ fn forged_and_restricted_capabilities_are_refused() {
     start(&pool, 1, "counter-server", 0x0000_0000_7777);
     let owner = counter_capability(&pool, 1);
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
-    assert_eq!(counter_call(&mut host, &owner, COUNTER_INCREMENT), Ok(1));
-    let info = host.std_info(&owner).unwrap().expect("std_info answers");
+    assert_eq!(counter_call(&mut host, &owner, Increment), Ok(1));
+    let info = host.std_info(&owner).expect("std_info answers");
     assert!(!info.is_empty());
 
     let mut forged = owner;
     forged.check.0[5] ^= 0x40;
-    assert_eq!(counter_call(&mut host, &forged, COUNTER_INCREMENT), Err(Status::CapBad));
+    assert_eq!(counter_call(&mut host, &forged, Increment), Err(Status::CapBad));
     let read_only = owner.restrict(Rights::READ).unwrap();
-    assert_eq!(counter_call(&mut host, &read_only, COUNTER_INCREMENT), Err(Status::Denied));
-    assert_eq!(counter_call(&mut host, &read_only, COUNTER_READ), Ok(1), "refused calls changed nothing");
+    assert_eq!(counter_call(&mut host, &read_only, Increment), Err(Status::Denied));
+    assert_eq!(counter_call(&mut host, &read_only, Read), Ok(1), "refused calls changed nothing");
     // Raising the rights of a restricted capability is a forgery too.
     let mut raised = read_only;
     raised.rights = Rights::ALL;
-    assert_eq!(counter_call(&mut host, &raised, COUNTER_INCREMENT), Err(Status::CapBad));
+    assert_eq!(counter_call(&mut host, &raised, Increment), Err(Status::CapBad));
 }
 
 #[test]
@@ -122,14 +129,14 @@ fn under_loss_duplication_and_reordering_executions_equal_successful_calls() {
     pool.switch().apply_faults("loss=30 dup=10 reorder=10").unwrap();
     let mut successes = 0;
     for _ in 0..60 {
-        if counter_call(&mut host, &owner, COUNTER_INCREMENT).is_ok() {
+        if counter_call(&mut host, &owner, Increment).is_ok() {
             successes += 1;
         }
     }
     let stats = pool.switch().stats();
     assert!(stats.dropped_loss > 0 && stats.duplicated > 0, "the faults must have happened: {stats:?}");
     pool.switch().apply_faults("clear").unwrap();
-    let executed = counter_call(&mut host, &owner, COUNTER_READ).unwrap();
+    let executed = counter_call(&mut host, &owner, Read).unwrap();
     assert!(successes > 0);
     assert_eq!(
         executed, successes,
@@ -147,7 +154,7 @@ fn a_dead_server_board_gives_an_error_and_nothing_runs_twice_after_its_reboot() 
     let caller = std::thread::spawn(move || {
         let mut client = RpcClient::new(host_port);
         let started = Instant::now();
-        let result = counter_call(&mut client, &owner, COUNTER_SLOW_INCREMENT);
+        let result = counter_call(&mut client, &owner, SlowIncrement);
         (result, started.elapsed(), client)
     });
     wait_for_console(&pool, 1, "counter-server: slow increment");
@@ -161,8 +168,8 @@ fn a_dead_server_board_gives_an_error_and_nothing_runs_twice_after_its_reboot() 
     let fresh = counter_capability(&pool, 1);
     std::thread::sleep(Duration::from_secs(2));
     // The old capability died with the old server, and the new server has run nothing.
-    assert!(counter_call(&mut client, &owner, COUNTER_READ).is_err());
-    assert_eq!(counter_call(&mut client, &fresh, COUNTER_READ), Ok(0));
+    assert!(counter_call(&mut client, &owner, Read).is_err());
+    assert_eq!(counter_call(&mut client, &fresh, Read), Ok(0));
 }
 
 #[test]
@@ -179,8 +186,8 @@ fn two_servers_on_one_port_share_the_calls() {
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     let mut served = [0usize; 3];
     for round in 0..40u8 {
-        let (header, _) = echo(&mut host, put_port(seed), &[round]).expect("answered");
-        served[header.extra as usize] += 1;
+        let (tag, _) = echo(&mut host, put_port(seed), &[round]).expect("answered");
+        served[tag as usize] += 1;
     }
     assert!(served[1] > 0 && served[2] > 0, "both servers must get a share: {served:?}");
 }
@@ -191,7 +198,7 @@ fn each_board_serves_its_processes_by_rpc() {
     let ticker = start(&pool, 1, "ticker", 0);
     wait_for_console(&pool, 1, "tick 1");
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
-    let info = host.std_info(&ticker.capability).unwrap().expect("the process server answers STD_INFO");
+    let info = host.std_info(&ticker.capability).expect("the process server answers STD_INFO");
     assert!(info.contains(&format!("process {} (ticker): running", ticker.pid)), "{info}");
 
     let inspect_only = ticker.capability.restrict(Rights(amoeba::syscall::RIGHT_INSPECT)).unwrap();
@@ -201,7 +208,7 @@ fn each_board_serves_its_processes_by_rpc() {
     };
     assert_eq!(stun(&mut host, &inspect_only), Status::Denied);
     assert_eq!(stun(&mut host, &ticker.capability), Status::Ok);
-    let info = host.std_info(&ticker.capability).unwrap().unwrap();
+    let info = host.std_info(&ticker.capability).unwrap();
     assert!(info.contains("stunned"), "{info}");
     let (reply, _) =
         host.trans(&Header::request(&ticker.capability, amoeba::cmd::STD_DESTROY), &[]).unwrap().unwrap();

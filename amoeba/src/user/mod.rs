@@ -37,6 +37,7 @@
 pub mod console;
 pub mod group;
 pub mod process;
+pub mod rpc;
 pub mod rt;
 pub mod segment;
 pub mod signal;

@@ -4,21 +4,20 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::user::sys::trans;
-use amoeba::{Header, Port, println};
+use amoeba::interfaces::echo;
+use amoeba::user::rpc::Nucleus;
+use amoeba::{Capability, Port, println};
 
 amoeba::entry!(main);
 
 fn main(argument: u64) -> i32 {
-    let port = Port::from_u64(argument);
-    let request = Header { port, ..Header::default() };
+    let service = Capability::for_port(Port::from_u64(argument));
     let mut answered = 0;
     for round in 0..10u8 {
         let message = [b'e', b'c', b'h', b'o', b' ', b'0' + round];
-        let mut reply = [0u8; 64];
-        match trans(&request, &message, &mut reply) {
-            Ok((_, len)) if reply[..len] == message => answered += 1,
-            Ok((_, len)) => println!("echo-client: wrong reply {:?}", &reply[..len]),
+        match echo::Client::new(Nucleus).echo(&service, &message) {
+            Ok((_, reply)) if reply == message => answered += 1,
+            Ok((_, reply)) => println!("echo-client: wrong reply {reply:?}"),
             Err(status) => println!("echo-client: trans failed: {status}"),
         }
     }

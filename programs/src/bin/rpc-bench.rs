@@ -11,15 +11,14 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use amoeba::user::sys::trans;
+use amoeba::interfaces::echo;
+use amoeba::user::rpc::Nucleus;
 use amoeba::user::time;
-use amoeba::{Header, Port, println};
+use amoeba::{Capability, Port, println};
 
 amoeba::entry!(main);
 
 const NULL_CALLS: usize = 2000;
-/// Echo-server command whose reply is empty.
-const SINK: u32 = 1;
 /// Argument bit: null calls only.
 const NULL_ONLY: u64 = 1 << 63;
 
@@ -27,15 +26,14 @@ fn micros(ticks: u64) -> u64 {
     ticks * 1_000_000 / time::ticks_per_second()
 }
 
-/// Calls `count` times with `size`-byte requests; the ticks of each call.
-fn measure(port: Port, command: u32, size: usize, count: usize) -> Option<Vec<u64>> {
-    let request = Header { port, command, ..Header::default() };
+/// Sinks `count` requests of `size` bytes; the ticks of each call.
+fn measure(service: &Capability, size: usize, count: usize) -> Option<Vec<u64>> {
     let buf = vec![0x5a; size];
-    let mut reply = [0u8; 64];
+    let mut client = echo::Client::new(Nucleus);
     let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
         let start = time::ticks();
-        if let Err(status) = trans(&request, &buf, &mut reply) {
+        if let Err(status) = client.sink(service, &buf) {
             println!("rpc-bench: trans of {size} bytes failed: {status}");
             return None;
         }
@@ -45,12 +43,12 @@ fn measure(port: Port, command: u32, size: usize, count: usize) -> Option<Vec<u6
 }
 
 fn main(argument: u64) -> i32 {
-    let port = Port::from_u64(argument & 0xffff_ffff_ffff);
+    let service = Capability::for_port(Port::from_u64(argument & 0xffff_ffff_ffff));
     // Warm up: locate the server once.
-    if measure(port, 0, 0, 10).is_none() {
+    if measure(&service, 0, 10).is_none() {
         return 1;
     }
-    let Some(mut null) = measure(port, 0, 0, NULL_CALLS) else { return 1 };
+    let Some(mut null) = measure(&service, 0, NULL_CALLS) else { return 1 };
     null.sort_unstable();
     let median = micros(null[null.len() / 2]);
     let p99 = micros(null[null.len() * 99 / 100]);
@@ -61,7 +59,7 @@ fn main(argument: u64) -> i32 {
         return 0;
     }
     for (label, size, count) in [("8KiB", 8 << 10, 200usize), ("1MiB", 1 << 20, 8)] {
-        let Some(samples) = measure(port, SINK, size, count) else { return 1 };
+        let Some(samples) = measure(&service, size, count) else { return 1 };
         let total: u64 = samples.iter().sum();
         let kib_per_second = (size * count) as u64 * time::ticks_per_second() / total.max(1) / 1024;
         println!("rpc-bench {label}-KiB/s {kib_per_second}");
