@@ -1,5 +1,24 @@
 //! The run server's pure core: which processor of the pool should run a program.
+//!
+//! [`Pool`] keeps the processors of the run server's pool directory. The server
+//! program asks it which host to poll ([`Pool::next_poll`]), feeds it the
+//! decoded replies of the process servers' info calls ([`HostInfo::decode`],
+//! [`Pool::record_info`]) and silences ([`Pool::record_no_answer`]), and asks it
+//! where a program should run ([`Pool::place`]). Placement follows Amoeba's
+//! rule: suitability = preference × speed ÷ (load + 1) × free memory (capped) ×
+//! a bonus where the text is cached, random among hosts within 5 % of the best,
+//! never a host silent for a second or without a free run that holds the
+//! program. Placements count on their host until a report shows them, so a
+//! burst of requests between polls spreads out.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+mod info;
+mod pool;
+mod score;
+
+pub use info::{DecodeError, HostInfo, INFO_VERSION, MAX_CACHED_TEXTS, UNIT};
+pub use pool::{Config, HostRef, HostStatus, PlaceError, Pool};
+pub use score::{Estimate, Program, Rule, Weights, band_floor, suitability};

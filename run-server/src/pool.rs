@@ -1,0 +1,336 @@
+//! The run server's view of its pool, sans-IO: which processor to poll when,
+//! what each last reported, which are alive, and where the next program goes.
+//! The program around it does the RPCs and keeps the clock (microseconds).
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::info::{HostInfo, UNIT};
+use crate::score::{Estimate, Program, Rule, Weights, band_floor, suitability};
+
+/// Timing of polls and placements, and the scoring rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Time between two polls of one host (from one request to the next).
+    /// Keep it well below `silence_limit_us`, or live hosts flicker.
+    pub poll_interval_us: u64,
+    /// A host whose last answer is older than this is skipped for placement.
+    /// A poll outstanding this long is taken as lost and asked again.
+    pub silence_limit_us: u64,
+    /// A placement no report has shown as a new process within this time
+    /// (the caller gave up or creation failed) stops counting.
+    pub placement_timeout_us: u64,
+    /// The suitability rule.
+    pub rule: Rule,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            poll_interval_us: 250_000,
+            silence_limit_us: 1_000_000,
+            placement_timeout_us: 2_000_000,
+            rule: Rule::default(),
+        }
+    }
+}
+
+/// A host of the pool, as the program needs it to send an RPC.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostRef<'a, H> {
+    /// Its name in the pool directory.
+    pub name: &'a str,
+    /// What the program reaches it by (its process server's capability).
+    pub handle: &'a H,
+}
+
+/// One host's state, for a listing such as `hosts`.
+#[derive(Debug)]
+pub struct HostStatus<'a, H> {
+    /// Its name and handle.
+    pub host: HostRef<'a, H>,
+    /// Its preference and speed.
+    pub weights: Weights,
+    /// Its last report, if it ever answered.
+    pub info: Option<&'a HostInfo>,
+    /// Whether it answered within the silence limit.
+    pub alive: bool,
+    /// Placements made here that no report shows yet.
+    pub pending_placements: usize,
+}
+
+/// Why no host could be chosen; `Display` gives the user's message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaceError {
+    /// No processor answered within the silence limit (`known` in the pool).
+    NoHostAlive { known: usize },
+    /// No live processor has a free run large enough.
+    NoRoom { need: u64, largest_free: u64 },
+}
+
+impl fmt::Display for PlaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlaceError::NoHostAlive { known: 0 } => write!(f, "the run server's pool has no processors"),
+            PlaceError::NoHostAlive { known } => {
+                write!(f, "none of the pool's {known} processors is answering")
+            }
+            PlaceError::NoRoom { need, largest_free } => write!(
+                f,
+                "no processor has room: the program needs {need} bytes in one piece, \
+                 the largest free piece is {largest_free} bytes"
+            ),
+        }
+    }
+}
+
+/// A placement that no report reflects yet.
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    at_us: u64,
+    memory: u64,
+}
+
+#[derive(Debug)]
+struct Host<H> {
+    handle: H,
+    weights: Weights,
+    info: Option<HostInfo>,
+    last_answer_us: Option<u64>,
+    next_poll_us: u64,
+    /// When the outstanding poll was asked, if one is.
+    asked_us: Option<u64>,
+    /// Oldest first: a report's new process creations retire them in order.
+    pending: VecDeque<Placed>,
+}
+
+impl<H> Host<H> {
+    fn new(handle: H, weights: Weights, now_us: u64) -> Host<H> {
+        Host {
+            handle,
+            weights,
+            info: None,
+            last_answer_us: None,
+            next_poll_us: now_us,
+            asked_us: None,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn alive(&self, now_us: u64, config: &Config) -> bool {
+        self.info.is_some()
+            && self.last_answer_us.is_some_and(|t| now_us.saturating_sub(t) <= config.silence_limit_us)
+    }
+
+    /// When it should next be asked; while a poll is outstanding, when that
+    /// poll is taken as lost.
+    fn poll_due(&self, config: &Config) -> u64 {
+        match self.asked_us {
+            Some(asked) => asked.saturating_add(config.silence_limit_us),
+            None => self.next_poll_us,
+        }
+    }
+
+    fn live_pending(&self, now_us: u64, config: &Config) -> impl Iterator<Item = &Placed> {
+        self.pending.iter().filter(move |p| now_us.saturating_sub(p.at_us) < config.placement_timeout_us)
+    }
+
+    /// The last report plus each placement it does not show: one more busy
+    /// thread and the program's memory gone (from the largest run too, to be safe).
+    fn estimate(&self, program: &Program, now_us: u64, config: &Config) -> Option<Estimate> {
+        let info = self.info.as_ref()?;
+        let (count, memory) = self
+            .live_pending(now_us, config)
+            .fold((0u64, 0u64), |(n, m), p| (n + 1, m.saturating_add(p.memory)));
+        Some(Estimate {
+            load_milli: info.load_milli() + count * u64::from(UNIT),
+            free_bytes: info.free_bytes.saturating_sub(memory),
+            largest_free: info.largest_free.saturating_sub(memory),
+            text_cached: program.text.is_some_and(|t| info.has_cached(t)),
+        })
+    }
+
+    /// Takes a fresh report: each process created since the last one retires
+    /// the oldest placement (whoever created it, the new process is in the load
+    /// now); a reboot voids them all.
+    fn absorb(&mut self, info: HostInfo, now_us: u64, config: &Config) {
+        if let Some(old) = &self.info {
+            if info.uptime_us < old.uptime_us || info.processes_created < old.processes_created {
+                self.pending.clear();
+            } else {
+                let created = info.processes_created - old.processes_created;
+                let retired = usize::try_from(created).unwrap_or(usize::MAX).min(self.pending.len());
+                self.pending.drain(..retired);
+            }
+        }
+        self.pending.retain(|p| now_us.saturating_sub(p.at_us) < config.placement_timeout_us);
+        self.info = Some(info);
+        self.last_answer_us = Some(now_us);
+    }
+}
+
+/// The processors of one pool directory and what is known of them; `H` is
+/// whatever the program reaches a host by (e.g. `amoeba::Capability`).
+#[derive(Debug)]
+pub struct Pool<H> {
+    config: Config,
+    /// By name: a deterministic order, so equal seeds make equal choices.
+    hosts: BTreeMap<String, Host<H>>,
+}
+
+impl<H: PartialEq> Pool<H> {
+    /// An empty pool.
+    pub fn new(config: Config) -> Pool<H> {
+        Pool { config, hosts: BTreeMap::new() }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Adds a host of the pool directory, polled at once, or updates its
+    /// weights. A new handle for a known name is a new incarnation: what was
+    /// known of the old one is dropped. Returns whether the name was new.
+    pub fn add_host(&mut self, name: &str, handle: H, weights: Weights, now_us: u64) -> bool {
+        match self.hosts.get_mut(name) {
+            Some(host) if host.handle == handle => {
+                host.weights = weights;
+                false
+            }
+            Some(host) => {
+                *host = Host::new(handle, weights, now_us);
+                false
+            }
+            None => {
+                self.hosts.insert(name.into(), Host::new(handle, weights, now_us));
+                true
+            }
+        }
+    }
+
+    /// Drops a host that left the pool directory; returns its handle.
+    pub fn remove_host(&mut self, name: &str) -> Option<H> {
+        self.hosts.remove(name).map(|host| host.handle)
+    }
+
+    /// The names of the pool's hosts, in order.
+    pub fn host_names(&self) -> impl Iterator<Item = &str> {
+        self.hosts.keys().map(String::as_str)
+    }
+
+    /// Every host with what is known of it.
+    pub fn hosts(&self, now_us: u64) -> impl Iterator<Item = HostStatus<'_, H>> {
+        self.hosts.iter().map(move |(name, host)| HostStatus {
+            host: HostRef { name, handle: &host.handle },
+            weights: host.weights,
+            info: host.info.as_ref(),
+            alive: host.alive(now_us, &self.config),
+            pending_placements: host.live_pending(now_us, &self.config).count(),
+        })
+    }
+
+    /// Whether `name` answered within the silence limit.
+    pub fn is_alive(&self, name: &str, now_us: u64) -> bool {
+        self.hosts.get(name).is_some_and(|host| host.alive(now_us, &self.config))
+    }
+
+    /// The host to ask for its info now, if one is due (the longest overdue
+    /// first). It counts as asked at `now_us`: report the outcome with
+    /// [`Pool::record_info`] or [`Pool::record_no_answer`].
+    pub fn next_poll(&mut self, now_us: u64) -> Option<HostRef<'_, H>> {
+        let config = self.config;
+        let (name, host) = self
+            .hosts
+            .iter_mut()
+            .map(|(name, host)| (host.poll_due(&config), name, host))
+            .filter(|(due, _, _)| *due <= now_us)
+            .min_by_key(|(due, _, _)| *due)
+            .map(|(_, name, host)| (name, host))?;
+        host.asked_us = Some(now_us);
+        host.next_poll_us = now_us.saturating_add(config.poll_interval_us);
+        Some(HostRef { name, handle: &host.handle })
+    }
+
+    /// When [`Pool::next_poll`] will next have a host to give (for a timer).
+    pub fn next_poll_at(&self) -> Option<u64> {
+        self.hosts.values().map(|host| host.poll_due(&self.config)).min()
+    }
+
+    /// A host answered the info call. Returns false for a name not in the pool
+    /// (removed while the call was out).
+    pub fn record_info(&mut self, name: &str, info: HostInfo, now_us: u64) -> bool {
+        let Some(host) = self.hosts.get_mut(name) else { return false };
+        host.asked_us = None;
+        host.absorb(info, now_us, &self.config);
+        true
+    }
+
+    /// A host did not answer (timeout or failure). It stays usable until its
+    /// last answer is older than the silence limit.
+    pub fn record_no_answer(&mut self, name: &str) -> bool {
+        let Some(host) = self.hosts.get_mut(name) else { return false };
+        host.asked_us = None;
+        true
+    }
+
+    /// The host Amoeba's rule picks for `program`, without recording it:
+    /// among live hosts whose largest free run holds the program, those scoring
+    /// within the tie band of the best, the `random`-th of them.
+    pub fn choose(&self, program: &Program, now_us: u64, random: u64) -> Result<HostRef<'_, H>, PlaceError> {
+        let (name, _) = self.pick(program, now_us, random)?;
+        Ok(HostRef { name, handle: &self.hosts[name].handle })
+    }
+
+    /// Chooses like [`Pool::choose`] and counts the program on the chosen host
+    /// until a report shows it (or the placement timeout passes).
+    pub fn place(
+        &mut self,
+        program: &Program,
+        now_us: u64,
+        random: u64,
+    ) -> Result<HostRef<'_, H>, PlaceError> {
+        let (name, _) = self.pick(program, now_us, random)?;
+        let name = String::from(name);
+        let host = self.hosts.get_mut(&name).expect("picked from the pool");
+        host.pending.push_back(Placed { at_us: now_us, memory: program.memory });
+        let (name, host) = self.hosts.get_key_value(&name).expect("picked from the pool");
+        Ok(HostRef { name, handle: &host.handle })
+    }
+
+    /// Every live host the program fits on, with its score, in name order.
+    pub fn scores(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (&str, u128)> {
+        self.fitting(program, now_us)
+            .map(|(name, host, estimate)| (name, suitability(host.weights, &estimate, &self.config.rule)))
+    }
+
+    fn live(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (&str, &Host<H>, Estimate)> {
+        self.hosts.iter().filter(move |(_, host)| host.alive(now_us, &self.config)).filter_map(
+            move |(name, host)| {
+                host.estimate(program, now_us, &self.config).map(|estimate| (name.as_str(), host, estimate))
+            },
+        )
+    }
+
+    fn fitting(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (&str, &Host<H>, Estimate)> {
+        self.live(program, now_us).filter(move |(_, _, estimate)| estimate.largest_free >= program.memory)
+    }
+
+    fn pick(&self, program: &Program, now_us: u64, random: u64) -> Result<(&str, u128), PlaceError> {
+        let scores: Vec<(&str, u128)> = self.scores(program, now_us).collect();
+        let best =
+            scores.iter().map(|(_, score)| *score).max().ok_or_else(|| self.why_none(program, now_us))?;
+        let floor = band_floor(best, &self.config.rule);
+        let band: Vec<(&str, u128)> = scores.into_iter().filter(|(_, score)| *score >= floor).collect();
+        Ok(band[(random % band.len() as u64) as usize])
+    }
+
+    fn why_none(&self, program: &Program, now_us: u64) -> PlaceError {
+        match self.live(program, now_us).map(|(_, _, estimate)| estimate.largest_free).max() {
+            None => PlaceError::NoHostAlive { known: self.hosts.len() },
+            Some(largest_free) => PlaceError::NoRoom { need: program.memory, largest_free },
+        }
+    }
+}

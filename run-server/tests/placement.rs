@@ -1,0 +1,320 @@
+//! Placement scenarios on a simulated pool: spreading a burst, avoiding hogs,
+//! skipping silent hosts, fitting memory, the tie band and the cached-text bonus.
+//! `RUN_SEEDS=n` sets how many seeds the seeded scenarios run, `RUN_SEED=s`
+//! replays one; proptest's cases follow `PROPTEST_CASES`.
+
+use amoeba::Rng;
+use proptest::prelude::*;
+use run_server::{Config, HostInfo, PlaceError, Pool, Program, Weights};
+
+const MIB: u64 = 1 << 20;
+const SECOND: u64 = 1_000_000;
+const HOSTS: [&str; 4] = ["b0", "b1", "b2", "b3"];
+/// A program needing little memory and with no known text.
+const SMALL: Program = Program { memory: MIB, text: None };
+
+fn idle() -> HostInfo {
+    HostInfo {
+        runnable_threads: 0,
+        cpu_load_milli: 0,
+        free_bytes: 200 * MIB,
+        largest_free: 150 * MIB,
+        processes: 2,
+        processes_created: 2,
+        uptime_us: 60 * SECOND,
+        cached_texts: Vec::new(),
+    }
+}
+
+fn hogged(hogs: u32) -> HostInfo {
+    HostInfo { runnable_threads: hogs, cpu_load_milli: 1000, processes: 2 + hogs, ..idle() }
+}
+
+/// Four hosts, each polled once at `now` and answering `info(name)`.
+fn pool_answering(now: u64, info: impl Fn(&str) -> HostInfo) -> Pool<u32> {
+    let mut pool = Pool::new(Config::default());
+    for (handle, name) in HOSTS.iter().enumerate() {
+        pool.add_host(name, handle as u32, Weights::default(), now);
+    }
+    answer_polls(&mut pool, now, info);
+    pool
+}
+
+/// Asks every host that is due and records `info(name)` as its answer.
+fn answer_polls(pool: &mut Pool<u32>, now: u64, info: impl Fn(&str) -> HostInfo) {
+    while let Some(host) = pool.next_poll(now) {
+        let name = host.name.to_string();
+        assert!(pool.record_info(&name, info(&name), now));
+    }
+}
+
+fn index(name: &str) -> usize {
+    HOSTS.iter().position(|h| *h == name).expect("a pool host")
+}
+
+fn seeded(seed: u64) -> Rng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    Rng::from_seed(bytes)
+}
+
+fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(seed) = std::env::var("RUN_SEED") {
+        return vec![seed.parse().expect("RUN_SEED must be a number")];
+    }
+    let n = std::env::var("RUN_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    (0..n).collect()
+}
+
+/// Runs `scenario` for every seed, naming the first that fails.
+fn for_seeds(name: &str, default: u64, scenario: impl Fn(u64) -> Result<(), String>) {
+    for seed in seeds(default) {
+        if let Err(why) = scenario(seed) {
+            panic!(
+                "{name}: seed {seed} failed: {why}\n  replay: RUN_SEED={seed} cargo test -p run-server {name}"
+            );
+        }
+    }
+}
+
+/// How many of `n` placements starting at `now` land on each host.
+fn place_burst(pool: &mut Pool<u32>, program: &Program, n: usize, now: u64, rng: &mut Rng) -> [usize; 4] {
+    let mut counts = [0; 4];
+    for i in 0..n {
+        let host = pool.place(program, now + i as u64 * 1000, rng.next_u64()).expect("a host is free");
+        counts[index(host.name)] += 1;
+    }
+    counts
+}
+
+fn spread(counts: &[usize]) -> usize {
+    counts.iter().max().unwrap() - counts.iter().min().unwrap()
+}
+
+#[test]
+fn twelve_requests_between_polls_spread_three_per_host() {
+    for_seeds("twelve_requests_between_polls_spread_three_per_host", 500, |seed| {
+        let mut pool = pool_answering(0, |_| idle());
+        let counts = place_burst(&mut pool, &SMALL, 12, 1000, &mut seeded(seed));
+        if counts != [3; 4] { Err(format!("counts {counts:?}")) } else { Ok(()) }
+    });
+}
+
+#[test]
+fn placement_without_recording_does_not_count() {
+    let pool = pool_answering(0, |_| idle());
+    let first = pool.choose(&SMALL, 1000, 7).unwrap().name.to_string();
+    assert_eq!(pool.choose(&SMALL, 2000, 7).unwrap().name, first);
+}
+
+#[test]
+fn hogs_on_two_hosts_send_new_programs_to_the_other_two() {
+    for_seeds("hogs_on_two_hosts_send_new_programs_to_the_other_two", 200, |seed| {
+        let mut rng = seeded(seed);
+        let mut pool = pool_answering(0, |name| if index(name) < 2 { hogged(2) } else { idle() });
+        // Two hogs each on b0 and b1: the next four programs fill b2 and b3 to two each.
+        let counts = place_burst(&mut pool, &SMALL, 4, 1000, &mut rng);
+        if counts != [0, 0, 2, 2] {
+            return Err(format!("two hogs each: counts {counts:?}"));
+        }
+        let mut pool = pool_answering(0, |name| if index(name) < 2 { hogged(1) } else { idle() });
+        let counts = place_burst(&mut pool, &SMALL, 2, 1000, &mut rng);
+        if counts != [0, 0, 1, 1] { Err(format!("one hog each: counts {counts:?}")) } else { Ok(()) }
+    });
+}
+
+#[test]
+fn a_silent_host_is_skipped_after_a_second_and_used_again_once_it_answers() {
+    let mut pool = pool_answering(0, |_| idle());
+    // b0 stops answering; the others answer every poll.
+    let mut now = 0;
+    while now <= 1_200_000 {
+        while let Some(host) = pool.next_poll(now) {
+            let name = host.name.to_string();
+            if name == "b0" {
+                pool.record_no_answer(&name);
+            } else {
+                pool.record_info(&name, idle(), now);
+            }
+        }
+        let chosen: Vec<_> = (0..16).map(|r| pool.choose(&SMALL, now, r).unwrap().name.to_string()).collect();
+        let b0_alive = now <= Config::default().silence_limit_us;
+        assert_eq!(pool.is_alive("b0", now), b0_alive, "at {now} µs");
+        assert_eq!(chosen.iter().any(|n| n == "b0"), b0_alive, "at {now} µs: {chosen:?}");
+        now += 50_000;
+    }
+    assert!(pool.record_info("b0", idle(), now));
+    assert!(pool.is_alive("b0", now));
+    assert!((0..16).any(|r| pool.choose(&SMALL, now, r).unwrap().name == "b0"));
+}
+
+#[test]
+fn a_program_lands_only_where_its_largest_segment_fits() {
+    let small_holes = |name: &str| {
+        let largest_free = if index(name) < 2 { 8 * MIB } else { 64 * MIB };
+        HostInfo { largest_free, ..idle() }
+    };
+    let pool = pool_answering(0, small_holes);
+    let big = Program { memory: 16 * MIB, text: None };
+    for r in 0..64 {
+        let name = pool.choose(&big, 1000, r).unwrap().name;
+        assert!(index(name) >= 2, "16 MiB placed on {name}");
+    }
+    let huge = Program { memory: 100 * MIB, text: None };
+    let error = pool.choose(&huge, 1000, 0).unwrap_err();
+    assert_eq!(error, PlaceError::NoRoom { need: 100 * MIB, largest_free: 64 * MIB });
+    assert!(error.to_string().contains("no processor has room"), "{error}");
+}
+
+#[test]
+fn a_burst_does_not_overfill_the_one_hole_that_fits() {
+    let mut pool = pool_answering(0, |name| {
+        let largest_free = if name == "b2" { 20 * MIB } else { 4 * MIB };
+        HostInfo { largest_free, ..idle() }
+    });
+    let program = Program { memory: 16 * MIB, text: None };
+    assert_eq!(pool.place(&program, 1000, 0).unwrap().name, "b2");
+    assert_eq!(
+        pool.place(&program, 2000, 0),
+        Err(PlaceError::NoRoom { need: 16 * MIB, largest_free: 4 * MIB })
+    );
+}
+
+#[test]
+fn no_host_alive_and_empty_pool_are_errors_of_their_own() {
+    let pool = pool_answering(0, |_| idle());
+    let later = Config::default().silence_limit_us + 1;
+    let error = pool.choose(&SMALL, later, 0).unwrap_err();
+    assert_eq!(error, PlaceError::NoHostAlive { known: 4 });
+    assert!(error.to_string().contains("none of the pool's 4 processors"), "{error}");
+    let never_answered = {
+        let mut pool = Pool::new(Config::default());
+        pool.add_host("b0", 0u32, Weights::default(), 0);
+        pool
+    };
+    assert_eq!(never_answered.choose(&SMALL, 0, 0), Err(PlaceError::NoHostAlive { known: 1 }));
+    let empty: Pool<u32> = Pool::new(Config::default());
+    assert_eq!(empty.choose(&SMALL, 0, 0), Err(PlaceError::NoHostAlive { known: 0 }));
+}
+
+/// Five idle hosts whose speeds give scores 1.00, 0.97, 0.955, 0.94 and 0.5.
+fn graded_pool() -> Pool<u32> {
+    let mut pool = Pool::new(Config::default());
+    for (handle, speed) in [1000, 970, 955, 940, 500].into_iter().enumerate() {
+        let weights = Weights { speed_milli: speed, ..Weights::default() };
+        pool.add_host(&format!("h{speed}"), handle as u32, weights, 0);
+    }
+    while let Some(host) = pool.next_poll(0) {
+        let name = host.name.to_string();
+        pool.record_info(&name, idle(), 0);
+    }
+    pool
+}
+
+#[test]
+fn choices_spread_over_the_five_percent_band_and_never_leave_it() {
+    for_seeds("choices_spread_over_the_five_percent_band_and_never_leave_it", 20, |seed| {
+        let pool = graded_pool();
+        let mut rng = seeded(seed);
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for _ in 0..3000 {
+            *counts.entry(pool.choose(&SMALL, 0, rng.next_u64()).unwrap().name.into()).or_default() += 1;
+        }
+        let in_band = ["h1000", "h970", "h955"];
+        let fair = counts.len() == 3 && in_band.iter().all(|h| counts.get(*h).is_some_and(|&n| n >= 850));
+        if fair { Ok(()) } else { Err(format!("counts {counts:?}")) }
+    });
+}
+
+#[test]
+fn the_cached_text_bonus_tips_the_choice_between_equal_hosts() {
+    let text = 0x5eed;
+    let pool = pool_answering(0, |name| {
+        if name == "b2" { HostInfo { cached_texts: vec![1, text], ..idle() } } else { idle() }
+    });
+    let cached = Program { memory: MIB, text: Some(text) };
+    assert!((0..64).all(|r| pool.choose(&cached, 1000, r).unwrap().name == "b2"));
+    let other = Program { memory: MIB, text: Some(text + 1) };
+    let names: std::collections::BTreeSet<_> =
+        (0..64).map(|r| pool.choose(&other, 1000, r).unwrap().name).collect();
+    assert_eq!(names.len(), 4, "an uncached program spreads: {names:?}");
+    // The bonus does not outweigh a busy thread.
+    let busy = pool_answering(0, |name| {
+        if name == "b2" { HostInfo { cached_texts: vec![text], ..hogged(1) } } else { idle() }
+    });
+    assert!((0..64).all(|r| busy.choose(&cached, 1000, r).unwrap().name != "b2"));
+}
+
+/// A board of the simulated pool: its processes, all CPU-bound.
+#[derive(Clone, Default)]
+struct Board {
+    running: u32,
+    created: u64,
+}
+
+impl Board {
+    fn info(&self) -> HostInfo {
+        HostInfo {
+            runnable_threads: self.running,
+            cpu_load_milli: if self.running > 0 { 1000 } else { 0 },
+            processes: 2 + self.running,
+            processes_created: 2 + self.created,
+            ..idle()
+        }
+    }
+}
+
+/// One request of a burst: when it arrives (µs), how long until its process
+/// exists on the chosen board, and the random number for the choice.
+type Request = (u64, u64, u64);
+
+/// Twelve requests arriving within one poll period in any order, each process
+/// appearing after a delay, while polls go out and come back (after delays,
+/// with the board's state when the reply leaves) throughout. Every host being
+/// equal, each request must go to a host with the fewest programs so far.
+fn burst_spreads(requests: &[Request], reply_delays: &[u64]) -> Result<[usize; 4], String> {
+    let mut pool = pool_answering(0, |_| idle());
+    let mut boards = vec![Board::default(); 4];
+    let mut creations: Vec<(u64, usize)> = Vec::new();
+    let mut replies: Vec<(u64, String)> = Vec::new();
+    let mut counts = [0; 4];
+    let mut delays = reply_delays.iter().cycle();
+    for now in (1000..=1_500_000).step_by(1000) {
+        for (_, board) in creations.iter().filter(|(at, _)| *at == now) {
+            boards[*board].running += 1;
+            boards[*board].created += 1;
+        }
+        for (_, name) in replies.iter().filter(|(at, _)| *at == now) {
+            pool.record_info(name, boards[index(name)].info(), now);
+        }
+        while let Some(host) = pool.next_poll(now) {
+            replies.push((now + delays.next().unwrap(), host.name.to_string()));
+        }
+        for &(_, delay, random) in requests.iter().filter(|(at, _, _)| *at == now) {
+            let board = index(pool.place(&SMALL, now, random).map_err(|e| e.to_string())?.name);
+            if counts[board] > *counts.iter().min().unwrap() {
+                return Err(format!("at {now} µs placed on b{board} with counts {counts:?}"));
+            }
+            counts[board] += 1;
+            creations.push((now + delay, board));
+        }
+    }
+    Ok(counts)
+}
+
+proptest! {
+    #[test]
+    fn a_burst_in_any_order_spreads_evenly(
+        // The burst's start relative to the polls (every 250 ms), then each
+        // request's arrival in it, its creation delay and its random number.
+        start in 1u64..250,
+        requests in proptest::collection::vec((0u64..250, 1u64..400, any::<u64>()), 12),
+        reply_delays in proptest::collection::vec((1u64..100).prop_map(|ms| ms * 1000), 1..8),
+    ) {
+        let requests: Vec<Request> =
+            requests.into_iter().map(|(at, delay, r)| ((start + at) * 1000, delay * 1000, r)).collect();
+        let counts = burst_spreads(&requests, &reply_delays).map_err(TestCaseError::fail)?;
+        prop_assert!(spread(&counts) <= 1, "counts {:?}", counts);
+        prop_assert_eq!(counts.iter().sum::<usize>(), 12);
+    }
+}
