@@ -21,9 +21,10 @@
 //! `cap` (a capability in the header's port and private fields). At most one buffer
 //! place per direction.
 //!
-//! Access: `public` (no capability check: anyone who knows the put-port), `server(R)`
-//! (the server's own capability, object 0, with rights R), `object(R)` (a capability for
-//! an object other than 0, with rights R), `any(R)` (either).
+//! Access: `public()` (no capability check: anyone who knows the put-port),
+//! `server(R)` (the server's own capability, object 0, with rights R), `object(R)` (a
+//! capability for an object other than 0, with rights R), `any(R)` (either); R is a
+//! [`Rights`] expression, or nothing for no particular right.
 //!
 //! ```
 //! use amoeba::interface::{Call, Objects, Transport};
@@ -33,9 +34,9 @@
 //!     /// A toy: one register per server.
 //!     pub mod register {
 //!         /// Store a value.
-//!         fn set as REG_SET = 9000, server(MODIFY) (value: extra<u32>) -> ();
+//!         fn set as REG_SET = 9000, server(Rights::MODIFY) (value: extra<u32>) -> ();
 //!         /// Read it back, with a greeting.
-//!         fn get as REG_GET = 9001, server(READ) () -> (value: extra<u32>, greeting: text);
+//!         fn get as REG_GET = 9001, server(Rights::READ) () -> (value: extra<u32>, greeting: text);
 //!     }
 //! }
 //!
@@ -308,7 +309,7 @@ macro_rules! interface {
         $vis:vis mod $name:ident {
             $(
                 $(#[$op_meta:meta])*
-                fn $op:ident as $konst:ident = $cmd:literal, $target:ident($($right:ident)|*)
+                fn $op:ident as $konst:ident = $cmd:expr, $target:ident($($rights:expr)?)
                     ( $($arg:ident : $aplace:ident $(<$aty:ty>)?),* $(,)? )
                     -> ( $($ret:ident : $rplace:ident $(<$rty:ty>)?),* $(,)? )
                     $(limit $limit:expr)? ;
@@ -321,7 +322,7 @@ macro_rules! interface {
             $vis mod $name {
                 $(
                     $(#[$op_meta])*
-                    fn $op as $konst = $cmd, $target($($right)|*)
+                    fn $op as $konst = $cmd, $target($($rights)?)
                         ( $($arg : $aplace $(<$aty>)?),* ) -> ( $($ret : $rplace $(<$rty>)?),* )
                         $(limit $limit)? ;
                 )*
@@ -339,7 +340,7 @@ macro_rules! __interface_body {
         $vis:vis mod $name:ident {
             $(
                 $(#[$op_meta:meta])*
-                fn $op:ident as $konst:ident = $cmd:literal, $target:ident($($right:ident)|*)
+                fn $op:ident as $konst:ident = $cmd:expr, $target:ident($($rights:expr)?)
                     ( $($arg:ident : $aplace:ident $(<$aty:ty>)?),* )
                     -> ( $($ret:ident : $rplace:ident $(<$rty:ty>)?),* )
                     $(limit $limit:expr)? ;
@@ -412,7 +413,7 @@ macro_rules! __interface_body {
             pub fn dispatch<S: Server + ?Sized>(server: &mut S, header: &Header, buf: &[u8]) -> (Header, Vec<u8>) {
                 match header.command {
                     $(
-                        $cmd => {
+                        $konst => {
                             fn handle<S: Server + ?Sized>(
                                 server: &mut S,
                                 header: &Header,
@@ -422,7 +423,7 @@ macro_rules! __interface_body {
                                     server,
                                     header,
                                     $crate::__target!($target),
-                                    $crate::Rights::NONE $(| $crate::Rights::$right)*,
+                                    $crate::__rights!($($rights)?),
                                 )?;
                                 $( let $arg = $crate::__get!(header, buf, $aplace $(<$aty>)?)?; )*
                                 let value = <S as Server>::$op(server, &call $(, $arg)*)?;
@@ -456,6 +457,17 @@ macro_rules! __target {
     };
     (any) => {
         $crate::interface::Target::Any
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __rights {
+    () => {
+        $crate::Rights::NONE
+    };
+    ($rights:expr) => {
+        $rights
     };
 }
 

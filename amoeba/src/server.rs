@@ -267,9 +267,9 @@ mod tests {
     crate::interface! {
         /// A toy store: objects are byte strings.
         mod store {
-            fn create as CREATE = 5000, server(CREATE) (data: bytes) -> (cap: cap);
-            fn read as READ = 5001, object(READ) () -> (data: bytes);
-            fn write as WRITE = 5002, object(MODIFY) (data: bytes) -> ();
+            fn create as CREATE = 5000, server(Rights::CREATE) (data: bytes) -> (cap: cap);
+            fn read as READ = 5001, object(Rights::READ) () -> (data: bytes);
+            fn write as WRITE = 5002, object(Rights::MODIFY) (data: bytes) -> ();
         }
     }
     use store::{CREATE, READ, WRITE};

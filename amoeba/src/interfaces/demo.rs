@@ -17,10 +17,10 @@ crate::interface! {
     /// Counter objects; the count comes back in the reply header's `extra`.
     pub mod counter {
         /// Add one.
-        fn increment as COUNTER_INCREMENT = 4000, object(MODIFY) () -> (count: extra<u32>);
+        fn increment as COUNTER_INCREMENT = 4000, object(Rights::MODIFY) () -> (count: extra<u32>);
         /// The current count.
-        fn read as COUNTER_READ = 4001, object(READ) () -> (count: extra<u32>);
+        fn read as COUNTER_READ = 4001, object(Rights::READ) () -> (count: extra<u32>);
         /// Add one after the server has waited 3 s (for tests that kill it meanwhile).
-        fn slow_increment as COUNTER_SLOW_INCREMENT = 4002, object(MODIFY) () -> (count: extra<u32>);
+        fn slow_increment as COUNTER_SLOW_INCREMENT = 4002, object(Rights::MODIFY) () -> (count: extra<u32>);
     }
 }

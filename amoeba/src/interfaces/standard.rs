@@ -13,9 +13,9 @@ crate::__interface_body! {
     mod declared {
         /// Age every object; collect those not touched for a while. Needs the
         /// server's owner capability.
-        fn age as STD_AGE = 1000, server(ALL) () -> (collected: extra<u32>);
+        fn age as STD_AGE = 1000, server(Rights::ALL) () -> (collected: extra<u32>);
         /// Destroy the object.
-        fn destroy as STD_DESTROY = 1002, object(DELETE) () -> ();
+        fn destroy as STD_DESTROY = 1002, object(Rights::DELETE) () -> ();
         /// A short description of the object.
         fn info as STD_INFO = 1003, any() () -> (text: text);
         /// A capability for the same object with fewer rights.
