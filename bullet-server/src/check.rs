@@ -154,3 +154,110 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use crate::layout::Placement;
+    use crate::sim::SimDisk;
+    use amoeba::cmd::{BS_COMMIT, BS_SAFETY};
+    use amoeba::{Capability, Rng};
+
+    /// Three committed files of 2, 3 and 4 blocks, one uncommitted, all synced.
+    fn store() -> (Store<SimDisk>, Vec<Capability>) {
+        let config = Config { inode_count: 32, ..Config::default() };
+        let mut s = Store::format(SimDisk::new(512, 256), config, Rng::from_seed([5; 32])).unwrap();
+        let sup = s.super_capability();
+        let mut caps: Vec<_> =
+            (2..5).map(|n| s.create(&sup, &vec![n as u8; n * 512], BS_COMMIT | BS_SAFETY).unwrap()).collect();
+        caps.push(s.create(&sup, b"open", 0).unwrap());
+        s.check_consistency().unwrap();
+        s.check_disk().unwrap();
+        (s, caps)
+    }
+
+    fn inode(cap: &Capability) -> usize {
+        cap.object as usize - 1
+    }
+
+    fn expect_err(r: Result<(), Inconsistency>, what: &str) {
+        let e = r.expect_err(what);
+        assert!(e.0.contains(what), "{e} does not say {what:?}");
+    }
+
+    #[test]
+    fn leaked_blocks_are_found() {
+        let (mut s, _) = store();
+        let hole = s.free.holes().next().unwrap();
+        assert!(s.free.take(hole.0 + 1, 1));
+        expect_err(s.check_consistency(), "leaked");
+    }
+
+    #[test]
+    fn doubly_allocated_blocks_are_found() {
+        let (mut s, caps) = store();
+        let Some(File::Committed { place, .. }) = &s.files[inode(&caps[0])] else { panic!() };
+        let overlap = Placement::single(place.head + 1, 3);
+        let Some(File::Committed { place, .. }) = &mut s.files[inode(&caps[1])] else { panic!() };
+        *place = overlap;
+        expect_err(s.check_consistency(), "also belongs");
+        // A block both free and a file's.
+        let (mut s, caps) = store();
+        let Some(File::Committed { place, .. }) = &s.files[inode(&caps[2])] else { panic!() };
+        assert!(s.free.release(place.head + 3, 1));
+        expect_err(s.check_consistency(), "also belongs");
+    }
+
+    #[test]
+    fn a_placement_that_does_not_fit_the_size_is_found() {
+        let (mut s, caps) = store();
+        let Some(File::Committed { size, .. }) = &mut s.files[inode(&caps[0])] else { panic!() };
+        *size += 512;
+        expect_err(s.check_consistency(), "bad placement");
+    }
+
+    #[test]
+    fn waiting_blocks_need_a_changed_inode_block() {
+        let (mut s, caps) = store();
+        s.destroy(&caps[1]).unwrap();
+        s.check_consistency().unwrap();
+        s.dirty.clear();
+        expect_err(s.check_consistency(), "not dirty");
+    }
+
+    #[test]
+    fn miscounted_memory_and_cache_are_found() {
+        let (mut s, caps) = store();
+        s.uncommitted_bytes += 1;
+        expect_err(s.check_consistency(), "uncommitted bytes");
+        let (mut s, _) = store();
+        s.cache.insert(20, vec![0; 10]);
+        expect_err(s.check_consistency(), "not a committed file");
+        let (mut s, _) = store();
+        s.cache.insert(inode(&caps[3]) as u32, vec![0; 4]);
+        expect_err(s.check_consistency(), "not a committed file");
+    }
+
+    #[test]
+    fn check_disk_finds_memory_and_disk_apart() {
+        let (mut s, caps) = store();
+        let Some(File::Committed { random, .. }) = &mut s.files[inode(&caps[0])] else { panic!() };
+        random.0[0] ^= 1;
+        expect_err(s.check_disk(), "differs from memory");
+        // Dirty blocks may differ (they are written at the next round).
+        s.dirty.insert(0);
+        s.check_disk().unwrap();
+        // A wrong durable slot, a damaged one, a wrong sequence number.
+        let (mut s, _) = store();
+        s.blocks[0].durable_slot ^= 1;
+        assert!(s.check_disk().is_err());
+        let (mut s, _) = store();
+        let slot = s.geo.slot_block(0, s.blocks[0].durable_slot);
+        s.dev.damage(slot, &[0; 40]);
+        expect_err(s.check_disk(), "unreadable");
+        let (mut s, _) = store();
+        s.blocks[0].seq += 1;
+        expect_err(s.check_disk(), "durable seq");
+    }
+}

@@ -59,6 +59,11 @@ impl FreeMap {
         true
     }
 
+    /// Are all `len` blocks at `start` free?
+    pub fn contains(&self, start: u64, len: u64) -> bool {
+        len == 0 || self.holes.range(..=start).next_back().is_some_and(|(&s, &l)| s + l >= start + len)
+    }
+
     /// The smallest hole of at least `len` blocks (the lowest one among equals).
     pub fn best_fit(&self, len: u64) -> Option<u64> {
         self.holes.iter().filter(|&(_, &l)| l >= len).min_by_key(|&(&s, &l)| (l, s)).map(|(&s, _)| s)
@@ -101,6 +106,8 @@ mod tests {
         assert_eq!(f.holes().collect::<Vec<_>>(), [(10, 2), (15, 10)]);
         assert!(!f.take(11, 2));
         assert!(!f.take(24, 2));
+        assert!(f.contains(15, 10) && f.contains(10, 0));
+        assert!(!f.contains(14, 2) && !f.contains(24, 2));
         assert_eq!(f.best_fit(2), Some(10));
         assert_eq!(f.best_fit(3), Some(15));
         assert_eq!(f.best_fit(11), None);

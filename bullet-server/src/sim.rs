@@ -286,3 +286,80 @@ impl BlockDevice for SimDisk {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(disk: &mut SimDisk, n: u64) -> Vec<u8> {
+        let mut b = vec![0; disk.block_size];
+        disk.read(n, &mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn transfers_are_checked() {
+        let mut d = SimDisk::new(512, 8).with_max_transfer(1024);
+        assert_eq!(d.write(0, &[0; 100]), Err(DiskError::BadLength));
+        assert_eq!(d.write(0, &[0; 1536]), Err(DiskError::BadLength));
+        assert_eq!(d.write(7, &[0; 1024]), Err(DiskError::OutOfRange));
+        assert_eq!(d.read(u64::MAX, &mut [0; 512]), Err(DiskError::OutOfRange));
+        assert_eq!(d.write(6, &[1; 1024]), Ok(()));
+        assert_eq!(block(&mut d, 7), vec![1; 512]);
+        assert_eq!(d.stats().writes, 1);
+    }
+
+    #[test]
+    fn a_crash_fails_every_operation_until_restart() {
+        let mut d = SimDisk::new(512, 8);
+        d.crash_after(2);
+        assert!(d.write(0, &[1; 512]).is_ok());
+        assert!(d.flush().is_ok());
+        assert_eq!(d.write(1, &[2; 512]), Err(DiskError::Io));
+        assert!(d.is_crashed());
+        assert_eq!(d.read(0, &mut [0; 512]), Err(DiskError::Io));
+        assert_eq!(d.flush(), Err(DiskError::Io));
+        d.restart(&mut SplitMix64::new(1));
+        assert!(!d.is_crashed());
+        assert_eq!(block(&mut d, 0), vec![1; 512], "flushed before the crash");
+    }
+
+    /// Over many restarts, each kind of damage the crash model promises shows up,
+    /// and flushed data never changes.
+    #[test]
+    fn restarts_lose_keep_and_tear() {
+        let (mut lost, mut landed, mut partial) = (0, 0, 0);
+        let (mut garbage, mut mixed) = (0, 0);
+        for seed in 0..400 {
+            let mut d = SimDisk::new(2048, 8);
+            d.write(0, &[9; 2048]).unwrap();
+            d.flush().unwrap();
+            d.write(1, &[1; 4096]).unwrap(); // unflushed, two blocks
+            d.crash_after(0);
+            assert!(d.write(4, &[2; 4096]).is_err()); // in flight, two blocks
+            d.restart(&mut SplitMix64::new(seed));
+            assert_eq!(block(&mut d, 0), vec![9; 2048]);
+            match (block(&mut d, 1) == [1; 2048], block(&mut d, 2) == [1; 2048]) {
+                (false, false) => lost += 1,
+                (true, true) => landed += 1,
+                _ => partial += 1,
+            }
+            for b in [block(&mut d, 4), block(&mut d, 5)] {
+                let sectors: Vec<_> = b
+                    .chunks(SECTOR)
+                    .map(|s| (s.iter().all(|&x| x == 2), s.iter().all(|&x| x == 0)))
+                    .collect();
+                if sectors.iter().any(|&(new, old)| !new && !old) {
+                    garbage += 1;
+                } else if sectors.iter().any(|s| s.0) && sectors.iter().any(|s| s.1) {
+                    mixed += 1;
+                }
+            }
+        }
+        for (what, n) in
+            [("lost", lost), ("landed", landed), ("partial", partial), ("garbage", garbage), ("mixed", mixed)]
+        {
+            assert!(n > 10, "{what} happened only {n} times");
+        }
+    }
+}

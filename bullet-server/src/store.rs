@@ -212,16 +212,20 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
-    /// Finish every move a crash interrupted, so every file is one run again.
+    /// Finish every move a crash interrupted, so every file is one run again. The
+    /// blocks between the moved head and the unmoved tail must be free: no crash can
+    /// make them otherwise.
     fn finish_interrupted_moves(&mut self) -> Result<(), MountError> {
         for inode in 0..self.geo.inode_count {
-            let split = matches!(&self.files[inode as usize], Some(File::Committed { place, .. }) if !place.is_single());
-            if split {
-                self.continue_move(inode).map_err(|s| match s {
-                    Status::SysErr => MountError::Disk(crate::DiskError::Io),
-                    _ => MountError::Corrupt("an interrupted move cannot be finished"),
-                })?;
+            let Some(File::Committed { place, .. }) = &self.files[inode as usize] else { continue };
+            if place.is_single() {
+                continue;
             }
+            let gap_start = place.head + place.split;
+            if !self.free.contains(gap_start, place.tail - gap_start) {
+                return Err(MountError::Corrupt("an interrupted move's destination is in use"));
+            }
+            self.continue_move(inode).map_err(|_| MountError::Disk(crate::DiskError::Io))?;
         }
         Ok(())
     }
