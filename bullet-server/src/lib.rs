@@ -28,7 +28,35 @@
 //! # }
 //! ```
 //!
-//! The layout and the crash argument are described in `layout.rs` and `store.rs`.
+//! # Layout
+//!
+//! ```text
+//! block 0            superblock: geometry, volume id, get-port, super random (format only)
+//! blocks 1 .. 1+2S   inode table, S blocks in two slots each [A0 B0 A1 B1 ...];
+//!                    a block = header (seq, volume, checksum) + 32-byte inodes
+//!                    (random check, head, tail, split, size)
+//! 1+2S .. end        data: each file one contiguous run of blocks
+//! ```
+//!
+//! # Why a crash is harmless
+//!
+//! * A commit writes the file's data into blocks no durable inode names; a write
+//!   round then flushes, writes each changed inode block into the slot *not* holding
+//!   its last durable version, and flushes again. A safe commit returns after its
+//!   round. So an inode on disk only ever names data that was durable before it was
+//!   written, and a torn inode write can only destroy a version nobody was promised:
+//!   mount takes the valid (checksummed) slot with the higher sequence number.
+//! * Blocks a file gives up (destroy, compaction) rejoin the free list only after
+//!   the round that wrote its inode without them, so an older inode version a crash
+//!   brings back still finds its data untouched.
+//! * Compaction moves a file down in steps no longer than the distance moved, each
+//!   step copy → flush → inode "first k blocks here, the rest there" → flush, so no
+//!   step overwrites blocks a durable inode names; mount finishes a cut move.
+//! * Mount rebuilds the free list as the complement of the inodes' runs, refusing
+//!   overlaps; [`Store::check_consistency`] and [`Store::check_disk`] check the rest.
+//!
+//! Unsafe commits and destroys reach the disk at the next round: [`Store::sync`], a
+//! safe commit, or a compaction. The server program should sync now and then.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

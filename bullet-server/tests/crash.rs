@@ -70,6 +70,9 @@ impl Model {
 struct Setup {
     block_size: usize,
     blocks: u64,
+    /// Blocks per transfer: small limits cut large writes into several, any of which
+    /// the crash may hit.
+    transfer_blocks: usize,
     config: Config,
 }
 
@@ -83,7 +86,8 @@ fn setup(rng: &mut SplitMix64) -> Setup {
         max_file_size: MAX_FILE as u32,
         uncommitted_life: 1 + rng.below(3) as u8,
     };
-    Setup { block_size, blocks: bytes / block_size as u64, config }
+    let transfer_blocks = [1, 3, 16, 4096][rng.below(4) as usize];
+    Setup { block_size, blocks: bytes / block_size as u64, transfer_blocks, config }
 }
 
 fn file_size(rng: &mut SplitMix64, bs: usize) -> usize {
@@ -476,7 +480,8 @@ struct Tally {
 fn run_seed(seed: u64, faults: Faults, trace: bool) -> Result<Tally, String> {
     let mut rng = SplitMix64::new(seed);
     let setup = setup(&mut rng);
-    let disk = SimDisk::new(setup.block_size, setup.blocks);
+    let disk = SimDisk::new(setup.block_size, setup.blocks)
+        .with_max_transfer(setup.transfer_blocks * setup.block_size);
     let mut store = Store::format(disk, setup.config, store_rng(&mut rng)).map_err(|f| f.to_string())?;
     store.inject_faults(faults);
     let mut m = Model { trace, ..Model::default() };
