@@ -2,7 +2,7 @@
 //! block device, a whole-file RAM cache, and crash-safe commits.
 //!
 //! [`Store`] runs over any [`BlockDevice`] (on a board: the disk object reached by
-//! RPC; on the host: [`sim::SimDisk`] with the `sim` feature). Its operations take the
+//! RPC; on the host: `sim::SimDisk` with the `sim` feature). Its operations take the
 //! caller's capability and return `Result<_, amoeba::Status>`, one per Bullet command
 //! and per object part of the standard commands, so a server program wires each to a
 //! message and back.
