@@ -1,0 +1,481 @@
+//! The operations clients call. Each takes the caller's capability, verifies it
+//! (`CapBad` if forged, for another port or for a destroyed file; constant-time check
+//! by `amoeba::verify`), checks the rights it needs (`Denied`), and returns what the
+//! reply carries. These map one to one onto the Bullet commands and the object parts
+//! of the standard ones, so the server program only moves arguments between a
+//! message and a call.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use amoeba::cmd::{BS_COMMIT, BS_SAFETY};
+use amoeba::{Capability, GetPort, Port, Rights, Status};
+
+use crate::device::{BlockDevice, read_run};
+use crate::layout::Geometry;
+use crate::store::{Counters, File, Store, disk_status};
+
+/// What a verified capability names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// Object 0: the server itself.
+    Server,
+    /// A file, by inode number.
+    File(u32),
+}
+
+/// One change to a file's bytes.
+#[derive(Clone, Copy, Debug)]
+enum Edit<'a> {
+    /// Overwrite from `offset` on (the file grows if the data runs past its end).
+    Modify { offset: u64, data: &'a [u8] },
+    /// Insert before byte `offset`.
+    Insert { offset: u64, data: &'a [u8] },
+    /// Remove `len` bytes from `offset` on.
+    Delete { offset: u64, len: u64 },
+}
+
+/// `offset` as an index into a file of `len` bytes (at most its end).
+fn offset_within(offset: u64, len: usize) -> Result<usize, Status> {
+    usize::try_from(offset).ok().filter(|&o| o <= len).ok_or(Status::ArgBad)
+}
+
+impl Edit<'_> {
+    /// The file's length after the edit, if the edit fits the file.
+    fn new_len(&self, old: usize) -> Result<usize, Status> {
+        match *self {
+            Edit::Modify { offset, data } => Ok(old.max(offset_within(offset, old)? + data.len())),
+            Edit::Insert { offset, data } => offset_within(offset, old).map(|_| old + data.len()),
+            Edit::Delete { offset, len } => {
+                let start = offset_within(offset, old)?;
+                let len = usize::try_from(len).ok().filter(|&l| l <= old - start).ok_or(Status::ArgBad)?;
+                Ok(old - len)
+            }
+        }
+    }
+
+    /// Apply the edit (already checked by `new_len`).
+    fn apply(&self, v: &mut Vec<u8>) {
+        match *self {
+            Edit::Modify { offset, data } => {
+                let start = offset as usize;
+                let end = start + data.len();
+                if end > v.len() {
+                    v.resize(end, 0);
+                }
+                v[start..end].copy_from_slice(data);
+            }
+            Edit::Insert { offset, data } => {
+                let tail = v.split_off(offset as usize);
+                v.extend_from_slice(data);
+                v.extend_from_slice(&tail);
+            }
+            Edit::Delete { offset, len } => {
+                v.drain(offset as usize..(offset + len) as usize);
+            }
+        }
+    }
+}
+
+/// Occupancy and cache figures (for tests, STD_INFO and STD_STATUS texts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Files, committed and uncommitted.
+    pub files: usize,
+    /// Uncommitted files.
+    pub uncommitted: usize,
+    /// Data blocks on the disk.
+    pub data_blocks: u64,
+    /// Free data blocks (usable now).
+    pub free_blocks: u64,
+    /// Blocks of destroyed or moved files, free once their inode is durable.
+    pub waiting_blocks: u64,
+    /// Blocks in the largest hole.
+    pub largest_hole: u64,
+    /// Bytes in the file cache.
+    pub cached_bytes: usize,
+    /// The cache's bound.
+    pub cache_capacity: usize,
+    /// Bytes of uncommitted files (held in memory).
+    pub uncommitted_bytes: usize,
+    /// Inode blocks changed since the last write round.
+    pub dirty_inode_blocks: usize,
+    /// Work done since mount.
+    pub counters: Counters,
+}
+
+/// A file as [`Store::files`] lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Its owner capability.
+    pub capability: Capability,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Committed (immutable)?
+    pub committed: bool,
+}
+
+impl<D: BlockDevice> Store<D> {
+    /// The private get-port the server listens on.
+    pub fn get_port(&self) -> GetPort {
+        self.get_port
+    }
+
+    /// The public put-port in every capability of this store.
+    pub fn put_port(&self) -> Port {
+        self.port
+    }
+
+    /// The owner capability of the server itself (object 0): create, age, sync.
+    pub fn super_capability(&self) -> Capability {
+        Capability::owner(self.port, 0, self.super_random)
+    }
+
+    /// Where things are on the disk.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    /// BS_CREATE: a new file holding `data`, its owner capability returned. Needs the
+    /// super capability with the create right. Without [`BS_COMMIT`] in `flags` the file
+    /// is uncommitted and may grow by [`Store::modify`] at its end; with it the file is
+    /// committed, and with [`BS_SAFETY`] too this returns only once it is on disk.
+    /// `Overflow` above the largest file size, `NoMem` when uncommitted files would
+    /// take more memory than configured, `NoSpace` when the inode table or the disk is
+    /// full (nothing is created then).
+    pub fn create(&mut self, cap: &Capability, data: &[u8], flags: u32) -> Result<Capability, Status> {
+        let (target, rights) = self.access(cap)?;
+        if target != Target::Server {
+            return Err(Status::Denied);
+        }
+        Self::require(rights, Rights::CREATE)?;
+        let inode = self.new_uncommitted(data.to_vec())?;
+        self.settle_new_file(inode, flags)
+    }
+
+    /// BS_READ: up to `size` bytes from `offset` on (fewer at the end of the file).
+    /// Needs the read right; `NotNow` for an uncommitted file, `ArgBad` for an offset
+    /// past the end. The file is read whole into the cache unless it is larger than
+    /// the cache, in which case just the blocks asked for are read.
+    pub fn read(&mut self, cap: &Capability, offset: u64, size: usize) -> Result<&[u8], Status> {
+        let inode = self.file_access(cap, Rights::READ)?;
+        let (file_size, place) = match &self.files[inode as usize] {
+            Some(File::Committed { size, place, .. }) => (*size, *place),
+            _ => return Err(Status::NotNow),
+        };
+        let start = offset_within(offset, file_size as usize)?;
+        let end = start + size.min(file_size as usize - start);
+        if !self.cache.contains(inode) && self.cache.fits(file_size as usize) {
+            let data = self.load_from_disk(file_size, place)?;
+            self.cache.insert(inode, data);
+        }
+        if self.cache.contains(inode) {
+            let data = self.cache.get(inode).ok_or(Status::SysErr)?;
+            return Ok(&data[start..end]);
+        }
+        self.read_uncached(place, start, end)
+    }
+
+    /// Bytes `start..end` of a file too large for the cache, read straight from disk.
+    fn read_uncached(
+        &mut self,
+        place: crate::layout::Placement,
+        start: usize,
+        end: usize,
+    ) -> Result<&[u8], Status> {
+        let bs = self.geo.block_size;
+        if !place.is_single() {
+            // Only while a failed compaction left a move unfinished: read it all.
+            self.scratch = self.load_from_disk((place.blocks as usize * bs) as u32, place)?;
+            return Ok(&self.scratch[start..end]);
+        }
+        let first = start / bs;
+        let blocks = end.div_ceil(bs).saturating_sub(first);
+        self.scratch.resize(blocks * bs, 0);
+        read_run(&mut self.dev, place.head + first as u64, &mut self.scratch[..blocks * bs])
+            .map_err(disk_status)?;
+        let skip = first * bs;
+        Ok(&self.scratch[start - skip..end - skip])
+    }
+
+    /// BS_SIZE: the file's size in bytes (uncommitted files too). Needs the read right.
+    pub fn size(&mut self, cap: &Capability) -> Result<u64, Status> {
+        let inode = self.file_access(cap, Rights::READ)?;
+        self.files[inode as usize].as_ref().map(File::size).ok_or(Status::CapBad)
+    }
+
+    /// BS_MODIFY: overwrite bytes from `offset` on with `data` (appending when the data
+    /// runs past the end; `offset` at most the size). See [`Store::insert`] for what
+    /// happens to committed and uncommitted files.
+    pub fn modify(
+        &mut self,
+        cap: &Capability,
+        offset: u64,
+        data: &[u8],
+        flags: u32,
+    ) -> Result<Capability, Status> {
+        self.edit(cap, Edit::Modify { offset, data }, flags)
+    }
+
+    /// BS_INSERT: insert `data` before byte `offset`. Needs the read and modify rights.
+    /// On a committed file this makes a new file (uncommitted, or committed with
+    /// [`BS_COMMIT`]) and returns its owner capability; the old file is unchanged. On an
+    /// uncommitted file it changes that file and returns `cap`; with [`BS_COMMIT`] it
+    /// then commits it — if that fails (e.g. `NoSpace`), the change stays made and the
+    /// file stays uncommitted, so the client may commit again (an empty modify with
+    /// [`BS_COMMIT`]) or destroy it.
+    pub fn insert(
+        &mut self,
+        cap: &Capability,
+        offset: u64,
+        data: &[u8],
+        flags: u32,
+    ) -> Result<Capability, Status> {
+        self.edit(cap, Edit::Insert { offset, data }, flags)
+    }
+
+    /// BS_DELETE: remove `len` bytes from `offset` on. As [`Store::insert`].
+    pub fn delete(
+        &mut self,
+        cap: &Capability,
+        offset: u64,
+        len: u64,
+        flags: u32,
+    ) -> Result<Capability, Status> {
+        self.edit(cap, Edit::Delete { offset, len }, flags)
+    }
+
+    fn edit(&mut self, cap: &Capability, edit: Edit<'_>, flags: u32) -> Result<Capability, Status> {
+        let inode = self.file_access(cap, Rights::READ | Rights::MODIFY)?;
+        let old_len = self.files[inode as usize].as_ref().map_or(0, File::size) as usize;
+        let new_len = edit.new_len(old_len)?;
+        if new_len > self.config.max_file_size as usize {
+            return Err(Status::Overflow);
+        }
+        if let Some(File::Uncommitted { data, .. }) = &mut self.files[inode as usize] {
+            let total = self.uncommitted_bytes - old_len + new_len;
+            if new_len > old_len && total > self.config.uncommitted_bytes {
+                return Err(Status::NoMem);
+            }
+            edit.apply(data);
+            self.uncommitted_bytes = total;
+            if flags & BS_COMMIT != 0 {
+                self.commit(inode, flags & BS_SAFETY != 0)?;
+            }
+            return Ok(*cap);
+        }
+        let mut content = self.contents(inode)?;
+        edit.apply(&mut content);
+        let new = self.new_uncommitted(content)?;
+        self.settle_new_file(new, flags)
+    }
+
+    /// BS_SYNC: everything committed is on disk when this returns. Any valid
+    /// capability of this server will do.
+    pub fn sync(&mut self, cap: &Capability) -> Result<(), Status> {
+        self.access(cap)?;
+        self.write_inode_blocks()
+    }
+
+    /// STD_DESTROY: remove the file (needs the delete right; `Denied` for the server
+    /// itself). Its blocks are reused once the removal is on disk (next sync or safe
+    /// commit); until then a crash may bring the file back, intact.
+    pub fn destroy(&mut self, cap: &Capability) -> Result<(), Status> {
+        let (target, rights) = self.access(cap)?;
+        let Target::File(inode) = target else { return Err(Status::Denied) };
+        Self::require(rights, Rights::DELETE)?;
+        self.remove_file(inode);
+        Ok(())
+    }
+
+    /// STD_INFO: a line describing the file or the server. Any rights.
+    pub fn info(&mut self, cap: &Capability) -> Result<String, Status> {
+        let (target, _) = self.access(cap)?;
+        Ok(match (target, self.target_file(target)) {
+            (Target::File(_), Some(f @ File::Committed { .. })) => format!("bullet file, {} bytes", f.size()),
+            (Target::File(_), Some(f)) => format!("bullet file, {} bytes, uncommitted", f.size()),
+            _ => {
+                let s = self.stats();
+                format!(
+                    "bullet server: {} files ({} uncommitted), {} of {} blocks of {} bytes free",
+                    s.files, s.uncommitted, s.free_blocks, s.data_blocks, self.geo.block_size
+                )
+            }
+        })
+    }
+
+    /// STD_RESTRICT: a capability for the same object with `cap.rights & mask`.
+    pub fn restrict(&mut self, cap: &Capability, mask: Rights) -> Result<Capability, Status> {
+        let (target, rights) = self.access(cap)?;
+        let random = self.target_file(target).map_or(self.super_random, File::random);
+        let rights = rights & mask;
+        Ok(Capability { rights, check: amoeba::restrict(&random, rights), ..*cap })
+    }
+
+    /// STD_TOUCH: keep an uncommitted file from being aged away (every access does).
+    pub fn touch(&mut self, cap: &Capability) -> Result<(), Status> {
+        self.access(cap).map(|_| ())
+    }
+
+    /// STD_AGE (super capability, all rights): one tick of garbage collection. Every
+    /// uncommitted file not touched for `uncommitted_life` ticks is destroyed;
+    /// committed files stay until destroyed. Returns how many went.
+    pub fn age(&mut self, cap: &Capability) -> Result<u32, Status> {
+        let (target, rights) = self.access(cap)?;
+        if target != Target::Server || !rights.is_owner() {
+            return Err(Status::Denied);
+        }
+        let mut dead = Vec::new();
+        for (inode, file) in self.files.iter_mut().enumerate() {
+            if let Some(File::Uncommitted { life, .. }) = file {
+                *life = life.saturating_sub(1);
+                if *life == 0 {
+                    dead.push(inode as u32);
+                }
+            }
+        }
+        for &inode in &dead {
+            self.remove_file(inode);
+        }
+        Ok(dead.len() as u32)
+    }
+
+    /// Occupancy and cache figures.
+    pub fn stats(&self) -> Stats {
+        let files = self.files.iter().flatten();
+        Stats {
+            files: files.clone().count(),
+            uncommitted: files.filter(|f| matches!(f, File::Uncommitted { .. })).count(),
+            data_blocks: self.geo.data_blocks(),
+            free_blocks: self.free.total(),
+            waiting_blocks: self.freed.iter().map(|f| f.len).sum(),
+            largest_hole: self.free.largest(),
+            cached_bytes: self.cache.used(),
+            cache_capacity: self.cache.capacity(),
+            uncommitted_bytes: self.uncommitted_bytes,
+            dirty_inode_blocks: self.dirty.len(),
+            counters: self.counters,
+        }
+    }
+
+    /// Every file with its owner capability, by object number.
+    pub fn files(&self) -> Vec<FileInfo> {
+        let files = self.files.iter().enumerate();
+        files
+            .filter_map(|(n, f)| f.as_ref().map(|f| (n as u32, f)))
+            .map(|(n, f)| FileInfo {
+                capability: self.owner_capability(n, f.random()),
+                size: f.size(),
+                committed: matches!(f, File::Committed { .. }),
+            })
+            .collect()
+    }
+
+    /// Object numbers of the cached files, least recently used first.
+    pub fn cached_objects(&self) -> Vec<u32> {
+        self.cache.lru_order().map(|inode| inode + 1).collect()
+    }
+
+    /// The device (e.g. to read a simulated disk's counters).
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// The device, mutably (e.g. to make a simulated disk crash).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// Stop using the device and hand it back (committed files not yet synced are not
+    /// necessarily on it: call [`Store::sync`] first for a clean stop).
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+
+    /// Inject deliberate defects (tests of the crash tests).
+    #[cfg(feature = "sim")]
+    pub fn inject_faults(&mut self, faults: crate::Faults) {
+        self.faults = faults;
+    }
+
+    /// Verify `cap` and count it as an access (an uncommitted file's life starts over).
+    fn access(&mut self, cap: &Capability) -> Result<(Target, Rights), Status> {
+        if cap.port != self.port {
+            return Err(Status::CapBad);
+        }
+        let (target, random) = if cap.object == 0 {
+            (Target::Server, self.super_random)
+        } else {
+            let inode = cap.object - 1;
+            let file = self.files.get(inode as usize).and_then(Option::as_ref).ok_or(Status::CapBad)?;
+            (Target::File(inode), file.random())
+        };
+        let rights = amoeba::verify(&random, cap).map_err(|_| Status::CapBad)?;
+        if let Target::File(inode) = target
+            && let Some(File::Uncommitted { life, .. }) = &mut self.files[inode as usize]
+        {
+            *life = self.config.uncommitted_life;
+        }
+        Ok((target, rights))
+    }
+
+    /// Verify a capability for a file with at least `needed` rights; its inode.
+    fn file_access(&mut self, cap: &Capability, needed: Rights) -> Result<u32, Status> {
+        match self.access(cap)? {
+            (Target::File(inode), rights) => Self::require(rights, needed).map(|_| inode),
+            (Target::Server, _) => Err(Status::ArgBad),
+        }
+    }
+
+    fn target_file(&self, target: Target) -> Option<&File> {
+        match target {
+            Target::File(inode) => self.files[inode as usize].as_ref(),
+            Target::Server => None,
+        }
+    }
+
+    /// A new uncommitted file holding `data`; its inode.
+    fn new_uncommitted(&mut self, data: Vec<u8>) -> Result<u32, Status> {
+        if data.len() > self.config.max_file_size as usize {
+            return Err(Status::Overflow);
+        }
+        if self.uncommitted_bytes + data.len() > self.config.uncommitted_bytes {
+            return Err(Status::NoMem);
+        }
+        let inode = self.free_inode().ok_or(Status::NoSpace)?;
+        let random = self.rng.check();
+        self.uncommitted_bytes += data.len();
+        self.files[inode as usize] =
+            Some(File::Uncommitted { random, data, life: self.config.uncommitted_life });
+        Ok(inode)
+    }
+
+    /// Commit a file just made if `flags` ask for it, and hand out its capability; if
+    /// the commit fails the file goes (nobody has its capability yet).
+    fn settle_new_file(&mut self, inode: u32, flags: u32) -> Result<Capability, Status> {
+        if flags & BS_COMMIT != 0
+            && let Err(s) = self.commit(inode, flags & BS_SAFETY != 0)
+        {
+            self.remove_file(inode);
+            return Err(s);
+        }
+        let random = self.files[inode as usize].as_ref().map(File::random).ok_or(Status::SysErr)?;
+        Ok(self.owner_capability(inode, random))
+    }
+
+    /// A copy of a committed file's contents (from the cache, else from disk, caching it).
+    fn contents(&mut self, inode: u32) -> Result<Vec<u8>, Status> {
+        if let Some(data) = self.cache.get(inode) {
+            return Ok(data.to_vec());
+        }
+        let Some(File::Committed { size, place, .. }) = &self.files[inode as usize] else {
+            return Err(Status::SysErr);
+        };
+        let data = self.load_from_disk(*size, *place)?;
+        if self.cache.fits(data.len()) {
+            self.cache.insert(inode, data.clone());
+        }
+        Ok(data)
+    }
+}
