@@ -7,7 +7,15 @@
 //! Bullet from 2000, SOAP (directory) from 2100, run server from 3000, process server
 //! from 3100, TTY from 3300, disk from 3400, the demo services from 4000.
 
+mod bullet_files;
 mod demo;
+mod disk_blocks;
+pub mod process;
 pub mod standard;
+mod terminal;
 
+pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, bullet};
 pub use demo::{counter, echo};
+pub use disk_blocks::{DISK_IO_MAX, DISK_READ, DISK_WRITE, disk};
+pub use process::process_server;
+pub use terminal::{TTY_WRITE_RIGHT, tty};

@@ -1,0 +1,36 @@
+//! The Bullet file server: immutable files, created whole (or in pieces while
+//! uncommitted), read at an offset; edits of a committed file make a new file.
+
+use crate::Rights;
+
+/// Flag: commit the file (it becomes immutable and final).
+pub const BS_COMMIT: u32 = 0x1;
+/// Flag: commit only once the file is on disk (with [`BS_COMMIT`]).
+pub const BS_SAFETY: u32 = 0x2;
+
+/// Largest piece of a file in one request or reply.
+pub const BS_IO_MAX: usize = 1 << 20;
+
+crate::interface! {
+    /// Files.
+    pub mod bullet {
+        /// A new file holding `data` (flags: `BS_COMMIT`, `BS_SAFETY`); its owner capability.
+        fn create as BS_CREATE = 2000, server(Rights::CREATE) (flags: extra<u32>, data: bytes) -> (file: cap);
+        /// `size` bytes at `offset` (fewer at the end of the file).
+        fn read as BS_READ = 2001, object(Rights::READ) (offset: offset<u64>, size: size<u32>)
+            -> (data: bytes) limit size;
+        /// The file's size.
+        fn size as BS_SIZE = 2002, object(Rights::READ) () -> (size: offset<u64>);
+        /// Replace bytes at `offset` (extending the file if they reach past its end).
+        fn modify as BS_MODIFY = 2003, object(Rights::READ | Rights::MODIFY)
+            (offset: offset<u64>, flags: extra<u32>, data: bytes) -> (file: cap);
+        /// Insert bytes at `offset`.
+        fn insert as BS_INSERT = 2004, object(Rights::READ | Rights::MODIFY)
+            (offset: offset<u64>, flags: extra<u32>, data: bytes) -> (file: cap);
+        /// Remove `length` bytes at `offset`.
+        fn delete as BS_DELETE = 2005, object(Rights::READ | Rights::MODIFY)
+            (offset: offset<u64>, length: size<u32>, flags: extra<u32>) -> (file: cap);
+        /// Everything committed goes to disk.
+        fn sync as BS_SYNC = 2006, any() () -> ();
+    }
+}
