@@ -380,10 +380,13 @@ macro_rules! __interface_body {
                         $(, $arg: $crate::__arg_type!(in $aplace $(<$aty>)?))*
                     ) -> Result<$crate::__reply_type!($($rplace $(<$rty>)?),*), Status> {
                         let mut header = Header::request(capability, $konst);
-                        let mut buf: Vec<u8> = Vec::new();
-                        $( $crate::__put!(header, buf, $aplace, $arg); )*
-                        let limit = $crate::__limit!($($limit)?);
-                        let (header, buf) = wire::check_reply(self.transport.trans(&header, &buf, limit))?;
+                        // The request's buffer is borrowed from the caller, not copied;
+                        // only typed data is encoded into `owned`.
+                        let mut owned: Vec<u8> = Vec::new();
+                        let mut buf: &[u8] = &[];
+                        $( $crate::__put_request!(header, buf, owned, $aplace, $arg); )*
+                        let limit = $crate::__limit!($($limit)? ; $($rplace)*);
+                        let (header, buf) = wire::check_reply(self.transport.trans(&header, buf, limit))?;
                         fn unmarshal(
                             header: Header,
                             buf: Vec<u8>,
@@ -474,12 +477,36 @@ macro_rules! __rights {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __limit {
-    () => {
-        $crate::interface::DEFAULT_REPLY_LIMIT
-    };
-    ($limit:expr) => {
+    ($limit:expr ; $($place:ident)*) => {
         ($limit) as usize
     };
+    ( ; $($place:ident)*) => {
+        $crate::__default_limit!($($place)*)
+    };
+}
+
+/// A reply without a buffer needs no room for one (so a stub call that sends a
+/// borrowed buffer and gets a header back does not allocate).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __default_limit {
+    () => { 0usize };
+    (bytes $($rest:ident)*) => { $crate::interface::DEFAULT_REPLY_LIMIT };
+    (text $($rest:ident)*) => { $crate::interface::DEFAULT_REPLY_LIMIT };
+    (data $($rest:ident)*) => { $crate::interface::DEFAULT_REPLY_LIMIT };
+    ($other:ident $($rest:ident)*) => { $crate::__default_limit!($($rest)*) };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __put_request {
+    ($h:ident, $b:ident, $owned:ident, bytes, $v:ident) => { $b = $v };
+    ($h:ident, $b:ident, $owned:ident, text, $v:ident) => { $b = $v.as_bytes() };
+    ($h:ident, $b:ident, $owned:ident, data, $v:ident) => {{
+        $owned = $crate::interface::wire::encode_data(&$v)?;
+        $b = &$owned;
+    }};
+    ($h:ident, $b:ident, $owned:ident, $field:ident, $v:ident) => { $crate::__put!($h, $b, $field, $v) };
 }
 
 /// The Rust type of an argument: `in` for what a client passes, `serve` for what a

@@ -36,6 +36,7 @@ extern crate alloc;
 
 mod cap;
 pub mod cmd;
+pub mod exec;
 mod header;
 pub mod interface;
 pub mod interfaces;

@@ -1,7 +1,12 @@
-//! Console output through the `console_write` system call, without heap
-//! allocation (signal handlers and the panic handler may print).
+//! Standard output, without heap allocation (signal handlers and the panic
+//! handler may print): to the process's STDOUT capability when its capability
+//! environment has one (a TTY object, e.g. the terminal of the user who started
+//! it), line by line by RPC; else, and if that fails, to the board's console
+//! through the `console_write` system call.
 
-use super::sys;
+use super::rpc::Nucleus;
+use super::{env, sys};
+use crate::interfaces::tty;
 use core::fmt::{self, Write};
 
 /// Longest output that goes out in one system call; longer output is split
@@ -23,6 +28,16 @@ impl Console {
 
     /// Writes out what is buffered.
     pub fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        // The stub borrows the buffer and expects no reply buffer: no allocation.
+        if let Some(stdout) = env::capability("STDOUT")
+            && tty::Client::new(Nucleus).write(&stdout, &self.buf[..self.len]).is_ok()
+        {
+            self.len = 0;
+            return;
+        }
         let mut done = 0;
         while done < self.len {
             match sys::console_write(&self.buf[done..self.len]) {

@@ -35,6 +35,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod console;
+pub mod env;
 pub mod group;
 pub mod process;
 pub mod rpc;
@@ -50,14 +51,15 @@ pub use crate::syscall::{MemoryInfo, ProcessInfo};
 pub use rt::exec_capability;
 
 /// Defines the program's entry point, allocator and panic handler around
-/// `fn main(argument: u64) -> i32`.
+/// `fn main(argument: u64) -> i32`, or with `entry!(args main)` around
+/// `fn main(argv: &[String]) -> i32`.
 ///
 /// The nucleus starts the first thread at `_start` with `x0` = heap base,
-/// `x1` = heap size, `x2` = the argument of the process descriptor, `x3` =
-/// the address of the capability the process was given (or 0), and `sp`
-/// at the top of the stack segment. The runtime gives the heap to the
-/// allocator, keeps the capability for [`exec_capability`], calls
-/// `main(argument)` and exits the process with its result.
+/// `x1` = heap size, `x2` = the numeric argument of the process descriptor,
+/// `x3` = the address of the startup block (argv, environment, capabilities;
+/// see [`env`]) or 0, and `sp` just below it. The runtime gives the heap to
+/// the allocator, keeps the startup block for [`env`], calls `main` and
+/// exits the process with its result.
 ///
 /// Use it at the top level of a binary crate with `#![no_main]` (and
 /// `#![no_std]` for the nucleus). On the host it defines a C `main` that
@@ -65,16 +67,23 @@ pub use rt::exec_capability;
 /// a test target, so that workspace-wide builds and `cargo test` succeed.
 #[macro_export]
 macro_rules! entry {
+    (args $main:path) => {
+        fn __amoeba_main_with_args(_: u64) -> i32 {
+            let main: fn(&[$crate::user::env::String]) -> i32 = $main;
+            main($crate::user::env::args())
+        }
+        $crate::entry!(__amoeba_main_with_args);
+    };
     ($main:path) => {
         #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
-        extern "C" fn _start(heap_base: u64, heap_size: u64, argument: u64, capability: u64) -> ! {
+        extern "C" fn _start(heap_base: u64, heap_size: u64, argument: u64, startup: u64) -> ! {
             let main: fn(u64) -> i32 = $main;
             // SAFETY: `_start` is the process entry: the nucleus calls it once,
             // on the first thread, with the heap segment it mapped in x0/x1
-            // and the address of its capability (or 0) in x3.
+            // and the address of the startup block (or 0) in x3.
             unsafe {
-                $crate::user::rt::start(&__AMOEBA_ALLOCATOR, heap_base, heap_size, argument, capability, main)
+                $crate::user::rt::start(&__AMOEBA_ALLOCATOR, heap_base, heap_size, argument, startup, main)
             }
         }
 

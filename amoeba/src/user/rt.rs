@@ -3,8 +3,9 @@
 
 use super::sys;
 use crate::Capability;
+use crate::interfaces::process::Startup;
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use talc::lock_api::{GuardSend, RawMutex};
 use talc::source::Manual;
 
@@ -81,55 +82,59 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
-/// The capability given at exec, in wire form (two big-endian halves);
-/// `EXEC_CAPABILITY_GIVEN` says whether there was one.
-static EXEC_CAPABILITY: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-static EXEC_CAPABILITY_GIVEN: AtomicBool = AtomicBool::new(false);
-
-/// The capability this process was started with (by the host's exec,
-/// e.g. the group it is to join), if any.
+/// The capability the host handed this process when it started it (named `ARG`
+/// in the capability environment), e.g. the group it is to join.
 pub fn exec_capability() -> Option<Capability> {
-    if !EXEC_CAPABILITY_GIVEN.load(Ordering::Acquire) {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&EXEC_CAPABILITY[0].load(Ordering::Relaxed).to_be_bytes());
-    bytes[8..].copy_from_slice(&EXEC_CAPABILITY[1].load(Ordering::Relaxed).to_be_bytes());
-    Some(Capability::decode(&bytes))
+    super::env::capability(EXEC_CAPABILITY_NAME)
 }
 
-/// The body of `_start`: hands the heap to `allocator`, keeps the exec
-/// capability, runs `main` and exits the process with its result.
+/// The name in the capability environment of [`exec_capability`].
+pub const EXEC_CAPABILITY_NAME: &str = "ARG";
+
+/// Reads the startup block at `address`: a little-endian u32 length, then the
+/// `postcard` form of a [`Startup`].
+///
+/// # Safety
+///
+/// `address` is 0 or points at such a block in mapped memory.
+unsafe fn read_startup(address: u64) -> Option<Startup> {
+    if address == 0 {
+        return None;
+    }
+    // SAFETY: the caller guarantees a block there: its 4-byte length first...
+    let len = unsafe { core::ptr::read_unaligned(address as usize as *const u32) } as usize;
+    // ...then `len` bytes, all within the stack segment the block sits in.
+    let bytes = unsafe { core::slice::from_raw_parts((address as usize + 4) as *const u8, len) };
+    postcard::from_bytes(bytes).ok()
+}
+
+/// The body of `_start`: hands the heap to `allocator`, keeps the startup
+/// block, runs `main` and exits the process with its result.
 ///
 /// # Safety
 ///
 /// Call once, at process entry, with the heap segment the nucleus passed
 /// (x0 = base, x1 = size): mapped, writable, used by nothing else; and
-/// `capability` either 0 or the address of 16 readable bytes (x3).
+/// `startup` either 0 or the address of the startup block the process
+/// server wrote (x3).
 pub unsafe fn start(
     allocator: &'static Allocator,
     heap_base: u64,
     heap_size: u64,
     argument: u64,
-    capability: u64,
+    startup: u64,
     main: fn(u64) -> i32,
 ) -> ! {
-    if capability != 0 {
-        // SAFETY: the caller guarantees 16 readable bytes there (the top of
-        // the stack segment, above the first frame).
-        let bytes = unsafe { core::ptr::read_unaligned(capability as usize as *const [u8; 16]) };
-        EXEC_CAPABILITY[0]
-            .store(u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")), Ordering::Relaxed);
-        EXEC_CAPABILITY[1]
-            .store(u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")), Ordering::Relaxed);
-        EXEC_CAPABILITY_GIVEN.store(true, Ordering::Release);
-    }
     if heap_base != 0 && heap_size != 0 {
         // SAFETY: the caller guarantees the range is this process's unused
         // heap segment, mapped for the life of the process.
         unsafe {
             allocator.0.lock().claim(heap_base as usize as *mut u8, heap_size as usize);
         }
+    }
+    // SAFETY: the caller guarantees `startup` is 0 or a startup block.
+    if let Some(block) = unsafe { read_startup(startup) } {
+        super::env::set(block);
     }
     sys::exit(main(argument))
 }

@@ -1,0 +1,292 @@
+//! Starting a program on a board, client side (as Amoeba's `exec_file`): parse the
+//! ELF program, create its segments on the target board through the board's process
+//! server and fill them (by writing the bytes, or by having the board read them
+//! itself from the file's capability), add a stack and a heap, and send the process
+//! descriptor. The same code runs on the host (over its FLIP endpoint) and in user
+//! programs (over the nucleus), so any holder of a board's host capability can start
+//! programs on it from anywhere.
+//!
+//! The address-space layout is the user runtime's: the program where its ELF says, a
+//! stack below [`STACK_TOP`], a heap at [`HEAP_BASE`]; the first thread starts with
+//! `x0` = heap base, `x1` = heap size, `x2` = the numeric argument, `x3` = the startup
+//! block ([`Startup`]: argv, environment, capabilities) that the process server
+//! writes below the stack pointer.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{Endianness, elf};
+
+use crate::interface::Transport;
+use crate::interfaces::bullet;
+use crate::interfaces::process::{
+    MAP_EXECUTE, MAP_WRITE, ProcessDescriptor, SEGMENT_IO_MAX, SegmentMapping, SegmentSource, Startup,
+    ThreadStart, process_server,
+};
+use crate::interfaces::standard;
+use crate::syscall::SCHED_PREEMPTIVE;
+use crate::{Capability, Status};
+
+/// Page size of the boards' address spaces.
+pub const PAGE_SIZE: u64 = 4096;
+/// The top of the first thread's stack.
+pub const STACK_TOP: u64 = 0x7000_0000;
+/// Size of the first thread's stack.
+pub const STACK_SIZE: u64 = 64 * 1024;
+/// Where the heap starts.
+pub const HEAP_BASE: u64 = 0x1000_0000;
+/// Heap size unless the caller asks for another.
+pub const DEFAULT_HEAP_SIZE: u64 = 4 << 20;
+/// Bytes of a program file read to find its program headers.
+const HEADER_READ: u32 = 4096;
+
+/// Why a program could not be started: what was being done, and the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecError {
+    /// The step that failed, in words ("creating the stack segment").
+    pub step: String,
+    /// Its status.
+    pub status: Status,
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.status)
+    }
+}
+
+fn failed(step: &str) -> impl FnOnce(Status) -> ExecError + '_ {
+    move |status| ExecError { step: String::from(step), status }
+}
+
+/// One loadable segment of a program: `file_length` bytes of the file from
+/// `file_offset` go to `address` (page aligned), in a segment of `size` bytes (the
+/// rest zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadSegment {
+    /// Page-aligned start address.
+    pub address: u64,
+    /// Segment size (page multiple).
+    pub size: u64,
+    /// Where in the file the bytes at `address` are.
+    pub file_offset: u64,
+    /// How many bytes come from the file.
+    pub file_length: u64,
+    /// [`MAP_WRITE`] | [`MAP_EXECUTE`].
+    pub flags: u32,
+}
+
+/// What a program file says about its memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramImage {
+    /// Entry point.
+    pub entry: u64,
+    /// Loadable segments.
+    pub segments: Vec<LoadSegment>,
+    /// Bytes of memory the program's segments take (without stack and heap).
+    pub memory: u64,
+}
+
+impl ProgramImage {
+    /// Parses the ELF header and program headers of an aarch64 executable; `bytes`
+    /// is the file's beginning, at least up to the end of its program headers.
+    pub fn parse(bytes: &[u8]) -> Result<ProgramImage, Status> {
+        let header = elf::FileHeader64::<Endianness>::parse(bytes).map_err(|_| Status::ArgBad)?;
+        let endian = header.endian().map_err(|_| Status::ArgBad)?;
+        if header.e_machine(endian) != elf::EM_AARCH64 || header.e_type(endian) != elf::ET_EXEC {
+            return Err(Status::ArgBad);
+        }
+        let mut segments = Vec::new();
+        for program_header in header.program_headers(endian, bytes).map_err(|_| Status::ArgBad)? {
+            if program_header.p_type(endian) != elf::PT_LOAD || program_header.p_memsz(endian) == 0 {
+                continue;
+            }
+            segments.push(load_segment(program_header, endian)?);
+        }
+        let memory = segments.iter().map(|s| s.size).sum();
+        Ok(ProgramImage { entry: header.e_entry(endian), segments, memory })
+    }
+
+    /// The bytes of the program header table's end: how much of the file
+    /// [`ProgramImage::parse`] needs.
+    pub fn headers_end(bytes: &[u8]) -> Result<u64, Status> {
+        let header = elf::FileHeader64::<Endianness>::parse(bytes).map_err(|_| Status::ArgBad)?;
+        let endian = header.endian().map_err(|_| Status::ArgBad)?;
+        let count = u64::from(header.e_phnum(endian));
+        Ok(header.e_phoff(endian) + count * u64::from(header.e_phentsize(endian)))
+    }
+}
+
+fn load_segment(header: &elf::ProgramHeader64<Endianness>, endian: Endianness) -> Result<LoadSegment, Status> {
+    let vaddr = header.p_vaddr(endian);
+    let start = vaddr - vaddr % PAGE_SIZE;
+    let lead = vaddr - start;
+    let end = vaddr
+        .checked_add(header.p_memsz(endian))
+        .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE))
+        .ok_or(Status::ArgBad)?;
+    // The bytes from the page start: the file holds them just before the segment's
+    // own (ELF segments are congruent to their file offset modulo the page size).
+    let file_offset = header.p_offset(endian).checked_sub(lead).ok_or(Status::ArgBad)?;
+    if header.p_filesz(endian) > header.p_memsz(endian) {
+        return Err(Status::ArgBad);
+    }
+    let p_flags = header.p_flags(endian);
+    let flags = if p_flags & elf::PF_W != 0 { MAP_WRITE } else { 0 }
+        | if p_flags & elf::PF_X != 0 { MAP_EXECUTE } else { 0 };
+    Ok(LoadSegment { address: start, size: end - start, file_offset, file_length: lead + header.p_filesz(endian), flags })
+}
+
+/// Where the program's bytes are.
+#[derive(Clone, Copy, Debug)]
+pub enum Program<'a> {
+    /// Here, in memory: the client writes them into the segments.
+    Bytes(&'a [u8]),
+    /// In a file (Bullet, or a board's boot program): the target board reads them.
+    File(Capability),
+}
+
+/// A process to start: what it is called and what it starts with.
+#[derive(Clone, Debug)]
+pub struct Exec {
+    /// The name `ps` shows.
+    pub name: String,
+    /// argv, environment, capabilities.
+    pub startup: Startup,
+    /// `x2` of the first thread (the numeric argument of `fn main(u64)` programs).
+    pub argument: u64,
+    /// `SCHED_PREEMPTIVE` or `SCHED_RUN_TO_COMPLETION`.
+    pub scheduling: u32,
+    /// Heap size.
+    pub heap_size: u64,
+}
+
+impl Exec {
+    /// A process named `name` with `argv` (the name first) and nothing else.
+    pub fn new(name: &str, argv: &[&str]) -> Exec {
+        Exec {
+            name: String::from(name),
+            startup: Startup { argv: argv.iter().map(|a| String::from(*a)).collect(), ..Startup::default() },
+            argument: 0,
+            scheduling: SCHED_PREEMPTIVE,
+            heap_size: DEFAULT_HEAP_SIZE,
+        }
+    }
+
+    /// Adds a named capability to the environment.
+    pub fn with_capability(mut self, name: &str, capability: Capability) -> Exec {
+        self.startup.capabilities.push((String::from(name), capability));
+        self
+    }
+
+    /// Memory the process needs on the board (program, stack, heap).
+    pub fn memory_needed(&self, image: &ProgramImage) -> u64 {
+        image.memory + STACK_SIZE + self.heap_size
+    }
+}
+
+/// Reads the program headers of a program file through its read operation.
+pub fn read_image<T: Transport>(transport: &mut T, file: &Capability) -> Result<ProgramImage, ExecError> {
+    let mut files = bullet::Client::new(&mut *transport);
+    let mut head = files.read(file, 0, HEADER_READ).map_err(failed("reading the program's headers"))?;
+    let end = ProgramImage::headers_end(&head).map_err(failed("reading the program's headers"))?;
+    if end > head.len() as u64 {
+        let size = u32::try_from(end).map_err(|_| failed("reading the program's headers")(Status::ArgBad))?;
+        head = files.read(file, 0, size).map_err(failed("reading the program's headers"))?;
+    }
+    ProgramImage::parse(&head).map_err(failed("reading the program's headers"))
+}
+
+/// Starts `exec` on the board whose host capability is `host`; returns the new
+/// process's owner capability. Segments made before a failure are destroyed again.
+pub fn exec<T: Transport>(
+    transport: &mut T,
+    host: &Capability,
+    program: Program<'_>,
+    exec: &Exec,
+) -> Result<Capability, ExecError> {
+    let image = match program {
+        Program::Bytes(bytes) => ProgramImage::parse(bytes).map_err(failed("reading the program"))?,
+        Program::File(file) => read_image(transport, &file)?,
+    };
+    let mut made = Vec::new();
+    let result = build(transport, host, program, &image, exec, &mut made);
+    if result.is_err() {
+        let mut cleanup = standard::Client::new(&mut *transport);
+        for mapping in &made {
+            let _ = cleanup.destroy(&mapping.segment);
+        }
+    }
+    result
+}
+
+fn build<T: Transport>(
+    transport: &mut T,
+    host: &Capability,
+    program: Program<'_>,
+    image: &ProgramImage,
+    exec: &Exec,
+    made: &mut Vec<SegmentMapping>,
+) -> Result<Capability, ExecError> {
+    for segment in &image.segments {
+        let capability = program_segment(transport, host, program, segment)?;
+        made.push(SegmentMapping { segment: capability, address: segment.address, flags: segment.flags });
+    }
+    let mut server = process_server::Client::new(&mut *transport);
+    let stack = server.segment_create(host, STACK_SIZE).map_err(failed("creating the stack"))?;
+    made.push(SegmentMapping { segment: stack, address: STACK_TOP - STACK_SIZE, flags: MAP_WRITE });
+    let heap = server.segment_create(host, exec.heap_size).map_err(failed("creating the heap"))?;
+    made.push(SegmentMapping { segment: heap, address: HEAP_BASE, flags: MAP_WRITE });
+    let descriptor = ProcessDescriptor {
+        name: exec.name.clone(),
+        segments: made.clone(),
+        thread: ThreadStart {
+            entry: image.entry,
+            stack_pointer: STACK_TOP,
+            arguments: [HEAP_BASE, exec.heap_size, exec.argument],
+        },
+        scheduling: exec.scheduling,
+        startup: exec.startup.clone(),
+    };
+    server.process_create(host, &descriptor).map_err(failed("creating the process"))
+}
+
+/// One program segment on the board, filled from the program.
+fn program_segment<T: Transport>(
+    transport: &mut T,
+    host: &Capability,
+    program: Program<'_>,
+    segment: &LoadSegment,
+) -> Result<Capability, ExecError> {
+    let step = format!("loading the program segment at {:#x}", segment.address);
+    let mut server = process_server::Client::new(&mut *transport);
+    match program {
+        Program::File(file) => {
+            let source = SegmentSource {
+                source: file,
+                offset: segment.file_offset,
+                length: segment.file_length,
+                size: segment.size,
+            };
+            server.segment_create_from(host, &source).map_err(failed(&step))
+        }
+        Program::Bytes(bytes) => {
+            let start = usize::try_from(segment.file_offset).map_err(|_| failed(&step)(Status::ArgBad))?;
+            let end = usize::try_from(segment.file_offset + segment.file_length)
+                .map_err(|_| failed(&step)(Status::ArgBad))?;
+            let data = bytes.get(start..end).ok_or_else(|| failed(&step)(Status::ArgBad))?;
+            let capability = server.segment_create(host, segment.size).map_err(failed(&step))?;
+            let written = data.chunks(SEGMENT_IO_MAX).enumerate().try_for_each(|(index, chunk)| {
+                server.segment_write(&capability, (index * SEGMENT_IO_MAX) as u64, chunk)
+            });
+            if let Err(status) = written {
+                let _ = standard::Client::new(&mut *transport).destroy(&capability);
+                return Err(failed(&step)(status));
+            }
+            Ok(capability)
+        }
+    }
+}
