@@ -116,7 +116,7 @@ pub trait Objects {
         let _ = object;
     }
     /// STD_INFO's text.
-    fn describe(&self, object: u32) -> String {
+    fn describe(&mut self, object: u32) -> String {
         if object == 0 { String::from("server") } else { format!("object {object}") }
     }
     /// STD_DESTROY (the dispatcher has checked the delete right).

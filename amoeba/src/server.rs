@@ -238,7 +238,7 @@ impl<S: TableServer> Objects for S {
     fn touch_object(&mut self, object: u32) {
         self.table_mut().touch(object);
     }
-    fn describe(&self, object: u32) -> String {
+    fn describe(&mut self, object: u32) -> String {
         self.describe_object(object, self.table().get(object))
     }
     fn destroy_object(&mut self, object: u32) -> Result<(), Status> {

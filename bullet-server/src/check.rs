@@ -161,7 +161,7 @@ mod tests {
     use crate::Config;
     use crate::layout::Placement;
     use crate::sim::SimDisk;
-    use amoeba::cmd::{BS_COMMIT, BS_SAFETY};
+    use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
     use amoeba::{Capability, Rng};
 
     /// Three committed files of 2, 3 and 4 blocks, one uncommitted, all synced.

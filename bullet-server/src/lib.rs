@@ -9,7 +9,7 @@
 //!
 //! ```
 //! # #[cfg(feature = "sim")] {
-//! use amoeba::cmd::{BS_COMMIT, BS_SAFETY};
+//! use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
 //! use amoeba::{Rights, Rng, Status};
 //! use bullet_server::{sim::SimDisk, Config, Store};
 //!
@@ -70,6 +70,7 @@ mod device;
 mod free;
 mod layout;
 mod ops;
+mod service;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 mod store;
@@ -78,6 +79,7 @@ use core::fmt;
 
 pub use check::Inconsistency;
 pub use device::{BlockDevice, DiskError};
+pub use service::{BulletService, DiskObject};
 pub use layout::{Geometry, Placement};
 pub use ops::{FileInfo, Stats};
 #[cfg(feature = "sim")]

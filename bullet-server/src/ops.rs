@@ -9,8 +9,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::cmd::{BS_COMMIT, BS_SAFETY};
-use amoeba::{Capability, GetPort, Port, Rights, Status};
+use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
+use amoeba::{Capability, Check, GetPort, Port, Rights, Status};
 
 use crate::device::{BlockDevice, read_run};
 use crate::layout::Geometry;
@@ -397,6 +397,16 @@ impl<D: BlockDevice> Store<D> {
     #[cfg(feature = "sim")]
     pub fn inject_faults(&mut self, faults: crate::Faults) {
         self.faults = faults;
+    }
+
+    /// The random check value of `object` (0 = the server), for dispatchers that
+    /// verify capabilities before calling the operations (which verify again).
+    pub fn check_of(&self, object: u32) -> Option<Check> {
+        if object == 0 {
+            return Some(self.super_random);
+        }
+        let inode = object.checked_sub(1)?;
+        self.files.get(inode as usize).and_then(Option::as_ref).map(File::random)
     }
 
     /// Verify `cap` and count it as an access (an uncommitted file's life starts over).

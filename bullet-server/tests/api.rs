@@ -2,7 +2,7 @@
 //! of awkward sizes, immutability, rights, the cache bound and order, compaction,
 //! running out of space, uncommitted files, and what survives a restart.
 
-use amoeba::cmd::{BS_COMMIT, BS_SAFETY};
+use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
 use amoeba::{Capability, Check, Port, Rights, Rng, Status};
 use bullet_server::sim::{SimDisk, SplitMix64};
 use bullet_server::{Config, MAX_FILE_SIZE, MountError, Store};

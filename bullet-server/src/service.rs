@@ -1,0 +1,148 @@
+//! The Bullet interface (`amoeba::interfaces::bullet`) served by a [`Store`], and the
+//! disk object reached by RPC as the store's [`BlockDevice`]: what the server program
+//! on a board wires together, host-tested here over `SimDisk` and a loopback
+//! transport.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use amoeba::interface::{Call, Objects, Transport};
+use amoeba::interfaces::bullet;
+use amoeba::interfaces::disk;
+use amoeba::interfaces::process::DiskGeometry;
+use amoeba::{Capability, Check, Port, Status};
+
+use crate::{BlockDevice, DiskError, Store};
+
+/// A store answering the Bullet interface; the standard commands come from the
+/// generated dispatcher through [`Objects`].
+pub struct BulletService<D: BlockDevice> {
+    /// The files.
+    pub store: Store<D>,
+}
+
+impl<D: BlockDevice> BulletService<D> {
+    /// Serves `store`.
+    pub fn new(store: Store<D>) -> Self {
+        BulletService { store }
+    }
+
+    /// Answers one request.
+    pub fn dispatch(&mut self, header: &amoeba::Header, buf: &[u8]) -> (amoeba::Header, Vec<u8>) {
+        bullet::dispatch(self, header, buf)
+    }
+}
+
+impl<D: BlockDevice> Objects for BulletService<D> {
+    fn port(&self) -> Port {
+        self.store.put_port()
+    }
+    fn check(&self, object: u32) -> Option<Check> {
+        self.store.check_of(object)
+    }
+    fn describe(&mut self, object: u32) -> String {
+        let random = self.check(object).unwrap_or_default();
+        let capability = Capability::owner(self.store.put_port(), object, random);
+        self.store.info(&capability).unwrap_or_else(|status| alloc::format!("bullet object: {status}"))
+    }
+    fn destroy_object(&mut self, object: u32) -> Result<(), Status> {
+        let random = self.check(object).ok_or(Status::CapBad)?;
+        self.store.destroy(&Capability::owner(self.store.put_port(), object, random))
+    }
+    fn age_objects(&mut self) -> Result<u32, Status> {
+        self.store.age(&self.store.super_capability())
+    }
+    fn status_text(&self) -> String {
+        let stats = self.store.stats();
+        alloc::format!(
+            "bullet server: {} files ({} uncommitted), {} of {} data blocks free, largest hole {} blocks",
+            stats.files,
+            stats.uncommitted,
+            stats.free_blocks,
+            stats.data_blocks,
+            stats.largest_hole
+        )
+    }
+}
+
+impl<D: BlockDevice> bullet::Server for BulletService<D> {
+    fn create(&mut self, call: &Call<'_>, flags: u32, data: &[u8]) -> Result<Capability, Status> {
+        self.store.create(&call.capability, data, flags)
+    }
+    fn read(&mut self, call: &Call<'_>, offset: u64, size: u32) -> Result<Vec<u8>, Status> {
+        self.store.read(&call.capability, offset, size as usize).map(<[u8]>::to_vec)
+    }
+    fn size(&mut self, call: &Call<'_>) -> Result<u64, Status> {
+        self.store.size(&call.capability)
+    }
+    fn modify(&mut self, call: &Call<'_>, offset: u64, flags: u32, data: &[u8]) -> Result<Capability, Status> {
+        self.store.modify(&call.capability, offset, data, flags)
+    }
+    fn insert(&mut self, call: &Call<'_>, offset: u64, flags: u32, data: &[u8]) -> Result<Capability, Status> {
+        self.store.insert(&call.capability, offset, data, flags)
+    }
+    fn delete(&mut self, call: &Call<'_>, offset: u64, length: u32, flags: u32) -> Result<Capability, Status> {
+        self.store.delete(&call.capability, offset, u64::from(length), flags)
+    }
+    fn sync(&mut self, call: &Call<'_>) -> Result<(), Status> {
+        self.store.sync(&call.capability)
+    }
+}
+
+/// A disk object (`amoeba::interfaces::disk`) reached through `transport`, as a block
+/// device.
+pub struct DiskObject<T: Transport> {
+    transport: T,
+    capability: Capability,
+    geometry: DiskGeometry,
+}
+
+impl<T: Transport> DiskObject<T> {
+    /// The disk object named by `capability` (asks for its geometry).
+    pub fn open(mut transport: T, capability: Capability) -> Result<Self, Status> {
+        let geometry = disk::Client::new(&mut transport).geometry(&capability)?;
+        if geometry.block_size == 0 {
+            return Err(Status::ArgBad);
+        }
+        Ok(DiskObject { transport, capability, geometry })
+    }
+
+    /// The transport it calls through.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+}
+
+fn disk_error(status: Status) -> DiskError {
+    match status {
+        Status::ArgBad => DiskError::OutOfRange,
+        _ => DiskError::Io,
+    }
+}
+
+impl<T: Transport> BlockDevice for DiskObject<T> {
+    fn block_size(&self) -> usize {
+        self.geometry.block_size as usize
+    }
+    fn block_count(&self) -> u64 {
+        self.geometry.block_count
+    }
+    fn max_transfer(&self) -> usize {
+        amoeba::interfaces::DISK_IO_MAX
+    }
+    fn read(&mut self, first_block: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        let count = u32::try_from(buf.len() / self.block_size()).map_err(|_| DiskError::BadLength)?;
+        let data = disk::Client::new(&mut self.transport).read(&self.capability, first_block, count).map_err(disk_error)?;
+        if data.len() != buf.len() {
+            return Err(DiskError::Io);
+        }
+        buf.copy_from_slice(&data);
+        Ok(())
+    }
+    fn write(&mut self, first_block: u64, data: &[u8]) -> Result<(), DiskError> {
+        disk::Client::new(&mut self.transport).write(&self.capability, first_block, data).map_err(disk_error)
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        disk::Client::new(&mut self.transport).flush(&self.capability).map_err(disk_error)
+    }
+}

@@ -1,0 +1,118 @@
+//! The Bullet interface end to end on the host: a client stub talks through a
+//! loopback transport to `BulletService`, whose store runs over a `DiskObject` that
+//! itself talks through a loopback transport to a disk server over `SimDisk`. The
+//! wiring the board program uses, minus the network.
+
+use amoeba::interface::{Call, Objects, Transport};
+use amoeba::interfaces::process::DiskGeometry;
+use amoeba::interfaces::{BS_COMMIT, BS_SAFETY, bullet, disk, standard};
+use amoeba::{Capability, Check, Header, Port, Rights, Rng, Status};
+use bullet_server::sim::SimDisk;
+use bullet_server::{BlockDevice, BulletService, Config, DiskObject, Store};
+
+/// A disk server over a simulated disk, with one disk object.
+struct DiskServer {
+    disk: SimDisk,
+    port: Port,
+    random: Check,
+}
+
+impl Objects for DiskServer {
+    fn port(&self) -> Port {
+        self.port
+    }
+    fn check(&self, object: u32) -> Option<Check> {
+        (object == 1).then_some(self.random)
+    }
+}
+
+impl disk::Server for DiskServer {
+    fn geometry(&mut self, _: &Call<'_>) -> Result<DiskGeometry, Status> {
+        Ok(DiskGeometry { block_size: self.disk.block_size() as u32, block_count: self.disk.block_count() })
+    }
+    fn read(&mut self, _: &Call<'_>, first: u64, count: u32) -> Result<Vec<u8>, Status> {
+        let mut buf = vec![0; count as usize * self.disk.block_size()];
+        self.disk.read(first, &mut buf).map_err(|_| Status::ArgBad)?;
+        Ok(buf)
+    }
+    fn write(&mut self, _: &Call<'_>, first: u64, data: &[u8]) -> Result<(), Status> {
+        self.disk.write(first, data).map_err(|_| Status::ArgBad)
+    }
+    fn flush(&mut self, _: &Call<'_>) -> Result<(), Status> {
+        self.disk.flush().map_err(|_| Status::SysErr)
+    }
+}
+
+/// Calls a dispatcher directly, counting the calls.
+struct Loopback<S> {
+    server: S,
+    calls: usize,
+    dispatch: fn(&mut S, &Header, &[u8]) -> (Header, Vec<u8>),
+}
+
+impl<S> Transport for Loopback<S> {
+    fn trans(&mut self, request: &Header, buf: &[u8], _: usize) -> Result<(Header, Vec<u8>), Status> {
+        self.calls += 1;
+        Ok((self.dispatch)(&mut self.server, request, buf))
+    }
+}
+
+type Served = Loopback<BulletService<DiskObject<Loopback<DiskServer>>>>;
+
+fn disk_loopback() -> (Loopback<DiskServer>, Capability) {
+    let (port, random) = (Port([4; 6]), Check([5; 6]));
+    let server = DiskServer { disk: SimDisk::new(512, 8192), port, random };
+    let capability = Capability::owner(port, 1, random);
+    (Loopback { server, calls: 0, dispatch: disk::dispatch }, capability)
+}
+
+fn bullet_over_rpc_disk() -> Served {
+    let (disk, capability) = disk_loopback();
+    let device = DiskObject::open(disk, capability).expect("the disk answers its geometry");
+    let config = Config { inode_count: 64, ..Config::default() };
+    let store = Store::format(device, config, Rng::from_seed([9; 32])).unwrap_or_else(|f| panic!("{:?}", f.error));
+    Loopback { server: BulletService::new(store), calls: 0, dispatch: BulletService::dispatch }
+}
+
+#[test]
+fn files_round_trip_through_the_interface_over_a_disk_object() {
+    let mut served = bullet_over_rpc_disk();
+    let sup = served.server.store.super_capability();
+    let mut files = bullet::Client::new(&mut served);
+    let big: Vec<u8> = (0..(1 << 20) + 1).map(|i| (i * 7 % 251) as u8).collect();
+    for data in [&b""[..], b"x", &big] {
+        let file = files.create(&sup, BS_COMMIT | BS_SAFETY, data).unwrap();
+        assert_eq!(files.size(&file).unwrap(), data.len() as u64);
+        let back = files.read(&file, 0, data.len() as u32).unwrap();
+        assert!(back == data, "{} bytes came back changed", data.len());
+    }
+    // The store really went through the disk object: many block transfers.
+    let disk = served.server.store.device().transport();
+    assert!(disk.calls > 4, "only {} disk calls", disk.calls);
+}
+
+#[test]
+fn edits_make_new_files_and_rights_are_enforced() {
+    let mut served = bullet_over_rpc_disk();
+    let sup = served.server.store.super_capability();
+    let mut files = bullet::Client::new(&mut served);
+    let file = files.create(&sup, BS_COMMIT, b"hello world").unwrap();
+    let edited = files.modify(&file, 0, BS_COMMIT, b"HELLO").unwrap();
+    assert_ne!(edited, file);
+    assert_eq!(files.read(&file, 0, 100).unwrap(), b"hello world");
+    assert_eq!(files.read(&edited, 0, 100).unwrap(), b"HELLO world");
+
+    let read_only = file.restrict(Rights::READ).unwrap();
+    assert_eq!(files.read(&read_only, 6, 5).unwrap(), b"world");
+    assert_eq!(files.modify(&read_only, 0, BS_COMMIT, b"x"), Err(Status::Denied));
+    let mut forged = file;
+    forged.check.0[0] ^= 1;
+    assert_eq!(files.read(&forged, 0, 1), Err(Status::CapBad));
+    drop(files);
+    let mut std = standard::Client::new(&mut served);
+    assert_eq!(std.destroy(&read_only), Err(Status::Denied));
+    assert!(std.info(&file).unwrap().contains("11 bytes"), "{}", std.info(&file).unwrap());
+    std.destroy(&file).unwrap();
+    assert_eq!(bullet::Client::new(&mut served).read(&file, 0, 1), Err(Status::CapBad));
+    assert_eq!(bullet::Client::new(&mut served).read(&edited, 0, 5).unwrap(), b"HELLO");
+}
