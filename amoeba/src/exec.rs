@@ -120,7 +120,10 @@ impl ProgramImage {
     }
 }
 
-fn load_segment(header: &elf::ProgramHeader64<Endianness>, endian: Endianness) -> Result<LoadSegment, Status> {
+fn load_segment(
+    header: &elf::ProgramHeader64<Endianness>,
+    endian: Endianness,
+) -> Result<LoadSegment, Status> {
     let vaddr = header.p_vaddr(endian);
     let start = vaddr - vaddr % PAGE_SIZE;
     let lead = vaddr - start;
@@ -137,7 +140,13 @@ fn load_segment(header: &elf::ProgramHeader64<Endianness>, endian: Endianness) -
     let p_flags = header.p_flags(endian);
     let flags = if p_flags & elf::PF_W != 0 { MAP_WRITE } else { 0 }
         | if p_flags & elf::PF_X != 0 { MAP_EXECUTE } else { 0 };
-    Ok(LoadSegment { address: start, size: end - start, file_offset, file_length: lead + header.p_filesz(endian), flags })
+    Ok(LoadSegment {
+        address: start,
+        size: end - start,
+        file_offset,
+        file_length: lead + header.p_filesz(endian),
+        flags,
+    })
 }
 
 /// Where the program's bytes are.

@@ -500,13 +500,19 @@ macro_rules! __default_limit {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __put_request {
-    ($h:ident, $b:ident, $owned:ident, bytes, $v:ident) => { $b = $v };
-    ($h:ident, $b:ident, $owned:ident, text, $v:ident) => { $b = $v.as_bytes() };
+    ($h:ident, $b:ident, $owned:ident, bytes, $v:ident) => {
+        $b = $v
+    };
+    ($h:ident, $b:ident, $owned:ident, text, $v:ident) => {
+        $b = $v.as_bytes()
+    };
     ($h:ident, $b:ident, $owned:ident, data, $v:ident) => {{
         $owned = $crate::interface::wire::encode_data(&$v)?;
         $b = &$owned;
     }};
-    ($h:ident, $b:ident, $owned:ident, $field:ident, $v:ident) => { $crate::__put!($h, $b, $field, $v) };
+    ($h:ident, $b:ident, $owned:ident, $field:ident, $v:ident) => {
+        $crate::__put!($h, $b, $field, $v)
+    };
 }
 
 /// The Rust type of an argument: `in` for what a client passes, `serve` for what a

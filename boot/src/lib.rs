@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod board;
+pub mod exec;
 pub mod group_bench;
 pub mod group_client;
 pub mod group_demos;
@@ -11,7 +12,9 @@ pub mod host_port;
 pub mod image;
 pub mod pool;
 pub mod rpc_client;
+pub mod rpc_server;
 pub mod switch;
+pub mod tty_server;
 
 pub use board::BoardSpec;
 pub use host_port::HostPort;

@@ -4,13 +4,17 @@
 use crate::board::{Board, BoardSpec, BoardState, find_qemu};
 use crate::host_port::HostPort;
 use crate::image;
+use crate::rpc_client::RpcClient;
 use crate::switch::faults::FaultConfig;
 use crate::switch::{Switch, SwitchHandle};
+use crate::tty_server::TtyServer;
 use anyhow::{Context, Result, bail};
+use pool_control::secret::BoardSecret;
 use pool_control::{BROADCAST, Message};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug)]
@@ -52,8 +56,46 @@ pub struct Pool {
     qemu: PathBuf,
     image: PathBuf,
     bundle: PathBuf,
+    /// Each board's secret (its process server's get-port and host capability check).
+    secrets: Vec<BoardSecret>,
+    programs: Vec<(String, PathBuf)>,
     run_dir: PathBuf,
     ready_timeout: Duration,
+    rpc: OnceLock<Mutex<RpcClient>>,
+    tty: OnceLock<TtyServer>,
+}
+
+/// A board secret from the host's random source.
+fn new_secret() -> Result<BoardSecret> {
+    let mut bytes = [0u8; 12];
+    let mut urandom = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
+    std::io::Read::read_exact(&mut urandom, &mut bytes).context("reading /dev/urandom")?;
+    let mut secret = BoardSecret { get_port: [0; 6], check: [0; 6] };
+    secret.get_port.copy_from_slice(&bytes[..6]);
+    secret.check.copy_from_slice(&bytes[6..]);
+    Ok(secret)
+}
+
+/// The host capability of a board with `secret`: object 0 of its process server.
+pub fn host_capability(secret: &BoardSecret) -> amoeba::Capability {
+    let port = amoeba::GetPort(amoeba::Port(secret.get_port)).put_port();
+    amoeba::Capability::owner(port, 0, amoeba::Check(secret.check))
+}
+
+/// Writes board `id`'s initrd: its secret, then the bundle; only the owner may read it.
+fn write_initrd(run_dir: &Path, id: u16, secret: &BoardSecret, bundle: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = run_dir.join(format!("board{id}.initrd"));
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &secret.encode())?;
+    std::io::Write::write_all(&mut file, &std::fs::read(bundle)?)?;
+    Ok(path)
 }
 
 /// Packs the user programs into the bundle every board gets as its initrd.
@@ -98,6 +140,7 @@ impl Pool {
         switch.listen_hosts(&config.run_dir.join("host.sock"))?;
         let host = HostPort::from_stream(switch.connect_host()?)?;
 
+        let secrets = boards.iter().map(|_| new_secret()).collect::<Result<Vec<_>>>()?;
         let mut pool = Self {
             boards,
             host,
@@ -105,12 +148,15 @@ impl Pool {
             qemu,
             image,
             bundle,
+            secrets,
+            programs: config.programs,
             run_dir: config.run_dir,
             ready_timeout: config.ready_timeout,
+            rpc: OnceLock::new(),
+            tty: OnceLock::new(),
         };
         for index in 0..pool.boards.len() {
-            let incarnation = new_incarnation(pool.boards[index].spec.id);
-            pool.boards[index].start(&pool.qemu, &pool.image, &pool.bundle, incarnation)?;
+            pool.start_board(index)?;
         }
         Ok(pool)
     }
@@ -120,6 +166,40 @@ impl Pool {
         let mut pool = Self::start(config)?;
         pool.wait_ready(|_, _| {})?;
         Ok(pool)
+    }
+
+    /// Starts board `index`'s QEMU with a new incarnation (and the board's secret).
+    fn start_board(&mut self, index: usize) -> Result<()> {
+        let id = self.boards[index].spec.id;
+        let initrd = write_initrd(&self.run_dir, id, &self.secrets[index], &self.bundle)?;
+        self.boards[index].start(&self.qemu, &self.image, &initrd, new_incarnation(id))
+    }
+
+    /// The host capability (owner) of board `index`'s process server.
+    pub fn host_capability(&self, index: usize) -> amoeba::Capability {
+        host_capability(&self.secrets[index])
+    }
+
+    /// The programs the pool was built with (name, ELF file).
+    pub fn programs(&self) -> &[(String, PathBuf)] {
+        &self.programs
+    }
+
+    /// The pool's RPC client (on a host port of its own).
+    pub fn rpc(&self) -> std::sync::MutexGuard<'_, RpcClient> {
+        self.rpc
+            .get_or_init(|| {
+                let port = self.new_host_port().expect("a host port for the pool's RPC client");
+                Mutex::new(RpcClient::new(port))
+            })
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The host's TTY server (on a host port of its own).
+    pub fn tty(&self) -> &TtyServer {
+        self.tty
+            .get_or_init(|| TtyServer::start(self.new_host_port().expect("a host port for the TTY server")))
     }
 
     pub fn run_dir(&self) -> &Path {
@@ -239,8 +319,7 @@ impl Pool {
     pub fn restart_board(&mut self, id: u16) -> Result<()> {
         let index = self.board_index(id)?;
         self.boards[index].kill();
-        let incarnation = new_incarnation(id);
-        self.boards[index].start(&self.qemu, &self.image, &self.bundle, incarnation)?;
+        self.start_board(index)?;
         self.wait_ready(|_, _| {})?;
         Ok(())
     }

@@ -21,6 +21,8 @@ pub struct RpcClient {
     port: HostPort,
     endpoint: Endpoint,
     epoch: Instant,
+    /// When calls through [`Transport`] give up (`None`: never).
+    pub deadline: Option<Instant>,
 }
 
 impl RpcClient {
@@ -30,7 +32,7 @@ impl RpcClient {
         let incarnation =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u32).unwrap_or(1) | 1;
         let endpoint = Endpoint::new(flip::Mac(port.mac().0), incarnation, pool_config());
-        Self { port, endpoint, epoch: Instant::now() }
+        Self { port, endpoint, epoch: Instant::now(), deadline: None }
     }
 
     fn now(&self) -> u64 {
@@ -47,9 +49,23 @@ impl RpcClient {
     /// One transaction: the reply header and buffer, or the RPC status
     /// (`RpcNotFound`, `RpcFailure`, `ServerRestarted`, ...).
     pub fn trans(&mut self, header: &Header, buf: &[u8]) -> Result<Result<(Header, Vec<u8>), Status>> {
+        self.trans_until(header, buf, None)
+    }
+
+    /// Like [`RpcClient::trans`], but gives up at `deadline` (`RpcAborted`).
+    pub fn trans_until(
+        &mut self,
+        header: &Header,
+        buf: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Result<(Header, Vec<u8>), Status>> {
         let now = self.now();
         let id = self.endpoint.start_trans(now, header, buf);
         loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.endpoint.abort_trans(id);
+                return Ok(Err(Status::RpcAborted));
+            }
             self.flush()?;
             while let Some(event) = self.endpoint.poll_event() {
                 if let Event::TransDone { id: done, result } = event

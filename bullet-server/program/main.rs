@@ -41,7 +41,8 @@ fn rng() -> Rng {
 
 fn open_store() -> Result<Store<DiskObject<Nucleus>>, alloc::string::String> {
     let disk = env::capability("DISK").ok_or("no DISK capability in the environment")?;
-    let device = DiskObject::open(Nucleus, disk).map_err(|s| alloc::format!("the disk does not answer: {s}"))?;
+    let device =
+        DiskObject::open(Nucleus, disk).map_err(|s| alloc::format!("the disk does not answer: {s}"))?;
     let config = Config {
         cache_bytes: (number("CACHE_MIB", 32) as usize) << 20,
         inode_count: number("INODES", 4096) as u32,
@@ -67,7 +68,10 @@ fn main(_: u64) -> i32 {
     };
     let stats = store.stats();
     let capability = store.super_capability();
-    println!("bullet-server: {} files, {} of {} blocks free", stats.files, stats.free_blocks, stats.data_blocks);
+    println!(
+        "bullet-server: {} files, {} of {} blocks free",
+        stats.files, stats.free_blocks, stats.data_blocks
+    );
     println!("bullet-server: capability {capability}");
     let get = store.get_port();
     thread::spawn(move || {

@@ -79,9 +79,9 @@ use core::fmt;
 
 pub use check::Inconsistency;
 pub use device::{BlockDevice, DiskError};
-pub use service::{BulletService, DiskObject};
 pub use layout::{Geometry, Placement};
 pub use ops::{FileInfo, Stats};
+pub use service::{BulletService, DiskObject};
 #[cfg(feature = "sim")]
 pub use store::Faults;
 pub use store::{Counters, Store};

@@ -75,13 +75,31 @@ impl<D: BlockDevice> bullet::Server for BulletService<D> {
     fn size(&mut self, call: &Call<'_>) -> Result<u64, Status> {
         self.store.size(&call.capability)
     }
-    fn modify(&mut self, call: &Call<'_>, offset: u64, flags: u32, data: &[u8]) -> Result<Capability, Status> {
+    fn modify(
+        &mut self,
+        call: &Call<'_>,
+        offset: u64,
+        flags: u32,
+        data: &[u8],
+    ) -> Result<Capability, Status> {
         self.store.modify(&call.capability, offset, data, flags)
     }
-    fn insert(&mut self, call: &Call<'_>, offset: u64, flags: u32, data: &[u8]) -> Result<Capability, Status> {
+    fn insert(
+        &mut self,
+        call: &Call<'_>,
+        offset: u64,
+        flags: u32,
+        data: &[u8],
+    ) -> Result<Capability, Status> {
         self.store.insert(&call.capability, offset, data, flags)
     }
-    fn delete(&mut self, call: &Call<'_>, offset: u64, length: u32, flags: u32) -> Result<Capability, Status> {
+    fn delete(
+        &mut self,
+        call: &Call<'_>,
+        offset: u64,
+        length: u32,
+        flags: u32,
+    ) -> Result<Capability, Status> {
         self.store.delete(&call.capability, offset, u64::from(length), flags)
     }
     fn sync(&mut self, call: &Call<'_>) -> Result<(), Status> {
@@ -132,7 +150,9 @@ impl<T: Transport> BlockDevice for DiskObject<T> {
     }
     fn read(&mut self, first_block: u64, buf: &mut [u8]) -> Result<(), DiskError> {
         let count = u32::try_from(buf.len() / self.block_size()).map_err(|_| DiskError::BadLength)?;
-        let data = disk::Client::new(&mut self.transport).read(&self.capability, first_block, count).map_err(disk_error)?;
+        let data = disk::Client::new(&mut self.transport)
+            .read(&self.capability, first_block, count)
+            .map_err(disk_error)?;
         if data.len() != buf.len() {
             return Err(DiskError::Io);
         }

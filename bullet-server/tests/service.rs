@@ -70,7 +70,8 @@ fn bullet_over_rpc_disk() -> Served {
     let (disk, capability) = disk_loopback();
     let device = DiskObject::open(disk, capability).expect("the disk answers its geometry");
     let config = Config { inode_count: 64, ..Config::default() };
-    let store = Store::format(device, config, Rng::from_seed([9; 32])).unwrap_or_else(|f| panic!("{:?}", f.error));
+    let store =
+        Store::format(device, config, Rng::from_seed([9; 32])).unwrap_or_else(|f| panic!("{:?}", f.error));
     Loopback { server: BulletService::new(store), calls: 0, dispatch: BulletService::dispatch }
 }
 

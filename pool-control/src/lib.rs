@@ -13,6 +13,7 @@
 extern crate alloc;
 
 pub mod bundle;
+pub mod secret;
 
 /// Local experimental ethertype (IEEE 802 "Local Experimental Ethertype 1").
 pub const ETHERTYPE: u16 = 0x88B5;

@@ -1,7 +1,6 @@
 //! The Bullet file server: immutable files, created whole (or in pieces while
 //! uncommitted), read at an offset; edits of a committed file make a new file.
 
-
 /// Flag: commit the file (it becomes immutable and final).
 pub const BS_COMMIT: u32 = 0x1;
 /// Flag: commit only once the file is on disk (with [`BS_COMMIT`]).

@@ -27,7 +27,11 @@ pub(crate) fn set(startup: Startup) {
 
 /// The whole startup block (empty if the process got none).
 pub fn startup() -> &'static Startup {
-    static EMPTY: Startup = Startup { argv: alloc::vec::Vec::new(), environment: alloc::vec::Vec::new(), capabilities: alloc::vec::Vec::new() };
+    static EMPTY: Startup = Startup {
+        argv: alloc::vec::Vec::new(),
+        environment: alloc::vec::Vec::new(),
+        capabilities: alloc::vec::Vec::new(),
+    };
     let pointer = STARTUP.load(Ordering::Acquire);
     // SAFETY: once set, the block is never freed or changed (leaked in `set`).
     unsafe { pointer.as_ref() }.unwrap_or(&EMPTY)
