@@ -65,7 +65,8 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     let segment_memory = segment_memory(&info, heap.end);
     let free = segment_memory.fragmentation().free_bytes;
     let segments = SegmentTable::new(rng.port(), segment_memory);
-    let bundle = bundle_bytes(&info);
+    // The initrd starts with the board's secret (for the process server), then the bundle.
+    let (_secret, bundle) = pool_control::secret::BoardSecret::split(bundle_bytes(&info));
     let endpoint = flip::Endpoint::new(
         flip::Mac(mac.0),
         incarnation,

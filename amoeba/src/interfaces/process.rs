@@ -98,6 +98,23 @@ pub struct Startup {
 }
 
 impl Startup {
+    /// The block the process server writes below the first thread's stack pointer
+    /// (and passes in `x3`): a little-endian u32 length, then the `postcard` form;
+    /// padded to a multiple of 16 bytes so the stack stays aligned.
+    pub fn to_block(&self) -> Vec<u8> {
+        let body = postcard::to_allocvec(self).unwrap_or_default();
+        let mut block = Vec::with_capacity(body.len() + 20);
+        block.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        block.extend_from_slice(&body);
+        block.resize(block.len().next_multiple_of(16), 0);
+        block
+    }
+
+    /// The body of a block (after its length) back.
+    pub fn from_body(body: &[u8]) -> Option<Startup> {
+        postcard::from_bytes(body).ok()
+    }
+
     /// The named capability of the environment.
     pub fn capability(&self, name: &str) -> Option<Capability> {
         self.capabilities.iter().find(|(n, _)| n == name).map(|(_, c)| *c)

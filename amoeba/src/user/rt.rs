@@ -105,7 +105,7 @@ unsafe fn read_startup(address: u64) -> Option<Startup> {
     let len = unsafe { core::ptr::read_unaligned(address as usize as *const u32) } as usize;
     // ...then `len` bytes, all within the stack segment the block sits in.
     let bytes = unsafe { core::slice::from_raw_parts((address as usize + 4) as *const u8, len) };
-    postcard::from_bytes(bytes).ok()
+    Startup::from_body(bytes)
 }
 
 /// The body of `_start`: hands the heap to `allocator`, keeps the startup

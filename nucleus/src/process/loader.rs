@@ -9,6 +9,8 @@
 use super::{Kernel, Pid};
 use crate::arch::mmu::{MapFlags, PAGE_SIZE};
 use crate::memory::segments::SegmentId;
+use alloc::string::String;
+use amoeba::interfaces::process::Startup;
 use amoeba::{Capability, Status};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, elf};
@@ -91,12 +93,17 @@ fn build(
     }
     let writable = MapFlags { write: true, execute: false };
     let stack = new_mapped_segment(kernel, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
-    // The capability sits in the top 16 bytes, above the first frame; the
-    // stack pointer stays 16-byte aligned below it.
+    // The capability goes into the startup block at the top of the stack
+    // (named ARG), above the first frame; the stack pointer stays below it.
     let (sp, capability_address) = match capability {
         Some(capability) => {
-            stack[STACK_SIZE - Capability::LEN..].copy_from_slice(&capability.encode());
-            (STACK_TOP - Capability::LEN, (STACK_TOP - Capability::LEN) as u64)
+            let startup = Startup {
+                capabilities: alloc::vec![(String::from("ARG"), capability)],
+                ..Startup::default()
+            };
+            let block = startup.to_block();
+            stack[STACK_SIZE - block.len()..].copy_from_slice(&block);
+            (STACK_TOP - block.len(), (STACK_TOP - block.len()) as u64)
         }
         None => (STACK_TOP, 0),
     };
