@@ -303,6 +303,33 @@ impl FromStr for Capability {
     }
 }
 
+/// In typed message buffers a capability travels in its 16-byte wire form.
+impl serde::Serialize for Capability {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.encode().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Capability {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <[u8; 16]>::deserialize(deserializer).map(|bytes| Capability::decode(&bytes))
+    }
+}
+
+/// Rights travel as their byte.
+impl serde::Serialize for Rights {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rights {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u8::deserialize(deserializer).map(Rights)
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,31 +413,5 @@ mod tests {
                 prop_assert_eq!(verify(&random, &f), Err(CapError::BadCheck));
             }
         }
-    }
-}
-
-/// In typed message buffers a capability travels in its 16-byte wire form.
-impl serde::Serialize for Capability {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.encode().serialize(serializer)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Capability {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        <[u8; 16]>::deserialize(deserializer).map(|bytes| Capability::decode(&bytes))
-    }
-}
-
-/// Rights travel as their byte.
-impl serde::Serialize for Rights {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Rights {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        u8::deserialize(deserializer).map(Rights)
     }
 }

@@ -43,11 +43,14 @@ impl disk::Server for DiskServer {
     }
 }
 
+/// A generated `dispatch` function.
+type Dispatch<S> = fn(&mut S, &Header, &[u8]) -> (Header, Vec<u8>);
+
 /// Calls a dispatcher directly, counting the calls.
 struct Loopback<S> {
     server: S,
     calls: usize,
-    dispatch: fn(&mut S, &Header, &[u8]) -> (Header, Vec<u8>),
+    dispatch: Dispatch<S>,
 }
 
 impl<S> Transport for Loopback<S> {
@@ -109,7 +112,6 @@ fn edits_make_new_files_and_rights_are_enforced() {
     let mut forged = file;
     forged.check.0[0] ^= 1;
     assert_eq!(files.read(&forged, 0, 1), Err(Status::CapBad));
-    drop(files);
     let mut std = standard::Client::new(&mut served);
     assert_eq!(std.destroy(&read_only), Err(Status::Denied));
     assert!(std.info(&file).unwrap().contains("11 bytes"), "{}", std.info(&file).unwrap());

@@ -2,7 +2,7 @@
 //!
 //! [`Pool`] keeps the processors of the run server's pool directory. The server
 //! program asks it which host to poll ([`Pool::next_poll`]), feeds it the
-//! decoded replies of the process servers' info calls ([`HostInfo::decode`],
+//! decoded replies of the process servers' info calls ([`HostInfo::is_consistent`],
 //! [`Pool::record_info`]) and silences ([`Pool::record_no_answer`]), and asks it
 //! where a program should run ([`Pool::place`]). Placement follows Amoeba's
 //! rule: suitability = preference × speed ÷ (load + 1) × free memory (capped) ×
@@ -19,6 +19,6 @@ mod info;
 mod pool;
 mod score;
 
-pub use info::{DecodeError, HostInfo, INFO_VERSION, MAX_CACHED_TEXTS, UNIT};
+pub use info::{HostInfo, MAX_CACHED_TEXTS, UNIT};
 pub use pool::{Config, HostRef, HostStatus, PlaceError, Pool};
 pub use score::{Estimate, Program, Rule, Weights, band_floor, suitability};

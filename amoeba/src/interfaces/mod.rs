@@ -11,6 +11,7 @@ mod bullet_files;
 mod demo;
 mod disk_blocks;
 pub mod process;
+pub mod run;
 pub mod standard;
 mod terminal;
 
@@ -18,4 +19,5 @@ pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, bullet};
 pub use demo::{counter, echo};
 pub use disk_blocks::{DISK_IO_MAX, DISK_READ, DISK_WRITE, disk};
 pub use process::process_server;
+pub use run::run_server;
 pub use terminal::{TTY_WRITE_RIGHT, tty};

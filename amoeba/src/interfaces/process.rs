@@ -189,6 +189,41 @@ pub struct HostInfo {
     pub cached_texts: Vec<u64>,
 }
 
+/// 1.0 in the thousandths loads are given in.
+pub const LOAD_UNIT: u32 = 1000;
+
+/// At most this many cached program texts are reported (most recently used first).
+pub const MAX_CACHED_TEXTS: usize = 64;
+
+impl HostInfo {
+    /// Demand on the processor in thousandths of one always-busy thread: the
+    /// larger of the threads runnable now and the busy share of the last second.
+    /// The count sees hogs that have just started (and how many compete); the
+    /// share sees a program that happened to be blocked at the instant of the call.
+    pub fn load_milli(&self) -> u64 {
+        (u64::from(self.runnable_threads) * u64::from(LOAD_UNIT)).max(u64::from(self.cpu_load_milli))
+    }
+
+    /// Whether the board holds the program text `text` cached.
+    pub fn has_cached(&self, text: u64) -> bool {
+        self.cached_texts.contains(&text)
+    }
+
+    /// Whether the fields can all be true: a busy share of at most 100 %, a largest
+    /// free run no bigger than all free memory, not too many cached texts.
+    pub fn is_consistent(&self) -> bool {
+        self.cpu_load_milli <= LOAD_UNIT
+            && self.largest_free <= self.free_bytes
+            && self.cached_texts.len() <= MAX_CACHED_TEXTS
+    }
+}
+
+/// The identity of a program text for the run server's cache bonus: where it is
+/// stored (the file's port and object), not which capability names it.
+pub fn text_id(file: &Capability) -> u64 {
+    (file.port.to_u64() << 16) ^ u64::from(file.object)
+}
+
 /// A disk of the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskGeometry {
