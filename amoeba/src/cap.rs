@@ -329,7 +329,6 @@ impl<'de> serde::Deserialize<'de> for Rights {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

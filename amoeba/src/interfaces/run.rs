@@ -2,8 +2,8 @@
 //! chooses; the caller's exec library builds the process with the capability it
 //! hands out (the chosen board's host capability, restricted to placement).
 
-use crate::interfaces::process::HostInfo;
 use crate::Capability;
+use crate::interfaces::process::HostInfo;
 use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
