@@ -103,7 +103,7 @@ unsafe fn read_startup(address: u64) -> Option<Startup> {
     }
     // SAFETY: the caller guarantees a block there: its 4-byte length first...
     let len = unsafe { core::ptr::read_unaligned(address as usize as *const u32) } as usize;
-    // ...then `len` bytes, all within the stack segment the block sits in.
+    // SAFETY: ...then `len` bytes, all within the stack segment the block sits in.
     let bytes = unsafe { core::slice::from_raw_parts((address as usize + 4) as *const u8, len) };
     Startup::from_body(bytes)
 }
