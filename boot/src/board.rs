@@ -37,6 +37,43 @@ pub struct BoardSpec {
     pub role: String,
     /// Extra bootargs, e.g. `test=exception`.
     pub extra_bootargs: String,
+    /// A raw disk image the board gets as its virtio block device.
+    pub disk: Option<PathBuf>,
+    /// RAM in MiB.
+    pub memory_mib: u32,
+}
+
+/// RAM of a board unless its spec says otherwise.
+pub const DEFAULT_MEMORY_MIB: u32 = 256;
+
+impl BoardSpec {
+    /// A board with id `id` in role `role`, 256 MiB of RAM, no disk.
+    pub fn new(id: u16, role: &str) -> BoardSpec {
+        BoardSpec {
+            id,
+            role: role.into(),
+            extra_bootargs: String::new(),
+            disk: None,
+            memory_mib: DEFAULT_MEMORY_MIB,
+        }
+    }
+}
+
+/// Makes sure a raw disk image of `bytes` exists at `path` (a sparse file, as
+/// `truncate` makes); with `fresh`, an existing one is emptied first. An existing
+/// image keeps its contents (and is grown, never shrunk, to `bytes`).
+pub fn prepare_disk(path: &Path, bytes: u64, fresh: bool) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(fresh)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("creating disk image {}", path.display()))?;
+    let len = file.metadata()?.len();
+    if len < bytes {
+        file.set_len(bytes).with_context(|| format!("sizing disk image {}", path.display()))?;
+    }
+    Ok(())
 }
 
 pub struct Board {
@@ -91,7 +128,8 @@ impl Board {
         let _ = std::fs::remove_file(&self.gdb_socket);
         let mut command = Command::new(qemu);
         command
-            .args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "1", "-m", "256M"])
+            .args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "1", "-m"])
+            .arg(format!("{}M", self.spec.memory_mib))
             .args(["-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio"])
             .args(["-semihosting-config", "enable=on,target=native"])
             .arg("-kernel")
@@ -111,7 +149,16 @@ impl Board {
                 "virtio-rng-device,rng=rng0",
             ])
             .arg("-gdb")
-            .arg(format!("unix:{},server=on,wait=off", self.gdb_socket.display()))
+            .arg(format!("unix:{},server=on,wait=off", self.gdb_socket.display()));
+        if let Some(disk) = &self.spec.disk {
+            // Writes go to the image file at once (no cache in QEMU's memory), so
+            // a board killed with SIGKILL loses only what its nucleus had not sent.
+            command
+                .arg("-drive")
+                .arg(format!("file={},if=none,format=raw,id=disk0,cache=writeback", disk.display()))
+                .args(["-device", "virtio-blk-device,drive=disk0"]);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(console.try_clone()?)
             .stderr(console);

@@ -64,7 +64,7 @@ pub fn start_with(config: PoolConfig, dir: tempfile::TempDir) -> TestPool {
 
 /// One board spec with extra bootargs (a test mode).
 pub fn board_with_args(id: u16, extra_bootargs: &str) -> BoardSpec {
-    BoardSpec { id, role: "test".into(), extra_bootargs: extra_bootargs.into() }
+    BoardSpec { extra_bootargs: extra_bootargs.into(), ..BoardSpec::new(id, "test") }
 }
 
 impl TestPool {
