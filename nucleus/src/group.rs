@@ -56,6 +56,13 @@ pub struct GroupSlot {
     /// Entries delivered but not yet received.
     delivered: VecDeque<Delivered>,
     joiner: Option<Tid>,
+    /// A joining thread a signal interrupted: its retried join, with the
+    /// same capability, takes this member over instead of making another.
+    interrupted_joiner: Option<(Tid, Capability)>,
+    /// Whether the group has let this member in.
+    joined: bool,
+    /// The capability the member joined with (for a creator, the owner's).
+    capability: Capability,
     receiver: Option<Receiver>,
     /// Set when the member can no longer take part (expelled, join failed).
     failed: Option<Status>,
@@ -128,10 +135,21 @@ impl Kernel {
             self.board_address(handle),
             now(),
         );
-        self.copy_to_user(pid, cap_out, &member.owner_capability().encode())?;
+        let capability = member.owner_capability();
+        self.copy_to_user(pid, cap_out, &capability.encode())?;
         self.groups.slots.insert(
             handle,
-            GroupSlot { pid, member, delivered: VecDeque::new(), joiner: None, receiver: None, failed: None },
+            GroupSlot {
+                pid,
+                member,
+                delivered: VecDeque::new(),
+                joiner: None,
+                interrupted_joiner: None,
+                joined: true,
+                capability,
+                receiver: None,
+                failed: None,
+            },
         );
         self.group_pump(handle);
         Ok(handle as i64)
@@ -139,17 +157,20 @@ impl Kernel {
 
     /// group_join(capability): blocks until the group the capability names
     /// lets us in (or refuses the capability: `CapBad`).
-    pub fn group_join(&mut self, pid: Pid, cap_ptr: u64) -> Result<(), Status> {
+    pub fn group_join(&mut self, pid: Pid, cap_ptr: u64) -> Result<Option<i64>, Status> {
         let bytes = self.copy_from_user(pid, cap_ptr, Capability::LEN as u64)?;
         let capability = Capability::from_slice(&bytes).ok_or(Status::ArgBad)?;
         if capability.port.is_null() {
             return Err(Status::ArgBad);
         }
+        let tid = self.current;
+        if let Some(handle) = self.interrupted_join(pid, tid, &capability) {
+            return self.resume_join(handle, tid);
+        }
         let handle = self.new_handle()?;
         // The group's parameters come with the welcome.
         let config = config(0, DEFAULT_BB_THRESHOLD);
         let member = GroupMember::join_group(config, &capability, self.board_address(handle), now());
-        let tid = self.current;
         self.groups.slots.insert(
             handle,
             GroupSlot {
@@ -157,13 +178,55 @@ impl Kernel {
                 member,
                 delivered: VecDeque::new(),
                 joiner: Some(tid),
+                interrupted_joiner: None,
+                joined: false,
+                capability,
                 receiver: None,
                 failed: None,
             },
         );
         self.block_current(Wait::Group(handle));
         self.group_pump(handle);
-        Ok(())
+        Ok(None)
+    }
+
+    /// The member whose join `tid` started with `capability` before a signal
+    /// interrupted it.
+    fn interrupted_join(&self, pid: Pid, tid: Tid, capability: &Capability) -> Option<u16> {
+        self.groups.slots.iter().find_map(|(&handle, slot)| {
+            (slot.pid == pid && slot.interrupted_joiner == Some((tid, *capability))).then_some(handle)
+        })
+    }
+
+    /// A retried join: the interrupted one's outcome, or wait for it again.
+    fn resume_join(&mut self, handle: u16, tid: Tid) -> Result<Option<i64>, Status> {
+        let slot = self.groups.slots.get_mut(&handle).ok_or(Status::SysErr)?;
+        slot.interrupted_joiner = None;
+        if let Some(status) = slot.failed {
+            self.groups.slots.remove(&handle);
+            return Err(status);
+        }
+        if slot.joined {
+            return Ok(Some(handle as i64));
+        }
+        slot.joiner = Some(tid);
+        self.block_current(Wait::Group(handle));
+        Ok(None)
+    }
+
+    /// A signal interrupted `tid`'s wait: a receive stops (the next entry
+    /// stays queued for the retry), a join goes on without the thread until
+    /// the runtime's retry takes it over.
+    pub fn group_cancel_wait(&mut self, tid: Tid, wait: Wait) {
+        let Wait::Group(handle) = wait else { return };
+        let Some(slot) = self.groups.slots.get_mut(&handle) else { return };
+        if slot.receiver.as_ref().is_some_and(|r| r.tid == tid) {
+            slot.receiver = None;
+        }
+        if slot.joiner == Some(tid) {
+            slot.joiner = None;
+            slot.interrupted_joiner = Some((tid, slot.capability));
+        }
     }
 
     pub fn group_send(&mut self, pid: Pid, handle: u64, buf: u64, len: u64) -> Result<i64, Status> {
@@ -312,6 +375,7 @@ impl Kernel {
             let _ = slot.member.leave_group(now());
             failed = Some(Status::NoSpace);
         }
+        slot.joined |= joined;
         let joiner = if joined || failed.is_some() { slot.joiner.take() } else { None };
         if let Some(status) = failed {
             slot.failed = Some(status);
@@ -372,6 +436,7 @@ impl Kernel {
                 slot.pid = Pid::MAX; // nobody's any more
                 slot.receiver = None;
                 slot.joiner = None;
+                slot.interrupted_joiner = None;
                 if slot.failed.is_some() || slot.member.leave_group(now()).is_err() {
                     self.groups.slots.remove(&handle);
                     continue;

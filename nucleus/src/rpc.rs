@@ -285,6 +285,29 @@ impl Kernel {
         result.unwrap_or_else(error)
     }
 
+    /// A signal interrupted `tid`'s wait: a transaction is given up (its
+    /// reply, if one still comes, is dropped: the buffers belonged to the
+    /// call that ended; the server ran the request at most once), a
+    /// get_request stops waiting.
+    pub fn rpc_cancel_wait(&mut self, tid: Tid, wait: Wait) {
+        match wait {
+            Wait::Trans(id) => {
+                let id = TransId(id);
+                if self.rpc.clients.get(&id).is_some_and(|client| client.tid == tid) {
+                    self.rpc.clients.remove(&id);
+                    self.rpc.endpoint.abort_trans(id);
+                    self.rpc_pump();
+                }
+            }
+            Wait::GetRequest(port) => {
+                if let Some(waiting) = self.rpc.waiting.get_mut(&port) {
+                    waiting.retain(|w| w.tid != tid);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A process ended: its ports stop being served, the requests its
     /// threads held fail for their clients, its own transactions are dropped.
     pub fn rpc_forget_process(&mut self, pid: Pid, threads: &[Tid]) {

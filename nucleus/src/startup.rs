@@ -72,7 +72,10 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         // Survive a lossy switch: retry for about 10 s before declaring a server dead.
         flip::Config { max_retries: 12, ..flip::Config::default() },
     );
-    process::init(segments, rng, bundle, crate::rpc::Rpc::new(endpoint));
+    // A test build can shrink the address-space id space (`asids=N`) to
+    // show that ids are reused without creating 65,535 processes.
+    let asid_limit = info.bootarg("asids").and_then(|v| v.parse().ok()).unwrap_or(u16::MAX);
+    process::init(segments, rng, bundle, crate::rpc::Rpc::new(endpoint), asid_limit);
     println!(
         "nucleus: {} MiB for segments; bundle of {} programs",
         free >> 20,

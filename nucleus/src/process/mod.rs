@@ -95,6 +95,8 @@ pub struct Kernel {
     next_tid: Tid,
     next_pid: Pid,
     next_asid: u16,
+    /// The highest address-space id to hand out.
+    asid_limit: u16,
     pub ticks: u64,
     pub outbox: VecDeque<Notice>,
     pub bundle: &'static [u8],
@@ -113,7 +115,13 @@ pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 }
 
 /// Sets up the kernel state; the calling (boot) thread becomes the idle thread.
-pub fn init(segments: SegmentTable, rng: amoeba::Rng, bundle: &'static [u8], rpc: crate::rpc::Rpc) {
+pub fn init(
+    segments: SegmentTable,
+    rng: amoeba::Rng,
+    bundle: &'static [u8],
+    rpc: crate::rpc::Rpc,
+    asid_limit: u16,
+) {
     mmu::init();
     let mut kernel = Kernel {
         threads: BTreeMap::new(),
@@ -130,6 +138,7 @@ pub fn init(segments: SegmentTable, rng: amoeba::Rng, bundle: &'static [u8], rpc
         next_tid: 1,
         next_pid: 1,
         next_asid: 1,
+        asid_limit,
         ticks: 0,
         outbox: VecDeque::new(),
         bundle,
@@ -442,6 +451,9 @@ impl Kernel {
     /// Creates an empty process (no threads yet).
     pub fn new_process(&mut self, name: &str, run_to_completion: bool) -> Result<Pid, Status> {
         let asid = self.next_asid;
+        if asid > self.asid_limit {
+            return Err(Status::NoSpace);
+        }
         self.next_asid = self.next_asid.checked_add(1).ok_or(Status::NoSpace)?;
         let space = AddressSpace::new(asid).map_err(|_| Status::NoMem)?;
         let pid = self.next_pid;
@@ -609,6 +621,10 @@ impl Kernel {
             thread.wake_result = amoeba::syscall::error(Status::Interrupted);
             thread.interrupted = true;
             self.make_ready(tid);
+            // The service the thread waited on forgets it: nothing may be
+            // delivered into the buffers of the call it gave up.
+            self.rpc_cancel_wait(tid, wait);
+            self.group_cancel_wait(tid, wait);
         }
         Ok(())
     }

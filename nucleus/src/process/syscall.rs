@@ -207,7 +207,8 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
         Syscall::PutReply => Outcome::Return(kernel.rpc_put_reply(pid, a)),
         Syscall::GroupCreate => done(kernel.group_create(pid, a)),
         Syscall::GroupJoin => match kernel.group_join(pid, a[0]) {
-            Ok(()) => Outcome::Blocked,
+            Ok(Some(handle)) => Outcome::Return(handle),
+            Ok(None) => Outcome::Blocked,
             Err(status) => Outcome::Return(error(status)),
         },
         Syscall::GroupSend => done(kernel.group_send(pid, a[0], a[1], a[2])),
