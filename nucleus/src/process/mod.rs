@@ -18,11 +18,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use amoeba::syscall::{EXIT_DESTROYED, EXIT_FAULT, EXIT_SIGNAL_BASE, SCHED_RUN_TO_COMPLETION};
 use amoeba::{Capability, Check, Port, Rights, Status};
+use nucleus::asid::AsidAllocator;
 use pool_control::Mac;
 pub use thread::{Pid, Thread, ThreadState, Tid, Wait};
 
 /// Ticks a user thread runs before another may take the CPU.
 const TIME_SLICE_TICKS: u32 = 1;
+/// Exited processes whose status stays available (to `process_wait`,
+/// inspection, the process server) after they ended; older ones are
+/// forgotten.
+const EXITED_RECORDS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessState {
@@ -94,9 +99,10 @@ pub struct Kernel {
     zombies: Vec<Tid>,
     next_tid: Tid,
     next_pid: Pid,
-    next_asid: u16,
-    /// The highest address-space id to hand out.
-    asid_limit: u16,
+    asids: AsidAllocator,
+    /// Exited processes whose records (exit status) are still kept, oldest
+    /// first: a bounded number, so that processes can come and go forever.
+    exited: VecDeque<Pid>,
     pub ticks: u64,
     pub outbox: VecDeque<Notice>,
     pub bundle: &'static [u8],
@@ -137,8 +143,8 @@ pub fn init(
         zombies: Vec::new(),
         next_tid: 1,
         next_pid: 1,
-        next_asid: 1,
-        asid_limit,
+        asids: AsidAllocator::new(asid_limit.min(mmu::max_asid())),
+        exited: VecDeque::new(),
         ticks: 0,
         outbox: VecDeque::new(),
         bundle,
@@ -420,10 +426,22 @@ impl Kernel {
         let mappings = core::mem::take(&mut process.mappings);
         let notify = process.notify.take();
         let space = process.space.take();
+        process.exited_threads.clear();
         if is_current {
             mmu::activate(None);
         }
-        drop(space);
+        if let Some(space) = space {
+            let asid = space.asid();
+            // Dropping the space invalidates the TLB entries of its ASID,
+            // so the next owner of the id sees none of them.
+            drop(space);
+            self.asids.release(asid);
+        }
+        self.exited.push_back(pid);
+        while self.exited.len() > EXITED_RECORDS {
+            let oldest = self.exited.pop_front().expect("more than EXITED_RECORDS");
+            self.processes.remove(&oldest);
+        }
         self.rpc_forget_process(pid, &threads);
         self.group_forget_process(pid);
         for tid in threads {
@@ -445,17 +463,20 @@ impl Kernel {
     pub fn forget_process(&mut self, pid: Pid) {
         if matches!(self.processes.get(&pid).map(|p| p.state), Some(ProcessState::Exited(_))) {
             self.processes.remove(&pid);
+            self.exited.retain(|&exited| exited != pid);
         }
     }
 
     /// Creates an empty process (no threads yet).
     pub fn new_process(&mut self, name: &str, run_to_completion: bool) -> Result<Pid, Status> {
-        let asid = self.next_asid;
-        if asid > self.asid_limit {
-            return Err(Status::NoSpace);
-        }
-        self.next_asid = self.next_asid.checked_add(1).ok_or(Status::NoSpace)?;
-        let space = AddressSpace::new(asid).map_err(|_| Status::NoMem)?;
+        let asid = self.asids.allocate().ok_or(Status::NoSpace)?;
+        let space = match AddressSpace::new(asid) {
+            Ok(space) => space,
+            Err(_) => {
+                self.asids.release(asid);
+                return Err(Status::NoMem);
+            }
+        };
         let pid = self.next_pid;
         self.next_pid += 1;
         let random = self.rng.check();

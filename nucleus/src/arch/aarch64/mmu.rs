@@ -4,7 +4,7 @@
 //! where virtual and physical addresses allow, 4 KiB pages elsewhere.
 
 use crate::board;
-use aarch64_cpu::registers::{ReadWriteable, TCR_EL1, TTBR0_EL1, Writeable};
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, ReadWriteable, Readable, TCR_EL1, TTBR0_EL1, Writeable};
 use alloc::alloc::{alloc_zeroed, dealloc};
 use alloc::vec::Vec;
 use core::alloc::Layout;
@@ -73,6 +73,11 @@ impl AddressSpace {
     pub fn new(asid: u16) -> Result<Self, MapError> {
         let root = new_table().ok_or(MapError::NoMemory)?;
         Ok(Self { root, asid, tables: alloc::vec![root] })
+    }
+
+    /// The address-space id that tags its TLB entries.
+    pub fn asid(&self) -> u16 {
+        self.asid
     }
 
     /// The TTBR0 value that selects this address space.
@@ -175,6 +180,11 @@ impl Drop for AddressSpace {
 fn publish_table_writes() {
     // SAFETY: a barrier only orders memory accesses.
     unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+}
+
+/// The largest ASID this CPU has (8 or 16 bits; `boot.s` asks for 16).
+pub fn max_asid() -> u16 {
+    if ID_AA64MMFR0_EL1.matches_all(ID_AA64MMFR0_EL1::ASIDBits::Bits_16) { u16::MAX } else { u8::MAX as u16 }
 }
 
 /// The TTBR0 value for threads without a user address space: an empty table.
