@@ -123,7 +123,7 @@ impl Kernel {
         if get_port == 0 || get_port >> 48 != 0 || resilience > 16 || bb_threshold > u32::MAX as u64 {
             return Err(Status::ArgBad);
         }
-        self.user_phys(pid, cap_out, Capability::LEN as u64, true)?;
+        self.check_user(pid, cap_out, Capability::LEN as u64, true)?;
         let port = GetPort(Port::from_u64(get_port)).put_port();
         let bb_threshold = if bb_threshold == 0 { DEFAULT_BB_THRESHOLD } else { bb_threshold as u32 };
         let secret = self.random_check();
@@ -243,9 +243,9 @@ impl Kernel {
     /// group_receive: returns a message at once, or blocks (`Ok(None)`).
     pub fn group_receive(&mut self, pid: Pid, a: [u64; 6]) -> Result<Option<i64>, Status> {
         let (handle, buf, capacity, info_out) = (a[0], a[1], a[2], a[3]);
-        self.user_phys(pid, info_out, 16, true)?;
+        self.check_user(pid, info_out, 16, true)?;
         if capacity > 0 {
-            self.user_phys(pid, buf, capacity, true)?;
+            self.check_user(pid, buf, capacity, true)?;
         }
         let tid = self.current;
         let slot = self.slot_of(pid, handle)?;

@@ -219,9 +219,9 @@ impl Kernel {
         }
         let buf = self.copy_from_user(pid, a[1], a[2])?;
         // The reply's destination must be valid now; it is checked again on copy.
-        self.user_phys(pid, a[3], HEADER_LEN as u64, true)?;
+        self.check_user(pid, a[3], HEADER_LEN as u64, true)?;
         if a[5] > 0 {
-            self.user_phys(pid, a[4], a[5], true)?;
+            self.check_user(pid, a[4], a[5], true)?;
         }
         let id = self.rpc.endpoint.start_trans(now(), &header, &buf);
         let tid = self.current;
@@ -236,9 +236,9 @@ impl Kernel {
         let result = (|| {
             let raw = self.copy_from_user(pid, a[0], 6)?;
             let get = GetPort(Port(raw.try_into().map_err(|_| Status::ArgBad)?));
-            self.user_phys(pid, a[1], HEADER_LEN as u64, true)?;
+            self.check_user(pid, a[1], HEADER_LEN as u64, true)?;
             if a[3] > 0 {
-                self.user_phys(pid, a[2], a[3], true)?;
+                self.check_user(pid, a[2], a[3], true)?;
             }
             let tid = self.current;
             // A thread answers one request at a time.

@@ -8,7 +8,7 @@
 
 use super::{Kernel, Pid};
 use crate::arch::mmu::{MapFlags, PAGE_SIZE};
-use crate::memory::segments::SegmentId;
+use crate::memory::segments::{Place, SegmentId};
 use amoeba::{Capability, Status};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, elf};
@@ -41,18 +41,25 @@ pub fn spawn_from_bundle(
     }
 }
 
-/// A fresh segment owned by `pid`, mapped at `va`; returns its bytes.
+/// A fresh (zeroed) segment owned by `pid`, mapped at `va`; where it starts.
 fn new_mapped_segment(
     kernel: &mut Kernel,
     pid: Pid,
     va: usize,
     len: usize,
     flags: MapFlags,
-) -> Result<&'static mut [u8], Status> {
+) -> Result<Place, Status> {
     let random = kernel.random_check();
     let (id, _) = kernel.segments.create(len, 0, Some(pid), random)?;
     kernel.map_segment(pid, id, va, flags)?;
-    Ok(kernel.segments.get(id).ok_or(Status::SysErr)?.bytes())
+    Ok(Place { segment: id, offset: 0 })
+}
+
+/// Writes `data` at `offset` of the segment that starts at `start`.
+fn fill(kernel: &mut Kernel, start: Place, offset: usize, data: &[u8]) -> Result<(), Status> {
+    let at = Place { segment: start.segment, offset: start.offset + offset };
+    kernel.segments.bytes_mut(at, data.len())?.copy_from_slice(data);
+    Ok(())
 }
 
 fn build(
@@ -86,8 +93,8 @@ fn build(
         if data.len() > memsz {
             return Err(Status::ArgBad);
         }
-        let bytes = new_mapped_segment(kernel, pid, start, end - start, flags)?;
-        bytes[vaddr - start..vaddr - start + data.len()].copy_from_slice(data);
+        let segment = new_mapped_segment(kernel, pid, start, end - start, flags)?;
+        fill(kernel, segment, vaddr - start, data)?;
     }
     let writable = MapFlags { write: true, execute: false };
     let stack = new_mapped_segment(kernel, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
@@ -95,7 +102,7 @@ fn build(
     // stack pointer stays 16-byte aligned below it.
     let (sp, capability_address) = match capability {
         Some(capability) => {
-            stack[STACK_SIZE - Capability::LEN..].copy_from_slice(&capability.encode());
+            fill(kernel, stack, STACK_SIZE - Capability::LEN, &capability.encode())?;
             (STACK_TOP - Capability::LEN, (STACK_TOP - Capability::LEN) as u64)
         }
         None => (STACK_TOP, 0),

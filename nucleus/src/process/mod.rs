@@ -9,6 +9,7 @@ pub mod thread;
 pub mod user_memory;
 
 use crate::arch::context::{self, Context};
+use crate::arch::exception::TrapFrame;
 use crate::arch::mmu::{self, AddressSpace, MapFlags};
 use crate::memory::segments::{SegmentId, SegmentTable};
 use crate::sync::IrqMutex;
@@ -651,8 +652,9 @@ impl Kernel {
     }
 
     /// Delivers pending signals to the current thread before it returns to
-    /// EL0: default ends the process, ignore drops, catch enters the handler.
-    pub fn deliver_signals(&mut self) {
+    /// EL0 through `frame` (its live trap frame): default ends the process,
+    /// ignore drops, catch enters the handler.
+    pub fn deliver_signals(&mut self, frame: &mut TrapFrame) {
         let current = self.current;
         let Some(pid) = self.current_pid() else {
             return;
@@ -674,18 +676,17 @@ impl Kernel {
                 }
                 Some(Disposition::Catch(handler)) => {
                     let thread = self.threads.get_mut(&current).expect("current thread");
-                    let frame = thread.user_frame();
-                    // SAFETY: TrapFrame is plain data; this copies it.
-                    let saved = Box::new(unsafe { core::ptr::read(frame) });
-                    frame.elr = handler;
-                    frame.x[0] = signal as u64;
-                    // Below the interrupted stack pointer, 16-byte aligned.
-                    frame.sp_el0 = (frame.sp_el0.wrapping_sub(512)) & !0xf;
-                    thread.signal_saved = Some(saved);
+                    thread.signal_saved = Some(Box::new(*frame));
+                    frame.enter_signal_handler(handler, signal);
                     return;
                 }
             }
         }
+    }
+
+    /// The current thread entered the kernel from EL0 at `pc`.
+    pub fn entered_from_user(&mut self, pc: u64) {
+        self.current_thread().user_pc = pc;
     }
 }
 
@@ -766,12 +767,12 @@ pub fn idle_loop() -> ! {
 
 /// On the way back to EL0: switch if asked, deliver signals, never return
 /// into a dead thread.
-pub fn return_to_user() {
+pub fn return_to_user(frame: &mut TrapFrame) {
     loop {
         let (resched, alive) = with(|kernel| {
             let alive = kernel.current_thread().is_alive();
             if alive {
-                kernel.deliver_signals();
+                kernel.deliver_signals(frame);
             }
             (kernel.need_resched, kernel.current_thread().is_alive())
         });

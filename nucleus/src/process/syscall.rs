@@ -7,6 +7,7 @@ use super::user_memory::BAD_ADDRESS;
 use super::{Disposition, Kernel, Pid, ProcessState, ThreadState, Wait, loader, with};
 use crate::arch::exception::TrapFrame;
 use crate::arch::mmu::MapFlags;
+use crate::memory::segments::Place;
 use alloc::vec::Vec;
 use amoeba::syscall::{self as abi, Syscall, error};
 use amoeba::{Capability, Rights, Status};
@@ -21,8 +22,6 @@ enum Outcome {
     Return(i64),
     /// Park the thread; the result comes from whoever wakes it.
     Block(Wait),
-    /// The frame was replaced (signal return): leave x0 alone.
-    FrameRestored,
     /// The call blocked the thread itself (RPC); the result comes on wake-up.
     Blocked,
     /// Park the thread, then finish the call when it is woken.
@@ -48,28 +47,27 @@ fn done(result: Result<i64, Status>) -> Outcome {
 
 /// Handles the system call in `frame` for the current thread.
 pub fn dispatch(frame: &mut TrapFrame) {
-    let args = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5]];
-    let outcome = match Syscall::from_number(frame.x[8]) {
+    let args = frame.syscall_args();
+    let outcome = match Syscall::from_number(frame.syscall_number()) {
         None => Outcome::Return(error(Status::ComBad)),
         Some(Syscall::ConsoleWrite) => done(console_write(args[0], args[1])),
         Some(call) => with(|kernel| handle(kernel, call, args, frame)),
     };
     match outcome {
-        Outcome::Return(value) => frame.x[0] = value as u64,
-        Outcome::FrameRestored => {}
+        Outcome::Return(value) => frame.set_syscall_result(value as u64),
         Outcome::Block(wait) => {
             with(|kernel| kernel.block_current(wait));
             super::schedule();
-            frame.x[0] = with(|kernel| kernel.current_thread().wake_result) as u64;
+            frame.set_syscall_result(with(|kernel| kernel.current_thread().wake_result) as u64);
         }
         Outcome::Blocked => {
             super::schedule();
-            frame.x[0] = with(|kernel| kernel.current_thread().wake_result) as u64;
+            frame.set_syscall_result(with(|kernel| kernel.current_thread().wake_result) as u64);
         }
         Outcome::BlockThen(wait, after) => {
             with(|kernel| kernel.block_current(wait));
             super::schedule();
-            frame.x[0] = with(|kernel| {
+            let value = with(|kernel| {
                 let thread = kernel.current_thread();
                 if core::mem::take(&mut thread.interrupted) {
                     return error(Status::Interrupted);
@@ -81,7 +79,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
                         .copy_to_user(pid, address, &(value as i32).to_le_bytes())
                         .map_or_else(error, |_| 0),
                 }
-            }) as u64;
+            });
+            frame.set_syscall_result(value as u64);
         }
     }
 }
@@ -137,8 +136,9 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
         Syscall::SignalRaise => done(signal_raise(kernel, pid, a[0], a[1])),
         Syscall::SignalReturn => match kernel.current_thread().signal_saved.take() {
             Some(saved) => {
+                // The interrupted state comes back whole, x0 included.
                 *frame = *saved;
-                Outcome::FrameRestored
+                Outcome::Return(frame.syscall_result() as i64)
             }
             None => Outcome::Return(error(Status::ArgBad)),
         },
@@ -186,7 +186,7 @@ fn handle(kernel: &mut Kernel, call: Syscall, a: [u64; 6], frame: &mut TrapFrame
                 .read_user_capability(pid, a[0])
                 .and_then(|cap| kernel.process_for(&cap, Rights(abi::RIGHT_INSPECT)))
                 .and_then(|target| if target == pid { Err(Status::ArgBad) } else { Ok(target) })
-                .and_then(|target| kernel.user_phys(pid, a[1], 4, true).map(|_| target));
+                .and_then(|target| kernel.check_user(pid, a[1], 4, true).map(|_| target));
             match target {
                 Err(status) => Outcome::Return(error(status)),
                 Ok(target) => match kernel.processes[&target].state {
@@ -233,7 +233,7 @@ fn thread_create(kernel: &mut Kernel, pid: Pid, entry: u64, stack_top: u64, arg:
     }
     let sp = stack_top & !0xf;
     // The stack must be writable memory of the process just below `sp`.
-    kernel.user_phys(pid, sp.checked_sub(16).ok_or(BAD_ADDRESS)?, 16, true)?;
+    kernel.check_user(pid, sp.checked_sub(16).ok_or(BAD_ADDRESS)?, 16, true)?;
     Ok(kernel.spawn_user_thread(pid, entry, sp, [arg, 0, 0, 0])? as i64)
 }
 
@@ -288,7 +288,7 @@ fn signal_raise(kernel: &mut Kernel, pid: Pid, tid: u64, signal: u64) -> Result<
 
 fn segment_create(kernel: &mut Kernel, pid: Pid, size: u64, cap_out: u64) -> Result<i64, Status> {
     // Check the output first, so a bad pointer creates nothing.
-    kernel.user_phys(pid, cap_out, Capability::LEN as u64, true)?;
+    kernel.check_user(pid, cap_out, Capability::LEN as u64, true)?;
     let size = usize::try_from(size).map_err(|_| Status::ArgBad)?;
     let random = kernel.random_check();
     let (_, cap) = kernel.segments.create(size, 0, Some(pid), random)?;
@@ -318,7 +318,7 @@ fn segment_map(kernel: &mut Kernel, pid: Pid, cap_ptr: u64, va: u64, flags: u64)
 fn segment_copy(kernel: &mut Kernel, pid: Pid, a: [u64; 6], write: bool) -> Result<i64, Status> {
     let cap = kernel.read_user_capability(pid, a[0])?;
     let needed = if write { Rights::MODIFY } else { Rights::READ };
-    let (_, segment) = kernel.segments.lookup(&cap, needed)?;
+    let (id, segment) = kernel.segments.lookup(&cap, needed)?;
     let (offset, len) = (a[1], a[3]);
     let end = offset.checked_add(len).ok_or(Status::ArgBad)?;
     if end > segment.len() as u64 {
@@ -327,20 +327,11 @@ fn segment_copy(kernel: &mut Kernel, pid: Pid, a: [u64; 6], write: bool) -> Resu
     if len == 0 {
         return Ok(0);
     }
-    let bytes = &mut segment.bytes()[offset as usize..end as usize];
+    let segment_place = Place { segment: id, offset: offset as usize };
     // The user buffer is checked before anything is copied.
-    let user = kernel.user_phys(pid, a[2], len, !write)?;
-    // SAFETY: `user_phys` checked the user range; both ranges are linearly
-    // mapped segment memory; `copy` tolerates overlap (a segment mapped by
-    // the caller and copied onto itself).
-    unsafe {
-        let user = crate::board::phys_to_virt(user) as *mut u8;
-        if write {
-            core::ptr::copy(user, bytes.as_mut_ptr(), len as usize);
-        } else {
-            core::ptr::copy(bytes.as_ptr(), user, len as usize);
-        }
-    }
+    let user = kernel.user_place(pid, a[2], len, !write)?;
+    let (from, to) = if write { (user, segment_place) } else { (segment_place, user) };
+    kernel.segments.copy(from, to, len as usize)?;
     Ok(len as i64)
 }
 
@@ -364,7 +355,7 @@ fn process_create(
     if len > MAX_DESCRIPTOR || (len as usize) < FIXED {
         return Err(Status::ArgBad);
     }
-    kernel.user_phys(pid, cap_out, Capability::LEN as u64, true)?;
+    kernel.check_user(pid, cap_out, Capability::LEN as u64, true)?;
     let bytes = kernel.copy_from_user(pid, descriptor, len)?;
     let argument = read_u64(&bytes, 0);
     let scheduling = read_u32(&bytes, 8);
@@ -425,12 +416,9 @@ fn process_inspect(kernel: &mut Kernel, pid: Pid, cap_ptr: u64, out: u64) -> Res
     let mapped: u64 = process.mappings.iter().map(|m| m.len as u64).sum();
     let pc = match first {
         Some(tid) if tid == kernel.current => 0,
-        Some(tid) => kernel
-            .threads
-            .get_mut(&tid)
-            .filter(|t| t.state != ThreadState::Dead)
-            .map(|t| t.user_frame().elr)
-            .unwrap_or(0),
+        Some(tid) => {
+            kernel.threads.get(&tid).filter(|t| t.state != ThreadState::Dead).map_or(0, |t| t.user_pc)
+        }
         None => 0,
     };
     let mut bytes = Vec::with_capacity(32);
@@ -447,7 +435,7 @@ fn process_inspect(kernel: &mut Kernel, pid: Pid, cap_ptr: u64, out: u64) -> Res
 fn restrict(kernel: &mut Kernel, pid: Pid, cap_ptr: u64, rights: u64, out: u64) -> Result<i64, Status> {
     let cap = kernel.read_user_capability(pid, cap_ptr)?;
     let rights = Rights(u8::try_from(rights).map_err(|_| Status::ArgBad)?);
-    kernel.user_phys(pid, out, Capability::LEN as u64, true)?;
+    kernel.check_user(pid, out, Capability::LEN as u64, true)?;
     let restricted = if cap.port == kernel.process_port {
         kernel.restrict_process(&cap, rights)?
     } else {

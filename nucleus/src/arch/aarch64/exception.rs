@@ -5,18 +5,75 @@
 use core::fmt;
 
 /// Register state saved by `vectors.s`; the layout must match it exactly.
+/// Only this module names the registers; the rest of the nucleus uses the
+/// accessors (system call number and arguments, program counter, ...).
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct TrapFrame {
-    pub x: [u64; 31],
-    pub sp_el0: u64,
-    pub elr: u64,
-    pub spsr: u64,
-    pub fpsr: u64,
-    pub fpcr: u64,
-    pub q: [u128; 32],
+    x: [u64; 31],
+    sp_el0: u64,
+    elr: u64,
+    spsr: u64,
+    fpsr: u64,
+    fpcr: u64,
+    q: [u128; 32],
 }
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 800);
+
+/// System call arguments travel in x0..x5.
+pub const SYSCALL_ARGS: usize = 6;
+/// Below the interrupted stack pointer, the room a signal handler's frame
+/// starts under (the interrupted code's red zone is left alone).
+const SIGNAL_STACK_GAP: u64 = 512;
+/// The stack pointer's alignment at EL0.
+const STACK_ALIGN: u64 = 16;
+
+impl TrapFrame {
+    /// The state that enters EL0 at `entry` with stack pointer `sp`,
+    /// interrupts unmasked, and `args` in x0..x3.
+    pub fn for_user_entry(entry: u64, sp: u64, args: [u64; 4]) -> Self {
+        let mut x = [0; 31];
+        x[..4].copy_from_slice(&args);
+        // SPSR 0: EL0t with every exception unmasked.
+        Self { x, sp_el0: sp, elr: entry, spsr: 0, fpsr: 0, fpcr: 0, q: [0; 32] }
+    }
+
+    /// The system call number (x8).
+    pub fn syscall_number(&self) -> u64 {
+        self.x[8]
+    }
+
+    /// The system call arguments (x0..x5).
+    pub fn syscall_args(&self) -> [u64; SYSCALL_ARGS] {
+        let mut args = [0; SYSCALL_ARGS];
+        args.copy_from_slice(&self.x[..SYSCALL_ARGS]);
+        args
+    }
+
+    /// Sets the system call result (x0).
+    pub fn set_syscall_result(&mut self, value: u64) {
+        self.x[0] = value;
+    }
+
+    /// The syscall result register (x0): what a restored frame returns.
+    pub fn syscall_result(&self) -> u64 {
+        self.x[0]
+    }
+
+    /// Where EL0 resumes (ELR).
+    pub fn pc(&self) -> u64 {
+        self.elr
+    }
+
+    /// Diverts EL0 into a signal handler: `handler(signal)` on a stack
+    /// below the interrupted one.
+    pub fn enter_signal_handler(&mut self, handler: u64, signal: u32) {
+        self.elr = handler;
+        self.x[0] = signal as u64;
+        self.sp_el0 = self.sp_el0.wrapping_sub(SIGNAL_STACK_GAP) & !(STACK_ALIGN - 1);
+    }
+}
 
 /// Where an exception came from and what kind it is (the vector table slot).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -151,10 +208,13 @@ impl fmt::Display for Syndrome {
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     let kind = ExceptionKind(kind);
+    if kind.is_from_user() {
+        crate::process::with(|kernel| kernel.entered_from_user(frame.pc()));
+    }
     if kind.is_irq() {
         crate::interrupts::handle_irq();
         if kind.is_from_user() {
-            crate::process::return_to_user();
+            crate::process::return_to_user(frame);
         }
         return;
     }
@@ -171,13 +231,13 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
                 frame.elr
             ));
         }
-        crate::process::return_to_user();
+        crate::process::return_to_user(frame);
         return;
     }
     if kind.is_from_user() {
         // SError or FIQ caused by a user process: it dies, the board goes on.
         crate::process::user_fault(format_args!("{kind}"));
-        crate::process::return_to_user();
+        crate::process::return_to_user(frame);
         return;
     }
     report_and_stop(frame, kind);
