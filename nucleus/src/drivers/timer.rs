@@ -2,7 +2,7 @@
 //! GIC (time slices, sleeps), plus one-shot wake-ups in between for
 //! deadlines finer than a tick (RPC retransmissions and acknowledgements).
 
-use aarch64_cpu::registers::{CNTKCTL_EL1, CNTP_CTL_EL0, CNTP_CVAL_EL0, ReadWriteable, Writeable};
+use crate::arch::timer as registers;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub const TICK_HZ: u64 = 100;
@@ -19,17 +19,17 @@ fn tick_interval() -> u64 {
 
 pub fn init() {
     // User programs may read the virtual counter (for their own timing).
-    CNTKCTL_EL1.modify(CNTKCTL_EL1::EL0VCTEN::SET);
+    registers::allow_user_counter();
     NEXT_TICK.store(crate::arch::cpu::counter() + tick_interval(), Ordering::Relaxed);
     program();
-    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+    registers::enable();
     crate::drivers::gic::enable(crate::board::TIMER_INTID, arm_gic::Trigger::Level);
 }
 
 /// Sets the compare value to whichever comes first: tick or wake-up.
 fn program() {
     let at = NEXT_TICK.load(Ordering::Relaxed).min(NEXT_WAKE.load(Ordering::Relaxed));
-    CNTP_CVAL_EL0.set(at);
+    registers::set_compare(at);
 }
 
 /// Asks for a timer interrupt at `micros` since boot (IRQs masked by caller).

@@ -112,8 +112,7 @@ fn build(
         kernel.map_segment(pid, id, va, flags)?;
     }
     // Instruction fetches must see the code just written through the data side.
-    // SAFETY: cache maintenance has no memory effects.
-    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack)) };
+    crate::arch::cache::sync_instruction_cache();
     let entry = header.e_entry(endian);
     let args = [HEAP_BASE as u64, HEAP_SIZE as u64, argument, capability_address];
     kernel.spawn_user_thread(pid, entry, sp as u64, args)?;
