@@ -1,6 +1,8 @@
 //! Stopping the board: PSCI SYSTEM_OFF, or semihosting exit when the pool
 //! runner asked for it, so that QEMU's exit status carries our status.
 
+#![forbid(unsafe_code)]
+
 use crate::arch::firmware;
 use core::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,6 +1,10 @@
 //! The EL1 physical generic timer: a periodic tick at `TICK_HZ` through the
 //! GIC (time slices, sleeps), plus one-shot wake-ups in between for
 //! deadlines finer than a tick (RPC retransmissions and acknowledgements).
+//! A leaf: it reports ticks and the time, and leaves what they mean to the
+//! interrupt entry point.
+
+#![forbid(unsafe_code)]
 
 use crate::arch::timer as registers;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -42,9 +46,9 @@ pub fn wake_at(micros: u64) {
     }
 }
 
-/// Timer interrupt: count ticks that are due, clear a passed wake-up, and
-/// let the scheduler look at the time.
-pub fn handle_interrupt() {
+/// Timer interrupt: counts ticks that are due, clears a passed wake-up,
+/// and says whether a tick passed (the caller tells the scheduler).
+pub fn handle_interrupt() -> bool {
     let now = crate::arch::cpu::counter();
     let mut next_tick = NEXT_TICK.load(Ordering::Relaxed);
     let mut ticked = false;
@@ -58,7 +62,7 @@ pub fn handle_interrupt() {
         NEXT_WAKE.store(u64::MAX, Ordering::Relaxed);
     }
     program();
-    crate::process::with(|kernel| kernel.timer_interrupt(ticked));
+    ticked
 }
 
 /// Microseconds since the counter started, by the counter (finer than ticks).

@@ -4,14 +4,31 @@
 //! kernel's linear map of the segment), never through the user's
 //! translation table: a bad pointer becomes an error, never a kernel fault.
 
-use super::{Kernel, Pid};
+#![forbid(unsafe_code)]
+
+use super::Core;
+use super::thread::Pid;
 use crate::memory::segments::Place;
 use alloc::vec::Vec;
-use amoeba::Status;
+use amoeba::{Capability, Status};
 
 pub const BAD_ADDRESS: Status = Status::RpcBadAddress;
 
-impl Kernel {
+/// A range of a process's memory as a system call names it (not checked
+/// yet: checking needs the process's mappings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserRange {
+    pub va: u64,
+    pub len: u64,
+}
+
+impl UserRange {
+    pub fn new(va: u64, len: u64) -> Self {
+        Self { va, len }
+    }
+}
+
+impl Core {
     /// Where `va..va+len` of `pid` lives, which must lie in one mapping
     /// (writable if `write`).
     pub fn user_place(&self, pid: Pid, va: u64, len: u64, write: bool) -> Result<Place, Status> {
@@ -53,8 +70,13 @@ impl Kernel {
         Ok(u32::from_le_bytes(bytes.try_into().map_err(|_| BAD_ADDRESS)?))
     }
 
-    pub fn read_user_capability(&self, pid: Pid, va: u64) -> Result<amoeba::Capability, Status> {
-        let bytes = self.copy_from_user(pid, va, amoeba::Capability::LEN as u64)?;
-        amoeba::Capability::from_slice(&bytes).ok_or(BAD_ADDRESS)
+    pub fn read_user_capability(&self, pid: Pid, va: u64) -> Result<Capability, Status> {
+        let bytes = self.copy_from_user(pid, va, Capability::LEN as u64)?;
+        Capability::from_slice(&bytes).ok_or(BAD_ADDRESS)
+    }
+
+    /// Checks that a capability can be written at `va` of `pid`.
+    pub fn check_capability_out(&self, pid: Pid, va: u64) -> Result<(), Status> {
+        self.check_user(pid, va, Capability::LEN as u64, true)
     }
 }
