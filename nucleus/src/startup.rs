@@ -11,8 +11,8 @@ use crate::power::ExitStatus;
 use crate::process::server::ProcessServer;
 use crate::rpc::Rpc;
 use crate::services::{self, Services};
+use crate::sync::IrqMutex;
 use crate::{board, drivers, heap, net, power, println, process};
-use alloc::boxed::Box;
 use core::panic::PanicInfo;
 use nucleus::contiguous::ContiguousAllocator;
 
@@ -92,12 +92,13 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         run_test_mode(mode);
     }
 
-    let pool_control = Box::new(PoolControl::new(Identity { mac, board_id, incarnation, role }));
-    process::with(|core| {
-        core.spawn_kernel_thread("network", network_thread, Box::into_raw(pool_control) as usize)
-    });
+    *NETWORK_START.lock() = Some(PoolControl::new(Identity { mac, board_id, incarnation, role }));
+    process::with(|core| core.spawn_kernel_thread("network", network_thread, 0));
     process::sched::idle_loop()
 }
+
+/// What the network thread starts with, handed over from `kernel_main`.
+static NETWORK_START: IrqMutex<Option<PoolControl>> = IrqMutex::new(None);
 
 /// RPC, groups and the process server (whose port the nucleus serves).
 fn start_services(endpoint: flip::Endpoint, bundle: &'static [u8]) {
@@ -109,10 +110,9 @@ fn start_services(endpoint: flip::Endpoint, bundle: &'static [u8]) {
 }
 
 /// The network thread's entry: see `net::run`.
-extern "C" fn network_thread(arg: usize) {
-    // SAFETY: `kernel_main` passed a `Box<PoolControl>` it gave up.
-    let pool_control = unsafe { Box::from_raw(arg as *mut PoolControl) };
-    net::run(*pool_control)
+extern "C" fn network_thread(_arg: usize) {
+    let pool_control = NETWORK_START.lock().take().expect("kernel_main hands the network thread its state");
+    net::run(pool_control)
 }
 
 /// The non-secret part of the capability generator's seed: board identity
