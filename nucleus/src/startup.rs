@@ -20,6 +20,7 @@ use nucleus::contiguous::ContiguousAllocator;
 const KERNEL_HEAP_MAX: usize = 32 << 20;
 
 /// Entered from `boot.s` with the MMU on, running in the high half.
+// SAFETY: the only symbol of that name; `boot.s` passes the DTB address.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     crate::console::init();

@@ -10,6 +10,8 @@ use crate::{interrupts, services, syscall};
 
 /// Called by `vectors.s` for every exception taken to EL1, with the trap
 /// frame it saved on the current thread's kernel stack.
+// SAFETY: no other symbol of the image is called `handle_exception`;
+// `vectors.s` calls it with a valid, exclusive frame pointer.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
     let kind = ExceptionKind::from_slot(slot);

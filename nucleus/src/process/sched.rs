@@ -245,6 +245,7 @@ pub fn schedule() {
 }
 
 /// The end of a kernel thread's function (called from `context.s`).
+// SAFETY: the only symbol of that name; `context.s` calls it without arguments.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_thread_exit() -> ! {
     cpu::disable_irqs();
