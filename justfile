@@ -62,6 +62,10 @@ gdb n: build
 test: lint build
     cargo test
 
+# Soak the nucleus: 70,000 process create/exit cycles on one board (about 2.5 minutes).
+soak-nucleus: build
+    cargo test -p pool-tests --test processes -- --ignored
+
 # Benchmarks (not tests): frame echo, RPC, nucleus, pool boot time, group broadcast (`just bench --only group`: that alone).
 bench *args: build
     {{boot}} bench --run-dir run/bench {{args}}

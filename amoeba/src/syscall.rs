@@ -74,7 +74,9 @@ pub enum Syscall {
     /// out, reply buffer, reply capacity) -> reply length. Headers are the
     /// 46-byte wire form of [`crate::Header`]; the request goes to the
     /// service whose put-port is in the request header, wherever it runs.
-    /// An RPC failure comes back as a negative status.
+    /// An RPC failure comes back as a negative status. A signal ends the
+    /// call with `Interrupted` and the nucleus gives the transaction up:
+    /// no reply is written afterwards; the server ran it at most once.
     Trans = 25,
     /// get_request(get-port, request header out, buffer, capacity) ->
     /// request length. Serves put-port F(get-port): the nucleus only
@@ -92,6 +94,9 @@ pub enum Syscall {
     /// group_join(capability pointer) -> group handle, once the group has
     /// let us in; `CapBad` if the group refuses the capability (it must
     /// verify and carry the receive right, `sequencer::RIGHT_RECEIVE`).
+    /// A signal ends the call with `Interrupted` while the join goes on in
+    /// the nucleus; the same thread's next join with the same capability
+    /// takes that member over (so a retry never makes a second member).
     GroupJoin = 29,
     /// group_send(handle, buffer, length): queues a message for the total
     /// order; `NotNow` while the group's send queue is full, `Denied` if the

@@ -25,6 +25,7 @@ pub const fn virt_to_phys(virt: usize) -> usize {
     virt - KERNEL_OFFSET
 }
 
+// SAFETY: `link.ld` defines both symbols; only their addresses are taken.
 unsafe extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;

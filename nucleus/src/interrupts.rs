@@ -1,16 +1,28 @@
-//! IRQ dispatch: the GIC says which line fired, the owner handles it.
+//! IRQ entry: the GIC says which line fired, the driver that owns it
+//! reports what happened, and this turns the report into wake-ups in the
+//! process core (drivers never call up into the scheduler).
+
+#![forbid(unsafe_code)]
 
 use crate::board;
-use crate::drivers::{gic, timer};
+use crate::drivers::{gic, net, timer};
+use crate::process::{self, thread::Wait};
+
+/// INTIDs from 1020 up are special (1023: nothing pending).
+const FIRST_SPECIAL_INTID: u32 = 1020;
 
 pub fn handle_irq() {
     while let Some(intid) = gic::acknowledge() {
-        if intid >= 1020 {
+        if intid >= FIRST_SPECIAL_INTID {
             break; // spurious
         }
         if intid == board::TIMER_INTID {
-            timer::handle_interrupt();
-        } else if !crate::net::handle_interrupt(intid) {
+            let ticked = timer::handle_interrupt();
+            let (ticks, now) = (timer::ticks(), timer::uptime_micros());
+            process::with(|core| core.timer_interrupt(ticked.then_some(ticks), now));
+        } else if net::handle_interrupt(intid) {
+            process::with(|core| core.wake_all(Wait::Network, 0));
+        } else {
             crate::println!("nucleus: unexpected interrupt {intid}");
         }
         gic::end_of_interrupt(intid);

@@ -41,7 +41,13 @@ mod process;
 #[cfg(target_os = "none")]
 mod rpc;
 #[cfg(target_os = "none")]
+mod services;
+#[cfg(target_os = "none")]
 mod sync;
+#[cfg(target_os = "none")]
+mod syscall;
+#[cfg(target_os = "none")]
+mod trap;
 
 #[cfg(target_os = "none")]
 mod startup;

@@ -2,32 +2,67 @@
 //! the network thread (frames, timeouts) and by the `trans`, `get_request`
 //! and `put_reply` system calls. The protocol itself (locate, fragments,
 //! at-most-once, incarnations) lives in the host-tested `flip` crate; this
-//! module only moves bytes between the endpoint and user memory and wakes
-//! the threads that wait.
+//! service only moves bytes between the endpoint and user memory and wakes
+//! the threads that wait. Ports the nucleus serves itself (the process
+//! server's) hand their requests up as [`KernelRequest`]s.
 
-use crate::process::{Kernel, Pid, Tid, Wait};
+#![forbid(unsafe_code)]
+
+use crate::process::outcome::{AfterWake, Outcome};
+use crate::process::thread::{Pid, Tid, Wait};
+use crate::process::user_memory::UserRange;
+use crate::process::{Core, Event, Subscriber};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use amoeba::syscall::error;
 use amoeba::{GetPort, HEADER_LEN, Header, Port, Status};
-use flip::{Endpoint, Event, ReqId, TransId};
+use flip::{Endpoint, ReqId, TransId};
 
-/// A thread blocked in `trans`, and where its reply goes.
-struct Client {
-    tid: Tid,
-    pid: Pid,
-    header_out: u64,
-    buf: u64,
-    capacity: u64,
+/// `trans`: the request (header and buffer) and where the reply goes.
+#[derive(Clone, Copy, Debug)]
+pub struct TransArgs {
+    pub header: u64,
+    pub request: UserRange,
+    pub reply_header: u64,
+    pub reply: UserRange,
 }
 
-/// A thread blocked in `get_request`, and where the request goes.
-struct Waiting {
+/// `get_request`: the get-port (6 bytes) and where the request goes.
+#[derive(Clone, Copy, Debug)]
+pub struct GetRequestArgs {
+    pub get_port: u64,
+    pub header_out: u64,
+    pub buffer: UserRange,
+}
+
+/// `put_reply`: the reply header and buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct PutReplyArgs {
+    pub header: u64,
+    pub reply: UserRange,
+}
+
+/// Where a message for a blocked thread goes: a header and a buffer.
+#[derive(Clone, Copy, Debug)]
+struct Destination {
     tid: Tid,
     pid: Pid,
     header_out: u64,
-    buf: u64,
-    capacity: u64,
+    buffer: UserRange,
+}
+
+impl Destination {
+    /// Copies `header` and as much of `buf` as fits; the length or an error.
+    fn deliver(&self, core: &mut Core, header: &Header, buf: &[u8]) -> i64 {
+        let len = buf.len().min(self.buffer.len as usize);
+        let copied = core
+            .copy_to_user(self.pid, self.header_out, &header.encode())
+            .and_then(|_| core.copy_to_user(self.pid, self.buffer.va, &buf[..len]));
+        match copied {
+            Ok(()) => len as i64,
+            Err(status) => error(status),
+        }
+    }
 }
 
 struct Arrived {
@@ -36,15 +71,29 @@ struct Arrived {
     buf: Vec<u8>,
 }
 
+/// A request to a port the nucleus serves itself, for the layer above to
+/// answer with [`Rpc::reply_in_kernel`].
+pub struct KernelRequest {
+    pub req: ReqId,
+    pub port: Port,
+    pub header: Header,
+    pub buf: Vec<u8>,
+}
+
 pub struct Rpc {
-    pub endpoint: Endpoint,
-    clients: BTreeMap<TransId, Client>,
-    waiting: BTreeMap<Port, VecDeque<Waiting>>,
+    endpoint: Endpoint,
+    /// Threads blocked in `trans`, by transaction.
+    clients: BTreeMap<TransId, Destination>,
+    /// Threads blocked in `get_request`, by put-port.
+    waiting: BTreeMap<Port, VecDeque<Destination>>,
     queued: BTreeMap<Port, VecDeque<Arrived>>,
     /// The request each server thread got last and has to answer.
     serving: BTreeMap<Tid, ReqId>,
     /// Registered put-ports: their get-port and the processes serving them.
     registered: BTreeMap<Port, (GetPort, BTreeSet<Pid>)>,
+    /// Ports the nucleus serves itself, and their requests not yet answered.
+    in_kernel: BTreeSet<Port>,
+    kernel_requests: VecDeque<KernelRequest>,
 }
 
 impl Rpc {
@@ -56,245 +105,225 @@ impl Rpc {
             queued: BTreeMap::new(),
             serving: BTreeMap::new(),
             registered: BTreeMap::new(),
+            in_kernel: BTreeSet::new(),
+            kernel_requests: VecDeque::new(),
         }
     }
-}
 
-fn now() -> u64 {
-    crate::drivers::timer::uptime_micros()
-}
+    /// The board's MAC (the endpoint's).
+    pub fn mac(&self) -> [u8; 6] {
+        self.endpoint.mac().0
+    }
 
-/// What an RPC system call asks the dispatcher to do.
-pub enum RpcOutcome {
-    Return(i64),
-    /// The thread is blocked already (and may even be woken already).
-    Blocked,
-}
+    /// Serves `get`'s put-port in the nucleus: its requests come out of
+    /// [`Rpc::take_kernel_request`].
+    pub fn serve_in_kernel(&mut self, get: &GetPort) {
+        self.in_kernel.insert(self.endpoint.register_server(get));
+    }
 
-impl Kernel {
+    pub fn take_kernel_request(&mut self) -> Option<KernelRequest> {
+        self.kernel_requests.pop_front()
+    }
+
+    /// Answers a [`KernelRequest`].
+    pub fn reply_in_kernel(&mut self, core: &mut Core, now: u64, req: ReqId, header: &Header, buf: &[u8]) {
+        let _ = self.endpoint.put_reply(now, req, header, buf);
+        self.pump(core, now);
+    }
+
+    /// When the endpoint next wants [`Rpc::timeout`] (µs since boot).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.endpoint.next_deadline()
+    }
+
     /// Sends what the endpoint has to send and hands its events to the
     /// threads waiting for them.
-    pub fn rpc_pump(&mut self) {
-        while let Some(transmit) = self.rpc.endpoint.poll_transmit() {
-            if let Err(error) = crate::net::send(&transmit.frame) {
+    fn pump(&mut self, core: &mut Core, now: u64) {
+        while let Some(transmit) = self.endpoint.poll_transmit() {
+            if let Err(error) = crate::drivers::net::send(&transmit.frame) {
                 crate::println!("nucleus: FLIP send failed: {error}");
             }
         }
-        while let Some(event) = self.rpc.endpoint.poll_event() {
+        while let Some(event) = self.endpoint.poll_event() {
             match event {
-                Event::TransDone { id, result } => self.finish_trans(id, result),
-                Event::RequestArrived { req, port, header, buf, .. } => {
-                    self.request_arrived(port, Arrived { req, header, buf });
+                flip::Event::TransDone { id, result } => self.finish_trans(core, id, result),
+                flip::Event::RequestArrived { req, port, header, buf, .. } => {
+                    self.request_arrived(core, now, port, Arrived { req, header, buf });
                 }
             }
         }
-        self.update_net_deadline();
     }
 
     /// Network thread: a FLIP frame came in.
-    pub fn rpc_frame(&mut self, frame: &[u8]) {
-        self.rpc.endpoint.handle_frame(now(), frame);
-        self.rpc_pump();
+    pub fn frame(&mut self, core: &mut Core, now: u64, frame: &[u8]) {
+        self.endpoint.handle_frame(now, frame);
+        self.pump(core, now);
     }
 
     /// Network thread: time passed.
-    pub fn rpc_timeout(&mut self) {
-        self.rpc.endpoint.handle_timeout(now());
-        self.rpc_pump();
+    pub fn timeout(&mut self, core: &mut Core, now: u64) {
+        self.endpoint.handle_timeout(now);
+        self.pump(core, now);
     }
 
-    fn finish_trans(&mut self, id: TransId, result: Result<(Header, Vec<u8>), Status>) {
-        let Some(client) = self.rpc.clients.remove(&id) else {
-            return;
+    fn finish_trans(&mut self, core: &mut Core, id: TransId, result: Result<(Header, Vec<u8>), Status>) {
+        let Some(client) = self.clients.remove(&id) else {
+            return; // given up (interrupted, or its process ended)
         };
         let value = match result {
             Err(status) => error(status),
-            Ok((header, buf)) => {
-                let len = buf.len().min(client.capacity as usize);
-                let copied = self
-                    .copy_to_user(client.pid, client.header_out, &header.encode())
-                    .and_then(|_| self.copy_to_user(client.pid, client.buf, &buf[..len]));
-                match copied {
-                    Ok(()) => len as i64,
-                    Err(status) => error(status),
-                }
-            }
+            Ok((header, buf)) => client.deliver(core, &header, &buf),
         };
-        self.wake_waiter(client.tid, Wait::Trans(id.0), value);
+        core.wake_waiter(client.tid, Wait::Trans(id.0), value);
     }
 
-    fn request_arrived(&mut self, port: Port, arrived: Arrived) {
-        if port == self.process_port {
-            let (header, buf) = self.process_server(&arrived.header);
-            let _ = self.rpc.endpoint.put_reply(now(), arrived.req, &header, &buf);
+    fn request_arrived(&mut self, core: &mut Core, now: u64, port: Port, arrived: Arrived) {
+        if self.in_kernel.contains(&port) {
+            let Arrived { req, header, buf } = arrived;
+            self.kernel_requests.push_back(KernelRequest { req, port, header, buf });
             return;
         }
-        while let Some(waiting) = self.rpc.waiting.get_mut(&port).and_then(VecDeque::pop_front) {
-            let still_waiting = self
-                .threads
-                .get(&waiting.tid)
-                .is_some_and(|t| t.state == crate::process::ThreadState::Blocked(Wait::GetRequest(port)));
-            if still_waiting {
-                let value = self.deliver(&waiting, arrived);
-                self.wake_waiter(waiting.tid, Wait::GetRequest(port), value);
+        while let Some(waiting) = self.waiting.get_mut(&port).and_then(VecDeque::pop_front) {
+            if core.is_waiting(waiting.tid, Wait::GetRequest(port)) {
+                let value = self.deliver_request(core, now, &waiting, arrived);
+                core.wake_waiter(waiting.tid, Wait::GetRequest(port), value);
                 return;
             }
         }
-        self.rpc.queued.entry(port).or_default().push_back(arrived);
-    }
-
-    /// The board's process server, answered by the nucleus itself: standard
-    /// info and destroy, and stun, resume, signal.
-    fn process_server(&mut self, request: &Header) -> (Header, Vec<u8>) {
-        use amoeba::cmd::{PS_RESUME, PS_SIGNAL, PS_STUN, STD_DESTROY, STD_INFO};
-        use amoeba::syscall::{PROCESS_DESTROY, PROCESS_RESUME, PROCESS_SIGNAL_BASE, PROCESS_STUN};
-        let capability = request.capability();
-        let result = match request.command {
-            STD_INFO => self.process_for(&capability, amoeba::Rights::NONE).map(|pid| {
-                let process = &self.processes[&pid];
-                let state = match process.state {
-                    crate::process::ProcessState::Running => alloc::string::String::from("running"),
-                    crate::process::ProcessState::Stunned => alloc::string::String::from("stunned"),
-                    crate::process::ProcessState::Exited(status) => {
-                        alloc::format!("exited with status {status}")
-                    }
-                };
-                alloc::format!("process {pid} ({}): {state}, {} threads", process.name, process.threads.len())
-                    .into_bytes()
-            }),
-            command => {
-                let op = match command {
-                    STD_DESTROY => Some(PROCESS_DESTROY),
-                    PS_STUN => Some(PROCESS_STUN),
-                    PS_RESUME => Some(PROCESS_RESUME),
-                    PS_SIGNAL => Some(PROCESS_SIGNAL_BASE + request.extra as u64),
-                    _ => None,
-                };
-                match op {
-                    Some(op) => {
-                        crate::process::syscall::process_control(self, &capability, op).map(|_| Vec::new())
-                    }
-                    None => Err(Status::ComBad),
-                }
-            }
-        };
-        match result {
-            Ok(buf) => (Header::reply(Status::Ok), buf),
-            Err(status) => (Header::reply(status), Vec::new()),
-        }
+        self.queued.entry(port).or_default().push_back(arrived);
     }
 
     /// Copies a request to a server thread; returns its length or an error.
-    fn deliver(&mut self, waiting: &Waiting, arrived: Arrived) -> i64 {
-        let len = arrived.buf.len().min(waiting.capacity as usize);
-        let copied = self
-            .copy_to_user(waiting.pid, waiting.header_out, &arrived.header.encode())
-            .and_then(|_| self.copy_to_user(waiting.pid, waiting.buf, &arrived.buf[..len]));
-        match copied {
-            Ok(()) => {
-                self.rpc.serving.insert(waiting.tid, arrived.req);
-                len as i64
-            }
-            Err(status) => {
-                let _ = self.rpc.endpoint.abort_request(now(), arrived.req, Status::RpcBadAddress);
-                error(status)
-            }
+    fn deliver_request(&mut self, core: &mut Core, now: u64, to: &Destination, arrived: Arrived) -> i64 {
+        let value = to.deliver(core, &arrived.header, &arrived.buf);
+        if value >= 0 {
+            self.serving.insert(to.tid, arrived.req);
+        } else {
+            let _ = self.endpoint.abort_request(now, arrived.req, Status::RpcBadAddress);
+        }
+        value
+    }
+
+    /// trans: blocks until the reply (or an RPC error) comes.
+    pub fn trans(&mut self, core: &mut Core, now: u64, args: &TransArgs) -> Outcome {
+        match self.start_trans(core, now, args) {
+            Ok(outcome) => outcome,
+            Err(status) => Outcome::Error(status),
         }
     }
 
-    /// trans: a[0] request header, a[1] buffer, a[2] length, a[3] reply
-    /// header out, a[4] reply buffer, a[5] its capacity.
-    pub fn rpc_trans(&mut self, pid: Pid, a: [u64; 6]) -> RpcOutcome {
-        match self.start_trans(pid, a) {
-            Err(status) => RpcOutcome::Return(error(status)),
-            Ok(()) => RpcOutcome::Blocked,
-        }
-    }
-
-    fn start_trans(&mut self, pid: Pid, a: [u64; 6]) -> Result<(), Status> {
-        let header = Header::decode(&self.copy_from_user(pid, a[0], HEADER_LEN as u64)?)
-            .map_err(|_| Status::ArgBad)?;
-        if a[2] > self.rpc.endpoint.config().max_buf as u64 {
+    fn start_trans(&mut self, core: &mut Core, now: u64, args: &TransArgs) -> Result<Outcome, Status> {
+        let pid = core.current_pid().ok_or(Status::SysErr)?;
+        let header = read_header(core, pid, args.header)?;
+        if args.request.len > self.endpoint.config().max_buf as u64 {
             return Err(Status::RpcBadAddress);
         }
-        let buf = self.copy_from_user(pid, a[1], a[2])?;
+        let buf = core.copy_from_user(pid, args.request.va, args.request.len)?;
         // The reply's destination must be valid now; it is checked again on copy.
-        self.user_phys(pid, a[3], HEADER_LEN as u64, true)?;
-        if a[5] > 0 {
-            self.user_phys(pid, a[4], a[5], true)?;
+        core.check_user(pid, args.reply_header, HEADER_LEN as u64, true)?;
+        if args.reply.len > 0 {
+            core.check_user(pid, args.reply.va, args.reply.len, true)?;
         }
-        let id = self.rpc.endpoint.start_trans(now(), &header, &buf);
-        let tid = self.current;
-        self.rpc.clients.insert(id, Client { tid, pid, header_out: a[3], buf: a[4], capacity: a[5] });
-        self.block_current(Wait::Trans(id.0));
-        self.rpc_pump();
-        Ok(())
+        let id = self.endpoint.start_trans(now, &header, &buf);
+        let destination =
+            Destination { tid: core.current(), pid, header_out: args.reply_header, buffer: args.reply };
+        self.clients.insert(id, destination);
+        // Parked before the endpoint runs: a local reply may come at once.
+        let parked = core.block_current(Wait::Trans(id.0), AfterWake::ReturnWakeResult);
+        self.pump(core, now);
+        Ok(Outcome::Blocked(parked))
     }
 
-    /// get_request: a[0] get-port (6 bytes), a[1] header out, a[2] buffer, a[3] capacity.
-    pub fn rpc_get_request(&mut self, pid: Pid, a: [u64; 6]) -> RpcOutcome {
-        let result = (|| {
-            let raw = self.copy_from_user(pid, a[0], 6)?;
-            let get = GetPort(Port(raw.try_into().map_err(|_| Status::ArgBad)?));
-            self.user_phys(pid, a[1], HEADER_LEN as u64, true)?;
-            if a[3] > 0 {
-                self.user_phys(pid, a[2], a[3], true)?;
-            }
-            let tid = self.current;
-            // A thread answers one request at a time.
-            if let Some(req) = self.rpc.serving.remove(&tid) {
-                let _ = self.rpc.endpoint.abort_request(now(), req, Status::RpcAborted);
-            }
-            // The endpoint counts registrations; the kernel registers a port
-            // once, for as long as some process serves it.
-            let put = get.put_port();
-            if !self.rpc.registered.contains_key(&put) {
-                self.rpc.endpoint.register_server(&get);
-            }
-            self.rpc.registered.entry(put).or_insert_with(|| (get, BTreeSet::new())).1.insert(pid);
-            let waiting = Waiting { tid, pid, header_out: a[1], buf: a[2], capacity: a[3] };
-            if let Some(arrived) = self.rpc.queued.get_mut(&put).and_then(VecDeque::pop_front) {
-                return Ok(Some(self.deliver(&waiting, arrived)));
-            }
-            self.rpc.waiting.entry(put).or_default().push_back(waiting);
-            self.block_current(Wait::GetRequest(put));
-            Ok(None)
-        })();
-        match result {
-            Err(status) => RpcOutcome::Return(error(status)),
-            Ok(Some(value)) => RpcOutcome::Return(value),
-            Ok(None) => RpcOutcome::Blocked,
+    /// get_request: the next request to F(get-port), at once or once one comes.
+    pub fn get_request(&mut self, core: &mut Core, now: u64, args: &GetRequestArgs) -> Outcome {
+        match self.wait_for_request(core, now, args) {
+            Ok(outcome) => outcome,
+            Err(status) => Outcome::Error(status),
         }
     }
 
-    /// put_reply: a[0] header, a[1] buffer, a[2] length.
-    pub fn rpc_put_reply(&mut self, pid: Pid, a: [u64; 6]) -> i64 {
+    fn wait_for_request(
+        &mut self,
+        core: &mut Core,
+        now: u64,
+        args: &GetRequestArgs,
+    ) -> Result<Outcome, Status> {
+        let pid = core.current_pid().ok_or(Status::SysErr)?;
+        let raw = core.copy_from_user(pid, args.get_port, 6)?;
+        let get = GetPort(Port(raw.try_into().map_err(|_| Status::ArgBad)?));
+        core.check_user(pid, args.header_out, HEADER_LEN as u64, true)?;
+        if args.buffer.len > 0 {
+            core.check_user(pid, args.buffer.va, args.buffer.len, true)?;
+        }
+        let tid = core.current();
+        // A thread answers one request at a time.
+        if let Some(req) = self.serving.remove(&tid) {
+            let _ = self.endpoint.abort_request(now, req, Status::RpcAborted);
+        }
+        // The endpoint counts registrations; the nucleus registers a port
+        // once, for as long as some process serves it.
+        let put = get.put_port();
+        if !self.registered.contains_key(&put) {
+            self.endpoint.register_server(&get);
+        }
+        self.registered.entry(put).or_insert_with(|| (get, BTreeSet::new())).1.insert(pid);
+        let waiting = Destination { tid, pid, header_out: args.header_out, buffer: args.buffer };
+        if let Some(arrived) = self.queued.get_mut(&put).and_then(VecDeque::pop_front) {
+            return Ok(Outcome::from_raw(self.deliver_request(core, now, &waiting, arrived)));
+        }
+        self.waiting.entry(put).or_default().push_back(waiting);
+        Ok(Outcome::Blocked(core.block_current(Wait::GetRequest(put), AfterWake::ReturnWakeResult)))
+    }
+
+    /// put_reply: answers the request this thread got last.
+    pub fn put_reply(&mut self, core: &mut Core, now: u64, args: &PutReplyArgs) -> Outcome {
         let result = (|| {
-            let header = Header::decode(&self.copy_from_user(pid, a[0], HEADER_LEN as u64)?)
-                .map_err(|_| Status::ArgBad)?;
-            if a[2] > self.rpc.endpoint.config().max_buf as u64 {
+            let pid = core.current_pid().ok_or(Status::SysErr)?;
+            let header = read_header(core, pid, args.header)?;
+            if args.reply.len > self.endpoint.config().max_buf as u64 {
                 return Err(Status::RpcBadAddress);
             }
-            let buf = self.copy_from_user(pid, a[1], a[2])?;
-            let tid = self.current;
-            let req = self.rpc.serving.remove(&tid).ok_or(Status::ArgBad)?;
-            self.rpc.endpoint.put_reply(now(), req, &header, &buf).map_err(|_| Status::RpcFailure)?;
-            self.rpc_pump();
+            let buf = core.copy_from_user(pid, args.reply.va, args.reply.len)?;
+            let req = self.serving.remove(&core.current()).ok_or(Status::ArgBad)?;
+            self.endpoint.put_reply(now, req, &header, &buf).map_err(|_| Status::RpcFailure)?;
+            self.pump(core, now);
             Ok(0)
         })();
-        result.unwrap_or_else(error)
+        Outcome::from(result)
+    }
+
+    /// A signal interrupted `tid`'s wait: a transaction is given up (its
+    /// reply, if one still comes, is dropped: the buffers belonged to the
+    /// call that ended; the server ran the request at most once), a
+    /// get_request stops waiting.
+    fn cancel_wait(&mut self, core: &mut Core, now: u64, tid: Tid, wait: Wait) {
+        match wait {
+            Wait::Trans(id) => {
+                let id = TransId(id);
+                if self.clients.get(&id).is_some_and(|client| client.tid == tid) {
+                    self.clients.remove(&id);
+                    self.endpoint.abort_trans(id);
+                    self.pump(core, now);
+                }
+            }
+            Wait::GetRequest(port) => {
+                if let Some(waiting) = self.waiting.get_mut(&port) {
+                    waiting.retain(|w| w.tid != tid);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// A process ended: its ports stop being served, the requests its
     /// threads held fail for their clients, its own transactions are dropped.
-    pub fn rpc_forget_process(&mut self, pid: Pid, threads: &[Tid]) {
+    fn forget_process(&mut self, core: &mut Core, now: u64, pid: Pid, threads: &[Tid]) {
         for tid in threads {
-            if let Some(req) = self.rpc.serving.remove(tid) {
-                let _ = self.rpc.endpoint.abort_request(now(), req, Status::RpcFailure);
+            if let Some(req) = self.serving.remove(tid) {
+                let _ = self.endpoint.abort_request(now, req, Status::RpcFailure);
             }
         }
         let orphaned: Vec<Port> = self
-            .rpc
             .registered
             .iter_mut()
             .filter_map(|(port, (_, owners))| {
@@ -303,20 +332,33 @@ impl Kernel {
             })
             .collect();
         for port in orphaned {
-            if let Some((get, _)) = self.rpc.registered.remove(&port) {
-                self.rpc.endpoint.unregister_server(&get);
+            if let Some((get, _)) = self.registered.remove(&port) {
+                self.endpoint.unregister_server(&get);
             }
-            self.rpc.waiting.remove(&port);
-            for arrived in self.rpc.queued.remove(&port).unwrap_or_default() {
-                let _ = self.rpc.endpoint.abort_request(now(), arrived.req, Status::RpcNotFound);
+            self.waiting.remove(&port);
+            for arrived in self.queued.remove(&port).unwrap_or_default() {
+                let _ = self.endpoint.abort_request(now, arrived.req, Status::RpcNotFound);
             }
         }
         let dropped: Vec<TransId> =
-            self.rpc.clients.iter().filter(|(_, c)| c.pid == pid).map(|(&id, _)| id).collect();
+            self.clients.iter().filter(|(_, c)| c.pid == pid).map(|(&id, _)| id).collect();
         for id in dropped {
-            self.rpc.clients.remove(&id);
-            self.rpc.endpoint.abort_trans(id);
+            self.clients.remove(&id);
+            self.endpoint.abort_trans(id);
         }
-        self.rpc_pump();
+        self.pump(core, now);
     }
+}
+
+impl Subscriber for Rpc {
+    fn notify(&mut self, core: &mut Core, event: &Event, now: u64) {
+        match event {
+            Event::ProcessExited { pid, threads, .. } => self.forget_process(core, now, *pid, threads),
+            Event::WaitInterrupted { tid, wait } => self.cancel_wait(core, now, *tid, *wait),
+        }
+    }
+}
+
+fn read_header(core: &Core, pid: Pid, va: u64) -> Result<Header, Status> {
+    Header::decode(&core.copy_from_user(pid, va, HEADER_LEN as u64)?).map_err(|_| Status::ArgBad)
 }

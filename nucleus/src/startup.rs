@@ -1,13 +1,18 @@
-//! The boot sequence of the nucleus (`kernel_main`), its network thread,
-//! and the panic handler.
+//! The boot sequence of the nucleus (`kernel_main`): devices, memory, the
+//! process core and the services, then the network thread; and the panic
+//! handler.
 
 use crate::arch::cpu;
 use crate::devicetree::BootInfo;
+use crate::group::Groups;
 use crate::memory::segments::SegmentTable;
 use crate::net::pool_control::{Identity, PoolControl};
 use crate::power::ExitStatus;
+use crate::process::server::ProcessServer;
+use crate::rpc::Rpc;
+use crate::services::{self, Services};
+use crate::sync::IrqMutex;
 use crate::{board, drivers, heap, net, power, println, process};
-use alloc::boxed::Box;
 use core::panic::PanicInfo;
 use nucleus::contiguous::ContiguousAllocator;
 
@@ -15,6 +20,7 @@ use nucleus::contiguous::ContiguousAllocator;
 const KERNEL_HEAP_MAX: usize = 32 << 20;
 
 /// Entered from `boot.s` with the MMU on, running in the high half.
+// SAFETY: the only symbol of that name; `boot.s` passes the DTB address.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     crate::console::init();
@@ -45,7 +51,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     drivers::gic::init();
     drivers::timer::init();
 
-    let mac = match net::init(&info) {
+    let mac = match drivers::net::init(&info) {
         Ok(mac) => mac,
         Err(error) => {
             println!("nucleus: no network: {error}");
@@ -73,7 +79,11 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         // Survive a lossy switch: retry for about 10 s before declaring a server dead.
         flip::Config { max_retries: 12, ..flip::Config::default() },
     );
-    process::init(segments, rng, bundle, crate::rpc::Rpc::new(endpoint));
+    // A test build can shrink the address-space id space (`asids=N`) to
+    // show that ids are reused without creating 65,535 processes.
+    let asid_limit = info.bootarg("asids").and_then(|v| v.parse().ok()).unwrap_or(u16::MAX);
+    process::init(segments, rng, asid_limit);
+    start_services(endpoint, bundle);
     println!(
         "nucleus: {} MiB for segments; bundle of {} programs",
         free >> 20,
@@ -84,57 +94,33 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         run_test_mode(mode);
     }
 
-    let pool_control = Box::new(PoolControl::new(Identity { mac, board_id, incarnation, role }));
-    process::with(|kernel| {
-        kernel.spawn_kernel_thread("network", network_thread, Box::into_raw(pool_control) as usize)
-    });
-    process::idle_loop()
+    *NETWORK_START.lock() = Some(PoolControl::new(Identity { mac, board_id, incarnation, role }));
+    process::with(|core| core.spawn_kernel_thread("network", network_thread, 0));
+    process::sched::idle_loop()
 }
 
-/// The network thread: answers pool control frames and sends notices
-/// (process exits) to the host; sleeps while there is nothing to do.
-extern "C" fn network_thread(arg: usize) {
-    // SAFETY: `kernel_main` passed a `Box<PoolControl>` it gave up.
-    let mut pool_control = unsafe { Box::from_raw(arg as *mut PoolControl) };
-    pool_control.announce();
-    println!(
-        "nucleus: board {} ready: mac {} role {} incarnation {}",
-        pool_control.board_id(),
-        pool_control.mac(),
-        pool_control.role(),
-        pool_control.incarnation()
-    );
-    loop {
-        net::poll(|frame| {
-            if frame.get(12..14) == Some(&flip::ETHERTYPE_FLIP.to_be_bytes()[..]) {
-                process::with(|kernel| kernel.rpc_frame(frame));
-            } else if frame.get(12..14) == Some(&crate::group::ETHERTYPE_GROUP.to_be_bytes()[..]) {
-                process::with(|kernel| kernel.group_frame(frame));
-            } else {
-                pool_control.handle_frame(frame);
-            }
-        });
-        process::with(|kernel| {
-            kernel.rpc_timeout();
-            kernel.group_timeout();
-        });
-        pool_control.send_notices();
-        process::block_unless(process::Wait::Network, || {
-            net::work_pending()
-                || process::with(|kernel| {
-                    !kernel.outbox.is_empty()
-                        || kernel
-                            .rpc_deadline
-                            .is_some_and(|deadline| deadline <= drivers::timer::uptime_micros())
-                })
-        });
-    }
+/// What the network thread starts with, handed over from `kernel_main`.
+static NETWORK_START: IrqMutex<Option<PoolControl>> = IrqMutex::new(None);
+
+/// RPC, groups and the process server (whose port the nucleus serves).
+fn start_services(endpoint: flip::Endpoint, bundle: &'static [u8]) {
+    let mut rpc = Rpc::new(endpoint);
+    let groups = Groups::new(rpc.mac());
+    let (processes, process_port) = process::with(|core| ProcessServer::new(core, bundle));
+    rpc.serve_in_kernel(&process_port);
+    services::init(Services { rpc, groups, processes });
+}
+
+/// The network thread's entry: see `net::run`.
+extern "C" fn network_thread(_arg: usize) {
+    let pool_control = NETWORK_START.lock().take().expect("kernel_main hands the network thread its state");
+    net::run(pool_control)
 }
 
 /// The non-secret part of the capability generator's seed: board identity
 /// and boot incarnation make it differ between boards and boots, the counter
 /// adds timing jitter. The virtio-rng device supplies the secret part.
-fn entropy_seed(board_id: u16, incarnation: u32, mac: net::pool_control::Mac) -> [u8; 32] {
+fn entropy_seed(board_id: u16, incarnation: u32, mac: pool_control::Mac) -> [u8; 32] {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&cpu::counter().to_le_bytes());
     seed[8..12].copy_from_slice(&incarnation.to_le_bytes());

@@ -13,9 +13,15 @@ impl<T> IrqMutex<T> {
         Self { inner: spin::Mutex::new(value) }
     }
 
+    /// Takes the lock with IRQs masked. On one core with IRQs masked
+    /// nobody else can release a lock that is already held, so taking it
+    /// twice (a lock-order bug) panics instead of hanging.
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let irqs_were_enabled = cpu::disable_irqs();
-        IrqMutexGuard { guard: Some(self.inner.lock()), irqs_were_enabled }
+        let Some(guard) = self.inner.try_lock() else {
+            panic!("an IrqMutex was taken while already held (deadlock)");
+        };
+        IrqMutexGuard { guard: Some(guard), irqs_were_enabled }
     }
 }
 

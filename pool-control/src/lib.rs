@@ -9,6 +9,7 @@
 //! `kind: u8`, `version: u8`, then the kind's fields, big endian.
 
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

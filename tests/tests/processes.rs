@@ -7,7 +7,7 @@ use amoeba::syscall::{
     SCHED_RUN_TO_COMPLETION,
 };
 use boot::host_port::Started;
-use pool_tests::{TestPool, boot};
+use pool_tests::{TestPool, boot, boot_with, config};
 use std::time::{Duration, Instant};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -193,4 +193,49 @@ fn signals_are_caught_or_ignored_between_threads_and_end_a_process_by_default() 
     let op = amoeba::syscall::PROCESS_SIGNAL_BASE + signal as u64;
     assert_eq!(pool.host().process_op(pool.boards()[0].mac, &ticker.capability, op).unwrap(), 0);
     assert_eq!(wait_exit(&pool, &ticker), amoeba::syscall::EXIT_SIGNAL_BASE - signal);
+}
+
+/// `spawn-cycle`'s argument: `total` processes, `at_once` of them alive together.
+fn spawn_cycle_argument(total: u64, at_once: u64) -> u64 {
+    total | (at_once << 32)
+}
+
+/// Runs `spawn-cycle` on board 0 and checks that every process was created
+/// and exited, and that the board's segment memory all came back.
+fn cycle_processes(pool: &TestPool, total: u64, at_once: u64, timeout: Duration) {
+    let board = pool.boards()[0].mac;
+    let before = pool.host().memory(board).unwrap();
+    let cycle = exec(pool, "spawn-cycle", spawn_cycle_argument(total, at_once), SCHED_PREEMPTIVE);
+    let status = pool.host().wait_exit(board, cycle.pid, timeout).unwrap_or_else(|| {
+        panic!("spawn-cycle did not finish in {timeout:?}:\n{}", pool.boards()[0].console_tail(20))
+    });
+    let text = console(pool);
+    assert_eq!(status, 0, "{}", pool.boards()[0].console_tail(20));
+    assert!(
+        text.contains(&format!("spawn-cycle: {total} of {total} created and exited")),
+        "{}",
+        pool.boards()[0].console_tail(20)
+    );
+    assert_eq!(pool.host().memory(board).unwrap(), before, "every process's memory came back");
+}
+
+/// Address-space ids are reused (with the TLB entries of the old owner
+/// invalidated): a board whose id space is cut to ids 1 to 8 (`asids=8`)
+/// creates 300 processes, 3 at a time next to `spawn-cycle` itself.
+#[test]
+fn address_space_ids_are_reused_after_exit() {
+    let (mut config, dir) = config(1);
+    config.boards[0].extra_bootargs = "asids=8".into();
+    let pool = boot_with(config, dir);
+    cycle_processes(&pool, 300, 3, Duration::from_secs(120));
+}
+
+/// 70,000 processes on one board, one after another: more than the 65,535
+/// address-space ids, and more process records than the kernel heap holds.
+/// Slow (minutes): `just soak-nucleus` runs it.
+#[test]
+#[ignore = "soak: several minutes; run with `just soak-nucleus`"]
+fn seventy_thousand_processes_on_one_board() {
+    let pool = boot(1);
+    cycle_processes(&pool, 70_000, 1, Duration::from_secs(3600));
 }

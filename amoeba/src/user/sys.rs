@@ -342,6 +342,14 @@ pub fn restrict(cap: &Capability, rights: u8) -> Result<Capability, Status> {
 /// the reply header and the reply's length (at most `reply.len()` bytes
 /// are stored in `reply`). An RPC failure is an error status; the server's
 /// own outcome is the reply header's status.
+///
+/// A signal to the calling thread ends the call with
+/// [`Status::Interrupted`]: the nucleus gives the transaction up, so nothing
+/// is written into `reply` afterwards, and the server has run the request
+/// at most once. The call is not retried here: FLIP's at-most-once holds
+/// per transaction, and a retry would be a new transaction the server could
+/// run a second time; only the caller knows whether the request may be
+/// repeated.
 pub fn trans(request: &Header, buf: &[u8], reply: &mut [u8]) -> Result<(Header, usize), Status> {
     let header = request.encode();
     let mut header_out = [0u8; HEADER_LEN];

@@ -2,6 +2,7 @@
 
 pub mod entropy;
 pub mod gic;
+pub mod net;
 pub mod pl011;
 pub mod timer;
 pub mod virtio;

@@ -1,8 +1,12 @@
 //! The EL1 physical generic timer: a periodic tick at `TICK_HZ` through the
 //! GIC (time slices, sleeps), plus one-shot wake-ups in between for
 //! deadlines finer than a tick (RPC retransmissions and acknowledgements).
+//! A leaf: it reports ticks and the time, and leaves what they mean to the
+//! interrupt entry point.
 
-use aarch64_cpu::registers::{CNTKCTL_EL1, CNTP_CTL_EL0, CNTP_CVAL_EL0, ReadWriteable, Writeable};
+#![forbid(unsafe_code)]
+
+use crate::arch::timer as registers;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub const TICK_HZ: u64 = 100;
@@ -19,17 +23,17 @@ fn tick_interval() -> u64 {
 
 pub fn init() {
     // User programs may read the virtual counter (for their own timing).
-    CNTKCTL_EL1.modify(CNTKCTL_EL1::EL0VCTEN::SET);
+    registers::allow_user_counter();
     NEXT_TICK.store(crate::arch::cpu::counter() + tick_interval(), Ordering::Relaxed);
     program();
-    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+    registers::enable();
     crate::drivers::gic::enable(crate::board::TIMER_INTID, arm_gic::Trigger::Level);
 }
 
 /// Sets the compare value to whichever comes first: tick or wake-up.
 fn program() {
     let at = NEXT_TICK.load(Ordering::Relaxed).min(NEXT_WAKE.load(Ordering::Relaxed));
-    CNTP_CVAL_EL0.set(at);
+    registers::set_compare(at);
 }
 
 /// Asks for a timer interrupt at `micros` since boot (IRQs masked by caller).
@@ -42,9 +46,9 @@ pub fn wake_at(micros: u64) {
     }
 }
 
-/// Timer interrupt: count ticks that are due, clear a passed wake-up, and
-/// let the scheduler look at the time.
-pub fn handle_interrupt() {
+/// Timer interrupt: counts ticks that are due, clears a passed wake-up,
+/// and says whether a tick passed (the caller tells the scheduler).
+pub fn handle_interrupt() -> bool {
     let now = crate::arch::cpu::counter();
     let mut next_tick = NEXT_TICK.load(Ordering::Relaxed);
     let mut ticked = false;
@@ -58,7 +62,7 @@ pub fn handle_interrupt() {
         NEXT_WAKE.store(u64::MAX, Ordering::Relaxed);
     }
     program();
-    crate::process::with(|kernel| kernel.timer_interrupt(ticked));
+    ticked
 }
 
 /// Microseconds since the counter started, by the counter (finer than ticks).

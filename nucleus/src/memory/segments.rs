@@ -24,15 +24,22 @@ impl Segment {
         self.phys.end - self.phys.start
     }
 
-    /// The segment's memory through the kernel's linear map.
-    pub fn bytes(&self) -> &'static mut [u8] {
-        // SAFETY: the range was handed out by the allocator for this segment
-        // alone and stays allocated while the segment exists; the kernel is
-        // single-core and touches it only under the kernel lock.
-        unsafe {
-            core::slice::from_raw_parts_mut(board::phys_to_virt(self.phys.start) as *mut u8, self.len())
+    /// The kernel's (linear-map) address of `offset..offset + len` of the
+    /// segment, if that range lies inside it.
+    fn address(&self, offset: usize, len: usize) -> Result<*mut u8, Status> {
+        let end = offset.checked_add(len).ok_or(Status::ArgBad)?;
+        if end > self.len() {
+            return Err(Status::ArgBad);
         }
+        Ok(board::phys_to_virt(self.phys.start + offset) as *mut u8)
     }
+}
+
+/// A place in a segment: its id and an offset into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub segment: SegmentId,
+    pub offset: usize,
 }
 
 pub struct SegmentTable {
@@ -71,10 +78,42 @@ impl SegmentTable {
             .map_err(|_| Status::NoSpace)?;
         let id = self.next;
         self.next += 1;
-        let segment = Segment { phys, random, mappings: 0, owner, destroyed: false };
-        segment.bytes().fill(0);
-        self.segments.insert(id, segment);
+        let len = phys.end - phys.start;
+        self.segments.insert(id, Segment { phys, random, mappings: 0, owner, destroyed: false });
+        self.bytes_mut(Place { segment: id, offset: 0 }, len)?.fill(0);
         Ok((id, Capability::owner(self.port, id, random)))
+    }
+
+    /// `len` bytes of segment memory from `at`, for reading. Segment memory
+    /// is reached only through the table, so a shared borrow of the table
+    /// rules out writes (EL0 code does not run while the kernel does).
+    pub fn bytes(&self, at: Place, len: usize) -> Result<&[u8], Status> {
+        let address = self.segments.get(&at.segment).ok_or(Status::CapBad)?.address(at.offset, len)?;
+        // SAFETY: the range lies inside the segment (checked by `address`),
+        // memory the allocator gave this segment alone and that stays
+        // allocated while the table holds it; the borrow of the table keeps
+        // every writer away for the slice's lifetime.
+        Ok(unsafe { core::slice::from_raw_parts(address, len) })
+    }
+
+    /// `len` bytes of segment memory from `at`, for writing.
+    pub fn bytes_mut(&mut self, at: Place, len: usize) -> Result<&mut [u8], Status> {
+        let address = self.segments.get(&at.segment).ok_or(Status::CapBad)?.address(at.offset, len)?;
+        // SAFETY: as in `bytes`; the table is borrowed mutably, so this is
+        // the only reference to segment memory.
+        Ok(unsafe { core::slice::from_raw_parts_mut(address, len) })
+    }
+
+    /// Copies `len` bytes between two places of segment memory, which may
+    /// be the same segment and may overlap.
+    pub fn copy(&mut self, from: Place, to: Place, len: usize) -> Result<(), Status> {
+        let source = self.segments.get(&from.segment).ok_or(Status::CapBad)?.address(from.offset, len)?;
+        let target = self.segments.get(&to.segment).ok_or(Status::CapBad)?.address(to.offset, len)?;
+        // SAFETY: both ranges lie inside live segments (checked by
+        // `address`); the table is borrowed mutably, so no slice of segment
+        // memory exists; `copy` allows the ranges to overlap.
+        unsafe { core::ptr::copy(source, target, len) };
+        Ok(())
     }
 
     /// Checks a capability and the rights it must carry.

@@ -1,108 +1,62 @@
-//! The nucleus' network path: one virtio-net device, interrupt driven.
-//!
-//! The IRQ handler only acknowledges the device and flags pending work; the
-//! idle loop drains the receive queue and hands each frame to the protocol
-//! that owns its ethertype.
+//! The network thread, one of the nucleus' entry points: it drains the
+//! network device, hands each frame to the protocol that owns its
+//! ethertype (FLIP to RPC, groups, the rest to pool control), runs the
+//! services' timers, sends exit notices, and sleeps while there is nothing
+//! to do.
+
+#![forbid(unsafe_code)]
 
 pub mod pool_control;
 
-use crate::devicetree::BootInfo;
-use crate::drivers::{gic, virtio};
-use crate::sync::IrqMutex;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use pool_control::Mac;
-use virtio_drivers::device::net::VirtIONet;
-use virtio_drivers::transport::DeviceType;
-use virtio_drivers::transport::mmio::MmioTransport;
+use crate::drivers::net as device;
+use crate::process::sched::block_unless;
+use crate::process::thread::Wait;
+use crate::services;
+use pool_control::PoolControl;
 
-const QUEUE_SIZE: usize = 32;
-const RX_BUFFER_LEN: usize = 2048;
+/// Where the ethertype sits in an Ethernet frame.
+const ETHERTYPE: core::ops::Range<usize> = 12..14;
 
-type NetDevice = VirtIONet<virtio::KernelHal, MmioTransport<'static>, QUEUE_SIZE>;
-
-static DEVICE: IrqMutex<Option<NetDevice>> = IrqMutex::new(None);
-static DEVICE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
-static RX_PENDING: AtomicBool = AtomicBool::new(true);
-
-pub enum NetError {
-    NoDevice,
-    Driver(virtio_drivers::Error),
+/// The protocol that owns a frame.
+enum Protocol {
+    Flip,
+    Group,
+    PoolControl,
 }
 
-impl core::fmt::Display for NetError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            NetError::NoDevice => write!(f, "no virtio-net device"),
-            NetError::Driver(error) => write!(f, "virtio-net driver error: {error}"),
-        }
+fn protocol(frame: &[u8]) -> Protocol {
+    let ethertype = frame.get(ETHERTYPE).and_then(|b| b.try_into().ok()).map(u16::from_be_bytes);
+    match ethertype {
+        Some(flip::ETHERTYPE_FLIP) => Protocol::Flip,
+        Some(crate::group::ETHERTYPE_GROUP) => Protocol::Group,
+        _ => Protocol::PoolControl,
     }
 }
 
-/// Finds the virtio-net device, fills its receive queue and enables its interrupt.
-pub fn init(info: &BootInfo) -> Result<Mac, NetError> {
-    let (transport, slot) =
-        virtio::find_device(&info.virtio, DeviceType::Network).ok_or(NetError::NoDevice)?;
-    let mut device = NetDevice::new(transport, RX_BUFFER_LEN).map_err(NetError::Driver)?;
-    device.enable_interrupts();
-    let mac = Mac(device.mac_address());
-    *DEVICE.lock() = Some(device);
-    DEVICE_INTID.store(slot.intid, Ordering::Relaxed);
-    gic::enable(slot.intid, arm_gic::Trigger::Level);
-    Ok(mac)
-}
-
-/// IRQ side: returns whether `intid` was ours.
-pub fn handle_interrupt(intid: u32) -> bool {
-    if intid != DEVICE_INTID.load(Ordering::Relaxed) {
-        return false;
-    }
-    if let Some(device) = DEVICE.lock().as_mut() {
-        device.ack_interrupt();
-    }
-    RX_PENDING.store(true, Ordering::Release);
-    crate::process::with(|kernel| kernel.wake_all(crate::process::Wait::Network, 0));
-    true
-}
-
-/// Whether the idle loop has frames to process.
-pub fn work_pending() -> bool {
-    RX_PENDING.load(Ordering::Acquire)
-}
-
-/// Sends one whole Ethernet frame. Frames that do not fit are dropped.
-pub fn send(frame: &[u8]) -> Result<(), NetError> {
-    let mut guard = DEVICE.lock();
-    let device = guard.as_mut().ok_or(NetError::NoDevice)?;
-    let mut buffer = device.new_tx_buffer(frame.len());
-    buffer.packet_mut().copy_from_slice(frame);
-    device.send(buffer).map_err(NetError::Driver)
-}
-
-/// Drains the receive queue, handing every frame to `handle`.
-pub fn poll(mut handle: impl FnMut(&[u8])) {
-    RX_PENDING.store(false, Ordering::Release);
+/// The network thread's loop (never returns).
+pub fn run(mut pool_control: PoolControl) -> ! {
+    pool_control.announce();
+    crate::println!(
+        "nucleus: board {} ready: mac {} role {} incarnation {}",
+        pool_control.board_id(),
+        pool_control.mac(),
+        pool_control.role(),
+        pool_control.incarnation()
+    );
     loop {
-        // Take one frame out under the lock, handle it without the lock (the
-        // handler may send).
-        let received = {
-            let mut guard = DEVICE.lock();
-            let Some(device) = guard.as_mut() else { return };
-            match device.receive() {
-                Ok(buffer) => Some(buffer),
-                Err(virtio_drivers::Error::NotReady) => None,
-                Err(error) => {
-                    crate::println!("nucleus: virtio-net receive failed: {error:?}");
-                    None
-                }
-            }
-        };
-        let Some(buffer) = received else { return };
-        handle(buffer.packet());
-        let mut guard = DEVICE.lock();
-        if let Some(device) = guard.as_mut()
-            && let Err(error) = device.recycle_rx_buffer(buffer)
-        {
-            crate::println!("nucleus: virtio-net lost a receive buffer: {error:?}");
-        }
+        device::poll(|frame| match protocol(frame) {
+            Protocol::Flip => services::with(|s, core| s.rpc.frame(core, services::now(), frame)),
+            Protocol::Group => services::with(|s, core| s.groups.frame(core, services::now(), frame)),
+            Protocol::PoolControl => pool_control.handle_frame(frame),
+        });
+        services::with(|s, core| {
+            let now = services::now();
+            s.rpc.timeout(core, now);
+            s.groups.timeout(core, now);
+        });
+        pool_control.send_notices();
+        block_unless(Wait::Network, || {
+            device::work_pending() || services::with(|s, core| s.network_work_due(core, services::now()))
+        });
     }
 }

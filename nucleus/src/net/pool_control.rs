@@ -1,9 +1,14 @@
 //! The board side of the pool control protocol (crate `pool-control`):
 //! readiness, discovery and the frame echo, answered straight from the
-//! network path.
+//! network path, and the host's process requests (exec, process
+//! operations, memory), which go to the process server.
 
-use crate::process::{self, Notice, loader, syscall};
-use amoeba::{Capability, Status};
+#![forbid(unsafe_code)]
+
+use crate::drivers::net as device;
+use crate::process::server::{ProcessOp, is_run_to_completion};
+use crate::services;
+use amoeba::Capability;
 pub use pool_control::Mac;
 use pool_control::{BROADCAST, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
 
@@ -52,14 +57,10 @@ impl PoolControl {
         self.identity.incarnation
     }
 
-    /// Sends what the process side queued for the network (exit notices).
+    /// Tells whoever asked for a process over the network that it exited.
     pub fn send_notices(&self) {
-        while let Some(notice) = process::with(|kernel| kernel.outbox.pop_front()) {
-            match notice {
-                Notice::ProcessExited { to, pid, status } => {
-                    self.send(to, &Message::ProcessExited { pid, status });
-                }
-            }
+        while let Some(notice) = services::with(|s, _| s.processes.take_exit_notice()) {
+            self.send(notice.to, &Message::ProcessExited { pid: notice.pid, status: notice.status });
         }
     }
 
@@ -77,7 +78,7 @@ impl PoolControl {
         let mut buf = [0u8; MAX_FRAME_LEN];
         match encode_frame(&mut buf, destination, self.identity.mac, message) {
             Ok(len) => {
-                if let Err(error) = super::send(&buf[..len]) {
+                if let Err(error) = device::send(&buf[..len]) {
                     crate::println!("nucleus: send failed: {error}");
                 }
             }
@@ -121,22 +122,17 @@ impl PoolControl {
                 }
             }
             Message::Exec { id, argument, scheduling, program, capability } => {
-                let started = process::with(|kernel| {
-                    let run_to_completion = process::is_run_to_completion(scheduling as u32);
-                    let capability = capability.map(|c| Capability::decode(&c));
-                    let pid = loader::spawn_from_bundle(
-                        kernel,
+                let run_to_completion = is_run_to_completion(scheduling as u32);
+                let capability = capability.map(|c| Capability::decode(&c));
+                let started = services::with(|s, core| {
+                    s.processes.exec(
+                        core,
                         program,
                         argument,
                         capability,
                         run_to_completion,
-                        &[],
-                    )?;
-                    if let Some(started) = kernel.processes.get_mut(&pid) {
-                        started.notify = Some(frame.source);
-                    }
-                    let capability = kernel.process_capability(pid).ok_or(Status::SysErr)?;
-                    Ok::<_, Status>((pid, capability))
+                        Some(frame.source),
+                    )
                 });
                 let reply = match started {
                     Ok((pid, capability)) => {
@@ -151,15 +147,16 @@ impl PoolControl {
             }
             Message::ProcessOp { id, op, capability } => {
                 let capability = Capability::decode(&capability);
-                let status =
-                    match process::with(|kernel| syscall::process_control(kernel, &capability, op as u64)) {
-                        Ok(_) => 0,
-                        Err(status) => status as i32,
-                    };
+                let result = ProcessOp::decode(op as u64)
+                    .and_then(|op| services::with(|s, core| s.processes.control(core, &capability, op)));
+                let status = match result {
+                    Ok(()) => 0,
+                    Err(status) => status as i32,
+                };
                 self.send(frame.source, &Message::ProcessOpReply { id, status });
             }
             Message::MemoryQuery { id } => {
-                let info = process::with(|kernel| kernel.segments.memory.fragmentation());
+                let info = services::with(|_, core| core.segments.memory.fragmentation());
                 self.send(
                     frame.source,
                     &Message::MemoryReport {

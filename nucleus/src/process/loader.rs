@@ -6,9 +6,12 @@
 //! it was given, copied to the top of its stack, or 0 (see the user runtime
 //! in `amoeba`).
 
-use super::{Kernel, Pid};
+#![forbid(unsafe_code)]
+
+use super::Core;
+use super::thread::Pid;
 use crate::arch::mmu::{MapFlags, PAGE_SIZE};
-use crate::memory::segments::SegmentId;
+use crate::memory::segments::{Place, SegmentId};
 use alloc::string::String;
 use amoeba::interfaces::process::Startup;
 use amoeba::{Capability, Status};
@@ -21,44 +24,52 @@ pub const STACK_SIZE: usize = 64 * 1024;
 pub const HEAP_BASE: usize = 0x1000_0000;
 pub const HEAP_SIZE: usize = 4 << 20;
 
-/// Starts program `name` from the bundle with extra segments mapped.
+/// Starts program `name` of `bundle` with extra segments mapped.
 pub fn spawn_from_bundle(
-    kernel: &mut Kernel,
+    core: &mut Core,
+    bundle: &[u8],
     name: &str,
     argument: u64,
     capability: Option<Capability>,
     run_to_completion: bool,
     extra: &[(SegmentId, usize, MapFlags)],
 ) -> Result<Pid, Status> {
-    let bundle = Bundle::parse(kernel.bundle).map_err(|_| Status::NotFound)?;
+    let bundle = Bundle::parse(bundle).map_err(|_| Status::NotFound)?;
     let program = bundle.find(name).ok_or(Status::NotFound)?;
-    let pid = kernel.new_process(name, run_to_completion)?;
-    match build(kernel, pid, program, argument, capability, extra) {
+    let pid = core.new_process(name, run_to_completion)?;
+    match build(core, pid, program, argument, capability, extra) {
         Ok(()) => Ok(pid),
         Err(status) => {
-            kernel.exit_process(pid, status as i32);
-            kernel.forget_process(pid);
+            core.exit_process(pid, status as i32);
+            core.forget_process(pid);
             Err(status)
         }
     }
 }
 
-/// A fresh segment owned by `pid`, mapped at `va`; returns its bytes.
+/// A fresh (zeroed) segment owned by `pid`, mapped at `va`; where it starts.
 fn new_mapped_segment(
-    kernel: &mut Kernel,
+    core: &mut Core,
     pid: Pid,
     va: usize,
     len: usize,
     flags: MapFlags,
-) -> Result<&'static mut [u8], Status> {
-    let random = kernel.random_check();
-    let (id, _) = kernel.segments.create(len, 0, Some(pid), random)?;
-    kernel.map_segment(pid, id, va, flags)?;
-    Ok(kernel.segments.get(id).ok_or(Status::SysErr)?.bytes())
+) -> Result<Place, Status> {
+    let random = core.random_check();
+    let (id, _) = core.segments.create(len, 0, Some(pid), random)?;
+    core.map_segment(pid, id, va, flags)?;
+    Ok(Place { segment: id, offset: 0 })
+}
+
+/// Writes `data` at `offset` of the segment that starts at `start`.
+fn fill(core: &mut Core, start: Place, offset: usize, data: &[u8]) -> Result<(), Status> {
+    let at = Place { segment: start.segment, offset: start.offset + offset };
+    core.segments.bytes_mut(at, data.len())?.copy_from_slice(data);
+    Ok(())
 }
 
 fn build(
-    kernel: &mut Kernel,
+    core: &mut Core,
     pid: Pid,
     program: &[u8],
     argument: u64,
@@ -88,34 +99,31 @@ fn build(
         if data.len() > memsz {
             return Err(Status::ArgBad);
         }
-        let bytes = new_mapped_segment(kernel, pid, start, end - start, flags)?;
-        bytes[vaddr - start..vaddr - start + data.len()].copy_from_slice(data);
+        let segment = new_mapped_segment(core, pid, start, end - start, flags)?;
+        fill(core, segment, vaddr - start, data)?;
     }
     let writable = MapFlags { write: true, execute: false };
-    let stack = new_mapped_segment(kernel, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
+    let stack = new_mapped_segment(core, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
     // The capability goes into the startup block at the top of the stack
     // (named ARG), above the first frame; the stack pointer stays below it.
     let (sp, capability_address) = match capability {
         Some(capability) => {
-            let startup = Startup {
-                capabilities: alloc::vec![(String::from("ARG"), capability)],
-                ..Startup::default()
-            };
+            let startup =
+                Startup { capabilities: alloc::vec![(String::from("ARG"), capability)], ..Startup::default() };
             let block = startup.to_block();
-            stack[STACK_SIZE - block.len()..].copy_from_slice(&block);
+            fill(core, stack, STACK_SIZE - block.len(), &block)?;
             (STACK_TOP - block.len(), (STACK_TOP - block.len()) as u64)
         }
         None => (STACK_TOP, 0),
     };
-    new_mapped_segment(kernel, pid, HEAP_BASE, HEAP_SIZE, writable)?;
+    new_mapped_segment(core, pid, HEAP_BASE, HEAP_SIZE, writable)?;
     for &(id, va, flags) in extra {
-        kernel.map_segment(pid, id, va, flags)?;
+        core.map_segment(pid, id, va, flags)?;
     }
     // Instruction fetches must see the code just written through the data side.
-    // SAFETY: cache maintenance has no memory effects.
-    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack)) };
+    crate::arch::cache::sync_instruction_cache();
     let entry = header.e_entry(endian);
     let args = [HEAP_BASE as u64, HEAP_SIZE as u64, argument, capability_address];
-    kernel.spawn_user_thread(pid, entry, sp as u64, args)?;
+    core.spawn_user_thread(pid, entry, sp as u64, args)?;
     Ok(())
 }

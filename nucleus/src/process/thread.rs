@@ -61,6 +61,9 @@ pub struct Thread {
     pub wake_result: i64,
     /// Set when a signal cut a blocking call short.
     pub interrupted: bool,
+    /// Where the thread was in EL0 when it last entered the kernel (for
+    /// inspection; its trap frame is only touched by the thread itself).
+    pub user_pc: u64,
 }
 
 impl Thread {
@@ -78,6 +81,7 @@ impl Thread {
             slice: 0,
             wake_result: 0,
             interrupted: false,
+            user_pc: 0,
         }
     }
 
@@ -86,32 +90,17 @@ impl Thread {
         self.stack.as_ptr() as usize + self.stack.len() * 16
     }
 
-    /// The user state of a user thread: its trap frame sits at the top of
-    /// its kernel stack whenever it is in the kernel.
-    pub fn user_frame(&mut self) -> &mut TrapFrame {
-        let frame = self.stack_top() - core::mem::size_of::<TrapFrame>();
-        // SAFETY: for user threads the top of the kernel stack always holds
-        // the trap frame of the entry from EL0 (written by `vectors.s` or by
-        // `prepare_user_entry`); the stack is owned by this thread and we
-        // hold `&mut self`.
-        unsafe { &mut *(frame as *mut TrapFrame) }
-    }
-
     /// Sets the thread up to enter EL0 at `entry` with stack `sp` and
-    /// arguments in x0..x2.
+    /// arguments in x0..x3: its first trap frame goes where every later
+    /// entry from EL0 puts it, at the top of its kernel stack.
     pub fn prepare_user_entry(&mut self, entry: u64, sp: u64, args: [u64; 4]) {
-        let frame = self.user_frame();
-        // SAFETY: a zeroed trap frame is a valid value (plain integers).
-        *frame = unsafe { core::mem::zeroed() };
-        frame.elr = entry;
-        frame.sp_el0 = sp;
-        frame.spsr = 0; // EL0t, interrupts unmasked
-        frame.x[0] = args[0];
-        frame.x[1] = args[1];
-        frame.x[2] = args[2];
-        frame.x[3] = args[3];
-        let frame_address = frame as *mut TrapFrame as usize;
-        self.context = Context::for_user_thread(frame_address);
+        let frame = (self.stack_top() - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame;
+        self.user_pc = entry;
+        // SAFETY: the frame lies inside this thread's own kernel stack
+        // (a live, 16-byte aligned allocation we hold `&mut` to), and the
+        // thread has never run, so nothing else refers to that memory.
+        unsafe { frame.write(TrapFrame::for_user_entry(entry, sp, args)) };
+        self.context = Context::for_user_thread(frame as usize);
     }
 
     pub fn is_alive(&self) -> bool {

@@ -13,6 +13,7 @@ pub struct Context {
 
 const _: () = assert!(core::mem::size_of::<Context>() == 168);
 
+// SAFETY: `context.s` defines these with the C ABI and these signatures.
 unsafe extern "C" {
     fn switch_context(from: *mut Context, to: *const Context);
     fn kernel_thread_start();

@@ -4,10 +4,11 @@
 //! where virtual and physical addresses allow, 4 KiB pages elsewhere.
 
 use crate::board;
-use aarch64_cpu::registers::{ReadWriteable, TCR_EL1, TTBR0_EL1, Writeable};
-use alloc::alloc::{alloc_zeroed, dealloc};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, ReadWriteable, Readable, TCR_EL1, TTBR0_EL1, Writeable};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::alloc::Layout;
 
 pub const PAGE_SIZE: usize = 4096;
 pub const BLOCK_SIZE: usize = 2 << 20;
@@ -40,23 +41,24 @@ pub enum MapError {
     NoMemory,
 }
 
-fn table_layout() -> Layout {
-    Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).expect("page layout is valid")
+/// One translation table: 512 descriptors in a page of its own.
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+
+const _: () = assert!(core::mem::size_of::<Table>() == PAGE_SIZE);
+
+/// A zeroed table page from the kernel heap (which is linearly mapped, so
+/// its physical address is known); `None` when the heap is full.
+fn new_table() -> Option<Box<[Table]>> {
+    let mut page = Vec::new();
+    page.try_reserve_exact(1).ok()?;
+    page.push(Table([0; 512]));
+    Some(page.into_boxed_slice())
 }
 
-/// A translation table page from the kernel heap (which is linearly mapped,
-/// so its physical address is known).
-fn new_table() -> Option<usize> {
-    // SAFETY: the layout has a non-zero size.
-    let virt = unsafe { alloc_zeroed(table_layout()) };
-    (!virt.is_null()).then(|| board::virt_to_phys(virt as usize))
-}
-
-fn entries(table_phys: usize) -> &'static mut [u64; 512] {
-    // SAFETY: every table page is a heap page owned by its address space,
-    // reached through the kernel's linear map; callers hold the address
-    // space mutably, so no other reference to this table exists.
-    unsafe { &mut *(board::phys_to_virt(table_phys) as *mut [u64; 512]) }
+/// The physical address the table walker uses for `table`.
+fn table_phys(table: &[Table]) -> usize {
+    board::virt_to_phys(table.as_ptr() as usize)
 }
 
 fn index(va: usize, level: usize) -> usize {
@@ -66,13 +68,22 @@ fn index(va: usize, level: usize) -> usize {
 pub struct AddressSpace {
     root: usize,
     asid: u16,
-    tables: Vec<usize>,
+    /// Every table of the space by physical address (the root among them):
+    /// the descriptors hold physical addresses, and the walker reads them
+    /// there, so the pages never move while the space lives.
+    tables: BTreeMap<usize, Box<[Table]>>,
 }
 
 impl AddressSpace {
     pub fn new(asid: u16) -> Result<Self, MapError> {
         let root = new_table().ok_or(MapError::NoMemory)?;
-        Ok(Self { root, asid, tables: alloc::vec![root] })
+        let root_phys = table_phys(&root);
+        Ok(Self { root: root_phys, asid, tables: BTreeMap::from([(root_phys, root)]) })
+    }
+
+    /// The address-space id that tags its TLB entries.
+    pub fn asid(&self) -> u16 {
+        self.asid
     }
 
     /// The TTBR0 value that selects this address space.
@@ -80,16 +91,22 @@ impl AddressSpace {
         (self.root as u64) | ((self.asid as u64) << 48)
     }
 
-    /// The table at `level` + 1 below `entry`, created if missing.
+    /// The descriptors of this space's table at `phys`.
+    fn entries(&mut self, phys: usize) -> &mut [u64; 512] {
+        &mut self.tables.get_mut(&phys).expect("descriptors only point at tables of their own space")[0].0
+    }
+
+    /// The table the descriptor at `slot` of `table` points to, made if missing.
     fn next_table(&mut self, table: usize, slot: usize) -> Result<usize, MapError> {
-        let entry = entries(table)[slot];
+        let entry = self.entries(table)[slot];
         if entry & VALID != 0 {
             return Ok((entry & ADDRESS_MASK) as usize);
         }
         let next = new_table().ok_or(MapError::NoMemory)?;
-        self.tables.push(next);
-        entries(table)[slot] = next as u64 | TABLE_OR_PAGE | VALID;
-        Ok(next)
+        let next_phys = table_phys(&next);
+        self.tables.insert(next_phys, next);
+        self.entries(table)[slot] = next_phys as u64 | TABLE_OR_PAGE | VALID;
+        Ok(next_phys)
     }
 
     /// Maps `len` bytes at `va` to physical `pa`. The caller makes sure the
@@ -113,11 +130,11 @@ impl AddressSpace {
             let l1 = self.next_table(self.root, index(v, 0))?;
             let l2 = self.next_table(l1, index(v, 1))?;
             if v.is_multiple_of(BLOCK_SIZE) && p.is_multiple_of(BLOCK_SIZE) && len - offset >= BLOCK_SIZE {
-                entries(l2)[index(v, 2)] = p as u64 | attributes;
+                self.entries(l2)[index(v, 2)] = p as u64 | attributes;
                 offset += BLOCK_SIZE;
             } else {
                 let l3 = self.next_table(l2, index(v, 2))?;
-                entries(l3)[index(v, 3)] = p as u64 | attributes | TABLE_OR_PAGE;
+                self.entries(l3)[index(v, 3)] = p as u64 | attributes | TABLE_OR_PAGE;
                 offset += PAGE_SIZE;
             }
         }
@@ -130,25 +147,28 @@ impl AddressSpace {
         let mut offset = 0;
         while offset < len {
             let v = va + offset;
-            let walk = |table: usize, level: usize| {
-                let entry = entries(table)[index(v, level)];
-                (entry & VALID != 0).then_some((entry & ADDRESS_MASK) as usize)
-            };
-            let Some(l1) = walk(self.root, 0) else { break };
-            let Some(l2) = walk(l1, 1) else { break };
-            let l2_entry = entries(l2)[index(v, 2)];
+            let root = self.root;
+            let Some(l1) = self.walk(root, v, 0) else { break };
+            let Some(l2) = self.walk(l1, v, 1) else { break };
+            let l2_entry = self.entries(l2)[index(v, 2)];
             if l2_entry & VALID != 0 && l2_entry & TABLE_OR_PAGE == 0 {
-                entries(l2)[index(v, 2)] = 0;
+                self.entries(l2)[index(v, 2)] = 0;
                 offset += BLOCK_SIZE;
             } else {
-                if let Some(l3) = walk(l2, 2) {
-                    entries(l3)[index(v, 3)] = 0;
+                if let Some(l3) = self.walk(l2, v, 2) {
+                    self.entries(l3)[index(v, 3)] = 0;
                 }
                 offset += PAGE_SIZE;
             }
         }
         publish_table_writes();
         self.flush_tlb();
+    }
+
+    /// The next-level table for `va` below `table` (at `level`), if any.
+    fn walk(&mut self, table: usize, va: usize, level: usize) -> Option<usize> {
+        let entry = self.entries(table)[index(va, level)];
+        (entry & VALID != 0).then_some((entry & ADDRESS_MASK) as usize)
     }
 
     fn flush_tlb(&self) {
@@ -163,18 +183,21 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
+        // The walker and the TLB must be done with the tables before their
+        // pages go back to the heap (when `tables` drops, after this).
         self.flush_tlb();
-        for &table in &self.tables {
-            // SAFETY: every entry of `tables` came from `new_table` and is
-            // freed exactly once, after the TLB no longer caches it.
-            unsafe { dealloc(board::phys_to_virt(table) as *mut u8, table_layout()) };
-        }
     }
 }
 
+/// Makes descriptor writes visible to the table walker.
 fn publish_table_writes() {
-    // SAFETY: a barrier only orders memory accesses.
-    unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+    barrier::dsb(barrier::ISHST);
+    barrier::isb(barrier::SY);
+}
+
+/// The largest ASID this CPU has (8 or 16 bits; `boot.s` asks for 16).
+pub fn max_asid() -> u16 {
+    if ID_AA64MMFR0_EL1.matches_all(ID_AA64MMFR0_EL1::ASIDBits::Bits_16) { u16::MAX } else { u8::MAX as u16 }
 }
 
 /// The TTBR0 value for threads without a user address space: an empty table.
@@ -182,7 +205,11 @@ static EMPTY_ROOT: spin::Once<u64> = spin::Once::new();
 
 /// Turns on TTBR0 walks (the boot code disabled them) with an empty table.
 pub fn init() {
-    let empty = *EMPTY_ROOT.call_once(|| new_table().expect("heap has room for one table") as u64);
+    let empty = *EMPTY_ROOT.call_once(|| {
+        let table = new_table().expect("heap has room for one table");
+        // Never freed: every thread without a user space uses it.
+        table_phys(alloc::boxed::Box::leak(table)) as u64
+    });
     TTBR0_EL1.set(empty);
     TCR_EL1.modify(TCR_EL1::EPD0::EnableTTBR0Walks);
     // SAFETY: only synchronises the translation register changes.
@@ -193,6 +220,5 @@ pub fn init() {
 pub fn activate(ttbr0: Option<u64>) {
     let value = ttbr0.unwrap_or_else(|| *EMPTY_ROOT.get().expect("mmu::init ran"));
     TTBR0_EL1.set(value);
-    // SAFETY: only synchronises the translation register change.
-    unsafe { core::arch::asm!("isb", options(nostack)) };
+    barrier::isb(barrier::SY);
 }

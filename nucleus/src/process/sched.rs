@@ -1,0 +1,282 @@
+//! Scheduling: run queues (kernel threads before user threads), time
+//! slices, run-to-completion holders, blocking and waking, and the thread
+//! switch itself.
+
+use super::outcome::{AfterWake, Parked};
+use super::thread::{ThreadState, Tid, Wait};
+use super::{Core, ProcessState, with};
+use crate::arch::context::{self, Context};
+use crate::arch::{cpu, mmu};
+use alloc::vec::Vec;
+
+/// Ticks a user thread runs before another may take the CPU.
+const TIME_SLICE_TICKS: u32 = 1;
+
+impl Core {
+    /// Puts a woken thread on its run queue.
+    pub fn make_ready(&mut self, tid: Tid) {
+        if self.enqueue(tid) && self.threads[&tid].process.is_none() {
+            // Kernel threads (the network path) go before user threads.
+            self.sched.need_resched = true;
+        }
+    }
+
+    fn enqueue(&mut self, tid: Tid) -> bool {
+        let Some(thread) = self.threads.get_mut(&tid).filter(|t| t.is_alive()) else {
+            return false;
+        };
+        thread.state = ThreadState::Ready;
+        if thread.process.is_none() {
+            self.sched.ready_kernel.push_back(tid);
+        } else {
+            self.sched.ready.push_back(tid);
+        }
+        true
+    }
+
+    /// Wakes every thread blocked on `wait`, handing each `result`.
+    pub fn wake_all(&mut self, wait: Wait, result: i64) -> usize {
+        self.wake_some(wait, usize::MAX, result)
+    }
+
+    /// Wakes `tid` with `value` if it still waits for `wait`.
+    pub fn wake_waiter(&mut self, tid: Tid, wait: Wait, value: i64) {
+        if self.is_waiting(tid, wait) {
+            self.thread_mut(tid).wake_result = value;
+            self.make_ready(tid);
+        }
+    }
+
+    fn thread_mut(&mut self, tid: Tid) -> &mut super::thread::Thread {
+        self.threads.get_mut(&tid).expect("a thread that waits exists")
+    }
+
+    /// Wakes at most `count` threads blocked on `wait`, handing each `result`.
+    pub fn wake_some(&mut self, wait: Wait, count: usize, result: i64) -> usize {
+        let woken: Vec<Tid> = self
+            .threads
+            .values()
+            .filter(|t| t.state == ThreadState::Blocked(wait))
+            .map(|t| t.tid)
+            .take(count)
+            .collect();
+        for &tid in &woken {
+            self.thread_mut(tid).wake_result = result;
+            self.make_ready(tid);
+        }
+        woken.len()
+    }
+
+    /// Blocks the current thread on `wait`; the system call it is in ends
+    /// once it is woken, as `then` says.
+    pub fn block_current(&mut self, wait: Wait, then: AfterWake) -> Parked {
+        let current = self.sched.current;
+        let thread = self.current_thread();
+        thread.state = ThreadState::Blocked(wait);
+        thread.interrupted = false;
+        thread.wake_result = 0;
+        self.release_holder(current);
+        self.sched.need_resched = true;
+        Parked::new(then)
+    }
+
+    pub(super) fn release_holder(&mut self, tid: Tid) {
+        if let Some(pid) = self.threads.get(&tid).and_then(|t| t.process)
+            && let Some(process) = self.processes.get_mut(&pid)
+            && process.holder == Some(tid)
+        {
+            process.holder = None;
+        }
+    }
+
+    /// Timer interrupt (IRQ context) at `now` µs since boot: the network
+    /// thread wakes if its deadline passed, and on a tick (`ticks`: the new
+    /// count) sleepers wake and slices run out.
+    pub fn timer_interrupt(&mut self, ticks: Option<u64>, now: u64) {
+        if self.network_deadline.is_some_and(|deadline| deadline <= now) {
+            self.network_deadline = None;
+            self.wake_all(Wait::Network, 0);
+        }
+        if let Some(ticks) = ticks {
+            self.tick(ticks);
+        }
+    }
+
+    fn tick(&mut self, ticks: u64) {
+        self.sched.ticks = ticks;
+        let due: Vec<Tid> = self
+            .threads
+            .values()
+            .filter(|t| matches!(t.state, ThreadState::Blocked(Wait::Sleep(at)) if at <= ticks))
+            .map(|t| t.tid)
+            .collect();
+        for tid in due {
+            self.make_ready(tid);
+        }
+        let current = self.sched.current;
+        let idle = current == self.sched.idle;
+        let has_ready = self.sched.has_ready();
+        let thread = self.current_thread();
+        if thread.process.is_some() {
+            thread.slice = thread.slice.saturating_sub(1);
+            if thread.slice == 0 {
+                self.sched.need_resched = true;
+            }
+        } else if idle && has_ready {
+            self.sched.need_resched = true;
+        }
+    }
+
+    /// Whether `tid` may run now.
+    fn eligible(&self, tid: Tid) -> bool {
+        let Some(thread) = self.threads.get(&tid) else {
+            return false;
+        };
+        let Some(pid) = thread.process else {
+            return true;
+        };
+        let Some(process) = self.processes.get(&pid) else {
+            return false;
+        };
+        process.state == ProcessState::Running
+            && (!process.run_to_completion || process.holder.is_none_or(|holder| holder == tid))
+    }
+
+    /// Chooses the next thread, updating queues and states.
+    fn pick_next(&mut self) -> Tid {
+        let current = self.sched.current;
+        if current != self.sched.idle
+            && self.threads.get(&current).is_some_and(|t| t.state == ThreadState::Running)
+        {
+            self.enqueue(current);
+        }
+        if let Some(tid) = self.sched.ready_kernel.pop_front() {
+            return tid;
+        }
+        for _ in 0..self.sched.ready.len() {
+            let Some(tid) = self.sched.ready.pop_front() else {
+                break;
+            };
+            if self.threads.get(&tid).is_none_or(|t| t.state != ThreadState::Ready) {
+                continue; // stale entry
+            }
+            if self.eligible(tid) {
+                if let Some(pid) = self.threads[&tid].process
+                    && let Some(process) = self.processes.get_mut(&pid)
+                    && process.run_to_completion
+                {
+                    process.holder = Some(tid);
+                }
+                return tid;
+            }
+            self.sched.ready.push_back(tid);
+        }
+        self.sched.idle
+    }
+
+    /// Frees threads that died, except the one whose stack is in use.
+    fn reap(&mut self) {
+        let current = self.sched.current;
+        let zombies = core::mem::take(&mut self.sched.zombies);
+        for tid in zombies {
+            if tid == current {
+                self.sched.zombies.push(tid);
+            } else {
+                self.threads.remove(&tid);
+            }
+        }
+    }
+
+    /// Makes `next` the running thread: its state, slice, and the TTBR0
+    /// value of its address space.
+    fn switch_to(&mut self, next: Tid) -> Option<u64> {
+        self.sched.current = next;
+        let thread = self.threads.get_mut(&next).expect("picked thread exists");
+        thread.state = ThreadState::Running;
+        thread.slice = TIME_SLICE_TICKS;
+        thread
+            .process
+            .and_then(|pid| self.processes.get(&pid))
+            .and_then(|p| p.space.as_ref())
+            .map(|s| s.ttbr0())
+    }
+
+    /// Whether a thread switch is asked for.
+    pub fn need_resched(&self) -> bool {
+        self.sched.need_resched
+    }
+
+    /// Asks for a thread switch at the next chance.
+    pub fn request_resched(&mut self) {
+        self.sched.need_resched = true;
+    }
+
+    /// Timer ticks since boot.
+    pub fn ticks(&self) -> u64 {
+        self.sched.ticks
+    }
+}
+
+/// Switches to the next thread if one should run. Call with IRQs masked
+/// or from an exception handler; returns when this thread runs again.
+pub fn schedule() {
+    let switch = with(|core| {
+        core.sched.need_resched = false;
+        let previous = core.sched.current;
+        let next = core.pick_next();
+        if next == previous {
+            core.switch_to(next);
+            return None;
+        }
+        let ttbr0 = core.switch_to(next);
+        let from: *mut Context =
+            &mut core.threads.get_mut(&previous).expect("previous thread exists").context;
+        let to: *const Context = &core.threads[&next].context;
+        Some((from, to, ttbr0))
+    });
+    if let Some((from, to, ttbr0)) = switch {
+        mmu::activate(ttbr0);
+        // SAFETY: both threads are boxed in the core's table and are not
+        // freed while switching (dead threads are reaped only by another
+        // thread, after this switch); IRQs are masked by our caller.
+        unsafe { context::switch(from, to) };
+    }
+    with(|core| core.reap());
+}
+
+/// The end of a kernel thread's function (called from `context.s`).
+// SAFETY: the only symbol of that name; `context.s` calls it without arguments.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_thread_exit() -> ! {
+    cpu::disable_irqs();
+    with(|core| {
+        let current = core.sched.current;
+        core.kill_thread(current);
+    });
+    schedule();
+    unreachable!("a dead thread was scheduled");
+}
+
+/// Blocks the current kernel thread until `wait` is signalled (or `ready`
+/// already holds), then returns with IRQs as they were.
+pub fn block_unless(wait: Wait, ready: impl Fn() -> bool) {
+    let were_enabled = cpu::disable_irqs();
+    if !ready() {
+        with(|core| drop(core.block_current(wait, AfterWake::ReturnWakeResult)));
+        schedule();
+    }
+    cpu::restore_irqs(were_enabled);
+}
+
+/// The idle thread's loop: sleep until an interrupt, run whoever is ready.
+pub fn idle_loop() -> ! {
+    loop {
+        cpu::disable_irqs();
+        if with(|core| core.sched.need_resched || core.sched.has_ready()) {
+            schedule();
+        } else {
+            cpu::wait_for_interrupt();
+        }
+        cpu::enable_irqs();
+    }
+}

@@ -1,0 +1,98 @@
+//! The services the nucleus offers above its process core — RPC, group
+//! membership, the process server — behind one lock, and the glue between
+//! them: each hears the core's events (a process ended, a wait was
+//! interrupted) as a [`Subscriber`], requests to ports the nucleus serves
+//! itself go to the process server, and the network thread is woken when
+//! their timers are due. The entry points (system calls, the network
+//! thread, traps) reach the services only through [`with`].
+//!
+//! Lock order: this lock, then the core's. The core never takes this one.
+
+#![forbid(unsafe_code)]
+
+use crate::group::Groups;
+use crate::process::server::ProcessServer;
+use crate::process::{self, Core, Subscriber};
+use crate::rpc::Rpc;
+use crate::sync::IrqMutex;
+use amoeba::{Header, Status};
+
+pub struct Services {
+    pub rpc: Rpc,
+    pub groups: Groups,
+    pub processes: ProcessServer,
+}
+
+static SERVICES: IrqMutex<Option<Services>> = IrqMutex::new(None);
+
+/// Installs the services (after `process::init`).
+pub fn init(services: Services) {
+    *SERVICES.lock() = Some(services);
+}
+
+/// The time the services are given: µs since boot.
+pub fn now() -> u64 {
+    crate::drivers::timer::uptime_micros()
+}
+
+/// Runs `f` on the services and the core with IRQs masked; then the events
+/// `f` caused reach every service before the locks go.
+pub fn with<R>(f: impl FnOnce(&mut Services, &mut Core) -> R) -> R {
+    let mut guard = SERVICES.lock();
+    let services = guard.as_mut().expect("services::init ran");
+    process::with(|core| {
+        let result = f(services, core);
+        services.settle(core, now());
+        result
+    })
+}
+
+impl Services {
+    /// Hands out the core's events and answers the requests for ports the
+    /// nucleus serves, until neither makes more; then sets the network
+    /// thread's deadline.
+    fn settle(&mut self, core: &mut Core, now: u64) {
+        loop {
+            let mut busy = false;
+            while let Some(event) = core.take_event() {
+                busy = true;
+                let subscribers: [&mut dyn Subscriber; 3] =
+                    [&mut self.rpc, &mut self.groups, &mut self.processes];
+                for subscriber in subscribers {
+                    subscriber.notify(core, &event, now);
+                }
+            }
+            while let Some(request) = self.rpc.take_kernel_request() {
+                busy = true;
+                let (header, buf) = if request.port == self.processes.port() {
+                    self.processes.handle(core, &request.header, &request.buf)
+                } else {
+                    (Header::reply(Status::RpcNotFound), alloc::vec::Vec::new())
+                };
+                self.rpc.reply_in_kernel(core, now, request.req, &header, &buf);
+            }
+            if !busy {
+                break;
+            }
+        }
+        self.update_network_deadline(core);
+    }
+
+    /// The earliest time the network thread must look at RPC or groups.
+    fn update_network_deadline(&self, core: &mut Core) {
+        let deadline = match (self.rpc.next_deadline(), self.groups.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        core.network_deadline = deadline;
+        if let Some(deadline) = deadline {
+            crate::drivers::timer::wake_at(deadline);
+        }
+    }
+
+    /// Whether the network thread has work: exit notices to send, or a
+    /// service timer that is due.
+    pub fn network_work_due(&self, core: &Core, now: u64) -> bool {
+        self.processes.has_exit_notices() || core.network_deadline.is_some_and(|deadline| deadline <= now)
+    }
+}

@@ -1,0 +1,77 @@
+//! Segment calls and the memory report.
+
+#![forbid(unsafe_code)]
+
+use super::args::SegmentCopy;
+use crate::arch::mmu::MapFlags;
+use crate::memory::segments::Place;
+use crate::process::Core;
+use crate::process::outcome::Outcome;
+use crate::process::thread::Pid;
+use amoeba::{Rights, Status};
+
+pub fn create(core: &mut Core, pid: Pid, size: usize, cap_out: u64) -> Outcome {
+    let result = (|| {
+        // Check the output first, so a bad pointer creates nothing.
+        core.check_capability_out(pid, cap_out)?;
+        let random = core.random_check();
+        let (_, cap) = core.segments.create(size, 0, Some(pid), random)?;
+        core.copy_to_user(pid, cap_out, &cap.encode())
+    })();
+    Outcome::of(result)
+}
+
+pub fn map(core: &mut Core, pid: Pid, cap: u64, va: usize, flags: MapFlags, needed: Rights) -> Outcome {
+    let result = (|| {
+        let cap = core.read_user_capability(pid, cap)?;
+        let (id, _) = core.segments.lookup(&cap, needed)?;
+        core.map_segment(pid, id, va, flags)
+    })();
+    Outcome::of(result)
+}
+
+/// segment_read (`write` false) or segment_write: between the segment and
+/// the caller's buffer.
+pub fn copy(core: &mut Core, pid: Pid, args: &SegmentCopy, write: bool) -> Outcome {
+    let result = (|| {
+        let cap = core.read_user_capability(pid, args.cap)?;
+        let needed = if write { Rights::MODIFY } else { Rights::READ };
+        let (id, segment) = core.segments.lookup(&cap, needed)?;
+        let len = args.buffer.len;
+        let end = args.offset.checked_add(len).ok_or(Status::ArgBad)?;
+        if end > segment.len() as u64 {
+            return Err(Status::ArgBad);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        let segment_place = Place { segment: id, offset: args.offset as usize };
+        // The user buffer is checked before anything is copied.
+        let user = core.user_place(pid, args.buffer.va, len, !write)?;
+        let (from, to) = if write { (user, segment_place) } else { (segment_place, user) };
+        core.segments.copy(from, to, len as usize)?;
+        Ok(len)
+    })();
+    Outcome::from(result)
+}
+
+pub fn destroy(core: &mut Core, pid: Pid, cap: u64) -> Outcome {
+    let result = (|| {
+        let cap = core.read_user_capability(pid, cap)?;
+        let (id, _) = core.segments.lookup(&cap, Rights::DELETE)?;
+        core.segments.destroy(id);
+        Ok(())
+    })();
+    Outcome::of(result)
+}
+
+/// memory_info: free bytes, largest free run, number of free runs.
+pub fn info(core: &mut Core, pid: Pid, out: u64) -> Outcome {
+    let info = core.segments.memory.fragmentation();
+    let mut bytes = [0u8; 24];
+    for (field, value) in bytes.chunks_exact_mut(8).zip([info.free_bytes, info.largest_free, info.free_runs])
+    {
+        field.copy_from_slice(&(value as u64).to_le_bytes());
+    }
+    Outcome::of(core.copy_to_user(pid, out, &bytes))
+}

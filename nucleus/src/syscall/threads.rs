@@ -1,0 +1,117 @@
+//! Thread, futex, signal, time and console calls.
+
+#![forbid(unsafe_code)]
+
+use crate::drivers::timer::TICK_HZ;
+use crate::process::outcome::{AfterWake, Outcome};
+use crate::process::thread::{Pid, Tid, Wait};
+use crate::process::user_memory::{BAD_ADDRESS, UserRange};
+use crate::process::{self, Core, Disposition};
+use amoeba::Status;
+
+/// A user stack must have this much writable memory right below its top.
+const STACK_PROBE: u64 = 16;
+/// A stack top is rounded down to this alignment.
+const STACK_ALIGN: u64 = 16;
+/// Instructions are 4-byte aligned.
+const INSTRUCTION: u64 = 4;
+
+pub fn console_write(range: UserRange) -> Outcome {
+    let bytes = process::with(|core| {
+        let pid = core.current_pid().ok_or(Status::NotFound)?;
+        core.copy_from_user(pid, range.va, range.len)
+    });
+    match bytes {
+        Ok(bytes) => {
+            crate::console::write_bytes(&bytes);
+            Outcome::Done(range.len)
+        }
+        Err(status) => Outcome::Error(status),
+    }
+}
+
+/// An address inside an executable mapping of `pid`.
+pub fn is_code(core: &Core, pid: Pid, va: u64) -> bool {
+    core.processes[&pid].mapping_for(va, INSTRUCTION).is_some_and(|m| m.flags.execute)
+        && va.is_multiple_of(INSTRUCTION)
+}
+
+pub fn create(core: &mut Core, pid: Pid, entry: u64, stack_top: u64, arg: u64) -> Outcome {
+    let result = (|| {
+        if !is_code(core, pid, entry) {
+            return Err(BAD_ADDRESS);
+        }
+        let sp = stack_top & !(STACK_ALIGN - 1);
+        // The stack must be writable memory of the process just below `sp`.
+        core.check_user(pid, sp.checked_sub(STACK_PROBE).ok_or(BAD_ADDRESS)?, STACK_PROBE, true)?;
+        Ok(core.spawn_user_thread(pid, entry, sp, [arg, 0, 0, 0])? as u64)
+    })();
+    Outcome::from(result)
+}
+
+pub fn exit(core: &mut Core, value: u64) -> Outcome {
+    let current = core.current();
+    core.current_thread().exit_value = value;
+    core.kill_thread(current);
+    Outcome::Done(0)
+}
+
+pub fn join(core: &mut Core, pid: Pid, tid: Tid) -> Outcome {
+    if tid == core.current() {
+        return Outcome::Error(Status::ArgBad);
+    }
+    let process = core.processes.get_mut(&pid).expect("current process exists");
+    if let Some(value) = process.exited_threads.remove(&tid) {
+        return Outcome::Done(value);
+    }
+    if !process.threads.contains(&tid) {
+        return Outcome::Error(Status::NotFound);
+    }
+    Outcome::Blocked(core.block_current(Wait::Join(tid), AfterWake::ReturnWakeResult))
+}
+
+pub fn futex_wait(core: &mut Core, pid: Pid, word: u64, expected: u32) -> Outcome {
+    match core.read_user_u32(pid, word) {
+        Err(status) => Outcome::Error(status),
+        Ok(value) if value != expected => Outcome::Error(Status::NotNow),
+        Ok(_) => {
+            Outcome::Blocked(core.block_current(Wait::Futex { pid, addr: word }, AfterWake::ReturnWakeResult))
+        }
+    }
+}
+
+pub fn futex_wake(core: &mut Core, pid: Pid, word: u64, count: usize) -> Outcome {
+    Outcome::from(
+        core.read_user_u32(pid, word)
+            .map(|_| core.wake_some(Wait::Futex { pid, addr: word }, count, 0) as u64),
+    )
+}
+
+pub fn signal_action(core: &mut Core, pid: Pid, signal: u32, disposition: Disposition) -> Outcome {
+    if let Disposition::Catch(handler) = disposition
+        && !is_code(core, pid, handler)
+    {
+        return Outcome::Error(BAD_ADDRESS);
+    }
+    core.processes.get_mut(&pid).expect("current process exists").signals[signal as usize] = disposition;
+    Outcome::Done(0)
+}
+
+pub fn signal_raise(core: &mut Core, pid: Pid, tid: Tid, signal: u32) -> Outcome {
+    if core.threads.get(&tid).and_then(|t| t.process) != Some(pid) {
+        return Outcome::Error(Status::NotFound);
+    }
+    Outcome::of(core.raise(tid, signal))
+}
+
+pub fn sleep(core: &mut Core, micros: u64) -> Outcome {
+    if micros == 0 {
+        core.request_resched();
+        return Outcome::Done(0);
+    }
+    let tick_micros = 1_000_000 / TICK_HZ;
+    // One tick more: the current tick is already partly gone.
+    let ticks = micros.div_ceil(tick_micros).min(u32::MAX as u64) + 1;
+    let until = core.ticks() + ticks;
+    Outcome::Blocked(core.block_current(Wait::Sleep(until), AfterWake::ReturnWakeResult))
+}
