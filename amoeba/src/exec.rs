@@ -211,7 +211,23 @@ pub fn read_image<T: Transport>(transport: &mut T, file: &Capability) -> Result<
 
 /// Starts `exec` on the board whose host capability is `host`; returns the new
 /// process's owner capability. Segments made before a failure are destroyed again.
+///
+/// A board that rebooted since this client last spoke to it answers
+/// `ServerRestarted`: what the old incarnation held is gone and the new one did
+/// nothing, so the whole exec starts over once.
 pub fn exec<T: Transport>(
+    transport: &mut T,
+    host: &Capability,
+    program: Program<'_>,
+    exec: &Exec,
+) -> Result<Capability, ExecError> {
+    match exec_once(transport, host, program, exec) {
+        Err(error) if error.status == Status::ServerRestarted => exec_once(transport, host, program, exec),
+        result => result,
+    }
+}
+
+fn exec_once<T: Transport>(
     transport: &mut T,
     host: &Capability,
     program: Program<'_>,

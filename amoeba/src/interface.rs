@@ -387,16 +387,49 @@ macro_rules! __interface_body {
                         $( $crate::__put_request!(header, buf, owned, $aplace, $arg); )*
                         let limit = $crate::__limit!($($limit)? ; $($rplace)*);
                         let (header, buf) = wire::check_reply(self.transport.trans(&header, buf, limit))?;
-                        fn unmarshal(
-                            header: Header,
-                            buf: Vec<u8>,
-                        ) -> Result<$crate::__reply_type!($($rplace $(<$rty>)?),*), Status> {
-                            Ok($crate::__reply_value!(header, buf; $($rplace $(<$rty>)?),*))
-                        }
-                        unmarshal(header, buf).or_else(wire::bad_reply)
+                        $op::value(header, buf).or_else(wire::bad_reply)
                     }
                 )*
             }
+
+            $(
+                /// Marshalling of this operation, for callers that send or answer it
+                /// themselves (a kernel service that replies later, say).
+                pub mod $op {
+                    use super::*;
+
+                    /// The request: header and buffer.
+                    pub fn request(
+                        capability: &Capability
+                        $(, $arg: $crate::__arg_type!(in $aplace $(<$aty>)?))*
+                    ) -> Result<(Header, Vec<u8>), Status> {
+                        let mut header = Header::request(capability, $konst);
+                        let mut owned: Vec<u8> = Vec::new();
+                        let mut buf: &[u8] = &[];
+                        $( $crate::__put_request!(header, buf, owned, $aplace, $arg); )*
+                        Ok((header, Vec::from(buf)))
+                    }
+
+                    /// The reply carrying `value`.
+                    pub fn reply(
+                        value: $crate::__reply_type!($($rplace $(<$rty>)?),*),
+                    ) -> Result<(Header, Vec<u8>), Status> {
+                        $crate::__bind_reply!(value; $($ret)*);
+                        let mut reply = Header::reply(Status::Ok);
+                        let mut out: Vec<u8> = Vec::new();
+                        $( $crate::__put!(reply, out, $rplace, $ret); )*
+                        Ok((reply, out))
+                    }
+
+                    /// The value a successful reply carries.
+                    pub fn value(
+                        header: Header,
+                        buf: Vec<u8>,
+                    ) -> Result<$crate::__reply_type!($($rplace $(<$rty>)?),*), Status> {
+                        Ok($crate::__reply_value!(header, buf; $($rplace $(<$rty>)?),*))
+                    }
+                }
+            )*
 
             /// The server side: one method per operation, called by [`dispatch`] once
             /// the capability and rights have been checked.
@@ -430,11 +463,7 @@ macro_rules! __interface_body {
                                 )?;
                                 $( let $arg = $crate::__get!(header, buf, $aplace $(<$aty>)?)?; )*
                                 let value = <S as Server>::$op(server, &call $(, $arg)*)?;
-                                $crate::__bind_reply!(value; $($ret)*);
-                                let mut reply = Header::reply(Status::Ok);
-                                let mut out: Vec<u8> = Vec::new();
-                                $( $crate::__put!(reply, out, $rplace, $ret); )*
-                                Ok((reply, out))
+                                $op::reply(value)
                             }
                             handle(server, header, buf).unwrap_or_else($crate::interface::status_reply)
                         }

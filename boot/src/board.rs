@@ -158,10 +158,7 @@ impl Board {
                 .arg(format!("file={},if=none,format=raw,id=disk0,cache=writeback", disk.display()))
                 .args(["-device", "virtio-blk-device,drive=disk0"]);
         }
-        command
-            .stdin(Stdio::null())
-            .stdout(console.try_clone()?)
-            .stderr(console);
+        command.stdin(Stdio::null()).stdout(console.try_clone()?).stderr(console);
         // SAFETY: between fork and exec the closure only makes async-signal-safe
         // system calls (prctl, setpgid) and touches no memory of the parent.
         unsafe {

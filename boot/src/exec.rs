@@ -43,6 +43,35 @@ impl Pool {
         self.exec_with(board, program, &exec)
     }
 
+    /// Starts `program` on board `board` with `argument` and `scheduling`
+    /// (`SCHED_PREEMPTIVE` or `SCHED_RUN_TO_COMPLETION`).
+    pub fn exec_scheduled(
+        &self,
+        board: usize,
+        program: &str,
+        argument: u64,
+        scheduling: u32,
+    ) -> Result<Started> {
+        let mut exec = Exec::new(program, &[program]);
+        exec.argument = argument;
+        exec.scheduling = scheduling;
+        self.exec_with(board, program, &exec)
+    }
+
+    /// Starts `program` on board `board` with `argument`, handing it `capability`
+    /// (named `ARG` in its capability environment: `amoeba::user::exec_capability`).
+    pub fn exec_with_capability(
+        &self,
+        board: usize,
+        program: &str,
+        argument: u64,
+        capability: Capability,
+    ) -> Result<Started> {
+        let mut exec = Exec::new(program, &[program]).with_capability("ARG", capability);
+        exec.argument = argument;
+        self.exec_with(board, program, &exec)
+    }
+
     /// Starts `program` on board `board` as `exec` says (argv, environment,
     /// capabilities, scheduling).
     pub fn exec_with(&self, board: usize, program: &str, exec: &Exec) -> Result<Started> {

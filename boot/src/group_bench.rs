@@ -12,7 +12,7 @@
 //! error. A round's latency is the last member's delivery minus the send,
 //! both on the host's clock.
 
-use crate::host_port::HostPort;
+use crate::exec::Control;
 use crate::pool::Pool;
 use anyhow::{Context, Result, bail};
 use std::time::{Duration, Instant};
@@ -176,28 +176,19 @@ fn run_group(
     message_size: u64,
     tag: u8,
 ) -> Result<Vec<MemberTimes>> {
-    use amoeba::syscall::SCHED_PREEMPTIVE;
     let per_member = THROUGHPUT_MESSAGES / members as u64;
     let plan = (members as u64) << 48 | (tag as u64) << 40 | ROUNDS << 24 | per_member << 12 | message_size;
     let boards = &pool.boards()[..members as usize];
-    let host = pool.host();
     let creator_argument = plan | CREATE | if method == Method::Bb { BY_BB } else { 0 };
-    let mut started =
-        vec![host.exec(boards[0].mac, "group-bench", creator_argument, SCHED_PREEMPTIVE as u8)?];
+    let mut started = vec![pool.exec(0, "group-bench", creator_argument)?];
     let capability =
         boards[0].wait_for_capability(&format!("group-bench {tag} capability "), Duration::from_secs(30))?;
-    for (index, board) in boards.iter().enumerate().skip(1) {
+    for index in 1..boards.len() {
         let argument = plan | if index == 1 { LATENCY_SENDER } else { 0 };
-        started.push(host.exec_with_capability(
-            board.mac,
-            "group-bench",
-            argument,
-            SCHED_PREEMPTIVE as u8,
-            Some(capability),
-        )?);
+        started.push(pool.exec_with_capability(index, "group-bench", argument, capability)?);
     }
     for (board, process) in boards.iter().zip(&started) {
-        let status = host.wait_exit(board.mac, process.pid, RUN_TIMEOUT);
+        let status = pool.wait_process(process, RUN_TIMEOUT);
         if status != Some(0) {
             bail!(
                 "group-bench ({method}, {members} members, {message_size} bytes) on board {} ended with \
@@ -252,16 +243,13 @@ fn align(members: &[MemberTimes], offsets: &[ClockOffset]) -> Result<RunResult> 
 /// Median and 99th percentile of board-to-board null RPCs (µs), measured
 /// by `rpc-bench` on board 1 against an echo server on board 0.
 fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
-    use amoeba::syscall::SCHED_PREEMPTIVE;
     let put = amoeba::GetPort(amoeba::Port::from_u64(RPC_UNIT_PUT_SEED)).put_port();
-    let (server, client) = (&pool.boards()[0], &pool.boards()[1]);
-    let host: &HostPort = pool.host();
-    let echo = host.exec(server.mac, "echo-server", RPC_UNIT_PUT_SEED, SCHED_PREEMPTIVE as u8)?;
-    let bench =
-        host.exec(client.mac, "rpc-bench", put.to_u64() | RPC_BENCH_NULL_ONLY, SCHED_PREEMPTIVE as u8)?;
-    let status = host.wait_exit(client.mac, bench.pid, Duration::from_secs(120));
+    let client = &pool.boards()[1];
+    let echo = pool.exec(0, "echo-server", RPC_UNIT_PUT_SEED)?;
+    let bench = pool.exec(1, "rpc-bench", put.to_u64() | RPC_BENCH_NULL_ONLY)?;
+    let status = pool.wait_process(&bench, Duration::from_secs(120));
     // The server would otherwise sit on board 0 through the group runs.
-    let _ = host.process_op(server.mac, &echo.capability, amoeba::syscall::PROCESS_DESTROY);
+    let _ = pool.control(&echo.capability, Control::Destroy);
     let console = client.console_text();
     if status != Some(0) {
         bail!("rpc-bench ended with {status:?}:\n{console}");

@@ -13,7 +13,7 @@
 use crate::board::Board;
 use crate::group_client::GroupClient;
 use crate::pool::Pool;
-use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND, SCHED_PREEMPTIVE};
+use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
 use amoeba::{Capability, GetPort, Port, Rights};
 use anyhow::{Context, Result, bail, ensure};
 use std::time::{Duration, Instant};
@@ -36,15 +36,8 @@ pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
     let mut host = GroupClient::create(pool.new_host_port()?, get_port, sequencer::Config::default())?;
     let capability = host.capability().restrict(member_rights())?;
     println!("group {}: boards join with {capability}", capability.port);
-    for board in pool.boards() {
-        let scheduling = SCHED_PREEMPTIVE as u8;
-        pool.host().exec_with_capability(
-            board.mac,
-            "group-counter",
-            members << 48,
-            scheduling,
-            Some(capability),
-        )?;
+    for board in 0..pool.boards().len() {
+        pool.exec_with_capability(board, "group-counter", members << 48, capability)?;
     }
     if let Some(faults) = faults {
         pool.switch().apply_faults(faults).map_err(|e| anyhow::anyhow!("faults {faults}: {e}"))?;
@@ -140,19 +133,13 @@ fn start_group_log(pool: &Pool, lines: u64, pause_10ms: u64, resilience: u64) ->
     let members = pool.boards().len() as u64;
     let creator = &pool.boards()[0];
     let argument = group_log_argument(0x106_0001, lines, members, pause_10ms, resilience) | CREATE;
-    pool.host().exec(creator.mac, "group-log", argument, SCHED_PREEMPTIVE as u8)?;
+    pool.exec(0, "group-log", argument)?;
     let owner = creator.wait_for_capability("group-log: capability", Duration::from_secs(30))?;
     let capability = owner.restrict(member_rights())?;
     println!("board 0 created group {} (resilience {resilience}); the others join", owner.port);
-    for board in &pool.boards()[1..] {
+    for board in 1..pool.boards().len() {
         let argument = group_log_argument(0, lines, members, pause_10ms, 0);
-        pool.host().exec_with_capability(
-            board.mac,
-            "group-log",
-            argument,
-            SCHED_PREEMPTIVE as u8,
-            Some(capability),
-        )?;
+        pool.exec_with_capability(board, "group-log", argument, capability)?;
     }
     Ok(owner)
 }

@@ -23,22 +23,6 @@ pub struct BoardReport {
     pub uptime: Duration,
 }
 
-/// A process started on a board.
-#[derive(Clone, Copy, Debug)]
-pub struct Started {
-    pub pid: u32,
-    /// The owner capability of the process.
-    pub capability: amoeba::Capability,
-}
-
-/// Free segment memory of a board.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemoryReport {
-    pub free_bytes: u64,
-    pub largest_free: u64,
-    pub free_runs: u32,
-}
-
 /// One reading of a board's clock, bracketed by the host's clock.
 #[derive(Clone, Copy, Debug)]
 pub struct ClockReading {
@@ -49,9 +33,6 @@ pub struct ClockReading {
     /// The board's microseconds since boot, read somewhere in between.
     pub board_micros: u64,
 }
-
-/// How long a board has to answer a request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn next_request_id() -> u32 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
@@ -64,9 +45,6 @@ pub struct HostPort {
     frames: Receiver<Vec<u8>>,
     backlog: Mutex<std::collections::VecDeque<Vec<u8>>>,
 }
-
-/// Unclaimed notices (process exits) kept for later `wait_for` calls.
-const MAX_BACKLOG: usize = 256;
 
 fn parse_message(frame: &[u8]) -> Option<(Mac, Message<'_>)> {
     let parsed = Frame::parse(frame).ok()?;
@@ -163,15 +141,7 @@ impl HostPort {
             if let Some(value) = pick(source, &message) {
                 return Some(value);
             }
-            // Only notices are kept; a reply nobody waits for is stale.
-            if !matches!(message, Message::ProcessExited { .. }) {
-                continue;
-            }
-            let mut backlog = self.backlog.lock().unwrap();
-            if backlog.len() == MAX_BACKLOG {
-                backlog.pop_front();
-            }
-            backlog.push_back(frame);
+            // A reply nobody waits for is stale.
         }
     }
 
@@ -201,86 +171,6 @@ impl HostPort {
             }),
             _ => None,
         }))
-    }
-
-    /// Starts `program` from board `target`'s bundle; the board will send
-    /// `ProcessExited` to this port when it ends.
-    pub fn exec(&self, target: Mac, program: &str, argument: u64, scheduling: u8) -> Result<Started> {
-        self.exec_with_capability(target, program, argument, scheduling, None)
-    }
-
-    /// Like [`HostPort::exec`], handing `capability` to the new process
-    /// (`amoeba::user::exec_capability` there).
-    pub fn exec_with_capability(
-        &self,
-        target: Mac,
-        program: &str,
-        argument: u64,
-        scheduling: u8,
-        capability: Option<amoeba::Capability>,
-    ) -> Result<Started> {
-        let id = next_request_id();
-        let capability = capability.map(|c| c.encode());
-        self.send(target, &Message::Exec { id, argument, scheduling, program, capability })?;
-        let reply = self.wait_for(REQUEST_TIMEOUT, |source, message| match message {
-            Message::ExecReply { id: reply_id, status, pid, capability }
-                if source == target && *reply_id == id =>
-            {
-                Some((*status, *pid, *capability))
-            }
-            _ => None,
-        });
-        match reply {
-            None => anyhow::bail!("board {target} did not answer the exec of {program}"),
-            Some((status, _, _)) if status < 0 => {
-                Err(anyhow::anyhow!("exec of {program} failed: {}", amoeba::Status::from_i32_lossy(status)))
-            }
-            Some((_, pid, capability)) => {
-                Ok(Started { pid, capability: amoeba::Capability::decode(&capability) })
-            }
-        }
-    }
-
-    /// Applies an `amoeba::syscall::PROCESS_*` operation; the board's status.
-    pub fn process_op(&self, target: Mac, capability: &amoeba::Capability, op: u64) -> Result<i32> {
-        let id = next_request_id();
-        self.send(target, &Message::ProcessOp { id, op: op as u32, capability: capability.encode() })?;
-        self.wait_for(REQUEST_TIMEOUT, |source, message| match message {
-            Message::ProcessOpReply { id: reply_id, status } if source == target && *reply_id == id => {
-                Some(*status)
-            }
-            _ => None,
-        })
-        .with_context(|| format!("board {target} did not answer the process operation"))
-    }
-
-    /// Waits for the exit notice of process `pid` on board `target`.
-    pub fn wait_exit(&self, target: Mac, pid: u32, timeout: Duration) -> Option<i32> {
-        self.wait_for(timeout, |source, message| match message {
-            Message::ProcessExited { pid: exited, status } if source == target && *exited == pid => {
-                Some(*status)
-            }
-            _ => None,
-        })
-    }
-
-    /// The board's free segment memory.
-    pub fn memory(&self, target: Mac) -> Result<MemoryReport> {
-        let id = next_request_id();
-        self.send(target, &Message::MemoryQuery { id })?;
-        self.wait_for(REQUEST_TIMEOUT, |source, message| match message {
-            Message::MemoryReport { id: reply_id, free_bytes, largest_free, free_runs }
-                if source == target && *reply_id == id =>
-            {
-                Some(MemoryReport {
-                    free_bytes: *free_bytes,
-                    largest_free: *largest_free,
-                    free_runs: *free_runs,
-                })
-            }
-            _ => None,
-        })
-        .with_context(|| format!("board {target} did not report its memory"))
     }
 
     /// Reads board `target`'s clock (the one user programs see as

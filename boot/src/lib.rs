@@ -15,6 +15,7 @@ pub mod rpc_client;
 pub mod rpc_server;
 pub mod switch;
 pub mod tty_server;
+pub mod workstation;
 
 pub use board::BoardSpec;
 pub use host_port::HostPort;

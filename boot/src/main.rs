@@ -247,6 +247,9 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64) -> Result<()> {
         .context("installing the Ctrl-C handler")?;
 
     let (mut pool, elapsed) = boot_pool(config)?;
+    let hosts: Vec<_> =
+        pool.boards().iter().enumerate().map(|(index, b)| (b.spec.id, pool.host_capability(index))).collect();
+    boot::workstation::save_hosts(&args.run_dir, &hosts)?;
     println!("pool of {boards} boards ready in {:.2} s\n", elapsed.as_secs_f64());
     print!("{}", pool.status_table());
     let faults = pool.switch().faults();
@@ -452,13 +455,12 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
 /// RPC latency and throughput: local (client and server on one board),
 /// board to board, host to board; all in one pool, next to a frame echo.
 fn rpc_bench(args: &PoolArgs) -> Result<()> {
-    use amoeba::syscall::SCHED_PREEMPTIVE;
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 2);
     let (pool, _) = boot_pool(config)?;
     let seed = 0x0000_00be_0c11u64;
     let put = amoeba::GetPort(amoeba::Port::from_u64(seed)).put_port();
-    let (server_board, other_board) = (pool.boards()[0].mac, pool.boards()[1].mac);
-    pool.host().exec(server_board, "echo-server", seed, SCHED_PREEMPTIVE as u8)?;
+    let server_board = pool.boards()[0].mac;
+    pool.exec(0, "echo-server", seed)?;
 
     let mut frame_echo = echo_round_trips(pool.host(), server_board, 2000, 1)?;
     let frame = Summary::of(&mut frame_echo).context("no samples")?;
@@ -485,12 +487,10 @@ fn rpc_bench(args: &PoolArgs) -> Result<()> {
     }
 
     let mut lines = Vec::new();
-    for (label, board, index) in [("local (same board)", server_board, 0), ("board to board", other_board, 1)]
-    {
-        let started = pool.host().exec(board, "rpc-bench", put.to_u64(), SCHED_PREEMPTIVE as u8)?;
+    for (label, index) in [("local (same board)", 0), ("board to board", 1)] {
+        let started = pool.exec(index, "rpc-bench", put.to_u64())?;
         let status = pool
-            .host()
-            .wait_exit(board, started.pid, Duration::from_secs(300))
+            .wait_process(&started, Duration::from_secs(300))
             .with_context(|| format!("rpc-bench {label} did not finish"))?;
         let console = pool.boards()[index].console_text();
         if status != 0 {
@@ -540,13 +540,10 @@ fn rpc_bench(args: &PoolArgs) -> Result<()> {
 fn nucleus_bench(args: &PoolArgs) -> Result<()> {
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
     let (pool, _) = boot_pool(config)?;
-    let board = &pool.boards()[0];
-    let started = pool.host().exec(board.mac, "bench", 0, amoeba::syscall::SCHED_PREEMPTIVE as u8)?;
-    let status = pool
-        .host()
-        .wait_exit(board.mac, started.pid, Duration::from_secs(120))
-        .context("the bench program did not finish")?;
-    let console = board.console_text();
+    let started = pool.exec(0, "bench", 0)?;
+    let status =
+        pool.wait_process(&started, Duration::from_secs(120)).context("the bench program did not finish")?;
+    let console = pool.boards()[0].console_text();
     pool.shutdown();
     if status != 0 {
         bail!("the bench program failed ({status}); console:\n{console}");
@@ -565,32 +562,20 @@ fn run_program(
     detach: bool,
     run_dir: &Path,
 ) -> Result<()> {
-    let port = boot::HostPort::connect(&run_dir.join("host.sock"))
-        .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
-    let mac = pool_control::Mac::for_board(board);
-    if port.board_status(mac, Duration::from_secs(2))?.is_none() {
-        bail!("board {board} does not answer (see `just status`)");
+    let mut workstation = boot::workstation::Workstation::connect(run_dir)?;
+    let mut exec = amoeba::exec::Exec::new(program, &[program]);
+    exec.argument = argument;
+    if run_to_completion {
+        exec.scheduling = amoeba::syscall::SCHED_RUN_TO_COMPLETION;
     }
-    let scheduling = if run_to_completion {
-        amoeba::syscall::SCHED_RUN_TO_COMPLETION
-    } else {
-        amoeba::syscall::SCHED_PREEMPTIVE
-    };
-    let started = port.exec(mac, program, argument, scheduling as u8)?;
-    println!("process {} ({program}) on board {board}, capability {}", started.pid, started.capability);
-    println!("its output: {}", run_dir.join(format!("board{board}.console")).display());
-    if detach {
-        return Ok(());
-    }
-    loop {
-        if let Some(status) = port.wait_exit(mac, started.pid, Duration::from_secs(3600)) {
-            println!("process {} exited with status {status}", started.pid);
-            if status != 0 {
-                std::process::exit(1);
-            }
-            return Ok(());
+    let status = workstation.run(board, program, exec, detach)?;
+    if let Some(status) = status {
+        println!("{program} exited with status {status}");
+        if status != 0 {
+            std::process::exit(1);
         }
     }
+    Ok(())
 }
 
 fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
@@ -619,18 +604,15 @@ fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
 }
 
 fn rpc_demo(args: &PoolArgs) -> Result<()> {
-    use amoeba::syscall::SCHED_PREEMPTIVE;
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 3);
     let (pool, _) = boot_pool(config)?;
     let get_seed: u64 = 0x00c0_ffee_0001;
     let put = amoeba::GetPort(amoeba::Port::from_u64(get_seed)).put_port();
-    let (server_board, client_board) = (pool.boards()[0].mac, pool.boards()[1].mac);
-    let server = pool.host().exec(server_board, "echo-server", get_seed, SCHED_PREEMPTIVE as u8)?;
+    let server = pool.exec(0, "echo-server", get_seed)?;
     println!("echo server: process {} on board 0, put-port {put}", server.pid);
-    let client = pool.host().exec(client_board, "echo-client", put.to_u64(), SCHED_PREEMPTIVE as u8)?;
+    let client = pool.exec(1, "echo-client", put.to_u64())?;
     let status = pool
-        .host()
-        .wait_exit(client_board, client.pid, Duration::from_secs(60))
+        .wait_process(&client, Duration::from_secs(60))
         .context("the echo client on board 1 did not finish")?;
     let client_console = pool.boards()[1].console_text();
     for line in client_console.lines().filter(|l| l.starts_with("echo-client")) {

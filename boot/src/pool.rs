@@ -34,9 +34,7 @@ pub struct PoolConfig {
 impl PoolConfig {
     /// `count` boards with ids 0..count in the processor-pool role.
     pub fn new(run_dir: impl Into<PathBuf>, nucleus: impl Into<PathBuf>, count: u16) -> Self {
-        let boards = (0..count)
-            .map(|id| BoardSpec::new(id, "pool"))
-            .collect();
+        let boards = (0..count).map(|id| BoardSpec::new(id, "pool")).collect();
         Self {
             run_dir: run_dir.into(),
             nucleus: nucleus.into(),

@@ -94,6 +94,16 @@ pub struct Rpc {
     /// Ports the nucleus serves itself, and their requests not yet answered.
     in_kernel: BTreeSet<Port>,
     kernel_requests: VecDeque<KernelRequest>,
+    /// Transactions the nucleus makes itself (the process server reading a
+    /// program from a file), and their outcomes not yet taken.
+    kernel_clients: BTreeSet<TransId>,
+    kernel_results: VecDeque<KernelResult>,
+}
+
+/// The outcome of a transaction the nucleus made itself.
+pub struct KernelResult {
+    pub id: TransId,
+    pub result: Result<(Header, Vec<u8>), Status>,
 }
 
 impl Rpc {
@@ -107,6 +117,8 @@ impl Rpc {
             registered: BTreeMap::new(),
             in_kernel: BTreeSet::new(),
             kernel_requests: VecDeque::new(),
+            kernel_clients: BTreeSet::new(),
+            kernel_results: VecDeque::new(),
         }
     }
 
@@ -129,6 +141,19 @@ impl Rpc {
     pub fn reply_in_kernel(&mut self, core: &mut Core, now: u64, req: ReqId, header: &Header, buf: &[u8]) {
         let _ = self.endpoint.put_reply(now, req, header, buf);
         self.pump(core, now);
+    }
+
+    /// Starts a transaction for the nucleus itself; its outcome comes out of
+    /// [`Rpc::take_kernel_result`].
+    pub fn start_kernel_trans(&mut self, core: &mut Core, now: u64, header: &Header, buf: &[u8]) -> TransId {
+        let id = self.endpoint.start_trans(now, header, buf);
+        self.kernel_clients.insert(id);
+        self.pump(core, now);
+        id
+    }
+
+    pub fn take_kernel_result(&mut self) -> Option<KernelResult> {
+        self.kernel_results.pop_front()
     }
 
     /// When the endpoint next wants [`Rpc::timeout`] (µs since boot).
@@ -167,6 +192,10 @@ impl Rpc {
     }
 
     fn finish_trans(&mut self, core: &mut Core, id: TransId, result: Result<(Header, Vec<u8>), Status>) {
+        if self.kernel_clients.remove(&id) {
+            self.kernel_results.push_back(KernelResult { id, result });
+            return;
+        }
         let Some(client) = self.clients.remove(&id) else {
             return; // given up (interrupted, or its process ended)
         };

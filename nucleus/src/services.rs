@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use crate::group::Groups;
-use crate::process::server::ProcessServer;
+use crate::process::server::{Action, ProcessServer};
 use crate::process::{self, Core, Subscriber};
 use crate::rpc::Rpc;
 use crate::sync::IrqMutex;
@@ -64,12 +64,28 @@ impl Services {
             }
             while let Some(request) = self.rpc.take_kernel_request() {
                 busy = true;
-                let (header, buf) = if request.port == self.processes.port() {
-                    self.processes.handle(core, &request.header, &request.buf)
+                if request.port == self.processes.port() {
+                    self.processes.handle(core, now, request.req, &request.header, &request.buf);
                 } else {
-                    (Header::reply(Status::RpcNotFound), alloc::vec::Vec::new())
-                };
-                self.rpc.reply_in_kernel(core, now, request.req, &header, &buf);
+                    let header = Header::reply(Status::RpcNotFound);
+                    self.rpc.reply_in_kernel(core, now, request.req, &header, &[]);
+                }
+            }
+            while let Some(done) = self.rpc.take_kernel_result() {
+                busy = true;
+                self.processes.read_done(core, done.id, done.result);
+            }
+            while let Some(action) = self.processes.take_action() {
+                busy = true;
+                match action {
+                    Action::Reply { req, header, buf } => {
+                        self.rpc.reply_in_kernel(core, now, req, &header, &buf)
+                    }
+                    Action::Read { load, header, buf } => {
+                        let trans = self.rpc.start_kernel_trans(core, now, &header, &buf);
+                        self.processes.read_started(load, trans);
+                    }
+                }
             }
             if !busy {
                 break;
@@ -90,9 +106,8 @@ impl Services {
         }
     }
 
-    /// Whether the network thread has work: exit notices to send, or a
-    /// service timer that is due.
+    /// Whether the network thread has work: a service timer that is due.
     pub fn network_work_due(&self, core: &Core, now: u64) -> bool {
-        self.processes.has_exit_notices() || core.network_deadline.is_some_and(|deadline| deadline <= now)
+        core.network_deadline.is_some_and(|deadline| deadline <= now)
     }
 }

@@ -15,6 +15,7 @@ use crate::sync::IrqMutex;
 use crate::{board, drivers, heap, net, power, println, process};
 use core::panic::PanicInfo;
 use nucleus::contiguous::ContiguousAllocator;
+use pool_control::secret::BoardSecret;
 
 /// Most of the RAM the kernel heap takes (the rest is for segments).
 const KERNEL_HEAP_MAX: usize = 32 << 20;
@@ -72,7 +73,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     let free = segment_memory.fragmentation().free_bytes;
     let segments = SegmentTable::new(rng.port(), segment_memory);
     // The initrd starts with the board's secret (for the process server), then the bundle.
-    let (_secret, bundle) = pool_control::secret::BoardSecret::split(bundle_bytes(&info));
+    let (secret, bundle) = pool_control::secret::BoardSecret::split(bundle_bytes(&info));
     let endpoint = flip::Endpoint::new(
         flip::Mac(mac.0),
         incarnation,
@@ -83,7 +84,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     // show that ids are reused without creating 65,535 processes.
     let asid_limit = info.bootarg("asids").and_then(|v| v.parse().ok()).unwrap_or(u16::MAX);
     process::init(segments, rng, asid_limit);
-    start_services(endpoint, bundle);
+    start_services(endpoint, bundle, secret);
     println!(
         "nucleus: {} MiB for segments; bundle of {} programs",
         free >> 20,
@@ -102,11 +103,12 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
 /// What the network thread starts with, handed over from `kernel_main`.
 static NETWORK_START: IrqMutex<Option<PoolControl>> = IrqMutex::new(None);
 
-/// RPC, groups and the process server (whose port the nucleus serves).
-fn start_services(endpoint: flip::Endpoint, bundle: &'static [u8]) {
+/// RPC, groups and the process server (whose port the nucleus serves), on
+/// the get-port and host capability of the board's `secret`.
+fn start_services(endpoint: flip::Endpoint, bundle: &'static [u8], secret: Option<BoardSecret>) {
     let mut rpc = Rpc::new(endpoint);
     let groups = Groups::new(rpc.mac());
-    let (processes, process_port) = process::with(|core| ProcessServer::new(core, bundle));
+    let (processes, process_port) = process::with(|core| ProcessServer::new(core, bundle, secret));
     rpc.serve_in_kernel(&process_port);
     services::init(Services { rpc, groups, processes });
 }

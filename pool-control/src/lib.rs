@@ -112,51 +112,6 @@ pub enum Message<'a> {
         id: u32,
         target: Mac,
     },
-    /// Start `program` from the board's bundle (the process server's work;
-    /// it moves to RPC once FLIP is in the nucleus). `scheduling` is
-    /// `amoeba::syscall::SCHED_*`. `capability`, if any, is handed to the
-    /// process at its start (its capability environment: for example the
-    /// group it is to join).
-    Exec {
-        id: u32,
-        argument: u64,
-        scheduling: u8,
-        program: &'a str,
-        capability: Option<[u8; 16]>,
-    },
-    /// `status` >= 0: started as `pid`, with owner `capability`.
-    ExecReply {
-        id: u32,
-        status: i32,
-        pid: u32,
-        capability: [u8; 16],
-    },
-    /// `op` is an `amoeba::syscall::PROCESS_*` operation on the process the
-    /// capability names.
-    ProcessOp {
-        id: u32,
-        op: u32,
-        capability: [u8; 16],
-    },
-    ProcessOpReply {
-        id: u32,
-        status: i32,
-    },
-    /// Sent to whoever started the process, when it ends.
-    ProcessExited {
-        pid: u32,
-        status: i32,
-    },
-    /// How much segment memory is free, and how fragmented.
-    MemoryQuery {
-        id: u32,
-    },
-    MemoryReport {
-        id: u32,
-        free_bytes: u64,
-        largest_free: u64,
-        free_runs: u32,
-    },
     /// Ask a board for its clock: it answers with `TimeReply`. The host
     /// aligns the boards' clocks to its own with these (benchmarks that
     /// compare timestamps taken on different boards).
@@ -177,17 +132,10 @@ const KIND_DISCOVER: u8 = 3;
 const KIND_READY: u8 = 4;
 const KIND_PEER_ECHO: u8 = 5;
 const KIND_PEER_ECHO_RESULT: u8 = 6;
-const KIND_EXEC: u8 = 7;
-const KIND_EXEC_REPLY: u8 = 8;
-const KIND_PROCESS_OP: u8 = 9;
-const KIND_PROCESS_OP_REPLY: u8 = 10;
-const KIND_PROCESS_EXITED: u8 = 11;
-const KIND_MEMORY_QUERY: u8 = 12;
-const KIND_MEMORY_REPORT: u8 = 13;
+// Kinds 7 to 13 carried process control before the process server took it
+// over by RPC; they are not reused.
 const KIND_TIME_QUERY: u8 = 14;
 const KIND_TIME_REPLY: u8 = 15;
-/// Longest program name in an `Exec`.
-pub const MAX_PROGRAM_NAME: usize = 32;
 
 /// A bounds-checked cursor over received bytes.
 struct Reader<'a> {
@@ -228,14 +176,6 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Result<u64, DecodeError> {
         let b = self.take(8)?;
         Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
-    }
-
-    fn i32(&mut self) -> Result<i32, DecodeError> {
-        Ok(self.u32()? as i32)
-    }
-
-    fn capability(&mut self) -> Result<[u8; 16], DecodeError> {
-        Ok(self.take(16)?.try_into().expect("16 bytes"))
     }
 
     fn rest(&mut self) -> &'a [u8] {
@@ -288,38 +228,6 @@ impl<'a> Message<'a> {
             }
             KIND_PEER_ECHO => Message::PeerEcho { id: r.u32()?, target: r.mac()? },
             KIND_PEER_ECHO_RESULT => Message::PeerEchoResult { id: r.u32()?, target: r.mac()? },
-            KIND_EXEC => {
-                let id = r.u32()?;
-                let argument = r.u64()?;
-                let scheduling = r.u8()?;
-                let name_len = r.u8()? as usize;
-                if name_len == 0 || name_len > MAX_PROGRAM_NAME {
-                    return Err(DecodeError::BadRole);
-                }
-                let program = core::str::from_utf8(r.take(name_len)?).map_err(|_| DecodeError::BadRole)?;
-                let capability = match r.u8()? {
-                    0 => None,
-                    1 => Some(r.capability()?),
-                    _ => return Err(DecodeError::BadValue),
-                };
-                Message::Exec { id, argument, scheduling, program, capability }
-            }
-            KIND_EXEC_REPLY => Message::ExecReply {
-                id: r.u32()?,
-                status: r.i32()?,
-                pid: r.u32()?,
-                capability: r.capability()?,
-            },
-            KIND_PROCESS_OP => Message::ProcessOp { id: r.u32()?, op: r.u32()?, capability: r.capability()? },
-            KIND_PROCESS_OP_REPLY => Message::ProcessOpReply { id: r.u32()?, status: r.i32()? },
-            KIND_PROCESS_EXITED => Message::ProcessExited { pid: r.u32()?, status: r.i32()? },
-            KIND_MEMORY_QUERY => Message::MemoryQuery { id: r.u32()? },
-            KIND_MEMORY_REPORT => Message::MemoryReport {
-                id: r.u32()?,
-                free_bytes: r.u64()?,
-                largest_free: r.u64()?,
-                free_runs: r.u32()?,
-            },
             KIND_TIME_QUERY => Message::TimeQuery { id: r.u32()? },
             KIND_TIME_REPLY => Message::TimeReply { id: r.u32()?, micros: r.u64()? },
             other => return Err(DecodeError::UnknownKind(other)),
@@ -362,57 +270,6 @@ impl<'a> Message<'a> {
                 w.put(&[kind, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(&target.0)?;
-            }
-            Message::Exec { id, argument, scheduling, program, capability } => {
-                if program.is_empty() || program.len() > MAX_PROGRAM_NAME {
-                    return Err(BufferTooSmall);
-                }
-                w.put(&[KIND_EXEC, VERSION])?;
-                w.put(&id.to_be_bytes())?;
-                w.put(&argument.to_be_bytes())?;
-                w.put(&[*scheduling, program.len() as u8])?;
-                w.put(program.as_bytes())?;
-                match capability {
-                    Some(capability) => {
-                        w.put(&[1])?;
-                        w.put(capability)?;
-                    }
-                    None => w.put(&[0])?,
-                }
-            }
-            Message::ExecReply { id, status, pid, capability } => {
-                w.put(&[KIND_EXEC_REPLY, VERSION])?;
-                w.put(&id.to_be_bytes())?;
-                w.put(&status.to_be_bytes())?;
-                w.put(&pid.to_be_bytes())?;
-                w.put(capability)?;
-            }
-            Message::ProcessOp { id, op, capability } => {
-                w.put(&[KIND_PROCESS_OP, VERSION])?;
-                w.put(&id.to_be_bytes())?;
-                w.put(&op.to_be_bytes())?;
-                w.put(capability)?;
-            }
-            Message::ProcessOpReply { id, status } => {
-                w.put(&[KIND_PROCESS_OP_REPLY, VERSION])?;
-                w.put(&id.to_be_bytes())?;
-                w.put(&status.to_be_bytes())?;
-            }
-            Message::ProcessExited { pid, status } => {
-                w.put(&[KIND_PROCESS_EXITED, VERSION])?;
-                w.put(&pid.to_be_bytes())?;
-                w.put(&status.to_be_bytes())?;
-            }
-            Message::MemoryQuery { id } => {
-                w.put(&[KIND_MEMORY_QUERY, VERSION])?;
-                w.put(&id.to_be_bytes())?;
-            }
-            Message::MemoryReport { id, free_bytes, largest_free, free_runs } => {
-                w.put(&[KIND_MEMORY_REPORT, VERSION])?;
-                w.put(&id.to_be_bytes())?;
-                w.put(&free_bytes.to_be_bytes())?;
-                w.put(&largest_free.to_be_bytes())?;
-                w.put(&free_runs.to_be_bytes())?;
             }
             Message::TimeQuery { id } => {
                 w.put(&[KIND_TIME_QUERY, VERSION])?;
@@ -498,26 +355,6 @@ mod tests {
         }));
         round_trip(Message::PeerEcho { id: 9, target: Mac::for_board(2) });
         round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2) });
-        round_trip(Message::Exec {
-            id: 1,
-            argument: u64::MAX,
-            scheduling: 1,
-            program: "hello",
-            capability: None,
-        });
-        round_trip(Message::Exec {
-            id: 2,
-            argument: 3,
-            scheduling: 0,
-            program: "group-counter",
-            capability: Some([9; 16]),
-        });
-        round_trip(Message::ExecReply { id: 1, status: -9, pid: 4, capability: [7; 16] });
-        round_trip(Message::ProcessOp { id: 2, op: 3, capability: [1; 16] });
-        round_trip(Message::ProcessOpReply { id: 2, status: -6 });
-        round_trip(Message::ProcessExited { pid: 4, status: -11 });
-        round_trip(Message::MemoryQuery { id: 3 });
-        round_trip(Message::MemoryReport { id: 3, free_bytes: 1 << 30, largest_free: 4096, free_runs: 2 });
     }
 
     #[test]

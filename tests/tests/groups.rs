@@ -2,8 +2,9 @@
 //! same messages in the same order, and only holders of a capability for
 //! the group get in.
 
-use amoeba::syscall::{GROUP_RIGHT_RECEIVE, SCHED_PREEMPTIVE};
+use amoeba::syscall::GROUP_RIGHT_RECEIVE;
 use amoeba::{Capability, Check, Rights};
+use boot::exec::Started;
 use boot::group_client::GroupClient;
 use pool_tests::{TestPool, boot};
 use std::time::Duration;
@@ -15,18 +16,13 @@ const CREATE: u64 = 1 << 63;
 fn create_counter_group(pool: &TestPool, get_port: u64, members: u64) -> Capability {
     let board = &pool.boards()[0];
     let argument = get_port | (members << 48) | CREATE;
-    pool.host().exec(board.mac, "group-counter", argument, SCHED_PREEMPTIVE as u8).unwrap();
+    pool.exec(0, "group-counter", argument).unwrap();
     board.wait_for_capability("group-counter: capability", Duration::from_secs(30)).unwrap()
 }
 
 /// Starts `group-counter` on board `index`, joining with `capability`.
-fn join_counter_group(pool: &TestPool, index: usize, members: u64, capability: Capability) -> u32 {
-    let mac = pool.boards()[index].mac;
-    let started = pool
-        .host()
-        .exec_with_capability(mac, "group-counter", members << 48, SCHED_PREEMPTIVE as u8, Some(capability))
-        .unwrap();
-    started.pid
+fn join_counter_group(pool: &TestPool, index: usize, members: u64, capability: Capability) -> Started {
+    pool.exec_with_capability(index, "group-counter", members << 48, capability).unwrap()
 }
 
 fn result_line(pool: &TestPool, index: usize, timeout: Duration) -> String {
@@ -115,8 +111,8 @@ fn forged_and_receive_only_capabilities_are_held_to_what_they_allow() {
     // A process on board 1 with the forged capability: the nucleus refuses
     // the join with CapBad.
     let board = &pool.boards()[1];
-    let pid = join_counter_group(&pool, 1, members, forged);
-    let status = pool.host().wait_exit(board.mac, pid, Duration::from_secs(30));
+    let started = join_counter_group(&pool, 1, members, forged);
+    let status = pool.wait_process(&started, Duration::from_secs(30));
     assert_eq!(status, Some(1), "{}", board.console_text());
     assert!(
         board.console_text().contains("cannot enter the group: capability bad"),
@@ -124,8 +120,8 @@ fn forged_and_receive_only_capabilities_are_held_to_what_they_allow() {
         board.console_text()
     );
     // With the receive-only capability it gets in, but may not send.
-    let pid = join_counter_group(&pool, 1, members, receive_only);
-    let status = pool.host().wait_exit(board.mac, pid, Duration::from_secs(30));
+    let started = join_counter_group(&pool, 1, members, receive_only);
+    let status = pool.wait_process(&started, Duration::from_secs(30));
     assert_eq!(status, Some(1), "{}", board.console_text());
     assert!(board.console_text().contains("send failed: no permission"), "{}", board.console_text());
 }

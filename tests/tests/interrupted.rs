@@ -4,9 +4,8 @@
 //! message, and a join the runtime retries makes one member, not two.
 //! The scenarios are the `interrupted` program's (see its header).
 
-use amoeba::syscall::SCHED_PREEMPTIVE;
 use amoeba::{Capability, GetPort, Port};
-use boot::host_port::Started;
+use boot::exec::Started;
 use pool_tests::{TestPool, boot};
 use std::time::Duration;
 
@@ -29,15 +28,15 @@ fn start(
     argument: u64,
     capability: Option<Capability>,
 ) -> Started {
-    let mac = pool.boards()[board].mac;
-    pool.host()
-        .exec_with_capability(mac, program, argument, SCHED_PREEMPTIVE as u8, capability)
-        .unwrap_or_else(|e| panic!("{e:#}"))
+    match capability {
+        Some(capability) => pool.exec_with_capability(board, program, argument, capability),
+        None => pool.exec(board, program, argument),
+    }
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn wait_exit(pool: &TestPool, board: usize, started: &Started) -> i32 {
-    let mac = pool.boards()[board].mac;
-    pool.host().wait_exit(mac, started.pid, EXIT_TIMEOUT).unwrap_or_else(|| {
+    pool.wait_process(started, EXIT_TIMEOUT).unwrap_or_else(|| {
         panic!("process {} did not exit:\n{}", started.pid, pool.boards()[board].console_text())
     })
 }

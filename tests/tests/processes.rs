@@ -2,11 +2,8 @@
 //! spaces, are scheduled, synchronise, fault alone, survive hostile calls,
 //! share segments, and obey their process capability.
 
-use amoeba::syscall::{
-    EXIT_DESTROYED, EXIT_FAULT, PROCESS_DESTROY, PROCESS_RESUME, PROCESS_STUN, SCHED_PREEMPTIVE,
-    SCHED_RUN_TO_COMPLETION,
-};
-use boot::host_port::Started;
+use amoeba::syscall::{EXIT_DESTROYED, EXIT_FAULT, SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION};
+use boot::exec::{Control, Started};
 use pool_tests::{TestPool, boot, boot_with, config};
 use std::time::{Duration, Instant};
 
@@ -34,15 +31,18 @@ fn wait_for_console(pool: &TestPool, needle: &str, times: usize, timeout: Durati
 }
 
 fn exec(pool: &TestPool, program: &str, argument: u64, scheduling: u32) -> Started {
-    let board = pool.boards()[0].mac;
-    pool.host().exec(board, program, argument, scheduling as u8).unwrap_or_else(|e| panic!("{e:#}"))
+    pool.exec_scheduled(0, program, argument, scheduling).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn wait_exit(pool: &TestPool, started: &Started) -> i32 {
-    let board = pool.boards()[0].mac;
-    pool.host()
-        .wait_exit(board, started.pid, EXIT_TIMEOUT)
+    pool.wait_process(started, EXIT_TIMEOUT)
         .unwrap_or_else(|| panic!("process {} did not exit; console:\n{}", started.pid, console(pool)))
+}
+
+/// The board's free segment memory: (free bytes, largest free run).
+fn memory(pool: &TestPool) -> (u64, u64) {
+    let info = pool.board_info(0).expect("the process server reports its board");
+    (info.free_bytes, info.largest_free)
 }
 
 #[test]
@@ -56,8 +56,8 @@ fn hello_prints_and_exits_with_its_status() {
 #[test]
 fn a_missing_program_is_a_clear_error() {
     let pool = boot(1);
-    let error = pool.host().exec(pool.boards()[0].mac, "no-such-program", 0, 0).unwrap_err();
-    assert!(format!("{error:#}").contains("not found"), "{error:#}");
+    let error = pool.exec(0, "no-such-program", 0).unwrap_err();
+    assert!(format!("{error:#}").contains("no program no-such-program"), "{error:#}");
 }
 
 #[test]
@@ -70,10 +70,7 @@ fn two_cpu_hogs_on_one_board_both_make_progress() {
     // The network path still answers while both spin.
     assert!(pool.host().echo(pool.boards()[0].mac, 1, b"busy?", Duration::from_secs(2)).unwrap().is_some());
     for hog in [first, second] {
-        assert_eq!(
-            pool.host().process_op(pool.boards()[0].mac, &hog.capability, PROCESS_DESTROY).unwrap(),
-            0
-        );
+        assert_eq!(pool.control(&hog.capability, Control::Destroy), Ok(()));
         assert_eq!(wait_exit(&pool, &hog), EXIT_DESTROYED);
     }
 }
@@ -145,21 +142,20 @@ fn a_shared_segment_carries_data_between_two_processes() {
 #[test]
 fn a_stunned_process_makes_no_progress_until_resumed() {
     let pool = boot(1);
-    let board = pool.boards()[0].mac;
     let ticker = exec(&pool, "ticker", 0, SCHED_PREEMPTIVE);
     wait_for_console(&pool, "tick ", 2, Duration::from_secs(20));
-    assert_eq!(pool.host().process_op(board, &ticker.capability, PROCESS_STUN).unwrap(), 0);
+    assert_eq!(pool.control(&ticker.capability, Control::Stun), Ok(()));
     std::thread::sleep(Duration::from_millis(200));
     let frozen = count(&pool, "tick ");
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(count(&pool, "tick "), frozen, "a stunned process printed");
-    assert_eq!(pool.host().process_op(board, &ticker.capability, PROCESS_RESUME).unwrap(), 0);
+    assert_eq!(pool.control(&ticker.capability, Control::Resume), Ok(()));
     wait_for_console(&pool, "tick ", frozen + 3, Duration::from_secs(20));
 
     // A forged check field is refused and changes nothing.
     let mut forged = ticker.capability;
     forged.check.0[0] ^= 1;
-    assert_eq!(pool.host().process_op(board, &forged, PROCESS_STUN).unwrap(), amoeba::Status::CapBad as i32);
+    assert_eq!(pool.control(&forged, Control::Stun), Err(amoeba::Status::CapBad));
     let before = count(&pool, "tick ");
     wait_for_console(&pool, "tick ", before + 2, Duration::from_secs(20));
 }
@@ -167,15 +163,14 @@ fn a_stunned_process_makes_no_progress_until_resumed() {
 #[test]
 fn destroy_returns_all_of_a_process_memory() {
     let pool = boot(1);
-    let board = pool.boards()[0].mac;
-    let before = pool.host().memory(board).unwrap();
+    let before = memory(&pool);
     let ticker = exec(&pool, "ticker", 0, SCHED_PREEMPTIVE);
     wait_for_console(&pool, "tick ", 1, Duration::from_secs(20));
-    let during = pool.host().memory(board).unwrap();
-    assert!(during.free_bytes < before.free_bytes, "a running process uses segment memory");
-    assert_eq!(pool.host().process_op(board, &ticker.capability, PROCESS_DESTROY).unwrap(), 0);
+    let during = memory(&pool);
+    assert!(during.0 < before.0, "a running process uses segment memory");
+    assert_eq!(pool.control(&ticker.capability, Control::Destroy), Ok(()));
     assert_eq!(wait_exit(&pool, &ticker), EXIT_DESTROYED);
-    let after = pool.host().memory(board).unwrap();
+    let after = memory(&pool);
     assert_eq!(after, before, "memory after destroy must equal memory before the process");
 }
 
@@ -190,8 +185,7 @@ fn signals_are_caught_or_ignored_between_threads_and_end_a_process_by_default() 
     let ticker = exec(&pool, "ticker", 0, SCHED_PREEMPTIVE);
     wait_for_console(&pool, "tick ", 1, Duration::from_secs(20));
     let signal = 7;
-    let op = amoeba::syscall::PROCESS_SIGNAL_BASE + signal as u64;
-    assert_eq!(pool.host().process_op(pool.boards()[0].mac, &ticker.capability, op).unwrap(), 0);
+    assert_eq!(pool.control(&ticker.capability, Control::Signal(signal as u32)), Ok(()));
     assert_eq!(wait_exit(&pool, &ticker), amoeba::syscall::EXIT_SIGNAL_BASE - signal);
 }
 
@@ -203,10 +197,9 @@ fn spawn_cycle_argument(total: u64, at_once: u64) -> u64 {
 /// Runs `spawn-cycle` on board 0 and checks that every process was created
 /// and exited, and that the board's segment memory all came back.
 fn cycle_processes(pool: &TestPool, total: u64, at_once: u64, timeout: Duration) {
-    let board = pool.boards()[0].mac;
-    let before = pool.host().memory(board).unwrap();
+    let before = memory(pool);
     let cycle = exec(pool, "spawn-cycle", spawn_cycle_argument(total, at_once), SCHED_PREEMPTIVE);
-    let status = pool.host().wait_exit(board, cycle.pid, timeout).unwrap_or_else(|| {
+    let status = pool.wait_process(&cycle, timeout).unwrap_or_else(|| {
         panic!("spawn-cycle did not finish in {timeout:?}:\n{}", pool.boards()[0].console_tail(20))
     });
     let text = console(pool);
@@ -216,7 +209,7 @@ fn cycle_processes(pool: &TestPool, total: u64, at_once: u64, timeout: Duration)
         "{}",
         pool.boards()[0].console_tail(20)
     );
-    assert_eq!(pool.host().memory(board).unwrap(), before, "every process's memory came back");
+    assert_eq!(memory(pool), before, "every process's memory came back");
 }
 
 /// Address-space ids are reused (with the TLB entries of the old owner

@@ -4,8 +4,8 @@
 //! server board's death.
 
 use amoeba::interfaces::{counter, echo};
-use amoeba::syscall::{PROCESS_DESTROY, SCHED_PREEMPTIVE};
 use amoeba::{Capability, GetPort, Header, Port, Rights, Status};
+use boot::exec::Control;
 use boot::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot};
 use std::time::{Duration, Instant};
@@ -16,9 +16,8 @@ fn put_port(seed: u64) -> Port {
     GetPort(Port::from_u64(seed)).put_port()
 }
 
-fn start(pool: &TestPool, board: usize, program: &str, argument: u64) -> boot::host_port::Started {
-    let mac = pool.boards()[board].mac;
-    pool.host().exec(mac, program, argument, SCHED_PREEMPTIVE as u8).unwrap_or_else(|e| panic!("{e:#}"))
+fn start(pool: &TestPool, board: usize, program: &str, argument: u64) -> boot::exec::Started {
+    pool.exec(board, program, argument).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn wait_for_console(pool: &TestPool, board: usize, needle: &str) -> String {
@@ -47,7 +46,7 @@ fn an_echo_server_answers_clients_on_two_boards_and_the_host() {
     let clients: Vec<_> =
         [1, 2].iter().map(|&b| (b, start(&pool, b, "echo-client", put_port(seed).to_u64()))).collect();
     for (board, client) in clients {
-        let status = pool.host().wait_exit(pool.boards()[board].mac, client.pid, EXIT_TIMEOUT);
+        let status = pool.wait_process(&client, EXIT_TIMEOUT);
         assert_eq!(status, Some(0), "echo client on board {board}:\n{}", pool.boards()[board].console_text());
         wait_for_console(&pool, board, "echo-client: 10 of 10 answered");
     }
@@ -72,7 +71,7 @@ fn knowing_only_the_put_port_does_not_receive_requests() {
     }
     assert!(!pool.boards()[1].console_text().contains("impostor: got a request"));
     // Without the real server nobody serves the put-port.
-    pool.host().process_op(pool.boards()[0].mac, &server.capability, PROCESS_DESTROY).unwrap();
+    pool.control(&server.capability, Control::Destroy).unwrap();
     assert_eq!(echo(&mut host, put_port(seed), b"anyone?").unwrap_err(), Status::RpcNotFound);
 }
 
@@ -213,8 +212,5 @@ fn each_board_serves_its_processes_by_rpc() {
     let (reply, _) =
         host.trans(&Header::request(&ticker.capability, amoeba::cmd::STD_DESTROY), &[]).unwrap().unwrap();
     assert_eq!(reply.status(), Status::Ok);
-    assert_eq!(
-        pool.host().wait_exit(pool.boards()[1].mac, ticker.pid, EXIT_TIMEOUT),
-        Some(amoeba::syscall::EXIT_DESTROYED)
-    );
+    assert_eq!(pool.wait_process(&ticker, EXIT_TIMEOUT), Some(amoeba::syscall::EXIT_DESTROYED));
 }

@@ -42,31 +42,60 @@ pub struct Place {
     pub offset: usize,
 }
 
+/// The largest segment a board makes.
+pub const MAX_SEGMENT: usize = 1 << 40;
+
 pub struct SegmentTable {
     segments: BTreeMap<SegmentId, Segment>,
-    next: SegmentId,
+    /// The process server's put-port: segments are its objects, numbered
+    /// with its processes (the core hands out the numbers).
     pub port: Port,
     pub memory: ContiguousAllocator,
 }
 
 impl SegmentTable {
     pub fn new(port: Port, memory: ContiguousAllocator) -> Self {
-        Self { segments: BTreeMap::new(), next: 1, port, memory }
+        Self { segments: BTreeMap::new(), port, memory }
     }
 
-    /// A new zeroed segment of at least `size` bytes.
+    /// Whether object number `id` is a segment (even one destroyed but
+    /// still mapped).
+    pub fn contains(&self, id: SegmentId) -> bool {
+        self.segments.contains_key(&id)
+    }
+
+    /// The random check of a live segment.
+    pub fn check_of(&self, id: SegmentId) -> Option<Check> {
+        self.segments.get(&id).filter(|s| !s.destroyed).map(|s| s.random)
+    }
+
+    /// Hands a segment over to process `owner` (it goes when the process ends).
+    pub fn set_owner(&mut self, id: SegmentId, owner: u32) {
+        if let Some(segment) = self.segments.get_mut(&id) {
+            segment.owner = Some(owner);
+        }
+    }
+
+    /// Live segments: (id, length, owner).
+    pub fn list(&self) -> impl Iterator<Item = (SegmentId, usize, Option<u32>)> + '_ {
+        self.segments.iter().filter(|(_, s)| !s.destroyed).map(|(&id, s)| (id, s.len(), s.owner))
+    }
+
+    /// A new zeroed segment numbered `id` (unused: the core's
+    /// `create_segment` picks it) of at least `size` bytes.
     pub fn create(
         &mut self,
+        id: SegmentId,
         size: usize,
         align: usize,
         owner: Option<u32>,
         random: Check,
     ) -> Result<(SegmentId, Capability), Status> {
-        if size == 0 || size > (1 << 40) {
+        if size == 0 || size > MAX_SEGMENT {
             return Err(Status::ArgBad);
         }
-        if self.next > amoeba::OBJECT_MAX {
-            return Err(Status::NoSpace);
+        if self.segments.contains_key(&id) {
+            return Err(Status::Exists);
         }
         // Large segments start on a 2 MiB boundary when memory allows, so
         // that they can be mapped with 2 MiB blocks instead of pages.
@@ -76,8 +105,6 @@ impl SegmentTable {
             .flatten()
             .map_or_else(|| self.memory.allocate(size, align.max(FRAME_SIZE)), Ok)
             .map_err(|_| Status::NoSpace)?;
-        let id = self.next;
-        self.next += 1;
         let len = phys.end - phys.start;
         self.segments.insert(id, Segment { phys, random, mappings: 0, owner, destroyed: false });
         self.bytes_mut(Place { segment: id, offset: 0 }, len)?.fill(0);

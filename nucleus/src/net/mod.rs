@@ -54,7 +54,6 @@ pub fn run(mut pool_control: PoolControl) -> ! {
             s.rpc.timeout(core, now);
             s.groups.timeout(core, now);
         });
-        pool_control.send_notices();
         block_unless(Wait::Network, || {
             device::work_pending() || services::with(|s, core| s.network_work_due(core, services::now()))
         });

@@ -1,14 +1,11 @@
 //! The board side of the pool control protocol (crate `pool-control`):
-//! readiness, discovery and the frame echo, answered straight from the
-//! network path, and the host's process requests (exec, process
-//! operations, memory), which go to the process server.
+//! readiness, discovery, the frame echo and clock readings, answered
+//! straight from the network path. Nothing here changes the board's state:
+//! processes are made through the process server, by capability.
 
 #![forbid(unsafe_code)]
 
 use crate::drivers::net as device;
-use crate::process::server::{ProcessOp, is_run_to_completion};
-use crate::services;
-use amoeba::Capability;
 pub use pool_control::Mac;
 use pool_control::{BROADCAST, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
 
@@ -55,13 +52,6 @@ impl PoolControl {
 
     pub fn incarnation(&self) -> u32 {
         self.identity.incarnation
-    }
-
-    /// Tells whoever asked for a process over the network that it exited.
-    pub fn send_notices(&self) {
-        while let Some(notice) = services::with(|s, _| s.processes.take_exit_notice()) {
-            self.send(notice.to, &Message::ProcessExited { pid: notice.pid, status: notice.status });
-        }
     }
 
     fn status(&self) -> BoardStatus<'static> {
@@ -121,63 +111,11 @@ impl PoolControl {
                     self.send(pending.requester, &Message::PeerEchoResult { id, target: pending.target });
                 }
             }
-            Message::Exec { id, argument, scheduling, program, capability } => {
-                let run_to_completion = is_run_to_completion(scheduling as u32);
-                let capability = capability.map(|c| Capability::decode(&c));
-                let started = services::with(|s, core| {
-                    s.processes.exec(
-                        core,
-                        program,
-                        argument,
-                        capability,
-                        run_to_completion,
-                        Some(frame.source),
-                    )
-                });
-                let reply = match started {
-                    Ok((pid, capability)) => {
-                        crate::println!("nucleus: started process {pid} ({program})");
-                        Message::ExecReply { id, status: 0, pid, capability: capability.encode() }
-                    }
-                    Err(status) => {
-                        Message::ExecReply { id, status: status as i32, pid: 0, capability: [0; 16] }
-                    }
-                };
-                self.send(frame.source, &reply);
-            }
-            Message::ProcessOp { id, op, capability } => {
-                let capability = Capability::decode(&capability);
-                let result = ProcessOp::decode(op as u64)
-                    .and_then(|op| services::with(|s, core| s.processes.control(core, &capability, op)));
-                let status = match result {
-                    Ok(()) => 0,
-                    Err(status) => status as i32,
-                };
-                self.send(frame.source, &Message::ProcessOpReply { id, status });
-            }
-            Message::MemoryQuery { id } => {
-                let info = services::with(|_, core| core.segments.memory.fragmentation());
-                self.send(
-                    frame.source,
-                    &Message::MemoryReport {
-                        id,
-                        free_bytes: info.free_bytes as u64,
-                        largest_free: info.largest_free as u64,
-                        free_runs: info.free_runs as u32,
-                    },
-                );
-            }
             Message::TimeQuery { id } => {
                 let micros = crate::drivers::timer::uptime_micros();
                 self.send(frame.source, &Message::TimeReply { id, micros });
             }
-            Message::Ready(_)
-            | Message::PeerEchoResult { .. }
-            | Message::ExecReply { .. }
-            | Message::ProcessOpReply { .. }
-            | Message::ProcessExited { .. }
-            | Message::MemoryReport { .. }
-            | Message::TimeReply { .. } => {}
+            Message::Ready(_) | Message::PeerEchoResult { .. } | Message::TimeReply { .. } => {}
         }
     }
 }

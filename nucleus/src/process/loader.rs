@@ -55,8 +55,7 @@ fn new_mapped_segment(
     len: usize,
     flags: MapFlags,
 ) -> Result<Place, Status> {
-    let random = core.random_check();
-    let (id, _) = core.segments.create(len, 0, Some(pid), random)?;
+    let (id, _) = core.create_segment(len, Some(pid))?;
     core.map_segment(pid, id, va, flags)?;
     Ok(Place { segment: id, offset: 0 })
 }
@@ -108,8 +107,10 @@ fn build(
     // (named ARG), above the first frame; the stack pointer stays below it.
     let (sp, capability_address) = match capability {
         Some(capability) => {
-            let startup =
-                Startup { capabilities: alloc::vec![(String::from("ARG"), capability)], ..Startup::default() };
+            let startup = Startup {
+                capabilities: alloc::vec![(String::from("ARG"), capability)],
+                ..Startup::default()
+            };
             let block = startup.to_block();
             fill(core, stack, STACK_SIZE - block.len(), &block)?;
             (STACK_TOP - block.len(), (STACK_TOP - block.len()) as u64)

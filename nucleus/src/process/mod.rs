@@ -78,6 +78,8 @@ pub struct Process {
     pub signals: [Disposition; SIGNALS as usize],
     /// Exit values of ended threads nobody has joined yet.
     pub exited_threads: BTreeMap<Tid, u64>,
+    /// Microseconds its threads have had the processor.
+    pub cpu_us: u64,
 }
 
 impl Process {
@@ -110,6 +112,10 @@ pub trait Subscriber {
     fn notify(&mut self, core: &mut Core, event: &Event, now: u64);
 }
 
+/// Object numbers from here up belong to the process server itself (boot
+/// programs), never to processes or segments.
+pub const RESERVED_OBJECTS_START: u32 = amoeba::OBJECT_MAX - 0xFFF;
+
 pub struct Core {
     pub threads: BTreeMap<Tid, Box<Thread>>,
     pub processes: BTreeMap<Pid, Process>,
@@ -117,8 +123,12 @@ pub struct Core {
     rng: amoeba::Rng,
     pub(crate) sched: RunQueue,
     next_tid: Tid,
-    next_pid: Pid,
+    /// The next object number to try for a process or a segment (they share
+    /// the process server's port).
+    next_object: u32,
     asids: AsidAllocator,
+    /// Processes made since boot.
+    pub processes_created: u64,
     /// Exited processes whose records are still kept, oldest first.
     exited: VecDeque<Pid>,
     events: VecDeque<Event>,
@@ -149,7 +159,8 @@ pub fn init(segments: SegmentTable, rng: amoeba::Rng, asid_limit: u16) {
         rng,
         sched: RunQueue::new(0),
         next_tid: 1,
-        next_pid: 1,
+        next_object: 1,
+        processes_created: 0,
         asids: AsidAllocator::new(asid_limit.min(mmu::max_asid())),
         exited: VecDeque::new(),
         events: VecDeque::new(),
@@ -327,8 +338,11 @@ impl Core {
                 return Err(Status::NoMem);
             }
         };
-        let pid = self.next_pid;
-        self.next_pid += 1;
+        let Some(pid) = self.new_object_number() else {
+            self.asids.release(asid);
+            return Err(Status::NoSpace);
+        };
+        self.processes_created += 1;
         let random = self.rng.check();
         self.processes.insert(
             pid,
@@ -343,9 +357,36 @@ impl Core {
                 random,
                 signals: [Disposition::Default; SIGNALS as usize],
                 exited_threads: BTreeMap::new(),
+                cpu_us: 0,
             },
         );
         Ok(pid)
+    }
+
+    /// An object number no process or segment has: processes and segments
+    /// are objects of the same process server. Numbers above
+    /// [`RESERVED_OBJECTS_START`] are the process server's own.
+    fn new_object_number(&mut self) -> Option<u32> {
+        for _ in 0..RESERVED_OBJECTS_START {
+            let candidate = self.next_object;
+            self.next_object = if candidate + 1 >= RESERVED_OBJECTS_START { 1 } else { candidate + 1 };
+            if !self.processes.contains_key(&candidate) && !self.segments.contains(candidate) {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    /// A new zeroed segment of at least `size` bytes (owned by `owner`, which
+    /// destroys it when it ends).
+    pub fn create_segment(
+        &mut self,
+        size: usize,
+        owner: Option<Pid>,
+    ) -> Result<(SegmentId, amoeba::Capability), Status> {
+        let id = self.new_object_number().ok_or(Status::NoSpace)?;
+        let random = self.rng.check();
+        self.segments.create(id, size, 0, owner, random)
     }
 
     /// Maps segment `id` into process `pid` at `va`.

@@ -18,6 +18,10 @@ pub struct RunQueue {
     pub zombies: Vec<Tid>,
     /// Timer ticks since boot, as of the last tick interrupt.
     pub ticks: u64,
+    /// When the current thread got the processor (µs since boot).
+    pub switched_at: u64,
+    /// Microseconds the idle thread has had the processor.
+    pub idle_us: u64,
 }
 
 impl RunQueue {
@@ -30,6 +34,8 @@ impl RunQueue {
             need_resched: false,
             zombies: Vec::new(),
             ticks: 0,
+            switched_at: 0,
+            idle_us: 0,
         }
     }
 

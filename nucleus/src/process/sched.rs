@@ -190,6 +190,7 @@ impl Core {
     /// Makes `next` the running thread: its state, slice, and the TTBR0
     /// value of its address space.
     fn switch_to(&mut self, next: Tid) -> Option<u64> {
+        self.account_cpu();
         self.sched.current = next;
         let thread = self.threads.get_mut(&next).expect("picked thread exists");
         thread.state = ThreadState::Running;
@@ -199,6 +200,27 @@ impl Core {
             .and_then(|pid| self.processes.get(&pid))
             .and_then(|p| p.space.as_ref())
             .map(|s| s.ttbr0())
+    }
+
+    /// Charges the time since the last switch to the thread that had the
+    /// processor (and its process), or to idleness.
+    fn account_cpu(&mut self) {
+        let now = crate::drivers::timer::uptime_micros();
+        let used = now.saturating_sub(self.sched.switched_at);
+        self.sched.switched_at = now;
+        let current = self.sched.current;
+        if current == self.sched.idle {
+            self.sched.idle_us += used;
+        } else if let Some(pid) = self.threads.get(&current).and_then(|t| t.process)
+            && let Some(process) = self.processes.get_mut(&pid)
+        {
+            process.cpu_us += used;
+        }
+    }
+
+    /// Microseconds the processor has been idle since boot.
+    pub fn idle_us(&self) -> u64 {
+        self.sched.idle_us
     }
 
     /// Whether a thread switch is asked for.

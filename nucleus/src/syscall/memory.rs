@@ -14,8 +14,7 @@ pub fn create(core: &mut Core, pid: Pid, size: usize, cap_out: u64) -> Outcome {
     let result = (|| {
         // Check the output first, so a bad pointer creates nothing.
         core.check_capability_out(pid, cap_out)?;
-        let random = core.random_check();
-        let (_, cap) = core.segments.create(size, 0, Some(pid), random)?;
+        let (_, cap) = core.create_segment(size, Some(pid))?;
         core.copy_to_user(pid, cap_out, &cap.encode())
     })();
     Outcome::of(result)

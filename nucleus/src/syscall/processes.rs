@@ -91,7 +91,8 @@ pub fn restrict(
     let result = (|| {
         let cap = core.read_user_capability(pid, cap)?;
         core.check_capability_out(pid, out)?;
-        let restricted = if cap.port == services.processes.port() {
+        // Processes and segments are objects of the same process server.
+        let restricted = if core.processes.contains_key(&cap.object) {
             services.processes.restrict(core, &cap, rights)?
         } else {
             core.segments.restrict(&cap, rights)?

@@ -1,25 +1,21 @@
-//! The board's process server: it makes processes (from the programs of
-//! the board's bundle), names each by a capability on its own put-port, and
-//! does what those capabilities allow — stun, resume, signal, destroy,
-//! inspect, restrict. It answers the system calls, the host's pool-control
-//! frames, and RPC to its put-port (which the nucleus serves itself), and
-//! tells whoever asked for a process over the network when it exits.
+//! What the local system calls ask of the process server: processes made
+//! from the board's bundle by a descriptor (`process_create`), and the
+//! process operations, waits and restrictions on capabilities the process
+//! server issued.
 
 #![forbid(unsafe_code)]
 
-use super::thread::{Pid, ThreadState};
-use super::{Core, Event, ProcessState, Subscriber, loader};
+use super::ProcessServer;
 use crate::arch::mmu::MapFlags;
 use crate::memory::segments::SegmentId;
-use alloc::collections::{BTreeMap, VecDeque};
+use crate::process::thread::{Pid, ThreadState};
+use crate::process::{Core, ProcessState, loader};
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::cmd::{PS_RESUME, PS_SIGNAL, PS_STUN, STD_DESTROY, STD_INFO};
 use amoeba::syscall::{
     self as abi, EXIT_DESTROYED, MAP_EXECUTE, MAP_WRITE, ProcessInfo, SCHED_RUN_TO_COMPLETION, SIGNALS,
 };
-use amoeba::{Capability, GetPort, Header, Port, Rights, Status};
-use pool_control::Mac;
+use amoeba::{Capability, Rights, Status};
 
 /// What a process capability lets its holder do to the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,14 +54,6 @@ impl ProcessOp {
 /// Whether a descriptor's scheduling field asks for run-to-completion.
 pub fn is_run_to_completion(scheduling: u32) -> bool {
     scheduling == SCHED_RUN_TO_COMPLETION
-}
-
-/// A process exited that someone on the network asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExitNotice {
-    pub to: Mac,
-    pub pid: Pid,
-    pub status: i32,
 }
 
 /// One extra segment a new process gets mapped, besides its program's.
@@ -149,34 +137,7 @@ pub fn map_flags(flags: u64) -> Result<(MapFlags, Rights), Status> {
     Ok((MapFlags { write, execute: flags & MAP_EXECUTE != 0 }, needed))
 }
 
-pub struct ProcessServer {
-    /// The put-port every process capability of this board names.
-    port: Port,
-    /// The programs processes are made from.
-    bundle: &'static [u8],
-    /// Who asked for a process over the network, to be told of its exit.
-    notify: BTreeMap<Pid, Mac>,
-    exit_notices: VecDeque<ExitNotice>,
-}
-
 impl ProcessServer {
-    /// A server for the programs of `bundle`, on a fresh random get-port
-    /// (the nucleus' secret), which the caller has the RPC service serve.
-    pub fn new(core: &mut Core, bundle: &'static [u8]) -> (Self, GetPort) {
-        let get_port = GetPort::random(core.rng());
-        let server = Self {
-            port: get_port.put_port(),
-            bundle,
-            notify: BTreeMap::new(),
-            exit_notices: VecDeque::new(),
-        };
-        (server, get_port)
-    }
-
-    pub fn port(&self) -> Port {
-        self.port
-    }
-
     /// The owner capability of a process.
     pub fn capability(&self, core: &Core, pid: Pid) -> Option<Capability> {
         let process = core.processes.get(&pid)?;
@@ -224,31 +185,6 @@ impl ProcessServer {
                 core.raise(first, signal)
             }
         }
-    }
-
-    /// Starts `program` of the bundle; `notify` hears of its exit.
-    pub fn exec(
-        &mut self,
-        core: &mut Core,
-        program: &str,
-        argument: u64,
-        capability: Option<Capability>,
-        run_to_completion: bool,
-        notify: Option<Mac>,
-    ) -> Result<(Pid, Capability), Status> {
-        let pid = loader::spawn_from_bundle(
-            core,
-            self.bundle,
-            program,
-            argument,
-            capability,
-            run_to_completion,
-            &[],
-        )?;
-        if let Some(to) = notify {
-            self.notify.insert(pid, to);
-        }
-        Ok((pid, self.capability(core, pid).ok_or(Status::SysErr)?))
     }
 
     /// Starts the process `descriptor` describes (its extra segments must
@@ -300,58 +236,5 @@ impl ProcessServer {
             pc,
             mapped_bytes: process.mappings.iter().map(|m| m.len as u64).sum(),
         })
-    }
-
-    /// Answers a request (header and buffer) to the process server's
-    /// put-port: standard info and destroy, and stun, resume, signal (none
-    /// of which takes a buffer yet).
-    pub fn handle(&mut self, core: &mut Core, request: &Header, _buf: &[u8]) -> (Header, Vec<u8>) {
-        let capability = request.capability();
-        let result = match request.command {
-            STD_INFO => {
-                self.verify(core, &capability, Rights::NONE).map(|pid| describe(core, pid).into_bytes())
-            }
-            STD_DESTROY => self.control(core, &capability, ProcessOp::Destroy).map(|_| Vec::new()),
-            PS_STUN => self.control(core, &capability, ProcessOp::Stun).map(|_| Vec::new()),
-            PS_RESUME => self.control(core, &capability, ProcessOp::Resume).map(|_| Vec::new()),
-            PS_SIGNAL => ProcessOp::decode(abi::PROCESS_SIGNAL_BASE + request.extra as u64)
-                .and_then(|op| self.control(core, &capability, op))
-                .map(|_| Vec::new()),
-            _ => Err(Status::ComBad),
-        };
-        match result {
-            Ok(buf) => (Header::reply(Status::Ok), buf),
-            Err(status) => (Header::reply(status), Vec::new()),
-        }
-    }
-
-    /// The next exit to tell someone on the network of.
-    pub fn take_exit_notice(&mut self) -> Option<ExitNotice> {
-        self.exit_notices.pop_front()
-    }
-
-    pub fn has_exit_notices(&self) -> bool {
-        !self.exit_notices.is_empty()
-    }
-}
-
-/// One line about a process, for STD_INFO.
-fn describe(core: &Core, pid: Pid) -> String {
-    let process = &core.processes[&pid];
-    let state = match process.state {
-        ProcessState::Running => String::from("running"),
-        ProcessState::Stunned => String::from("stunned"),
-        ProcessState::Exited(status) => alloc::format!("exited with status {status}"),
-    };
-    alloc::format!("process {pid} ({}): {state}, {} threads", process.name, process.threads.len())
-}
-
-impl Subscriber for ProcessServer {
-    fn notify(&mut self, _core: &mut Core, event: &Event, _now: u64) {
-        if let Event::ProcessExited { pid, status, .. } = *event
-            && let Some(to) = self.notify.remove(&pid)
-        {
-            self.exit_notices.push_back(ExitNotice { to, pid, status });
-        }
     }
 }

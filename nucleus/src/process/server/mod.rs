@@ -1,0 +1,394 @@
+//! The board's process server (Amoeba's `pro_exec` and segment server), which
+//! the nucleus serves itself on the board's put-port through the declared
+//! interface `amoeba::interfaces::process_server`. Its objects, all on that
+//! one port: the board itself (object 0, named by the **host capability**
+//! whose secret the pool's owner handed the board in its initrd), segments,
+//! processes, and the programs of the boot bundle. With the right rights a
+//! client anywhere creates segments, fills them (or has the board read them
+//! from a file), makes processes from descriptors, and controls them.
+//!
+//! Requests come in through [`ProcessServer::handle`]; answers and the
+//! transactions the server makes itself (reading a program's file) go out
+//! as [`Action`]s, so that a reply may come later (a `wait`, a segment filled
+//! from a file on another board).
+
+#![forbid(unsafe_code)]
+
+mod create;
+mod load;
+mod local;
+mod report;
+
+pub use local::{Descriptor, MAX_DESCRIPTOR, ProcessOp, is_run_to_completion, map_flags};
+
+use crate::memory::segments::{MAX_SEGMENT, Place, SegmentId};
+use crate::process::thread::Pid;
+use crate::process::{Core, Event, ProcessState, RESERVED_OBJECTS_START, Subscriber};
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use amoeba::interface::{Call, Objects};
+use amoeba::interfaces::process::{
+    HostInfo, ProcessDescriptor, ProcessReport, SEGMENT_IO_MAX, SegmentSource,
+};
+use amoeba::interfaces::process_server;
+use amoeba::syscall::EXIT_DESTROYED;
+use amoeba::{Capability, Check, GetPort, Header, Port, Rights, Status};
+use flip::ReqId;
+use pool_control::bundle::Bundle;
+use pool_control::secret::BoardSecret;
+
+/// A program of the boot bundle, served as a read-only object.
+struct BootProgram {
+    name: String,
+    object: u32,
+    random: Check,
+    bytes: &'static [u8],
+}
+
+/// What the process server wants done by the RPC service.
+pub enum Action {
+    /// Answer a request.
+    Reply { req: ReqId, header: Header, buf: Vec<u8> },
+    /// Start a transaction for load `load` (a read of a file).
+    Read { load: u64, header: Header, buf: Vec<u8> },
+}
+
+/// What an object number names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Object {
+    Host,
+    Process(Pid),
+    Segment(SegmentId),
+    BootProgram(usize),
+}
+
+pub struct ProcessServer {
+    port: Port,
+    host_random: Check,
+    boot_programs: Vec<BootProgram>,
+    /// The bundle, for the `process_create` system call.
+    bundle: &'static [u8],
+    /// `wait` requests, answered when their process ends.
+    waits: Vec<(Pid, ReqId)>,
+    loads: load::Loads,
+    load_meter: report::LoadMeter,
+    actions: VecDeque<Action>,
+}
+
+impl ProcessServer {
+    /// The server of this board: its get-port and host capability come from
+    /// the board's `secret` (random ones without, so that nobody can use it).
+    /// The caller has the RPC service serve the returned get-port.
+    pub fn new(core: &mut Core, bundle: &'static [u8], secret: Option<BoardSecret>) -> (Self, GetPort) {
+        let (get_port, host_random) = match secret {
+            Some(secret) => (GetPort(Port(secret.get_port)), Check(secret.check)),
+            None => (GetPort::random(core.rng()), core.random_check()),
+        };
+        let port = get_port.put_port();
+        core.segments.port = port;
+        let boot_programs = Bundle::parse(bundle)
+            .map(|b| {
+                b.entries()
+                    .enumerate()
+                    .map(|(index, (name, bytes))| BootProgram {
+                        name: String::from(name),
+                        object: RESERVED_OBJECTS_START + index as u32,
+                        random: core.random_check(),
+                        bytes,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let server = Self {
+            port,
+            host_random,
+            boot_programs,
+            bundle,
+            waits: Vec::new(),
+            loads: load::Loads::default(),
+            load_meter: report::LoadMeter::default(),
+            actions: VecDeque::new(),
+        };
+        (server, get_port)
+    }
+
+    pub fn port(&self) -> Port {
+        self.port
+    }
+
+    /// Answers (now or later) a request to the process server's port.
+    pub fn handle(&mut self, core: &mut Core, now: u64, req: ReqId, header: &Header, buf: &[u8]) {
+        let mut request = Request { server: self, core, now, req, deferred: false };
+        let (reply, data) = process_server::dispatch(&mut request, header, buf);
+        if !request.deferred {
+            self.actions.push_back(Action::Reply { req, header: reply, buf: data });
+        }
+    }
+
+    /// The next thing for the RPC service to do.
+    pub fn take_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The RPC service started load `load`'s transaction as `trans`.
+    pub fn read_started(&mut self, load: u64, trans: flip::TransId) {
+        self.loads.started(load, trans);
+    }
+
+    /// A transaction the server made ended.
+    pub fn read_done(
+        &mut self,
+        core: &mut Core,
+        trans: flip::TransId,
+        result: Result<(Header, Vec<u8>), Status>,
+    ) {
+        self.loads.done(core, trans, result, &mut self.actions);
+    }
+
+    fn object(&self, core: &Core, object: u32) -> Option<Object> {
+        if object == 0 {
+            return Some(Object::Host);
+        }
+        if core.processes.contains_key(&object) {
+            return Some(Object::Process(object));
+        }
+        if core.segments.check_of(object).is_some() {
+            return Some(Object::Segment(object));
+        }
+        self.boot_programs.iter().position(|p| p.object == object).map(Object::BootProgram)
+    }
+
+    fn check(&self, core: &Core, object: u32) -> Option<Check> {
+        match self.object(core, object)? {
+            Object::Host => Some(self.host_random),
+            Object::Process(pid) => core.processes.get(&pid).map(|p| p.random),
+            Object::Segment(id) => core.segments.check_of(id),
+            Object::BootProgram(index) => Some(self.boot_programs[index].random),
+        }
+    }
+
+    /// `len` bytes at `offset` of a segment or boot program of this board
+    /// (fewer at its end), for a holder of `capability` with the read right.
+    fn read_own(
+        &self,
+        core: &Core,
+        capability: &Capability,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Status> {
+        let random = self.check(core, capability.object).ok_or(Status::CapBad)?;
+        let rights = amoeba::verify(&random, capability).map_err(|_| Status::CapBad)?;
+        if !rights.contains(Rights::READ) {
+            return Err(Status::Denied);
+        }
+        let (bytes, size) = match self.object(core, capability.object) {
+            Some(Object::BootProgram(index)) => {
+                let bytes = self.boot_programs[index].bytes;
+                (Some(bytes), bytes.len())
+            }
+            Some(Object::Segment(id)) => (None, core.segments.get(id).ok_or(Status::CapBad)?.len()),
+            _ => return Err(Status::ArgBad),
+        };
+        let start = usize::try_from(offset).ok().filter(|&s| s <= size).ok_or(Status::ArgBad)?;
+        let end = start.saturating_add(len).min(size);
+        match bytes {
+            Some(bytes) => Ok(bytes[start..end].to_vec()),
+            None => Ok(core
+                .segments
+                .bytes(Place { segment: capability.object, offset: start }, end - start)?
+                .to_vec()),
+        }
+    }
+}
+
+impl Subscriber for ProcessServer {
+    fn notify(&mut self, _core: &mut Core, event: &Event, _now: u64) {
+        if let Event::ProcessExited { pid, status, .. } = *event {
+            let (done, waiting): (Vec<_>, Vec<_>) = self.waits.drain(..).partition(|(p, _)| *p == pid);
+            self.waits = waiting;
+            for (_, req) in done {
+                let (header, buf) =
+                    process_server::wait::reply(status).unwrap_or_else(amoeba::interface::status_reply);
+                self.actions.push_back(Action::Reply { req, header, buf });
+            }
+        }
+    }
+}
+
+/// One request being answered: the server, the core, and whether the answer
+/// was put off (`deferred`) until something happens.
+struct Request<'a> {
+    server: &'a mut ProcessServer,
+    core: &'a mut Core,
+    now: u64,
+    req: ReqId,
+    deferred: bool,
+}
+
+impl Request<'_> {
+    /// The answer comes later; the status returned now is not sent.
+    fn defer(&mut self) -> Status {
+        self.deferred = true;
+        Status::NotNow
+    }
+
+    fn process(&self, call: &Call<'_>) -> Result<Pid, Status> {
+        match self.server.object(self.core, call.object) {
+            Some(Object::Process(pid)) => Ok(pid),
+            _ => Err(Status::ArgBad),
+        }
+    }
+
+    fn segment(&self, call: &Call<'_>) -> Result<SegmentId, Status> {
+        match self.server.object(self.core, call.object) {
+            Some(Object::Segment(id)) => Ok(id),
+            _ => Err(Status::ArgBad),
+        }
+    }
+}
+
+impl Objects for Request<'_> {
+    fn port(&self) -> Port {
+        self.server.port
+    }
+
+    fn check(&self, object: u32) -> Option<Check> {
+        self.server.check(self.core, object)
+    }
+
+    fn describe(&mut self, object: u32) -> String {
+        report::describe(self.server, self.core, object)
+    }
+
+    fn destroy_object(&mut self, object: u32) -> Result<(), Status> {
+        match self.server.object(self.core, object) {
+            Some(Object::Process(pid)) => match self.core.processes[&pid].state {
+                ProcessState::Exited(_) => Err(Status::NotFound),
+                _ => {
+                    self.core.exit_process(pid, EXIT_DESTROYED);
+                    Ok(())
+                }
+            },
+            Some(Object::Segment(id)) => {
+                self.core.segments.destroy(id);
+                Ok(())
+            }
+            Some(Object::Host | Object::BootProgram(_)) => Err(Status::Denied),
+            None => Err(Status::CapBad),
+        }
+    }
+
+    fn status_text(&self) -> String {
+        report::status(self.server, self.core)
+    }
+}
+
+impl process_server::Server for Request<'_> {
+    fn segment_create(&mut self, _: &Call<'_>, size: u64) -> Result<Capability, Status> {
+        let size = usize::try_from(size).ok().filter(|&s| s > 0 && s <= MAX_SEGMENT).ok_or(Status::ArgBad)?;
+        self.core.create_segment(size, None).map(|(_, capability)| capability)
+    }
+
+    fn segment_create_from(&mut self, _: &Call<'_>, source: SegmentSource) -> Result<Capability, Status> {
+        let size = usize::try_from(source.size).ok().filter(|&s| s > 0 && s <= MAX_SEGMENT);
+        let size = size.filter(|&s| source.length <= s as u64).ok_or(Status::ArgBad)?;
+        let (id, capability) = self.core.create_segment(size, None)?;
+        let filled = if source.source.port == self.server.port {
+            // One of this board's objects: copied here and now.
+            let length = source.length as usize;
+            self.server
+                .read_own(self.core, &source.source, source.offset, length)
+                .and_then(|bytes| load::fill(self.core, id, 0, &bytes))
+        } else if let Some(bytes) = self.server.loads.cached(&source) {
+            load::fill(self.core, id, 0, &bytes)
+        } else if source.length == 0 {
+            Ok(())
+        } else {
+            let load = load::Load::new(self.req, id, capability, source);
+            self.server.loads.start(load, self.core, &mut self.server.actions);
+            return Err(self.defer());
+        };
+        match filled {
+            Ok(()) => Ok(capability),
+            Err(status) => {
+                self.core.segments.destroy(id);
+                Err(status)
+            }
+        }
+    }
+
+    fn process_create(&mut self, _: &Call<'_>, descriptor: ProcessDescriptor) -> Result<Capability, Status> {
+        let pid = create::create_process(self.core, self.server.port, &descriptor)?;
+        self.server.capability(self.core, pid).ok_or(Status::SysErr)
+    }
+
+    fn info(&mut self, _: &Call<'_>) -> Result<HostInfo, Status> {
+        Ok(report::host_info(self.server, self.core, self.now))
+    }
+
+    fn processes(&mut self, _: &Call<'_>) -> Result<Vec<ProcessReport>, Status> {
+        Ok(self.core.processes.keys().map(|&pid| report::process_report(self.core, pid)).collect())
+    }
+
+    fn process_capability(&mut self, _: &Call<'_>, pid: u32) -> Result<Capability, Status> {
+        self.server.capability(self.core, pid).ok_or(Status::NotFound)
+    }
+
+    fn disk(&mut self, _: &Call<'_>, _index: u32, _first: u64, _count: u32) -> Result<Capability, Status> {
+        // This nucleus serves no disk yet.
+        Err(Status::NoMedium)
+    }
+
+    fn boot_program(&mut self, _: &Call<'_>, name: String) -> Result<Capability, Status> {
+        let program = self.server.boot_programs.iter().find(|p| p.name == name).ok_or(Status::NotFound)?;
+        let owner = Capability::owner(self.server.port, program.object, program.random);
+        owner.restrict(Rights::READ).map_err(|_| Status::SysErr)
+    }
+
+    fn segment_write(&mut self, call: &Call<'_>, offset: u64, data: &[u8]) -> Result<(), Status> {
+        let id = self.segment(call)?;
+        if data.len() > SEGMENT_IO_MAX {
+            return Err(Status::ArgBad);
+        }
+        let offset = usize::try_from(offset).map_err(|_| Status::ArgBad)?;
+        load::fill(self.core, id, offset, data)
+    }
+
+    fn read(&mut self, call: &Call<'_>, offset: u64, size: u32) -> Result<Vec<u8>, Status> {
+        let size = (size as usize).min(SEGMENT_IO_MAX);
+        self.server.read_own(self.core, &call.capability, offset, size)
+    }
+
+    fn stun(&mut self, call: &Call<'_>) -> Result<(), Status> {
+        let pid = self.process(call)?;
+        self.core.stun(pid)
+    }
+
+    fn resume(&mut self, call: &Call<'_>) -> Result<(), Status> {
+        let pid = self.process(call)?;
+        self.core.resume(pid)
+    }
+
+    fn signal(&mut self, call: &Call<'_>, signal: u32) -> Result<(), Status> {
+        let pid = self.process(call)?;
+        let first = *self.core.processes[&pid].threads.first().ok_or(Status::NotFound)?;
+        self.core.raise(first, signal)
+    }
+
+    fn inspect(&mut self, call: &Call<'_>) -> Result<ProcessReport, Status> {
+        let pid = self.process(call)?;
+        Ok(report::process_report(self.core, pid))
+    }
+
+    fn wait(&mut self, call: &Call<'_>) -> Result<i32, Status> {
+        let pid = self.process(call)?;
+        match self.core.processes[&pid].state {
+            ProcessState::Exited(status) => Ok(status),
+            _ => {
+                self.server.waits.push((pid, self.req));
+                Err(self.defer())
+            }
+        }
+    }
+}

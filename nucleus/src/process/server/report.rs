@@ -1,0 +1,137 @@
+//! What the process server tells about the board and its processes: the info
+//! placement needs (load over the last second, free memory, the largest free
+//! run), process reports, and the texts of STD_INFO and STD_STATUS.
+
+#![forbid(unsafe_code)]
+
+use super::{Object, ProcessServer};
+use crate::process::thread::{Pid, ThreadState};
+use crate::process::{Core, ProcessState};
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use amoeba::interfaces::process::{self as abi, HostInfo, LOAD_UNIT, ProcessReport};
+
+/// How far back the busy share looks.
+const LOAD_WINDOW_US: u64 = 1_000_000;
+
+/// Samples of the idle time, to tell how busy the processor was over about
+/// the last second.
+#[derive(Default)]
+pub struct LoadMeter {
+    /// (µs since boot, µs idle since boot), oldest first.
+    samples: VecDeque<(u64, u64)>,
+}
+
+impl LoadMeter {
+    /// The busy share in thousandths since the newest sample at least a
+    /// second old (or the oldest one), given the idle time now.
+    fn busy_milli(&mut self, now: u64, idle: u64) -> u32 {
+        self.samples.push_back((now, idle));
+        while self.samples.len() > 2 && self.samples[1].0 + LOAD_WINDOW_US <= now {
+            self.samples.pop_front();
+        }
+        let (then, idle_then) = self.samples[0];
+        let elapsed = now.saturating_sub(then);
+        if elapsed == 0 {
+            return 0;
+        }
+        let idle = idle.saturating_sub(idle_then).min(elapsed);
+        (u64::from(LOAD_UNIT) - idle * u64::from(LOAD_UNIT) / elapsed) as u32
+    }
+}
+
+/// What placement needs to know about the board.
+pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo {
+    let memory = core.segments.memory.fragmentation();
+    let runnable = core
+        .threads
+        .values()
+        .filter(|t| t.process.is_some() && matches!(t.state, ThreadState::Ready | ThreadState::Running))
+        .count() as u32;
+    let busy = server.load_meter.busy_milli(now, core.idle_us());
+    HostInfo {
+        runnable_threads: runnable,
+        cpu_load_milli: busy,
+        free_bytes: memory.free_bytes as u64,
+        largest_free: memory.largest_free as u64,
+        processes: core.processes.values().filter(|p| !p.has_exited()).count() as u32,
+        processes_created: core.processes_created,
+        uptime_us: now,
+        cached_texts: server.loads.text_ids(),
+    }
+}
+
+/// Everything `inspect` and `processes` tell about a process.
+pub fn process_report(core: &Core, pid: Pid) -> ProcessReport {
+    let process = &core.processes[&pid];
+    let state = match process.state {
+        ProcessState::Running => abi::ProcessState::Running,
+        ProcessState::Stunned => abi::ProcessState::Stunned,
+        ProcessState::Exited(status) => abi::ProcessState::Exited(status),
+    };
+    let pc = process
+        .threads
+        .first()
+        .and_then(|tid| core.threads.get(tid))
+        .filter(|t| t.state != ThreadState::Dead && t.tid != core.current())
+        .map_or(0, |t| t.user_pc);
+    ProcessReport {
+        pid,
+        name: process.name.clone(),
+        state,
+        threads: process.threads.len() as u32,
+        cpu_us: process.cpu_us,
+        segments: process.mappings.iter().map(|m| (m.va as u64, m.len as u64, map_bits(m.flags))).collect(),
+        pc,
+        sp: 0,
+    }
+}
+
+fn map_bits(flags: crate::arch::mmu::MapFlags) -> u32 {
+    (if flags.write { abi::MAP_WRITE } else { 0 }) | (if flags.execute { abi::MAP_EXECUTE } else { 0 })
+}
+
+/// STD_INFO's text for an object of the process server.
+pub fn describe(server: &ProcessServer, core: &Core, object: u32) -> String {
+    match server.object(core, object) {
+        Some(Object::Host) => {
+            let memory = core.segments.memory.fragmentation();
+            format!(
+                "board process server: {} processes, {} MiB free (largest run {} MiB)",
+                core.processes.values().filter(|p| !p.has_exited()).count(),
+                memory.free_bytes >> 20,
+                memory.largest_free >> 20
+            )
+        }
+        Some(Object::Process(pid)) => {
+            let process = &core.processes[&pid];
+            let state = match process.state {
+                ProcessState::Running => String::from("running"),
+                ProcessState::Stunned => String::from("stunned"),
+                ProcessState::Exited(status) => format!("exited with status {status}"),
+            };
+            format!("process {pid} ({}): {state}, {} threads", process.name, process.threads.len())
+        }
+        Some(Object::Segment(id)) => {
+            let len = core.segments.get(id).map_or(0, |s| s.len());
+            format!("segment {id}: {len} bytes")
+        }
+        Some(Object::BootProgram(index)) => {
+            let program = &server.boot_programs[index];
+            format!("boot program {}: {} bytes", program.name, program.bytes.len())
+        }
+        None => String::from("no such object"),
+    }
+}
+
+/// STD_STATUS's text.
+pub fn status(server: &ProcessServer, core: &Core) -> String {
+    format!(
+        "{}; {} segments; {} waits, {} loads",
+        describe(server, core, 0),
+        core.segments.list().count(),
+        server.waits.len(),
+        server.loads.active_count()
+    )
+}
