@@ -1,0 +1,2 @@
+//! Helpers shared by the directory server's host tests.
+pub mod model;
