@@ -200,20 +200,16 @@ impl Persister {
             return; // a destroy, or a superseded attempt
         };
         let Job { op, stage, .. } = job;
-        let outcome = match (stage, result) {
-            (stage, Err(_)) | (stage @ Stage::WriteAnchor { .. }, Ok(StoreDone::File(_))) => Err(stage),
+        match (stage, result) {
             (Stage::PutCheckpoint { pos, epoch }, Ok(StoreDone::File(cap))) => {
-                Ok(self.checkpoint_written(pos, epoch, cap))
+                self.checkpoint_written(pos, epoch, cap)
             }
-            (Stage::PutLog { end }, Ok(StoreDone::File(cap))) => Ok(self.log_written(end, cap)),
+            (Stage::PutLog { end }, Ok(StoreDone::File(cap))) => self.log_written(end, cap),
             (Stage::WriteAnchor { anchor, garbage }, Ok(StoreDone::Done)) => {
-                self.anchor_written(anchor, garbage);
-                Ok(())
+                self.anchor_written(anchor, garbage)
             }
-            (stage, Ok(StoreDone::Done)) => Err(stage),
-        };
-        if let Err(stage) = outcome {
-            self.job = Some(Job { id, op, stage, retry_at: Some(now + self.cfg.retry_us) });
+            // Failed (or answered with the wrong kind): try the same operation again.
+            (stage, _) => self.job = Some(Job { id, op, stage, retry_at: Some(now + self.cfg.retry_us) }),
         }
     }
 
