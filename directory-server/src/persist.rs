@@ -105,6 +105,11 @@ impl Persister {
         self.queue.len()
     }
 
+    /// Nothing queued, nothing being written.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.job.is_none() && !self.want_checkpoint
+    }
+
     /// Write a checkpoint of the state as soon as possible.
     pub fn request_checkpoint(&mut self) {
         self.want_checkpoint = true;

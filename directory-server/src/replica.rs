@@ -58,6 +58,11 @@ use crate::store::{Anchor, StoreDone, StoreError, StoreOp};
 /// update may or may not have been applied, as with a failed RPC.
 pub const OUTCOME_UNKNOWN: Status = Status::RpcFailure;
 
+/// The status a replica gives a request it cannot take now (no state yet, no
+/// majority, or a read whose barrier did not come through): nothing was done; ask
+/// again, here or at another replica.
+pub const NOT_SERVING: Status = Status::RpcTryAgain;
+
 /// How one replica behaves.
 #[derive(Clone, Debug)]
 pub struct ReplicaConfig {
@@ -345,6 +350,18 @@ impl<H> Replica<H> {
         self.persister.durable_end()
     }
 
+    /// Nothing waiting: no delivered entry unprocessed, no request unanswered, no
+    /// storage work pending.
+    pub fn is_idle(&self) -> bool {
+        self.pipeline.is_empty()
+            && self.writes.is_empty()
+            && self.acks.is_empty()
+            && self.reads.is_empty()
+            && self.unsent_reads.is_empty()
+            && self.barriers.is_empty()
+            && self.persister.is_idle()
+    }
+
     /// Does it hold a read lease now?
     pub fn has_lease(&self) -> bool {
         self.lease_until > self.now
@@ -382,7 +399,7 @@ impl<H> Replica<H> {
     pub fn on_request(&mut self, now: u64, handle: H, request: Request) {
         self.now = self.now.max(now);
         if !self.is_serving() {
-            self.reply(handle, Err(Status::NotNow));
+            self.reply(handle, Err(NOT_SERVING));
             return;
         }
         match request {
@@ -474,7 +491,7 @@ impl<H> Replica<H> {
         let reads: Vec<_> = self.barriers.values_mut().flat_map(|(_, r)| core::mem::take(r)).collect();
         self.barriers.clear();
         for (handle, _) in reads.into_iter().chain(core::mem::take(&mut self.unsent_reads)) {
-            self.reply(handle, Err(Status::NotNow));
+            self.reply(handle, Err(NOT_SERVING));
         }
     }
 
@@ -737,6 +754,7 @@ impl<H> Replica<H> {
         }
         if self.now >= self.next_confirm {
             self.confirm_all();
+            self.next_confirm = self.now + self.cfg.confirm_repeat_us;
         }
         if let Phase::Catching(c) = &self.phase
             && self.now >= c.since + self.cfg.state_retry_us
@@ -769,7 +787,7 @@ impl<H> Replica<H> {
             .collect();
         for k in late {
             if let Some((_, reads)) = self.barriers.remove(&k) {
-                reads.into_iter().for_each(|(h, _)| self.reply(h, Err(Status::NotNow)));
+                reads.into_iter().for_each(|(h, _)| self.reply(h, Err(NOT_SERVING)));
             }
         }
         self.my_renews.retain(|_, sent| *sent + self.cfg.lease_us > now);
@@ -780,15 +798,17 @@ impl<H> Replica<H> {
         let mut d = self.persister.next_deadline();
         let mut at = |t: u64| d = Some(d.map_or(t, |x: u64| x.min(t)));
         match &self.phase {
-            Phase::Serving => {
-                at(self.next_renew);
-                at(self.next_confirm);
-            }
+            Phase::Serving => at(self.next_confirm),
             Phase::Catching(c) => at(c.since + self.cfg.state_retry_us),
             _ => {}
         }
-        if !self.acks.is_empty() || !self.reads.is_empty() {
+        if self.is_serving() {
+            at(self.next_renew);
+        }
+        if (!self.acks.is_empty() || !self.reads.is_empty()) && self.blackout_until > self.now {
             at(self.blackout_until);
+        }
+        if !self.acks.is_empty() || !self.reads.is_empty() {
             let wait = self.cfg.lease_wait();
             self.renews_seen.values().filter(|t| **t + wait > self.now).for_each(|t| at(t + wait));
         }
