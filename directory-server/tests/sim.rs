@@ -83,31 +83,38 @@ fn run(seed: u64) -> Result<String, String> {
     let mut rng = Rng(seed);
     let rcfg = replica_config(&mut rng);
     let f = faults(&mut rng);
-    let mut sim = Sim::new(seed, group_config(), rcfg, f, 3, rng.range(8, 20) as u32);
+    let end = rng.range(1000, 2500) * MS;
+    let mut sim = Sim::new(seed, group_config(), rcfg, f, 3, end);
+    sim.disk_latency = rng.pick(&[(100, 3000), (2000, 15000)]);
     let (state, _) = initial_state();
     sim.create(0, state);
     for i in 1..3 {
         sim.restart_later(i, rng.range(0, 50) * MS);
     }
-    // Crashes (each restarted later), of any replica or of the sequencer.
-    let crashes = rng.pick(&[0, 1, 1, 2]);
-    let mut t = 300 * MS;
-    let mut tag = String::new();
-    for _ in 0..crashes {
-        t += rng.range(200, 1500) * MS;
-        sim.run_until(t);
-        if !sim.all_settled_members() {
-            continue;
-        }
-        let victim = if rng.chance(0.5) { sim.sequencer().unwrap_or(0) } else { rng.below(3) as usize };
-        sim.crash(victim);
-        sim.crashes_done += 1;
-        sim.restart_later(victim, rng.range(100, 1500) * MS);
+    // Faults while the clients work: crashes (restarted later) and partitions of
+    // any replica or of the sequencer, and perhaps a whole-pool crash.
+    let mut plan: Vec<(u64, Fault)> =
+        (0..rng.pick(&[0, 1, 1, 2])).map(|_| (rng.range(350, end / MS) * MS, Fault::Replica)).collect();
+    if rng.chance(0.3) {
+        plan.push((rng.range(350, end / MS) * MS, Fault::Pool));
     }
-    let deadline = t + 60_000 * MS;
+    plan.sort_by_key(|p| p.0);
+    let mut tag = String::new();
+    for (t, fault) in plan {
+        sim.run_until(t);
+        match fault {
+            Fault::Pool => {
+                restart_pool(&mut sim, &mut rng);
+                tag.push_str("pool-crash ");
+            }
+            Fault::Replica => replica_fault(&mut sim, &mut rng),
+        }
+    }
+    let deadline = sim.now + 60_000 * MS;
     if !sim.run_until_cond(deadline, |s| s.clients_done()) {
         return Err("clients did not finish".into());
     }
+    sim.partition = None;
     sim.faults = Faults { loss: 0.0, dup: 0.0, delay: 200, jitter: 100 };
     let settle_by = sim.now + 20_000 * MS;
     if !sim.run_until_cond(settle_by, quiet) {
@@ -120,20 +127,13 @@ fn run(seed: u64) -> Result<String, String> {
             return Err("surviving replicas differ".into());
         }
     }
-    // Whole-pool restart from the disk.
-    for i in 0..3 {
-        sim.crash(i);
-    }
-    let recovered = recover(&mut sim.disk);
+    // Whole-pool restart from the disk, once everything is quiet: nothing lost.
+    let recovered = restart_pool(&mut sim, &mut rng);
     if recovered.dirs != before.dirs
         || recovered.applied != before.applied
         || recovered.epoch != before.epoch + 1
     {
         return Err(format!("recovered state differs (at {} vs {})", recovered.applied, before.applied));
-    }
-    sim.create(0, recovered);
-    for i in 1..3 {
-        sim.restart_later(i, rng.range(0, 50) * MS);
     }
     let up_by = sim.now + 20_000 * MS;
     if !sim.run_until_cond(up_by, quiet) {
@@ -143,8 +143,51 @@ fn run(seed: u64) -> Result<String, String> {
     let history = sim.checked_history();
     check(&Dirs::default(), &history).map_err(|e| format!("{e}\n{}", show(&history)))?;
     let acked = history.iter().filter(|c| c.returned.is_some() && is_update(&c.input)).count();
-    tag.push_str(&format!("crashes={} acked>0={}", sim.crashes_done, acked > 0));
+    tag.push_str(&format!("crashes={} partitions={}", sim.crashes_done, sim.partitions_done));
+    if acked == 0 {
+        tag.push_str(" no-update-acknowledged");
+    }
     Ok(tag)
+}
+
+enum Fault {
+    Replica,
+    Pool,
+}
+
+/// Crash a replica (restarted later) or cut it off for a while, if the group has
+/// settled and no replica is cut off: the group survives one failure at a time
+/// (and cannot lose a member while a join is unfinished).
+fn replica_fault(sim: &mut Sim, rng: &mut Rng) {
+    let cut_off = sim.partition.is_some_and(|(_, until)| sim.now < until);
+    if cut_off || !sim.all_settled_members() {
+        return;
+    }
+    let victim = if rng.chance(0.5) { sim.sequencer().unwrap_or(0) } else { rng.below(3) as usize };
+    if rng.chance(0.3) {
+        // Cut off from the other replicas (clients still reach it).
+        sim.partition = Some((victim, sim.now + rng.range(100, 1500) * MS));
+        sim.partitions_done += 1;
+    } else {
+        sim.crash(victim);
+        sim.crashes_done += 1;
+        sim.restart_later(victim, rng.range(100, 1500) * MS);
+    }
+}
+
+/// Crash every replica, recover the best state from the disk, start the pool on it.
+fn restart_pool(sim: &mut Sim, rng: &mut Rng) -> directory_server::State {
+    for i in 0..3 {
+        sim.crash(i);
+    }
+    sim.silence_network();
+    sim.partition = None;
+    let recovered = recover(&mut sim.disk);
+    sim.create(0, recovered.clone());
+    for i in 1..3 {
+        sim.restart_later(i, rng.range(0, 50) * MS);
+    }
+    recovered
 }
 
 fn is_update(i: &In) -> bool {

@@ -28,7 +28,7 @@ const SUPER: Check = Check([7, 7, 7, 1, 2, 3]);
 const BULLET_PORT: Port = Port([0xb0, 0x11, 0xe7, 0, 0, 9]);
 const FOREIGN: Port = Port([0xf0, 0x4e, 0x16, 0, 0, 7]);
 /// How long a client waits for a reply before counting the call as unanswered.
-const CLIENT_TIMEOUT: u64 = 3000 * MS;
+const CLIENT_TIMEOUT: u64 = 1200 * MS;
 
 /// splitmix64.
 #[derive(Clone, Debug)]
@@ -161,7 +161,8 @@ impl Node {
 pub struct Client {
     pub busy: Option<(u64, usize, u64)>,
     pub next_at: u64,
-    pub calls_left: u32,
+    /// The client starts no call after this.
+    pub until: u64,
     pub next_value: u32,
 }
 
@@ -171,6 +172,10 @@ pub struct Sim {
     pub gcfg: Config,
     pub rcfg: ReplicaConfig,
     pub faults: Faults,
+    /// Replica `.0` is cut off from the others (not from clients) until `.1`.
+    pub partition: Option<(usize, u64)>,
+    /// Range of a storage operation's duration (µs).
+    pub disk_latency: (u64, u64),
     pub nodes: Vec<Node>,
     pub disk: Disk,
     pub clients: Vec<Client>,
@@ -186,6 +191,7 @@ pub struct Sim {
     pub trace: bool,
     /// Crashes the sequencer's limitations do not allow right now are skipped.
     pub crashes_done: u32,
+    pub partitions_done: u32,
     /// Steps taken without time advancing (a livelock guard).
     stuck: u32,
 }
@@ -227,7 +233,7 @@ impl Sim {
         rcfg: ReplicaConfig,
         faults: Faults,
         clients: usize,
-        calls: u32,
+        until: u64,
     ) -> Sim {
         let mut rng = Rng(seed ^ 0xd1d1_0000_5eed);
         let nodes = (0..3)
@@ -244,12 +250,7 @@ impl Sim {
             .collect();
         let (_, dirs) = initial_state();
         let clients = (0..clients)
-            .map(|c| Client {
-                busy: None,
-                next_at: 300 * MS,
-                calls_left: calls,
-                next_value: (c as u32 + 1) * 1000,
-            })
+            .map(|c| Client { busy: None, next_at: 300 * MS, until, next_value: (c as u32 + 1) * 100_000 })
             .collect();
         Sim {
             now: 0,
@@ -257,6 +258,8 @@ impl Sim {
             gcfg,
             rcfg,
             faults,
+            partition: None,
+            disk_latency: (100, 3000),
             nodes,
             disk: Disk::default(),
             clients,
@@ -268,6 +271,7 @@ impl Sim {
             members: BTreeMap::new(),
             trace: std::env::var("DIR_TRACE").is_ok(),
             crashes_done: 0,
+            partitions_done: 0,
             stuck: 0,
         }
     }
@@ -352,6 +356,25 @@ impl Sim {
         self.members.retain(|_, node| *node != i);
     }
 
+    /// The whole pool stops: besides the crashes, nothing stays on the wire (the
+    /// boards and the switch restart), but client calls in flight stay unanswered.
+    pub fn silence_network(&mut self) {
+        let heap = std::mem::take(&mut self.heap);
+        let before = heap.len();
+        self.heap = heap
+            .into_iter()
+            .filter(|Reverse(t)| !matches!(t.ev, Ev::Packet { .. } | Ev::Peer { .. }))
+            .collect();
+        if self.trace {
+            println!(
+                "{:>9} network silenced: {} of {} events dropped",
+                self.now,
+                before - self.heap.len(),
+                before
+            );
+        }
+    }
+
     pub fn restart_later(&mut self, i: usize, after: u64) {
         self.schedule(self.now + after, Ev::Restart { node: i });
     }
@@ -397,8 +420,18 @@ impl Sim {
                 Dest::Group => (0..self.nodes.len()).filter(|j| *j != i).collect(),
                 Dest::Member(a) => self.nodes.iter().position(|n| n.addr == a).into_iter().collect(),
             };
+            if std::env::var("DIR_TRACE").is_ok_and(|v| v == "2") {
+                let d =
+                    sequencer::wire::Packet::decode(&t.bytes).map(|p| format!("{:?} {:?}", p.header, p.body));
+                println!(
+                    "{:>9} n{i} -> {:?}: {}",
+                    self.now,
+                    t.dest,
+                    d.unwrap_or_default().chars().take(120).collect::<String>()
+                );
+            }
             for to in targets {
-                self.send(Ev::Packet { to, from, bytes: t.bytes.clone() });
+                self.send(i, Ev::Packet { to, from, bytes: t.bytes.clone() });
             }
         }
         loop {
@@ -406,6 +439,9 @@ impl Sim {
             let Some(e) = m.poll_event() else { break };
             moved = true;
             let members: Vec<u32> = m.get_info().members.iter().map(|(id, _)| *id).collect();
+            if self.trace && !matches!(e, Event::Delivered { .. }) {
+                println!("{:>9} n{i} event {e:?}", self.now);
+            }
             let input = match e {
                 Event::Joined { member_id, .. } => {
                     self.members.insert(member_id, i);
@@ -450,7 +486,7 @@ impl Sim {
                 Output::Group(bytes) => self.nodes[i].outbox.push_back(bytes),
                 Output::Peer { member, bytes } => {
                     if let Some(&to) = self.members.get(&member) {
-                        self.send(Ev::Peer { to, member, bytes });
+                        self.send(i, Ev::Peer { to, member, bytes });
                     }
                 }
                 Output::Reply { handle, result } => {
@@ -458,7 +494,8 @@ impl Sim {
                     self.schedule(at, Ev::Reply { handle, result });
                 }
                 Output::Store { id, op } => {
-                    let at = self.now + self.rng.range(100, 3000);
+                    let (lo, hi) = self.disk_latency;
+                    let at = self.now + self.rng.range(lo, hi);
                     self.nodes[i].in_flight.insert(id, op.clone());
                     let life = self.nodes[i].life;
                     self.schedule(at, Ev::StoreDone { node: i, life, id, op });
@@ -494,9 +531,18 @@ impl Sim {
         moved
     }
 
-    fn send(&mut self, ev: Ev) {
+    /// Is the link between replicas `a` and `b` cut now?
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.partition.is_some_and(|(n, until)| self.now < until && (a == n) != (b == n))
+    }
+
+    fn send(&mut self, from: usize, ev: Ev) {
         let f = self.faults;
-        if self.rng.chance(f.loss) {
+        let to = match &ev {
+            Ev::Packet { to, .. } | Ev::Peer { to, .. } => *to,
+            _ => unreachable!("only network messages are sent"),
+        };
+        if self.rng.chance(f.loss) || self.cut(from, to) {
             return;
         }
         let copies = if self.rng.chance(f.dup) { 2 } else { 1 };
@@ -515,6 +561,15 @@ impl Sim {
         match ev {
             Ev::Packet { to, from, bytes } => {
                 let clock = self.nodes[to].clock(self.now);
+                if std::env::var("DIR_TRACE").is_ok_and(|v| v == "2") {
+                    let d = sequencer::wire::Packet::decode(&bytes)
+                        .map(|p| format!("{:?} {:?}", p.header, p.body));
+                    println!(
+                        "{:>9} n{to} <- {from:#x}: {}",
+                        self.now,
+                        d.unwrap_or_default().chars().take(160).collect::<String>()
+                    );
+                }
                 if let Some(m) = self.nodes[to].member.as_mut() {
                     m.handle_packet(clock, from, &bytes).expect("member sent a malformed packet");
                     self.pump(to);
@@ -582,7 +637,7 @@ impl Sim {
         for c in &self.clients {
             t = t.min(match c.busy {
                 Some((_, _, started)) => started + CLIENT_TIMEOUT,
-                None if c.calls_left > 0 => c.next_at,
+                None if c.next_at <= c.until => c.next_at,
                 None => u64::MAX,
             });
         }
@@ -651,7 +706,7 @@ impl Sim {
 
     /// Has every client finished its calls?
     pub fn clients_done(&self) -> bool {
-        self.clients.iter().all(|c| c.busy.is_none() && c.calls_left == 0)
+        self.clients.iter().all(|c| c.busy.is_none() && (c.next_at > c.until || self.now > c.until))
     }
 
     fn clients_act(&mut self) {
@@ -664,17 +719,14 @@ impl Sim {
                 self.clients[c].next_at = self.now + 1;
                 let _ = call;
             }
-            if self.clients[c].busy.is_none()
-                && self.clients[c].calls_left > 0
-                && self.now >= self.clients[c].next_at
-            {
+            let client = &self.clients[c];
+            if client.busy.is_none() && client.next_at <= client.until && self.now >= client.next_at {
                 self.issue(c);
             }
         }
     }
 
     fn issue(&mut self, c: usize) {
-        self.clients[c].calls_left -= 1;
         let input = self.random_input(c);
         let to = self.rng.below(self.nodes.len() as u64) as usize;
         self.call(c, to, input);
