@@ -704,6 +704,9 @@ impl<H> Replica<H> {
     }
 
     fn answer_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
         let visible = self.visible.applied;
         let (ready, waiting): (Vec<_>, Vec<_>) =
             core::mem::take(&mut self.reads).into_iter().partition(|r| r.0 <= visible);
@@ -715,6 +718,9 @@ impl<H> Replica<H> {
     }
 
     fn answer_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
         let durable = self.persister.durable_end().unwrap_or(0);
         let visible = self.visible.applied;
         let (ready, waiting): (Vec<_>, Vec<_>) =

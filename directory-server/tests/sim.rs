@@ -11,11 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::lin::{Call, check};
-use common::sim::{Faults, MS, Rng, Sim, initial_state, recover};
+use common::sim::{CLIENTS_START, Faults, MS, Rng, Sim, initial_state, recover};
 use common::spec::{Dirs, In, NAMES, Out};
 use directory_server::ReplicaConfig;
 use directory_server::persist::PersistConfig;
 use sequencer::Config;
+
+/// Time spent in the linearizability checker, and calls checked (statistics).
+static CHECK_NANOS: AtomicU64 = AtomicU64::new(0);
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 fn group_config() -> Config {
     Config {
@@ -83,7 +87,7 @@ fn run(seed: u64) -> Result<String, String> {
     let mut rng = Rng(seed);
     let rcfg = replica_config(&mut rng);
     let f = faults(&mut rng);
-    let end = rng.range(1000, 2500) * MS;
+    let end = rng.range(500, 1200) * MS;
     let mut sim = Sim::new(seed, group_config(), rcfg, f, 3, end);
     sim.disk_latency = rng.pick(&[(100, 3000), (2000, 15000)]);
     let (state, _) = initial_state();
@@ -93,10 +97,11 @@ fn run(seed: u64) -> Result<String, String> {
     }
     // Faults while the clients work: crashes (restarted later) and partitions of
     // any replica or of the sequencer, and perhaps a whole-pool crash.
-    let mut plan: Vec<(u64, Fault)> =
-        (0..rng.pick(&[0, 1, 1, 2])).map(|_| (rng.range(350, end / MS) * MS, Fault::Replica)).collect();
+    let mut plan: Vec<(u64, Fault)> = (0..rng.pick(&[0, 1, 1, 2]))
+        .map(|_| (rng.range(CLIENTS_START / MS + 50, end / MS) * MS, Fault::Replica))
+        .collect();
     if rng.chance(0.3) {
-        plan.push((rng.range(350, end / MS) * MS, Fault::Pool));
+        plan.push((rng.range(CLIENTS_START / MS + 50, end / MS) * MS, Fault::Pool));
     }
     plan.sort_by_key(|p| p.0);
     let mut tag = String::new();
@@ -141,7 +146,10 @@ fn run(seed: u64) -> Result<String, String> {
     }
     final_reads(&mut sim, &mut rng)?;
     let history = sim.checked_history();
+    let t0 = Instant::now();
     check(&Dirs::default(), &history).map_err(|e| format!("{e}\n{}", show(&history)))?;
+    CHECK_NANOS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    CALLS.fetch_add(history.len() as u64, Ordering::Relaxed);
     let acked = history.iter().filter(|c| c.returned.is_some() && is_update(&c.input)).count();
     tag.push_str(&format!("crashes={} partitions={}", sim.crashes_done, sim.partitions_done));
     if acked == 0 {
@@ -292,7 +300,14 @@ fn replicated_directory_is_linearizable_under_faults() {
             "seed {seed} failed: {e}\n  replay: DIR_SEED={seed} DIR_TRACE=1 cargo test -p directory-server --release --test sim -- --nocapture"
         );
     }
-    println!("{} seeds in {:.1?}: {:?}", seeds.len(), t0.elapsed(), stats.into_inner().unwrap());
+    println!(
+        "{} seeds in {:.1?} ({} calls checked, {:.1?} in the checker): {:?}",
+        seeds.len(),
+        t0.elapsed(),
+        CALLS.load(Ordering::Relaxed),
+        std::time::Duration::from_nanos(CHECK_NANOS.load(Ordering::Relaxed)),
+        stats.into_inner().unwrap()
+    );
 }
 
 // ---------------------------------------------------------------------- the checker itself

@@ -29,6 +29,8 @@ const BULLET_PORT: Port = Port([0xb0, 0x11, 0xe7, 0, 0, 9]);
 const FOREIGN: Port = Port([0xf0, 0x4e, 0x16, 0, 0, 7]);
 /// How long a client waits for a reply before counting the call as unanswered.
 const CLIENT_TIMEOUT: u64 = 1200 * MS;
+/// When the clients start calling (the replicas have joined by then).
+pub const CLIENTS_START: u64 = 120 * MS;
 
 /// splitmix64.
 #[derive(Clone, Debug)]
@@ -250,7 +252,12 @@ impl Sim {
             .collect();
         let (_, dirs) = initial_state();
         let clients = (0..clients)
-            .map(|c| Client { busy: None, next_at: 300 * MS, until, next_value: (c as u32 + 1) * 100_000 })
+            .map(|c| Client {
+                busy: None,
+                next_at: CLIENTS_START,
+                until,
+                next_value: (c as u32 + 1) * 100_000,
+            })
             .collect();
         Sim {
             now: 0,
