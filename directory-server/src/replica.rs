@@ -624,7 +624,10 @@ impl<H> Replica<H> {
         self.advance_visible();
         self.answer_reads();
         self.answer_acks();
-        self.persister.pump(self.now, &self.latest);
+        if self.has_state() {
+            // Before that, `latest` is only a placeholder: nothing to keep.
+            self.persister.pump(self.now, &self.latest);
+        }
         while let Some((id, op)) = self.persister.poll_op() {
             self.out.push_back(Output::Store { id, op });
         }

@@ -98,8 +98,8 @@ const ANCHOR_MAGIC: &[u8; 4] = b"DIRA";
 const CHECKPOINT_MAGIC: &[u8; 4] = b"DIRC";
 const LOG_MAGIC: &[u8; 4] = b"DIRL";
 const CHECKSUM_LEN: usize = 8;
-/// Bytes of an anchor besides its log capabilities and tail.
-pub const ANCHOR_FIXED_LEN: usize = 4 + 1 + 1 + 8 + 4 + 8 + 8 + 16 + 1 + 2 + CHECKSUM_LEN;
+/// Bytes of an anchor besides its log and garbage capabilities and its tail.
+pub const ANCHOR_FIXED_LEN: usize = 4 + 1 + 1 + 8 + 4 + 8 + 8 + 16 + 1 + 1 + 2 + CHECKSUM_LEN;
 
 fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
     let digest = Sha256::digest(bytes);
@@ -153,6 +153,9 @@ pub struct Anchor {
     pub logs: Vec<Capability>,
     /// Encoded records after the last log file.
     pub tail: Vec<u8>,
+    /// Files no longer needed whose destruction is not yet confirmed: a replica
+    /// that restarts from this anchor destroys them.
+    pub garbage: Vec<Capability>,
 }
 
 impl Anchor {
@@ -163,7 +166,7 @@ impl Anchor {
 
     /// Encoded length.
     pub fn len(&self) -> usize {
-        ANCHOR_FIXED_LEN + 16 * self.logs.len() + self.tail.len()
+        ANCHOR_FIXED_LEN + 16 * (self.logs.len() + self.garbage.len()) + self.tail.len()
     }
 
     /// Never: an anchor always has its fixed part.
@@ -189,6 +192,8 @@ impl Anchor {
         w.cap(&self.checkpoint);
         w.u8(self.logs.len() as u8);
         self.logs.iter().for_each(|c| w.cap(c));
+        w.u8(self.garbage.len() as u8);
+        self.garbage.iter().for_each(|c| w.cap(c));
         w.u16(self.tail.len() as u16);
         w.raw(&self.tail);
         sealed(w.buf)
@@ -203,13 +208,15 @@ impl Anchor {
         let checkpoint = r.cap()?;
         let n = r.u8()? as usize;
         let logs = (0..n).map(|_| r.cap()).collect::<Result<Vec<_>, _>>()?;
+        let g = r.u8()? as usize;
+        let garbage = (0..g).map(|_| r.cap()).collect::<Result<Vec<_>, _>>()?;
         let t = r.u16()? as usize;
         let tail = r.take(t)?.to_vec();
         r.finish()?;
         if end < base {
             return Err(DecodeError::Invalid);
         }
-        Ok(Anchor { replica, write_seq, epoch, base, end, checkpoint, logs, tail })
+        Ok(Anchor { replica, write_seq, epoch, base, end, checkpoint, logs, tail, garbage })
     }
 }
 

@@ -15,6 +15,7 @@ use common::sim::{CLIENTS_START, Faults, MS, Rng, Sim, initial_state, recover};
 use common::spec::{Dirs, In, NAMES, Out};
 use directory_server::ReplicaConfig;
 use directory_server::persist::PersistConfig;
+use directory_server::store::read_anchor;
 use sequencer::Config;
 
 /// Time spent in the linearizability checker, and calls checked (statistics).
@@ -51,10 +52,11 @@ fn replica_config(rng: &mut Rng) -> ReplicaConfig {
         write_timeout_us: 2500 * MS,
         max_message_len: 8192,
         durable_before_apply: true,
-        persist: PersistConfig {
-            anchor_len: rng.pick(&[200, 512, 1024]),
-            max_log_files: rng.pick(&[1, 3, 16]),
-            retry_us: 20 * MS,
+        persist: {
+            let mut p =
+                PersistConfig { anchor_len: 0, max_log_files: rng.pick(&[1, 3, 8]), retry_us: 20 * MS };
+            p.anchor_len = p.min_anchor_len() + rng.pick(&[0, 100, 500]);
+            p
         },
     }
 }
@@ -72,13 +74,14 @@ fn faults(rng: &mut Rng) -> Faults {
 fn quiet(sim: &Sim) -> bool {
     let first = sim.nodes[0].replica.as_ref().map(|r| r.state().applied);
     sim.nodes.iter().all(|n| {
-        n.up && n.replica.as_ref().is_some_and(|r| {
-            r.is_serving()
-                && r.is_idle()
-                && Some(r.state().applied) == first
-                && r.visible_state().applied == r.state().applied
-                && r.durable_position() == Some(r.state().applied)
-        })
+        n.up && n.in_flight.is_empty()
+            && n.replica.as_ref().is_some_and(|r| {
+                r.is_serving()
+                    && r.is_idle()
+                    && Some(r.state().applied) == first
+                    && r.visible_state().applied == r.state().applied
+                    && r.durable_position() == Some(r.state().applied)
+            })
     })
 }
 
@@ -88,7 +91,9 @@ fn run(seed: u64) -> Result<String, String> {
     let rcfg = replica_config(&mut rng);
     let f = faults(&mut rng);
     let end = rng.range(500, 1200) * MS;
+    let anchor_len = rcfg.persist.anchor_len;
     let mut sim = Sim::new(seed, group_config(), rcfg, f, 3, end);
+    sim.disk.anchor_len = anchor_len;
     sim.disk_latency = rng.pick(&[(100, 3000), (2000, 15000)]);
     let (state, _) = initial_state();
     sim.create(0, state);
@@ -144,6 +149,7 @@ fn run(seed: u64) -> Result<String, String> {
     if !sim.run_until_cond(up_by, quiet) {
         return Err(format!("pool did not come back: {}", describe(&sim)));
     }
+    check_no_leaked_files(&mut sim)?;
     final_reads(&mut sim, &mut rng)?;
     let history = sim.checked_history();
     let t0 = Instant::now();
@@ -200,6 +206,23 @@ fn restart_pool(sim: &mut Sim, rng: &mut Rng) -> directory_server::State {
 
 fn is_update(i: &In) -> bool {
     matches!(i, In::Append(..) | In::Delete(..) | In::Replace(..) | In::Chmod(..) | In::Install(_))
+}
+
+/// Once every replica has checkpointed, the only files left are those their
+/// anchors name, and those a crash left before any anchor named them.
+fn check_no_leaked_files(sim: &mut Sim) -> Result<(), String> {
+    let mut named = std::collections::BTreeSet::new();
+    for i in 0..3 {
+        let a = read_anchor(&mut sim.disk, i).map_err(|e| format!("{e:?}"))?.ok_or("no anchor")?;
+        named.insert(a.checkpoint.object);
+        named.extend(a.logs.iter().map(|c| c.object));
+    }
+    let files: std::collections::BTreeSet<u32> =
+        sim.disk.files.keys().copied().filter(|f| !sim.orphans.contains(f)).collect();
+    if files != named {
+        return Err(format!("files {files:?} but anchors name {named:?}"));
+    }
+    Ok(())
 }
 
 /// Read everything back, through random replicas, as the history's last calls.

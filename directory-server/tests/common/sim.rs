@@ -71,6 +71,8 @@ pub struct Faults {
 pub struct Disk {
     pub files: BTreeMap<u32, Vec<u8>>,
     pub anchors: BTreeMap<AnchorSlot, Vec<u8>>,
+    /// Bytes of one anchor half (0: no limit).
+    pub anchor_len: usize,
     next: u32,
 }
 
@@ -102,6 +104,7 @@ impl Store for Disk {
         Ok(self.anchors.get(&slot).cloned())
     }
     fn write_anchor(&mut self, slot: AnchorSlot, bytes: &[u8]) -> Result<(), StoreError> {
+        assert!(self.anchor_len == 0 || bytes.len() <= self.anchor_len, "anchor of {} bytes", bytes.len());
         self.anchors.insert(slot, bytes.to_vec());
         Ok(())
     }
@@ -149,7 +152,9 @@ pub struct Node {
     pub replica: Option<Replica<Handle>>,
     outbox: VecDeque<Vec<u8>>,
     /// Storage operations in flight (torn or lost by a crash).
-    in_flight: BTreeMap<u64, StoreOp>,
+    pub in_flight: BTreeMap<u64, StoreOp>,
+    /// Files created since this node's last anchor write (which names them).
+    unanchored: Vec<u32>,
     /// The node's clock runs at (1 + drift / 1e6) times real time.
     drift_ppm: i64,
 }
@@ -180,6 +185,9 @@ pub struct Sim {
     pub disk_latency: (u64, u64),
     pub nodes: Vec<Node>,
     pub disk: Disk,
+    /// Files a crash left unnamed: created, but the anchor naming them never
+    /// written (the file server's ageing removes such files).
+    pub orphans: BTreeSet<u32>,
     pub clients: Vec<Client>,
     pub history: Vec<Call<In, Out>>,
     /// Calls a replica refused (not serving): they had no effect.
@@ -247,6 +255,7 @@ impl Sim {
                 replica: None,
                 outbox: VecDeque::new(),
                 in_flight: BTreeMap::new(),
+                unanchored: Vec::new(),
                 drift_ppm: rng.range(0, 2000) as i64 - 1000,
             })
             .collect();
@@ -269,6 +278,7 @@ impl Sim {
             disk_latency: (100, 3000),
             nodes,
             disk: Disk::default(),
+            orphans: BTreeSet::new(),
             clients,
             history: Vec::new(),
             refused: BTreeSet::new(),
@@ -354,6 +364,7 @@ impl Sim {
                 }
             }
         }
+        self.orphans.extend(std::mem::take(&mut self.nodes[i].unanchored));
         let n = &mut self.nodes[i];
         n.up = false;
         n.life += 1;
@@ -606,6 +617,21 @@ impl Sim {
                 }
                 self.nodes[node].in_flight.remove(&id);
                 let result = op.run(&mut self.disk);
+                match (&op, &result) {
+                    (StoreOp::PutFile(_), Ok(directory_server::StoreDone::File(c))) => {
+                        self.nodes[node].unanchored.push(c.object)
+                    }
+                    (StoreOp::WriteAnchor(..), Ok(_)) => self.nodes[node].unanchored.clear(),
+                    _ => {}
+                }
+                if self.trace {
+                    let what = match &op {
+                        StoreOp::PutFile(b) => format!("put {} bytes", b.len()),
+                        StoreOp::DestroyFile(c) => format!("destroy {}", c.object),
+                        StoreOp::WriteAnchor(slot, b) => format!("anchor {slot:?} {} bytes", b.len()),
+                    };
+                    println!("{:>9} n{node} store {what} -> {result:?}", self.now);
+                }
                 let clock = self.nodes[node].clock(self.now);
                 if let Some(r) = self.nodes[node].replica.as_mut() {
                     r.on_store_done(clock, id, result);
