@@ -20,9 +20,12 @@ pub enum Envelope {
     },
     /// Lease renewal (ordered): when its sender processes it, it has applied
     /// everything before it, and may read locally until `lease` after sending it.
+    /// It also confirms `applied` reliably (point-to-point confirmations may be lost).
     Renew {
         /// The sender's number for this renewal.
         nonce: u64,
+        /// The sender had applied this far when it sent the renewal.
+        applied: u64,
     },
     /// Read barrier (ordered): reads waiting for it are answered once it is processed.
     Barrier {
@@ -78,9 +81,10 @@ impl Envelope {
                 w.u64(*req);
                 update.write(&mut w);
             }
-            Envelope::Renew { nonce } => {
+            Envelope::Renew { nonce, applied } => {
                 w = Writer::tagged(RENEW);
                 w.u64(*nonce);
+                w.u64(*applied);
             }
             Envelope::Barrier { nonce } => {
                 w = Writer::tagged(BARRIER);
@@ -113,7 +117,7 @@ impl Envelope {
         let (mut r, tag) = Reader::tagged(bytes)?;
         let env = match tag {
             UPDATE => Envelope::Update { req: r.u64()?, update: Update::read(&mut r)? },
-            RENEW => Envelope::Renew { nonce: r.u64()? },
+            RENEW => Envelope::Renew { nonce: r.u64()?, applied: r.u64()? },
             BARRIER => Envelope::Barrier { nonce: r.u64()? },
             STATE_REQUEST => Envelope::StateRequest { nonce: r.u64()?, target: r.u32()? },
             CHUNK => {

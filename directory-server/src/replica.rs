@@ -269,6 +269,9 @@ pub struct Replica<H> {
     lease_until: u64,
     next_renew: u64,
     next_confirm: u64,
+    /// When `latest` last advanced: confirmations are repeated for a lease
+    /// period after that, which covers every wait they can end.
+    last_applied_at: u64,
     /// Until then we may not know every lease holder (we joined late).
     blackout_until: u64,
     out: VecDeque<Output<H>>,
@@ -309,6 +312,7 @@ impl<H> Replica<H> {
             lease_until: 0,
             next_renew: 0,
             next_confirm: 0,
+            last_applied_at: 0,
             blackout_until: 0,
             out: VecDeque::new(),
             now: 0,
@@ -504,8 +508,9 @@ impl<H> Replica<H> {
                     self.on_chunk(nonce, index, total, bytes);
                 }
             }
-            Envelope::Renew { nonce } => {
+            Envelope::Renew { nonce, applied } => {
                 self.renews_seen.insert(sender, self.now);
+                self.on_applied(sender, applied);
                 self.enqueue(Step::Renew { sender, nonce });
             }
             Envelope::Update { req, update } => self.enqueue(Step::Update { sender, req, update }),
@@ -619,6 +624,7 @@ impl<H> Replica<H> {
         let applied_before = self.latest.applied;
         self.process();
         if self.latest.applied > applied_before {
+            self.last_applied_at = self.now;
             self.confirm_all();
         }
         self.advance_visible();
@@ -758,11 +764,13 @@ impl<H> Replica<H> {
         if self.is_serving() && self.now >= self.next_renew {
             let nonce = self.number();
             self.my_renews.insert(nonce, self.now);
-            self.group(&Envelope::Renew { nonce });
+            self.group(&Envelope::Renew { nonce, applied: self.latest.applied });
             self.next_renew = self.now + self.cfg.renew_us;
         }
         if self.now >= self.next_confirm {
-            self.confirm_all();
+            if self.now < self.last_applied_at + self.cfg.lease_wait() {
+                self.confirm_all();
+            }
             self.next_confirm = self.now + self.cfg.confirm_repeat_us;
         }
         if let Phase::Catching(c) = &self.phase
@@ -807,7 +815,9 @@ impl<H> Replica<H> {
         let mut d = self.persister.next_deadline();
         let mut at = |t: u64| d = Some(d.map_or(t, |x: u64| x.min(t)));
         match &self.phase {
-            Phase::Serving => at(self.next_confirm),
+            Phase::Serving if self.now < self.last_applied_at + self.cfg.lease_wait() => {
+                at(self.next_confirm)
+            }
             Phase::Catching(c) => at(c.since + self.cfg.state_retry_us),
             _ => {}
         }
