@@ -9,6 +9,19 @@
 //! taking replica replies once the update is durable in its log and **stable**:
 //! applied by every member that may hold a read lease (below).
 //!
+//! # Durability
+//! Every replica logs an update before it applies it (`durable_before_apply`), so
+//! a reply means the update is on disk in the replying replica's log — and in the
+//! log of every replica that applied it, which includes every lease holder. No read
+//! shows an update that is not on disk at the replica answering. A whole-pool crash
+//! therefore loses only updates no client was told about and no read showed; the
+//! recovering replica loads the longest log, which holds every acknowledged update
+//! because all replicas apply one order. Cost per batch of updates (all that
+//! arrived while the previous write was in flight) at each replica: one anchor
+//! write (a few blocks, flushed); a Bullet file per `tail_capacity` bytes of
+//! records; a checkpoint file per `max_log_files` log files. Update latency is
+//! about one broadcast, one anchor write and one peer message.
+//!
 //! # Reads (linearizable, local in the common case)
 //! A replica reads locally while it holds a **lease**: it sends a `Renew` through
 //! the group every `renew_us`; when it processes its own `Renew` — so has applied
