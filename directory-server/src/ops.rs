@@ -212,6 +212,17 @@ impl Update {
     }
 }
 
+impl Request {
+    /// The command number of this request (`STD_DESTROY` arrives as
+    /// [`Update::Discard`] and answers to `SP_DISCARD` here).
+    pub fn command(&self) -> u32 {
+        match self {
+            Request::Query(q) => q.command(),
+            Request::Update(u) => u.command(),
+        }
+    }
+}
+
 impl Query {
     /// The command number of this query.
     pub fn command(&self) -> u32 {

@@ -201,6 +201,14 @@ pub enum Output<H> {
 }
 
 /// How a replica starts.
+///
+/// At pool start the first replica finds no group: it calls
+/// [`crate::store::recover`] (every replica's anchor) and creates the group with
+/// the state found, or with `State::new(port, super_check)` if nothing was ever
+/// stored. Every other start joins the existing group and reads only its own
+/// anchor ([`crate::store::read_anchor`]), to pass as `previous` to
+/// [`Replica::new`]. Only one replica may create the group: two groups on one port
+/// would each serve their own order.
 #[derive(Clone, Debug)]
 pub enum Start {
     /// It creates the group with this state (recovered, or new) and serves it.

@@ -364,3 +364,41 @@ proptest! {
         let _ = Status::Ok;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn envelopes_round_trip_and_garbage_is_refused(
+        ops in prop::collection::vec(op(), 1..10),
+        nonce: u64,
+        pos: u64,
+        member: u32,
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        use directory_server::protocol::Envelope;
+        let r = Resolver { created: vec![], sup: State::new(PORT, SUPER).super_capability() };
+        let mut envs = vec![
+            Envelope::Renew { nonce, applied: pos },
+            Envelope::Barrier { nonce },
+            Envelope::StateRequest { nonce, target: member },
+            Envelope::Applied { from: member, pos },
+            Envelope::Chunk { to: member, nonce, index: 0, total: 1, bytes: bytes.clone() },
+        ];
+        for op in &ops {
+            if let Request::Update(update) = concrete(op, &r)
+                && well_formed(&Request::Update(update.clone()))
+            {
+                envs.push(Envelope::Update { req: nonce, update });
+            }
+        }
+        for e in &envs {
+            let enc = e.encode();
+            prop_assert_eq!(Envelope::decode(&enc), Ok(e.clone()));
+            prop_assert!(Envelope::decode(&enc[..enc.len() - 1]).is_err());
+        }
+        if let Ok(e) = Envelope::decode(&bytes) {
+            prop_assert_eq!(e.encode(), bytes);
+        }
+    }
+}
