@@ -3,7 +3,7 @@
 //! restart from the simulated disk checked to lose nothing acknowledged.
 //!
 //! `DIR_SEEDS=N` runs N seeds (default 5000), `DIR_SEED=S` replays one,
-//! `DIR_TRACE=1` prints what happens.
+//! `DIR_TRACE=1` prints what happens (`DIR_TRACE=2` also every group packet).
 
 mod common;
 

@@ -29,6 +29,8 @@ const BULLET_PORT: Port = Port([0xb0, 0x11, 0xe7, 0, 0, 9]);
 const FOREIGN: Port = Port([0xf0, 0x4e, 0x16, 0, 0, 7]);
 /// How long a client waits for a reply before counting the call as unanswered.
 const CLIENT_TIMEOUT: u64 = 1200 * MS;
+/// How long the RPC layer takes to report that a server is gone.
+const RPC_FAILURE_DETECTION: u64 = 50 * MS;
 /// When the clients start calling (the replicas have joined by then).
 pub const CLIENTS_START: u64 = 120 * MS;
 
@@ -365,6 +367,15 @@ impl Sim {
             }
         }
         self.orphans.extend(std::mem::take(&mut self.nodes[i].unanchored));
+        // Calls this replica may have taken fail: they may or may not have run.
+        for c in 0..self.clients.len() {
+            if let Some((call, to, _)) = self.clients[c].busy
+                && to == i
+            {
+                let at = self.now + RPC_FAILURE_DETECTION;
+                self.schedule(at, Ev::Reply { handle: (c, call), result: Err(OUTCOME_UNKNOWN) });
+            }
+        }
         let n = &mut self.nodes[i];
         n.up = false;
         n.life += 1;
@@ -608,6 +619,10 @@ impl Sim {
                 if let Some(r) = self.nodes[to].replica.as_mut() {
                     r.on_request(clock, handle, req);
                     self.pump(to);
+                } else {
+                    // Nobody there: the RPC fails without running (as a failed locate).
+                    let at = self.now + RPC_FAILURE_DETECTION;
+                    self.schedule(at, Ev::Reply { handle, result: Err(NOT_SERVING) });
                 }
             }
             Ev::Reply { handle, result } => self.on_reply(handle, result),
