@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// (fault injection), so a transaction keeps retrying for about 10 s before
 /// it declares its server dead.
 pub fn pool_config() -> Config {
-    Config { max_retries: 12, ..Config::default() }
+    Config::for_lossy_network()
 }
 
 pub struct RpcClient {

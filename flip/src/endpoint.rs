@@ -72,6 +72,16 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// For a network that may lose a third of all frames (the pool's switch with
+    /// fault injection): a transaction, and the search for its server, keep
+    /// trying for about ten seconds before they declare the server dead or
+    /// missing.
+    pub fn for_lossy_network() -> Config {
+        Config { max_retries: 12, locate_attempts: 12, ..Config::default() }
+    }
+}
+
 /// A client transaction (unique within one endpoint incarnation).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct TransId(pub u64);

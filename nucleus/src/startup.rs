@@ -78,7 +78,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         flip::Mac(mac.0),
         incarnation,
         // Survive a lossy switch: retry for about 10 s before declaring a server dead.
-        flip::Config { max_retries: 12, ..flip::Config::default() },
+        flip::Config::for_lossy_network(),
     );
     // A test build can shrink the address-space id space (`asids=N`) to
     // show that ids are reused without creating 65,535 processes.

@@ -1,12 +1,19 @@
-//! `hello`: prints a greeting and exits with status 7.
+//! `hello`: prints a greeting and its arguments, and exits with status 7.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::string::String;
 use amoeba::println;
 
-amoeba::entry!(main);
+amoeba::entry!(args main);
 
-fn main(_argument: u64) -> i32 {
+fn main(argv: &[String]) -> i32 {
     println!("hello from the pool");
+    if argv.len() > 1 {
+        let words: alloc::vec::Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        println!("hello: {}", words.join(" "));
+    }
     7
 }

@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::map_flags;
+use super::local::{is_run_to_completion, map_flags};
 use crate::arch::mmu::MapFlags;
 use crate::memory::segments::{Place, SegmentId};
 use crate::process::Core;
@@ -55,7 +55,7 @@ pub fn create_process(core: &mut Core, port: Port, descriptor: &ProcessDescripto
     if block.len() > MAX_STARTUP {
         return Err(Status::ArgBad);
     }
-    let run_to_completion = super::is_run_to_completion(descriptor.scheduling);
+    let run_to_completion = is_run_to_completion(descriptor.scheduling);
     let pid = core.new_process(&descriptor.name, run_to_completion)?;
     match build(core, pid, descriptor, &checked, &block) {
         Ok(()) => {

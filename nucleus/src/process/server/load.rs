@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::Action;
+use super::actions::Action;
 use crate::memory::segments::{Place, SegmentId};
 use crate::process::Core;
 use alloc::collections::VecDeque;

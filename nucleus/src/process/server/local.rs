@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::ProcessServer;
+use super::state::ProcessServer;
 use crate::arch::mmu::MapFlags;
 use crate::memory::segments::SegmentId;
 use crate::process::thread::{Pid, ThreadState};

@@ -14,17 +14,22 @@
 
 #![forbid(unsafe_code)]
 
+mod actions;
 mod create;
 mod load;
+mod load_meter;
 mod local;
 mod report;
+mod state;
 
-pub use local::{Descriptor, MAX_DESCRIPTOR, ProcessOp, is_run_to_completion, map_flags};
+pub use actions::Action;
+pub use local::{Descriptor, MAX_DESCRIPTOR, ProcessOp, map_flags};
+pub use state::ProcessServer;
+use state::Object;
 
-use crate::memory::segments::{MAX_SEGMENT, Place, SegmentId};
+use crate::memory::segments::{MAX_SEGMENT, SegmentId};
 use crate::process::thread::Pid;
-use crate::process::{Core, Event, ProcessState, RESERVED_OBJECTS_START, Subscriber};
-use alloc::collections::VecDeque;
+use crate::process::{Core, Event, ProcessState, Subscriber};
 use alloc::string::String;
 use alloc::vec::Vec;
 use amoeba::interface::{Call, Objects};
@@ -33,90 +38,10 @@ use amoeba::interfaces::process::{
 };
 use amoeba::interfaces::process_server;
 use amoeba::syscall::EXIT_DESTROYED;
-use amoeba::{Capability, Check, GetPort, Header, Port, Rights, Status};
+use amoeba::{Capability, Check, Header, Port, Rights, Status};
 use flip::ReqId;
-use pool_control::bundle::Bundle;
-use pool_control::secret::BoardSecret;
-
-/// A program of the boot bundle, served as a read-only object.
-struct BootProgram {
-    name: String,
-    object: u32,
-    random: Check,
-    bytes: &'static [u8],
-}
-
-/// What the process server wants done by the RPC service.
-pub enum Action {
-    /// Answer a request.
-    Reply { req: ReqId, header: Header, buf: Vec<u8> },
-    /// Start a transaction for load `load` (a read of a file).
-    Read { load: u64, header: Header, buf: Vec<u8> },
-}
-
-/// What an object number names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Object {
-    Host,
-    Process(Pid),
-    Segment(SegmentId),
-    BootProgram(usize),
-}
-
-pub struct ProcessServer {
-    port: Port,
-    host_random: Check,
-    boot_programs: Vec<BootProgram>,
-    /// The bundle, for the `process_create` system call.
-    bundle: &'static [u8],
-    /// `wait` requests, answered when their process ends.
-    waits: Vec<(Pid, ReqId)>,
-    loads: load::Loads,
-    load_meter: report::LoadMeter,
-    actions: VecDeque<Action>,
-}
 
 impl ProcessServer {
-    /// The server of this board: its get-port and host capability come from
-    /// the board's `secret` (random ones without, so that nobody can use it).
-    /// The caller has the RPC service serve the returned get-port.
-    pub fn new(core: &mut Core, bundle: &'static [u8], secret: Option<BoardSecret>) -> (Self, GetPort) {
-        let (get_port, host_random) = match secret {
-            Some(secret) => (GetPort(Port(secret.get_port)), Check(secret.check)),
-            None => (GetPort::random(core.rng()), core.random_check()),
-        };
-        let port = get_port.put_port();
-        core.segments.port = port;
-        let boot_programs = Bundle::parse(bundle)
-            .map(|b| {
-                b.entries()
-                    .enumerate()
-                    .map(|(index, (name, bytes))| BootProgram {
-                        name: String::from(name),
-                        object: RESERVED_OBJECTS_START + index as u32,
-                        random: core.random_check(),
-                        bytes,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let server = Self {
-            port,
-            host_random,
-            boot_programs,
-            bundle,
-            waits: Vec::new(),
-            loads: load::Loads::default(),
-            load_meter: report::LoadMeter::default(),
-            actions: VecDeque::new(),
-        };
-        (server, get_port)
-    }
-
-    pub fn port(&self) -> Port {
-        self.port
-    }
-
     /// Answers (now or later) a request to the process server's port.
     pub fn handle(&mut self, core: &mut Core, now: u64, req: ReqId, header: &Header, buf: &[u8]) {
         let mut request = Request { server: self, core, now, req, deferred: false };
@@ -146,60 +71,6 @@ impl ProcessServer {
         self.loads.done(core, trans, result, &mut self.actions);
     }
 
-    fn object(&self, core: &Core, object: u32) -> Option<Object> {
-        if object == 0 {
-            return Some(Object::Host);
-        }
-        if core.processes.contains_key(&object) {
-            return Some(Object::Process(object));
-        }
-        if core.segments.check_of(object).is_some() {
-            return Some(Object::Segment(object));
-        }
-        self.boot_programs.iter().position(|p| p.object == object).map(Object::BootProgram)
-    }
-
-    fn check(&self, core: &Core, object: u32) -> Option<Check> {
-        match self.object(core, object)? {
-            Object::Host => Some(self.host_random),
-            Object::Process(pid) => core.processes.get(&pid).map(|p| p.random),
-            Object::Segment(id) => core.segments.check_of(id),
-            Object::BootProgram(index) => Some(self.boot_programs[index].random),
-        }
-    }
-
-    /// `len` bytes at `offset` of a segment or boot program of this board
-    /// (fewer at its end), for a holder of `capability` with the read right.
-    fn read_own(
-        &self,
-        core: &Core,
-        capability: &Capability,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>, Status> {
-        let random = self.check(core, capability.object).ok_or(Status::CapBad)?;
-        let rights = amoeba::verify(&random, capability).map_err(|_| Status::CapBad)?;
-        if !rights.contains(Rights::READ) {
-            return Err(Status::Denied);
-        }
-        let (bytes, size) = match self.object(core, capability.object) {
-            Some(Object::BootProgram(index)) => {
-                let bytes = self.boot_programs[index].bytes;
-                (Some(bytes), bytes.len())
-            }
-            Some(Object::Segment(id)) => (None, core.segments.get(id).ok_or(Status::CapBad)?.len()),
-            _ => return Err(Status::ArgBad),
-        };
-        let start = usize::try_from(offset).ok().filter(|&s| s <= size).ok_or(Status::ArgBad)?;
-        let end = start.saturating_add(len).min(size);
-        match bytes {
-            Some(bytes) => Ok(bytes[start..end].to_vec()),
-            None => Ok(core
-                .segments
-                .bytes(Place { segment: capability.object, offset: start }, end - start)?
-                .to_vec()),
-        }
-    }
 }
 
 impl Subscriber for ProcessServer {

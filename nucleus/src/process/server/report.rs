@@ -4,42 +4,12 @@
 
 #![forbid(unsafe_code)]
 
-use super::{Object, ProcessServer};
+use super::state::{Object, ProcessServer};
 use crate::process::thread::{Pid, ThreadState};
 use crate::process::{Core, ProcessState};
-use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
-use amoeba::interfaces::process::{self as abi, HostInfo, LOAD_UNIT, ProcessReport};
-
-/// How far back the busy share looks.
-const LOAD_WINDOW_US: u64 = 1_000_000;
-
-/// Samples of the idle time, to tell how busy the processor was over about
-/// the last second.
-#[derive(Default)]
-pub struct LoadMeter {
-    /// (µs since boot, µs idle since boot), oldest first.
-    samples: VecDeque<(u64, u64)>,
-}
-
-impl LoadMeter {
-    /// The busy share in thousandths since the newest sample at least a
-    /// second old (or the oldest one), given the idle time now.
-    fn busy_milli(&mut self, now: u64, idle: u64) -> u32 {
-        self.samples.push_back((now, idle));
-        while self.samples.len() > 2 && self.samples[1].0 + LOAD_WINDOW_US <= now {
-            self.samples.pop_front();
-        }
-        let (then, idle_then) = self.samples[0];
-        let elapsed = now.saturating_sub(then);
-        if elapsed == 0 {
-            return 0;
-        }
-        let idle = idle.saturating_sub(idle_then).min(elapsed);
-        (u64::from(LOAD_UNIT) - idle * u64::from(LOAD_UNIT) / elapsed) as u32
-    }
-}
+use amoeba::interfaces::process::{self as abi, HostInfo, ProcessReport};
 
 /// What placement needs to know about the board.
 pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo {

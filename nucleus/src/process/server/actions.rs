@@ -1,0 +1,17 @@
+//! What the process server asks of the RPC service: answers to send (now or
+//! later) and transactions to make (reading a program's file).
+
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+use amoeba::Header;
+use flip::ReqId;
+
+/// What the process server wants done by the RPC service.
+pub enum Action {
+    /// Answer a request.
+    Reply { req: ReqId, header: Header, buf: Vec<u8> },
+    /// Start a transaction for load `load` (a read of a file).
+    Read { load: u64, header: Header, buf: Vec<u8> },
+}
+

@@ -1,0 +1,147 @@
+//! The process server's state: its port and host secret, the boot programs
+//! it serves, the answers and loads in progress; and what its object numbers
+//! name.
+
+#![forbid(unsafe_code)]
+
+use super::actions::Action;
+use super::load::Loads;
+use super::load_meter::LoadMeter;
+use crate::memory::segments::{Place, SegmentId};
+use crate::process::thread::Pid;
+use crate::process::{Core, RESERVED_OBJECTS_START};
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use amoeba::{Capability, Check, GetPort, Port, Rights, Status};
+use flip::ReqId;
+use pool_control::bundle::Bundle;
+use pool_control::secret::BoardSecret;
+
+/// A program of the boot bundle, served as a read-only object.
+pub(super) struct BootProgram {
+    pub(super) name: String,
+    pub(super) object: u32,
+    pub(super) random: Check,
+    pub(super) bytes: &'static [u8],
+}
+
+/// What an object number names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Object {
+    Host,
+    Process(Pid),
+    Segment(SegmentId),
+    BootProgram(usize),
+}
+
+pub struct ProcessServer {
+    pub(super) port: Port,
+    pub(super) host_random: Check,
+    pub(super) boot_programs: Vec<BootProgram>,
+    /// The bundle, for the `process_create` system call.
+    pub(super) bundle: &'static [u8],
+    /// `wait` requests, answered when their process ends.
+    pub(super) waits: Vec<(Pid, ReqId)>,
+    pub(super) loads: Loads,
+    pub(super) load_meter: LoadMeter,
+    pub(super) actions: VecDeque<Action>,
+}
+
+impl ProcessServer {
+    /// The server of this board: its get-port and host capability come from
+    /// the board's `secret` (random ones without, so that nobody can use it).
+    /// The caller has the RPC service serve the returned get-port.
+    pub fn new(core: &mut Core, bundle: &'static [u8], secret: Option<BoardSecret>) -> (Self, GetPort) {
+        let (get_port, host_random) = match secret {
+            Some(secret) => (GetPort(Port(secret.get_port)), Check(secret.check)),
+            None => (GetPort::random(core.rng()), core.random_check()),
+        };
+        let port = get_port.put_port();
+        core.segments.port = port;
+        let boot_programs = Bundle::parse(bundle)
+            .map(|b| {
+                b.entries()
+                    .enumerate()
+                    .map(|(index, (name, bytes))| BootProgram {
+                        name: String::from(name),
+                        object: RESERVED_OBJECTS_START + index as u32,
+                        random: core.random_check(),
+                        bytes,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let server = Self {
+            port,
+            host_random,
+            boot_programs,
+            bundle,
+            waits: Vec::new(),
+            loads: Loads::default(),
+            load_meter: LoadMeter::default(),
+            actions: VecDeque::new(),
+        };
+        (server, get_port)
+    }
+
+    pub fn port(&self) -> Port {
+        self.port
+    }
+
+    pub(super) fn object(&self, core: &Core, object: u32) -> Option<Object> {
+        if object == 0 {
+            return Some(Object::Host);
+        }
+        if core.processes.contains_key(&object) {
+            return Some(Object::Process(object));
+        }
+        if core.segments.check_of(object).is_some() {
+            return Some(Object::Segment(object));
+        }
+        self.boot_programs.iter().position(|p| p.object == object).map(Object::BootProgram)
+    }
+
+    pub(super) fn check(&self, core: &Core, object: u32) -> Option<Check> {
+        match self.object(core, object)? {
+            Object::Host => Some(self.host_random),
+            Object::Process(pid) => core.processes.get(&pid).map(|p| p.random),
+            Object::Segment(id) => core.segments.check_of(id),
+            Object::BootProgram(index) => Some(self.boot_programs[index].random),
+        }
+    }
+
+    /// `len` bytes at `offset` of a segment or boot program of this board
+    /// (fewer at its end), for a holder of `capability` with the read right.
+    pub(super) fn read_own(
+        &self,
+        core: &Core,
+        capability: &Capability,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Status> {
+        let random = self.check(core, capability.object).ok_or(Status::CapBad)?;
+        let rights = amoeba::verify(&random, capability).map_err(|_| Status::CapBad)?;
+        if !rights.contains(Rights::READ) {
+            return Err(Status::Denied);
+        }
+        let (bytes, size) = match self.object(core, capability.object) {
+            Some(Object::BootProgram(index)) => {
+                let bytes = self.boot_programs[index].bytes;
+                (Some(bytes), bytes.len())
+            }
+            Some(Object::Segment(id)) => (None, core.segments.get(id).ok_or(Status::CapBad)?.len()),
+            _ => return Err(Status::ArgBad),
+        };
+        let start = usize::try_from(offset).ok().filter(|&s| s <= size).ok_or(Status::ArgBad)?;
+        let end = start.saturating_add(len).min(size);
+        match bytes {
+            Some(bytes) => Ok(bytes[start..end].to_vec()),
+            None => Ok(core
+                .segments
+                .bytes(Place { segment: capability.object, offset: start }, end - start)?
+                .to_vec()),
+        }
+    }
+}
+
