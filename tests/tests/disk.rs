@@ -15,7 +15,7 @@ use boot::BoardSpec;
 use boot::board::prepare_disk;
 use boot::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot_with, config};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const DISK_BYTES: u64 = 64 << 20;
@@ -27,12 +27,18 @@ const CONSOLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One `test=disk` board on a fresh disk image in the run directory.
 fn boot_disk_board() -> (TestPool, PathBuf) {
+    boot_disk_board_with(|image| image.to_path_buf())
+}
+
+/// Like [`boot_disk_board`]; `drive` says what QEMU opens for the image
+/// (the image itself, or a filter in front of it).
+fn boot_disk_board_with(drive: impl FnOnce(&Path) -> PathBuf) -> (TestPool, PathBuf) {
     let (mut config, dir) = config(1);
     let image = dir.path().join("disk0.img");
     prepare_disk(&image, DISK_BYTES, true).expect("making the disk image");
     config.boards[0] = BoardSpec {
         extra_bootargs: "test=disk".into(),
-        disk: Some(image.clone()),
+        disk: Some(drive(&image)),
         ..BoardSpec::new(0, "test")
     };
     (boot_with(config, dir), image)
@@ -185,9 +191,12 @@ fn requests_from_several_clients_queue_and_all_complete() {
             .collect();
         // Requests that need no device are answered while the others wait for it.
         let mut host = host_client(&pool);
+        let mut answered_while_busy = 0;
         for _ in 0..20 {
             Client::new(&mut host).geometry(&owner).expect("geometry while the disk is busy");
+            answered_while_busy += usize::from(workers.iter().any(|worker| !worker.is_finished()));
         }
+        assert!(answered_while_busy > 0, "the geometry calls came only after the disk was idle");
         for worker in workers {
             worker.join().expect("a client failed");
         }
@@ -203,4 +212,36 @@ fn requests_from_several_clients_queue_and_all_complete() {
             assert!(disk.read(&owner, first, BLOCKS).unwrap() == expected, "client {client} round {round}");
         }
     }
+}
+
+#[test]
+fn device_errors_become_statuses_and_the_disk_keeps_working() {
+    // QEMU's blkdebug filter fails reads of one sector and writes of another with EIO.
+    const BAD_READ: u64 = 50_000;
+    const BAD_WRITE: u64 = 60_000;
+    let (pool, _image) = boot_disk_board_with(|image| {
+        let rules = image.with_extension("blkdebug");
+        let rule = |iotype: &str, sector: u64| {
+            format!(
+                "[inject-error]\nevent = \"none\"\niotype = \"{iotype}\"\nerrno = \"5\"\nsector = \"{sector}\"\n"
+            )
+        };
+        std::fs::write(&rules, rule("read", BAD_READ) + &rule("write", BAD_WRITE)).unwrap();
+        PathBuf::from(format!("blkdebug:{}:{}", rules.display(), image.display()))
+    });
+    self_test_verdict(&pool);
+    let owner = disk_capability(&pool);
+    let mut host = host_client(&pool);
+    let mut disk = Client::new(&mut host);
+    let (bad_read, bad_write) = (BAD_READ - SELF_TEST_BLOCKS, BAD_WRITE - SELF_TEST_BLOCKS);
+    assert_eq!(disk.read(&owner, bad_read, 1), Err(Status::SysErr));
+    // A megabyte with one bad block in its middle fails as a whole.
+    assert_eq!(disk.read(&owner, bad_read - 1000, BLOCKS_PER_MIB), Err(Status::SysErr));
+    assert_eq!(disk.write(&owner, bad_write, &pattern(5, BLOCK)), Err(Status::SysErr));
+    assert_eq!(disk.read(&owner, bad_write, 1).unwrap(), vec![0; BLOCK], "the failed write wrote nothing");
+    // The rest of the disk still works.
+    let data = pattern(6, DISK_IO_MAX);
+    disk.write(&owner, 0, &data).expect("a write after the errors");
+    assert!(disk.read(&owner, 0, BLOCKS_PER_MIB).unwrap() == data);
+    disk.flush(&owner).expect("a flush after the errors");
 }
