@@ -34,6 +34,9 @@ use flip::ReqId;
 
 /// Bytes per block of a disk object: the device's sector.
 pub const BLOCK_SIZE: usize = SECTOR_SIZE;
+// One call's data goes to the driver as one request.
+const _: () = assert!(DISK_IO_MAX <= block::MAX_REQUEST);
+
 /// Operations waiting for the device at most; more are refused with
 /// `NotNow` (each may hold a megabyte of kernel heap).
 const MAX_QUEUED: usize = 8;

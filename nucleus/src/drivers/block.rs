@@ -32,6 +32,8 @@ pub const SECTOR_SIZE: usize = 512;
 const QUEUE_SIZE: usize = 16;
 /// The most one device request moves (a device may ask for less).
 const MAX_CHUNK: usize = 256 * 1024;
+/// The most one [`Request`] moves.
+pub const MAX_REQUEST: usize = 1 << 20;
 /// The one request queue of a virtio-blk device.
 const REQUEST_QUEUE: u16 = 0;
 /// A status byte the device never writes: a chunk still showing it was not
@@ -222,8 +224,9 @@ fn chunk_limit(size_max: usize) -> usize {
 /// Submits `request`; its [`Completion`] (with this `tag`) comes once the
 /// device has done all of it.
 pub fn submit(tag: u64, request: Request) -> Result<(), BlockError> {
-    // Zero the read buffer before masking IRQs: it may be a megabyte.
     let (direction, sector, buffer) = match request {
+        // Checked before the buffer is made: `len` must not exhaust the heap.
+        Request::Read { len, .. } if len > MAX_REQUEST => return Err(BlockError::BadRequest),
         Request::Read { sector, len } => (Direction::In, sector, vec![0u8; len]),
         Request::Write { sector, data } => (Direction::Out, sector, data),
         Request::Flush => (Direction::Flush, 0, Vec::new()),
@@ -309,7 +312,7 @@ impl Disk {
         }
         let sectors = (len / SECTOR_SIZE) as u64;
         let fits = sector.checked_add(sectors).is_some_and(|end| end <= self.geometry.sectors);
-        if len == 0 || !len.is_multiple_of(SECTOR_SIZE) || !fits {
+        if len == 0 || len > MAX_REQUEST || !len.is_multiple_of(SECTOR_SIZE) || !fits {
             return Err(BlockError::BadRequest);
         }
         Ok(())
@@ -374,6 +377,9 @@ impl Disk {
 
     /// Pops every chunk the device has finished.
     fn reap(&mut self) {
+        if self.broken {
+            return; // reset: its ring means nothing any more
+        }
         while let Some(token) = self.queue.peek_used() {
             let Some(mut done) = self.in_flight.remove(&token) else {
                 crate::println!("nucleus: virtio-blk finished request {token}, which it never had");
