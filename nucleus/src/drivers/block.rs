@@ -31,7 +31,7 @@ pub const SECTOR_SIZE: usize = 512;
 /// Descriptors in the request ring (each request takes 2 or 3).
 const QUEUE_SIZE: usize = 16;
 /// The most one device request moves (a device may ask for less).
-const MAX_CHUNK: usize = 256 * 1024;
+const MAX_CHUNK: usize = 128 * 1024;
 /// The most one [`Request`] moves.
 pub const MAX_REQUEST: usize = 1 << 20;
 /// The one request queue of a virtio-blk device.
