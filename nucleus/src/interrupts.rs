@@ -23,7 +23,7 @@ pub fn handle_irq() {
         } else if net::handle_interrupt(intid) {
             process::with(|core| core.wake_all(Wait::Network, 0));
         } else if block::handle_interrupt(intid) {
-            // The network thread's next round through the services hands
+            // The network thread's next round through the services takes
             // the finished disk operations to the disk server.
             process::with(|core| core.wake_all(Wait::Network, 0));
         } else {

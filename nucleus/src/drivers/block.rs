@@ -1,7 +1,10 @@
 //! The board's virtio-blk disk, interrupt driven. A leaf: callers submit
-//! requests tagged with a number of their own, the completion interrupt
-//! pops what the device finished, and finished requests wait in a queue
-//! until the service layer takes them ([`take_completion`]); the driver
+//! requests tagged with a number of their own; the IRQ side only
+//! acknowledges the device and says it has finished something (the entry
+//! point then wakes the network thread); the service layer then takes the
+//! finished requests ([`take_completion`]) in thread context, where the
+//! ring is popped and the chunks waiting for room go in. Nothing on the IRQ
+//! side touches the heap, whose lock interrupted code may hold. The driver
 //! wakes nobody.
 //!
 //! Built on `virtio-drivers`' queue and transport rather than its
@@ -237,22 +240,25 @@ pub fn submit(tag: u64, request: Request) -> Result<(), BlockError> {
 }
 
 /// IRQ side: returns whether `intid` was the disk's (then finished
-/// requests may wait in [`take_completion`]).
+/// requests wait for [`take_completion`]).
 pub fn handle_interrupt(intid: u32) -> bool {
     if intid != DISK_INTID.load(Ordering::Relaxed) {
         return false;
     }
     if let Some(disk) = DISK.lock().as_mut() {
         disk.transport.ack_interrupt();
-        disk.reap();
-        disk.start_backlog();
     }
     true
 }
 
-/// The next finished request, oldest first.
+/// The next finished request, oldest first. Pops what the device has
+/// finished and gives it the chunks that wait for room.
 pub fn take_completion() -> Option<Completion> {
-    DISK.lock().as_mut()?.completions.pop_front()
+    let mut guard = DISK.lock();
+    let disk = guard.as_mut()?;
+    disk.reap();
+    disk.start_backlog();
+    disk.completions.pop_front()
 }
 
 /// The part of its request's buffer a chunk moves (`None` if the request
@@ -336,9 +342,10 @@ impl Disk {
 
     /// Puts backlog chunks into the ring while it has room.
     fn start_backlog(&mut self) {
+        let mut added = false;
         while let Some(chunk) = self.backlog.pop_front() {
             match self.start(chunk.clone()) {
-                Ok(()) => {}
+                Ok(()) => added = true,
                 Err(virtio_drivers::Error::QueueFull) => {
                     self.backlog.push_front(chunk);
                     break;
@@ -349,7 +356,7 @@ impl Disk {
                 }
             }
         }
-        if self.queue.should_notify() {
+        if added && self.queue.should_notify() {
             self.transport.notify(REQUEST_QUEUE);
         }
     }
