@@ -126,7 +126,9 @@ fn disk_geometry(info: &BootInfo) -> Option<drivers::block::Geometry> {
         Ok(geometry) => {
             let mib = (geometry.sectors * drivers::block::SECTOR_SIZE as u64) >> 20;
             let access = if geometry.read_only { "read-only" } else { "read-write" };
-            println!("nucleus: disk of {mib} MiB ({access})");
+            let cache =
+                if geometry.write_cache { "write cache flushed on request" } else { "no write cache" };
+            println!("nucleus: disk of {mib} MiB ({access}, {cache})");
             Some(geometry)
         }
         Err(drivers::block::BlockError::NoDevice) => None,

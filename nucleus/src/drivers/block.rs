@@ -76,6 +76,9 @@ pub struct Geometry {
     /// Sectors of [`SECTOR_SIZE`] bytes.
     pub sectors: u64,
     pub read_only: bool,
+    /// Whether the device caches writes (then a flush makes them stable;
+    /// without a cache every completed write is).
+    pub write_cache: bool,
 }
 
 /// A request to the disk.
@@ -164,7 +167,6 @@ struct Disk {
     transport: MmioTransport<'static>,
     queue: Queue,
     geometry: Geometry,
-    flush_supported: bool,
     chunk_max: usize,
     pending: BTreeMap<u64, Pending>,
     /// Chunks waiting for room in the ring, in order.
@@ -199,12 +201,15 @@ pub fn init(info: &BootInfo) -> Result<Geometry, BlockError> {
     };
     let queue = Queue::new(&mut transport, REQUEST_QUEUE, false, false).map_err(BlockError::Setup)?;
     transport.finish_init();
-    let geometry = Geometry { sectors, read_only: features.contains(Features::RO) };
+    let geometry = Geometry {
+        sectors,
+        read_only: features.contains(Features::RO),
+        write_cache: features.contains(Features::FLUSH),
+    };
     let mut disk = Disk {
         transport,
         queue,
         geometry,
-        flush_supported: features.contains(Features::FLUSH),
         chunk_max,
         pending: BTreeMap::new(),
         backlog: VecDeque::new(),
@@ -295,7 +300,7 @@ impl Disk {
             return Err(BlockError::TagInUse);
         }
         self.check(direction, sector, buffer.len())?;
-        if direction == Direction::Flush && !self.flush_supported {
+        if direction == Direction::Flush && !self.geometry.write_cache {
             // Without a write cache every completed write is already stable.
             self.completions.push_back(Completion { tag, result: Ok(buffer) });
             return Ok(());
