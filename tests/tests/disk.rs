@@ -9,6 +9,7 @@
 //! boards print one for the disk after the self-test's area.
 
 use amoeba::interfaces::disk::Client;
+use amoeba::interfaces::standard;
 use amoeba::interfaces::{DISK_IO_MAX, DISK_READ};
 use amoeba::{Capability, Rights, Status};
 use boot::BoardSpec;
@@ -167,6 +168,13 @@ fn the_disk_interface_checks_ranges_and_capabilities() {
 
     let info = host.std_info(&owner).expect("STD_INFO");
     assert!(info.contains(&format!("{blocks} blocks")), "STD_INFO says \"{info}\"");
+
+    // The server restricts as the client does; destroying forgets the range, not its blocks.
+    let mut standard = standard::Client::new(&mut host);
+    assert_eq!(standard.restrict(&owner, DISK_READ), Ok(read_only));
+    assert_eq!(standard.destroy(&read_only), Err(Status::Denied));
+    standard.destroy(&owner).expect("STD_DESTROY");
+    assert_eq!(Client::new(&mut host).geometry(&owner), Err(Status::CapBad));
 }
 
 #[test]
