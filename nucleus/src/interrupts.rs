@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use crate::board;
-use crate::drivers::{gic, net, timer};
+use crate::drivers::{block, gic, net, timer};
 use crate::process::{self, thread::Wait};
 
 /// INTIDs from 1020 up are special (1023: nothing pending).
@@ -21,6 +21,10 @@ pub fn handle_irq() {
             let (ticks, now) = (timer::ticks(), timer::uptime_micros());
             process::with(|core| core.timer_interrupt(ticked.then_some(ticks), now));
         } else if net::handle_interrupt(intid) {
+            process::with(|core| core.wake_all(Wait::Network, 0));
+        } else if block::handle_interrupt(intid) {
+            // The network thread's next round through the services takes
+            // the finished disk operations to the disk server.
             process::with(|core| core.wake_all(Wait::Network, 0));
         } else {
             crate::println!("nucleus: unexpected interrupt {intid}");

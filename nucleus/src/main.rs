@@ -23,6 +23,10 @@ mod console;
 #[cfg(target_os = "none")]
 mod devicetree;
 #[cfg(target_os = "none")]
+mod disk;
+#[cfg(target_os = "none")]
+mod disk_self_test;
+#[cfg(target_os = "none")]
 mod drivers;
 #[cfg(target_os = "none")]
 mod group;

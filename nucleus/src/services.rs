@@ -1,8 +1,9 @@
 //! The services the nucleus offers above its process core — RPC, group
-//! membership, the process server — behind one lock, and the glue between
-//! them: each hears the core's events (a process ended, a wait was
+//! membership, the process server, the disk server — behind one lock, and
+//! the glue between them: each hears the core's events (a process ended, a wait was
 //! interrupted) as a [`Subscriber`], requests to ports the nucleus serves
-//! itself go to the process server, and the network thread is woken when
+//! itself go to the process server or the disk server (whose replies may
+//! come later, when the disk is done), and the network thread is woken when
 //! their timers are due. The entry points (system calls, the network
 //! thread, traps) reach the services only through [`with`].
 //!
@@ -10,8 +11,9 @@
 
 #![forbid(unsafe_code)]
 
+use crate::disk::DiskService;
 use crate::group::Groups;
-use crate::process::server::{Action, ProcessServer};
+use crate::process::server::{Action, DiskRanges, ProcessServer};
 use crate::process::{self, Core, Subscriber};
 use crate::rpc::Rpc;
 use crate::sync::IrqMutex;
@@ -21,6 +23,8 @@ pub struct Services {
     pub rpc: Rpc,
     pub groups: Groups,
     pub processes: ProcessServer,
+    /// The board's disk, if it has one.
+    pub disk: Option<DiskService>,
 }
 
 static SERVICES: IrqMutex<Option<Services>> = IrqMutex::new(None);
@@ -64,8 +68,13 @@ impl Services {
             }
             while let Some(request) = self.rpc.take_kernel_request() {
                 busy = true;
+                if let Some(disk) = self.disk.as_mut().filter(|disk| request.port == disk.port()) {
+                    disk.accept(core, request); // answered by `answer_disk`, maybe later
+                    continue;
+                }
                 if request.port == self.processes.port() {
-                    self.processes.handle(core, now, request.req, &request.header, &request.buf);
+                    let disk = self.disk.as_mut().map(|d| d as &mut dyn DiskRanges);
+                    self.processes.handle(core, now, disk, request.req, &request.header, &request.buf);
                 } else {
                     let header = Header::reply(Status::RpcNotFound);
                     self.rpc.reply_in_kernel(core, now, request.req, &header, &[]);
@@ -87,11 +96,27 @@ impl Services {
                     }
                 }
             }
+            busy |= self.answer_disk(core, now);
             if !busy {
                 break;
             }
         }
         self.update_network_deadline(core);
+    }
+
+    /// Hands the disk's finished operations to the disk server and sends
+    /// the replies it has; whether there were any.
+    fn answer_disk(&mut self, core: &mut Core, now: u64) -> bool {
+        let Some(disk) = self.disk.as_mut() else {
+            return false;
+        };
+        disk.poll(core);
+        let mut answered = false;
+        while let Some(reply) = disk.take_reply() {
+            answered = true;
+            self.rpc.reply_in_kernel(core, now, reply.req, &reply.header, &reply.buf);
+        }
+        answered
     }
 
     /// The earliest time the network thread must look at RPC or groups.

@@ -4,6 +4,7 @@
 
 use crate::arch::cpu;
 use crate::devicetree::BootInfo;
+use crate::disk::DiskService;
 use crate::group::Groups;
 use crate::memory::segments::SegmentTable;
 use crate::net::pool_control::{Identity, PoolControl};
@@ -60,6 +61,8 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         }
     };
 
+    let disk = disk_geometry(&info);
+
     let role = role_name(info.bootarg("role").unwrap_or("pool"));
     let incarnation =
         info.bootarg("incarnation").and_then(|v| v.parse().ok()).unwrap_or(cpu::counter() as u32);
@@ -84,7 +87,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     // show that ids are reused without creating 65,535 processes.
     let asid_limit = info.bootarg("asids").and_then(|v| v.parse().ok()).unwrap_or(u16::MAX);
     process::init(segments, rng, asid_limit);
-    start_services(endpoint, bundle, secret);
+    start_services(endpoint, bundle, secret, disk);
     println!(
         "nucleus: {} MiB for segments; bundle of {} programs",
         free >> 20,
@@ -103,14 +106,43 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
 /// What the network thread starts with, handed over from `kernel_main`.
 static NETWORK_START: IrqMutex<Option<PoolControl>> = IrqMutex::new(None);
 
-/// RPC, groups and the process server (whose port the nucleus serves), on
-/// the get-port and host capability of the board's `secret`.
-fn start_services(endpoint: flip::Endpoint, bundle: &'static [u8], secret: Option<BoardSecret>) {
+/// RPC, groups, the process server (on the get-port and host capability of
+/// the board's `secret`) and the disk server, whose ports the nucleus serves.
+fn start_services(
+    endpoint: flip::Endpoint,
+    bundle: &'static [u8],
+    secret: Option<BoardSecret>,
+    disk: Option<drivers::block::Geometry>,
+) {
     let mut rpc = Rpc::new(endpoint);
     let groups = Groups::new(rpc.mac());
     let (processes, process_port) = process::with(|core| ProcessServer::new(core, bundle, secret));
     rpc.serve_in_kernel(&process_port);
-    services::init(Services { rpc, groups, processes });
+    let disk = disk.map(|geometry| {
+        let (disk, disk_port) = process::with(|core| DiskService::new(core, geometry));
+        rpc.serve_in_kernel(&disk_port);
+        disk
+    });
+    services::init(Services { rpc, groups, processes, disk });
+}
+
+/// Sets up the board's disk, if it has one.
+fn disk_geometry(info: &BootInfo) -> Option<drivers::block::Geometry> {
+    match drivers::block::init(info) {
+        Ok(geometry) => {
+            let mib = (geometry.sectors * drivers::block::SECTOR_SIZE as u64) >> 20;
+            let access = if geometry.read_only { "read-only" } else { "read-write" };
+            let cache =
+                if geometry.write_cache { "write cache flushed on request" } else { "no write cache" };
+            println!("nucleus: disk of {mib} MiB ({access}, {cache})");
+            Some(geometry)
+        }
+        Err(drivers::block::BlockError::NoDevice) => None,
+        Err(error) => {
+            println!("nucleus: the disk is not usable: {error}");
+            None
+        }
+    }
 }
 
 /// The network thread's entry: see `net::run`.
@@ -205,6 +237,10 @@ fn run_test_mode(mode: &str) {
         "poweroff" => {
             println!("nucleus: test mode: powering off");
             power::stop(ExitStatus::Success);
+        }
+        // Until the process server hands out disk capabilities.
+        "disk" => {
+            process::with(|core| core.spawn_kernel_thread("disk-self-test", crate::disk_self_test::run, 0));
         }
         other => println!("nucleus: unknown test mode \"{other}\" ignored"),
     }

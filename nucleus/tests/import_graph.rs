@@ -359,8 +359,14 @@ fn show(cycle: &[PathBuf]) -> String {
 
 /// Files the walk must reach in the nucleus' own tree (so that a broken
 /// walk cannot pass by seeing nothing).
-const EXPECTED_FILES: [&str; 6] =
-    ["process/mod.rs", "process/server/mod.rs", "rpc.rs", "group.rs", "syscall/mod.rs", "arch/aarch64/mmu.rs"];
+const EXPECTED_FILES: [&str; 6] = [
+    "process/mod.rs",
+    "process/server/mod.rs",
+    "rpc.rs",
+    "group.rs",
+    "syscall/mod.rs",
+    "arch/aarch64/mmu.rs",
+];
 
 #[test]
 fn the_nucleus_imports_form_no_cycle() {

@@ -6,9 +6,7 @@
 //! back; under loss, every creation starts exactly one process.
 
 use amoeba::exec::{Exec, Program};
-use amoeba::interfaces::process::{
-    HOST_INFO, HOST_PLACEMENT, PROCESS_INSPECT, SEGMENT_READ, SegmentSource,
-};
+use amoeba::interfaces::process::{HOST_INFO, HOST_PLACEMENT, PROCESS_INSPECT, SEGMENT_READ, SegmentSource};
 use amoeba::interfaces::{process_server, standard};
 use amoeba::{Capability, Check, GetPort, Port, Status};
 use boot::rpc_client::RpcClient;
@@ -37,8 +35,9 @@ fn a_stranger_without_the_host_capability_can_do_nothing() {
     assert_eq!(processes.info(&guessed), Err(Status::CapBad));
     assert_eq!(processes.process_capability(&guessed, ticker.pid), Err(Status::CapBad));
     let program = pool.program_bytes("hello").unwrap();
-    let error = amoeba::exec::exec(&mut stranger, &guessed, Program::Bytes(&program), &Exec::new("hello", &[]))
-        .unwrap_err();
+    let error =
+        amoeba::exec::exec(&mut stranger, &guessed, Program::Bytes(&program), &Exec::new("hello", &[]))
+            .unwrap_err();
     assert_eq!(error.status, Status::CapBad, "{error}");
     let mut processes = process_server::Client::new(&mut stranger);
     let forged_process = Capability { check: Check([0x22; 6]), ..ticker.capability };
@@ -83,15 +82,22 @@ fn the_host_and_a_program_on_another_board_build_processes_on_a_third() {
     exec.startup.environment.push("X=1".into());
     let started = pool.exec_with(2, "show-env", &exec).unwrap();
     assert_eq!(pool.wait_process(&started, EXIT_TIMEOUT), Some(43));
-    let output = terminal.wait_for("show-env: cap ROOT", Duration::from_secs(10)).expect("output reaches the host");
-    for line in ["show-env: argv show-env", "show-env: argv b", "show-env: env X=1", "show-env: cap ROOT 070707070707"] {
+    let output =
+        terminal.wait_for("show-env: cap ROOT", Duration::from_secs(10)).expect("output reaches the host");
+    for line in [
+        "show-env: argv show-env",
+        "show-env: argv b",
+        "show-env: env X=1",
+        "show-env: cap ROOT 070707070707",
+    ] {
         assert!(output.contains(line), "missing {line:?} in:\n{output}");
     }
     assert!(!pool.boards()[2].console_text().contains("show-env: argv"), "the output went to the console");
 
     // A program on board 1 builds it on board 2: by filling segments, then by
     // having board 2 read the program from board 1's boot bundle itself.
-    let source = process_server::Client::new(&mut *pool.rpc()).boot_program(&pool.host_capability(1), "show-env");
+    let source =
+        process_server::Client::new(&mut *pool.rpc()).boot_program(&pool.host_capability(1), "show-env");
     let source = source.expect("board 1 serves its boot programs");
     for mode in ["bytes", "file"] {
         let terminal = pool.tty().terminal(Sink::Buffer);
@@ -114,7 +120,8 @@ fn a_segment_made_from_a_capability_holds_what_the_target_board_read() {
     let size: u64 = (3 << 20) + 5;
     let get = 0x0000_5eed;
     pool.exec(0, "pattern-server", (get << 32) | size).unwrap();
-    let file = pool.boards()[0].wait_for_capability("pattern-server: capability ", Duration::from_secs(30)).unwrap();
+    let file =
+        pool.boards()[0].wait_for_capability("pattern-server: capability ", Duration::from_secs(30)).unwrap();
     assert_eq!(file.port, GetPort(Port::from_u64(get)).put_port());
     let pattern = |offset: u64| (offset.wrapping_mul(31) ^ (offset >> 8)) as u8;
     let (offset, length, segment_size) = (1000u64, (2 << 20) + 3, 3u64 << 20);
@@ -171,7 +178,8 @@ fn under_loss_every_remote_creation_starts_exactly_one_process() {
     let stats = pool.switch().stats();
     pool.switch().apply_faults("clear").unwrap();
     assert!(stats.dropped_loss > 0 && stats.duplicated > 0, "the faults must have happened: {stats:?}");
-    let created = process_server::Client::new(&mut *pool.rpc()).info(&host).unwrap().processes_created - before;
+    let created =
+        process_server::Client::new(&mut *pool.rpc()).info(&host).unwrap().processes_created - before;
     assert_eq!(started, CREATIONS, "every creation went through; failures: {failures:?}");
     assert_eq!(created, started as u64, "{created} processes were made for {started} creations");
 }

@@ -1,7 +1,7 @@
 //! A board's disk as an object (Amoeba's virtual disk server): whole blocks read and
 //! written at a block number, flush, geometry. The nucleus of the board with the disk
-//! serves it on its process-server port; a capability for a range of blocks comes from
-//! the board's host capability (`process_server::disk`).
+//! serves it on a port of its own; a capability for a range of blocks comes from the
+//! board's host capability with the disk right (`process_server::disk`).
 
 use crate::Rights;
 use crate::interfaces::process::DiskGeometry;

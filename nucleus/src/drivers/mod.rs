@@ -1,5 +1,6 @@
 //! Device drivers for the QEMU `virt` board.
 
+pub mod block;
 pub mod entropy;
 pub mod gic;
 pub mod net;

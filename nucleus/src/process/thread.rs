@@ -30,6 +30,8 @@ pub enum Wait {
     GetRequest(amoeba::Port),
     /// A group event (joined, message) of this group handle.
     Group(u16),
+    /// The disk request with this tag (a kernel thread's).
+    Disk(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -56,7 +56,8 @@ fn run(argv: &[String]) -> Result<i32, String> {
             Program::Bytes(&bytes)
         }
     };
-    let child = amoeba::exec::exec(&mut Nucleus, &target, program, &exec).map_err(|e| alloc::format!("{e}"))?;
+    let child =
+        amoeba::exec::exec(&mut Nucleus, &target, program, &exec).map_err(|e| alloc::format!("{e}"))?;
     process_server::Client::new(Nucleus).wait(&child).map_err(|s| alloc::format!("waiting: {s}"))
 }
 

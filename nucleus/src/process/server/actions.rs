@@ -14,4 +14,3 @@ pub enum Action {
     /// Start a transaction for load `load` (a read of a file).
     Read { load: u64, header: Header, buf: Vec<u8> },
 }
-

@@ -34,4 +34,3 @@ impl LoadMeter {
         (u64::from(LOAD_UNIT) - idle * u64::from(LOAD_UNIT) / elapsed) as u32
     }
 }
-

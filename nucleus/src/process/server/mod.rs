@@ -24,8 +24,8 @@ mod state;
 
 pub use actions::Action;
 pub use local::{Descriptor, MAX_DESCRIPTOR, ProcessOp, map_flags};
-pub use state::ProcessServer;
 use state::Object;
+pub use state::ProcessServer;
 
 use crate::memory::segments::{MAX_SEGMENT, SegmentId};
 use crate::process::thread::Pid;
@@ -43,8 +43,16 @@ use flip::ReqId;
 
 impl ProcessServer {
     /// Answers (now or later) a request to the process server's port.
-    pub fn handle(&mut self, core: &mut Core, now: u64, req: ReqId, header: &Header, buf: &[u8]) {
-        let mut request = Request { server: self, core, now, req, deferred: false };
+    pub fn handle(
+        &mut self,
+        core: &mut Core,
+        now: u64,
+        disk: Option<&mut dyn DiskRanges>,
+        req: ReqId,
+        header: &Header,
+        buf: &[u8],
+    ) {
+        let mut request = Request { server: self, core, now, disk, req, deferred: false };
         let (reply, data) = process_server::dispatch(&mut request, header, buf);
         if !request.deferred {
             self.actions.push_back(Action::Reply { req, header: reply, buf: data });
@@ -70,7 +78,6 @@ impl ProcessServer {
     ) {
         self.loads.done(core, trans, result, &mut self.actions);
     }
-
 }
 
 impl Subscriber for ProcessServer {
@@ -87,17 +94,26 @@ impl Subscriber for ProcessServer {
     }
 }
 
+/// The board's disk server, as the process server sees it: it hands out
+/// capabilities for ranges of the disk (behind the host capability's disk right).
+pub trait DiskRanges {
+    /// A capability with all rights for blocks `first .. first + count` (count 0:
+    /// to the end).
+    fn open(&mut self, first: u64, count: u64) -> Result<Capability, Status>;
+}
+
 /// One request being answered: the server, the core, and whether the answer
 /// was put off (`deferred`) until something happens.
-struct Request<'a> {
+struct Request<'a, 'd> {
     server: &'a mut ProcessServer,
     core: &'a mut Core,
+    disk: Option<&'d mut dyn DiskRanges>,
     now: u64,
     req: ReqId,
     deferred: bool,
 }
 
-impl Request<'_> {
+impl Request<'_, '_> {
     /// The answer comes later; the status returned now is not sent.
     fn defer(&mut self) -> Status {
         self.deferred = true;
@@ -119,7 +135,7 @@ impl Request<'_> {
     }
 }
 
-impl Objects for Request<'_> {
+impl Objects for Request<'_, '_> {
     fn port(&self) -> Port {
         self.server.port
     }
@@ -155,7 +171,7 @@ impl Objects for Request<'_> {
     }
 }
 
-impl process_server::Server for Request<'_> {
+impl process_server::Server for Request<'_, '_> {
     fn segment_create(&mut self, _: &Call<'_>, size: u64) -> Result<Capability, Status> {
         let size = usize::try_from(size).ok().filter(|&s| s > 0 && s <= MAX_SEGMENT).ok_or(Status::ArgBad)?;
         self.core.create_segment(size, None).map(|(_, capability)| capability)
@@ -206,9 +222,11 @@ impl process_server::Server for Request<'_> {
         self.server.capability(self.core, pid).ok_or(Status::NotFound)
     }
 
-    fn disk(&mut self, _: &Call<'_>, _index: u32, _first: u64, _count: u32) -> Result<Capability, Status> {
-        // This nucleus serves no disk yet.
-        Err(Status::NoMedium)
+    fn disk(&mut self, _: &Call<'_>, index: u32, first: u64, count: u32) -> Result<Capability, Status> {
+        if index != 0 {
+            return Err(Status::NotFound); // one disk per board
+        }
+        self.disk.as_mut().ok_or(Status::NoMedium)?.open(first, u64::from(count))
     }
 
     fn boot_program(&mut self, _: &Call<'_>, name: String) -> Result<Capability, Status> {
