@@ -37,6 +37,7 @@ extern crate alloc;
 mod cap;
 pub mod cmd;
 pub mod exec;
+pub mod files;
 mod header;
 pub mod interface;
 pub mod interfaces;

@@ -14,6 +14,7 @@ pub mod pool;
 pub mod rpc_client;
 pub mod rpc_server;
 pub mod switch;
+pub mod system;
 pub mod tty_server;
 pub mod workstation;
 
@@ -37,8 +38,12 @@ pub fn default_nucleus() -> PathBuf {
     target_dir.join("aarch64-unknown-none/release/nucleus")
 }
 
+/// The servers' programs, which live with their crates (`<crate>/program/`)
+/// and are built with the `programs` crate.
+pub const SERVER_PROGRAMS: [&str; 1] = ["bullet-server"];
+
 /// The user programs the pool's bundle carries: every binary of the
-/// `programs` crate, as built by `just build`.
+/// `programs` crate (its own and the servers'), as built by `just build`.
 pub fn default_programs() -> Vec<(String, PathBuf)> {
     let dir = default_nucleus().parent().expect("target directory").to_path_buf();
     let Ok(entries) = std::fs::read_dir(workspace_root().join("programs/src/bin")) else {
@@ -47,6 +52,7 @@ pub fn default_programs() -> Vec<(String, PathBuf)> {
     let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(String::from))
+        .chain(SERVER_PROGRAMS.iter().map(|name| String::from(*name)))
         .collect();
     names.sort();
     names.into_iter().map(|name| (name.clone(), dir.join(name))).collect()

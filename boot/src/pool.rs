@@ -31,6 +31,23 @@ pub struct PoolConfig {
     pub ready_timeout: Duration,
 }
 
+/// RAM of the board with the disk: the Bullet server keeps files in memory.
+pub const DISK_BOARD_MEMORY_MIB: u32 = 512;
+
+impl PoolConfig {
+    /// Gives board 0 a disk: the raw image at `path`, made (sparse, `bytes` long)
+    /// if it does not exist, emptied first if `fresh`, else kept as it is.
+    pub fn with_disk(mut self, path: impl Into<PathBuf>, bytes: u64, fresh: bool) -> Result<Self> {
+        let path = path.into();
+        crate::board::prepare_disk(&path, bytes, fresh)?;
+        if let Some(board) = self.boards.first_mut() {
+            board.disk = Some(path);
+            board.memory_mib = board.memory_mib.max(DISK_BOARD_MEMORY_MIB);
+        }
+        Ok(self)
+    }
+}
+
 impl PoolConfig {
     /// `count` boards with ids 0..count in the processor-pool role.
     pub fn new(run_dir: impl Into<PathBuf>, nucleus: impl Into<PathBuf>, count: u16) -> Self {
@@ -319,6 +336,9 @@ impl Pool {
         self.boards[index].kill();
         self.start_board(index)?;
         self.wait_ready(|_, _| {})?;
+        // The pool's client knew the board's old incarnation; a new client
+        // starts without that (its first calls would fail as ServerRestarted).
+        self.rpc = OnceLock::new();
         Ok(())
     }
 

@@ -7,9 +7,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use amoeba::interface::{Call, Objects, Transport};
-use amoeba::interfaces::bullet;
 use amoeba::interfaces::disk;
 use amoeba::interfaces::process::DiskGeometry;
+use amoeba::interfaces::{BulletStats, bullet};
 use amoeba::{Capability, Check, Port, Status};
 
 use crate::{BlockDevice, DiskError, Store};
@@ -104,6 +104,23 @@ impl<D: BlockDevice> bullet::Server for BulletService<D> {
     }
     fn sync(&mut self, call: &Call<'_>) -> Result<(), Status> {
         self.store.sync(&call.capability)
+    }
+    fn stats(&mut self, _: &Call<'_>) -> Result<BulletStats, Status> {
+        let stats = self.store.stats();
+        let block = self.store.geometry().block_size as u64;
+        let committed = self.store.files().into_iter().filter(|f| f.committed);
+        let (files, used_blocks) =
+            committed.fold((0, 0), |(n, used), f| (n + 1, used + f.size.div_ceil(block)));
+        Ok(BulletStats {
+            block_size: block as u32,
+            data_blocks: stats.data_blocks,
+            free_blocks: stats.free_blocks,
+            waiting_blocks: stats.waiting_blocks,
+            used_blocks,
+            files,
+            uncommitted: stats.uncommitted as u64,
+            largest_hole: stats.largest_hole,
+        })
     }
 }
 

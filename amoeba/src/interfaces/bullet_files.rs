@@ -9,6 +9,27 @@ pub const BS_SAFETY: u32 = 0x2;
 /// Largest piece of a file in one request or reply.
 pub const BS_IO_MAX: usize = 1 << 20;
 
+/// How the server's disk is used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BulletStats {
+    /// Bytes per block.
+    pub block_size: u32,
+    /// Blocks for file data.
+    pub data_blocks: u64,
+    /// Data blocks free now.
+    pub free_blocks: u64,
+    /// Blocks of destroyed or moved files, free once the next sync is done.
+    pub waiting_blocks: u64,
+    /// Blocks the committed files take.
+    pub used_blocks: u64,
+    /// Committed files.
+    pub files: u64,
+    /// Files being written (uncommitted, in memory only).
+    pub uncommitted: u64,
+    /// Blocks of the largest free run.
+    pub largest_hole: u64,
+}
+
 crate::interface! {
     /// Files.
     pub mod bullet {
@@ -30,5 +51,7 @@ crate::interface! {
             (offset: offset<u64>, length: size<u32>, flags: extra<u32>) -> (file: cap);
         /// Everything committed goes to disk.
         fn sync as BS_SYNC = 2006, any() () -> ();
+        /// How the disk is used.
+        fn stats as BS_STATS = 2007, server(Rights::READ) () -> (stats: data<BulletStats>);
     }
 }

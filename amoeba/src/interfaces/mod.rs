@@ -15,7 +15,7 @@ pub mod run;
 pub mod standard;
 mod terminal;
 
-pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, bullet};
+pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, BulletStats, bullet};
 pub use demo::{counter, echo};
 pub use disk_blocks::{DISK_IO_MAX, DISK_READ, DISK_WRITE, disk};
 pub use process::process_server;

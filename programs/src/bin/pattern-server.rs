@@ -11,7 +11,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::{BS_IO_MAX, bullet};
+use amoeba::interfaces::{BS_IO_MAX, BulletStats, bullet};
 use amoeba::user::rpc::serve;
 use amoeba::{Capability, Check, GetPort, Port, Rights, Status, println};
 
@@ -65,6 +65,9 @@ impl bullet::Server for Patterns {
     }
     fn sync(&mut self, _: &Call<'_>) -> Result<(), Status> {
         Ok(())
+    }
+    fn stats(&mut self, _: &Call<'_>) -> Result<BulletStats, Status> {
+        Err(Status::ComBad) // no disk behind it
     }
 }
 
