@@ -43,12 +43,11 @@ pub fn start_bullet(pool: &Pool, board: usize) -> Result<Capability> {
     let mut exec = Exec::new("bullet-server", &["bullet-server"]).with_capability("DISK", disk);
     exec.heap_size = BULLET_HEAP;
     exec.startup.environment.push(format!("SEED={}", seed_hex()?));
-    let started = pool.exec_with(board, "bullet-server", &exec)?;
+    pool.exec_with(board, "bullet-server", &exec)?;
     let console = &pool.boards()[board];
     let capability = console
         .wait_for_line("bullet-server: capability ", SERVER_START)
         .with_context(|| format!("the Bullet server did not start:\n{}", console.console_tail(15)))?;
     let capability = capability.rsplit(' ').next().unwrap_or("").parse().context("reading its capability")?;
-    let _ = started;
     Ok(capability)
 }
