@@ -22,10 +22,12 @@ use object::{Endianness, elf};
 
 use crate::interface::Transport;
 use crate::interfaces::bullet;
+use crate::interfaces::process::text_id;
 use crate::interfaces::process::{
     MAP_EXECUTE, MAP_WRITE, ProcessDescriptor, SEGMENT_IO_MAX, SegmentMapping, SegmentSource, Startup,
     ThreadStart, process_server,
 };
+use crate::interfaces::run::{self, PlacementRequest};
 use crate::interfaces::standard;
 use crate::syscall::SCHED_PREEMPTIVE;
 use crate::{Capability, Status};
@@ -195,6 +197,35 @@ impl Exec {
     pub fn memory_needed(&self, image: &ProgramImage) -> u64 {
         image.memory + STACK_SIZE + self.heap_size
     }
+}
+
+impl ProgramImage {
+    /// The most contiguous memory the program needs in one piece: its largest
+    /// segment, its stack or its heap.
+    pub fn largest_piece(&self, heap_size: u64) -> u64 {
+        self.segments.iter().map(|s| s.size).chain([STACK_SIZE, heap_size]).max().unwrap_or(0)
+    }
+}
+
+/// Starts the program in `file` on the processor the run server `run_server`
+/// chooses for it; the processor's name and the new process's capability.
+pub fn exec_placed<T: Transport>(
+    transport: &mut T,
+    run_server: &Capability,
+    file: &Capability,
+    exec: &Exec,
+) -> Result<(String, Capability), ExecError> {
+    let image = read_image(transport, file)?;
+    let request = PlacementRequest {
+        program: exec.name.clone(),
+        memory: image.largest_piece(exec.heap_size),
+        text: Some(text_id(file)),
+    };
+    let placement = run::run_server::Client::new(&mut *transport)
+        .find_host(run_server, &request)
+        .map_err(failed("asking the run server for a processor"))?;
+    let process = self::exec(transport, &placement.capability, Program::File(*file), exec)?;
+    Ok((placement.host, process))
 }
 
 /// Reads the program headers of a program file through its read operation.

@@ -10,9 +10,9 @@ mod tests {
 
     #[test]
     fn load_is_the_larger_of_runnable_threads_and_busy_share() {
-        let hogs = HostInfo { runnable_threads: 2, cpu_load_milli: 1000, ..HostInfo::default() };
+        let hogs = HostInfo { runnable_milli: 2000, cpu_load_milli: 1000, ..HostInfo::default() };
         assert_eq!(hogs.load_milli(), 2000);
-        let blocked = HostInfo { runnable_threads: 0, cpu_load_milli: 400, ..HostInfo::default() };
+        let blocked = HostInfo { runnable_milli: 0, cpu_load_milli: 400, ..HostInfo::default() };
         assert_eq!(blocked.load_milli(), 400);
     }
 

@@ -300,6 +300,18 @@ impl<H: PartialEq> Pool<H> {
         Ok(HostRef { name, handle: &host.handle })
     }
 
+    /// Whether some live host would hold the program if the placements its
+    /// reports do not show yet were not counted: a refusal may then be only
+    /// for a moment (a report taken while a placed program was being built
+    /// shows its memory gone, and the placement still counts it too), and is
+    /// worth asking again after the next reports.
+    pub fn fits_once_reports_catch_up(&self, program: &Program, now_us: u64) -> bool {
+        self.hosts.values().any(|host| {
+            host.alive(now_us, &self.config)
+                && host.info.as_ref().is_some_and(|i| i.largest_free >= program.memory)
+        })
+    }
+
     /// Every live host the program fits on, with its score, in name order.
     pub fn scores(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (&str, u128)> {
         self.fitting(program, now_us)

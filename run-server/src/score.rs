@@ -33,8 +33,10 @@ impl Default for Weights {
 pub struct Rule {
     /// Free memory above this counts no more: memory matters only when scarce.
     pub memory_cap: u64,
-    /// Factor for a host that already holds the program's text (1250 = +25 %,
-    /// enough to tip a tie, far from enough to outweigh one extra busy thread).
+    /// Factor for a host that already holds the program's text (1100 = +10 %):
+    /// enough to lift a host out of a tie (beyond the 5 % band), not enough to
+    /// outweigh one more busy thread on a host that runs a few (3 against 4
+    /// threads is 25 %), so a burst of one program still spreads evenly.
     pub cached_text_bonus_milli: u32,
     /// Hosts scoring within this share of the best are equally good (50 = 5 %).
     pub tie_band_milli: u32,
@@ -42,7 +44,7 @@ pub struct Rule {
 
 impl Default for Rule {
     fn default() -> Rule {
-        Rule { memory_cap: 32 << 20, cached_text_bonus_milli: 1250, tie_band_milli: 50 }
+        Rule { memory_cap: 32 << 20, cached_text_bonus_milli: 1100, tie_band_milli: 50 }
     }
 }
 
@@ -115,7 +117,7 @@ mod tests {
         let fast = Weights { preference_milli: 2000, speed_milli: 1500 };
         assert_eq!(suitability(fast, &idle(), &rule), base * 3);
         let cached = suitability(Weights::default(), &Estimate { text_cached: true, ..idle() }, &rule);
-        assert_eq!(cached * 4, base * 5);
+        assert_eq!(cached * 10, base * 11);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use amoeba::Rng;
 use proptest::prelude::*;
-use run_server::{Config, HostInfo, PlaceError, Pool, Program, Weights};
+use run_server::{Config, HostInfo, PlaceError, Pool, Program, UNIT, Weights};
 
 const MIB: u64 = 1 << 20;
 const SECOND: u64 = 1_000_000;
@@ -15,7 +15,7 @@ const SMALL: Program = Program { memory: MIB, text: None };
 
 fn idle() -> HostInfo {
     HostInfo {
-        runnable_threads: 0,
+        runnable_milli: 0,
         cpu_load_milli: 0,
         free_bytes: 200 * MIB,
         largest_free: 150 * MIB,
@@ -27,7 +27,7 @@ fn idle() -> HostInfo {
 }
 
 fn hogged(hogs: u32) -> HostInfo {
-    HostInfo { runnable_threads: hogs, cpu_load_milli: 1000, processes: 2 + hogs, ..idle() }
+    HostInfo { runnable_milli: hogs * UNIT, cpu_load_milli: 1000, processes: 2 + hogs, ..idle() }
 }
 
 /// Four hosts, each polled once at `now` and answering `info(name)`.
@@ -243,6 +243,11 @@ fn the_cached_text_bonus_tips_the_choice_between_equal_hosts() {
         if name == "b2" { HostInfo { cached_texts: vec![text], ..hogged(1) } } else { idle() }
     });
     assert!((0..64).all(|r| busy.choose(&cached, 1000, r).unwrap().name != "b2"));
+    // Nor one more busy thread where a few run already (a burst stays even).
+    let crowded = pool_answering(0, |name| {
+        if name == "b2" { HostInfo { cached_texts: vec![text], ..hogged(3) } } else { hogged(2) }
+    });
+    assert!((0..64).all(|r| crowded.choose(&cached, 1000, r).unwrap().name != "b2"));
 }
 
 /// A board of the simulated pool: its processes, all CPU-bound.
@@ -255,7 +260,7 @@ struct Board {
 impl Board {
     fn info(&self) -> HostInfo {
         HostInfo {
-            runnable_threads: self.running,
+            runnable_milli: self.running * UNIT,
             cpu_load_milli: if self.running > 0 { 1000 } else { 0 },
             processes: 2 + self.running,
             processes_created: 2 + self.created,
@@ -317,4 +322,26 @@ proptest! {
         prop_assert!(spread(&counts) <= 1, "counts {:?}", counts);
         prop_assert_eq!(counts.iter().sum::<usize>(), 12);
     }
+}
+
+#[test]
+fn a_refusal_only_for_placements_not_yet_reported_is_told_apart() {
+    let pool_of_one = |largest_free| {
+        let mut pool = Pool::new(Config::default());
+        pool.add_host("b0", 0u32, Weights::default(), 0);
+        answer_polls(&mut pool, 0, |_| HostInfo { largest_free, ..idle() });
+        pool
+    };
+    let mut pool = pool_of_one(150 * MIB);
+    let big = Program { memory: 100 * MIB, text: None };
+    assert!(pool.place(&big, 1000, 0).is_ok());
+    // The placement's memory counts until a report shows it: no room now...
+    assert!(matches!(pool.place(&big, 1000, 0), Err(PlaceError::NoRoom { .. })));
+    // ...but the host itself reported enough, so asking again later may work.
+    assert!(pool.fits_once_reports_catch_up(&big, 1000));
+    // A program larger than any report is refused for good.
+    let huge = Program { memory: 200 * MIB, text: None };
+    assert!(!pool.fits_once_reports_catch_up(&huge, 1000));
+    // A dead host does not count.
+    assert!(!pool.fits_once_reports_catch_up(&big, 10 * SECOND));
 }

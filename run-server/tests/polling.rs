@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use run_server::{Config, HostInfo, PlaceError, Pool, Program, Weights};
+use run_server::{Config, HostInfo, PlaceError, Pool, Program, UNIT, Weights};
 
 const MIB: u64 = 1 << 20;
 const SMALL: Program = Program { memory: MIB, text: None };
@@ -110,7 +110,7 @@ fn each_new_process_a_report_shows_retires_the_oldest_placement() {
         pool.place(&SMALL, t, 0).unwrap();
     }
     assert_eq!(pending(&pool, "b0", 10), 3);
-    let one_created = HostInfo { runnable_threads: 1, processes: 3, processes_created: 3, ..idle() };
+    let one_created = HostInfo { runnable_milli: UNIT, processes: 3, processes_created: 3, ..idle() };
     pool.record_info("b0", one_created.clone(), 20);
     assert_eq!(pending(&pool, "b0", 20), 2);
     pool.record_info("b0", one_created, 30);
@@ -162,7 +162,7 @@ struct Generated {
 fn any_host() -> impl Strategy<Value = Generated> {
     let info = (0u32..4, 0u32..=1000, 1u64..64, 0u64..=100, any::<bool>()).prop_map(
         |(runnable, cpu, free_mib, hole_percent, cached)| HostInfo {
-            runnable_threads: runnable,
+            runnable_milli: runnable * UNIT,
             cpu_load_milli: cpu,
             free_bytes: free_mib * MIB,
             largest_free: free_mib * MIB * hole_percent / 100,
@@ -177,7 +177,7 @@ fn any_host() -> impl Strategy<Value = Generated> {
 /// Amoeba's rule in floating point, written from the formula, not the code.
 fn oracle_score(host: &Generated, program: &Program, config: &Config) -> f64 {
     let info = &host.info;
-    let load = (info.runnable_threads as f64).max(info.cpu_load_milli as f64 / 1000.0);
+    let load = (info.runnable_milli as f64 / 1000.0).max(info.cpu_load_milli as f64 / 1000.0);
     let memory = info.free_bytes.min(config.rule.memory_cap) as f64;
     let cached = program.text.is_some_and(|t| info.cached_texts.contains(&t));
     let bonus = if cached { config.rule.cached_text_bonus_milli as f64 / 1000.0 } else { 1.0 };

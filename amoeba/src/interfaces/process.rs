@@ -171,8 +171,12 @@ pub struct ProcessReport {
 /// One board's state as its process server reports it (what the run server scores).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostInfo {
-    /// Threads ready or running when the reply was made (not the one answering).
-    pub runnable_threads: u32,
+    /// User threads ready or running, in thousandths: their average over about
+    /// the last second, with the threads of processes younger than that counted
+    /// as they are now for the part of the second before they existed (so a
+    /// program that has just started counts in full, and a thread that wakes
+    /// now and then only for the time it runs).
+    pub runnable_milli: u32,
     /// Share of the last second the processor was busy, in thousandths (0..=1000).
     pub cpu_load_milli: u32,
     /// Bytes free for segments.
@@ -197,11 +201,11 @@ pub const MAX_CACHED_TEXTS: usize = 64;
 
 impl HostInfo {
     /// Demand on the processor in thousandths of one always-busy thread: the
-    /// larger of the threads runnable now and the busy share of the last second.
-    /// The count sees hogs that have just started (and how many compete); the
-    /// share sees a program that happened to be blocked at the instant of the call.
+    /// larger of the runnable threads and the busy share of the last second.
+    /// The threads tell how many compete; the busy share also sees the
+    /// nucleus's own work.
     pub fn load_milli(&self) -> u64 {
-        (u64::from(self.runnable_threads) * u64::from(LOAD_UNIT)).max(u64::from(self.cpu_load_milli))
+        u64::from(self.runnable_milli).max(u64::from(self.cpu_load_milli))
     }
 
     /// Whether the board holds the program text `text` cached.

@@ -7,7 +7,7 @@
 use crate::pool::Pool;
 use amoeba::Capability;
 use amoeba::exec::Exec;
-use amoeba::interfaces::process::HOST_DISK;
+use amoeba::interfaces::process::{HOST_DISK, HOST_PLACEMENT};
 use amoeba::interfaces::process_server;
 use anyhow::{Context, Result};
 use std::time::Duration;
@@ -43,11 +43,56 @@ pub fn start_bullet(pool: &Pool, board: usize) -> Result<Capability> {
     let mut exec = Exec::new("bullet-server", &["bullet-server"]).with_capability("DISK", disk);
     exec.heap_size = BULLET_HEAP;
     exec.startup.environment.push(format!("SEED={}", seed_hex()?));
-    pool.exec_with(board, "bullet-server", &exec)?;
+    start_server(pool, board, &exec, "bullet-server: capability ")
+}
+
+/// Starts the run server on board `board` with every board of the pool as a
+/// processor (its host capability restricted to placement); its capability.
+pub fn start_run_server(pool: &Pool, board: usize) -> Result<Capability> {
+    let mut exec = Exec::new("run-server", &["run-server"]);
+    for (index, spec) in pool.boards().iter().enumerate() {
+        let host =
+            pool.host_capability(index).restrict(HOST_PLACEMENT).expect("an owner capability restricts");
+        exec = exec.with_capability(&format!("host/board{}", spec.spec.id), host);
+    }
+    exec.startup.environment.push(format!("SEED={}", seed_hex()?));
+    start_server(pool, board, &exec, "run-server: capability ")
+}
+
+/// Starts `exec` on board `board` and reads the capability the server then
+/// prints on the board's console (a line beginning with `prefix`).
+fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<Capability> {
     let console = &pool.boards()[board];
-    let capability = console
-        .wait_for_line("bullet-server: capability ", SERVER_START)
-        .with_context(|| format!("the Bullet server did not start:\n{}", console.console_tail(15)))?;
-    let capability = capability.rsplit(' ').next().unwrap_or("").parse().context("reading its capability")?;
-    Ok(capability)
+    let printed =
+        || console.console_text().lines().filter(|l| l.starts_with(prefix)).map(String::from).collect();
+    let before: Vec<String> = printed();
+    pool.exec_with(board, &exec.name, exec)?;
+    let deadline = std::time::Instant::now() + SERVER_START;
+    let line = loop {
+        let now: Vec<String> = printed();
+        if now.len() > before.len() {
+            break now[now.len() - 1].clone();
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{} did not start:\n{}", exec.name, console.console_tail(15));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    line.rsplit(' ')
+        .next()
+        .unwrap_or("")
+        .parse()
+        .with_context(|| format!("reading the capability in {line:?}"))
+}
+
+/// Stores every program's ELF file in the Bullet server; (name, file).
+pub fn install_programs(pool: &Pool, bullet: &Capability) -> Result<Vec<(String, Capability)>> {
+    let mut installed = Vec::new();
+    for (name, path) in pool.programs() {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let file = amoeba::files::put(&mut *pool.rpc(), bullet, &bytes, |_| {})
+            .map_err(|status| anyhow::anyhow!("storing {name} in the Bullet server: {status}"))?;
+        installed.push((name.clone(), file));
+    }
+    Ok(installed)
 }

@@ -80,6 +80,8 @@ pub struct Process {
     pub exited_threads: BTreeMap<Tid, u64>,
     /// Microseconds its threads have had the processor.
     pub cpu_us: u64,
+    /// When it was made (µs since boot).
+    pub created_us: u64,
 }
 
 impl Process {
@@ -358,6 +360,7 @@ impl Core {
                 signals: [Disposition::Default; SIGNALS as usize],
                 exited_threads: BTreeMap::new(),
                 cpu_us: 0,
+                created_us: crate::drivers::timer::uptime_micros(),
             },
         );
         Ok(pid)

@@ -22,6 +22,10 @@ pub struct RunQueue {
     pub switched_at: u64,
     /// Microseconds the idle thread has had the processor.
     pub idle_us: u64,
+    /// User threads ready or running as of the last switch.
+    pub runnable: u64,
+    /// The integral of `runnable` over time (thread-microseconds).
+    pub runnable_us: u64,
 }
 
 impl RunQueue {
@@ -36,6 +40,8 @@ impl RunQueue {
             ticks: 0,
             switched_at: 0,
             idle_us: 0,
+            runnable: 0,
+            runnable_us: 0,
         }
     }
 

@@ -194,6 +194,8 @@ impl Core {
         self.sched.current = next;
         let thread = self.threads.get_mut(&next).expect("picked thread exists");
         thread.state = ThreadState::Running;
+        self.sched.runnable = self.runnable_now();
+        let thread = self.threads.get_mut(&next).expect("picked thread exists");
         thread.slice = TIME_SLICE_TICKS;
         thread
             .process
@@ -208,6 +210,7 @@ impl Core {
         let now = crate::drivers::timer::uptime_micros();
         let used = now.saturating_sub(self.sched.switched_at);
         self.sched.switched_at = now;
+        self.sched.runnable_us += self.sched.runnable * used;
         let current = self.sched.current;
         if current == self.sched.idle {
             self.sched.idle_us += used;
@@ -221,6 +224,20 @@ impl Core {
     /// Microseconds the processor has been idle since boot.
     pub fn idle_us(&self) -> u64 {
         self.sched.idle_us
+    }
+
+    /// User threads ready or running now.
+    pub fn runnable_now(&self) -> u64 {
+        let runnable = |t: &super::thread::Thread| {
+            t.process.is_some() && matches!(t.state, ThreadState::Ready | ThreadState::Running)
+        };
+        self.threads.values().filter(|t| runnable(t)).count() as u64
+    }
+
+    /// Runnable user threads integrated over time since boot (thread-µs), up
+    /// to the last switch.
+    pub fn runnable_us(&self) -> u64 {
+        self.sched.runnable_us
     }
 
     /// Whether a thread switch is asked for.

@@ -14,15 +14,10 @@ use amoeba::interfaces::process::{self as abi, HostInfo, ProcessReport};
 /// What placement needs to know about the board.
 pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo {
     let memory = core.segments.memory.fragmentation();
-    let runnable = core
-        .threads
-        .values()
-        .filter(|t| t.process.is_some() && matches!(t.state, ThreadState::Ready | ThreadState::Running))
-        .count() as u32;
-    let busy = server.load_meter.busy_milli(now, core.idle_us());
+    let load = server.load_meter.load(now, core.idle_us(), core.runnable_us());
     HostInfo {
-        runnable_threads: runnable,
-        cpu_load_milli: busy,
+        runnable_milli: (load.runnable_milli + young_runnable_milli(core, now, load.window_us)) as u32,
+        cpu_load_milli: load.busy_milli,
         free_bytes: memory.free_bytes as u64,
         largest_free: memory.largest_free as u64,
         processes: core.processes.values().filter(|p| !p.has_exited()).count() as u32,
@@ -30,6 +25,30 @@ pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo 
         uptime_us: now,
         cached_texts: server.loads.text_ids(),
     }
+}
+
+/// The runnable threads of processes younger than the load window, each for
+/// the part of the window before its process existed (the average cannot
+/// have seen them then): a program started just now counts in full.
+fn young_runnable_milli(core: &Core, now: u64, window_us: u64) -> u64 {
+    if window_us == 0 {
+        return core.runnable_now() * u64::from(amoeba::interfaces::process::LOAD_UNIT);
+    }
+    let unit = u64::from(amoeba::interfaces::process::LOAD_UNIT);
+    core.processes
+        .values()
+        .filter(|p| !p.has_exited() && now.saturating_sub(p.created_us) < window_us)
+        .map(|p| {
+            let runnable = p
+                .threads
+                .iter()
+                .filter_map(|tid| core.threads.get(tid))
+                .filter(|t| matches!(t.state, ThreadState::Ready | ThreadState::Running))
+                .count() as u64;
+            let unseen = window_us - now.saturating_sub(p.created_us);
+            runnable * unit * unseen / window_us
+        })
+        .sum()
 }
 
 /// Everything `inspect` and `processes` tell about a process.

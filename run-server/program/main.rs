@@ -1,0 +1,142 @@
+//! `run-server`: the run server as a user process. Its pool is the
+//! processors named in its capability environment as `host/<name>` (each a
+//! board's host capability with the create and info rights), and, when it
+//! has one, the rows of its pool directory `POOLDIR` (added by the host).
+//! One thread per processor polls it through its process server's info call
+//! every quarter second; the server thread answers "which processor for
+//! this program" (`run_server::find_host`) by Amoeba's rule and hands out the
+//! chosen processor's capability; it never runs programs itself. It prints
+//! its capability (`run-server: capability <cap>`).
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+extern crate alloc;
+
+use ::run_server::{Config, PlaceError, Pool, Program, Weights};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use amoeba::interface::{Call, Objects};
+use amoeba::interfaces::process_server;
+use amoeba::interfaces::run::{HostReport, Placement, PlacementRequest};
+use amoeba::interfaces::run_server;
+use amoeba::user::rpc::{Nucleus, serve};
+use amoeba::user::sync::Mutex;
+use amoeba::user::{env, thread, time};
+use amoeba::{Capability, Check, GetPort, Port, Rng, Status, println};
+
+amoeba::entry!(main);
+
+/// How long a request waits for reports to catch up with recent placements
+/// before it is refused for lack of room, and how often it looks again.
+const CATCH_UP_US: u64 = 1_000_000;
+const CATCH_UP_STEP_US: u64 = 100_000;
+
+struct RunServer {
+    port: Port,
+    random: Check,
+    pool: Arc<Mutex<Pool<Capability>>>,
+    rng: Rng,
+}
+
+impl Objects for RunServer {
+    fn port(&self) -> Port {
+        self.port
+    }
+    fn check(&self, object: u32) -> Option<Check> {
+        (object == 0).then_some(self.random)
+    }
+    fn describe(&mut self, _: u32) -> String {
+        let pool = self.pool.lock();
+        let alive = pool.hosts(time::now_us()).filter(|h| h.alive).count();
+        alloc::format!("run server: {alive} of {} processors alive", pool.host_names().count())
+    }
+}
+
+impl run_server::Server for RunServer {
+    fn find_host(&mut self, _: &Call<'_>, request: PlacementRequest) -> Result<Placement, Status> {
+        let program = Program { memory: request.memory, text: request.text };
+        let give_up = time::now_us() + CATCH_UP_US;
+        loop {
+            let random = self.rng.next_u64();
+            let now = time::now_us();
+            let mut pool = self.pool.lock();
+            let refusal = match pool.place(&program, now, random) {
+                Ok(host) => return Ok(Placement { host: String::from(host.name), capability: *host.handle }),
+                Err(refusal) => refusal,
+            };
+            match refusal {
+                PlaceError::NoRoom { .. }
+                    if now < give_up && pool.fits_once_reports_catch_up(&program, now) =>
+                {
+                    drop(pool);
+                    time::sleep_us(CATCH_UP_STEP_US); // fresher reports may show room
+                }
+                PlaceError::NoRoom { .. } => return Err(Status::NoSpace),
+                PlaceError::NoHostAlive { .. } => return Err(Status::NotFound),
+            }
+        }
+    }
+
+    fn hosts(&mut self, _: &Call<'_>) -> Result<Vec<HostReport>, Status> {
+        let pool = self.pool.lock();
+        Ok(pool
+            .hosts(time::now_us())
+            .map(|h| HostReport {
+                name: String::from(h.host.name),
+                alive: h.alive,
+                info: h.info.cloned(),
+                pending: h.pending_placements as u32,
+            })
+            .collect())
+    }
+}
+
+/// Polls one processor for as long as it is in the pool.
+fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
+    let interval = pool.lock().config().poll_interval_us;
+    let mut processes = process_server::Client::new(Nucleus);
+    loop {
+        match processes.info(&host) {
+            Ok(info) if info.is_consistent() => {
+                pool.lock().record_info(&name, info, time::now_us());
+            }
+            _ => {
+                pool.lock().record_no_answer(&name);
+            }
+        }
+        time::sleep_us(interval);
+    }
+}
+
+fn seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&time::ticks().to_le_bytes());
+    if let Some(hex) = env::var("SEED") {
+        for (i, pair) in hex.as_bytes().chunks(2).take(24).enumerate() {
+            seed[8 + i] =
+                core::str::from_utf8(pair).ok().and_then(|t| u8::from_str_radix(t, 16).ok()).unwrap_or(0);
+        }
+    }
+    seed
+}
+
+fn main(_: u64) -> i32 {
+    let mut rng = Rng::from_seed(seed());
+    let get = GetPort::random(&mut rng);
+    let random = rng.check();
+    let pool = Arc::new(Mutex::new(Pool::new(Config::default())));
+    let now = time::now_us();
+    for (name, host) in &env::startup().capabilities {
+        if let Some(name) = name.strip_prefix("host/") {
+            pool.lock().add_host(name, *host, Weights::default(), now);
+            let (pool, name, host) = (pool.clone(), String::from(name), *host);
+            thread::spawn(move || poll(pool, name, host));
+        }
+    }
+    let mut server = RunServer { port: get.put_port(), random, pool, rng };
+    println!("run-server: capability {}", Capability::owner(server.port, 0, random));
+    let status = serve(&get, 4096, |header, buf| run_server::dispatch(&mut server, header, buf));
+    println!("run-server: get_request failed: {status}");
+    1
+}
