@@ -20,10 +20,14 @@ pub fn handle_irq() {
             let ticked = timer::handle_interrupt();
             let (ticks, now) = (timer::ticks(), timer::uptime_micros());
             process::with(|core| core.timer_interrupt(ticked.then_some(ticks), now));
-        } else if net::handle_interrupt(intid) {
-            process::with(|core| core.wake_all(Wait::Network, 0));
         } else {
-            crate::println!("nucleus: unexpected interrupt {intid}");
+            match net::handle_interrupt(intid) {
+                net::Interrupt::Handled { frames_in: true } => {
+                    process::with(|core| core.wake_all(Wait::Network, 0));
+                }
+                net::Interrupt::Handled { frames_in: false } => {}
+                net::Interrupt::NotOurs => crate::println!("nucleus: unexpected interrupt {intid}"),
+            }
         }
         gic::end_of_interrupt(intid);
     }
