@@ -18,8 +18,8 @@ pub fn handle_irq() {
         }
         if intid == board::TIMER_INTID {
             let ticked = timer::handle_interrupt();
-            let (ticks, now) = (timer::ticks(), timer::uptime_micros());
-            process::with(|core| core.timer_interrupt(ticked.then_some(ticks), now));
+            let now = timer::uptime_micros();
+            process::with(|core| core.timer_interrupt(ticked, now));
         } else {
             match net::handle_interrupt(intid) {
                 net::Interrupt::Handled { frames_in: true } => {

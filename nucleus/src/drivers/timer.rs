@@ -1,8 +1,8 @@
 //! The EL1 physical generic timer: a periodic tick at `TICK_HZ` through the
-//! GIC (time slices, sleeps), plus one-shot wake-ups in between for
-//! deadlines finer than a tick (RPC retransmissions and acknowledgements).
-//! A leaf: it reports ticks and the time, and leaves what they mean to the
-//! interrupt entry point.
+//! GIC for time slices, plus one-shot wake-ups at any microsecond in
+//! between for every deadline (sleeps, RPC and group timers), so that no
+//! wake-up waits for a tick. A leaf: it reports ticks and the time, and
+//! leaves what they mean to the interrupt entry point.
 
 #![forbid(unsafe_code)]
 
@@ -36,10 +36,17 @@ fn program() {
     registers::set_compare(at);
 }
 
+/// The counter value at which [`uptime_micros`] first reads `micros`:
+/// rounded up, since a deadline rounded down would fire a fraction of a
+/// microsecond early, find itself not yet due, and wait for the next tick.
+fn counter_at(micros: u64) -> u64 {
+    let frequency = crate::arch::cpu::counter_frequency() as u128;
+    (micros as u128 * frequency).div_ceil(1_000_000).min(u64::MAX as u128) as u64
+}
+
 /// Asks for a timer interrupt at `micros` since boot (IRQs masked by caller).
 pub fn wake_at(micros: u64) {
-    let frequency = crate::arch::cpu::counter_frequency() as u128;
-    let at = (micros as u128 * frequency / 1_000_000).min(u64::MAX as u128) as u64;
+    let at = counter_at(micros);
     if at < NEXT_WAKE.load(Ordering::Relaxed) {
         NEXT_WAKE.store(at, Ordering::Relaxed);
         program();

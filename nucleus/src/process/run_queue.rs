@@ -16,8 +16,6 @@ pub struct RunQueue {
     pub need_resched: bool,
     /// Dead threads whose stacks are freed once another thread runs.
     pub zombies: Vec<Tid>,
-    /// Timer ticks since boot, as of the last tick interrupt.
-    pub ticks: u64,
 }
 
 impl RunQueue {
@@ -29,7 +27,6 @@ impl RunQueue {
             idle,
             need_resched: false,
             zombies: Vec::new(),
-            ticks: 0,
         }
     }
 
