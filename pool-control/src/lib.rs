@@ -103,14 +103,18 @@ pub enum Message<'a> {
     /// A board is up (sent once at boot to broadcast, and on `Discover`).
     Ready(BoardStatus<'a>),
     /// Ask a board to echo `target` and report back with `PeerEchoResult`:
-    /// lets the host test board-to-board paths.
+    /// lets the host test and time board-to-board paths.
     PeerEcho {
         id: u32,
         target: Mac,
     },
+    /// The target answered; `round_trip_us` is the board's own time from
+    /// sending the echo request to receiving the reply (the raw frame round
+    /// trip between two boards, without the host's leg).
     PeerEchoResult {
         id: u32,
         target: Mac,
+        round_trip_us: u32,
     },
     /// Start `program` from the board's bundle (the process server's work;
     /// it moves to RPC once FLIP is in the nucleus). `scheduling` is
@@ -287,7 +291,9 @@ impl<'a> Message<'a> {
                 Message::Ready(BoardStatus { board_id, incarnation, role, uptime_ms })
             }
             KIND_PEER_ECHO => Message::PeerEcho { id: r.u32()?, target: r.mac()? },
-            KIND_PEER_ECHO_RESULT => Message::PeerEchoResult { id: r.u32()?, target: r.mac()? },
+            KIND_PEER_ECHO_RESULT => {
+                Message::PeerEchoResult { id: r.u32()?, target: r.mac()?, round_trip_us: r.u32()? }
+            }
             KIND_EXEC => {
                 let id = r.u32()?;
                 let argument = r.u64()?;
@@ -353,15 +359,16 @@ impl<'a> Message<'a> {
                 w.put(&[role.len() as u8])?;
                 w.put(role)?;
             }
-            Message::PeerEcho { id, target } | Message::PeerEchoResult { id, target } => {
-                let kind = if matches!(self, Message::PeerEcho { .. }) {
-                    KIND_PEER_ECHO
-                } else {
-                    KIND_PEER_ECHO_RESULT
-                };
-                w.put(&[kind, VERSION])?;
+            Message::PeerEcho { id, target } => {
+                w.put(&[KIND_PEER_ECHO, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(&target.0)?;
+            }
+            Message::PeerEchoResult { id, target, round_trip_us } => {
+                w.put(&[KIND_PEER_ECHO_RESULT, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&target.0)?;
+                w.put(&round_trip_us.to_be_bytes())?;
             }
             Message::Exec { id, argument, scheduling, program, capability } => {
                 if program.is_empty() || program.len() > MAX_PROGRAM_NAME {
@@ -497,7 +504,7 @@ mod tests {
             uptime_ms: 1234,
         }));
         round_trip(Message::PeerEcho { id: 9, target: Mac::for_board(2) });
-        round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2) });
+        round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2), round_trip_us: 345 });
         round_trip(Message::Exec {
             id: 1,
             argument: u64::MAX,
