@@ -453,7 +453,7 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
     println!(
         "\n== group broadcast: latency and throughput by group size, PB and BB, with a null RPC as the unit"
     );
-    boot::group_bench::run(sizes, |size| {
+    boot::group_bench::run(sizes, &args.run_dir, |size| {
         boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), size)).map(|(pool, _)| pool)
     })
 }

@@ -71,7 +71,8 @@ pub fn by_group_size(path: &Path, title: &str, y_label: &str, curves: &[BySize],
     if first > last || low > high {
         return Ok(());
     }
-    let x_range = f64::from(first) * 0.9..f64::from(last) * 1.1;
+    // x is log2 of the size, labelled with the sizes themselves.
+    let x_range = f64::from(first).log2() - 0.2..f64::from(last).log2() + 0.2;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut builder = ChartBuilder::on(&root);
@@ -79,16 +80,37 @@ pub fn by_group_size(path: &Path, title: &str, y_label: &str, curves: &[BySize],
     if log_y {
         let mut chart = builder
             .build_cartesian_2d(x_range.log_scale(), (low.max(1e-3) * 0.8..high * 1.25).log_scale())?;
-        chart.configure_mesh().x_desc("group members (log scale)").y_desc(y_label).draw()?;
+        chart
+            .configure_mesh()
+            .x_labels(X_LABELS)
+            .x_label_formatter(&size_label)
+            .x_desc(X_DESC)
+            .y_desc(y_label)
+            .draw()?;
         draw_curves(&mut chart, curves)?;
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     } else {
-        let mut chart = builder.build_cartesian_2d(x_range.log_scale(), 0.0..high * 1.15)?;
-        chart.configure_mesh().x_desc("group members (log scale)").y_desc(y_label).draw()?;
+        let mut chart = builder.build_cartesian_2d(x_range, 0.0..high * 1.15)?;
+        chart
+            .configure_mesh()
+            .x_labels(X_LABELS)
+            .x_label_formatter(&size_label)
+            .x_desc(X_DESC)
+            .y_desc(y_label)
+            .draw()?;
         draw_curves(&mut chart, curves)?;
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     root.present().with_context(|| format!("writing {}", path.display()))
+}
+
+const X_DESC: &str = "group members (log scale)";
+/// Enough x key points that every power of two gets one.
+const X_LABELS: usize = 40;
+
+/// The label of x key point `log2`: the group size at whole powers of two.
+fn size_label(log2: &f64) -> String {
+    if (log2 - log2.round()).abs() < 1e-6 { format!("{}", 2f64.powf(log2.round())) } else { String::new() }
 }
 
 type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
@@ -100,7 +122,7 @@ where
 {
     for curve in curves {
         let colour = Palette99::pick(curve.colour).to_rgba();
-        let points: Vec<(f64, f64)> = curve.points.iter().map(|&(s, v)| (f64::from(s), v)).collect();
+        let points: Vec<(f64, f64)> = curve.points.iter().map(|&(s, v)| (f64::from(s).log2(), v)).collect();
         let style = colour.stroke_width(if curve.dashed { 1 } else { 3 });
         if curve.dashed {
             chart.draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))?
