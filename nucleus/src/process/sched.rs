@@ -294,14 +294,17 @@ pub fn block_unless(wait: Wait, ready: impl Fn() -> bool) {
     cpu::restore_irqs(were_enabled);
 }
 
-/// The idle thread's loop: sleep until an interrupt, run whoever is ready.
+/// The idle thread's loop: sleep until an interrupt (with the tick
+/// slowed: no slice to end), run whoever is ready.
 pub fn idle_loop() -> ! {
     loop {
         cpu::disable_irqs();
         if with(|core| core.sched.need_resched || core.sched.has_ready()) {
             schedule();
         } else {
+            timer::set_idle(true);
             cpu::wait_for_interrupt();
+            timer::set_idle(false);
         }
         cpu::enable_irqs();
     }
