@@ -83,6 +83,7 @@ pub fn by_group_size(path: &Path, title: &str, y_label: &str, curves: &[BySize],
         chart
             .configure_mesh()
             .x_labels(X_LABELS)
+            .x_max_light_lines(0)
             .x_label_formatter(&size_label)
             .x_desc(X_DESC)
             .y_desc(y_label)
@@ -94,6 +95,7 @@ pub fn by_group_size(path: &Path, title: &str, y_label: &str, curves: &[BySize],
         chart
             .configure_mesh()
             .x_labels(X_LABELS)
+            .x_max_light_lines(0)
             .x_label_formatter(&size_label)
             .x_desc(X_DESC)
             .y_desc(y_label)
