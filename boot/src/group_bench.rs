@@ -11,10 +11,19 @@
 //! reading with the shortest round trip; half that round trip bounds the
 //! error. A round's latency is the last member's delivery minus the send,
 //! both on the host's clock.
+//!
+//! Next to each run stands the host CPU the pool's boards used during it
+//! and how busy the whole host was: on a host of two shared cores, a large
+//! group's figures may measure the lack of CPU rather than the protocol.
+//! The curves by group size go into `group-latency.svg` and
+//! `group-throughput.svg` in the run directory.
 
 use crate::exec::Control;
+use crate::host_cpu::{CpuReading, CpuUse};
+use crate::plots::{self, BySize};
 use crate::pool::Pool;
 use anyhow::{Context, Result, bail};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Sends timed in the latency phase of each run.
@@ -36,6 +45,9 @@ const RPC_UNIT_PUT_SEED: u64 = 0x0000_00be_0c12;
 const RPC_BENCH_NULL_ONLY: u64 = 1 << 63;
 /// How long one run of the group program may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+/// The files the curves go to, in the run directory.
+pub const LATENCY_PLOT: &str = "group-latency.svg";
+pub const THROUGHPUT_PLOT: &str = "group-throughput.svg";
 
 /// `group-bench` argument bits (see the program).
 const CREATE: u64 = 1 << 63;
@@ -175,7 +187,9 @@ fn run_group(
     method: Method,
     message_size: u64,
     tag: u8,
-) -> Result<Vec<MemberTimes>> {
+) -> Result<(Vec<MemberTimes>, CpuUse)> {
+    let pids: Vec<u32> = pool.boards().iter().filter_map(|b| b.pid()).collect();
+    let cpu_before = CpuReading::take(&pids);
     let per_member = THROUGHPUT_MESSAGES / members as u64;
     let plan = (members as u64) << 48 | (tag as u64) << 40 | ROUNDS << 24 | per_member << 12 | message_size;
     let boards = &pool.boards()[..members as usize];
@@ -198,7 +212,9 @@ fn run_group(
             );
         }
     }
-    boards.iter().map(|board| parse_member(&board.console_text(), tag)).collect()
+    let cpu = cpu_before.until(&CpuReading::take(&pids));
+    let times = boards.iter().map(|board| parse_member(&board.console_text(), tag)).collect::<Result<_>>()?;
+    Ok((times, cpu))
 }
 
 /// Puts one run's local times on the host's clock.
@@ -259,73 +275,160 @@ fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
     Ok((median, crate::bench::value_after(line, "p99-us").context("no p99")?))
 }
 
+/// One line of the table: what one run (group size, method, message size)
+/// measured, in µs and messages per second.
+struct Row {
+    size: u16,
+    method: Method,
+    message_size: u64,
+    median: f64,
+    p99: f64,
+    at_sender: f64,
+    throughput: f64,
+    /// Host CPU during the run.
+    cpu: CpuUse,
+    /// The unit: the board-to-board null RPC median of the same pool.
+    rpc_median: f64,
+}
+
+impl Row {
+    fn print(&self) {
+        let rpc_rate = 1e6 / self.rpc_median;
+        println!(
+            "{:>4} {:>6} {:>5}  {:>8.0} us {:>5.2}x  {:>8.0} us {:>5.2}x  {:>6.0} us  {:>6.0} msg/s {:>5.2}x  {}",
+            self.size,
+            self.method,
+            self.message_size,
+            self.median,
+            self.median / self.rpc_median,
+            self.p99,
+            self.p99 / self.rpc_median,
+            self.at_sender,
+            self.throughput,
+            self.throughput / rpc_rate,
+            self.cpu,
+        );
+    }
+}
+
+/// The figures of every run in one pool of `size` boards; prints the unit
+/// line of the pool.
+fn measure_size(pool: &Pool, size: u16, tag: &mut u8) -> Result<Vec<Row>> {
+    let epoch = Instant::now();
+    let (rpc_median, rpc_p99) = null_rpc(pool)?;
+    let before = clock_offsets(pool, epoch)?;
+    let mut runs = Vec::new();
+    for message_size in MESSAGE_SIZES {
+        for method in [Method::Pb, Method::Bb] {
+            *tag = tag.wrapping_add(1);
+            runs.push((method, message_size, run_group(pool, size, method, message_size, *tag)?));
+        }
+    }
+    let after = clock_offsets(pool, epoch)?;
+    // The offsets should not move; how far they did is part of the error.
+    let drift = before.iter().zip(&after).map(|(b, a)| (a.offset_us - b.offset_us).abs()).fold(0.0, f64::max);
+    let offsets: Vec<ClockOffset> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| ClockOffset {
+            offset_us: (a.offset_us + b.offset_us) / 2.0,
+            uncertainty_us: a.uncertainty_us.max(b.uncertainty_us),
+        })
+        .collect();
+    let uncertainty = offsets.iter().map(|o| o.uncertainty_us).fold(0.0, f64::max);
+    let mut rows = Vec::new();
+    for (method, message_size, (members, cpu)) in runs {
+        let mut result = align(&members, &offsets)?;
+        rows.push(Row {
+            size,
+            method,
+            message_size,
+            median: quantile(&mut result.everywhere, 0.5),
+            p99: quantile(&mut result.everywhere, 0.99),
+            at_sender: quantile(&mut result.at_sender, 0.5),
+            throughput: result.throughput,
+            cpu,
+            rpc_median,
+        });
+    }
+    rows.iter().for_each(Row::print);
+    println!(
+        "{size:>4} unit          null RPC board to board median {rpc_median:.0} us, p99 {rpc_p99:.0} us \
+         ({:.0} calls/s); each board's clock aligned to +-{uncertainty:.0} us (drift {drift:.0} us)",
+        1e6 / rpc_median
+    );
+    Ok(rows)
+}
+
+/// Draws latency (median and p99, in null RPCs) and throughput (in null
+/// RPCs per second) by group size into `plot_dir`; the files drawn.
+fn draw(rows: &[Row], plot_dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut latency = Vec::new();
+    let mut throughput = Vec::new();
+    for (colour, (message_size, method)) in
+        MESSAGE_SIZES.iter().flat_map(|&b| [(b, Method::Pb), (b, Method::Bb)]).enumerate()
+    {
+        let of_run: Vec<&Row> =
+            rows.iter().filter(|r| r.method == method && r.message_size == message_size).collect();
+        let curve = |name: String, dashed: bool, value: &dyn Fn(&Row) -> f64| BySize {
+            name,
+            points: of_run.iter().map(|r| (r.size, value(r))).collect(),
+            dashed,
+            colour,
+        };
+        latency.push(curve(format!("{method} {message_size} B median"), false, &|r| r.median / r.rpc_median));
+        latency.push(curve(format!("{method} {message_size} B p99"), true, &|r| r.p99 / r.rpc_median));
+        throughput
+            .push(curve(format!("{method} {message_size} B"), false, &|r| r.throughput * r.rpc_median / 1e6));
+    }
+    let (latency_path, throughput_path) = (plot_dir.join(LATENCY_PLOT), plot_dir.join(THROUGHPUT_PLOT));
+    plots::by_group_size(
+        &latency_path,
+        "broadcast latency to delivery at every member",
+        "latency (board-to-board null RPCs, log scale)",
+        &latency,
+        true,
+    )?;
+    plots::by_group_size(
+        &throughput_path,
+        "broadcast throughput, delivered at every member",
+        "messages per null RPC time",
+        &throughput,
+        false,
+    )?;
+    Ok(vec![latency_path, throughput_path])
+}
+
 /// Runs the benchmark on a fresh pool of each size in `sizes` (booted by
-/// `boot_pool`) and prints the table.
-pub fn run(sizes: &[u16], mut boot_pool: impl FnMut(u16) -> Result<Pool>) -> Result<()> {
+/// `boot_pool`), prints the table and draws its curves into `plot_dir`.
+pub fn run(sizes: &[u16], plot_dir: &Path, mut boot_pool: impl FnMut(u16) -> Result<Pool>) -> Result<()> {
     println!(
         "latency: {ROUNDS} sends, one at a time from a member that is not the sequencer, to delivery at \
          every member; throughput: {THROUGHPUT_MESSAGES} messages sent by all members at once, delivered at \
          every member"
     );
     println!(
-        "{:>4} {:>6} {:>5}  {:>18} {:>18}  {:>9}  {:>20}",
-        "size", "method", "bytes", "latency median", "latency p99", "at sender", "throughput"
+        "{:>4} {:>6} {:>5}  {:>18} {:>18}  {:>9}  {:>20}  host CPU in the run",
+        "size", "method", "bytes", "latency median", "latency p99", "at sender", "throughput",
     );
     let mut tag = 0u8;
+    let mut rows = Vec::new();
     for &size in sizes {
         if size < 2 {
             bail!("a group needs at least 2 boards (got {size})");
         }
         let pool = boot_pool(size)?;
-        let epoch = Instant::now();
-        let (rpc_median, rpc_p99) = null_rpc(&pool)?;
-        let before = clock_offsets(&pool, epoch)?;
-        let mut runs = Vec::new();
-        for message_size in MESSAGE_SIZES {
-            for method in [Method::Pb, Method::Bb] {
-                tag = tag.wrapping_add(1);
-                runs.push((method, message_size, run_group(&pool, size, method, message_size, tag)?));
-            }
-        }
-        let after = clock_offsets(&pool, epoch)?;
+        let measured = measure_size(&pool, size, &mut tag);
         pool.shutdown();
-
-        // The offsets should not move; how far they did is part of the error.
-        let drift =
-            before.iter().zip(&after).map(|(b, a)| (a.offset_us - b.offset_us).abs()).fold(0.0, f64::max);
-        let offsets: Vec<ClockOffset> = before
-            .iter()
-            .zip(&after)
-            .map(|(b, a)| ClockOffset {
-                offset_us: (a.offset_us + b.offset_us) / 2.0,
-                uncertainty_us: a.uncertainty_us.max(b.uncertainty_us),
-            })
-            .collect();
-        let uncertainty = offsets.iter().map(|o| o.uncertainty_us).fold(0.0, f64::max);
-        let rpc_rate = 1e6 / rpc_median;
-        for (method, message_size, members) in runs {
-            let mut result = align(&members, &offsets)?;
-            let median = quantile(&mut result.everywhere, 0.5);
-            let p99 = quantile(&mut result.everywhere, 0.99);
-            let at_sender = quantile(&mut result.at_sender, 0.5);
-            println!(
-                "{size:>4} {method:>6} {message_size:>5}  {median:>8.0} us {:>5.2}x  {p99:>8.0} us {:>5.2}x  \
-                 {at_sender:>6.0} us  {:>6.0} msg/s {:>5.2}x",
-                median / rpc_median,
-                p99 / rpc_median,
-                result.throughput,
-                result.throughput / rpc_rate,
-            );
-        }
-        println!(
-            "{size:>4} unit          null RPC board to board median {rpc_median:.0} us, p99 {rpc_p99:.0} us \
-             ({rpc_rate:.0} calls/s); each board's clock aligned to +-{uncertainty:.0} us (drift {drift:.0} us)"
-        );
+        rows.extend(measured?);
     }
     println!(
         "(x: latency in null RPC medians, throughput in null RPCs per second; at sender: the sender's own \
-         delivery, one clock)"
+         delivery, one clock; host CPU: cores the boards' QEMU processes used, and all of the host)"
     );
+    for path in draw(&rows, plot_dir)? {
+        println!("drawn: {}", path.display());
+    }
     Ok(())
 }
 

@@ -209,16 +209,26 @@ impl HostPort {
 
     /// Asks board `via` to echo board `target`; whether the result came back.
     pub fn peer_echo(&self, via: Mac, target: Mac, id: u32, timeout: Duration) -> Result<bool> {
+        Ok(self.peer_echo_round_trip(via, target, id, timeout)?.is_some())
+    }
+
+    /// Asks board `via` to echo board `target`; the round trip `via` timed
+    /// between the two boards, if the result came back within `timeout`.
+    pub fn peer_echo_round_trip(
+        &self,
+        via: Mac,
+        target: Mac,
+        id: u32,
+        timeout: Duration,
+    ) -> Result<Option<Duration>> {
         self.send(via, &Message::PeerEcho { id, target })?;
-        Ok(self
-            .wait_for(timeout, |source, message| match message {
-                Message::PeerEchoResult { id: result_id, target: result_target }
-                    if source == via && *result_id == id && *result_target == target =>
-                {
-                    Some(())
-                }
-                _ => None,
-            })
-            .is_some())
+        Ok(self.wait_for(timeout, |source, message| match message {
+            Message::PeerEchoResult { id: result_id, target: result_target, round_trip_us }
+                if source == via && *result_id == id && *result_target == target =>
+            {
+                Some(Duration::from_micros(u64::from(*round_trip_us)))
+            }
+            _ => None,
+        }))
     }
 }

@@ -3,7 +3,7 @@
 
 use amoeba::interfaces::echo;
 use anyhow::{Context, Result, bail};
-use boot::bench::{EchoResponder, Summary, echo_round_trips, value_after};
+use boot::bench::{EchoResponder, Summary, echo_round_trips};
 use boot::{Pool, PoolConfig};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -150,6 +150,10 @@ enum Command {
 enum BenchSection {
     /// Group broadcast latency and throughput.
     Group,
+    /// RPC latency and throughput (local, board to board, host to board).
+    Rpc,
+    /// Host CPU used by idle boards.
+    Idle,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +191,8 @@ fn main() {
         Command::Ping { boards, pool } => ping(boards, &pool),
         Command::Bench { rounds, boot_sizes, group_sizes, only, pool } => match only {
             Some(BenchSection::Group) => group_bench(&group_sizes, &pool),
+            Some(BenchSection::Rpc) => rpc_bench(&pool),
+            Some(BenchSection::Idle) => idle_bench(&pool),
             None => bench(rounds, &boot_sizes, &pool).and_then(|()| group_bench(&group_sizes, &pool)),
         },
         Command::Gdb { board, pool } => gdb(board, &pool),
@@ -416,6 +422,9 @@ fn bench(rounds: usize, boot_sizes: &[u16], args: &PoolArgs) -> Result<()> {
     println!("\n== RPC: null call latency and throughput, with the frame echo as the unit");
     rpc_bench(args)?;
 
+    println!("\n== idle boards: host CPU they use");
+    idle_bench(args)?;
+
     println!("\n== nucleus: null syscall, thread switch, process creation (counter ticks, on one board)");
     nucleus_bench(args)?;
 
@@ -447,92 +456,40 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
     println!(
         "\n== group broadcast: latency and throughput by group size, PB and BB, with a null RPC as the unit"
     );
-    boot::group_bench::run(sizes, |size| {
+    boot::group_bench::run(sizes, &args.run_dir, |size| {
         boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), size)).map(|(pool, _)| pool)
     })
 }
 
-/// RPC latency and throughput: local (client and server on one board),
-/// board to board, host to board; all in one pool, next to a frame echo.
+/// RPC latency and throughput (see `boot::rpc_bench`) in a pool of two boards.
 fn rpc_bench(args: &PoolArgs) -> Result<()> {
-    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 2);
-    let (pool, _) = boot_pool(config)?;
-    let seed = 0x0000_00be_0c11u64;
-    let put = amoeba::GetPort(amoeba::Port::from_u64(seed)).put_port();
-    let server_board = pool.boards()[0].mac;
-    pool.exec(0, "echo-server", seed)?;
-
-    let mut frame_echo = echo_round_trips(pool.host(), server_board, 2000, 1)?;
-    let frame = Summary::of(&mut frame_echo).context("no samples")?;
-
-    let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
-    let service = amoeba::Capability::for_port(put);
-    let mut call = |size: usize| -> Result<Duration> {
-        let buf = vec![0x5a; size];
-        let start = Instant::now();
-        echo::Client::new(&mut host)
-            .sink(&service, &buf)
-            .map_err(|status| anyhow::anyhow!("host trans failed: {status}"))?;
-        Ok(start.elapsed())
-    };
-    for _ in 0..10 {
-        call(0)?;
-    }
-    let mut null = (0..2000).map(|_| call(0)).collect::<Result<Vec<_>>>()?;
-    let host_null = Summary::of(&mut null).context("no samples")?;
-    let mut throughput = Vec::new();
-    for (size, count) in [(8usize << 10, 200usize), (1 << 20, 8)] {
-        let total: Duration = (0..count).map(|_| call(size)).sum::<Result<Duration>>()?;
-        throughput.push((size * count) as f64 / 1024.0 / total.as_secs_f64());
-    }
-
-    let mut lines = Vec::new();
-    for (label, index) in [("local (same board)", 0), ("board to board", 1)] {
-        let started = pool.exec(index, "rpc-bench", put.to_u64())?;
-        let status = pool
-            .wait_process(&started, Duration::from_secs(300))
-            .with_context(|| format!("rpc-bench {label} did not finish"))?;
-        let console = pool.boards()[index].console_text();
-        if status != 0 {
-            bail!("rpc-bench {label} failed ({status}):\n{console}");
-        }
-        let field = |key: &str| -> Option<f64> {
-            console.lines().filter(|l| l.starts_with("rpc-bench")).find_map(|line| value_after(line, key))
-        };
-        for line in console.lines().filter(|l| l.starts_with("rpc-bench null")) {
-            println!("{label}: {line}");
-        }
-        lines.push((label, field("median-us"), field("p99-us"), field("8KiB-KiB/s"), field("1MiB-KiB/s")));
-    }
+    let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 2))?;
+    let result = boot::rpc_bench::run(&pool, &args.run_dir);
     pool.shutdown();
+    result
+}
 
-    let frame_us = frame.median.as_secs_f64() * 1e6;
-    println!("frame echo host->board     {frame}");
+/// Boards that idle while their host CPU is measured, and for how long.
+const IDLE_BOARDS: u16 = 4;
+const IDLE_MEASURE: Duration = Duration::from_secs(10);
+
+/// What idle boards cost the host: they should sleep in `wfi`, waking only
+/// for their timer.
+fn idle_bench(args: &PoolArgs) -> Result<()> {
+    let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), IDLE_BOARDS))?;
+    // Let the boot's own work settle first.
+    std::thread::sleep(Duration::from_secs(2));
+    let pids: Vec<u32> = pool.boards().iter().filter_map(|b| b.pid()).collect();
+    let before = boot::host_cpu::CpuReading::take(&pids);
+    std::thread::sleep(IDLE_MEASURE);
+    let used = before.until(&boot::host_cpu::CpuReading::take(&pids));
+    pool.shutdown();
     println!(
-        "null RPC host->board       median {:>8.1} us  p99 {:>8.1} us  = {:.2}x frame echo",
-        host_null.median.as_secs_f64() * 1e6,
-        host_null.p99.as_secs_f64() * 1e6,
-        host_null.median.as_secs_f64() * 1e6 / frame_us
+        "{IDLE_BOARDS} idle boards over {} s: {:.3} host cores ({:.1} % of a core per board); {used}",
+        IDLE_MEASURE.as_secs(),
+        used.processes,
+        used.processes * 100.0 / f64::from(IDLE_BOARDS)
     );
-    for (label, median, p99, _, _) in &lines {
-        if let (Some(median), Some(p99)) = (median, p99) {
-            println!(
-                "null RPC {label:<18} median {median:>8.1} us  p99 {p99:>8.1} us  = {:.2}x frame echo",
-                median / frame_us
-            );
-        }
-    }
-    println!(
-        "throughput host->board     8 KiB requests {:>8.0} KiB/s, 1 MiB requests {:>8.0} KiB/s",
-        throughput[0], throughput[1]
-    );
-    for (label, _, _, kib8, mib1) in &lines {
-        if let (Some(kib8), Some(mib1)) = (kib8, mib1) {
-            println!(
-                "throughput {label:<16} 8 KiB requests {kib8:>8.0} KiB/s, 1 MiB requests {mib1:>8.0} KiB/s"
-            );
-        }
-    }
     Ok(())
 }
 

@@ -18,16 +18,20 @@ pub fn handle_irq() {
         }
         if intid == board::TIMER_INTID {
             let ticked = timer::handle_interrupt();
-            let (ticks, now) = (timer::ticks(), timer::uptime_micros());
-            process::with(|core| core.timer_interrupt(ticked.then_some(ticks), now));
-        } else if net::handle_interrupt(intid) {
-            process::with(|core| core.wake_all(Wait::Network, 0));
+            let now = timer::uptime_micros();
+            process::with(|core| core.timer_interrupt(ticked, now));
         } else if block::handle_interrupt(intid) {
             // The network thread's next round through the services takes
             // the finished disk operations to the disk server.
             process::with(|core| core.wake_all(Wait::Network, 0));
         } else {
-            crate::println!("nucleus: unexpected interrupt {intid}");
+            match net::handle_interrupt(intid) {
+                net::Interrupt::Handled { frames_in: true } => {
+                    process::with(|core| core.wake_all(Wait::Network, 0));
+                }
+                net::Interrupt::Handled { frames_in: false } => {}
+                net::Interrupt::NotOurs => crate::println!("nucleus: unexpected interrupt {intid}"),
+            }
         }
         gic::end_of_interrupt(intid);
     }

@@ -103,14 +103,18 @@ pub enum Message<'a> {
     /// A board is up (sent once at boot to broadcast, and on `Discover`).
     Ready(BoardStatus<'a>),
     /// Ask a board to echo `target` and report back with `PeerEchoResult`:
-    /// lets the host test board-to-board paths.
+    /// lets the host test and time board-to-board paths.
     PeerEcho {
         id: u32,
         target: Mac,
     },
+    /// The target answered; `round_trip_us` is the board's own time from
+    /// sending the echo request to receiving the reply (the raw frame round
+    /// trip between two boards, without the host's leg).
     PeerEchoResult {
         id: u32,
         target: Mac,
+        round_trip_us: u32,
     },
     /// Ask a board for its clock: it answers with `TimeReply`. The host
     /// aligns the boards' clocks to its own with these (benchmarks that
@@ -227,7 +231,9 @@ impl<'a> Message<'a> {
                 Message::Ready(BoardStatus { board_id, incarnation, role, uptime_ms })
             }
             KIND_PEER_ECHO => Message::PeerEcho { id: r.u32()?, target: r.mac()? },
-            KIND_PEER_ECHO_RESULT => Message::PeerEchoResult { id: r.u32()?, target: r.mac()? },
+            KIND_PEER_ECHO_RESULT => {
+                Message::PeerEchoResult { id: r.u32()?, target: r.mac()?, round_trip_us: r.u32()? }
+            }
             KIND_TIME_QUERY => Message::TimeQuery { id: r.u32()? },
             KIND_TIME_REPLY => Message::TimeReply { id: r.u32()?, micros: r.u64()? },
             other => return Err(DecodeError::UnknownKind(other)),
@@ -261,15 +267,16 @@ impl<'a> Message<'a> {
                 w.put(&[role.len() as u8])?;
                 w.put(role)?;
             }
-            Message::PeerEcho { id, target } | Message::PeerEchoResult { id, target } => {
-                let kind = if matches!(self, Message::PeerEcho { .. }) {
-                    KIND_PEER_ECHO
-                } else {
-                    KIND_PEER_ECHO_RESULT
-                };
-                w.put(&[kind, VERSION])?;
+            Message::PeerEcho { id, target } => {
+                w.put(&[KIND_PEER_ECHO, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(&target.0)?;
+            }
+            Message::PeerEchoResult { id, target, round_trip_us } => {
+                w.put(&[KIND_PEER_ECHO_RESULT, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                w.put(&target.0)?;
+                w.put(&round_trip_us.to_be_bytes())?;
             }
             Message::TimeQuery { id } => {
                 w.put(&[KIND_TIME_QUERY, VERSION])?;
@@ -354,7 +361,7 @@ mod tests {
             uptime_ms: 1234,
         }));
         round_trip(Message::PeerEcho { id: 9, target: Mac::for_board(2) });
-        round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2) });
+        round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2), round_trip_us: 345 });
     }
 
     #[test]

@@ -10,8 +10,8 @@ pub fn now_us() -> u64 {
     sys::time()
 }
 
-/// Sleeps at least `micros` microseconds. The nucleus wakes sleepers on its
-/// timer tick, so a sleep may end a little early or late; this goes back to
+/// Sleeps at least `micros` microseconds. The nucleus wakes a sleeper at
+/// its deadline (a one-shot timer, not the next tick); this goes back to
 /// sleep until the deadline has passed, also after a signal was handled.
 pub fn sleep_us(micros: u64) {
     let deadline = now_us().saturating_add(micros);

@@ -1,21 +1,28 @@
 //! The EL1 physical generic timer: a periodic tick at `TICK_HZ` through the
-//! GIC (time slices, sleeps), plus one-shot wake-ups in between for
-//! deadlines finer than a tick (RPC retransmissions and acknowledgements).
-//! A leaf: it reports ticks and the time, and leaves what they mean to the
-//! interrupt entry point.
+//! GIC for time slices, plus one-shot wake-ups at any microsecond in
+//! between for every deadline (sleeps, RPC and group timers), so that no
+//! wake-up waits for a tick. While the board idles, only every
+//! `TICKS_PER_IDLE_TICK`-th tick interrupts (they are counted all the
+//! same): nothing needs a time slice then, and each interrupt wakes QEMU on
+//! the host. A leaf: it reports ticks and the time, and leaves what they
+//! mean to the interrupt entry point.
 
 #![forbid(unsafe_code)]
 
 use crate::arch::timer as registers;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub const TICK_HZ: u64 = 100;
+/// While idle, ticks interrupt this much less often (10 Hz).
+const TICKS_PER_IDLE_TICK: u64 = 10;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Counter value of the next periodic tick.
 static NEXT_TICK: AtomicU64 = AtomicU64::new(0);
 /// Counter value of the earliest requested one-shot wake-up (u64::MAX: none).
 static NEXT_WAKE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Whether the board idles (nothing to run until an interrupt).
+static IDLE: AtomicBool = AtomicBool::new(false);
 
 fn tick_interval() -> u64 {
     crate::arch::cpu::counter_frequency() / TICK_HZ
@@ -30,16 +37,35 @@ pub fn init() {
     crate::drivers::gic::enable(crate::board::TIMER_INTID, arm_gic::Trigger::Level);
 }
 
-/// Sets the compare value to whichever comes first: tick or wake-up.
+/// Sets the compare value to whichever comes first: tick (while idle, the
+/// tick that ends a whole idle interval) or wake-up.
 fn program() {
-    let at = NEXT_TICK.load(Ordering::Relaxed).min(NEXT_WAKE.load(Ordering::Relaxed));
-    registers::set_compare(at);
+    let mut tick = NEXT_TICK.load(Ordering::Relaxed);
+    if IDLE.load(Ordering::Relaxed) {
+        tick += (TICKS_PER_IDLE_TICK - 1) * tick_interval();
+    }
+    registers::set_compare(tick.min(NEXT_WAKE.load(Ordering::Relaxed)));
+}
+
+/// The board starts (`true`) or stops idling: while it idles, ticks come
+/// [`TICKS_PER_IDLE_TICK`] times less often (IRQs masked by caller).
+pub fn set_idle(idle: bool) {
+    if IDLE.swap(idle, Ordering::Relaxed) != idle {
+        program();
+    }
+}
+
+/// The counter value at which [`uptime_micros`] first reads `micros`:
+/// rounded up, since a deadline rounded down would fire a fraction of a
+/// microsecond early, find itself not yet due, and wait for the next tick.
+fn counter_at(micros: u64) -> u64 {
+    let frequency = crate::arch::cpu::counter_frequency() as u128;
+    (micros as u128 * frequency).div_ceil(1_000_000).min(u64::MAX as u128) as u64
 }
 
 /// Asks for a timer interrupt at `micros` since boot (IRQs masked by caller).
 pub fn wake_at(micros: u64) {
-    let frequency = crate::arch::cpu::counter_frequency() as u128;
-    let at = (micros as u128 * frequency / 1_000_000).min(u64::MAX as u128) as u64;
+    let at = counter_at(micros);
     if at < NEXT_WAKE.load(Ordering::Relaxed) {
         NEXT_WAKE.store(at, Ordering::Relaxed);
         program();

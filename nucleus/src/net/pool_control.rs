@@ -25,6 +25,8 @@ struct PendingPeerEcho {
     id: u32,
     target: Mac,
     requester: Mac,
+    /// When the echo request went out (µs since boot).
+    sent_at: u64,
 }
 
 pub struct PoolControl {
@@ -96,8 +98,9 @@ impl PoolControl {
             }
             Message::Discover => self.send(frame.source, &Message::Ready(self.status())),
             Message::PeerEcho { id, target } => {
+                let sent_at = crate::drivers::timer::uptime_micros();
                 self.pending[self.next_pending] =
-                    Some(PendingPeerEcho { id, target, requester: frame.source });
+                    Some(PendingPeerEcho { id, target, requester: frame.source, sent_at });
                 self.next_pending = (self.next_pending + 1) % MAX_PENDING_PEER_ECHOES;
                 self.send(target, &Message::EchoRequest { id, payload: b"peer echo" });
             }
@@ -108,7 +111,10 @@ impl PoolControl {
                 if let Some(slot) = matching
                     && let Some(pending) = slot.take()
                 {
-                    self.send(pending.requester, &Message::PeerEchoResult { id, target: pending.target });
+                    let took = crate::drivers::timer::uptime_micros().saturating_sub(pending.sent_at);
+                    let round_trip_us = u32::try_from(took).unwrap_or(u32::MAX);
+                    let result = Message::PeerEchoResult { id, target: pending.target, round_trip_us };
+                    self.send(pending.requester, &result);
                 }
             }
             Message::TimeQuery { id } => {

@@ -278,7 +278,6 @@ impl Core {
     /// destroyed, waiters hear the status, and the services get
     /// [`Event::ProcessExited`].
     pub fn exit_process(&mut self, pid: Pid, status: i32) {
-        let is_current = self.current_pid() == Some(pid);
         let Some(process) = self.processes.get_mut(&pid).filter(|p| !p.has_exited()) else {
             return;
         };
@@ -286,10 +285,9 @@ impl Core {
         let threads = core::mem::take(&mut process.threads);
         let mappings = core::mem::take(&mut process.mappings);
         let space = process.space.take();
-        if is_current {
-            mmu::activate(None);
-        }
         if let Some(space) = space {
+            // Kernel threads run on whichever user space was last in place.
+            mmu::deactivate(space.ttbr0());
             let asid = space.asid();
             // Dropping the space invalidates the TLB entries of its ASID,
             // so the next owner of the id sees none of them.

@@ -16,8 +16,6 @@ pub struct RunQueue {
     pub need_resched: bool,
     /// Dead threads whose stacks are freed once another thread runs.
     pub zombies: Vec<Tid>,
-    /// Timer ticks since boot, as of the last tick interrupt.
-    pub ticks: u64,
     /// When the current thread got the processor (µs since boot).
     pub switched_at: u64,
     /// Microseconds the idle thread has had the processor.
@@ -37,7 +35,6 @@ impl RunQueue {
             idle,
             need_resched: false,
             zombies: Vec::new(),
-            ticks: 0,
             switched_at: 0,
             idle_us: 0,
             runnable: 0,

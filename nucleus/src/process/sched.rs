@@ -7,6 +7,7 @@ use super::thread::{ThreadState, Tid, Wait};
 use super::{Core, ProcessState, with};
 use crate::arch::context::{self, Context};
 use crate::arch::{cpu, mmu};
+use crate::drivers::timer;
 use alloc::vec::Vec;
 
 /// Ticks a user thread runs before another may take the CPU.
@@ -89,30 +90,56 @@ impl Core {
         }
     }
 
+    /// Blocks the current thread until `deadline` (µs since boot) and asks
+    /// the timer for an interrupt then.
+    pub fn sleep_until(&mut self, deadline: u64) -> Parked {
+        let parked = self.block_current(Wait::Sleep(deadline), AfterWake::ReturnWakeResult);
+        timer::wake_at(deadline);
+        parked
+    }
+
     /// Timer interrupt (IRQ context) at `now` µs since boot: the network
-    /// thread wakes if its deadline passed, and on a tick (`ticks`: the new
-    /// count) sleepers wake and slices run out.
-    pub fn timer_interrupt(&mut self, ticks: Option<u64>, now: u64) {
+    /// thread wakes if its deadline passed, sleepers whose time has come
+    /// wake, and on a tick (`ticked`) slices run out. Then the timer is
+    /// asked for the next deadline still ahead.
+    pub fn timer_interrupt(&mut self, ticked: bool, now: u64) {
         if self.network_deadline.is_some_and(|deadline| deadline <= now) {
             self.network_deadline = None;
             self.wake_all(Wait::Network, 0);
         }
-        if let Some(ticks) = ticks {
-            self.tick(ticks);
+        self.wake_sleepers(now);
+        if ticked {
+            self.tick();
+        }
+        if let Some(next) = self.next_deadline() {
+            timer::wake_at(next);
         }
     }
 
-    fn tick(&mut self, ticks: u64) {
-        self.sched.ticks = ticks;
+    /// Wakes the sleepers whose deadline is `now` or earlier.
+    fn wake_sleepers(&mut self, now: u64) {
         let due: Vec<Tid> = self
             .threads
             .values()
-            .filter(|t| matches!(t.state, ThreadState::Blocked(Wait::Sleep(at)) if at <= ticks))
+            .filter(|t| matches!(t.state, ThreadState::Blocked(Wait::Sleep(at)) if at <= now))
             .map(|t| t.tid)
             .collect();
         for tid in due {
             self.make_ready(tid);
         }
+    }
+
+    /// The earliest deadline the timer must wake the core for: a sleeper's
+    /// or the network thread's.
+    fn next_deadline(&self) -> Option<u64> {
+        let sleepers = self.threads.values().filter_map(|t| match t.state {
+            ThreadState::Blocked(Wait::Sleep(at)) => Some(at),
+            _ => None,
+        });
+        sleepers.chain(self.network_deadline).min()
+    }
+
+    fn tick(&mut self) {
         let current = self.sched.current;
         let idle = current == self.sched.idle;
         let has_ready = self.sched.has_ready();
@@ -188,7 +215,7 @@ impl Core {
     }
 
     /// Makes `next` the running thread: its state, slice, and the TTBR0
-    /// value of its address space.
+    /// value of its address space (`None` for a kernel thread).
     fn switch_to(&mut self, next: Tid) -> Option<u64> {
         self.account_cpu();
         self.sched.current = next;
@@ -249,11 +276,6 @@ impl Core {
     pub fn request_resched(&mut self) {
         self.sched.need_resched = true;
     }
-
-    /// Timer ticks since boot.
-    pub fn ticks(&self) -> u64 {
-        self.sched.ticks
-    }
 }
 
 /// Switches to the next thread if one should run. Call with IRQs masked
@@ -274,7 +296,11 @@ pub fn schedule() {
         Some((from, to, ttbr0))
     });
     if let Some((from, to, ttbr0)) = switch {
-        mmu::activate(ttbr0);
+        // Kernel threads (`None`) never touch the user half: they leave the
+        // last user space in place, so that switching back to it is free.
+        if ttbr0.is_some() {
+            mmu::activate(ttbr0);
+        }
         // SAFETY: both threads are boxed in the core's table and are not
         // freed while switching (dead threads are reaped only by another
         // thread, after this switch); IRQs are masked by our caller.
@@ -307,14 +333,17 @@ pub fn block_unless(wait: Wait, ready: impl Fn() -> bool) {
     cpu::restore_irqs(were_enabled);
 }
 
-/// The idle thread's loop: sleep until an interrupt, run whoever is ready.
+/// The idle thread's loop: sleep until an interrupt (with the tick
+/// slowed: no slice to end), run whoever is ready.
 pub fn idle_loop() -> ! {
     loop {
         cpu::disable_irqs();
         if with(|core| core.sched.need_resched || core.sched.has_ready()) {
             schedule();
         } else {
+            timer::set_idle(true);
             cpu::wait_for_interrupt();
+            timer::set_idle(false);
         }
         cpu::enable_irqs();
     }

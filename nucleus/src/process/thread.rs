@@ -18,7 +18,7 @@ pub enum Wait {
     Futex { pid: Pid, addr: u64 },
     /// The end of another thread.
     Join(Tid),
-    /// The tick count to wake at.
+    /// The time to wake at (µs since boot).
     Sleep(u64),
     /// The end of a process.
     ProcessExit(Pid),

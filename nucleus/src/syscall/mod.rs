@@ -65,7 +65,7 @@ fn handle(services: &mut Services, core: &mut Core, call: Call) -> Outcome {
         Call::SignalAction { signal, disposition } => threads::signal_action(core, pid, signal, disposition),
         Call::SignalRaise { tid, signal } => threads::signal_raise(core, pid, tid, signal),
         Call::Time => Outcome::Done(now),
-        Call::Sleep { micros } => threads::sleep(core, micros),
+        Call::Sleep { micros } => threads::sleep(core, now, micros),
         Call::SegmentCreate { size, cap_out } => memory::create(core, pid, size, cap_out),
         Call::SegmentMap { cap, va, flags, needed } => memory::map(core, pid, cap, va, flags, needed),
         Call::SegmentUnmap { va } => Outcome::of(core.unmap_segment(pid, va)),

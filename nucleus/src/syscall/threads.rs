@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-use crate::drivers::timer::TICK_HZ;
 use crate::process::outcome::{AfterWake, Outcome};
 use crate::process::thread::{Pid, Tid, Wait};
 use crate::process::user_memory::{BAD_ADDRESS, UserRange};
@@ -104,14 +103,12 @@ pub fn signal_raise(core: &mut Core, pid: Pid, tid: Tid, signal: u32) -> Outcome
     Outcome::of(core.raise(tid, signal))
 }
 
-pub fn sleep(core: &mut Core, micros: u64) -> Outcome {
+/// Sleeps until `micros` after `now`, to the microsecond (a one-shot timer
+/// deadline, not the next tick).
+pub fn sleep(core: &mut Core, now: u64, micros: u64) -> Outcome {
     if micros == 0 {
         core.request_resched();
         return Outcome::Done(0);
     }
-    let tick_micros = 1_000_000 / TICK_HZ;
-    // One tick more: the current tick is already partly gone.
-    let ticks = micros.div_ceil(tick_micros).min(u32::MAX as u64) + 1;
-    let until = core.ticks() + ticks;
-    Outcome::Blocked(core.block_current(Wait::Sleep(until), AfterWake::ReturnWakeResult))
+    Outcome::Blocked(core.sleep_until(now.saturating_add(micros)))
 }

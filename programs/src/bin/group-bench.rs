@@ -40,7 +40,6 @@ const CREATE: u64 = 1 << 63;
 const BY_BB: u64 = 1 << 62;
 const LATENCY_SENDER: u64 = 1 << 61;
 /// Pause between latency rounds, so that each round finds a quiet group.
-/// (The nucleus sleeps by timer ticks, so this ends up a tick or two.)
 const ROUND_PAUSE_US: u64 = 2_000;
 /// Longest wait for the group to fill or to empty at the end.
 const MEMBERSHIP_TIMEOUT_US: u64 = 60_000_000;

@@ -216,9 +216,21 @@ pub fn init() {
     unsafe { core::arch::asm!("isb", "tlbi vmalle1", "dsb ish", "isb", options(nostack)) };
 }
 
-/// Switches the user half to `ttbr0` (an `AddressSpace::ttbr0` or `None` for none).
+/// Switches the user half to `ttbr0` (an `AddressSpace::ttbr0` or `None` for
+/// none), unless it is there already: under QEMU a write that changes the
+/// ASID flushes the whole emulated TLB, kernel entries too.
 pub fn activate(ttbr0: Option<u64>) {
     let value = ttbr0.unwrap_or_else(|| *EMPTY_ROOT.get().expect("mmu::init ran"));
-    TTBR0_EL1.set(value);
-    barrier::isb(barrier::SY);
+    if TTBR0_EL1.get() != value {
+        TTBR0_EL1.set(value);
+        barrier::isb(barrier::SY);
+    }
+}
+
+/// Takes the space `ttbr0` out of the user half if it is there (the space is
+/// going away; kernel threads leave the last user space in place).
+pub fn deactivate(ttbr0: u64) {
+    if TTBR0_EL1.get() == ttbr0 {
+        activate(None);
+    }
 }
