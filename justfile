@@ -30,6 +30,30 @@ status:
 fault +spec:
     {{boot}} fault {{spec}}
 
+# Run a program where the run server puts it, output here: `just ax hello world` (`--on 2`, `--detach`).
+ax +args:
+    {{boot}} ax {{args}}
+
+# Every process on every board of the running pool (`--all`: also those that ended).
+ps *args:
+    {{boot}} ps {{args}}
+
+# Each processor's load, free memory, largest free run, and whether the run server counts it alive.
+hosts:
+    {{boot}} hosts
+
+# Freeze a process (capability, BOARD/PID, or a program name `ps` shows).
+stun process:
+    {{boot}} stun {{process}}
+
+# Let a stunned process run again.
+resume process:
+    {{boot}} resume {{process}}
+
+# End a process.
+kill process:
+    {{boot}} kill {{process}}
+
 # Run a program of the bundle on board N of the running pool, e.g. `just run 1 hello`.
 run n program *args:
     {{boot}} run {{n}} {{program}} {{args}}

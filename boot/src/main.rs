@@ -4,6 +4,7 @@
 use amoeba::interfaces::echo;
 use anyhow::{Context, Result, bail};
 use boot::bench::{EchoResponder, Summary, echo_round_trips};
+use boot::workstation::{Action, Workstation};
 use boot::{Pool, PoolConfig};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -46,6 +47,9 @@ enum Command {
         /// Seed of the switch's fault decisions.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Start with an empty disk (the files and directories of earlier runs go).
+        #[arg(long)]
+        fresh_disk: bool,
     },
     /// Stop the pool running in the run directory.
     Down {
@@ -102,6 +106,56 @@ enum Command {
         /// Return at once instead of waiting for the exit.
         #[arg(long)]
         detach: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Run a program of /bin where the run server puts it, with its output here;
+    /// the exit status is ax's own.
+    Ax {
+        /// Run it on this board instead.
+        #[arg(long)]
+        on: Option<u16>,
+        /// Print the process capability and return at once.
+        #[arg(long)]
+        detach: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        argv: Vec<String>,
+    },
+    /// Every process on every board: board, pid, program, state, CPU time.
+    Ps {
+        /// Also the processes that have exited (while their status is kept).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Freeze a process: by capability, BOARD/PID, or a program name `ps` shows.
+    Stun {
+        #[arg(value_parser = parse_target)]
+        process: boot::workstation::Target,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Let a stunned process run again.
+    Resume {
+        #[arg(value_parser = parse_target)]
+        process: boot::workstation::Target,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// End a process.
+    Kill {
+        #[arg(value_parser = parse_target)]
+        process: boot::workstation::Target,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Each processor's load, free memory and largest free run, and whether the
+    /// run server counts it alive.
+    Hosts {
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
@@ -175,6 +229,10 @@ fn parse_capability(text: &str) -> Result<amoeba::Capability, String> {
     text.parse().map_err(|e| format!("not a capability: {e:?}"))
 }
 
+fn parse_target(text: &str) -> Result<boot::workstation::Target, String> {
+    text.parse()
+}
+
 fn parse_port(text: &str) -> Result<amoeba::Port, String> {
     text.parse().map_err(|e| format!("not a port: {e:?}"))
 }
@@ -182,7 +240,9 @@ fn parse_port(text: &str) -> Result<amoeba::Port, String> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up { boards, pool, faults, seed } => up(boards, &pool, &faults, seed),
+        Command::Up { boards, pool, faults, seed, fresh_disk } => {
+            up(boards, &pool, &faults, seed, fresh_disk)
+        }
         Command::Down { run_dir } => control(&run_dir, "down").map(|reply| print!("{reply}")),
         Command::Status { run_dir } => control(&run_dir, "status").map(|reply| print!("{reply}")),
         Command::Fault { spec, run_dir } => {
@@ -200,6 +260,12 @@ fn main() {
         Command::Run { board, program, argument, run_to_completion, detach, run_dir } => {
             run_program(board, &program, argument, run_to_completion, detach, &run_dir)
         }
+        Command::Ax { on, detach, run_dir, argv } => ax(&run_dir, &argv, on, detach),
+        Command::Ps { all, run_dir } => workstation(&run_dir, |ws| boot::workstation::ps(ws, all)),
+        Command::Stun { process, run_dir } => control_process(&run_dir, &process, Action::Stun),
+        Command::Resume { process, run_dir } => control_process(&run_dir, &process, Action::Resume),
+        Command::Kill { process, run_dir } => control_process(&run_dir, &process, Action::Kill),
+        Command::Hosts { run_dir } => workstation(&run_dir, boot::workstation::hosts),
         Command::RpcDemo { pool } => rpc_demo(&pool),
         Command::GroupDemo { pool } => group_demo(&pool),
         Command::ChatDemo { lines, pool } => chat_demo(&pool, lines),
@@ -238,8 +304,18 @@ fn boot_pool(config: PoolConfig) -> Result<(Pool, Duration)> {
     Ok((pool, elapsed))
 }
 
-fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64) -> Result<()> {
-    let mut config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards);
+fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -> Result<()> {
+    if boards == 0 {
+        bail!("a pool needs at least one board");
+    }
+    std::fs::create_dir_all(&args.run_dir)
+        .with_context(|| format!("creating run directory {}", args.run_dir.display()))?;
+    let disk = args.run_dir.join("disk.img");
+    let mut config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_disk(
+        &disk,
+        boot::system::DISK_BYTES,
+        fresh_disk,
+    )?;
     config.faults.apply(faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
     config.seed = seed;
     let control_path = args.run_dir.join("control.sock");
@@ -253,19 +329,20 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64) -> Result<()> {
         .context("installing the Ctrl-C handler")?;
 
     let (mut pool, elapsed) = boot_pool(config)?;
-    let hosts: Vec<_> =
-        pool.boards().iter().enumerate().map(|(index, b)| (b.spec.id, pool.host_capability(index))).collect();
-    boot::workstation::save_hosts(&args.run_dir, &hosts)?;
-    println!("pool of {boards} boards ready in {:.2} s\n", elapsed.as_secs_f64());
-    print!("{}", pool.status_table());
+    println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
+    let system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
+    boot::workstation::save_capabilities(&args.run_dir, &system.capabilities(&pool))?;
+    println!("system up: Bullet server, run server, {} programs installed\n", system.programs.len());
+    print!("{}", boot::system::status_table(&pool, &system));
     let faults = pool.switch().faults();
     if !faults.is_clean() {
         println!("switch faults: {faults}");
     }
-    println!(
-        "\nconsoles in {}; `just status`, `just fault loss=20`, `just down` (or Ctrl-C) to stop",
-        args.run_dir.display()
-    );
+    println!("\nconsoles and the disk image are in {}. Try, in another terminal:", args.run_dir.display());
+    println!("    just ax hello world        # run hello where the run server puts it");
+    println!("    just ps                    # every process on every board");
+    println!("    just hosts                 # each processor's load and memory");
+    println!("    just status / just fault loss=20 / just down (or Ctrl-C here) to stop");
 
     let commands = serve_control(&control_path)?;
     let mut announced_exits = std::collections::HashSet::new();
@@ -507,6 +584,26 @@ fn nucleus_bench(args: &PoolArgs) -> Result<()> {
     }
     for line in console.lines().filter(|l| l.starts_with("bench ")) {
         println!("{}", line.trim_start_matches("bench "));
+    }
+    Ok(())
+}
+
+/// Runs a workstation command that prints a text.
+fn workstation(run_dir: &Path, command: impl FnOnce(&mut Workstation) -> Result<String>) -> Result<()> {
+    let mut ws = Workstation::connect(run_dir)?;
+    print!("{}", command(&mut ws)?);
+    Ok(())
+}
+
+fn control_process(run_dir: &Path, process: &boot::workstation::Target, action: Action) -> Result<()> {
+    let mut ws = Workstation::connect(run_dir)?;
+    boot::workstation::stop_or_resume(&mut ws, process, action)
+}
+
+fn ax(run_dir: &Path, argv: &[String], on: Option<u16>, detach: bool) -> Result<()> {
+    let mut ws = Workstation::connect(run_dir)?;
+    if let Some(status) = ws.ax(argv, &boot::workstation::AxOptions { on, detach })? {
+        std::process::exit(status);
     }
     Ok(())
 }

@@ -96,3 +96,81 @@ pub fn install_programs(pool: &Pool, bullet: &Capability) -> Result<Vec<(String,
     }
     Ok(installed)
 }
+
+/// Size of the disk image `up` makes (a sparse file: only what is written takes
+/// room on the host).
+pub const DISK_BYTES: u64 = 1 << 30;
+
+/// What runs where once the system is up.
+pub struct System {
+    /// The Bullet server's super capability.
+    pub bullet: Capability,
+    /// The run server's capability.
+    pub run: Capability,
+    /// The programs installed in the Bullet server: (name, file).
+    pub programs: Vec<(String, Capability)>,
+    /// (board index, service name) of every server started.
+    pub services: Vec<(usize, &'static str)>,
+}
+
+impl System {
+    /// The capabilities the workstation commands need, by name.
+    pub fn capabilities(&self, pool: &Pool) -> Vec<(String, Capability)> {
+        let boards = pool.boards().iter().enumerate();
+        let mut named: Vec<(String, Capability)> =
+            boards.map(|(index, b)| (format!("board{}", b.spec.id), pool.host_capability(index))).collect();
+        named.push((String::from("bullet"), self.bullet));
+        named.push((String::from("run"), self.run));
+        named.extend(self.programs.iter().map(|(name, file)| (format!("bin/{name}"), *file)));
+        named
+    }
+
+    /// The services on board `index`, for the status table.
+    pub fn services_on(&self, index: usize) -> Vec<&'static str> {
+        self.services.iter().filter(|(board, _)| *board == index).map(|(_, name)| *name).collect()
+    }
+}
+
+/// Brings the system up on a booted pool whose board 0 has the disk: the
+/// Bullet server, the programs stored in it, the run server (on the last
+/// board).
+pub fn bring_up(pool: &Pool, mut progress: impl FnMut(&str)) -> Result<System> {
+    progress("starting the Bullet server on board 0");
+    let bullet = start_bullet(pool, 0)?;
+    progress("storing the programs in the Bullet server");
+    let programs = install_programs(pool, &bullet)?;
+    let run_board = pool.boards().len() - 1;
+    progress(&format!("starting the run server on board {run_board}"));
+    let run = start_run_server(pool, run_board)?;
+    let services = vec![(0, "bullet"), (run_board, "run")];
+    Ok(System { bullet, run, programs, services })
+}
+
+/// A table of every board: its services, load and free memory.
+pub fn status_table(pool: &Pool, system: &System) -> String {
+    use std::fmt::Write as _;
+    let mut table = format!(
+        "{:<6} {:<18} {:<10} {:<14} {:>6} {:>10} {}\n",
+        "board", "mac", "state", "services", "load", "free", "console"
+    );
+    for (index, board) in pool.boards().iter().enumerate() {
+        let info = pool.board_info(index).ok();
+        let load = info
+            .as_ref()
+            .map_or_else(|| String::from("-"), |i| format!("{:.2}", i.load_milli() as f64 / 1e3));
+        let free = info.as_ref().map_or_else(|| String::from("-"), |i| format!("{} MiB", i.free_bytes >> 20));
+        let services = system.services_on(index).join(",");
+        let _ = writeln!(
+            table,
+            "{:<6} {:<18} {:<10} {:<14} {:>6} {:>10} {}",
+            board.spec.id,
+            board.mac.to_string(),
+            board.state.to_string(),
+            if services.is_empty() { "-" } else { &services },
+            load,
+            free,
+            board.console.display()
+        );
+    }
+    table
+}

@@ -1,0 +1,149 @@
+//! The user's workstation on a running pool: the commands people type (`ps`,
+//! `hosts`, `ax`, `ls`, `put`, ...) talk to the pool that `up` started in the
+//! same run directory, with the capabilities `up` saved there (the boards' host
+//! capabilities, the servers'), a client on the switch, and a terminal server
+//! so that programs' output comes back here.
+
+mod processes;
+mod programs;
+
+pub use processes::{Action, Target, hosts, ps, stop_or_resume};
+pub use programs::AxOptions;
+
+use crate::host_port::HostPort;
+use crate::rpc_client::RpcClient;
+use crate::tty_server::{Sink, TtyServer};
+use amoeba::Capability;
+use amoeba::exec::{Exec, Program};
+use amoeba::interfaces::process_server;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// The file in the run directory that holds the capabilities `up` saved for
+/// the commands (readable by the pool's owner only): one `NAME CAPABILITY`
+/// per line, `board<N>` for the boards' host capabilities, and `bullet`,
+/// `run`, `root` for the servers and the root directory.
+pub const CAPABILITIES_FILE: &str = "capabilities";
+
+/// Writes the capabilities file, mode 0600.
+pub fn save_capabilities(run_dir: &Path, capabilities: &[(String, Capability)]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = run_dir.join(CAPABILITIES_FILE);
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    for (name, capability) in capabilities {
+        writeln!(file, "{name} {capability}")?;
+    }
+    Ok(())
+}
+
+fn load_capabilities(run_dir: &Path) -> Result<Vec<(String, Capability)>> {
+    let path = run_dir.join(CAPABILITIES_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
+    text.lines()
+        .map(|line| {
+            let Some((name, capability)) = line.split_once(' ') else {
+                bail!("{}: bad line {line:?}", path.display());
+            };
+            let capability = capability.parse().map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+            Ok((String::from(name), capability))
+        })
+        .collect()
+}
+
+pub struct Workstation {
+    capabilities: Vec<(String, Capability)>,
+    rpc: RpcClient,
+    tty: Option<TtyServer>,
+    socket: PathBuf,
+}
+
+impl Workstation {
+    /// Connects to the pool running in `run_dir`.
+    pub fn connect(run_dir: &Path) -> Result<Self> {
+        let capabilities = load_capabilities(run_dir)?;
+        let socket = run_dir.join("host.sock");
+        let port = HostPort::connect(&socket).with_context(|| {
+            format!("no pool is running in {} (start one with `just up`)", run_dir.display())
+        })?;
+        Ok(Workstation { capabilities, rpc: RpcClient::new(port), tty: None, socket })
+    }
+
+    /// A capability `up` saved.
+    pub fn capability(&self, name: &str) -> Option<Capability> {
+        self.capabilities.iter().find(|(n, _)| n == name).map(|(_, c)| *c)
+    }
+
+    /// Board `board`'s host capability.
+    pub fn host_capability(&self, board: u16) -> Result<Capability> {
+        self.capability(&format!("board{board}")).with_context(|| format!("the pool has no board {board}"))
+    }
+
+    /// Every board: (id, host capability).
+    pub fn boards(&self) -> Vec<(u16, Capability)> {
+        self.capabilities
+            .iter()
+            .filter_map(|(name, capability)| Some((name.strip_prefix("board")?.parse().ok()?, *capability)))
+            .collect()
+    }
+
+    /// The client on the switch.
+    pub fn rpc(&mut self) -> &mut RpcClient {
+        &mut self.rpc
+    }
+
+    /// The terminal server (started on first use).
+    fn tty(&mut self) -> Result<&TtyServer> {
+        if self.tty.is_none() {
+            self.tty = Some(TtyServer::start(HostPort::connect(&self.socket)?));
+        }
+        Ok(self.tty.as_ref().expect("just started"))
+    }
+
+    /// A terminal whose output goes to this process's standard output.
+    fn terminal(&mut self) -> Result<crate::tty_server::Terminal> {
+        Ok(self.tty()?.terminal(Sink::Stdout { prefix: String::new() }))
+    }
+
+    /// Runs `program` on board `board` with its output on this terminal; waits
+    /// for its exit status unless `detach`.
+    pub fn run(&mut self, board: u16, program: &str, exec: Exec, detach: bool) -> Result<Option<i32>> {
+        let host = self.host_capability(board)?;
+        let bytes = program_bytes(program)?;
+        let terminal = self.tty()?.terminal(Sink::Stdout { prefix: String::new() });
+        let exec = exec
+            .with_capability("STDOUT", terminal.capability)
+            .with_capability("STDERR", terminal.capability);
+        let process = amoeba::exec::exec(&mut self.rpc, &host, Program::Bytes(&bytes), &exec)
+            .map_err(|error| anyhow::anyhow!("starting {program} on board {board}: {error}"))?;
+        if detach {
+            println!("{program}: process {} on board {board}, capability {process}", process.object);
+            return Ok(None);
+        }
+        let status = process_server::Client::new(&mut self.rpc)
+            .wait(&process)
+            .map_err(|status| anyhow::anyhow!("waiting for {program}: {status}"))?;
+        Ok(Some(status))
+    }
+}
+
+/// The ELF file of one of the user programs (as `just build` makes them).
+pub fn program_path(program: &str) -> Result<PathBuf> {
+    crate::default_programs()
+        .into_iter()
+        .find(|(name, _)| name == program)
+        .map(|(_, path)| path)
+        .with_context(|| format!("no program {program} (the programs are in programs/src/bin)"))
+}
+
+fn program_bytes(program: &str) -> Result<Vec<u8>> {
+    let path = program_path(program)?;
+    std::fs::read(&path).with_context(|| format!("reading {} (build it with `just build`)", path.display()))
+}
