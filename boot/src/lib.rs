@@ -33,12 +33,19 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("boot/ has a parent").to_path_buf()
 }
 
+/// The workspace's cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// Where `cargo build -p nucleus --release --target aarch64-unknown-none` puts the nucleus.
 pub fn default_nucleus() -> PathBuf {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target_dir.join("aarch64-unknown-none/release/nucleus")
+    target_dir().join("aarch64-unknown-none/release/nucleus")
+}
+
+/// Where `just build` puts the host program `boot`.
+pub fn boot_program() -> PathBuf {
+    target_dir().join("release/boot")
 }
 
 /// The servers' programs, which live with their crates (`<crate>/program/`)
