@@ -187,6 +187,18 @@ impl Exec {
         }
     }
 
+    /// With `argument` in the first thread's `x2` (what `fn main(u64)` gets).
+    pub fn with_argument(mut self, argument: u64) -> Exec {
+        self.argument = argument;
+        self
+    }
+
+    /// With `scheduling` (`SCHED_PREEMPTIVE` or `SCHED_RUN_TO_COMPLETION`).
+    pub fn with_scheduling(mut self, scheduling: u32) -> Exec {
+        self.scheduling = scheduling;
+        self
+    }
+
     /// Adds a named capability to the environment.
     pub fn with_capability(mut self, name: &str, capability: Capability) -> Exec {
         self.startup.capabilities.push((String::from(name), capability));

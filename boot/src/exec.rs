@@ -38,9 +38,7 @@ impl Pool {
     /// Starts `program` on board `board` with the numeric `argument`; its output
     /// goes to the board's console.
     pub fn exec(&self, board: usize, program: &str, argument: u64) -> Result<Started> {
-        let mut exec = Exec::new(program, &[program]);
-        exec.argument = argument;
-        self.exec_with(board, program, &exec)
+        self.exec_with(board, program, &Exec::new(program, &[program]).with_argument(argument))
     }
 
     /// Starts `program` on board `board` with `argument` and `scheduling`
@@ -52,9 +50,7 @@ impl Pool {
         argument: u64,
         scheduling: u32,
     ) -> Result<Started> {
-        let mut exec = Exec::new(program, &[program]);
-        exec.argument = argument;
-        exec.scheduling = scheduling;
+        let exec = Exec::new(program, &[program]).with_argument(argument).with_scheduling(scheduling);
         self.exec_with(board, program, &exec)
     }
 
@@ -67,8 +63,7 @@ impl Pool {
         argument: u64,
         capability: Capability,
     ) -> Result<Started> {
-        let mut exec = Exec::new(program, &[program]).with_capability("ARG", capability);
-        exec.argument = argument;
+        let exec = Exec::new(program, &[program]).with_argument(argument).with_capability("ARG", capability);
         self.exec_with(board, program, &exec)
     }
 

@@ -99,15 +99,8 @@ pub fn host_capability(secret: &BoardSecret) -> amoeba::Capability {
 
 /// Writes board `id`'s initrd: its secret, then the bundle; only the owner may read it.
 fn write_initrd(run_dir: &Path, id: u16, secret: &BoardSecret, bundle: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = run_dir.join(format!("board{id}.initrd"));
-    let _ = std::fs::remove_file(&path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file = crate::create_private_file(&path)?;
     std::io::Write::write_all(&mut file, &secret.encode())?;
     std::io::Write::write_all(&mut file, &std::fs::read(bundle)?)?;
     Ok(path)

@@ -3,8 +3,8 @@
 //! requests run at most once through loss, duplication, reordering and a
 //! server board's death.
 
-use amoeba::interfaces::{counter, echo};
-use amoeba::{Capability, GetPort, Header, Port, Rights, Status};
+use amoeba::interfaces::{counter, echo, process_server, standard};
+use amoeba::{Capability, GetPort, Port, Rights, Status};
 use boot::exec::Control;
 use boot::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot};
@@ -201,16 +201,11 @@ fn each_board_serves_its_processes_by_rpc() {
     assert!(info.contains(&format!("process {} (ticker): running", ticker.pid)), "{info}");
 
     let inspect_only = ticker.capability.restrict(Rights(amoeba::syscall::RIGHT_INSPECT)).unwrap();
-    let stun = |host: &mut RpcClient, cap: &Capability| {
-        let (reply, _) = host.trans(&Header::request(cap, amoeba::cmd::PS_STUN), &[]).unwrap().unwrap();
-        reply.status()
-    };
-    assert_eq!(stun(&mut host, &inspect_only), Status::Denied);
-    assert_eq!(stun(&mut host, &ticker.capability), Status::Ok);
+    let mut processes = process_server::Client::new(&mut host);
+    assert_eq!(processes.stun(&inspect_only), Err(Status::Denied));
+    assert_eq!(processes.stun(&ticker.capability), Ok(()));
     let info = host.std_info(&ticker.capability).unwrap();
     assert!(info.contains("stunned"), "{info}");
-    let (reply, _) =
-        host.trans(&Header::request(&ticker.capability, amoeba::cmd::STD_DESTROY), &[]).unwrap().unwrap();
-    assert_eq!(reply.status(), Status::Ok);
+    assert_eq!(standard::Client::new(&mut host).destroy(&ticker.capability), Ok(()));
     assert_eq!(pool.wait_process(&ticker, EXIT_TIMEOUT), Some(amoeba::syscall::EXIT_DESTROYED));
 }

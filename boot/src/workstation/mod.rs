@@ -28,15 +28,7 @@ pub const CAPABILITIES_FILE: &str = "capabilities";
 /// Writes the capabilities file, mode 0600.
 pub fn save_capabilities(run_dir: &Path, capabilities: &[(String, Capability)]) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = run_dir.join(CAPABILITIES_FILE);
-    let _ = std::fs::remove_file(&path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file = crate::create_private_file(&run_dir.join(CAPABILITIES_FILE))?;
     for (name, capability) in capabilities {
         writeln!(file, "{name} {capability}")?;
     }
