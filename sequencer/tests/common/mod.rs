@@ -514,44 +514,48 @@ impl Sim {
     }
 
     /// The group has settled: every survivor is an active, unblocked member
-    /// with nothing left to send, and all have delivered the same prefix.
+    /// with nothing left to send; all have delivered the same prefix and
+    /// agree on the incarnation, the sequencer and the membership, and that
+    /// membership is exactly the survivors (the dead are removed).
     pub fn settled(&self) -> bool {
-        let mut expected = None;
-        let mut any = false;
-        for n in &self.nodes {
+        let mut agreed = None;
+        let mut survivors = BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
             if n.crashed || n.expelled || n.left || n.join_failed {
                 continue;
             }
             let Some(m) = &n.m else { continue };
-            if !n.joined || !m.is_member() || m.is_resetting() {
-                let i = self.by_addr[&n.addr];
-                if n.joined && self.is_removed(i) {
-                    continue;
-                }
-                return false;
+            if n.joined && self.is_removed(i) {
+                continue;
             }
-            if !n.outstanding.is_empty() {
+            if !n.joined || !m.is_member() || m.is_resetting() || !n.outstanding.is_empty() {
                 return false;
             }
             let info = m.get_info();
             if info.send_queue != 0 || info.expected_seq != info.next_seq {
                 return false;
             }
-            if *expected.get_or_insert(info.expected_seq) != info.expected_seq {
+            let state = (info.expected_seq, info.incarnation, info.sequencer_id, info.members.clone());
+            if *agreed.get_or_insert_with(|| state.clone()) != state {
                 return false;
             }
-            any = true;
+            survivors.insert((info.member_id, n.addr));
         }
-        any && !self.actions.values().any(|a| matches!(a, Action::Send(..) | Action::Join(_)))
+        let Some((_, _, _, members)) = agreed else { return false };
+        members.into_iter().collect::<BTreeSet<_>>() == survivors
+            && !self.actions.values().any(|a| matches!(a, Action::Send(..) | Action::Join(_)))
     }
 
-    /// Whether some member delivered the removal of node `i`.
+    /// Whether a member whose order counts (not crashed, not expelled)
+    /// delivered the removal of node `i`. A removal that only members later
+    /// cut off delivered was undone by a reset.
     pub fn is_removed(&self, i: usize) -> bool {
         let id = self.nodes[i].member_id;
         id != u32::MAX
             && self
                 .nodes
                 .iter()
+                .filter(|n| !n.crashed && !n.expelled)
                 .any(|n| n.delivered.iter().any(|(_, s)| *s == Sig::Left(id, LeaveReason::Failed)))
     }
 
@@ -687,6 +691,9 @@ pub fn for_seeds(name: &str, default: u64, salt: u64, f: impl Fn(u64) -> Result<
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
         match r {
             Ok(Ok(tag)) => {
+                if std::env::var("SEQ_LIST").is_ok_and(|t| tag.contains(&t)) {
+                    println!("LIST {name} {seed} {tag}");
+                }
                 if single {
                     println!("{name} seed {seed}: ok ({tag})");
                 }

@@ -1,0 +1,603 @@
+//! Reset: a single-decree Paxos among the members of the incarnation
+//! that elects a new sequencer, agrees on where the order is cut and on
+//! the new membership, and installs it.
+
+use super::*;
+
+impl GroupMember {
+    pub(super) fn round_timeout(&self) -> u64 {
+        (self.cfg.retransmit_us * 25).max(self.cfg.heartbeat_us * 4)
+    }
+
+    pub(super) fn settle(&self) -> u64 {
+        self.cfg.retransmit_us * 2
+    }
+
+    pub(super) fn enter_reset(&mut self) {
+        let now = self.now;
+        if self.state == State::Active {
+            self.state = State::Resetting;
+            if self.seqr.take().is_some() {
+                self.seq_accepted = Some(self.accepted);
+            }
+            self.block();
+        }
+        if self.state != State::Resetting {
+            return;
+        }
+        let mut candidates = BTreeMap::new();
+        candidates.insert(self.my_id, self.recv_upto);
+        let mut failed_rounds = 0;
+        if let Some(r) = &self.reset {
+            for (k, v) in &r.candidates {
+                candidates.insert(*k, *v);
+            }
+            failed_rounds = r.failed_rounds;
+            if matches!(r.phase, Phase::Preparing { .. } | Phase::Fetching { .. } | Phase::Accepting { .. }) {
+                failed_rounds += 1;
+            }
+        }
+        let until = now + self.settle() * (1 + 4 * failed_rounds.min(8) as u64);
+        self.reset =
+            Some(ResetState { failed_rounds, phase: Phase::Waiting { until, ranked: false }, candidates });
+        let b = Body::ResetStatus { recv_upto: self.recv_upto };
+        self.bcast(b);
+    }
+
+    pub(super) fn become_follower(&mut self) {
+        let now = self.now;
+        if self.state == State::Active {
+            self.state = State::Resetting;
+            if self.seqr.take().is_some() {
+                self.seq_accepted = Some(self.accepted);
+            }
+            self.block();
+        }
+        match &mut self.reset {
+            Some(r) => r.phase = Phase::Follower { since: now },
+            None => {
+                let mut candidates = BTreeMap::new();
+                candidates.insert(self.my_id, self.recv_upto);
+                self.reset =
+                    Some(ResetState { failed_rounds: 0, phase: Phase::Follower { since: now }, candidates })
+            }
+        }
+    }
+
+    pub(super) fn on_reset_status(&mut self, from: u64, src: u32, recv_upto: u64) {
+        if !self.members.contains_key(&src) {
+            return;
+        }
+        if src == self.seq_id && self.seqr.is_none() && self.state == State::Active {
+            // Our sequencer stepped down: join its reset now rather than
+            // after the sequencer timeout.
+            self.enter_reset();
+        }
+        let Some(r) = &mut self.reset else { return };
+        let new = r.candidates.insert(src, recv_upto).is_none();
+        if new && self.state == State::Resetting {
+            let b = Body::ResetStatus { recv_upto: self.recv_upto };
+            self.send_to(from, b);
+        }
+    }
+
+    pub(super) fn my_rank(&self) -> usize {
+        let Some(r) = &self.reset else { return 0 };
+        let mine = (core::cmp::Reverse(self.recv_upto), self.my_id);
+        r.candidates
+            .iter()
+            .filter(|(id, up)| **id != self.my_id && (core::cmp::Reverse(**up), **id) < mine)
+            .count()
+    }
+
+    pub(super) fn reset_timers(&mut self) {
+        let now = self.now;
+        let rt = self.round_timeout();
+        let retrans = self.cfg.retransmit_us;
+        let settle = self.settle();
+        let Some(r) = &self.reset else { return };
+        match &r.phase {
+            Phase::Waiting { until, ranked } => {
+                if now < *until {
+                    return;
+                }
+                if !*ranked {
+                    let rank = self.my_rank() as u64;
+                    if rank > 0 {
+                        let entered = *until;
+                        if let Some(r) = &mut self.reset {
+                            r.phase =
+                                Phase::Waiting { until: entered + settle * (1 + 3 * rank), ranked: true };
+                        }
+                        if now < entered + settle * (1 + 3 * rank) {
+                            return;
+                        }
+                    }
+                }
+                self.start_prepare();
+            }
+            Phase::Follower { since } => {
+                if now >= since + rt {
+                    self.enter_reset();
+                }
+            }
+            Phase::Preparing { started, last_tx, .. }
+            | Phase::Fetching { started, last_tx, .. }
+            | Phase::Accepting { started, last_tx, .. } => {
+                if now >= started + rt {
+                    self.enter_reset();
+                    return;
+                }
+                if now >= last_tx + retrans {
+                    self.reset_retransmit();
+                }
+                self.reset_progress();
+            }
+        }
+    }
+
+    pub(super) fn start_prepare(&mut self) {
+        let now = self.now;
+        let round = self.max_round.max(self.promised.round) + 1;
+        self.max_round = round;
+        let ballot = Ballot { round, id: self.my_id };
+        self.promised = ballot;
+        let mut promises = BTreeMap::new();
+        promises.insert(self.my_id, self.own_promise());
+        // Our view, and the one before our last membership change if no later
+        // change can have been made yet (we made it as sequencer, or have not
+        // acknowledged it): the group's views differ by at most one change,
+        // and majorities of two such views always intersect.
+        let prev = (self.prev_members != self.members
+            && (self.seq_accepted.is_some() || self.last_ack_sent <= self.last_change))
+            .then(|| self.prev_members.clone());
+        let quorum_members = Quorum { cur: self.members.clone(), prev };
+        if let Some(r) = &mut self.reset {
+            r.phase = Phase::Preparing { ballot, quorum_members, promises, started: now, last_tx: now };
+        }
+        self.bcast(Body::Prepare { ballot });
+        self.reset_progress();
+    }
+
+    pub(super) fn own_promise(&self) -> PromiseInfo {
+        PromiseInfo {
+            addr: self.me,
+            seq_accepted: self.seq_accepted,
+            delivered: self.next_deliver,
+            recv_upto: self.recv_upto,
+            held: self.held_ranges(),
+            accepted: self.accepted_val.clone(),
+        }
+    }
+
+    pub(super) fn held_ranges(&self) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = Vec::new();
+        for &s in self.history.keys() {
+            match v.last_mut() {
+                Some((_, b)) if *b == s => *b = s + 1,
+                _ => {
+                    if v.len() >= 1000 {
+                        break;
+                    }
+                    v.push((s, s + 1));
+                }
+            }
+        }
+        v
+    }
+
+    pub(super) fn reset_retransmit(&mut self) {
+        let now = self.now;
+        let Some(r) = &mut self.reset else { return };
+        let mut sends: Vec<(u64, Body)> = Vec::new();
+        let mut bcast: Option<Body> = None;
+        match &mut r.phase {
+            Phase::Preparing { ballot, last_tx, .. } => {
+                *last_tx = now;
+                bcast = Some(Body::Prepare { ballot: *ballot });
+            }
+            Phase::Fetching { promises, base, last_tx, .. } => {
+                *last_tx = now;
+                let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
+                let mut s = min_d;
+                let mut asked = 0;
+                while s < *base && asked < 4 * RETRANS_BATCH {
+                    if !self.history.contains_key(&s) {
+                        // Ask a holder other than us, rotating by time.
+                        let holders: Vec<u64> = promises
+                            .values()
+                            .filter(|p| p.addr != self.me && ranges_contain(&p.held, s))
+                            .map(|p| p.addr)
+                            .collect();
+                        if !holders.is_empty() {
+                            let h = holders[(now / 7 + s) as usize % holders.len()];
+                            sends.push((h, Body::Retrans { from: s, to: s + 1, any: true }));
+                        }
+                        asked += 1;
+                    }
+                    s += 1;
+                }
+            }
+            Phase::Accepting { ballot, view, last_tx, .. } => {
+                *last_tx = now;
+                bcast = Some(Body::Accept { ballot: *ballot, view: view.clone() });
+            }
+            _ => {}
+        }
+        if let Some(b) = bcast {
+            self.bcast(b);
+        }
+        for (a, b) in sends {
+            self.send_to(a, b);
+        }
+    }
+
+    /// Whether `src` at `from` is a member in our view or the one before it.
+    pub(super) fn known_member(&self, src: u32, from: u64) -> bool {
+        self.members.get(&src) == Some(&from) || self.prev_members.get(&src) == Some(&from)
+    }
+
+    /// An active member that hears its sequencer does not join resets,
+    /// unless the sequencer itself asks (it stepped down).
+    pub(super) fn healthy(&self, asking: u32) -> bool {
+        self.state == State::Active
+            && asking != self.seq_id
+            && (self.seqr.is_some() || self.now < self.last_from_seq + self.cfg.sequencer_timeout_us / 2)
+    }
+
+    pub(super) fn on_prepare(&mut self, from: u64, src: u32, ballot: Ballot) {
+        if !matches!(self.state, State::Active | State::Resetting) || self.healthy(src) {
+            return;
+        }
+        if !self.known_member(src, from) || ballot.id != src {
+            return;
+        }
+        self.max_round = self.max_round.max(ballot.round);
+        if ballot > self.promised {
+            self.promised = ballot;
+            self.become_follower();
+        } else if ballot < self.promised {
+            let b = Body::Nack { ballot: self.promised };
+            self.send_to(from, b);
+            return;
+        }
+        let p = self.own_promise();
+        self.send_to(
+            from,
+            Body::Promise {
+                ballot,
+                delivered: p.delivered,
+                recv_upto: p.recv_upto,
+                held: p.held,
+                accepted: p.accepted,
+                seq_accepted: p.seq_accepted,
+            },
+        );
+    }
+
+    pub(super) fn on_promise(&mut self, src: u32, ballot: Ballot, info: PromiseInfo) {
+        let Some(r) = &mut self.reset else { return };
+        r.candidates.insert(src, info.recv_upto);
+        if let Phase::Preparing { ballot: b, quorum_members, promises, .. } = &mut r.phase
+            && *b == ballot
+            && quorum_members.contains(src, info.addr)
+        {
+            promises.insert(src, info);
+            self.reset_progress();
+        }
+    }
+
+    pub(super) fn on_nack(&mut self, ballot: Ballot) {
+        self.max_round = self.max_round.max(ballot.round);
+        let Some(r) = &self.reset else { return };
+        let mine = match &r.phase {
+            Phase::Preparing { ballot, .. }
+            | Phase::Fetching { ballot, .. }
+            | Phase::Accepting { ballot, .. } => *ballot,
+            _ => return,
+        };
+        if ballot > mine {
+            // Someone else coordinates a higher round; wait for it.
+            self.become_follower();
+        }
+    }
+
+    pub(super) fn on_accept(&mut self, from: u64, src: u32, ballot: Ballot, view: View) {
+        if !matches!(self.state, State::Active | State::Resetting) || self.healthy(src) {
+            return;
+        }
+        if !self.known_member(src, from) || ballot.id != src || view.old_inc != self.inc {
+            return;
+        }
+        self.max_round = self.max_round.max(ballot.round);
+        if ballot < self.promised {
+            let b = Body::Nack { ballot: self.promised };
+            self.send_to(from, b);
+            return;
+        }
+        if ballot > self.promised || self.state == State::Active {
+            self.promised = ballot;
+            self.become_follower();
+        }
+        if let Some(r) = &mut self.reset
+            && let Phase::Follower { since } = &mut r.phase
+        {
+            *since = self.now;
+        }
+        self.accepted_val = Some((ballot, view));
+        self.send_to(from, Body::Accepted { ballot });
+    }
+
+    pub(super) fn on_accepted(&mut self, src: u32, ballot: Ballot) {
+        let Some(r) = &mut self.reset else { return };
+        if let Phase::Accepting { ballot: b, accepted_by, quorum_members, .. } = &mut r.phase
+            && *b == ballot
+            && quorum_members.has_id(src)
+        {
+            accepted_by.insert(src);
+            self.reset_progress();
+        }
+    }
+
+    /// Moves the coordinator's phases forward when it can.
+    pub(super) fn reset_progress(&mut self) {
+        let now = self.now;
+        let gather = self.cfg.retransmit_us * 3;
+        let Some(r) = &self.reset else { return };
+        match &r.phase {
+            Phase::Preparing { ballot, quorum_members, promises, started, .. } => {
+                let ids: BTreeSet<u32> = promises.keys().copied().collect();
+                let ok = quorum_members.satisfied(&self.cfg, &ids);
+                let all = quorum_members.cur.keys().all(|k| ids.contains(k));
+                if !ok || (!all && now < started + gather) {
+                    return;
+                }
+                let ballot = *ballot;
+                let quorum_members = quorum_members.clone();
+                let promises = promises.clone();
+                let started = *started;
+                // Adopt the highest accepted view, if any (Paxos rule).
+                if let Some((_, v)) =
+                    promises.values().filter_map(|p| p.accepted.clone()).max_by_key(|(b, _)| *b)
+                {
+                    self.start_accepting(ballot, quorum_members, v, started);
+                    return;
+                }
+                let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
+                let max_d = promises.values().map(|p| p.delivered).max().unwrap_or(0);
+                let mut base = min_d;
+                while promises.values().any(|p| ranges_contain(&p.held, base)) {
+                    base += 1;
+                }
+                // If the old sequencer is among us, what it had not accepted
+                // was delivered nowhere and may be dropped.
+                if let Some(a) = promises.values().filter_map(|p| p.seq_accepted).max() {
+                    base = base.min(a.max(max_d));
+                }
+                let base = base.max(max_d);
+                if let Some(r) = &mut self.reset {
+                    r.phase = Phase::Fetching { ballot, quorum_members, promises, base, started, last_tx: 0 };
+                }
+                self.reset_progress();
+            }
+            Phase::Fetching { ballot, quorum_members, promises, base, started, .. } => {
+                let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
+                let base = *base;
+                if (min_d..base).any(|s| !self.history.contains_key(&s) && s >= self.next_deliver) {
+                    if now >= self.reset_last_tx() + self.cfg.retransmit_us {
+                        self.reset_retransmit();
+                    }
+                    return;
+                }
+                let (ballot, quorum_members, promises, started) =
+                    (*ballot, quorum_members.clone(), promises.clone(), *started);
+                let Some(view) = self.build_view(ballot, &promises, min_d, base) else {
+                    // We are not in the group at `base` (our leave is ordered);
+                    // let someone else coordinate.
+                    self.become_follower();
+                    return;
+                };
+                self.start_accepting(ballot, quorum_members, view, started);
+            }
+            Phase::Accepting { quorum_members, view, accepted_by, .. } => {
+                if !quorum_members.satisfied(&self.cfg, accepted_by) {
+                    return;
+                }
+                let view = view.clone();
+                self.bcast(Body::Decided { view: view.clone() });
+                self.on_decided(view);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn reset_last_tx(&self) -> u64 {
+        match self.reset.as_ref().map(|r| &r.phase) {
+            Some(
+                Phase::Preparing { last_tx, .. }
+                | Phase::Fetching { last_tx, .. }
+                | Phase::Accepting { last_tx, .. },
+            ) => *last_tx,
+            _ => 0,
+        }
+    }
+
+    pub(super) fn start_accepting(
+        &mut self,
+        ballot: Ballot,
+        quorum_members: Quorum,
+        view: View,
+        started: u64,
+    ) {
+        let now = self.now;
+        self.accepted_val = Some((ballot, view.clone()));
+        let mut accepted_by = BTreeSet::new();
+        accepted_by.insert(self.my_id);
+        if let Some(r) = &mut self.reset {
+            r.phase = Phase::Accepting {
+                ballot,
+                quorum_members,
+                view: view.clone(),
+                accepted_by,
+                started,
+                last_tx: now,
+            };
+        }
+        self.bcast(Body::Accept { ballot, view });
+        self.reset_progress();
+    }
+
+    /// The coordinator's proposal, from the promises and the entries it holds.
+    pub(super) fn build_view(
+        &self,
+        _ballot: Ballot,
+        promises: &BTreeMap<u32, PromiseInfo>,
+        min_d: u64,
+        base: u64,
+    ) -> Option<View> {
+        // Membership at `base`: our delivered view plus the entries up to base.
+        let mut m = self.view.clone();
+        for s in self.next_deliver..base {
+            let e = self.history.get(&s)?;
+            match &e.body {
+                EntryBody::Join { addr } => {
+                    m.insert(e.sender, *addr);
+                }
+                EntryBody::Leave { .. } => {
+                    m.remove(&e.sender);
+                }
+                EntryBody::Remove { member } => {
+                    m.remove(member);
+                }
+                EntryBody::Reset { removed, .. } => {
+                    for (id, _) in removed {
+                        m.remove(id);
+                    }
+                }
+                EntryBody::App(_) => {}
+            }
+        }
+        if !m.contains_key(&self.my_id) {
+            return None;
+        }
+        let max_d = promises.values().map(|p| p.delivered).max().unwrap_or(0);
+        let mut members = Vec::new();
+        let mut removed = Vec::new();
+        for (&id, &addr) in &m {
+            match promises.get(&id) {
+                Some(p) if p.addr == addr => {
+                    members.push(ViewMember { id, addr, ack: p.recv_upto.min(base) })
+                }
+                _ => removed.push((id, addr)),
+            }
+        }
+        Some(View {
+            old_inc: self.inc,
+            new_inc: self.inc.wrapping_add(1),
+            sequencer: self.my_id,
+            min_d,
+            floor: max_d.min(base),
+            base,
+            members,
+            removed,
+        })
+    }
+
+    pub(super) fn on_decided(&mut self, v: View) {
+        if !matches!(self.state, State::Active | State::Resetting) {
+            return;
+        }
+        if v.old_inc != self.inc {
+            if v.old_inc.wrapping_sub(self.inc) < u32::MAX / 2 && v.old_inc != self.inc {
+                // A newer incarnation we took no part in: we are out.
+                self.expel();
+            }
+            return;
+        }
+        if !v.members.iter().any(|m| m.id == self.my_id && m.addr == self.me) {
+            self.expel();
+            return;
+        }
+        self.install(v);
+    }
+
+    pub(super) fn install(&mut self, v: View) {
+        let now = self.now;
+        self.inc = v.new_inc;
+        self.members = v.members.iter().map(|m| (m.id, m.addr)).collect();
+        self.prev_members = self.members.clone();
+        self.seq_accepted = None;
+        self.members_base = v.base;
+        self.history.retain(|&k, _| k < v.base);
+        self.recv_upto = self.recv_upto.min(v.base);
+        self.advance_recv();
+        self.known_next = v.base + 1;
+        self.accepted = self.accepted.max(v.floor).min(v.base);
+        self.stable = self.stable.min(v.base);
+        self.last_change = v.base;
+        self.bb_pending.clear();
+        if let Some(m) = self.send_queue.front_mut() {
+            if m.stamped.is_some_and(|s| s >= v.base) {
+                m.stamped = None;
+            }
+            m.last_tx = None;
+        }
+        self.promised = Ballot::default();
+        self.accepted_val = None;
+        self.reset = None;
+        self.state = State::Active;
+        self.last_from_seq = now;
+        self.last_gap_req = None;
+        let old_seq = self.seq_id;
+        self.seq_id = v.sequencer;
+        self.seq_addr = self.members.get(&v.sequencer).copied().unwrap_or(0);
+        if old_seq != v.sequencer {
+            self.events.push_back(Event::SequencerChanged { member: v.sequencer, addr: self.seq_addr });
+        }
+        self.unblock();
+        let removed = v.removed.clone();
+        let base = v.base;
+        let new_inc = v.new_inc;
+        let is_seq = v.sequencer == self.my_id;
+        let acks: Vec<(u32, u64)> =
+            v.members.iter().filter(|m| m.id != self.my_id).map(|m| (m.id, m.ack)).collect();
+        self.decided = Some(v);
+        if is_seq {
+            let mut last_id = self.delivered_last_id.clone();
+            for e in self.history.values() {
+                if matches!(e.body, EntryBody::App(_) | EntryBody::Leave { .. }) {
+                    let l = last_id.entry(e.sender).or_insert(0);
+                    *l = (*l).max(e.msg_id);
+                }
+            }
+            let next_member_id = self.max_known_id().saturating_add(1);
+            self.seqr = Some(SeqState {
+                next_seq: base,
+                acks: acks.iter().copied().collect(),
+                joined: acks.iter().map(|(id, _)| (*id, 0)).collect(),
+                departing: BTreeMap::new(),
+                last_heard: acks.iter().map(|(id, _)| (*id, now)).collect(),
+                last_id,
+                welcomes: BTreeMap::new(),
+                next_member_id,
+                last_bcast: now,
+                last_sync_req: None,
+                last_sync_bcast: now,
+                leaving: false,
+                blocked_dead_since: None,
+                next_dead_check: 0,
+            });
+            self.stamp(
+                Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Reset { new_inc, removed } },
+                false,
+            );
+            self.seq_progress();
+            self.bcast_status(FLAG_SYNC);
+        } else {
+            self.seqr = None;
+            self.send_ack();
+            self.gap_repair();
+        }
+        self.pump_send();
+    }
+}
