@@ -25,6 +25,7 @@ fn sim_config(rng: &mut Rng, n: usize) -> Config {
         max_send_queue: 4,
         min_reset_members: None,
         auto_reset: true,
+        max_batch_bytes: 1400,
     }
 }
 

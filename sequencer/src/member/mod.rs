@@ -13,18 +13,25 @@ use amoeba::{Capability, Check, Port, Private, Rights, verify};
 use crate::{RIGHT_RECEIVE, RIGHT_SEND};
 
 use crate::wire::{
-    Ballot, Body, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams, Header,
-    NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
+    Ballot, Body, DATA_OVERHEAD, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC,
+    GroupParams, Header, Item, NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
 };
 
 /// Most entries sent in answer to one retransmission request.
 const RETRANS_BATCH: u64 = 16;
-/// Most BB payloads kept while waiting for their accept.
+/// Most BB payloads kept while waiting for their accept, and most BB
+/// accepts kept while waiting for their payload.
 const BB_PENDING_MAX: usize = 64;
+/// A sender's retransmission interval doubles with each try up to this
+/// many times (`retransmit_us << MAX_BACKOFF_SHIFT` at most).
+const MAX_BACKOFF_SHIFT: u32 = 3;
+/// Most submissions the sequencer keeps while it cannot stamp them yet.
+const WAITING_MAX: usize = 64;
 
 /// Configuration of one member. The group parameters (`resilience`,
-/// `max_members`, `history_size`, `max_message_size`, `bb_threshold`) are
-/// taken from the creator; a joiner's values are replaced by the group's.
+/// `max_members`, `history_size`, `max_message_size`, `bb_threshold`,
+/// `min_reset_members`) are taken from the creator; a joiner's values are
+/// replaced by the group's.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Resilience degree r: an entry is delivered only once r members other
@@ -50,12 +57,16 @@ pub struct Config {
     pub join_timeout_us: u64,
     /// Most messages queued by `send_to_group` before it says `WouldBlock`.
     pub max_send_queue: usize,
-    /// Members needed to complete a reset. `None` means a majority of the
-    /// current membership, which rules out two groups forming on both sides
-    /// of a partition. A smaller number lets a minority continue, at that risk.
+    /// Members needed to complete a reset (a group parameter). `None` means a
+    /// majority of the current membership, which rules out two groups
+    /// forming on both sides of a partition. A smaller number lets a
+    /// minority continue, at that risk: see the crate docs.
     pub min_reset_members: Option<u16>,
     /// Start `reset_group` by itself when the sequencer is found dead.
     pub auto_reset: bool,
+    /// The sequencer packs consecutive stamped entries (and retransmissions)
+    /// into one packet up to this many bytes; keep it within a frame.
+    pub max_batch_bytes: u32,
 }
 
 impl Default for Config {
@@ -74,6 +85,7 @@ impl Default for Config {
             max_send_queue: 16,
             min_reset_members: None,
             auto_reset: true,
+            max_batch_bytes: 1400,
         }
     }
 }
@@ -86,6 +98,7 @@ impl Config {
             history_size: self.history_size.max(2),
             max_message_size: self.max_message_size,
             bb_threshold: self.bb_threshold,
+            min_reset_members: self.min_reset_members.unwrap_or(0),
         }
     }
     fn set_params(&mut self, p: &GroupParams) {
@@ -94,6 +107,12 @@ impl Config {
         self.history_size = p.history_size.max(2);
         self.max_message_size = p.max_message_size;
         self.bb_threshold = p.bb_threshold;
+        self.min_reset_members = (p.min_reset_members > 0).then_some(p.min_reset_members);
+    }
+    /// Silence after which the sequencer probes a member, and a member its
+    /// sequencer, once per retransmission interval, before giving up on it.
+    fn probe_after(&self, timeout: u64) -> u64 {
+        (timeout / 4).max(2 * self.heartbeat_us).min(timeout / 2)
     }
 }
 
@@ -270,6 +289,35 @@ struct OutMsg {
     payload: Vec<u8>,
     stamped: Option<u64>,
     last_tx: Option<u64>,
+    /// Transmissions to the current sequencer (backoff; a BB message is
+    /// broadcast on the first and sent to the sequencer alone after).
+    tries: u32,
+}
+
+impl OutMsg {
+    fn new(msg_id: u32, leave: bool, payload: Vec<u8>) -> Self {
+        OutMsg { msg_id, leave, payload, stamped: None, last_tx: None, tries: 0 }
+    }
+}
+
+/// A message the sequencer could not stamp yet (history full, or a
+/// membership change waiting for the previous one to settle).
+#[derive(Clone, Debug)]
+struct Submission {
+    src: u32,
+    msg_id: u32,
+    leave: bool,
+    payload: Vec<u8>,
+    bb: bool,
+}
+
+/// Stamped entries not yet put on the wire: consecutive ones go out in
+/// one packet.
+#[derive(Clone, Debug)]
+struct Batch {
+    seq: u64,
+    items: Vec<Item>,
+    bytes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -291,17 +339,59 @@ struct SeqState {
     /// last ack: a reset may still undo the removal, so they keep holding
     /// back stability (and history trimming) until then.
     departing: BTreeMap<u32, (u64, u64)>,
+    /// What each member last said it knows to be stable: a membership
+    /// change waits until every member knows the previous one is held by
+    /// all (see `change_allowed`).
+    stable_seen: BTreeMap<u32, u64>,
     last_heard: BTreeMap<u32, u64>,
+    /// When each quiet member was last probed.
+    last_probe: BTreeMap<u32, u64>,
     last_id: BTreeMap<u32, u32>,
     welcomes: BTreeMap<u32, PendingWelcome>,
+    waiting: VecDeque<Submission>,
     next_member_id: u32,
     last_bcast: u64,
-    /// Last status broadcast that asked every member to answer.
-    last_sync_bcast: u64,
     last_sync_req: Option<u64>,
     leaving: bool,
     blocked_dead_since: Option<u64>,
     next_dead_check: u64,
+}
+
+impl SeqState {
+    /// A sequencer's state starting at `next_seq`, hearing from `members`
+    /// (with what each is known to hold) as of `now`.
+    fn new(next_seq: u64, now: u64, next_member_id: u32, members: &[(u32, u64)]) -> Self {
+        SeqState {
+            next_seq,
+            acks: members.iter().copied().collect(),
+            joined: members.iter().map(|&(id, _)| (id, 0)).collect(),
+            departing: BTreeMap::new(),
+            stable_seen: BTreeMap::new(),
+            last_heard: members.iter().map(|&(id, _)| (id, now)).collect(),
+            last_probe: BTreeMap::new(),
+            last_id: BTreeMap::new(),
+            welcomes: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            next_member_id,
+            last_bcast: now,
+            last_sync_req: None,
+            leaving: false,
+            blocked_dead_since: None,
+            next_dead_check: 0,
+        }
+    }
+
+    /// Member `id` left or was removed by the entry at `seq`.
+    fn depart(&mut self, id: u32, seq: u64) {
+        if let Some(a) = self.acks.remove(&id) {
+            self.departing.insert(id, (seq, a));
+        }
+        self.joined.remove(&id);
+        self.last_heard.remove(&id);
+        self.last_probe.remove(&id);
+        self.stable_seen.remove(&id);
+        self.waiting.retain(|w| w.src != id);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -397,11 +487,20 @@ pub struct GroupMember {
     accepted: u64,
     stable: u64,
     last_change: u64,
+    /// The highest stable mark we reported to the sequencer in this
+    /// incarnation: until it passes `last_change`, no later change can have
+    /// been stamped (see `change_allowed`).
+    stable_reported: u64,
     delivered_last_id: BTreeMap<u32, u32>,
+    /// BB payloads whose accept has not come yet: (sender, msg_id, payload).
     bb_pending: VecDeque<(u32, u32, Vec<u8>)>,
+    /// BB accepts whose payload has not come yet: seq → (sender, msg_id).
+    bb_awaiting: BTreeMap<u64, (u32, u32)>,
     next_msg_id: u32,
     send_queue: VecDeque<OutMsg>,
     last_from_seq: u64,
+    /// When we last probed a quiet sequencer.
+    last_seq_probe: Option<u64>,
     last_gap_req: Option<u64>,
     gap_attempts: u32,
     last_ack_sent: u64,
@@ -414,6 +513,7 @@ pub struct GroupMember {
     last_forward: BTreeMap<u64, u64>,
     blocked: bool,
     out: VecDeque<Transmit>,
+    batch: Option<Batch>,
     events: VecDeque<Event>,
     now: u64,
 }
@@ -476,11 +576,14 @@ impl GroupMember {
             accepted: 0,
             stable: 0,
             last_change: 0,
+            stable_reported: 0,
             delivered_last_id: BTreeMap::new(),
             bb_pending: VecDeque::new(),
+            bb_awaiting: BTreeMap::new(),
             next_msg_id: 1,
             send_queue: VecDeque::new(),
             last_from_seq: now,
+            last_seq_probe: None,
             last_gap_req: None,
             gap_attempts: 0,
             last_ack_sent: 0,
@@ -493,6 +596,7 @@ impl GroupMember {
             last_forward: BTreeMap::new(),
             blocked: false,
             out: VecDeque::new(),
+            batch: None,
             events: VecDeque::new(),
             now,
         }
@@ -520,22 +624,7 @@ impl GroupMember {
         m.accepted = 1;
         m.stable = 1;
         m.members_base = 1;
-        m.seqr = Some(SeqState {
-            next_seq: 1,
-            acks: BTreeMap::new(),
-            joined: BTreeMap::new(),
-            departing: BTreeMap::new(),
-            last_heard: BTreeMap::new(),
-            last_id: BTreeMap::new(),
-            welcomes: BTreeMap::new(),
-            next_member_id: 1,
-            last_bcast: now,
-            last_sync_req: None,
-            last_sync_bcast: now,
-            leaving: false,
-            blocked_dead_since: None,
-            next_dead_check: 0,
-        });
+        m.seqr = Some(SeqState::new(1, now, 1, &[]));
         m.events.push_back(Event::Joined { member_id: 0, seq: 0 });
         m
     }
@@ -573,11 +662,14 @@ impl GroupMember {
     // ------------------------------------------------------------ public API
 
     /// LeaveGroup: queue a leave behind the messages already queued. The
-    /// member is out when [`Event::Left`] comes. Leaving a group whose only
-    /// member we are ends it at once.
+    /// member is out when [`Event::Left`] comes (or, while still joining, when
+    /// the join fails). Leaving a group whose only member we are ends it at
+    /// once. Keep driving the member until [`is_gone`](Self::is_gone): the
+    /// leave is retransmitted until it is in the order, so the others do not
+    /// have to detect a failure.
     pub fn leave_group(&mut self, now: u64) -> Result<(), SendError> {
         self.now = now;
-        if self.state != State::Active && self.state != State::Resetting {
+        if !matches!(self.state, State::Active | State::Resetting | State::Joining { .. }) {
             return Err(SendError::NotMember);
         }
         if self.send_queue.iter().any(|m| m.leave) {
@@ -585,13 +677,7 @@ impl GroupMember {
         }
         let msg_id = self.next_msg_id;
         self.next_msg_id = self.next_msg_id.wrapping_add(1);
-        self.send_queue.push_back(OutMsg {
-            msg_id,
-            leave: true,
-            payload: Vec::new(),
-            stamped: None,
-            last_tx: None,
-        });
+        self.send_queue.push_back(OutMsg::new(msg_id, true, Vec::new()));
         self.pump_send();
         Ok(())
     }
@@ -619,13 +705,7 @@ impl GroupMember {
         }
         let msg_id = self.next_msg_id;
         self.next_msg_id = self.next_msg_id.wrapping_add(1);
-        self.send_queue.push_back(OutMsg {
-            msg_id,
-            leave: false,
-            payload: payload.to_vec(),
-            stamped: None,
-            last_tx: None,
-        });
+        self.send_queue.push_back(OutMsg::new(msg_id, false, payload.to_vec()));
         self.pump_send();
         Ok(msg_id)
     }
@@ -696,8 +776,10 @@ impl GroupMember {
         self.state == State::Gone
     }
 
-    /// Next packet to send.
+    /// Next packet to send. Entries stamped since the last call go out
+    /// together.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.flush_batch();
         self.out.pop_front()
     }
 
@@ -732,20 +814,21 @@ impl GroupMember {
             if let Some(t) = s.last_heard.values().min() {
                 at((t + c.member_timeout_us).max(s.next_dead_check));
             }
-            if let Some(quiet) = self.listener_sync_due() {
-                at(quiet.max(s.last_sync_bcast + c.heartbeat_us));
+            if let Some(t) = self.next_member_probe() {
+                at(t);
             }
             if let Some(t) = s.blocked_dead_since {
                 at(t + c.member_timeout_us);
             }
         } else if self.state == State::Active {
             at(self.last_from_seq + c.sequencer_timeout_us);
+            at(self.next_sequencer_probe());
         }
         if let Some(m) = self.send_queue.front()
             && m.stamped.is_none()
             && self.state == State::Active
         {
-            at(m.last_tx.map_or(self.now, |t| t + c.retransmit_us));
+            at(m.last_tx.map_or(self.now, |t| t + self.send_interval(m)));
         }
         if self.state == State::Active && self.recv_upto < self.known_next {
             at(self.last_gap_req.map_or(self.now, |t| t + c.retransmit_us));
@@ -807,6 +890,10 @@ impl GroupMember {
                     // Report again after another timeout.
                     self.last_from_seq = now;
                 }
+            } else if now >= self.next_sequencer_probe() {
+                // Quiet for a while: ask it to answer before giving up on it.
+                self.last_seq_probe = Some(now);
+                self.send_ack(FLAG_SYNC);
             }
         }
         if self.state == State::Active {
@@ -837,11 +924,13 @@ impl GroupMember {
     }
 
     fn send_to(&mut self, addr: u64, body: Body) {
+        self.flush_batch();
         let bytes = Packet { header: self.hdr(), body }.encode();
         self.out.push_back(Transmit { dest: Dest::Member(addr), bytes });
     }
 
     fn bcast(&mut self, body: Body) {
+        self.flush_batch();
         let bytes = Packet { header: self.hdr(), body }.encode();
         self.out.push_back(Transmit { dest: Dest::Group, bytes });
         if let Some(s) = &mut self.seqr {
@@ -849,22 +938,47 @@ impl GroupMember {
         }
     }
 
-    fn bcast_status(&mut self, flags: u8) {
-        let Some(s) = &mut self.seqr else { return };
-        if flags & FLAG_SYNC != 0 {
-            s.last_sync_bcast = self.now;
-        }
-        let body = Body::Status { next_seq: s.next_seq, accepted: self.accepted, stable: self.stable, flags };
-        self.bcast(body);
+    fn status(&self, flags: u8) -> Option<Body> {
+        let s = self.seqr.as_ref()?;
+        Some(Body::Status { next_seq: s.next_seq, accepted: self.accepted, stable: self.stable, flags })
     }
 
-    fn send_ack(&mut self) {
+    fn bcast_status(&mut self, flags: u8) {
+        if let Some(body) = self.status(flags) {
+            self.bcast(body);
+        }
+    }
+
+    /// Tells the sequencer what we hold and know to be stable; `flags`
+    /// [`FLAG_SYNC`] asks it to answer.
+    fn send_ack(&mut self, flags: u8) {
         if self.seqr.is_some() || self.seq_addr == self.me {
             return;
         }
         self.last_ack_sent = self.recv_upto;
+        self.stable_reported = self.stable_reported.max(self.stable);
         let a = self.seq_addr;
-        self.send_to(a, Body::Ack { ack: self.recv_upto });
+        self.send_to(a, Body::Ack { ack: self.recv_upto, stable: self.stable, flags });
+    }
+
+    /// When a member not hearing its sequencer next asks it for a sign of life.
+    fn next_sequencer_probe(&self) -> u64 {
+        let quiet = self.last_from_seq + self.cfg.probe_after(self.cfg.sequencer_timeout_us);
+        quiet.max(self.last_seq_probe.map_or(0, |t| t + self.cfg.retransmit_us))
+    }
+
+    /// Puts the stamped entries not yet sent on the wire, as one packet.
+    fn flush_batch(&mut self) {
+        let Some(b) = self.batch.take() else { return };
+        let body = Body::Data {
+            seq: b.seq,
+            accepted: self.accepted,
+            stable: self.stable,
+            flags: self.need_ack_flag(),
+            items: b.items,
+        };
+        let bytes = Packet { header: self.hdr(), body }.encode();
+        self.out.push_back(Transmit { dest: Dest::Group, bytes });
     }
 
     fn block(&mut self) {
@@ -882,6 +996,7 @@ impl GroupMember {
     }
 
     fn expel(&mut self) {
+        self.batch = None;
         if matches!(self.state, State::Active | State::Resetting) {
             self.events.push_back(Event::Error(GroupError::Expelled));
         }
@@ -950,7 +1065,7 @@ impl GroupMember {
             return;
         }
         let from_sequencer = from == self.seq_addr && h.src == self.seq_id;
-        if from_sequencer && matches!(body, Body::Data { .. } | Body::BbAccept { .. } | Body::Status { .. }) {
+        if from_sequencer && matches!(body, Body::Data { .. } | Body::Status { .. }) {
             // Only the sequencer's own work shows it alive: a sequencer that
             // stepped down still sends reset traffic.
             self.last_from_seq = self.now;
@@ -963,7 +1078,7 @@ impl GroupMember {
         }
         if let State::Retiring { .. } = self.state {
             match body {
-                Body::Ack { ack } => self.on_ack(from, h.src, ack),
+                Body::Ack { ack, stable, flags } => self.on_ack(from, h.src, ack, stable, flags),
                 Body::Retrans { from: a, to, .. } => self.serve_retrans(from, a, to),
                 _ => {}
             }
@@ -979,45 +1094,30 @@ impl GroupMember {
                 if self.seqr.is_some() && self.state == State::Active {
                     self.on_send(from, h.src, msg_id, ack, false, payload, true);
                 } else if self.members.get(&h.src) == Some(&from) {
-                    if self.bb_pending.iter().any(|(s, m, _)| *s == h.src && *m == msg_id) {
-                        return;
-                    }
-                    if self.bb_pending.len() >= BB_PENDING_MAX {
-                        self.bb_pending.pop_front();
-                    }
-                    self.bb_pending.push_back((h.src, msg_id, payload));
+                    self.on_bb_payload(h.src, msg_id, payload);
+                    self.after_input();
                 }
             }
-            Body::Data { seq, accepted, stable, flags, entry } => {
-                let auth = from == self.seq_addr && h.src == self.seq_id;
-                self.on_entry(seq, entry);
-                if auth {
-                    self.on_seq_info(seq + 1, accepted, stable, flags);
+            Body::Data { seq, accepted, stable, flags, items } => {
+                let next = seq + items.len() as u64;
+                for (seq, item) in (seq..).zip(items) {
+                    self.on_item(seq, item);
                 }
-                self.after_input();
-            }
-            Body::BbAccept { seq, accepted, stable, flags, sender, msg_id } => {
-                let auth = from == self.seq_addr && h.src == self.seq_id;
-                if let Some(i) = self.bb_pending.iter().position(|(s, m, _)| *s == sender && *m == msg_id)
-                    && let Some((_, _, payload)) = self.bb_pending.remove(i)
-                {
-                    self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
-                }
-                self.known_next = self.known_next.max(seq + 1);
-                if auth {
-                    self.on_seq_info(seq + 1, accepted, stable, flags);
+                if from_sequencer {
+                    self.on_seq_info(next, accepted, stable, flags);
                 }
                 self.after_input();
             }
             Body::Status { next_seq, accepted, stable, flags } => {
-                if from == self.seq_addr && h.src == self.seq_id {
+                if from_sequencer {
+                    self.maybe_abort_reset();
                     self.on_seq_info(next_seq, accepted, stable, flags);
                     self.after_input();
                 }
             }
-            Body::Ack { ack } => {
+            Body::Ack { ack, stable, flags } => {
                 if self.seqr.is_some() {
-                    self.on_ack(from, h.src, ack);
+                    self.on_ack(from, h.src, ack, stable, flags);
                 }
             }
             Body::Retrans { from: a, to, any } => {
@@ -1099,7 +1199,16 @@ impl GroupMember {
         self.seq_id = sequencer;
         self.seq_addr = from;
         self.members = members.iter().map(|m| (m.id, m.addr)).collect();
-        self.prev_members = self.members.clone();
+        // Before our join: nobody can have reported it stable yet, so a
+        // reset may count on that membership too (see `change_allowed`).
+        self.prev_members =
+            self.members.iter().filter(|&(&id, _)| id != member_id).map(|(&a, &b)| (a, b)).collect();
+        // Our own join entry, which we can tell exactly: a reset may need it
+        // from us if the sequencer dies before the others have it.
+        self.history.insert(
+            join_seq,
+            Entry { sender: member_id, msg_id: 0, body: EntryBody::Join { addr: self.me } },
+        );
         self.view = self.members.clone();
         self.delivered_last_id = members.iter().map(|m| (m.id, m.last_msg_id)).collect();
         self.members_base = join_seq + 1;
@@ -1112,6 +1221,6 @@ impl GroupMember {
         self.state = State::Active;
         self.last_from_seq = self.now;
         self.events.push_back(Event::Joined { member_id, seq: join_seq });
-        self.send_ack();
+        self.send_ack(0);
     }
 }

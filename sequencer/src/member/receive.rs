@@ -4,8 +4,45 @@
 use super::*;
 
 impl GroupMember {
+    /// One item of a data packet: an entry, or a BB accept whose payload we
+    /// may already hold (or will, when its sender's broadcast comes).
+    pub(super) fn on_item(&mut self, seq: u64, item: Item) {
+        let (sender, msg_id) = match item {
+            Item::Entry(e) => return self.on_entry(seq, e),
+            Item::Bb { sender, msg_id } => (sender, msg_id),
+        };
+        self.known_next = self.known_next.max(seq + 1);
+        if let Some(i) = self.bb_pending.iter().position(|(s, m, _)| *s == sender && *m == msg_id)
+            && let Some((_, _, payload)) = self.bb_pending.remove(i)
+        {
+            self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
+        } else if seq >= self.recv_upto && !self.history.contains_key(&seq) {
+            if self.bb_awaiting.len() >= BB_PENDING_MAX {
+                self.bb_awaiting.pop_first();
+            }
+            self.bb_awaiting.insert(seq, (sender, msg_id));
+        }
+    }
+
+    /// A BB payload from its sender: its entry if the accept came first,
+    /// otherwise kept for the accept.
+    pub(super) fn on_bb_payload(&mut self, sender: u32, msg_id: u32, payload: Vec<u8>) {
+        if let Some((&seq, _)) = self.bb_awaiting.iter().find(|(_, id)| **id == (sender, msg_id)) {
+            self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
+            return;
+        }
+        if self.bb_pending.iter().any(|(s, m, _)| *s == sender && *m == msg_id) {
+            return;
+        }
+        if self.bb_pending.len() >= BB_PENDING_MAX {
+            self.bb_pending.pop_front();
+        }
+        self.bb_pending.push_back((sender, msg_id, payload));
+    }
+
     /// Stores an entry in the history (any state but joining).
     pub(super) fn on_entry(&mut self, seq: u64, entry: Entry) {
+        self.bb_awaiting.remove(&seq);
         if seq < self.next_deliver || self.history.contains_key(&seq) {
             return;
         }
@@ -54,6 +91,7 @@ impl GroupMember {
                 if let Some(s) = &mut self.seqr {
                     s.acks.insert(e.sender, seq);
                     s.joined.insert(e.sender, seq);
+                    s.stable_seen.remove(&e.sender);
                     // A fresh member numbers its messages from 1 (ids of
                     // departed members may be reused after a reset).
                     s.last_id.insert(e.sender, 0);
@@ -66,22 +104,14 @@ impl GroupMember {
                 self.members.remove(&e.sender);
                 self.last_change = seq;
                 if let Some(s) = &mut self.seqr {
-                    if let Some(a) = s.acks.remove(&e.sender) {
-                        s.departing.insert(e.sender, (seq, a));
-                    }
-                    s.joined.remove(&e.sender);
-                    s.last_heard.remove(&e.sender);
+                    s.depart(e.sender, seq);
                 }
             }
             EntryBody::Remove { member } => {
                 self.members.remove(member);
                 self.last_change = seq;
                 if let Some(s) = &mut self.seqr {
-                    if let Some(a) = s.acks.remove(member) {
-                        s.departing.insert(*member, (seq, a));
-                    }
-                    s.joined.remove(member);
-                    s.last_heard.remove(member);
+                    s.depart(*member, seq);
                 }
             }
             EntryBody::Reset { .. } => {
@@ -100,7 +130,7 @@ impl GroupMember {
         self.accepted = self.accepted.max(accepted.min(self.known_next));
         self.stable = self.stable.max(stable.min(self.recv_upto));
         if flags & (FLAG_NEED_ACK | FLAG_SYNC) != 0 {
-            self.send_ack();
+            self.send_ack(0);
         }
     }
 
@@ -112,7 +142,7 @@ impl GroupMember {
         if self.seqr.is_none()
             && self.recv_upto >= self.last_ack_sent + (self.cfg.history_size as u64 / 4).max(1)
         {
-            self.send_ack();
+            self.send_ack(0);
         }
         self.deliver();
         self.trim();
@@ -203,38 +233,18 @@ impl GroupMember {
             return;
         };
         // Let the old sequencer know we are past its leave, so it can go.
-        self.send_ack();
+        self.send_ack(0);
         self.seq_id = successor;
         self.seq_addr = addr;
         self.last_from_seq = self.now;
         self.events.push_back(Event::SequencerChanged { member: successor, addr });
         if successor == self.my_id {
-            let now = self.now;
-            let members: Vec<u32> = self.members.keys().copied().collect();
+            let held = self.stable.min(leave_seq);
+            let others: Vec<(u32, u64)> =
+                self.members.keys().filter(|&&id| id != self.my_id).map(|&id| (id, held)).collect();
             let next_member_id = self.max_known_id().saturating_add(1);
-            let mut s = SeqState {
-                next_seq: leave_seq + 1,
-                acks: BTreeMap::new(),
-                joined: BTreeMap::new(),
-                departing: BTreeMap::new(),
-                last_heard: BTreeMap::new(),
-                last_id: self.delivered_last_id.clone(),
-                welcomes: BTreeMap::new(),
-                next_member_id,
-                last_bcast: now,
-                last_sync_req: None,
-                last_sync_bcast: now,
-                leaving: false,
-                blocked_dead_since: None,
-                next_dead_check: 0,
-            };
-            for id in members {
-                if id != self.my_id {
-                    s.acks.insert(id, self.stable.min(leave_seq));
-                    s.joined.insert(id, 0);
-                    s.last_heard.insert(id, now);
-                }
-            }
+            let mut s = SeqState::new(leave_seq + 1, self.now, next_member_id, &others);
+            s.last_id = self.delivered_last_id.clone();
             self.history.retain(|&k, _| k <= leave_seq);
             self.known_next = leave_seq + 1;
             self.recv_upto = self.recv_upto.min(leave_seq + 1);
@@ -242,7 +252,7 @@ impl GroupMember {
             self.seqr = Some(s);
             self.bcast_status(FLAG_SYNC);
         } else {
-            self.send_ack();
+            self.send_ack(0);
             // Resend our message to the new sequencer promptly.
             if let Some(m) = self.send_queue.front_mut()
                 && m.stamped.is_none()
@@ -288,29 +298,49 @@ impl GroupMember {
         }
     }
 
+    /// Answers a retransmission request with the entries we hold, runs of
+    /// consecutive ones packed together.
     pub(super) fn serve_retrans(&mut self, to_addr: u64, from: u64, to: u64) {
         let end = to.min(from.saturating_add(RETRANS_BATCH));
-        let is_seq = self.seqr.is_some();
-        let (accepted, stable) = (self.accepted, self.stable);
-        let mut s = from;
-        while s < end {
-            if let Some(e) = self.history.get(&s).cloned() {
-                let body = if is_seq {
-                    Body::Data {
-                        seq: s,
-                        accepted,
-                        stable,
-                        flags: FLAG_RETRANS | self.need_ack_flag(),
-                        entry: e,
+        let limit = (self.cfg.max_batch_bytes as usize).saturating_sub(DATA_OVERHEAD);
+        let mut run: Option<(u64, Vec<Item>, usize)> = None;
+        for seq in from..end {
+            let Some(e) = self.history.get(&seq) else {
+                if let Some((first, items, _)) = run.take() {
+                    self.send_retrans_run(to_addr, first, items);
+                }
+                continue;
+            };
+            let item = Item::Entry(e.clone());
+            let len = item.encoded_len();
+            match &mut run {
+                Some((first, items, bytes))
+                    if *bytes + len <= limit && *first + items.len() as u64 == seq =>
+                {
+                    items.push(item);
+                    *bytes += len;
+                }
+                _ => {
+                    if let Some((first, items, _)) = run.replace((seq, alloc::vec![item], len)) {
+                        self.send_retrans_run(to_addr, first, items);
                     }
-                } else {
-                    // Non-sequencers only pass on the entry, not accept info.
-                    Body::Data { seq: s, accepted: 0, stable: 0, flags: FLAG_RETRANS, entry: e }
-                };
-                self.send_to(to_addr, body);
+                }
             }
-            s += 1;
         }
+        if let Some((first, items, _)) = run {
+            self.send_retrans_run(to_addr, first, items);
+        }
+    }
+
+    fn send_retrans_run(&mut self, to_addr: u64, seq: u64, items: Vec<Item>) {
+        let body = if self.seqr.is_some() {
+            let flags = FLAG_RETRANS | self.need_ack_flag();
+            Body::Data { seq, accepted: self.accepted, stable: self.stable, flags, items }
+        } else {
+            // Non-sequencers only pass on entries, not accept information.
+            Body::Data { seq, accepted: 0, stable: 0, flags: FLAG_RETRANS, items }
+        };
+        self.send_to(to_addr, body);
     }
 
     pub(super) fn need_ack_flag(&self) -> u8 {

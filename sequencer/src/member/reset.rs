@@ -13,15 +13,40 @@ impl GroupMember {
         self.cfg.retransmit_us * 2
     }
 
-    pub(super) fn enter_reset(&mut self) {
-        let now = self.now;
+    /// An active member stops normal work for a reset (a sequencer stops
+    /// sequencing, remembering what it had accepted).
+    fn stop_for_reset(&mut self) {
         if self.state == State::Active {
+            self.flush_batch();
             self.state = State::Resetting;
             if self.seqr.take().is_some() {
                 self.seq_accepted = Some(self.accepted);
             }
             self.block();
         }
+    }
+
+    /// A member that suspected its sequencer wrongly and has taken part in
+    /// no round yet (promised nothing, proposed nothing) goes back to work.
+    pub(super) fn maybe_abort_reset(&mut self) {
+        let waiting = matches!(self.reset.as_ref().map(|r| &r.phase), Some(Phase::Waiting { .. }));
+        if self.state != State::Resetting
+            || !waiting
+            || self.promised != Ballot::default()
+            || self.accepted_val.is_some()
+            || self.seq_accepted.is_some()
+        {
+            return;
+        }
+        self.reset = None;
+        self.state = State::Active;
+        self.last_from_seq = self.now;
+        self.unblock();
+    }
+
+    pub(super) fn enter_reset(&mut self) {
+        let now = self.now;
+        self.stop_for_reset();
         if self.state != State::Resetting {
             return;
         }
@@ -46,13 +71,7 @@ impl GroupMember {
 
     pub(super) fn become_follower(&mut self) {
         let now = self.now;
-        if self.state == State::Active {
-            self.state = State::Resetting;
-            if self.seqr.take().is_some() {
-                self.seq_accepted = Some(self.accepted);
-            }
-            self.block();
-        }
+        self.stop_for_reset();
         match &mut self.reset {
             Some(r) => r.phase = Phase::Follower { since: now },
             None => {
@@ -65,13 +84,20 @@ impl GroupMember {
     }
 
     pub(super) fn on_reset_status(&mut self, from: u64, src: u32, recv_upto: u64) {
-        if !self.members.contains_key(&src) {
+        if !self.members.contains_key(&src) && !self.may_coordinate(src, from) {
             return;
         }
         if src == self.seq_id && self.seqr.is_none() && self.state == State::Active {
             // Our sequencer stepped down: join its reset now rather than
             // after the sequencer timeout.
             self.enter_reset();
+        }
+        if self.is_sequencer()
+            && self.rate_ok(from)
+            && let Some(body) = self.status(0)
+        {
+            // A member gave up on us too early: show it we are here.
+            self.send_to(from, body);
         }
         let Some(r) = &mut self.reset else { return };
         let new = r.candidates.insert(src, recv_upto).is_none();
@@ -84,9 +110,11 @@ impl GroupMember {
     pub(super) fn my_rank(&self) -> usize {
         let Some(r) = &self.reset else { return 0 };
         let mine = (core::cmp::Reverse(self.recv_upto), self.my_id);
+        // Members our last change took out will not head the group.
+        let departed = |id: &u32| self.prev_members.contains_key(id) && !self.members.contains_key(id);
         r.candidates
             .iter()
-            .filter(|(id, up)| **id != self.my_id && (core::cmp::Reverse(**up), **id) < mine)
+            .filter(|(id, up)| **id != self.my_id && !departed(id) && (core::cmp::Reverse(**up), **id) < mine)
             .count()
     }
 
@@ -99,6 +127,12 @@ impl GroupMember {
         match &r.phase {
             Phase::Waiting { until, ranked } => {
                 if now < *until {
+                    return;
+                }
+                if !self.members.contains_key(&self.my_id) {
+                    // Our leave or removal is in what we hold: we cannot head
+                    // the new incarnation, so only follow.
+                    self.become_follower();
                     return;
                 }
                 if !*ranked {
@@ -149,7 +183,7 @@ impl GroupMember {
         // acknowledged it): the group's views differ by at most one change,
         // and majorities of two such views always intersect.
         let prev = (self.prev_members != self.members
-            && (self.seq_accepted.is_some() || self.last_ack_sent <= self.last_change))
+            && (self.seq_accepted.is_some() || self.stable_reported <= self.last_change))
             .then(|| self.prev_members.clone());
         let quorum_members = Quorum { cur: self.members.clone(), prev };
         if let Some(r) = &mut self.reset {
@@ -233,6 +267,13 @@ impl GroupMember {
     }
 
     /// Whether `src` at `from` is a member in our view or the one before it.
+    /// Whether `src` may coordinate a reset we take part in: a member we
+    /// know, or one newer than any we know (it joined in an entry we have
+    /// not received; a departed member's id is never newer).
+    fn may_coordinate(&self, src: u32, from: u64) -> bool {
+        self.known_member(src, from) || src > self.max_known_id()
+    }
+
     pub(super) fn known_member(&self, src: u32, from: u64) -> bool {
         self.members.get(&src) == Some(&from) || self.prev_members.get(&src) == Some(&from)
     }
@@ -249,7 +290,7 @@ impl GroupMember {
         if !matches!(self.state, State::Active | State::Resetting) || self.healthy(src) {
             return;
         }
-        if !self.known_member(src, from) || ballot.id != src {
+        if !self.may_coordinate(src, from) || ballot.id != src {
             return;
         }
         self.max_round = self.max_round.max(ballot.round);
@@ -306,7 +347,7 @@ impl GroupMember {
         if !matches!(self.state, State::Active | State::Resetting) || self.healthy(src) {
             return;
         }
-        if !self.known_member(src, from) || ballot.id != src || view.old_inc != self.inc {
+        if !self.may_coordinate(src, from) || ballot.id != src || view.old_inc != self.inc {
             return;
         }
         self.max_round = self.max_round.max(ballot.round);
@@ -535,12 +576,16 @@ impl GroupMember {
         self.accepted = self.accepted.max(v.floor).min(v.base);
         self.stable = self.stable.min(v.base);
         self.last_change = v.base;
+        self.stable_reported = 0;
         self.bb_pending.clear();
+        self.bb_awaiting.clear();
+        self.last_seq_probe = None;
         if let Some(m) = self.send_queue.front_mut() {
             if m.stamped.is_some_and(|s| s >= v.base) {
                 m.stamped = None;
             }
             m.last_tx = None;
+            m.tries = 0;
         }
         self.promised = Ballot::default();
         self.accepted_val = None;
@@ -571,22 +616,9 @@ impl GroupMember {
                 }
             }
             let next_member_id = self.max_known_id().saturating_add(1);
-            self.seqr = Some(SeqState {
-                next_seq: base,
-                acks: acks.iter().copied().collect(),
-                joined: acks.iter().map(|(id, _)| (*id, 0)).collect(),
-                departing: BTreeMap::new(),
-                last_heard: acks.iter().map(|(id, _)| (*id, now)).collect(),
-                last_id,
-                welcomes: BTreeMap::new(),
-                next_member_id,
-                last_bcast: now,
-                last_sync_req: None,
-                last_sync_bcast: now,
-                leaving: false,
-                blocked_dead_since: None,
-                next_dead_check: 0,
-            });
+            let mut s = SeqState::new(base, now, next_member_id, &acks);
+            s.last_id = last_id;
+            self.seqr = Some(s);
             self.stamp(
                 Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Reset { new_inc, removed } },
                 false,
@@ -595,7 +627,7 @@ impl GroupMember {
             self.bcast_status(FLAG_SYNC);
         } else {
             self.seqr = None;
-            self.send_ack();
+            self.send_ack(0);
             self.gap_repair();
         }
         self.pump_send();

@@ -4,7 +4,7 @@
 use super::*;
 
 impl GroupMember {
-    pub(super) fn on_ack(&mut self, from: u64, src: u32, ack: u64) {
+    pub(super) fn on_ack(&mut self, from: u64, src: u32, ack: u64, stable: u64, flags: u8) {
         if self.members.get(&src) != Some(&from) {
             if self.state == State::Active && self.seqr.is_some() {
                 self.send_to(from, Body::NotMember);
@@ -16,8 +16,16 @@ impl GroupMember {
         let next = s.next_seq;
         if let Some(a) = s.acks.get_mut(&src) {
             *a = (*a).max(ack.min(next));
+            let seen = s.stable_seen.entry(src).or_insert(0);
+            *seen = (*seen).max(stable.min(next));
         }
         s.last_heard.insert(src, now);
+        if flags & FLAG_SYNC != 0
+            && let Some(body) = self.status(0)
+        {
+            // A member that has not heard from us for a while asks.
+            self.send_to(from, body);
+        }
         if self.state == State::Active {
             self.seq_progress();
         }
@@ -53,7 +61,8 @@ impl GroupMember {
         self.seq_progress();
     }
 
-    /// The sequencer considers sequencing (src, msg_id).
+    /// The sequencer considers sequencing (src, msg_id). What cannot be
+    /// stamped yet waits at the sequencer and goes as soon as it can.
     pub(super) fn seq_submit(&mut self, src: u32, msg_id: u32, leave: bool, payload: Vec<u8>, bb: bool) {
         let Some(s) = &self.seqr else { return };
         let last = s.last_id.get(&src).copied().unwrap_or(0);
@@ -68,7 +77,7 @@ impl GroupMember {
                     accepted: self.accepted,
                     stable: self.stable,
                     flags: FLAG_RETRANS | self.need_ack_flag(),
-                    entry: e.clone(),
+                    items: alloc::vec![Item::Entry(e.clone())],
                 };
                 let addr = self.members.get(&src).copied().unwrap_or(0);
                 self.send_to(addr, body);
@@ -78,14 +87,12 @@ impl GroupMember {
         if s.leaving {
             return;
         }
-        if self.history_full() {
+        if self.history_full() || (leave && !self.change_allowed()) {
+            self.wait_for_room(Submission { src, msg_id, leave, payload, bb });
             self.request_sync();
             return;
         }
         let body = if leave {
-            if !self.change_allowed() {
-                return;
-            }
             let successor = if src == self.my_id { self.pick_successor() } else { NO_MEMBER };
             EntryBody::Leave { successor }
         } else {
@@ -122,11 +129,39 @@ impl GroupMember {
         best.map_or(NO_MEMBER, |(_, id)| id)
     }
 
-    /// May the sequencer stamp a membership change now? Only one change may be
-    /// unacknowledged at a time, so members' views differ by at most one step.
+    /// Keeps a submission that cannot be stamped yet (once).
+    fn wait_for_room(&mut self, w: Submission) {
+        let Some(s) = &mut self.seqr else { return };
+        if s.waiting.len() < WAITING_MAX && !s.waiting.iter().any(|x| x.src == w.src && x.msg_id == w.msg_id)
+        {
+            s.waiting.push_back(w);
+        }
+    }
+
+    /// Stamps what waited for room in the history or for the previous
+    /// membership change to settle, in the order it came.
+    fn drain_waiting(&mut self) {
+        let Some(s) = &mut self.seqr else { return };
+        if s.waiting.is_empty() || self.state != State::Active {
+            return;
+        }
+        for w in core::mem::take(&mut s.waiting) {
+            self.seq_submit(w.src, w.msg_id, w.leave, w.payload, w.bb);
+        }
+    }
+
+    /// May the sequencer stamp a membership change now? Every member must
+    /// hold the last change and know that every member holds it (it saw a
+    /// stable mark past it and told us so). Then views in the group differ
+    /// by at most one change, and a member that has not yet reported the
+    /// last change stable knows that no later change exists: a reset may
+    /// count its majority on the membership before that change (see
+    /// `start_prepare`), so a crash while a change is unsettled cannot stall
+    /// the group.
     pub(super) fn change_allowed(&self) -> bool {
         let Some(s) = &self.seqr else { return false };
-        s.acks.iter().all(|(&id, &a)| id == self.my_id || a > self.last_change)
+        let settled = |id: &u32| s.stable_seen.get(id).is_some_and(|&st| st > self.last_change);
+        s.acks.iter().all(|(id, &a)| *id == self.my_id || (a > self.last_change && settled(id)))
     }
 
     pub(super) fn request_sync(&mut self) {
@@ -139,11 +174,14 @@ impl GroupMember {
         self.bcast_status(FLAG_SYNC);
     }
 
-    /// Gives the next sequence number to `entry` and broadcasts it.
+    /// Gives the next sequence number to `entry`; it goes out with the next
+    /// batch (a BB message by name only).
     pub(super) fn stamp(&mut self, entry: Entry, bb: bool) -> u64 {
+        let now = self.now;
         let Some(s) = &mut self.seqr else { return 0 };
         let seq = s.next_seq;
         s.next_seq += 1;
+        s.last_bcast = now;
         self.history.insert(seq, entry.clone());
         self.known_next = seq + 1;
         self.advance_recv();
@@ -155,21 +193,27 @@ impl GroupMember {
             m.stamped = Some(seq);
         }
         self.recompute_accepted();
-        let flags = self.need_ack_flag();
-        let body = if bb {
-            Body::BbAccept {
-                seq,
-                accepted: self.accepted,
-                stable: self.stable,
-                flags,
-                sender: entry.sender,
-                msg_id: entry.msg_id,
-            }
-        } else {
-            Body::Data { seq, accepted: self.accepted, stable: self.stable, flags, entry }
-        };
-        self.bcast(body);
+        let item =
+            if bb { Item::Bb { sender: entry.sender, msg_id: entry.msg_id } } else { Item::Entry(entry) };
+        self.queue_item(seq, item);
         seq
+    }
+
+    /// Adds a stamped item to the batch that goes out at the next poll
+    /// (or before any other packet), starting a new one when it is full.
+    fn queue_item(&mut self, seq: u64, item: Item) {
+        let len = item.encoded_len();
+        let limit = (self.cfg.max_batch_bytes as usize).saturating_sub(DATA_OVERHEAD);
+        if let Some(b) = &mut self.batch
+            && b.seq + b.items.len() as u64 == seq
+            && b.bytes + len <= limit
+        {
+            b.items.push(item);
+            b.bytes += len;
+            return;
+        }
+        self.flush_batch();
+        self.batch = Some(Batch { seq, items: alloc::vec![item], bytes: len });
     }
 
     pub(super) fn recompute_accepted(&mut self) {
@@ -221,10 +265,13 @@ impl GroupMember {
     pub(super) fn seq_settle(&mut self) {
         let before = self.accepted;
         self.recompute_accepted();
-        if self.accepted > before && self.effective_r() > 0 {
+        self.deliver();
+        self.drain_waiting();
+        self.deliver();
+        if self.accepted > before && self.effective_r() > 0 && self.batch.is_none() {
+            // A pending batch carries the accept mark; otherwise announce it.
             self.bcast_status(0);
         }
-        self.deliver();
         self.trim();
         self.send_welcomes(None);
     }
@@ -272,6 +319,8 @@ impl GroupMember {
             return;
         }
         if !self.change_allowed() || self.history_full() {
+            // The joiner asks again; meanwhile get the members to answer.
+            self.request_sync();
             return;
         }
         let Some(s) = &mut self.seqr else { return };
@@ -321,6 +370,10 @@ impl GroupMember {
         } else if !dead.is_empty() {
             let mut removed = false;
             for id in &dead {
+                if self.leave_waiting(*id) {
+                    // Its leave goes into the order instead, once it can.
+                    continue;
+                }
                 if self.change_allowed() && !self.history_full() {
                     self.stamp(
                         Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Remove { member: *id } },
@@ -330,46 +383,87 @@ impl GroupMember {
                     break;
                 }
             }
-            if let Some(s) = &mut self.seqr {
-                if removed {
+            if removed {
+                if let Some(s) = &mut self.seqr {
                     s.blocked_dead_since = None;
-                } else {
-                    s.next_dead_check = now + c.retransmit_us;
-                    let since = *s.blocked_dead_since.get_or_insert(now);
-                    if now >= since + c.member_timeout_us {
-                        // Several dead members block each other's removal:
-                        // a reset removes them all at once.
-                        s.blocked_dead_since = None;
-                        self.enter_reset();
-                        return;
-                    }
                 }
+            } else if self.removal_blocked_too_long() {
+                // Dead members block each other's removal (one that died
+                // before settling the last change blocks the next): a
+                // reset removes them all at once.
+                self.enter_reset();
+                return;
             }
             self.seq_progress();
         } else if let Some(s) = &mut self.seqr {
             s.blocked_dead_since = None;
         }
         let Some(s) = &self.seqr else { return };
-        // Members that only listen speak when asked. Data broadcasts hold
-        // the heartbeat back, so while data flows, ask them anyway once one
-        // has been quiet for half the member timeout (at the heartbeat's
-        // pace), or it would soon count as dead.
-        let quiet_due =
-            now >= s.last_sync_bcast + c.heartbeat_us && self.listener_sync_due().is_some_and(|t| now >= t);
-        if now >= s.last_bcast + c.heartbeat_us || quiet_due {
+        if now >= s.last_bcast + c.heartbeat_us {
             self.bcast_status(FLAG_SYNC);
         }
+        self.probe_quiet_members();
         if self.history_full() {
             self.request_sync();
         }
         self.pump_send();
     }
 
-    /// When the member heard from longest ago has been quiet for half the
-    /// member timeout (and should be asked to answer).
-    pub(super) fn listener_sync_due(&self) -> Option<u64> {
+    /// Notes that removing dead members is blocked; whether it has been for
+    /// a member timeout.
+    fn removal_blocked_too_long(&mut self) -> bool {
+        self.request_sync();
+        let (now, c) = (self.now, &self.cfg);
+        let Some(s) = &mut self.seqr else { return false };
+        s.next_dead_check = now + c.retransmit_us;
+        let since = *s.blocked_dead_since.get_or_insert(now);
+        if now < since + c.member_timeout_us {
+            return false;
+        }
+        s.blocked_dead_since = None;
+        true
+    }
+
+    /// Whether member `id` asked to leave and its leave waits to be stamped.
+    fn leave_waiting(&self, id: u32) -> bool {
+        self.seqr.as_ref().is_some_and(|s| s.waiting.iter().any(|w| w.src == id && w.leave))
+    }
+
+    /// When member `id`, heard from at `heard`, is next due a probe.
+    fn probe_due(&self, s: &SeqState, id: u32, heard: u64) -> u64 {
+        let quiet = heard + self.cfg.probe_after(self.cfg.member_timeout_us);
+        quiet.max(s.last_probe.get(&id).map_or(0, |t| t + self.cfg.retransmit_us))
+    }
+
+    /// Members that only listen speak when asked, and the heartbeat that
+    /// asks everyone is held back while data flows and can be lost: a
+    /// member quiet for a while is asked on its own, once per
+    /// retransmission interval, until it answers or times out.
+    fn probe_quiet_members(&mut self) {
+        let now = self.now;
+        let Some(s) = &self.seqr else { return };
+        let due: Vec<(u32, u64)> = s
+            .last_heard
+            .iter()
+            .filter(|&(&id, &t)| id != self.my_id && now >= self.probe_due(s, id, t))
+            .filter_map(|(&id, _)| self.members.get(&id).map(|&addr| (id, addr)))
+            .collect();
+        let Some(status) = self.status(FLAG_SYNC) else { return };
+        for (id, addr) in due {
+            self.send_to(addr, status.clone());
+            if let Some(s) = &mut self.seqr {
+                s.last_probe.insert(id, now);
+            }
+        }
+    }
+
+    /// When the next quiet member is due a probe.
+    pub(super) fn next_member_probe(&self) -> Option<u64> {
         let s = self.seqr.as_ref()?;
-        let oldest = s.last_heard.iter().filter(|(id, _)| **id != self.my_id).map(|(_, t)| *t).min()?;
-        Some(oldest + self.cfg.member_timeout_us / 2)
+        s.last_heard
+            .iter()
+            .filter(|&(&id, _)| id != self.my_id)
+            .map(|(&id, &t)| self.probe_due(s, id, t))
+            .min()
     }
 }
