@@ -343,6 +343,9 @@ pub enum Body {
         ballot: Ballot,
         /// Next sequence number this member would deliver.
         delivered: u64,
+        /// Sequence number of this member's join: it never held what came
+        /// before.
+        joined: u64,
         /// Contiguously held prefix.
         recv_upto: u64,
         /// Held sequence numbers as half-open ranges, ascending.
@@ -578,9 +581,10 @@ impl Packet {
             }
             Body::ResetStatus { recv_upto } => w.u64(*recv_upto),
             Body::Prepare { ballot } | Body::Nack { ballot } | Body::Accepted { ballot } => w.ballot(*ballot),
-            Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted } => {
+            Body::Promise { ballot, delivered, joined, recv_upto, held, accepted, seq_accepted } => {
                 w.ballot(*ballot);
                 w.u64(*delivered);
+                w.u64(*joined);
                 w.u64(*recv_upto);
                 w.count(held.len());
                 for (a, b) in held {
@@ -688,6 +692,7 @@ impl Packet {
             14 => {
                 let ballot = r.ballot()?;
                 let delivered = r.u64()?;
+                let joined = r.u64()?;
                 let recv_upto = r.u64()?;
                 let n = r.count(16)?;
                 let mut held = Vec::with_capacity(n);
@@ -709,7 +714,7 @@ impl Packet {
                     1 => Some(r.u64()?),
                     _ => return Err(DecodeError::BadValue),
                 };
-                Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted }
+                Body::Promise { ballot, delivered, joined, recv_upto, held, accepted, seq_accepted }
             }
             15 => Body::Nack { ballot: r.ballot()? },
             16 => Body::Accept { ballot: r.ballot()?, view: r.view()? },

@@ -126,19 +126,14 @@ fn body() -> impl Strategy<Value = Body> {
         ballot().prop_map(|ballot| Body::Prepare { ballot }),
         (
             ballot(),
-            any::<u64>(),
+            (any::<u64>(), any::<u64>()),
             any::<u64>(),
             vec((0u64..100, 0u64..100).prop_map(|(a, b)| (a.min(b), a.max(b))), 0..4),
             option::of((ballot(), view())),
             option::of(any::<u64>())
         )
-            .prop_map(|(ballot, delivered, recv_upto, held, accepted, seq_accepted)| Body::Promise {
-                ballot,
-                delivered,
-                recv_upto,
-                held,
-                accepted,
-                seq_accepted,
+            .prop_map(|(ballot, (delivered, joined), recv_upto, held, accepted, seq_accepted)| {
+                Body::Promise { ballot, delivered, joined, recv_upto, held, accepted, seq_accepted }
             }),
         ballot().prop_map(|ballot| Body::Nack { ballot }),
         (ballot(), view()).prop_map(|(ballot, view)| Body::Accept { ballot, view }),

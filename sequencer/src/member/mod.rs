@@ -399,6 +399,7 @@ struct PromiseInfo {
     addr: u64,
     seq_accepted: Option<u64>,
     delivered: u64,
+    joined: u64,
     recv_upto: u64,
     held: Vec<(u64, u64)>,
     accepted: Option<(Ballot, View)>,
@@ -442,6 +443,8 @@ enum Phase {
 struct ResetState {
     /// Rounds we coordinated that timed out: back off to let others try.
     failed_rounds: u32,
+    /// A round of ours found us outside the new incarnation: only follow.
+    abstain: bool,
     phase: Phase,
     candidates: BTreeMap<u32, u64>,
 }
@@ -487,6 +490,8 @@ pub struct GroupMember {
     accepted: u64,
     stable: u64,
     last_change: u64,
+    /// Sequence number of our join (0 for the creator).
+    joined_at: u64,
     /// The highest stable mark we reported to the sequencer in this
     /// incarnation: until it passes `last_change`, no later change can have
     /// been stamped (see `change_allowed`).
@@ -576,6 +581,7 @@ impl GroupMember {
             accepted: 0,
             stable: 0,
             last_change: 0,
+            joined_at: 0,
             stable_reported: 0,
             delivered_last_id: BTreeMap::new(),
             bb_pending: VecDeque::new(),
@@ -1071,9 +1077,12 @@ impl GroupMember {
             self.last_from_seq = self.now;
         }
         if self.members.get(&h.src) == Some(&from)
+            && matches!(body, Body::Send { .. } | Body::BbData { .. } | Body::Ack { .. })
             && let Some(s) = &mut self.seqr
             && let Some(t) = s.last_heard.get_mut(&h.src)
         {
+            // Only a member at work counts as alive: one stuck in a reset
+            // the group does not join must be removed (or reset with).
             *t = self.now;
         }
         if let State::Retiring { .. } = self.state {
@@ -1138,12 +1147,13 @@ impl GroupMember {
             }
             Body::ResetStatus { recv_upto } => self.on_reset_status(from, h.src, recv_upto),
             Body::Prepare { ballot } => self.on_prepare(from, h.src, ballot),
-            Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted } => self.on_promise(
-                h.src,
-                ballot,
-                PromiseInfo { addr: from, seq_accepted, delivered, recv_upto, held, accepted },
-            ),
-            Body::Nack { ballot } => self.on_nack(ballot),
+            Body::Promise { ballot, delivered, joined, recv_upto, held, accepted, seq_accepted } => self
+                .on_promise(
+                    h.src,
+                    ballot,
+                    PromiseInfo { addr: from, seq_accepted, delivered, joined, recv_upto, held, accepted },
+                ),
+            Body::Nack { ballot } => self.on_nack(h.src, ballot),
             Body::Accept { ballot, view } => self.on_accept(from, h.src, ballot, view),
             Body::Accepted { ballot } => self.on_accepted(h.src, ballot),
             Body::JoinReq { .. } | Body::Welcome { .. } | Body::JoinDenied | Body::Decided { .. } => {}
@@ -1218,6 +1228,7 @@ impl GroupMember {
         self.accepted = accepted.max(join_seq + 1);
         self.stable = stable.min(join_seq + 1);
         self.last_change = join_seq;
+        self.joined_at = join_seq;
         self.state = State::Active;
         self.last_from_seq = self.now;
         self.events.push_back(Event::Joined { member_id, seq: join_seq });

@@ -26,22 +26,36 @@ impl GroupMember {
         }
     }
 
-    /// A member that suspected its sequencer wrongly and has taken part in
-    /// no round yet (promised nothing, proposed nothing) goes back to work.
+    /// A member that gave up on its sequencer but hears it at work again
+    /// goes back to work, unless it may count in someone else's round: it
+    /// must have promised no one else's ballot (or been released), accepted
+    /// no proposal, and not have been the sequencer. A round of its own is
+    /// withdrawn, releasing those who promised it.
     pub(super) fn maybe_abort_reset(&mut self) {
-        let waiting = matches!(self.reset.as_ref().map(|r| &r.phase), Some(Phase::Waiting { .. }));
+        let Some(r) = &self.reset else { return };
+        let own_round = match &r.phase {
+            Phase::Waiting { .. } | Phase::Follower { .. } => None,
+            Phase::Preparing { ballot, .. } | Phase::Fetching { ballot, .. } => Some(*ballot),
+            Phase::Accepting { .. } => return,
+        };
+        let promised_free = self.promised == Ballot::default() || Some(self.promised) == own_round;
         if self.state != State::Resetting
-            || !waiting
-            || self.promised != Ballot::default()
+            || !promised_free
             || self.accepted_val.is_some()
             || self.seq_accepted.is_some()
         {
             return;
         }
+        if let Some(ballot) = own_round {
+            self.bcast(Body::Nack { ballot });
+        }
+        self.promised = Ballot::default();
         self.reset = None;
         self.state = State::Active;
         self.last_from_seq = self.now;
         self.unblock();
+        self.send_ack(0);
+        self.pump_send();
     }
 
     pub(super) fn enter_reset(&mut self) {
@@ -62,10 +76,15 @@ impl GroupMember {
                 failed_rounds += 1;
             }
         }
+        let abstain = self.reset.as_ref().is_some_and(|r| r.abstain);
         let until = now + self.settle() * (1 + 4 * failed_rounds.min(8) as u64);
-        self.reset =
-            Some(ResetState { failed_rounds, phase: Phase::Waiting { until, ranked: false }, candidates });
-        let b = Body::ResetStatus { recv_upto: self.recv_upto };
+        self.reset = Some(ResetState {
+            failed_rounds,
+            abstain,
+            phase: Phase::Waiting { until, ranked: false },
+            candidates,
+        });
+        let b = Body::ResetStatus { recv_upto: self.candidacy() };
         self.bcast(b);
     }
 
@@ -77,8 +96,12 @@ impl GroupMember {
             None => {
                 let mut candidates = BTreeMap::new();
                 candidates.insert(self.my_id, self.recv_upto);
-                self.reset =
-                    Some(ResetState { failed_rounds: 0, phase: Phase::Follower { since: now }, candidates })
+                self.reset = Some(ResetState {
+                    failed_rounds: 0,
+                    abstain: false,
+                    phase: Phase::Follower { since: now },
+                    candidates,
+                })
             }
         }
     }
@@ -102,7 +125,7 @@ impl GroupMember {
         let Some(r) = &mut self.reset else { return };
         let new = r.candidates.insert(src, recv_upto).is_none();
         if new && self.state == State::Resetting {
-            let b = Body::ResetStatus { recv_upto: self.recv_upto };
+            let b = Body::ResetStatus { recv_upto: self.candidacy() };
             self.send_to(from, b);
         }
     }
@@ -129,9 +152,7 @@ impl GroupMember {
                 if now < *until {
                     return;
                 }
-                if !self.members.contains_key(&self.my_id) {
-                    // Our leave or removal is in what we hold: we cannot head
-                    // the new incarnation, so only follow.
+                if !self.may_head_group() {
                     self.become_follower();
                     return;
                 }
@@ -198,6 +219,7 @@ impl GroupMember {
             addr: self.me,
             seq_accepted: self.seq_accepted,
             delivered: self.next_deliver,
+            joined: self.joined_at,
             recv_upto: self.recv_upto,
             held: self.held_ranges(),
             accepted: self.accepted_val.clone(),
@@ -267,6 +289,19 @@ impl GroupMember {
     }
 
     /// Whether `src` at `from` is a member in our view or the one before it.
+    /// Whether we can head the next incarnation: not if our leave or removal
+    /// is in what we hold, nor once a round of ours found us outside the
+    /// cut. Then we only follow.
+    fn may_head_group(&self) -> bool {
+        self.members.contains_key(&self.my_id) && self.reset.as_ref().is_none_or(|r| !r.abstain)
+    }
+
+    /// What we tell others to rank us by as a coordinator (nothing, if we
+    /// cannot head the group).
+    fn candidacy(&self) -> u64 {
+        if self.may_head_group() { self.recv_upto } else { 0 }
+    }
+
     /// Whether `src` may coordinate a reset we take part in: a member we
     /// know, or one newer than any we know (it joined in an entry we have
     /// not received; a departed member's id is never newer).
@@ -308,6 +343,7 @@ impl GroupMember {
             Body::Promise {
                 ballot,
                 delivered: p.delivered,
+                joined: p.joined,
                 recv_upto: p.recv_upto,
                 held: p.held,
                 accepted: p.accepted,
@@ -328,8 +364,17 @@ impl GroupMember {
         }
     }
 
-    pub(super) fn on_nack(&mut self, ballot: Ballot) {
+    pub(super) fn on_nack(&mut self, src: u32, ballot: Ballot) {
         self.max_round = self.max_round.max(ballot.round);
+        if ballot.id == src && ballot == self.promised && ballot.id != self.my_id {
+            // Its coordinator withdrew the round we promised: we are free
+            // again, and go back to work if our sequencer is alive.
+            self.promised = Ballot::default();
+            if self.now < self.last_from_seq + self.cfg.sequencer_timeout_us / 2 {
+                self.maybe_abort_reset();
+            }
+            return;
+        }
         let Some(r) = &self.reset else { return };
         let mine = match &r.phase {
             Phase::Preparing { ballot, .. }
@@ -382,64 +427,10 @@ impl GroupMember {
 
     /// Moves the coordinator's phases forward when it can.
     pub(super) fn reset_progress(&mut self) {
-        let now = self.now;
-        let gather = self.cfg.retransmit_us * 3;
         let Some(r) = &self.reset else { return };
         match &r.phase {
-            Phase::Preparing { ballot, quorum_members, promises, started, .. } => {
-                let ids: BTreeSet<u32> = promises.keys().copied().collect();
-                let ok = quorum_members.satisfied(&self.cfg, &ids);
-                let all = quorum_members.cur.keys().all(|k| ids.contains(k));
-                if !ok || (!all && now < started + gather) {
-                    return;
-                }
-                let ballot = *ballot;
-                let quorum_members = quorum_members.clone();
-                let promises = promises.clone();
-                let started = *started;
-                // Adopt the highest accepted view, if any (Paxos rule).
-                if let Some((_, v)) =
-                    promises.values().filter_map(|p| p.accepted.clone()).max_by_key(|(b, _)| *b)
-                {
-                    self.start_accepting(ballot, quorum_members, v, started);
-                    return;
-                }
-                let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
-                let max_d = promises.values().map(|p| p.delivered).max().unwrap_or(0);
-                let mut base = min_d;
-                while promises.values().any(|p| ranges_contain(&p.held, base)) {
-                    base += 1;
-                }
-                // If the old sequencer is among us, what it had not accepted
-                // was delivered nowhere and may be dropped.
-                if let Some(a) = promises.values().filter_map(|p| p.seq_accepted).max() {
-                    base = base.min(a.max(max_d));
-                }
-                let base = base.max(max_d);
-                if let Some(r) = &mut self.reset {
-                    r.phase = Phase::Fetching { ballot, quorum_members, promises, base, started, last_tx: 0 };
-                }
-                self.reset_progress();
-            }
-            Phase::Fetching { ballot, quorum_members, promises, base, started, .. } => {
-                let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
-                let base = *base;
-                if (min_d..base).any(|s| !self.history.contains_key(&s) && s >= self.next_deliver) {
-                    if now >= self.reset_last_tx() + self.cfg.retransmit_us {
-                        self.reset_retransmit();
-                    }
-                    return;
-                }
-                let (ballot, quorum_members, promises, started) =
-                    (*ballot, quorum_members.clone(), promises.clone(), *started);
-                let Some(view) = self.build_view(ballot, &promises, min_d, base) else {
-                    // We are not in the group at `base` (our leave is ordered);
-                    // let someone else coordinate.
-                    self.become_follower();
-                    return;
-                };
-                self.start_accepting(ballot, quorum_members, view, started);
-            }
+            Phase::Preparing { .. } => self.progress_preparing(),
+            Phase::Fetching { .. } => self.progress_fetching(),
             Phase::Accepting { quorum_members, view, accepted_by, .. } => {
                 if !quorum_members.satisfied(&self.cfg, accepted_by) {
                     return;
@@ -450,6 +441,76 @@ impl GroupMember {
             }
             _ => {}
         }
+    }
+
+    /// Phase 1: once a quorum (and everyone who answers in time) promised,
+    /// adopt a view accepted earlier or choose where to cut the order.
+    fn progress_preparing(&mut self) {
+        let gather = self.cfg.retransmit_us * 3;
+        let Some(ResetState {
+            phase: Phase::Preparing { ballot, quorum_members, promises, started, .. },
+            ..
+        }) = &self.reset
+        else {
+            return;
+        };
+        let ids: BTreeSet<u32> = promises.keys().copied().collect();
+        let ok = quorum_members.satisfied(&self.cfg, &ids);
+        let all = quorum_members.cur.keys().all(|k| ids.contains(k));
+        if !ok || (!all && self.now < started + gather) {
+            return;
+        }
+        let (ballot, quorum_members, promises, started) =
+            (*ballot, quorum_members.clone(), promises.clone(), *started);
+        // Adopt the highest accepted view, if any (Paxos rule).
+        if let Some((_, v)) = promises.values().filter_map(|p| p.accepted.clone()).max_by_key(|(b, _)| *b) {
+            self.start_accepting(ballot, quorum_members, v, started);
+            return;
+        }
+        let base = cut_point(&promises);
+        if let Some(r) = &mut self.reset {
+            r.phase = Phase::Fetching { ballot, quorum_members, promises, base, started, last_tx: 0 };
+        }
+        self.reset_progress();
+    }
+
+    /// Fetch what we lack below the cut, then propose the view.
+    fn progress_fetching(&mut self) {
+        let Some(ResetState {
+            phase: Phase::Fetching { ballot, quorum_members, promises, base, started, .. },
+            ..
+        }) = &self.reset
+        else {
+            return;
+        };
+        let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
+        let base = *base;
+        let mut missing = (min_d.max(self.next_deliver)..base).filter(|s| !self.history.contains_key(s));
+        let (ballot, quorum_members, promises, started) =
+            (*ballot, quorum_members.clone(), promises.clone(), *started);
+        let view = match missing.next() {
+            // Others delivered entries and dropped them once all but us held
+            // them (we were cut off): we cannot head the group.
+            Some(s) if !promises.values().any(|p| ranges_contain(&p.held, s)) => None,
+            Some(_) => {
+                if self.now >= self.reset_last_tx() + self.cfg.retransmit_us {
+                    self.reset_retransmit();
+                }
+                return;
+            }
+            None => self.build_view(&promises, min_d, base),
+        };
+        let Some(view) = view else {
+            // We are not in the group at the cut (our leave or removal is
+            // in the order, or we joined past entries nobody has any more):
+            // let someone else coordinate.
+            if let Some(r) = &mut self.reset {
+                r.abstain = true;
+            }
+            self.become_follower();
+            return;
+        };
+        self.start_accepting(ballot, quorum_members, view, started);
     }
 
     pub(super) fn reset_last_tx(&self) -> u64 {
@@ -488,14 +549,18 @@ impl GroupMember {
         self.reset_progress();
     }
 
-    /// The coordinator's proposal, from the promises and the entries it holds.
+    /// The coordinator's proposal, from the promises and the entries it
+    /// holds. Members that delivered past the cut (joiners whose join comes
+    /// after entries nobody holds any more) cannot stay.
     pub(super) fn build_view(
         &self,
-        _ballot: Ballot,
         promises: &BTreeMap<u32, PromiseInfo>,
         min_d: u64,
         base: u64,
     ) -> Option<View> {
+        if self.next_deliver > base {
+            return None;
+        }
         // Membership at `base`: our delivered view plus the entries up to base.
         let mut m = self.view.clone();
         for s in self.next_deliver..base {
@@ -521,12 +586,12 @@ impl GroupMember {
         if !m.contains_key(&self.my_id) {
             return None;
         }
-        let max_d = promises.values().map(|p| p.delivered).max().unwrap_or(0);
+        let max_d = promises.values().map(|p| p.delivered).filter(|&d| d <= base).max().unwrap_or(0);
         let mut members = Vec::new();
         let mut removed = Vec::new();
         for (&id, &addr) in &m {
             match promises.get(&id) {
-                Some(p) if p.addr == addr => {
+                Some(p) if p.addr == addr && p.delivered <= base => {
                     members.push(ViewMember { id, addr, ack: p.recv_upto.min(base) })
                 }
                 _ => removed.push((id, addr)),
@@ -555,7 +620,9 @@ impl GroupMember {
             }
             return;
         }
-        if !v.members.iter().any(|m| m.id == self.my_id && m.addr == self.me) {
+        if !v.members.iter().any(|m| m.id == self.my_id && m.addr == self.me) || self.next_deliver > v.base {
+            // Left out, or we delivered past the cut (we went back to work
+            // after promising): the new incarnation is not ours.
             self.expel();
             return;
         }
@@ -632,4 +699,24 @@ impl GroupMember {
         }
         self.pump_send();
     }
+}
+
+/// Where a reset cuts the order: everything some promiser holds without a
+/// gap from the lowest point anyone still needs is kept, and everything a
+/// promiser delivered, except what a member who joined after a gap
+/// delivered (it never held what came before its join, and what it missed
+/// is lost: it cannot stay). If the old sequencer promised, what it had
+/// not accepted was delivered nowhere and may be dropped.
+fn cut_point(promises: &BTreeMap<u32, PromiseInfo>) -> u64 {
+    let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
+    let mut reach = min_d;
+    while promises.values().any(|p| ranges_contain(&p.held, reach)) {
+        reach += 1;
+    }
+    let max_d = promises.values().filter(|p| p.joined < reach).map(|p| p.delivered).max().unwrap_or(min_d);
+    let mut base = reach;
+    if let Some(a) = promises.values().filter_map(|p| p.seq_accepted).max() {
+        base = base.min(a.max(max_d));
+    }
+    base.max(max_d)
 }
