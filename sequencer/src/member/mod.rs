@@ -532,22 +532,27 @@ fn quorum(cfg: &Config, n: usize) -> usize {
 
 /// The memberships a reset may draw its majorities from.
 #[derive(Clone, Debug)]
+/// Memberships that differ by one change at most; a majority of any of
+/// them will do (majorities of two such memberships always intersect).
 struct Quorum {
-    cur: BTreeMap<u32, u64>,
-    prev: Option<BTreeMap<u32, u64>>,
+    views: Vec<BTreeMap<u32, u64>>,
 }
 
 impl Quorum {
     fn contains(&self, id: u32, addr: u64) -> bool {
-        self.cur.get(&id) == Some(&addr) || self.prev.as_ref().is_some_and(|p| p.get(&id) == Some(&addr))
+        self.views.iter().any(|v| v.get(&id) == Some(&addr))
     }
     fn has_id(&self, id: u32) -> bool {
-        self.cur.contains_key(&id) || self.prev.as_ref().is_some_and(|p| p.contains_key(&id))
+        self.views.iter().any(|v| v.contains_key(&id))
     }
     fn satisfied(&self, cfg: &Config, ids: &BTreeSet<u32>) -> bool {
         let enough =
             |m: &BTreeMap<u32, u64>| m.keys().filter(|k| ids.contains(k)).count() >= quorum(cfg, m.len());
-        enough(&self.cur) || self.prev.as_ref().is_some_and(enough)
+        self.views.iter().any(enough)
+    }
+    /// Whether everyone in any of the memberships is in `ids`.
+    fn all_in(&self, ids: &BTreeSet<u32>) -> bool {
+        self.views.iter().all(|v| v.keys().all(|k| ids.contains(k)))
     }
 }
 

@@ -199,19 +199,52 @@ impl GroupMember {
         self.promised = ballot;
         let mut promises = BTreeMap::new();
         promises.insert(self.my_id, self.own_promise());
-        // Our view, and the one before our last membership change if no later
-        // change can have been made yet (we made it as sequencer, or have not
-        // acknowledged it): the group's views differ by at most one change,
-        // and majorities of two such views always intersect.
-        let prev = (self.prev_members != self.members
-            && (self.seq_accepted.is_some() || self.stable_reported <= self.last_change))
-            .then(|| self.prev_members.clone());
-        let quorum_members = Quorum { cur: self.members.clone(), prev };
+        let quorum_members = self.quorum_views();
         if let Some(r) = &mut self.reset {
             r.phase = Phase::Preparing { ballot, quorum_members, promises, started: now, last_tx: now };
         }
         self.bcast(Body::Prepare { ballot });
         self.reset_progress();
+    }
+
+    /// The memberships our majority may come from. Our view; the one before
+    /// our last membership change if no later change can have been made yet
+    /// (we made it as sequencer, or have not reported it stable, see
+    /// `change_allowed`); and the one after a change we hold past a gap in
+    /// what we received (we cannot have acknowledged it, so it is the last
+    /// change there is). The group's views differ by at most one change.
+    fn quorum_views(&self) -> Quorum {
+        let mut views = alloc::vec![self.members.clone()];
+        if self.prev_members != self.members
+            && (self.seq_accepted.is_some() || self.stable_reported <= self.last_change)
+        {
+            views.push(self.prev_members.clone());
+        }
+        if let Some(next) = self.view_after_held_change() {
+            views.push(next);
+        }
+        Quorum { views }
+    }
+
+    /// Membership after the first change among the entries we hold past a
+    /// gap, unless that change takes us out.
+    fn view_after_held_change(&self) -> Option<BTreeMap<u32, u64>> {
+        let (_, e) =
+            self.history.range(self.recv_upto..).find(|(_, e)| !matches!(e.body, EntryBody::App(_)))?;
+        let mut m = self.members.clone();
+        match &e.body {
+            EntryBody::Join { addr } => {
+                m.insert(e.sender, *addr);
+            }
+            EntryBody::Leave { .. } => {
+                m.remove(&e.sender);
+            }
+            EntryBody::Remove { member } => {
+                m.remove(member);
+            }
+            EntryBody::App(_) | EntryBody::Reset { .. } => return None,
+        }
+        m.contains_key(&self.my_id).then_some(m)
     }
 
     pub(super) fn own_promise(&self) -> PromiseInfo {
@@ -306,7 +339,12 @@ impl GroupMember {
     /// know, or one newer than any we know (it joined in an entry we have
     /// not received; a departed member's id is never newer).
     fn may_coordinate(&self, src: u32, from: u64) -> bool {
-        self.known_member(src, from) || src > self.max_known_id()
+        self.known_member(src, from)
+            || src > self.max_known_id()
+            || self
+                .history
+                .range(self.recv_upto..)
+                .any(|(_, e)| e.sender == src && matches!(e.body, EntryBody::Join { addr } if addr == from))
     }
 
     pub(super) fn known_member(&self, src: u32, from: u64) -> bool {
@@ -456,7 +494,7 @@ impl GroupMember {
         };
         let ids: BTreeSet<u32> = promises.keys().copied().collect();
         let ok = quorum_members.satisfied(&self.cfg, &ids);
-        let all = quorum_members.cur.keys().all(|k| ids.contains(k));
+        let all = quorum_members.all_in(&ids);
         if !ok || (!all && self.now < started + gather) {
             return;
         }

@@ -344,59 +344,8 @@ impl GroupMember {
     pub(super) fn seq_timers(&mut self) {
         let now = self.now;
         let c = self.cfg.clone();
-        let Some(s) = &self.seqr else { return };
-        // Dead members.
-        let dead: Vec<u32> = s
-            .last_heard
-            .iter()
-            .filter(|(id, t)| **id != self.my_id && now >= **t + c.member_timeout_us)
-            .map(|(id, _)| *id)
-            .collect();
-        let leaving = s.leaving;
-        if !dead.is_empty() {
-            let alive = self.members.len() - dead.len();
-            if alive < quorum(&c, self.members.len()) {
-                // We no longer hear from enough members to speak for the
-                // group (we may be on the small side of a partition): stop
-                // sequencing and let a reset sort it out.
-                self.enter_reset();
-                return;
-            }
-        }
-        if !dead.is_empty() && leaving {
-            if let Some(s) = &mut self.seqr {
-                s.next_dead_check = now + c.retransmit_us;
-            }
-        } else if !dead.is_empty() {
-            let mut removed = false;
-            for id in &dead {
-                if self.leave_waiting(*id) {
-                    // Its leave goes into the order instead, once it can.
-                    continue;
-                }
-                if self.change_allowed() && !self.history_full() {
-                    self.stamp(
-                        Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Remove { member: *id } },
-                        false,
-                    );
-                    removed = true;
-                    break;
-                }
-            }
-            if removed {
-                if let Some(s) = &mut self.seqr {
-                    s.blocked_dead_since = None;
-                }
-            } else if self.removal_blocked_too_long() {
-                // Dead members block each other's removal (one that died
-                // before settling the last change blocks the next): a
-                // reset removes them all at once.
-                self.enter_reset();
-                return;
-            }
-            self.seq_progress();
-        } else if let Some(s) = &mut self.seqr {
-            s.blocked_dead_since = None;
+        if !self.handle_dead_members() {
+            return;
         }
         let Some(s) = &self.seqr else { return };
         if now >= s.last_bcast + c.heartbeat_us {
@@ -407,6 +356,55 @@ impl GroupMember {
             self.request_sync();
         }
         self.pump_send();
+    }
+
+    /// Removes one member that has been silent for the member timeout, if
+    /// a change may be stamped now. A sequencer that no longer hears enough
+    /// members, or whose dead members stay blocked for a member timeout,
+    /// resets the group instead (and returns false).
+    fn handle_dead_members(&mut self) -> bool {
+        let (now, timeout) = (self.now, self.cfg.member_timeout_us);
+        let Some(s) = &self.seqr else { return false };
+        let dead: Vec<u32> = s
+            .last_heard
+            .iter()
+            .filter(|&(&id, &t)| id != self.my_id && now >= t + timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        if dead.is_empty() {
+            if let Some(s) = &mut self.seqr {
+                s.blocked_dead_since = None;
+            }
+            return true;
+        }
+        let leaving = s.leaving;
+        if self.members.len() - dead.len() < quorum(&self.cfg, self.members.len()) {
+            // We no longer hear from enough members to speak for the group
+            // (we may be on the small side of a partition): stop sequencing
+            // and let a reset sort it out.
+            self.enter_reset();
+            return false;
+        }
+        // A leaving sequencer removes nobody; a member whose leave waits
+        // goes by its leave.
+        let removable = dead.iter().copied().find(|&id| !self.leave_waiting(id));
+        if let Some(id) = removable.filter(|_| !leaving && self.change_allowed() && !self.history_full()) {
+            self.stamp(
+                Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Remove { member: id } },
+                false,
+            );
+            if let Some(s) = &mut self.seqr {
+                s.blocked_dead_since = None;
+            }
+        } else if self.removal_blocked_too_long() {
+            // Dead members block each other's removal (one that died before
+            // settling the last change blocks the next), or our own leave:
+            // a reset removes them all at once.
+            self.enter_reset();
+            return false;
+        }
+        self.seq_progress();
+        true
     }
 
     /// Notes that removing dead members is blocked; whether it has been for

@@ -676,8 +676,14 @@ pub fn seeds(default: u64, salt: u64) -> Vec<u64> {
 }
 
 /// Runs `f` for every seed and prints how the runs ended (by tag); then
-/// fails listing every failing seed, each with how to replay it.
-pub fn for_seeds(name: &str, default: u64, salt: u64, f: impl Fn(u64) -> Result<String, String>) {
+/// fails listing every failing seed, each with how to replay it. Returns
+/// the count of runs by tag.
+pub fn for_seeds(
+    name: &str,
+    default: u64,
+    salt: u64,
+    f: impl Fn(u64) -> Result<String, String>,
+) -> BTreeMap<String, u64> {
     let seeds = seeds(default, salt);
     let single = seeds.len() == 1;
     let t0 = std::time::Instant::now();
@@ -703,4 +709,5 @@ pub fn for_seeds(name: &str, default: u64, salt: u64, f: impl Fn(u64) -> Result<
     }
     println!("{name}: {} seeds in {:.1?}: {stats:?}, {} failed", seeds.len(), t0.elapsed(), failed.len());
     assert!(failed.is_empty(), "{name}: failing seeds {failed:?}");
+    stats
 }
