@@ -300,6 +300,17 @@ impl OutMsg {
     }
 }
 
+/// A member that left, until it has everything up to its leave.
+#[derive(Clone, Copy, Debug)]
+struct Leaver {
+    addr: u64,
+    /// Sequence number of its leave.
+    seq: u64,
+    /// It holds every entry below this.
+    ack: u64,
+    since: u64,
+}
+
 /// A message the sequencer could not stamp yet (history full, or a
 /// membership change waiting for the previous one to settle).
 #[derive(Clone, Debug)]
@@ -339,6 +350,10 @@ struct SeqState {
     /// last ack: a reset may still undo the removal, so they keep holding
     /// back stability (and history trimming) until then.
     departing: BTreeMap<u32, (u64, u64)>,
+    /// Members whose leave is stamped and that may still need entries up
+    /// to it (they hold back stability until they have them, or for a
+    /// member timeout).
+    leavers: BTreeMap<u32, Leaver>,
     /// What each member last said it knows to be stable: a membership
     /// change waits until every member knows the previous one is held by
     /// all (see `change_allowed`).
@@ -367,6 +382,7 @@ impl SeqState {
             joined: members.iter().map(|&(id, _)| (id, 0)).collect(),
             departing: BTreeMap::new(),
             stable_seen: BTreeMap::new(),
+            leavers: BTreeMap::new(),
             last_heard: members.iter().map(|&(id, _)| (id, now)).collect(),
             last_probe: BTreeMap::new(),
             last_id: BTreeMap::new(),
@@ -831,6 +847,9 @@ impl GroupMember {
             if let Some(t) = s.blocked_dead_since {
                 at(t + c.member_timeout_us);
             }
+            if let Some(t) = s.leavers.values().map(|l| l.since).min() {
+                at(t + c.member_timeout_us);
+            }
         } else if self.state == State::Active {
             at(self.last_from_seq + c.sequencer_timeout_us);
             at(self.next_sequencer_probe());
@@ -1069,6 +1088,9 @@ impl GroupMember {
             return;
         }
         if self.state == State::Active && self.seqr.is_some() && self.members.get(&h.src) != Some(&from) {
+            if self.serve_leaver(from, h.src, &body) {
+                return;
+            }
             // The sequencer knows the membership best: tell strangers.
             if h.src != NO_MEMBER && self.rate_ok(from) {
                 self.send_to(from, Body::NotMember);

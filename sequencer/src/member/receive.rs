@@ -101,9 +101,12 @@ impl GroupMember {
                 }
             }
             EntryBody::Leave { .. } => {
-                self.members.remove(&e.sender);
+                let addr = self.members.remove(&e.sender);
                 self.last_change = seq;
                 if let Some(s) = &mut self.seqr {
+                    if let (Some(addr), Some(&ack)) = (addr, s.acks.get(&e.sender)) {
+                        s.leavers.insert(e.sender, Leaver { addr, seq, ack, since: now });
+                    }
                     s.depart(e.sender, seq);
                 }
             }
@@ -197,6 +200,8 @@ impl GroupMember {
                     reason: LeaveReason::Left,
                 });
                 if e.sender == self.my_id {
+                    // Tell the sequencer we have it all, so that it can let go.
+                    self.send_ack(0);
                     self.events.push_back(Event::Left);
                     self.send_queue.clear();
                     if self.seqr.is_some() {

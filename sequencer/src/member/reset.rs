@@ -19,8 +19,12 @@ impl GroupMember {
         if self.state == State::Active {
             self.flush_batch();
             self.state = State::Resetting;
-            if self.seqr.take().is_some() {
+            if let Some(s) = self.seqr.take() {
                 self.seq_accepted = Some(self.accepted);
+                // What every member told us it knows to be stable: whether
+                // our last change had settled (see `quorum_views`).
+                let told = s.acks.keys().map(|id| s.stable_seen.get(id).copied().unwrap_or(0)).min();
+                self.stable_reported = told.unwrap_or(s.next_seq);
             }
             self.block();
         }
@@ -208,16 +212,15 @@ impl GroupMember {
     }
 
     /// The memberships our majority may come from. Our view; the one before
-    /// our last membership change if no later change can have been made yet
-    /// (we made it as sequencer, or have not reported it stable, see
-    /// `change_allowed`); and the one after a change we hold past a gap in
-    /// what we received (we cannot have acknowledged it, so it is the last
-    /// change there is). The group's views differ by at most one change.
+    /// our last membership change while that change is not settled (we have
+    /// not reported it stable, or as the sequencer were not told by all that
+    /// it is): then no later change can exist (see `change_allowed`); and
+    /// the one after a change we hold past a gap in what we received (we
+    /// cannot have acknowledged it, so it is the last change there is). The
+    /// group's views differ by at most one change.
     fn quorum_views(&self) -> Quorum {
         let mut views = alloc::vec![self.members.clone()];
-        if self.prev_members != self.members
-            && (self.seq_accepted.is_some() || self.stable_reported <= self.last_change)
-        {
+        if self.prev_members != self.members && self.stable_reported <= self.last_change {
             views.push(self.prev_members.clone());
         }
         if let Some(next) = self.view_after_held_change() {

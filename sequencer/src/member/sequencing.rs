@@ -245,6 +245,7 @@ impl GroupMember {
             .acks
             .values()
             .chain(s.departing.values().filter(|(at, _)| *at >= acc).map(|(_, a)| a))
+            .chain(s.leavers.values().map(|l| &l.ack))
             .copied()
             .min()
             .unwrap_or(next)
@@ -352,6 +353,7 @@ impl GroupMember {
             self.bcast_status(FLAG_SYNC);
         }
         self.probe_quiet_members();
+        self.forget_silent_leavers();
         if self.history_full() {
             self.request_sync();
         }
@@ -420,6 +422,42 @@ impl GroupMember {
         }
         s.blocked_dead_since = None;
         true
+    }
+
+    /// Serves a member that left and may still lack entries up to its
+    /// leave: its retransmitted leave gets the entry again, its requests
+    /// for entries are answered, and its acks let it go. Whether `from`
+    /// was such a member.
+    pub(super) fn serve_leaver(&mut self, from: u64, src: u32, body: &Body) -> bool {
+        let Some(s) = &mut self.seqr else { return false };
+        let Some(l) = s.leavers.get_mut(&src).filter(|l| l.addr == from) else {
+            return false;
+        };
+        let leave_seq = l.seq;
+        match body {
+            Body::Ack { ack, .. } => {
+                l.ack = l.ack.max(*ack);
+                if l.ack > leave_seq {
+                    s.leavers.remove(&src);
+                    self.seq_progress();
+                }
+            }
+            Body::Retrans { from: a, to, .. } => self.serve_retrans(from, *a, (*to).min(leave_seq + 1)),
+            Body::Send { .. } => self.serve_retrans(from, leave_seq, leave_seq + 1),
+            _ => {}
+        }
+        true
+    }
+
+    /// Lets go of leavers that did not confirm within a member timeout.
+    fn forget_silent_leavers(&mut self) {
+        let (now, timeout) = (self.now, self.cfg.member_timeout_us);
+        let Some(s) = &mut self.seqr else { return };
+        let before = s.leavers.len();
+        s.leavers.retain(|_, l| now < l.since + timeout);
+        if s.leavers.len() < before {
+            self.seq_progress();
+        }
     }
 
     /// Whether member `id` asked to leave and its leave waits to be stamped.
