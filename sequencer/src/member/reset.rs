@@ -487,9 +487,9 @@ impl GroupMember {
     /// Phase 1: once a quorum (and everyone who answers in time) promised,
     /// adopt a view accepted earlier or choose where to cut the order.
     fn progress_preparing(&mut self) {
-        let gather = self.cfg.retransmit_us * 3;
         let Some(ResetState {
             phase: Phase::Preparing { ballot, quorum_members, promises, started, .. },
+            candidates,
             ..
         }) = &self.reset
         else {
@@ -498,7 +498,16 @@ impl GroupMember {
         let ids: BTreeSet<u32> = promises.keys().copied().collect();
         let ok = quorum_members.satisfied(&self.cfg, &ids);
         let all = quorum_members.all_in(&ids);
-        if !ok || (!all && self.now < started + gather) {
+        // Members we heard from in this reset are alive: give their promises
+        // time to come through loss (or they are left out of the group);
+        // silent ones are likely dead and get a short window.
+        let live_missing = quorum_members
+            .views
+            .iter()
+            .flat_map(|v| v.keys())
+            .any(|k| !ids.contains(k) && candidates.contains_key(k));
+        let patience = if live_missing { self.round_timeout() / 2 } else { self.cfg.retransmit_us * 3 };
+        if !ok || (!all && self.now < started + patience) {
             return;
         }
         let (ballot, quorum_members, promises, started) =

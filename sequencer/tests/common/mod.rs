@@ -689,10 +689,15 @@ pub fn for_seeds(
     let t0 = std::time::Instant::now();
     let mut stats = BTreeMap::<String, u64>::new();
     let mut failed = Vec::new();
+    // `SEQ_LIST=tag` lists the seeds whose run ended with that tag.
+    let list = std::env::var("SEQ_LIST").ok();
     for seed in seeds.iter().copied() {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
         let why = match r {
             Ok(Ok(tag)) => {
+                if list.as_ref().is_some_and(|l| tag.contains(l.as_str())) {
+                    println!("{name} seed {seed}: {tag}");
+                }
                 if single {
                     println!("{name} seed {seed}: ok ({tag})");
                 }
