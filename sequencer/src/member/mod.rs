@@ -1120,6 +1120,11 @@ impl GroupMember {
             }
             return;
         }
+        self.dispatch(from, h, body, from_sequencer);
+    }
+
+    /// A packet of our incarnation from a member, to its handler.
+    fn dispatch(&mut self, from: u64, h: Header, body: Body, from_sequencer: bool) {
         match body {
             Body::Send { msg_id, ack, leave, payload } => {
                 if self.seqr.is_some() && self.state == State::Active {

@@ -717,37 +717,38 @@ impl GroupMember {
             self.events.push_back(Event::SequencerChanged { member: v.sequencer, addr: self.seq_addr });
         }
         self.unblock();
-        let removed = v.removed.clone();
-        let base = v.base;
-        let new_inc = v.new_inc;
         let is_seq = v.sequencer == self.my_id;
-        let acks: Vec<(u32, u64)> =
-            v.members.iter().filter(|m| m.id != self.my_id).map(|m| (m.id, m.ack)).collect();
-        self.decided = Some(v);
+        self.decided = Some(v.clone());
         if is_seq {
-            let mut last_id = self.delivered_last_id.clone();
-            for e in self.history.values() {
-                if matches!(e.body, EntryBody::App(_) | EntryBody::Leave { .. }) {
-                    let l = last_id.entry(e.sender).or_insert(0);
-                    *l = (*l).max(e.msg_id);
-                }
-            }
-            let next_member_id = self.max_known_id().saturating_add(1);
-            let mut s = SeqState::new(base, now, next_member_id, &acks);
-            s.last_id = last_id;
-            self.seqr = Some(s);
-            self.stamp(
-                Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Reset { new_inc, removed } },
-                false,
-            );
-            self.seq_progress();
-            self.bcast_status(FLAG_SYNC);
+            self.start_incarnation(&v);
         } else {
             self.seqr = None;
             self.send_ack(0);
             self.gap_repair();
         }
         self.pump_send();
+    }
+
+    /// As the new sequencer: take over from what the view says each member
+    /// holds, and stamp the reset entry that opens the incarnation.
+    fn start_incarnation(&mut self, v: &View) {
+        let acks: Vec<(u32, u64)> =
+            v.members.iter().filter(|m| m.id != self.my_id).map(|m| (m.id, m.ack)).collect();
+        let mut last_id = self.delivered_last_id.clone();
+        for e in self.history.values() {
+            if matches!(e.body, EntryBody::App(_) | EntryBody::Leave { .. }) {
+                let l = last_id.entry(e.sender).or_insert(0);
+                *l = (*l).max(e.msg_id);
+            }
+        }
+        let next_member_id = self.max_known_id().saturating_add(1);
+        let mut s = SeqState::new(v.base, self.now, next_member_id, &acks);
+        s.last_id = last_id;
+        self.seqr = Some(s);
+        let reset = EntryBody::Reset { new_inc: v.new_inc, removed: v.removed.clone() };
+        self.stamp(Entry { sender: self.my_id, msg_id: 0, body: reset }, false);
+        self.seq_progress();
+        self.bcast_status(FLAG_SYNC);
     }
 }
 
