@@ -310,3 +310,12 @@ fn regression_cut_below_what_others_delivered() {
 fn regression_leaving_sequencer_with_a_dead_member() {
     regression(3_000_096_675, &CRASHES_LEAVES_PARTITIONS);
 }
+
+/// A member left out of a reset never learned it was out: everyone who
+/// knew the decision had left, and the members that joined since could not
+/// tell it (they now say it is not a member of their incarnation).
+#[test]
+fn regression_straggler_outlives_the_deciders() {
+    regression(3_000_546_163, &CRASHES_LEAVES_PARTITIONS);
+    regression(3_000_705_066, &CRASHES_LEAVES_PARTITIONS);
+}

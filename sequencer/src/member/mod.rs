@@ -572,6 +572,11 @@ impl Quorum {
     }
 }
 
+/// Whether incarnation `a` comes after `b` (incarnations wrap around).
+fn newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < u32::MAX / 2
+}
+
 fn ranges_contain(r: &[(u64, u64)], s: u64) -> bool {
     r.iter().any(|&(a, b)| a <= s && s < b)
 }
@@ -1084,7 +1089,7 @@ impl GroupMember {
             return;
         }
         if h.inc != self.inc {
-            self.on_other_inc(from, h);
+            self.on_other_inc(from, h, &body);
             return;
         }
         if self.state == State::Active && self.seqr.is_some() && self.members.get(&h.src) != Some(&from) {
@@ -1205,14 +1210,23 @@ impl GroupMember {
         ok
     }
 
-    fn on_other_inc(&mut self, from: u64, h: Header) {
+    fn on_other_inc(&mut self, from: u64, h: Header, body: &Body) {
+        if matches!(body, Body::NotMember) && newer(h.inc, self.inc) {
+            // A member of a later incarnation does not count us in it: we
+            // were left out of a reset (or removed since).
+            self.expel();
+            return;
+        }
         if h.src == NO_MEMBER || !self.rate_ok(from) {
             return;
         }
-        if h.inc < self.inc {
-            // A straggler of an older incarnation: tell it how the reset went.
-            if let Some(v) = self.decided.clone() {
-                self.send_to(from, Body::Decided { view: v });
+        if newer(self.inc, h.inc) {
+            // A straggler of an older incarnation: tell it how the reset
+            // went, or, if we cannot (we joined since), that it is out.
+            match self.decided.clone() {
+                Some(v) if v.old_inc == h.inc => self.send_to(from, Body::Decided { view: v }),
+                _ if self.members.get(&h.src) != Some(&from) => self.send_to(from, Body::NotMember),
+                _ => {}
             }
         } else {
             // We are behind: make the sender tell us.

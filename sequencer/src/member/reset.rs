@@ -664,7 +664,7 @@ impl GroupMember {
             return;
         }
         if v.old_inc != self.inc {
-            if v.old_inc.wrapping_sub(self.inc) < u32::MAX / 2 && v.old_inc != self.inc {
+            if newer(v.old_inc, self.inc) {
                 // A newer incarnation we took no part in: we are out.
                 self.expel();
             }
