@@ -318,4 +318,14 @@ fn regression_leaving_sequencer_with_a_dead_member() {
 fn regression_straggler_outlives_the_deciders() {
     regression(3_000_546_163, &CRASHES_LEAVES_PARTITIONS);
     regression(3_000_705_066, &CRASHES_LEAVES_PARTITIONS);
+    regression(3_000_830_076, &CRASHES_LEAVES_PARTITIONS);
+}
+
+/// A message was delivered twice: a member id given anew after a reset
+/// matched a BB payload its departed former holder had broadcast (member
+/// ids are no longer reused, and a departed member's BB payloads are
+/// dropped).
+#[test]
+fn regression_reused_id_took_a_departed_members_payload() {
+    regression(3_000_955_579, &CRASHES_LEAVES_PARTITIONS);
 }

@@ -508,6 +508,8 @@ pub struct GroupMember {
     last_change: u64,
     /// Sequence number of our join (0 for the creator).
     joined_at: u64,
+    /// Highest member id ever seen in a join (see `max_known_id`).
+    max_id_seen: u32,
     /// The highest stable mark we reported to the sequencer in this
     /// incarnation: until it passes `last_change`, no later change can have
     /// been stamped (see `change_allowed`).
@@ -608,6 +610,7 @@ impl GroupMember {
             stable: 0,
             last_change: 0,
             joined_at: 0,
+            max_id_seen: 0,
             stable_reported: 0,
             delivered_last_id: BTreeMap::new(),
             bb_pending: VecDeque::new(),
@@ -1275,6 +1278,7 @@ impl GroupMember {
         self.stable = stable.min(join_seq + 1);
         self.last_change = join_seq;
         self.joined_at = join_seq;
+        self.max_id_seen = members.iter().map(|m| m.id).max().unwrap_or(member_id);
         self.state = State::Active;
         self.last_from_seq = self.now;
         self.events.push_back(Event::Joined { member_id, seq: join_seq });

@@ -77,6 +77,13 @@ impl GroupMember {
         }
     }
 
+    /// Drops BB payloads and accepts of a member that left (or of an id
+    /// given anew): its entries, if still needed, come by retransmission.
+    fn forget_bb_of(&mut self, id: u32) {
+        self.bb_pending.retain(|(sender, _, _)| *sender != id);
+        self.bb_awaiting.retain(|_, (sender, _)| *sender != id);
+    }
+
     /// Applies a membership change to the protocol view (at receive time).
     pub(super) fn apply_members(&mut self, seq: u64, e: &Entry) {
         let now = self.now;
@@ -87,6 +94,8 @@ impl GroupMember {
             EntryBody::App(_) => {}
             EntryBody::Join { addr } => {
                 self.members.insert(e.sender, *addr);
+                self.max_id_seen = self.max_id_seen.max(e.sender);
+                self.forget_bb_of(e.sender);
                 self.last_change = seq;
                 if let Some(s) = &mut self.seqr {
                     s.acks.insert(e.sender, seq);
@@ -101,6 +110,7 @@ impl GroupMember {
                 }
             }
             EntryBody::Leave { .. } => {
+                self.forget_bb_of(e.sender);
                 let addr = self.members.remove(&e.sender);
                 self.last_change = seq;
                 if let Some(s) = &mut self.seqr {
@@ -111,6 +121,7 @@ impl GroupMember {
                 }
             }
             EntryBody::Remove { member } => {
+                self.forget_bb_of(*member);
                 self.members.remove(member);
                 self.last_change = seq;
                 if let Some(s) = &mut self.seqr {
@@ -267,8 +278,11 @@ impl GroupMember {
         }
     }
 
+    /// The highest member id this member knows was ever given out (ids are
+    /// never reused within the order, so stale traffic of a departed member
+    /// cannot pass for a new one's).
     pub(super) fn max_known_id(&self) -> u32 {
-        let mut m = 0;
+        let mut m = self.max_id_seen;
         for id in self.members.keys().chain(self.view.keys()) {
             m = m.max(*id);
         }
