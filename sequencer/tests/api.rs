@@ -622,3 +622,23 @@ fn a_sequencer_crash_during_a_join_does_not_stall_the_group() {
         sim.check(true, true).unwrap();
     }
 }
+
+#[test]
+fn a_leave_is_ordered_when_the_member_goes_away_at_once() {
+    // The leave request leaves once; then the member is gone for good.
+    let mut sim = group(3, cfg());
+    let now = sim.now;
+    let id = sim.nodes[1].member_id;
+    sim.nodes[1].m.as_mut().unwrap().leave_group(now).unwrap();
+    sim.flush(1);
+    kill(&mut sim, 1);
+    sim.run_until(now + 2000 * MS);
+    for i in [0, 2] {
+        assert!(
+            sim.nodes[i].delivered.iter().any(|(_, s)| *s == Sig::Left(id, sequencer::LeaveReason::Left)),
+            "node {i} ordered the leave (not a removal): {:?}",
+            sim.nodes[i].delivered
+        );
+    }
+    sim.check(true, true).unwrap();
+}
