@@ -11,7 +11,9 @@
 //! address or to the whole group) and what it reports
 //! ([`GroupMember::poll_event`] / [`GroupMember::receive`]). Members are named
 //! by opaque `u64` addresses (in the system, FLIP addresses); the group by a
-//! 48-bit port. Time is a monotonic `u64` in microseconds.
+//! 48-bit port. Time is a monotonic `u64` in microseconds. A driver that
+//! hands over every packet that has arrived before draining
+//! `poll_transmit` lets the sequencer batch what it stamps meanwhile.
 //!
 //! # Primitives
 //!

@@ -812,7 +812,7 @@ impl GroupMember {
     }
 
     /// Next packet to send. Entries stamped since the last call go out
-    /// together.
+    /// together: hand over all packets that have arrived before draining.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.flush_batch();
         self.out.pop_front()
