@@ -329,3 +329,14 @@ fn regression_straggler_outlives_the_deciders() {
 fn regression_reused_id_took_a_departed_members_payload() {
     regression(3_000_955_579, &CRASHES_LEAVES_PARTITIONS);
 }
+
+/// With r = 0 the sequencer died holding alone entries a member missed
+/// while cut off; the only other survivor had joined after them, and the
+/// member, not holding that join, never counted its promise (a coordinator
+/// now fetches the join entry of a promiser it does not know).
+#[test]
+fn regression_survivor_that_missed_a_join() {
+    for seed in [4_000_266_904, 4_000_421_733, 4_000_427_154, 4_000_639_814, 4_000_730_983] {
+        regression(seed, &OVER_BUDGET);
+    }
+}

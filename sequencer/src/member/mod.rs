@@ -568,6 +568,17 @@ impl Quorum {
             |m: &BTreeMap<u32, u64>| m.keys().filter(|k| ids.contains(k)).count() >= quorum(cfg, m.len());
         self.views.iter().any(enough)
     }
+    fn contains_addr(&self, addr: u64) -> bool {
+        self.views.iter().any(|v| v.values().any(|&a| a == addr))
+    }
+    /// Adds the memberships of `other` not yet among ours.
+    fn add(&mut self, other: Quorum) {
+        for v in other.views {
+            if !self.views.contains(&v) {
+                self.views.push(v);
+            }
+        }
+    }
     /// Whether everyone in any of the memberships is in `ids`.
     fn all_in(&self, ids: &BTreeSet<u32>) -> bool {
         self.views.iter().all(|v| v.keys().all(|k| ids.contains(k)))

@@ -284,9 +284,14 @@ impl GroupMember {
         let mut sends: Vec<(u64, Body)> = Vec::new();
         let mut bcast: Option<Body> = None;
         match &mut r.phase {
-            Phase::Preparing { ballot, last_tx, .. } => {
+            Phase::Preparing { ballot, last_tx, quorum_members, promises, .. } => {
                 *last_tx = now;
                 bcast = Some(Body::Prepare { ballot: *ballot });
+                for p in promises.values().filter(|p| !quorum_members.contains_addr(p.addr)) {
+                    if p.joined >= self.recv_upto && !self.history.contains_key(&p.joined) {
+                        sends.push((p.addr, Body::Retrans { from: p.joined, to: p.joined + 1, any: true }));
+                    }
+                }
             }
             Phase::Fetching { promises, base, last_tx, .. } => {
                 *last_tx = now;
@@ -396,12 +401,24 @@ impl GroupMember {
     pub(super) fn on_promise(&mut self, src: u32, ballot: Ballot, info: PromiseInfo) {
         let Some(r) = &mut self.reset else { return };
         r.candidates.insert(src, info.recv_upto);
-        if let Phase::Preparing { ballot: b, quorum_members, promises, .. } = &mut r.phase
-            && *b == ballot
-            && quorum_members.contains(src, info.addr)
-        {
-            promises.insert(src, info);
-            self.reset_progress();
+        let Phase::Preparing { ballot: b, quorum_members, promises, .. } = &mut r.phase else { return };
+        if *b != ballot {
+            return;
+        }
+        // A promiser we do not count yet joined in an entry we lack: it
+        // holds that entry, and with it we learn the view that counts it.
+        let unknown_join = (!quorum_members.contains(src, info.addr)).then_some((info.addr, info.joined));
+        promises.insert(src, info);
+        if let Some((addr, joined)) = unknown_join {
+            self.fetch_join_entry(addr, joined);
+        }
+        self.reset_progress();
+    }
+
+    /// Asks a promiser we did not know for its join entry.
+    fn fetch_join_entry(&mut self, addr: u64, joined: u64) {
+        if joined >= self.recv_upto && !self.history.contains_key(&joined) {
+            self.send_to(addr, Body::Retrans { from: joined, to: joined + 1, any: true });
         }
     }
 
@@ -495,6 +512,10 @@ impl GroupMember {
         else {
             return;
         };
+        // What we learned meanwhile (entries fetched from promisers) may
+        // show a view that counts more of them.
+        let mut quorum_members = quorum_members.clone();
+        quorum_members.add(self.quorum_views());
         let ids: BTreeSet<u32> = promises.keys().copied().collect();
         let ok = quorum_members.satisfied(&self.cfg, &ids);
         let all = quorum_members.all_in(&ids);
