@@ -340,3 +340,16 @@ fn regression_survivor_that_missed_a_join() {
         regression(seed, &OVER_BUDGET);
     }
 }
+
+/// Order diverged: the old sequencer's leave was held by the member that
+/// was to succeed it, but a member cut off earlier made the reset cut the
+/// order at the first entry it lacked, below what the successor had
+/// delivered and held (the cut now counts what members delivered as
+/// covered; and a retiring sequencer waits until everyone knows its leave
+/// is accepted).
+#[test]
+fn regression_cut_ignored_what_was_delivered_below_a_held_entry() {
+    for seed in [3_000_317_279, 3_000_319_463, 3_000_621_002, 3_000_711_592] {
+        regression(seed, &CRASHES_LEAVES_PARTITIONS);
+    }
+}

@@ -917,7 +917,13 @@ impl GroupMember {
                 return;
             }
             State::Retiring { since, leave_seq } => {
-                let done = self.seqr.as_ref().is_none_or(|s| s.acks.values().all(|&a| a > leave_seq));
+                // Everyone must hold our leave and know it is accepted (it
+                // reported the stable mark past it), or it cannot deliver it.
+                let done = self.seqr.as_ref().is_none_or(|s| {
+                    s.acks.iter().all(|(id, &a)| {
+                        a > leave_seq && s.stable_seen.get(id).is_some_and(|&st| st > leave_seq)
+                    })
+                });
                 if done || now >= since + c.member_timeout_us {
                     self.state = State::Gone;
                     self.seqr = None;

@@ -773,19 +773,29 @@ impl GroupMember {
     }
 }
 
-/// Where a reset cuts the order: everything some promiser holds without a
-/// gap from the lowest point anyone still needs is kept, and everything a
-/// promiser delivered, except what a member who joined after a gap
-/// delivered (it never held what came before its join, and what it missed
-/// is lost: it cannot stay). If the old sequencer promised, what it had
-/// not accepted was delivered nowhere and may be dropped.
+/// Where a reset cuts the order: from the lowest point anyone still needs,
+/// everything is kept without a gap that some promiser holds or delivered
+/// itself (a member delivered everything from its join up to its
+/// delivery point). A member that joined after a gap delivered past it:
+/// what it missed is lost and it cannot stay. If the old sequencer
+/// promised, what it had not accepted was delivered nowhere and may be
+/// dropped.
 fn cut_point(promises: &BTreeMap<u32, PromiseInfo>) -> u64 {
     let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
     let mut reach = min_d;
-    while promises.values().any(|p| ranges_contain(&p.held, reach)) {
-        reach += 1;
+    loop {
+        let covering = promises
+            .values()
+            .flat_map(|p| p.held.iter().copied().chain(core::iter::once((p.joined, p.delivered))))
+            .filter(|&(a, b)| a <= reach && reach < b)
+            .map(|(_, b)| b)
+            .max();
+        match covering {
+            Some(end) => reach = end,
+            None => break,
+        }
     }
-    let max_d = promises.values().filter(|p| p.joined < reach).map(|p| p.delivered).max().unwrap_or(min_d);
+    let max_d = promises.values().map(|p| p.delivered).filter(|&d| d <= reach).max().unwrap_or(min_d);
     let mut base = reach;
     if let Some(a) = promises.values().filter_map(|p| p.seq_accepted).max() {
         base = base.min(a.max(max_d));

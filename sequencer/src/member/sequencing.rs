@@ -156,7 +156,7 @@ impl GroupMember {
     /// by at most one change, and a member that has not yet reported the
     /// last change stable knows that no later change exists: a reset may
     /// count its majority on the membership before that change (see
-    /// `start_prepare`), so a crash while a change is unsettled cannot stall
+    /// `quorum_views`), so a crash while a change is unsettled cannot stall
     /// the group.
     pub(super) fn change_allowed(&self) -> bool {
         let Some(s) = &self.seqr else { return false };
