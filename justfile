@@ -90,6 +90,15 @@ test: lint build
 soak-nucleus: build
     cargo test -p pool-tests --test processes -- --ignored
 
+# Soak the simulations (release, niced): `seeds` per sequencer scenario and for the FLIP simulation; prints each scenario's counts and every failing seed with how to replay it.
+soak seeds="1000000" threads="1":
+    #!/usr/bin/env bash
+    set -uo pipefail
+    status=0
+    SEQ_SEEDS={{seeds}} nice cargo test --release -p sequencer --test sim -- --nocapture --test-threads {{threads}} || status=1
+    FLIP_SEEDS={{seeds}} nice cargo test --release -p flip --test sim simulation_seeds -- --nocapture || status=1
+    exit $status
+
 # Benchmarks (not tests): frame echo, RPC, nucleus, pool boot time, group broadcast (`just bench --only group`: that alone).
 bench *args: build
     {{boot}} bench --run-dir run/bench {{args}}

@@ -11,7 +11,9 @@
 //! address or to the whole group) and what it reports
 //! ([`GroupMember::poll_event`] / [`GroupMember::receive`]). Members are named
 //! by opaque `u64` addresses (in the system, FLIP addresses); the group by a
-//! 48-bit port. Time is a monotonic `u64` in microseconds.
+//! 48-bit port. Time is a monotonic `u64` in microseconds. A driver that
+//! hands over every packet that has arrived before draining
+//! `poll_transmit` lets the sequencer batch what it stamps meanwhile.
 //!
 //! # Primitives
 //!
@@ -30,43 +32,93 @@
 //! * **Ordering.** One member is the sequencer. A member sends its message
 //!   point-to-point to the sequencer (PB); messages longer than
 //!   `bb_threshold` are broadcast by the sender and the sequencer broadcasts
-//!   only a short accept carrying the sequence number (BB). The sequencer
-//!   stamps the next sequence number and broadcasts. Members deliver strictly
-//!   in sequence order, detect gaps (from later entries and from the
-//!   sequencer's status broadcasts) and ask the sequencer, or after a few
-//!   tries anyone, for retransmission.
+//!   only a short accept naming it (BB) — the sequencer's own long messages
+//!   too. The sequencer stamps the next sequence number and broadcasts.
+//!   Entries stamped before the driver next polls for output go out in one
+//!   packet (up to `max_batch_bytes`): several PB messages, several BB
+//!   accepts, and the accept mark ride together. Members deliver strictly in
+//!   sequence order, take a BB payload and its accept in either order, detect
+//!   gaps (from later entries and from the sequencer's status broadcasts)
+//!   and ask the sequencer, or after a few tries anyone, for retransmission
+//!   (answered with runs of entries in one packet).
 //! * **No duplicates.** Each member numbers its messages; the sequencer stamps
 //!   a (member, number) once and answers a retransmitted send with the entry
-//!   it already stamped. A sender retransmits until it delivers its own message.
+//!   it already stamped. A sender retransmits until it delivers its own
+//!   message, backing off exponentially (`retransmit_us` doubling up to 8×);
+//!   a BB message is broadcast once and then sent to the sequencer alone.
 //! * **History.** The sequencer keeps stamped entries until every member has
 //!   acknowledged them (acks ride on sends, on answers to the sequencer's
 //!   periodic sync/alive broadcast, and every `history_size / 4` entries). When
-//!   the history is full it stops stamping and asks for acks; senders are held
-//!   back and `send_to_group` says `WouldBlock` once the local queue is full.
+//!   the history is full it stops stamping, keeps what arrives (one message
+//!   per member at most) and asks for acks; it stamps what waited as soon as
+//!   there is room. `send_to_group` says `WouldBlock` once the local queue is
+//!   full.
 //! * **Resilience r.** With r > 0 the sequencer broadcasts the stamped entry as
 //!   a request; members acknowledge; once r members other than the sequencer
 //!   hold it the sequencer broadcasts an accept, and only accepted entries are
 //!   delivered. So r crashes lose nothing that was delivered anywhere.
 //! * **Membership.** Joins, leaves and removals of silent members are entries
-//!   of the order, so every member sees them at the same point. Only one
-//!   membership change is unacknowledged at a time. A leaving sequencer names a
-//!   successor in its leave entry and stays until everyone has it.
-//! * **Failures and reset.** Members that hear nothing from the sequencer for
-//!   `sequencer_timeout_us` (it sends a status at least every `heartbeat_us`)
-//!   reset the group; the sequencer removes members silent for
-//!   `member_timeout_us`, and steps down if it no longer hears a majority.
-//!   A reset is a single-decree Paxos among the members of the current
+//!   of the order, so every member sees them at the same point. A change
+//!   settles in two steps: every member holds it, then every member has
+//!   seen the stable mark pass it and said so in an ack; only then may the
+//!   next change be stamped. So the members' views differ by one change at
+//!   most, and a member that has not yet reported the last change stable
+//!   knows no later change exists. A member that left is served until it has
+//!   everything up to its leave. A leaving sequencer names a successor in its
+//!   leave entry and stays until everyone has it.
+//! * **Failures.** The sequencer sends a status at least every
+//!   `heartbeat_us`; a member quiet for a quarter of `member_timeout_us` (at
+//!   least two heartbeats) is asked on its own once per `retransmit_us`,
+//!   and a member that has not heard its sequencer for a quarter of
+//!   `sequencer_timeout_us` asks it likewise, so loss alone does not make a
+//!   live member look dead (the simulation asserts that no run up to 10 %
+//!   loss, and at most 1 in 10,000 at 20 %, counts a live member failed).
+//!   Only the sequencer's own work (entries,
+//!   statuses) shows it alive, and only a member's sends and acks show it
+//!   alive. Members that hear nothing from the sequencer for
+//!   `sequencer_timeout_us` reset the group; the sequencer removes members
+//!   silent for `member_timeout_us`, and steps down if it no longer hears
+//!   enough members (see below). A member that gave up on its sequencer too
+//!   early goes back to work when it hears it, unless it is bound to
+//!   someone else's reset round.
+//! * **Reset.** A single-decree Paxos among the members of the current
 //!   incarnation: candidates are ranked by how much of the order they hold
-//!   (ties by lowest id); the coordinator gathers promises from a majority
-//!   (and from everyone who answers within a short window), learns what each
-//!   holds, fetches the entries it lacks, and proposes a new incarnation:
-//!   itself as sequencer, the members that answered, and a cut point. Every
-//!   entry held by any answering member below the first gap is kept (what the
-//!   old sequencer had not accepted may be dropped if it answered). Once a
-//!   majority accepts, the view is decided and installed; the new sequencer
-//!   stamps a reset entry ([`Event::GroupReset`]) and the group resumes.
-//!   Members left out learn of it and report [`GroupError::Expelled`].
+//!   (ties by lowest id); the coordinator gathers promises from a majority of
+//!   its view — or of the view before its last change while that change is
+//!   unsettled, or of the view after a change it holds past a gap (all
+//!   these differ by one change, so their majorities intersect) — and from
+//!   everyone who answers within a short window, learns what each holds,
+//!   fetches the entries it lacks, and proposes a new incarnation: itself as
+//!   sequencer, the members that answered, and a cut point. Every entry some
+//!   answering member holds without a gap is kept, and everything a member
+//!   delivered (what the old sequencer had not accepted may be dropped if it
+//!   answered; a member that joined after entries nobody holds any more
+//!   cannot stay). Once a majority accepts, the view is decided and
+//!   installed; the new sequencer stamps a reset entry
+//!   ([`Event::GroupReset`]) and the group resumes. Members left out, and
+//!   members that delivered past the cut, learn of it and report
+//!   [`GroupError::Expelled`].
 //!
+//! # Minimum reset size: availability against partition safety
+//!
+//! By default a reset needs a majority of the membership, and a sequencer
+//! that no longer hears a majority stops. Two majorities always share a
+//! member, so at most one side of a partition can go on: the group can never
+//! split into two groups with different orders. The price is that a group
+//! that loses half its members stops — in particular a two-member group
+//! cannot survive the death of either member, since the survivor cannot
+//! tell a dead peer from a cut cable.
+//!
+//! Like Amoeba's ResetGroup, the application may instead name the members a
+//! reset needs: [`Config::min_reset_members`], a group parameter fixed by
+//! the creator and handed to joiners. With `Some(1)` a two-member group goes
+//! on alone after its peer dies. But if the peer was only cut off, it goes
+//! on alone too: two groups then order messages independently, and when the
+//! network heals the members of the older incarnation learn that they were
+//! left out ([`GroupError::Expelled`]) — what they delivered meanwhile is
+//! not in the other side's order. Choose a smaller number only where
+//! partitions cannot happen or where the application can reconcile.
+
 //! # Example: driving two members by hand
 //!
 //! ```
@@ -135,12 +187,12 @@
 //!
 //! # Limitations
 //!
-//! * A reset needs a majority of the current membership (or
-//!   `min_reset_members`): a two-member group does not survive a crash unless
-//!   `min_reset_members = Some(1)`, which gives up partition safety.
+//! * A reset needs a majority of the membership unless the group asked for
+//!   less (see above): by default a two-member group does not survive a
+//!   crash.
 //! * At most one message per member is in flight; more wait in its queue.
-//! * A join sequenced but not yet accepted counts in the membership, so a
-//!   crash during a join can leave the group short of a majority.
+//! * With r = 0 a sequencer crash may lose what only it delivered; members
+//!   that joined after lost entries are then dropped from the group.
 
 extern crate alloc;
 

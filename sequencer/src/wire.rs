@@ -5,13 +5,18 @@
 //! | bytes | field |
 //! |---|---|
 //! | 2 | magic `0x5351` ("SQ") |
-//! | 1 | version (1) |
+//! | 1 | version (2) |
 //! | 1 | kind |
 //! | 6 | group port (48 bits) |
 //! | 4 | incarnation of the group the sender is in |
 //! | 4 | sender's member id ([`NO_MEMBER`] if it has none) |
 //!
-//! followed by a body that depends on the kind. Decoding is strict: unknown
+//! followed by a body that depends on the kind. Version 2 carries several
+//! consecutive entries per [`Body::Data`] (stamped messages, BB accepts and
+//! retransmissions travel batched), what a member knows to be stable in its
+//! [`Body::Ack`], and the minimum reset size among the group parameters.
+//!
+//! Decoding is strict: unknown
 //! kinds, truncated or trailing bytes, out-of-range values and non-canonical
 //! booleans are all errors. The decoder never panics and never allocates more
 //! than the input length justifies.
@@ -21,7 +26,7 @@ use alloc::vec::Vec;
 /// Magic number at the start of every group packet.
 pub const MAGIC: u16 = 0x5351;
 /// Wire format version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Member id used by a process that is not (yet) a member.
 pub const NO_MEMBER: u32 = u32::MAX;
 /// Group ports are 48-bit values.
@@ -33,7 +38,9 @@ pub const HEADER_LEN: usize = 18;
 pub const FLAG_NEED_ACK: u8 = 0x01;
 /// Data flag: this is a retransmission.
 pub const FLAG_RETRANS: u8 = 0x02;
-/// Status flag: every member must answer with an [`Body::Ack`] (alive check / sync).
+/// Status flag: every member must answer with an [`Body::Ack`] (alive check /
+/// sync). On an [`Body::Ack`]: the sender asks the sequencer for a status (it
+/// has not heard from it for a while).
 pub const FLAG_SYNC: u8 = 0x04;
 const DATA_FLAGS: u8 = FLAG_NEED_ACK | FLAG_RETRANS | FLAG_SYNC;
 
@@ -116,6 +123,44 @@ pub enum EntryBody {
     },
 }
 
+/// What a [`Body::Data`] carries for one sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// The whole entry.
+    Entry(Entry),
+    /// A BB message (its payload was broadcast by its sender): the sequencer
+    /// only names it.
+    Bb {
+        /// Original sender.
+        sender: u32,
+        /// Original message id.
+        msg_id: u32,
+    },
+}
+
+/// Item tag of [`Item::Bb`] on the wire (after the entry body tags).
+const TAG_BB: u8 = 5;
+
+/// Bytes of a [`Body::Data`] packet besides its items.
+pub const DATA_OVERHEAD: usize = HEADER_LEN + 8 + 8 + 8 + 1 + 2;
+
+impl Item {
+    /// Bytes this item takes in a [`Body::Data`] packet.
+    pub fn encoded_len(&self) -> usize {
+        const FIXED: usize = 4 + 4 + 1;
+        FIXED
+            + match self {
+                Item::Bb { .. } => 0,
+                Item::Entry(e) => match &e.body {
+                    EntryBody::App(p) => 4 + p.len(),
+                    EntryBody::Join { .. } => 8,
+                    EntryBody::Leave { .. } | EntryBody::Remove { .. } => 4,
+                    EntryBody::Reset { removed, .. } => 4 + 2 + 12 * removed.len(),
+                },
+            }
+    }
+}
+
 /// One sequenced entry of the total order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -172,6 +217,8 @@ pub struct GroupParams {
     pub max_message_size: u32,
     /// Payloads larger than this use the BB method.
     pub bb_threshold: u32,
+    /// Members a reset needs; 0 means a majority of the membership.
+    pub min_reset_members: u16,
 }
 
 /// A member as listed in a welcome.
@@ -208,9 +255,9 @@ pub enum Body {
         /// The message.
         payload: Vec<u8>,
     },
-    /// A sequenced entry.
+    /// Sequenced entries `seq`, `seq + 1`, … (at least one).
     Data {
-        /// Its sequence number.
+        /// Sequence number of the first item.
         seq: u64,
         /// Entries below are accepted (deliverable).
         accepted: u64,
@@ -218,23 +265,8 @@ pub enum Body {
         stable: u64,
         /// `FLAG_*`.
         flags: u8,
-        /// The entry.
-        entry: Entry,
-    },
-    /// Sequencer → group: the BB message (sender, msg_id) has sequence number `seq`.
-    BbAccept {
-        /// Its sequence number.
-        seq: u64,
-        /// Entries below are accepted.
-        accepted: u64,
-        /// Entries below are stable.
-        stable: u64,
-        /// `FLAG_*`.
-        flags: u8,
-        /// Original sender.
-        sender: u32,
-        /// Original message id.
-        msg_id: u32,
+        /// The entries, in order.
+        items: Vec<Item>,
     },
     /// Sequencer → group: heartbeat, accept and sync request.
     Status {
@@ -251,6 +283,10 @@ pub enum Body {
     Ack {
         /// Acknowledged prefix.
         ack: u64,
+        /// The sender knows that every member holds the entries below this.
+        stable: u64,
+        /// [`FLAG_SYNC`]: please answer with a status.
+        flags: u8,
     },
     /// Ask for entries `from..to`.
     Retrans {
@@ -307,6 +343,9 @@ pub enum Body {
         ballot: Ballot,
         /// Next sequence number this member would deliver.
         delivered: u64,
+        /// Sequence number of this member's join: it never held what came
+        /// before.
+        joined: u64,
         /// Contiguously held prefix.
         recv_upto: u64,
         /// Held sequence numbers as half-open ranges, ascending.
@@ -346,7 +385,6 @@ impl Body {
             Body::Send { .. } => 1,
             Body::BbData { .. } => 2,
             Body::Data { .. } => 3,
-            Body::BbAccept { .. } => 4,
             Body::Status { .. } => 5,
             Body::Ack { .. } => 6,
             Body::Retrans { .. } => 7,
@@ -409,6 +447,16 @@ impl W {
     fn ballot(&mut self, b: Ballot) {
         self.u32(b.round);
         self.u32(b.id);
+    }
+    fn item(&mut self, item: &Item) {
+        match item {
+            Item::Entry(e) => self.entry(e),
+            Item::Bb { sender, msg_id } => {
+                self.u32(*sender);
+                self.u32(*msg_id);
+                self.u8(TAG_BB);
+            }
+        }
     }
     fn entry(&mut self, e: &Entry) {
         self.u32(e.sender);
@@ -483,20 +531,15 @@ impl Packet {
                 w.u64(*ack);
                 w.bytes(payload);
             }
-            Body::Data { seq, accepted, stable, flags, entry } => {
+            Body::Data { seq, accepted, stable, flags, items } => {
                 w.u64(*seq);
                 w.u64(*accepted);
                 w.u64(*stable);
                 w.u8(*flags);
-                w.entry(entry);
-            }
-            Body::BbAccept { seq, accepted, stable, flags, sender, msg_id } => {
-                w.u64(*seq);
-                w.u64(*accepted);
-                w.u64(*stable);
-                w.u8(*flags);
-                w.u32(*sender);
-                w.u32(*msg_id);
+                w.count(items.len());
+                for item in items {
+                    w.item(item);
+                }
             }
             Body::Status { next_seq, accepted, stable, flags } => {
                 w.u64(*next_seq);
@@ -504,7 +547,11 @@ impl Packet {
                 w.u64(*stable);
                 w.u8(*flags);
             }
-            Body::Ack { ack } => w.u64(*ack),
+            Body::Ack { ack, stable, flags } => {
+                w.u64(*ack);
+                w.u64(*stable);
+                w.u8(*flags);
+            }
             Body::Retrans { from, to, any } => {
                 w.u64(*from);
                 w.u64(*to);
@@ -524,6 +571,7 @@ impl Packet {
                 w.u32(params.history_size);
                 w.u32(params.max_message_size);
                 w.u32(params.bb_threshold);
+                w.u16(params.min_reset_members);
                 w.count(members.len());
                 for m in members {
                     w.u32(m.id);
@@ -533,9 +581,10 @@ impl Packet {
             }
             Body::ResetStatus { recv_upto } => w.u64(*recv_upto),
             Body::Prepare { ballot } | Body::Nack { ballot } | Body::Accepted { ballot } => w.ballot(*ballot),
-            Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted } => {
+            Body::Promise { ballot, delivered, joined, recv_upto, held, accepted, seq_accepted } => {
                 w.ballot(*ballot);
                 w.u64(*delivered);
+                w.u64(*joined);
                 w.u64(*recv_upto);
                 w.count(held.len());
                 for (a, b) in held {
@@ -585,23 +634,23 @@ impl Packet {
         let body = match kind {
             1 => Body::Send { msg_id: r.u32()?, ack: r.u64()?, leave: r.bool()?, payload: r.bytes()? },
             2 => Body::BbData { msg_id: r.u32()?, ack: r.u64()?, payload: r.bytes()? },
-            3 => Body::Data {
-                seq: r.u64()?,
-                accepted: r.u64()?,
-                stable: r.u64()?,
-                flags: r.flags()?,
-                entry: r.entry()?,
-            },
-            4 => Body::BbAccept {
-                seq: r.u64()?,
-                accepted: r.u64()?,
-                stable: r.u64()?,
-                flags: r.flags()?,
-                sender: r.u32()?,
-                msg_id: r.u32()?,
-            },
+            3 => {
+                let seq = r.u64()?;
+                let accepted = r.u64()?;
+                let stable = r.u64()?;
+                let flags = r.flags()?;
+                let n = r.count(9)?;
+                if n == 0 || seq.checked_add(n as u64).is_none() {
+                    return Err(DecodeError::BadValue);
+                }
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(r.item()?);
+                }
+                Body::Data { seq, accepted, stable, flags, items }
+            }
             5 => Body::Status { next_seq: r.u64()?, accepted: r.u64()?, stable: r.u64()?, flags: r.flags()? },
-            6 => Body::Ack { ack: r.u64()? },
+            6 => Body::Ack { ack: r.u64()?, stable: r.u64()?, flags: r.flags()? },
             7 => {
                 let from = r.u64()?;
                 let to = r.u64()?;
@@ -624,6 +673,7 @@ impl Packet {
                     history_size: r.u32()?,
                     max_message_size: r.u32()?,
                     bb_threshold: r.u32()?,
+                    min_reset_members: r.u16()?,
                 };
                 if params.history_size == 0 {
                     return Err(DecodeError::BadValue);
@@ -642,6 +692,7 @@ impl Packet {
             14 => {
                 let ballot = r.ballot()?;
                 let delivered = r.u64()?;
+                let joined = r.u64()?;
                 let recv_upto = r.u64()?;
                 let n = r.count(16)?;
                 let mut held = Vec::with_capacity(n);
@@ -663,7 +714,7 @@ impl Packet {
                     1 => Some(r.u64()?),
                     _ => return Err(DecodeError::BadValue),
                 };
-                Body::Promise { ballot, delivered, recv_upto, held, accepted, seq_accepted }
+                Body::Promise { ballot, delivered, joined, recv_upto, held, accepted, seq_accepted }
             }
             15 => Body::Nack { ballot: r.ballot()? },
             16 => Body::Accept { ballot: r.ballot()?, view: r.view()? },
@@ -754,10 +805,11 @@ impl<'a> R<'a> {
         }
         Ok(v)
     }
-    fn entry(&mut self) -> Result<Entry, DecodeError> {
+    fn item(&mut self) -> Result<Item, DecodeError> {
         let sender = self.u32()?;
         let msg_id = self.u32()?;
         let body = match self.u8()? {
+            TAG_BB => return Ok(Item::Bb { sender, msg_id }),
             0 => EntryBody::App(self.bytes()?),
             1 => EntryBody::Join { addr: self.u64()? },
             2 => EntryBody::Leave { successor: self.u32()? },
@@ -765,7 +817,7 @@ impl<'a> R<'a> {
             4 => EntryBody::Reset { new_inc: self.u32()?, removed: self.pairs()? },
             _ => return Err(DecodeError::BadValue),
         };
-        Ok(Entry { sender, msg_id, body })
+        Ok(Item::Entry(Entry { sender, msg_id, body }))
     }
     fn view(&mut self) -> Result<View, DecodeError> {
         let old_inc = self.u32()?;

@@ -344,3 +344,301 @@ fn members_that_only_listen_stay_while_one_member_sends_slowly() {
         assert_eq!(apps(&sim, i).len(), 100);
     }
 }
+
+/// Ends node `i` at once (no majority check, unlike `Action::Crash`).
+fn kill(sim: &mut Sim, i: usize) {
+    sim.nodes[i].crashed = true;
+    sim.nodes[i].m = None;
+}
+
+/// A two-member group whose creator asked for `min_reset` (the joiner asks
+/// for nothing: the group's parameter reaches it in the welcome).
+fn pair(min_reset: Option<u16>) -> Sim {
+    let mut c = cfg();
+    c.min_reset_members = min_reset;
+    let mut sim = Sim::new(11, 2, c);
+    sim.create(0);
+    sim.cfg.min_reset_members = None;
+    sim.schedule(MS, Action::Join(1));
+    sim.run_until(100 * MS);
+    assert!(sim.nodes[1].joined);
+    sim
+}
+
+/// Sends a message from `i` and lets the group run for a while.
+fn send_and_run(sim: &mut Sim, i: usize, k: u32) {
+    sim.schedule(sim.now + MS, Action::Send(i, payload(i, k, 10)));
+    sim.run_until(sim.now + 2000 * MS);
+}
+
+#[test]
+fn a_pair_that_asked_for_it_goes_on_alone_when_its_sequencer_dies() {
+    let mut sim = pair(Some(1));
+    kill(&mut sim, 0);
+    sim.run_until(sim.now + 2000 * MS);
+    let m = sim.nodes[1].m.as_ref().unwrap();
+    assert!(m.is_sequencer(), "the survivor took over");
+    assert_eq!(m.get_info().members.len(), 1);
+    send_and_run(&mut sim, 1, 0);
+    assert_eq!(apps(&sim, 1), vec![payload(1, 0, 10)]);
+    sim.check(true, true).unwrap();
+}
+
+#[test]
+fn a_pair_that_asked_for_it_goes_on_alone_when_its_member_dies() {
+    let mut sim = pair(Some(1));
+    kill(&mut sim, 1);
+    sim.run_until(sim.now + 2000 * MS);
+    let m = sim.nodes[0].m.as_ref().unwrap();
+    assert!(m.is_sequencer() && !m.is_resetting());
+    assert_eq!(m.get_info().members.len(), 1, "the dead member was removed");
+    send_and_run(&mut sim, 0, 0);
+    assert_eq!(apps(&sim, 0), vec![payload(0, 0, 10)]);
+}
+
+#[test]
+fn a_pair_stops_by_default_when_either_dies() {
+    // Majority rule: one of two cannot tell a crash from a partition, so it
+    // must not go on (the other side might).
+    for dead in [0, 1] {
+        let mut sim = pair(None);
+        kill(&mut sim, dead);
+        sim.run_until(sim.now + 2000 * MS);
+        let alive = 1 - dead;
+        assert!(sim.nodes[alive].m.as_ref().unwrap().is_resetting(), "{alive} must wait for a majority");
+        send_and_run(&mut sim, alive, 0);
+        assert!(sim.nodes[alive].m.as_ref().unwrap().is_resetting(), "{alive} must wait for a majority");
+        assert!(apps(&sim, alive).is_empty(), "nothing delivered without a majority");
+    }
+}
+
+/// The packets `m` sends from now until `until` with no input but time.
+fn transmissions_alone(m: &mut GroupMember, now: u64, until: u64) -> Vec<(u64, Dest, sequencer::wire::Body)> {
+    let mut out = Vec::new();
+    let mut t = now;
+    while t < until {
+        while let Some(x) = m.poll_transmit() {
+            out.push((t, x.dest, sequencer::wire::Packet::decode(&x.bytes).unwrap().body));
+        }
+        let Some(next) = m.next_deadline() else { break };
+        t = next.max(t + 1);
+        m.handle_timeout(t);
+    }
+    out
+}
+
+#[test]
+fn bb_retransmissions_back_off_and_go_to_the_sequencer_alone() {
+    let mut c = cfg();
+    c.bb_threshold = 32;
+    c.sequencer_timeout_us = 5000 * MS; // the sender keeps trying all along
+    let mut sim = group(3, c);
+    let seq_addr = sim.nodes[0].addr;
+    let now = sim.now;
+    let m = sim.nodes[1].m.as_mut().unwrap();
+    m.send_to_group(now, &payload(1, 0, 100)).unwrap();
+    let sent: Vec<(u64, Dest)> = transmissions_alone(m, now, now + 1000 * MS)
+        .into_iter()
+        .filter(|(_, _, b)| matches!(b, sequencer::wire::Body::BbData { .. }))
+        .map(|(t, d, _)| (t, d))
+        .collect();
+    assert_eq!(sent[0], (now, Dest::Group), "the first copy is broadcast");
+    assert!(
+        sent[1..].iter().all(|(_, d)| *d == Dest::Member(seq_addr)),
+        "retransmissions go to the sequencer"
+    );
+    let gaps: Vec<u64> = sent.windows(2).map(|w| (w[1].0 - w[0].0) / MS).collect();
+    assert_eq!(gaps[..6], [20, 40, 80, 160, 160, 160], "exponential backoff, bounded");
+}
+
+#[test]
+fn the_sequencer_stamps_queued_messages_in_one_packet() {
+    let mut sim = group(4, cfg());
+    let now = sim.now;
+    let seq_addr = sim.nodes[0].addr;
+    let mut sends = Vec::new();
+    for i in 1..4 {
+        let from = sim.nodes[i].addr;
+        let m = sim.nodes[i].m.as_mut().unwrap();
+        m.send_to_group(now, &payload(i, 0, 10)).unwrap();
+        while let Some(t) = m.poll_transmit() {
+            if t.dest == Dest::Member(seq_addr) {
+                sends.push((from, t.bytes));
+            }
+        }
+    }
+    // Three sends arrive before the sequencer gets to put anything on the wire.
+    let s = sim.nodes[0].m.as_mut().unwrap();
+    for (from, bytes) in &sends {
+        s.handle_packet(now, *from, bytes).unwrap();
+    }
+    let mut data = Vec::new();
+    while let Some(t) = s.poll_transmit() {
+        if let sequencer::wire::Body::Data { items, .. } =
+            sequencer::wire::Packet::decode(&t.bytes).unwrap().body
+        {
+            data.push(items.len());
+        }
+    }
+    assert_eq!(data, vec![3], "one broadcast carries all three");
+}
+
+#[test]
+fn batches_stay_within_max_batch_bytes() {
+    let mut c = cfg();
+    c.max_batch_bytes = 200;
+    let mut sim = group(2, c);
+    let now = sim.now;
+    let s = sim.nodes[0].m.as_mut().unwrap();
+    for k in 0..6 {
+        s.send_to_group(now, &payload(0, k, 40)).unwrap();
+    }
+    let mut sizes = Vec::new();
+    while let Some(t) = s.poll_transmit() {
+        if let sequencer::wire::Body::Data { items, .. } =
+            sequencer::wire::Packet::decode(&t.bytes).unwrap().body
+        {
+            assert!(t.bytes.len() <= 200, "a batch of {} bytes", t.bytes.len());
+            sizes.push(items.len());
+        }
+    }
+    assert_eq!(sizes.iter().sum::<usize>(), 6);
+    assert!(sizes.len() > 1 && sizes.iter().all(|&n| n > 1), "batched, in several packets: {sizes:?}");
+}
+
+#[test]
+fn the_sequencers_own_large_messages_go_by_bb() {
+    let mut c = cfg();
+    c.bb_threshold = 32;
+    let mut sim = group(3, c);
+    let now = sim.now;
+    let s = sim.nodes[0].m.as_mut().unwrap();
+    s.send_to_group(now, &payload(0, 0, 100)).unwrap();
+    let mut kinds = Vec::new();
+    let mut packets = Vec::new();
+    while let Some(t) = s.poll_transmit() {
+        let body = sequencer::wire::Packet::decode(&t.bytes).unwrap().body;
+        kinds.push(match &body {
+            sequencer::wire::Body::BbData { payload, .. } => format!("payload {}", payload.len()),
+            sequencer::wire::Body::Data { items, .. } => format!(
+                "{:?}",
+                items.iter().map(|i| matches!(i, sequencer::wire::Item::Bb { .. })).collect::<Vec<_>>()
+            ),
+            other => format!("{other:?}"),
+        });
+        packets.push(t);
+    }
+    assert_eq!(
+        kinds,
+        vec!["payload 100".to_string(), "[true]".to_string()],
+        "payload, then the accept naming it"
+    );
+    // On the wire, in either order, every member delivers it.
+    for t in packets.into_iter().rev() {
+        for j in 1..3 {
+            let from = sim.nodes[0].addr;
+            sim.nodes[j].m.as_mut().unwrap().handle_packet(now, from, &t.bytes).unwrap();
+            sim.flush(j);
+        }
+    }
+    sim.nodes[0].outstanding.push_back(payload(0, 0, 100));
+    sim.flush(0);
+    sim.run_until(now + 500 * MS);
+    for i in 0..3 {
+        assert_eq!(apps(&sim, i), vec![payload(0, 0, 100)]);
+    }
+    sim.check(true, true).unwrap();
+}
+
+#[test]
+fn a_leave_asked_while_joining_is_ordered_after_the_join() {
+    let mut sim = Sim::new(12, 3, cfg());
+    sim.create(0);
+    sim.schedule(MS, Action::Join(1));
+    sim.run_until(100 * MS);
+    sim.join(2);
+    let now = sim.now;
+    sim.nodes[2].m.as_mut().unwrap().leave_group(now).unwrap();
+    sim.run_until(now + 1000 * MS);
+    assert!(sim.nodes[2].joined && sim.nodes[2].left, "joined, then left");
+    let id = sim.nodes[2].member_id;
+    for i in 0..2 {
+        let d = &sim.nodes[i].delivered;
+        let joined = d.iter().position(|(_, s)| matches!(s, Sig::Join(m, _) if *m == id));
+        let left = d.iter().position(|(_, s)| *s == Sig::Left(id, sequencer::LeaveReason::Left));
+        assert!(joined.is_some() && joined < left, "node {i}: {d:?}");
+    }
+    sim.check(true, true).unwrap();
+}
+
+#[test]
+fn a_leave_is_ordered_even_on_a_lossy_network() {
+    // The leaver is driven only until it is gone (as the nucleus keeps a
+    // member whose process exited until its leave is through); the others
+    // must order its leave, not remove it as failed.
+    for seed in 0..200 {
+        let mut sim = Sim::new(seed, 4, cfg());
+        sim.create(0);
+        for i in 1..4 {
+            sim.schedule(i as u64 * MS, Action::Join(i));
+        }
+        sim.run_until(300 * MS);
+        sim.faults = Faults { loss: 0.2, dup: 0.05, delay_min: 100, jitter: 2000 };
+        let leaver = 1 + (seed % 3) as usize;
+        sim.schedule(sim.now + MS, Action::Leave(leaver));
+        sim.run_until(sim.now + 3000 * MS);
+        assert!(sim.nodes[leaver].left, "seed {seed}: the leave went through");
+        sim.faults = Faults::none();
+        assert!(sim.run_until_cond(sim.now + 5000 * MS, |s| s.settled()), "seed {seed}: settles");
+        let id = sim.nodes[leaver].member_id;
+        for i in (0..4).filter(|&i| i != leaver) {
+            assert!(
+                sim.nodes[i].delivered.iter().any(|(_, s)| *s == Sig::Left(id, sequencer::LeaveReason::Left)),
+                "seed {seed}: node {i} saw the leave"
+            );
+        }
+        sim.check(true, true).unwrap();
+    }
+}
+
+#[test]
+fn a_sequencer_crash_during_a_join_does_not_stall_the_group() {
+    // The join is stamped, maybe welcomed, maybe not yet settled: the
+    // survivors must reset whatever point the crash hits.
+    for delay in [0, 300, 500, 700, 1000, 2000, 5000, 20_000] {
+        let mut c = cfg();
+        c.resilience = 1;
+        let mut sim = Sim::new(13, 4, c);
+        sim.create(0);
+        sim.schedule(MS, Action::Join(1));
+        sim.schedule(2 * MS, Action::Join(2));
+        sim.run_until(200 * MS);
+        let at = sim.now;
+        sim.join(3);
+        sim.run_until(at + delay);
+        kill(&mut sim, 0);
+        assert!(sim.run_until_cond(sim.now + 5000 * MS, |s| s.settled()), "crash {delay} µs into the join");
+        assert!(sim.sequencer().is_some_and(|s| s != 0), "a new sequencer");
+        sim.check(true, true).unwrap();
+    }
+}
+
+#[test]
+fn a_leave_is_ordered_when_the_member_goes_away_at_once() {
+    // The leave request leaves once; then the member is gone for good.
+    let mut sim = group(3, cfg());
+    let now = sim.now;
+    let id = sim.nodes[1].member_id;
+    sim.nodes[1].m.as_mut().unwrap().leave_group(now).unwrap();
+    sim.flush(1);
+    kill(&mut sim, 1);
+    sim.run_until(now + 2000 * MS);
+    for i in [0, 2] {
+        assert!(
+            sim.nodes[i].delivered.iter().any(|(_, s)| *s == Sig::Left(id, sequencer::LeaveReason::Left)),
+            "node {i} ordered the leave (not a removal): {:?}",
+            sim.nodes[i].delivered
+        );
+    }
+    sim.check(true, true).unwrap();
+}

@@ -5,8 +5,8 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use sequencer::wire::{
-    Ballot, Body, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams, Header, PORT_MASK,
-    Packet, View, ViewMember, WelcomeMember,
+    Ballot, Body, DATA_OVERHEAD, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams,
+    Header, Item, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
 };
 
 fn ballot() -> impl Strategy<Value = Ballot> {
@@ -30,6 +30,13 @@ fn entry() -> impl Strategy<Value = Entry> {
         (any::<u32>(), pairs()).prop_map(|(new_inc, removed)| EntryBody::Reset { new_inc, removed }),
     ];
     (any::<u32>(), any::<u32>(), body).prop_map(|(sender, msg_id, body)| Entry { sender, msg_id, body })
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    prop_oneof![
+        entry().prop_map(Item::Entry),
+        (any::<u32>(), any::<u32>()).prop_map(|(sender, msg_id)| Item::Bb { sender, msg_id }),
+    ]
 }
 
 fn view() -> impl Strategy<Value = View> {
@@ -63,18 +70,17 @@ fn body() -> impl Strategy<Value = Body> {
             .prop_map(|(msg_id, ack, leave, payload)| Body::Send { msg_id, ack, leave, payload }),
         (any::<u32>(), any::<u64>(), vec(any::<u8>(), 0..64))
             .prop_map(|(msg_id, ack, payload)| { Body::BbData { msg_id, ack, payload } }),
-        (any::<u64>(), any::<u64>(), any::<u64>(), flags(), entry()).prop_map(
-            |(seq, accepted, stable, flags, entry)| Body::Data { seq, accepted, stable, flags, entry }
-        ),
-        (any::<u64>(), any::<u64>(), any::<u64>(), flags(), any::<u32>(), any::<u32>()).prop_map(
-            |(seq, accepted, stable, flags, sender, msg_id)| {
-                Body::BbAccept { seq, accepted, stable, flags, sender, msg_id }
-            }
+        (0..u64::MAX / 2, any::<u64>(), any::<u64>(), flags(), vec(item(), 1..5)).prop_map(
+            |(seq, accepted, stable, flags, items)| Body::Data { seq, accepted, stable, flags, items }
         ),
         (any::<u64>(), any::<u64>(), any::<u64>(), flags()).prop_map(
             |(next_seq, accepted, stable, flags)| Body::Status { next_seq, accepted, stable, flags }
         ),
-        any::<u64>().prop_map(|ack| Body::Ack { ack }),
+        (any::<u64>(), any::<u64>(), flags()).prop_map(|(ack, stable, flags)| Body::Ack {
+            ack,
+            stable,
+            flags
+        }),
         (0u64..1000, 0u64..1000, any::<bool>()).prop_map(|(a, b, any)| Body::Retrans {
             from: a.min(b),
             to: a.max(b),
@@ -87,7 +93,7 @@ fn body() -> impl Strategy<Value = Body> {
             any::<u32>(),
             any::<u64>(),
             any::<u64>(),
-            (any::<u16>(), any::<u16>(), 1u32.., any::<u32>(), any::<u32>()),
+            (any::<u16>(), any::<u16>(), 1u32.., any::<u32>(), any::<u32>(), any::<u16>()),
             vec(
                 (any::<u32>(), any::<u64>(), any::<u32>())
                     .prop_map(|(id, addr, last_msg_id)| { WelcomeMember { id, addr, last_msg_id } }),
@@ -108,6 +114,7 @@ fn body() -> impl Strategy<Value = Body> {
                         history_size: p.2,
                         max_message_size: p.3,
                         bb_threshold: p.4,
+                        min_reset_members: p.5,
                     },
                     members,
                     secret,
@@ -119,19 +126,14 @@ fn body() -> impl Strategy<Value = Body> {
         ballot().prop_map(|ballot| Body::Prepare { ballot }),
         (
             ballot(),
-            any::<u64>(),
+            (any::<u64>(), any::<u64>()),
             any::<u64>(),
             vec((0u64..100, 0u64..100).prop_map(|(a, b)| (a.min(b), a.max(b))), 0..4),
             option::of((ballot(), view())),
             option::of(any::<u64>())
         )
-            .prop_map(|(ballot, delivered, recv_upto, held, accepted, seq_accepted)| Body::Promise {
-                ballot,
-                delivered,
-                recv_upto,
-                held,
-                accepted,
-                seq_accepted,
+            .prop_map(|(ballot, (delivered, joined), recv_upto, held, accepted, seq_accepted)| {
+                Body::Promise { ballot, delivered, joined, recv_upto, held, accepted, seq_accepted }
             }),
         ballot().prop_map(|ballot| Body::Nack { ballot }),
         (ballot(), view()).prop_map(|(ballot, view)| Body::Accept { ballot, view }),
@@ -180,9 +182,38 @@ proptest! {
     }
 
     #[test]
+    fn item_lengths_are_exact(items in vec(item(), 1..5)) {
+        let p = Packet {
+            header: Header { port: 1, inc: 0, src: 0 },
+            body: Body::Data { seq: 0, accepted: 0, stable: 0, flags: 0, items: items.clone() },
+        };
+        let expected: usize = DATA_OVERHEAD + items.iter().map(Item::encoded_len).sum::<usize>();
+        prop_assert_eq!(p.encode().len(), expected);
+    }
+
+    #[test]
     fn member_survives_garbage(bytes in vec(any::<u8>(), 0..200)) {
         let mut m = sequencer::GroupMember::create_group(Default::default(), 7, amoeba::Check([7; 6]), 1, 0);
         let _ = m.handle_packet(10, 2, &bytes);
         while m.poll_transmit().is_some() {}
     }
+}
+
+#[test]
+fn data_needs_an_item_and_seq_room() {
+    let data = |seq, items: Vec<Item>| Packet {
+        header: Header { port: 1, inc: 0, src: 0 },
+        body: Body::Data { seq, accepted: 0, stable: 0, flags: 0, items },
+    };
+    assert!(Packet::decode(&data(0, vec![]).encode()).is_err());
+    let bb = || Item::Bb { sender: 1, msg_id: 2 };
+    assert!(Packet::decode(&data(u64::MAX, vec![bb()]).encode()).is_err());
+    assert!(Packet::decode(&data(u64::MAX - 1, vec![bb()]).encode()).is_ok());
+}
+
+#[test]
+fn version_1_packets_are_refused() {
+    let mut bytes = Packet { header: Header { port: 1, inc: 0, src: 0 }, body: Body::JoinDenied }.encode();
+    bytes[2] = 1;
+    assert_eq!(Packet::decode(&bytes), Err(sequencer::DecodeError::BadVersion(1)));
 }

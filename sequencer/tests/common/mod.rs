@@ -385,16 +385,7 @@ impl Sim {
             Action::Crash(i) => {
                 // Keep a majority of the group (as the sequencer sees it)
                 // alive, or no reset can complete (by design) and liveness
-                // cannot be asked for.
-                // Known limitation: a join that is sequenced but not yet
-                // accepted enlarges the majority a reset needs, with a member
-                // that cannot vote yet. Do not crash members while joins are
-                // in flight.
-                let joining =
-                    self.nodes.iter().any(|n| n.m.is_some() && !n.joined && !n.join_failed && !n.crashed);
-                if joining {
-                    return;
-                }
+                // cannot be asked for. Joins and removals may be in flight.
                 let Some(sq) = self.sequencer() else { return };
                 let view = self.nodes[sq].m.as_ref().unwrap().get_info().members;
                 let alive = view
@@ -514,45 +505,52 @@ impl Sim {
     }
 
     /// The group has settled: every survivor is an active, unblocked member
-    /// with nothing left to send, and all have delivered the same prefix.
+    /// with nothing left to send; all have delivered the same prefix and
+    /// agree on the incarnation, the sequencer and the membership, and that
+    /// membership is exactly the survivors (the dead are removed).
     pub fn settled(&self) -> bool {
-        let mut expected = None;
-        let mut any = false;
-        for n in &self.nodes {
+        let mut agreed = None;
+        let mut survivors = BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
             if n.crashed || n.expelled || n.left || n.join_failed {
                 continue;
             }
             let Some(m) = &n.m else { continue };
-            if !n.joined || !m.is_member() || m.is_resetting() {
-                let i = self.by_addr[&n.addr];
-                if n.joined && self.is_removed(i) {
-                    continue;
-                }
-                return false;
+            if n.joined && self.is_removed(i) {
+                continue;
             }
-            if !n.outstanding.is_empty() {
+            if !n.joined || !m.is_member() || m.is_resetting() || !n.outstanding.is_empty() {
                 return false;
             }
             let info = m.get_info();
             if info.send_queue != 0 || info.expected_seq != info.next_seq {
                 return false;
             }
-            if *expected.get_or_insert(info.expected_seq) != info.expected_seq {
+            let state = (info.expected_seq, info.incarnation, info.sequencer_id, info.members.clone());
+            if *agreed.get_or_insert_with(|| state.clone()) != state {
                 return false;
             }
-            any = true;
+            survivors.insert((info.member_id, n.addr));
         }
-        any && !self.actions.values().any(|a| matches!(a, Action::Send(..) | Action::Join(_)))
+        let Some((_, _, _, members)) = agreed else { return false };
+        members.into_iter().collect::<BTreeSet<_>>() == survivors
+            && !self.actions.values().any(|a| matches!(a, Action::Send(..) | Action::Join(_)))
     }
 
-    /// Whether some member delivered the removal of node `i`.
+    /// Whether a member whose order counts (not crashed, not expelled)
+    /// delivered the removal of node `i`. A removal that only members later
+    /// cut off delivered was undone by a reset.
+    /// (Member ids are reused after a reset: only a removal after the
+    /// node's own join counts.)
     pub fn is_removed(&self, i: usize) -> bool {
-        let id = self.nodes[i].member_id;
+        let (id, joined_at) = (self.nodes[i].member_id, self.nodes[i].first_seq.unwrap_or(u64::MAX));
+        let removal = Sig::Left(id, LeaveReason::Failed);
         id != u32::MAX
             && self
                 .nodes
                 .iter()
-                .any(|n| n.delivered.iter().any(|(_, s)| *s == Sig::Left(id, LeaveReason::Failed)))
+                .filter(|n| !n.crashed && !n.expelled)
+                .any(|n| n.delivered.iter().any(|(seq, s)| *seq >= joined_at && *s == removal))
     }
 
     /// Marks members that left as failed if no survivor delivered their
@@ -677,32 +675,44 @@ pub fn seeds(default: u64, salt: u64) -> Vec<u64> {
     (0..n).map(|i| salt * 1_000_000_000 + i).collect()
 }
 
-/// Runs `f` for every seed, reporting the first failing one.
-pub fn for_seeds(name: &str, default: u64, salt: u64, f: impl Fn(u64) -> Result<String, String>) {
+/// Runs `f` for every seed and prints how the runs ended (by tag); then
+/// fails listing every failing seed, each with how to replay it. Returns
+/// the count of runs by tag.
+pub fn for_seeds(
+    name: &str,
+    default: u64,
+    salt: u64,
+    f: impl Fn(u64) -> Result<String, String>,
+) -> BTreeMap<String, u64> {
     let seeds = seeds(default, salt);
     let single = seeds.len() == 1;
     let t0 = std::time::Instant::now();
     let mut stats = BTreeMap::<String, u64>::new();
+    let mut failed = Vec::new();
+    // `SEQ_LIST=tag` lists the seeds whose run ended with that tag.
+    let list = std::env::var("SEQ_LIST").ok();
     for seed in seeds.iter().copied() {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
-        match r {
+        let why = match r {
             Ok(Ok(tag)) => {
+                if list.as_ref().is_some_and(|l| tag.contains(l.as_str())) {
+                    println!("{name} seed {seed}: {tag}");
+                }
                 if single {
                     println!("{name} seed {seed}: ok ({tag})");
                 }
                 *stats.entry(tag).or_default() += 1;
+                continue;
             }
-            Ok(Err(msg)) => {
-                panic!(
-                    "{name}: seed {seed} failed: {msg}\n  replay: SEQ_SEED={seed} SEQ_TRACE=1 cargo test -p sequencer --test sim -- --nocapture --exact {name}"
-                )
-            }
-            Err(_) => {
-                panic!(
-                    "{name}: seed {seed} panicked (see above)\n  replay: SEQ_SEED={seed} SEQ_TRACE=1 cargo test -p sequencer --test sim -- --nocapture --exact {name}"
-                )
-            }
-        }
+            Ok(Err(msg)) => msg,
+            Err(_) => "panicked (see above)".to_string(),
+        };
+        eprintln!(
+            "{name}: seed {seed} failed: {why}\n  replay: SEQ_SEED={seed} SEQ_TRACE=1 cargo test -p sequencer --test sim -- --nocapture --exact {name}"
+        );
+        failed.push(seed);
     }
-    println!("{name}: {} seeds in {:.1?}: {stats:?}", seeds.len(), t0.elapsed());
+    println!("{name}: {} seeds in {:.1?}: {stats:?}, {} failed", seeds.len(), t0.elapsed(), failed.len());
+    assert!(failed.is_empty(), "{name}: failing seeds {failed:?}");
+    stats
 }
