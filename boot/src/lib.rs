@@ -40,7 +40,7 @@ pub fn default_nucleus() -> PathBuf {
 
 /// The servers' programs, which live with their crates (`<crate>/program/`)
 /// and are built with the `programs` crate.
-pub const SERVER_PROGRAMS: [&str; 1] = ["bullet-server"];
+pub const SERVER_PROGRAMS: [&str; 2] = ["bullet-server", "directory-server"];
 
 /// The user programs the pool's bundle carries: every binary of the
 /// `programs` crate (its own and the servers'), as built by `just build`.

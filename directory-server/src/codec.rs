@@ -654,6 +654,13 @@ impl State {
         w.buf
     }
 
+    /// A fingerprint of the whole state (the first 8 bytes of the SHA-256 of its
+    /// encoding), for comparing replicas.
+    pub fn checksum(&self) -> u64 {
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(self.encode());
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+
     /// Decode [`State::encode`]'s output, checking every row against the limits.
     pub fn decode(bytes: &[u8]) -> Result<State, DecodeError> {
         let (mut r, tag) = Reader::tagged(bytes)?;

@@ -333,6 +333,40 @@ impl Generator {
     }
 }
 
+/// Most calls a client makes for each update it is to make (refused calls do not
+/// count as made, so a client facing no replica would otherwise never stop).
+const MAX_CALLS_PER_UPDATE: usize = 20;
+
+/// Client `client` makes random calls until `updates` updates were taken (answered,
+/// or of unknown outcome); the record of every call taken, with times from `now`.
+pub fn run<T: Transport>(
+    transport: &mut T,
+    dirs: &Directories,
+    client: u32,
+    updates: usize,
+    seed: u64,
+    mut now: impl FnMut() -> u64,
+) -> Vec<Record> {
+    let mut calls = Generator::new(client, seed);
+    let mut records = Vec::new();
+    let mut made = 0;
+    for _ in 0..updates * MAX_CALLS_PER_UPDATE {
+        if made >= updates {
+            break;
+        }
+        let input = calls.next_call();
+        let invoked = now();
+        let returned = match Outcome::of(perform(transport, dirs, &input)) {
+            Outcome::Refused => continue,
+            Outcome::Unknown => None,
+            Outcome::Answered(out) => Some((now(), out)),
+        };
+        made += usize::from(is_update(&input));
+        records.push(Record { client, invoked, returned, input });
+    }
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
