@@ -33,6 +33,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use amoeba::user::group::{EntryKind, Group, Received};
 use amoeba::user::rpc::{Nucleus, serve};
@@ -145,25 +146,31 @@ impl<T> Queue<T> {
     }
 }
 
-/// Where the replica's answer to one serving thread's request goes.
+/// Where the replica's answers to one serving thread's requests go. Requests are
+/// numbered, so an answer can only ever reach the request it belongs to.
 struct Slot {
-    answer: Mutex<Option<Result<Reply, Status>>>,
+    next: AtomicU64,
+    answer: Mutex<Option<(u64, Result<Reply, Status>)>>,
     ready: Semaphore,
 }
 
 impl Slot {
     fn new() -> Self {
-        Slot { answer: Mutex::new(None), ready: Semaphore::new(0) }
+        Slot { next: AtomicU64::new(0), answer: Mutex::new(None), ready: Semaphore::new(0) }
     }
-    fn fill(&self, answer: Result<Reply, Status>) {
-        *self.answer.lock() = Some(answer);
+    fn number(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+    fn fill(&self, number: u64, answer: Result<Reply, Status>) {
+        *self.answer.lock() = Some((number, answer));
         self.ready.release();
     }
-    fn wait(&self) -> Result<Reply, Status> {
+    fn wait(&self, number: u64) -> Result<Reply, Status> {
         loop {
             self.ready.acquire();
-            if let Some(answer) = self.answer.lock().take() {
-                return answer;
+            match self.answer.lock().take() {
+                Some((n, answer)) if n == number => return answer,
+                _ => {}
             }
         }
     }
@@ -191,11 +198,14 @@ impl Mailbox {
     }
 }
 
+/// A request's place for the replica's answer: (slot, number within the slot).
+type Ticket = (usize, u64);
+
 /// What every thread shares.
 struct Shared {
     index: u8,
     identity: Identity,
-    replica: Mutex<Replica<usize>>,
+    replica: Mutex<Replica<Ticket>>,
     /// One per serving thread: the service's, then the replica port's.
     slots: Vec<Slot>,
     to_group: Queue<Vec<u8>>,
@@ -205,7 +215,7 @@ struct Shared {
 
 impl Shared {
     /// Runs `f` on the replica (with the time), then hands out what it produced.
-    fn with_replica<R>(&self, f: impl FnOnce(&mut Replica<usize>, u64) -> R) -> R {
+    fn with_replica<R>(&self, f: impl FnOnce(&mut Replica<Ticket>, u64) -> R) -> R {
         let mut replica = self.replica.lock();
         let result = f(&mut replica, time::now_us());
         while let Some(output) = replica.poll_output() {
@@ -214,7 +224,7 @@ impl Shared {
                 // Only confirmations go point to point, and a newer one says all an
                 // older one did: every other replica gets the latest.
                 Output::Peer { bytes, .. } => self.peers.iter().for_each(|p| p.post(bytes.clone())),
-                Output::Reply { handle, result } => self.slots[handle].fill(result),
+                Output::Reply { handle: (slot, number), result } => self.slots[slot].fill(number, result),
                 Output::Store { id, op } => self.to_store.push((id, op)),
             }
         }
@@ -246,9 +256,10 @@ struct Handle {
 
 impl Submit for Handle {
     fn submit(&self, request: Request) -> Result<Reply, Status> {
-        let slot = self.slot;
-        self.shared.with_replica(|r, now| r.on_request(now, slot, request));
-        self.shared.slots[slot].wait()
+        let slot = &self.shared.slots[self.slot];
+        let ticket = (self.slot, slot.number());
+        self.shared.with_replica(|r, now| r.on_request(now, ticket, request));
+        slot.wait(ticket.1)
     }
     fn peer_message(&self, bytes: &[u8]) {
         self.shared.with_replica(|r, now| r.on_peer(now, bytes));
