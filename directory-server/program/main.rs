@@ -211,6 +211,8 @@ struct Shared {
     to_group: Queue<Vec<u8>>,
     to_store: Queue<(u64, StoreOp)>,
     peers: Vec<Mailbox>,
+    /// Answers given on the service's port (for `STD_STATUS`).
+    answered: AtomicU64,
 }
 
 impl Shared {
@@ -224,7 +226,12 @@ impl Shared {
                 // Only confirmations go point to point, and a newer one says all an
                 // older one did: every other replica gets the latest.
                 Output::Peer { bytes, .. } => self.peers.iter().for_each(|p| p.post(bytes.clone())),
-                Output::Reply { handle: (slot, number), result } => self.slots[slot].fill(number, result),
+                Output::Reply { handle: (slot, number), result } => {
+                    if slot < SERVICE_THREADS {
+                        self.answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.slots[slot].fill(number, result)
+                }
                 Output::Store { id, op } => self.to_store.push((id, op)),
             }
         }
@@ -235,7 +242,7 @@ impl Shared {
         let replica = self.replica.lock();
         let state = replica.state();
         format!(
-            "replica {}: member {}, {}, applied {}, visible {}, durable {}, state {:016x}",
+            "replica {}: member {}, {}, applied {}, visible {}, durable {}, state {:016x}, answered {}",
             self.index,
             replica.member_id().map_or(-1, i64::from),
             if replica.is_serving() { "serving" } else { "not serving" },
@@ -243,6 +250,7 @@ impl Shared {
             replica.visible_state().applied,
             replica.durable_position().map_or(-1, |d| d as i64),
             state.checksum(),
+            self.answered.load(Ordering::Relaxed),
         )
     }
 }
@@ -514,6 +522,7 @@ fn main(_: u64) -> i32 {
         to_group: Queue::new(),
         to_store: Queue::new(),
         peers,
+        answered: AtomicU64::new(0),
     }));
     shared.with_replica(|r, now| r.on_group(now, GroupInput::Joined { member_id: me, members: vec![me] }));
     println!(

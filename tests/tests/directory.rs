@@ -258,6 +258,8 @@ fn three_clients_stay_linearizable_while_the_sequencers_board_is_killed() {
     let converged =
         service.wait_converged(&mut rpc, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e:#}"));
     println!("replicas converged: {converged:?}");
+    let answering = converged.iter().filter(|s| s.answered > 0).count();
+    assert!(answering >= 2, "the clients' calls did not spread over the replicas: {converged:?}");
     let views: Vec<String> = (0..3).map(|i| replica_view(&service, &mut rpc, &dirs, i)).collect();
     assert_eq!(views[0], views[1], "the rejoined replica answers differently");
     assert_eq!(views[1], views[2]);
@@ -338,7 +340,7 @@ fn the_tree_survives_the_whole_pool_stopped_and_started_on_the_same_disk() {
     assert_eq!(tree(&mut rpc, &service, &root), before, "the tree changed");
     let converged =
         service.wait_converged(&mut rpc, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(converged.applied >= 155, "{converged:?}");
+    assert!(converged[0].applied >= 155, "{converged:?}");
     // And it goes on from there.
     soap::Client::new(&mut rpc).append(&root, &row("after", value_cap(9999))).unwrap();
     assert!(tree(&mut rpc, &service, &root).contains_key("/after"));

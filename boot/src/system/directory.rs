@@ -69,6 +69,8 @@ pub struct ReplicaStatus {
     pub visible: u64,
     /// A checksum of its whole state.
     pub state: u64,
+    /// Client requests it has answered on the service's port.
+    pub answered: u64,
 }
 
 impl ReplicaStatus {
@@ -80,6 +82,7 @@ impl ReplicaStatus {
             applied: field("applied ")?.parse().ok()?,
             visible: field("visible ")?.parse().ok()?,
             state: u64::from_str_radix(field("state ")?, 16).ok()?,
+            answered: field("answered ")?.parse().ok()?,
         })
     }
 }
@@ -323,8 +326,8 @@ impl DirectoryService {
         (replica_port::Client::new(transport), self.identity.replica_capability(index))
     }
 
-    /// Waits until every replica serves at one position with one state; that state.
-    pub fn wait_converged(&self, rpc: &mut RpcClient, timeout: Duration) -> Result<ReplicaStatus> {
+    /// Waits until every replica serves at one position with one state; their statuses.
+    pub fn wait_converged(&self, rpc: &mut RpcClient, timeout: Duration) -> Result<Vec<ReplicaStatus>> {
         let deadline = Instant::now() + timeout;
         loop {
             let statuses: Vec<Result<ReplicaStatus, Status>> =
@@ -335,7 +338,7 @@ impl DirectoryService {
                         .is_ok_and(|s| s.serving && s.applied == first.applied && s.state == first.state)
                 })
             {
-                return Ok(*first);
+                return Ok(statuses.into_iter().flatten().collect());
             }
             if Instant::now() > deadline {
                 bail!("the replicas did not converge: {statuses:?}");
@@ -351,13 +354,12 @@ mod tests {
 
     #[test]
     fn status_lines_parse() {
-        let text = "replica 1: member 3, serving, applied 42, visible 41, durable 42, state 00000000deadbeef";
+        let text = "replica 1: member 3, serving, applied 42, visible 41, durable 42, state 00000000deadbeef, answered 7";
         assert_eq!(
             ReplicaStatus::parse(text),
-            Some(ReplicaStatus { serving: true, applied: 42, visible: 41, state: 0xdead_beef })
+            Some(ReplicaStatus { serving: true, applied: 42, visible: 41, state: 0xdead_beef, answered: 7 })
         );
-        let text =
-            "replica 1: member -1, not serving, applied 0, visible 0, durable -1, state 0000000000000001";
+        let text = "replica 1: member -1, not serving, applied 0, visible 0, durable -1, state 0000000000000001, answered 0";
         assert!(!ReplicaStatus::parse(text).unwrap().serving);
         assert_eq!(ReplicaStatus::parse("replica 1: broken"), None);
     }
