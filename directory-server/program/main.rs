@@ -211,7 +211,8 @@ struct Shared {
     to_group: Queue<Vec<u8>>,
     to_store: Queue<(u64, StoreOp)>,
     peers: Vec<Mailbox>,
-    /// Answers given on the service's port (for `STD_STATUS`).
+    /// Answers the replica gave to requests on the service's port, the internal
+    /// reads of standard commands included (for `STD_STATUS`).
     answered: AtomicU64,
 }
 
@@ -220,12 +221,19 @@ impl Shared {
     fn with_replica<R>(&self, f: impl FnOnce(&mut Replica<Ticket>, u64) -> R) -> R {
         let mut replica = self.replica.lock();
         let result = f(&mut replica, time::now_us());
+        let mut posted: Option<Vec<u8>> = None;
         while let Some(output) = replica.poll_output() {
             match output {
                 Output::Group(bytes) => self.to_group.push(bytes),
-                // Only confirmations go point to point, and a newer one says all an
-                // older one did: every other replica gets the latest.
-                Output::Peer { bytes, .. } => self.peers.iter().for_each(|p| p.post(bytes.clone())),
+                // Only confirmations go point to point, one copy per member, and a
+                // newer one says all an older one did: every other replica gets the
+                // latest, once.
+                Output::Peer { bytes, .. } => {
+                    if posted.as_ref() != Some(&bytes) {
+                        self.peers.iter().for_each(|p| p.post(bytes.clone()));
+                        posted = Some(bytes);
+                    }
+                }
                 Output::Reply { handle: (slot, number), result } => {
                     if slot < SERVICE_THREADS {
                         self.answered.fetch_add(1, Ordering::Relaxed);
