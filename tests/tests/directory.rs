@@ -121,6 +121,20 @@ fn final_reads(rpc: &mut RpcClient, dirs: &Directories, epoch: Instant) -> Vec<R
         .collect()
 }
 
+/// Median times of the host's answered updates and reads (its own clock).
+fn print_latencies(records: &[Record]) {
+    let median = |update: bool| {
+        let mut times: Vec<u64> = records
+            .iter()
+            .filter(|r| r.client == 0 && workload::is_update(&r.input) == update)
+            .filter_map(|r| r.returned.as_ref().map(|(t, _)| t - r.invoked))
+            .collect();
+        times.sort_unstable();
+        Duration::from_micros(times.get(times.len() / 2).copied().unwrap_or(0))
+    };
+    println!("host client medians: update {:.1?}, read {:.1?}", median(true), median(false));
+}
+
 fn check_history(records: &[Record]) {
     let calls: Vec<Call<In, Out>> = records
         .iter()
@@ -252,6 +266,7 @@ fn three_clients_stay_linearizable_while_the_sequencers_board_is_killed() {
         records.len()
     );
     assert!(updates >= 3 * UPDATES_PER_CLIENT, "{updates} updates");
+    print_latencies(&records);
     check_history(&records);
     let notes = retrying(|| soap::Client::new(&mut rpc).list(&dirs.notes)).unwrap();
     check_notes(&records, &notes);
