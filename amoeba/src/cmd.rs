@@ -1,7 +1,8 @@
 //! Command numbers, grouped per server as in Amoeba.
 //!
 //! Standard commands (every server) start at 1000 in Amoeba's order; Bullet from 2000,
-//! SOAP (directory) from 2100, run server from 3000. The per-server numbers within a
+//! run server from 3000 (the directory service's are declared in
+//! `interfaces::directory`). The per-server numbers within a
 //! group are this system's own.
 
 /// First standard command.
@@ -49,33 +50,6 @@ pub const BS_SYNC: u32 = BULLET_FIRST_COM + 6;
 pub const BS_COMMIT: u32 = 0x1;
 /// Bullet flag: safety (commit only once on disk).
 pub const BS_SAFETY: u32 = 0x2;
-
-/// First SOAP (directory server) command.
-pub const SP_FIRST_COM: u32 = 2100;
-/// Create a directory.
-pub const SP_CREATE: u32 = SP_FIRST_COM;
-/// Discard a directory.
-pub const SP_DISCARD: u32 = SP_FIRST_COM + 1;
-/// List a directory.
-pub const SP_LIST: u32 = SP_FIRST_COM + 2;
-/// Append a row (name → capability set).
-pub const SP_APPEND: u32 = SP_FIRST_COM + 3;
-/// Change the rights masks of a row.
-pub const SP_CHMOD: u32 = SP_FIRST_COM + 4;
-/// Delete a row.
-pub const SP_DELETE: u32 = SP_FIRST_COM + 5;
-/// Look up a path.
-pub const SP_LOOKUP: u32 = SP_FIRST_COM + 6;
-/// Look up several names.
-pub const SP_SETLOOKUP: u32 = SP_FIRST_COM + 7;
-/// Install several rows atomically.
-pub const SP_INSTALL: u32 = SP_FIRST_COM + 8;
-/// Replace the capability set of a row.
-pub const SP_REPLACE: u32 = SP_FIRST_COM + 9;
-/// Get the column rights masks of a row.
-pub const SP_GETMASKS: u32 = SP_FIRST_COM + 10;
-/// Maximum number of rights columns in a directory.
-pub const SP_MAXCOLUMNS: usize = 4;
 
 /// First run server command.
 pub const RUN_FIRST_COM: u32 = 3000;

@@ -119,6 +119,20 @@ impl From<Status> for i32 {
     }
 }
 
+/// In typed message buffers a status travels as its code; an unknown code reads
+/// as [`Status::SysErr`].
+impl serde::Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (*self as i32).serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Status {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        i32::deserialize(deserializer).map(Status::from_i32_lossy)
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.text(), *self as i32)

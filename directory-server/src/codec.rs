@@ -200,7 +200,7 @@ impl<'a> Reader<'a> {
     /// Column masks (1..=4).
     pub fn masks(&mut self) -> Result<Vec<Rights>, DecodeError> {
         let n = self.u8()? as usize;
-        if n == 0 || n > amoeba::cmd::SP_MAXCOLUMNS {
+        if n == 0 || n > crate::types::SP_MAXCOLUMNS {
             return Err(DecodeError::Invalid);
         }
         (0..n).map(|_| self.u8().map(Rights)).collect()
@@ -383,6 +383,7 @@ const QUERY_LOOKUP: u8 = 3;
 const QUERY_SETLOOKUP: u8 = 4;
 const QUERY_INFO: u8 = 5;
 const QUERY_RESTRICT: u8 = 6;
+const QUERY_RANDOM: u8 = 7;
 
 impl Query {
     /// Append the encoding (without version byte) to `w`.
@@ -419,6 +420,10 @@ impl Query {
                 w.cap(cap);
                 w.u8(mask.0);
             }
+            Query::Random { object } => {
+                w.u8(QUERY_RANDOM);
+                w.u32(*object);
+            }
         }
     }
 
@@ -438,6 +443,7 @@ impl Query {
             }
             QUERY_INFO => Query::Info { cap: r.cap()? },
             QUERY_RESTRICT => Query::Restrict { cap: r.cap()?, mask: Rights(r.u8()?) },
+            QUERY_RANDOM => Query::Random { object: r.u32()? },
             _ => return Err(DecodeError::Tag),
         })
     }
@@ -488,6 +494,7 @@ const REPLY_FOUND: u8 = 6;
 const REPLY_CONTINUE: u8 = 7;
 const REPLY_SETLOOKUP: u8 = 8;
 const REPLY_INFO: u8 = 9;
+const REPLY_RANDOM: u8 = 10;
 
 /// Encode a reply (or an error status) for the reply buffer.
 pub fn encode_reply(reply: &Result<Reply, Status>) -> Vec<u8> {
@@ -549,6 +556,16 @@ pub fn encode_reply(reply: &Result<Reply, Status>) -> Vec<u8> {
             w = Writer::tagged(REPLY_INFO);
             w.str(text);
         }
+        Reply::Random(random) => {
+            w = Writer::tagged(REPLY_RANDOM);
+            match random {
+                None => w.u8(0),
+                Some(check) => {
+                    w.u8(1);
+                    w.raw(&check.0);
+                }
+            }
+        }
     }
     w.buf
 }
@@ -582,6 +599,11 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Result<Reply, Status>, DecodeError> 
             Ok(Reply::SetLookup(items))
         }
         REPLY_INFO => Ok(Reply::Info(r.str()?)),
+        REPLY_RANDOM => Ok(Reply::Random(match r.u8()? {
+            0 => None,
+            1 => Some(r.check()?),
+            _ => return Err(DecodeError::Tag),
+        })),
         _ => return Err(DecodeError::Tag),
     };
     r.finish()?;
@@ -630,6 +652,13 @@ impl State {
             }
         }
         w.buf
+    }
+
+    /// A fingerprint of the whole state (the first 8 bytes of the SHA-256 of its
+    /// encoding), for comparing replicas.
+    pub fn checksum(&self) -> u64 {
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(self.encode());
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
     }
 
     /// Decode [`State::encode`]'s output, checking every row against the limits.

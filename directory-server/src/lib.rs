@@ -28,24 +28,40 @@
 //!   anchor's tail (one anchor write per batch), a log file when the tail is full,
 //!   a checkpoint after `max_log_files` files.
 //! * [`protocol`]: what replicas send each other ([`protocol::Envelope`]).
+//! * [`layout`]: the service's identity (from which its ports follow) and the
+//!   anchor slots on the disk area the host reserves; [`rpc_store`]: the
+//!   [`Store`] over RPC (Bullet files, disk objects).
+//! * [`service`]: the SOAP interface and each replica's own port, served by
+//!   handing requests to the replica and waiting for its answers.
+//! * [`workload`]: the calls the pool tests make and record; [`checker`]
+//!   (feature `checker`, host only) checks such histories for linearizability.
 //! * [`Replica`]: ordered updates, durable before they are applied, replies once
 //!   every possible read-lease holder has applied them; linearizable local reads
 //!   under a lease, through the group as a barrier otherwise; catching up by state
 //!   transfer. Its module documentation gives the argument.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "checker")), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+#[cfg(feature = "checker")]
+extern crate std;
+
+#[cfg(feature = "checker")]
+pub mod checker;
 pub mod codec;
+pub mod layout;
 mod ops;
 pub mod persist;
 pub mod protocol;
 pub mod replica;
+pub mod rpc_store;
+pub mod service;
 mod state;
 pub mod store;
 pub mod types;
+pub mod workload;
 
 pub use codec::DecodeError;
 pub use ops::{InstallEntry, Lookup, Query, Reply, Request, Update};

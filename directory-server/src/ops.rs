@@ -5,28 +5,16 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::cmd::{
+use amoeba::interfaces::soap::{
     SP_APPEND, SP_CHMOD, SP_CREATE, SP_DELETE, SP_DISCARD, SP_GETMASKS, SP_INSTALL, SP_LIST, SP_LOOKUP,
-    SP_REPLACE, SP_SETLOOKUP, STD_AGE, STD_INFO, STD_RESTRICT, STD_TOUCH,
+    SP_REPLACE, SP_SETLOOKUP,
 };
+use amoeba::interfaces::standard::{STD_AGE, STD_INFO, STD_RESTRICT, STD_TOUCH};
 use amoeba::{Capability, Check, Rights, Status};
 
-/// One row written by `SP_INSTALL`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct InstallEntry {
-    /// The directory (needs [`crate::RIGHT_MODIFY`]).
-    pub dir: Capability,
-    /// Row name.
-    pub name: String,
-    /// The new capability set.
-    pub caps: Vec<Capability>,
-    /// The new masks (one per column of the directory).
-    pub masks: Vec<Rights>,
-    /// `None`: write the row whether it exists or not. `Some(set)`: the row must
-    /// exist and hold `set` as this capability would see it, else the whole install
-    /// fails with `NotNow`.
-    pub expect: Option<Vec<Capability>>,
-}
+/// The shared wire types (declared with the interface, so host and board clients use
+/// them too): a row of `SP_INSTALL`, and the answer to a lookup.
+pub use amoeba::interfaces::directory::{InstallEntry, Lookup};
 
 /// A change to the directory state. Every replica applies the same updates in the
 /// same order; anything random is carried in the update.
@@ -144,6 +132,12 @@ pub enum Query {
         /// The mask.
         mask: Rights,
     },
+    /// The random check value of object `object` (0: the service itself), for the
+    /// program's own verification of standard commands; never sent to a client.
+    Random {
+        /// The object.
+        object: u32,
+    },
 }
 
 /// What a client asks a replica.
@@ -153,20 +147,6 @@ pub enum Request {
     Query(Query),
     /// A write, ordered through the group.
     Update(Update),
-}
-
-/// The answer to a lookup.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Lookup {
-    /// The last component's capability set, restricted by the columns' masks.
-    Found(Vec<Capability>),
-    /// A component names a directory of another server: go on there with `rest`.
-    Continue {
-        /// That directory's capability set (restricted).
-        caps: Vec<Capability>,
-        /// The path still to walk.
-        rest: String,
-    },
 }
 
 /// A successful reply.
@@ -193,6 +173,8 @@ pub enum Reply {
     SetLookup(Vec<Result<Vec<Capability>, Status>>),
     /// Info text.
     Info(String),
+    /// An object's random check value ([`Query::Random`]; `None`: no such object).
+    Random(Option<Check>),
 }
 
 impl Update {
@@ -232,7 +214,7 @@ impl Query {
             Query::Lookup { .. } => SP_LOOKUP,
             Query::SetLookup { .. } => SP_SETLOOKUP,
             Query::Info { .. } => STD_INFO,
-            Query::Restrict { .. } => STD_RESTRICT,
+            Query::Restrict { .. } | Query::Random { .. } => STD_RESTRICT,
         }
     }
 }

@@ -335,6 +335,7 @@ impl State {
                 let rights = v.rights & *mask;
                 Ok(Reply::Capability(Capability { rights, check: restrict(&random, rights), ..*cap }))
             }
+            Query::Random { object } => Ok(Reply::Random(self.random_of(*object))),
         }
     }
 

@@ -4,8 +4,11 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::cmd::SP_MAXCOLUMNS;
 use amoeba::{Capability, Rights, Status};
+
+pub use amoeba::interfaces::directory::{
+    COLUMN_RIGHTS, RIGHT_DELETE, RIGHT_MODIFY, SP_MAXCOLUMNS, column_right,
+};
 
 /// Longest row name, in bytes (Amoeba's limit).
 pub const MAX_NAME_LEN: usize = 255;
@@ -17,20 +20,6 @@ pub const MAX_CAPSET: usize = 8;
 pub const MAX_BATCH: usize = 32;
 /// Longest path handed to a lookup, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
-
-/// The rights bits of a directory capability. Bit `c` (0..=3) lets the holder read
-/// through column `c` (Amoeba's `SP_COLMASK`); [`RIGHT_MODIFY`] and
-/// [`RIGHT_DELETE`] are Amoeba's `SP_MODRGT` and `SP_DELRGT`.
-pub const COLUMN_RIGHTS: Rights = Rights((1 << SP_MAXCOLUMNS) - 1);
-/// Change rows: append, delete, replace, chmod, install.
-pub const RIGHT_MODIFY: Rights = Rights(0x40);
-/// Discard (destroy) the directory itself.
-pub const RIGHT_DELETE: Rights = Rights(0x80);
-
-/// The right that selects column `c`.
-pub fn column_right(c: usize) -> Rights {
-    Rights(1 << c)
-}
 
 /// What the holder of a directory capability with `rights` sees of a row whose
 /// column masks are `masks`: the union of the masks of the columns it holds.

@@ -10,12 +10,13 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use common::lin::{Call, check};
 use common::sim::{CLIENTS_START, Faults, MS, Rng, Sim, initial_state, recover};
-use common::spec::{Dirs, In, NAMES, Out};
 use directory_server::ReplicaConfig;
+use directory_server::checker::lin::{Call, check};
+use directory_server::checker::spec::Dirs;
 use directory_server::persist::PersistConfig;
 use directory_server::store::read_anchor;
+use directory_server::workload::{In, NAMES, Out};
 use sequencer::Config;
 
 /// Time spent in the linearizability checker, and calls checked (statistics).

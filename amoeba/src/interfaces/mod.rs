@@ -4,11 +4,12 @@
 //! by hand.
 //!
 //! Command numbers are grouped per server as in Amoeba: standard commands from 1000,
-//! Bullet from 2000, SOAP (directory) from 2100, run server from 3000, process server
-//! from 3100, TTY from 3300, disk from 3400, the demo services from 4000.
+//! Bullet from 2000, SOAP (directory) from 2100, run server from 3000, process server from
+//! 3100, TTY from 3300, disk from 3400, the demo services from 4000.
 
 mod bullet_files;
 mod demo;
+pub mod directory;
 mod disk_blocks;
 pub mod process;
 pub mod run;
@@ -17,6 +18,7 @@ mod terminal;
 
 pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, BulletStats, bullet};
 pub use demo::{counter, echo};
+pub use directory::soap;
 pub use disk_blocks::{DISK_IO_MAX, DISK_READ, DISK_WRITE, disk};
 pub use process::process_server;
 pub use run::run_server;

@@ -4,6 +4,8 @@
 //! then the run server. Each server prints its capability on its board's
 //! console, where the host reads it.
 
+pub mod directory;
+
 use crate::pool::Pool;
 use amoeba::Capability;
 use amoeba::exec::Exec;

@@ -280,6 +280,7 @@ impl Model {
                 let want = Rights(r.0 & mask.0);
                 Ok(Reply::Capability(Capability { rights: want, check: restrict(&random, want), ..*cap }))
             }
+            Query::Random { object } => Ok(Reply::Random(self.random(*object))),
         }
     }
 

@@ -17,8 +17,8 @@ use directory_server::{
 };
 use sequencer::{Config, Dest, Event, GroupError, GroupMember, SendError};
 
-use super::lin::Call;
-use super::spec::{In, MASKS, NAMES, Out};
+use directory_server::checker::lin::Call;
+use directory_server::workload::{In, MASKS, NAMES, Out, note_name, row_masks as masks, value_cap};
 
 pub const MS: u64 = 1000;
 const GROUP_PORT: u64 = 0x0000_d1d1_0000_0001;
@@ -26,7 +26,6 @@ const GROUP_SECRET: Check = Check([0x5e, 0xc2, 0xe7, 1, 2, 3]);
 const SERVICE_PORT: Port = Port([0xd1, 0x4e, 0xc7, 0, 0, 1]);
 const SUPER: Check = Check([7, 7, 7, 1, 2, 3]);
 const BULLET_PORT: Port = Port([0xb0, 0x11, 0xe7, 0, 0, 9]);
-const FOREIGN: Port = Port([0xf0, 0x4e, 0x16, 0, 0, 7]);
 /// How long a client waits for a reply before counting the call as unanswered.
 const CLIENT_TIMEOUT: u64 = 1200 * MS;
 /// How long the RPC layer takes to report that a server is gone.
@@ -226,16 +225,6 @@ pub fn initial_state() -> (State, [Capability; 2]) {
     let masks = vec![Rights(0xff), Rights(0x0f), Rights(0x02)];
     s.apply(&Update::Append { dir: root, name: "sub".into(), caps: vec![sub], masks }).expect("setup");
     (s, [root, sub])
-}
-
-pub fn value_cap(v: u32) -> Capability {
-    Capability::owner(FOREIGN, v, Check([v as u8, (v >> 8) as u8, 3, 4, 5, 6]))
-}
-
-const ROW_MASKS: [u8; 3] = [0xff, 0x0f, 0x02];
-
-fn masks(m0: u8) -> Vec<Rights> {
-    vec![Rights(m0), Rights(ROW_MASKS[1]), Rights(ROW_MASKS[2])]
 }
 
 impl Sim {
@@ -843,6 +832,13 @@ impl Sim {
             In::Append(d, n, v) => u(Update::Append {
                 dir: dir(*d),
                 name: name(*n),
+                caps: vec![value_cap(*v)],
+                masks: masks(0xff),
+            }),
+            // The simulated clients make no notes; in root they would not disturb the model.
+            In::Note(v) => u(Update::Append {
+                dir: root,
+                name: note_name(*v),
                 caps: vec![value_cap(*v)],
                 masks: masks(0xff),
             }),

@@ -3,14 +3,17 @@
 //! is unknown (no response) may take effect at any point after their invocation,
 //! or never.
 
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 use std::hash::Hash;
+use std::string::String;
+use std::vec::Vec;
+use std::{format, vec};
 
 /// A sequential specification.
 pub trait Spec: Clone + Eq + Hash {
+    /// A call.
     type Input: Clone + std::fmt::Debug;
+    /// What it returns.
     type Output: Clone + PartialEq + std::fmt::Debug;
     /// Apply `input`; the output it gives.
     fn step(&mut self, input: &Self::Input) -> Self::Output;
@@ -19,10 +22,13 @@ pub trait Spec: Clone + Eq + Hash {
 /// One call of a history.
 #[derive(Clone, Debug)]
 pub struct Call<I, O> {
+    /// Who made it (for explanations).
     pub client: usize,
+    /// When it started.
     pub invoked: u64,
-    /// `None`: no response (outcome unknown).
+    /// When it returned and what; `None`: no response (outcome unknown).
     pub returned: Option<(u64, O)>,
+    /// The call.
     pub input: I,
 }
 

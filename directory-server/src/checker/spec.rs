@@ -1,52 +1,21 @@
-//! The sequential specification the simulated clients' histories are checked
-//! against: two directories (the root, and `sub` under it), three row names, rows
-//! holding one capability of another server whose object number is the value.
-
-#![allow(dead_code)]
+//! The sequential specification of the [`crate::workload`]'s calls: two
+//! directories (the root, and `sub` under it), three row names, rows holding one
+//! capability of another server whose object number is the value. Notes go to a
+//! directory of their own and are checked apart (each is a separate object).
 
 use super::lin::Spec;
-
-pub const NAMES: [&str; 3] = ["a", "b", "c"];
-/// Column-0 masks a chmod may set (the other columns stay 0x0f and 0x02).
-pub const MASKS: [u8; 2] = [0xff, 0x0f];
+use crate::workload::{In, Out, ROW_MASKS};
 
 /// A row: (value, column-0 mask).
 pub type Cell = Option<(u32, u8)>;
 
+/// The model: the cells of d0 and d1.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Dirs(pub [[Cell; 3]; 2]);
 
-#[derive(Clone, Debug)]
-pub enum In {
-    Append(usize, usize, u32),
-    Delete(usize, usize),
-    Replace(usize, usize, u32, u32),
-    Chmod(usize, usize, u8),
-    Install(Vec<(usize, usize, u32)>),
-    Lookup(usize, usize),
-    /// `sub/<name>` from the root.
-    Walk(usize),
-    List(usize),
-    SetLookup(Vec<(usize, usize)>),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Out {
-    Ok,
-    Exists,
-    NotFound,
-    Conflict,
-    /// Value and the rights the owner sees.
-    Found(u32, u8),
-    List(Vec<(usize, u8)>),
-    Set(Vec<Option<(u32, u8)>>),
-    /// Anything the model never produces (a wrong status, a bad reply).
-    Other(String),
-}
-
 /// What the owner (all column bits) sees of a row with column-0 mask `m`.
 pub fn seen_rights(m: u8) -> u8 {
-    m | 0x0f | 0x02
+    m | ROW_MASKS[1] | ROW_MASKS[2]
 }
 
 impl Spec for Dirs {
@@ -95,6 +64,8 @@ impl Spec for Dirs {
             In::SetLookup(items) => {
                 Out::Set(items.iter().map(|(d, n)| cells[*d][*n].map(|(v, m)| (v, seen_rights(m)))).collect())
             }
+            // A new, unique row elsewhere: it always succeeds and changes no cell.
+            In::Note(_) => Out::Ok,
         }
     }
 }

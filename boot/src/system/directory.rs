@@ -1,0 +1,372 @@
+//! The directory service on a pool: three replicas on boards 0–2 (fewer in a
+//! smaller pool), started through the process servers, each with the Bullet
+//! server's capability and its anchor slot on board 0's disk.
+//!
+//! The service's identity (the random check of its super capability, from which
+//! its ports follow, and the root directory's capability) is kept in the first
+//! block of the disk area reserved for it ([`ANCHOR_BLOCKS`]), so a second `up`
+//! on the same disk finds the same service, recovers its state and hands back
+//! the same root. Replica 0 recovers the state and creates the group; the others
+//! join it and catch up; a replica that is started again joins the running group.
+
+use super::{ANCHOR_BLOCKS, disk_capability};
+use crate::exec::Started;
+use crate::pool::Pool;
+use crate::rpc_client::RpcClient;
+use amoeba::exec::Exec;
+use amoeba::interface::Transport;
+use amoeba::interfaces::{DISK_READ, disk, soap, standard};
+use amoeba::{Capability, Check, Status};
+use anyhow::{Context, Result, bail};
+use directory_server::layout::{AREA_BLOCKS, Identity, MAX_REPLICAS, SLOT_BLOCKS, slot_first_block};
+use directory_server::service::replica_port;
+use std::time::{Duration, Instant};
+
+const _: () = assert!(AREA_BLOCKS <= ANCHOR_BLOCKS, "the directory's disk area does not fit");
+
+/// The program every replica runs.
+pub const PROGRAM: &str = "directory-server";
+/// A replica's heap: its state, twice while a checkpoint is encoded, and snapshots.
+pub const REPLICA_HEAP: u64 = 24 << 20;
+/// The root directory's columns.
+pub const ROOT_COLUMNS: [&str; 3] = ["owner", "group", "other"];
+/// How long replicas have to come up and catch up.
+const REPLICA_START: Duration = Duration::from_secs(90);
+/// How long the host keeps asking while no replica serves yet.
+const SERVICE_WAIT: Duration = Duration::from_secs(60);
+/// Pause between such questions.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// The boards of a pool of `boards` boards that get a replica.
+pub fn replica_boards(boards: usize) -> Vec<usize> {
+    (0..boards.min(MAX_REPLICAS as usize)).collect()
+}
+
+/// Starts the directory service on `boards` (replica `i` on `boards[i]`; board 0
+/// must have the disk and run the Bullet server `bullet`): the root directory's
+/// owner capability, the same after every start on the same disk.
+pub fn start_directory(pool: &Pool, bullet: Capability, boards: &[usize]) -> Result<Capability> {
+    Ok(DirectoryService::start(pool, bullet, boards)?.root)
+}
+
+/// A replica the host started.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicaProcess {
+    /// Its board.
+    pub board: usize,
+    /// Its process.
+    pub process: Started,
+}
+
+/// What a replica says of itself (`STD_STATUS` on its own port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// Does it answer clients?
+    pub serving: bool,
+    /// Updates it has applied.
+    pub applied: u64,
+    /// Updates its reads show.
+    pub visible: u64,
+    /// A checksum of its whole state.
+    pub state: u64,
+    /// Client requests it has answered on the service's port.
+    pub answered: u64,
+}
+
+impl ReplicaStatus {
+    /// Reads [`ReplicaStatus`] from the status text.
+    pub fn parse(text: &str) -> Option<ReplicaStatus> {
+        let field = |name: &str| text.split(", ").find_map(|part| part.strip_prefix(name));
+        Some(ReplicaStatus {
+            serving: text.contains(", serving,"),
+            applied: field("applied ")?.parse().ok()?,
+            visible: field("visible ")?.parse().ok()?,
+            state: u64::from_str_radix(field("state ")?, 16).ok()?,
+            answered: field("answered ")?.parse().ok()?,
+        })
+    }
+}
+
+/// The running service, as the host started it.
+pub struct DirectoryService {
+    /// Who the service is (its super capability and ports).
+    pub identity: Identity,
+    /// The root directory's owner capability.
+    pub root: Capability,
+    /// The replicas' group (a replica started again joins it).
+    pub group: Capability,
+    bullet: Capability,
+    /// Every replica's anchor slot (read and write).
+    slots: Vec<Capability>,
+    /// The same, read only.
+    slots_read_only: Vec<Capability>,
+    /// Replica `i` (index in the vector), where it runs.
+    pub replicas: Vec<ReplicaProcess>,
+}
+
+fn random_check() -> Result<Check> {
+    let mut bytes = [0u8; 6];
+    let mut urandom = std::fs::File::open("/dev/urandom")?;
+    std::io::Read::read_exact(&mut urandom, &mut bytes)?;
+    Ok(Check(bytes))
+}
+
+fn seed_hex() -> Result<String> {
+    let mut bytes = [0u8; 23];
+    let mut urandom = std::fs::File::open("/dev/urandom")?;
+    std::io::Read::read_exact(&mut urandom, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Calls `f` until it gets an answer other than "no replica serves now".
+pub fn retrying<T>(mut f: impl FnMut() -> Result<T, Status>) -> Result<T, Status> {
+    let deadline = Instant::now() + SERVICE_WAIT;
+    loop {
+        match f() {
+            Err(Status::RpcTryAgain | Status::RpcNotFound) if Instant::now() < deadline => {
+                std::thread::sleep(RETRY_PAUSE)
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The identity block on board 0's disk.
+struct IdentityBlock {
+    disk: Capability,
+    block_size: usize,
+}
+
+impl IdentityBlock {
+    fn open(pool: &Pool) -> Result<IdentityBlock> {
+        let disk = disk_capability(pool, 0, 0, 1)?;
+        let geometry = disk::Client::new(&mut *pool.rpc())
+            .geometry(&disk)
+            .map_err(|s| anyhow::anyhow!("the directory's disk area: {s}"))?;
+        Ok(IdentityBlock { disk, block_size: geometry.block_size as usize })
+    }
+
+    fn read(&self, pool: &Pool) -> Result<Option<Identity>> {
+        let block = disk::Client::new(&mut *pool.rpc())
+            .read(&self.disk, 0, 1)
+            .map_err(|s| anyhow::anyhow!("reading the directory's identity: {s}"))?;
+        Identity::decode(&block)
+            .map_err(|e| anyhow::anyhow!("the directory's identity block is damaged: {e}"))
+    }
+
+    fn write(&self, pool: &Pool, identity: &Identity) -> Result<()> {
+        let mut block = identity.encode();
+        block.resize(self.block_size, 0);
+        let mut rpc = pool.rpc();
+        let mut client = disk::Client::new(&mut *rpc);
+        client.write(&self.disk, 0, &block).map_err(|s| anyhow::anyhow!("writing the identity: {s}"))?;
+        client.flush(&self.disk).map_err(|s| anyhow::anyhow!("flushing the identity: {s}"))
+    }
+}
+
+/// Lines of board `board`'s console that start with `prefix`.
+fn count_lines(pool: &Pool, board: usize, prefix: &str) -> usize {
+    pool.boards()[board].console_text().lines().filter(|l| l.starts_with(prefix)).count()
+}
+
+/// Waits for a line starting with `prefix` beyond the first `seen` such lines.
+fn wait_for_new_line(pool: &Pool, board: usize, prefix: &str, seen: usize) -> Result<String> {
+    let deadline = Instant::now() + REPLICA_START;
+    let console = &pool.boards()[board];
+    loop {
+        if let Some(line) = console.console_text().lines().filter(|l| l.starts_with(prefix)).nth(seen) {
+            return Ok(line.to_string());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "board {board} printed no \"{prefix}\" in {REPLICA_START:?}:\n{}",
+                console.console_tail(20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl DirectoryService {
+    /// Starts the service; see [`start_directory`].
+    pub fn start(pool: &Pool, bullet: Capability, boards: &[usize]) -> Result<DirectoryService> {
+        if boards.is_empty() || boards.len() > MAX_REPLICAS as usize {
+            bail!("the directory service runs on 1 to {MAX_REPLICAS} boards, not {}", boards.len());
+        }
+        let block = IdentityBlock::open(pool)?;
+        let identity = match block.read(pool)? {
+            Some(identity) => identity,
+            None => {
+                let identity = Identity::new(random_check()?);
+                block.write(pool, &identity)?;
+                identity
+            }
+        };
+        let mut slots = Vec::new();
+        let mut slots_read_only = Vec::new();
+        for r in 0..MAX_REPLICAS {
+            let slot = disk_capability(pool, 0, slot_first_block(r), SLOT_BLOCKS as u32)?;
+            let read_only = standard::Client::new(&mut *pool.rpc())
+                .restrict(&slot, DISK_READ)
+                .map_err(|s| anyhow::anyhow!("restricting an anchor slot: {s}"))?;
+            slots.push(slot);
+            slots_read_only.push(read_only);
+        }
+        let placeholder = ReplicaProcess {
+            board: boards[0],
+            process: Started { board: boards[0], pid: 0, capability: Capability::default() },
+        };
+        let mut service = DirectoryService {
+            identity,
+            root: Capability::default(),
+            group: Capability::default(),
+            bullet,
+            slots,
+            slots_read_only,
+            replicas: boards.iter().map(|&board| ReplicaProcess { board, ..placeholder }).collect(),
+        };
+        let group_prefix = "directory-server 0: group ";
+        let groups_before = count_lines(pool, boards[0], group_prefix);
+        let mut seen = vec![service.start_replica(pool, 0, true)?];
+        let line = wait_for_new_line(pool, boards[0], group_prefix, groups_before)?;
+        service.group = line
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+            .parse()
+            .with_context(|| format!("no group in \"{line}\""))?;
+        for index in 1..boards.len() as u8 {
+            seen.push(service.start_replica(pool, index, false)?);
+        }
+        for (index, seen) in seen.into_iter().enumerate() {
+            service.wait_serving(pool, index as u8, seen)?;
+        }
+        service.root = service.find_root(pool, &block)?;
+        Ok(service)
+    }
+
+    /// The service's super capability.
+    pub fn super_capability(&self) -> Capability {
+        self.identity.super_capability()
+    }
+
+    /// Starts replica `index` on its board (creating the group, or joining it);
+    /// the number of "serving" lines its board's console showed before.
+    fn start_replica(&mut self, pool: &Pool, index: u8, create: bool) -> Result<usize> {
+        let board = self.replicas[index as usize].board;
+        let serving_lines = count_lines(pool, board, &format!("directory-server {index}: serving"));
+        let mut exec = Exec::new(PROGRAM, &[PROGRAM])
+            .with_capability("SERVICE", self.identity.super_capability())
+            .with_capability("BULLET", self.bullet);
+        for r in 0..MAX_REPLICAS as usize {
+            let slot = if r == index as usize { self.slots[r] } else { self.slots_read_only[r] };
+            exec = exec.with_capability(&format!("ANCHOR{r}"), slot);
+        }
+        if !create {
+            exec = exec.with_capability("GROUP", self.group);
+        }
+        exec.heap_size = REPLICA_HEAP;
+        let environment = [
+            format!("INDEX={index}"),
+            format!("REPLICAS={}", self.replicas.len()),
+            format!("MODE={}", if create { "create" } else { "join" }),
+            format!("SEED={}", seed_hex()?),
+        ];
+        exec.startup.environment.extend(environment);
+        let process = pool.exec_with(board, PROGRAM, &exec)?;
+        self.replicas[index as usize].process = process;
+        Ok(serving_lines)
+    }
+
+    /// Waits until replica `index` says it serves (its `seen + 1`th such line).
+    fn wait_serving(&self, pool: &Pool, index: u8, seen: usize) -> Result<()> {
+        let board = self.replicas[index as usize].board;
+        wait_for_new_line(pool, board, &format!("directory-server {index}: serving"), seen)
+            .with_context(|| format!("directory replica {index} on board {board} did not come up"))?;
+        Ok(())
+    }
+
+    /// Starts replica `index` again (after its board or process died): it joins
+    /// the running group and catches up; returns once it serves.
+    pub fn restart_replica(&mut self, pool: &Pool, index: u8) -> Result<()> {
+        let seen = self.start_replica(pool, index, false)?;
+        self.wait_serving(pool, index, seen)
+    }
+
+    /// The root directory: the one the identity names, or a new one.
+    fn find_root(&self, pool: &Pool, block: &IdentityBlock) -> Result<Capability> {
+        let mut identity = self.identity;
+        if let Some(root) = identity.root {
+            retrying(|| soap::Client::new(&mut *pool.rpc()).list(&root))
+                .map_err(|s| anyhow::anyhow!("the root directory does not answer: {s}"))?;
+            return Ok(root);
+        }
+        let columns: Vec<String> = ROOT_COLUMNS.iter().map(|c| c.to_string()).collect();
+        let root =
+            retrying(|| soap::Client::new(&mut *pool.rpc()).create(&identity.super_capability(), &columns))
+                .map_err(|s| anyhow::anyhow!("creating the root directory: {s}"))?;
+        identity.root = Some(root);
+        block.write(pool, &identity)?;
+        Ok(root)
+    }
+
+    /// Asks replica `index` how it is, through `transport`.
+    pub fn status<T: Transport>(&self, transport: &mut T, index: u8) -> Result<ReplicaStatus, Status> {
+        let text = standard::Client::new(transport).status(&self.identity.replica_capability(index))?;
+        ReplicaStatus::parse(&text).ok_or(Status::SysErr)
+    }
+
+    /// A client for replica `index`'s own port (reads answered by it alone), with
+    /// the capability to call it with.
+    pub fn replica_client<T: Transport>(
+        &self,
+        transport: T,
+        index: u8,
+    ) -> (replica_port::Client<T>, Capability) {
+        (replica_port::Client::new(transport), self.identity.replica_capability(index))
+    }
+
+    /// Waits until every replica serves at one position with one state; their statuses.
+    pub fn wait_converged(&self, rpc: &mut RpcClient, timeout: Duration) -> Result<Vec<ReplicaStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let statuses: Vec<Result<ReplicaStatus, Status>> =
+                (0..self.replicas.len() as u8).map(|i| self.status(rpc, i)).collect();
+            if let Ok(first) = &statuses[0]
+                && statuses.iter().all(|s| {
+                    s.as_ref()
+                        .is_ok_and(|s| s.serving && s.applied == first.applied && s.state == first.state)
+                })
+            {
+                return Ok(statuses.into_iter().flatten().collect());
+            }
+            if Instant::now() > deadline {
+                bail!("the replicas did not converge: {statuses:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        let text = "replica 1: member 3, serving, applied 42, visible 41, durable 42, state 00000000deadbeef, answered 7";
+        assert_eq!(
+            ReplicaStatus::parse(text),
+            Some(ReplicaStatus { serving: true, applied: 42, visible: 41, state: 0xdead_beef, answered: 7 })
+        );
+        let text = "replica 1: member -1, not serving, applied 0, visible 0, durable -1, state 0000000000000001, answered 0";
+        assert!(!ReplicaStatus::parse(text).unwrap().serving);
+        assert_eq!(ReplicaStatus::parse("replica 1: broken"), None);
+    }
+
+    #[test]
+    fn small_pools_get_fewer_replicas() {
+        assert_eq!(replica_boards(1), vec![0]);
+        assert_eq!(replica_boards(5), vec![0, 1, 2]);
+    }
+}
