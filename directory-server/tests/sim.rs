@@ -38,6 +38,7 @@ fn group_config() -> Config {
         max_send_queue: 8,
         min_reset_members: None,
         auto_reset: true,
+        ..Config::default()
     }
 }
 
