@@ -34,6 +34,34 @@ fault +spec:
 ax +args:
     {{boot}} ax {{args}}
 
+# The rows of a directory with their column masks, e.g. `just ls /bin`.
+ls path="/":
+    {{boot}} ls {{path}}
+
+# Make a directory, e.g. `just mkdir /home`.
+mkdir path:
+    {{boot}} mkdir {{path}}
+
+# Remove an entry (a file goes from the file server too; a directory must be empty).
+rm path:
+    {{boot}} rm {{path}}
+
+# Set an entry's column masks (hex per column), e.g. `just chmod /home/notes ff:02:00`.
+chmod path masks:
+    {{boot}} chmod {{path}} {{masks}}
+
+# Store a local file at a path, e.g. `just put README.md /home/readme`.
+put local path:
+    {{boot}} put {{local}} {{path}}
+
+# Fetch a file to LOCAL, or to standard output without it.
+get path *local:
+    {{boot}} get {{path}} {{local}}
+
+# What the object at a path says of itself.
+info path:
+    {{boot}} info {{path}}
+
 # Every process on every board of the running pool (`--all`: also those that ended).
 ps *args:
     {{boot}} ps {{args}}

@@ -11,6 +11,7 @@ pub mod group_demos;
 pub mod host_cpu;
 pub mod host_port;
 pub mod image;
+pub mod names;
 pub mod plots;
 pub mod pool;
 pub mod rpc_bench;

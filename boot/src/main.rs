@@ -124,6 +124,52 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         argv: Vec<String>,
     },
+    /// The rows of a directory (default: the root) with their column masks.
+    Ls {
+        #[arg(default_value = "/")]
+        path: String,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Make a directory.
+    Mkdir {
+        path: String,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Remove an entry (a file goes from the file server too; a directory must be empty).
+    Rm {
+        path: String,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Set an entry's column masks, hex per column: `chmod /notes ff:02:00`.
+    Chmod {
+        path: String,
+        masks: boot::workstation::Masks,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Store a local file at a path (replacing what was there).
+    Put {
+        local: PathBuf,
+        path: String,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Fetch the file at a path, into LOCAL or to standard output.
+    Get {
+        path: String,
+        local: Option<PathBuf>,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// What the object at a path says of itself (STD_INFO).
+    Info {
+        path: String,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
     /// Every process on every board: board, pid, program, state, CPU time.
     Ps {
         /// Also the processes that have exited (while their status is kept).
@@ -261,6 +307,24 @@ fn main() {
             run_program(board, &program, argument, run_to_completion, detach, &run_dir)
         }
         Command::Ax { on, detach, run_dir, argv } => ax(&run_dir, &argv, on, detach),
+        Command::Ls { path, run_dir } => workstation(&run_dir, |ws| ws.ls(&path)),
+        Command::Mkdir { path, run_dir } => {
+            workstation(&run_dir, |ws| ws.mkdir(&path).map(|_| String::new()))
+        }
+        Command::Rm { path, run_dir } => workstation(&run_dir, |ws| ws.rm(&path).map(|()| String::new())),
+        Command::Chmod { path, masks, run_dir } => {
+            workstation(&run_dir, |ws| ws.chmod(&path, masks.0).map(|()| String::new()))
+        }
+        Command::Put { local, path, run_dir } => workstation(&run_dir, |ws| {
+            let data = std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
+            ws.put(&data, &path).map(|_| format!("{} bytes stored as {path}\n", data.len()))
+        }),
+        Command::Get { path, local, run_dir } => workstation(&run_dir, |ws| {
+            boot::workstation::write_out(&ws.get(&path)?, local.as_deref()).map(|()| String::new())
+        }),
+        Command::Info { path, run_dir } => {
+            workstation(&run_dir, |ws| ws.info(&path).map(|i| format!("{i}\n")))
+        }
         Command::Ps { all, run_dir } => workstation(&run_dir, |ws| boot::workstation::ps(ws, all)),
         Command::Stun { process, run_dir } => control_process(&run_dir, &process, Action::Stun),
         Command::Resume { process, run_dir } => control_process(&run_dir, &process, Action::Resume),

@@ -1,7 +1,8 @@
-//! `run-server`: the run server as a user process. Its pool is the
-//! processors named in its capability environment as `host/<name>` (each a
-//! board's host capability with the create and info rights), and, when it
-//! has one, the rows of its pool directory `POOLDIR` (added by the host).
+//! `run-server`: the run server as a user process. Its pool is the rows of
+//! its pool directory `POOLDIR` (each naming a board's host capability with
+//! the create and info rights; read again every two seconds, so processors
+//! come and go), and any processors named in its capability environment as
+//! `host/<name>`.
 //! One thread per processor polls it through its process server's info call
 //! every quarter second; the server thread answers "which processor for
 //! this program" (`run_server::find_host`) by Amoeba's rule and hands out the
@@ -17,6 +18,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use amoeba::interface::{Call, Objects};
+use amoeba::interfaces::directory::{soap, walk};
 use amoeba::interfaces::process_server;
 use amoeba::interfaces::run::{HostReport, Placement, PlacementRequest};
 use amoeba::interfaces::run_server;
@@ -31,6 +33,8 @@ amoeba::entry!(main);
 /// before it is refused for lack of room, and how often it looks again.
 const CATCH_UP_US: u64 = 1_000_000;
 const CATCH_UP_STEP_US: u64 = 100_000;
+/// How often the pool directory is read again.
+const POOL_DIRECTORY_PERIOD_US: u64 = 2_000_000;
 
 struct RunServer {
     port: Port,
@@ -92,11 +96,16 @@ impl run_server::Server for RunServer {
     }
 }
 
-/// Polls one processor for as long as it is in the pool.
+/// Polls one processor for as long as it is in the pool (with this capability).
 fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
     let interval = pool.lock().config().poll_interval_us;
     let mut processes = process_server::Client::new(Nucleus);
     loop {
+        let still_there =
+            pool.lock().hosts(time::now_us()).any(|h| h.host.name == name && *h.host.handle == host);
+        if !still_there {
+            return;
+        }
         match processes.info(&host) {
             Ok(info) if info.is_consistent() => {
                 pool.lock().record_info(&name, info, time::now_us());
@@ -106,6 +115,44 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
             }
         }
         time::sleep_us(interval);
+    }
+}
+
+/// Adds `host` as `name` to the pool and polls it.
+fn add(pool: &Arc<Mutex<Pool<Capability>>>, name: &str, host: Capability) {
+    pool.lock().add_host(name, host, Weights::default(), time::now_us());
+    let (pool, name) = (pool.clone(), String::from(name));
+    thread::spawn(move || poll(pool, name, host));
+}
+
+/// Keeps the pool equal to the rows of the pool directory: every few seconds
+/// it reads the directory again, adding and removing processors.
+fn follow_pool_directory(pool: Arc<Mutex<Pool<Capability>>>, directory: Capability) {
+    loop {
+        let rows: Vec<(String, Capability)> = soap::Client::new(Nucleus)
+            .list(&directory)
+            .map(|listing| listing.rows)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| {
+                let caps = walk(&mut Nucleus, &directory, &row.name).ok()?;
+                Some((row.name, *caps.first()?))
+            })
+            .collect();
+        if !rows.is_empty() {
+            let known: Vec<(String, Capability)> = pool
+                .lock()
+                .hosts(time::now_us())
+                .map(|h| (String::from(h.host.name), *h.host.handle))
+                .collect();
+            for (name, host) in rows.iter().filter(|row| !known.contains(row)) {
+                add(&pool, name, *host);
+            }
+            for (name, _) in known.iter().filter(|(name, _)| !rows.iter().any(|(n, _)| n == name)) {
+                pool.lock().remove_host(name);
+            }
+        }
+        time::sleep_us(POOL_DIRECTORY_PERIOD_US);
     }
 }
 
@@ -126,13 +173,14 @@ fn main(_: u64) -> i32 {
     let get = GetPort::random(&mut rng);
     let random = rng.check();
     let pool = Arc::new(Mutex::new(Pool::new(Config::default())));
-    let now = time::now_us();
     for (name, host) in &env::startup().capabilities {
         if let Some(name) = name.strip_prefix("host/") {
-            pool.lock().add_host(name, *host, Weights::default(), now);
-            let (pool, name, host) = (pool.clone(), String::from(name), *host);
-            thread::spawn(move || poll(pool, name, host));
+            add(&pool, name, *host);
         }
+    }
+    if let Some(directory) = env::capability("POOLDIR") {
+        let pool = pool.clone();
+        thread::spawn(move || follow_pool_directory(pool, directory));
     }
     let mut server = RunServer { port: get.put_port(), random, pool, rng };
     println!("run-server: capability {}", Capability::owner(server.port, 0, random));

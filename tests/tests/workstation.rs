@@ -70,6 +70,18 @@ impl Up {
     }
 }
 
+impl Up {
+    /// Stops the pool (as `boot down` does) and keeps its run directory.
+    fn stop(mut self) -> tempfile::TempDir {
+        let down =
+            Command::new(boot_program()).arg("down").arg("--run-dir").arg(self.run_dir()).output().unwrap();
+        assert!(down.status.success(), "boot down failed: {}", text(&down));
+        let _ = self.child.wait();
+        let empty = tempfile::Builder::new().prefix("up-gone-").tempdir_in("/tmp").unwrap();
+        std::mem::replace(&mut self.run_dir, empty)
+    }
+}
+
 impl Drop for Up {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -113,4 +125,52 @@ fn ax_runs_a_program_where_the_run_server_puts_it_with_its_output_and_status_her
     assert!(!text(&up.command(&["ps"])).contains("ticker"), "the ticker still runs");
     let again = up.command(&["kill", "ticker"]);
     assert!(text(&again).contains("no process runs ticker"), "{}", text(&again));
+}
+
+#[test]
+fn files_and_directories_by_path_survive_a_second_up_on_the_same_disk() {
+    let up = Up::start(3, true);
+    let ls_bin = text(&up.command(&["ls", "/bin"]));
+    for program in boot::default_programs().iter().map(|(name, _)| name) {
+        assert!(
+            ls_bin.lines().any(|l| l.split_whitespace().next() == Some(program)),
+            "{program} not in:\n{ls_bin}"
+        );
+    }
+    let local = up.run_dir().join("notes.txt");
+    std::fs::write(&local, b"notes kept across runs\n").unwrap();
+    let ok = |output: Output| {
+        assert!(output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    ok(up.command(&["mkdir", "/home"]));
+    ok(up.command(&["put", local.to_str().unwrap(), "/home/notes"]));
+    assert_eq!(ok(up.command(&["get", "/home/notes"])), "notes kept across runs\n");
+    assert!(ok(up.command(&["info", "/home/notes"])).contains("23 bytes"));
+    ok(up.command(&["chmod", "/home/notes", "ff:02:00"]));
+    assert!(ok(up.command(&["ls", "/home"])).contains("notes                    ff:02:00"));
+    let not_empty = up.command(&["rm", "/home"]);
+    assert!(text(&not_empty).contains("directory not empty"), "{}", text(&not_empty));
+    let missing = up.command(&["get", "/home/nothing"]);
+    assert!(!missing.status.success() && text(&missing).contains("no such path: /home/nothing"));
+
+    // Refused by rights: through a mask without the modify right, /home is read-only.
+    ok(up.command(&["chmod", "/home", "06:06:06"]));
+    let refused = up.command(&["put", local.to_str().unwrap(), "/home/other"]);
+    assert!(text(&refused).contains("not allowed by this capability"), "{}", text(&refused));
+    let refused = up.command(&["mkdir", "/home/sub"]);
+    assert!(text(&refused).contains("not allowed by this capability"), "{}", text(&refused));
+    assert_eq!(ok(up.command(&["get", "/home/notes"])), "notes kept across runs\n", "reads still work");
+    ok(up.command(&["chmod", "/home", "ff:06:06"]));
+    ok(up.command(&["put", local.to_str().unwrap(), "/home/scratch"]));
+    ok(up.command(&["rm", "/home/scratch"]));
+    assert!(!ok(up.command(&["ls", "/home"])).contains("scratch"));
+
+    // The whole pool stops; a second `up` on the same disk has the same tree.
+    let run_dir = up.stop();
+    let again = Up::start_in(run_dir, 3, false);
+    let get = again.command(&["get", "/home/notes"]);
+    assert_eq!(text(&get), "notes kept across runs\n");
+    let hello = again.command(&["ax", "hello", "again"]);
+    assert_eq!(hello.status.code(), Some(7), "{}", text(&hello));
 }

@@ -6,11 +6,14 @@
 
 pub mod directory;
 
+use crate::names;
 use crate::pool::Pool;
 use amoeba::Capability;
+use amoeba::Rights;
 use amoeba::exec::Exec;
+use amoeba::interfaces::directory::{COLUMN_RIGHTS, soap};
 use amoeba::interfaces::process::{HOST_DISK, HOST_PLACEMENT};
-use amoeba::interfaces::process_server;
+use amoeba::interfaces::{process_server, run_server, standard};
 use anyhow::{Context, Result};
 use std::time::Duration;
 
@@ -57,6 +60,18 @@ pub fn start_run_server(pool: &Pool, board: usize) -> Result<Capability> {
             pool.host_capability(index).restrict(HOST_PLACEMENT).expect("an owner capability restricts");
         exec = exec.with_capability(&format!("host/board{}", spec.spec.id), host);
     }
+    run_server_started(pool, board, exec)
+}
+
+/// Starts the run server on board `board` with the processors of its pool
+/// directory (rows naming host capabilities restricted to placement, which it
+/// reads again now and then); its capability.
+pub fn start_run_server_for(pool: &Pool, board: usize, pool_directory: &Capability) -> Result<Capability> {
+    let exec = Exec::new("run-server", &["run-server"]).with_capability("POOLDIR", *pool_directory);
+    run_server_started(pool, board, exec)
+}
+
+fn run_server_started(pool: &Pool, board: usize, mut exec: Exec) -> Result<Capability> {
     exec.startup.environment.push(format!("SEED={}", seed_hex()?));
     start_server(pool, board, &exec, "run-server: capability ")
 }
@@ -87,13 +102,22 @@ fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<
         .with_context(|| format!("reading the capability in {line:?}"))
 }
 
-/// Stores every program's ELF file in the Bullet server; (name, file).
-pub fn install_programs(pool: &Pool, bullet: &Capability) -> Result<Vec<(String, Capability)>> {
+/// Stores every program's ELF file in the Bullet server as `/bin/<name>` (a
+/// file there before is replaced and destroyed); (name, file).
+pub fn install_programs(
+    pool: &Pool,
+    bullet: &Capability,
+    root: &Capability,
+) -> Result<Vec<(String, Capability)>> {
+    let bin = in_directory("making /bin", || names::ensure_directory(&mut *pool.rpc(), root, "bin"))?;
     let mut installed = Vec::new();
     for (name, path) in pool.programs() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let file = amoeba::files::put(&mut *pool.rpc(), bullet, &bytes, |_| {})
             .map_err(|status| anyhow::anyhow!("storing {name} in the Bullet server: {status}"))?;
+        in_directory(&format!("entering /bin/{name}"), || {
+            names::replace_and_destroy(&mut *pool.rpc(), &bin, name, file)
+        })?;
         installed.push((name.clone(), file));
     }
     Ok(installed)
@@ -107,9 +131,11 @@ pub const DISK_BYTES: u64 = 1 << 30;
 pub struct System {
     /// The Bullet server's super capability.
     pub bullet: Capability,
+    /// The root directory's owner capability (the user's ROOT).
+    pub root: Capability,
     /// The run server's capability.
     pub run: Capability,
-    /// The programs installed in the Bullet server: (name, file).
+    /// The programs installed as `/bin/<name>`: (name, file).
     pub programs: Vec<(String, Capability)>,
     /// (board index, service name) of every server started.
     pub services: Vec<(usize, &'static str)>,
@@ -122,8 +148,8 @@ impl System {
         let mut named: Vec<(String, Capability)> =
             boards.map(|(index, b)| (format!("board{}", b.spec.id), pool.host_capability(index))).collect();
         named.push((String::from("bullet"), self.bullet));
+        named.push((String::from("root"), self.root));
         named.push((String::from("run"), self.run));
-        named.extend(self.programs.iter().map(|(name, file)| (format!("bin/{name}"), *file)));
         named
     }
 
@@ -134,18 +160,72 @@ impl System {
 }
 
 /// Brings the system up on a booted pool whose board 0 has the disk: the
-/// Bullet server, the programs stored in it, the run server (on the last
-/// board).
+/// Bullet server, the directory service (on boards 0–2), the programs stored
+/// as `/bin/<name>`, every board's placement capability as `/hosts/board<N>`
+/// (the run server's pool directory), and the run server (on the last board).
+/// On a disk that held the system before, the user's files and directories stay.
 pub fn bring_up(pool: &Pool, mut progress: impl FnMut(&str)) -> Result<System> {
     progress("starting the Bullet server on board 0");
     let bullet = start_bullet(pool, 0)?;
-    progress("storing the programs in the Bullet server");
-    let programs = install_programs(pool, &bullet)?;
+    let replicas = directory::replica_boards(pool.boards().len());
+    progress(&format!("starting the directory service on boards {replicas:?}"));
+    let root = directory::start_directory(pool, bullet, &replicas)?;
+    progress("installing the programs as /bin/<name>");
+    let programs = install_programs(pool, &bullet, &root)?;
+    progress("entering the processors as /hosts/board<N>");
+    let hosts = enter_hosts(pool, &root)?;
     let run_board = pool.boards().len() - 1;
     progress(&format!("starting the run server on board {run_board}"));
-    let run = start_run_server(pool, run_board)?;
-    let services = vec![(0, "bullet"), (run_board, "run")];
-    Ok(System { bullet, run, programs, services })
+    let run = start_run_server_for(pool, run_board, &hosts)?;
+    wait_for_processors(pool, &run, pool.boards().len())?;
+    let mut services = vec![(0, "bullet"), (run_board, "run")];
+    services.extend(replicas.iter().map(|&board| (board, "directory")));
+    Ok(System { bullet, root, run, programs, services })
+}
+
+/// Waits until the run server has `count` processors answering.
+pub fn wait_for_processors(pool: &Pool, run: &Capability, count: usize) -> Result<()> {
+    let deadline = std::time::Instant::now() + SERVER_START;
+    loop {
+        let hosts = run_server::Client::new(&mut *pool.rpc()).hosts(run);
+        let alive = hosts.as_ref().map_or(0, |h| h.iter().filter(|h| h.alive).count());
+        if alive >= count {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the run server sees {alive} of {count} processors: {hosts:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A directory call, retried while the service is between replicas.
+fn in_directory<T>(what: &str, f: impl FnMut() -> Result<T, amoeba::Status>) -> Result<T> {
+    directory::retrying(f).map_err(|status| anyhow::anyhow!("{what}: {status}"))
+}
+
+/// Enters every board's host capability, restricted to what the run server
+/// needs, as `/hosts/board<N>`, and removes the rows of boards this pool no
+/// longer has; the `/hosts` directory, read-only.
+fn enter_hosts(pool: &Pool, root: &Capability) -> Result<Capability> {
+    let rpc = || pool.rpc();
+    let hosts = in_directory("making /hosts", || names::ensure_directory(&mut *rpc(), root, "hosts"))?;
+    let mut current = Vec::new();
+    for (index, board) in pool.boards().iter().enumerate() {
+        let name = format!("board{}", board.spec.id);
+        let host =
+            pool.host_capability(index).restrict(HOST_PLACEMENT).expect("an owner capability restricts");
+        in_directory(&format!("entering /hosts/{name}"), || names::enter(&mut *rpc(), &hosts, &name, host))?;
+        current.push(name);
+    }
+    let listing = in_directory("listing /hosts", || soap::Client::new(&mut *rpc()).list(&hosts))?;
+    for row in listing.rows.iter().filter(|row| !current.contains(&row.name)) {
+        in_directory("cleaning /hosts", || soap::Client::new(&mut *rpc()).delete(&hosts, &row.name))?;
+    }
+    let read_only = in_directory("restricting /hosts", || {
+        standard::Client::new(&mut *rpc()).restrict(&hosts, Rights(COLUMN_RIGHTS.0 | Rights::READ.0))
+    })?;
+    Ok(read_only)
 }
 
 /// A table of every board: its services, load and free memory.

@@ -4,9 +4,11 @@
 //! capabilities, the servers'), a client on the switch, and a terminal server
 //! so that programs' output comes back here.
 
+mod files;
 mod processes;
 mod programs;
 
+pub use files::{Masks, write_out};
 pub use processes::{Action, Target, hosts, ps, stop_or_resume};
 pub use programs::AxOptions;
 

@@ -39,10 +39,12 @@ fn explain(program: &str, error: &ExecError) -> anyhow::Error {
 }
 
 impl Workstation {
-    /// The file of program `name` (`bin/NAME` in what `up` installed).
-    pub fn program_file(&self, name: &str) -> Result<Capability> {
-        self.capability(&format!("bin/{name}"))
-            .ok_or_else(|| anyhow::anyhow!("ax {name}: no such program: {name} (see `just ls /bin`)"))
+    /// The file of program `name`: `/bin/NAME`, or the path itself when it
+    /// has a `/`.
+    pub fn program_file(&mut self, name: &str) -> Result<Capability> {
+        let path = if name.contains('/') { String::from(name) } else { format!("/bin/{name}") };
+        self.resolve(&path)
+            .map_err(|_| anyhow::anyhow!("ax {name}: no such program: {path} (see `just ls /bin`)"))
     }
 
     /// `ax`: runs `argv[0]` with `argv`; its exit status (`None` when detached).

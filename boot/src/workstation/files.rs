@@ -1,0 +1,168 @@
+//! `ls`, `mkdir`, `rm`, `chmod`, `put`, `get`, `info`: files and directories
+//! by path from the user's root directory (the ROOT capability `up` saved),
+//! with the directory service for names and the Bullet server for files.
+//! Errors say what went wrong in the user's words.
+
+use super::Workstation;
+use crate::names;
+use amoeba::interfaces::directory::{Listing, MaskChange, soap};
+use amoeba::interfaces::{bullet, standard};
+use amoeba::{Capability, Rights, Status, files};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+
+/// Files larger than this show a progress bar.
+const PROGRESS_FROM: u64 = 1 << 20;
+
+/// What a failed call means, in words.
+fn explain(path: &str, status: Status) -> anyhow::Error {
+    match status {
+        Status::NotFound | Status::CapBad => anyhow::anyhow!("no such path: {path}"),
+        Status::Denied => anyhow::anyhow!("{path}: not allowed by this capability"),
+        Status::Exists => anyhow::anyhow!("{path}: already exists"),
+        Status::NoSpace => anyhow::anyhow!("{path}: no space left"),
+        Status::NotNow => anyhow::anyhow!("{path}: changed by someone else meanwhile; try again"),
+        Status::RpcNotFound | Status::RpcFailure | Status::RpcTryAgain => {
+            anyhow::anyhow!("{path}: the directory service or the file server is not reachable")
+        }
+        other => anyhow::anyhow!("{path}: {other}"),
+    }
+}
+
+fn split(path: &str) -> Result<(&str, &str)> {
+    names::split(path).with_context(|| format!("{path:?} names no entry"))
+}
+
+fn progress(len: u64, verb: &str) -> Option<ProgressBar> {
+    (len >= PROGRESS_FROM).then(|| {
+        let bar = ProgressBar::new(len).with_message(String::from(verb));
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+fn masks_text(masks: &[Rights]) -> String {
+    masks.iter().map(|m| format!("{:02x}", m.0)).collect::<Vec<_>>().join(":")
+}
+
+/// A row's masks, one per column, written `ff:06:04` (hex).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Masks(pub Vec<Rights>);
+
+impl std::str::FromStr for Masks {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Masks, String> {
+        text.split(':')
+            .map(|part| {
+                u8::from_str_radix(part, 16).map(Rights).map_err(|_| format!("bad mask {part:?} in {text:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Masks)
+    }
+}
+
+impl Workstation {
+    fn root(&self) -> Result<Capability> {
+        self.capability("root").context("the pool has no directory service (start the system with `just up`)")
+    }
+
+    /// The capability `path` names (from ROOT; `/` is ROOT itself).
+    pub fn resolve(&mut self, path: &str) -> Result<Capability> {
+        let root = self.root()?;
+        names::resolve(self.rpc(), &root, path).map_err(|status| explain(path, status))
+    }
+
+    /// `ls`: the rows of a directory with their masks.
+    pub fn ls(&mut self, path: &str) -> Result<String> {
+        let dir = self.resolve(path)?;
+        let listing: Listing = soap::Client::new(self.rpc()).list(&dir).map_err(|s| explain(path, s))?;
+        let mut out = format!("{:<24} {}\n", "NAME", listing.columns.join(":"));
+        for row in listing.rows {
+            out.push_str(&format!("{:<24} {}\n", row.name, masks_text(&row.masks)));
+        }
+        Ok(out)
+    }
+
+    /// `mkdir`: a new directory at `path`.
+    pub fn mkdir(&mut self, path: &str) -> Result<Capability> {
+        let (parent, name) = split(path)?;
+        let parent = self.resolve(parent)?;
+        names::make_directory(self.rpc(), &parent, name).map_err(|s| explain(path, s))
+    }
+
+    /// `rm`: removes the entry at `path`; a file goes from the Bullet server
+    /// too, a directory only when it is empty.
+    pub fn rm(&mut self, path: &str) -> Result<()> {
+        let (parent_path, name) = split(path)?;
+        let parent = self.resolve(parent_path)?;
+        let target = self.resolve(path)?;
+        let is_directory = target.port == parent.port;
+        if is_directory {
+            let listing = soap::Client::new(self.rpc()).list(&target).map_err(|s| explain(path, s))?;
+            if !listing.rows.is_empty() {
+                bail!("{path}: directory not empty");
+            }
+        }
+        soap::Client::new(self.rpc()).delete(&parent, name).map_err(|s| explain(path, s))?;
+        // The object goes too; one the capability may not destroy stays.
+        let _ = if is_directory {
+            soap::Client::new(self.rpc()).discard(&target)
+        } else {
+            standard::Client::new(self.rpc()).destroy(&target)
+        };
+        Ok(())
+    }
+
+    /// `chmod`: sets the masks of the entry at `path`.
+    pub fn chmod(&mut self, path: &str, masks: Vec<Rights>) -> Result<()> {
+        let (parent, name) = split(path)?;
+        let parent = self.resolve(parent)?;
+        let change = MaskChange { name: String::from(name), masks };
+        soap::Client::new(self.rpc()).chmod(&parent, &change).map_err(|s| explain(path, s))
+    }
+
+    /// `put`: stores `data` as the file at `path`, replacing what was there.
+    pub fn put(&mut self, data: &[u8], path: &str) -> Result<Capability> {
+        let (parent, name) = split(path)?;
+        let parent = self.resolve(parent)?;
+        let bullet =
+            self.capability("bullet").context("the pool has no file server (start it with `just up`)")?;
+        let bar = progress(data.len() as u64, "put");
+        let file =
+            files::put(self.rpc(), &bullet, data, |sent| bar.iter().for_each(|b| b.set_position(sent)))
+                .map_err(|s| explain(path, s))?;
+        bar.iter().for_each(ProgressBar::finish_and_clear);
+        names::replace_and_destroy(self.rpc(), &parent, name, file).map_err(|s| explain(path, s))?;
+        Ok(file)
+    }
+
+    /// `get`: the bytes of the file at `path`.
+    pub fn get(&mut self, path: &str) -> Result<Vec<u8>> {
+        let file = self.resolve(path)?;
+        let size = bullet::Client::new(self.rpc()).size(&file).map_err(|s| explain(path, s))?;
+        let bar = progress(size, "get");
+        let data = files::get(self.rpc(), &file, |read| bar.iter().for_each(|b| b.set_position(read)))
+            .map_err(|s| explain(path, s))?;
+        bar.iter().for_each(ProgressBar::finish_and_clear);
+        Ok(data)
+    }
+
+    /// `info`: what the object at `path` says of itself (STD_INFO).
+    pub fn info(&mut self, path: &str) -> Result<String> {
+        let object = self.resolve(path)?;
+        standard::Client::new(self.rpc()).info(&object).map_err(|s| explain(path, s))
+    }
+}
+
+/// Writes `data` to `local`, or to standard output when it is `None`.
+pub fn write_out(data: &[u8], local: Option<&std::path::Path>) -> Result<()> {
+    match local {
+        Some(path) => std::fs::write(path, data).with_context(|| format!("writing {}", path.display())),
+        None => std::io::stdout().write_all(data).context("writing to standard output"),
+    }
+}
