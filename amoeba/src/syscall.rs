@@ -85,11 +85,13 @@ pub enum Syscall {
     /// put_reply(reply header, buffer, length): answers the request this
     /// thread got last.
     PutReply = 27,
-    /// group_create(get-port, resilience, capability out, BB threshold) ->
-    /// group handle: a new group on put-port F(get-port) with this process
-    /// as its only member and sequencer; its owner capability is written to
-    /// `capability out`. Messages longer than the BB threshold (0: the
-    /// nucleus's default) go by the BB method.
+    /// group_create(get-port, resilience, capability out, BB threshold,
+    /// minimum reset size) -> group handle: a new group on put-port
+    /// F(get-port) with this process as its only member and sequencer; its
+    /// owner capability is written to `capability out`. Messages longer than
+    /// the BB threshold (0: the nucleus's default) go by the BB method. After
+    /// a failure the group resets if that many members are left (0: a
+    /// majority; fewer than a majority lets both sides of a partition go on).
     GroupCreate = 28,
     /// group_join(capability pointer) -> group handle, once the group has
     /// let us in; `CapBad` if the group refuses the capability (it must

@@ -107,7 +107,8 @@ impl Transport for RpcClient {
         buf: &[u8],
         _reply_limit: usize,
     ) -> Result<(Header, Vec<u8>), Status> {
-        RpcClient::trans(self, request, buf).unwrap_or_else(|error| {
+        let deadline = self.deadline;
+        self.trans_until(request, buf, deadline).unwrap_or_else(|error| {
             eprintln!("rpc: {error:#}");
             Err(Status::RpcFailure)
         })

@@ -42,13 +42,15 @@ pub const MAX_RESILIENCE: u16 = 16;
 const MESSAGE_INFO_LEN: u64 = 16;
 
 /// `group_create`: the group's get-port (48 bits, not 0), its resilience,
-/// where the owner capability goes, and the BB threshold (0: the default).
+/// where the owner capability goes, the BB threshold (0: the default), and
+/// how many members a reset needs (0: a majority).
 #[derive(Clone, Copy, Debug)]
 pub struct CreateArgs {
     pub get_port: u64,
     pub resilience: u16,
     pub cap_out: u64,
     pub bb_threshold: u32,
+    pub min_reset_members: u16,
 }
 
 /// `group_receive`: the member, where the entry goes and its info.
@@ -122,6 +124,13 @@ fn config(resilience: u16, bb_threshold: u32) -> Config {
     Config { resilience, max_message_size: MAX_MESSAGE as u32, bb_threshold, ..Config::default() }
 }
 
+/// A creator's configuration: `config` and the reset quorum it chose (it
+/// travels to joiners in their welcome).
+fn creator_config(args: &CreateArgs, bb_threshold: u32) -> Config {
+    let min_reset_members = (args.min_reset_members > 0).then_some(args.min_reset_members);
+    Config { min_reset_members, ..config(args.resilience, bb_threshold) }
+}
+
 fn send_status(error: SendError) -> Status {
     match error {
         SendError::WouldBlock => Status::NotNow,
@@ -177,7 +186,7 @@ impl Groups {
         let secret = core.random_check();
         let handle = self.new_handle()?;
         let member = GroupMember::create_group(
-            config(args.resilience, bb_threshold),
+            creator_config(args, bb_threshold),
             port.to_u64(),
             secret,
             self.board_address(handle),

@@ -125,3 +125,51 @@ fn forged_and_receive_only_capabilities_are_held_to_what_they_allow() {
     assert_eq!(status, Some(1), "{}", board.console_text());
     assert!(board.console_text().contains("send failed: no permission"), "{}", board.console_text());
 }
+
+/// `group-log`'s argument (see its header): lines, members, pause, resilience.
+fn group_log_argument(lines: u64, members: u64, pause_10ms: u64) -> u64 {
+    (lines << 32) | (members << 48) | (pause_10ms << 56)
+}
+
+/// A pair running `group-log` (board 0 creating the group, `min_reset`
+/// members needed for a reset, or a majority without); board 0 is killed
+/// once board 1 has heard 20 of its lines. Board 1's exit status (if it ended
+/// within `wait`) and log.
+fn pair_losing_its_sequencer(min_reset: Option<u16>, wait: Duration) -> (Option<i32>, String) {
+    let mut pool = boot(2);
+    let mut creator = amoeba::exec::Exec::new("group-log", &["group-log"])
+        .with_argument(group_log_argument(300, 2, 1) | 0x0000_0000_0777_0001 | CREATE);
+    if let Some(min) = min_reset {
+        creator.startup.environment.push(format!("MIN_RESET={min}"));
+    }
+    pool.exec_with(0, "group-log", &creator).unwrap();
+    let owner =
+        pool.boards()[0].wait_for_capability("group-log: capability", Duration::from_secs(30)).unwrap();
+    let rights = Rights(amoeba::syscall::GROUP_RIGHT_RECEIVE | amoeba::syscall::GROUP_RIGHT_SEND);
+    let member = owner.restrict(rights).unwrap();
+    let survivor = pool.exec_with_capability(1, "group-log", group_log_argument(300, 2, 1), member).unwrap();
+    let log = || pool.boards()[1].console_text();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while log().matches("from member 0").count() < 20 {
+        assert!(std::time::Instant::now() < deadline, "the pair did not talk:\n{}", log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pool.kill_board(0).unwrap();
+    let status = pool.wait_process(&survivor, wait);
+    (status, pool.boards()[1].console_text())
+}
+
+#[test]
+fn a_pair_that_asked_for_it_goes_on_alone_after_its_peers_board_is_killed() {
+    // Asked for: the survivor resets the group alone, sends all its lines, says done.
+    let (status, log) = pair_losing_its_sequencer(Some(1), Duration::from_secs(120));
+    assert_eq!(status, Some(0), "{log}");
+    assert!(log.contains("[reset, dropped [0]]"), "{log}");
+    let after_reset = &log[log.find("[reset").unwrap()..];
+    assert!(after_reset.contains("line 299 from member 1"), "its lines went on after the reset:\n{log}");
+    // By default a lone survivor is no majority: it stops instead (in the
+    // time the pair above took to finish several times over).
+    let (status, log) = pair_losing_its_sequencer(None, Duration::from_secs(20));
+    assert_ne!(status, Some(0), "a default pair went on alone:\n{log}");
+    assert!(!log.contains("[reset"), "{log}");
+}

@@ -8,6 +8,21 @@ use crate::syscall::{
 };
 use crate::{Capability, GetPort, Status};
 
+/// How a new group behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// Members other than the sequencer that hold a message before it is
+    /// delivered: that many crashes lose nothing.
+    pub resilience: u16,
+    /// Messages longer than this go by the BB method (0: the nucleus's default).
+    pub bb_threshold: u32,
+    /// After a failure the group resets if this many members are left (0: a
+    /// majority). Fewer than a majority lets a group of two go on alone after
+    /// its peer dies — and both sides of a partition go on, each with its own
+    /// order.
+    pub min_reset_members: u16,
+}
+
 /// This process's membership of one group.
 pub struct Group {
     handle: u64,
@@ -61,13 +76,18 @@ impl Group {
         resilience: u16,
         bb_threshold: u32,
     ) -> Result<(Group, Capability), Status> {
+        Self::create_with(get_port, &GroupOptions { resilience, bb_threshold, min_reset_members: 0 })
+    }
+
+    /// A new group as `options` say.
+    pub fn create_with(get_port: GetPort, options: &GroupOptions) -> Result<(Group, Capability), Status> {
         let mut capability = [0u8; Capability::LEN];
         let args = [
             get_port.0.to_u64(),
-            resilience as u64,
+            options.resilience as u64,
             capability.as_mut_ptr() as u64,
-            bb_threshold as u64,
-            0,
+            options.bb_threshold as u64,
+            options.min_reset_members as u64,
             0,
         ];
         // SAFETY: the nucleus writes 16 bytes into `capability`.

@@ -166,7 +166,7 @@ fn disposition(action: u64, handler: u64) -> Result<Disposition, Status> {
 }
 
 fn group_create(a: [u64; SYSCALL_ARGS]) -> Result<group::CreateArgs, Status> {
-    let [get_port, resilience, cap_out, bb_threshold, ..] = a;
+    let [get_port, resilience, cap_out, bb_threshold, min_reset_members, ..] = a;
     if get_port == 0 || get_port >> GET_PORT_BITS != 0 || resilience > MAX_RESILIENCE as u64 {
         return Err(Status::ArgBad);
     }
@@ -175,6 +175,7 @@ fn group_create(a: [u64; SYSCALL_ARGS]) -> Result<group::CreateArgs, Status> {
         resilience: resilience as u16,
         cap_out,
         bb_threshold: u32_arg(bb_threshold)?,
+        min_reset_members: u16::try_from(min_reset_members).map_err(|_| Status::ArgBad)?,
     })
 }
 

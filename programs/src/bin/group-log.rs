@@ -13,6 +13,9 @@
 //! * bit 63: create the group (and print `group-log: capability <cap>`),
 //!   else join the group of the capability given at exec.
 //!
+//! Environment (creator only): `MIN_RESET=n`, the members a reset needs
+//! (default: a majority).
+//!
 //! A member's last line is `bye`. A member stops once each of the members
 //! it waited for has said bye or left the group (a crashed member leaves at
 //! the group's reset), at the same place in the order for everyone; it
@@ -27,8 +30,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba::user::group::{EntryKind, Group};
-use amoeba::user::{thread, time};
+use amoeba::user::group::{EntryKind, Group, GroupOptions};
+use amoeba::user::{env, thread, time};
 use amoeba::{GetPort, Port, println};
 
 amoeba::entry!(main);
@@ -58,7 +61,9 @@ impl Arguments {
 fn enter(arguments: &Arguments) -> Result<Group, amoeba::Status> {
     if arguments.create {
         let get_port = GetPort(Port::from_u64(arguments.get_port));
-        let (group, capability) = Group::create(get_port, arguments.resilience)?;
+        let min_reset_members = env::var("MIN_RESET").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let options = GroupOptions { resilience: arguments.resilience, bb_threshold: 0, min_reset_members };
+        let (group, capability) = Group::create_with(get_port, &options)?;
         println!("group-log: capability {capability}");
         return Ok(group);
     }
