@@ -90,7 +90,7 @@ test: lint build
 soak-nucleus: build
     cargo test -p pool-tests --test processes -- --ignored
 
-# Benchmarks (not tests): frame echo, RPC, nucleus, pool boot time, group broadcast (`just bench --only group`: that alone).
+# Benchmarks (not tests): frame echo, RPC, nucleus, pool boot time, group broadcast, process creation, Bullet, whole system (`just bench --only group`: that alone).
 bench *args: build
     {{boot}} bench --run-dir run/bench {{args}}
 
