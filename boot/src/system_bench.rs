@@ -46,6 +46,9 @@ const MIB: usize = 1 << 20;
 const SEGMENT_BYTES: usize = 16 * MIB;
 /// Times the segment is filled (and as many MiB sunk by bulk RPC).
 const SEGMENT_FILLS: usize = 3;
+/// Quiet time before each null call to an idle board, and how many are made.
+const IDLE_GAP: Duration = Duration::from_millis(20);
+const IDLE_CALLS: usize = 40;
 /// How long a board program of a section may run.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -61,7 +64,7 @@ fn figure(summary: &Summary) -> String {
 
 /// One figure: its label, median and p99, and what follows (its ratios).
 fn row(label: &str, summary: &Summary, note: &str) {
-    println!("{label:<44} {}  {note}", figure(summary));
+    println!("{label:<48} {}  {note}", figure(summary));
 }
 
 /// How many times `unit`'s median `of` takes.
@@ -258,6 +261,17 @@ fn segment_against_bulk(rpc: &mut RpcClient, host: &Capability) -> Result<(f64, 
     Ok((bytes / writing.as_secs_f64(), bytes / sinking.as_secs_f64()))
 }
 
+/// Null calls to an idle board (one after each [`IDLE_GAP`]): what waking
+/// the board costs the first request after a quiet spell.
+fn idle_null_calls(rpc: &mut RpcClient, service: &Capability) -> Result<Summary> {
+    let mut samples = Vec::with_capacity(IDLE_CALLS);
+    for _ in 0..IDLE_CALLS {
+        std::thread::sleep(IDLE_GAP);
+        samples.extend(null_calls(rpc, service, 1)?);
+    }
+    summary(&mut samples)
+}
+
 /// Host → board creations and null calls, taking turns with each other.
 fn host_to_board(pool: &Pool, rpc: &mut RpcClient, target: usize) -> Result<(Summary, Vec<Creation>)> {
     let elf = pool.program_bytes(BIG_PROGRAM)?;
@@ -282,6 +296,7 @@ pub fn processes(pool: &Pool) -> Result<()> {
     let mut rpc = RpcClient::new(pool.new_host_port()?);
     let (host_null, host_creations) = host_to_board(pool, &mut rpc, target)?;
     let host_create = creation_times(&host_creations)?;
+    let idle_null = idle_null_calls(&mut rpc, &echo_service())?;
     let (writes, bulk) = segment_against_bulk(&mut rpc, &pool.host_capability(target))?;
     let boards = board_to_board(pool, creator, target)?;
     let kind = |name: &str| kind_of(&boards, name);
@@ -291,6 +306,9 @@ pub fn processes(pool: &Pool) -> Result<()> {
     };
     row(&format!("local creation (board {creator}, system call)"), &local, "");
     row(&format!("null RPC host -> board {target}"), &host_null, "");
+    let woken = format!("= {:.1}x null RPC", times(&idle_null, &host_null));
+    let label = format!("null RPC host -> board {target}, idle {} ms before", IDLE_GAP.as_millis());
+    row(&label, &idle_null, &woken);
     row(&format!("null RPC board {creator} -> board {target}"), &board_null, "");
     row(&format!("create host -> board {target} (bytes)"), &host_create, &units(&host_create, &host_null));
     println!("  its RPCs (median us): {}", step_medians(&host_creations));
