@@ -19,6 +19,7 @@ pub mod rpc_client;
 pub mod rpc_server;
 pub mod switch;
 pub mod system;
+pub mod system_bench;
 pub mod tty_server;
 pub mod workstation;
 

@@ -75,7 +75,8 @@ enum Command {
         #[command(flatten)]
         pool: PoolArgs,
     },
-    /// Frame echo against a host-only baseline, and pool boot times.
+    /// Benchmarks, each figure a ratio to a unit measured side by side: frame echo,
+    /// RPC, nucleus, boot times, group broadcast, process creation, Bullet, whole system.
     Bench {
         /// Round trips for each echo measurement.
         #[arg(long, default_value_t = 10_000)]
@@ -254,6 +255,12 @@ enum BenchSection {
     Rpc,
     /// Host CPU used by idle boards.
     Idle,
+    /// Remote process creation of a 64 KiB program; segment writes against bulk RPC.
+    Processes,
+    /// Bullet file reads and creates against RPC and raw disk operations.
+    Bullet,
+    /// A whole system (`boot up`): exec through the run server, placements, `ax hello`.
+    System,
 }
 
 #[derive(Subcommand)]
@@ -299,7 +306,12 @@ fn main() {
             Some(BenchSection::Group) => group_bench(&group_sizes, &pool),
             Some(BenchSection::Rpc) => rpc_bench(&pool),
             Some(BenchSection::Idle) => idle_bench(&pool),
-            None => bench(rounds, &boot_sizes, &pool).and_then(|()| group_bench(&group_sizes, &pool)),
+            Some(BenchSection::Processes) => processes_bench(&pool),
+            Some(BenchSection::Bullet) => bullet_bench(&pool),
+            Some(BenchSection::System) => system_bench(),
+            None => bench(rounds, &boot_sizes, &pool)
+                .and_then(|()| group_bench(&group_sizes, &pool))
+                .and_then(|()| system_benches(&pool)),
         },
         Command::Gdb { board, pool } => gdb(board, &pool),
         Command::Rpc { call, run_dir } => rpc(call, &run_dir),
@@ -608,6 +620,49 @@ fn rpc_bench(args: &PoolArgs) -> Result<()> {
     let result = boot::rpc_bench::run(&pool, &args.run_dir);
     pool.shutdown();
     result
+}
+
+/// The sections of the servers built on the nucleus (see `boot::system_bench`).
+fn system_benches(args: &PoolArgs) -> Result<()> {
+    processes_bench(args)?;
+    bullet_bench(args)?;
+    system_bench()
+}
+
+/// Remote process creation in a pool of two boards.
+fn processes_bench(args: &PoolArgs) -> Result<()> {
+    println!(
+        "\n== processes: creating a 64 KiB program on another board, in units of local creation and of a null RPC"
+    );
+    let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 2))?;
+    let result = boot::system_bench::processes(&pool);
+    pool.shutdown();
+    result
+}
+
+/// The Bullet server in a pool of one board with a fresh disk.
+fn bullet_bench(args: &PoolArgs) -> Result<()> {
+    println!("\n== bullet: file reads and creates against RPC and raw disk operations on the same path");
+    std::fs::create_dir_all(&args.run_dir)?;
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1).with_disk(
+        args.run_dir.join("bench-disk.img"),
+        boot::system_bench::BULLET_DISK_BYTES,
+        true,
+    )?;
+    let (pool, _) = boot_pool(config)?;
+    let result = boot::system_bench::bullet(&pool);
+    pool.shutdown();
+    result
+}
+
+/// A whole system as `boot up` brings it up, driven from the host.
+fn system_bench() -> Result<()> {
+    println!(
+        "\n== system: {} boards brought up by `boot up`; exec through the run server, placements, `ax hello`",
+        boot::system_bench::SYSTEM_BOARDS
+    );
+    let boot = std::env::current_exe().context("finding this program")?;
+    boot::system_bench::system(&boot)
 }
 
 /// Boards that idle while their host CPU is measured, and for how long.

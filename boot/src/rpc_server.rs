@@ -57,15 +57,16 @@ fn serve(host_port: HostPort, get: GetPort, mut handler: Handler, stop: &AtomicB
     let epoch = Instant::now();
     let now = || epoch.elapsed().as_micros() as u64;
     while !stop.load(Ordering::Relaxed) {
-        while let Some(transmit) = endpoint.poll_transmit() {
-            if host_port.send_frame(&transmit.frame).is_err() {
-                return; // the pool is gone
-            }
-        }
         while let Some(event) = endpoint.poll_event() {
             if let Event::RequestArrived { req, header, buf, .. } = event {
                 let (reply, data) = handler(&header, &buf);
                 let _ = endpoint.put_reply(now(), req, &reply, &data);
+            }
+        }
+        // After the replies: a reply must not wait for the next frame or timeout.
+        while let Some(transmit) = endpoint.poll_transmit() {
+            if host_port.send_frame(&transmit.frame).is_err() {
+                return; // the pool is gone
             }
         }
         let wait = endpoint

@@ -10,6 +10,8 @@ crate::interface! {
         fn echo as ECHO = 4100, public() (data: bytes) -> (tag: extra<u32>, data: bytes) limit data.len();
         /// The request's buffer is dropped; an empty reply (throughput, null calls).
         fn sink as ECHO_SINK = 4101, public() (data: bytes) -> (tag: extra<u32>);
+        /// `size` bytes come back (bulk replies: the unit of file reads).
+        fn source as ECHO_SOURCE = 4102, public() (size: size<u32>) -> (tag: extra<u32>, data: bytes) limit size;
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod directory;
 
+use crate::exec::Started;
 use crate::names;
 use crate::pool::Pool;
 use amoeba::Capability;
@@ -33,7 +34,8 @@ fn seed_hex() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The disk of board `board` from block `first` on (all of the rest).
+/// Blocks `first .. first + count` of the disk of board `board` (count 0:
+/// all of the rest), as a disk object with every disk right.
 pub fn disk_capability(pool: &Pool, board: usize, first: u64, count: u32) -> Result<Capability> {
     let host = pool.host_capability(board).restrict(HOST_DISK).expect("an owner capability restricts");
     process_server::Client::new(&mut *pool.rpc())
@@ -44,10 +46,25 @@ pub fn disk_capability(pool: &Pool, board: usize, first: u64, count: u32) -> Res
 /// Starts the Bullet server on board `board` (which has the disk); its super
 /// capability, which stays the same across restarts on the same disk.
 pub fn start_bullet(pool: &Pool, board: usize) -> Result<Capability> {
-    let disk = disk_capability(pool, board, ANCHOR_BLOCKS, 0)?;
+    let (_, capability) = start_bullet_in(pool, board, ANCHOR_BLOCKS, 0, &[])?;
+    Ok(capability)
+}
+
+/// Starts the Bullet server on board `board` on disk blocks `first ..
+/// first + count` (count 0: to the end), with `environment` strings besides
+/// its seed (e.g. `CACHE_MIB=0`); its process and its super capability.
+pub fn start_bullet_in(
+    pool: &Pool,
+    board: usize,
+    first: u64,
+    count: u32,
+    environment: &[&str],
+) -> Result<(Started, Capability)> {
+    let disk = disk_capability(pool, board, first, count)?;
     let mut exec = Exec::new("bullet-server", &["bullet-server"]).with_capability("DISK", disk);
     exec.heap_size = BULLET_HEAP;
     exec.startup.environment.push(format!("SEED={}", seed_hex()?));
+    exec.startup.environment.extend(environment.iter().map(|e| String::from(*e)));
     start_server(pool, board, &exec, "bullet-server: capability ")
 }
 
@@ -73,17 +90,19 @@ pub fn start_run_server_for(pool: &Pool, board: usize, pool_directory: &Capabili
 
 fn run_server_started(pool: &Pool, board: usize, mut exec: Exec) -> Result<Capability> {
     exec.startup.environment.push(format!("SEED={}", seed_hex()?));
-    start_server(pool, board, &exec, "run-server: capability ")
+    let (_, capability) = start_server(pool, board, &exec, "run-server: capability ")?;
+    Ok(capability)
 }
 
 /// Starts `exec` on board `board` and reads the capability the server then
-/// prints on the board's console (a line beginning with `prefix`).
-fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<Capability> {
+/// prints on the board's console (a line beginning with `prefix`); the
+/// server's process and that capability.
+fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<(Started, Capability)> {
     let console = &pool.boards()[board];
     let printed =
         || console.console_text().lines().filter(|l| l.starts_with(prefix)).map(String::from).collect();
     let before: Vec<String> = printed();
-    pool.exec_with(board, &exec.name, exec)?;
+    let started = pool.exec_with(board, &exec.name, exec)?;
     let deadline = std::time::Instant::now() + SERVER_START;
     let line = loop {
         let now: Vec<String> = printed();
@@ -95,11 +114,13 @@ fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    line.rsplit(' ')
+    let capability = line
+        .rsplit(' ')
         .next()
         .unwrap_or("")
         .parse()
-        .with_context(|| format!("reading the capability in {line:?}"))
+        .with_context(|| format!("reading the capability in {line:?}"))?;
+    Ok((started, capability))
 }
 
 /// Stores every program's ELF file in the Bullet server as `/bin/<name>` (a

@@ -15,12 +15,15 @@ use amoeba::{Check, GetPort, Port, Status, println};
 
 amoeba::entry!(main);
 
-/// Largest request echoed (the 1 MiB RPC benchmark needs all of it).
+/// Largest request echoed and largest reply of `source` (the 1 MiB RPC
+/// benchmarks need all of it).
 const MAX_REQUEST: usize = 1 << 20;
 
 struct Echo {
     port: Port,
     tag: u32,
+    /// What `source` answers with.
+    source: Vec<u8>,
 }
 
 /// Echo has no objects: every operation is public.
@@ -40,11 +43,17 @@ impl echo::Server for Echo {
     fn sink(&mut self, _: &Call<'_>, _: &[u8]) -> Result<u32, Status> {
         Ok(self.tag)
     }
+    fn source(&mut self, _: &Call<'_>, size: u32) -> Result<(u32, Vec<u8>), Status> {
+        // Copied out of a buffer kept whole, as a file server's cache is.
+        let size = (size as usize).min(MAX_REQUEST);
+        Ok((self.tag, self.source[..size].to_vec()))
+    }
 }
 
 fn main(argument: u64) -> i32 {
     let get = GetPort(Port::from_u64(argument & 0xffff_ffff_ffff));
-    let mut server = Echo { port: get.put_port(), tag: (argument >> 48) as u32 };
+    let mut server =
+        Echo { port: get.put_port(), tag: (argument >> 48) as u32, source: alloc::vec![0xa5; MAX_REQUEST] };
     println!("echo-server {}: serving put-port {}", server.tag, server.port);
     let status = serve(&get, MAX_REQUEST, |header, buf| echo::dispatch(&mut server, header, buf));
     println!("echo-server {}: get_request failed: {status}", server.tag);

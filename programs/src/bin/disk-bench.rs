@@ -1,0 +1,90 @@
+//! `disk-bench`: where an uncached Bullet read spends its time on the board
+//! (`just bench --only bullet`). Run on the board with the disk, it times
+//! what the Bullet server does there besides what a raw read from the host
+//! does too: a 1 MiB read of the disk object `DISK` by local RPC (as the
+//! server reads a file), a 1 MiB reply by local RPC from the echo service at
+//! the put-port in the argument's low 48 bits (the same without the disk), a
+//! 1 MiB copy and a zeroed 1 MiB allocation (the server's and the RPC
+//! library's buffer work). Prints `disk-bench <kind>
+//! median-us M p99-us P count N` per kind and exits 0, or 1 if a read failed.
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use amoeba::interfaces::{disk, echo};
+use amoeba::user::rpc::Nucleus;
+use amoeba::user::{env, time};
+use amoeba::{Capability, Port, println};
+
+amoeba::entry!(main);
+
+/// Bytes of each transfer.
+const MIB: usize = 1 << 20;
+/// Samples of each kind.
+const ROUNDS: usize = 30;
+
+fn micros(ticks: u64) -> u64 {
+    ticks * 1_000_000 / time::ticks_per_second()
+}
+
+fn report(kind: &str, samples: &mut [u64]) {
+    samples.sort_unstable();
+    let at = |q: f64| micros(samples[((samples.len() - 1) as f64 * q + 0.5) as usize]);
+    println!("disk-bench {kind} median-us {} p99-us {} count {}", at(0.5), at(0.99), samples.len());
+}
+
+fn ticks_of(f: impl FnOnce()) -> u64 {
+    let start = time::ticks();
+    f();
+    time::ticks() - start
+}
+
+/// Ticks taken by `f`, which must give 1 MiB (else it says so and gives none).
+fn timed_mib(kind: &str, f: impl FnOnce() -> Vec<u8>) -> Option<(u64, Vec<u8>)> {
+    let start = time::ticks();
+    let data = f();
+    let ticks = time::ticks() - start;
+    if data.len() != MIB {
+        println!("disk-bench: a 1 MiB {kind} gave {} bytes", data.len());
+        return None;
+    }
+    Some((ticks, data))
+}
+
+fn main(argument: u64) -> i32 {
+    let service = Capability::for_port(Port::from_u64(argument & 0xffff_ffff_ffff));
+    let Some(raw) = env::capability("DISK") else {
+        println!("disk-bench: needs a DISK capability");
+        return 1;
+    };
+    let mut disks = disk::Client::new(Nucleus);
+    let blocks = match disks.geometry(&raw) {
+        Ok(geometry) => (MIB / geometry.block_size as usize) as u32,
+        Err(status) => {
+            println!("disk-bench: geometry: {status}");
+            return 1;
+        }
+    };
+    let (mut reads, mut replies, mut copies, mut zeroed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut echoes = echo::Client::new(Nucleus);
+    let mut target = vec![0u8; MIB];
+    for _ in 0..ROUNDS {
+        let Some((ticks, _)) = timed_mib("read", || disks.read(&raw, 0, blocks).unwrap_or_default()) else {
+            return 1;
+        };
+        reads.push(ticks);
+        let source = || echoes.source(&service, MIB as u32).map(|(_, d)| d).unwrap_or_default();
+        let Some((ticks, data)) = timed_mib("reply", source) else { return 1 };
+        replies.push(ticks);
+        copies.push(ticks_of(|| target.copy_from_slice(core::hint::black_box(&data))));
+        zeroed.push(ticks_of(|| drop(core::hint::black_box(vec![0u8; MIB]))));
+    }
+    report("local-read", &mut reads);
+    report("local-reply", &mut replies);
+    report("copy", &mut copies);
+    report("zeroed", &mut zeroed);
+    0
+}
