@@ -33,7 +33,7 @@ pub struct Header {
     pub signature: Port,
     /// Private part of a capability.
     pub private: Private,
-    /// Command number (see [`crate::cmd`]).
+    /// Command number (see [`crate::interfaces`]).
     pub command: u32,
     /// Status (see [`Status`]); 0 = OK, negative = error.
     pub status: i32,

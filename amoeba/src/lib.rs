@@ -9,11 +9,14 @@
 //!   `check' = F(random XOR [R; 6])` (see [`restrict`]); the server checks any
 //!   capability with [`verify`] in constant time.
 //! * [`Header`]: the fixed-size message header of every request and reply.
-//! * [`cmd`]: command numbers (standard from 1000, Bullet from 2000, SOAP from 2100,
-//!   run server from 3000) and [`Status`]: reply status codes (OK = 0, errors < 0).
-//! * [`server`]: a generic object server — an object table and a `dispatch` that checks
-//!   capabilities and answers the standard commands, calling a [`server::Service`]
-//!   for the server's own commands.
+//! * [`interface!`](macro@crate::interface) and [`interfaces`]: every server's interface declared once —
+//!   command numbers (standard from 1000, Bullet from 2000, SOAP from 2100, run
+//!   server from 3000, process server from 3100), client stubs, server traits and
+//!   dispatchers — and [`Status`]: reply status codes (OK = 0, errors < 0).
+//! * [`server`]: the object table most servers keep, which gives them the
+//!   capability checks and standard commands of their interface.
+//! * [`exec`] and [`files`]: starting programs on boards and moving whole files,
+//!   from the host or from a board.
 //!
 //! ```
 //! use amoeba::{Rng, GetPort, Rights, Capability, verify};
@@ -35,7 +38,6 @@
 extern crate alloc;
 
 mod cap;
-pub mod cmd;
 pub mod exec;
 pub mod files;
 mod header;
