@@ -213,7 +213,10 @@ impl Board {
     pub fn wait_for_line(&self, prefix: &str, timeout: std::time::Duration) -> Option<String> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if let Some(line) = self.console_text().lines().find(|l| l.starts_with(prefix)) {
+            let text = self.console_text();
+            // Only whole lines: the board may be half-way through printing the last one.
+            let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+            if let Some(line) = complete.lines().find(|l| l.starts_with(prefix)) {
                 return Some(line.to_string());
             }
             if std::time::Instant::now() > deadline {

@@ -81,6 +81,18 @@ impl Core {
         Parked::new(then)
     }
 
+    /// Takes back [`Core::block_current`] when no wake came in between:
+    /// the current thread runs on. False if it was woken meanwhile (it is
+    /// then on a run queue and must go through the scheduler).
+    pub fn cancel_block(&mut self) -> bool {
+        let thread = self.current_thread();
+        let still_blocked = matches!(thread.state, ThreadState::Blocked(_));
+        if still_blocked {
+            thread.state = ThreadState::Running;
+        }
+        still_blocked
+    }
+
     pub(super) fn release_holder(&mut self, tid: Tid) {
         if let Some(pid) = self.threads.get(&tid).and_then(|t| t.process)
             && let Some(process) = self.processes.get_mut(&pid)
@@ -324,10 +336,16 @@ extern "C" fn kernel_thread_exit() -> ! {
 
 /// Blocks the current kernel thread until `wait` is signalled (or `ready`
 /// already holds), then returns with IRQs as they were.
+///
+/// The thread counts as blocked *before* `ready` is asked: `ready` goes
+/// through the services, whose settling may finish the very thing waited
+/// for and wake the waiter then. A wake given to a thread still marked
+/// running would be lost, and the thread would sleep for ever.
 pub fn block_unless(wait: Wait, ready: impl Fn() -> bool) {
     let were_enabled = cpu::disable_irqs();
-    if !ready() {
-        with(|core| drop(core.block_current(wait, AfterWake::ReturnWakeResult)));
+    with(|core| drop(core.block_current(wait, AfterWake::ReturnWakeResult)));
+    if !ready() || !with(|core| core.cancel_block()) {
+        // Not ready, or ready and already woken (then it is queued to run).
         schedule();
     }
     cpu::restore_irqs(were_enabled);
