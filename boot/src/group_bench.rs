@@ -73,10 +73,10 @@ impl std::fmt::Display for Method {
 
 /// A board's clock against the host's: host µs = board µs + `offset_us`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct ClockOffset {
-    offset_us: f64,
+pub(crate) struct ClockOffset {
+    pub(crate) offset_us: f64,
     /// Half the shortest round trip: the offset is right to within this.
-    uncertainty_us: f64,
+    pub(crate) uncertainty_us: f64,
 }
 
 /// The offset from readings `(sent, received, board)` (host µs, host µs,
@@ -92,19 +92,19 @@ fn clock_offset(readings: &[(f64, f64, u64)]) -> Option<ClockOffset> {
 
 /// The value at quantile `q` of `values` (sorted in place), as
 /// [`crate::bench::Summary`] picks them.
-fn quantile(values: &mut [f64], q: f64) -> f64 {
+pub(crate) fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     values[((values.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Host µs since `epoch`.
-fn host_micros(epoch: Instant, at: Instant) -> f64 {
+pub(crate) fn host_micros(epoch: Instant, at: Instant) -> f64 {
     at.duration_since(epoch).as_secs_f64() * 1e6
 }
 
 /// Every board's clock offset against `epoch`, read through a fresh host
 /// port (one with no backlog of group traffic to wade through).
-fn clock_offsets(pool: &Pool, epoch: Instant) -> Result<Vec<ClockOffset>> {
+pub(crate) fn clock_offsets(pool: &Pool, epoch: Instant) -> Result<Vec<ClockOffset>> {
     let port = pool.new_host_port()?;
     pool.boards()
         .iter()
@@ -170,20 +170,21 @@ fn parse_member(console: &str, tag: u8) -> Result<MemberTimes> {
 }
 
 /// What one run (one group, one method) measured, in host µs.
-struct RunResult {
+pub(crate) struct RunResult {
     /// Per round: the last member's delivery minus the send.
-    everywhere: Vec<f64>,
+    pub(crate) everywhere: Vec<f64>,
     /// Per round: the sender's own delivery minus its send (one clock).
-    at_sender: Vec<f64>,
+    pub(crate) at_sender: Vec<f64>,
     /// Messages per second delivered at every member.
-    throughput: f64,
+    pub(crate) throughput: f64,
 }
 
-/// One group of `members` boards (0..members): the creator (sequencer) on
-/// board 0, the latency sender on board 1.
+/// One group of `members` boards (0..members) with `resilience`: the
+/// creator (sequencer) on board 0, the latency sender on board 1.
 fn run_group(
     pool: &Pool,
     members: u16,
+    resilience: u16,
     method: Method,
     message_size: u64,
     tag: u8,
@@ -191,7 +192,12 @@ fn run_group(
     let pids: Vec<u32> = pool.boards().iter().filter_map(|b| b.pid()).collect();
     let cpu_before = CpuReading::take(&pids);
     let per_member = THROUGHPUT_MESSAGES / members as u64;
-    let plan = (members as u64) << 48 | (tag as u64) << 40 | ROUNDS << 24 | per_member << 12 | message_size;
+    let plan = (resilience as u64) << 56
+        | (members as u64) << 48
+        | (tag as u64) << 40
+        | ROUNDS << 24
+        | per_member << 12
+        | message_size;
     let boards = &pool.boards()[..members as usize];
     let creator_argument = plan | CREATE | if method == Method::Bb { BY_BB } else { 0 };
     let mut started = vec![pool.exec(0, "group-bench", creator_argument)?];
@@ -321,7 +327,7 @@ fn measure_size(pool: &Pool, size: u16, tag: &mut u8) -> Result<Vec<Row>> {
     for message_size in MESSAGE_SIZES {
         for method in [Method::Pb, Method::Bb] {
             *tag = tag.wrapping_add(1);
-            runs.push((method, message_size, run_group(pool, size, method, message_size, *tag)?));
+            runs.push((method, message_size, run_group(pool, size, 0, method, message_size, *tag)?));
         }
     }
     let after = clock_offsets(pool, epoch)?;
@@ -358,6 +364,33 @@ fn measure_size(pool: &Pool, size: u16, tag: &mut u8) -> Result<Vec<Row>> {
         1e6 / rpc_median
     );
     Ok(rows)
+}
+
+/// One run of PB broadcasts of `message_size` bytes in a group of boards
+/// 0..`members` with `resilience` (as another benchmark's unit): its latency
+/// and throughput on the host's clock, the largest error of the clock
+/// alignment (µs), and the host CPU during the run.
+pub(crate) fn pb_run(
+    pool: &Pool,
+    members: u16,
+    resilience: u16,
+    message_size: u64,
+    tag: u8,
+) -> Result<(RunResult, f64, CpuUse)> {
+    let epoch = Instant::now();
+    let before = clock_offsets(pool, epoch)?;
+    let (times, cpu) = run_group(pool, members, resilience, Method::Pb, message_size, tag)?;
+    let after = clock_offsets(pool, epoch)?;
+    let offsets: Vec<ClockOffset> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| ClockOffset {
+            offset_us: (a.offset_us + b.offset_us) / 2.0,
+            uncertainty_us: a.uncertainty_us.max(b.uncertainty_us) + (a.offset_us - b.offset_us).abs(),
+        })
+        .collect();
+    let error = offsets.iter().map(|o| o.uncertainty_us).fold(0.0, f64::max);
+    Ok((align(&times, &offsets)?, error, cpu))
 }
 
 /// Draws latency (median and p99, in null RPCs) and throughput (in null

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod board;
+pub mod directory_bench;
 pub mod exec;
 pub mod group_bench;
 pub mod group_client;

@@ -76,7 +76,7 @@ enum Command {
         pool: PoolArgs,
     },
     /// Benchmarks, each figure a ratio to a unit measured side by side: frame echo,
-    /// RPC, nucleus, boot times, group broadcast, process creation, Bullet, whole system.
+    /// RPC, nucleus, boot times, group broadcast, process creation, Bullet, directory, whole system.
     Bench {
         /// Round trips for each echo measurement.
         #[arg(long, default_value_t = 10_000)]
@@ -259,6 +259,8 @@ enum BenchSection {
     Processes,
     /// Bullet file reads and creates against RPC and raw disk operations.
     Bullet,
+    /// The replicated directory service: lookups and updates against RPC and group broadcast.
+    Directory,
     /// A whole system (`boot up`): exec through the run server, placements, `ax hello`.
     System,
 }
@@ -308,6 +310,7 @@ fn main() {
             Some(BenchSection::Idle) => idle_bench(&pool),
             Some(BenchSection::Processes) => processes_bench(&pool),
             Some(BenchSection::Bullet) => bullet_bench(&pool),
+            Some(BenchSection::Directory) => directory_bench(&pool),
             Some(BenchSection::System) => system_bench(),
             None => bench(rounds, &boot_sizes, &pool)
                 .and_then(|()| group_bench(&group_sizes, &pool))
@@ -626,6 +629,7 @@ fn rpc_bench(args: &PoolArgs) -> Result<()> {
 fn system_benches(args: &PoolArgs) -> Result<()> {
     processes_bench(args)?;
     bullet_bench(args)?;
+    directory_bench(args)?;
     system_bench()
 }
 
@@ -651,6 +655,25 @@ fn bullet_bench(args: &PoolArgs) -> Result<()> {
     )?;
     let (pool, _) = boot_pool(config)?;
     let result = boot::system_bench::bullet(&pool);
+    pool.shutdown();
+    result
+}
+
+/// The directory service on boards 0–2 of a pool of four, board 0 with a fresh disk.
+fn directory_bench(args: &PoolArgs) -> Result<()> {
+    println!(
+        "\n== directory: lookups against a null RPC, updates against a broadcast in a group like the \
+         directory's, rates"
+    );
+    std::fs::create_dir_all(&args.run_dir)?;
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), boot::directory_bench::DIRECTORY_BOARDS)
+        .with_disk(
+            args.run_dir.join("bench-directory-disk.img"),
+            boot::directory_bench::DIRECTORY_DISK_BYTES,
+            true,
+        )?;
+    let (pool, _) = boot_pool(config)?;
+    let result = boot::directory_bench::directory(&pool);
     pool.shutdown();
     result
 }

@@ -63,33 +63,33 @@ fn figure(summary: &Summary) -> String {
 }
 
 /// One figure: its label, median and p99, and what follows (its ratios).
-fn row(label: &str, summary: &Summary, note: &str) {
+pub(crate) fn row(label: &str, summary: &Summary, note: &str) {
     println!("{label:<48} {}  {note}", figure(summary));
 }
 
 /// How many times `unit`'s median `of` takes.
-fn times(of: &Summary, unit: &Summary) -> f64 {
+pub(crate) fn times(of: &Summary, unit: &Summary) -> f64 {
     of.median.as_secs_f64() / unit.median.as_secs_f64()
 }
 
-fn summary(samples: &mut [Duration]) -> Result<Summary> {
+pub(crate) fn summary(samples: &mut [Duration]) -> Result<Summary> {
     Summary::of(samples).context("no samples")
 }
 
 /// How long `f` takes; its value.
-fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
+pub(crate) fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
     let start = Instant::now();
     let value = f()?;
     Ok((start.elapsed(), value))
 }
 
 /// A status from an RPC as an error saying what was being done.
-fn called<T>(what: &str, result: Result<T, amoeba::Status>) -> Result<T> {
+pub(crate) fn called<T>(what: &str, result: Result<T, amoeba::Status>) -> Result<T> {
     result.map_err(|status| anyhow::anyhow!("{what}: {status}"))
 }
 
 /// Null calls to the echo service; their times.
-fn null_calls(rpc: &mut RpcClient, service: &Capability, count: usize) -> Result<Vec<Duration>> {
+pub(crate) fn null_calls(rpc: &mut RpcClient, service: &Capability, count: usize) -> Result<Vec<Duration>> {
     let mut client = echo::Client::new(rpc);
     (0..count).map(|_| timed(|| called("null RPC", client.sink(service, &[]))).map(|(t, _)| t)).collect()
 }
@@ -100,11 +100,11 @@ fn echo_service() -> Capability {
 }
 
 /// A line of host CPU use from `before` until now.
-fn cpu_line(before: &CpuReading, pids: &[u32]) -> String {
+pub(crate) fn cpu_line(before: &CpuReading, pids: &[u32]) -> String {
     format!("host CPU during the section: {}", before.until(&CpuReading::take(pids)))
 }
 
-fn board_pids(pool: &Pool) -> Vec<u32> {
+pub(crate) fn board_pids(pool: &Pool) -> Vec<u32> {
     pool.boards().iter().filter_map(|b| b.pid()).collect()
 }
 
@@ -186,7 +186,7 @@ fn wait_for_zero(rpc: &mut RpcClient, process: &Capability) -> Result<()> {
 // ---------------------------------------------------------------- processes
 
 /// What `create-bench` reported from a board: kind → (median, p99).
-fn board_figures(console: &str, prefix: &str) -> Vec<(String, Summary)> {
+pub(crate) fn board_figures(console: &str, prefix: &str) -> Vec<(String, Summary)> {
     console
         .lines()
         .filter_map(|line| {
@@ -233,7 +233,7 @@ fn board_program(pool: &Pool, board: usize, name: &str, mut exec: Exec) -> Resul
 }
 
 /// The figure of `kind` among those a board program printed.
-fn kind_of(figures: &[(String, Summary)], kind: &str) -> Result<Summary> {
+pub(crate) fn kind_of(figures: &[(String, Summary)], kind: &str) -> Result<Summary> {
     figures.iter().find(|(k, _)| k == kind).map(|(_, s)| *s).with_context(|| format!("no figure {kind}"))
 }
 

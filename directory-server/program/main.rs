@@ -20,6 +20,10 @@
 //! it (`put_reply` answers the request the thread got last), so at most that
 //! many requests are in flight here; more wait in the nucleus.
 //!
+//! `STD_STATUS` on the replica's own port: its position, a checksum of its
+//! state, the calls it answered, and where its own updates spent their time
+//! (sums in µs: ordering, logging, confirming; see `UpdateTimings`).
+//!
 //! Console: `directory-server <i>: group <capability>` (create mode), and
 //! `directory-server <i>: serving ...` once it answers clients.
 #![cfg_attr(target_os = "none", no_std)]
@@ -249,8 +253,10 @@ impl Shared {
     fn status(&self) -> String {
         let replica = self.replica.lock();
         let state = replica.state();
+        let t = replica.update_timings();
         format!(
-            "replica {}: member {}, {}, applied {}, visible {}, durable {}, state {:016x}, answered {}",
+            "replica {}: member {}, {}, applied {}, visible {}, durable {}, state {:016x}, answered {}, \
+             updates {}, ordering-us {}, logging-us {}, confirming-us {}",
             self.index,
             replica.member_id().map_or(-1, i64::from),
             if replica.is_serving() { "serving" } else { "not serving" },
@@ -259,6 +265,10 @@ impl Shared {
             replica.durable_position().map_or(-1, |d| d as i64),
             state.checksum(),
             self.answered.load(Ordering::Relaxed),
+            t.count,
+            t.ordering_us,
+            t.logging_us,
+            t.confirming_us,
         )
     }
 }

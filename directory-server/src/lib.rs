@@ -65,7 +65,9 @@ pub mod workload;
 
 pub use codec::DecodeError;
 pub use ops::{InstallEntry, Lookup, Query, Reply, Request, Update};
-pub use replica::{GroupInput, NOT_SERVING, OUTCOME_UNKNOWN, Output, Replica, ReplicaConfig, Start};
+pub use replica::{
+    GroupInput, NOT_SERVING, OUTCOME_UNKNOWN, Output, Replica, ReplicaConfig, Start, UpdateTimings,
+};
 pub use state::{Directory, MAX_LIFE, State};
 pub use store::{Anchor, AnchorSlot, Store, StoreDone, StoreError, StoreOp};
 pub use types::{COLUMN_RIGHTS, RIGHT_DELETE, RIGHT_MODIFY, Row};

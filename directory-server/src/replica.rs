@@ -217,13 +217,45 @@ pub enum Start {
     Join,
 }
 
+/// Where this replica's own updates spent their time, summed over the updates it
+/// answered (µs by its clock): what an update costs, part by part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpdateTimings {
+    /// Updates taken from clients and answered after they were applied.
+    pub count: u64,
+    /// From the request to its delivery in the order (the broadcast).
+    pub ordering_us: u64,
+    /// From delivery to being applied (the log write it waits for, and the
+    /// updates before it).
+    pub logging_us: u64,
+    /// From applied to the answer (every possible lease holder's confirmation
+    /// that it has applied the update too).
+    pub confirming_us: u64,
+}
+
 /// A delivered entry waiting for its turn.
 #[derive(Debug)]
 enum Step {
-    Update { sender: u32, req: u64, update: Update },
-    Renew { sender: u32, nonce: u64 },
-    Barrier { sender: u32, nonce: u64 },
-    StateRequest { sender: u32, target: u32, nonce: u64 },
+    /// `at`: when it was delivered.
+    Update {
+        sender: u32,
+        req: u64,
+        update: Update,
+        at: u64,
+    },
+    Renew {
+        sender: u32,
+        nonce: u64,
+    },
+    Barrier {
+        sender: u32,
+        nonce: u64,
+    },
+    StateRequest {
+        sender: u32,
+        target: u32,
+        nonce: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -251,6 +283,10 @@ struct PendingAck<H> {
     pos: u64,
     handle: H,
     result: Result<Reply, Status>,
+    /// When the request came, was delivered in the order, and was applied.
+    requested: u64,
+    delivered: u64,
+    applied: u64,
 }
 
 /// One replica of the directory service.
@@ -295,6 +331,7 @@ pub struct Replica<H> {
     last_applied_at: u64,
     /// Until then we may not know every lease holder (we joined late).
     blackout_until: u64,
+    timings: UpdateTimings,
     out: VecDeque<Output<H>>,
     now: u64,
 }
@@ -335,6 +372,7 @@ impl<H> Replica<H> {
             next_confirm: 0,
             last_applied_at: 0,
             blackout_until: 0,
+            timings: UpdateTimings::default(),
             out: VecDeque::new(),
             now: 0,
         }
@@ -385,6 +423,11 @@ impl<H> Replica<H> {
             && self.unsent_reads.is_empty()
             && self.barriers.is_empty()
             && self.persister.is_idle()
+    }
+
+    /// Where this replica's own updates spent their time so far.
+    pub fn update_timings(&self) -> UpdateTimings {
+        self.timings
     }
 
     /// Does it hold a read lease now?
@@ -534,7 +577,9 @@ impl<H> Replica<H> {
                 self.on_applied(sender, applied);
                 self.enqueue(Step::Renew { sender, nonce });
             }
-            Envelope::Update { req, update } => self.enqueue(Step::Update { sender, req, update }),
+            Envelope::Update { req, update } => {
+                self.enqueue(Step::Update { sender, req, update, at: self.now })
+            }
             Envelope::Barrier { nonce } => self.enqueue(Step::Barrier { sender, nonce }),
             Envelope::StateRequest { nonce, target } => {
                 if let Phase::Catching(c) = &mut self.phase
@@ -679,13 +724,14 @@ impl<H> Replica<H> {
 
     fn process_step(&mut self, step: Step) {
         match step {
-            Step::Update { sender, req, update } => {
+            Step::Update { sender, req, update, at } => {
                 let result = self.latest.apply(&update);
                 self.unstable.push_back(update);
                 if Some(sender) == self.me
-                    && let Some((handle, _)) = self.writes.remove(&req)
+                    && let Some((handle, requested)) = self.writes.remove(&req)
                 {
-                    self.acks.push(PendingAck { pos: self.latest.applied, handle, result });
+                    let (pos, applied) = (self.latest.applied, self.now);
+                    self.acks.push(PendingAck { pos, handle, result, requested, delivered: at, applied });
                 }
             }
             Step::Renew { sender, nonce } => {
@@ -757,6 +803,11 @@ impl<H> Replica<H> {
             core::mem::take(&mut self.acks).into_iter().partition(|a| a.pos <= visible && a.pos <= durable);
         self.acks = waiting;
         for a in ready {
+            let t = &mut self.timings;
+            t.count += 1;
+            t.ordering_us += a.delivered.saturating_sub(a.requested);
+            t.logging_us += a.applied.saturating_sub(a.delivered);
+            t.confirming_us += self.now.saturating_sub(a.applied);
             self.reply(a.handle, a.result);
         }
     }

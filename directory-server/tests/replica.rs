@@ -134,3 +134,97 @@ fn a_replica_that_leaves_the_group_answers_what_it_holds() {
     assert!(l.r.is_gone());
     assert_eq!(l.call(2, Request::Query(Query::List { dir: root })), Err(NOT_SERVING));
 }
+
+/// One of two replicas driven by hand: its outputs are collected, not carried out.
+struct Member {
+    r: Replica<u32>,
+    disk: Disk,
+}
+
+impl Member {
+    fn new(index: u8, state: &State) -> Member {
+        let cfg = ReplicaConfig { replicas: 2, index, ..ReplicaConfig::default() };
+        Member {
+            r: Replica::new(cfg, Start::Create(state.clone()), None, [index; 32]),
+            disk: Disk::default(),
+        }
+    }
+
+    fn outputs(&mut self) -> Vec<Output<u32>> {
+        std::iter::from_fn(|| self.r.poll_output()).collect()
+    }
+
+    /// Runs its storage operations, finishing at `now`; what else it put out.
+    fn store_at(&mut self, now: u64) -> Vec<Output<u32>> {
+        let mut others = Vec::new();
+        let mut pending = self.outputs();
+        while !pending.is_empty() {
+            for out in pending {
+                match out {
+                    Output::Store { id, op } => {
+                        let result = op.run(&mut self.disk);
+                        self.r.on_store_done(now, id, result);
+                    }
+                    other => others.push(other),
+                }
+            }
+            pending = self.outputs();
+        }
+        others
+    }
+}
+
+fn group_sends(outputs: &[Output<u32>]) -> Vec<Vec<u8>> {
+    outputs.iter().filter_map(|o| if let Output::Group(p) = o { Some(p.clone()) } else { None }).collect()
+}
+
+#[test]
+fn a_replica_times_the_parts_of_its_own_updates() {
+    let (state, [root, _]) = initial_state();
+    let mut members = [Member::new(0, &state), Member::new(1, &state)];
+    for (id, m) in members.iter_mut().enumerate() {
+        m.r.on_group(1, GroupInput::Joined { member_id: id as u32, members: vec![0, 1] });
+        m.store_at(1); // the first checkpoint
+    }
+    // Each renews its lease through the group: each counts the other as a lease holder.
+    let mut renews = Vec::new();
+    for (id, m) in members.iter_mut().enumerate() {
+        m.r.on_tick(10);
+        renews.extend(group_sends(&m.store_at(10)).into_iter().map(|p| (id as u32, p)));
+    }
+    for m in &mut members {
+        for (sender, payload) in &renews {
+            m.r.on_group(20, GroupInput::Message { sender: *sender, payload: payload.clone() });
+        }
+        m.store_at(20);
+    }
+    assert!(members.iter().all(|m| m.r.has_lease()));
+    // Replica 0 takes an update at 1000; the order delivers it everywhere at 1200.
+    let append =
+        Update::Append { dir: root, name: "new".into(), caps: vec![root], masks: vec![Rights(0xff); 3] };
+    members[0].r.on_request(1000, 7, Request::Update(append));
+    let sent = group_sends(&members[0].outputs());
+    assert_eq!(sent.len(), 1);
+    for m in &mut members {
+        m.r.on_group(1200, GroupInput::Message { sender: 0, payload: sent[0].clone() });
+    }
+    // Replica 0's log write ends at 1500: applied, but replica 1 has not confirmed.
+    let early = members[0].store_at(1500);
+    assert!(!early.iter().any(|o| matches!(o, Output::Reply { .. })), "answered before the peer applied");
+    // Replica 1's ends at 1800; its confirmation reaches replica 0 at 2000.
+    let confirmations: Vec<Vec<u8>> = members[1]
+        .store_at(1800)
+        .into_iter()
+        .filter_map(|o| if let Output::Peer { bytes, .. } = o { Some(bytes) } else { None })
+        .collect();
+    assert!(!confirmations.is_empty());
+    members[0].r.on_peer(2000, &confirmations[0]);
+    let answers = members[0].outputs();
+    assert!(answers.contains(&Output::Reply { handle: 7, result: Ok(Reply::Done) }), "{answers:?}");
+    let timings = members[0].r.update_timings();
+    assert_eq!(
+        timings,
+        directory_server::UpdateTimings { count: 1, ordering_us: 200, logging_us: 300, confirming_us: 500 }
+    );
+    assert_eq!(members[1].r.update_timings().count, 0, "replica 1 answered no update of its own");
+}

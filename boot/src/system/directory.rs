@@ -18,6 +18,7 @@ use amoeba::interface::Transport;
 use amoeba::interfaces::{DISK_READ, disk, soap, standard};
 use amoeba::{Capability, Check, Status};
 use anyhow::{Context, Result, bail};
+use directory_server::UpdateTimings;
 use directory_server::layout::{AREA_BLOCKS, Identity, MAX_REPLICAS, SLOT_BLOCKS, slot_first_block};
 use directory_server::service::replica_port;
 use std::time::{Duration, Instant};
@@ -71,6 +72,8 @@ pub struct ReplicaStatus {
     pub state: u64,
     /// Client requests it has answered on the service's port.
     pub answered: u64,
+    /// Where the updates it took from clients spent their time (sums).
+    pub updates: UpdateTimings,
 }
 
 impl ReplicaStatus {
@@ -83,6 +86,12 @@ impl ReplicaStatus {
             visible: field("visible ")?.parse().ok()?,
             state: u64::from_str_radix(field("state ")?, 16).ok()?,
             answered: field("answered ")?.parse().ok()?,
+            updates: UpdateTimings {
+                count: field("updates ")?.parse().ok()?,
+                ordering_us: field("ordering-us ")?.parse().ok()?,
+                logging_us: field("logging-us ")?.parse().ok()?,
+                confirming_us: field("confirming-us ")?.parse().ok()?,
+            },
         })
     }
 }
@@ -354,12 +363,22 @@ mod tests {
 
     #[test]
     fn status_lines_parse() {
-        let text = "replica 1: member 3, serving, applied 42, visible 41, durable 42, state 00000000deadbeef, answered 7";
+        let text = "replica 1: member 3, serving, applied 42, visible 41, durable 42, state 00000000deadbeef, \
+                    answered 7, updates 5, ordering-us 500, logging-us 600, confirming-us 700";
+        let updates = UpdateTimings { count: 5, ordering_us: 500, logging_us: 600, confirming_us: 700 };
         assert_eq!(
             ReplicaStatus::parse(text),
-            Some(ReplicaStatus { serving: true, applied: 42, visible: 41, state: 0xdead_beef, answered: 7 })
+            Some(ReplicaStatus {
+                serving: true,
+                applied: 42,
+                visible: 41,
+                state: 0xdead_beef,
+                answered: 7,
+                updates
+            })
         );
-        let text = "replica 1: member -1, not serving, applied 0, visible 0, durable -1, state 0000000000000001, answered 0";
+        let text = "replica 1: member -1, not serving, applied 0, visible 0, durable -1, state 0000000000000001, \
+                    answered 0, updates 0, ordering-us 0, logging-us 0, confirming-us 0";
         assert!(!ReplicaStatus::parse(text).unwrap().serving);
         assert_eq!(ReplicaStatus::parse("replica 1: broken"), None);
     }

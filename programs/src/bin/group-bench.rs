@@ -8,6 +8,8 @@
 //! * 62 (creator only): every message goes by the BB method (the sender
 //!   broadcasts it, the sequencer only an accept); else every message by PB;
 //! * 61: this member is the latency sender (must not be the sequencer);
+//! * 56..60 (creator only): the group's resilience (members besides the
+//!   sequencer that hold a message before anyone delivers it);
 //! * 48..56: members to wait for; 40..48: a tag naming the run in the
 //!   output; 24..40: latency rounds; 12..24: messages each member sends in
 //!   the throughput phase; 0..12: message size in bytes (8..=1024).
@@ -54,6 +56,7 @@ struct Plan {
     create: bool,
     by_bb: bool,
     latency_sender: bool,
+    resilience: u16,
     members: u32,
     tag: u8,
     rounds: usize,
@@ -67,6 +70,7 @@ impl Plan {
             create: argument & CREATE != 0,
             by_bb: argument & BY_BB != 0,
             latency_sender: argument & LATENCY_SENDER != 0,
+            resilience: ((argument >> 56) & 0xf) as u16,
             members: ((argument >> 48) & 0xff) as u32,
             tag: (argument >> 40) as u8,
             rounds: ((argument >> 24) & 0xffff) as usize,
@@ -76,6 +80,7 @@ impl Plan {
         let valid = plan.members >= 2
             && plan.rounds > 0
             && (8..=1024).contains(&plan.size)
+            && u32::from(plan.resilience) < plan.members
             && !(plan.create && plan.latency_sender);
         valid.then_some(plan)
     }
@@ -105,7 +110,7 @@ fn enter(plan: &Plan) -> Result<Group, Status> {
         // BB for everything longer than one byte, or PB for everything.
         let bb_threshold = if plan.by_bb { 1 } else { u32::MAX };
         let get_port = GetPort(Port::from_u64(0x6762_0000_0000 | (plan.tag as u64) << 8 | 1));
-        let (group, capability) = Group::create_with_bb_threshold(get_port, 0, bb_threshold)?;
+        let (group, capability) = Group::create_with_bb_threshold(get_port, plan.resilience, bb_threshold)?;
         println!("group-bench {} capability {capability}", plan.tag);
         Ok(group)
     } else {
