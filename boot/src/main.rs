@@ -647,16 +647,8 @@ fn processes_bench(args: &PoolArgs) -> Result<()> {
 /// The Bullet server in a pool of one board with a fresh disk.
 fn bullet_bench(args: &PoolArgs) -> Result<()> {
     println!("\n== bullet: file reads and creates against RPC and raw disk operations on the same path");
-    std::fs::create_dir_all(&args.run_dir)?;
-    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1).with_disk(
-        args.run_dir.join("bench-disk.img"),
-        boot::system_bench::BULLET_DISK_BYTES,
-        true,
-    )?;
-    let (pool, _) = boot_pool(config)?;
-    let result = boot::system_bench::bullet(&pool);
-    pool.shutdown();
-    result
+    let disk = ("bench-disk.img", boot::system_bench::BULLET_DISK_BYTES);
+    bench_on_fresh_disk(args, 1, disk, boot::system_bench::bullet)
 }
 
 /// The directory service on boards 0–2 of a pool of four, board 0 with a fresh disk.
@@ -665,15 +657,26 @@ fn directory_bench(args: &PoolArgs) -> Result<()> {
         "\n== directory: lookups against a null RPC, updates against a broadcast in a group like the \
          directory's, rates"
     );
+    let disk = ("bench-directory-disk.img", boot::directory_bench::DIRECTORY_DISK_BYTES);
+    bench_on_fresh_disk(args, boot::directory_bench::DIRECTORY_BOARDS, disk, boot::directory_bench::directory)
+}
+
+/// Runs `bench` on a pool of `boards` whose board 0 has a fresh disk
+/// (`disk`: image file name in the run directory, size in bytes).
+fn bench_on_fresh_disk(
+    args: &PoolArgs,
+    boards: u16,
+    disk: (&str, u64),
+    bench: impl FnOnce(&Pool) -> Result<()>,
+) -> Result<()> {
     std::fs::create_dir_all(&args.run_dir)?;
-    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), boot::directory_bench::DIRECTORY_BOARDS)
-        .with_disk(
-            args.run_dir.join("bench-directory-disk.img"),
-            boot::directory_bench::DIRECTORY_DISK_BYTES,
-            true,
-        )?;
+    let config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_disk(
+        args.run_dir.join(disk.0),
+        disk.1,
+        true,
+    )?;
     let (pool, _) = boot_pool(config)?;
-    let result = boot::directory_bench::directory(&pool);
+    let result = bench(&pool);
     pool.shutdown();
     result
 }
