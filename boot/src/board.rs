@@ -204,7 +204,17 @@ impl Board {
         self.process.is_some()
     }
 
+    /// What the board has printed, up to its last whole line: a line it is
+    /// half-way through printing is left for a later read, so that nobody
+    /// parses a capability or a number cut short.
     pub fn console_text(&self) -> String {
+        let mut text = self.console_everything();
+        text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+        text
+    }
+
+    /// Everything printed so far, a last partial line included (for reports).
+    fn console_everything(&self) -> String {
         std::fs::read(&self.console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
@@ -213,10 +223,7 @@ impl Board {
     pub fn wait_for_line(&self, prefix: &str, timeout: std::time::Duration) -> Option<String> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let text = self.console_text();
-            // Only whole lines: the board may be half-way through printing the last one.
-            let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
-            if let Some(line) = complete.lines().find(|l| l.starts_with(prefix)) {
+            if let Some(line) = self.console_text().lines().find(|l| l.starts_with(prefix)) {
                 return Some(line.to_string());
             }
             if std::time::Instant::now() > deadline {
@@ -241,7 +248,7 @@ impl Board {
 
     /// The last `lines` lines of the console.
     pub fn console_tail(&self, lines: usize) -> String {
-        let text = self.console_text();
+        let text = self.console_everything();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

@@ -1,11 +1,13 @@
 //! Kernel heap: `talc` over a range of RAM just above the nucleus image.
 
 use crate::board;
+use crate::sync::IrqRawMutex;
 use core::ops::Range;
 use talc::{TalcLock, source::Manual};
 
+/// Behind a lock that masks IRQs: interrupt handlers allocate too.
 #[global_allocator]
-static ALLOCATOR: TalcLock<spin::Mutex<()>, Manual> = TalcLock::new(Manual);
+static ALLOCATOR: TalcLock<IrqRawMutex, Manual> = TalcLock::new(Manual);
 
 /// Gives the allocator the physical range `heap` (must be unused RAM inside
 /// the boot mapping). Returns the size actually claimed.
