@@ -144,6 +144,7 @@ impl Sim {
             max_retries: 6,
             locate_interval: 20 * MS,
             locate_attempts: 5,
+            probes_per_timeout: 1 + rng.below(2) as u32,
             max_trans_time: None,
             max_buf: 1 << 20,
             max_reassembly_bytes: 4 << 20,
