@@ -188,9 +188,10 @@ fn run_group(
     method: Method,
     message_size: u64,
     tag: u8,
-) -> Result<(Vec<MemberTimes>, CpuUse)> {
+) -> Result<(Vec<MemberTimes>, CpuUse, Vec<f64>)> {
     let pids: Vec<u32> = pool.boards().iter().filter_map(|b| b.pid()).collect();
     let cpu_before = CpuReading::take(&pids);
+    let each_before: Vec<CpuReading> = pids.iter().map(|pid| CpuReading::take(&[*pid])).collect();
     let per_member = THROUGHPUT_MESSAGES / members as u64;
     let plan = (resilience as u64) << 56
         | (members as u64) << 48
@@ -219,8 +220,9 @@ fn run_group(
         }
     }
     let cpu = cpu_before.until(&CpuReading::take(&pids));
+    let each = pids.iter().zip(&each_before).map(|(pid, b)| b.until(&CpuReading::take(&[*pid])).processes);
     let times = boards.iter().map(|board| parse_member(&board.console_text(), tag)).collect::<Result<_>>()?;
-    Ok((times, cpu))
+    Ok((times, cpu, each.collect()))
 }
 
 /// Puts one run's local times on the host's clock.
@@ -293,6 +295,9 @@ struct Row {
     throughput: f64,
     /// Host CPU during the run.
     cpu: CpuUse,
+    /// Host cores each board used during the run (board 0 the sequencer,
+    /// board 1 the latency sender).
+    board_cores: Vec<f64>,
     /// The unit: the board-to-board null RPC median of the same pool.
     rpc_median: f64,
 }
@@ -301,7 +306,7 @@ impl Row {
     fn print(&self) {
         let rpc_rate = 1e6 / self.rpc_median;
         println!(
-            "{:>4} {:>6} {:>5}  {:>8.0} us {:>5.2}x  {:>8.0} us {:>5.2}x  {:>6.0} us  {:>6.0} msg/s {:>5.2}x  {}",
+            "{:>4} {:>6} {:>5}  {:>8.0} us {:>5.2}x  {:>8.0} us {:>5.2}x  {:>6.0} us  {:>6.0} msg/s {:>5.2}x  {}{}",
             self.size,
             self.method,
             self.message_size,
@@ -313,7 +318,21 @@ impl Row {
             self.throughput,
             self.throughput / rpc_rate,
             self.cpu,
+            self.per_board(),
         );
+    }
+
+    /// The sequencer's, the sender's and the busiest other board's cores:
+    /// whether one board's processor, not the host, bounds the run.
+    fn per_board(&self) -> String {
+        let others = self.board_cores.get(2..).unwrap_or_default();
+        let busiest = others.iter().copied().fold(0.0, f64::max);
+        match self.board_cores.get(..2) {
+            Some([sequencer, sender]) => {
+                format!("; sequencer {sequencer:.2}, sender {sender:.2}, others at most {busiest:.2}")
+            }
+            _ => String::new(),
+        }
     }
 }
 
@@ -343,7 +362,7 @@ fn measure_size(pool: &Pool, size: u16, tag: &mut u8) -> Result<Vec<Row>> {
         .collect();
     let uncertainty = offsets.iter().map(|o| o.uncertainty_us).fold(0.0, f64::max);
     let mut rows = Vec::new();
-    for (method, message_size, (members, cpu)) in runs {
+    for (method, message_size, (members, cpu, board_cores)) in runs {
         let mut result = align(&members, &offsets)?;
         rows.push(Row {
             size,
@@ -354,6 +373,7 @@ fn measure_size(pool: &Pool, size: u16, tag: &mut u8) -> Result<Vec<Row>> {
             at_sender: quantile(&mut result.at_sender, 0.5),
             throughput: result.throughput,
             cpu,
+            board_cores,
             rpc_median,
         });
     }
@@ -379,7 +399,7 @@ pub(crate) fn pb_run(
 ) -> Result<(RunResult, f64, CpuUse)> {
     let epoch = Instant::now();
     let before = clock_offsets(pool, epoch)?;
-    let (times, cpu) = run_group(pool, members, resilience, Method::Pb, message_size, tag)?;
+    let (times, cpu, _) = run_group(pool, members, resilience, Method::Pb, message_size, tag)?;
     let after = clock_offsets(pool, epoch)?;
     let offsets: Vec<ClockOffset> = before
         .iter()
