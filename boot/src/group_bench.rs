@@ -177,6 +177,19 @@ pub(crate) struct RunResult {
     pub(crate) at_sender: Vec<f64>,
     /// Messages per second delivered at every member.
     pub(crate) throughput: f64,
+    /// Where a round's time goes: the sequencer's (board 0's) delivery, the
+    /// first and the last delivery at another member, each minus the send;
+    /// and which member delivered last.
+    pub(crate) parts: Vec<RoundParts>,
+}
+
+/// One latency round taken apart (host clock, µs after the send).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RoundParts {
+    pub(crate) sequencer: f64,
+    pub(crate) first_other: f64,
+    pub(crate) last: f64,
+    pub(crate) last_board: usize,
 }
 
 /// One group of `members` boards (0..members) with `resilience`: the
@@ -243,12 +256,20 @@ fn align(members: &[MemberTimes], offsets: &[ClockOffset]) -> Result<RunResult> 
     }
     let mut everywhere = Vec::with_capacity(rounds);
     let mut at_sender = Vec::with_capacity(rounds);
+    let mut parts = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let sent = on_host(1, sender.sent[round]);
-        let last =
-            (0..members.len()).map(|m| on_host(m, members[m].delivered[round])).fold(f64::MIN, f64::max);
-        everywhere.push(last - sent);
+        let after_send: Vec<f64> =
+            (0..members.len()).map(|m| on_host(m, members[m].delivered[round]) - sent).collect();
+        let (last_board, last) = after_send
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f64::MIN), |best, (m, t)| if t > best.1 { (m, t) } else { best });
+        let first_other = after_send[1..].iter().copied().fold(f64::MAX, f64::min);
+        everywhere.push(last);
         at_sender.push(sender.delivered[round] as f64 - sender.sent[round] as f64);
+        parts.push(RoundParts { sequencer: after_send[0], first_other, last, last_board });
     }
     let expected = THROUGHPUT_MESSAGES / members.len() as u64 * members.len() as u64;
     let (mut start, mut end) = (f64::MAX, f64::MIN);
@@ -261,7 +282,7 @@ fn align(members: &[MemberTimes], offsets: &[ClockOffset]) -> Result<RunResult> 
         start = start.min(on_host(index, first));
         end = end.max(on_host(index, last));
     }
-    Ok(RunResult { everywhere, at_sender, throughput: expected as f64 / ((end - start) / 1e6) })
+    Ok(RunResult { everywhere, at_sender, throughput: expected as f64 / ((end - start) / 1e6), parts })
 }
 
 /// Median and 99th percentile of board-to-board null RPCs (µs), measured
@@ -298,6 +319,8 @@ struct Row {
     /// Host cores each board used during the run (board 0 the sequencer,
     /// board 1 the latency sender).
     board_cores: Vec<f64>,
+    /// The latency rounds taken apart.
+    parts: Vec<RoundParts>,
     /// The unit: the board-to-board null RPC median of the same pool.
     rpc_median: f64,
 }
@@ -319,6 +342,35 @@ impl Row {
             self.throughput / rpc_rate,
             self.cpu,
             self.per_board(),
+        );
+    }
+
+    /// Where a round's time goes (medians): until the sequencer delivers,
+    /// until the first other member does, until the last; and how often
+    /// the board most often last was last (the same board each time points
+    /// at the switch's fan-out order, any board at the host's scheduling).
+    fn print_parts(&self) {
+        let median = |value: &dyn Fn(&RoundParts) -> f64| {
+            quantile(&mut self.parts.iter().map(value).collect::<Vec<f64>>(), 0.5)
+        };
+        let mut last_counts = vec![0usize; self.board_cores.len().max(self.size as usize)];
+        for part in &self.parts {
+            if let Some(count) = last_counts.get_mut(part.last_board) {
+                *count += 1;
+            }
+        }
+        let (board, count) =
+            last_counts.iter().copied().enumerate().max_by_key(|&(_, c)| c).unwrap_or((0, 0));
+        println!(
+            "{:>4} {:>6} {:>5}  after the send (median us): sequencer delivers {:.0}, first other member {:.0}, \
+             last {:.0}; the last was board {board} in {count} of {} rounds",
+            self.size,
+            self.method,
+            self.message_size,
+            median(&|p| p.sequencer),
+            median(&|p| p.first_other),
+            median(&|p| p.last),
+            self.parts.len(),
         );
     }
 
@@ -374,10 +426,12 @@ fn measure_size(pool: &Pool, size: u16, tag: &mut u8) -> Result<Vec<Row>> {
             throughput: result.throughput,
             cpu,
             board_cores,
+            parts: result.parts,
             rpc_median,
         });
     }
     rows.iter().for_each(Row::print);
+    rows.iter().for_each(Row::print_parts);
     println!(
         "{size:>4} unit          null RPC board to board median {rpc_median:.0} us, p99 {rpc_p99:.0} us \
          ({:.0} calls/s); each board's clock aligned to +-{uncertainty:.0} us (drift {drift:.0} us)",
