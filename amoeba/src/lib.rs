@@ -46,6 +46,7 @@ pub mod interfaces;
 mod port;
 mod rng;
 pub mod server;
+pub mod sim_rng;
 mod status;
 pub mod syscall;
 #[cfg(feature = "user")]

@@ -12,46 +12,7 @@ use alloc::vec::Vec;
 
 use crate::device::{BlockDevice, DiskError};
 
-/// A tiny deterministic generator (SplitMix64): same seed, same stream.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with probability `num / den`.
-    pub fn chance(&mut self, num: u64, den: u64) -> bool {
-        self.below(den) < num
-    }
-
-    /// Fill `buf` with random bytes, eight at a time.
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        let mut chunks = buf.chunks_exact_mut(8);
-        for c in &mut chunks {
-            c.copy_from_slice(&self.next_u64().to_le_bytes());
-        }
-        let rest = chunks.into_remainder();
-        let last = self.next_u64().to_le_bytes();
-        rest.copy_from_slice(&last[..rest.len()]);
-    }
-}
+pub use amoeba::sim_rng::SplitMix64;
 
 /// The unit of sector tearing inside a larger block.
 const SECTOR: usize = 512;
@@ -156,7 +117,7 @@ impl SimDisk {
             match rng.below(3) {
                 0 => {}
                 1 => self.land(&w, || true),
-                _ => self.land(&w, || rng.chance(1, 2)),
+                _ => self.land(&w, || rng.chance_ratio(1, 2)),
             }
         }
         if let Some(w) = self.in_flight.take() {
@@ -197,12 +158,12 @@ impl SimDisk {
             return;
         }
         let torn = &mut self.media[at + landed * bs..at + (landed + 1) * bs];
-        if rng.chance(1, 2) {
+        if rng.chance_ratio(1, 2) {
             rng.fill(torn);
         } else {
             let new = &w.data[landed * bs..(landed + 1) * bs];
             for (old, new) in torn.chunks_mut(SECTOR).zip(new.chunks(SECTOR)) {
-                if rng.chance(1, 2) {
+                if rng.chance_ratio(1, 2) {
                     old.copy_from_slice(new);
                 }
             }

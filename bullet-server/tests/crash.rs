@@ -77,7 +77,7 @@ struct Setup {
 }
 
 fn setup(rng: &mut SplitMix64) -> Setup {
-    let block_size = if rng.chance(1, 8) { 4096 } else { 512 };
+    let block_size = if rng.chance_ratio(1, 8) { 4096 } else { 512 };
     let bytes = (32 + rng.below(224)) << 10;
     let config = Config {
         inode_count: 4 + rng.below(44) as u32,
@@ -386,7 +386,7 @@ fn crash_and_mount(
     let mut disk = store.into_device();
     loop {
         disk.restart(rng);
-        let crash_in_mount = rng.chance(1, 4);
+        let crash_in_mount = rng.chance_ratio(1, 4);
         if crash_in_mount {
             disk.crash_after(rng.below(64));
         }

@@ -19,27 +19,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use amoeba::{GetPort, Header, Port, Status};
 use flip::{Config, Endpoint, Event, Mac, ReqId, TransId};
 
-/// splitmix64: small, seedable, good enough for a simulation.
-struct Prng(u64);
-
-impl Prng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
+use amoeba::sim_rng::SplitMix64 as Prng;
 
 const MS: u64 = 1000;
 const SEC: u64 = 1_000_000;
@@ -195,7 +175,7 @@ impl Sim {
         for s in 0..nsvc {
             let mut b = [0u8; 6];
             b[0] = s as u8 + 1;
-            b[1..].copy_from_slice(&sim.rng.next().to_be_bytes()[..5]);
+            b[1..].copy_from_slice(&sim.rng.next_u64().to_be_bytes()[..5]);
             sim.services.push(GetPort(Port(b)));
             let copies = if sim.p.multi_server { 1 + sim.rng.below(3) as usize } else { 1 };
             for _ in 0..copies {

@@ -33,31 +33,8 @@ const RPC_FAILURE_DETECTION: u64 = 50 * MS;
 /// When the clients start calling (the replicas have joined by then).
 pub const CLIENTS_START: u64 = 120 * MS;
 
-/// splitmix64.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    pub fn range(&mut self, a: u64, b: u64) -> u64 {
-        a + self.below(b - a + 1)
-    }
-    pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+/// The simulations' seeded generator.
+pub use amoeba::sim_rng::SplitMix64 as Rng;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Faults {
@@ -296,7 +273,7 @@ impl Sim {
     fn seed32(&mut self) -> [u8; 32] {
         let mut s = [0u8; 32];
         for c in s.chunks_mut(8) {
-            c.copy_from_slice(&self.rng.next().to_le_bytes());
+            c.copy_from_slice(&self.rng.next_u64().to_le_bytes());
         }
         s
     }

@@ -19,28 +19,8 @@ pub fn owner_capability() -> amoeba::Capability {
     amoeba::Capability::owner(amoeba::Port::from_u64(PORT), 0, SECRET)
 }
 
-/// splitmix64.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    pub fn range(&mut self, a: u64, b: u64) -> u64 {
-        a + self.below(b - a + 1)
-    }
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
-    }
-}
+/// The simulations' seeded generator.
+pub use amoeba::sim_rng::SplitMix64 as Rng;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Faults {
