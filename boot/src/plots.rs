@@ -5,6 +5,7 @@
 //! needs no fonts on the machine.
 
 use anyhow::{Context, Result};
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -78,30 +79,12 @@ pub fn by_group_size(path: &Path, title: &str, y_label: &str, curves: &[BySize],
     let mut builder = ChartBuilder::on(&root);
     builder.caption(title, CAPTION_FONT).margin(20).x_label_area_size(45).y_label_area_size(70);
     if log_y {
-        let mut chart = builder
+        let chart = builder
             .build_cartesian_2d(x_range.log_scale(), (low.max(1e-3) * 0.8..high * 1.25).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_labels(X_LABELS)
-            .x_max_light_lines(0)
-            .x_label_formatter(&size_label)
-            .x_desc(X_DESC)
-            .y_desc(y_label)
-            .draw()?;
-        draw_curves(&mut chart, curves)?;
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        fill_chart(chart, y_label, curves, SeriesLabelPosition::UpperLeft)?;
     } else {
-        let mut chart = builder.build_cartesian_2d(x_range, 0.0..high * 1.15)?;
-        chart
-            .configure_mesh()
-            .x_labels(X_LABELS)
-            .x_max_light_lines(0)
-            .x_label_formatter(&size_label)
-            .x_desc(X_DESC)
-            .y_desc(y_label)
-            .draw()?;
-        draw_curves(&mut chart, curves)?;
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        let chart = builder.build_cartesian_2d(x_range, 0.0..high * 1.15)?;
+        fill_chart(chart, y_label, curves, SeriesLabelPosition::UpperRight)?;
     }
     root.present().with_context(|| format!("writing {}", path.display()))
 }
@@ -116,6 +99,30 @@ fn size_label(log2: &f64) -> String {
 }
 
 type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
+
+/// The mesh (group sizes along x), the curves and the legend of a chart
+/// whose axes may be linear or logarithmic.
+fn fill_chart<'a, X, Y>(
+    mut chart: Chart<'a, X, Y>,
+    y_label: &str,
+    curves: &[BySize],
+    legend: SeriesLabelPosition,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_labels(X_LABELS)
+        .x_max_light_lines(0)
+        .x_label_formatter(&size_label)
+        .x_desc(X_DESC)
+        .y_desc(y_label)
+        .draw()?;
+    draw_curves(&mut chart, curves)?;
+    draw_legend(&mut chart, legend)
+}
 
 fn draw_curves<'a, X, Y>(chart: &mut Chart<'a, X, Y>, curves: &[BySize]) -> Result<()>
 where
