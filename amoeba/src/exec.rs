@@ -24,8 +24,8 @@ use crate::interface::Transport;
 use crate::interfaces::bullet;
 use crate::interfaces::process::text_id;
 use crate::interfaces::process::{
-    MAP_EXECUTE, MAP_WRITE, ProcessDescriptor, SEGMENT_IO_MAX, SegmentMapping, SegmentSource, Startup,
-    ThreadStart, process_server,
+    MAP_EXECUTE, MAP_WRITE, ProcessDescriptor, Quotas, SEGMENT_IO_MAX, SegmentMapping, SegmentSource,
+    Startup, ThreadStart, process_server,
 };
 use crate::interfaces::run::{self, PlacementRequest};
 use crate::interfaces::standard;
@@ -173,6 +173,9 @@ pub struct Exec {
     pub scheduling: u32,
     /// Heap size.
     pub heap_size: u64,
+    /// What it may hold in the nucleus (more than the default needs the board's
+    /// owner capability).
+    pub quotas: Quotas,
 }
 
 impl Exec {
@@ -184,6 +187,7 @@ impl Exec {
             argument: 0,
             scheduling: SCHED_PREEMPTIVE,
             heap_size: DEFAULT_HEAP_SIZE,
+            quotas: Quotas::DEFAULT,
         }
     }
 
@@ -318,6 +322,7 @@ fn build<T: Transport>(
         },
         scheduling: exec.scheduling,
         startup: exec.startup.clone(),
+        quotas: exec.quotas,
     };
     server.process_create(host, &descriptor).map_err(failed("creating the process"))
 }

@@ -316,9 +316,18 @@ pub struct ProcessDescriptor {
     pub name_len: u32,
     /// Number of extra segments after the name.
     pub segment_count: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// `SPAWN_*` bits.
+    pub flags: u32,
 }
+
+/// [`ProcessDescriptor::flags`]: the new process gets the host capability it was
+/// created with, as `HOST` in its capability environment (so that it may start
+/// processes in turn).
+pub const SPAWN_PASS_HOST: u32 = 1;
+
+/// The name in a capability environment of the board's host capability, which
+/// `process_create` needs (with the create right).
+pub const HOST_CAPABILITY_NAME: &str = "HOST";
 
 /// One extra segment of a [`ProcessDescriptor`].
 #[repr(C)]

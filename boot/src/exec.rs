@@ -6,8 +6,9 @@
 
 use crate::pool::Pool;
 use amoeba::exec::{Exec, Program};
-use amoeba::interfaces::process::{HostInfo, ProcessReport};
+use amoeba::interfaces::process::{HOST_CREATE, HOST_INFO, HostInfo, ProcessReport};
 use amoeba::interfaces::{process_server, standard};
+use amoeba::syscall::HOST_CAPABILITY_NAME;
 use amoeba::{Capability, Status};
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
@@ -39,6 +40,32 @@ impl Pool {
     /// goes to the board's console.
     pub fn exec(&self, board: usize, program: &str, argument: u64) -> Result<Started> {
         self.exec_with(board, program, &Exec::new(program, &[program]).with_argument(argument))
+    }
+
+    /// Board `board`'s host capability restricted to starting processes: what a
+    /// program that starts processes on its own board needs as its `HOST`.
+    pub fn host_create_capability(&self, board: usize) -> Capability {
+        self.host_capability(board).restrict(HOST_CREATE).unwrap_or_default()
+    }
+
+    /// Like [`Pool::exec_scheduled`], with the board's host capability restricted
+    /// to the create right as `HOST` (`amoeba::syscall::HOST_CAPABILITY_NAME`), so
+    /// that the program may start processes on its board, and restricted to the
+    /// info right as `HOSTINFO`.
+    pub fn exec_spawning(
+        &self,
+        board: usize,
+        program: &str,
+        argument: u64,
+        scheduling: u32,
+    ) -> Result<Started> {
+        let info = self.host_capability(board).restrict(HOST_INFO).unwrap_or_default();
+        let exec = Exec::new(program, &[program])
+            .with_argument(argument)
+            .with_scheduling(scheduling)
+            .with_capability(HOST_CAPABILITY_NAME, self.host_create_capability(board))
+            .with_capability("HOSTINFO", info);
+        self.exec_with(board, program, &exec)
     }
 
     /// Starts `program` on board `board` with `argument` and `scheduling`

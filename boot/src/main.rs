@@ -719,7 +719,7 @@ fn idle_bench(args: &PoolArgs) -> Result<()> {
 fn nucleus_bench(args: &PoolArgs) -> Result<()> {
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
     let (pool, _) = boot_pool(config)?;
-    let started = pool.exec(0, "bench", 0)?;
+    let started = pool.exec_spawning(0, "bench", 0, amoeba::syscall::SCHED_PREEMPTIVE)?;
     let status =
         pool.wait_process(&started, Duration::from_secs(120)).context("the bench program did not finish")?;
     let console = pool.boards()[0].console_text();

@@ -213,6 +213,7 @@ fn board_to_board(pool: &Pool, creator: usize, target: usize) -> Result<Vec<(Str
     drop(rpc);
     let host = pool.host_capability(target).restrict(HOST_PLACEMENT).expect("an owner capability restricts");
     let exec = Exec::new("create-bench", &["create-bench"])
+        .with_capability(amoeba::syscall::HOST_CAPABILITY_NAME, pool.host_create_capability(creator))
         .with_capability("TARGET", host)
         .with_capability("PROGRAM", program);
     board_program(pool, creator, "create-bench", exec)

@@ -33,6 +33,11 @@ pub const MAX_MESSAGE: usize = 1024;
 /// A process that falls further behind is taken out of the group (its
 /// receive says `NoSpace`) rather than let the nucleus heap run out.
 pub const MAX_UNRECEIVED: usize = 4096;
+/// Most groups one process may be a member of at once.
+pub const MAX_GROUPS_PER_PROCESS: usize = 16;
+/// Heap a new member must find free (its history, its queues), besides the
+/// nucleus's reserve.
+const MEMBER_BUDGET: usize = 256 << 10;
 /// Messages longer than this go by the BB method unless the creator chose
 /// otherwise: the sender broadcasts, the sequencer only a short accept.
 pub const DEFAULT_BB_THRESHOLD: u32 = 512;
@@ -181,6 +186,7 @@ impl Groups {
     fn create_group(&mut self, core: &mut Core, now: u64, args: &CreateArgs) -> Result<u64, Status> {
         let pid = core.current_pid().ok_or(Status::SysErr)?;
         core.check_capability_out(pid, args.cap_out)?;
+        self.admit_member(pid)?;
         let port = GetPort(Port::from_u64(args.get_port)).put_port();
         let bb_threshold = if args.bb_threshold == 0 { DEFAULT_BB_THRESHOLD } else { args.bb_threshold };
         let secret = core.random_check();
@@ -219,6 +225,7 @@ impl Groups {
         if let Some(handle) = self.interrupted_join(pid, tid, &capability) {
             return self.resume_join(core, handle, tid);
         }
+        self.admit_member(pid)?;
         let handle = self.new_handle()?;
         // The group's parameters come with the welcome.
         let config = config(0, DEFAULT_BB_THRESHOLD);
@@ -345,10 +352,37 @@ impl Groups {
         })
     }
 
+    /// How many entries member `handle` may hold unreceived: what its
+    /// process's quota leaves beside its other groups, and never more than
+    /// [`MAX_UNRECEIVED`].
+    fn unreceived_limit(&self, core: &Core, handle: u16) -> usize {
+        let Some(pid) = self.slots.get(&handle).map(|slot| slot.pid) else {
+            return MAX_UNRECEIVED;
+        };
+        let quota = core.processes.get(&pid).map_or(MAX_UNRECEIVED, |p| p.quotas.group_messages as usize);
+        let others: usize = self
+            .slots
+            .iter()
+            .filter(|(other, slot)| **other != handle && slot.pid == pid)
+            .map(|(_, slot)| slot.delivered.len())
+            .sum();
+        quota.saturating_sub(others).min(MAX_UNRECEIVED)
+    }
+
+    /// Whether process `pid` may be in one more group (and the heap has room
+    /// for a member's state).
+    fn admit_member(&self, pid: Pid) -> Result<(), Status> {
+        if self.slots.values().filter(|slot| slot.pid == pid).count() >= MAX_GROUPS_PER_PROCESS {
+            return Err(Status::NoSpace);
+        }
+        crate::heap::admit(MEMBER_BUDGET)
+    }
+
     /// Sends what a member wants sent and reports its events to its threads.
     fn pump(&mut self, core: &mut Core, now: u64, handle: u16) {
         let me = self.board_address(handle);
         let own_mac = self.mac;
+        let limit = self.unreceived_limit(core, handle);
         let Some(slot) = self.slots.get_mut(&handle) else { return };
         while let Some(transmit) = slot.member.poll_transmit() {
             let frame = ethernet::encode_frame(own_mac, me, transmit.dest, &transmit.bytes);
@@ -357,7 +391,7 @@ impl Groups {
             }
         }
         let (joined, mut failed) = take_events(slot, handle);
-        if failed.is_none() && slot.delivered.len() > MAX_UNRECEIVED {
+        if failed.is_none() && slot.delivered.len() > limit {
             crate::println!(
                 "nucleus: group member {handle}: its process fell {} entries behind; it leaves the group",
                 slot.delivered.len()

@@ -71,6 +71,13 @@ struct Arrived {
     buf: Vec<u8>,
 }
 
+/// Most requests waiting for one port's server threads to ask for them.
+const MAX_QUEUED_PER_PORT: usize = 256;
+/// Most bytes of requests waiting for server threads, over all ports. A
+/// request beyond either bound is refused with `NoSpace` (it never ran, so
+/// the client may send it again).
+const MAX_QUEUED_BYTES: usize = 8 << 20;
+
 /// A request to a port the nucleus serves itself, for the layer above to
 /// answer with [`Rpc::reply_in_kernel`].
 pub struct KernelRequest {
@@ -87,6 +94,8 @@ pub struct Rpc {
     /// Threads blocked in `get_request`, by put-port.
     waiting: BTreeMap<Port, VecDeque<Destination>>,
     queued: BTreeMap<Port, VecDeque<Arrived>>,
+    /// Bytes of the requests in `queued` and in `kernel_requests`.
+    queued_bytes: usize,
     /// The request each server thread got last and has to answer.
     serving: BTreeMap<Tid, ReqId>,
     /// Registered put-ports: their get-port and the processes serving them.
@@ -113,6 +122,7 @@ impl Rpc {
             clients: BTreeMap::new(),
             waiting: BTreeMap::new(),
             queued: BTreeMap::new(),
+            queued_bytes: 0,
             serving: BTreeMap::new(),
             registered: BTreeMap::new(),
             in_kernel: BTreeSet::new(),
@@ -134,7 +144,9 @@ impl Rpc {
     }
 
     pub fn take_kernel_request(&mut self) -> Option<KernelRequest> {
-        self.kernel_requests.pop_front()
+        let request = self.kernel_requests.pop_front()?;
+        self.queued_bytes = self.queued_bytes.saturating_sub(request.buf.len());
+        Some(request)
     }
 
     /// Answers a [`KernelRequest`].
@@ -199,6 +211,7 @@ impl Rpc {
         let Some(client) = self.clients.remove(&id) else {
             return; // given up (interrupted, or its process ended)
         };
+        release_transaction(core, client.pid);
         let value = match result {
             Err(status) => error(status),
             Ok((header, buf)) => client.deliver(core, &header, &buf),
@@ -208,7 +221,12 @@ impl Rpc {
 
     fn request_arrived(&mut self, core: &mut Core, now: u64, port: Port, arrived: Arrived) {
         if self.in_kernel.contains(&port) {
+            if !self.may_queue(self.kernel_requests.len(), arrived.buf.len()) {
+                let _ = self.endpoint.abort_request(now, arrived.req, Status::NoSpace);
+                return;
+            }
             let Arrived { req, header, buf } = arrived;
+            self.queued_bytes += buf.len();
             self.kernel_requests.push_back(KernelRequest { req, port, header, buf });
             return;
         }
@@ -219,7 +237,27 @@ impl Rpc {
                 return;
             }
         }
+        let queued = self.queued.get(&port).map_or(0, VecDeque::len);
+        if !self.may_queue(queued, arrived.buf.len()) {
+            // Never handed to a server: refusing it keeps at-most-once.
+            let _ = self.endpoint.abort_request(now, arrived.req, Status::NoSpace);
+            return;
+        }
+        self.queued_bytes += arrived.buf.len();
         self.queued.entry(port).or_default().push_back(arrived);
+    }
+
+    /// Whether one more request of `len` bytes may wait, behind `queued`
+    /// others for the same port.
+    fn may_queue(&self, queued: usize, len: usize) -> bool {
+        queued < MAX_QUEUED_PER_PORT && self.queued_bytes.saturating_add(len) <= MAX_QUEUED_BYTES
+    }
+
+    /// The oldest request waiting for `port`, if any.
+    fn dequeue(&mut self, port: &Port) -> Option<Arrived> {
+        let arrived = self.queued.get_mut(port).and_then(VecDeque::pop_front)?;
+        self.queued_bytes = self.queued_bytes.saturating_sub(arrived.buf.len());
+        Some(arrived)
     }
 
     /// Copies a request to a server thread; returns its length or an error.
@@ -244,9 +282,16 @@ impl Rpc {
     fn start_trans(&mut self, core: &mut Core, now: u64, args: &TransArgs) -> Result<Outcome, Status> {
         let pid = core.current_pid().ok_or(Status::SysErr)?;
         let header = read_header(core, pid, args.header)?;
-        if args.request.len > self.endpoint.config().max_buf as u64 {
+        let max_buf = self.endpoint.config().max_buf as u64;
+        if args.request.len > max_buf {
             return Err(Status::RpcBadAddress);
         }
+        if !core.processes.get(&pid).is_some_and(|p| p.may_start_transaction()) {
+            return Err(Status::NoSpace);
+        }
+        // The request is copied now, and the reply (up to `max_buf`) comes
+        // in while the transaction lasts: both must fit beside the reserve.
+        crate::heap::admit((args.request.len + args.reply.len.min(max_buf)) as usize)?;
         let buf = core.copy_from_user(pid, args.request.va, args.request.len)?;
         // The reply's destination must be valid now; it is checked again on copy.
         core.check_user(pid, args.reply_header, HEADER_LEN as u64, true)?;
@@ -257,6 +302,9 @@ impl Rpc {
         let destination =
             Destination { tid: core.current(), pid, header_out: args.reply_header, buffer: args.reply };
         self.clients.insert(id, destination);
+        if let Some(process) = core.processes.get_mut(&pid) {
+            process.usage.transactions += 1;
+        }
         // Parked before the endpoint runs: a local reply may come at once.
         let parked = core.block_current(Wait::Trans(id.0), AfterWake::ReturnWakeResult);
         self.pump(core, now);
@@ -297,7 +345,7 @@ impl Rpc {
         }
         self.registered.entry(put).or_insert_with(|| (get, BTreeSet::new())).1.insert(pid);
         let waiting = Destination { tid, pid, header_out: args.header_out, buffer: args.buffer };
-        if let Some(arrived) = self.queued.get_mut(&put).and_then(VecDeque::pop_front) {
+        if let Some(arrived) = self.dequeue(&put) {
             return Ok(Outcome::from_raw(self.deliver_request(core, now, &waiting, arrived)));
         }
         self.waiting.entry(put).or_default().push_back(waiting);
@@ -330,7 +378,9 @@ impl Rpc {
             Wait::Trans(id) => {
                 let id = TransId(id);
                 if self.clients.get(&id).is_some_and(|client| client.tid == tid) {
-                    self.clients.remove(&id);
+                    if let Some(client) = self.clients.remove(&id) {
+                        release_transaction(core, client.pid);
+                    }
                     self.endpoint.abort_trans(id);
                     self.pump(core, now);
                 }
@@ -365,9 +415,10 @@ impl Rpc {
                 self.endpoint.unregister_server(&get);
             }
             self.waiting.remove(&port);
-            for arrived in self.queued.remove(&port).unwrap_or_default() {
+            while let Some(arrived) = self.dequeue(&port) {
                 let _ = self.endpoint.abort_request(now, arrived.req, Status::RpcNotFound);
             }
+            self.queued.remove(&port);
         }
         let dropped: Vec<TransId> =
             self.clients.iter().filter(|(_, c)| c.pid == pid).map(|(&id, _)| id).collect();
@@ -385,6 +436,13 @@ impl Subscriber for Rpc {
             Event::ProcessExited { pid, threads, .. } => self.forget_process(core, now, *pid, threads),
             Event::WaitInterrupted { tid, wait } => self.cancel_wait(core, now, *tid, *wait),
         }
+    }
+}
+
+/// A transaction of `pid` ended (or was given up): it may start another.
+fn release_transaction(core: &mut Core, pid: Pid) {
+    if let Some(process) = core.processes.get_mut(&pid) {
+        process.usage.transactions = process.usage.transactions.saturating_sub(1);
     }
 }
 

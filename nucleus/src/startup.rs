@@ -18,8 +18,12 @@ use core::panic::PanicInfo;
 use nucleus::contiguous::ContiguousAllocator;
 use pool_control::secret::BoardSecret;
 
-/// Most of the RAM the kernel heap takes (the rest is for segments).
-const KERNEL_HEAP_MAX: usize = 32 << 20;
+/// Most of the RAM the kernel heap takes (the rest is for segments): enough
+/// for every process's quotas of threads and transactions to be used at
+/// once by a few processes, with FLIP's and the groups' budgets beside them.
+const KERNEL_HEAP_MAX: usize = 48 << 20;
+/// The heap never takes more than this share of RAM (1/4).
+const KERNEL_HEAP_SHARE: usize = 4;
 
 /// Entered from `boot.s` with the MMU on, running in the high half.
 // SAFETY: the only symbol of that name; `boot.s` passes the DTB address.
@@ -99,7 +103,10 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
     }
 
     *NETWORK_START.lock() = Some(PoolControl::new(Identity { mac, board_id, incarnation, role }));
-    process::with(|core| core.spawn_kernel_thread("network", network_thread, 0));
+    if let Err(status) = process::with(|core| core.spawn_kernel_thread("network", network_thread, 0)) {
+        println!("nucleus: cannot start the network thread: {status}");
+        power::stop(ExitStatus::Failure);
+    }
     process::sched::idle_loop()
 }
 
@@ -208,7 +215,8 @@ fn bundle_bytes(info: &BootInfo) -> &'static [u8] {
 fn heap_range(info: &BootInfo) -> core::ops::Range<usize> {
     const PAGE: usize = 4096;
     let start = board::kernel_image().end.next_multiple_of(PAGE);
-    let mut end = (start + KERNEL_HEAP_MAX).min(info.memory.end);
+    let ram = info.memory.end.saturating_sub(info.memory.start);
+    let mut end = (start + KERNEL_HEAP_MAX.min(ram / KERNEL_HEAP_SHARE)).min(info.memory.end);
     for used in [Some(info.dtb.clone()), info.initrd.clone()].into_iter().flatten() {
         if used.start >= start {
             end = end.min(used.start & !(PAGE - 1));
@@ -240,7 +248,12 @@ fn run_test_mode(mode: &str) {
         }
         // Until the process server hands out disk capabilities.
         "disk" => {
-            process::with(|core| core.spawn_kernel_thread("disk-self-test", crate::disk_self_test::run, 0));
+            let started = process::with(|core| {
+                core.spawn_kernel_thread("disk-self-test", crate::disk_self_test::run, 0)
+            });
+            if let Err(status) = started {
+                println!("nucleus: cannot start the disk self-test: {status}");
+            }
         }
         other => println!("nucleus: unknown test mode \"{other}\" ignored"),
     }

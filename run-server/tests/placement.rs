@@ -23,6 +23,7 @@ fn idle() -> HostInfo {
         processes_created: 2,
         uptime_us: 60 * SECOND,
         cached_texts: Vec::new(),
+        kernel_heap_free: 40 * MIB,
     }
 }
 

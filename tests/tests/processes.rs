@@ -34,6 +34,12 @@ fn exec(pool: &TestPool, program: &str, argument: u64, scheduling: u32) -> Start
     pool.exec_scheduled(0, program, argument, scheduling).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// Like [`exec`], with the board's host capability (create right) as `HOST`:
+/// for programs that start processes themselves.
+fn exec_spawning(pool: &TestPool, program: &str, argument: u64) -> Started {
+    pool.exec_spawning(0, program, argument, SCHED_PREEMPTIVE).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 fn wait_exit(pool: &TestPool, started: &Started) -> i32 {
     pool.wait_process(started, EXIT_TIMEOUT)
         .unwrap_or_else(|| panic!("process {} did not exit; console:\n{}", started.pid, console(pool)))
@@ -118,7 +124,7 @@ fn a_faulting_program_dies_alone_with_a_report() {
 #[test]
 fn a_hostile_program_gets_errors_and_the_board_survives() {
     let pool = boot(1);
-    let hostile = exec(&pool, "hostile", 0, SCHED_PREEMPTIVE);
+    let hostile = exec_spawning(&pool, "hostile", 0);
     let status = wait_exit(&pool, &hostile);
     let text = console(&pool);
     assert_eq!(status, 0, "{text}");
@@ -134,7 +140,7 @@ fn a_hostile_program_gets_errors_and_the_board_survives() {
 #[test]
 fn a_shared_segment_carries_data_between_two_processes() {
     let pool = boot(1);
-    let parent = exec(&pool, "shm-parent", 0, SCHED_PREEMPTIVE);
+    let parent = exec_spawning(&pool, "shm-parent", 0);
     assert_eq!(wait_exit(&pool, &parent), 0, "{}", console(&pool));
     assert!(console(&pool).contains("shared memory: ok"), "{}", console(&pool));
 }
@@ -198,7 +204,7 @@ fn spawn_cycle_argument(total: u64, at_once: u64) -> u64 {
 /// and exited, and that the board's segment memory all came back.
 fn cycle_processes(pool: &TestPool, total: u64, at_once: u64, timeout: Duration) {
     let before = memory(pool);
-    let cycle = exec(pool, "spawn-cycle", spawn_cycle_argument(total, at_once), SCHED_PREEMPTIVE);
+    let cycle = exec_spawning(pool, "spawn-cycle", spawn_cycle_argument(total, at_once));
     let status = pool.wait_process(&cycle, timeout).unwrap_or_else(|| {
         panic!("spawn-cycle did not finish in {timeout:?}:\n{}", pool.boards()[0].console_tail(20))
     });

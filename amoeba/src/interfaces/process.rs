@@ -121,6 +121,71 @@ impl Startup {
     }
 }
 
+/// What one process may hold in its board's nucleus at once. Every kernel resource a
+/// process can make the nucleus spend on its behalf is counted against one of these,
+/// and a request past its quota fails with `NoSpace` instead of taking memory the
+/// board's other processes (and the nucleus itself) need.
+///
+/// A descriptor within [`Quotas::DEFAULT`] needs only the host capability's create
+/// right; one that asks for more needs the board's owner capability (all rights), and
+/// nothing goes past [`Quotas::CEILING`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Threads alive at once (each costs a 32 KiB kernel stack).
+    pub threads: u32,
+    /// Segments the process has created itself and not destroyed.
+    pub segments: u32,
+    /// Bytes of those segments.
+    pub segment_bytes: u64,
+    /// Transactions (`trans`) outstanding at once; each holds its request and reply
+    /// in the nucleus until it ends.
+    pub transactions: u32,
+    /// Group entries delivered to the process and not yet received, over all of its
+    /// groups.
+    pub group_messages: u32,
+    /// Translation-table pages of its address space (4 KiB of kernel heap each):
+    /// bounds what mapping many small regions far apart costs.
+    pub translation_tables: u32,
+}
+
+impl Quotas {
+    /// What a process gets unless its creator asks for more.
+    pub const DEFAULT: Quotas = Quotas {
+        threads: 128,
+        segments: 256,
+        segment_bytes: 64 << 20,
+        transactions: 8,
+        group_messages: 512,
+        translation_tables: 256,
+    };
+
+    /// The most any process may be given, even by the board's owner.
+    pub const CEILING: Quotas = Quotas {
+        threads: 1024,
+        segments: 4096,
+        segment_bytes: 1 << 40,
+        transactions: 64,
+        group_messages: 8192,
+        translation_tables: 4096,
+    };
+
+    /// Whether every limit of `self` is at most the same limit of `other`.
+    pub fn within(&self, other: &Quotas) -> bool {
+        self.threads <= other.threads
+            && self.segments <= other.segments
+            && self.segment_bytes <= other.segment_bytes
+            && self.transactions <= other.transactions
+            && self.group_messages <= other.group_messages
+            && self.translation_tables <= other.translation_tables
+    }
+}
+
+impl Default for Quotas {
+    fn default() -> Quotas {
+        Quotas::DEFAULT
+    }
+}
+
 /// A process to create.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessDescriptor {
@@ -134,6 +199,9 @@ pub struct ProcessDescriptor {
     pub scheduling: u32,
     /// Arguments, environment and capabilities.
     pub startup: Startup,
+    /// What it may hold in the nucleus (above [`Quotas::DEFAULT`] only with the
+    /// board's owner capability).
+    pub quotas: Quotas,
 }
 
 /// A process's state.
@@ -191,6 +259,9 @@ pub struct HostInfo {
     pub uptime_us: u64,
     /// Identifiers of the program texts the board holds cached.
     pub cached_texts: Vec<u64>,
+    /// Bytes of the nucleus's own heap not in use (threads' kernel stacks,
+    /// messages in transit, translation tables come from it).
+    pub kernel_heap_free: u64,
 }
 
 /// 1.0 in the thousandths loads are given in.

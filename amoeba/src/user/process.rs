@@ -4,7 +4,7 @@
 use super::sys;
 use crate::syscall::{
     DescriptorSegment, PROCESS_DESTROY, PROCESS_RESUME, PROCESS_SIGNAL_BASE, PROCESS_STUN, ProcessInfo,
-    SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION,
+    SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION, SPAWN_PASS_HOST,
 };
 use crate::{Capability, Status};
 use alloc::vec::Vec;
@@ -16,13 +16,24 @@ pub const DESCRIPTOR_SEGMENT_LEN: usize = 32;
 
 /// Encodes a process descriptor for `process_create`, little endian: the
 /// fixed part (`argument: u64, scheduling: u32, name_len: u32,
-/// segment_count: u32, reserved: u32`), the program name, then each extra
-/// segment (`capability [16], address: u64, flags: u64`).
+/// segment_count: u32, flags: u32`), the program name, then each extra
+/// segment (`capability [16], address: u64, flags: u64`). No `SPAWN_*` flags.
 pub fn encode_descriptor(
     argument: u64,
     scheduling: u32,
     name: &[u8],
     segments: &[DescriptorSegment],
+) -> Vec<u8> {
+    encode_descriptor_with_flags(argument, scheduling, name, segments, 0)
+}
+
+/// [`encode_descriptor`] with `SPAWN_*` `flags`.
+pub fn encode_descriptor_with_flags(
+    argument: u64,
+    scheduling: u32,
+    name: &[u8],
+    segments: &[DescriptorSegment],
+    flags: u32,
 ) -> Vec<u8> {
     let mut out =
         Vec::with_capacity(DESCRIPTOR_FIXED_LEN + name.len() + segments.len() * DESCRIPTOR_SEGMENT_LEN);
@@ -30,7 +41,7 @@ pub fn encode_descriptor(
     out.extend_from_slice(&scheduling.to_le_bytes());
     out.extend_from_slice(&(name.len() as u32).to_le_bytes());
     out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(name);
     for segment in segments {
         out.extend_from_slice(&segment.capability);
@@ -40,19 +51,48 @@ pub fn encode_descriptor(
     out
 }
 
+pub use crate::syscall::HOST_CAPABILITY_NAME;
+
 /// Describes a process to start: `Builder::new("hello").argument(7).spawn()`.
+///
+/// Starting a process takes the board's host capability with the create right:
+/// by default the `HOST` of this process's capability environment
+/// ([`HOST_CAPABILITY_NAME`]); a process started without one gets `Denied`.
 #[derive(Clone, Debug)]
 pub struct Builder<'a> {
     name: &'a str,
     argument: u64,
     scheduling: u32,
     segments: Vec<DescriptorSegment>,
+    host: Option<Capability>,
+    pass_host: bool,
 }
 
 impl<'a> Builder<'a> {
     /// Program `name` of the board's bundle, argument 0, preemptive.
     pub fn new(name: &'a str) -> Builder<'a> {
-        Builder { name, argument: 0, scheduling: SCHED_PREEMPTIVE, segments: Vec::new() }
+        Builder {
+            name,
+            argument: 0,
+            scheduling: SCHED_PREEMPTIVE,
+            segments: Vec::new(),
+            host: super::env::capability(HOST_CAPABILITY_NAME),
+            pass_host: false,
+        }
+    }
+
+    /// Starts it with `host` (a host capability of this board with the create
+    /// right) instead of the environment's `HOST`; `None`: with none at all.
+    pub fn host(mut self, host: Option<Capability>) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Hands the host capability on to the new process as its `HOST`, so that
+    /// it may start processes too.
+    pub fn pass_host(mut self, yes: bool) -> Self {
+        self.pass_host = yes;
+        self
     }
 
     /// The value the first thread gets in `x2` (`main`'s argument).
@@ -77,12 +117,19 @@ impl<'a> Builder<'a> {
 
     /// The encoded descriptor.
     pub fn descriptor(&self) -> Vec<u8> {
-        encode_descriptor(self.argument, self.scheduling, self.name.as_bytes(), &self.segments)
+        let flags = if self.pass_host { SPAWN_PASS_HOST } else { 0 };
+        encode_descriptor_with_flags(
+            self.argument,
+            self.scheduling,
+            self.name.as_bytes(),
+            &self.segments,
+            flags,
+        )
     }
 
     /// Starts the process on this board.
     pub fn spawn(&self) -> Result<Process, Status> {
-        let (pid, cap) = sys::process_create(&self.descriptor())?;
+        let (pid, cap) = sys::process_create(&self.descriptor(), self.host.as_ref())?;
         Ok(Process { pid, cap })
     }
 }

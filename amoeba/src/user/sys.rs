@@ -264,16 +264,19 @@ pub fn memory_info() -> Result<abi::MemoryInfo, Status> {
 }
 
 /// process_create: starts a process from an encoded descriptor (see
-/// [`crate::user::process::encode_descriptor`]); returns its process id and
-/// owner capability.
-pub fn process_create(descriptor: &[u8]) -> Result<(u32, Capability), Status> {
+/// [`crate::user::process::encode_descriptor`]) with `host`, the board's host
+/// capability with the create right (`None`: without one, which the nucleus
+/// refuses with `Denied`); returns its process id and owner capability.
+pub fn process_create(descriptor: &[u8], host: Option<&Capability>) -> Result<(u32, Capability), Status> {
     let mut out = [0u8; Capability::LEN];
-    // SAFETY: the nucleus reads the descriptor and writes 16 bytes into the
-    // local `out`.
+    let host = host.map(Capability::encode);
+    let host_ptr = host.as_ref().map_or(0, |wire| ptr(wire.as_ptr()));
+    // SAFETY: the nucleus reads the descriptor and the host capability and
+    // writes 16 bytes into the local `out`.
     let raw = unsafe {
         syscall(
             Syscall::ProcessCreate,
-            [ptr(descriptor.as_ptr()), descriptor.len() as u64, ptr(out.as_mut_ptr()), 0, 0, 0],
+            [ptr(descriptor.as_ptr()), descriptor.len() as u64, ptr(out.as_mut_ptr()), host_ptr, 0, 0],
         )
     };
     let pid = result(raw)?;

@@ -17,7 +17,7 @@ use crate::drivers::{gic, virtio};
 use crate::sync::IrqMutex;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::vec;
+
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use pool_control::Mac;
 use virtio_drivers::device::net::VirtIONetRaw;
@@ -83,7 +83,7 @@ impl NetDevice {
             header_len,
         };
         for _ in 0..QUEUE_SIZE {
-            device.give_receive_buffer(vec![0u8; RX_BUFFER_LEN].into_boxed_slice())?;
+            device.give_receive_buffer(alloc::vec![0u8; RX_BUFFER_LEN].into_boxed_slice())?;
         }
         Ok(device)
     }
@@ -144,7 +144,11 @@ impl NetDevice {
     /// Queues one frame for sending, behind any that wait.
     fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
         self.reclaim_sent();
-        let mut buffer = vec![0u8; self.header_len + frame.len()].into_boxed_slice();
+        // A frame that finds no heap is dropped, like one the wire loses.
+        let mut bytes = alloc::vec::Vec::new();
+        bytes.try_reserve_exact(self.header_len + frame.len()).map_err(|_| NetError::Congested)?;
+        bytes.resize(self.header_len + frame.len(), 0u8);
+        let mut buffer = bytes.into_boxed_slice();
         self.raw.fill_buffer_header(&mut buffer).map_err(NetError::Driver)?;
         buffer[self.header_len..].copy_from_slice(frame);
         if self.backlog.is_empty() && self.raw.can_send() {

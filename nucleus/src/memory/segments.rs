@@ -16,6 +16,11 @@ pub struct Segment {
     random: Check,
     pub mappings: u32,
     pub owner: Option<u32>,
+    /// Counts against its owner's segment quota (it made the segment itself).
+    pub charged: bool,
+    /// `STD_AGE` calls since it was last used (only free-standing segments
+    /// age: see [`SegmentTable::age`]).
+    pub age: u8,
     pub destroyed: bool,
 }
 
@@ -106,7 +111,10 @@ impl SegmentTable {
             .map_or_else(|| self.memory.allocate(size, align.max(FRAME_SIZE)), Ok)
             .map_err(|_| Status::NoSpace)?;
         let len = phys.end - phys.start;
-        self.segments.insert(id, Segment { phys, random, mappings: 0, owner, destroyed: false });
+        self.segments.insert(
+            id,
+            Segment { phys, random, mappings: 0, owner, charged: false, age: 0, destroyed: false },
+        );
         self.bytes_mut(Place { segment: id, offset: 0 }, len)?.fill(0);
         Ok((id, Capability::owner(self.port, id, random)))
     }
@@ -186,6 +194,43 @@ impl SegmentTable {
         if unused && let Some(segment) = self.segments.remove(&id) {
             let _ = self.memory.free(segment.phys);
         }
+    }
+
+    /// The segments charged to process `owner` (until their memory is free,
+    /// even once destroyed): how many, and their bytes.
+    pub fn charged_to(&self, owner: u32) -> (u32, u64) {
+        self.segments
+            .values()
+            .filter(|s| s.charged && s.owner == Some(owner))
+            .fold((0, 0), |(count, bytes), s| (count + 1, bytes + s.len() as u64))
+    }
+
+    /// Someone used segment `id` (a verified request named it): it starts
+    /// its life again.
+    pub fn touch(&mut self, id: SegmentId) {
+        if let Some(segment) = self.segments.get_mut(&id) {
+            segment.age = 0;
+        }
+    }
+
+    /// One `STD_AGE`: every free-standing segment (no process owns or maps
+    /// it: made by a remote client for a process not started yet) grows one
+    /// older, and those `max_life` ages old without a touch are destroyed
+    /// (a client that made one and then died, say). The number destroyed.
+    pub fn age(&mut self, max_life: u8) -> u32 {
+        let mut expired = alloc::vec::Vec::new();
+        for (&id, segment) in self.segments.iter_mut() {
+            if segment.owner.is_none() && segment.mappings == 0 && !segment.destroyed {
+                segment.age = segment.age.saturating_add(1);
+                if segment.age >= max_life {
+                    expired.push(id);
+                }
+            }
+        }
+        for &id in &expired {
+            self.destroy(id);
+        }
+        expired.len() as u32
     }
 
     /// Destroys every segment `owner` created.

@@ -13,7 +13,7 @@ use super::thread::Pid;
 use crate::arch::mmu::{MapFlags, PAGE_SIZE};
 use crate::memory::segments::{Place, SegmentId};
 use alloc::string::String;
-use amoeba::interfaces::process::Startup;
+use amoeba::interfaces::process::{Quotas, Startup};
 use amoeba::{Capability, Status};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, elf};
@@ -24,20 +24,28 @@ pub const STACK_SIZE: usize = 64 * 1024;
 pub const HEAP_BASE: usize = 0x1000_0000;
 pub const HEAP_SIZE: usize = 4 << 20;
 
-/// Starts program `name` of `bundle` with extra segments mapped.
-pub fn spawn_from_bundle(
-    core: &mut Core,
-    bundle: &[u8],
-    name: &str,
-    argument: u64,
-    capability: Option<Capability>,
-    run_to_completion: bool,
-    extra: &[(SegmentId, usize, MapFlags)],
-) -> Result<Pid, Status> {
+/// A process to start from a program of the board's bundle.
+pub struct FromBundle<'a> {
+    /// The program's name in the bundle.
+    pub name: &'a str,
+    /// `x2` of its first thread.
+    pub argument: u64,
+    /// Its capability environment (in a startup block at the top of its stack).
+    pub capabilities: &'a [(&'a str, Capability)],
+    /// Run-to-completion scheduling instead of time slices.
+    pub run_to_completion: bool,
+    /// Segments mapped besides the program's own: (segment, address, flags).
+    pub extra: &'a [(SegmentId, usize, MapFlags)],
+    /// What it may hold in the nucleus.
+    pub quotas: Quotas,
+}
+
+/// Starts the process `what` describes from `bundle`.
+pub fn spawn_from_bundle(core: &mut Core, bundle: &[u8], what: &FromBundle<'_>) -> Result<Pid, Status> {
     let bundle = Bundle::parse(bundle).map_err(|_| Status::NotFound)?;
-    let program = bundle.find(name).ok_or(Status::NotFound)?;
-    let pid = core.new_process(name, run_to_completion)?;
-    match build(core, pid, program, argument, capability, extra) {
+    let program = bundle.find(what.name).ok_or(Status::NotFound)?;
+    let pid = core.new_process(what.name, what.run_to_completion, what.quotas)?;
+    match build(core, pid, program, what) {
         Ok(()) => Ok(pid),
         Err(status) => {
             core.exit_process(pid, status as i32);
@@ -67,14 +75,8 @@ fn fill(core: &mut Core, start: Place, offset: usize, data: &[u8]) -> Result<(),
     Ok(())
 }
 
-fn build(
-    core: &mut Core,
-    pid: Pid,
-    program: &[u8],
-    argument: u64,
-    capability: Option<Capability>,
-    extra: &[(SegmentId, usize, MapFlags)],
-) -> Result<(), Status> {
+fn build(core: &mut Core, pid: Pid, program: &[u8], what: &FromBundle<'_>) -> Result<(), Status> {
+    let FromBundle { argument, capabilities, extra, .. } = *what;
     let file = ElfFile64::<Endianness>::parse(program).map_err(|_| Status::ArgBad)?;
     let endian = file.endian();
     let header = file.elf_header();
@@ -103,19 +105,21 @@ fn build(
     }
     let writable = MapFlags { write: true, execute: false };
     let stack = new_mapped_segment(core, pid, STACK_TOP - STACK_SIZE, STACK_SIZE, writable)?;
-    // The capability goes into the startup block at the top of the stack
-    // (named ARG), above the first frame; the stack pointer stays below it.
-    let (sp, capability_address) = match capability {
-        Some(capability) => {
-            let startup = Startup {
-                capabilities: alloc::vec![(String::from("ARG"), capability)],
-                ..Startup::default()
-            };
-            let block = startup.to_block();
-            fill(core, stack, STACK_SIZE - block.len(), &block)?;
-            (STACK_TOP - block.len(), (STACK_TOP - block.len()) as u64)
+    // The capabilities go into the startup block at the top of the stack,
+    // above the first frame; the stack pointer stays below it.
+    let (sp, capability_address) = if capabilities.is_empty() {
+        (STACK_TOP, 0)
+    } else {
+        let startup = Startup {
+            capabilities: capabilities.iter().map(|(name, cap)| (String::from(*name), *cap)).collect(),
+            ..Startup::default()
+        };
+        let block = startup.to_block();
+        if block.len() > STACK_SIZE / 2 {
+            return Err(Status::ArgBad);
         }
-        None => (STACK_TOP, 0),
+        fill(core, stack, STACK_SIZE - block.len(), &block)?;
+        (STACK_TOP - block.len(), (STACK_TOP - block.len()) as u64)
     };
     new_mapped_segment(core, pid, HEAP_BASE, HEAP_SIZE, writable)?;
     for &(id, va, flags) in extra {

@@ -28,6 +28,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
+use amoeba::interfaces::process::Quotas;
 use amoeba::syscall::{EXIT_FAULT, SIGNALS};
 use amoeba::{Check, Status};
 use nucleus::asid::AsidAllocator;
@@ -38,6 +39,10 @@ use thread::{Pid, Thread, ThreadState, Tid, Wait};
 /// inspection, the process server) after they ended; older ones are
 /// forgotten.
 const EXITED_RECORDS: usize = 256;
+
+/// Exit values of a process's ended threads kept for `join`; beyond this,
+/// the oldest are forgotten (joining one then says `NotFound`).
+const EXITED_THREADS_KEPT: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessState {
@@ -82,6 +87,20 @@ pub struct Process {
     pub cpu_us: u64,
     /// When it was made (µs since boot).
     pub created_us: u64,
+    /// What it may hold in the nucleus.
+    pub quotas: Quotas,
+    /// What it holds now, against [`Process::quotas`].
+    pub usage: Usage,
+}
+
+/// What a process holds of the resources its [`Quotas`] bound that are not
+/// counted elsewhere (its threads are [`Process::threads`], its segments are
+/// marked `charged` in the segment table, its translation tables are its
+/// address space's, its unreceived group entries are in its group members).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Its transactions in progress.
+    pub transactions: u32,
 }
 
 impl Process {
@@ -94,6 +113,11 @@ impl Process {
 
     pub fn has_exited(&self) -> bool {
         matches!(self.state, ProcessState::Exited(_))
+    }
+
+    /// Whether it may hold one more transaction in progress.
+    pub fn may_start_transaction(&self) -> bool {
+        self.usage.transactions < self.quotas.transactions
     }
 }
 
@@ -125,6 +149,9 @@ pub struct Core {
     rng: amoeba::Rng,
     pub(crate) sched: RunQueue,
     next_tid: Tid,
+    /// Set once thread ids have wrapped: from then on a new id is checked
+    /// against every id still in use.
+    tids_wrapped: bool,
     /// The next object number to try for a process or a segment (they share
     /// the process server's port).
     next_object: u32,
@@ -152,7 +179,11 @@ pub fn with<R>(f: impl FnOnce(&mut Core) -> R) -> R {
 /// 8-bit ASIDs).
 pub fn init(segments: SegmentTable, rng: amoeba::Rng, asid_limit: u16) {
     mmu::init();
-    let mut idle = Box::new(Thread::new(0, None, "idle"));
+    let Ok(idle) = Thread::new(0, None, "idle") else {
+        crate::println!("nucleus: no heap for the idle thread");
+        crate::power::stop(crate::power::ExitStatus::Failure);
+    };
+    let mut idle = Box::new(idle);
     idle.state = ThreadState::Running;
     let core = Core {
         threads: BTreeMap::from([(0, idle)]),
@@ -161,6 +192,7 @@ pub fn init(segments: SegmentTable, rng: amoeba::Rng, asid_limit: u16) {
         rng,
         sched: RunQueue::new(0),
         next_tid: 1,
+        tids_wrapped: false,
         next_object: 1,
         processes_created: 0,
         asids: AsidAllocator::new(asid_limit.min(mmu::max_asid())),
@@ -210,10 +242,29 @@ impl Core {
         self.wake_all(Wait::Network, 0);
     }
 
-    fn new_tid(&mut self) -> Tid {
-        let tid = self.next_tid;
-        self.next_tid += 1;
-        tid
+    /// A thread id no thread has: not a live or dead-but-unreaped thread,
+    /// and not an ended thread whose exit value a `join` may still take.
+    /// Ids count up; after they wrap, each candidate is checked.
+    fn new_tid(&mut self) -> Result<Tid, Status> {
+        let in_use =
+            self.threads.len() + self.processes.values().map(|p| p.exited_threads.len()).sum::<usize>();
+        for _ in 0..=in_use {
+            let tid = self.next_tid;
+            self.next_tid = match tid.checked_add(1) {
+                Some(next) => next,
+                None => {
+                    self.tids_wrapped = true;
+                    1 // 0 is the idle thread
+                }
+            };
+            let taken = self.tids_wrapped
+                && (self.threads.contains_key(&tid)
+                    || self.processes.values().any(|p| p.exited_threads.contains_key(&tid)));
+            if !taken {
+                return Ok(tid);
+            }
+        }
+        Err(Status::NoSpace)
     }
 
     /// Starts a kernel thread running `entry(arg)`.
@@ -222,13 +273,13 @@ impl Core {
         name: &'static str,
         entry: extern "C" fn(usize),
         arg: usize,
-    ) -> Tid {
-        let tid = self.new_tid();
-        let mut thread = Box::new(Thread::new(tid, None, name));
+    ) -> Result<Tid, Status> {
+        let tid = self.new_tid()?;
+        let mut thread = Box::new(Thread::new(tid, None, name)?);
         thread.context = Context::for_kernel_thread(thread.stack_top(), entry, arg);
         self.threads.insert(tid, thread);
         self.make_ready(tid);
-        tid
+        Ok(tid)
     }
 
     /// Starts a user thread in `pid`.
@@ -239,11 +290,15 @@ impl Core {
         sp: u64,
         args: [u64; 4],
     ) -> Result<Tid, Status> {
-        let tid = self.new_tid();
-        let process = self.processes.get_mut(&pid).filter(|p| !p.has_exited()).ok_or(Status::NotFound)?;
-        process.threads.push(tid);
-        let mut thread = Box::new(Thread::new(tid, Some(pid), "user"));
+        let process = self.processes.get(&pid).filter(|p| !p.has_exited()).ok_or(Status::NotFound)?;
+        if process.threads.len() >= process.quotas.threads as usize {
+            return Err(Status::NoSpace);
+        }
+        let tid = self.new_tid()?;
+        let mut thread = Box::new(Thread::new(tid, Some(pid), "user")?);
         thread.prepare_user_entry(entry, sp, args);
+        let process = self.processes.get_mut(&pid).ok_or(Status::NotFound)?;
+        process.threads.push(tid);
         self.threads.insert(tid, thread);
         self.make_ready(tid);
         Ok(tid)
@@ -267,6 +322,9 @@ impl Core {
             p.threads.retain(|&t| t != tid);
             if !joined {
                 p.exited_threads.insert(tid, value);
+                if p.exited_threads.len() > EXITED_THREADS_KEPT {
+                    p.exited_threads.pop_first();
+                }
             }
             if p.threads.is_empty() && !p.has_exited() {
                 self.exit_process(pid, 0);
@@ -315,8 +373,9 @@ impl Core {
     fn keep_exit_record(&mut self, pid: Pid) {
         self.exited.push_back(pid);
         while self.exited.len() > EXITED_RECORDS {
-            let oldest = self.exited.pop_front().expect("more than EXITED_RECORDS");
-            self.processes.remove(&oldest);
+            if let Some(oldest) = self.exited.pop_front() {
+                self.processes.remove(&oldest);
+            }
         }
     }
 
@@ -328,8 +387,16 @@ impl Core {
         }
     }
 
-    /// Creates an empty process (no threads yet).
-    pub fn new_process(&mut self, name: &str, run_to_completion: bool) -> Result<Pid, Status> {
+    /// Creates an empty process (no threads yet) that may hold what
+    /// `quotas` allow.
+    pub fn new_process(
+        &mut self,
+        name: &str,
+        run_to_completion: bool,
+        quotas: Quotas,
+    ) -> Result<Pid, Status> {
+        // Its first thread's stack and its first tables, with room to spare.
+        crate::heap::admit(thread::KERNEL_STACK_SIZE + 8 * mmu::PAGE_SIZE)?;
         let asid = self.asids.allocate().ok_or(Status::NoSpace)?;
         let space = match AddressSpace::new(asid) {
             Ok(space) => space,
@@ -359,6 +426,8 @@ impl Core {
                 exited_threads: BTreeMap::new(),
                 cpu_us: 0,
                 created_us: crate::drivers::timer::uptime_micros(),
+                quotas,
+                usage: Usage::default(),
             },
         );
         Ok(pid)
@@ -402,8 +471,9 @@ impl Core {
         if process.mappings.iter().any(|m| m.va < end && va < m.va + m.len) {
             return Err(Status::Exists);
         }
+        let max_tables = process.quotas.translation_tables as usize;
         let space = process.space.as_mut().ok_or(Status::NotFound)?;
-        space.map(va, phys, len, flags).map_err(|error| match error {
+        space.map(va, phys, len, flags, max_tables).map_err(|error| match error {
             mmu::MapError::BadRange => Status::ArgBad,
             mmu::MapError::NoMemory => Status::NoMem,
         })?;

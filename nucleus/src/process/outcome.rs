@@ -79,7 +79,9 @@ impl Parked {
             AfterWake::ReturnWakeResult => value as u64,
             AfterWake::WriteStatus(_) if interrupted => error(Status::Interrupted) as u64,
             AfterWake::WriteStatus(address) => {
-                let pid = core.current_pid().expect("a user thread has a process");
+                let Some(pid) = core.current_pid() else {
+                    return error(Status::SysErr) as u64;
+                };
                 match core.copy_to_user(pid, address, &(value as i32).to_le_bytes()) {
                     Ok(()) => 0,
                     Err(status) => error(status) as u64,

@@ -3,8 +3,8 @@
 use crate::arch::context::Context;
 use crate::arch::exception::TrapFrame;
 use alloc::boxed::Box;
-use alloc::vec;
 use alloc::vec::Vec;
+use amoeba::Status;
 
 pub type Tid = u32;
 pub type Pid = u32;
@@ -69,14 +69,20 @@ pub struct Thread {
 }
 
 impl Thread {
-    pub fn new(tid: Tid, process: Option<Pid>, name: &'static str) -> Self {
-        Self {
+    /// A new thread with a zeroed kernel stack; `NoSpace` when the kernel
+    /// heap has no room for the stack (and its reserve).
+    pub fn new(tid: Tid, process: Option<Pid>, name: &'static str) -> Result<Self, Status> {
+        crate::heap::admit(KERNEL_STACK_SIZE)?;
+        let mut stack = Vec::new();
+        stack.try_reserve_exact(KERNEL_STACK_SIZE / 16).map_err(|_| Status::NoSpace)?;
+        stack.resize(KERNEL_STACK_SIZE / 16, 0u128);
+        Ok(Self {
             tid,
             process,
             name,
             state: ThreadState::Ready,
             context: Context::default(),
-            stack: vec![0u128; KERNEL_STACK_SIZE / 16],
+            stack,
             exit_value: 0,
             pending_signals: 0,
             signal_saved: None,
@@ -84,7 +90,7 @@ impl Thread {
             wake_result: 0,
             interrupted: false,
             user_pc: 0,
-        }
+        })
     }
 
     /// One past the highest address of the kernel stack (16-byte aligned).

@@ -45,12 +45,14 @@ impl Core {
         self.user_place(pid, va, len, write).map(drop)
     }
 
+    /// A copy of `va..va+len` of `pid` on the kernel heap (`NoSpace` when the
+    /// heap cannot take it).
     pub fn copy_from_user(&self, pid: Pid, va: u64, len: u64) -> Result<Vec<u8>, Status> {
         if len == 0 {
             return Ok(Vec::new());
         }
         let place = self.user_place(pid, va, len, false)?;
-        Ok(self.segments.bytes(place, len as usize).map_err(|_| BAD_ADDRESS)?.to_vec())
+        crate::heap::try_copy(self.segments.bytes(place, len as usize).map_err(|_| BAD_ADDRESS)?)
     }
 
     pub fn copy_to_user(&mut self, pid: Pid, va: u64, data: &[u8]) -> Result<(), Status> {

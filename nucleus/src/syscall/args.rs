@@ -92,6 +92,8 @@ pub enum Call {
     ProcessCreate {
         descriptor: UserRange,
         cap_out: u64,
+        /// Where the board's host capability is (0: none given).
+        host: u64,
     },
     ProcessControl {
         cap: u64,
@@ -212,7 +214,7 @@ impl Call {
             Syscall::MemoryInfo => Call::MemoryInfo { out: a[0] },
             Syscall::ProcessCreate if a[1] > server::MAX_DESCRIPTOR => return Err(Status::ArgBad),
             Syscall::ProcessCreate => {
-                Call::ProcessCreate { descriptor: UserRange::new(a[0], a[1]), cap_out: a[2] }
+                Call::ProcessCreate { descriptor: UserRange::new(a[0], a[1]), cap_out: a[2], host: a[3] }
             }
             Syscall::ProcessControl => Call::ProcessControl { cap: a[0], op: ProcessOp::decode(a[1])? },
             Syscall::ProcessWait => Call::ProcessWait { cap: a[0], status_out: a[1] },

@@ -10,12 +10,27 @@ use crate::process::outcome::Outcome;
 use crate::process::thread::Pid;
 use amoeba::{Rights, Status};
 
+/// segment_create: a segment owned by (and charged to) the caller, within
+/// its quota of segments by count and by bytes.
 pub fn create(core: &mut Core, pid: Pid, size: usize, cap_out: u64) -> Outcome {
     let result = (|| {
         // Check the output first, so a bad pointer creates nothing.
         core.check_capability_out(pid, cap_out)?;
-        let (_, cap) = core.create_segment(size, Some(pid))?;
-        core.copy_to_user(pid, cap_out, &cap.encode())
+        let quotas = core.processes.get(&pid).ok_or(Status::NotFound)?.quotas;
+        let (count, bytes) = core.segments.charged_to(pid);
+        let fits = (size as u64).checked_add(bytes).is_some_and(|total| total <= quotas.segment_bytes);
+        if count >= quotas.segments || !fits {
+            return Err(Status::NoSpace);
+        }
+        let (id, cap) = core.create_segment(size, Some(pid))?;
+        if let Some(segment) = core.segments.get_mut(id) {
+            segment.charged = true;
+        }
+        if let Err(status) = core.copy_to_user(pid, cap_out, &cap.encode()) {
+            core.segments.destroy(id);
+            return Err(status);
+        }
+        Ok(())
     })();
     Outcome::of(result)
 }

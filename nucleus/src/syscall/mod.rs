@@ -73,8 +73,8 @@ fn handle(services: &mut Services, core: &mut Core, call: Call) -> Outcome {
         Call::SegmentWrite(copy) => memory::copy(core, pid, &copy, true),
         Call::SegmentDestroy { cap } => memory::destroy(core, pid, cap),
         Call::MemoryInfo { out } => memory::info(core, pid, out),
-        Call::ProcessCreate { descriptor, cap_out } => {
-            processes::create(services, core, pid, descriptor, cap_out)
+        Call::ProcessCreate { descriptor, cap_out, host } => {
+            processes::create(services, core, pid, descriptor, cap_out, host)
         }
         Call::ProcessControl { cap, op } => processes::control(services, core, pid, cap, op),
         Call::ProcessWait { cap, status_out } => processes::wait(services, core, pid, cap, status_out),

@@ -10,24 +10,34 @@ use crate::process::user_memory::UserRange;
 use crate::process::{Core, ProcessState};
 use crate::services::Services;
 use alloc::vec::Vec;
+use amoeba::interfaces::process::HOST_CREATE;
 use amoeba::syscall::{ProcessInfo, RIGHT_INSPECT};
 use amoeba::{Rights, Status};
 
 /// Bytes of an exit status written by `process_wait`.
 const STATUS_LEN: u64 = 4;
 
+/// process_create: a process from the board's bundle, for a caller that
+/// presents the board's host capability with the create right (the same
+/// capability the process server asks remote clients for).
 pub fn create(
     services: &mut Services,
     core: &mut Core,
     pid: Pid,
     descriptor: UserRange,
     cap_out: u64,
+    host: u64,
 ) -> Outcome {
     let result = (|| {
+        if host == 0 {
+            return Err(Status::Denied);
+        }
+        let host = core.read_user_capability(pid, host)?;
+        services.processes.verify_host(core, &host, HOST_CREATE)?;
         core.check_capability_out(pid, cap_out)?;
         let bytes = core.copy_from_user(pid, descriptor.va, descriptor.len)?;
         let descriptor = Descriptor::parse(&bytes)?;
-        let (child, cap) = services.processes.create(core, &descriptor)?;
+        let (child, cap) = services.processes.create(core, &descriptor, &host)?;
         core.copy_to_user(pid, cap_out, &cap.encode())?;
         Ok(child as u64)
     })();
@@ -48,7 +58,7 @@ pub fn wait(services: &mut Services, core: &mut Core, pid: Pid, cap: u64, status
         .and_then(|target| core.check_user(pid, status_out, STATUS_LEN, true).map(|_| target));
     match target {
         Err(status) => Outcome::Error(status),
-        Ok(target) => match core.processes[&target].state {
+        Ok(target) => match core.processes.get(&target).map(|p| p.state).unwrap_or(ProcessState::Exited(0)) {
             ProcessState::Exited(status) => {
                 Outcome::of(core.copy_to_user(pid, status_out, &status.to_le_bytes()))
             }

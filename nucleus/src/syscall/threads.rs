@@ -15,15 +15,22 @@ const STACK_ALIGN: u64 = 16;
 /// Instructions are 4-byte aligned.
 const INSTRUCTION: u64 = 4;
 
+/// Most bytes one `console_write` takes (the caller writes the rest with
+/// further calls): the copy is made on the kernel heap.
+const CONSOLE_WRITE_MAX: u64 = 4096;
+
 pub fn console_write(range: UserRange) -> Outcome {
+    let len = range.len.min(CONSOLE_WRITE_MAX);
     let bytes = process::with(|core| {
         let pid = core.current_pid().ok_or(Status::NotFound)?;
-        core.copy_from_user(pid, range.va, range.len)
+        // The whole range must be the caller's, even the part written later.
+        core.check_user(pid, range.va, range.len, false)?;
+        core.copy_from_user(pid, range.va, len)
     });
     match bytes {
         Ok(bytes) => {
             crate::console::write_bytes(&bytes);
-            Outcome::Done(range.len)
+            Outcome::Done(len)
         }
         Err(status) => Outcome::Error(status),
     }
@@ -31,7 +38,7 @@ pub fn console_write(range: UserRange) -> Outcome {
 
 /// An address inside an executable mapping of `pid`.
 pub fn is_code(core: &Core, pid: Pid, va: u64) -> bool {
-    core.processes[&pid].mapping_for(va, INSTRUCTION).is_some_and(|m| m.flags.execute)
+    core.processes.get(&pid).and_then(|p| p.mapping_for(va, INSTRUCTION)).is_some_and(|m| m.flags.execute)
         && va.is_multiple_of(INSTRUCTION)
 }
 
@@ -59,7 +66,9 @@ pub fn join(core: &mut Core, pid: Pid, tid: Tid) -> Outcome {
     if tid == core.current() {
         return Outcome::Error(Status::ArgBad);
     }
-    let process = core.processes.get_mut(&pid).expect("current process exists");
+    let Some(process) = core.processes.get_mut(&pid) else {
+        return Outcome::Error(Status::NotFound);
+    };
     if let Some(value) = process.exited_threads.remove(&tid) {
         return Outcome::Done(value);
     }
@@ -92,8 +101,14 @@ pub fn signal_action(core: &mut Core, pid: Pid, signal: u32, disposition: Dispos
     {
         return Outcome::Error(BAD_ADDRESS);
     }
-    core.processes.get_mut(&pid).expect("current process exists").signals[signal as usize] = disposition;
-    Outcome::Done(0)
+    let slot = core.processes.get_mut(&pid).and_then(|p| p.signals.get_mut(signal as usize));
+    match slot {
+        Some(slot) => {
+            *slot = disposition;
+            Outcome::Done(0)
+        }
+        None => Outcome::Error(Status::ArgBad),
+    }
 }
 
 pub fn signal_raise(core: &mut Core, pid: Pid, tid: Tid, signal: u32) -> Outcome {

@@ -116,7 +116,8 @@ fn process_create() -> Result<u64, Status> {
         let nop = Builder::new("nop").argument(SHARED).map_segment(segment.capability(), SHARED, MAP_WRITE);
         let descriptor = nop.descriptor();
         let start = time::ticks();
-        let (pid, cap) = sys::process_create(&descriptor)?;
+        let host = amoeba::user::env::capability(amoeba::syscall::HOST_CAPABILITY_NAME);
+        let (pid, cap) = sys::process_create(&descriptor, host.as_ref())?;
         let status = Process { pid, cap }.wait()?;
         let first = slot.load(Ordering::SeqCst);
         if status != 0 || first == 0 {

@@ -13,12 +13,17 @@
 //!
 //! With argument 1 it is the long-lived child the process checks need: it
 //! sleeps until destroyed.
+//!
+//! It must be started with the board's host capability restricted to the
+//! create right as `HOST` (for its child) and restricted to the info right as
+//! `HOSTINFO` (to show that too few rights are refused).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
 extern crate alloc;
 
 use alloc::vec::Vec;
+use amoeba::syscall::HOST_CAPABILITY_NAME;
 use amoeba::syscall::{
     DescriptorSegment, EXIT_DESTROYED, MAP_EXECUTE, MAP_WRITE, PROCESS_DESTROY, PROCESS_SIGNAL_BASE,
     PROCESS_STUN, RIGHT_INSPECT, SCHED_PREEMPTIVE, Syscall,
@@ -160,6 +165,8 @@ fn main(argument: u64) -> i32 {
 /// What the checks use: the probe segment and capabilities for it, a
 /// thread to signal, a child process.
 struct Setup {
+    /// The board's host capability (create right only).
+    host: Capability,
     segment: Capability,
     read_only: Capability,
     no_rights: Capability,
@@ -211,6 +218,12 @@ fn setup(report: &mut Report) -> Option<Setup> {
     };
     let helper = Helper { word, handle };
 
+    // Starting processes takes the board's host capability (the test gives
+    // it as HOST, restricted to the create right).
+    let host = report.success(
+        "control: started with a host capability",
+        amoeba::user::env::capability(HOST_CAPABILITY_NAME).ok_or(Status::NotFound),
+    )?;
     let child = report.success(
         "control: process_create",
         amoeba::user::process::Builder::new("hostile").argument(CHILD).spawn(),
@@ -220,6 +233,7 @@ fn setup(report: &mut Report) -> Option<Setup> {
     let child_no_rights =
         report.success("control: restrict a process capability to nothing", sys::restrict(&child.cap, 0))?;
     Some(Setup {
+        host,
         segment,
         read_only,
         no_rights,
@@ -517,16 +531,59 @@ fn memory_info(report: &mut Report) {
     );
 }
 
+/// Starting a process without the board's host capability with the create
+/// right: refused, with `Denied` when none or too few rights are given.
+fn process_create_needs_the_host(report: &mut Report, setup: &Setup) {
+    let mut out = [0u8; 16];
+    let out_ptr = out.as_mut_ptr() as usize as u64;
+    let nop = encode_descriptor(0, SCHED_PREEMPTIVE, b"nop", &[]);
+    let (nop_ptr, nop_len) = (nop.as_ptr() as usize as u64, nop.len() as u64);
+    let p = Syscall::ProcessCreate;
+    let denied = amoeba::syscall::error(Status::Denied);
+    let without = call(p, [nop_ptr, nop_len, out_ptr, 0, 0, 0]);
+    report.ok("process_create without a host capability is Denied", without == denied);
+    // The test also gives the host capability restricted to reading the
+    // board's info, as HOSTINFO.
+    let info_only = amoeba::user::env::capability("HOSTINFO").map(|c| c.encode()).unwrap_or([0; 16]);
+    let raw = call(p, [nop_ptr, nop_len, out_ptr, addr(&info_only), 0, 0]);
+    report.ok("process_create with a host capability without the create right is Denied", raw == denied);
+    let mut forged = setup.host;
+    forged.check.0[2] ^= 0x40;
+    let forged = forged.encode();
+    report.error(
+        "process_create with a forged host capability",
+        call(p, [nop_ptr, nop_len, out_ptr, addr(&forged), 0, 0]),
+    );
+    let segment = setup.segment.encode();
+    report.error(
+        "process_create with a segment capability as the host's",
+        call(p, [nop_ptr, nop_len, out_ptr, addr(&segment), 0, 0]),
+    );
+    report.error("process_create host capability null", call(p, [nop_ptr, nop_len, out_ptr, NULL, 0, 0]));
+    report.error("process_create host capability kernel", call(p, [nop_ptr, nop_len, out_ptr, KERNEL, 0, 0]));
+    report.error(
+        "process_create host capability unmapped",
+        call(p, [nop_ptr, nop_len, out_ptr, UNMAPPED, 0, 0]),
+    );
+    let refused = amoeba::user::process::Builder::new("nop").host(None).spawn();
+    report.ok("spawn without a host capability is Denied", refused.err() == Some(Status::Denied));
+}
+
 fn processes(report: &mut Report, setup: &Setup) {
+    process_create_needs_the_host(report, setup);
     let mut out = [0u8; 16];
     let out_ptr = out.as_mut_ptr() as usize as u64;
     let nop = encode_descriptor(0, SCHED_PREEMPTIVE, b"nop", &[]);
     let nop_ptr = nop.as_ptr() as usize as u64;
     let nop_len = nop.len() as u64;
+    // Every check below presents the real host capability: what they test
+    // is the descriptor and the output pointer.
+    let host = setup.host.encode();
+    let h = addr(&host);
     let p = Syscall::ProcessCreate;
-    report.error("process_create descriptor null", call(p, [NULL, nop_len, out_ptr, 0, 0, 0]));
-    report.error("process_create descriptor kernel address", call(p, [KERNEL, nop_len, out_ptr, 0, 0, 0]));
-    report.error("process_create descriptor unmapped", call(p, [UNMAPPED, nop_len, out_ptr, 0, 0, 0]));
+    report.error("process_create descriptor null", call(p, [NULL, nop_len, out_ptr, h, 0, 0]));
+    report.error("process_create descriptor kernel address", call(p, [KERNEL, nop_len, out_ptr, h, 0, 0]));
+    report.error("process_create descriptor unmapped", call(p, [UNMAPPED, nop_len, out_ptr, h, 0, 0]));
     // The descriptor copied to the end of the probe page, running past it.
     let straddle = PROBE_END - 10;
     for (i, byte) in nop.iter().take(10).enumerate() {
@@ -535,28 +592,28 @@ fn processes(report: &mut Report, setup: &Setup) {
     }
     report.error(
         "process_create descriptor past the end of a mapping",
-        call(p, [straddle, nop_len, out_ptr, 0, 0, 0]),
+        call(p, [straddle, nop_len, out_ptr, h, 0, 0]),
     );
-    report.error("process_create length 0", call(p, [nop_ptr, 0, out_ptr, 0, 0, 0]));
+    report.error("process_create length 0", call(p, [nop_ptr, 0, out_ptr, h, 0, 0]));
     report
-        .error("process_create length shorter than the fixed part", call(p, [nop_ptr, 23, out_ptr, 0, 0, 0]));
+        .error("process_create length shorter than the fixed part", call(p, [nop_ptr, 23, out_ptr, h, 0, 0]));
     report.error(
         "process_create length shorter than the name",
-        call(p, [nop_ptr, nop_len - 1, out_ptr, 0, 0, 0]),
+        call(p, [nop_ptr, nop_len - 1, out_ptr, h, 0, 0]),
     );
     for len in HUGE {
-        report.error("process_create huge length", call(p, [nop_ptr, len, out_ptr, 0, 0, 0]));
+        report.error("process_create huge length", call(p, [nop_ptr, len, out_ptr, h, 0, 0]));
     }
-    report.error("process_create cap_out null", call(p, [nop_ptr, nop_len, NULL, 0, 0, 0]));
-    report.error("process_create cap_out kernel address", call(p, [nop_ptr, nop_len, KERNEL, 0, 0, 0]));
-    report.error("process_create cap_out read-only", call(p, [nop_ptr, nop_len, rodata(), 0, 0, 0]));
+    report.error("process_create cap_out null", call(p, [nop_ptr, nop_len, NULL, h, 0, 0]));
+    report.error("process_create cap_out kernel address", call(p, [nop_ptr, nop_len, KERNEL, h, 0, 0]));
+    report.error("process_create cap_out read-only", call(p, [nop_ptr, nop_len, rodata(), h, 0, 0]));
     report.error(
         "process_create cap_out past the end of a mapping",
-        call(p, [nop_ptr, nop_len, PROBE_END - 8, 0, 0, 0]),
+        call(p, [nop_ptr, nop_len, PROBE_END - 8, h, 0, 0]),
     );
 
     let mut check_descriptor = |name: &str, descriptor: &[u8]| {
-        let raw = call(p, [descriptor.as_ptr() as usize as u64, descriptor.len() as u64, out_ptr, 0, 0, 0]);
+        let raw = call(p, [descriptor.as_ptr() as usize as u64, descriptor.len() as u64, out_ptr, h, 0, 0]);
         report.error(name, raw);
     };
     check_descriptor("process_create unknown program", &encode_descriptor(0, 0, b"no-such-program", &[]));

@@ -7,7 +7,7 @@ use crate::board;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, ReadWriteable, Readable, TCR_EL1, TTBR0_EL1, Writeable};
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 pub const PAGE_SIZE: usize = 4096;
@@ -91,31 +91,115 @@ impl AddressSpace {
         (self.root as u64) | ((self.asid as u64) << 48)
     }
 
-    /// The descriptors of this space's table at `phys`.
-    fn entries(&mut self, phys: usize) -> &mut [u64; 512] {
-        &mut self.tables.get_mut(&phys).expect("descriptors only point at tables of their own space")[0].0
+    /// Translation-table pages the space holds (the root among them).
+    pub fn table_count(&self) -> usize {
+        self.tables.len()
     }
 
-    /// The table the descriptor at `slot` of `table` points to, made if missing.
-    fn next_table(&mut self, table: usize, slot: usize) -> Result<usize, MapError> {
-        let entry = self.entries(table)[slot];
-        if entry & VALID != 0 {
-            return Ok((entry & ADDRESS_MASK) as usize);
+    /// The descriptors of this space's table at `phys`, if it is one of its
+    /// tables (descriptors only ever point at tables of their own space).
+    fn entries(&mut self, phys: usize) -> Option<&mut [u64; 512]> {
+        self.tables.get_mut(&phys).and_then(|table| table.first_mut()).map(|table| &mut table.0)
+    }
+
+    /// The descriptor at `slot` of table `table`; 0 (invalid) if `table` is
+    /// not one of this space's tables.
+    fn entry(&mut self, table: usize, slot: usize) -> u64 {
+        self.entries(table).map_or(0, |entries| entries[slot])
+    }
+
+    /// The table a valid table descriptor points to; `None` if the
+    /// descriptor is invalid, and `Err` if it is a block (a leaf where a
+    /// table would have to go).
+    fn table_below(entry: u64) -> Result<Option<usize>, MapError> {
+        match (entry & VALID != 0, entry & TABLE_OR_PAGE != 0) {
+            (false, _) => Ok(None),
+            (true, true) => Ok(Some((entry & ADDRESS_MASK) as usize)),
+            (true, false) => Err(MapError::BadRange),
         }
-        let next = new_table().ok_or(MapError::NoMemory)?;
+    }
+
+    /// How many new tables mapping `va..va+len` (stepping as `map` does)
+    /// needs; `BadRange` if a translation is already there.
+    fn tables_needed(&mut self, va: usize, pa: usize, len: usize) -> Result<usize, MapError> {
+        // Tables this mapping would make, by (level, the part of the
+        // address they cover): every table below a new one is new too.
+        let mut new: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut offset = 0;
+        while offset < len {
+            let (v, p) = (va + offset, pa + offset);
+            let block =
+                v.is_multiple_of(BLOCK_SIZE) && p.is_multiple_of(BLOCK_SIZE) && len - offset >= BLOCK_SIZE;
+            let levels = if block { 2 } else { 3 };
+            let mut table = Some(self.root);
+            for level in 0..levels {
+                let below = match table {
+                    Some(table) => Self::table_below(self.entry(table, index(v, level)))?,
+                    None => None,
+                };
+                if below.is_none() {
+                    new.insert((level, v >> (39 - 9 * level)));
+                }
+                table = below;
+            }
+            let leaf = match table {
+                Some(table) => self.entry(table, index(v, levels)),
+                None => 0,
+            };
+            if leaf & VALID != 0 {
+                return Err(MapError::BadRange);
+            }
+            offset += if block { BLOCK_SIZE } else { PAGE_SIZE };
+        }
+        Ok(new.len())
+    }
+
+    /// The table the descriptor at `slot` of `table` points to, made from
+    /// `spare` if missing.
+    fn next_table(
+        &mut self,
+        table: usize,
+        slot: usize,
+        spare: &mut Vec<Box<[Table]>>,
+    ) -> Result<usize, MapError> {
+        if let Some(below) = Self::table_below(self.entry(table, slot))? {
+            return Ok(below);
+        }
+        let next = spare.pop().ok_or(MapError::NoMemory)?;
         let next_phys = table_phys(&next);
         self.tables.insert(next_phys, next);
-        self.entries(table)[slot] = next_phys as u64 | TABLE_OR_PAGE | VALID;
+        let entries = self.entries(table).ok_or(MapError::BadRange)?;
+        entries[slot] = next_phys as u64 | TABLE_OR_PAGE | VALID;
         Ok(next_phys)
     }
 
-    /// Maps `len` bytes at `va` to physical `pa`. The caller makes sure the
-    /// range does not overlap another mapping of this address space.
-    pub fn map(&mut self, va: usize, pa: usize, len: usize, flags: MapFlags) -> Result<(), MapError> {
+    /// Maps `len` bytes at `va` to physical `pa`, all of it or nothing: the
+    /// tables it needs are counted and allocated first, and it fails if the
+    /// space would then hold more than `max_tables` tables, if the heap has
+    /// no room for them, or if any page of the range is mapped already.
+    pub fn map(
+        &mut self,
+        va: usize,
+        pa: usize,
+        len: usize,
+        flags: MapFlags,
+        max_tables: usize,
+    ) -> Result<(), MapError> {
         let aligned =
             va.is_multiple_of(PAGE_SIZE) && pa.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE);
         if !aligned || len == 0 || va.checked_add(len).is_none_or(|end| end > USER_TOP) {
             return Err(MapError::BadRange);
+        }
+        let needed = self.tables_needed(va, pa, len)?;
+        if self.tables.len().saturating_add(needed) > max_tables
+            || !crate::heap::can_spend(needed.saturating_mul(PAGE_SIZE))
+        {
+            return Err(MapError::NoMemory);
+        }
+        let mut spare = Vec::new();
+        spare.try_reserve_exact(needed).map_err(|_| MapError::NoMemory)?;
+        for _ in 0..needed {
+            spare.push(new_table().ok_or(MapError::NoMemory)?);
         }
         let mut attributes = VALID | ATTR_NORMAL | AP_EL0 | INNER_SHAREABLE | ACCESS_FLAG | NOT_GLOBAL | PXN;
         if !flags.write {
@@ -124,21 +208,43 @@ impl AddressSpace {
         if !flags.execute {
             attributes |= UXN;
         }
+        // Nothing below can fail now (the range was checked and the tables
+        // are at hand); should it anyway, what was written is taken back.
+        let written = self.write_translations(va, pa, len, attributes, &mut spare);
+        publish_table_writes();
+        if let Err((error, done)) = written {
+            self.unmap(va, done);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Writes the descriptors of a checked range; on failure, the error and
+    /// how many bytes from `va` were mapped.
+    fn write_translations(
+        &mut self,
+        va: usize,
+        pa: usize,
+        len: usize,
+        attributes: u64,
+        spare: &mut Vec<Box<[Table]>>,
+    ) -> Result<(), (MapError, usize)> {
         let mut offset = 0;
         while offset < len {
             let (v, p) = (va + offset, pa + offset);
-            let l1 = self.next_table(self.root, index(v, 0))?;
-            let l2 = self.next_table(l1, index(v, 1))?;
+            let failed = |error| (error, offset);
+            let l1 = self.next_table(self.root, index(v, 0), spare).map_err(failed)?;
+            let l2 = self.next_table(l1, index(v, 1), spare).map_err(failed)?;
             if v.is_multiple_of(BLOCK_SIZE) && p.is_multiple_of(BLOCK_SIZE) && len - offset >= BLOCK_SIZE {
-                self.entries(l2)[index(v, 2)] = p as u64 | attributes;
+                self.entries(l2).ok_or(failed(MapError::BadRange))?[index(v, 2)] = p as u64 | attributes;
                 offset += BLOCK_SIZE;
             } else {
-                let l3 = self.next_table(l2, index(v, 2))?;
-                self.entries(l3)[index(v, 3)] = p as u64 | attributes | TABLE_OR_PAGE;
+                let l3 = self.next_table(l2, index(v, 2), spare).map_err(failed)?;
+                self.entries(l3).ok_or(failed(MapError::BadRange))?[index(v, 3)] =
+                    p as u64 | attributes | TABLE_OR_PAGE;
                 offset += PAGE_SIZE;
             }
         }
-        publish_table_writes();
         Ok(())
     }
 
@@ -150,13 +256,17 @@ impl AddressSpace {
             let root = self.root;
             let Some(l1) = self.walk(root, v, 0) else { break };
             let Some(l2) = self.walk(l1, v, 1) else { break };
-            let l2_entry = self.entries(l2)[index(v, 2)];
+            let l2_entry = self.entry(l2, index(v, 2));
             if l2_entry & VALID != 0 && l2_entry & TABLE_OR_PAGE == 0 {
-                self.entries(l2)[index(v, 2)] = 0;
+                if let Some(entries) = self.entries(l2) {
+                    entries[index(v, 2)] = 0;
+                }
                 offset += BLOCK_SIZE;
             } else {
-                if let Some(l3) = self.walk(l2, v, 2) {
-                    self.entries(l3)[index(v, 3)] = 0;
+                if let Some(l3) = self.walk(l2, v, 2)
+                    && let Some(entries) = self.entries(l3)
+                {
+                    entries[index(v, 3)] = 0;
                 }
                 offset += PAGE_SIZE;
             }
@@ -167,8 +277,7 @@ impl AddressSpace {
 
     /// The next-level table for `va` below `table` (at `level`), if any.
     fn walk(&mut self, table: usize, va: usize, level: usize) -> Option<usize> {
-        let entry = self.entries(table)[index(va, level)];
-        (entry & VALID != 0).then_some((entry & ADDRESS_MASK) as usize)
+        Self::table_below(self.entry(table, index(va, level))).ok().flatten()
     }
 
     fn flush_tlb(&self) {
@@ -220,7 +329,10 @@ pub fn init() {
 /// none), unless it is there already: under QEMU a write that changes the
 /// ASID flushes the whole emulated TLB, kernel entries too.
 pub fn activate(ttbr0: Option<u64>) {
-    let value = ttbr0.unwrap_or_else(|| *EMPTY_ROOT.get().expect("mmu::init ran"));
+    // `init` ran at boot, before any thread could switch.
+    let Some(value) = ttbr0.or_else(|| EMPTY_ROOT.get().copied()) else {
+        return;
+    };
     if TTBR0_EL1.get() != value {
         TTBR0_EL1.set(value);
         barrier::isb(barrier::SY);

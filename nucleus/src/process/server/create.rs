@@ -56,7 +56,7 @@ pub fn create_process(core: &mut Core, port: Port, descriptor: &ProcessDescripto
         return Err(Status::ArgBad);
     }
     let run_to_completion = is_run_to_completion(descriptor.scheduling);
-    let pid = core.new_process(&descriptor.name, run_to_completion)?;
+    let pid = core.new_process(&descriptor.name, run_to_completion, descriptor.quotas)?;
     match build(core, pid, descriptor, &checked, &block) {
         Ok(()) => {
             for mapping in &checked {

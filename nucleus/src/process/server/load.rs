@@ -20,6 +20,9 @@ use flip::{ReqId, TransId};
 const TEXT_CACHE_BYTES: usize = 4 << 20;
 /// Texts larger than this are not kept.
 const TEXT_CACHE_ITEM: usize = 1 << 20;
+/// Most loads in progress at once; a request beyond it is refused with
+/// `NoSpace` (each load holds a read's reply, and maybe the text it keeps).
+pub const MAX_ACTIVE_LOADS: usize = 32;
 
 /// Writes `data` at `offset` of segment `id`.
 pub fn fill(core: &mut Core, id: SegmentId, offset: usize, data: &[u8]) -> Result<(), Status> {
@@ -64,13 +67,19 @@ pub struct Loads {
 }
 
 impl Loads {
-    /// The bytes of `source` if they are cached.
-    pub fn cached(&mut self, source: &SegmentSource) -> Option<Vec<u8>> {
+    /// Fills segment `id` from the cache if it holds `source`'s bytes (then
+    /// the outcome of the fill), `None` if it does not.
+    pub fn fill_from_cache(
+        &mut self,
+        core: &mut Core,
+        id: SegmentId,
+        source: &SegmentSource,
+    ) -> Option<Result<(), Status>> {
         let index = self.texts.iter().position(|(s, _)| same_text(s, source))?;
         let entry = self.texts.remove(index)?;
-        let bytes = entry.1.clone();
+        let filled = fill(core, id, 0, &entry.1);
         self.texts.push_back(entry);
-        Some(bytes)
+        Some(filled)
     }
 
     /// Loads in progress.
@@ -90,6 +99,11 @@ impl Loads {
         ids
     }
 
+    /// Whether another load may start now.
+    pub fn has_room(&self) -> bool {
+        self.active.len() < MAX_ACTIVE_LOADS
+    }
+
     /// Starts `load`: its first read goes out as an action.
     pub fn start(&mut self, load: Load, core: &mut Core, actions: &mut VecDeque<Action>) {
         self.next += 1;
@@ -107,6 +121,11 @@ impl Loads {
 
     fn send_next(&mut self, tag: u64, core: &mut Core, actions: &mut VecDeque<Action>) {
         let Some(index) = self.active.iter().position(|(t, _)| *t == tag) else { return };
+        // The reply (up to a read's worth) comes into the heap.
+        if let Err(status) = crate::heap::admit(BS_IO_MAX) {
+            self.fail(index, status, core, actions);
+            return;
+        }
         match self.active[index].1.next_read() {
             Ok((header, buf)) => actions.push_back(Action::Read { load: tag, header, buf }),
             Err(status) => self.fail(index, status, core, actions),
@@ -139,8 +158,13 @@ impl Loads {
             let load = &mut self.active[index].1;
             fill(core, load.segment, load.done as usize, &piece)?;
             load.done += piece.len() as u64;
-            if let Some(kept) = &mut load.kept {
-                kept.extend_from_slice(&piece);
+            // The text is kept for the cache only while the heap has room.
+            let keep = load.kept.as_mut().is_some_and(|kept| {
+                crate::heap::can_spend(piece.len()) && kept.try_reserve(piece.len()).is_ok()
+            });
+            match &mut load.kept {
+                Some(kept) if keep => kept.extend_from_slice(&piece),
+                _ => load.kept = None,
             }
             // A file shorter than asked for ends the load: the rest stays zero.
             Ok(piece.is_empty() || load.done >= load.source.length)

@@ -12,8 +12,10 @@ use crate::process::thread::{Pid, ThreadState};
 use crate::process::{Core, ProcessState, loader};
 use alloc::string::String;
 use alloc::vec::Vec;
+use amoeba::interfaces::process::Quotas;
 use amoeba::syscall::{
-    self as abi, EXIT_DESTROYED, MAP_EXECUTE, MAP_WRITE, ProcessInfo, SCHED_RUN_TO_COMPLETION, SIGNALS,
+    self as abi, EXIT_DESTROYED, HOST_CAPABILITY_NAME, MAP_EXECUTE, MAP_WRITE, ProcessInfo,
+    SCHED_RUN_TO_COMPLETION, SIGNALS,
 };
 use amoeba::{Capability, Rights, Status};
 
@@ -72,6 +74,8 @@ pub struct Descriptor {
     pub run_to_completion: bool,
     pub program: String,
     pub segments: Vec<ExtraSegment>,
+    /// The child gets the host capability it was made with (`SPAWN_PASS_HOST`).
+    pub pass_host: bool,
 }
 
 /// `ProcessInfo::state` values.
@@ -84,12 +88,14 @@ pub const MAX_DESCRIPTOR: u64 = 4096;
 const DESCRIPTOR_FIXED: usize = 24;
 const DESCRIPTOR_SEGMENT: usize = 32;
 
+/// The little-endian u32 at `at` (0 past the end: callers check lengths first).
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+    bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes)
 }
 
+/// The little-endian u64 at `at` (0 past the end: callers check lengths first).
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+    bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
 impl Descriptor {
@@ -101,19 +107,22 @@ impl Descriptor {
         let scheduling = read_u32(bytes, 8);
         let name_len = read_u32(bytes, 12) as usize;
         let segment_count = read_u32(bytes, 16) as usize;
+        let flags = read_u32(bytes, 20);
         let needed = DESCRIPTOR_FIXED
             .checked_add(name_len)
             .and_then(|n| n.checked_add(segment_count.checked_mul(DESCRIPTOR_SEGMENT)?))
             .ok_or(Status::ArgBad)?;
-        if needed != bytes.len() || scheduling > SCHED_RUN_TO_COMPLETION {
+        if needed != bytes.len() || scheduling > SCHED_RUN_TO_COMPLETION || flags & !abi::SPAWN_PASS_HOST != 0
+        {
             return Err(Status::ArgBad);
         }
-        let name = &bytes[DESCRIPTOR_FIXED..DESCRIPTOR_FIXED + name_len];
+        let name = bytes.get(DESCRIPTOR_FIXED..DESCRIPTOR_FIXED + name_len).ok_or(Status::ArgBad)?;
         let program = String::from(core::str::from_utf8(name).map_err(|_| Status::ArgBad)?);
         let segments = (0..segment_count)
             .map(|index| {
                 let at = DESCRIPTOR_FIXED + name_len + index * DESCRIPTOR_SEGMENT;
-                let capability = Capability::from_slice(&bytes[at..at + 16]).ok_or(Status::ArgBad)?;
+                let capability =
+                    bytes.get(at..at + 16).and_then(Capability::from_slice).ok_or(Status::ArgBad)?;
                 let va = usize::try_from(read_u64(bytes, at + 16)).map_err(|_| Status::ArgBad)?;
                 Ok(ExtraSegment { capability, va, flags: read_u64(bytes, at + 24) })
             })
@@ -123,6 +132,7 @@ impl Descriptor {
             run_to_completion: is_run_to_completion(scheduling),
             program,
             segments,
+            pass_host: flags & abi::SPAWN_PASS_HOST != 0,
         })
     }
 }
@@ -144,6 +154,18 @@ impl ProcessServer {
         Some(Capability::owner(self.port, pid, process.random))
     }
 
+    /// Checks that `cap` is this board's host capability with `needed` rights.
+    pub fn verify_host(&self, _core: &Core, cap: &Capability, needed: Rights) -> Result<(), Status> {
+        if cap.port != self.port || cap.object != 0 {
+            return Err(Status::CapBad);
+        }
+        let rights = amoeba::verify(&self.host_random, cap).map_err(|_| Status::CapBad)?;
+        if !rights.contains(needed) {
+            return Err(Status::Denied);
+        }
+        Ok(())
+    }
+
     /// The process `cap` names, if it carries `needed` rights.
     pub fn verify(&self, core: &Core, cap: &Capability, needed: Rights) -> Result<Pid, Status> {
         if cap.port != self.port {
@@ -160,7 +182,7 @@ impl ProcessServer {
     /// A process capability restricted to `rights` (of those `cap` holds).
     pub fn restrict(&self, core: &Core, cap: &Capability, rights: Rights) -> Result<Capability, Status> {
         let pid = self.verify(core, cap, Rights::NONE)?;
-        let random = core.processes[&pid].random;
+        let random = core.processes.get(&pid).ok_or(Status::CapBad)?.random;
         let held = amoeba::verify(&random, cap).map_err(|_| Status::CapBad)?;
         Capability::owner(self.port, pid, random)
             .restrict(Rights(held.bits() & rights.bits()))
@@ -173,7 +195,7 @@ impl ProcessServer {
         match op {
             ProcessOp::Stun => core.stun(pid),
             ProcessOp::Resume => core.resume(pid),
-            ProcessOp::Destroy => match core.processes[&pid].state {
+            ProcessOp::Destroy => match core.processes.get(&pid).ok_or(Status::CapBad)?.state {
                 ProcessState::Exited(_) => Err(Status::NotFound),
                 _ => {
                     core.exit_process(pid, EXIT_DESTROYED);
@@ -181,15 +203,22 @@ impl ProcessServer {
                 }
             },
             ProcessOp::Signal(signal) => {
-                let first = *core.processes[&pid].threads.first().ok_or(Status::NotFound)?;
+                let process = core.processes.get(&pid).ok_or(Status::CapBad)?;
+                let first = *process.threads.first().ok_or(Status::NotFound)?;
                 core.raise(first, signal)
             }
         }
     }
 
     /// Starts the process `descriptor` describes (its extra segments must
-    /// be segments the descriptor's capabilities allow mapping so).
-    pub fn create(&self, core: &mut Core, descriptor: &Descriptor) -> Result<(Pid, Capability), Status> {
+    /// be segments the descriptor's capabilities allow mapping so), for a
+    /// caller that presented the host capability `host`.
+    pub fn create(
+        &self,
+        core: &mut Core,
+        descriptor: &Descriptor,
+        host: &Capability,
+    ) -> Result<(Pid, Capability), Status> {
         let extra = descriptor
             .segments
             .iter()
@@ -199,15 +228,17 @@ impl ProcessServer {
                 Ok((id, segment.va, flags))
             })
             .collect::<Result<Vec<(SegmentId, usize, MapFlags)>, Status>>()?;
-        let pid = loader::spawn_from_bundle(
-            core,
-            self.bundle,
-            &descriptor.program,
-            descriptor.argument,
-            None,
-            descriptor.run_to_completion,
-            &extra,
-        )?;
+        let capabilities: &[(&str, Capability)] =
+            if descriptor.pass_host { &[(HOST_CAPABILITY_NAME, *host)] } else { &[] };
+        let what = loader::FromBundle {
+            name: &descriptor.program,
+            argument: descriptor.argument,
+            capabilities,
+            run_to_completion: descriptor.run_to_completion,
+            extra: &extra,
+            quotas: Quotas::DEFAULT,
+        };
+        let pid = loader::spawn_from_bundle(core, self.bundle, &what)?;
         Ok((pid, self.capability(core, pid).ok_or(Status::SysErr)?))
     }
 
@@ -215,7 +246,7 @@ impl ProcessServer {
     /// right). The pc of a thread asking about its own process reads 0.
     pub fn inspect(&self, core: &Core, cap: &Capability) -> Result<ProcessInfo, Status> {
         let pid = self.verify(core, cap, Rights(abi::RIGHT_INSPECT))?;
-        let process = &core.processes[&pid];
+        let process = core.processes.get(&pid).ok_or(Status::CapBad)?;
         let (state, exit_status) = match process.state {
             ProcessState::Running => (INFO_RUNNING, 0),
             ProcessState::Stunned => (INFO_STUNNED, 0),

@@ -24,22 +24,25 @@ mod state;
 
 pub use actions::Action;
 pub use local::{Descriptor, MAX_DESCRIPTOR, ProcessOp, map_flags};
-use state::Object;
 pub use state::ProcessServer;
+use state::{Object, OwnBytes};
 
-use crate::memory::segments::{MAX_SEGMENT, SegmentId};
+use crate::memory::segments::{MAX_SEGMENT, Place, SegmentId};
 use crate::process::thread::Pid;
 use crate::process::{Core, Event, ProcessState, Subscriber};
 use alloc::string::String;
 use alloc::vec::Vec;
 use amoeba::interface::{Call, Objects};
 use amoeba::interfaces::process::{
-    HostInfo, ProcessDescriptor, ProcessReport, SEGMENT_IO_MAX, SegmentSource,
+    HostInfo, ProcessDescriptor, ProcessReport, Quotas, SEGMENT_IO_MAX, SegmentSource,
 };
 use amoeba::interfaces::process_server;
 use amoeba::syscall::EXIT_DESTROYED;
 use amoeba::{Capability, Check, Header, Port, Rights, Status};
 use flip::ReqId;
+
+/// `STD_AGE` calls a free-standing segment survives without being used.
+pub const SEGMENT_LIFE: u8 = 6;
 
 impl ProcessServer {
     /// Answers (now or later) a request to the process server's port.
@@ -148,9 +151,20 @@ impl Objects for Request<'_, '_> {
         report::describe(self.server, self.core, object)
     }
 
+    fn touch_object(&mut self, object: u32) {
+        self.core.segments.touch(object);
+    }
+
+    /// Segments nobody owns, maps or touches die after [`SEGMENT_LIFE`]
+    /// ages; processes never age (a running process is in use by
+    /// definition, and an ended one's record goes by count).
+    fn age_objects(&mut self) -> Result<u32, Status> {
+        Ok(self.core.segments.age(SEGMENT_LIFE))
+    }
+
     fn destroy_object(&mut self, object: u32) -> Result<(), Status> {
         match self.server.object(self.core, object) {
-            Some(Object::Process(pid)) => match self.core.processes[&pid].state {
+            Some(Object::Process(pid)) => match self.core.processes.get(&pid).ok_or(Status::CapBad)?.state {
                 ProcessState::Exited(_) => Err(Status::NotFound),
                 _ => {
                     self.core.exit_process(pid, EXIT_DESTROYED);
@@ -182,15 +196,22 @@ impl process_server::Server for Request<'_, '_> {
         let size = size.filter(|&s| source.length <= s as u64).ok_or(Status::ArgBad)?;
         let (id, capability) = self.core.create_segment(size, None)?;
         let filled = if source.source.port == self.server.port {
-            // One of this board's objects: copied here and now.
-            let length = source.length as usize;
-            self.server
-                .read_own(self.core, &source.source, source.offset, length)
-                .and_then(|bytes| load::fill(self.core, id, 0, &bytes))
-        } else if let Some(bytes) = self.server.loads.cached(&source) {
-            load::fill(self.core, id, 0, &bytes)
+            // One of this board's objects: copied here and now, from where
+            // it is to the new segment (never through the heap).
+            let length = usize::try_from(source.length).map_err(|_| Status::ArgBad)?;
+            match self.server.own_bytes(self.core, &source.source, source.offset, length) {
+                Ok(OwnBytes::Program(bytes)) => load::fill(self.core, id, 0, bytes),
+                Ok(OwnBytes::Segment(from, len)) => {
+                    self.core.segments.copy(from, Place { segment: id, offset: 0 }, len)
+                }
+                Err(status) => Err(status),
+            }
+        } else if let Some(filled) = self.server.loads.fill_from_cache(self.core, id, &source) {
+            filled
         } else if source.length == 0 {
             Ok(())
+        } else if !self.server.loads.has_room() {
+            Err(Status::NoSpace)
         } else {
             let load = load::Load::new(self.req, id, capability, source);
             self.server.loads.start(load, self.core, &mut self.server.actions);
@@ -205,7 +226,17 @@ impl process_server::Server for Request<'_, '_> {
         }
     }
 
-    fn process_create(&mut self, _: &Call<'_>, descriptor: ProcessDescriptor) -> Result<Capability, Status> {
+    fn process_create(
+        &mut self,
+        call: &Call<'_>,
+        descriptor: ProcessDescriptor,
+    ) -> Result<Capability, Status> {
+        if !descriptor.quotas.within(&Quotas::CEILING) {
+            return Err(Status::ArgBad);
+        }
+        if !descriptor.quotas.within(&Quotas::DEFAULT) && call.rights != Rights::ALL {
+            return Err(Status::Denied); // more than the default takes the board's owner
+        }
         let pid = create::create_process(self.core, self.server.port, &descriptor)?;
         self.server.capability(self.core, pid).ok_or(Status::SysErr)
     }
@@ -215,7 +246,12 @@ impl process_server::Server for Request<'_, '_> {
     }
 
     fn processes(&mut self, _: &Call<'_>) -> Result<Vec<ProcessReport>, Status> {
-        Ok(self.core.processes.keys().map(|&pid| report::process_report(self.core, pid)).collect())
+        Ok(self
+            .core
+            .processes
+            .iter()
+            .map(|(&pid, process)| report::process_report(self.core, pid, process))
+            .collect())
     }
 
     fn process_capability(&mut self, _: &Call<'_>, pid: u32) -> Result<Capability, Status> {
@@ -261,18 +297,20 @@ impl process_server::Server for Request<'_, '_> {
 
     fn signal(&mut self, call: &Call<'_>, signal: u32) -> Result<(), Status> {
         let pid = self.process(call)?;
-        let first = *self.core.processes[&pid].threads.first().ok_or(Status::NotFound)?;
+        let process = self.core.processes.get(&pid).ok_or(Status::NotFound)?;
+        let first = *process.threads.first().ok_or(Status::NotFound)?;
         self.core.raise(first, signal)
     }
 
     fn inspect(&mut self, call: &Call<'_>) -> Result<ProcessReport, Status> {
         let pid = self.process(call)?;
-        Ok(report::process_report(self.core, pid))
+        let process = self.core.processes.get(&pid).ok_or(Status::NotFound)?;
+        Ok(report::process_report(self.core, pid, process))
     }
 
     fn wait(&mut self, call: &Call<'_>) -> Result<i32, Status> {
         let pid = self.process(call)?;
-        match self.core.processes[&pid].state {
+        match self.core.processes.get(&pid).ok_or(Status::NotFound)?.state {
             ProcessState::Exited(status) => Ok(status),
             _ => {
                 self.server.waits.push((pid, self.req));

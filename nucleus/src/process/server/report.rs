@@ -6,7 +6,7 @@
 
 use super::state::{Object, ProcessServer};
 use crate::process::thread::{Pid, ThreadState};
-use crate::process::{Core, ProcessState};
+use crate::process::{Core, Process, ProcessState};
 use alloc::format;
 use alloc::string::String;
 use amoeba::interfaces::process::{self as abi, HostInfo, ProcessReport};
@@ -24,6 +24,7 @@ pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo 
         processes_created: core.processes_created,
         uptime_us: now,
         cached_texts: server.loads.text_ids(),
+        kernel_heap_free: crate::heap::free_bytes() as u64,
     }
 }
 
@@ -52,8 +53,7 @@ fn young_runnable_milli(core: &Core, now: u64, window_us: u64) -> u64 {
 }
 
 /// Everything `inspect` and `processes` tell about a process.
-pub fn process_report(core: &Core, pid: Pid) -> ProcessReport {
-    let process = &core.processes[&pid];
+pub fn process_report(core: &Core, pid: Pid, process: &Process) -> ProcessReport {
     let state = match process.state {
         ProcessState::Running => abi::ProcessState::Running,
         ProcessState::Stunned => abi::ProcessState::Stunned,
@@ -87,27 +87,47 @@ pub fn describe(server: &ProcessServer, core: &Core, object: u32) -> String {
         Some(Object::Host) => {
             let memory = core.segments.memory.fragmentation();
             format!(
-                "board process server: {} processes, {} MiB free (largest run {} MiB)",
+                "board process server: {} processes, {} MiB free (largest run {} MiB), kernel heap {} KiB free",
                 core.processes.values().filter(|p| !p.has_exited()).count(),
                 memory.free_bytes >> 20,
-                memory.largest_free >> 20
+                memory.largest_free >> 20,
+                crate::heap::free_bytes() >> 10
             )
         }
         Some(Object::Process(pid)) => {
-            let process = &core.processes[&pid];
+            let Some(process) = core.processes.get(&pid) else {
+                return String::from("no such object");
+            };
             let state = match process.state {
                 ProcessState::Running => String::from("running"),
                 ProcessState::Stunned => String::from("stunned"),
                 ProcessState::Exited(status) => format!("exited with status {status}"),
             };
-            format!("process {pid} ({}): {state}, {} threads", process.name, process.threads.len())
+            let (segments, segment_bytes) = core.segments.charged_to(pid);
+            let tables = process.space.as_ref().map_or(0, |space| space.table_count());
+            let quotas = &process.quotas;
+            format!(
+                "process {pid} ({}): {state}, {}/{} threads, {segments}/{} segments of {} KiB/{} KiB, \
+                 {}/{} transactions, {tables}/{} translation tables",
+                process.name,
+                process.threads.len(),
+                quotas.threads,
+                quotas.segments,
+                segment_bytes >> 10,
+                quotas.segment_bytes >> 10,
+                process.usage.transactions,
+                quotas.transactions,
+                quotas.translation_tables
+            )
         }
         Some(Object::Segment(id)) => {
             let len = core.segments.get(id).map_or(0, |s| s.len());
             format!("segment {id}: {len} bytes")
         }
         Some(Object::BootProgram(index)) => {
-            let program = &server.boot_programs[index];
+            let Some(program) = server.boot_programs.get(index) else {
+                return String::from("no such object");
+            };
             format!("boot program {}: {} bytes", program.name, program.bytes.len())
         }
         None => String::from("no such object"),

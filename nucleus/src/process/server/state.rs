@@ -111,8 +111,41 @@ impl ProcessServer {
         }
     }
 
-    /// `len` bytes at `offset` of a segment or boot program of this board
-    /// (fewer at its end), for a holder of `capability` with the read right.
+    /// Where `len` bytes at `offset` of a segment or boot program of this
+    /// board are (fewer at its end), for a holder of `capability` with the
+    /// read right.
+    pub(super) fn own_bytes(
+        &self,
+        core: &Core,
+        capability: &Capability,
+        offset: u64,
+        len: usize,
+    ) -> Result<OwnBytes, Status> {
+        let random = self.check(core, capability.object).ok_or(Status::CapBad)?;
+        let rights = amoeba::verify(&random, capability).map_err(|_| Status::CapBad)?;
+        if !rights.contains(Rights::READ) {
+            return Err(Status::Denied);
+        }
+        let size = match self.object(core, capability.object) {
+            Some(Object::BootProgram(index)) => {
+                self.boot_programs.get(index).ok_or(Status::CapBad)?.bytes.len()
+            }
+            Some(Object::Segment(id)) => core.segments.get(id).ok_or(Status::CapBad)?.len(),
+            _ => return Err(Status::ArgBad),
+        };
+        let start = usize::try_from(offset).ok().filter(|&s| s <= size).ok_or(Status::ArgBad)?;
+        let end = start.saturating_add(len).min(size);
+        match self.object(core, capability.object) {
+            Some(Object::BootProgram(index)) => {
+                let bytes = self.boot_programs.get(index).ok_or(Status::CapBad)?.bytes;
+                Ok(OwnBytes::Program(bytes.get(start..end).ok_or(Status::ArgBad)?))
+            }
+            _ => Ok(OwnBytes::Segment(Place { segment: capability.object, offset: start }, end - start)),
+        }
+    }
+
+    /// A copy of what [`ProcessServer::own_bytes`] names, on the heap
+    /// (`NoSpace` when it has no room).
     pub(super) fn read_own(
         &self,
         core: &Core,
@@ -120,27 +153,17 @@ impl ProcessServer {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>, Status> {
-        let random = self.check(core, capability.object).ok_or(Status::CapBad)?;
-        let rights = amoeba::verify(&random, capability).map_err(|_| Status::CapBad)?;
-        if !rights.contains(Rights::READ) {
-            return Err(Status::Denied);
-        }
-        let (bytes, size) = match self.object(core, capability.object) {
-            Some(Object::BootProgram(index)) => {
-                let bytes = self.boot_programs[index].bytes;
-                (Some(bytes), bytes.len())
-            }
-            Some(Object::Segment(id)) => (None, core.segments.get(id).ok_or(Status::CapBad)?.len()),
-            _ => return Err(Status::ArgBad),
-        };
-        let start = usize::try_from(offset).ok().filter(|&s| s <= size).ok_or(Status::ArgBad)?;
-        let end = start.saturating_add(len).min(size);
-        match bytes {
-            Some(bytes) => Ok(bytes[start..end].to_vec()),
-            None => Ok(core
-                .segments
-                .bytes(Place { segment: capability.object, offset: start }, end - start)?
-                .to_vec()),
+        match self.own_bytes(core, capability, offset, len)? {
+            OwnBytes::Program(bytes) => crate::heap::try_copy(bytes),
+            OwnBytes::Segment(place, len) => crate::heap::try_copy(core.segments.bytes(place, len)?),
         }
     }
+}
+
+/// Bytes of one of the board's own objects, where they are.
+pub(super) enum OwnBytes {
+    /// Part of a boot program (in the initrd, for the board's lifetime).
+    Program(&'static [u8]),
+    /// Part of a segment: where it starts, and how long it is.
+    Segment(Place, usize),
 }

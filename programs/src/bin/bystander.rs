@@ -1,0 +1,62 @@
+//! `bystander`: a process that minds its own business while another one
+//! attacks the board: it fills 1 MiB of its heap and 1 MiB of a segment of
+//! its own with a pattern, then checks both every 50 ms for `argument`
+//! seconds. Exit status 0: its memory stayed intact; 2: something else
+//! wrote it (the line `bystander: memory changed at ...` says where).
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+extern crate alloc;
+
+use amoeba::println;
+use amoeba::user::segment::Segment;
+use amoeba::user::time;
+
+amoeba::entry!(main);
+
+const BYTES: usize = 1 << 20;
+/// Where its segment is mapped.
+const SEGMENT_AT: u64 = 0x2000_0000;
+const PERIOD_US: u64 = 50_000;
+
+fn pattern(index: usize) -> u8 {
+    (index.wrapping_mul(31) ^ (index >> 11)) as u8
+}
+
+fn main(seconds: u64) -> i32 {
+    let mut heap = alloc::vec![0u8; BYTES];
+    heap.iter_mut().enumerate().for_each(|(i, byte)| *byte = pattern(i));
+    let Ok(segment) = Segment::create(BYTES as u64) else {
+        println!("bystander: no segment");
+        return 1;
+    };
+    let Ok(mapped) = segment.map(SEGMENT_AT, true) else {
+        println!("bystander: the segment does not map");
+        return 1;
+    };
+    let mut chunk = [0u8; 4096];
+    for offset in (0..BYTES).step_by(chunk.len()) {
+        chunk.iter_mut().enumerate().for_each(|(i, byte)| *byte = pattern(offset + i) ^ 0x5a);
+        mapped.write(offset, &chunk);
+    }
+    println!("bystander: watching 2 MiB for {seconds} s");
+    let end = time::now_us() + seconds * 1_000_000;
+    while time::now_us() < end {
+        if let Some(at) = heap.iter().enumerate().position(|(i, byte)| *byte != pattern(i)) {
+            println!("bystander: memory changed at heap offset {at:#x}");
+            return 2;
+        }
+        for offset in (0..BYTES).step_by(chunk.len()) {
+            mapped.read(offset, &mut chunk);
+            if let Some(i) =
+                chunk.iter().enumerate().position(|(i, byte)| *byte != pattern(offset + i) ^ 0x5a)
+            {
+                println!("bystander: memory changed at segment offset {:#x}", offset + i);
+                return 2;
+            }
+        }
+        time::sleep_us(PERIOD_US);
+    }
+    println!("bystander: memory intact");
+    0
+}
