@@ -183,3 +183,50 @@ fn under_loss_every_remote_creation_starts_exactly_one_process() {
     assert_eq!(started, CREATIONS, "every creation went through; failures: {failures:?}");
     assert_eq!(created, started as u64, "{created} processes were made for {started} creations");
 }
+
+/// Amoeba's garbage collection on the process server: a segment made for a
+/// process that never came (its client died) is freed after
+/// `SEGMENT_LIFE` (6) ages without use; one that is touched lives on; only
+/// the owner of the board may age it; quotas above the default need the
+/// owner too.
+#[test]
+fn untouched_free_segments_age_away_and_quotas_above_the_default_need_the_owner() {
+    use amoeba::exec::Exec;
+    use amoeba::interfaces::process::{HOST_CREATE, Quotas};
+    let pool = boot(1);
+    let host = pool.host_capability(0);
+    let mut rpc = client(&pool);
+    let placement = host.restrict(HOST_PLACEMENT).unwrap();
+    let before = process_server::Client::new(&mut rpc).info(&host).unwrap().free_bytes;
+    let mut processes = process_server::Client::new(&mut rpc);
+    let forgotten = processes.segment_create(&placement, 1 << 20).unwrap();
+    let kept = processes.segment_create(&placement, 1 << 20).unwrap();
+    assert_eq!(standard::Client::new(&mut rpc).age(&placement), Err(Status::Denied), "aging takes the owner");
+    for age in 1..=6 {
+        standard::Client::new(&mut rpc).touch(&kept).unwrap();
+        let collected = standard::Client::new(&mut rpc).age(&host).unwrap();
+        assert_eq!(collected, u32::from(age == 6), "age {age}");
+    }
+    let mut processes = process_server::Client::new(&mut rpc);
+    assert_eq!(processes.read(&forgotten, 0, 16), Err(Status::CapBad), "an aged segment is gone");
+    assert_eq!(processes.read(&kept, 0, 4).unwrap(), vec![0; 4], "a touched one lives");
+    standard::Client::new(&mut rpc).destroy(&kept).unwrap();
+    assert_eq!(process_server::Client::new(&mut rpc).info(&host).unwrap().free_bytes, before);
+
+    // More than the default quotas: only with the owner capability.
+    let program = pool.program_bytes("hello").unwrap();
+    let mut greedy = Exec::new("hello", &["hello"]);
+    greedy.quotas = Quotas { threads: Quotas::DEFAULT.threads * 2, ..Quotas::DEFAULT };
+    let creator = host.restrict(HOST_CREATE).unwrap();
+    let refused = amoeba::exec::exec(&mut rpc, &creator, Program::Bytes(&program), &greedy).unwrap_err();
+    assert_eq!(refused.status, Status::Denied, "{refused}");
+    let beyond =
+        Exec { quotas: Quotas { threads: Quotas::CEILING.threads + 1, ..Quotas::DEFAULT }, ..greedy.clone() };
+    let refused = amoeba::exec::exec(&mut rpc, &host, Program::Bytes(&program), &beyond).unwrap_err();
+    assert_eq!(refused.status, Status::ArgBad, "{refused}");
+    let started = amoeba::exec::exec(&mut rpc, &host, Program::Bytes(&program), &greedy).unwrap();
+    let started = boot::exec::Started { board: 0, pid: started.object, capability: started };
+    assert_eq!(pool.wait_process(&started, EXIT_TIMEOUT), Some(7));
+    // A refused creation leaves no segment behind.
+    assert_eq!(process_server::Client::new(&mut rpc).info(&host).unwrap().free_bytes, before);
+}

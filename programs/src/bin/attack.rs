@@ -11,6 +11,7 @@
 //! | 4 | translation tables: small mappings 2 MiB apart until refused, then one mapping across two 2 MiB regions, then a write where it was refused |
 //! | 5 | a large `segment_create_from`: the process server copies a 48 MiB segment of this board |
 //! | 6 | 64 threads, each with a 1 MiB `trans` outstanding at once |
+//! | 7 | starting a process with no host capability (must be `Denied`) |
 //!
 //! Exit status 0: the nucleus refused what it had to, with the status it
 //! should. Any other status names what went wrong (see [`Outcome`]); attack
@@ -65,6 +66,7 @@ fn main(argument: u64) -> i32 {
         4 => translation_tables(),
         5 => large_create_from(),
         6 => concurrent_transactions(),
+        7 => spawn_without_host(),
         _ => {
             println!("attack: unknown attack {argument}");
             Outcome::Setup
@@ -130,6 +132,17 @@ fn fork_child() -> Outcome {
     let _ = spawn_copies();
     time::sleep_us(FORK_LINGER_US);
     Outcome::Refused
+}
+
+/// A process started with no host capability at all.
+fn spawn_without_host() -> Outcome {
+    match Builder::new("hello").host(None).spawn() {
+        Ok(_) => {
+            println!("attack no host: a process started without a host capability");
+            Outcome::NeverRefused
+        }
+        Err(status) => refused_with("no host", 0, status, Status::Denied),
+    }
 }
 
 /// 4 KiB segments until `segment_create` says no.
