@@ -24,12 +24,12 @@ use crate::interface::Transport;
 use crate::interfaces::bullet;
 use crate::interfaces::process::text_id;
 use crate::interfaces::process::{
-    MAP_EXECUTE, MAP_WRITE, ProcessDescriptor, Quotas, SEGMENT_IO_MAX, SegmentMapping, SegmentSource,
-    Startup, ThreadStart, process_server,
+    HOST_CREATE, MAP_EXECUTE, MAP_WRITE, ProcessDescriptor, Quotas, SEGMENT_IO_MAX, SegmentMapping,
+    SegmentSource, Startup, ThreadStart, process_server,
 };
 use crate::interfaces::run::{self, PlacementRequest};
 use crate::interfaces::standard;
-use crate::syscall::SCHED_PREEMPTIVE;
+use crate::syscall::{HOST_CAPABILITY_NAME, SCHED_PREEMPTIVE};
 use crate::{Capability, Status};
 
 /// Page size of the boards' address spaces.
@@ -321,10 +321,24 @@ fn build<T: Transport>(
             arguments: [HEAP_BASE, exec.heap_size, exec.argument],
         },
         scheduling: exec.scheduling,
-        startup: exec.startup.clone(),
+        startup: startup_with_host(&exec.startup, host),
         quotas: exec.quotas,
     };
     server.process_create(host, &descriptor).map_err(failed("creating the process"))
+}
+
+/// `startup` with the board's host capability as `HOST`, unless it names one
+/// already: a process may start processes on its own board (the
+/// `process_create` system call wants that capability with the create
+/// right). An owner capability is handed on restricted to the create right;
+/// a restricted one (the run server's placement capability) as it is.
+fn startup_with_host(startup: &Startup, host: &Capability) -> Startup {
+    let mut startup = startup.clone();
+    if startup.capability(HOST_CAPABILITY_NAME).is_none() {
+        let handed = host.restrict(HOST_CREATE).unwrap_or(*host);
+        startup.capabilities.push((String::from(HOST_CAPABILITY_NAME), handed));
+    }
+    startup
 }
 
 /// One program segment on the board, filled from the program.

@@ -144,13 +144,14 @@ fn mib(bytes: u64) -> String {
 fn host_row(name: &str, alive: &str, info: Option<&HostInfo>) -> String {
     match info {
         Some(info) => format!(
-            "{:<10} {:<6} {:>6.2} {:>10} {:>12} {:>9}\n",
+            "{:<10} {:<6} {:>6.2} {:>10} {:>12} {:>9} {:>12}\n",
             name,
             alive,
             info.load_milli() as f64 / 1000.0,
             mib(info.free_bytes),
             mib(info.largest_free),
-            info.processes
+            info.processes,
+            mib(info.kernel_heap_free)
         ),
         None => format!("{name:<10} {alive:<6} (no report)\n"),
     }
@@ -165,8 +166,8 @@ pub fn hosts(workstation: &mut Workstation) -> Result<String> {
         .hosts(&run)
         .map_err(|status| anyhow::anyhow!("the run server is not reachable ({status})"))?;
     let mut table = format!(
-        "{:<10} {:<6} {:>6} {:>10} {:>12} {:>9}\n",
-        "HOST", "ALIVE", "LOAD", "FREE", "LARGEST RUN", "PROCESSES"
+        "{:<10} {:<6} {:>6} {:>10} {:>12} {:>9} {:>12}\n",
+        "HOST", "ALIVE", "LOAD", "FREE", "LARGEST RUN", "PROCESSES", "KERNEL HEAP"
     );
     for report in reports {
         table.push_str(&host_row(
