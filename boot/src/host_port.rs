@@ -8,7 +8,7 @@ use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,7 +40,11 @@ fn next_request_id() -> u32 {
 }
 
 pub struct HostPort {
+    /// The MAC the switch gave this station (it drops frames from any other).
     mac: Mac,
+    /// The switch's number for this attachment: no other attachment to the
+    /// same switch has it, and it grows with every one.
+    attachment: u64,
     writer: Mutex<UnixStream>,
     frames: Receiver<Vec<u8>>,
     backlog: Mutex<std::collections::VecDeque<Vec<u8>>>,
@@ -51,12 +55,8 @@ fn parse_message(frame: &[u8]) -> Option<(Mac, Message<'_>)> {
     Some((parsed.source, parsed.message().ok()?))
 }
 
-/// Distinct MACs for the host ports of this process.
-fn next_host_mac() -> Mac {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = (std::process::id() as u16).wrapping_mul(64);
-    Mac::for_host(base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)))
-}
+/// How long a new station waits for the switch to say which MAC it has.
+const ASSIGNMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl HostPort {
     /// Connects to a running switch's host socket.
@@ -66,7 +66,8 @@ impl HostPort {
         Self::from_stream(stream)
     }
 
-    /// Wraps an already connected stream (see `Switch::connect_host`).
+    /// Wraps an already connected stream (see `Switch::connect_host`): waits
+    /// for the switch's first frame, which says the station's MAC.
     pub fn from_stream(stream: UnixStream) -> Result<Self> {
         let (sender, frames) = mpsc::channel();
         let mut reader = BufReader::new(stream.try_clone()?);
@@ -77,11 +78,26 @@ impl HostPort {
                 }
             }
         })?;
-        Ok(Self { mac: next_host_mac(), writer: Mutex::new(stream), frames, backlog: Mutex::default() })
+        let deadline = Instant::now() + ASSIGNMENT_TIMEOUT;
+        let (mac, attachment) = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let frame = frames
+                .recv_timeout(left)
+                .map_err(|_| anyhow::anyhow!("the switch did not give this station a MAC"))?;
+            if let Some((_, Message::PortAssigned { mac, attachment })) = parse_message(&frame) {
+                break (mac, attachment);
+            }
+        };
+        Ok(Self { mac, attachment, writer: Mutex::new(stream), frames, backlog: Mutex::default() })
     }
 
     pub fn mac(&self) -> Mac {
         self.mac
+    }
+
+    /// The switch's number for this attachment (unique per switch, growing).
+    pub fn attachment(&self) -> u64 {
+        self.attachment
     }
 
     pub fn send_frame(&self, frame: &[u8]) -> Result<()> {
@@ -93,6 +109,12 @@ impl HostPort {
         let len = encode_frame(&mut buf, destination, self.mac, message)
             .map_err(|_| anyhow::anyhow!("message does not fit one frame"))?;
         self.send_frame(&buf[..len])
+    }
+
+    /// The next frame the switch delivered to this port, whatever its
+    /// destination (to check what a station can see).
+    pub fn recv_any_timeout(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.frames.recv_timeout(timeout).ok()
     }
 
     /// The next frame addressed to this port (or broadcast), if one comes in time.

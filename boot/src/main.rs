@@ -484,7 +484,7 @@ fn handle_control(pool: &Pool, command: &str) -> (String, bool) {
             let switch = pool.switch();
             (
                 format!(
-                    "{}switch faults: {}\nswitch counters: {:?}\n",
+                    "{}switch faults: {}\nswitch counters: {}\n",
                     pool.status_table(),
                     switch.faults(),
                     switch.stats()

@@ -143,7 +143,7 @@ impl Pool {
             config.boards.iter().cloned().map(|spec| Board::new(spec, &config.run_dir)).collect();
         // The switch must listen before QEMU starts: QEMU never reconnects.
         for board in &boards {
-            switch.listen_board(&board.socket, &board.port_name())?;
+            switch.listen_board(&board.socket, &board.port_name(), board.mac)?;
         }
         switch.listen_hosts(&config.run_dir.join("host.sock"))?;
         let host = HostPort::from_stream(switch.connect_host()?)?;

@@ -128,6 +128,14 @@ pub enum Message<'a> {
         id: u32,
         micros: u64,
     },
+    /// The switch to a host station that has just attached: the MAC it was
+    /// given (the switch drops every frame the station sends from another
+    /// source), and a 64-bit number no other attachment of this switch gets
+    /// (an incarnation for the station's protocols).
+    PortAssigned {
+        mac: Mac,
+        attachment: u64,
+    },
 }
 
 const KIND_ECHO_REQUEST: u8 = 1;
@@ -140,6 +148,7 @@ const KIND_PEER_ECHO_RESULT: u8 = 6;
 // over by RPC; they are not reused.
 const KIND_TIME_QUERY: u8 = 14;
 const KIND_TIME_REPLY: u8 = 15;
+const KIND_PORT_ASSIGNED: u8 = 16;
 
 /// A bounds-checked cursor over received bytes.
 struct Reader<'a> {
@@ -179,7 +188,9 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
         let b = self.take(8)?;
-        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(b);
+        Ok(u64::from_be_bytes(bytes))
     }
 
     fn rest(&mut self) -> &'a [u8] {
@@ -236,6 +247,7 @@ impl<'a> Message<'a> {
             }
             KIND_TIME_QUERY => Message::TimeQuery { id: r.u32()? },
             KIND_TIME_REPLY => Message::TimeReply { id: r.u32()?, micros: r.u64()? },
+            KIND_PORT_ASSIGNED => Message::PortAssigned { mac: r.mac()?, attachment: r.u64()? },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -286,6 +298,11 @@ impl<'a> Message<'a> {
                 w.put(&[KIND_TIME_REPLY, VERSION])?;
                 w.put(&id.to_be_bytes())?;
                 w.put(&micros.to_be_bytes())?;
+            }
+            Message::PortAssigned { mac, attachment } => {
+                w.put(&[KIND_PORT_ASSIGNED, VERSION])?;
+                w.put(&mac.0)?;
+                w.put(&attachment.to_be_bytes())?;
             }
         }
         Ok(w.len)
@@ -362,6 +379,7 @@ mod tests {
         }));
         round_trip(Message::PeerEcho { id: 9, target: Mac::for_board(2) });
         round_trip(Message::PeerEchoResult { id: 9, target: Mac::for_board(2), round_trip_us: 345 });
+        round_trip(Message::PortAssigned { mac: Mac::for_host(3), attachment: u64::MAX - 1 });
     }
 
     #[test]

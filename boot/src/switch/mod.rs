@@ -1,6 +1,8 @@
 //! The virtual Ethernet switch. Every board's `virtio-net-device` connects
 //! with `-netdev stream` to its own UNIX socket; host programs connect to
-//! one shared host socket and each connection becomes one more port.
+//! one shared host socket and each connection becomes one more port, whose
+//! MAC the switch chooses and tells the station in a first `PortAssigned`
+//! frame (see `core` for the F-box rules).
 //!
 //! Threads: one acceptor per listening socket, one reader and one writer per
 //! connected port, and one timer thread for delayed (faulted) frames. A slow
@@ -14,12 +16,13 @@ pub mod framing;
 use self::core::{Delivery, PortId, SwitchCore, SwitchStats};
 use anyhow::{Context, Result, bail};
 use faults::FaultConfig;
+use pool_control::{MAX_FRAME_LEN, Mac, Message, encode_frame};
 use std::collections::{BinaryHeap, HashMap};
 use std::io::BufReader;
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -38,8 +41,11 @@ struct Shared {
     delayed: Mutex<BinaryHeap<Delayed>>,
     delayed_ready: Condvar,
     stopping: AtomicBool,
-    host_ports: AtomicUsize,
 }
+
+/// The source of the switch's own frames to a station (`PortAssigned`): a
+/// locally administered address no port has.
+pub const SWITCH_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0]);
 
 struct Delayed {
     due: Instant,
@@ -124,14 +130,16 @@ fn check_socket_path(path: &Path) -> Result<()> {
 impl Switch {
     /// Creates a switch with no ports yet.
     pub fn new(faults: FaultConfig, seed: u64) -> Self {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros() as u64);
         let shared = Arc::new(Shared {
-            core: Mutex::new(SwitchCore::new(faults, seed)),
+            core: Mutex::new(SwitchCore::new(faults, seed, now_us)),
             writers: Mutex::new(HashMap::new()),
             streams: Mutex::new(Vec::new()),
             delayed: Mutex::new(BinaryHeap::new()),
             delayed_ready: Condvar::new(),
             stopping: AtomicBool::new(false),
-            host_ports: AtomicUsize::new(0),
         });
         let timer_shared = shared.clone();
         thread::Builder::new()
@@ -145,19 +153,25 @@ impl Switch {
         SwitchHandle { shared: self.shared.clone() }
     }
 
-    /// Listens on `path` for one board's QEMU; every (re)connection becomes
-    /// port `name`. Returns once the socket exists, so QEMU can be started.
-    pub fn listen_board(&mut self, path: &Path, name: &str) -> Result<()> {
+    /// Listens on `path` for one board's QEMU, whose NIC has `mac`; every
+    /// (re)connection becomes port `name`, which may send from `mac` only.
+    /// Returns once the socket exists, so QEMU can be started.
+    pub fn listen_board(&mut self, path: &Path, name: &str, mac: Mac) -> Result<()> {
         let name = name.to_string();
-        self.listen(path, move |_| name.clone())
+        self.listen(path, move |shared, stream| attach_board(shared, stream, &name, mac))
     }
 
-    /// Listens on `path` for host programs; connection k becomes port `h<k>`.
+    /// Listens on `path` for host stations; connection k becomes port `h<k>`
+    /// with a MAC of the switch's choice.
     pub fn listen_hosts(&mut self, path: &Path) -> Result<()> {
-        self.listen(path, |shared| format!("h{}", shared.host_ports.fetch_add(1, Ordering::Relaxed)))
+        self.listen(path, attach_host)
     }
 
-    fn listen(&mut self, path: &Path, name_for: impl Fn(&Shared) -> String + Send + 'static) -> Result<()> {
+    fn listen(
+        &mut self,
+        path: &Path,
+        attach: impl Fn(&Arc<Shared>, UnixStream) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
         check_socket_path(path)?;
         let listener =
             UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
@@ -169,9 +183,8 @@ impl Switch {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let name = name_for(&shared);
-                if let Err(error) = attach_port(&shared, stream, &name) {
-                    eprintln!("switch: cannot attach port {name}: {error}");
+                if let Err(error) = attach(&shared, stream) {
+                    eprintln!("switch: cannot attach a port: {error}");
                 }
             }
         })?;
@@ -182,8 +195,7 @@ impl Switch {
     /// program); returns the other end of the connection.
     pub fn connect_host(&self) -> Result<UnixStream> {
         let (ours, theirs) = UnixStream::pair()?;
-        let name = format!("h{}", self.shared.host_ports.fetch_add(1, Ordering::Relaxed));
-        attach_port(&self.shared, ours, &name)?;
+        attach_host(&self.shared, ours)?;
         Ok(theirs)
     }
 }
@@ -204,9 +216,40 @@ impl Drop for Switch {
     }
 }
 
-fn attach_port(shared: &Arc<Shared>, stream: UnixStream, name: &str) -> Result<()> {
-    let port = shared.core.lock().unwrap().add_port(name);
+/// A board's QEMU connected: its port may send from `mac` only.
+fn attach_board(shared: &Arc<Shared>, stream: UnixStream, name: &str, mac: Mac) -> Result<()> {
+    let port = shared.core.lock().unwrap().add_board_port(name, mac);
+    attach_port(shared, stream, port, name, None)
+}
+
+/// A host station connected: it gets a MAC and an attachment number, told in
+/// its first frame.
+fn attach_host(shared: &Arc<Shared>, stream: UnixStream) -> Result<()> {
+    let (attachment, name) = {
+        let mut core = shared.core.lock().unwrap();
+        let attachment = core.add_host_port();
+        let name = core.port_name(attachment.port).unwrap_or("h?").to_string();
+        (attachment, name)
+    };
+    let mut greeting = [0u8; MAX_FRAME_LEN];
+    let assigned = Message::PortAssigned { mac: attachment.mac, attachment: attachment.attachment };
+    let len = encode_frame(&mut greeting, attachment.mac, SWITCH_MAC, &assigned)
+        .map_err(|_| anyhow::anyhow!("the port assignment does not fit a frame"))?;
+    attach_port(shared, stream, attachment.port, &name, Some(greeting[..len].to_vec()))
+}
+
+/// Starts the threads of `port` on `stream`; `greeting` goes out first.
+fn attach_port(
+    shared: &Arc<Shared>,
+    stream: UnixStream,
+    port: PortId,
+    name: &str,
+    greeting: Option<Vec<u8>>,
+) -> Result<()> {
     let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(PORT_QUEUE);
+    if let Some(greeting) = greeting {
+        sender.try_send(greeting).map_err(|_| anyhow::anyhow!("a new port's queue is full"))?;
+    }
     shared.writers.lock().unwrap().insert(port, sender);
     shared.streams.lock().unwrap().push(stream.try_clone()?);
 
@@ -310,20 +353,21 @@ mod tests {
         let dir = tempfile::tempdir_in("/tmp").unwrap();
         let path = dir.path().join("b0.sock");
         let mut first = Switch::new(FaultConfig::default(), 1);
-        first.listen_board(&path, "b0").unwrap();
+        first.listen_board(&path, "b0", Mac::for_board(0)).unwrap();
         let mut second = Switch::new(FaultConfig::default(), 1);
-        let error = second.listen_board(&path, "b0").unwrap_err().to_string();
+        let error = second.listen_board(&path, "b0", Mac::for_board(0)).unwrap_err().to_string();
         assert!(error.contains("is taken"), "{error}");
         drop(first);
         // A leftover socket file nobody listens on is replaced.
         let _stale = std::os::unix::net::UnixListener::bind(dir.path().join("b1.sock")).map(drop);
-        second.listen_board(&dir.path().join("b1.sock"), "b1").unwrap();
+        second.listen_board(&dir.path().join("b1.sock"), "b1", Mac::for_board(1)).unwrap();
     }
 
     #[test]
     fn overlong_socket_paths_are_refused_clearly() {
         let long = PathBuf::from(format!("/tmp/{}/b0.sock", "x".repeat(120)));
-        let error = Switch::new(FaultConfig::default(), 1).listen_board(&long, "b0").unwrap_err();
+        let error =
+            Switch::new(FaultConfig::default(), 1).listen_board(&long, "b0", Mac::for_board(0)).unwrap_err();
         assert!(error.to_string().contains("longer than"), "{error}");
     }
 }

@@ -121,7 +121,10 @@ impl PoolControl {
                 let micros = crate::drivers::timer::uptime_micros();
                 self.send(frame.source, &Message::TimeReply { id, micros });
             }
-            Message::Ready(_) | Message::PeerEchoResult { .. } | Message::TimeReply { .. } => {}
+            Message::Ready(_)
+            | Message::PeerEchoResult { .. }
+            | Message::TimeReply { .. }
+            | Message::PortAssigned { .. } => {}
         }
     }
 }
