@@ -26,7 +26,7 @@ fn a_station_sending_as_board_2_receives_nothing_meant_for_board_2() {
             let mut buf = [0u8; 64];
             let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let to = if sent % 2 == 0 { BROADCAST } else { board0 };
+                let to = if sent.is_multiple_of(2) { BROADCAST } else { board0 };
                 let len = encode_frame(&mut buf, to, victim, &Message::Discover).unwrap();
                 thief.send_frame(&buf[..len]).unwrap();
                 sent += 1;
