@@ -6,11 +6,13 @@
 //! (`boot_server::ServiceTable`); this program only carries the polls'
 //! answers in and the starts out.
 //!
-//! Threads, each polling every quarter second: one per board (its process
+//! Threads, polling every quarter second: one per board (its process
 //! server's info: answering, uptime; and once, its process list, to find the
-//! services already running); two per service (its check; its process, asked
-//! of its board's process server) and one that carries out its starts (from
-//! the board's own boot bundle: a dead Bullet server cannot serve `/bin`);
+//! services already running); per service three that check it in turn (one
+//! stuck on a check sent to a process that died leaves the others going), one
+//! that asks its board's process server about its process, and one that
+//! carries out its starts (from the board's own boot bundle: a dead Bullet
+//! server cannot serve `/bin`);
 //! one that ticks the table; two serving the boot service's interface
 //! (`amoeba::interfaces::boot`).
 //!
@@ -43,6 +45,8 @@ amoeba::entry!(main);
 
 /// Stack of every thread (program loading parses ELF headers on it).
 const THREAD_STACK: usize = 32 * 1024;
+/// Threads checking each service in turn.
+const CHECKERS: u64 = 3;
 /// Pause between tries at reading the configuration.
 const CONFIG_RETRY_US: u64 = 500_000;
 
@@ -135,12 +139,16 @@ fn live_processes(host: &Capability) -> Result<Vec<(String, Capability)>, Status
     Ok(live)
 }
 
-/// Checks service `service` with a request it answers itself.
-fn check_service(table: Table, service: usize) {
+/// One of [`CHECKERS`] threads that check service `service` in turn, each every
+/// `CHECKERS` poll periods, starting `phase` periods late: a check sent to a
+/// process that then dies is given up by the network only after seconds, and
+/// meanwhile the others go on checking (the service's next process).
+fn check_service(table: Table, service: usize, phase: u64) {
+    let period = table.lock().timing().poll_us;
+    time::sleep_us(phase * period);
     loop {
         let check = table.lock().check(service).clone();
         let sent = time::now_us();
-        table.lock().check_sent(service, sent);
         let answered = match &check {
             ServiceCheck::Info(capability) => standard::Client::new(Nucleus).info(capability).is_ok(),
             ServiceCheck::DirectoryReplica { replica, directory } => {
@@ -148,7 +156,7 @@ fn check_service(table: Table, service: usize) {
             }
         };
         table.lock().check_done(service, sent, time::now_us(), answered);
-        rest_of_period(&table, sent);
+        time::sleep_us((CHECKERS * period).saturating_sub(time::now_us().saturating_sub(sent)));
     }
 }
 
@@ -294,8 +302,11 @@ fn main(_: u64) -> i32 {
     for service in 0..services {
         let mailbox = Arc::new(Mailbox { action: Mutex::new(None), ready: Semaphore::new(0) });
         mailboxes.push(mailbox.clone());
-        let (a, b, c) = (table.clone(), table.clone(), table.clone());
-        spawn(move || check_service(a, service));
+        for phase in 0..CHECKERS {
+            let table = table.clone();
+            spawn(move || check_service(table, service, phase));
+        }
+        let (b, c) = (table.clone(), table.clone());
         spawn(move || watch_process(b, service));
         spawn(move || starter(c, service, mailbox));
     }

@@ -21,7 +21,7 @@ pub const MAX_HISTORY: usize = 8;
 pub struct Timing {
     /// A check, a process report and a board poll per service or board this often.
     pub poll_us: u64,
-    /// A check unanswered this long is missed.
+    /// A service that has not answered a check for this long misses it.
     pub check_deadline_us: u64,
     /// A board whose process server has not answered for this long is silent.
     pub board_silent_us: u64,
@@ -41,7 +41,7 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             poll_us: 250_000,
-            check_deadline_us: 1_000_000,
+            check_deadline_us: 1_500_000,
             board_silent_us: 3_000_000,
             backoff_first_us: 1_000_000,
             backoff_max_us: 30_000_000,
@@ -164,8 +164,6 @@ struct Service {
     reason: RestartReason,
     /// When a check last came back answered.
     last_answer: Option<u64>,
-    /// When the check in flight was sent.
-    check_sent: Option<u64>,
     /// When a check last came back refused or failed.
     last_miss: Option<u64>,
     restarts: u32,
@@ -207,7 +205,6 @@ impl ServiceTable {
                 life: Life::Unknown,
                 reason: RestartReason::NotRunning,
                 last_answer: None,
-                check_sent: None,
                 last_miss: None,
                 restarts: 0,
                 failures: 0,
@@ -339,20 +336,11 @@ impl ServiceTable {
         }
     }
 
-    /// A check of service `service` went out at `sent`.
-    pub fn check_sent(&mut self, service: usize, sent: u64) {
-        if let Some(s) = self.services.get_mut(service) {
-            s.check_sent = Some(sent);
-        }
-    }
-
-    /// The check sent at `sent` came back at `now`: answered, or refused or
-    /// failed.
+    /// A check sent at `sent` came back at `now`: answered, or refused or
+    /// failed. (Several checks of one service may be in flight: one sent to a
+    /// process that then died is only given up by the network after seconds.)
     pub fn check_done(&mut self, service: usize, sent: u64, now: u64, answered: bool) {
         let Some(s) = self.services.get_mut(service) else { return };
-        if s.check_sent == Some(sent) {
-            s.check_sent = None;
-        }
         if !answered {
             s.last_miss = Some(now);
             return;
@@ -432,13 +420,12 @@ impl ServiceTable {
 
     // ------------------------------------------------------------ deciding
 
-    /// Whether the check is missed now: one in flight too long, or a refusal
-    /// or failure later than the last answer.
+    /// Whether the check is missed now: no answer for the check deadline, or a
+    /// refusal or failure later than the last answer.
     fn missing(&self, s: &Service, now: u64) -> bool {
-        let overdue =
-            s.check_sent.is_some_and(|sent| now.saturating_sub(sent) > self.timing.check_deadline_us);
+        let silent = s.last_answer.is_none_or(|at| now.saturating_sub(at) > self.timing.check_deadline_us);
         let refused = s.last_miss.is_some_and(|miss| s.last_answer.is_none_or(|answer| miss > answer));
-        overdue || refused
+        silent || refused
     }
 
     /// Service `service`'s state, and why, in words.

@@ -74,8 +74,6 @@ struct World {
     /// Each board's true boot time, and whether it answers.
     boards: Vec<(u64, bool)>,
     next_process: u32,
-    /// The check in flight per service (a slow service holds on to it).
-    outstanding: Vec<Option<u64>>,
     /// Every process started or adopted that is alive: (service, board, cap).
     alive: Vec<(usize, u16, Capability)>,
 }
@@ -90,7 +88,6 @@ impl World {
             now: 10 * S,
             boards: vec![(0, true); 4],
             next_process: 1,
-            outstanding: vec![None; config.services.len()],
             alive: Vec::new(),
         };
         for (index, service) in config.services.iter().enumerate() {
@@ -145,13 +142,8 @@ impl World {
                 self.table.process_seen(service, process, self.now, seen);
             }
             let serving = self.alive.iter().any(|(s, b, _)| *s == service && self.boards[*b as usize].1);
-            let check = *self.outstanding[service].get_or_insert(sent);
-            if check == sent {
-                self.table.check_sent(service, sent);
-            }
             if !slow.contains(&service) {
-                self.table.check_done(service, check, self.now, serving);
-                self.outstanding[service] = None;
+                self.table.check_done(service, sent, self.now, serving);
             }
         }
         self.table.tick(self.now)
@@ -233,7 +225,6 @@ fn a_refused_check_alone_restarts_nothing() {
     for _ in 0..100 {
         let sent = world.now;
         world.now += 10 * MS;
-        world.table.check_sent(RUN, sent);
         world.table.check_done(RUN, sent, world.now, false);
         started.extend(world.run(250 * MS, &[RUN]));
     }
@@ -418,7 +409,6 @@ fn services_not_found_at_start_are_started_and_found_ones_are_adopted() {
     let actions = table.tick(1000);
     assert!(actions.is_empty(), "replicas wait for Bullet to answer: {actions:?}");
     assert_eq!(table.process(BULLET), Some((0, cap(5))));
-    table.check_sent(BULLET, 1000);
     table.check_done(BULLET, 1000, 2000, true);
     let actions = table.tick(2000);
     // One replica at a time; the run server not yet: board 3 is not silent long enough.
