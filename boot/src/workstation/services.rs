@@ -79,3 +79,42 @@ pub fn services(workstation: &mut Workstation) -> Result<String> {
         .map_err(|status| anyhow::anyhow!("the boot service is not reachable ({status})"))?;
     Ok(services_table(&reports))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amoeba::interfaces::boot::RestartReason;
+
+    #[test]
+    fn the_table_shows_each_service_and_the_latest_starts() {
+        let report = |name: &str, state, restarts, history: Vec<RestartRecord>| ServiceReport {
+            name: String::from(name),
+            program: String::from("prog"),
+            board: Some(0),
+            state,
+            note: String::from("why"),
+            restarts,
+            answered_us_ago: Some(1_500_000),
+            history,
+        };
+        let start = RestartRecord {
+            ago_us: 2_000_000,
+            board: 0,
+            reason: RestartReason::ProcessEnded,
+            outcome: Some(Err(String::from("no memory"))),
+        };
+        let table = services_table(&[
+            report("bullet", ServiceState::Up, 0, Vec::new()),
+            report("run", ServiceState::Dead, 1, vec![start]),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[1].starts_with("bullet") && lines[1].contains(" up ") && lines[1].contains("1.5 s ago")
+        );
+        assert!(lines[2].starts_with("run") && lines[2].contains(" dead "), "{table}");
+        assert!(
+            table.contains("run            on board 0 2.0 s ago (its process ended): failed: no memory"),
+            "{table}"
+        );
+    }
+}
