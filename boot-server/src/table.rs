@@ -131,8 +131,9 @@ enum Life {
     Unknown,
     /// It runs as this process.
     Running(Process),
-    /// Being started on `board`.
-    Starting { board: u16, attempt: u64, since: u64 },
+    /// Being started on `board`, in place of `replacing` if that is given
+    /// (which, should the start fail, may still live).
+    Starting { board: u16, attempt: u64, since: u64, replacing: Option<Process> },
     /// No process: to be started when it may.
     Down { reason: RestartReason, since: u64 },
 }
@@ -376,15 +377,14 @@ impl ServiceTable {
     ) -> bool {
         let Some(s) = self.services.get_mut(service) else { return false };
         let (board, since) = match s.life {
-            Life::Starting { board, attempt: current, since } if current == attempt => (board, since),
+            Life::Starting { board, attempt: current, since, .. } if current == attempt => (board, since),
             _ => return false,
         };
-        let outcome = result.as_ref().map(|_| ()).map_err(String::clone);
-        if let Some(record) = s.history.back_mut() {
-            record.outcome = Some(outcome);
-        }
         match result {
             Ok(capability) => {
+                if let Some(record) = s.history.back_mut() {
+                    record.outcome = Some(Ok(()));
+                }
                 s.life = Life::Running(Process {
                     board,
                     capability,
@@ -395,13 +395,31 @@ impl ServiceTable {
                 });
                 true
             }
-            Err(_) => {
-                s.failures += 1;
-                s.not_before = now.saturating_add(self.timing.backoff_us(s.failures));
-                s.life = Life::Down { reason: s.reason.clone(), since: now };
+            Err(why) => {
+                self.start_failed(service, now, why);
                 false
             }
         }
+    }
+
+    /// The latest start failed: the next waits longer. A process it was to
+    /// replace is watched again (it may still live; if not, its board says so).
+    fn start_failed(&mut self, service: usize, now: u64, why: String) {
+        let timing = self.timing;
+        let s = &mut self.services[service];
+        if let Some(record) = s.history.back_mut() {
+            record.outcome = Some(Err(why));
+        }
+        s.failures += 1;
+        s.not_before = now.saturating_add(timing.backoff_us(s.failures));
+        let replacing = match &mut s.life {
+            Life::Starting { replacing, .. } => replacing.take(),
+            _ => None,
+        };
+        s.life = match replacing {
+            Some(process) => Life::Running(process),
+            None => Life::Down { reason: s.reason.clone(), since: now },
+        };
     }
 
     fn went_down(&mut self, service: usize, reason: RestartReason, now: u64) {
@@ -563,14 +581,7 @@ impl ServiceTable {
                 }
                 Some(Fate::Gone(reason)) => self.went_down(service, reason, now),
                 Some(Fate::StartGivenUp) => {
-                    let timing = self.timing;
-                    let s = &mut self.services[service];
-                    if let Some(record) = s.history.back_mut() {
-                        record.outcome = Some(Err(String::from("the start did not finish in time")));
-                    }
-                    s.failures += 1;
-                    s.not_before = now.saturating_add(timing.backoff_us(s.failures));
-                    s.life = Life::Down { reason: s.reason.clone(), since: now };
+                    self.start_failed(service, now, String::from("the start did not finish in time"))
                 }
                 None => {}
             }
@@ -609,7 +620,7 @@ impl ServiceTable {
     }
 
     fn maybe_start(&mut self, service: usize, now: u64) -> Option<Action> {
-        let (reason, replace) = match &self.services[service].life {
+        let (reason, replacing) = match &self.services[service].life {
             Life::Down { reason, .. } => (reason.clone(), None),
             Life::Running(p) => {
                 let stale = self.stale_board(service)?;
@@ -621,7 +632,7 @@ impl ServiceTable {
                 if !others_up {
                     return None;
                 }
-                (RestartReason::StaleCapabilities(stale), Some(p.capability))
+                (RestartReason::StaleCapabilities(stale), Some(p.clone()))
             }
             Life::Unknown | Life::Starting { .. } => return None,
         };
@@ -635,7 +646,8 @@ impl ServiceTable {
         s.restarts += 1;
         s.reason = reason.clone();
         s.last_board = Some(board);
-        s.life = Life::Starting { board, attempt, since: now };
+        let replace = replacing.as_ref().map(|p| p.capability);
+        s.life = Life::Starting { board, attempt, since: now, replacing };
         if s.history.len() == MAX_HISTORY {
             s.history.pop_front();
         }

@@ -442,3 +442,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_failed_replacement_keeps_the_old_process_and_tries_again_as_a_replacement() {
+    let mut world = World::up();
+    world.power_off(0);
+    world.run(5 * S, &[]);
+    world.boot(0);
+    // Bullet and replica 0 come back; replica 1's replacement then fails once.
+    let mut failed_once = false;
+    let mut replaced = Vec::new();
+    for _ in 0..300 {
+        for action in world.round(20 * MS) {
+            let Action::Start { service, replace, attempt, .. } = &action;
+            if *service == REPLICA1 {
+                assert!(replace.is_some(), "replica 1 started beside its old process: {action:?}");
+                if !failed_once {
+                    failed_once = true;
+                    world.table.start_finished(*service, *attempt, world.now, Err("out of memory".into()));
+                    let (state, note) = world.table.state(REPLICA1, world.now);
+                    assert_eq!(state, ServiceState::Up, "the old process still answers: {note}");
+                    assert!(note.contains("to be replaced"), "{note}");
+                    continue;
+                }
+            }
+            world.start(&action);
+            replaced.push(*service);
+        }
+        world.now += 80 * MS;
+    }
+    assert!(failed_once);
+    // Replica 2 may go first while replica 1 waits out its back-off.
+    assert_eq!(replaced[..2], [BULLET, REPLICA0]);
+    replaced.sort();
+    assert_eq!(replaced, vec![BULLET, REPLICA0, REPLICA1, REPLICA2]);
+    assert_eq!(world.copies(REPLICA1), 1);
+    assert_eq!(world.table.reports(world.now)[REPLICA1].restarts, 2);
+}
