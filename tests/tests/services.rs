@@ -110,6 +110,17 @@ impl Up {
         }
     }
 
+    /// Waits until the boot service has started `name` more than `before`
+    /// times, then until every service is up again.
+    fn wait_restarted(&self, name: &str, before: u32) {
+        let start = Instant::now();
+        while self.service(name).restarts <= before {
+            assert!(start.elapsed() < GIVE_UP, "{name} was not restarted:\n{}", self.ok(&["services"]));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.wait_all_up(&format!("after {name} was restarted"));
+    }
+
     /// The process id of the live `program` on board `board`.
     fn pid(&self, board: u16, program: &str) -> u32 {
         let mut ws = Workstation::connect(self.run_dir()).unwrap();
@@ -249,7 +260,7 @@ fn killed_services_come_back_within_seconds_and_nothing_stored_is_lost() {
     let killed = Instant::now();
     up.ok(&["kill", "bullet-server"]);
     works_again(&up, &stored, killed, "Bullet server killed");
-    up.wait_all_up("after the Bullet server's kill");
+    up.wait_restarted("bullet", 0);
     assert_eq!(up.service("bullet").restarts, 1);
     stored.put(&up, "/keep/after-bullet", 50_000);
 
@@ -258,7 +269,7 @@ fn killed_services_come_back_within_seconds_and_nothing_stored_is_lost() {
     let killed = Instant::now();
     up.ok(&["restart-board", "0"]);
     works_again(&up, &stored, killed, "board 0 killed and booted again");
-    up.wait_all_up("after board 0's restart");
+    up.wait_restarted("directory 2", 0);
     println!("every service up (the stale replicas replaced) {:.2?} after board 0's kill", killed.elapsed());
     for name in ["directory 0", "directory 1", "directory 2"] {
         assert!(up.service(name).restarts >= 1, "{name} was not restarted: {:?}", up.service(name));
@@ -271,7 +282,7 @@ fn killed_services_come_back_within_seconds_and_nothing_stored_is_lost() {
     let killed = Instant::now();
     up.ok(&["kill", &format!("board1/{replica}")]);
     works_again(&up, &stored, killed, "directory replica 1 killed");
-    up.wait_all_up("after replica 1's kill");
+    up.wait_restarted("directory 1", before);
     assert_eq!(up.service("directory 1").restarts, before + 1);
     stored.put(&up, "/keep/after-replica", 10_000);
 
@@ -279,7 +290,7 @@ fn killed_services_come_back_within_seconds_and_nothing_stored_is_lost() {
     let killed = Instant::now();
     up.ok(&["kill", "run-server"]);
     works_again(&up, &stored, killed, "run server killed");
-    up.wait_all_up("after the run server's kill");
+    up.wait_restarted("run", 0);
     assert_eq!(up.service("run").restarts, 1);
 
     // Nothing stored before any kill is lost; updates still work.
