@@ -35,7 +35,7 @@ use amoeba::interfaces::process::ProcessState;
 use amoeba::interfaces::{boot_service, bullet, process_server, standard};
 use amoeba::user::rpc::{Nucleus, serve};
 use amoeba::user::sync::{Mutex, Semaphore};
-use amoeba::user::{env, thread, time};
+use amoeba::user::{env, sys, thread, time};
 use amoeba::{Capability, Check, Port, Rights, Status, println};
 use boot_server::config::MAX_CONFIG_BYTES;
 use boot_server::{Action, BootConfig, CapabilitySource, ProcessSeen, ServiceCheck, ServiceTable, Timing};
@@ -58,8 +58,13 @@ struct Mailbox {
     ready: Semaphore,
 }
 
+/// Starts a thread for good; a boot service that cannot have all its threads
+/// says so and ends (`up` starts it again).
 fn spawn(f: impl FnOnce() + Send + 'static) {
-    drop(thread::spawn_with_stack(THREAD_STACK, f));
+    if let Err(status) = thread::try_spawn_with_stack(THREAD_STACK, f) {
+        println!("boot-server: cannot start a thread: {status}");
+        sys::exit(1);
+    }
 }
 
 /// Sleeps what is left of a poll period that began at `started`.
