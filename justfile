@@ -70,6 +70,14 @@ ps *args:
 hosts:
     {{boot}} hosts
 
+# The services the boot service keeps up: board, state (up / suspect / restarting / dead), restarts, last answer.
+services:
+    {{boot}} services
+
+# Kill board N of the running pool (SIGKILL) and boot it again; the boot service restarts what ran there.
+restart-board n:
+    {{boot}} restart-board {{n}}
+
 # Freeze a process (capability, BOARD/PID, or a program name `ps` shows).
 stun process:
     {{boot}} stun {{process}}

@@ -66,7 +66,7 @@ pub fn boot_program() -> PathBuf {
 
 /// The servers' programs, which live with their crates (`<crate>/program/`)
 /// and are built with the `programs` crate.
-pub const SERVER_PROGRAMS: [&str; 3] = ["bullet-server", "directory-server", "run-server"];
+pub const SERVER_PROGRAMS: [&str; 4] = ["boot-server", "bullet-server", "directory-server", "run-server"];
 
 /// The user programs the pool's bundle carries: every binary of the
 /// `programs` crate (its own and the servers'), as built by `just build`.

@@ -61,6 +61,19 @@ enum Command {
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
+    /// Kill board N of the running pool (SIGKILL to its QEMU) and boot it again
+    /// with a new incarnation; the boot service restarts what ran there.
+    RestartBoard {
+        board: u16,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Each service the boot service keeps up: its board, state, restarts, and
+    /// when it last answered.
+    Services {
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
     /// Change the running pool's faults: "loss=50", "dup=5 reorder=10", "delay=3ms jitter=1ms",
     /// "partition=b0,b1,h0/b2,b3", "heal", "clear".
     Fault {
@@ -300,6 +313,10 @@ fn main() {
         }
         Command::Down { run_dir } => control(&run_dir, "down").map(|reply| print!("{reply}")),
         Command::Status { run_dir } => control(&run_dir, "status").map(|reply| print!("{reply}")),
+        Command::RestartBoard { board, run_dir } => {
+            control(&run_dir, &format!("restart-board {board}")).map(|reply| print!("{reply}"))
+        }
+        Command::Services { run_dir } => workstation(&run_dir, boot::workstation::services),
         Command::Fault { spec, run_dir } => {
             control(&run_dir, &format!("fault {}", spec.join(" "))).map(|reply| print!("{reply}"))
         }
@@ -409,7 +426,7 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
 
     let (mut pool, elapsed) = boot_pool(config)?;
     println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
-    let system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
+    let mut system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
     boot::workstation::save_capabilities(&args.run_dir, &system.capabilities(&pool))?;
     println!("system up: Bullet server, run server, {} programs installed\n", system.programs.len());
     print!("{}", boot::system::status_table(&pool, &system));
@@ -421,17 +438,26 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
     println!("    just ax hello world        # run hello where the run server puts it");
     println!("    just ps                    # every process on every board");
     println!("    just hosts                 # each processor's load and memory");
+    println!("    just services              # the services the boot service keeps up");
     println!("    just status / just fault loss=20 / just down (or Ctrl-C here) to stop");
 
     let commands = serve_control(&control_path)?;
     let mut announced_exits = std::collections::HashSet::new();
+    let mut boot_watched = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if let Ok((command, reply)) = commands.recv_timeout(Duration::from_millis(200)) {
-            let (answer, done) = handle_control(&pool, &command);
+            let (answer, done) = handle_control(&mut pool, &command);
             let _ = reply.send(answer);
             if done {
                 break;
             }
+        }
+        // The boot service keeps the other services up; `up` keeps it up.
+        if boot_watched.elapsed() >= BOOT_SERVICE_WATCH {
+            if let Some(what) = system.boot.keep_alive(&pool) {
+                eprintln!("{what}");
+            }
+            boot_watched = Instant::now();
         }
         pool.poll_exits();
         for board in pool.boards() {
@@ -451,6 +477,9 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
     Ok(())
 }
 
+/// How often `up` looks after the boot service.
+const BOOT_SERVICE_WATCH: Duration = Duration::from_secs(1);
+
 type ControlRequest = (String, mpsc::Sender<String>);
 
 /// Accepts one-line commands on the control socket and passes them to the
@@ -469,7 +498,7 @@ fn serve_control(path: &Path) -> Result<mpsc::Receiver<ControlRequest>> {
             if sender.send((line.trim().to_string(), reply_sender)).is_err() {
                 break;
             }
-            if let Ok(answer) = reply.recv_timeout(Duration::from_secs(10)) {
+            if let Ok(answer) = reply.recv_timeout(Duration::from_secs(60)) {
                 let _ = (&stream).write_all(answer.as_bytes());
             }
         }
@@ -477,7 +506,7 @@ fn serve_control(path: &Path) -> Result<mpsc::Receiver<ControlRequest>> {
     Ok(receiver)
 }
 
-fn handle_control(pool: &Pool, command: &str) -> (String, bool) {
+fn handle_control(pool: &mut Pool, command: &str) -> (String, bool) {
     let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
     match verb {
         "status" => {
@@ -496,6 +525,16 @@ fn handle_control(pool: &Pool, command: &str) -> (String, bool) {
             Ok(faults) => (format!("switch faults now: {faults}\n"), false),
             Err(error) => (format!("error: {error}\n"), false),
         },
+        "restart-board" => {
+            let restarted = rest.trim().parse::<u16>().map_err(anyhow::Error::from).and_then(|board| {
+                pool.restart_board(board)?;
+                Ok(board)
+            });
+            match restarted {
+                Ok(board) => (format!("board {board} killed and booted again\n"), false),
+                Err(error) => (format!("error: restarting board {}: {error:#}\n", rest.trim()), false),
+            }
+        }
         "down" => ("stopping the pool\n".into(), true),
         other => (format!("error: unknown command \"{other}\"\n"), false),
     }

@@ -7,7 +7,8 @@
 //! every quarter second; the server thread answers "which processor for
 //! this program" (`run_server::find_host`) by Amoeba's rule and hands out the
 //! chosen processor's capability; it never runs programs itself. It prints
-//! its capability (`run-server: capability <cap>`).
+//! its capability (`run-server: capability <cap>`), which follows from its
+//! `SEED` alone (the boot service starts it again with the same one).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -156,14 +157,19 @@ fn follow_pool_directory(pool: Arc<Mutex<Pool<Capability>>>, directory: Capabili
     }
 }
 
+/// The seed of the server's identity: `SEED` alone when given (so a run
+/// server started again with the same `SEED` has the same capability), else
+/// the clock.
 fn seed() -> [u8; 32] {
     let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&time::ticks().to_le_bytes());
-    if let Some(hex) = env::var("SEED") {
-        for (i, pair) in hex.as_bytes().chunks(2).take(24).enumerate() {
-            seed[8 + i] =
-                core::str::from_utf8(pair).ok().and_then(|t| u8::from_str_radix(t, 16).ok()).unwrap_or(0);
+    match env::var("SEED") {
+        Some(hex) => {
+            for (i, pair) in hex.as_bytes().chunks(2).take(24).enumerate() {
+                seed[8 + i] =
+                    core::str::from_utf8(pair).ok().and_then(|t| u8::from_str_radix(t, 16).ok()).unwrap_or(0);
+            }
         }
+        None => seed[..8].copy_from_slice(&time::ticks().to_le_bytes()),
     }
     seed
 }
@@ -172,6 +178,10 @@ fn main(_: u64) -> i32 {
     let mut rng = Rng::from_seed(seed());
     let get = GetPort::random(&mut rng);
     let random = rng.check();
+    // Placement's random choices differ from run to run.
+    let mut clock = [0u8; 32];
+    clock[..8].copy_from_slice(&time::ticks().to_le_bytes());
+    rng.reseed(clock);
     let pool = Arc::new(Mutex::new(Pool::new(Config::default())));
     for (name, host) in &env::startup().capabilities {
         if let Some(name) = name.strip_prefix("host/") {

@@ -5,8 +5,9 @@
 //!
 //! Command numbers are grouped per server as in Amoeba: standard commands from 1000,
 //! Bullet from 2000, SOAP (directory) from 2100, run server from 3000, process server from
-//! 3100, TTY from 3300, disk from 3400, the demo services from 4000.
+//! 3100, TTY from 3300, disk from 3400, the boot service from 3500, the demo services from 4000.
 
+pub mod boot;
 mod bullet_files;
 mod demo;
 pub mod directory;
@@ -16,6 +17,7 @@ pub mod run;
 pub mod standard;
 mod terminal;
 
+pub use boot::boot_service;
 pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, BulletStats, bullet};
 pub use demo::{counter, echo};
 pub use directory::soap;

@@ -1,9 +1,11 @@
 //! Bringing the system up on a booted pool, in order, through the process
 //! servers with the host capabilities (DESIGN.md "Booting a whole pool"):
 //! the Bullet server on the board with the disk, then the directory replicas,
-//! then the run server. Each server prints its capability on its board's
-//! console, where the host reads it.
+//! then the run server, then the boot service, which keeps them up. Each
+//! server prints its capability on its board's console, where the host reads
+//! it.
 
+pub mod boot_service;
 pub mod directory;
 
 use crate::exec::Started;
@@ -88,8 +90,24 @@ pub fn start_run_server_for(pool: &Pool, board: usize, pool_directory: &Capabili
     run_server_started(pool, board, exec)
 }
 
-fn run_server_started(pool: &Pool, board: usize, mut exec: Exec) -> Result<Capability> {
-    exec.startup.environment.push(format!("SEED={}", seed_hex()?));
+/// Like [`start_run_server_for`], with the run server's `SEED` (its identity
+/// follows from it: started again with the same one, it has the same capability).
+pub fn start_run_server_seeded(
+    pool: &Pool,
+    board: usize,
+    pool_directory: &Capability,
+    seed: &str,
+) -> Result<Capability> {
+    let exec = Exec::new("run-server", &["run-server"]).with_capability("POOLDIR", *pool_directory);
+    run_server_started_with(pool, board, exec, seed)
+}
+
+fn run_server_started(pool: &Pool, board: usize, exec: Exec) -> Result<Capability> {
+    run_server_started_with(pool, board, exec, &seed_hex()?)
+}
+
+fn run_server_started_with(pool: &Pool, board: usize, mut exec: Exec, seed: &str) -> Result<Capability> {
+    exec.startup.environment.push(format!("SEED={seed}"));
     let (_, capability) = start_server(pool, board, &exec, "run-server: capability ")?;
     Ok(capability)
 }
@@ -160,6 +178,8 @@ pub struct System {
     pub programs: Vec<(String, Capability)>,
     /// (board index, service name) of every server started.
     pub services: Vec<(usize, &'static str)>,
+    /// The boot service, which keeps the others up (`up` keeps it up).
+    pub boot: boot_service::BootService,
 }
 
 impl System {
@@ -171,6 +191,7 @@ impl System {
         named.push((String::from("bullet"), self.bullet));
         named.push((String::from("root"), self.root));
         named.push((String::from("run"), self.run));
+        named.push((String::from("boot"), self.boot.capability));
         named
     }
 
@@ -183,25 +204,42 @@ impl System {
 /// Brings the system up on a booted pool whose board 0 has the disk: the
 /// Bullet server, the directory service (on boards 0–2), the programs stored
 /// as `/bin/<name>`, every board's placement capability as `/hosts/board<N>`
-/// (the run server's pool directory), and the run server (on the last board).
+/// (the run server's pool directory), the run server (on the last board), and
+/// the boot service (on the last board too), with its configuration in
+/// `/system/boot`, once it sees every service up.
 /// On a disk that held the system before, the user's files and directories stay.
 pub fn bring_up(pool: &Pool, mut progress: impl FnMut(&str)) -> Result<System> {
     progress("starting the Bullet server on board 0");
     let bullet = start_bullet(pool, 0)?;
     let replicas = directory::replica_boards(pool.boards().len());
     progress(&format!("starting the directory service on boards {replicas:?}"));
-    let root = directory::start_directory(pool, bullet, &replicas)?;
+    let directory = directory::DirectoryService::start(pool, bullet, &replicas)?;
+    let root = directory.root;
     progress("installing the programs as /bin/<name>");
     let programs = install_programs(pool, &bullet, &root)?;
     progress("entering the processors as /hosts/board<N>");
     let hosts = enter_hosts(pool, &root)?;
     let run_board = pool.boards().len() - 1;
     progress(&format!("starting the run server on board {run_board}"));
-    let run = start_run_server_for(pool, run_board, &hosts)?;
+    let run_seed = seed_hex()?;
+    let run = start_run_server_seeded(pool, run_board, &hosts, &run_seed)?;
     wait_for_processors(pool, &run, pool.boards().len())?;
-    let mut services = vec![(0, "bullet"), (run_board, "run")];
+    progress(&format!("starting the boot service on board {run_board}"));
+    let system = boot_service::system_directory(pool, &root)?;
+    let bullet_seed = seed_hex()?;
+    let parts = boot_service::Services {
+        bullet: (bullet, 0, &bullet_seed),
+        directory: &directory,
+        run: (run, run_board, hosts, &run_seed),
+        check_directory: system,
+    };
+    let config = boot_service::config(pool, &parts)?;
+    boot_service::write_config(pool, &bullet, &system, &config)?;
+    let boot = boot_service::start(pool, run_board, &system)?;
+    boot.wait_all_up(pool)?;
+    let mut services = vec![(0, "bullet"), (run_board, "run"), (run_board, "boot")];
     services.extend(replicas.iter().map(|&board| (board, "directory")));
-    Ok(System { bullet, root, run, programs, services })
+    Ok(System { bullet, root, run, programs, services, boot })
 }
 
 /// Waits until the run server has `count` processors answering.

@@ -7,10 +7,12 @@
 mod files;
 mod processes;
 mod programs;
+mod services;
 
 pub use files::{Masks, write_out};
 pub use processes::{Action, Target, hosts, ps, stop_or_resume};
 pub use programs::AxOptions;
+pub use services::{services, services_table};
 
 use crate::host_port::HostPort;
 use crate::rpc_client::RpcClient;
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 /// The file in the run directory that holds the capabilities `up` saved for
 /// the commands (readable by the pool's owner only): one `NAME CAPABILITY`
 /// per line, `board<N>` for the boards' host capabilities, and `bullet`,
-/// `run`, `root` for the servers and the root directory.
+/// `run`, `boot`, `root` for the servers and the root directory.
 pub const CAPABILITIES_FILE: &str = "capabilities";
 
 /// Writes the capabilities file, mode 0600.

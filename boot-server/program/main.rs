@@ -1,0 +1,338 @@
+//! `boot-server`: the boot service as a user process. It reads its
+//! configuration once at start (the file `boot` of the directory its
+//! capability environment names `SYSTEM`, retried until the directory and the
+//! file server answer) and keeps it in memory, so it goes on working while the
+//! directory or the file server is down. The decisions are the core's
+//! (`boot_server::ServiceTable`); this program only carries the polls'
+//! answers in and the starts out.
+//!
+//! Threads, polling every quarter second: one per board (its process
+//! server's info: answering, uptime; and once, its process list, to find the
+//! services already running); per service three that check it in turn (one
+//! stuck on a check sent to a process that died leaves the others going), one
+//! that asks its board's process server about its process, and one that
+//! carries out its starts (from the board's own boot bundle: a dead Bullet
+//! server cannot serve `/bin`);
+//! one that ticks the table; two serving the boot service's interface
+//! (`amoeba::interfaces::boot`).
+//!
+//! Environment: `SEED` (64 hex digits: the boot service's port and check follow
+//! from it alone, so a boot service started again has the same capability).
+#![cfg_attr(target_os = "none", no_std)]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use amoeba::exec::{Exec, Program};
+use amoeba::interface::{Call, Objects};
+use amoeba::interfaces::boot::ServiceReport;
+use amoeba::interfaces::directory::walk;
+use amoeba::interfaces::process::ProcessState;
+use amoeba::interfaces::{boot_service, bullet, process_server, standard};
+use amoeba::user::rpc::{Nucleus, serve};
+use amoeba::user::sync::{Mutex, Semaphore};
+use amoeba::user::{env, sys, thread, time};
+use amoeba::{Capability, Check, Port, Rights, Status, println};
+use boot_server::config::MAX_CONFIG_BYTES;
+use boot_server::{Action, BootConfig, CapabilitySource, ProcessSeen, ServiceCheck, ServiceTable, Timing};
+use directory_server::service::replica_port;
+
+amoeba::entry!(main);
+
+/// Stack of every thread (program loading parses ELF headers on it).
+const THREAD_STACK: usize = 32 * 1024;
+/// Threads checking each service in turn.
+const CHECKERS: u64 = 3;
+/// Pause between tries at reading the configuration.
+const CONFIG_RETRY_US: u64 = 500_000;
+
+type Table = Arc<Mutex<ServiceTable>>;
+
+/// The starts waiting for one service's starter thread.
+struct Mailbox {
+    action: Mutex<Option<Action>>,
+    ready: Semaphore,
+}
+
+/// Starts a thread for good; a boot service that cannot have all its threads
+/// says so and ends (`up` starts it again).
+fn spawn(f: impl FnOnce() + Send + 'static) {
+    if let Err(status) = thread::try_spawn_with_stack(THREAD_STACK, f) {
+        println!("boot-server: cannot start a thread: {status}");
+        sys::exit(1);
+    }
+}
+
+/// Sleeps what is left of a poll period that began at `started`.
+fn rest_of_period(table: &Table, started: u64) {
+    let period = table.lock().timing().poll_us;
+    time::sleep_us(period.saturating_sub(time::now_us().saturating_sub(started)));
+}
+
+/// The configuration, from `boot` in the `SYSTEM` directory.
+fn read_config(system: &Capability) -> Result<BootConfig, String> {
+    let file = walk(&mut Nucleus, system, "boot")
+        .map_err(|s| format!("looking up boot: {s}"))?
+        .first()
+        .copied()
+        .ok_or_else(|| String::from("boot names nothing"))?;
+    let size = bullet::Client::new(Nucleus).size(&file).map_err(|s| format!("reading boot: {s}"))?;
+    if size > MAX_CONFIG_BYTES as u64 {
+        return Err(format!("boot is {size} bytes, more than {MAX_CONFIG_BYTES}"));
+    }
+    let bytes = amoeba::files::get(&mut Nucleus, &file, |_| {}).map_err(|s| format!("reading boot: {s}"))?;
+    BootConfig::decode(&bytes).map_err(|e| format!("{e}"))
+}
+
+/// Reads the configuration, trying again until it can; says why once per reason.
+fn config_when_readable(system: &Capability) -> BootConfig {
+    let mut said = String::new();
+    loop {
+        match read_config(system) {
+            Ok(config) => return config,
+            Err(why) => {
+                if why != said {
+                    println!("boot-server: no configuration yet ({why}); trying again");
+                    said = why;
+                }
+                time::sleep_us(CONFIG_RETRY_US);
+            }
+        }
+    }
+}
+
+/// Polls board `id`: answering and uptime, and once its process list.
+fn watch_board(table: Table, id: u16, host: Capability) {
+    let mut processes = process_server::Client::new(Nucleus);
+    loop {
+        let sent = time::now_us();
+        match processes.info(&host) {
+            Ok(info) => {
+                let mut table_now = table.lock();
+                table_now.board_answered(id, sent, time::now_us(), info.uptime_us);
+                let wants_listing = table_now.wants_listing(id);
+                drop(table_now);
+                if wants_listing && let Ok(live) = live_processes(&host) {
+                    table.lock().board_listed(id, time::now_us(), &live);
+                }
+            }
+            Err(Status::ServerRestarted) => table.lock().board_restarted(id, sent, time::now_us()),
+            Err(_) => {}
+        }
+        rest_of_period(&table, sent);
+    }
+}
+
+/// A board's live processes: (name, capability).
+fn live_processes(host: &Capability) -> Result<Vec<(String, Capability)>, Status> {
+    let mut processes = process_server::Client::new(Nucleus);
+    let mut live = Vec::new();
+    for report in processes.processes(host)? {
+        if matches!(report.state, ProcessState::Exited(_)) {
+            continue;
+        }
+        match processes.process_capability(host, report.pid) {
+            Ok(capability) => live.push((report.name, capability)),
+            Err(Status::NotFound | Status::CapBad) => {} // it ended meanwhile
+            Err(status) => return Err(status),
+        }
+    }
+    Ok(live)
+}
+
+/// One of [`CHECKERS`] threads that check service `service` in turn, each every
+/// `CHECKERS` poll periods, starting `phase` periods late: a check sent to a
+/// process that then dies is given up by the network only after seconds, and
+/// meanwhile the others go on checking (the service's next process).
+fn check_service(table: Table, service: usize, phase: u64) {
+    let period = table.lock().timing().poll_us;
+    time::sleep_us(phase * period);
+    loop {
+        let check = table.lock().check(service).clone();
+        let sent = time::now_us();
+        let answered = match &check {
+            ServiceCheck::Info(capability) => standard::Client::new(Nucleus).info(capability).is_ok(),
+            ServiceCheck::DirectoryReplica { replica, directory } => {
+                replica_port::Client::new(Nucleus).list(replica, directory).is_ok()
+            }
+        };
+        table.lock().check_done(service, sent, time::now_us(), answered);
+        time::sleep_us((CHECKERS * period).saturating_sub(time::now_us().saturating_sub(sent)));
+    }
+}
+
+/// Asks service `service`'s board about its process.
+fn watch_process(table: Table, service: usize) {
+    let mut processes = process_server::Client::new(Nucleus);
+    loop {
+        let started = time::now_us();
+        let process = table.lock().process(service);
+        if let Some((_, process)) = process {
+            let seen = match processes.inspect(&process) {
+                Ok(report) if matches!(report.state, ProcessState::Exited(_)) => Some(ProcessSeen::Gone),
+                Ok(_) => Some(ProcessSeen::Alive),
+                // Unknown to its board, or its board is a new incarnation.
+                Err(Status::CapBad | Status::NotFound | Status::ServerRestarted) => Some(ProcessSeen::Gone),
+                Err(_) => None, // no answer: the board's own poll tells
+            };
+            if let Some(seen) = seen {
+                table.lock().process_seen(service, process, time::now_us(), seen);
+            }
+        }
+        rest_of_period(&table, started);
+    }
+}
+
+/// The capability a service starts with, made fresh where it must be.
+fn resolve(config: &BootConfig, source: &CapabilitySource) -> Result<Capability, String> {
+    match source {
+        CapabilitySource::Given(capability) => Ok(*capability),
+        CapabilitySource::Disk { board, first, count, rights } => {
+            let host = config.board(*board).ok_or_else(|| format!("no board {board}"))?.host;
+            let disk = process_server::Client::new(Nucleus)
+                .disk(&host, 0, *first, *count)
+                .map_err(|s| format!("disk blocks {first}.. of board {board}: {s}"))?;
+            if *rights == Rights::ALL {
+                return Ok(disk);
+            }
+            standard::Client::new(Nucleus)
+                .restrict(&disk, *rights)
+                .map_err(|s| format!("restricting a disk capability of board {board}: {s}"))
+        }
+    }
+}
+
+/// Carries out one start; the new process, or why it failed.
+fn start(
+    table: &Table,
+    service: usize,
+    board: u16,
+    replace: Option<Capability>,
+) -> Result<Capability, String> {
+    let (config, service_config) = {
+        let table = table.lock();
+        (table.config().clone(), table.service(service).clone())
+    };
+    if let Some(old) = replace {
+        match standard::Client::new(Nucleus).destroy(&old) {
+            Ok(()) | Err(Status::CapBad | Status::NotFound) => {}
+            Err(status) => return Err(format!("ending the old process: {status}")),
+        }
+    }
+    let host = config.board(board).ok_or_else(|| format!("no board {board}"))?.host;
+    let argv: Vec<&str> = service_config.argv.iter().map(String::as_str).collect();
+    let mut exec = Exec::new(&service_config.program, &argv);
+    exec.heap_size = service_config.heap_bytes;
+    exec.startup.environment = service_config.environment.clone();
+    for named in &service_config.capabilities {
+        exec = exec.with_capability(&named.name, resolve(&config, &named.source)?);
+    }
+    let program = process_server::Client::new(Nucleus)
+        .boot_program(&host, &service_config.program)
+        .map_err(|s| format!("board {board} has no boot program {}: {s}", service_config.program))?;
+    amoeba::exec::exec(&mut Nucleus, &host, Program::File(program), &exec).map_err(|e| format!("{e}"))
+}
+
+/// Carries out service `service`'s starts as the table asks for them.
+fn starter(table: Table, service: usize, mailbox: Arc<Mailbox>) {
+    loop {
+        mailbox.ready.acquire();
+        let Some(Action::Start { board, replace, attempt, .. }) = mailbox.action.lock().take() else {
+            continue;
+        };
+        let name = table.lock().service(service).name.clone();
+        println!("boot-server: starting {name} on board {board}");
+        let result = start(&table, service, board, replace);
+        match &result {
+            Ok(_) => println!("boot-server: {name} started on board {board}"),
+            Err(why) => println!("boot-server: starting {name} on board {board} failed: {why}"),
+        }
+        let keep = table.lock().start_finished(service, attempt, time::now_us(), result.clone());
+        if !keep && let Ok(process) = result {
+            let _ = standard::Client::new(Nucleus).destroy(&process);
+        }
+    }
+}
+
+/// The boot service's own interface.
+struct BootService {
+    port: Port,
+    random: Check,
+    table: Table,
+}
+
+impl Objects for BootService {
+    fn port(&self) -> Port {
+        self.port
+    }
+    fn check(&self, object: u32) -> Option<Check> {
+        (object == 0).then_some(self.random)
+    }
+    fn describe(&mut self, _: u32) -> String {
+        let reports = self.table.lock().reports(time::now_us());
+        let up = reports.iter().filter(|r| r.state == amoeba::interfaces::boot::ServiceState::Up).count();
+        format!("boot service: {up} of {} services up", reports.len())
+    }
+}
+
+impl boot_service::Server for BootService {
+    fn services(&mut self, _: &Call<'_>) -> Result<Vec<ServiceReport>, Status> {
+        Ok(self.table.lock().reports(time::now_us()))
+    }
+}
+
+fn main(_: u64) -> i32 {
+    let Some(seed) = env::var("SEED").and_then(boot_server::parse_seed) else {
+        println!("boot-server: no SEED (64 hex digits) in the environment");
+        return 1;
+    };
+    let Some(system) = env::capability("SYSTEM") else {
+        println!("boot-server: no SYSTEM capability in the environment");
+        return 1;
+    };
+    let (get, random) = boot_server::identity(seed);
+    let config = config_when_readable(&system);
+    let services = config.services.len();
+    let boards: Vec<(u16, Capability)> = config.boards.iter().map(|b| (b.id, b.host)).collect();
+    let table: Table = Arc::new(Mutex::new(ServiceTable::new(config, Timing::default(), time::now_us())));
+    for (id, host) in boards {
+        let table = table.clone();
+        spawn(move || watch_board(table, id, host));
+    }
+    let mut mailboxes = Vec::new();
+    for service in 0..services {
+        let mailbox = Arc::new(Mailbox { action: Mutex::new(None), ready: Semaphore::new(0) });
+        mailboxes.push(mailbox.clone());
+        for phase in 0..CHECKERS {
+            let table = table.clone();
+            spawn(move || check_service(table, service, phase));
+        }
+        let (b, c) = (table.clone(), table.clone());
+        spawn(move || watch_process(b, service));
+        spawn(move || starter(c, service, mailbox));
+    }
+    for _ in 0..2 {
+        let mut server = BootService { port: get.put_port(), random, table: table.clone() };
+        spawn(move || {
+            let status = serve(&get, 256, |header, buf| boot_service::dispatch(&mut server, header, buf));
+            println!("boot-server: get_request failed: {status}");
+        });
+    }
+    println!("boot-server: watching {services} services");
+    loop {
+        let started = time::now_us();
+        let actions = table.lock().tick(started);
+        for action in actions {
+            let Action::Start { service, .. } = &action;
+            if let Some(mailbox) = mailboxes.get(*service) {
+                *mailbox.action.lock() = Some(action);
+                mailbox.ready.release();
+            }
+        }
+        rest_of_period(&table, started);
+    }
+}
