@@ -105,11 +105,26 @@ fn config_when_readable(system: &Capability) -> BootConfig {
     }
 }
 
-/// Polls board `id`: answering and uptime, and once its process list.
+/// How often each board's process server is aged (`STD_AGE`): a segment
+/// made for a process that never started is freed after six ages without
+/// use, so about a minute.
+const AGE_PERIOD_US: u64 = 10_000_000;
+
+/// Polls board `id`: answering and uptime, and once its process list; ages
+/// its objects now and then.
 fn watch_board(table: Table, id: u16, host: Capability) {
     let mut processes = process_server::Client::new(Nucleus);
+    let mut next_age = time::now_us() + AGE_PERIOD_US;
     loop {
         let sent = time::now_us();
+        if sent >= next_age {
+            next_age = sent + AGE_PERIOD_US;
+            if let Ok(collected) = standard::Client::new(Nucleus).age(&host)
+                && collected > 0
+            {
+                println!("boot-server: board {id}: {collected} unused segments aged away");
+            }
+        }
         match processes.info(&host) {
             Ok(info) => {
                 let mut table_now = table.lock();

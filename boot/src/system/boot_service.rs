@@ -19,7 +19,7 @@ use crate::pool::Pool;
 use amoeba::exec::Exec;
 use amoeba::interfaces::boot::{ServiceReport, ServiceState};
 use amoeba::interfaces::directory::MaskChange;
-use amoeba::interfaces::process::{HOST_CONTROL, HOST_CREATE, HOST_DISK, HOST_INFO, ProcessState};
+use amoeba::interfaces::process::ProcessState;
 use amoeba::interfaces::{DISK_READ, boot_service, process_server, soap};
 use amoeba::{Capability, Rights, Status};
 use anyhow::{Context, Result, bail};
@@ -44,8 +44,10 @@ const WATCH_DEADLINE: Duration = Duration::from_secs(1);
 
 /// What the boot service needs of a board: create processes (and read its
 /// boot programs), read its process list and uptime, find a process by id,
-/// and make capabilities for its disks.
-pub const BOOT_HOST_RIGHTS: Rights = Rights(HOST_CREATE.0 | HOST_INFO.0 | HOST_CONTROL.0 | HOST_DISK.0);
+/// make capabilities for its disks, and age the board's objects (`STD_AGE`,
+/// which takes the board's owner capability: Amoeba's boot server held the
+/// servers' super capabilities too).
+pub const BOOT_HOST_RIGHTS: Rights = Rights::ALL;
 
 /// Random hex: `bytes` bytes from the host's random source.
 pub fn random_hex(bytes: usize) -> Result<String> {
