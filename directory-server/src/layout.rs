@@ -245,10 +245,15 @@ impl core::fmt::Display for IdentityError {
             IdentityError::Lost { damaged, anchors } => {
                 let replicas: Vec<alloc::string::String> =
                     anchors.iter().map(|r| alloc::format!("{r}")).collect();
+                let copies = match *damaged {
+                    0 => alloc::format!("all {IDENTITY_COPIES} copies are blank"),
+                    d if d >= IDENTITY_COPIES => alloc::format!("all {IDENTITY_COPIES} copies are damaged"),
+                    d => alloc::format!("{d} of {IDENTITY_COPIES} copies are damaged, the others blank"),
+                };
                 write!(
                     f,
-                    "every copy of the directory's identity is lost ({damaged} of {IDENTITY_COPIES} damaged, \
-                     the rest empty), but the anchors of replicas {} hold directory state",
+                    "every copy of the directory's identity is lost ({copies}), but the anchors of \
+                     replicas {} hold directory state",
                     replicas.join(", ")
                 )
             }
@@ -403,7 +408,7 @@ mod tests {
         let error = choose_identity(&lost, || vec![0, 2]).unwrap_err();
         assert_eq!(error, IdentityError::Lost { damaged: 2, anchors: vec![0, 2] });
         let text = alloc::format!("{error}");
-        assert!(text.contains("2 of 4 damaged") && text.contains("replicas 0, 2"), "{text}");
+        assert!(text.contains("2 of 4 copies are damaged") && text.contains("replicas 0, 2"), "{text}");
         assert!(choose_identity(&empty, || vec![1]).is_err(), "zeroed copies over stored state");
     }
 

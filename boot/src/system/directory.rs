@@ -28,7 +28,9 @@ use directory_server::layout::{
     self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, identity_block,
     slot_first_block,
 };
+use directory_server::rpc_store::RpcStore;
 use directory_server::service::replica_port;
+use directory_server::store::{self, Anchor};
 use std::time::{Duration, Instant};
 
 const _: () = assert!(AREA_BLOCKS <= ANCHOR_BLOCKS, "the directory's disk area does not fit");
@@ -385,6 +387,21 @@ impl DirectoryService {
         identity.root = Some(root);
         area.write(pool, &identity, &(0..IDENTITY_COPIES).collect::<Vec<_>>())?;
         Ok(root)
+    }
+
+    /// Every replica's anchor as the disk holds it now (`None`: never written),
+    /// read through `rpc` with the read-only slots: what a whole-pool restart
+    /// would recover from.
+    pub fn stored_anchors(&self, rpc: &mut RpcClient) -> Result<Vec<Option<Anchor>>> {
+        let slots = self.slots_read_only.iter().map(|slot| Some(*slot)).collect();
+        let mut store = RpcStore::open(&mut *rpc, self.bullet, slots)
+            .map_err(|s| anyhow::anyhow!("the directory's anchor slots: {s}"))?;
+        (0..MAX_REPLICAS)
+            .map(|replica| {
+                store::read_anchor(&mut store, replica)
+                    .map_err(|e| anyhow::anyhow!("reading replica {replica}'s anchor: {e:?}"))
+            })
+            .collect()
     }
 
     /// Asks replica `index` how it is, through `transport`.
