@@ -1,5 +1,12 @@
 //! A pool: the switch, N boards, and a host port, started together and
 //! stopped together (dropping a `Pool` kills every board it started).
+//!
+//! The run directory holds secrets (the boards' initrds start with their host
+//! capabilities' checks; the consoles and the disk image hold servers' and
+//! directories' capabilities; the switch's sockets let anyone who opens them
+//! onto the pool's network), so it is its owner's alone: the directory is
+//! 0700, and everything in it, whoever makes it (this process, the switch,
+//! QEMU), is made without any access for group or others.
 
 use crate::board::{Board, BoardSpec, BoardState, find_qemu};
 use crate::host_port::HostPort;
@@ -80,6 +87,24 @@ pub struct Pool {
     tty: OnceLock<TtyServer>,
 }
 
+/// From now on this process (and the QEMUs and sockets it makes) creates files
+/// with no access for group or others, whatever the caller's umask was.
+fn make_private() {
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail
+    // and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Sets `path`'s permission bits to `mode` (a file or directory made before,
+/// perhaps by an earlier run with looser permissions).
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("making {} private", path.display()))
+}
+
 /// A board secret from the host's random source.
 fn new_secret() -> Result<BoardSecret> {
     let mut bytes = [0u8; 12];
@@ -118,7 +143,8 @@ fn write_bundle(programs: &[(String, PathBuf)], path: &Path) -> Result<()> {
     let entries: Vec<(&str, &[u8])> = files.iter().map(|(name, bytes)| (*name, bytes.as_slice())).collect();
     let bundle =
         pool_control::bundle::build(&entries).map_err(|e| anyhow::anyhow!("building the bundle: {e:?}"))?;
-    std::fs::write(path, bundle).with_context(|| format!("writing {}", path.display()))
+    let mut file = crate::create_private_file(path)?;
+    std::io::Write::write_all(&mut file, &bundle).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A fresh incarnation number for each board start.
@@ -131,10 +157,13 @@ impl Pool {
     /// Starts the switch and every board, without waiting for readiness.
     pub fn start(config: PoolConfig) -> Result<Self> {
         let qemu = find_qemu()?;
+        make_private();
         std::fs::create_dir_all(&config.run_dir)
             .with_context(|| format!("creating run directory {}", config.run_dir.display()))?;
+        set_mode(&config.run_dir, 0o700)?;
         let image = config.run_dir.join("nucleus.img");
         image::write_image(&config.nucleus, &image)?;
+        set_mode(&image, 0o600)?;
         let bundle = config.run_dir.join("bundle.img");
         write_bundle(&config.programs, &bundle)?;
 
