@@ -191,8 +191,10 @@ pub enum IdentityCopy {
     Valid(Identity),
     /// All zeros: never written.
     Empty,
-    /// Anything else: a bad checksum, garbage, or a block the disk could not read.
+    /// Anything else: a bad checksum, garbage.
     Damaged,
+    /// The disk did not give the block (an I/O error, no answer).
+    Unreadable,
 }
 
 impl IdentityCopy {
@@ -226,6 +228,12 @@ pub enum IdentityChoice {
 pub enum IdentityError {
     /// Valid copies name different services, or different roots.
     Disagree,
+    /// No copy is valid and these could not be read: whether the identity is
+    /// there is not known.
+    Unreadable {
+        /// Copy numbers.
+        copies: Vec<usize>,
+    },
     /// No copy is valid, but replicas' anchors hold (or, unreadable, may hold)
     /// directory state: a new identity would make it unreachable for good.
     Lost {
@@ -241,6 +249,16 @@ impl core::fmt::Display for IdentityError {
         match self {
             IdentityError::Disagree => {
                 f.write_str("the copies of the directory's identity disagree (they name different services)")
+            }
+            IdentityError::Unreadable { copies } => {
+                let copies: Vec<alloc::string::String> =
+                    copies.iter().map(|c| alloc::format!("{c}")).collect();
+                write!(
+                    f,
+                    "no copy of the directory's identity could be read as valid, and copies {} could not be \
+                     read at all",
+                    copies.join(", ")
+                )
             }
             IdentityError::Lost { damaged, anchors } => {
                 let replicas: Vec<alloc::string::String> =
@@ -277,6 +295,11 @@ pub fn choose_identity(
         .filter_map(|c| if let IdentityCopy::Valid(id) = c { Some(*id) } else { None })
         .collect();
     let Some(first) = valid.first() else {
+        let unreadable: Vec<usize> =
+            (0..copies.len()).filter(|c| copies[*c] == IdentityCopy::Unreadable).collect();
+        if !unreadable.is_empty() {
+            return Err(IdentityError::Unreadable { copies: unreadable });
+        }
         let anchors = anchors_with_state();
         if anchors.is_empty() {
             return Ok(IdentityChoice::New);
@@ -410,6 +433,22 @@ mod tests {
         let text = alloc::format!("{error}");
         assert!(text.contains("2 of 4 copies are damaged") && text.contains("replicas 0, 2"), "{text}");
         assert!(choose_identity(&empty, || vec![1]).is_err(), "zeroed copies over stored state");
+    }
+
+    #[test]
+    fn copies_the_disk_did_not_give_are_not_taken_for_blank() {
+        let id = Identity::new(Check([3; 6]));
+        let read =
+            [IdentityCopy::Unreadable, IdentityCopy::Valid(id), IdentityCopy::Empty, IdentityCopy::Valid(id)];
+        assert_eq!(
+            choose_identity(&read, Vec::new),
+            Ok(IdentityChoice::Found { identity: id, rewrite: vec![0, 2] })
+        );
+        let unread =
+            [IdentityCopy::Unreadable, IdentityCopy::Empty, IdentityCopy::Unreadable, IdentityCopy::Empty];
+        let error = choose_identity(&unread, Vec::new).unwrap_err();
+        assert_eq!(error, IdentityError::Unreadable { copies: vec![0, 2] });
+        assert!(alloc::format!("{error}").contains("copies 0, 2 could not be read"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ const REPLICA_START: Duration = Duration::from_secs(90);
 const SERVICE_WAIT: Duration = Duration::from_secs(60);
 /// Pause between such questions.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Attempts at reading one copy of the identity.
+const IDENTITY_READS: usize = 3;
 
 /// The boards of a pool of `boards` boards that get a replica.
 pub fn replica_boards(boards: usize) -> Vec<usize> {
@@ -166,12 +168,18 @@ impl IdentityArea {
         Ok(IdentityArea { disk, block_size: geometry.block_size as usize })
     }
 
-    /// Every copy of the identity as it reads (a block the disk cannot read is damaged).
+    /// Every copy of the identity as it reads (a read that keeps failing:
+    /// unreadable, which is not the same as blank).
     fn read_copies(&self, pool: &Pool) -> Vec<IdentityCopy> {
         (0..IDENTITY_COPIES)
-            .map(|copy| match disk::Client::new(&mut *pool.rpc()).read(&self.disk, identity_block(copy), 1) {
-                Ok(block) => IdentityCopy::of_block(&block),
-                Err(_) => IdentityCopy::Damaged,
+            .map(|copy| {
+                for _ in 0..IDENTITY_READS {
+                    match disk::Client::new(&mut *pool.rpc()).read(&self.disk, identity_block(copy), 1) {
+                        Ok(block) => return IdentityCopy::of_block(&block),
+                        Err(_) => std::thread::sleep(RETRY_PAUSE),
+                    }
+                }
+                IdentityCopy::Unreadable
             })
             .collect()
     }
