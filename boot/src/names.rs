@@ -146,7 +146,8 @@ pub enum PathError<E> {
 /// when `read` finds the object gone (`is_gone`: the file was replaced or removed
 /// after the lookup), the path is looked up again and what it names now is read,
 /// until a read succeeds, the path names nothing (`Name(NotFound)`), or it still
-/// names the object that is gone ([`PathError::Gone`]). See the module's note.
+/// names the object that is gone ([`PathError::Gone`]). A lookup that fails in
+/// the middle (its replica died) is made again. See the module's note.
 pub fn read_path<T: Transport, R, E>(
     transport: &mut T,
     root: &Capability,
@@ -156,7 +157,7 @@ pub fn read_path<T: Transport, R, E>(
 ) -> Result<R, PathError<E>> {
     let mut gone: Option<Capability> = None;
     for _ in 0..ROUNDS {
-        let object = resolve(transport, root, path).map_err(PathError::Name)?;
+        let object = lookup(transport, root, path).map_err(PathError::Name)?;
         if gone == Some(object) {
             return Err(PathError::Gone);
         }
@@ -166,6 +167,22 @@ pub fn read_path<T: Transport, R, E>(
         }
     }
     Err(PathError::KeptChanging)
+}
+
+/// Tries of a reader's lookup that failed in the middle (the replica it asked
+/// died): a lookup changes nothing, so asking again (another replica answers)
+/// is safe.
+const LOOKUP_TRIES: usize = 3;
+
+/// [`resolve`] for a reader: asked again when the replica answering it died.
+fn lookup<T: Transport>(transport: &mut T, root: &Capability, path: &str) -> Result<Capability, Status> {
+    let mut tries = 1;
+    loop {
+        match resolve(transport, root, path) {
+            Err(Status::RpcFailure) if tries < LOOKUP_TRIES => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// Is this a file server's answer for a file that is not there (destroyed)?

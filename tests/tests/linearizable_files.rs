@@ -189,6 +189,10 @@ fn eight_clients_see_whole_files_under_faults_while_a_replica_is_killed() {
     let count = |key: &str| counts.get(key).copied().unwrap_or(0);
     assert!(count("get value") >= 100 && count("put ok") >= 100, "too few calls answered: {counts:?}");
     assert!(count("get no such path") > 0 && count("rm ok") > 0, "no path was ever removed: {counts:?}");
+    // Reads are in the history as they ended; one that failed for want of a
+    // server stays there with its outcome unknown. Such failures must be rare.
+    let gets = count("get value") + count("get no such path") + count("get unknown");
+    assert!(count("get unknown") * 100 <= gets, "too many reads failed: {counts:?}");
     let killed_at_us = killed_at.as_micros() as u64;
     assert!(
         records.iter().any(|(_, c)| c.invoked > killed_at_us + 5_000_000 && c.returned.is_some()),
