@@ -97,6 +97,24 @@ fn make_private() {
     }
 }
 
+/// Makes the run directory its owner's alone (0700), unless it is a directory
+/// others share (sticky, like `/tmp`, or someone else's), which is refused:
+/// the pool's secrets need a directory of their own.
+fn make_run_dir_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    // SAFETY: geteuid only reads the process's effective user id.
+    let me = unsafe { libc::geteuid() };
+    if meta.mode() & 0o1000 != 0 || meta.uid() != me {
+        bail!(
+            "{} is shared with others; the pool keeps secrets in its run directory, so give it one of \
+             its own (--run-dir)",
+            dir.display()
+        );
+    }
+    set_mode(dir, 0o700)
+}
+
 /// Sets `path`'s permission bits to `mode` (a file or directory made before,
 /// perhaps by an earlier run with looser permissions).
 pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -160,7 +178,7 @@ impl Pool {
         make_private();
         std::fs::create_dir_all(&config.run_dir)
             .with_context(|| format!("creating run directory {}", config.run_dir.display()))?;
-        set_mode(&config.run_dir, 0o700)?;
+        make_run_dir_private(&config.run_dir)?;
         let image = config.run_dir.join("nucleus.img");
         image::write_image(&config.nucleus, &image)?;
         set_mode(&image, 0o600)?;
@@ -411,5 +429,27 @@ impl Pool {
         for board in &mut self.boards {
             board.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_run_directory_of_its_own_becomes_private_and_a_shared_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755).unwrap();
+        make_run_dir_private(dir.path()).unwrap();
+        assert_eq!(mode(dir.path()), 0o700);
+        set_mode(dir.path(), 0o1777).unwrap();
+        let error = make_run_dir_private(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("shared with others"), "{error}");
+        assert_eq!(mode(dir.path()), 0o1777, "a shared directory is left as it was");
     }
 }
