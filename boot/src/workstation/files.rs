@@ -36,8 +36,11 @@ fn explain(path: &str, server: Server, status: Status) -> anyhow::Error {
             Server::Object => anyhow::anyhow!("{path}: the server of the object is not reachable"),
         },
         (Server::Directory, Status::NotFound | Status::CapBad) => anyhow::anyhow!("no such path: {path}"),
-        (_, Status::NotFound | Status::CapBad) => {
+        (Server::Files, Status::NotFound | Status::CapBad) => {
             anyhow::anyhow!("{path}: the file it names is gone from the file server")
+        }
+        (Server::Object, Status::NotFound | Status::CapBad) => {
+            anyhow::anyhow!("{path}: the object it names is gone from its server")
         }
         (_, Status::Denied) => anyhow::anyhow!("{path}: not allowed by this capability"),
         (_, Status::Exists) => anyhow::anyhow!("{path}: already exists"),
