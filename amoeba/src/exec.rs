@@ -45,11 +45,28 @@ pub const DEFAULT_HEAP_SIZE: u64 = 4 << 20;
 /// Bytes of a program file read to find its program headers.
 const HEADER_READ: u32 = 4096;
 
-/// Why a program could not be started: what was being done, and the status.
+/// Whom a step of starting a program depends on: the one to blame when it fails,
+/// and to name when it cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Party {
+    /// The program's bytes, here (no server involved).
+    Program,
+    /// The file server that holds the program's file.
+    FileServer,
+    /// The run server, choosing a processor.
+    RunServer,
+    /// The chosen processor's process server.
+    Processor,
+}
+
+/// Why a program could not be started: what was being done, whom it depended
+/// on, and the status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecError {
     /// The step that failed, in words ("creating the stack segment").
     pub step: String,
+    /// Whom that step depended on.
+    pub party: Party,
     /// Its status.
     pub status: Status,
 }
@@ -60,8 +77,8 @@ impl fmt::Display for ExecError {
     }
 }
 
-fn failed(step: &str) -> impl FnOnce(Status) -> ExecError + '_ {
-    move |status| ExecError { step: String::from(step), status }
+fn failed(step: &str, party: Party) -> impl FnOnce(Status) -> ExecError + '_ {
+    move |status| ExecError { step: String::from(step), party, status }
 }
 
 /// One loadable segment of a program: `file_length` bytes of the file from
@@ -239,7 +256,7 @@ pub fn exec_placed<T: Transport>(
     };
     let placement = run::run_server::Client::new(&mut *transport)
         .find_host(run_server, &request)
-        .map_err(failed("asking the run server for a processor"))?;
+        .map_err(failed("asking the run server for a processor", Party::RunServer))?;
     let process = self::exec(transport, &placement.capability, Program::File(*file), exec)?;
     Ok((placement.host, process))
 }
@@ -247,13 +264,18 @@ pub fn exec_placed<T: Transport>(
 /// Reads the program headers of a program file through its read operation.
 pub fn read_image<T: Transport>(transport: &mut T, file: &Capability) -> Result<ProgramImage, ExecError> {
     let mut files = bullet::Client::new(&mut *transport);
-    let mut head = files.read(file, 0, HEADER_READ).map_err(failed("reading the program's headers"))?;
-    let end = ProgramImage::headers_end(&head).map_err(failed("reading the program's headers"))?;
+    let mut head = files
+        .read(file, 0, HEADER_READ)
+        .map_err(failed("reading the program's headers", Party::FileServer))?;
+    let end = ProgramImage::headers_end(&head)
+        .map_err(failed("reading the program's headers", Party::FileServer))?;
     if end > head.len() as u64 {
-        let size = u32::try_from(end).map_err(|_| failed("reading the program's headers")(Status::ArgBad))?;
-        head = files.read(file, 0, size).map_err(failed("reading the program's headers"))?;
+        let size = u32::try_from(end)
+            .map_err(|_| failed("reading the program's headers", Party::FileServer)(Status::ArgBad))?;
+        head =
+            files.read(file, 0, size).map_err(failed("reading the program's headers", Party::FileServer))?;
     }
-    ProgramImage::parse(&head).map_err(failed("reading the program's headers"))
+    ProgramImage::parse(&head).map_err(failed("reading the program's headers", Party::FileServer))
 }
 
 /// Starts `exec` on the board whose host capability is `host`; returns the new
@@ -281,7 +303,9 @@ fn exec_once<T: Transport>(
     exec: &Exec,
 ) -> Result<Capability, ExecError> {
     let image = match program {
-        Program::Bytes(bytes) => ProgramImage::parse(bytes).map_err(failed("reading the program"))?,
+        Program::Bytes(bytes) => {
+            ProgramImage::parse(bytes).map_err(failed("reading the program", Party::Program))?
+        }
         Program::File(file) => read_image(transport, &file)?,
     };
     let mut made = Vec::new();
@@ -308,9 +332,11 @@ fn build<T: Transport>(
         made.push(SegmentMapping { segment: capability, address: segment.address, flags: segment.flags });
     }
     let mut server = process_server::Client::new(&mut *transport);
-    let stack = server.segment_create(host, STACK_SIZE).map_err(failed("creating the stack"))?;
+    let stack =
+        server.segment_create(host, STACK_SIZE).map_err(failed("creating the stack", Party::Processor))?;
     made.push(SegmentMapping { segment: stack, address: STACK_TOP - STACK_SIZE, flags: MAP_WRITE });
-    let heap = server.segment_create(host, exec.heap_size).map_err(failed("creating the heap"))?;
+    let heap =
+        server.segment_create(host, exec.heap_size).map_err(failed("creating the heap", Party::Processor))?;
     made.push(SegmentMapping { segment: heap, address: HEAP_BASE, flags: MAP_WRITE });
     let descriptor = ProcessDescriptor {
         name: exec.name.clone(),
@@ -324,7 +350,7 @@ fn build<T: Transport>(
         startup: startup_with_host(&exec.startup, host),
         quotas: exec.quotas,
     };
-    server.process_create(host, &descriptor).map_err(failed("creating the process"))
+    server.process_create(host, &descriptor).map_err(failed("creating the process", Party::Processor))
 }
 
 /// `startup` with the board's host capability as `HOST`, unless it names one
@@ -358,20 +384,30 @@ fn program_segment<T: Transport>(
                 length: segment.file_length,
                 size: segment.size,
             };
-            server.segment_create_from(host, &source).map_err(failed(&step))
+            server.segment_create_from(host, &source).map_err(|status| {
+                // The processor reads the file itself and passes on the file
+                // server's failures as its own: ask the file server whether it
+                // (and the file) can be reached from here, to blame the right one.
+                let party = match bullet::Client::new(&mut *transport).size(&file) {
+                    Ok(_) => Party::Processor,
+                    Err(_) => Party::FileServer,
+                };
+                failed(&step, party)(status)
+            })
         }
         Program::Bytes(bytes) => {
-            let start = usize::try_from(segment.file_offset).map_err(|_| failed(&step)(Status::ArgBad))?;
-            let end = usize::try_from(segment.file_offset + segment.file_length)
-                .map_err(|_| failed(&step)(Status::ArgBad))?;
-            let data = bytes.get(start..end).ok_or_else(|| failed(&step)(Status::ArgBad))?;
-            let capability = server.segment_create(host, segment.size).map_err(failed(&step))?;
+            let bad = |_| failed(&step, Party::Program)(Status::ArgBad);
+            let start = usize::try_from(segment.file_offset).map_err(bad)?;
+            let end = usize::try_from(segment.file_offset + segment.file_length).map_err(bad)?;
+            let data = bytes.get(start..end).ok_or_else(|| failed(&step, Party::Program)(Status::ArgBad))?;
+            let capability =
+                server.segment_create(host, segment.size).map_err(failed(&step, Party::Processor))?;
             let written = data.chunks(SEGMENT_IO_MAX).enumerate().try_for_each(|(index, chunk)| {
                 server.segment_write(&capability, (index * SEGMENT_IO_MAX) as u64, chunk)
             });
             if let Err(status) = written {
                 let _ = standard::Client::new(&mut *transport).destroy(&capability);
-                return Err(failed(&step)(status));
+                return Err(failed(&step, Party::Processor)(status));
             }
             Ok(capability)
         }

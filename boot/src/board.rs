@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use pool_control::Mac;
-use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -63,12 +62,17 @@ impl BoardSpec {
 /// `truncate` makes); with `fresh`, an existing one is emptied first. An existing
 /// image keeps its contents (and is grown, never shrunk, to `bytes`).
 pub fn prepare_disk(path: &Path, bytes: u64, fresh: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // The owner's alone: it holds the directory's root capability and every
+    // capability stored in a directory.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(fresh)
         .write(true)
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("creating disk image {}", path.display()))?;
+    crate::pool::set_mode(path, 0o600)?;
     let len = file.metadata()?.len();
     if len < bytes {
         file.set_len(bytes).with_context(|| format!("sizing disk image {}", path.display()))?;
@@ -119,8 +123,18 @@ impl Board {
     /// Starts QEMU; the switch must already listen on `self.socket`.
     pub fn start(&mut self, qemu: &Path, image: &Path, bundle: &Path, incarnation: u32) -> Result<()> {
         self.incarnation = incarnation;
-        let console = File::create(&self.console)
-            .with_context(|| format!("creating console file {}", self.console.display()))?;
+        // The owner's alone: servers print their capabilities there.
+        let console = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&self.console)
+        }
+        .with_context(|| format!("creating console file {}", self.console.display()))?;
+        crate::pool::set_mode(&self.console, 0o600)?;
         let bootargs = format!(
             "board={} role={} incarnation={incarnation} semihosting {}",
             self.spec.id, self.spec.role, self.spec.extra_bootargs

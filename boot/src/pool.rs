@@ -1,5 +1,12 @@
 //! A pool: the switch, N boards, and a host port, started together and
 //! stopped together (dropping a `Pool` kills every board it started).
+//!
+//! The run directory holds secrets (the boards' initrds start with their host
+//! capabilities' checks; the consoles and the disk image hold servers' and
+//! directories' capabilities; the switch's sockets let anyone who opens them
+//! onto the pool's network), so it is its owner's alone: the directory is
+//! 0700, and everything in it, whoever makes it (this process, the switch,
+//! QEMU), is made without any access for group or others.
 
 use crate::board::{Board, BoardSpec, BoardState, find_qemu};
 use crate::host_port::HostPort;
@@ -80,6 +87,42 @@ pub struct Pool {
     tty: OnceLock<TtyServer>,
 }
 
+/// From now on this process (and the QEMUs and sockets it makes) creates files
+/// with no access for group or others, whatever the caller's umask was.
+fn make_private() {
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail
+    // and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Makes the run directory its owner's alone (0700), unless it is a directory
+/// others share (sticky, like `/tmp`, or someone else's), which is refused:
+/// the pool's secrets need a directory of their own.
+fn make_run_dir_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    // SAFETY: geteuid only reads the process's effective user id.
+    let me = unsafe { libc::geteuid() };
+    if meta.mode() & 0o1000 != 0 || meta.uid() != me {
+        bail!(
+            "{} is shared with others; the pool keeps secrets in its run directory, so give it one of \
+             its own (--run-dir)",
+            dir.display()
+        );
+    }
+    set_mode(dir, 0o700)
+}
+
+/// Sets `path`'s permission bits to `mode` (a file or directory made before,
+/// perhaps by an earlier run with looser permissions).
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("making {} private", path.display()))
+}
+
 /// A board secret from the host's random source.
 fn new_secret() -> Result<BoardSecret> {
     let mut bytes = [0u8; 12];
@@ -118,7 +161,8 @@ fn write_bundle(programs: &[(String, PathBuf)], path: &Path) -> Result<()> {
     let entries: Vec<(&str, &[u8])> = files.iter().map(|(name, bytes)| (*name, bytes.as_slice())).collect();
     let bundle =
         pool_control::bundle::build(&entries).map_err(|e| anyhow::anyhow!("building the bundle: {e:?}"))?;
-    std::fs::write(path, bundle).with_context(|| format!("writing {}", path.display()))
+    let mut file = crate::create_private_file(path)?;
+    std::io::Write::write_all(&mut file, &bundle).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A fresh incarnation number for each board start.
@@ -131,10 +175,13 @@ impl Pool {
     /// Starts the switch and every board, without waiting for readiness.
     pub fn start(config: PoolConfig) -> Result<Self> {
         let qemu = find_qemu()?;
+        make_private();
         std::fs::create_dir_all(&config.run_dir)
             .with_context(|| format!("creating run directory {}", config.run_dir.display()))?;
+        make_run_dir_private(&config.run_dir)?;
         let image = config.run_dir.join("nucleus.img");
         image::write_image(&config.nucleus, &image)?;
+        set_mode(&image, 0o600)?;
         let bundle = config.run_dir.join("bundle.img");
         write_bundle(&config.programs, &bundle)?;
 
@@ -382,5 +429,27 @@ impl Pool {
         for board in &mut self.boards {
             board.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_run_directory_of_its_own_becomes_private_and_a_shared_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755).unwrap();
+        make_run_dir_private(dir.path()).unwrap();
+        assert_eq!(mode(dir.path()), 0o700);
+        set_mode(dir.path(), 0o1777).unwrap();
+        let error = make_run_dir_private(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("shared with others"), "{error}");
+        assert_eq!(mode(dir.path()), 0o1777, "a shared directory is left as it was");
     }
 }

@@ -67,8 +67,12 @@ const GROUP_MESSAGE_MAX: usize = 1024;
 const REQUEST_MAX: usize = 64 * 1024;
 /// Pause after a confirmation could not be delivered (the replica is down).
 const PEER_RETRY_US: u64 = 200_000;
-/// Attempts at loading the stored state before giving up.
-const RECOVERY_ATTEMPTS: u32 = 5;
+/// Attempts at each read of the stored state (an anchor, the files it names)
+/// before recovery gives up: about ten seconds, time for a file server that is
+/// being restarted to come back.
+const RECOVERY_ATTEMPTS: u32 = 20;
+/// Pause between such attempts.
+const RECOVERY_PAUSE_US: u64 = 500_000;
 
 /// What the host said.
 struct Config {
@@ -295,27 +299,32 @@ impl Submit for Handle {
     }
 }
 
+/// Says that a read at recovery failed and will be tried again, and pauses.
+fn retry_pause(index: u8) -> impl FnMut(store::Retry) {
+    move |retry: store::Retry| {
+        let what = match retry.reading {
+            store::Reading::Anchor(r) => format!("replica {r}'s anchor"),
+            store::Reading::State(r) => format!("the state replica {r}'s anchor names"),
+        };
+        println!(
+            "directory-server {index}: reading {what} failed ({}), attempt {} of {}; trying again",
+            retry.error, retry.failed, retry.attempts
+        );
+        time::sleep_us(RECOVERY_PAUSE_US);
+    }
+}
+
 /// The state to create the group with: the best one on disk, or a new service.
 fn initial_state(store: &mut RpcStore<Nucleus>, config: &Config) -> Result<State, String> {
     let i = config.index;
-    let mut attempt = 0;
-    let recovered = loop {
-        match store::recover(store, MAX_REPLICAS) {
-            Ok(recovered) => break recovered,
-            Err(error) if attempt + 1 < RECOVERY_ATTEMPTS => {
-                println!("directory-server {i}: reading the stored state failed ({error:?}); trying again");
-                attempt += 1;
-                time::sleep_us(1_000_000);
-            }
-            Err(error) => return Err(format!("the stored state cannot be read: {error:?}")),
-        }
-    };
+    let recovered = store::recover(store, MAX_REPLICAS, RECOVERY_ATTEMPTS, retry_pause(i))
+        .map_err(|error| format!("cannot recover the stored state: {error}"))?;
     let Some(recovered) = recovered else {
         println!("directory-server {i}: a new service");
         return Ok(State::new(config.identity.port(), config.identity.super_random));
     };
     for (replica, error) in &recovered.skipped {
-        println!("directory-server {i}: replica {replica}'s newer anchor did not load: {error}");
+        println!("directory-server {i}: replica {replica}'s anchor did not load ({error}); an equal one did");
     }
     let state = recovered.state;
     if state.port != config.identity.port() || state.super_random != config.identity.super_random {
@@ -488,10 +497,14 @@ fn main(_: u64) -> i32 {
             return 1;
         }
     };
-    let previous = match store::read_anchor(&mut store, i) {
+    let mut pause = retry_pause(i);
+    let previous = store::with_retries(store::Reading::Anchor(i), RECOVERY_ATTEMPTS, &mut pause, || {
+        store::read_anchor(&mut store, i).map_err(store::RecoveryError::Store)
+    });
+    let previous = match previous {
         Ok(anchor) => anchor,
         Err(error) => {
-            println!("directory-server {i}: reading my anchor failed: {error:?}");
+            println!("directory-server {i}: reading my anchor failed: {error}");
             return 1;
         }
     };

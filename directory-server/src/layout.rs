@@ -2,12 +2,26 @@
 //! the disk area the host reserves for it, and the ports it derives from its
 //! identity.
 //!
-//! The area's first block holds the service's [`Identity`]: the random check of
-//! its super capability, from which every port of the service follows (so the
-//! service answers on the same put-port after any restart), and the root
-//! directory's capability once the host has made one. Then one slot per replica,
-//! each two anchor halves long; every half starts with the length of the anchor
-//! it holds (0: never written).
+//! The service's [`Identity`] is the random check of its super capability, from
+//! which every port of the service follows (so the service answers on the same
+//! put-port after any restart), and the root directory's capability once the host
+//! has made one. Losing it makes the whole name space unreachable, every file
+//! intact, so it is kept in [`IDENTITY_COPIES`] places, each sealed with a
+//! checksum: the area's first block, and the last block of every replica's slot.
+//! One bad block (the disk's first sector zeroed, say) leaves three good copies;
+//! [`choose_identity`] decides from what the host read which copy to believe,
+//! which to rewrite, and when to refuse rather than make a new identity over a
+//! disk that holds directory state.
+//!
+//! ```text
+//! block 0                       identity (copy 0)
+//! slot r = blocks 1+21r ..      anchor half 0 (10 blocks), half 1 (10 blocks),
+//!                               identity (copy r+1, the slot's last block)
+//! ```
+//!
+//! Every anchor half starts with the length of the anchor it holds (0: never
+//! written). A replica is handed only its two halves ([`ANCHOR_BLOCKS`]), never
+//! the identity copy at the end of its slot.
 
 use alloc::vec::Vec;
 
@@ -20,16 +34,29 @@ use crate::codec::{DecodeError, Reader, Writer};
 pub const MAX_REPLICAS: u8 = 3;
 /// Blocks of one anchor half.
 pub const HALF_BLOCKS: u64 = 10;
-/// Blocks of one replica's slot (two halves and one spare).
-pub const SLOT_BLOCKS: u64 = 2 * HALF_BLOCKS + 1;
+/// Blocks of one replica's anchor (its two halves).
+pub const ANCHOR_BLOCKS: u64 = 2 * HALF_BLOCKS;
+/// Blocks of one replica's slot (its anchor, then a copy of the identity).
+pub const SLOT_BLOCKS: u64 = ANCHOR_BLOCKS + 1;
 /// The identity block, then the slots.
 pub const AREA_BLOCKS: u64 = 1 + MAX_REPLICAS as u64 * SLOT_BLOCKS;
 /// Bytes before an anchor in its half (its length).
 pub const HALF_HEADER: usize = 4;
 
+/// Places the identity is kept: block 0 and the last block of every slot.
+pub const IDENTITY_COPIES: usize = 1 + MAX_REPLICAS as usize;
+
 /// First block of replica `replica`'s slot, within the area.
 pub fn slot_first_block(replica: u8) -> u64 {
     1 + replica as u64 * SLOT_BLOCKS
+}
+
+/// The block of identity copy `copy` (0..[`IDENTITY_COPIES`]), within the area.
+pub fn identity_block(copy: usize) -> u64 {
+    match copy {
+        0 => 0,
+        c => slot_first_block((c - 1) as u8) + ANCHOR_BLOCKS,
+    }
 }
 
 /// The longest anchor a half of `block_size`-byte blocks holds.
@@ -157,6 +184,142 @@ impl Identity {
     }
 }
 
+/// What one copy of the identity read as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentityCopy {
+    /// A sealed identity.
+    Valid(Identity),
+    /// All zeros: never written.
+    Empty,
+    /// Anything else: a bad checksum, garbage.
+    Damaged,
+    /// The disk did not give the block (an I/O error, no answer).
+    Unreadable,
+}
+
+impl IdentityCopy {
+    /// What a block read from the disk holds.
+    pub fn of_block(block: &[u8]) -> IdentityCopy {
+        match Identity::decode(block) {
+            Ok(Some(identity)) => IdentityCopy::Valid(identity),
+            Ok(None) => IdentityCopy::Empty,
+            Err(_) => IdentityCopy::Damaged,
+        }
+    }
+}
+
+/// What the host is to do, given the identity copies it read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityChoice {
+    /// The service's identity, and the copies to write again (damaged, empty, or
+    /// written before the root directory was made).
+    Found {
+        /// The identity to start the service with.
+        identity: Identity,
+        /// Copy numbers to rewrite with it.
+        rewrite: Vec<usize>,
+    },
+    /// Nothing was ever stored here: a new identity goes into every copy.
+    New,
+}
+
+/// Why the host must not start the service on this disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityError {
+    /// Valid copies name different services, or different roots.
+    Disagree,
+    /// No copy is valid and these could not be read: whether the identity is
+    /// there is not known.
+    Unreadable {
+        /// Copy numbers.
+        copies: Vec<usize>,
+    },
+    /// No copy is valid, but replicas' anchors hold (or, unreadable, may hold)
+    /// directory state: a new identity would make it unreachable for good.
+    Lost {
+        /// Copies that are damaged (the rest are empty).
+        damaged: usize,
+        /// The replicas whose anchors hold state.
+        anchors: Vec<u8>,
+    },
+}
+
+impl core::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IdentityError::Disagree => {
+                f.write_str("the copies of the directory's identity disagree (they name different services)")
+            }
+            IdentityError::Unreadable { copies } => {
+                let copies: Vec<alloc::string::String> =
+                    copies.iter().map(|c| alloc::format!("{c}")).collect();
+                write!(
+                    f,
+                    "no copy of the directory's identity could be read as valid, and copies {} could not be \
+                     read at all",
+                    copies.join(", ")
+                )
+            }
+            IdentityError::Lost { damaged, anchors } => {
+                let replicas: Vec<alloc::string::String> =
+                    anchors.iter().map(|r| alloc::format!("{r}")).collect();
+                let copies = match *damaged {
+                    0 => alloc::format!("all {IDENTITY_COPIES} copies are blank"),
+                    d if d >= IDENTITY_COPIES => alloc::format!("all {IDENTITY_COPIES} copies are damaged"),
+                    d => alloc::format!("{d} of {IDENTITY_COPIES} copies are damaged, the others blank"),
+                };
+                write!(
+                    f,
+                    "every copy of the directory's identity is lost ({copies}), but the anchors of \
+                     replicas {} hold directory state",
+                    replicas.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Decides from the identity copies as read (index: copy number) which identity
+/// the service has. Valid copies must agree on the service; one that names the
+/// root directory wins over one written before the root was made. Only when no
+/// copy is valid is `anchors_with_state` asked which replicas' anchors hold
+/// state: none means a new service (a fresh disk, or one whose area is all
+/// zeros), any means the name space is there and its identity is lost, so the
+/// host must refuse rather than write a new identity over it.
+pub fn choose_identity(
+    copies: &[IdentityCopy],
+    anchors_with_state: impl FnOnce() -> Vec<u8>,
+) -> Result<IdentityChoice, IdentityError> {
+    let valid: Vec<Identity> = copies
+        .iter()
+        .filter_map(|c| if let IdentityCopy::Valid(id) = c { Some(*id) } else { None })
+        .collect();
+    let Some(first) = valid.first() else {
+        let unreadable: Vec<usize> =
+            (0..copies.len()).filter(|c| copies[*c] == IdentityCopy::Unreadable).collect();
+        if !unreadable.is_empty() {
+            return Err(IdentityError::Unreadable { copies: unreadable });
+        }
+        let anchors = anchors_with_state();
+        if anchors.is_empty() {
+            return Ok(IdentityChoice::New);
+        }
+        let damaged = copies.iter().filter(|c| **c == IdentityCopy::Damaged).count();
+        return Err(IdentityError::Lost { damaged, anchors });
+    };
+    if valid.iter().any(|id| id.super_random != first.super_random) {
+        return Err(IdentityError::Disagree);
+    }
+    let roots: Vec<Capability> = valid.iter().filter_map(|id| id.root).collect();
+    if roots.iter().any(|root| *root != roots[0]) {
+        return Err(IdentityError::Disagree);
+    }
+    let identity = Identity { super_random: first.super_random, root: roots.first().copied() };
+    let rewrite =
+        (0..IDENTITY_COPIES).filter(|c| copies.get(*c) != Some(&IdentityCopy::Valid(identity))).collect();
+    Ok(IdentityChoice::Found { identity, rewrite })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +365,100 @@ mod tests {
         torn[..4].copy_from_slice(&100_000u32.to_be_bytes());
         assert_eq!(decode_half(&torn), None);
         assert!(anchor_len(512) >= crate::persist::PersistConfig::default().min_anchor_len());
+    }
+
+    #[test]
+    fn identity_copies_are_in_block_0_and_at_the_end_of_every_slot() {
+        let blocks: Vec<u64> = (0..IDENTITY_COPIES).map(identity_block).collect();
+        assert_eq!(blocks, [0, 21, 42, 63]);
+        for r in 0..MAX_REPLICAS {
+            let anchor = slot_first_block(r)..slot_first_block(r) + ANCHOR_BLOCKS;
+            assert!(blocks.iter().all(|b| !anchor.contains(b)), "copy inside replica {r}'s anchor");
+        }
+        assert!(blocks.iter().all(|b| *b < AREA_BLOCKS));
+    }
+
+    #[test]
+    fn one_valid_copy_is_enough_and_the_others_are_rewritten() {
+        let id = Identity::new(Check([3; 6]));
+        let copies =
+            [IdentityCopy::Damaged, IdentityCopy::Valid(id), IdentityCopy::Empty, IdentityCopy::Valid(id)];
+        let asked = core::cell::Cell::new(false);
+        let choice = choose_identity(&copies, || {
+            asked.set(true);
+            vec![0]
+        });
+        assert_eq!(choice, Ok(IdentityChoice::Found { identity: id, rewrite: vec![0, 2] }));
+        assert!(!asked.get(), "the anchors matter only when no copy is valid");
+        // Fewer copies read than there are places: the missing ones are rewritten.
+        let choice = choose_identity(&[IdentityCopy::Valid(id)], Vec::new);
+        assert_eq!(choice, Ok(IdentityChoice::Found { identity: id, rewrite: vec![1, 2, 3] }));
+    }
+
+    #[test]
+    fn a_copy_naming_the_root_beats_one_written_before_it() {
+        let before = Identity::new(Check([3; 6]));
+        let after = Identity { root: Some(Capability::owner(before.port(), 1, Check([4; 6]))), ..before };
+        let copies = [IdentityCopy::Valid(before), IdentityCopy::Valid(after), IdentityCopy::Valid(before)];
+        let choice = choose_identity(&copies, Vec::new);
+        assert_eq!(choice, Ok(IdentityChoice::Found { identity: after, rewrite: vec![0, 2, 3] }));
+    }
+
+    #[test]
+    fn copies_of_different_services_or_roots_are_refused() {
+        let a = Identity::new(Check([3; 6]));
+        let b = Identity::new(Check([5; 6]));
+        assert_eq!(
+            choose_identity(&[IdentityCopy::Valid(a), IdentityCopy::Valid(b)], Vec::new),
+            Err(IdentityError::Disagree)
+        );
+        let root = |k| Some(Capability::owner(a.port(), k, Check([4; 6])));
+        let (r1, r2) = (Identity { root: root(1), ..a }, Identity { root: root(2), ..a });
+        assert_eq!(
+            choose_identity(&[IdentityCopy::Valid(r1), IdentityCopy::Valid(r2)], Vec::new),
+            Err(IdentityError::Disagree)
+        );
+    }
+
+    #[test]
+    fn no_valid_copy_is_a_new_service_only_where_no_anchor_holds_state() {
+        let empty = [IdentityCopy::Empty; IDENTITY_COPIES];
+        assert_eq!(choose_identity(&empty, Vec::new), Ok(IdentityChoice::New));
+        // A copy torn before anything else was stored: nothing to lose.
+        let torn = [IdentityCopy::Damaged, IdentityCopy::Empty, IdentityCopy::Empty, IdentityCopy::Empty];
+        assert_eq!(choose_identity(&torn, Vec::new), Ok(IdentityChoice::New));
+        let lost = [IdentityCopy::Damaged, IdentityCopy::Empty, IdentityCopy::Damaged, IdentityCopy::Empty];
+        let error = choose_identity(&lost, || vec![0, 2]).unwrap_err();
+        assert_eq!(error, IdentityError::Lost { damaged: 2, anchors: vec![0, 2] });
+        let text = alloc::format!("{error}");
+        assert!(text.contains("2 of 4 copies are damaged") && text.contains("replicas 0, 2"), "{text}");
+        assert!(choose_identity(&empty, || vec![1]).is_err(), "zeroed copies over stored state");
+    }
+
+    #[test]
+    fn copies_the_disk_did_not_give_are_not_taken_for_blank() {
+        let id = Identity::new(Check([3; 6]));
+        let read =
+            [IdentityCopy::Unreadable, IdentityCopy::Valid(id), IdentityCopy::Empty, IdentityCopy::Valid(id)];
+        assert_eq!(
+            choose_identity(&read, Vec::new),
+            Ok(IdentityChoice::Found { identity: id, rewrite: vec![0, 2] })
+        );
+        let unread =
+            [IdentityCopy::Unreadable, IdentityCopy::Empty, IdentityCopy::Unreadable, IdentityCopy::Empty];
+        let error = choose_identity(&unread, Vec::new).unwrap_err();
+        assert_eq!(error, IdentityError::Unreadable { copies: vec![0, 2] });
+        assert!(alloc::format!("{error}").contains("copies 0, 2 could not be read"));
+    }
+
+    #[test]
+    fn copies_are_read_from_blocks() {
+        let id = Identity::new(Check([3; 6]));
+        let mut block = id.encode();
+        block.resize(512, 0);
+        assert_eq!(IdentityCopy::of_block(&block), IdentityCopy::Valid(id));
+        assert_eq!(IdentityCopy::of_block(&[0; 512]), IdentityCopy::Empty);
+        block[10] ^= 0x40;
+        assert_eq!(IdentityCopy::of_block(&block), IdentityCopy::Damaged);
     }
 }

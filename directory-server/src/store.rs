@@ -18,6 +18,14 @@
 //! with the highest (epoch, end position): all replicas apply one order, so the
 //! longest log extends every other, and so holds every acknowledged update.
 //! Recovery starts a new epoch, so a stale anchor of an older lineage never wins.
+//!
+//! Recovery never settles for less than the best anchor: an anchor it cannot read
+//! might be the best one, and a shorter history loses acknowledged updates for
+//! good. So a read that fails for a while ([`StoreError::Failed`]: the file server
+//! busy or restarting, a disk error) is tried again, a bounded number of times
+//! with a pause the caller chooses; another anchor of the same rank holds the same
+//! history and may stand in for the best one; anything else stops recovery with a
+//! [`RecoverError`] that says which replica's anchor could not be read.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -353,24 +361,124 @@ pub struct Recovered {
     pub state: State,
     /// Whose anchor it came from.
     pub from: u8,
-    /// Anchors that ranked higher but could not be loaded (acknowledged updates
-    /// may be lost if this is not empty).
+    /// Anchors of the same rank that could not be loaded before this one was
+    /// (they hold the same history, so nothing is lost).
     pub skipped: Vec<(u8, RecoveryError)>,
 }
 
-/// Whole-pool restart: read every replica's anchor and load the best state that
-/// loads. `Ok(None)` when nothing was ever stored (a new service).
-pub fn recover<S: Store + ?Sized>(store: &mut S, replicas: u8) -> Result<Option<Recovered>, StoreError> {
+/// Why recovery stopped rather than start from less than the best stored state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecoverError {
+    /// Replica `replica`'s anchor could not be read, so its rank is unknown.
+    Anchor {
+        /// Whose anchor.
+        replica: u8,
+        /// The last failure.
+        error: StoreError,
+    },
+    /// No anchor of the best rank (epoch, end position) could be loaded; every
+    /// other anchor holds a shorter history.
+    Best {
+        /// The best rank.
+        rank: (u32, u64),
+        /// Each anchor of that rank, and why it did not load.
+        failures: Vec<(u8, RecoveryError)>,
+    },
+}
+
+impl fmt::Display for RecoverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoverError::Anchor { replica, error } => {
+                write!(f, "replica {replica}'s anchor cannot be read ({error:?})")
+            }
+            RecoverError::Best { rank: (epoch, end), failures } => {
+                write!(f, "the newest stored state (epoch {epoch}, position {end}) cannot be loaded:")?;
+                for (replica, error) in failures {
+                    write!(f, " replica {replica}'s anchor: {error};")?;
+                }
+                f.write_str(" refusing to start from an older one, which would lose acknowledged updates")
+            }
+        }
+    }
+}
+
+/// What recovery is reading when a read fails and it tries again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Replica `.0`'s anchor halves.
+    Anchor(u8),
+    /// The state replica `.0`'s anchor names (its checkpoint and log files).
+    State(u8),
+}
+
+/// One failed read that will be tried again, for the caller to report and to
+/// pause on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// What failed.
+    pub reading: Reading,
+    /// How many attempts failed so far (1 after the first).
+    pub failed: u32,
+    /// Of how many at most.
+    pub attempts: u32,
+    /// Why.
+    pub error: RecoveryError,
+}
+
+/// Does a failure of this kind go away when tried again?
+fn transient(error: &RecoveryError) -> bool {
+    matches!(error, RecoveryError::Store(StoreError::Failed))
+}
+
+/// Runs `read` until it succeeds, fails for good, or fails transiently `attempts`
+/// times; `pause` hears of each transient failure that is tried again.
+pub fn with_retries<T>(
+    reading: Reading,
+    attempts: u32,
+    pause: &mut dyn FnMut(Retry),
+    mut read: impl FnMut() -> Result<T, RecoveryError>,
+) -> Result<T, RecoveryError> {
+    let mut failed = 0;
+    loop {
+        match read() {
+            Err(error) if transient(&error) && failed + 1 < attempts.max(1) => {
+                failed += 1;
+                pause(Retry { reading, failed, attempts, error });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whole-pool restart: read every replica's anchor and load the best state.
+/// `Ok(None)` when nothing was ever stored (a new service). Each read that fails
+/// transiently is tried up to `attempts` times, with `pause` between; recovery
+/// stops with an error rather than load an anchor older than the best (see the
+/// module's documentation).
+pub fn recover<S: Store + ?Sized>(
+    store: &mut S,
+    replicas: u8,
+    attempts: u32,
+    mut pause: impl FnMut(Retry),
+) -> Result<Option<Recovered>, RecoverError> {
     let mut anchors = Vec::new();
     for replica in 0..replicas {
-        if let Some(a) = read_anchor(store, replica)? {
-            anchors.push(a);
+        let anchor = with_retries(Reading::Anchor(replica), attempts, &mut pause, || {
+            read_anchor(store, replica).map_err(RecoveryError::Store)
+        });
+        match anchor {
+            Ok(Some(a)) => anchors.push(a),
+            Ok(None) => {}
+            Err(RecoveryError::Store(error)) => return Err(RecoverError::Anchor { replica, error }),
+            Err(_) => return Err(RecoverError::Anchor { replica, error: StoreError::Failed }),
         }
     }
     anchors.sort_by_key(|a| core::cmp::Reverse(a.rank()));
+    let Some(rank) = anchors.first().map(Anchor::rank) else { return Ok(None) };
     let mut skipped = Vec::new();
-    for a in &anchors {
-        match load(store, a) {
+    for a in anchors.iter().take_while(|a| a.rank() == rank) {
+        match with_retries(Reading::State(a.replica), attempts, &mut pause, || load(store, a)) {
             Ok(mut state) => {
                 state.epoch += 1;
                 return Ok(Some(Recovered { state, from: a.replica, skipped }));
@@ -378,5 +486,5 @@ pub fn recover<S: Store + ?Sized>(store: &mut S, replicas: u8) -> Result<Option<
             Err(e) => skipped.push((a.replica, e)),
         }
     }
-    if anchors.is_empty() { Ok(None) } else { Err(StoreError::Failed) }
+    Err(RecoverError::Best { rank, failures: skipped })
 }

@@ -88,7 +88,7 @@ fn a_single_replica_serves_updates_and_reads_and_restarts_from_disk() {
     // Whole-pool restart: the disk has everything that was acknowledged.
     let before = l.r.state().clone();
     let mut disk = l.disk;
-    let recovered = recover(&mut disk, 1).unwrap().unwrap();
+    let recovered = recover(&mut disk, 1, 1, |_| {}).unwrap().unwrap();
     assert_eq!(
         (recovered.state.dirs.clone(), recovered.state.applied),
         (before.dirs.clone(), before.applied)

@@ -1,6 +1,7 @@
 //! Seeded simulation runs of three replicas under faults, with every client history
 //! checked for linearizability, surviving replicas compared, and a whole-pool
-//! restart from the simulated disk checked to lose nothing acknowledged.
+//! restart from the simulated disk checked to lose nothing acknowledged, while
+//! reads of anchors and files fail transiently at recovery.
 //!
 //! `DIR_SEEDS=N` runs N seeds (default 5000), `DIR_SEED=S` replays one,
 //! `DIR_TRACE=1` prints what happens (`DIR_TRACE=2` also every group packet).
@@ -10,7 +11,9 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use common::sim::{CLIENTS_START, Faults, MS, Rng, Sim, initial_state, recover};
+use common::sim::{
+    CLIENTS_START, Faults, MS, RECOVERY_ATTEMPTS, ReadFaults, Rng, Sim, initial_state, recover,
+};
 use directory_server::ReplicaConfig;
 use directory_server::checker::lin::{Call, check};
 use directory_server::checker::spec::Dirs;
@@ -22,6 +25,8 @@ use sequencer::Config;
 /// Time spent in the linearizability checker, and calls checked (statistics).
 static CHECK_NANOS: AtomicU64 = AtomicU64::new(0);
 static CALLS: AtomicU64 = AtomicU64::new(0);
+/// Reads that failed at recovery (and were tried again).
+static READ_FAULTS: AtomicU64 = AtomicU64::new(0);
 
 fn group_config() -> Config {
     Config {
@@ -95,6 +100,8 @@ fn run(seed: u64) -> Result<String, String> {
     let end = rng.range(500, 1200) * MS;
     let anchor_len = rcfg.persist.anchor_len;
     let mut sim = Sim::new(seed, group_config(), rcfg, f, 3, end);
+    // Apart from the run's own generator, so every other decision of a seed stays as it was.
+    let mut read_fault_rng = Rng(seed ^ 0x5ead_fa17_0000_0000);
     sim.disk.anchor_len = anchor_len;
     sim.disk_latency = rng.pick(&[(100, 3000), (2000, 15000)]);
     let (state, _) = initial_state();
@@ -116,7 +123,7 @@ fn run(seed: u64) -> Result<String, String> {
         sim.run_until(t);
         match fault {
             Fault::Pool => {
-                restart_pool(&mut sim, &mut rng);
+                restart_pool(&mut sim, &mut rng, &mut read_fault_rng)?;
                 tag.push_str("pool-crash ");
             }
             Fault::Replica => replica_fault(&mut sim, &mut rng),
@@ -140,7 +147,7 @@ fn run(seed: u64) -> Result<String, String> {
         }
     }
     // Whole-pool restart from the disk, once everything is quiet: nothing lost.
-    let recovered = restart_pool(&mut sim, &mut rng);
+    let recovered = restart_pool(&mut sim, &mut rng, &mut read_fault_rng)?;
     if recovered.dirs != before.dirs
         || recovered.applied != before.applied
         || recovered.epoch != before.epoch + 1
@@ -191,19 +198,29 @@ fn replica_fault(sim: &mut Sim, rng: &mut Rng) {
     }
 }
 
-/// Crash every replica, recover the best state from the disk, start the pool on it.
-fn restart_pool(sim: &mut Sim, rng: &mut Rng) -> directory_server::State {
+/// Crash every replica, recover the best state from the disk (some of whose reads
+/// fail for a while), start the pool on it.
+fn restart_pool(sim: &mut Sim, rng: &mut Rng, faults: &mut Rng) -> Result<directory_server::State, String> {
     for i in 0..3 {
         sim.crash(i);
     }
     sim.silence_network();
     sim.partition = None;
+    sim.disk.read_faults = Some(ReadFaults {
+        chance: faults.pick(&[0.0, 0.2, 0.5]),
+        budget: faults.range(0, u64::from(RECOVERY_ATTEMPTS) - 1) as u32,
+        rng: Rng(faults.next_u64()),
+        injected: 0,
+    });
     let recovered = recover(&mut sim.disk);
+    let injected = sim.disk.read_faults.take().map_or(0, |f| f.injected);
+    READ_FAULTS.fetch_add(u64::from(injected), Ordering::Relaxed);
+    let recovered = recovered?;
     sim.create(0, recovered.clone());
     for i in 1..3 {
         sim.restart_later(i, rng.range(0, 50) * MS);
     }
-    recovered
+    Ok(recovered)
 }
 
 fn is_update(i: &In) -> bool {
@@ -325,14 +342,17 @@ fn replicated_directory_is_linearizable_under_faults() {
             "seed {seed} failed: {e}\n  replay: DIR_SEED={seed} DIR_TRACE=1 cargo test -p directory-server --release --test sim -- --nocapture"
         );
     }
+    let read_faults = READ_FAULTS.load(Ordering::Relaxed);
     println!(
-        "{} seeds in {:.1?} ({} calls checked, {:.1?} in the checker): {:?}",
+        "{} seeds in {:.1?} ({} calls checked, {:.1?} in the checker; {read_faults} reads failed at \
+         recovery and were tried again): {:?}",
         seeds.len(),
         t0.elapsed(),
         CALLS.load(Ordering::Relaxed),
         std::time::Duration::from_nanos(CHECK_NANOS.load(Ordering::Relaxed)),
         stats.into_inner().unwrap()
     );
+    assert!(seeds.len() < 100 || read_faults > 0, "no read failed at recovery: the faults were not injected");
 }
 
 // ---------------------------------------------------------------------- the checker itself

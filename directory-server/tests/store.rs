@@ -1,14 +1,15 @@
 //! Storage: anchors survive torn writes, garbage is refused, the persister's
-//! checkpoints and logs load back to the same state, and recovery picks the best
-//! anchor that loads.
+//! checkpoints and logs load back to the same state, and recovery loads the best
+//! anchor, retrying reads that fail for a while, and never settles for an older one.
 
 mod common;
 
 use amoeba::{Capability, Check, Port, Rights};
-use common::sim::{Disk, initial_state};
+use common::sim::{Disk, ReadFaults, Rng, initial_state};
 use directory_server::persist::{PersistConfig, Persister};
 use directory_server::store::{
-    self, Anchor, decode_checkpoint, encode_checkpoint, load, read_anchor, recover,
+    self, Anchor, Reading, RecoverError, RecoveryError, Retry, decode_checkpoint, encode_checkpoint, load,
+    read_anchor,
 };
 use directory_server::{AnchorSlot, State, Store, StoreDone, StoreOp, Update};
 use proptest::prelude::*;
@@ -136,46 +137,128 @@ fn a_failed_store_operation_is_retried() {
     let _ = StoreDone::Done;
 }
 
-#[test]
-fn recovery_takes_the_best_anchor_that_loads_and_starts_a_new_epoch() {
-    let mut disk = Disk::default();
+/// Recovery with up to `attempts` tries of each read and no pause.
+fn recover(disk: &mut Disk, attempts: u32) -> Result<Option<store::Recovered>, RecoverError> {
+    store::recover(disk, 3, attempts, |_| {})
+}
+
+/// Three replicas' storage: replica 1 gets furthest (10 updates), replica 2 to
+/// `second` updates, replica 0 stays behind; the states at the start and at the end.
+fn three_anchors(disk: &mut Disk, second: u32) -> (State, State) {
     let (mut state, [root, _]) = initial_state();
     let mut replicas: Vec<Persister> =
         (0..3).map(|i| Persister::new(PersistConfig::default(), i, None)).collect();
     for p in replicas.iter_mut() {
-        drive(p, &mut disk, &state);
+        drive(p, disk, &state);
     }
-    // Replica 1 gets furthest, replica 2 half way, replica 0 stays behind.
     let mid = state.clone();
     for k in 0..10 {
         let u = append(root, k);
         replicas[1].log(state.applied + 1, &u);
-        if k < 5 {
+        if k < second {
             replicas[2].log(state.applied + 1, &u);
         }
         state.apply(&u).unwrap();
     }
-    drive(&mut replicas[1], &mut disk, &state);
-    let r = recover(&mut disk, 3).unwrap().unwrap();
+    drive(&mut replicas[1], disk, &state);
+    if second == 10 {
+        drive(&mut replicas[2], disk, &state);
+    }
+    (mid, state)
+}
+
+#[test]
+fn recovery_takes_the_best_anchor_and_starts_a_new_epoch() {
+    let mut disk = Disk::default();
+    let (mid, state) = three_anchors(&mut disk, 5);
+    let r = recover(&mut disk, 1).unwrap().unwrap();
     assert_eq!(r.from, 1);
     assert_eq!(
         (r.state.dirs.clone(), r.state.applied, r.state.epoch),
         (state.dirs.clone(), state.applied, 1)
     );
-    // If replica 1's checkpoint is gone, the next best loads, and the loss is reported.
-    let best = read_anchor(&mut disk, 1).unwrap().unwrap();
-    disk.destroy_file(&best.checkpoint).unwrap();
-    let r = recover(&mut disk, 3).unwrap().unwrap();
-    assert_eq!(r.skipped.len(), 1);
-    assert_eq!(r.state.applied, mid.applied);
     // A newer epoch beats a longer log of an older one.
     let mut newer = mid.clone();
     newer.epoch = 5;
     let mut p = Persister::new(PersistConfig::default(), 0, read_anchor(&mut disk, 0).unwrap());
     drive(&mut p, &mut disk, &newer);
-    assert_eq!(recover(&mut disk, 3).unwrap().unwrap().from, 0);
+    assert_eq!(recover(&mut disk, 1).unwrap().unwrap().from, 0);
     // Nothing stored at all: a new service.
-    assert!(recover(&mut Disk::default(), 3).unwrap().is_none());
+    assert!(recover(&mut Disk::default(), 1).unwrap().is_none());
+}
+
+#[test]
+fn recovery_never_settles_for_an_older_anchor_than_the_best() {
+    let mut disk = Disk::default();
+    let (_, state) = three_anchors(&mut disk, 5);
+    // Replica 1's checkpoint is gone: replicas 0 and 2 hold less, so recovery stops.
+    let best = read_anchor(&mut disk, 1).unwrap().unwrap();
+    disk.destroy_file(&best.checkpoint).unwrap();
+    match recover(&mut disk, 5) {
+        Err(RecoverError::Best { rank, failures }) => {
+            assert_eq!(rank, (0, state.applied));
+            assert_eq!(failures, vec![(1, RecoveryError::Store(directory_server::StoreError::NotFound))]);
+        }
+        other => panic!("recovered from less than the best: {other:?}"),
+    }
+    let text = recover(&mut disk, 5).unwrap_err().to_string();
+    assert!(text.contains("refusing to start from an older one") && text.contains("replica 1"), "{text}");
+    // An anchor that cannot be read at all might be the best: recovery stops.
+    disk.read_faults = Some(ReadFaults { rng: Rng(1), chance: 1.0, budget: u32::MAX, injected: 0 });
+    assert!(matches!(recover(&mut disk, 3), Err(RecoverError::Anchor { replica: 0, .. })));
+}
+
+#[test]
+fn an_anchor_of_the_same_rank_stands_in_for_the_best() {
+    let mut disk = Disk::default();
+    let (_, state) = three_anchors(&mut disk, 10);
+    let first = read_anchor(&mut disk, 1).unwrap().unwrap();
+    let second = read_anchor(&mut disk, 2).unwrap().unwrap();
+    assert_eq!(first.rank(), second.rank());
+    assert_ne!(first.checkpoint, second.checkpoint);
+    // Whichever of the two comes first, losing its checkpoint loses nothing.
+    for lost in [first.checkpoint, second.checkpoint] {
+        let kept = disk.files.get(&lost.object).cloned().unwrap();
+        disk.destroy_file(&lost).unwrap();
+        let r = recover(&mut disk, 3).unwrap().unwrap();
+        assert_eq!(r.state.applied, state.applied);
+        assert!(r.skipped.len() <= 1 && r.skipped.iter().all(|(replica, _)| *replica != r.from));
+        disk.files.insert(lost.object, kept);
+    }
+}
+
+#[test]
+fn reads_that_fail_for_a_while_are_tried_again() {
+    let mut disk = Disk::default();
+    let (_, state) = three_anchors(&mut disk, 5);
+    // Every read fails, four times in all: with five attempts each, recovery gets
+    // through and loads the best anchor; with one it stops, and never loads less.
+    disk.read_faults = Some(ReadFaults { rng: Rng(7), chance: 1.0, budget: 4, injected: 0 });
+    let mut retries: Vec<Retry> = Vec::new();
+    let r = store::recover(&mut disk, 3, 5, |retry| retries.push(retry)).unwrap().unwrap();
+    assert_eq!((r.from, r.state.applied), (1, state.applied));
+    assert_eq!(retries.len(), 4);
+    assert_eq!(retries[0].reading, Reading::Anchor(0));
+    assert_eq!((retries[3].failed, retries[3].attempts), (4, 5));
+    // Failures while loading the state: the best anchor's state is read again.
+    let mut failing_loads = 0;
+    for seed in 0..200 {
+        disk.read_faults = Some(ReadFaults { rng: Rng(seed), chance: 0.5, budget: 4, injected: 0 });
+        let mut loads = 0;
+        let r = store::recover(&mut disk, 3, 5, |retry| {
+            loads += u32::from(matches!(retry.reading, Reading::State(_)))
+        });
+        let r = r.unwrap().unwrap();
+        assert_eq!((r.from, r.state.applied), (1, state.applied), "seed {seed}");
+        failing_loads += u32::from(loads > 0);
+        disk.read_faults = Some(ReadFaults { rng: Rng(seed), chance: 0.5, budget: 4, injected: 0 });
+        match recover(&mut disk, 1) {
+            Ok(Some(r)) => assert_eq!(r.from, 1, "seed {seed}: an older anchor without retries"),
+            Err(_) => {}
+            Ok(None) => panic!("seed {seed}: nothing found"),
+        }
+    }
+    assert!(failing_loads > 20, "loads failed in only {failing_loads} runs");
 }
 
 #[test]

@@ -3,24 +3,34 @@
 //! server's capability and its anchor slot on board 0's disk.
 //!
 //! The service's identity (the random check of its super capability, from which
-//! its ports follow, and the root directory's capability) is kept in the first
-//! block of the disk area reserved for it ([`ANCHOR_BLOCKS`]), so a second `up`
-//! on the same disk finds the same service, recovers its state and hands back
-//! the same root. Replica 0 recovers the state and creates the group; the others
-//! join it and catch up; a replica that is started again joins the running group.
-
+//! its ports follow, and the root directory's capability) is kept in the disk
+//! area reserved for it ([`ANCHOR_BLOCKS`]), in block 0 and in the last block of
+//! every replica's slot (`directory_server::layout`), so a second `up` on the
+//! same disk finds the same service, recovers its state and hands back the same
+//! root, even when one of those blocks went bad: a damaged copy is written again
+//! from a good one. `up` writes a new identity only where none was ever stored
+//! and no anchor holds state; if every copy is lost but the anchors hold state,
+//! it refuses, since a new identity would make the name space unreachable for
+//! good. Replica 0 recovers the state and creates the group; the others join it
+//! and catch up; a replica that is started again joins the running group.
 use super::{ANCHOR_BLOCKS, disk_capability};
 use crate::exec::Started;
 use crate::pool::Pool;
 use crate::rpc_client::RpcClient;
 use amoeba::exec::Exec;
 use amoeba::interface::Transport;
+use amoeba::interfaces::process::{ProcessReport, ProcessState};
 use amoeba::interfaces::{DISK_READ, disk, soap, standard};
 use amoeba::{Capability, Check, Status};
 use anyhow::{Context, Result, bail};
 use directory_server::UpdateTimings;
-use directory_server::layout::{AREA_BLOCKS, Identity, MAX_REPLICAS, SLOT_BLOCKS, slot_first_block};
+use directory_server::layout::{
+    self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, identity_block,
+    slot_first_block,
+};
+use directory_server::rpc_store::RpcStore;
 use directory_server::service::replica_port;
+use directory_server::store::{self, Anchor};
 use std::time::{Duration, Instant};
 
 const _: () = assert!(AREA_BLOCKS <= ANCHOR_BLOCKS, "the directory's disk area does not fit");
@@ -37,6 +47,8 @@ const REPLICA_START: Duration = Duration::from_secs(90);
 const SERVICE_WAIT: Duration = Duration::from_secs(60);
 /// Pause between such questions.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Attempts at reading one copy of the identity.
+const IDENTITY_READS: usize = 3;
 
 /// The boards of a pool of `boards` boards that get a replica.
 pub fn replica_boards(boards: usize) -> Vec<usize> {
@@ -140,36 +152,88 @@ pub fn retrying<T>(mut f: impl FnMut() -> Result<T, Status>) -> Result<T, Status
     }
 }
 
-/// The identity block on board 0's disk.
-struct IdentityBlock {
+/// The directory's disk area on board 0's disk: its identity copies and the
+/// replicas' anchors.
+struct IdentityArea {
     disk: Capability,
     block_size: usize,
 }
 
-impl IdentityBlock {
-    fn open(pool: &Pool) -> Result<IdentityBlock> {
-        let disk = disk_capability(pool, 0, 0, 1)?;
+impl IdentityArea {
+    fn open(pool: &Pool) -> Result<IdentityArea> {
+        let disk = disk_capability(pool, 0, 0, AREA_BLOCKS as u32)?;
         let geometry = disk::Client::new(&mut *pool.rpc())
             .geometry(&disk)
             .map_err(|s| anyhow::anyhow!("the directory's disk area: {s}"))?;
-        Ok(IdentityBlock { disk, block_size: geometry.block_size as usize })
+        Ok(IdentityArea { disk, block_size: geometry.block_size as usize })
     }
 
-    fn read(&self, pool: &Pool) -> Result<Option<Identity>> {
-        let block = disk::Client::new(&mut *pool.rpc())
-            .read(&self.disk, 0, 1)
-            .map_err(|s| anyhow::anyhow!("reading the directory's identity: {s}"))?;
-        Identity::decode(&block)
-            .map_err(|e| anyhow::anyhow!("the directory's identity block is damaged: {e}"))
+    /// Every copy of the identity as it reads (a read that keeps failing:
+    /// unreadable, which is not the same as blank).
+    fn read_copies(&self, pool: &Pool) -> Vec<IdentityCopy> {
+        (0..IDENTITY_COPIES)
+            .map(|copy| {
+                for _ in 0..IDENTITY_READS {
+                    match disk::Client::new(&mut *pool.rpc()).read(&self.disk, identity_block(copy), 1) {
+                        Ok(block) => return IdentityCopy::of_block(&block),
+                        Err(_) => std::thread::sleep(RETRY_PAUSE),
+                    }
+                }
+                IdentityCopy::Unreadable
+            })
+            .collect()
     }
 
-    fn write(&self, pool: &Pool, identity: &Identity) -> Result<()> {
+    /// The replicas whose anchor halves hold anything (or cannot be read, and so
+    /// may): where directory state is stored.
+    fn anchors_with_state(&self, pool: &Pool) -> Vec<u8> {
+        (0..MAX_REPLICAS)
+            .filter(|&replica| {
+                let first = slot_first_block(replica);
+                let read =
+                    disk::Client::new(&mut *pool.rpc()).read(&self.disk, first, layout::ANCHOR_BLOCKS as u32);
+                read.map_or(true, |blocks| blocks.iter().any(|b| *b != 0))
+            })
+            .collect()
+    }
+
+    /// Writes `identity` into the copies `which`, each flushed before the next
+    /// (so a crash tears at most one of them).
+    fn write(&self, pool: &Pool, identity: &Identity, which: &[usize]) -> Result<()> {
         let mut block = identity.encode();
         block.resize(self.block_size, 0);
         let mut rpc = pool.rpc();
         let mut client = disk::Client::new(&mut *rpc);
-        client.write(&self.disk, 0, &block).map_err(|s| anyhow::anyhow!("writing the identity: {s}"))?;
-        client.flush(&self.disk).map_err(|s| anyhow::anyhow!("flushing the identity: {s}"))
+        for &copy in which {
+            client
+                .write(&self.disk, identity_block(copy), &block)
+                .and_then(|()| client.flush(&self.disk))
+                .map_err(|s| anyhow::anyhow!("writing copy {copy} of the directory's identity: {s}"))?;
+        }
+        Ok(())
+    }
+
+    /// The service's identity: from a valid copy (rewriting the others), or a new
+    /// one on a disk that never held directory state; an error where the state is
+    /// there but every copy of its identity is lost.
+    fn identity(&self, pool: &Pool) -> Result<Identity> {
+        let copies = self.read_copies(pool);
+        match layout::choose_identity(&copies, || self.anchors_with_state(pool)) {
+            Ok(IdentityChoice::Found { identity, rewrite }) => {
+                self.write(pool, &identity, &rewrite)?;
+                Ok(identity)
+            }
+            Ok(IdentityChoice::New) => {
+                let identity = Identity::new(random_check()?);
+                self.write(pool, &identity, &(0..IDENTITY_COPIES).collect::<Vec<_>>())?;
+                Ok(identity)
+            }
+            Err(error) => bail!(
+                "{error}. Refusing to make a new identity over it: that would make every name unreachable \
+                 for good. Restore the disk image from a backup, or start afresh with `--fresh-disk` \
+                 (which erases every file and name)"
+            ),
+        }
     }
 }
 
@@ -178,10 +242,17 @@ fn count_lines(pool: &Pool, board: usize, prefix: &str) -> usize {
     pool.boards()[board].console_text().lines().filter(|l| l.starts_with(prefix)).count()
 }
 
-/// Waits for a line starting with `prefix` beyond the first `seen` such lines.
-fn wait_for_new_line(pool: &Pool, board: usize, prefix: &str, seen: usize) -> Result<String> {
+/// How often the host asks whether a replica it waits for still runs.
+const EXIT_POLL: Duration = Duration::from_millis(500);
+
+/// Waits for a line starting with `prefix` beyond the first `seen` such lines on
+/// the console of `process`'s board; fails at once if the process ends first
+/// (its process server says so), with the end of the console, where it said why.
+fn wait_for_new_line(pool: &Pool, process: &Started, prefix: &str, seen: usize) -> Result<String> {
+    let board = process.board;
     let deadline = Instant::now() + REPLICA_START;
     let console = &pool.boards()[board];
+    let mut next_poll = Instant::now() + EXIT_POLL;
     loop {
         if let Some(line) = console.console_text().lines().filter(|l| l.starts_with(prefix)).nth(seen) {
             return Ok(line.to_string());
@@ -191,6 +262,17 @@ fn wait_for_new_line(pool: &Pool, board: usize, prefix: &str, seen: usize) -> Re
                 "board {board} printed no \"{prefix}\" in {REPLICA_START:?}:\n{}",
                 console.console_tail(20)
             );
+        }
+        if Instant::now() > next_poll {
+            next_poll = Instant::now() + EXIT_POLL;
+            if let Ok(ProcessReport { state: ProcessState::Exited(status), .. }) =
+                pool.inspect(&process.capability)
+            {
+                bail!(
+                    "{PROGRAM} on board {board} stopped (exit status {status}); the end of its console:\n{}",
+                    console.console_tail(20)
+                );
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -202,19 +284,13 @@ impl DirectoryService {
         if boards.is_empty() || boards.len() > MAX_REPLICAS as usize {
             bail!("the directory service runs on 1 to {MAX_REPLICAS} boards, not {}", boards.len());
         }
-        let block = IdentityBlock::open(pool)?;
-        let identity = match block.read(pool)? {
-            Some(identity) => identity,
-            None => {
-                let identity = Identity::new(random_check()?);
-                block.write(pool, &identity)?;
-                identity
-            }
-        };
+        let area = IdentityArea::open(pool)?;
+        let identity = area.identity(pool)?;
         let mut slots = Vec::new();
         let mut slots_read_only = Vec::new();
         for r in 0..MAX_REPLICAS {
-            let slot = disk_capability(pool, 0, slot_first_block(r), SLOT_BLOCKS as u32)?;
+            // The anchor's two halves only: the identity copy after them is the host's.
+            let slot = disk_capability(pool, 0, slot_first_block(r), layout::ANCHOR_BLOCKS as u32)?;
             let read_only = standard::Client::new(&mut *pool.rpc())
                 .restrict(&slot, DISK_READ)
                 .map_err(|s| anyhow::anyhow!("restricting an anchor slot: {s}"))?;
@@ -237,7 +313,8 @@ impl DirectoryService {
         let group_prefix = "directory-server 0: group ";
         let groups_before = count_lines(pool, boards[0], group_prefix);
         let mut seen = vec![service.start_replica(pool, 0, true)?];
-        let line = wait_for_new_line(pool, boards[0], group_prefix, groups_before)?;
+        let creator = service.replicas[0].process;
+        let line = wait_for_new_line(pool, &creator, group_prefix, groups_before)?;
         service.group = line
             .rsplit(' ')
             .next()
@@ -250,7 +327,7 @@ impl DirectoryService {
         for (index, seen) in seen.into_iter().enumerate() {
             service.wait_serving(pool, index as u8, seen)?;
         }
-        service.root = service.find_root(pool, &block)?;
+        service.root = service.find_root(pool, &area)?;
         Ok(service)
     }
 
@@ -289,8 +366,9 @@ impl DirectoryService {
 
     /// Waits until replica `index` says it serves (its `seen + 1`th such line).
     fn wait_serving(&self, pool: &Pool, index: u8, seen: usize) -> Result<()> {
-        let board = self.replicas[index as usize].board;
-        wait_for_new_line(pool, board, &format!("directory-server {index}: serving"), seen)
+        let replica = self.replicas[index as usize];
+        let board = replica.board;
+        wait_for_new_line(pool, &replica.process, &format!("directory-server {index}: serving"), seen)
             .with_context(|| format!("directory replica {index} on board {board} did not come up"))?;
         Ok(())
     }
@@ -303,7 +381,7 @@ impl DirectoryService {
     }
 
     /// The root directory: the one the identity names, or a new one.
-    fn find_root(&self, pool: &Pool, block: &IdentityBlock) -> Result<Capability> {
+    fn find_root(&self, pool: &Pool, area: &IdentityArea) -> Result<Capability> {
         let mut identity = self.identity;
         if let Some(root) = identity.root {
             retrying(|| soap::Client::new(&mut *pool.rpc()).list(&root))
@@ -315,8 +393,23 @@ impl DirectoryService {
             retrying(|| soap::Client::new(&mut *pool.rpc()).create(&identity.super_capability(), &columns))
                 .map_err(|s| anyhow::anyhow!("creating the root directory: {s}"))?;
         identity.root = Some(root);
-        block.write(pool, &identity)?;
+        area.write(pool, &identity, &(0..IDENTITY_COPIES).collect::<Vec<_>>())?;
         Ok(root)
+    }
+
+    /// Every replica's anchor as the disk holds it now (`None`: never written),
+    /// read through `rpc` with the read-only slots: what a whole-pool restart
+    /// would recover from.
+    pub fn stored_anchors(&self, rpc: &mut RpcClient) -> Result<Vec<Option<Anchor>>> {
+        let slots = self.slots_read_only.iter().map(|slot| Some(*slot)).collect();
+        let mut store = RpcStore::open(&mut *rpc, self.bullet, slots)
+            .map_err(|s| anyhow::anyhow!("the directory's anchor slots: {s}"))?;
+        (0..MAX_REPLICAS)
+            .map(|replica| {
+                store::read_anchor(&mut store, replica)
+                    .map_err(|e| anyhow::anyhow!("reading replica {replica}'s anchor: {e:?}"))
+            })
+            .collect()
     }
 
     /// Asks replica `index` how it is, through `transport`.

@@ -15,18 +15,50 @@ use std::io::Write;
 /// Files larger than this show a progress bar.
 const PROGRESS_FROM: u64 = 1 << 20;
 
-/// What a failed call means, in words.
-fn explain(path: &str, status: Status) -> anyhow::Error {
-    match status {
-        Status::NotFound | Status::CapBad => anyhow::anyhow!("no such path: {path}"),
-        Status::Denied => anyhow::anyhow!("{path}: not allowed by this capability"),
-        Status::Exists => anyhow::anyhow!("{path}: already exists"),
-        Status::NoSpace => anyhow::anyhow!("{path}: no space left"),
-        Status::NotNow => anyhow::anyhow!("{path}: changed by someone else meanwhile; try again"),
-        Status::RpcNotFound | Status::RpcFailure | Status::RpcTryAgain => {
-            anyhow::anyhow!("{path}: the directory service or the file server is not reachable")
+/// Which server a failed call went to: an error names the one that could not be
+/// reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Server {
+    /// The directory service (walking paths, changing rows).
+    Directory,
+    /// The Bullet file server (storing and reading files).
+    Files,
+    /// Whatever server the object at the path belongs to.
+    Object,
+}
+
+/// What a failed call to `server` means, in words.
+fn explain(path: &str, server: Server, status: Status) -> anyhow::Error {
+    match (server, status) {
+        (_, Status::RpcNotFound | Status::RpcFailure | Status::RpcTryAgain) => match server {
+            Server::Directory => anyhow::anyhow!("{path}: the directory service is not reachable"),
+            Server::Files => anyhow::anyhow!("{path}: the file server is not reachable"),
+            Server::Object => anyhow::anyhow!("{path}: the server of the object is not reachable"),
+        },
+        (Server::Directory, Status::NotFound | Status::CapBad) => anyhow::anyhow!("no such path: {path}"),
+        (Server::Files, Status::NotFound | Status::CapBad) => {
+            anyhow::anyhow!("{path}: the file it names is gone from the file server")
         }
-        other => anyhow::anyhow!("{path}: {other}"),
+        (Server::Object, Status::NotFound | Status::CapBad) => {
+            anyhow::anyhow!("{path}: the object it names is gone from its server")
+        }
+        (_, Status::Denied) => anyhow::anyhow!("{path}: not allowed by this capability"),
+        (_, Status::Exists) => anyhow::anyhow!("{path}: already exists"),
+        (_, Status::NoSpace) => anyhow::anyhow!("{path}: no space left"),
+        (_, Status::NotNow) => anyhow::anyhow!("{path}: changed by someone else meanwhile; try again"),
+        (_, other) => anyhow::anyhow!("{path}: {other}"),
+    }
+}
+
+/// What a failed read by path means, in words.
+fn explain_read(path: &str, error: names::PathError<Status>) -> anyhow::Error {
+    match error {
+        names::PathError::Name(status) => explain(path, Server::Directory, status),
+        names::PathError::Read(status) => explain(path, Server::Files, status),
+        names::PathError::Gone => explain(path, Server::Files, Status::NotFound),
+        names::PathError::KeptChanging => {
+            anyhow::anyhow!("{path}: replaced again and again while read; try again")
+        }
     }
 }
 
@@ -74,13 +106,14 @@ impl Workstation {
     /// The capability `path` names (from ROOT; `/` is ROOT itself).
     pub fn resolve(&mut self, path: &str) -> Result<Capability> {
         let root = self.root()?;
-        names::resolve(self.rpc(), &root, path).map_err(|status| explain(path, status))
+        names::resolve(self.rpc(), &root, path).map_err(|status| explain(path, Server::Directory, status))
     }
 
     /// `ls`: the rows of a directory with their masks.
     pub fn ls(&mut self, path: &str) -> Result<String> {
         let dir = self.resolve(path)?;
-        let listing: Listing = soap::Client::new(self.rpc()).list(&dir).map_err(|s| explain(path, s))?;
+        let listing: Listing =
+            soap::Client::new(self.rpc()).list(&dir).map_err(|s| explain(path, Server::Directory, s))?;
         let mut out = format!("{:<24} {}\n", "NAME", listing.columns.join(":"));
         for row in listing.rows {
             out.push_str(&format!("{:<24} {}\n", row.name, masks_text(&row.masks)));
@@ -92,7 +125,7 @@ impl Workstation {
     pub fn mkdir(&mut self, path: &str) -> Result<Capability> {
         let (parent, name) = split(path)?;
         let parent = self.resolve(parent)?;
-        names::make_directory(self.rpc(), &parent, name).map_err(|s| explain(path, s))
+        names::make_directory(self.rpc(), &parent, name).map_err(|s| explain(path, Server::Directory, s))
     }
 
     /// `rm`: removes the entry at `path`; a file goes from the Bullet server
@@ -103,12 +136,16 @@ impl Workstation {
         let target = self.resolve(path)?;
         let is_directory = target.port == parent.port;
         if is_directory {
-            let listing = soap::Client::new(self.rpc()).list(&target).map_err(|s| explain(path, s))?;
+            let listing = soap::Client::new(self.rpc())
+                .list(&target)
+                .map_err(|s| explain(path, Server::Directory, s))?;
             if !listing.rows.is_empty() {
                 bail!("{path}: directory not empty");
             }
         }
-        soap::Client::new(self.rpc()).delete(&parent, name).map_err(|s| explain(path, s))?;
+        soap::Client::new(self.rpc())
+            .delete(&parent, name)
+            .map_err(|s| explain(path, Server::Directory, s))?;
         // The object goes too; one the capability may not destroy stays.
         let _ = if is_directory {
             soap::Client::new(self.rpc()).discard(&target)
@@ -123,7 +160,7 @@ impl Workstation {
         let (parent, name) = split(path)?;
         let parent = self.resolve(parent)?;
         let change = MaskChange { name: String::from(name), masks };
-        soap::Client::new(self.rpc()).chmod(&parent, &change).map_err(|s| explain(path, s))
+        soap::Client::new(self.rpc()).chmod(&parent, &change).map_err(|s| explain(path, Server::Directory, s))
     }
 
     /// `put`: stores `data` as the file at `path`, replacing what was there.
@@ -135,27 +172,32 @@ impl Workstation {
         let bar = progress(data.len() as u64, "put");
         let file =
             files::put(self.rpc(), &bullet, data, |sent| bar.iter().for_each(|b| b.set_position(sent)))
-                .map_err(|s| explain(path, s))?;
+                .map_err(|s| explain(path, Server::Files, s))?;
         bar.iter().for_each(ProgressBar::finish_and_clear);
-        names::replace_and_destroy(self.rpc(), &parent, name, file).map_err(|s| explain(path, s))?;
+        names::replace_and_destroy(self.rpc(), &parent, name, file)
+            .map_err(|s| explain(path, Server::Directory, s))?;
         Ok(file)
     }
 
-    /// `get`: the bytes of the file at `path`.
+    /// `get`: the bytes of the file at `path` (a whole file, looked up again if a
+    /// `put` or `rm` of the path destroys the one found first: see
+    /// [`names::read_path`]).
     pub fn get(&mut self, path: &str) -> Result<Vec<u8>> {
-        let file = self.resolve(path)?;
-        let size = bullet::Client::new(self.rpc()).size(&file).map_err(|s| explain(path, s))?;
-        let bar = progress(size, "get");
-        let data = files::get(self.rpc(), &file, |read| bar.iter().for_each(|b| b.set_position(read)))
-            .map_err(|s| explain(path, s))?;
-        bar.iter().for_each(ProgressBar::finish_and_clear);
-        Ok(data)
+        let root = self.root()?;
+        let read = |rpc: &mut crate::rpc_client::RpcClient, file: &Capability| {
+            let size = bullet::Client::new(&mut *rpc).size(file)?;
+            let bar = progress(size, "get");
+            let data = files::get(rpc, file, |read| bar.iter().for_each(|b| b.set_position(read)));
+            bar.iter().for_each(ProgressBar::finish_and_clear);
+            data
+        };
+        names::read_path(self.rpc(), &root, path, read, names::file_gone).map_err(|e| explain_read(path, e))
     }
 
     /// `info`: what the object at `path` says of itself (STD_INFO).
     pub fn info(&mut self, path: &str) -> Result<String> {
         let object = self.resolve(path)?;
-        standard::Client::new(self.rpc()).info(&object).map_err(|s| explain(path, s))
+        standard::Client::new(self.rpc()).info(&object).map_err(|s| explain(path, Server::Object, s))
     }
 }
 

@@ -3,7 +3,7 @@
 //! `ax`'s own. Errors are told in the user's words.
 
 use super::Workstation;
-use amoeba::exec::{Exec, ExecError, Program, exec_placed};
+use amoeba::exec::{Exec, ExecError, Party, Program, exec_placed};
 use amoeba::interfaces::process_server;
 use amoeba::{Capability, Status};
 use anyhow::Result;
@@ -17,23 +17,28 @@ pub struct AxOptions {
     pub detach: bool,
 }
 
-/// What a failed exec means to the user.
+/// What a failed exec means to the user: an error names the party that could
+/// not be reached (the run server, the file server holding the program, or the
+/// processor chosen for it).
 fn explain(program: &str, error: &ExecError) -> anyhow::Error {
-    let asking_run_server = error.step.contains("run server");
-    let text = match error.status {
-        Status::RpcNotFound | Status::RpcFailure if asking_run_server => {
+    let unreachable = matches!(error.status, Status::RpcNotFound | Status::RpcFailure | Status::RpcTryAgain);
+    let text = match (error.party, error.status) {
+        (Party::RunServer, _) if unreachable => {
             String::from("the run server is not reachable (is the pool up? see `just status`)")
         }
-        Status::NoSpace if asking_run_server => format!("no processor has room for {program}"),
-        Status::NotFound if asking_run_server => String::from("no processor is answering"),
-        Status::CapBad | Status::NotFound if error.step.contains("headers") => {
-            format!("no such program: {program} (it is not installed)")
+        (Party::RunServer, Status::NoSpace) => format!("no processor has room for {program}"),
+        (Party::RunServer, Status::NotFound) => String::from("no processor is answering"),
+        (Party::FileServer, _) if unreachable => {
+            format!("the file server holding {program}'s file is not reachable")
         }
-        Status::Denied => format!("not allowed to run {program} with these capabilities"),
-        Status::RpcNotFound | Status::RpcFailure => {
+        (Party::FileServer, Status::CapBad | Status::NotFound) => {
+            format!("no such program: {program} (its file is gone from the file server)")
+        }
+        (_, Status::Denied) => format!("not allowed to run {program} with these capabilities"),
+        (Party::Processor, _) if unreachable => {
             format!("the processor chosen for {program} stopped answering")
         }
-        status => format!("{}: {status}", error.step),
+        (_, status) => format!("{}: {status}", error.step),
     };
     anyhow::anyhow!("ax {program}: {text}")
 }

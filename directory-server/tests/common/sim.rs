@@ -44,6 +44,32 @@ pub struct Faults {
     pub jitter: u64,
 }
 
+/// Attempts recovery makes at each read (as the program does, fewer).
+pub const RECOVERY_ATTEMPTS: u32 = 8;
+
+/// Reads that fail for a while, as a busy or restarting file server's and a
+/// failing disk's do: each read fails with `chance`, until `budget` failures
+/// were injected (fewer than recovery's attempts, so a retrying reader always
+/// gets through; one that skips a failed read does not).
+#[derive(Clone, Debug)]
+pub struct ReadFaults {
+    pub rng: Rng,
+    pub chance: f64,
+    pub budget: u32,
+    /// Failures injected so far.
+    pub injected: u32,
+}
+
+impl ReadFaults {
+    fn fail(&mut self) -> bool {
+        if self.injected < self.budget && self.rng.chance(self.chance) {
+            self.injected += 1;
+            return true;
+        }
+        false
+    }
+}
+
 /// The shared disk: Bullet files and anchor halves.
 #[derive(Default, Clone)]
 pub struct Disk {
@@ -51,6 +77,8 @@ pub struct Disk {
     pub anchors: BTreeMap<AnchorSlot, Vec<u8>>,
     /// Bytes of one anchor half (0: no limit).
     pub anchor_len: usize,
+    /// Reads of files and anchors fail transiently while this is set.
+    pub read_faults: Option<ReadFaults>,
     next: u32,
 }
 
@@ -70,6 +98,9 @@ impl Store for Disk {
         Ok(self.create(bytes))
     }
     fn get_file(&mut self, cap: &Capability) -> Result<Vec<u8>, StoreError> {
+        if self.read_faults.as_mut().is_some_and(ReadFaults::fail) {
+            return Err(StoreError::Failed);
+        }
         if cap.port != BULLET_PORT || *cap != Disk::cap(cap.object) {
             return Err(StoreError::NotFound);
         }
@@ -79,6 +110,9 @@ impl Store for Disk {
         self.files.remove(&cap.object).map(|_| ()).ok_or(StoreError::NotFound)
     }
     fn read_anchor(&mut self, slot: AnchorSlot) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.read_faults.as_mut().is_some_and(ReadFaults::fail) {
+            return Err(StoreError::Failed);
+        }
         Ok(self.anchors.get(&slot).cloned())
     }
     fn write_anchor(&mut self, slot: AnchorSlot, bytes: &[u8]) -> Result<(), StoreError> {
@@ -910,13 +944,13 @@ fn short_input(i: &GroupInput) -> String {
     }
 }
 
-/// Recover from the disk as a whole-pool restart would.
-pub fn recover(disk: &mut Disk) -> State {
-    match store::recover(disk, 3).expect("disk readable") {
-        Some(r) => {
-            assert!(r.skipped.is_empty(), "anchors skipped in recovery: {:?}", r.skipped);
-            r.state
-        }
-        None => panic!("nothing stored"),
+/// Recover from the disk as a whole-pool restart would (retrying reads that fail
+/// transiently, with no pause: simulated time stands still meanwhile).
+pub fn recover(disk: &mut Disk) -> Result<State, String> {
+    match store::recover(disk, 3, RECOVERY_ATTEMPTS, |_| {}) {
+        Ok(Some(r)) if r.skipped.is_empty() => Ok(r.state),
+        Ok(Some(r)) => Err(format!("anchors skipped in recovery: {:?}", r.skipped)),
+        Ok(None) => Err("nothing stored".into()),
+        Err(e) => Err(format!("recovery failed: {e}")),
     }
 }
