@@ -29,6 +29,9 @@ pub struct PoolConfig {
     /// User programs to put in every board's bundle (name, ELF file).
     pub programs: Vec<(String, PathBuf)>,
     pub ready_timeout: Duration,
+    /// Board 0's disk was emptied for this pool (`--fresh-disk`): the Bullet
+    /// server may make a new store on it (and only then).
+    pub fresh_disk: bool,
 }
 
 /// RAM of the board with the disk: the Bullet server keeps files in memory.
@@ -40,6 +43,7 @@ impl PoolConfig {
     pub fn with_disk(mut self, path: impl Into<PathBuf>, bytes: u64, fresh: bool) -> Result<Self> {
         let path = path.into();
         crate::board::prepare_disk(&path, bytes, fresh)?;
+        self.fresh_disk = fresh;
         if let Some(board) = self.boards.first_mut() {
             board.disk = Some(path);
             board.memory_mib = board.memory_mib.max(DISK_BOARD_MEMORY_MIB);
@@ -60,6 +64,7 @@ impl PoolConfig {
             seed: 1,
             programs: crate::default_programs(),
             ready_timeout: Duration::from_secs(20) + Duration::from_millis(500) * count as u32,
+            fresh_disk: false,
         }
     }
 }
@@ -78,6 +83,8 @@ pub struct Pool {
     ready_timeout: Duration,
     rpc: OnceLock<Mutex<RpcClient>>,
     tty: OnceLock<TtyServer>,
+    /// Board 0's disk was emptied for this pool and no Bullet store is on it yet.
+    fresh_disk: std::sync::atomic::AtomicBool,
 }
 
 /// A board secret from the host's random source.
@@ -162,6 +169,7 @@ impl Pool {
             ready_timeout: config.ready_timeout,
             rpc: OnceLock::new(),
             tty: OnceLock::new(),
+            fresh_disk: std::sync::atomic::AtomicBool::new(config.fresh_disk),
         };
         for index in 0..pool.boards.len() {
             pool.start_board(index)?;
@@ -186,6 +194,18 @@ impl Pool {
     /// The host capability (owner) of board `index`'s process server.
     pub fn host_capability(&self, index: usize) -> amoeba::Capability {
         host_capability(&self.secrets[index])
+    }
+
+    /// Board 0's disk was emptied when this pool started and the Bullet server has
+    /// not made its store on it yet: the one time the server may format.
+    pub fn disk_is_fresh(&self) -> bool {
+        self.fresh_disk.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The Bullet server has made its store on the fresh disk: from now on the
+    /// disk holds files, and a server started on it must find them.
+    pub fn disk_formatted(&self) {
+        self.fresh_disk.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The programs the pool was built with (name, ELF file).

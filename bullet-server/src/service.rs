@@ -2,6 +2,10 @@
 //! disk object reached by RPC as the store's [`BlockDevice`]: what the server program
 //! on a board wires together, host-tested here over `SimDisk` and a loopback
 //! transport.
+//!
+//! Every reply buffer is allocated fallibly (`NoMem`), and a read reply carries at
+//! most [`BS_IO_MAX`] bytes whatever the client asked for, so no request can make
+//! the server allocate more than that for it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -9,8 +13,8 @@ use alloc::vec::Vec;
 use amoeba::interface::{Call, Objects, Transport};
 use amoeba::interfaces::disk;
 use amoeba::interfaces::process::DiskGeometry;
-use amoeba::interfaces::{BulletStats, bullet};
-use amoeba::{Capability, Check, Port, Status};
+use amoeba::interfaces::{BS_IO_MAX, BulletStats, bullet};
+use amoeba::{Capability, Check, Header, Port, Status};
 
 use crate::{BlockDevice, DiskError, Store};
 
@@ -70,7 +74,11 @@ impl<D: BlockDevice> bullet::Server for BulletService<D> {
         self.store.create(&call.capability, data, flags)
     }
     fn read(&mut self, call: &Call<'_>, offset: u64, size: u32) -> Result<Vec<u8>, Status> {
-        self.store.read(&call.capability, offset, size as usize).map(<[u8]>::to_vec)
+        let data = self.store.read(&call.capability, offset, (size as usize).min(BS_IO_MAX))?;
+        let mut reply = Vec::new();
+        reply.try_reserve_exact(data.len()).map_err(|_| Status::NoMem)?;
+        reply.extend_from_slice(data);
+        Ok(reply)
     }
     fn size(&mut self, call: &Call<'_>) -> Result<u64, Status> {
         self.store.size(&call.capability)
@@ -120,7 +128,49 @@ impl<D: BlockDevice> bullet::Server for BulletService<D> {
             files,
             uncommitted: stats.uncommitted as u64,
             largest_hole: stats.largest_hole,
+            largest_file: (stats.largest_run * block).min(self.store.config().max_file_size.into()),
+            max_file_size: self.store.config().max_file_size.into(),
+            max_files: stats.inode_count.into(),
         })
+    }
+    fn reserve(&mut self, call: &Call<'_>, size: u64) -> Result<Capability, Status> {
+        self.store.reserve(&call.capability, size)
+    }
+    fn write(&mut self, call: &Call<'_>, offset: u64, data: &[u8]) -> Result<(), Status> {
+        self.store.write(&call.capability, offset, data)
+    }
+    fn commit(&mut self, call: &Call<'_>, flags: u32) -> Result<(), Status> {
+        self.store.commit(&call.capability, flags)
+    }
+}
+
+/// A transport that can also put a reply straight into the caller's buffer (on a
+/// board: the nucleus's `trans`), so that a disk read needs no buffer of its own.
+/// The provided method goes through [`Transport::trans`] and copies.
+pub trait ReplyInto: Transport {
+    /// One transaction whose reply buffer lands in `reply`; the reply header and
+    /// the reply's length.
+    fn trans_into(
+        &mut self,
+        request: &Header,
+        buf: &[u8],
+        reply: &mut [u8],
+    ) -> Result<(Header, usize), Status> {
+        let (header, data) = self.trans(request, buf, reply.len())?;
+        let part = reply.get_mut(..data.len()).ok_or(Status::SysErr)?;
+        part.copy_from_slice(&data);
+        Ok((header, data.len()))
+    }
+}
+
+impl<T: ReplyInto + ?Sized> ReplyInto for &mut T {
+    fn trans_into(
+        &mut self,
+        request: &Header,
+        buf: &[u8],
+        reply: &mut [u8],
+    ) -> Result<(Header, usize), Status> {
+        (**self).trans_into(request, buf, reply)
     }
 }
 
@@ -155,7 +205,7 @@ fn disk_error(status: Status) -> DiskError {
     }
 }
 
-impl<T: Transport> BlockDevice for DiskObject<T> {
+impl<T: ReplyInto> BlockDevice for DiskObject<T> {
     fn block_size(&self) -> usize {
         self.geometry.block_size as usize
     }
@@ -167,14 +217,13 @@ impl<T: Transport> BlockDevice for DiskObject<T> {
     }
     fn read(&mut self, first_block: u64, buf: &mut [u8]) -> Result<(), DiskError> {
         let count = u32::try_from(buf.len() / self.block_size()).map_err(|_| DiskError::BadLength)?;
-        let data = disk::Client::new(&mut self.transport)
-            .read(&self.capability, first_block, count)
-            .map_err(disk_error)?;
-        if data.len() != buf.len() {
-            return Err(DiskError::Io);
+        let (request, _) = disk::read::request(&self.capability, first_block, count).map_err(disk_error)?;
+        let (reply, len) = self.transport.trans_into(&request, &[], buf).map_err(disk_error)?;
+        match reply.status() {
+            Status::Ok if len == buf.len() => Ok(()),
+            Status::Ok => Err(DiskError::Io),
+            error => Err(disk_error(error)),
         }
-        buf.copy_from_slice(&data);
-        Ok(())
     }
     fn write(&mut self, first_block: u64, data: &[u8]) -> Result<(), DiskError> {
         disk::Client::new(&mut self.transport).write(&self.capability, first_block, data).map_err(disk_error)

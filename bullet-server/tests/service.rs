@@ -5,10 +5,10 @@
 
 use amoeba::interface::{Call, Objects, Transport};
 use amoeba::interfaces::process::DiskGeometry;
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY, bullet, disk, standard};
-use amoeba::{Capability, Check, Header, Port, Rights, Rng, Status};
+use amoeba::interfaces::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, bullet, disk, standard};
+use amoeba::{Capability, Check, Header, Port, Rights, Rng, Status, files};
 use bullet_server::sim::SimDisk;
-use bullet_server::{BlockDevice, BulletService, Config, DiskObject, Store};
+use bullet_server::{BlockDevice, BulletService, Config, DiskObject, ReplyInto, Store};
 
 /// A disk server over a simulated disk, with one disk object.
 struct DiskServer {
@@ -60,11 +60,15 @@ impl<S> Transport for Loopback<S> {
     }
 }
 
+/// Replies are copied into the caller's buffer (the board's transport receives them
+/// there directly).
+impl<S> ReplyInto for Loopback<S> {}
+
 type Served = Loopback<BulletService<DiskObject<Loopback<DiskServer>>>>;
 
 fn disk_loopback() -> (Loopback<DiskServer>, Capability) {
     let (port, random) = (Port([4; 6]), Check([5; 6]));
-    let server = DiskServer { disk: SimDisk::new(512, 8192), port, random };
+    let server = DiskServer { disk: SimDisk::new(512, 16384), port, random };
     let capability = Capability::owner(port, 1, random);
     (Loopback { server, calls: 0, dispatch: disk::dispatch }, capability)
 }
@@ -87,7 +91,9 @@ fn files_round_trip_through_the_interface_over_a_disk_object() {
     for data in [&b""[..], b"x", &big] {
         let file = files.create(&sup, BS_COMMIT | BS_SAFETY, data).unwrap();
         assert_eq!(files.size(&file).unwrap(), data.len() as u64);
-        let back = files.read(&file, 0, data.len() as u32).unwrap();
+        let mut back = files.read(&file, 0, data.len() as u32).unwrap();
+        assert_eq!(back.len(), data.len().min(BS_IO_MAX), "one reply carries at most BS_IO_MAX bytes");
+        back.extend(files.read(&file, back.len() as u64, data.len() as u32).unwrap());
         assert!(back == data, "{} bytes came back changed", data.len());
     }
     // The store really went through the disk object: many block transfers.
@@ -118,4 +124,65 @@ fn edits_make_new_files_and_rights_are_enforced() {
     std.destroy(&file).unwrap();
     assert_eq!(bullet::Client::new(&mut served).read(&file, 0, 1), Err(Status::CapBad));
     assert_eq!(bullet::Client::new(&mut served).read(&edited, 0, 5).unwrap(), b"HELLO");
+}
+
+#[test]
+fn files_larger_than_one_request_stream_through_the_interface() {
+    let mut served = bullet_over_rpc_disk();
+    let sup = served.server.store.super_capability();
+    let size = (2 << 20) + 777;
+    let data: Vec<u8> = (0..size).map(|i| (i * 13 % 253) as u8).collect();
+    let mut pieces = 0;
+    let file = files::put(&mut served, &sup, &data, |_| pieces += 1).unwrap();
+    assert_eq!(pieces, 3, "sent in 1 MiB pieces");
+    // Straight to disk: the server held none of it in memory as an uncommitted file.
+    let stats = served.server.store.stats();
+    assert_eq!((stats.uncommitted_bytes, stats.uncommitted), (0, 0));
+    // A read asking for more than one request's worth gets one request's worth.
+    let first = bullet::Client::new(&mut served).read(&file, 0, 3 << 20).unwrap();
+    assert_eq!(first.len(), BS_IO_MAX);
+    // Streamed back piece by piece into a sink, and whole.
+    let mut back = Vec::new();
+    let got = files::get_into(&mut served, &file, |p| Ok::<_, ()>(back.extend_from_slice(p)), |_| {});
+    assert_eq!(got, Ok(size as u64));
+    assert!(back == data);
+    assert!(files::get(&mut served, &file, |_| {}).unwrap() == data);
+    // From a source that fails halfway: the error is the source's, and the
+    // reserved blocks are given back at once.
+    let free = bullet::Client::new(&mut served).stats(&sup).unwrap().free_blocks;
+    let mut calls = 0;
+    let failed = files::put_from(
+        &mut served,
+        &sup,
+        size as u64,
+        |piece| {
+            calls += 1;
+            if calls == 2 { Err("the local file went away") } else { Ok(piece.fill(7)) }
+        },
+        |_| {},
+    );
+    assert_eq!(failed, Err(files::StreamError::Local("the local file went away")));
+    let stats = bullet::Client::new(&mut served).stats(&sup).unwrap();
+    assert_eq!((stats.free_blocks, stats.uncommitted), (free, 0));
+}
+
+#[test]
+fn a_file_without_room_is_explained_in_sizes() {
+    let mut served = bullet_over_rpc_disk();
+    let sup = served.server.store.super_capability();
+    let stats = bullet::Client::new(&mut served).stats(&sup).unwrap();
+    assert_eq!(stats.largest_file, stats.free_blocks * 512);
+    assert_eq!(stats.max_files, 64);
+    let too_big = stats.largest_file + 1;
+    let refused = files::put_from(&mut served, &sup, too_big, |p| Ok::<_, ()>(p.fill(1)), |_| {});
+    assert_eq!(refused, Err(files::StreamError::Server(Status::NoSpace)));
+    let why = files::why_no_room(&mut served, &sup, too_big).unwrap();
+    assert_eq!(why, files::NoRoom::TooLarge { size: too_big, largest: stats.largest_file });
+    assert!(why.to_string().starts_with("file too large: "), "{why}");
+    // The largest file the stats promise is taken.
+    let fits = files::put_from(&mut served, &sup, stats.largest_file, |p| Ok::<_, ()>(p.fill(2)), |_| {});
+    assert!(fits.is_ok(), "{fits:?}");
+    let why = files::why_no_room(&mut served, &sup, 1).unwrap();
+    assert_eq!(why, files::NoRoom::DiskFull);
+    assert_eq!(why.to_string(), "disk full");
 }

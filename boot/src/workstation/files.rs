@@ -1,16 +1,21 @@
 //! `ls`, `mkdir`, `rm`, `chmod`, `put`, `get`, `info`: files and directories
 //! by path from the user's root directory (the ROOT capability `up` saved),
 //! with the directory service for names and the Bullet server for files.
-//! Errors say what went wrong in the user's words.
+//! `put` and `get` stream a local file to and from the Bullet server a piece at
+//! a time, so a file of any size the disk can hold goes through. Errors say
+//! what went wrong in the user's words: a file that does not fit says how large
+//! it is and how large a file would fit, from the server's own figures.
 
 use super::Workstation;
 use crate::names;
+use amoeba::files::StreamError;
 use amoeba::interfaces::directory::{Listing, MaskChange, soap};
 use amoeba::interfaces::{bullet, standard};
 use amoeba::{Capability, Rights, Status, files};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 
 /// Files larger than this show a progress bar.
 const PROGRESS_FROM: u64 = 1 << 20;
@@ -27,6 +32,17 @@ fn explain(path: &str, status: Status) -> anyhow::Error {
             anyhow::anyhow!("{path}: the directory service or the file server is not reachable")
         }
         other => anyhow::anyhow!("{path}: {other}"),
+    }
+}
+
+/// What a failed call to the file server means, in words.
+fn explain_file_server(path: &str, status: Status) -> anyhow::Error {
+    match status {
+        Status::RpcNotFound | Status::RpcFailure | Status::RpcTryAgain => {
+            anyhow::anyhow!("{path}: the file server is not reachable")
+        }
+        Status::NoMem => anyhow::anyhow!("{path}: the file server is short of memory; try again later"),
+        other => explain(path, other),
     }
 }
 
@@ -128,28 +144,102 @@ impl Workstation {
 
     /// `put`: stores `data` as the file at `path`, replacing what was there.
     pub fn put(&mut self, data: &[u8], path: &str) -> Result<Capability> {
+        let mut unread = data;
+        self.put_from(data.len() as u64, path, |piece| {
+            let (now, rest) = unread.split_at(piece.len());
+            piece.copy_from_slice(now);
+            unread = rest;
+            Ok(())
+        })
+    }
+
+    /// `put`: stores the local file `local` as the file at `path`, replacing
+    /// what was there, read a piece at a time; its size.
+    pub fn put_file(&mut self, local: &Path, path: &str) -> Result<u64> {
+        let mut file = std::fs::File::open(local).with_context(|| format!("reading {}", local.display()))?;
+        let size = file.metadata().with_context(|| format!("reading {}", local.display()))?.len();
+        self.put_from(size, path, |piece| {
+            file.read_exact(piece).with_context(|| format!("reading {}", local.display()))
+        })?;
+        Ok(size)
+    }
+
+    /// Stores a file of `size` bytes that `fill` provides, in order, as the
+    /// file at `path`.
+    fn put_from(
+        &mut self,
+        size: u64,
+        path: &str,
+        fill: impl FnMut(&mut [u8]) -> Result<()>,
+    ) -> Result<Capability> {
         let (parent, name) = split(path)?;
         let parent = self.resolve(parent)?;
         let bullet =
             self.capability("bullet").context("the pool has no file server (start it with `just up`)")?;
-        let bar = progress(data.len() as u64, "put");
-        let file =
-            files::put(self.rpc(), &bullet, data, |sent| bar.iter().for_each(|b| b.set_position(sent)))
-                .map_err(|s| explain(path, s))?;
+        let bar = progress(size, "put");
+        let stored = files::put_from(self.rpc(), &bullet, size, fill, |sent| {
+            bar.iter().for_each(|b| b.set_position(sent))
+        });
         bar.iter().for_each(ProgressBar::finish_and_clear);
+        let file = match stored {
+            Ok(file) => file,
+            Err(StreamError::Local(error)) => return Err(error),
+            Err(StreamError::Server(status @ (Status::NoSpace | Status::Overflow))) => {
+                return Err(match files::why_no_room(self.rpc(), &bullet, size) {
+                    Ok(why) => anyhow::anyhow!("{path}: {why}"),
+                    Err(_) => explain_file_server(path, status),
+                });
+            }
+            Err(StreamError::Server(status)) => return Err(explain_file_server(path, status)),
+        };
         names::replace_and_destroy(self.rpc(), &parent, name, file).map_err(|s| explain(path, s))?;
         Ok(file)
     }
 
     /// `get`: the bytes of the file at `path`.
     pub fn get(&mut self, path: &str) -> Result<Vec<u8>> {
-        let file = self.resolve(path)?;
-        let size = bullet::Client::new(self.rpc()).size(&file).map_err(|s| explain(path, s))?;
-        let bar = progress(size, "get");
-        let data = files::get(self.rpc(), &file, |read| bar.iter().for_each(|b| b.set_position(read)))
-            .map_err(|s| explain(path, s))?;
-        bar.iter().for_each(ProgressBar::finish_and_clear);
+        let mut data = Vec::new();
+        self.get_into(path, |piece| {
+            data.extend_from_slice(piece);
+            Ok(())
+        })?;
         Ok(data)
+    }
+
+    /// `get`: writes the file at `path` to `local`, or to standard output when
+    /// it is `None`, a piece at a time; its size.
+    pub fn get_to(&mut self, path: &str, local: Option<&Path>) -> Result<u64> {
+        match local {
+            Some(local) => {
+                let file =
+                    std::fs::File::create(local).with_context(|| format!("writing {}", local.display()))?;
+                let mut out = std::io::BufWriter::new(file);
+                let size = self.get_into(path, |piece| {
+                    out.write_all(piece).with_context(|| format!("writing {}", local.display()))
+                })?;
+                out.flush().with_context(|| format!("writing {}", local.display()))?;
+                Ok(size)
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                self.get_into(path, |piece| out.write_all(piece).context("writing to standard output"))
+            }
+        }
+    }
+
+    /// Reads the file at `path` piece by piece into `sink`; its size.
+    fn get_into(&mut self, path: &str, sink: impl FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+        let file = self.resolve(path)?;
+        let size = bullet::Client::new(self.rpc()).size(&file).map_err(|s| explain_file_server(path, s))?;
+        let bar = progress(size, "get");
+        let read =
+            files::get_into(self.rpc(), &file, sink, |done| bar.iter().for_each(|b| b.set_position(done)));
+        bar.iter().for_each(ProgressBar::finish_and_clear);
+        match read {
+            Ok(size) => Ok(size),
+            Err(StreamError::Local(error)) => Err(error),
+            Err(StreamError::Server(status)) => Err(explain_file_server(path, status)),
+        }
     }
 
     /// `info`: what the object at `path` says of itself (STD_INFO).
