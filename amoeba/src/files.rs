@@ -255,7 +255,7 @@ impl fmt::Display for Size {
         for (unit, scale) in UNITS {
             if self.0 >= scale {
                 let tenths = (self.0 * 10 + scale / 2) / scale;
-                return if tenths % 10 == 0 {
+                return if tenths.is_multiple_of(10) {
                     write!(f, "{} {unit}", tenths / 10)
                 } else {
                     write!(f, "{}.{} {unit}", tenths / 10, tenths % 10)

@@ -29,8 +29,8 @@ pub struct PoolConfig {
     /// User programs to put in every board's bundle (name, ELF file).
     pub programs: Vec<(String, PathBuf)>,
     pub ready_timeout: Duration,
-    /// Board 0's disk was emptied for this pool (`--fresh-disk`): the Bullet
-    /// server may make a new store on it (and only then).
+    /// Board 0's disk was emptied for this pool (`--fresh-disk`) or made new:
+    /// the Bullet server may make a new store on it (and only then).
     pub fresh_disk: bool,
 }
 
@@ -42,8 +42,10 @@ impl PoolConfig {
     /// if it does not exist, emptied first if `fresh`, else kept as it is.
     pub fn with_disk(mut self, path: impl Into<PathBuf>, bytes: u64, fresh: bool) -> Result<Self> {
         let path = path.into();
+        // A disk made now (or one that was empty) is as fresh as an emptied one.
+        let empty = !std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
         crate::board::prepare_disk(&path, bytes, fresh)?;
-        self.fresh_disk = fresh;
+        self.fresh_disk = fresh || empty;
         if let Some(board) = self.boards.first_mut() {
             board.disk = Some(path);
             board.memory_mib = board.memory_mib.max(DISK_BOARD_MEMORY_MIB);

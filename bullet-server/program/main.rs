@@ -24,7 +24,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use amoeba::interface::Transport;
 use amoeba::interfaces::{BS_IO_MAX, bullet, standard};
-use amoeba::user::rpc::{Nucleus, serve};
+use amoeba::user::rpc::Nucleus;
 use amoeba::user::{env, sys, thread, time};
 use amoeba::{Header, Rng, Status, println};
 use bullet_server::{BulletService, Config, DiskObject, MountError, ReplyInto, Store};
@@ -38,6 +38,8 @@ const SYNC_PERIOD_US: u64 = 2_000_000;
 const SYNCS_PER_AGE: u32 = 15;
 /// Exit status of a server that refuses the disk it was given.
 const REFUSED: i32 = 2;
+/// The largest request: a piece of a file and room for the rest.
+const REQUEST_MAX: usize = BS_IO_MAX + 4096;
 
 /// The nucleus's `trans`, with replies received straight into the caller's
 /// buffer: a disk read lands where the store wants it, with no buffer between.
@@ -147,8 +149,26 @@ fn main(_: u64) -> i32 {
             }
         }
     });
-    let mut service = BulletService::new(store);
-    let status = serve(&get, BS_IO_MAX + 4096, |header, buf| service.dispatch(header, buf));
-    println!("bullet-server: get_request failed: {status}");
-    1
+    // Chunk writes are answered first and written right after, before the next
+    // request: the client's next chunk travels while this one goes to disk.
+    let mut service = BulletService::with_write_behind(store);
+    let mut buf = Vec::new();
+    if buf.try_reserve_exact(REQUEST_MAX).is_err() {
+        println!("bullet-server: no memory for the request buffer");
+        return 1;
+    }
+    buf.resize(REQUEST_MAX, 0);
+    loop {
+        let (request, len) = match sys::get_request(&get, &mut buf) {
+            Ok(got) => got,
+            Err(status) => {
+                println!("bullet-server: get_request failed: {status}");
+                return 1;
+            }
+        };
+        service.dispatch_then_write(&request, &buf[..len], |reply, data| {
+            // A client that gave up meanwhile is not the server's problem.
+            let _ = sys::put_reply(reply, data);
+        });
+    }
 }

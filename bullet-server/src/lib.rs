@@ -94,7 +94,7 @@ use core::fmt;
 pub use check::Inconsistency;
 pub use device::{BlockDevice, DiskError};
 pub use layout::{Geometry, Placement};
-pub use ops::{FileInfo, Stats};
+pub use ops::{Chunk, FileInfo, Stats};
 pub use service::{BulletService, DiskObject, ReplyInto};
 #[cfg(feature = "sim")]
 pub use store::Faults;

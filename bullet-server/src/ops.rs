@@ -112,6 +112,20 @@ pub struct Stats {
     pub counters: Counters,
 }
 
+/// A chunk of a file being written, accepted by [`Store::accept_chunk`] and not
+/// yet on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    inode: u32,
+    /// The file's random check: the chunk belongs to this file and no later one
+    /// under the same inode.
+    random: Check,
+    /// Its first block on disk.
+    block: u64,
+    /// Its bytes.
+    len: usize,
+}
+
 /// A file as [`Store::files`] lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileInfo {
@@ -193,7 +207,7 @@ impl<D: BlockDevice> Store<D> {
         let random = self.rng.check();
         let life = self.config.uncommitted_life;
         self.files[inode as usize] =
-            Some(File::Reserved { random, size: size as u32, start, written: 0, life });
+            Some(File::Reserved { random, size: size as u32, start, written: 0, broken: false, life });
         Ok(self.owner_capability(inode, random))
     }
 
@@ -201,23 +215,70 @@ impl<D: BlockDevice> Store<D> {
     /// The file is written from its start on, without holes: `offset` is a multiple of
     /// the block size and at most the bytes written so far (a chunk may be written
     /// again), and `data` is whole blocks unless it ends the file. Needs the modify
-    /// right; `ArgBad` for a file not being written or a chunk that breaks the rules.
+    /// right; `ArgBad` for a file not being written or a chunk that breaks the rules,
+    /// `SysErr` once a chunk of the file could not be written.
     pub fn write(&mut self, cap: &Capability, offset: u64, data: &[u8]) -> Result<(), Status> {
+        let chunk = self.accept_chunk(cap, offset, data.len())?;
+        self.write_chunk(chunk, data)
+    }
+
+    /// The first half of [`Store::write`]: check a chunk of `len` bytes at
+    /// `offset` and count it as written; where it goes. A server may answer the
+    /// client now and put the data on disk with [`Store::write_chunk`] right after
+    /// (before it handles anything else), so that the next chunk travels while this
+    /// one is written. Nothing is promised before the commit, and a chunk that
+    /// fails to reach the disk makes the file one that cannot be committed.
+    pub fn accept_chunk(&mut self, cap: &Capability, offset: u64, len: usize) -> Result<Chunk, Status> {
         let inode = self.file_access(cap, Rights::MODIFY)?;
-        let Some(File::Reserved { size, start, written, .. }) = self.files[inode as usize] else {
+        let Some(File::Reserved { size, start, written, broken, .. }) = self.files[inode as usize] else {
             return Err(Status::ArgBad);
         };
+        if broken {
+            return Err(Status::SysErr);
+        }
         let bs = self.geo.block_size as u64;
-        let end = offset.checked_add(data.len() as u64).ok_or(Status::ArgBad)?;
-        let whole_blocks = (data.len() as u64).is_multiple_of(bs) || end == size as u64;
+        let end = offset.checked_add(len as u64).ok_or(Status::ArgBad)?;
+        let whole_blocks = (len as u64).is_multiple_of(bs) || end == size as u64;
         if !offset.is_multiple_of(bs) || offset > written || end > size as u64 || !whole_blocks {
             return Err(Status::ArgBad);
         }
-        write_padded(&mut self.dev, start + offset / bs, data).map_err(disk_status)?;
         if let Some(File::Reserved { written, .. }) = &mut self.files[inode as usize] {
             *written = (*written).max(end);
         }
-        Ok(())
+        Ok(Chunk {
+            inode,
+            random: self.files[inode as usize].as_ref().map_or_else(Check::default, File::random),
+            block: start + offset / bs,
+            len,
+        })
+    }
+
+    /// The second half of [`Store::write`]: put an accepted chunk's `data` on
+    /// disk. If the file is gone meanwhile, nothing is written.
+    pub fn write_chunk(&mut self, chunk: Chunk, data: &[u8]) -> Result<(), Status> {
+        let still_there = matches!(&self.files[chunk.inode as usize],
+            Some(f @ File::Reserved { .. }) if f.random() == chunk.random);
+        if !still_there || data.len() != chunk.len {
+            return Err(Status::ArgBad);
+        }
+        let result = write_padded(&mut self.dev, chunk.block, data).map_err(disk_status);
+        if result.is_err()
+            && let Some(File::Reserved { broken, .. }) = &mut self.files[chunk.inode as usize]
+        {
+            *broken = true;
+        }
+        result
+    }
+
+    /// An accepted chunk that will never be written: its file can no longer be
+    /// committed.
+    pub fn abandon_chunk(&mut self, chunk: Chunk) {
+        if let Some(file @ File::Reserved { .. }) = &mut self.files[chunk.inode as usize]
+            && file.random() == chunk.random
+            && let File::Reserved { broken, .. } = file
+        {
+            *broken = true;
+        }
     }
 
     /// BS_COMMIT_FILE: commit a reserved file once all of it is written; with

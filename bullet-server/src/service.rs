@@ -16,24 +16,65 @@ use amoeba::interfaces::process::DiskGeometry;
 use amoeba::interfaces::{BS_IO_MAX, BulletStats, bullet};
 use amoeba::{Capability, Check, Header, Port, Status};
 
-use crate::{BlockDevice, DiskError, Store};
+use crate::{BlockDevice, Chunk, DiskError, Store};
 
 /// A store answering the Bullet interface; the standard commands come from the
 /// generated dispatcher through [`Objects`].
 pub struct BulletService<D: BlockDevice> {
     /// The files.
     pub store: Store<D>,
+    /// Answer a chunk write before its data is on disk (see
+    /// [`BulletService::dispatch_then_write`]).
+    write_behind: bool,
+    /// A chunk accepted and answered, whose data (the request's buffer) is still
+    /// to be written.
+    pending: Option<Chunk>,
 }
 
 impl<D: BlockDevice> BulletService<D> {
-    /// Serves `store`.
+    /// Serves `store`, each request done before it is answered.
     pub fn new(store: Store<D>) -> Self {
-        BulletService { store }
+        BulletService { store, write_behind: false, pending: None }
+    }
+
+    /// Serves `store`, answering a chunk write (`BS_WRITE`) once it is checked
+    /// and accepted and putting its data on disk after the answer, so that the
+    /// client's next chunk travels while this one is written. The server loop
+    /// must use [`BulletService::dispatch_then_write`].
+    ///
+    /// (Reads are not done ahead the same way: fetching the next piece while the
+    /// answer is sent made streamed reads slower on a one-core board, whose
+    /// processor also sends the answer.)
+    pub fn with_write_behind(store: Store<D>) -> Self {
+        BulletService { store, write_behind: true, pending: None }
     }
 
     /// Answers one request.
-    pub fn dispatch(&mut self, header: &amoeba::Header, buf: &[u8]) -> (amoeba::Header, Vec<u8>) {
+    pub fn dispatch(&mut self, header: &Header, buf: &[u8]) -> (Header, Vec<u8>) {
+        self.drop_pending();
         bullet::dispatch(self, header, buf)
+    }
+
+    /// Answers one request through `reply` (which sends the answer), then does
+    /// what was left for after the answer: the disk write of an accepted chunk,
+    /// whose data is the request's buffer `buf`. Every request is thus finished
+    /// before the next one is looked at.
+    pub fn dispatch_then_write(&mut self, header: &Header, buf: &[u8], reply: impl FnOnce(&Header, &[u8])) {
+        let (answer, data) = self.dispatch(header, buf);
+        reply(&answer, &data);
+        drop(data);
+        if let Some(chunk) = self.pending.take() {
+            // A failure marks the file: its next write or its commit says so.
+            let _ = self.store.write_chunk(chunk, buf);
+        }
+    }
+
+    /// A chunk left pending by a `dispatch` whose caller did not write it: its
+    /// file can no longer be committed whole.
+    fn drop_pending(&mut self) {
+        if let Some(chunk) = self.pending.take() {
+            self.store.abandon_chunk(chunk);
+        }
     }
 }
 
@@ -137,7 +178,11 @@ impl<D: BlockDevice> bullet::Server for BulletService<D> {
         self.store.reserve(&call.capability, size)
     }
     fn write(&mut self, call: &Call<'_>, offset: u64, data: &[u8]) -> Result<(), Status> {
-        self.store.write(&call.capability, offset, data)
+        if !self.write_behind {
+            return self.store.write(&call.capability, offset, data);
+        }
+        self.pending = Some(self.store.accept_chunk(&call.capability, offset, data.len())?);
+        Ok(())
     }
     fn commit(&mut self, call: &Call<'_>, flags: u32) -> Result<(), Status> {
         self.store.commit(&call.capability, flags)
@@ -195,6 +240,11 @@ impl<T: Transport> DiskObject<T> {
     /// The transport it calls through.
     pub fn transport(&self) -> &T {
         &self.transport
+    }
+
+    /// The transport it calls through, mutably (tests reach the disk behind it).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
     }
 }
 

@@ -37,9 +37,25 @@ use crate::{Config, MountError, MountFailure};
 /// chunks straight into a run of blocks no durable inode names), or committed
 /// (immutable, its data on disk, its inode on disk after the next write round).
 pub(crate) enum File {
-    Uncommitted { random: Check, data: Vec<u8>, life: u8 },
-    Reserved { random: Check, size: u32, start: u64, written: u64, life: u8 },
-    Committed { random: Check, size: u32, place: Placement },
+    Uncommitted {
+        random: Check,
+        data: Vec<u8>,
+        life: u8,
+    },
+    /// `broken`: a chunk could not be written; the file can no longer be committed.
+    Reserved {
+        random: Check,
+        size: u32,
+        start: u64,
+        written: u64,
+        broken: bool,
+        life: u8,
+    },
+    Committed {
+        random: Check,
+        size: u32,
+        place: Placement,
+    },
 }
 
 impl File {
@@ -525,9 +541,13 @@ impl<D: BlockDevice> Store<D> {
     /// Commit the reserved file of `inode`, all of it written: its blocks are
     /// already in place, so only its inode is left to write (now, with `safe`).
     pub(crate) fn commit_reserved(&mut self, inode: u32, safe: bool) -> Result<(), Status> {
-        let Some(File::Reserved { random, size, start, written, .. }) = self.files[inode as usize] else {
+        let Some(File::Reserved { random, size, start, written, broken, .. }) = self.files[inode as usize]
+        else {
             return Err(Status::SysErr);
         };
+        if broken {
+            return Err(Status::SysErr);
+        }
         if written != size as u64 {
             return Err(Status::ArgBad);
         }

@@ -143,7 +143,11 @@ fn files_larger_than_one_request_stream_through_the_interface() {
     assert_eq!(first.len(), BS_IO_MAX);
     // Streamed back piece by piece into a sink, and whole.
     let mut back = Vec::new();
-    let got = files::get_into(&mut served, &file, |p| Ok::<_, ()>(back.extend_from_slice(p)), |_| {});
+    let sink = |p: &[u8]| {
+        back.extend_from_slice(p);
+        Ok::<_, ()>(())
+    };
+    let got = files::get_into(&mut served, &file, sink, |_| {});
     assert_eq!(got, Ok(size as u64));
     assert!(back == data);
     assert!(files::get(&mut served, &file, |_| {}).unwrap() == data);
@@ -157,7 +161,11 @@ fn files_larger_than_one_request_stream_through_the_interface() {
         size as u64,
         |piece| {
             calls += 1;
-            if calls == 2 { Err("the local file went away") } else { Ok(piece.fill(7)) }
+            if calls == 2 {
+                return Err("the local file went away");
+            }
+            piece.fill(7);
+            Ok(())
         },
         |_| {},
     );
@@ -174,15 +182,77 @@ fn a_file_without_room_is_explained_in_sizes() {
     assert_eq!(stats.largest_file, stats.free_blocks * 512);
     assert_eq!(stats.max_files, 64);
     let too_big = stats.largest_file + 1;
-    let refused = files::put_from(&mut served, &sup, too_big, |p| Ok::<_, ()>(p.fill(1)), |_| {});
+    let ones = |p: &mut [u8]| {
+        p.fill(1);
+        Ok::<_, ()>(())
+    };
+    let refused = files::put_from(&mut served, &sup, too_big, ones, |_| {});
     assert_eq!(refused, Err(files::StreamError::Server(Status::NoSpace)));
     let why = files::why_no_room(&mut served, &sup, too_big).unwrap();
     assert_eq!(why, files::NoRoom::TooLarge { size: too_big, largest: stats.largest_file });
     assert!(why.to_string().starts_with("file too large: "), "{why}");
     // The largest file the stats promise is taken.
-    let fits = files::put_from(&mut served, &sup, stats.largest_file, |p| Ok::<_, ()>(p.fill(2)), |_| {});
+    let fits = files::put_from(&mut served, &sup, stats.largest_file, ones, |_| {});
     assert!(fits.is_ok(), "{fits:?}");
     let why = files::why_no_room(&mut served, &sup, 1).unwrap();
     assert_eq!(why, files::NoRoom::DiskFull);
     assert_eq!(why.to_string(), "disk full");
+}
+
+/// The board's server loop: each request answered through `dispatch_then_write`,
+/// recording how many disk calls had been made when the answer went out.
+struct WriteBehind {
+    service: BulletService<DiskObject<Loopback<DiskServer>>>,
+    disk_calls_at_answer: usize,
+}
+
+impl Transport for WriteBehind {
+    fn trans(&mut self, request: &Header, buf: &[u8], _: usize) -> Result<(Header, Vec<u8>), Status> {
+        let mut answer = None;
+        let calls = &mut self.disk_calls_at_answer;
+        let disk = self.service.store.device().transport().calls;
+        self.service.dispatch_then_write(request, buf, |h, d| {
+            *calls = disk;
+            answer = Some((*h, d.to_vec()));
+        });
+        answer.ok_or(Status::SysErr)
+    }
+}
+
+#[test]
+fn a_chunk_is_answered_first_and_written_before_the_next_request() {
+    let served = bullet_over_rpc_disk();
+    let mut server = WriteBehind {
+        service: BulletService::with_write_behind(served.server.store),
+        disk_calls_at_answer: 0,
+    };
+    let sup = server.service.store.super_capability();
+    let data: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 249) as u8).collect();
+    let file = bullet::Client::new(&mut server).reserve(&sup, data.len() as u64).unwrap();
+    for (i, piece) in data.chunks(BS_IO_MAX).enumerate() {
+        let before = server.service.store.device().transport().calls;
+        bullet::Client::new(&mut server).write(&file, (i * BS_IO_MAX) as u64, piece).unwrap();
+        assert_eq!(server.disk_calls_at_answer, before, "the disk was written before the answer");
+        assert!(server.service.store.device().transport().calls > before, "the chunk was never written");
+    }
+    bullet::Client::new(&mut server).commit(&file, BS_SAFETY).unwrap();
+    assert!(files::get(&mut server, &file, |_| {}).unwrap() == data);
+    // A chunk whose disk write fails: the client hears of it at its next write or
+    // at the commit, and the file is never committed.
+    let file = bullet::Client::new(&mut server).reserve(&sup, data.len() as u64).unwrap();
+    server.service.store.device_mut().transport_mut().server.disk.crash_after(0);
+    bullet::Client::new(&mut server).write(&file, 0, &data[..BS_IO_MAX]).unwrap();
+    server
+        .service
+        .store
+        .device_mut()
+        .transport_mut()
+        .server
+        .disk
+        .restart(&mut bullet_server::sim::SplitMix64::new(1));
+    let next =
+        bullet::Client::new(&mut server).write(&file, BS_IO_MAX as u64, &data[BS_IO_MAX..2 * BS_IO_MAX]);
+    assert_eq!(next, Err(Status::SysErr));
+    assert_eq!(bullet::Client::new(&mut server).commit(&file, BS_SAFETY), Err(Status::SysErr));
+    assert_eq!(bullet::Client::new(&mut server).read(&file, 0, 1), Err(Status::NotNow));
 }

@@ -37,6 +37,7 @@ fn store_with_files() -> (Store<SimDisk>, Vec<(Capability, Vec<u8>)>) {
     (s, files)
 }
 
+#[allow(clippy::result_large_err)] // the failure hands the disk back, as `Store::mount` does
 fn mount(disk: SimDisk) -> Result<Store<SimDisk>, bullet_server::MountFailure<SimDisk>> {
     Store::mount(disk, config(), Rng::from_seed([2; 32]))
 }
