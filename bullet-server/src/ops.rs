@@ -55,7 +55,7 @@ impl Edit<'_> {
         }
     }
 
-    /// Apply the edit (already checked by `new_len`).
+    /// Apply the edit (already checked by `new_len`, with room made for growth).
     fn apply(&self, v: &mut Vec<u8>) {
         match *self {
             Edit::Modify { offset, data } => {
@@ -67,9 +67,11 @@ impl Edit<'_> {
                 v[start..end].copy_from_slice(data);
             }
             Edit::Insert { offset, data } => {
-                let tail = v.split_off(offset as usize);
-                v.extend_from_slice(data);
-                v.extend_from_slice(&tail);
+                // In place: the caller made room, so nothing is allocated here.
+                let (at, old) = (offset as usize, v.len());
+                v.resize(old + data.len(), 0);
+                v.copy_within(at..old, at + data.len());
+                v[at..at + data.len()].copy_from_slice(data);
             }
             Edit::Delete { offset, len } => {
                 v.drain(offset as usize..(offset + len) as usize);
@@ -652,6 +654,7 @@ impl<D: BlockDevice> Store<D> {
                 copy.extend_from_slice(data);
                 return Ok(copy);
             }
+            drop(copy);
         }
         self.load_from_disk(size, place)
     }
