@@ -31,7 +31,8 @@ fn explain(path: &str, status: Status) -> anyhow::Error {
         Status::RpcNotFound | Status::RpcFailure | Status::RpcTryAgain => {
             anyhow::anyhow!("{path}: the directory service or the file server is not reachable")
         }
-        other => anyhow::anyhow!("{path}: {other}"),
+        // In words only: a status code means nothing to the user.
+        other => anyhow::anyhow!("{path}: {}", other.text()),
     }
 }
 
