@@ -348,12 +348,11 @@ fn main() {
             workstation(&run_dir, |ws| ws.chmod(&path, masks.0).map(|()| String::new()))
         }
         Command::Put { local, path, run_dir } => workstation(&run_dir, |ws| {
-            let data = std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
-            ws.put(&data, &path).map(|_| format!("{} bytes stored as {path}\n", data.len()))
+            ws.put_file(&local, &path).map(|size| format!("{size} bytes stored as {path}\n"))
         }),
-        Command::Get { path, local, run_dir } => workstation(&run_dir, |ws| {
-            boot::workstation::write_out(&ws.get(&path)?, local.as_deref()).map(|()| String::new())
-        }),
+        Command::Get { path, local, run_dir } => {
+            workstation(&run_dir, |ws| ws.get_to(&path, local.as_deref()).map(|_| String::new()))
+        }
         Command::Info { path, run_dir } => {
             workstation(&run_dir, |ws| ws.info(&path).map(|i| format!("{i}\n")))
         }

@@ -36,6 +36,9 @@ pub struct PoolConfig {
     /// User programs to put in every board's bundle (name, ELF file).
     pub programs: Vec<(String, PathBuf)>,
     pub ready_timeout: Duration,
+    /// Board 0's disk was emptied for this pool (`--fresh-disk`) or made new:
+    /// the Bullet server may make a new store on it (and only then).
+    pub fresh_disk: bool,
 }
 
 /// RAM of the board with the disk: the Bullet server keeps files in memory.
@@ -46,7 +49,10 @@ impl PoolConfig {
     /// if it does not exist, emptied first if `fresh`, else kept as it is.
     pub fn with_disk(mut self, path: impl Into<PathBuf>, bytes: u64, fresh: bool) -> Result<Self> {
         let path = path.into();
+        // A disk made now (or one that was empty) is as fresh as an emptied one.
+        let empty = !std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
         crate::board::prepare_disk(&path, bytes, fresh)?;
+        self.fresh_disk = fresh || empty;
         if let Some(board) = self.boards.first_mut() {
             board.disk = Some(path);
             board.memory_mib = board.memory_mib.max(DISK_BOARD_MEMORY_MIB);
@@ -67,6 +73,7 @@ impl PoolConfig {
             seed: 1,
             programs: crate::default_programs(),
             ready_timeout: Duration::from_secs(20) + Duration::from_millis(500) * count as u32,
+            fresh_disk: false,
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct Pool {
     ready_timeout: Duration,
     rpc: OnceLock<Mutex<RpcClient>>,
     tty: OnceLock<TtyServer>,
+    /// Board 0's disk was emptied for this pool and no Bullet store is on it yet.
+    fresh_disk: std::sync::atomic::AtomicBool,
 }
 
 /// From now on this process (and the QEMUs and sockets it makes) creates files
@@ -209,6 +218,7 @@ impl Pool {
             ready_timeout: config.ready_timeout,
             rpc: OnceLock::new(),
             tty: OnceLock::new(),
+            fresh_disk: std::sync::atomic::AtomicBool::new(config.fresh_disk),
         };
         for index in 0..pool.boards.len() {
             pool.start_board(index)?;
@@ -233,6 +243,18 @@ impl Pool {
     /// The host capability (owner) of board `index`'s process server.
     pub fn host_capability(&self, index: usize) -> amoeba::Capability {
         host_capability(&self.secrets[index])
+    }
+
+    /// Board 0's disk was emptied when this pool started and the Bullet server has
+    /// not made its store on it yet: the one time the server may format.
+    pub fn disk_is_fresh(&self) -> bool {
+        self.fresh_disk.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The Bullet server has made its store on the fresh disk: from now on the
+    /// disk holds files, and a server started on it must find them.
+    pub fn disk_formatted(&self) {
+        self.fresh_disk.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The programs the pool was built with (name, ELF file).

@@ -7,7 +7,9 @@
 //!   a null RPC on the same path; segment writes against bulk RPC.
 //! * [`bullet`]: Bullet file reads against a 1 MiB RPC reply (cached) and a
 //!   raw disk read (uncached); safe creates against a null RPC and a raw
-//!   write + flush; creates per second.
+//!   write + flush; creates per second; a 256 MiB file created (streamed
+//!   straight to disk) and read back against raw writes + flush and raw reads
+//!   of as many bytes.
 //! * [`system`]: a whole system as `boot up` starts it: exec through the run
 //!   server against a null RPC and a direct remote creation, placement
 //!   decisions per second, and `boot ax hello` end to end.
@@ -26,7 +28,7 @@ use amoeba::exec::{Exec, Program, exec, exec_placed};
 use amoeba::interface::Transport;
 use amoeba::interfaces::process::HOST_PLACEMENT;
 use amoeba::interfaces::run::PlacementRequest;
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY, bullet, disk, echo, process_server, run_server};
+use amoeba::interfaces::{BS_COMMIT, BS_SAFETY, bullet, disk, echo, process_server, run_server, standard};
 use amoeba::{Capability, GetPort, Header, Port, Status};
 use anyhow::{Context, Result, bail};
 use std::path::Path;
@@ -339,10 +341,14 @@ pub fn processes(pool: &Pool) -> Result<()> {
 
 // ------------------------------------------------------------------- bullet
 
-/// Size of the disk the `bullet` section's pool gets.
-pub const BULLET_DISK_BYTES: u64 = 256 << 20;
+/// Size of the disk the `bullet` section's pool gets (a sparse image).
+pub const BULLET_DISK_BYTES: u64 = 768 << 20;
 /// Bytes at the end of the disk kept from the Bullet server for raw measurements.
-const RAW_AREA: u64 = 16 << 20;
+const RAW_AREA: u64 = LARGE_FILE as u64;
+/// The large file created and read against raw transfers of as many bytes.
+const LARGE_FILE: usize = 256 * MIB;
+/// Rounds of the large-file measurement (each: raw write, create, raw read, read).
+const LARGE_ROUNDS: usize = 2;
 /// Reads of each kind (cached, uncached) and their units.
 const READS: usize = 40;
 /// Safe creates of 1 KiB, and of 1 MiB (each next to a raw write + flush).
@@ -451,6 +457,82 @@ fn creates_per_second(rpc: &mut RpcClient, server: &Capability, flags: u32) -> R
     Ok(RATE_CREATES as f64 / total.as_secs_f64())
 }
 
+/// Times of one large-file round: a raw write of [`LARGE_FILE`] bytes in 1 MiB
+/// transfers then a flush, the Bullet create of such a file (reserve, 1 MiB
+/// writes, safe commit), a raw read of as many bytes, the Bullet read of the file.
+struct LargeRound {
+    raw_write: Duration,
+    create: Duration,
+    raw_read: Duration,
+    read: Duration,
+}
+
+/// One large-file round; the file is destroyed afterwards.
+fn large_round(rpc: &mut RpcClient, server: &Capability, plan: &DiskPlan) -> Result<LargeRound> {
+    let piece = vec![0x5au8; MIB];
+    let pieces = LARGE_FILE / MIB;
+    let blocks = (MIB / plan.block_size) as u64;
+    let (raw_write, ()) = timed(|| {
+        let mut raw = disk::Client::new(&mut *rpc);
+        for i in 0..pieces {
+            called("raw write", raw.write(&plan.raw, i as u64 * blocks, &piece))?;
+        }
+        called("raw flush", raw.flush(&plan.raw))
+    })?;
+    let (create, file) = timed(|| {
+        let fill = |chunk: &mut [u8]| {
+            chunk.copy_from_slice(&piece[..chunk.len()]);
+            Ok::<(), ()>(())
+        };
+        amoeba::files::put_from(&mut *rpc, server, LARGE_FILE as u64, fill, |_| {})
+            .map_err(|e| anyhow::anyhow!("creating the large file: {e:?}"))
+    })?;
+    let (raw_read, ()) = timed(|| {
+        let mut raw = disk::Client::new(&mut *rpc);
+        for i in 0..pieces {
+            let data = called("raw read", raw.read(&plan.raw, i as u64 * blocks, blocks as u32))?;
+            if data.len() != MIB {
+                bail!("a raw read of 1 MiB gave {} bytes", data.len());
+            }
+        }
+        Ok(())
+    })?;
+    let (read, size) = timed(|| {
+        amoeba::files::get_into(&mut *rpc, &file, |_| Ok::<(), ()>(()), |_| {})
+            .map_err(|e| anyhow::anyhow!("reading the large file: {e:?}"))
+    })?;
+    if size != LARGE_FILE as u64 {
+        bail!("the large file has {size} bytes");
+    }
+    called("destroying the large file", standard::Client::new(&mut *rpc).destroy(&file))?;
+    called("sync", bullet::Client::new(&mut *rpc).sync(server))?;
+    Ok(LargeRound { raw_write, create, raw_read, read })
+}
+
+/// The best of each kind over [`LARGE_ROUNDS`] rounds, and the two ratios.
+fn print_large(rounds: &[LargeRound]) {
+    let best = |f: fn(&LargeRound) -> Duration| rounds.iter().map(f).min().unwrap_or_default();
+    let (raw_write, create) = (best(|r| r.raw_write), best(|r| r.create));
+    let (raw_read, read) = (best(|r| r.raw_read), best(|r| r.read));
+    let rate = |d: Duration| LARGE_FILE as f64 / MIB as f64 / d.as_secs_f64().max(1e-9);
+    let mib = LARGE_FILE / MIB;
+    println!("{mib} MiB file, best of {} rounds:", rounds.len());
+    println!("  raw writes + flush     {:>8.2} s  {:>6.1} MiB/s", raw_write.as_secs_f64(), rate(raw_write));
+    println!(
+        "  create (streamed, safe){:>8.2} s  {:>6.1} MiB/s  speed {:.2}x raw (goal >= 0.7)",
+        create.as_secs_f64(),
+        rate(create),
+        raw_write.as_secs_f64() / create.as_secs_f64().max(1e-9)
+    );
+    println!("  raw reads              {:>8.2} s  {:>6.1} MiB/s", raw_read.as_secs_f64(), rate(raw_read));
+    println!(
+        "  read (streamed)        {:>8.2} s  {:>6.1} MiB/s  speed {:.2}x raw (goal >= 0.7)",
+        read.as_secs_f64(),
+        rate(read),
+        raw_read.as_secs_f64() / read.as_secs_f64().max(1e-9)
+    );
+}
+
 /// The `bullet` section on a pool of one board with a fresh disk of
 /// [`BULLET_DISK_BYTES`].
 pub fn bullet(pool: &Pool) -> Result<()> {
@@ -473,6 +555,8 @@ pub fn bullet(pool: &Pool) -> Result<()> {
     let (large, large_raw) = creates_against_raw(&mut rpc, &server, &plan, MIB, LARGE_CREATES)?;
     let safe_rate = creates_per_second(&mut rpc, &server, BS_COMMIT | BS_SAFETY)?;
     let rate = creates_per_second(&mut rpc, &server, BS_COMMIT)?;
+    let large_file =
+        (0..LARGE_ROUNDS).map(|_| large_round(&mut rpc, &server, &plan)).collect::<Result<Vec<_>>>()?;
     null.extend(null_calls(&mut rpc, &service, NULL_CALLS / 2)?);
     let null = summary(&mut null)?;
 
@@ -490,6 +574,7 @@ pub fn bullet(pool: &Pool) -> Result<()> {
     print_bullet(&BulletFigures { null, cached, reply, uncached, raw, small, small_raw, large, large_raw });
     print_uncached_costs(&board, &uncached, &raw)?;
     println!("creates per second of 1 KiB files: {safe_rate:>6.0} safe, {rate:>6.0} without the safety flag");
+    print_large(&large_file);
     println!("{}", cpu_line(&before, &board_pids(pool)));
     Ok(())
 }

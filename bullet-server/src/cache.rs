@@ -64,16 +64,21 @@ impl Cache {
         if !self.fits(data.len()) {
             return;
         }
-        while self.used + data.len() > self.capacity {
-            let Some((_, victim)) = self.by_age.pop_first() else { break };
-            if let Some(e) = self.entries.remove(&victim) {
-                self.used -= e.data.len();
-            }
-        }
+        while self.used + data.len() > self.capacity && self.evict_one() {}
         self.clock += 1;
         self.used += data.len();
         self.by_age.insert(self.clock, inode);
         self.entries.insert(inode, Entry { data, stamp: self.clock });
+    }
+
+    /// Drop the least recently used file, giving its memory back; false if the
+    /// cache was empty.
+    pub fn evict_one(&mut self) -> bool {
+        let Some((_, victim)) = self.by_age.pop_first() else { return false };
+        if let Some(e) = self.entries.remove(&victim) {
+            self.used -= e.data.len();
+        }
+        true
     }
 
     /// Drop `inode`'s contents.
@@ -128,6 +133,13 @@ mod tests {
         c.insert(5, vec![5; 100]); // evicts everything else
         assert_eq!(c.lru_order().collect::<Vec<_>>(), [5]);
         c.remove(5);
+        assert_eq!(c.used(), 0);
+        c.check().unwrap();
+        c.insert(6, vec![6; 10]);
+        c.insert(7, vec![7; 10]);
+        assert!(c.evict_one());
+        assert_eq!(c.lru_order().collect::<Vec<_>>(), [7]);
+        assert!(c.evict_one() && !c.evict_one());
         assert_eq!(c.used(), 0);
         c.check().unwrap();
     }

@@ -1,6 +1,6 @@
 //! Self-checks the tests call: the in-memory bookkeeping adds up (every data block is
-//! exactly one of: a committed file's, free, or waiting to be free), and the inode
-//! table on disk says what memory says.
+//! exactly one of: a committed file's, a file's being written, free, or waiting to be
+//! free), and the superblock copies and the inode table on disk say what memory says.
 
 use alloc::format;
 use alloc::string::String;
@@ -9,7 +9,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::device::{BlockDevice, read_run};
-use crate::layout::{DiskInode, Superblock, check_inode, decode_inode_block};
+use amoeba::Check;
+
+use crate::layout::{DiskInode, Placement, Superblock, check_inode, decode_inode_block};
 use crate::store::{File, Store};
 
 /// What a self-check found wrong.
@@ -33,6 +35,8 @@ fn fail<T>(what: String) -> Result<T, Inconsistency> {
 enum Owner {
     /// The committed file of this inode.
     File(u32),
+    /// The run reserved for the file of this inode, being written.
+    Reserved(u32),
     /// The free list.
     Free,
     /// Blocks given up, waiting for this inode block to be written.
@@ -43,6 +47,7 @@ impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Owner::File(inode) => write!(f, "the file of inode {inode}"),
+            Owner::Reserved(inode) => write!(f, "the run reserved for inode {inode}"),
             Owner::Free => f.write_str("the free list"),
             Owner::Waiting(block) => write!(f, "blocks waiting for inode block {block}"),
         }
@@ -69,6 +74,17 @@ impl<D: BlockDevice> Store<D> {
                     runs.extend(place.runs().map(|(s, l)| (s, l, Owner::File(n as u32))));
                 }
                 Some(File::Uncommitted { data, .. }) => uncommitted += data.len(),
+                Some(File::Reserved { size, start, written, .. }) => {
+                    let blocks = self.geo.blocks_for(*size as u64);
+                    let place = Placement::single(*start, blocks);
+                    let inode = DiskInode { random: Check([0; 6]), size: *size, place };
+                    if *written > *size as u64 || check_inode(&inode, &self.geo).is_err() {
+                        return fail(format!("reserved file {n} has a bad run {place:?} for {size} bytes"));
+                    }
+                    if blocks > 0 {
+                        runs.push((*start, blocks, Owner::Reserved(n as u32)));
+                    }
+                }
                 None => {}
             }
         }
@@ -104,8 +120,8 @@ impl<D: BlockDevice> Store<D> {
             next = start + len;
             previous = owner;
         }
-        if next != self.geo.block_count {
-            return fail(format!("blocks {next}..{} belong to nobody (leaked)", self.geo.block_count));
+        if next != self.geo.data_end {
+            return fail(format!("blocks {next}..{} belong to nobody (leaked)", self.geo.data_end));
         }
         Ok(())
     }
@@ -120,17 +136,22 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
-    /// Read the superblock and the inode table back and check that every inode block's
-    /// durable slot holds the version memory expects, and that unchanged blocks record
-    /// exactly the committed files memory has.
+    /// Read both superblock copies and the inode table back and check that each copy
+    /// describes this store, that every inode block's durable slot holds the version
+    /// memory expects, and that unchanged blocks record exactly the committed files
+    /// memory has.
     pub fn check_disk(&mut self) -> Result<(), Inconsistency> {
         let geo = self.geo;
-        let mut block0 = vec![0u8; geo.block_size];
-        self.dev.read(0, &mut block0).map_err(|e| Inconsistency(format!("reading the superblock: {e}")))?;
-        let sb = Superblock::decode(&block0, self.dev.block_count())
-            .map_err(|e| Inconsistency(format!("superblock: {e}")))?;
-        if sb.geometry != geo || sb.volume != self.volume || sb.get_port != self.get_port {
-            return fail("superblock does not describe this store".into());
+        let copies = [Some(0), geo.backup_block()];
+        for (which, at) in ["superblock", "backup superblock"].into_iter().zip(copies) {
+            let Some(at) = at else { continue };
+            let mut block = vec![0u8; geo.block_size];
+            self.dev.read(at, &mut block).map_err(|e| Inconsistency(format!("reading the {which}: {e}")))?;
+            let sb = Superblock::decode(&block, self.dev.block_count())
+                .map_err(|e| Inconsistency(format!("{which} at block {at}: {e}")))?;
+            if sb != self.superblock() {
+                return fail(format!("{which} at block {at} does not describe this store"));
+            }
         }
         let mut table = vec![0u8; 2 * geo.inode_blocks as usize * geo.block_size];
         read_run(&mut self.dev, geo.table_start, &mut table)
@@ -159,7 +180,6 @@ impl<D: BlockDevice> Store<D> {
 mod tests {
     use super::*;
     use crate::Config;
-    use crate::layout::Placement;
     use crate::sim::SimDisk;
     use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
     use amoeba::{Capability, Rng};

@@ -8,8 +8,11 @@
 //! blocks are then durably free and the next step may overwrite them. A crash leaves
 //! either the previous or the next inode version, each naming intact data; mount
 //! finishes an interrupted move the same way.
+//!
+//! Files being written straight to disk (reserved runs) do not move: their chunks
+//! go to disk as they come, so compaction slides the committed files down around
+//! them.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use amoeba::Status;
@@ -19,32 +22,36 @@ use crate::layout::Placement;
 use crate::store::{File, Store, disk_status};
 
 impl<D: BlockDevice> Store<D> {
-    /// Slide files down until a hole of `blocks` blocks exists (the caller made sure the
-    /// free space adds up to that).
+    /// Slide files down until a hole of `blocks` blocks exists (the caller made sure
+    /// compaction can make one: `largest_run_after_compaction`).
     pub(crate) fn compact_for(&mut self, blocks: u64) -> Result<(), Status> {
         // From a fully durable state: no freed blocks waiting, so the data area is
-        // exactly the committed files and the free list.
+        // exactly the committed files, the reserved runs and the free list.
         self.write_inode_blocks()?;
         self.counters.compactions += 1;
-        let mut order: Vec<(u64, u32, u64)> = self
+        // (first block, inode of a committed file to move or None for a reserved
+        // run that stays, blocks), in block order.
+        let mut order: Vec<(u64, Option<u32>, u64)> = self
             .files
             .iter()
             .enumerate()
             .filter_map(|(n, f)| match f {
                 Some(File::Committed { place, .. }) if place.blocks > 0 => {
-                    Some((place.head, n as u32, place.blocks))
+                    Some((place.head, Some(n as u32), place.blocks))
                 }
                 _ => None,
             })
             .collect();
+        order.extend(self.reserved_runs().into_iter().map(|(start, len)| (start, None, len)));
         order.sort_unstable();
         let mut cursor = self.geo.data_start;
         for (head, inode, len) in order {
             if head - cursor >= blocks {
                 break;
             }
-            if head > cursor {
-                self.move_down(inode, cursor)?;
+            match inode {
+                Some(inode) if head > cursor => self.move_down(inode, cursor)?,
+                _ => cursor = cursor.max(head),
             }
             cursor += len;
         }
@@ -98,7 +105,14 @@ impl<D: BlockDevice> Store<D> {
         }
         let bs = self.geo.block_size;
         let chunk_blocks = (self.dev.max_transfer() / bs).max(1) as u64;
-        let mut buf = vec![0u8; chunk_blocks.min(len) as usize * bs];
+        let mut buf = match self.buffer(chunk_blocks.min(len) as usize * bs) {
+            Ok(buf) => buf,
+            Err(status) => {
+                let released = self.free.release(to, len);
+                debug_assert!(released);
+                return Err(status);
+            }
+        };
         let mut done = 0;
         while done < len {
             let n = chunk_blocks.min(len - done);

@@ -14,6 +14,8 @@ pub enum DiskError {
     BadLength,
     /// The device failed (I/O error, lost connection, simulated crash).
     Io,
+    /// No memory for a transfer's buffer.
+    NoMemory,
 }
 
 impl fmt::Display for DiskError {
@@ -22,6 +24,7 @@ impl fmt::Display for DiskError {
             DiskError::OutOfRange => "block number beyond the end of the disk",
             DiskError::BadLength => "transfer is not a whole number of blocks or too large",
             DiskError::Io => "disk i/o error",
+            DiskError::NoMemory => "no memory for the transfer",
         })
     }
 }
@@ -108,9 +111,18 @@ pub(crate) fn write_run<D: BlockDevice + ?Sized>(
     Ok(())
 }
 
+/// A zeroed buffer of `len` bytes, or `NoMemory`.
+fn zeroed(len: usize) -> Result<alloc::vec::Vec<u8>, DiskError> {
+    let mut buf = alloc::vec::Vec::new();
+    buf.try_reserve_exact(len).map_err(|_| DiskError::NoMemory)?;
+    buf.resize(len, 0);
+    Ok(buf)
+}
+
 /// Write `data` (any length) from `first_block` on, the last block padded with zeros.
-/// A file that fits one transfer goes in one call (copied into a padded buffer);
-/// a longer one goes straight from `data`, with only its partial last block copied.
+/// A file that fits one transfer goes in one call (copied into a padded buffer, when
+/// there is memory for it); a longer one goes straight from `data`, with only its
+/// partial last block copied.
 pub(crate) fn write_padded<D: BlockDevice + ?Sized>(
     dev: &mut D,
     first_block: u64,
@@ -118,15 +130,17 @@ pub(crate) fn write_padded<D: BlockDevice + ?Sized>(
 ) -> Result<(), DiskError> {
     let bs = dev.block_size();
     let padded = data.len().div_ceil(bs) * bs;
-    if padded <= chunk_bytes(dev) && padded != data.len() {
-        let mut buf = alloc::vec![0u8; padded];
+    if padded <= chunk_bytes(dev)
+        && padded != data.len()
+        && let Ok(mut buf) = zeroed(padded)
+    {
         buf[..data.len()].copy_from_slice(data);
         return dev.write(first_block, &buf);
     }
     let whole = data.len() / bs * bs;
     write_run(dev, first_block, &data[..whole])?;
     if whole < data.len() {
-        let mut last = alloc::vec![0u8; bs];
+        let mut last = zeroed(bs)?;
         last[..data.len() - whole].copy_from_slice(&data[whole..]);
         dev.write(first_block + (whole / bs) as u64, &last)?;
     }

@@ -3,11 +3,17 @@
 //! decides when to write what.
 //!
 //! ```text
-//! block 0                  superblock (written once, by format)
+//! block 0                  superblock (written by format, and again only to repair it)
 //! blocks 1 .. 1+2S         inode table: S inode blocks, each kept in two slots
 //!                          [A0 B0 A1 B1 ... A(S-1) B(S-1)]
-//! blocks 1+2S .. end       file data: each file one contiguous run of blocks
+//! blocks 1+2S .. end-1     file data: each file one contiguous run of blocks
+//! block end-1              the superblock's backup copy (layout 2)
 //! ```
+//!
+//! The backup copy is what a damaged block 0 is recovered from (as ext4 keeps copies
+//! of its superblock): mount takes whichever copy is valid and rewrites the other.
+//! Layout 1 (before the backup existed) used the last block for data; such a store
+//! still mounts, and is upgraded to layout 2 when its last block is free.
 //!
 //! An inode block holds a header (magic, block index, sequence number, volume id,
 //! checksum) and a fixed number of 32-byte inodes. Its two slots alternate: the store
@@ -25,8 +31,10 @@ use crate::MountError;
 
 /// Magic at the start of the superblock.
 const SUPER_MAGIC: [u8; 8] = *b"BULLETFS";
-/// Version of this layout.
-const LAYOUT_VERSION: u32 = 1;
+/// Version of this layout: 2 keeps a backup superblock in the last block.
+pub(crate) const LAYOUT_VERSION: u32 = 2;
+/// The layout before the backup superblock: data up to the last block.
+pub(crate) const LAYOUT_WITHOUT_BACKUP: u32 = 1;
 /// Magic at the start of every inode block.
 const INODE_BLOCK_MAGIC: [u8; 4] = *b"BINO";
 /// Bytes of an inode-block header: magic 4, index 4, sequence 8, volume 8, checksum 8.
@@ -97,12 +105,30 @@ pub struct Geometry {
     pub table_start: u64,
     /// First data block.
     pub data_start: u64,
+    /// One past the last data block: the backup superblock's block, or (layout 1)
+    /// the end of the disk.
+    pub data_end: u64,
 }
 
 impl Geometry {
     /// The layout of a disk of `block_count` blocks of `block_size` bytes with
-    /// `inode_count` inodes, if at least one data block remains.
+    /// `inode_count` inodes, if at least one data block remains: the superblock's
+    /// backup in the last block.
     pub fn new(block_size: usize, block_count: u64, inode_count: u32) -> Result<Geometry, MountError> {
+        let mut geometry = Geometry::without_backup(block_size, block_count, inode_count)?;
+        geometry.data_end = block_count - 1;
+        if geometry.data_start >= geometry.data_end {
+            return Err(MountError::Geometry);
+        }
+        Ok(geometry)
+    }
+
+    /// The layout 1 geometry: no backup superblock, data up to the last block.
+    pub(crate) fn without_backup(
+        block_size: usize,
+        block_count: u64,
+        inode_count: u32,
+    ) -> Result<Geometry, MountError> {
         if block_size < MIN_BLOCK_SIZE || !block_size.is_power_of_two() || inode_count == 0 {
             return Err(MountError::Geometry);
         }
@@ -124,12 +150,23 @@ impl Geometry {
             inode_blocks,
             table_start,
             data_start,
+            data_end: block_count,
         })
     }
 
     /// Number of data blocks.
     pub fn data_blocks(&self) -> u64 {
-        self.block_count - self.data_start
+        self.data_end - self.data_start
+    }
+
+    /// The block holding the superblock's backup copy, if this layout has one.
+    pub fn backup_block(&self) -> Option<u64> {
+        (self.data_end < self.block_count).then_some(self.block_count - 1)
+    }
+
+    /// The layout version this geometry belongs to.
+    pub(crate) fn version(&self) -> u32 {
+        if self.backup_block().is_some() { LAYOUT_VERSION } else { LAYOUT_WITHOUT_BACKUP }
     }
 
     /// The disk block of slot `slot` (0 or 1) of inode block `index`.
@@ -161,14 +198,14 @@ pub(crate) struct Superblock {
 }
 
 impl Superblock {
-    /// Block 0: magic 8 | version 4 | block size 4 | block count 8 | inode count 4 |
-    /// inode blocks 4 | data start 8 | volume 8 | get-port 6 | super random 6 | pad 2 |
-    /// checksum 8 at 64, little endian; the rest of the block zero.
+    /// Block 0 (and its backup): magic 8 | version 4 | block size 4 | block count 8 |
+    /// inode count 4 | inode blocks 4 | data start 8 | volume 8 | get-port 6 | super
+    /// random 6 | pad 2 | checksum 8 at 64, little endian; the rest of the block zero.
     pub fn encode(&self) -> Vec<u8> {
         let g = &self.geometry;
         let mut b = vec![0u8; g.block_size];
         b[0..8].copy_from_slice(&SUPER_MAGIC);
-        b[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&g.version().to_le_bytes());
         b[12..16].copy_from_slice(&(g.block_size as u32).to_le_bytes());
         b[16..24].copy_from_slice(&g.block_count.to_le_bytes());
         b[24..28].copy_from_slice(&g.inode_count.to_le_bytes());
@@ -181,13 +218,14 @@ impl Superblock {
         b
     }
 
-    /// Decode block 0 of a disk whose blocks are `block_size` bytes and which has
-    /// `block_count` blocks now.
+    /// Decode a superblock copy read from a disk whose blocks are `b.len()` bytes
+    /// and which has `block_count` blocks now.
     pub fn decode(b: &[u8], block_count: u64) -> Result<Superblock, MountError> {
         if b.len() < SUPER_LEN || b[0..8] != SUPER_MAGIC || !sealed(&b[..SUPER_LEN], SUPER_CHECKSUM_AT) {
             return Err(MountError::NotFormatted);
         }
-        if u32_at(b, 8) != LAYOUT_VERSION {
+        let version = u32_at(b, 8);
+        if version != LAYOUT_VERSION && version != LAYOUT_WITHOUT_BACKUP {
             return Err(MountError::Version);
         }
         let block_size = u32_at(b, 12) as usize;
@@ -195,7 +233,12 @@ impl Superblock {
         if block_size != b.len() || recorded_count > block_count {
             return Err(MountError::Geometry);
         }
-        let geometry = Geometry::new(block_size, recorded_count, u32_at(b, 24))?;
+        let inode_count = u32_at(b, 24);
+        let geometry = if version == LAYOUT_VERSION {
+            Geometry::new(block_size, recorded_count, inode_count)?
+        } else {
+            Geometry::without_backup(block_size, recorded_count, inode_count)?
+        };
         if geometry.inode_blocks != u32_at(b, 28) || geometry.data_start != u64_at(b, 32) {
             return Err(MountError::Corrupt("superblock geometry does not add up"));
         }
@@ -289,7 +332,7 @@ pub(crate) fn check_inode(inode: &DiskInode, geometry: &Geometry) -> Result<(), 
     let in_data = |start: u64, len: u64| {
         len == 0
             || (start >= geometry.data_start
-                && start.checked_add(len).is_some_and(|e| e <= geometry.block_count))
+                && start.checked_add(len).is_some_and(|e| e <= geometry.data_end))
     };
     let ok = p.split <= p.blocks
         && in_data(p.head, p.split)
@@ -363,10 +406,14 @@ mod tests {
         assert_eq!(g.inodes_per_block, 15);
         assert_eq!(g.inode_blocks, 3);
         assert_eq!(g.data_start, 7);
+        assert_eq!((g.data_end, g.data_blocks(), g.backup_block()), (999, 992, Some(999)));
         assert_eq!(g.slot_block(2, 1), 6);
         assert_eq!(g.block_of(14), 0);
         assert_eq!(g.block_of(15), 1);
         assert_eq!(Geometry::new(512, 7, 40), Err(MountError::Geometry));
+        assert_eq!(Geometry::new(512, 8, 40), Err(MountError::Geometry), "no data block besides the backup");
+        let old = Geometry::without_backup(512, 1000, 40).unwrap();
+        assert_eq!((old.data_end, old.backup_block(), old.version()), (1000, None, LAYOUT_WITHOUT_BACKUP));
         assert_eq!(Geometry::new(500, 1000, 40), Err(MountError::Geometry));
         assert_eq!(Geometry::new(512, 1000, 0), Err(MountError::Geometry));
     }
@@ -390,6 +437,15 @@ mod tests {
             assert_eq!(Superblock::decode(&bad, 1000), Err(MountError::NotFormatted), "byte {at}");
         }
         assert_eq!(Superblock::decode(&[0u8; 512], 1000), Err(MountError::NotFormatted));
+        // A layout-1 superblock decodes to its own geometry; an unknown layout is refused.
+        let old = Superblock { geometry: Geometry::without_backup(512, 1000, 40).unwrap(), ..sb };
+        let encoded = old.encode();
+        assert_eq!(u32_at(&encoded, 8), LAYOUT_WITHOUT_BACKUP);
+        assert_eq!(Superblock::decode(&encoded, 1000), Ok(old));
+        let mut future = b.clone();
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
+        seal(&mut future[..SUPER_LEN], SUPER_CHECKSUM_AT);
+        assert_eq!(Superblock::decode(&future, 1000), Err(MountError::Version));
     }
 
     #[test]
@@ -424,8 +480,8 @@ mod tests {
     fn check_inode_bounds() {
         let g = geometry();
         let ok = |place| check_inode(&DiskInode { random: Check([1; 6]), size: 0, place }, &g).is_ok();
-        assert!(ok(Placement::single(7, 993)));
-        assert!(!ok(Placement::single(7, 994)));
+        assert!(ok(Placement::single(7, 992)));
+        assert!(!ok(Placement::single(7, 993)), "the backup superblock's block is no data");
         assert!(!ok(Placement::single(6, 1)));
         assert!(ok(Placement::single(0, 0)));
         assert!(ok(Placement { head: 7, split: 2, tail: 20, blocks: 5 }));

@@ -35,8 +35,22 @@
 //! blocks 1 .. 1+2S   inode table, S blocks in two slots each [A0 B0 A1 B1 ...];
 //!                    a block = header (seq, volume, checksum) + 32-byte inodes
 //!                    (random check, head, tail, split, size)
-//! 1+2S .. end        data: each file one contiguous run of blocks
+//! 1+2S .. end-1      data: each file one contiguous run of blocks
+//! end-1              the superblock's backup copy
 //! ```
+//!
+//! Mount takes whichever superblock copy is valid and writes the other again; with
+//! neither valid it refuses ([`MountError::NotFormatted`]) and writes nothing. Only
+//! [`Store::format`], which the server program calls only when asked to, makes a
+//! new store.
+//!
+//! # Files larger than memory
+//!
+//! [`Store::create`] and the edits hold a file in memory until it is committed.
+//! [`Store::reserve`] instead takes a contiguous run for a file of a declared size
+//! at once; [`Store::write`] puts each chunk straight onto its blocks and
+//! [`Store::commit`] writes its inode, so a file may be as large as the largest run
+//! the disk can make, whatever the memory.
 //!
 //! # Why a crash is harmless
 //!
@@ -80,14 +94,14 @@ use core::fmt;
 pub use check::Inconsistency;
 pub use device::{BlockDevice, DiskError};
 pub use layout::{Geometry, Placement};
-pub use ops::{FileInfo, Stats};
-pub use service::{BulletService, DiskObject};
+pub use ops::{Chunk, FileInfo, Stats};
+pub use service::{BulletService, DiskObject, ReplyInto};
 #[cfg(feature = "sim")]
 pub use store::Faults;
 pub use store::{Counters, Store};
 
-/// The largest file Bullet stores: 64 MiB.
-pub const MAX_FILE_SIZE: u32 = 64 << 20;
+/// The largest file an inode records: 4 GiB - 1.
+pub const MAX_FILE_SIZE: u32 = u32::MAX;
 
 /// How a store is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,22 +111,23 @@ pub struct Config {
     pub inode_count: u32,
     /// Bound on the bytes of committed files cached in memory.
     pub cache_bytes: usize,
-    /// Bound on the bytes of uncommitted files (always in memory).
+    /// Bound on the bytes of uncommitted files held in memory (files written with
+    /// [`Store::reserve`] go straight to disk and do not count).
     pub uncommitted_bytes: usize,
-    /// The largest file accepted (at most [`MAX_FILE_SIZE`]... or more, up to 4 GiB - 1).
+    /// The largest file accepted (at most [`MAX_FILE_SIZE`]).
     pub max_file_size: u32,
     /// STD_AGE ticks an untouched uncommitted file survives (at least 1).
     pub uncommitted_life: u8,
 }
 
 impl Default for Config {
-    /// 4096 inodes, a 32 MiB cache, 128 MiB of uncommitted files, 64 MiB files,
-    /// uncommitted files gone after 4 untouched ages.
+    /// 4096 inodes, a 32 MiB cache, 64 MiB of uncommitted files in memory, files up
+    /// to [`MAX_FILE_SIZE`], uncommitted files gone after 4 untouched ages.
     fn default() -> Config {
         Config {
             inode_count: 4096,
             cache_bytes: 32 << 20,
-            uncommitted_bytes: 128 << 20,
+            uncommitted_bytes: 64 << 20,
             max_file_size: MAX_FILE_SIZE,
             uncommitted_life: 4,
         }
@@ -122,7 +137,8 @@ impl Default for Config {
 /// Why a store could not be formatted or mounted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MountError {
-    /// Block 0 holds no valid superblock (never formatted, or formatting was cut).
+    /// Neither block 0 nor the last block holds a valid superblock: never formatted,
+    /// a format was cut, or both copies are damaged.
     NotFormatted,
     /// The superblock is of another layout version.
     Version,
@@ -132,6 +148,8 @@ pub enum MountError {
     Corrupt(&'static str),
     /// The device failed.
     Disk(DiskError),
+    /// No memory for the store's tables.
+    Memory,
 }
 
 /// A failed [`Store::format`] or [`Store::mount`]: why, and the device back.
@@ -163,11 +181,14 @@ impl From<DiskError> for MountError {
 impl fmt::Display for MountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MountError::NotFormatted => f.write_str("disk holds no bullet store"),
+            MountError::NotFormatted => f.write_str(
+                "no valid bullet superblock, neither in the first block nor in its backup in the last block",
+            ),
             MountError::Version => f.write_str("bullet store of another layout version"),
             MountError::Geometry => f.write_str("disk size or block size does not fit a bullet store"),
             MountError::Corrupt(what) => write!(f, "bullet store corrupt: {what}"),
             MountError::Disk(e) => write!(f, "disk: {e}"),
+            MountError::Memory => f.write_str("no memory for the store's tables"),
         }
     }
 }

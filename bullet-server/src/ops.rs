@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
 use amoeba::{Capability, Check, GetPort, Port, Rights, Status};
 
-use crate::device::{BlockDevice, read_run};
+use crate::device::{BlockDevice, write_padded};
 use crate::layout::Geometry;
 use crate::store::{Counters, File, Store, disk_status};
 
@@ -55,7 +55,7 @@ impl Edit<'_> {
         }
     }
 
-    /// Apply the edit (already checked by `new_len`).
+    /// Apply the edit (already checked by `new_len`, with room made for growth).
     fn apply(&self, v: &mut Vec<u8>) {
         match *self {
             Edit::Modify { offset, data } => {
@@ -67,9 +67,11 @@ impl Edit<'_> {
                 v[start..end].copy_from_slice(data);
             }
             Edit::Insert { offset, data } => {
-                let tail = v.split_off(offset as usize);
-                v.extend_from_slice(data);
-                v.extend_from_slice(&tail);
+                // In place: the caller made room, so nothing is allocated here.
+                let (at, old) = (offset as usize, v.len());
+                v.resize(old + data.len(), 0);
+                v.copy_within(at..old, at + data.len());
+                v[at..at + data.len()].copy_from_slice(data);
             }
             Edit::Delete { offset, len } => {
                 v.drain(offset as usize..(offset + len) as usize);
@@ -83,8 +85,15 @@ impl Edit<'_> {
 pub struct Stats {
     /// Files, committed and uncommitted.
     pub files: usize,
-    /// Uncommitted files.
+    /// Uncommitted files (in memory, or reserved on disk).
     pub uncommitted: usize,
+    /// Uncommitted files being written straight to their reserved runs.
+    pub reserved: usize,
+    /// Blocks of the longest run a new file could get now (after compaction and a
+    /// sync, which [`Store::reserve`] and commits do when they must).
+    pub largest_run: u64,
+    /// Inodes: the most files the store holds.
+    pub inode_count: u32,
     /// Data blocks on the disk.
     pub data_blocks: u64,
     /// Free data blocks (usable now).
@@ -103,6 +112,20 @@ pub struct Stats {
     pub dirty_inode_blocks: usize,
     /// Work done since mount.
     pub counters: Counters,
+}
+
+/// A chunk of a file being written, accepted by [`Store::accept_chunk`] and not
+/// yet on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    inode: u32,
+    /// The file's random check: the chunk belongs to this file and no later one
+    /// under the same inode.
+    random: Check,
+    /// Its first block on disk.
+    block: u64,
+    /// Its bytes.
+    len: usize,
 }
 
 /// A file as [`Store::files`] lists it.
@@ -137,27 +160,145 @@ impl<D: BlockDevice> Store<D> {
         self.geo
     }
 
+    /// How the store is set up.
+    pub fn config(&self) -> crate::Config {
+        self.config
+    }
+
     /// BS_CREATE: a new file holding `data`, its owner capability returned. Needs the
     /// super capability with the create right. Without [`BS_COMMIT`] in `flags` the file
     /// is uncommitted and may grow by [`Store::modify`] at its end; with it the file is
     /// committed, and with [`BS_SAFETY`] too this returns only once it is on disk.
     /// `Overflow` above the largest file size, `NoMem` when uncommitted files would
-    /// take more memory than configured, `NoSpace` when the inode table or the disk is
-    /// full (nothing is created then).
+    /// take more memory than configured (or than there is), `NoSpace` when the inode
+    /// table or the disk is full (nothing is created then). Files larger than memory
+    /// are made with [`Store::reserve`] instead.
     pub fn create(&mut self, cap: &Capability, data: &[u8], flags: u32) -> Result<Capability, Status> {
         let (target, rights) = self.access(cap)?;
         if target != Target::Server {
             return Err(Status::Denied);
         }
         Self::require(rights, Rights::CREATE)?;
-        let inode = self.new_uncommitted(data.to_vec())?;
+        self.check_new_uncommitted(data.len())?;
+        let mut copy = Vec::new();
+        Self::make_room(&mut self.cache, &mut copy, data.len())?;
+        copy.extend_from_slice(data);
+        let inode = self.new_uncommitted(copy)?;
         self.settle_new_file(inode, flags)
+    }
+
+    /// BS_RESERVE: a new uncommitted file of `size` bytes whose blocks are taken at
+    /// once, one contiguous run on disk (compacting if it must), to be filled with
+    /// [`Store::write`] and committed with [`Store::commit`]. Its data never passes
+    /// through memory whole, so a file may be as large as the largest run the disk
+    /// can make. Needs the super capability with the create right; `Overflow` above
+    /// the largest file size, `NoSpace` when no run that long can be made or the
+    /// inode table is full. Until committed, it is gone after a crash, and it ages
+    /// like any uncommitted file.
+    pub fn reserve(&mut self, cap: &Capability, size: u64) -> Result<Capability, Status> {
+        let (target, rights) = self.access(cap)?;
+        if target != Target::Server {
+            return Err(Status::Denied);
+        }
+        Self::require(rights, Rights::CREATE)?;
+        if size > u64::from(self.config.max_file_size) {
+            return Err(Status::Overflow);
+        }
+        let inode = self.free_inode().ok_or(Status::NoSpace)?;
+        let start = self.allocate(self.geo.blocks_for(size))?;
+        let random = self.rng.check();
+        let life = self.config.uncommitted_life;
+        self.files[inode as usize] =
+            Some(File::Reserved { random, size: size as u32, start, written: 0, broken: false, life });
+        Ok(self.owner_capability(inode, random))
+    }
+
+    /// BS_WRITE: put `data` at `offset` of a reserved file, straight onto its blocks.
+    /// The file is written from its start on, without holes: `offset` is a multiple of
+    /// the block size and at most the bytes written so far (a chunk may be written
+    /// again), and `data` is whole blocks unless it ends the file. Needs the modify
+    /// right; `ArgBad` for a file not being written or a chunk that breaks the rules,
+    /// `SysErr` once a chunk of the file could not be written.
+    pub fn write(&mut self, cap: &Capability, offset: u64, data: &[u8]) -> Result<(), Status> {
+        let chunk = self.accept_chunk(cap, offset, data.len())?;
+        self.write_chunk(chunk, data)
+    }
+
+    /// The first half of [`Store::write`]: check a chunk of `len` bytes at
+    /// `offset` and count it as written; where it goes. A server may answer the
+    /// client now and put the data on disk with [`Store::write_chunk`] right after
+    /// (before it handles anything else), so that the next chunk travels while this
+    /// one is written. Nothing is promised before the commit, and a chunk that
+    /// fails to reach the disk makes the file one that cannot be committed.
+    pub fn accept_chunk(&mut self, cap: &Capability, offset: u64, len: usize) -> Result<Chunk, Status> {
+        let inode = self.file_access(cap, Rights::MODIFY)?;
+        let Some(File::Reserved { size, start, written, broken, .. }) = self.files[inode as usize] else {
+            return Err(Status::ArgBad);
+        };
+        if broken {
+            return Err(Status::SysErr);
+        }
+        let bs = self.geo.block_size as u64;
+        let end = offset.checked_add(len as u64).ok_or(Status::ArgBad)?;
+        let whole_blocks = (len as u64).is_multiple_of(bs) || end == size as u64;
+        if !offset.is_multiple_of(bs) || offset > written || end > size as u64 || !whole_blocks {
+            return Err(Status::ArgBad);
+        }
+        if let Some(File::Reserved { written, .. }) = &mut self.files[inode as usize] {
+            *written = (*written).max(end);
+        }
+        Ok(Chunk {
+            inode,
+            random: self.files[inode as usize].as_ref().map_or_else(Check::default, File::random),
+            block: start + offset / bs,
+            len,
+        })
+    }
+
+    /// The second half of [`Store::write`]: put an accepted chunk's `data` on
+    /// disk. If the file is gone meanwhile, nothing is written.
+    pub fn write_chunk(&mut self, chunk: Chunk, data: &[u8]) -> Result<(), Status> {
+        let still_there = matches!(&self.files[chunk.inode as usize],
+            Some(f @ File::Reserved { .. }) if f.random() == chunk.random);
+        if !still_there || data.len() != chunk.len {
+            return Err(Status::ArgBad);
+        }
+        let result = write_padded(&mut self.dev, chunk.block, data).map_err(disk_status);
+        if result.is_err()
+            && let Some(File::Reserved { broken, .. }) = &mut self.files[chunk.inode as usize]
+        {
+            *broken = true;
+        }
+        result
+    }
+
+    /// An accepted chunk that will never be written: its file can no longer be
+    /// committed.
+    pub fn abandon_chunk(&mut self, chunk: Chunk) {
+        if let Some(file @ File::Reserved { .. }) = &mut self.files[chunk.inode as usize]
+            && file.random() == chunk.random
+            && let File::Reserved { broken, .. } = file
+        {
+            *broken = true;
+        }
+    }
+
+    /// BS_COMMIT_FILE: commit a reserved file once all of it is written; with
+    /// [`BS_SAFETY`] in `flags` this returns only once it is on disk. Needs the
+    /// modify right; `ArgBad` for a file not being written or not yet whole.
+    pub fn commit(&mut self, cap: &Capability, flags: u32) -> Result<(), Status> {
+        let inode = self.file_access(cap, Rights::MODIFY)?;
+        if !matches!(self.files[inode as usize], Some(File::Reserved { .. })) {
+            return Err(Status::ArgBad);
+        }
+        self.commit_reserved(inode, flags & BS_SAFETY != 0)
     }
 
     /// BS_READ: up to `size` bytes from `offset` on (fewer at the end of the file).
     /// Needs the read right; `NotNow` for an uncommitted file, `ArgBad` for an offset
     /// past the end. The file is read whole into the cache unless it is larger than
-    /// the cache, in which case just the blocks asked for are read.
+    /// the cache (or memory is short), in which case just the blocks asked for are
+    /// read; `NoMem` if not even those fit in memory.
     pub fn read(&mut self, cap: &Capability, offset: u64, size: usize) -> Result<&[u8], Status> {
         let inode = self.file_access(cap, Rights::READ)?;
         let (file_size, place) = match &self.files[inode as usize] {
@@ -167,8 +308,11 @@ impl<D: BlockDevice> Store<D> {
         let start = offset_within(offset, file_size as usize)?;
         let end = start + size.min(file_size as usize - start);
         if !self.cache.contains(inode) && self.cache.fits(file_size as usize) {
-            let data = self.load_from_disk(file_size, place)?;
-            self.cache.insert(inode, data);
+            match self.load_from_disk(file_size, place) {
+                Ok(data) => self.cache.insert(inode, data),
+                Err(Status::NoMem) => {}
+                Err(other) => return Err(other),
+            }
         }
         if self.cache.contains(inode) {
             let data = self.cache.get(inode).ok_or(Status::SysErr)?;
@@ -177,7 +321,7 @@ impl<D: BlockDevice> Store<D> {
         self.read_uncached(place, start, end)
     }
 
-    /// Bytes `start..end` of a file too large for the cache, read straight from disk.
+    /// Bytes `start..end` of a file not in the cache, read straight from disk.
     fn read_uncached(
         &mut self,
         place: crate::layout::Placement,
@@ -185,16 +329,16 @@ impl<D: BlockDevice> Store<D> {
         end: usize,
     ) -> Result<&[u8], Status> {
         let bs = self.geo.block_size;
-        if !place.is_single() {
-            // Only while a failed compaction left a move unfinished: read it all.
-            self.scratch = self.load_from_disk((place.blocks as usize * bs) as u32, place)?;
-            return Ok(&self.scratch[start..end]);
-        }
         let first = start / bs;
         let blocks = end.div_ceil(bs).saturating_sub(first);
-        self.scratch.resize(blocks * bs, 0);
-        read_run(&mut self.dev, place.head + first as u64, &mut self.scratch[..blocks * bs])
-            .map_err(disk_status)?;
+        let mut scratch = core::mem::take(&mut self.scratch);
+        if scratch.len() < blocks * bs {
+            drop(scratch);
+            scratch = self.buffer(blocks * bs)?;
+        }
+        let read = self.read_file_blocks(place, first as u64, &mut scratch[..blocks * bs]);
+        self.scratch = scratch;
+        read?;
         let skip = first * bs;
         Ok(&self.scratch[start - skip..end - skip])
     }
@@ -253,19 +397,27 @@ impl<D: BlockDevice> Store<D> {
         if new_len > self.config.max_file_size as usize {
             return Err(Status::Overflow);
         }
-        if let Some(File::Uncommitted { data, .. }) = &mut self.files[inode as usize] {
-            let total = self.uncommitted_bytes - old_len + new_len;
-            if new_len > old_len && total > self.config.uncommitted_bytes {
-                return Err(Status::NoMem);
+        match &mut self.files[inode as usize] {
+            Some(File::Uncommitted { data, .. }) => {
+                let total = self.uncommitted_bytes - old_len + new_len;
+                if new_len > old_len && total > self.config.uncommitted_bytes {
+                    return Err(Status::NoMem);
+                }
+                Self::make_room(&mut self.cache, data, new_len.saturating_sub(old_len))?;
+                edit.apply(data);
+                self.uncommitted_bytes = total;
+                if flags & BS_COMMIT != 0 {
+                    self.commit_uncommitted(inode, flags & BS_SAFETY != 0)?;
+                }
+                return Ok(*cap);
             }
-            edit.apply(data);
-            self.uncommitted_bytes = total;
-            if flags & BS_COMMIT != 0 {
-                self.commit(inode, flags & BS_SAFETY != 0)?;
-            }
-            return Ok(*cap);
+            // Written in place on disk, chunk by chunk: `write` and `commit`.
+            Some(File::Reserved { .. }) => return Err(Status::ArgBad),
+            _ => {}
         }
+        self.check_new_uncommitted(new_len.max(old_len))?;
         let mut content = self.contents(inode)?;
+        Self::make_room(&mut self.cache, &mut content, new_len.saturating_sub(old_len))?;
         edit.apply(&mut content);
         let new = self.new_uncommitted(content)?;
         self.settle_new_file(new, flags)
@@ -294,6 +446,9 @@ impl<D: BlockDevice> Store<D> {
         let (target, _) = self.access(cap)?;
         Ok(match (target, self.target_file(target)) {
             (Target::File(_), Some(f @ File::Committed { .. })) => format!("bullet file, {} bytes", f.size()),
+            (Target::File(_), Some(File::Reserved { size, written, .. })) => {
+                format!("bullet file, {size} bytes, uncommitted, {written} written")
+            }
             (Target::File(_), Some(f)) => format!("bullet file, {} bytes, uncommitted", f.size()),
             _ => {
                 let s = self.stats();
@@ -328,7 +483,7 @@ impl<D: BlockDevice> Store<D> {
         }
         let mut dead = Vec::new();
         for (inode, file) in self.files.iter_mut().enumerate() {
-            if let Some(File::Uncommitted { life, .. }) = file {
+            if let Some(File::Uncommitted { life, .. } | File::Reserved { life, .. }) = file {
                 *life = life.saturating_sub(1);
                 if *life == 0 {
                     dead.push(inode as u32);
@@ -346,7 +501,10 @@ impl<D: BlockDevice> Store<D> {
         let files = self.files.iter().flatten();
         Stats {
             files: files.clone().count(),
-            uncommitted: files.filter(|f| matches!(f, File::Uncommitted { .. })).count(),
+            uncommitted: files.clone().filter(|f| !f.is_committed()).count(),
+            reserved: files.filter(|f| matches!(f, File::Reserved { .. })).count(),
+            largest_run: self.largest_run_after_compaction(),
+            inode_count: self.geo.inode_count,
             data_blocks: self.geo.data_blocks(),
             free_blocks: self.free.total(),
             waiting_blocks: self.freed.iter().map(|f| f.len).sum(),
@@ -367,7 +525,7 @@ impl<D: BlockDevice> Store<D> {
             .map(|(n, f)| FileInfo {
                 capability: self.owner_capability(n, f.random()),
                 size: f.size(),
-                committed: matches!(f, File::Committed { .. }),
+                committed: f.is_committed(),
             })
             .collect()
     }
@@ -423,7 +581,8 @@ impl<D: BlockDevice> Store<D> {
         };
         let rights = amoeba::verify(&random, cap).map_err(|_| Status::CapBad)?;
         if let Target::File(inode) = target
-            && let Some(File::Uncommitted { life, .. }) = &mut self.files[inode as usize]
+            && let Some(File::Uncommitted { life, .. } | File::Reserved { life, .. }) =
+                &mut self.files[inode as usize]
         {
             *life = self.config.uncommitted_life;
         }
@@ -445,14 +604,21 @@ impl<D: BlockDevice> Store<D> {
         }
     }
 
-    /// A new uncommitted file holding `data`; its inode.
-    fn new_uncommitted(&mut self, data: Vec<u8>) -> Result<u32, Status> {
-        if data.len() > self.config.max_file_size as usize {
+    /// May a new uncommitted file of `len` bytes be made: `Overflow` above the
+    /// largest file, `NoMem` beyond the memory for uncommitted files.
+    fn check_new_uncommitted(&self, len: usize) -> Result<(), Status> {
+        if len > self.config.max_file_size as usize {
             return Err(Status::Overflow);
         }
-        if self.uncommitted_bytes + data.len() > self.config.uncommitted_bytes {
+        if self.uncommitted_bytes.saturating_add(len) > self.config.uncommitted_bytes {
             return Err(Status::NoMem);
         }
+        Ok(())
+    }
+
+    /// A new uncommitted file holding `data`; its inode.
+    fn new_uncommitted(&mut self, data: Vec<u8>) -> Result<u32, Status> {
+        self.check_new_uncommitted(data.len())?;
         let inode = self.free_inode().ok_or(Status::NoSpace)?;
         let random = self.rng.check();
         self.uncommitted_bytes += data.len();
@@ -465,7 +631,7 @@ impl<D: BlockDevice> Store<D> {
     /// the commit fails the file goes (nobody has its capability yet).
     fn settle_new_file(&mut self, inode: u32, flags: u32) -> Result<Capability, Status> {
         if flags & BS_COMMIT != 0
-            && let Err(s) = self.commit(inode, flags & BS_SAFETY != 0)
+            && let Err(s) = self.commit_uncommitted(inode, flags & BS_SAFETY != 0)
         {
             self.remove_file(inode);
             return Err(s);
@@ -474,18 +640,22 @@ impl<D: BlockDevice> Store<D> {
         Ok(self.owner_capability(inode, random))
     }
 
-    /// A copy of a committed file's contents (from the cache, else from disk, caching it).
+    /// A copy of a committed file's contents (from the cache, else from disk), in
+    /// memory taken fallibly.
     fn contents(&mut self, inode: u32) -> Result<Vec<u8>, Status> {
-        if let Some(data) = self.cache.get(inode) {
-            return Ok(data.to_vec());
-        }
-        let Some(File::Committed { size, place, .. }) = &self.files[inode as usize] else {
+        let Some(File::Committed { size, place, .. }) = self.files[inode as usize] else {
             return Err(Status::SysErr);
         };
-        let data = self.load_from_disk(*size, *place)?;
-        if self.cache.fits(data.len()) {
-            self.cache.insert(inode, data.clone());
+        if self.cache.contains(inode) {
+            let mut copy = Vec::new();
+            Self::make_room(&mut self.cache, &mut copy, size as usize)?;
+            // Making room may have evicted the file itself.
+            if let Some(data) = self.cache.get(inode) {
+                copy.extend_from_slice(data);
+                return Ok(copy);
+            }
+            drop(copy);
         }
-        Ok(data)
+        self.load_from_disk(size, place)
     }
 }

@@ -128,6 +128,12 @@ impl SimDisk {
         self.crashed = false;
     }
 
+    /// What reads see now: every block, the unflushed writes included (tests that
+    /// the disk was left unchanged).
+    pub fn contents(&self) -> &[u8] {
+        &self.view
+    }
+
     /// Overwrite `bytes` of block `block` on the media and in the view, as damage at
     /// rest would (tests of what mount refuses).
     pub fn damage(&mut self, block: u64, bytes: &[u8]) {

@@ -5,7 +5,7 @@
 use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
 use amoeba::{Capability, Check, Port, Rights, Rng, Status};
 use bullet_server::sim::{SimDisk, SplitMix64};
-use bullet_server::{Config, MAX_FILE_SIZE, MountError, Store};
+use bullet_server::{Config, MountError, Store};
 
 const SAFE: u32 = BS_COMMIT | BS_SAFETY;
 const BS: usize = 512;
@@ -89,24 +89,27 @@ fn transfers_are_large_and_contiguous() {
     assert_eq!(s.device().stats().reads - before.reads, 2);
 }
 
+/// A file built in memory, piece by piece, and committed with its last piece.
+const BIG: usize = 64 << 20;
+
 #[test]
 fn a_64_mib_file_built_in_pieces() {
-    let blocks = (MAX_FILE_SIZE as u64 / BS as u64) + 1024;
-    let cfg = Config { cache_bytes: 8 << 20, ..config() };
+    let blocks = (BIG / BS) as u64 + 1024;
+    let cfg = Config { cache_bytes: 8 << 20, uncommitted_bytes: BIG, max_file_size: BIG as u32, ..config() };
     let mut s = store_with(blocks, cfg);
     let sup = s.super_capability();
-    let data = bytes(MAX_FILE_SIZE as usize, 64);
+    let data = bytes(BIG, 64);
     let piece = 1 << 20;
     let cap = s.create(&sup, &data[..piece], 0).unwrap();
     for at in (piece..data.len()).step_by(piece) {
         let flags = if at + piece == data.len() { SAFE } else { 0 };
         assert_eq!(s.modify(&cap, at as u64, &data[at..at + piece], flags), Ok(cap));
     }
-    assert_eq!(s.size(&cap), Ok(MAX_FILE_SIZE as u64));
+    assert_eq!(s.size(&cap), Ok(BIG as u64));
     assert_eq!(s.modify(&sup, 0, b"x", 0), Err(Status::ArgBad));
     // Larger than the cache: served by direct reads of the blocks asked for.
     let mut s = remount(s, cfg);
-    for at in [0, 12345, MAX_FILE_SIZE as usize - 1000] {
+    for at in [0, 12345, BIG - 1000] {
         assert_eq!(s.read(&cap, at as u64, 1000).unwrap(), &data[at..at + 1000]);
     }
     assert!(s.cached_objects().is_empty());
@@ -115,11 +118,12 @@ fn a_64_mib_file_built_in_pieces() {
         back.extend_from_slice(s.read(&cap, back.len() as u64, 3 << 20).unwrap());
     }
     assert!(back == data, "64 MiB file differs");
-    // One byte more is refused.
+    // One byte more than the largest file is refused, however it is made.
     let sup = s.super_capability();
-    assert_eq!(s.create(&sup, &vec![0; MAX_FILE_SIZE as usize + 1], SAFE), Err(Status::Overflow));
+    assert_eq!(s.create(&sup, &vec![0; BIG + 1], SAFE), Err(Status::Overflow));
     let c = s.create(&sup, b"x", 0).unwrap();
-    assert_eq!(s.modify(&c, 1, &vec![0; MAX_FILE_SIZE as usize], 0), Err(Status::Overflow));
+    assert_eq!(s.modify(&c, 1, &vec![0; BIG], 0), Err(Status::Overflow));
+    assert_eq!(s.reserve(&sup, BIG as u64 + 1), Err(Status::Overflow));
     check(&mut s);
 }
 
@@ -441,9 +445,12 @@ fn mount_refuses_what_is_not_a_store() {
         Store::mount(disk, config(), Rng::from_seed([1; 32])).err().map(|f| f.error),
         Some(MountError::NotFormatted)
     );
+    // Both superblock copies damaged (one is recovered from the other: see
+    // `superblock.rs`).
     let s = store(256);
     let mut disk = s.into_device();
     disk.damage(0, &[0xff; 8]);
+    disk.damage(255, &[0xff; 8]);
     assert_eq!(
         Store::mount(disk, config(), Rng::from_seed([1; 32])).err().map(|f| f.error),
         Some(MountError::NotFormatted)

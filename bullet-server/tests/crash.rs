@@ -1,15 +1,20 @@
 //! Crash simulation: a random workload (creates of many sizes, safe and unsafe
-//! commits, edits, destroys, syncs, ages, creates that need compaction) runs on a
-//! simulated disk that crashes at a random operation — losing any subset of the
-//! unflushed writes and tearing the write in flight — then the store is mounted again
-//! (sometimes crashing during mount too) and checked against what the client was told:
+//! commits, edits, destroys, syncs, ages, creates that need compaction, and files
+//! written in chunks straight to disk: reserved, written chunk by chunk — sometimes
+//! a chunk again — and committed) runs on a simulated disk that crashes at a random
+//! operation — losing any subset of the unflushed writes and tearing the write in
+//! flight — then the store is mounted again (sometimes crashing during mount too,
+//! sometimes with one superblock copy damaged besides) and checked against what the
+//! client was told:
 //!
 //! * every file whose safe commit (or a later sync) was acknowledged reads back
 //!   byte for byte;
-//! * every other file is either gone or intact — nothing half-written is served; an
-//!   unknown file may only be the one whose create the crash cut, with its content;
+//! * every other file is either gone or intact — nothing half-written is served; a
+//!   file still being written in chunks is gone; an unknown file may only be the one
+//!   whose create the crash cut, with its content;
 //! * the free space is exactly the data area less the files (the store's own tiling
-//!   check and an explicit count), and the inode table on disk matches memory.
+//!   check and an explicit count: a cut chunked file's run is free again), and both
+//!   superblock copies and the inode table on disk match memory.
 //!
 //! Each seed runs two workload-crash-mount cycles. `BULLET_SEEDS=n` runs n seeds
 //! (default 10,000), `BULLET_SEED=s` replays one and prints its story.
@@ -29,6 +34,9 @@ const MAX_FILE: usize = 256 << 10;
 enum Fate {
     /// Uncommitted: gone after a crash.
     Volatile,
+    /// Reserved and being written in chunks (`written` bytes so far): gone after a
+    /// crash.
+    Writing,
     /// Committed, durability not promised: gone or intact after a crash.
     Maybe,
     /// Safely committed or synced: intact after any crash.
@@ -43,6 +51,8 @@ struct Known {
     cap: Capability,
     content: Vec<u8>,
     fate: Fate,
+    /// Bytes written so far of a file being written in chunks.
+    written: usize,
 }
 
 /// The client's view, and how the run went (for the summary).
@@ -52,6 +62,10 @@ struct Model {
     /// Content of a new file whose create or edit the crash cut: it may exist.
     in_flight: Option<Vec<u8>>,
     trace: bool,
+    /// Files written in chunks and committed, so far.
+    chunked_commits: u64,
+    /// Crashes that cut a file being written in chunks.
+    crashes_while_writing: u64,
 }
 
 impl Model {
@@ -150,8 +164,96 @@ fn op_create(
     m.note(|| format!("create {len} bytes flags {flags}: {r:?}"));
     let step = outcome(store, &r, CREATE_REFUSALS)?;
     match (r, &step) {
-        (Ok(cap), _) => m.files.push(Known { cap, content: data, fate: fate_after_commit(flags) }),
+        (Ok(cap), _) => {
+            m.files.push(Known { cap, content: data, fate: fate_after_commit(flags), written: 0 })
+        }
         (Err(_), Step::Crashed) if flags != 0 => m.in_flight = Some(data),
+        _ => {}
+    }
+    Ok(step)
+}
+
+/// Reserve a file of `len` bytes to be written in chunks.
+fn op_reserve(
+    store: &mut Store<SimDisk>,
+    m: &mut Model,
+    rng: &mut SplitMix64,
+    len: usize,
+) -> Result<Step, String> {
+    let data = content(rng, len);
+    let sup = store.super_capability();
+    let r = store.reserve(&sup, len as u64);
+    m.note(|| format!("reserve {len} bytes: {r:?}"));
+    let step = outcome(store, &r, &[Status::NoSpace, Status::Overflow])?;
+    if let Ok(cap) = r {
+        m.files.push(Known { cap, content: data, fate: Fate::Writing, written: 0 });
+    }
+    Ok(step)
+}
+
+/// The next chunk of a file being written (sometimes an earlier one again, as a
+/// retried request would), in whole blocks unless it ends the file.
+fn op_write_chunk(
+    store: &mut Store<SimDisk>,
+    m: &mut Model,
+    rng: &mut SplitMix64,
+    bs: usize,
+) -> Result<Step, String> {
+    let open = m.live(|f| f == Fate::Writing);
+    if open.is_empty() {
+        let len = file_size(rng, bs) * (1 + rng.below(4) as usize);
+        return op_reserve(store, m, rng, len.min(MAX_FILE));
+    }
+    let k = open[rng.below(open.len() as u64) as usize];
+    let (cap, len, written) = (m.files[k].cap, m.files[k].content.len(), m.files[k].written);
+    let whole = written == len;
+    let at = if written > 0 && (whole || rng.chance_ratio(1, 6)) {
+        // A chunk written before, again.
+        rng.below(((written - 1) / bs) as u64 + 1) as usize * bs
+    } else {
+        written
+    };
+    let end = (at + bs * (1 + rng.below(24) as usize)).min(len);
+    let r = store.write(&cap, at as u64, &m.files[k].content[at..end]);
+    m.note(|| format!("write {cap} {at}..{end}: {r:?}"));
+    let step = outcome(store, &r, &[Status::CapBad])?;
+    let f = &mut m.files[k];
+    match r {
+        Ok(()) => f.written = f.written.max(end),
+        Err(Status::CapBad) => f.fate = Fate::Gone, // aged away meanwhile
+        Err(_) => {}
+    }
+    Ok(step)
+}
+
+/// Commit a file written in chunks (refused while not all of it is written).
+fn op_commit_written(
+    store: &mut Store<SimDisk>,
+    m: &mut Model,
+    rng: &mut SplitMix64,
+    bs: usize,
+) -> Result<Step, String> {
+    let open = m.live(|f| f == Fate::Writing);
+    let Some(&k) = open.get(rng.below(open.len().max(1) as u64) as usize) else {
+        return op_write_chunk(store, m, rng, bs);
+    };
+    let flags = [BS_COMMIT, BS_COMMIT | BS_SAFETY][rng.below(2) as usize];
+    let (cap, whole) = (m.files[k].cap, m.files[k].written == m.files[k].content.len());
+    let r = store.commit(&cap, flags);
+    m.note(|| format!("commit {cap} flags {flags}: {r:?}"));
+    let step = outcome(store, &r, &[Status::CapBad, Status::ArgBad])?;
+    let f = &mut m.files[k];
+    match (&r, &step) {
+        (Err(Status::ArgBad), _) if !whole => {}
+        (Err(Status::ArgBad), _) => return Err(format!("commit of the whole file {cap} refused")),
+        (Ok(()), _) if !whole => return Err(format!("commit of {cap} accepted before it was whole")),
+        (Err(Status::CapBad), _) => f.fate = Fate::Gone,
+        (Ok(()), _) => {
+            f.fate = fate_after_commit(flags);
+            m.chunked_commits += 1;
+        }
+        // Committed in memory, its inode maybe on disk.
+        (_, Step::Crashed) => f.fate = Fate::Maybe,
         _ => {}
     }
     Ok(step)
@@ -264,7 +366,7 @@ fn op_edit(
             if new_cap.object == cap.object {
                 return Err("an edit of a committed file changed it in place".into());
             }
-            m.files.push(Known { cap: new_cap, content: new, fate: fate_after_commit(flags) });
+            m.files.push(Known { cap: new_cap, content: new, fate: fate_after_commit(flags), written: 0 });
         }
         (Err(_), Step::Crashed) if flags != 0 => m.in_flight = Some(new),
         _ => {}
@@ -273,7 +375,7 @@ fn op_edit(
 }
 
 fn op_destroy(store: &mut Store<SimDisk>, m: &mut Model, rng: &mut SplitMix64) -> Result<Step, String> {
-    let live = m.live(|f| matches!(f, Fate::Volatile | Fate::Maybe | Fate::Durable));
+    let live = m.live(|f| matches!(f, Fate::Volatile | Fate::Writing | Fate::Maybe | Fate::Durable));
     let Some(&k) = live.get(rng.below(live.len().max(1) as u64) as usize) else { return Ok(Step::Done) };
     let cap = m.files[k].cap;
     let r = store.destroy(&cap);
@@ -281,7 +383,7 @@ fn op_destroy(store: &mut Store<SimDisk>, m: &mut Model, rng: &mut SplitMix64) -
     let step = outcome(store, &r, &[Status::CapBad])?;
     let f = &mut m.files[k];
     f.fate = match (r, f.fate) {
-        (Err(_), _) | (Ok(()), Fate::Volatile) => Fate::Gone,
+        (Err(_), _) | (Ok(()), Fate::Volatile | Fate::Writing) => Fate::Gone,
         (Ok(()), _) => Fate::Destroyed,
     };
     Ok(step)
@@ -310,7 +412,7 @@ fn op_age(store: &mut Store<SimDisk>, m: &mut Model) -> Result<Step, String> {
     m.note(|| format!("age: {r:?}"));
     // Which uncommitted files went is the store's business; ask it.
     for f in &mut m.files {
-        if f.fate == Fate::Volatile && store.size(&f.cap) == Err(Status::CapBad) {
+        if matches!(f.fate, Fate::Volatile | Fate::Writing) && store.size(&f.cap) == Err(Status::CapBad) {
             f.fate = Fate::Gone;
         }
     }
@@ -350,18 +452,21 @@ fn workload(
             store.device_mut().crash_after(rng.below(reach));
         }
         let step = match rng.below(100) {
-            0..=29 => op_create_any(store, m, rng, bs)?,
-            30..=39 => op_create_needing_compaction(store, m, rng, bs)?,
-            40..=51 => op_append(store, m, rng, bs)?,
-            52..=66 => op_edit(store, m, rng, bs)?,
-            67..=78 => op_destroy(store, m, rng)?,
-            79..=86 => op_sync(store, m)?,
-            87..=89 => op_age(store, m)?,
-            _ => op_read(store, m, rng)?,
+            0..=24 => op_create_any(store, m, rng, bs)?,
+            25..=33 => op_create_needing_compaction(store, m, rng, bs)?,
+            34..=42 => op_append(store, m, rng, bs)?,
+            43..=54 => op_edit(store, m, rng, bs)?,
+            55..=64 => op_destroy(store, m, rng)?,
+            65..=71 => op_sync(store, m)?,
+            72..=74 => op_age(store, m)?,
+            75..=79 => op_read(store, m, rng)?,
+            80..=91 => op_write_chunk(store, m, rng, bs)?,
+            _ => op_commit_written(store, m, rng, bs)?,
         };
         store.check_consistency().map_err(|e| format!("after op {i}: {e}"))?;
         if let Step::Crashed = step {
             m.note(|| format!("crashed in op {i}"));
+            m.crashes_while_writing += !m.live(|f| f == Fate::Writing).is_empty() as u64;
             break;
         }
     }
@@ -375,17 +480,30 @@ fn store_rng(rng: &mut SplitMix64) -> Rng {
 }
 
 /// Cut the power and mount again; a quarter of the time the crash hits the mount
-/// itself (which may be finishing an interrupted move), and then it is cut and
-/// mounted once more.
+/// itself (which may be finishing an interrupted move or repairing a superblock),
+/// and then it is cut and mounted once more. An eighth of the time one superblock
+/// copy is damaged besides (zeroed or garbage), as a bad sector would be.
 fn crash_and_mount(
     store: Store<SimDisk>,
     setup: &Setup,
     rng: &mut SplitMix64,
     m: &mut Model,
 ) -> Result<Store<SimDisk>, String> {
+    let geometry = store.geometry();
     let mut disk = store.into_device();
+    // One bad sector per cycle: a second would take both copies.
+    let mut damage = rng.chance_ratio(1, 8);
     loop {
         disk.restart(rng);
+        if std::mem::take(&mut damage) {
+            let block = if rng.chance_ratio(1, 2) { 0 } else { geometry.block_count - 1 };
+            let mut bad = vec![0; geometry.block_size];
+            if rng.chance_ratio(1, 2) {
+                rng.fill(&mut bad);
+            }
+            m.note(|| format!("superblock copy at block {block} damaged"));
+            disk.damage(block, &bad);
+        }
         let crash_in_mount = rng.chance_ratio(1, 4);
         if crash_in_mount {
             disk.crash_after(rng.below(64));
@@ -420,7 +538,7 @@ fn verify(store: &mut Store<SimDisk>, m: &mut Model) -> Result<(), String> {
         };
         match (f.fate, found) {
             (Fate::Durable, None) => return Err(format!("acknowledged file {} lost", f.cap)),
-            (Fate::Volatile | Fate::Gone, Some(_)) => {
+            (Fate::Volatile | Fate::Writing | Fate::Gone, Some(_)) => {
                 return Err(format!("{:?} file {} exists after the crash", f.fate, f.cap));
             }
             (_, Some(data)) if data != f.content.as_slice() => {
@@ -455,7 +573,7 @@ fn verify(store: &mut Store<SimDisk>, m: &mut Model) -> Result<(), String> {
                 info.capability, info.size
             ));
         }
-        m.files.push(Known { cap: info.capability, content: data, fate: Fate::Durable });
+        m.files.push(Known { cap: info.capability, content: data, fate: Fate::Durable, written: 0 });
     }
     let st = store.stats();
     if st.free_blocks != st.data_blocks - used_blocks || st.waiting_blocks != 0 {
@@ -472,6 +590,12 @@ fn verify(store: &mut Store<SimDisk>, m: &mut Model) -> Result<(), String> {
 struct Tally {
     crashes_in_op: u64,
     compactions: u64,
+    /// Files written in chunks and committed.
+    chunked_commits: u64,
+    /// Crashes in an operation while a file was being written in chunks.
+    crashes_while_writing: u64,
+    /// Mounts that rewrote a damaged superblock copy.
+    superblock_repairs: u64,
     /// Mounts that finished a move a crash cut.
     moves_finished_by_mount: u64,
     files_checked: u64,
@@ -496,9 +620,12 @@ fn run_seed(seed: u64, faults: Faults, trace: bool) -> Result<Tally, String> {
             crash_and_mount(store, &setup, &mut rng, &mut m).map_err(|e| format!("cycle {cycle}: {e}"))?;
         store.inject_faults(faults);
         tally.moves_finished_by_mount += (store.stats().counters.blocks_moved > 0) as u64;
+        tally.superblock_repairs += (store.stats().counters.superblocks_rewritten > 0) as u64;
         verify(&mut store, &mut m).map_err(|e| format!("cycle {cycle} after the crash: {e}"))?;
         tally.files_checked += m.files.len() as u64;
     }
+    tally.chunked_commits = m.chunked_commits;
+    tally.crashes_while_writing = m.crashes_while_writing;
     Ok(tally)
 }
 
@@ -528,6 +655,9 @@ fn crash_at_random_points() {
                 total.crashes_in_op += t.crashes_in_op;
                 total.compactions += t.compactions;
                 total.moves_finished_by_mount += t.moves_finished_by_mount;
+                total.chunked_commits += t.chunked_commits;
+                total.crashes_while_writing += t.crashes_while_writing;
+                total.superblock_repairs += t.superblock_repairs;
                 total.files_checked += t.files_checked;
             }
             Ok(Err(e)) => panic!("seed {seed} failed: {e}\n  {}", replay_hint(seed)),
@@ -537,6 +667,9 @@ fn crash_at_random_points() {
     println!("{n} seeds in {:.1?}: {total:?}", started.elapsed());
     assert!(n < 100 || total.crashes_in_op > n / 4, "too few crashes hit an operation: {total:?}");
     assert!(n < 100 || total.compactions > n / 10, "too few compactions: {total:?}");
+    assert!(n < 100 || total.chunked_commits > n / 5, "too few chunked files committed: {total:?}");
+    assert!(n < 100 || total.crashes_while_writing > n / 10, "too few crashes cut a chunked file: {total:?}");
+    assert!(n < 100 || total.superblock_repairs > n / 10, "too few superblock repairs: {total:?}");
 }
 
 /// The checks must catch a store that breaks the rules: each deliberate defect is

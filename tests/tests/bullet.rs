@@ -51,8 +51,9 @@ fn files_round_trip_from_the_host_and_from_a_program_on_another_board() {
         let file = files::put(&mut rpc, &bullet, &data, |_| {}).unwrap();
         assert_eq!(files::get(&mut rpc, &file, |_| {}).unwrap(), data, "{size} bytes");
     }
-    let exec =
-        Exec::new("bullet-client", &["bullet-client", "0", "1", "1048577"]).with_capability("BULLET", bullet);
+    // 40 MiB + 3 from a program with a 4 MiB heap: streamed both ways.
+    let exec = Exec::new("bullet-client", &["bullet-client", "0", "1", "1048577", "41943043"])
+        .with_capability("BULLET", bullet);
     let started = pool.exec_with(1, "bullet-client", &exec).unwrap();
     assert_eq!(pool.wait_process(&started, Duration::from_secs(120)), Some(0), "{}", pool.consoles(10));
     let console = pool.boards()[1].console_text();

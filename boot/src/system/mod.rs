@@ -15,7 +15,7 @@ use amoeba::Capability;
 use amoeba::Rights;
 use amoeba::exec::Exec;
 use amoeba::interfaces::directory::{COLUMN_RIGHTS, soap};
-use amoeba::interfaces::process::{HOST_DISK, HOST_PLACEMENT};
+use amoeba::interfaces::process::{HOST_DISK, HOST_PLACEMENT, ProcessReport, ProcessState};
 use amoeba::interfaces::{process_server, run_server, standard};
 use anyhow::{Context, Result};
 use std::time::Duration;
@@ -55,6 +55,11 @@ pub fn start_bullet(pool: &Pool, board: usize) -> Result<Capability> {
 /// Starts the Bullet server on board `board` on disk blocks `first ..
 /// first + count` (count 0: to the end), with `environment` strings besides
 /// its seed (e.g. `CACHE_MIB=0`); its process and its super capability.
+///
+/// The server makes a new store only when told to (`FORMAT=1`), and the host
+/// tells it only for a disk this pool emptied (`--fresh-disk`) that holds no
+/// store yet; on any other disk a server that finds no valid superblock
+/// refuses to start, and this says why.
 pub fn start_bullet_in(
     pool: &Pool,
     board: usize,
@@ -66,8 +71,16 @@ pub fn start_bullet_in(
     let mut exec = Exec::new("bullet-server", &["bullet-server"]).with_capability("DISK", disk);
     exec.heap_size = BULLET_HEAP;
     exec.startup.environment.push(format!("SEED={}", seed_hex()?));
+    let fresh = pool.disk_is_fresh();
+    if fresh {
+        exec.startup.environment.push(String::from("FORMAT=1"));
+    }
     exec.startup.environment.extend(environment.iter().map(|e| String::from(*e)));
-    start_server(pool, board, &exec, "bullet-server: capability ")
+    let started = start_server(pool, board, &exec, "bullet-server: capability ")?;
+    if fresh {
+        pool.disk_formatted();
+    }
+    Ok(started)
 }
 
 /// Starts the run server on board `board` with every board of the pool as a
@@ -122,6 +135,7 @@ fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<
     let before: Vec<String> = printed();
     let started = pool.exec_with(board, &exec.name, exec)?;
     let deadline = std::time::Instant::now() + SERVER_START;
+    let mut next_look = std::time::Instant::now();
     let line = loop {
         let now: Vec<String> = printed();
         if now.len() > before.len() {
@@ -129,6 +143,19 @@ fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<
         }
         if std::time::Instant::now() > deadline {
             anyhow::bail!("{} did not start:\n{}", exec.name, console.console_tail(15));
+        }
+        // A server that refuses to start (say, a disk it will not take) ends:
+        // say so at once, with what it printed, rather than at the deadline.
+        if std::time::Instant::now() >= next_look {
+            next_look = std::time::Instant::now() + Duration::from_millis(250);
+            let report = process_server::Client::new(&mut *pool.rpc()).inspect(&started.capability);
+            if let Ok(ProcessReport { state: ProcessState::Exited(status), .. }) = report {
+                anyhow::bail!(
+                    "{} ended with status {status} without starting:\n{}",
+                    exec.name,
+                    console.console_tail(15)
+                );
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -5,12 +5,14 @@
 
 use super::Workstation;
 use crate::names;
+use amoeba::files::StreamError;
 use amoeba::interfaces::directory::{Listing, MaskChange, soap};
 use amoeba::interfaces::{bullet, standard};
 use amoeba::{Capability, Rights, Status, files};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 
 /// Files larger than this show a progress bar.
 const PROGRESS_FROM: u64 = 1 << 20;
@@ -46,7 +48,11 @@ fn explain(path: &str, server: Server, status: Status) -> anyhow::Error {
         (_, Status::Exists) => anyhow::anyhow!("{path}: already exists"),
         (_, Status::NoSpace) => anyhow::anyhow!("{path}: no space left"),
         (_, Status::NotNow) => anyhow::anyhow!("{path}: changed by someone else meanwhile; try again"),
-        (_, other) => anyhow::anyhow!("{path}: {other}"),
+        (Server::Files, Status::NoMem) => {
+            anyhow::anyhow!("{path}: the file server is short of memory; try again later")
+        }
+        // In words only: a status code means nothing to the user.
+        (_, other) => anyhow::anyhow!("{path}: {}", other.text()),
     }
 }
 
@@ -165,15 +171,54 @@ impl Workstation {
 
     /// `put`: stores `data` as the file at `path`, replacing what was there.
     pub fn put(&mut self, data: &[u8], path: &str) -> Result<Capability> {
+        let mut unread = data;
+        self.put_from(data.len() as u64, path, |piece| {
+            let (now, rest) = unread.split_at(piece.len());
+            piece.copy_from_slice(now);
+            unread = rest;
+            Ok(())
+        })
+    }
+
+    /// `put`: stores the local file `local` as the file at `path`, replacing
+    /// what was there, read a piece at a time; its size.
+    pub fn put_file(&mut self, local: &Path, path: &str) -> Result<u64> {
+        let mut file = std::fs::File::open(local).with_context(|| format!("reading {}", local.display()))?;
+        let size = file.metadata().with_context(|| format!("reading {}", local.display()))?.len();
+        self.put_from(size, path, |piece| {
+            file.read_exact(piece).with_context(|| format!("reading {}", local.display()))
+        })?;
+        Ok(size)
+    }
+
+    /// Stores a file of `size` bytes that `fill` provides, in order, as the
+    /// file at `path`.
+    fn put_from(
+        &mut self,
+        size: u64,
+        path: &str,
+        fill: impl FnMut(&mut [u8]) -> Result<()>,
+    ) -> Result<Capability> {
         let (parent, name) = split(path)?;
         let parent = self.resolve(parent)?;
         let bullet =
             self.capability("bullet").context("the pool has no file server (start it with `just up`)")?;
-        let bar = progress(data.len() as u64, "put");
-        let file =
-            files::put(self.rpc(), &bullet, data, |sent| bar.iter().for_each(|b| b.set_position(sent)))
-                .map_err(|s| explain(path, Server::Files, s))?;
+        let bar = progress(size, "put");
+        let stored = files::put_from(self.rpc(), &bullet, size, fill, |sent| {
+            bar.iter().for_each(|b| b.set_position(sent))
+        });
         bar.iter().for_each(ProgressBar::finish_and_clear);
+        let file = match stored {
+            Ok(file) => file,
+            Err(StreamError::Local(error)) => return Err(error),
+            Err(StreamError::Server(status @ (Status::NoSpace | Status::Overflow))) => {
+                return Err(match files::why_no_room(self.rpc(), &bullet, size) {
+                    Ok(why) => anyhow::anyhow!("{path}: {why}"),
+                    Err(_) => explain(path, Server::Files, status),
+                });
+            }
+            Err(StreamError::Server(status)) => return Err(explain(path, Server::Files, status)),
+        };
         names::replace_and_destroy(self.rpc(), &parent, name, file)
             .map_err(|s| explain(path, Server::Directory, s))?;
         Ok(file)
@@ -183,21 +228,131 @@ impl Workstation {
     /// `put` or `rm` of the path destroys the one found first: see
     /// [`names::read_path`]).
     pub fn get(&mut self, path: &str) -> Result<Vec<u8>> {
+        let mut bytes = Bytes(Vec::new());
+        self.get_into(path, &mut bytes)?;
+        Ok(bytes.0)
+    }
+
+    /// `get`: writes the file at `path` to `local`, or to standard output when
+    /// it is `None`, a piece at a time; its size.
+    pub fn get_to(&mut self, path: &str, local: Option<&Path>) -> Result<u64> {
+        match local {
+            Some(local) => {
+                let file =
+                    std::fs::File::create(local).with_context(|| format!("writing {}", local.display()))?;
+                let mut sink = LocalFile { out: std::io::BufWriter::new(file), path: local };
+                let size = self.get_into(path, &mut sink)?;
+                sink.out.flush().with_context(|| format!("writing {}", local.display()))?;
+                Ok(size)
+            }
+            None => self.get_into(path, &mut Stdout { out: std::io::stdout().lock(), written: false }),
+        }
+    }
+
+    /// Reads the file at `path` piece by piece into `sink`; its size. If the
+    /// file the path named is destroyed while it is read (a `put` or `rm` of
+    /// the same path), the sink starts over with what the path names now.
+    fn get_into(&mut self, path: &str, sink: &mut dyn Sink) -> Result<u64> {
         let root = self.root()?;
-        let read = |rpc: &mut crate::rpc_client::RpcClient, file: &Capability| {
+        let mut reads = 0;
+        let read = |rpc: &mut crate::rpc_client::RpcClient,
+                    file: &Capability|
+         -> Result<u64, StreamError<anyhow::Error>> {
+            if reads > 0 && !sink.restart().map_err(StreamError::Local)? {
+                let why = anyhow::anyhow!("{path}: replaced while it was being written out; get it again");
+                return Err(StreamError::Local(why));
+            }
+            reads += 1;
             let size = bullet::Client::new(&mut *rpc).size(file)?;
             let bar = progress(size, "get");
-            let data = files::get(rpc, file, |read| bar.iter().for_each(|b| b.set_position(read)));
+            let read = files::get_into(
+                rpc,
+                file,
+                |piece| sink.write(piece),
+                |done| bar.iter().for_each(|b| b.set_position(done)),
+            );
             bar.iter().for_each(ProgressBar::finish_and_clear);
-            data
+            read
         };
-        names::read_path(self.rpc(), &root, path, read, names::file_gone).map_err(|e| explain_read(path, e))
+        let gone = |error: &StreamError<anyhow::Error>| matches!(error, StreamError::Server(s) if names::file_gone(s));
+        match names::read_path(self.rpc(), &root, path, read, gone) {
+            Ok(size) => Ok(size),
+            Err(names::PathError::Read(StreamError::Local(error))) => Err(error),
+            Err(names::PathError::Read(StreamError::Server(status))) => {
+                Err(explain(path, Server::Files, status))
+            }
+            Err(names::PathError::Name(status)) => Err(explain_read(path, names::PathError::Name(status))),
+            Err(names::PathError::Gone) => Err(explain_read(path, names::PathError::Gone)),
+            Err(names::PathError::KeptChanging) => Err(explain_read(path, names::PathError::KeptChanging)),
+        }
     }
 
     /// `info`: what the object at `path` says of itself (STD_INFO).
     pub fn info(&mut self, path: &str) -> Result<String> {
         let object = self.resolve(path)?;
         standard::Client::new(self.rpc()).info(&object).map_err(|s| explain(path, Server::Object, s))
+    }
+}
+
+/// Where `get` puts a file's bytes, a piece at a time.
+trait Sink {
+    fn write(&mut self, piece: &[u8]) -> Result<()>;
+    /// Drops what was written so far (the file found first was destroyed
+    /// while it was read, and `get` starts over with what the path names
+    /// now); `false` when it cannot.
+    fn restart(&mut self) -> Result<bool>;
+}
+
+/// The bytes, in memory.
+struct Bytes(Vec<u8>);
+
+impl Sink for Bytes {
+    fn write(&mut self, piece: &[u8]) -> Result<()> {
+        self.0.extend_from_slice(piece);
+        Ok(())
+    }
+
+    fn restart(&mut self) -> Result<bool> {
+        self.0.clear();
+        Ok(true)
+    }
+}
+
+/// A local file, written from its start.
+struct LocalFile<'a> {
+    out: std::io::BufWriter<std::fs::File>,
+    path: &'a Path,
+}
+
+impl Sink for LocalFile<'_> {
+    fn write(&mut self, piece: &[u8]) -> Result<()> {
+        self.out.write_all(piece).with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    fn restart(&mut self) -> Result<bool> {
+        let context = || format!("writing {}", self.path.display());
+        self.out.flush().with_context(context)?;
+        let file = self.out.get_mut();
+        file.set_len(0).with_context(context)?;
+        std::io::Seek::rewind(file).with_context(context)?;
+        Ok(true)
+    }
+}
+
+/// Standard output, which cannot take back what it printed.
+struct Stdout<'a> {
+    out: std::io::StdoutLock<'a>,
+    written: bool,
+}
+
+impl Sink for Stdout<'_> {
+    fn write(&mut self, piece: &[u8]) -> Result<()> {
+        self.written |= !piece.is_empty();
+        self.out.write_all(piece).context("writing to standard output")
+    }
+
+    fn restart(&mut self) -> Result<bool> {
+        Ok(!self.written)
     }
 }
 

@@ -1,7 +1,9 @@
 //! `bullet-client`: a program that stores files on the Bullet server named by
 //! its `BULLET` capability and reads them back, for every size in its
 //! arguments (`bullet-client 0 1 1048577`). Each file's byte i is
-//! `(i * 7 + size) as u8`. Prints `bullet-client: SIZE ok CAPABILITY` per file
+//! `(i * 7 + size) as u8`. Files are streamed a piece at a time both ways
+//! (`amoeba::files::put_from`, `get_into`), so a file may be far larger than
+//! the program's heap. Prints `bullet-client: SIZE ok CAPABILITY` per file
 //! and exits 0 if every file came back byte for byte.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
@@ -9,22 +11,45 @@
 extern crate alloc;
 
 use alloc::string::String;
-use alloc::vec::Vec;
-use amoeba::files;
+use amoeba::files::{self, StreamError};
 use amoeba::user::env;
 use amoeba::user::rpc::Nucleus;
 use amoeba::{Capability, println};
 
 amoeba::entry!(args main);
 
-fn round_trip(server: &Capability, size: usize) -> Result<Capability, String> {
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
-    let file = files::put(&mut Nucleus, server, &data, |_| {}).map_err(|s| alloc::format!("put: {s}"))?;
-    let back = files::get(&mut Nucleus, &file, |_| {}).map_err(|s| alloc::format!("get: {s}"))?;
-    if back != data {
-        return Err(alloc::format!("{} bytes came back changed", size));
+/// Byte `at` of the file of `size` bytes.
+fn pattern(at: u64, size: u64) -> u8 {
+    (at * 7 + size) as u8
+}
+
+fn round_trip(server: &Capability, size: u64) -> Result<Capability, String> {
+    let mut made = 0;
+    let fill = |piece: &mut [u8]| {
+        for byte in piece.iter_mut() {
+            *byte = pattern(made, size);
+            made += 1;
+        }
+        Ok::<(), ()>(())
+    };
+    let file = files::put_from(&mut Nucleus, server, size, fill, |_| {})
+        .map_err(|e: StreamError<()>| alloc::format!("put: {e:?}"))?;
+    let mut checked = 0;
+    let check = |piece: &[u8]| {
+        for &byte in piece {
+            if byte != pattern(checked, size) {
+                return Err(checked);
+            }
+            checked += 1;
+        }
+        Ok(())
+    };
+    match files::get_into(&mut Nucleus, &file, check, |_| {}) {
+        Ok(got) if got == size => Ok(file),
+        Ok(got) => Err(alloc::format!("{got} bytes came back, {size} stored")),
+        Err(StreamError::Local(at)) => Err(alloc::format!("byte {at} of {size} came back changed")),
+        Err(StreamError::Server(status)) => Err(alloc::format!("get: {status}")),
     }
-    Ok(file)
 }
 
 fn main(argv: &[String]) -> i32 {
@@ -33,7 +58,7 @@ fn main(argv: &[String]) -> i32 {
         return 1;
     };
     let mut failed = 0;
-    for size in argv.iter().skip(1).filter_map(|a| a.parse::<usize>().ok()) {
+    for size in argv.iter().skip(1).filter_map(|a| a.parse::<u64>().ok()) {
         match round_trip(&server, size) {
             Ok(file) => println!("bullet-client: {size} ok {file}"),
             Err(why) => {

@@ -69,6 +69,15 @@ impl bullet::Server for Patterns {
     fn stats(&mut self, _: &Call<'_>) -> Result<BulletStats, Status> {
         Err(Status::ComBad) // no disk behind it
     }
+    fn reserve(&mut self, _: &Call<'_>, _: u64) -> Result<Capability, Status> {
+        Err(Status::Denied)
+    }
+    fn write(&mut self, _: &Call<'_>, _: u64, _: &[u8]) -> Result<(), Status> {
+        Err(Status::Denied)
+    }
+    fn commit(&mut self, _: &Call<'_>, _: u32) -> Result<(), Status> {
+        Err(Status::Denied)
+    }
 }
 
 fn main(argument: u64) -> i32 {
