@@ -97,9 +97,18 @@
 
 extern crate alloc;
 
+mod client;
+mod config;
 mod endpoint;
+mod events;
+mod locate;
+mod outbox;
 mod reasm;
+mod server;
 pub mod wire;
 
-pub use endpoint::{Config, Endpoint, Event, ReplyError, ReqId, Stats, TransId, Transmit};
+pub use config::Config;
+pub use endpoint::{Endpoint, Stats};
+pub use events::{Event, ReplyError, ReqId, TransId};
+pub use outbox::Transmit;
 pub use wire::{Addr, AddrKind, ETHERTYPE_FLIP, Mac, ParseError};
