@@ -5,8 +5,10 @@
 //! resent one-fragment request, or an ENQUIRY listing what is still missing of the
 //! reply) with exponential back-off; `max_retries` silent timeouts in a row declare
 //! the server dead. NOT_HERE sends the request to another server of the port (or
-//! locates again); a stale NOT_HERE means the server rebooted and ends the
-//! transaction with `ServerRestarted`.
+//! locates again). A stale NOT_HERE (the server rebooted, or it can no longer judge
+//! the request: see [`crate::server`]) ends the transaction with `ServerRestarted`
+//! and drops the server from the cache, so the next transaction learns its current
+//! incarnation and memory epoch.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -20,12 +22,8 @@ use crate::outbox::{Dest, Outbox};
 use crate::reasm::Reassembly;
 use crate::wire::{
     Addr, F_ABORT, F_MORE, F_NEED_ALL, F_REPLY, F_STALE, F_WORKING, FlipHeader, MAX_FRAGMENT, MAX_RANGES,
-    Mac, Packet, PacketType, encode_ranges, parse_ranges,
+    Mac, Packet, PacketType, REQUEST_PREFIX_LEN, RequestPrefix, encode_ranges, parse_ranges,
 };
-
-/// Length of the request prefix before the Amoeba header: the client's low-water
-/// transaction id (u64).
-pub(crate) const REQ_PREFIX: usize = 8;
 
 /// A transaction whose request went to a server.
 struct Sent {
@@ -71,6 +69,7 @@ struct Trans {
     /// The put-port it is addressed to.
     port: Port,
     /// The request as sent: prefix, header, buffer (empty for local transactions).
+    /// The prefix's epoch is set for each server the request goes to.
     msg: Vec<u8>,
     /// When it started (for `max_trans_time`).
     started: u64,
@@ -122,7 +121,8 @@ impl ClientSide {
         self.open.insert(id, t);
     }
 
-    /// Open transaction `id` to a remote server and send it (or locate first).
+    /// Open transaction `id` to a remote server and send it (or locate first). Fails
+    /// with `NoMem` if there is no memory for the request.
     pub fn open_remote(
         &mut self,
         now: u64,
@@ -140,8 +140,12 @@ impl ClientSide {
             .next()
             .unwrap_or(id)
             .min(id);
-        let mut msg = Vec::with_capacity(REQ_PREFIX + HEADER_LEN + buf.len());
-        msg.extend_from_slice(&low_water.to_be_bytes());
+        let mut msg = Vec::new();
+        if msg.try_reserve_exact(REQUEST_PREFIX_LEN + HEADER_LEN + buf.len()).is_err() {
+            self.finish(id, Err(Status::NoMem), out);
+            return;
+        }
+        msg.extend_from_slice(&RequestPrefix { low_water, epoch: 0 }.encode());
         msg.extend_from_slice(&header.encode());
         msg.extend_from_slice(buf);
         let t = Trans { port: header.port, msg, started: now, redirects: 0, state: TState::Locating };
@@ -164,6 +168,9 @@ impl ClientSide {
                     working: false,
                     reply: None,
                 });
+                if let Some(epoch) = t.msg.get_mut(8..REQUEST_PREFIX_LEN) {
+                    epoch.copy_from_slice(&server.epoch.to_be_bytes());
+                }
                 out.message(server.dest(t.port), 0, id, &t.msg, None);
             }
             None => {
@@ -263,7 +270,7 @@ impl ClientSide {
 
     /// NOT_HERE: the server does not serve the port (try another), or (stale) it
     /// rebooted since the client learned of it.
-    pub fn on_not_here(&mut self, now: u64, src: Mac, h: &FlipHeader, cfg: &Config, out: &mut Outbox) {
+    pub fn on_not_here(&mut self, now: u64, h: &FlipHeader, cfg: &Config, out: &mut Outbox) {
         if h.dst != out.me.addr || h.dst_inc != out.me.inc {
             return;
         }
@@ -273,12 +280,10 @@ impl ClientSide {
         let TState::Sent(s) = &t.state else { return };
         let (server, port) = (s.server, t.port);
         if h.flags & F_STALE != 0 {
-            if h.src_inc == server.inc {
-                return;
-            }
-            if h.src_inc > server.inc {
-                self.locator.server_restarted(port, h.src, src, h.src_inc);
-            }
+            // Rebooted (another incarnation), or (the same one) it can no longer
+            // judge this request. Either way it did not run now and ran at most once
+            // before; the next transaction locates afresh.
+            self.locator.remove_server(port, h.src);
             self.finish(h.msg_id, Err(Status::ServerRestarted), out);
             return;
         }
@@ -357,10 +362,20 @@ impl ClientSide {
         if !(HEADER_LEN..=max_total).contains(&total) {
             return;
         }
-        let r = s.reply.get_or_insert_with(|| Reassembly::new(h.total_len, now));
-        if r.total() != h.total_len {
-            return;
+        if s.reply.as_ref().is_some_and(|r| r.total() != h.total_len) {
+            // A short abort replaces a reply the server no longer has.
+            if h.flags & F_ABORT == 0 {
+                return;
+            }
+            s.reply = None;
         }
+        let r = match &mut s.reply {
+            Some(r) => r,
+            None => match Reassembly::try_new(h.total_len, now) {
+                Some(r) => s.reply.insert(r),
+                None => return,
+            },
+        };
         let new_data = r.insert(h.frag_off, p.payload, now);
         let complete = r.is_complete();
         if new_data {

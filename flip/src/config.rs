@@ -1,5 +1,9 @@
 //! The endpoint's tunables: timers, retry counts and the budgets that bound what a
 //! server keeps for its clients. One `Config` serves client and server side alike.
+//!
+//! With the defaults a server's memory for its clients is at most about 17 MiB:
+//! 8 MiB of partial requests, 8 MiB of stored replies, and 8,192 records and 1,024
+//! clients of about 100 bytes each.
 
 /// Tunables. Times are in microseconds.
 #[derive(Clone, Debug)]
@@ -27,18 +31,27 @@ pub struct Config {
     pub max_trans_time: Option<u64>,
     /// Largest request or reply buffer.
     pub max_buf: usize,
-    /// Memory budget for reassembling incoming requests (all clients together).
+    /// Server memory budget for reassembling incoming requests (all clients
+    /// together). A request that does not fit is dropped; its client retries.
     pub max_reassembly_bytes: usize,
+    /// Server memory budget for stored replies (all clients together). Beyond it the
+    /// least recently sent replies are shed: a retransmission of such a request then
+    /// fails with `RpcFailure` (it ran once; its reply is gone), never runs again.
+    pub max_reply_bytes: usize,
     /// A partly received request is dropped after this long without a new fragment.
     pub reassembly_timeout: u64,
-    /// Per-client server state (stored replies, at-most-once records) of a client not
-    /// heard from for this long is dropped. Must exceed the longest a client may
-    /// keep retransmitting.
+    /// The records and stored replies of a client not heard from for this long are
+    /// shed (the client is remembered in a few bytes, enough to refuse its old
+    /// requests). Must exceed the longest a client may keep retransmitting.
     pub client_ttl: u64,
-    /// Most clients tracked at once.
+    /// Most clients a server remembers. Beyond it the least recently heard-from
+    /// client without a request in progress is forgotten: the server's memory epoch
+    /// moves on, and requests addressed to an older epoch are refused.
     pub max_clients: usize,
-    /// Most transaction records kept per client.
+    /// Most transaction records a server keeps per client.
     pub max_records_per_client: usize,
+    /// Most transaction records a server keeps, all clients together.
+    pub max_records: usize,
     /// A locate-cache entry not confirmed (HERE_IS or successful reply) for this long
     /// is dropped; the next transaction locates again.
     pub cache_ttl: u64,
@@ -58,10 +71,12 @@ impl Default for Config {
             max_trans_time: None,
             max_buf: 1 << 20,
             max_reassembly_bytes: 8 << 20,
+            max_reply_bytes: 8 << 20,
             reassembly_timeout: 10_000_000,
             client_ttl: 60_000_000,
             max_clients: 1024,
             max_records_per_client: 256,
+            max_records: 8192,
             cache_ttl: 60_000_000,
             max_redirects: 8,
         }

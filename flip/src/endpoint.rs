@@ -12,7 +12,7 @@ use crate::client::ClientSide;
 use crate::config::Config;
 use crate::events::{Event, ReplyError, ReqId, TransId};
 use crate::outbox::{Identity, Outbox, Transmit};
-use crate::server::{Answered, Reply, ServerSide};
+use crate::server::{Answered, Reply, ServerMemory, ServerSide};
 use crate::wire::{Addr, F_REPLY, Frame, Mac, Packet, PacketType};
 
 /// Counters for diagnostics and benchmarks.
@@ -32,6 +32,16 @@ pub struct Stats {
     pub requests: u64,
     /// Duplicate requests answered from the stored reply (not re-executed).
     pub replays: u64,
+    /// Requests refused, not run, because the server could no longer judge them
+    /// (it forgot their client or record, or they are addressed to an older memory
+    /// epoch).
+    pub refused: u64,
+    /// Stored replies shed under the reply budget (or because no memory was left).
+    pub replies_lost: u64,
+    /// Transaction records shed (budgets, silent clients, stale partial requests).
+    pub records_shed: u64,
+    /// Clients forgotten (evicted, or replaced by an older incarnation after silence).
+    pub clients_forgotten: u64,
 }
 
 /// A FLIP endpoint: client side (transactions, locate cache) and server side
@@ -105,9 +115,19 @@ impl Endpoint {
             frames_out: self.out.frames_out,
             locates: self.client.locator.locates,
             retransmits: self.client.retransmits,
-            requests: self.server.delivered,
-            replays: self.server.replays,
+            requests: self.server.stats.delivered,
+            replays: self.server.stats.replays,
+            refused: self.server.stats.refused,
+            replies_lost: self.server.stats.replies_lost,
+            records_shed: self.server.stats.records_shed,
+            clients_forgotten: self.server.stats.clients_forgotten,
         }
+    }
+
+    /// What the server side holds for its clients, to compare with the budgets of
+    /// [`Config`] (counted afresh: meant for diagnostics and tests, not every frame).
+    pub fn server_memory(&self) -> ServerMemory {
+        self.server.memory()
     }
 
     // ------------------------------------------------------------------ driver API
@@ -207,7 +227,7 @@ impl Endpoint {
 
     fn finish_request(&mut self, now: u64, req: ReqId, reply: Reply<'_>) -> Result<(), ReplyError> {
         let (header, buf, abort) = (*reply.header, reply.buf, reply.abort);
-        match self.server.answer(now, req.0, reply, &mut self.out)? {
+        match self.server.answer(now, req.0, reply, &self.cfg, &mut self.out)? {
             Answered::Remote => Ok(()),
             Answered::Local { trans } => {
                 let result = if abort {
@@ -237,8 +257,13 @@ impl Endpoint {
             self.client.finish(id, Err(Status::RpcBadAddress), &mut self.out);
         } else if self.server.is_registered(&port) {
             // Local short path: no network.
-            let req = self.server.deliver_local(header, buf, id, &mut self.out);
-            self.client.open_local(now, id, port, req);
+            match copy(buf) {
+                Some(buf) => {
+                    let req = self.server.deliver_local(header, buf, id, &mut self.out);
+                    self.client.open_local(now, id, port, req);
+                }
+                None => self.client.finish(id, Err(Status::NoMem), &mut self.out),
+            }
         } else {
             self.client.open_remote(now, id, header, buf, &self.cfg, &mut self.out);
         }
@@ -285,9 +310,17 @@ impl Endpoint {
             PacketType::HereIs => self.client.on_here_is(now, src, h, cfg, out),
             PacketType::Unidata if h.flags & F_REPLY != 0 => self.client.on_reply_frag(now, src, p, cfg, out),
             PacketType::Unidata | PacketType::Enquiry => self.server.on_request(now, src, p, cfg, out),
-            PacketType::NotHere => self.client.on_not_here(now, src, h, cfg, out),
+            PacketType::NotHere => self.client.on_not_here(now, h, cfg, out),
             PacketType::Ack if h.flags & F_REPLY != 0 => self.server.on_reply_ack(now, h, out),
             PacketType::Ack => self.client.on_request_ack(now, src, p, cfg, out),
         }
     }
+}
+
+/// A copy of `buf`, or `None` if there is no memory for it.
+fn copy(buf: &[u8]) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(buf.len()).ok()?;
+    v.extend_from_slice(buf);
+    Some(v)
 }

@@ -111,4 +111,5 @@ pub use config::Config;
 pub use endpoint::{Endpoint, Stats};
 pub use events::{Event, ReplyError, ReqId, TransId};
 pub use outbox::Transmit;
+pub use server::ServerMemory;
 pub use wire::{Addr, AddrKind, ETHERTYPE_FLIP, Mac, ParseError};

@@ -4,8 +4,10 @@
 //! A LOCATE for port P is answered with HERE_IS by every endpoint where a server
 //! registered G with `P = F(G)`. Every answer goes into the cache; transactions to P
 //! take the cached servers round robin. An entry not confirmed for `cache_ttl` (by a
-//! HERE_IS or a reply) is dropped, and a server that stops answering or says
-//! NOT_HERE leaves the cache, so the next transaction locates again.
+//! HERE_IS or a reply) is dropped, and a server that stops answering, says
+//! NOT_HERE, or refuses a request as stale leaves the cache, so the next transaction
+//! locates again. Each HERE_IS also tells the server's memory epoch, which the
+//! client's requests to that server carry (see [`crate::server`]).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -28,6 +30,9 @@ pub(crate) struct ServerRef {
     pub mac: Mac,
     /// Its boot incarnation; requests carry it, so a rebooted server refuses them.
     pub inc: u32,
+    /// Its memory epoch, from its HERE_IS; requests carry it, so a server that has
+    /// forgotten clients since can tell whether it may have forgotten this request.
+    pub epoch: u64,
 }
 
 impl ServerRef {
@@ -136,10 +141,10 @@ impl Locator {
             return None;
         }
         let e = self.cache.entry(port).or_insert(CacheEntry { servers: Vec::new(), next: 0, last_ok: now });
-        let s = ServerRef { addr: h.src, mac: src, inc: h.src_inc };
+        let s = ServerRef { addr: h.src, mac: src, inc: h.src_inc, epoch: h.msg_id };
         match e.servers.iter_mut().find(|x| x.addr == h.src) {
             Some(x) => {
-                if h.src_inc >= x.inc {
+                if h.src_inc > x.inc || (h.src_inc == x.inc && h.msg_id >= x.epoch) {
                     *x = s;
                 }
             }
@@ -166,16 +171,6 @@ impl Locator {
             e.servers.retain(|s| s.addr != addr);
             if e.servers.is_empty() {
                 self.cache.remove(&port);
-            }
-        }
-    }
-
-    /// The server at `addr` said it rebooted into incarnation `inc` (from `mac`).
-    pub fn server_restarted(&mut self, port: Port, addr: Addr, mac: Mac, inc: u32) {
-        if let Some(e) = self.cache.get_mut(&port) {
-            for x in e.servers.iter_mut().filter(|x| x.addr == addr) {
-                x.inc = x.inc.max(inc);
-                x.mac = mac;
             }
         }
     }

@@ -1,23 +1,79 @@
 //! The server side of RPC: registered ports, LOCATE answers, and the at-most-once
-//! records kept per client.
+//! memory kept per client, within fixed budgets.
 //!
-//! A request is delivered to the server application exactly once: the server keeps a
-//! record per (client, transaction) and the reply until the client acknowledges it,
-//! so retransmissions are answered without re-executing.
+//! # At most once, in bounded memory
+//!
+//! A request is delivered to the application at most once. The server keeps, per
+//! client incarnation, a record per transaction (being received, in progress,
+//! replied with the reply kept until the client acknowledges it, done, refused with
+//! NOT_HERE), so a retransmission is answered from its record instead of running
+//! again. Everything is bounded by [`Config`] budgets: clients (`max_clients`),
+//! records (`max_records`, `max_records_per_client`), partial requests
+//! (`max_reassembly_bytes`) and stored replies (`max_reply_bytes`).
+//!
+//! **The rule: a request the server can no longer judge is refused, never run.**
+//! When a budget is reached, or a client has been silent for `client_ttl`, the
+//! server sheds state, cheapest first, and keeps just enough to refuse what it can
+//! no longer judge:
+//!
+//! 1. A partly received request is dropped. It never ran; the client sends it again.
+//! 2. A stored reply (least recently sent first) is replaced by a "reply lost" mark.
+//!    A retransmission gets an abort with `RpcFailure`: it ran once, its reply is
+//!    gone.
+//! 3. A finished record (done, refused, reply lost; and under record pressure a
+//!    replied one) is dropped, and the client's *forgotten-up-to* id rises to it. A
+//!    request at or below that id without a record is refused.
+//! 4. A whole client (the least recently heard from, when `max_clients` are
+//!    remembered) is forgotten. The server's memory epoch moves past every epoch that
+//!    client's requests were addressed to (below), so copies of them are refused.
+//!
+//! A silent client loses its records (steps 1 to 3) but stays remembered in a few
+//! bytes until step 4 needs its place. A request in progress (delivered, not yet
+//! answered) is never shed; when the budgets hold nothing else, new requests are
+//! dropped, and their clients retry and then fail with `RpcFailure`.
+//!
+//! # The memory epoch
+//!
+//! The epoch E starts at 1 in every boot; it means something only together with the
+//! boot incarnation, which a request must match exactly before its epoch is looked
+//! at, so epochs of two boots never meet. HERE_IS advertises E, and a client puts the
+//! epoch it learned into every request. The server keeps W, the highest epoch any
+//! request of a forgotten client may have been addressed to (counting requests that
+//! ran here or were refused with NOT_HERE), and keeps W < E by moving E on when a
+//! forgotten client had used it. Each remembered client has a *since* epoch: W + 1 at
+//! the moment the memory of it was made.
+//!
+//! A request without a record, from client C, addressed to epoch e, runs only if its
+//! id is above C's forgotten-up-to id and `since(C) ≤ e ≤ E`. Why that is safe: a
+//! copy that ran here before, in a memory of C that was forgotten since, was
+//! addressed to an epoch ≤ W at that forgetting, and the current memory of C was made
+//! later, with a larger since. For a client the server does not remember, since is
+//! W + 1 now: the request must be addressed to an epoch advertised after the server
+//! last forgot a client that had used that epoch. A newcomer located the server
+//! moments ago, so this holds unless the server forgot such a client in between; to
+//! keep that rare, the cleanup pass moves E on one pass before the next eviction
+//! would have to, so clients that locate meanwhile already hold the new epoch.
+//!
+//! Packets from an older incarnation of a remembered client are ignored, unless the
+//! newer one has been silent for `client_ttl` (an incarnation counter may wrap): then
+//! the newer one is forgotten (step 4) and the packet judged as a newcomer's.
+//!
+//! A refusal is NOT_HERE with `F_STALE` from the server's current incarnation. The
+//! client ends the transaction with `ServerRestarted` (it ran at most once, before)
+//! and locates the server again, which teaches it the current epoch.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use amoeba::{GetPort, HEADER_LEN, Header, Port};
+use amoeba::{GetPort, HEADER_LEN, Header, Port, Status};
 
-use crate::client::REQ_PREFIX;
 use crate::config::Config;
 use crate::events::{Event, ReplyError, ReqId};
 use crate::outbox::{Dest, Outbox};
 use crate::reasm::Reassembly;
 use crate::wire::{
     Addr, F_ABORT, F_MORE, F_NEED_ALL, F_REPLY, F_STALE, F_WORKING, FlipHeader, MAX_RANGES, Mac, Packet,
-    PacketType, encode_ranges, parse_ranges,
+    PacketType, REQUEST_PREFIX_LEN, RequestPrefix, encode_ranges, parse_ranges,
 };
 
 /// What the server knows about one transaction of a client.
@@ -35,6 +91,8 @@ enum Rec {
         /// When it was last sent (resends are rate limited).
         last_sent: u64,
     },
+    /// Answered, but the stored reply was shed: retransmissions get `RpcFailure`.
+    ReplyLost,
     /// Answered and acknowledged.
     Done,
     /// Answered NOT_HERE (no server for the port here): must never run here later.
@@ -42,8 +100,48 @@ enum Rec {
 }
 
 impl Rec {
-    fn pinned(&self) -> bool {
-        matches!(self, Rec::InProgress(_) | Rec::Replied { .. })
+    /// Ran or was refused, and holds nothing but the verdict.
+    fn finished(&self) -> bool {
+        matches!(self, Rec::Done | Rec::Refused | Rec::ReplyLost)
+    }
+
+    fn reassembly_bytes(&self) -> usize {
+        match self {
+            Rec::Receiving(r) => r.total() as usize,
+            _ => 0,
+        }
+    }
+
+    fn reply_bytes(&self) -> usize {
+        match self {
+            Rec::Replied { msg, .. } => msg.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// What the server's records hold, all clients together.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Usage {
+    /// Records.
+    records: usize,
+    /// Bytes of partly received requests.
+    reassembly_bytes: usize,
+    /// Bytes of stored replies.
+    reply_bytes: usize,
+}
+
+impl Usage {
+    fn add(&mut self, r: &Rec) {
+        self.records += 1;
+        self.reassembly_bytes += r.reassembly_bytes();
+        self.reply_bytes += r.reply_bytes();
+    }
+
+    fn sub(&mut self, r: &Rec) {
+        self.records -= 1;
+        self.reassembly_bytes -= r.reassembly_bytes();
+        self.reply_bytes -= r.reply_bytes();
     }
 }
 
@@ -57,14 +155,88 @@ struct ClientMemory {
     last_active: u64,
     /// Transactions below this id are finished at the client: ignore them.
     low_water: u64,
-    /// Records by transaction id.
+    /// Highest id whose record was shed (0: none). A request at or below it without
+    /// a record may be one that ran: it is refused.
+    forgot_upto: u64,
+    /// Requests addressed to an older memory epoch are refused: this memory of the
+    /// client was made after the server forgot requests addressed to those.
+    since_epoch: u64,
+    /// The highest epoch that a request of this client which ran here, or which was
+    /// refused with NOT_HERE here, may carry. Becomes the server's forgotten epoch
+    /// when the client is forgotten.
+    epoch_bound: u64,
+    /// Records by transaction id. Changed only through `put`, `take` and `shed`,
+    /// which keep the server's usage counts.
     recs: BTreeMap<u64, Rec>,
 }
 
 impl ClientMemory {
-    fn pinned(&self) -> bool {
-        self.recs.values().any(Rec::pinned)
+    fn new(inc: u32, mac: Mac, now: u64, since_epoch: u64) -> ClientMemory {
+        ClientMemory {
+            inc,
+            mac,
+            last_active: now,
+            low_water: 0,
+            forgot_upto: 0,
+            since_epoch,
+            epoch_bound: 0,
+            recs: BTreeMap::new(),
+        }
     }
+
+    fn in_progress(&self) -> bool {
+        self.recs.values().any(|r| matches!(r, Rec::InProgress(_)))
+    }
+
+    /// Where answers to this client go.
+    fn dest(&self, addr: Addr) -> Dest {
+        Dest { mac: self.mac, addr, inc: self.inc }
+    }
+
+    /// Can a request without a record, addressed to `epoch`, be judged (and run)?
+    fn judges(&self, epoch: u64, current: u64) -> bool {
+        self.since_epoch <= epoch && epoch <= current
+    }
+
+    fn put(&mut self, usage: &mut Usage, id: u64, rec: Rec) {
+        usage.add(&rec);
+        if let Some(old) = self.recs.insert(id, rec) {
+            usage.sub(&old);
+        }
+    }
+
+    fn take(&mut self, usage: &mut Usage, id: u64) -> Option<Rec> {
+        let r = self.recs.remove(&id)?;
+        usage.sub(&r);
+        Some(r)
+    }
+
+    /// Drop the record of `id` for good. A request that never completed needs no
+    /// trace; any other raises the forgotten-up-to id.
+    fn shed(&mut self, usage: &mut Usage, id: u64) {
+        if let Some(r) = self.take(usage, id)
+            && !matches!(r, Rec::Receiving(_))
+        {
+            self.forgot_upto = self.forgot_upto.max(id);
+        }
+    }
+
+    fn forget_all(self, usage: &mut Usage) {
+        for r in self.recs.values() {
+            usage.sub(r);
+        }
+    }
+}
+
+/// Which records to shed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Done, refused, reply lost: by when their client was last heard from.
+    Finished,
+    /// Partly received: by their last fragment.
+    Receiving,
+    /// Replied: by when the reply was last sent.
+    Replied,
 }
 
 /// Where a delivered request came from.
@@ -93,6 +265,44 @@ pub(crate) enum Answered {
     Local { trans: u64 },
 }
 
+/// What a server holds for its clients, against its [`Config`] budgets
+/// ([`crate::Endpoint::server_memory`]).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ServerMemory {
+    /// Clients remembered (at most `max_clients`).
+    pub clients: usize,
+    /// Transaction records (at most `max_records`).
+    pub records: usize,
+    /// Largest number of records of one client (at most `max_records_per_client`).
+    pub most_records_per_client: usize,
+    /// Bytes of partly received requests (at most `max_reassembly_bytes`).
+    pub reassembly_bytes: usize,
+    /// Bytes of stored replies (at most `max_reply_bytes`).
+    pub reply_bytes: usize,
+    /// The memory epoch advertised in HERE_IS.
+    pub epoch: u64,
+    /// The highest epoch a forgotten client's requests may carry (always below
+    /// `epoch`).
+    pub forgotten_epoch: u64,
+}
+
+/// Counters of the server side.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct ServerStats {
+    /// Requests delivered to the application.
+    pub delivered: u64,
+    /// Duplicates answered from a stored reply.
+    pub replays: u64,
+    /// Requests refused because the server could not judge them.
+    pub refused: u64,
+    /// Stored replies shed.
+    pub replies_lost: u64,
+    /// Finished records shed.
+    pub records_shed: u64,
+    /// Clients forgotten.
+    pub clients_forgotten: u64,
+}
+
 /// Registered ports and what the server remembers about its clients.
 pub(crate) struct ServerSide {
     /// Registered put-ports, with how many registrations each has.
@@ -103,14 +313,16 @@ pub(crate) struct ServerSide {
     requests: BTreeMap<u64, Origin>,
     /// The next request id.
     next_req: u64,
-    /// Bytes held by partly received requests (all clients).
-    reasm_bytes: usize,
+    /// What the records hold.
+    usage: Usage,
+    /// The memory epoch, advertised in HERE_IS.
+    epoch: u64,
+    /// The highest epoch a request of a forgotten client may carry (< `epoch`).
+    forgotten_epoch: u64,
     /// When the next cleanup pass is due.
     gc_at: Option<u64>,
-    /// Requests delivered to the application (a statistic).
-    pub delivered: u64,
-    /// Duplicates answered from a stored reply (a statistic).
-    pub replays: u64,
+    /// Counters.
+    pub stats: ServerStats,
 }
 
 impl ServerSide {
@@ -120,10 +332,11 @@ impl ServerSide {
             clients: BTreeMap::new(),
             requests: BTreeMap::new(),
             next_req: 1,
-            reasm_bytes: 0,
+            usage: Usage::default(),
+            epoch: 1,
+            forgotten_epoch: 0,
             gc_at: None,
-            delivered: 0,
-            replays: 0,
+            stats: ServerStats::default(),
         }
     }
 
@@ -135,6 +348,29 @@ impl ServerSide {
     /// Number of registered ports.
     pub fn port_count(&self) -> usize {
         self.registered.len()
+    }
+
+    /// What the server holds, counted afresh (and checked against the running
+    /// counts in debug builds).
+    pub fn memory(&self) -> ServerMemory {
+        let mut usage = Usage::default();
+        let mut most = 0;
+        for c in self.clients.values() {
+            most = most.max(c.recs.len());
+            for r in c.recs.values() {
+                usage.add(r);
+            }
+        }
+        debug_assert_eq!(usage, self.usage, "server memory accounting");
+        ServerMemory {
+            clients: self.clients.len(),
+            records: usage.records,
+            most_records_per_client: most,
+            reassembly_bytes: usage.reassembly_bytes,
+            reply_bytes: usage.reply_bytes,
+            epoch: self.epoch,
+            forgotten_epoch: self.forgotten_epoch,
+        }
     }
 
     pub fn register(&mut self, get: &GetPort) -> Port {
@@ -176,17 +412,18 @@ impl ServerSide {
 
     /// Deliver a request from this endpoint's own client side (transaction `trans`);
     /// returns the request id.
-    pub fn deliver_local(&mut self, header: &Header, buf: &[u8], trans: u64, out: &mut Outbox) -> u64 {
+    pub fn deliver_local(&mut self, header: &Header, buf: Vec<u8>, trans: u64, out: &mut Outbox) -> u64 {
         let req = self.next_req;
         self.next_req += 1;
         self.requests.insert(req, Origin::Local { trans });
-        self.delivered += 1;
+        self.stats.delivered += 1;
+        let client = out.me.addr;
         out.events.push_back(Event::RequestArrived {
             req: ReqId(req),
             port: header.port,
             header: *header,
-            buf: buf.to_vec(),
-            client: out.me.addr,
+            buf,
+            client,
         });
         req
     }
@@ -196,165 +433,225 @@ impl ServerSide {
         self.requests.remove(&req);
     }
 
-    /// A LOCATE: answer HERE_IS if a server for the port is registered here.
+    /// A LOCATE: answer HERE_IS, with the memory epoch, if a server for the port is
+    /// registered here.
     pub fn on_locate(&mut self, src: Mac, h: &FlipHeader, out: &mut Outbox) {
         let Some(port) = h.dst.as_port() else { return };
         if !h.src.is_node() || !self.registered.contains_key(&port) {
             return;
         }
         let to = Dest { mac: src, addr: Addr::port(port), inc: h.src_inc };
-        out.control(to, PacketType::HereIs, 0, h.msg_id, &[]);
+        out.control(to, PacketType::HereIs, 0, self.epoch, &[]);
     }
 
-    /// Find (or make) the state of client `addr`; false = ignore the packet.
+    // ------------------------------------------------------------ remembering clients
+
+    /// Find (or make) the memory of client `addr` in incarnation `inc`; false =
+    /// ignore the packet.
     fn client_state(&mut self, now: u64, addr: Addr, inc: u32, mac: Mac, cfg: &Config) -> bool {
         if let Some(c) = self.clients.get(&addr) {
             if inc < c.inc {
-                return false;
-            }
-            if inc > c.inc {
-                // The client rebooted: its old transactions are gone.
-                self.drop_client(addr);
+                // A late packet of an older incarnation, or a client whose
+                // incarnation counter wrapped: only the second outlives the newer
+                // incarnation's silence.
+                if now < c.last_active.saturating_add(cfg.client_ttl) || c.in_progress() {
+                    return false;
+                }
+                self.forget_client(addr);
+            } else if inc > c.inc {
+                // The client rebooted: its old transactions are gone. Packets of the
+                // old incarnation are ignored from now on, so nothing is forgotten
+                // that could run again; the bound carries over for when this memory
+                // is forgotten.
+                if let Some(old) = self.clients.remove(&addr) {
+                    let bound = old.epoch_bound;
+                    old.forget_all(&mut self.usage);
+                    let mut fresh = ClientMemory::new(inc, mac, now, self.forgotten_epoch + 1);
+                    fresh.epoch_bound = bound;
+                    self.clients.insert(addr, fresh);
+                }
             }
         }
         if !self.clients.contains_key(&addr) {
+            // Only earlier memories of this client matter for its requests, so the
+            // eviction that makes room for it does not count against them.
+            let since = self.forgotten_epoch + 1;
             if self.clients.len() >= cfg.max_clients {
-                let victim = self
-                    .clients
-                    .iter()
-                    .filter(|(_, c)| !c.pinned())
-                    .min_by_key(|(_, c)| c.last_active)
-                    .map(|(a, _)| *a);
-                match victim {
-                    Some(v) => self.drop_client(v),
+                match self.eviction_candidate() {
+                    Some(victim) => self.forget_client(victim),
                     None => return false,
                 }
             }
-            self.clients.insert(
-                addr,
-                ClientMemory { inc, mac, last_active: now, low_water: 0, recs: BTreeMap::new() },
-            );
-            if self.gc_at.is_none() {
-                self.gc_at = Some(now + gc_interval(cfg));
-            }
+            self.clients.insert(addr, ClientMemory::new(inc, mac, now, since));
         }
-        if let Some(c) = self.clients.get_mut(&addr) {
-            c.mac = mac;
-            c.last_active = now;
+        let Some(c) = self.clients.get_mut(&addr) else { return false };
+        c.mac = mac;
+        c.last_active = now;
+        if self.gc_at.is_none() {
+            self.gc_at = Some(now + gc_interval(cfg));
         }
         true
     }
 
-    fn drop_client(&mut self, addr: Addr) {
-        if let Some(c) = self.clients.remove(&addr) {
-            for r in c.recs.values() {
-                if let Rec::Receiving(r) = r {
-                    self.reasm_bytes -= r.total() as usize;
+    /// The client to forget when room is needed: the least recently heard from,
+    /// without a request in progress.
+    fn eviction_candidate(&self) -> Option<Addr> {
+        self.clients
+            .iter()
+            .filter(|(_, c)| !c.in_progress())
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(a, _)| *a)
+    }
+
+    /// Forget a client entirely; the memory epoch moves past what it may have used.
+    fn forget_client(&mut self, addr: Addr) {
+        let Some(c) = self.clients.remove(&addr) else { return };
+        self.forgotten_epoch = self.forgotten_epoch.max(c.epoch_bound);
+        if self.forgotten_epoch >= self.epoch {
+            self.epoch = self.forgotten_epoch + 1;
+        }
+        c.forget_all(&mut self.usage);
+        self.stats.clients_forgotten += 1;
+    }
+
+    // ------------------------------------------------------------ budgets
+
+    /// Make room for one more record of client `addr`; false if impossible.
+    fn make_room(&mut self, addr: Addr, cfg: &Config) -> bool {
+        let Some(c) = self.clients.get_mut(&addr) else { return false };
+        if c.recs.len() >= cfg.max_records_per_client {
+            // Shed one of the client's own: finished, else partial, else replied;
+            // lowest id first.
+            let pick = |class: fn(&Rec) -> bool| c.recs.iter().find(|(_, r)| class(r)).map(|(k, _)| *k);
+            let victim = pick(Rec::finished)
+                .or_else(|| pick(|r| matches!(r, Rec::Receiving(_))))
+                .or_else(|| pick(|r| matches!(r, Rec::Replied { .. })));
+            let Some(id) = victim else { return false };
+            c.shed(&mut self.usage, id);
+            self.stats.records_shed += 1;
+        }
+        if self.usage.records >= cfg.max_records {
+            // Shed an eighth of the budget at once, so that a flood pays for the
+            // sorting once per many records.
+            let target = cfg.max_records.saturating_sub(cfg.max_records.div_ceil(8));
+            for class in [Class::Finished, Class::Receiving, Class::Replied] {
+                if self.usage.records <= target {
+                    break;
                 }
+                let Some(oldest) = self.oldest(class) else { return false };
+                for (_, a, id) in oldest {
+                    if self.usage.records <= target {
+                        break;
+                    }
+                    if let Some(c) = self.clients.get_mut(&a) {
+                        c.shed(&mut self.usage, id);
+                        self.stats.records_shed += 1;
+                    }
+                }
+            }
+        }
+        self.usage.records < cfg.max_records
+    }
+
+    /// The records of `class`, oldest first, as (when, client, id); `None` if there
+    /// is no memory for the list.
+    fn oldest(&self, class: Class) -> Option<Vec<(u64, Addr, u64)>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(self.usage.records).ok()?;
+        for (a, c) in &self.clients {
+            for (id, r) in &c.recs {
+                let when = match r {
+                    r if class == Class::Finished && r.finished() => c.last_active,
+                    Rec::Receiving(x) if class == Class::Receiving => x.last_activity,
+                    Rec::Replied { last_sent, .. } if class == Class::Replied => *last_sent,
+                    _ => continue,
+                };
+                v.push((when, *a, *id));
+            }
+        }
+        v.sort_unstable();
+        Some(v)
+    }
+
+    /// Shed stored replies, least recently sent first, until `need` more bytes fit.
+    fn make_reply_room(&mut self, need: usize, cfg: &Config) {
+        if self.usage.reply_bytes + need <= cfg.max_reply_bytes {
+            return;
+        }
+        for (_, a, id) in self.oldest(Class::Replied).unwrap_or_default() {
+            if self.usage.reply_bytes + need <= cfg.max_reply_bytes {
+                break;
+            }
+            if let Some(c) = self.clients.get_mut(&a) {
+                c.put(&mut self.usage, id, Rec::ReplyLost);
+                self.stats.replies_lost += 1;
             }
         }
     }
 
-    /// Make room for one more record of `c`; false if impossible.
-    fn make_room(c: &mut ClientMemory, max: usize, reasm_bytes: &mut usize) -> bool {
-        if c.recs.len() < max {
-            return true;
-        }
-        let victim = c.recs.iter().find(|(_, r)| matches!(r, Rec::Done | Rec::Refused)).map(|(k, _)| *k);
-        match victim {
-            Some(k) => {
-                c.recs.remove(&k);
-                true
-            }
-            None => {
-                // Drop the oldest partial request instead (the client will resend).
-                let victim = c.recs.iter().find(|(_, r)| matches!(r, Rec::Receiving(_))).map(|(k, _)| *k);
-                match victim {
-                    Some(k) => {
-                        if let Some(Rec::Receiving(r)) = c.recs.remove(&k) {
-                            *reasm_bytes -= r.total() as usize;
-                        }
-                        true
-                    }
-                    None => false,
-                }
-            }
-        }
+    // ------------------------------------------------------------ requests
+
+    /// Refuse a request the server cannot judge (it does not run).
+    fn refuse(&mut self, to: Dest, id: u64, out: &mut Outbox) {
+        self.stats.refused += 1;
+        out.control(to, PacketType::NotHere, F_STALE, id, &[]);
     }
 
     /// A request fragment or an enquiry from a client.
     pub fn on_request(&mut self, now: u64, src: Mac, p: &Packet<'_>, cfg: &Config, out: &mut Outbox) {
         let h = &p.header;
-        let enquiry = h.ptype == PacketType::Enquiry;
-        let Some(port) = h.dst.as_port() else { return };
-        if !h.src.is_node() {
+        if h.dst.as_port().is_none() || !h.src.is_node() {
             return;
         }
-        let first = enquiry || h.frag_off == 0;
-        let (client_addr, id) = (h.src, h.msg_id);
-        let back = Dest { mac: src, addr: client_addr, inc: h.src_inc };
+        let first = h.ptype == PacketType::Enquiry || h.frag_off == 0;
         if h.dst_inc != out.me.inc {
             if first {
-                out.control(back, PacketType::NotHere, F_STALE, id, &[]);
+                let back = Dest { mac: src, addr: h.src, inc: h.src_inc };
+                out.control(back, PacketType::NotHere, F_STALE, h.msg_id, &[]);
             }
             return;
         }
-        if !self.client_state(now, client_addr, h.src_inc, src, cfg) {
+        if !self.client_state(now, h.src, h.src_inc, src, cfg) {
             return;
         }
-        let registered = self.registered.contains_key(&port);
-        let max_total = REQ_PREFIX + HEADER_LEN + cfg.max_buf;
-        let Some(c) = self.clients.get_mut(&client_addr) else { return };
-        if id < c.low_water {
+        let Some(c) = self.clients.get(&h.src) else { return };
+        if h.msg_id < c.low_water {
             return;
         }
-        match c.recs.get_mut(&id) {
-            None => {
-                if !registered {
-                    if Self::make_room(c, cfg.max_records_per_client, &mut self.reasm_bytes) {
-                        c.recs.insert(id, Rec::Refused);
-                    }
-                    if first {
-                        out.control(back, PacketType::NotHere, 0, id, &[]);
-                    }
-                    return;
-                }
-                if enquiry {
-                    out.control(back, PacketType::Ack, F_NEED_ALL, id, &[]);
-                    return;
-                }
-                let total = h.total_len as usize;
-                if total > max_total
-                    || total < REQ_PREFIX + HEADER_LEN
-                    || self.reasm_bytes + total > cfg.max_reassembly_bytes
-                    || !Self::make_room(c, cfg.max_records_per_client, &mut self.reasm_bytes)
-                {
-                    return;
-                }
-                let mut r = Reassembly::new(h.total_len, now);
-                r.insert(h.frag_off, p.payload, now);
-                self.reasm_bytes += total;
-                c.recs.insert(id, Rec::Receiving(r));
-            }
-            Some(Rec::Receiving(r)) => {
+        if c.recs.contains_key(&h.msg_id) {
+            self.known_request(now, p, cfg, out);
+        } else {
+            self.new_request(now, p, cfg, out);
+        }
+    }
+
+    /// A packet of a request that has a record.
+    fn known_request(&mut self, now: u64, p: &Packet<'_>, cfg: &Config, out: &mut Outbox) {
+        let h = &p.header;
+        let (client, id) = (h.src, h.msg_id);
+        let enquiry = h.ptype == PacketType::Enquiry;
+        let first = enquiry || h.frag_off == 0;
+        let epoch = self.epoch;
+        let Some(c) = self.clients.get_mut(&client) else { return };
+        let back = c.dest(client);
+        let Some(rec) = c.recs.get_mut(&id) else { return };
+        match rec {
+            Rec::Receiving(r) => {
                 if enquiry {
                     let (ranges, more) = r.missing(MAX_RANGES);
                     let flags = if more { F_MORE } else { 0 };
                     out.control(back, PacketType::Ack, flags, id, &encode_ranges(&ranges));
-                    return;
+                } else if r.total() == h.total_len && r.insert(h.frag_off, p.payload, now) && r.is_complete()
+                {
+                    self.complete(now, client, id, h.dst.as_port(), out);
                 }
-                if r.total() != h.total_len {
-                    return;
-                }
-                r.insert(h.frag_off, p.payload, now);
             }
-            Some(Rec::InProgress(_)) => {
+            Rec::InProgress(_) => {
                 if first {
                     out.control(back, PacketType::Ack, F_WORKING, id, &[]);
                 }
-                return;
             }
-            Some(Rec::Replied { msg, abort, last_sent }) => {
+            Rec::Replied { msg, abort, last_sent } => {
                 // Resend on an enquiry, or on a retransmitted request (not more often
                 // than every half initial timeout: duplicates must not cause storms).
                 if enquiry || (first && now >= last_sent.saturating_add(cfg.rto_initial / 2)) {
@@ -364,66 +661,131 @@ impl ServerSide {
                     let flags = F_REPLY | if *abort { F_ABORT } else { 0 };
                     let sel = if ranges.is_empty() { None } else { Some(&ranges[..]) };
                     out.message(back, flags, id, msg, sel);
-                    self.replays += 1;
+                    self.stats.replays += 1;
                 }
-                return;
             }
-            Some(Rec::Done) => return,
-            Some(Rec::Refused) => {
+            Rec::ReplyLost => {
                 if first {
+                    let lost = Header::reply(Status::RpcFailure).encode();
+                    out.message(back, F_REPLY | F_ABORT, id, &lost, None);
+                }
+            }
+            Rec::Done => {}
+            Rec::Refused => {
+                if first {
+                    c.epoch_bound = c.epoch_bound.max(epoch);
                     out.control(back, PacketType::NotHere, 0, id, &[]);
                 }
-                return;
             }
         }
-        // A fragment was added: complete?
-        let complete = matches!(c.recs.get(&id), Some(Rec::Receiving(r)) if r.is_complete());
-        if !complete {
+    }
+
+    /// A packet of a request without a record: a new one, or one the server may
+    /// have forgotten.
+    fn new_request(&mut self, now: u64, p: &Packet<'_>, cfg: &Config, out: &mut Outbox) {
+        let h = &p.header;
+        let (client, id) = (h.src, h.msg_id);
+        let enquiry = h.ptype == PacketType::Enquiry;
+        let first = enquiry || h.frag_off == 0;
+        let registered = h.dst.as_port().is_some_and(|port| self.registered.contains_key(&port));
+        let Some(c) = self.clients.get(&client) else { return };
+        let back = c.dest(client);
+        if id <= c.forgot_upto {
+            if first {
+                self.refuse(back, id, out);
+            }
             return;
         }
-        let Some(Rec::Receiving(r)) = c.recs.remove(&id) else {
+        if enquiry {
+            // Whatever happened, the request (which says its epoch) can tell.
+            out.control(back, PacketType::Ack, F_NEED_ALL, id, &[]);
+            return;
+        }
+        let prefix = if h.frag_off == 0 { RequestPrefix::parse(p.payload) } else { None };
+        if let Some(prefix) = prefix
+            && !c.judges(prefix.epoch, self.epoch)
+        {
+            self.refuse(back, id, out);
+            return;
+        }
+        if !registered {
+            // NOT_HERE promises that the request never runs here, so the client may
+            // take it elsewhere: give it only for a request this memory can judge
+            // (the first fragment says its epoch), and only with a record to keep
+            // the promise.
+            if prefix.is_none() || !self.make_room(client, cfg) {
+                return;
+            }
+            let epoch = self.epoch;
+            let Some(c) = self.clients.get_mut(&client) else { return };
+            c.put(&mut self.usage, id, Rec::Refused);
+            c.epoch_bound = c.epoch_bound.max(epoch);
+            out.control(back, PacketType::NotHere, 0, id, &[]);
+            return;
+        }
+        let total = h.total_len as usize;
+        if total > REQUEST_PREFIX_LEN + HEADER_LEN + cfg.max_buf
+            || total < REQUEST_PREFIX_LEN + HEADER_LEN
+            || self.usage.reassembly_bytes + total > cfg.max_reassembly_bytes
+            || !self.make_room(client, cfg)
+        {
+            return;
+        }
+        let Some(mut r) = Reassembly::try_new(h.total_len, now) else { return };
+        r.insert(h.frag_off, p.payload, now);
+        let complete = r.is_complete();
+        let Some(c) = self.clients.get_mut(&client) else { return };
+        c.put(&mut self.usage, id, Rec::Receiving(r));
+        if complete {
+            self.complete(now, client, id, h.dst.as_port(), out);
+        }
+    }
+
+    /// Request `id` of `client` is complete: judge it and deliver it, or refuse it.
+    fn complete(&mut self, now: u64, client: Addr, id: u64, port: Option<Port>, out: &mut Outbox) {
+        let epoch = self.epoch;
+        let Some(c) = self.clients.get_mut(&client) else { return };
+        let back = c.dest(client);
+        let Some(Rec::Receiving(r)) = c.take(&mut self.usage, id) else { return };
+        let mut msg = r.into_vec();
+        let (Some(port), Some(prefix)) = (port, RequestPrefix::parse(&msg)) else { return };
+        if !c.judges(prefix.epoch, epoch) {
+            self.refuse(back, id, out);
+            return;
+        }
+        let Ok((header, _)) = Header::decode_prefix(&msg[REQUEST_PREFIX_LEN..]) else {
+            // Garbage that can never become a valid request: remember the verdict.
+            c.put(&mut self.usage, id, Rec::Done);
             return;
         };
-        self.reasm_bytes -= r.total() as usize;
-        let msg = r.into_vec();
-        let Some((lw_bytes, rest)) = msg.split_first_chunk::<REQ_PREFIX>() else {
-            return;
-        };
-        let low_water = u64::from_be_bytes(*lw_bytes).min(id);
-        let Ok((header, buf)) = Header::decode_prefix(rest) else {
-            c.recs.insert(id, Rec::Done);
-            return;
-        };
+        let low_water = prefix.low_water.min(id);
         if low_water > c.low_water {
             c.low_water = low_water;
             let old: Vec<u64> = c.recs.range(..low_water).map(|(k, _)| *k).collect();
             for k in old {
-                if let Some(Rec::Receiving(r)) = c.recs.remove(&k) {
-                    self.reasm_bytes -= r.total() as usize;
-                }
+                c.take(&mut self.usage, k);
             }
         }
+        c.epoch_bound = c.epoch_bound.max(prefix.epoch);
         let req = self.next_req;
         self.next_req += 1;
-        c.recs.insert(id, Rec::InProgress(req));
-        self.requests.insert(req, Origin::Remote { client: client_addr, trans: id });
-        self.delivered += 1;
-        out.events.push_back(Event::RequestArrived {
-            req: ReqId(req),
-            port,
-            header,
-            buf: buf.to_vec(),
-            client: client_addr,
-        });
+        c.put(&mut self.usage, id, Rec::InProgress(req));
+        c.last_active = now;
+        self.requests.insert(req, Origin::Remote { client, trans: id });
+        self.stats.delivered += 1;
+        msg.drain(..REQUEST_PREFIX_LEN + HEADER_LEN);
+        out.events.push_back(Event::RequestArrived { req: ReqId(req), port, header, buf: msg, client });
     }
 
-    /// Answer delivered request `req`. Remote answers are sent and kept until the
-    /// client acknowledges them; local ones are for the caller to hand over.
+    /// Answer delivered request `req`. Remote answers are sent and kept (within the
+    /// reply budget) until the client acknowledges them; local ones are for the
+    /// caller to hand over.
     pub fn answer(
         &mut self,
         now: u64,
         req: u64,
         reply: Reply<'_>,
+        cfg: &Config,
         out: &mut Outbox,
     ) -> Result<Answered, ReplyError> {
         let origin = self.requests.remove(&req).ok_or(ReplyError::NoSuchRequest)?;
@@ -431,18 +793,35 @@ impl ServerSide {
             Origin::Local { trans } => return Ok(Answered::Local { trans }),
             Origin::Remote { client, trans } => (client, trans),
         };
-        let c = self.clients.get_mut(&client).ok_or(ReplyError::NoSuchRequest)?;
-        let rec = c.recs.get_mut(&trans).ok_or(ReplyError::NoSuchRequest)?;
-        if !matches!(rec, Rec::InProgress(r) if *r == req) {
+        let c = self.clients.get(&client).ok_or(ReplyError::NoSuchRequest)?;
+        if !matches!(c.recs.get(&trans), Some(Rec::InProgress(r)) if *r == req) {
             return Err(ReplyError::NoSuchRequest);
         }
-        let mut msg = Vec::with_capacity(HEADER_LEN + reply.buf.len());
-        msg.extend_from_slice(&reply.header.encode());
-        msg.extend_from_slice(reply.buf);
-        let flags = F_REPLY | if reply.abort { F_ABORT } else { 0 };
-        let to = Dest { mac: c.mac, addr: client, inc: c.inc };
-        out.message(to, flags, trans, &msg, None);
-        *rec = Rec::Replied { msg, abort: reply.abort, last_sent: now };
+        let to = c.dest(client);
+        let len = HEADER_LEN + reply.buf.len();
+        let mut msg = Vec::new();
+        let stored = if msg.try_reserve_exact(len).is_ok() {
+            msg.extend_from_slice(&reply.header.encode());
+            msg.extend_from_slice(reply.buf);
+            let flags = F_REPLY | if reply.abort { F_ABORT } else { 0 };
+            out.message(to, flags, trans, &msg, None);
+            if len <= cfg.max_reply_bytes {
+                self.make_reply_room(len, cfg);
+                Rec::Replied { msg, abort: reply.abort, last_sent: now }
+            } else {
+                Rec::ReplyLost
+            }
+        } else {
+            // No memory for the reply: the client learns it ran but its reply is gone.
+            let lost = Header::reply(Status::RpcFailure).encode();
+            out.message(to, F_REPLY | F_ABORT, trans, &lost, None);
+            Rec::ReplyLost
+        };
+        if matches!(stored, Rec::ReplyLost) {
+            self.stats.replies_lost += 1;
+        }
+        let c = self.clients.get_mut(&client).ok_or(ReplyError::NoSuchRequest)?;
+        c.put(&mut self.usage, trans, stored);
         c.last_active = now;
         Ok(Answered::Remote)
     }
@@ -452,42 +831,47 @@ impl ServerSide {
         if h.dst != out.me.addr || h.dst_inc != out.me.inc {
             return;
         }
-        if let Some(c) = self.clients.get_mut(&h.src) {
-            if c.inc != h.src_inc {
-                return;
-            }
-            if let Some(rec) = c.recs.get_mut(&h.msg_id)
-                && matches!(rec, Rec::Replied { .. })
-            {
-                *rec = Rec::Done;
-                c.last_active = now;
-            }
+        let Some(c) = self.clients.get_mut(&h.src) else { return };
+        if c.inc != h.src_inc {
+            return;
+        }
+        if matches!(c.recs.get(&h.msg_id), Some(Rec::Replied { .. } | Rec::ReplyLost)) {
+            c.put(&mut self.usage, h.msg_id, Rec::Done);
+            c.last_active = now;
         }
     }
 
+    // ------------------------------------------------------------ cleanup
+
     fn gc(&mut self, now: u64, cfg: &Config) {
-        let rt = cfg.reassembly_timeout;
-        let ttl = cfg.client_ttl;
-        let mut freed = 0usize;
-        let mut dead = Vec::new();
-        for (a, c) in self.clients.iter_mut() {
-            c.recs.retain(|_, r| match r {
-                Rec::Receiving(x) if now >= x.last_activity.saturating_add(rt) => {
-                    freed += x.total() as usize;
-                    false
-                }
-                _ => true,
-            });
-            let in_progress = c.recs.values().any(|r| matches!(r, Rec::InProgress(_)));
-            if now >= c.last_active.saturating_add(ttl) && !in_progress {
-                dead.push(*a);
+        for c in self.clients.values_mut() {
+            let silent = now >= c.last_active.saturating_add(cfg.client_ttl) && !c.in_progress();
+            let stale: Vec<u64> = c
+                .recs
+                .iter()
+                .filter(|(_, r)| match r {
+                    Rec::Receiving(x) => {
+                        silent || now >= x.last_activity.saturating_add(cfg.reassembly_timeout)
+                    }
+                    _ => silent,
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for id in stale {
+                c.shed(&mut self.usage, id);
+                self.stats.records_shed += 1;
             }
         }
-        self.reasm_bytes -= freed;
-        for a in dead {
-            self.drop_client(a);
+        // Move the epoch on a pass before the next eviction would have to, so that
+        // clients locating meanwhile hold an epoch that survives it.
+        let crowded = self.clients.len() + cfg.max_clients.div_ceil(8) >= cfg.max_clients;
+        if crowded
+            && let Some(victim) = self.eviction_candidate().and_then(|a| self.clients.get(&a))
+            && victim.epoch_bound >= self.epoch
+        {
+            self.epoch += 1;
         }
-        self.gc_at = if self.clients.is_empty() { None } else { Some(now + gc_interval(cfg)) };
+        self.gc_at = if self.usage.records > 0 || crowded { Some(now + gc_interval(cfg)) } else { None };
     }
 }
 

@@ -128,10 +128,12 @@ impl Sim {
             max_trans_time: None,
             max_buf: 1 << 20,
             max_reassembly_bytes: 4 << 20,
+            max_reply_bytes: 8 << 20,
             reassembly_timeout: 2 * SEC,
             client_ttl: 60 * SEC,
             max_clients: 64,
             max_records_per_client: 256,
+            max_records: 8192,
             cache_ttl: 60 * SEC,
             max_redirects: 8,
         };
