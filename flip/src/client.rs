@@ -362,9 +362,13 @@ impl ClientSide {
         if !(HEADER_LEN..=max_total).contains(&total) {
             return;
         }
-        if s.reply.as_ref().is_some_and(|r| r.total() != h.total_len) {
-            // A short abort replaces a reply the server no longer has.
-            if h.flags & F_ABORT == 0 {
+        if let Some(r) = &s.reply
+            && r.total() != h.total_len
+        {
+            // A short abort says the server no longer has the reply. It replaces the
+            // part received only once that has stopped arriving: the abort may have
+            // overtaken fragments still on their way.
+            if h.flags & F_ABORT == 0 || now < r.last_activity.saturating_add(cfg.rto_initial) {
                 return;
             }
             s.reply = None;

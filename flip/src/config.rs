@@ -36,7 +36,9 @@ pub struct Config {
     pub max_reassembly_bytes: usize,
     /// Server memory budget for stored replies (all clients together). Beyond it the
     /// least recently sent replies are shed: a retransmission of such a request then
-    /// fails with `RpcFailure` (it ran once; its reply is gone), never runs again.
+    /// fails with `RpcFailure` (it ran once; its reply is gone), never runs again. A
+    /// reply larger than the whole budget is sent once and not kept, so on a lossy
+    /// network keep this above `max_buf`.
     pub max_reply_bytes: usize,
     /// A partly received request is dropped after this long without a new fragment.
     pub reassembly_timeout: u64,

@@ -91,8 +91,13 @@ enum Rec {
         /// When it was last sent (resends are rate limited).
         last_sent: u64,
     },
-    /// Answered, but the stored reply was shed: retransmissions get `RpcFailure`.
-    ReplyLost,
+    /// Answered, but the reply was shed (or never fitted the budget):
+    /// retransmissions get `RpcFailure`.
+    ReplyLost {
+        /// When the reply or the last abort was sent (answers are rate limited, as
+        /// for a stored reply: a retransmission crossing the reply is a duplicate).
+        last_sent: u64,
+    },
     /// Answered and acknowledged.
     Done,
     /// Answered NOT_HERE (no server for the port here): must never run here later.
@@ -102,7 +107,7 @@ enum Rec {
 impl Rec {
     /// Ran or was refused, and holds nothing but the verdict.
     fn finished(&self) -> bool {
-        matches!(self, Rec::Done | Rec::Refused | Rec::ReplyLost)
+        matches!(self, Rec::Done | Rec::Refused | Rec::ReplyLost { .. })
     }
 
     fn reassembly_bytes(&self) -> usize {
@@ -582,8 +587,11 @@ impl ServerSide {
             if self.usage.reply_bytes + need <= cfg.max_reply_bytes {
                 break;
             }
-            if let Some(c) = self.clients.get_mut(&a) {
-                c.put(&mut self.usage, id, Rec::ReplyLost);
+            if let Some(c) = self.clients.get_mut(&a)
+                && let Some(Rec::Replied { last_sent, .. }) = c.recs.get(&id)
+            {
+                let last_sent = *last_sent;
+                c.put(&mut self.usage, id, Rec::ReplyLost { last_sent });
                 self.stats.replies_lost += 1;
             }
         }
@@ -664,8 +672,12 @@ impl ServerSide {
                     self.stats.replays += 1;
                 }
             }
-            Rec::ReplyLost => {
-                if first {
+            Rec::ReplyLost { last_sent } => {
+                // Only an enquiry listing missing ranges proves the client lost part
+                // of the reply; anything else may have crossed the reply on the wire.
+                let missing = enquiry && !p.payload.is_empty();
+                if missing || (first && now >= last_sent.saturating_add(cfg.rto_initial / 2)) {
+                    *last_sent = now;
                     let lost = Header::reply(Status::RpcFailure).encode();
                     out.message(back, F_REPLY | F_ABORT, id, &lost, None);
                 }
@@ -809,15 +821,15 @@ impl ServerSide {
                 self.make_reply_room(len, cfg);
                 Rec::Replied { msg, abort: reply.abort, last_sent: now }
             } else {
-                Rec::ReplyLost
+                Rec::ReplyLost { last_sent: now }
             }
         } else {
             // No memory for the reply: the client learns it ran but its reply is gone.
             let lost = Header::reply(Status::RpcFailure).encode();
             out.message(to, F_REPLY | F_ABORT, trans, &lost, None);
-            Rec::ReplyLost
+            Rec::ReplyLost { last_sent: now }
         };
-        if matches!(stored, Rec::ReplyLost) {
+        if matches!(stored, Rec::ReplyLost { .. }) {
             self.stats.replies_lost += 1;
         }
         let c = self.clients.get_mut(&client).ok_or(ReplyError::NoSuchRequest)?;
@@ -835,7 +847,7 @@ impl ServerSide {
         if c.inc != h.src_inc {
             return;
         }
-        if matches!(c.recs.get(&h.msg_id), Some(Rec::Replied { .. } | Rec::ReplyLost)) {
+        if matches!(c.recs.get(&h.msg_id), Some(Rec::Replied { .. } | Rec::ReplyLost { .. })) {
             c.put(&mut self.usage, h.msg_id, Rec::Done);
             c.last_active = now;
         }
@@ -871,7 +883,8 @@ impl ServerSide {
         {
             self.epoch += 1;
         }
-        self.gc_at = if self.usage.records > 0 || crowded { Some(now + gc_interval(cfg)) } else { None };
+        // An idle server needs no timer: the next client's packet starts it again.
+        self.gc_at = if self.usage.records > 0 { Some(now + gc_interval(cfg)) } else { None };
     }
 }
 
