@@ -22,6 +22,16 @@
 //!   a server whose node rebooted ends with `ServerRestarted`, never runs twice. A
 //!   dead server ends the transaction with `RpcFailure` after `max_retries` back-off
 //!   timeouts.
+//! * Bounded server memory: clients, records, partial requests and stored replies
+//!   each have a [`Config`] budget. When the server sheds state it keeps just enough
+//!   to refuse what it can no longer judge (**a request the server can no longer
+//!   judge is refused, never run**): a shed reply leaves a "reply lost" mark
+//!   (`RpcFailure`), a shed record raises the client's forgotten-up-to id, and
+//!   forgetting a whole client moves the server's *memory epoch* on, which HERE_IS
+//!   advertises and every request carries. So a replayed or late request is refused
+//!   (`ServerRestarted`) instead of running again. The rule and why it holds are in
+//!   the `server` module's documentation; [`Endpoint::server_memory`] shows the
+//!   usage.
 //! * Local RPC (client and server on one endpoint) takes a short path without frames.
 //!
 //! Wire formats are in [`wire`]; the parser is strict and never panics.
@@ -35,23 +45,33 @@
 //! harmless. Incarnations must grow across reboots of a node (e.g. a counter kept on
 //! disk, or the boot time).
 //!
-//! # Protocol summary
+//! # Protocol summary (wire version 2)
 //!
 //! | packet | from → to | meaning |
 //! |---|---|---|
 //! | LOCATE | client → broadcast | who serves this put-port? |
-//! | HERE_IS | server → client | I do (with my incarnation) |
-//! | UNIDATA | client → server | request fragment: `[low-water u64][Header][buf]` |
+//! | HERE_IS | server → client | I do (with my incarnation; the message id is my memory epoch) |
+//! | UNIDATA | client → server | request fragment: `[low-water u64][epoch u64][Header][buf]` |
 //! | UNIDATA + REPLY | server → client | reply fragment: `[Header][buf]` (+ ABORT) |
 //! | ACK + WORKING / NEED_ALL / ranges | server → client | answer to a retransmission or ENQUIRY |
 //! | ENQUIRY | client → server | after a silent timeout; lists missing reply ranges |
 //! | ACK + REPLY | client → server | reply received; the server frees it |
-//! | NOT_HERE (+ STALE) | server → client | no such server here (the request did not run) / I rebooted |
+//! | NOT_HERE | server → client | no such server here: the request did not run; try another |
+//! | NOT_HERE + STALE | server → client | I rebooted, or I cannot judge this request: it did not run now |
 //!
 //! The low-water mark is the lowest transaction id the client still has open: the
 //! server forgets records below it and ignores any packet for them. A server that
 //! answered NOT_HERE for a transaction remembers it, so a late copy can never run
-//! there after the client was redirected elsewhere.
+//! there after the client was redirected elsewhere. The epoch is the server's memory
+//! epoch the client learned from its HERE_IS (see [`wire`] for the fields).
+//!
+//! # Modules
+//!
+//! `config` (tunables and budgets), `events` (what the driver is told), `outbox`
+//! (frames and events on their way out), `locate` (the client's cache of who serves
+//! which port), `client` (transactions), `server` (registered ports, at-most-once
+//! records, budgets and the memory epoch), `reasm` (fragment reassembly), `endpoint`
+//! (ties them together behind [`Endpoint`]), [`wire`] (formats).
 //!
 //! ```
 //! use amoeba::{GetPort, Header, Port, Status};
@@ -97,9 +117,19 @@
 
 extern crate alloc;
 
+mod client;
+mod config;
 mod endpoint;
+mod events;
+mod locate;
+mod outbox;
 mod reasm;
+mod server;
 pub mod wire;
 
-pub use endpoint::{Config, Endpoint, Event, ReplyError, ReqId, Stats, TransId, Transmit};
+pub use config::Config;
+pub use endpoint::{Endpoint, Stats};
+pub use events::{Event, ReplyError, ReqId, TransId};
+pub use outbox::Transmit;
+pub use server::ServerMemory;
 pub use wire::{Addr, AddrKind, ETHERTYPE_FLIP, Mac, ParseError};

@@ -1,27 +1,50 @@
 //! Reassembly of fragmented messages with a set of received byte ranges.
+//!
+//! Memory is bounded by the message: the buffer (allocated fallibly, so a frame never
+//! makes the nucleus run out of heap) and at most one range per fragment slot, so
+//! tiny or overlapping forged fragments cannot grow the range list beyond what an
+//! honest sender's fragments would need.
 
-use alloc::vec;
 use alloc::vec::Vec;
+
+use crate::wire::MAX_FRAGMENT;
 
 /// A message being reassembled: a buffer of the total length and the (sorted,
 /// disjoint, non-adjacent) byte ranges received so far.
 #[derive(Debug, Clone)]
 pub(crate) struct Reassembly {
+    /// The message, zero where nothing arrived yet.
     buf: Vec<u8>,
-    have: Vec<(u32, u32)>, // [start, end)
+    /// Received byte ranges, `[start, end)`.
+    have: Vec<(u32, u32)>,
+    /// Most ranges `have` may hold; a fragment that would need more is refused.
+    max_ranges: usize,
+    /// When a fragment last brought new data.
     pub(crate) last_activity: u64,
 }
 
 impl Reassembly {
-    pub(crate) fn new(total: u32, now: u64) -> Reassembly {
-        Reassembly { buf: vec![0; total as usize], have: Vec::new(), last_activity: now }
+    /// An empty message of `total` bytes; `None` if the memory is not available.
+    pub(crate) fn try_new(total: u32, now: u64) -> Option<Reassembly> {
+        // One range per full-size fragment, plus one: what any split of the message
+        // into honest fragments, in any order, can need.
+        let max_ranges = (total as usize).div_ceil(MAX_FRAGMENT) + 1;
+        Reassembly::with_range_limit(total, now, max_ranges)
+    }
+
+    fn with_range_limit(total: u32, now: u64, max_ranges: usize) -> Option<Reassembly> {
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(total as usize).ok()?;
+        buf.resize(total as usize, 0);
+        Some(Reassembly { buf, have: Vec::new(), max_ranges, last_activity: now })
     }
 
     pub(crate) fn total(&self) -> u32 {
         self.buf.len() as u32
     }
 
-    /// Insert a fragment; false if it does not fit (wrong total) or brought nothing new.
+    /// Insert a fragment; false if it does not fit (wrong total), brought nothing new,
+    /// or would split the message into more ranges than allowed.
     pub(crate) fn insert(&mut self, off: u32, data: &[u8], now: u64) -> bool {
         let start = off as u64;
         let end = start + data.len() as u64;
@@ -32,12 +55,13 @@ impl Reassembly {
         if self.covered(start, end) {
             return false;
         }
-        self.last_activity = now;
-        self.buf[start as usize..end as usize].copy_from_slice(data);
         // Merge [start, end) into the range set.
         let mut s = start;
         let mut e = end;
-        let mut out = Vec::with_capacity(self.have.len() + 1);
+        let mut out = Vec::new();
+        if out.try_reserve_exact(self.have.len() + 1).is_err() {
+            return false;
+        }
         let mut placed = false;
         for &(a, b) in &self.have {
             if b < s {
@@ -56,7 +80,12 @@ impl Reassembly {
         if !placed {
             out.push((s, e));
         }
+        if out.len() > self.max_ranges {
+            return false;
+        }
         self.have = out;
+        self.buf[start as usize..end as usize].copy_from_slice(data);
+        self.last_activity = now;
         true
     }
 
@@ -96,11 +125,12 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
     use proptest::prelude::*;
 
     #[test]
     fn basic() {
-        let mut r = Reassembly::new(10, 0);
+        let mut r = Reassembly::try_new(10, 0).unwrap();
         assert_eq!(r.missing(8), (vec![(0, 10)], false));
         assert!(r.insert(3, &[3, 4], 1));
         assert!(!r.insert(3, &[3, 4], 1));
@@ -112,6 +142,28 @@ mod tests {
         assert!(r.insert(5, &[5, 6, 7], 1));
         assert!(r.is_complete());
         assert_eq!(r.into_vec(), vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn range_list_stays_bounded() {
+        // Forged one-byte fragments at every other offset of a 1 MiB message: an
+        // unbounded range list would grow to half a million entries (4 MiB).
+        let total = 1u32 << 20;
+        let mut r = Reassembly::try_new(total, 0).unwrap();
+        let limit = (total as usize).div_ceil(MAX_FRAGMENT) + 1;
+        let accepted = (0..total / 2).filter(|k| r.insert(k * 2, &[1], 0)).count();
+        assert_eq!(accepted, limit);
+        assert_eq!(r.missing(usize::MAX).0.len(), limit);
+        // Honest full-size fragments, in any order, always fit.
+        let mut r = Reassembly::try_new(total, 0).unwrap();
+        let n = (total as usize).div_ceil(MAX_FRAGMENT) as u32;
+        let order: Vec<u32> = (0..n).step_by(2).chain((1..n).step_by(2)).collect();
+        for i in order {
+            let s = i * MAX_FRAGMENT as u32;
+            let e = (s + MAX_FRAGMENT as u32).min(total);
+            assert!(r.insert(s, &vec![7; (e - s) as usize], 0));
+        }
+        assert!(r.is_complete());
     }
 
     proptest! {
@@ -126,7 +178,7 @@ mod tests {
                 idx.swap(a, b);
             }
             for d in 0..dups.min(n as usize) { idx.push(idx[d]); }
-            let mut r = Reassembly::new(total, 0);
+            let mut r = Reassembly::with_range_limit(total, 0, usize::MAX).unwrap();
             for (k, &i) in idx.iter().enumerate() {
                 let s = i * frag;
                 let e = (s + frag).min(total);

@@ -23,6 +23,27 @@
 //! | 62.. | fragment payload |
 //!
 //! The parser is strict: anything that does not follow these rules is an `Err`.
+//!
+//! # What the fields carry (version 2)
+//!
+//! * A request message (the UNIDATA fragments without [`F_REPLY`], reassembled) is
+//!   `[`[`RequestPrefix`]`][Amoeba header][buffer]`: the prefix holds the client's
+//!   low-water transaction id and the server's **memory epoch** the request is
+//!   addressed to. A reply message is `[Amoeba header][buffer]`.
+//! * HERE_IS carries the answering server's memory epoch in the message id (LOCATE's
+//!   message id is zero).
+//! * NOT_HERE with [`F_STALE`] refuses a request the server cannot judge. If its
+//!   source incarnation differs from the one the request was addressed to, the server
+//!   rebooted; if it is the same, the server no longer remembers enough about the
+//!   client (it forgot it, or shed the record, or the request is addressed to a memory
+//!   epoch older than the server's memory of the client). Either way the request did
+//!   not run this time, and it ran at most once before.
+//! * A reply with [`F_ABORT`] whose header status is `RpcFailure`, answering a
+//!   retransmission, says the request ran but its stored reply was shed under the
+//!   server's reply budget.
+//!
+//! Version 1 had an 8-byte request prefix (low-water only) and a zero HERE_IS message
+//! id; its frames are rejected ([`ParseError::Version`]) rather than misread.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -39,8 +60,8 @@ pub const FLIP_HEADER_LEN: usize = 48;
 pub const MTU: usize = 1500;
 /// Maximum fragment payload per frame.
 pub const MAX_FRAGMENT: usize = MTU - FLIP_HEADER_LEN;
-/// FLIP version understood.
-pub const VERSION: u8 = 1;
+/// FLIP version understood (2: request prefix with the memory epoch).
+pub const VERSION: u8 = 2;
 /// Largest hop count accepted.
 pub const MAX_HOPS: u8 = 16;
 /// Largest number of ranges in an ACK or ENQUIRY payload.
@@ -387,6 +408,37 @@ impl<'a> Packet<'a> {
     }
 }
 
+/// Length of [`RequestPrefix`] on the wire.
+pub const REQUEST_PREFIX_LEN: usize = 16;
+
+/// The start of every request message, before the Amoeba header.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct RequestPrefix {
+    /// The lowest transaction id the client still has open: the server forgets its
+    /// records below it and ignores any packet for them.
+    pub low_water: u64,
+    /// The server's memory epoch the client learned from its HERE_IS: a server that
+    /// does not remember the client runs the request only if its memory reaches back
+    /// to this epoch.
+    pub epoch: u64,
+}
+
+impl RequestPrefix {
+    /// The encoded prefix.
+    pub fn encode(&self) -> [u8; REQUEST_PREFIX_LEN] {
+        let mut b = [0u8; REQUEST_PREFIX_LEN];
+        b[..8].copy_from_slice(&self.low_water.to_be_bytes());
+        b[8..].copy_from_slice(&self.epoch.to_be_bytes());
+        b
+    }
+
+    /// The prefix at the start of `b`, if `b` is long enough.
+    pub fn parse(b: &[u8]) -> Option<RequestPrefix> {
+        let b = b.get(..REQUEST_PREFIX_LEN)?;
+        Some(RequestPrefix { low_water: be_u64(b, 0), epoch: be_u64(b, 8) })
+    }
+}
+
 /// A parsed Ethernet frame carrying FLIP.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Frame<'a> {
@@ -507,7 +559,8 @@ mod tests {
             b[i] = v;
             Packet::parse(&b).map(|_| ())
         };
-        assert_eq!(bad(0, 2), Err(ParseError::Version));
+        assert_eq!(bad(0, 1), Err(ParseError::Version)); // version 1 frames are not misread
+        assert_eq!(bad(0, 3), Err(ParseError::Version));
         assert_eq!(bad(1, 0), Err(ParseError::Type));
         assert_eq!(bad(1, 7), Err(ParseError::Type));
         assert_eq!(bad(2, F_STALE), Err(ParseError::Flags));
@@ -568,6 +621,16 @@ mod tests {
         assert_eq!(Frame::parse(&g), Err(ParseError::NotFlip));
         assert_eq!(Frame::parse(&f[..13]), Err(ParseError::Short));
         assert!(Mac::BROADCAST.is_broadcast() && Mac::BROADCAST.is_multicast());
+    }
+
+    #[test]
+    fn request_prefix() {
+        let p = RequestPrefix { low_water: 0x0102_0304_0506_0708, epoch: 9 };
+        let b = p.encode();
+        assert_eq!(&b[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&b[8..], &[0, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(RequestPrefix::parse(&b), Some(p));
+        assert_eq!(RequestPrefix::parse(&b[..15]), None);
     }
 
     #[test]

@@ -511,3 +511,213 @@ fn garbage_is_ignored() {
     assert!(net.eps[1].poll_event().is_none());
     assert!(net.eps[1].stats().frames_bad > 1900);
 }
+
+/// The request frames of the last transaction node `from` started, as an adversary
+/// on the wire records them (everything queued for `to`).
+fn record_frames(net: &Net, to: usize) -> Vec<Vec<u8>> {
+    net.wire.iter().filter(|w| w.1 == to).map(|w| w.2.clone()).collect()
+}
+
+/// Replay recorded frames to node `to`, verbatim, and let the network settle.
+fn replay(net: &mut Net, to: usize, frames: &[Vec<u8>]) {
+    let now = net.now;
+    for f in frames {
+        net.eps[to].handle_frame(now, f);
+    }
+    net.pump(to);
+    let t = net.now + SEC;
+    net.run_until(t);
+}
+
+#[test]
+fn replayed_request_after_ttl_never_runs_twice() {
+    // Issue 21: a server that forgot an idle client must not run a replay of one of
+    // its old requests. The adversary records a request on the wire and replays it
+    // after the client's time-to-live.
+    let c = Config { client_ttl: 2 * SEC, ..cfg() };
+    let mut net = Net::new(2, c);
+    let p = net.eps[1].register_server(&service(1));
+    let warm = net.trans(0, p, b"warm up the cache");
+    net.run_until(SEC);
+    assert!(net.result(0, warm).unwrap().is_ok());
+    let a = net.trans(0, p, b"pay 100 once");
+    let recorded = record_frames(&net, 1);
+    assert!(!recorded.is_empty());
+    net.run_until(2 * SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    // Long after the client's time-to-live, several cleanup passes later.
+    net.run_until(10 * SEC);
+    replay(&mut net, 1, &recorded);
+    let runs = net.executed.iter().filter(|e| e.1 == b"pay 100 once").count();
+    assert_eq!(runs, 1, "a replayed request ran again after the server forgot its client");
+    // The honest client still works: the server remembers it in a few bytes.
+    let b = net.trans(0, p, b"next");
+    let t = net.now + 5 * SEC;
+    net.run_until(t);
+    assert!(net.result(0, b).unwrap().is_ok());
+    assert!(net.eps[1].stats().refused >= 1);
+}
+
+#[test]
+fn replayed_request_after_eviction_never_runs_twice() {
+    // The same after the client was evicted to make room for others (a server
+    // remembers at most `max_clients`).
+    let c = Config { max_clients: 3, ..cfg() };
+    let mut net = Net::new(8, c);
+    let p = net.eps[1].register_server(&service(1));
+    let warm = net.trans(0, p, b"warm up the cache");
+    net.run_until(SEC);
+    assert!(net.result(0, warm).unwrap().is_ok());
+    let a = net.trans(0, p, b"pay 100 once");
+    let recorded = record_frames(&net, 1);
+    net.run_until(2 * SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    // Six other clients push node 0 out of the server's memory.
+    for k in 2..8 {
+        let x = net.trans(k, p, &[k as u8]);
+        let t = net.now + SEC;
+        net.run_until(t);
+        assert!(net.result(k, x).unwrap().is_ok());
+    }
+    replay(&mut net, 1, &recorded);
+    let runs = net.executed.iter().filter(|e| e.1 == b"pay 100 once").count();
+    assert_eq!(runs, 1, "a replayed request ran again after its client was evicted");
+}
+
+#[test]
+fn stale_epoch_is_refused_and_the_client_relocates() {
+    // A client the server forgot (evicted) still holds the server's old memory epoch.
+    // Its next request cannot be judged: refused (ServerRestarted), never run; the
+    // client then locates again, learns the new epoch, and gets through.
+    let c = Config { max_clients: 2, ..cfg() };
+    let mut net = Net::new(5, c);
+    let p = net.eps[1].register_server(&service(1));
+    let a = net.trans(0, p, b"first");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    let epoch = net.eps[1].server_memory().epoch;
+    for k in 2..5 {
+        let x = net.trans(k, p, &[k as u8]);
+        let t = net.now + SEC;
+        net.run_until(t);
+        assert!(net.result(k, x).unwrap().is_ok());
+    }
+    let m = net.eps[1].server_memory();
+    assert!(m.epoch > epoch, "forgetting a client that used the epoch moved it on");
+    assert!(m.forgotten_epoch >= epoch && m.forgotten_epoch < m.epoch);
+    assert!(m.clients <= 2);
+    let b = net.trans(0, p, b"second");
+    let t = net.now + SEC;
+    net.run_until(t);
+    assert_eq!(net.result(0, b).unwrap().as_ref().unwrap_err(), &Status::ServerRestarted);
+    assert!(net.eps[0].cached_servers(&p).is_empty(), "the refusing server left the cache");
+    let c2 = net.trans(0, p, b"third");
+    let t = net.now + SEC;
+    net.run_until(t);
+    assert!(net.result(0, c2).unwrap().is_ok());
+    assert_eq!(net.executed.iter().filter(|e| e.1 == b"second").count(), 0);
+}
+
+#[test]
+fn shed_reply_ends_in_rpc_failure_not_a_second_run() {
+    // Stored replies are bounded: a reply the client has not acknowledged can be shed
+    // for another's. The client's retransmission then learns that the request ran and
+    // its reply is gone, and the request does not run again.
+    let c = Config { max_reply_bytes: 12_000, ..cfg() };
+    let mut net = Net::new(3, c);
+    net.reply_size = Some(8_000);
+    let p = net.eps[1].register_server(&service(1));
+    for n in [0, 2] {
+        let w = net.trans(n, p, b"warm");
+        let t = net.now + SEC;
+        net.run_until(t);
+        assert!(net.result(n, w).unwrap().is_ok());
+    }
+    let a = net.trans(0, p, b"lose my reply");
+    let t = net.now + net.delay + 50;
+    net.run_until(t); // the request is at the server, which replied at once
+    net.up[0] = false; // the reply does not reach the client
+    let t = net.now + 2 * MS;
+    net.run_until(t);
+    assert_eq!(net.eps[1].server_memory().reply_bytes, 8_000 + amoeba::HEADER_LEN);
+    let b = net.trans(2, p, b"another reply");
+    let t = net.now + 2 * MS;
+    net.run_until(t);
+    let m = net.eps[1].server_memory();
+    assert!(m.reply_bytes <= 12_000, "{m:?}");
+    assert_eq!(net.eps[1].stats().replies_lost, 1);
+    net.up[0] = true;
+    let t = net.now + 5 * SEC;
+    net.run_until(t);
+    assert!(net.result(2, b).unwrap().is_ok());
+    assert_eq!(net.result(0, a).unwrap().as_ref().unwrap_err(), &Status::RpcFailure);
+    assert_eq!(net.executed.iter().filter(|e| e.1 == b"lose my reply").count(), 1);
+}
+
+#[test]
+fn record_budgets_hold_and_shed_records_refuse_replays() {
+    // Records pile up while a client keeps an older transaction open (its low-water
+    // mark stays put). Within the budgets, finished records are shed, and a replay of
+    // a shed one is refused, not run.
+    let c = Config { max_records_per_client: 4, max_records: 6, ..cfg() };
+    let mut net = Net::new(4, c);
+    let p = net.eps[1].register_server(&service(1));
+    net.app[2] = App::Hold;
+    let slow = net.eps[2].register_server(&service(2));
+    for n in [0, 3] {
+        let warm = net.trans(n, p, b"warm up the cache");
+        let t = net.now + SEC;
+        net.run_until(t);
+        assert!(net.result(n, warm).unwrap().is_ok());
+        net.trans(n, slow, b"keep the low-water mark down");
+    }
+    let mut recorded = Vec::new();
+    for k in 0..12u8 {
+        let n = if k % 3 == 0 { 3 } else { 0 };
+        let a = net.trans(n, p, &[b'r', k]);
+        if k == 1 {
+            recorded = record_frames(&net, 1);
+        }
+        let t = net.now + SEC;
+        net.run_until(t);
+        assert!(net.result(n, a).unwrap().is_ok());
+        let m = net.eps[1].server_memory();
+        assert!(m.records <= 6 && m.most_records_per_client <= 4, "{m:?}");
+    }
+    assert!(net.eps[1].stats().records_shed >= 6);
+    assert!(!recorded.is_empty());
+    replay(&mut net, 1, &recorded);
+    assert_eq!(net.executed.iter().filter(|e| e.1 == [b'r', 1]).count(), 1);
+    assert_eq!(net.executed.iter().filter(|e| e.0 == 1).count(), 14);
+    assert!(net.eps[1].stats().refused >= 1);
+}
+
+#[test]
+fn client_with_a_lower_incarnation_gets_in_after_the_old_one_fell_silent() {
+    // Incarnation counters may wrap: a client that rebooted with a lower number is
+    // ignored while the higher one may still be alive, then served.
+    let mut net = Net::new(2, cfg());
+    let p = net.eps[1].register_server(&service(1));
+    net.eps[0] = Endpoint::new(mac(0), 50, net.cfg.clone());
+    let a = net.trans(0, p, b"old life");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    net.eps[0] = Endpoint::new(mac(0), 3, net.cfg.clone());
+    let mut ok = false;
+    for _ in 0..20 {
+        let b = net.trans(0, p, b"new life");
+        let t = net.now + 10 * SEC;
+        net.run_until(t);
+        match net.result(0, b).unwrap() {
+            Ok(_) => {
+                ok = true;
+                break;
+            }
+            Err(Status::RpcFailure | Status::ServerRestarted) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(ok, "the rebooted client never got through");
+    assert!(net.now <= 2 * 60 * SEC + 20 * SEC);
+    assert_eq!(net.executed.iter().filter(|e| e.1 == b"new life").count(), 1);
+}

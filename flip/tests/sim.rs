@@ -11,13 +11,27 @@
 //! * after the faults stop, locate converges: every client reaches the service
 //!   wherever it now runs.
 //!
-//! `FLIP_SEEDS=n` runs n seeds (default 20,000), `FLIP_SEED=s` replays one seed.
+//! In the hostile runs an adversary station joins (issue 21): it taps the wire and
+//! records request frames, replays them (verbatim, or from its own MAC) during the
+//! run, after the servers forgot the clients by their time-to-live, and after it
+//! pushed them out of the servers' memory by flooding them with fake clients; its
+//! floods also send large partial requests and requests whose replies it never
+//! acknowledges. The servers' budgets are small. On top of the invariants above:
+//!
+//! * no request, honest or forged, runs twice;
+//! * every server's memory stays within its budgets, after every event;
+//! * honest transactions still end, with a reply or a clear status, and after the
+//!   adversary stops every client reaches every service.
+//!
+//! `FLIP_SEEDS=n` runs n seeds of each (default 20,000), `FLIP_SEED=s` replays one
+//! seed (in both).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use amoeba::{GetPort, Header, Port, Status};
-use flip::{Config, Endpoint, Event, Mac, ReqId, TransId};
+use flip::wire::{F_REPLY, FlipHeader, Frame, MAX_FRAGMENT, Packet, PacketType, RequestPrefix};
+use flip::{Addr, Config, Endpoint, Event, Mac, ReqId, TransId};
 
 use amoeba::sim_rng::SplitMix64 as Prng;
 
@@ -29,20 +43,133 @@ fn mac(i: usize) -> Mac {
     Mac([2, 0, 0, 0, 0, i as u8 + 1])
 }
 
+/// The adversary station's own MAC (no node has it: answers to it are lost).
+const ADVERSARY_MAC: Mac = Mac([6, 0, 0, 0, 0, 1]);
+
+/// Tags of the adversary's own requests start here (honest tags count from 1).
+const FORGED_TAGS: u64 = 1 << 40;
+
+/// With or without the adversary.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Faulty network, honest stations.
+    Honest,
+    /// The same plus the adversary, and small server budgets.
+    Hostile,
+}
+
 fn checksum(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { to: usize, frame: Vec<u8> },
-    Timer { node: usize },
-    Reply { node: usize, inc: u32, req: ReqId, tag: u64, sum: u64, size: usize, abort: bool },
-    Start { node: usize },
-    Crash { node: usize, down_for: u64 },
-    Reboot { node: usize },
-    Move { svc: usize },
-    Partition { until: u64 },
+    Deliver {
+        to: usize,
+        frame: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+    },
+    Reply {
+        node: usize,
+        inc: u32,
+        req: ReqId,
+        tag: u64,
+        sum: u64,
+        size: usize,
+        abort: bool,
+    },
+    Start {
+        node: usize,
+    },
+    Crash {
+        node: usize,
+        down_for: u64,
+    },
+    Reboot {
+        node: usize,
+    },
+    Move {
+        svc: usize,
+    },
+    Partition {
+        until: u64,
+    },
+    /// The adversary replays one recorded request (from its own MAC if `spoof`).
+    Replay {
+        spoof: bool,
+    },
+    /// The adversary floods a server with `clients` fake clients.
+    Flood {
+        clients: usize,
+        big: bool,
+    },
+}
+
+/// A request message the adversary saw on the wire.
+struct Recorded {
+    /// The node it went to.
+    to: usize,
+    /// Who sent it, in which incarnation, as which transaction, how long.
+    key: (u64, u32, u64, u32),
+    /// Its fragments by offset.
+    frames: BTreeMap<u32, Vec<u8>>,
+}
+
+/// A hostile station on the wire.
+struct Adversary {
+    /// Its own random stream (the honest parts of a seed stay as they were).
+    rng: Prng,
+    /// Recorded request messages.
+    recorded: Vec<Recorded>,
+    /// Bytes recorded (bounded, so the simulation stays small).
+    bytes: usize,
+    /// Fake clients made so far.
+    fakes: u32,
+    /// Forged requests made so far (their tags are `FORGED_TAGS + n`).
+    forged: u64,
+}
+
+impl Adversary {
+    const MAX_MESSAGES: usize = 48;
+    const MAX_BYTES: usize = 4 << 20;
+
+    /// A frame crossed the wire to node `to`: record it if it is part of a request.
+    fn tap(&mut self, to: usize, frame: &[u8]) {
+        let Ok(f) = Frame::parse(frame) else { return };
+        let h = f.packet.header;
+        if h.ptype != PacketType::Unidata || h.flags & F_REPLY != 0 || f.src == ADVERSARY_MAC {
+            return;
+        }
+        let key = (h.src.0, h.src_inc, h.msg_id, h.total_len);
+        let i = match self.recorded.iter().position(|r| r.to == to && r.key == key) {
+            Some(i) => i,
+            None => {
+                if self.bytes + h.total_len as usize > Self::MAX_BYTES {
+                    return;
+                }
+                let fresh = Recorded { to, key, frames: BTreeMap::new() };
+                if self.recorded.len() < Self::MAX_MESSAGES {
+                    self.recorded.push(fresh);
+                    self.recorded.len() - 1
+                } else if self.rng.chance(0.2) {
+                    // Keep recording later traffic too: replace a random message.
+                    let i = self.rng.below(Self::MAX_MESSAGES as u64) as usize;
+                    let old = std::mem::replace(&mut self.recorded[i], fresh);
+                    self.bytes -= old.frames.values().map(Vec::len).sum::<usize>();
+                    i
+                } else {
+                    return;
+                }
+            }
+        };
+        let r = &mut self.recorded[i];
+        if let std::collections::btree_map::Entry::Vacant(e) = r.frames.entry(h.frag_off) {
+            self.bytes += frame.len();
+            e.insert(frame.to_vec());
+        }
+    }
 }
 
 struct Node {
@@ -76,6 +203,8 @@ struct Params {
 }
 
 struct Sim {
+    mode: Mode,
+    adversary: Option<Adversary>,
     rng: Prng,
     now: u64,
     seq: u64,
@@ -103,7 +232,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Sim {
+    fn new(seed: u64, mode: Mode) -> Sim {
         let mut rng = Prng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x1234_5678);
         let nodes = rng.range(3, 7) as usize;
         let p = Params {
@@ -128,14 +257,31 @@ impl Sim {
             max_trans_time: None,
             max_buf: 1 << 20,
             max_reassembly_bytes: 4 << 20,
+            max_reply_bytes: 8 << 20,
             reassembly_timeout: 2 * SEC,
             client_ttl: 60 * SEC,
             max_clients: 64,
             max_records_per_client: 256,
+            max_records: 8192,
             cache_ttl: 60 * SEC,
             max_redirects: 8,
         };
+        let mut adversary = None;
+        let mut cfg = cfg;
+        if mode == Mode::Hostile {
+            // Drawn from a stream of its own, after the honest draws.
+            let mut a = Prng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xAD5E_0A11);
+            cfg.max_clients = a.range(6, 24) as usize;
+            cfg.max_records_per_client = a.range(8, 64) as usize;
+            cfg.max_records = a.range(32, 256) as usize;
+            cfg.max_reassembly_bytes = (1 << 20) + 4096 + a.below(2 << 20) as usize;
+            cfg.max_reply_bytes = [32 << 10, 256 << 10, 2 << 20][a.below(3) as usize];
+            cfg.client_ttl = a.range(SEC, 3 * SEC);
+            adversary = Some(Adversary { rng: a, recorded: Vec::new(), bytes: 0, fakes: 0, forged: 0 });
+        }
         let mut sim = Sim {
+            mode,
+            adversary,
             rng,
             now: 0,
             seq: 0,
@@ -235,6 +381,9 @@ impl Sim {
                 (0..self.p.nodes).filter(|&i| mac(i) == t.dst).collect()
             };
             for to in targets {
+                if let Some(a) = &mut self.adversary {
+                    a.tap(to, &t.frame);
+                }
                 let copies = if self.faults && self.rng.chance(self.p.dup) { 2 } else { 1 };
                 for copy in 0..copies {
                     if self.faults && self.rng.chance(self.p.loss) {
@@ -256,6 +405,9 @@ impl Sim {
         while let Some(ev) = self.nodes[n].ep.poll_event() {
             self.app_event(n, ev);
         }
+        if self.mode == Mode::Hostile {
+            self.check_memory(n);
+        }
         if self.nodes[n].up
             && let Some(d) = self.nodes[n].ep.next_deadline()
         {
@@ -263,6 +415,121 @@ impl Sim {
             if self.nodes[n].timer.is_none_or(|t| d < t) {
                 self.nodes[n].timer = Some(d);
                 self.at(d, Ev::Timer { node: n });
+            }
+        }
+    }
+
+    /// A server's memory stays within its budgets.
+    fn check_memory(&mut self, n: usize) {
+        let m = self.nodes[n].ep.server_memory();
+        let c = &self.cfg;
+        if m.clients > c.max_clients
+            || m.records > c.max_records
+            || m.most_records_per_client > c.max_records_per_client
+            || m.reassembly_bytes > c.max_reassembly_bytes
+            || m.reply_bytes > c.max_reply_bytes
+            || m.forgotten_epoch >= m.epoch
+        {
+            self.err(format!("node {n} over its budgets: {m:?}"));
+        }
+    }
+
+    /// Nodes serving `svc`.
+    fn servers_of(&self, svc: usize) -> Vec<usize> {
+        (0..self.p.nodes).filter(|&i| self.nodes[i].up && self.nodes[i].serving.contains(&svc)).collect()
+    }
+
+    /// The adversary puts `frame` on the wire to node `to` (the network delays it but
+    /// does not lose it).
+    fn inject(&mut self, to: usize, frame: Vec<u8>, after: u64) {
+        let d = self.rng.range(self.p.delay_lo, self.p.delay_lo.max(self.p.delay_hi));
+        let at = self.now + after + d;
+        self.at(at, Ev::Deliver { to, frame });
+    }
+
+    /// Replay one recorded request message.
+    fn replay(&mut self, spoof: bool) {
+        let Some(a) = &mut self.adversary else { return };
+        if a.recorded.is_empty() {
+            return;
+        }
+        let i = a.rng.below(a.recorded.len() as u64) as usize;
+        let to = a.recorded[i].to;
+        let frames: Vec<Vec<u8>> = a.recorded[i].frames.values().cloned().collect();
+        for mut f in frames {
+            if spoof {
+                f[6..12].copy_from_slice(&ADVERSARY_MAC.0);
+            }
+            self.inject(to, f, 0);
+        }
+    }
+
+    /// Replay every recorded request, verbatim and from the adversary's MAC.
+    fn replay_all(&mut self) {
+        let Some(a) = &self.adversary else { return };
+        let all: Vec<(usize, Vec<u8>)> =
+            a.recorded.iter().flat_map(|r| r.frames.values().map(move |f| (r.to, f.clone()))).collect();
+        for (to, f) in all {
+            let mut spoofed = f.clone();
+            spoofed[6..12].copy_from_slice(&ADVERSARY_MAC.0);
+            self.inject(to, f, 0);
+            self.inject(to, spoofed, 100 * MS);
+        }
+    }
+
+    /// `clients` fake clients each send a server one request: small ones that run
+    /// (and whose replies nobody acknowledges), or large ones, often left partial.
+    fn flood(&mut self, clients: usize, big: bool) {
+        for _ in 0..clients {
+            let svc = self.rng.below(self.services.len() as u64) as usize;
+            let servers = self.servers_of(svc);
+            let Some(a) = &mut self.adversary else { return };
+            if servers.is_empty() {
+                return;
+            }
+            let to = servers[a.rng.below(servers.len() as u64) as usize];
+            a.fakes += 1;
+            a.forged += 1;
+            let fake = a.fakes.to_be_bytes();
+            let fake_mac = Mac([6, 1, fake[0], fake[1], fake[2], fake[3]]);
+            let src_mac = if a.rng.chance(0.5) { ADVERSARY_MAC } else { fake_mac };
+            let tag = FORGED_TAGS + a.forged;
+            let size = if big { a.rng.range(20_000, 200_000) } else { a.rng.range(16, 2_000) } as usize;
+            let reply_size = a.rng.range(0, 40_000);
+            // An omniscient adversary: the server's current incarnation and epoch.
+            let server = &self.nodes[to];
+            let (inc, epoch) = (server.inc, server.ep.server_memory().epoch);
+            let mut buf = vec![0u8; size];
+            buf[0..8].copy_from_slice(&tag.to_be_bytes());
+            buf[8..16].copy_from_slice(&reply_size.to_be_bytes());
+            let port = self.services[svc].put_port();
+            let header = Header { port, command: CMD, ..Header::default() };
+            let mut msg = RequestPrefix { low_water: 1, epoch }.encode().to_vec();
+            msg.extend_from_slice(&header.encode());
+            msg.extend_from_slice(&buf);
+            let partial = big && a.rng.chance(0.7);
+            let chunks: Vec<&[u8]> = msg.chunks(MAX_FRAGMENT).collect();
+            let keep = if partial { chunks.len() - 1 } else { chunks.len() };
+            let mut frames = Vec::new();
+            for (k, chunk) in chunks.iter().enumerate().take(keep) {
+                let header = FlipHeader {
+                    ptype: PacketType::Unidata,
+                    flags: 0,
+                    hops: 1,
+                    dst: Addr::port(port),
+                    src: Addr::node(fake_mac),
+                    dst_inc: inc,
+                    src_inc: 1 + a.rng.below(3) as u32,
+                    msg_id: 1,
+                    total_len: msg.len() as u32,
+                    frag_off: (k * MAX_FRAGMENT) as u32,
+                };
+                let packet = Packet { header, payload: chunk };
+                frames.push(Frame { dst: mac(to), src: src_mac, packet }.encode());
+            }
+            let after = a.rng.below(50 * MS);
+            for f in frames {
+                self.inject(to, f, after);
             }
         }
     }
@@ -350,6 +617,26 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// The replays that matter most: after every server has forgotten its clients'
+    /// records by their time-to-live, and again after a flood of fake clients pushed
+    /// the clients themselves out of the servers' memory.
+    fn replay_after_forgetting(&mut self) {
+        let forget = self.cfg.client_ttl + self.cfg.client_ttl.min(self.cfg.reassembly_timeout);
+        let until = self.now + forget;
+        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
+        self.now = self.now.max(until);
+        self.replay_all();
+        let until = self.now + SEC;
+        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
+        let clients = 2 * self.cfg.max_clients;
+        self.flood(clients, false);
+        let until = self.now + SEC;
+        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
+        self.replay_all();
+        let until = self.now + SEC;
+        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
     }
 
     fn start_trans(&mut self, n: usize, svc: usize) {
@@ -462,6 +749,8 @@ impl Sim {
                 let side = (0..self.p.nodes).map(|_| self.rng.chance(0.5)).collect();
                 self.partition = Some((until, side));
             }
+            Ev::Replay { spoof } => self.replay(spoof),
+            Ev::Flood { clients, big } => self.flood(clients, big),
         }
         true
     }
@@ -496,6 +785,21 @@ impl Sim {
             let len = self.rng.range(10 * MS, SEC);
             self.at(t, Ev::Partition { until: t + len });
         }
+        if let Some(a) = &mut self.adversary {
+            // During the run: replays of whatever it has recorded so far, and floods.
+            let mut plan = Vec::new();
+            for _ in 0..a.rng.range(5, 30) {
+                plan.push((a.rng.below(horizon), Ev::Replay { spoof: a.rng.chance(0.5) }));
+            }
+            let most = 2 * self.cfg.max_clients as u64;
+            for _ in 0..a.rng.range(1, 4) {
+                let clients = a.rng.range(1, most) as usize;
+                plan.push((a.rng.below(horizon), Ev::Flood { clients, big: a.rng.chance(0.4) }));
+            }
+            for (t, ev) in plan {
+                self.at(t, ev);
+            }
+        }
         while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= horizon) {
             self.step();
         }
@@ -506,6 +810,9 @@ impl Sim {
         if !self.pending.is_empty() {
             let tags: Vec<u64> = self.pending.values().map(|p| p.tag).collect();
             self.err(format!("transactions never ended: tags {tags:?}"));
+        }
+        if self.adversary.is_some() {
+            self.replay_after_forgetting();
         }
         // Calm phase: heal everything; every client must reach every service.
         while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= self.now + 3 * SEC) && self.step() {}
@@ -536,7 +843,10 @@ impl Sim {
         self.calm = true;
         let mut todo: Vec<(usize, usize)> =
             (0..self.p.nodes).flat_map(|n| (0..self.services.len()).map(move |s| (n, s))).collect();
-        for _round in 0..4 {
+        // With the adversary, a client may also meet one refusal per server of a
+        // service whose memory of it was pushed out (a stale epoch).
+        let rounds = if self.mode == Mode::Hostile { 7 } else { 4 };
+        for _round in 0..rounds {
             self.calm_results.clear();
             for &(n, s) in &todo {
                 self.start_trans(n, s);
@@ -550,7 +860,7 @@ impl Sim {
                     Ok(()) => {}
                     Err(Status::ServerRestarted) => next.push((n, svc)),
                     Err(e) => {
-                        let e = format!("calm phase: node {n} got {e}");
+                        let e = format!("calm phase: node {n} got {e} for service {svc}");
                         self.err(e);
                     }
                 }
@@ -576,6 +886,9 @@ impl Sim {
                 break;
             }
         }
+        for n in 0..self.p.nodes {
+            self.check_memory(n);
+        }
         for tag in self.not_found.clone() {
             if self.executions.get(&tag).is_some_and(|v| !v.is_empty()) {
                 self.err(format!("tag {tag} reported RpcNotFound but ran"));
@@ -595,8 +908,12 @@ impl Sim {
                 st.replays += s.replays;
                 st.locates += s.locates;
                 st.frames_out += s.frames_out;
+                st.refused += s.refused;
+                st.replies_lost += s.replies_lost;
+                st.records_shed += s.records_shed;
+                st.clients_forgotten += s.clients_forgotten;
             }
-            Ok(format!(
+            let mut summary = format!(
                 "nodes {} ok {} failed {} {:?} max {}ms retransmits {} replays {} locates {} frames {}",
                 self.p.nodes,
                 self.ok,
@@ -607,32 +924,47 @@ impl Sim {
                 st.replays,
                 st.locates,
                 st.frames_out,
-            ))
+            );
+            if let Some(a) = &self.adversary {
+                let forged_runs = self.executions.keys().filter(|&&t| t > FORGED_TAGS).count();
+                summary += &format!(
+                    "; adversary recorded {} messages, {} forged requests ran; servers refused {} \
+                     (shed {} records, {} replies, forgot {} clients)",
+                    a.recorded.len(),
+                    forged_runs,
+                    st.refused,
+                    st.records_shed,
+                    st.replies_lost,
+                    st.clients_forgotten,
+                );
+            }
+            Ok(summary)
         } else {
             Err(self.errors)
         }
     }
 }
 
-fn run_seed(seed: u64) -> Result<String, Vec<String>> {
-    Sim::new(seed).run()
+fn run_seed(seed: u64, mode: Mode) -> Result<String, Vec<String>> {
+    Sim::new(seed, mode).run()
 }
 
-#[test]
-fn simulation_seeds() {
+/// Run `FLIP_SEEDS` seeds (default 20,000) in `mode`, or only `FLIP_SEED`.
+fn run_seeds(mode: Mode) {
     if let Ok(s) = std::env::var("FLIP_SEED") {
         let seed: u64 = s.parse().expect("FLIP_SEED must be a number");
-        match run_seed(seed) {
-            Ok(summary) => println!("seed {seed}: {summary}"),
-            Err(e) => panic!("seed {seed} failed:\n{}", e.join("\n")),
+        match run_seed(seed, mode) {
+            Ok(summary) => println!("seed {seed} ({mode:?}): {summary}"),
+            Err(e) => panic!("seed {seed} ({mode:?}) failed:\n{}", e.join("\n")),
         }
         return;
     }
     let n: u64 = std::env::var("FLIP_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let test = if mode == Mode::Honest { "simulation_seeds" } else { "adversary_simulation_seeds" };
     let mut failures = Vec::new();
     let started = std::time::Instant::now();
     for seed in 0..n {
-        match Sim::new(seed).run() {
+        match run_seed(seed, mode) {
             Ok(summary) => {
                 if std::env::var("FLIP_VERBOSE").is_ok() {
                     println!("seed {seed}: {summary}");
@@ -640,18 +972,29 @@ fn simulation_seeds() {
             }
             Err(e) => {
                 eprintln!(
-                    "seed {seed} FAILED (replay: FLIP_SEED={seed} cargo test -p flip --test sim):\n  {}",
+                    "seed {seed} FAILED (replay: FLIP_SEED={seed} cargo test -p flip --test sim {test}):\n  {}",
                     e.join("\n  ")
                 );
                 failures.push(seed);
             }
         }
     }
-    println!("flip simulation: {n} seeds in {:.1?}, {} failed", started.elapsed(), failures.len());
+    println!("flip simulation ({mode:?}): {n} seeds in {:.1?}, {} failed", started.elapsed(), failures.len());
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }
 
 #[test]
+fn simulation_seeds() {
+    run_seeds(Mode::Honest);
+}
+
+#[test]
+fn adversary_simulation_seeds() {
+    run_seeds(Mode::Hostile);
+}
+
+#[test]
 fn simulation_is_deterministic() {
-    assert_eq!(run_seed(7), run_seed(7));
+    assert_eq!(run_seed(7, Mode::Honest), run_seed(7, Mode::Honest));
+    assert_eq!(run_seed(7, Mode::Hostile), run_seed(7, Mode::Hostile));
 }
