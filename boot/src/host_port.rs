@@ -100,6 +100,12 @@ impl HostPort {
         self.attachment
     }
 
+    /// The attachment as FLIP's 32-bit incarnation (attachments count up
+    /// from the switch's start in Unix seconds, so they fit until 2106).
+    pub fn flip_incarnation(&self) -> u32 {
+        u32::try_from(self.attachment).unwrap_or(u32::MAX).max(1)
+    }
+
     pub fn send_frame(&self, frame: &[u8]) -> Result<()> {
         framing::write_frame(&mut *self.writer.lock().unwrap(), frame).context("sending to the switch")
     }

@@ -175,9 +175,13 @@ fn write_bundle(programs: &[(String, PathBuf)], path: &Path) -> Result<()> {
 }
 
 /// A fresh incarnation number for each board start.
-fn new_incarnation(board: u16) -> u32 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    ((nanos / 1000) as u32 ^ ((board as u32) << 20)) | 1
+/// A board's boots must have growing incarnations (a request that reached an
+/// earlier boot is told apart by it): the wall clock in seconds, or one more
+/// than the board's last, whichever is larger (a u32 of seconds lasts until
+/// 2106; each board has its own MAC, so boards need not differ).
+fn new_incarnation(previous: u32) -> u32 {
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
+    seconds.max(previous.wrapping_add(1)).max(1)
 }
 
 impl Pool {
@@ -237,7 +241,8 @@ impl Pool {
     fn start_board(&mut self, index: usize) -> Result<()> {
         let id = self.boards[index].spec.id;
         let initrd = write_initrd(&self.run_dir, id, &self.secrets[index], &self.bundle)?;
-        self.boards[index].start(&self.qemu, &self.image, &initrd, new_incarnation(id))
+        let incarnation = new_incarnation(self.boards[index].incarnation);
+        self.boards[index].start(&self.qemu, &self.image, &initrd, incarnation)
     }
 
     /// The host capability (owner) of board `index`'s process server.

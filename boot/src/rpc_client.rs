@@ -8,7 +8,7 @@ use amoeba::interfaces::standard;
 use amoeba::{Capability, Header, Status};
 use anyhow::Result;
 use flip::{Config, Endpoint, Event, TransId};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// FLIP settings for the pool: the switch may lose a third of all frames
 /// (fault injection), so a transaction keeps retrying for about 10 s before
@@ -26,11 +26,11 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    /// A client on its own host port. Its incarnation is the wall clock, so
-    /// it grows each time a client starts.
+    /// A client on its own host port. Its incarnation is the switch's number
+    /// for the port's attachment, which no other attachment has and which
+    /// grows with each (the MAC may be one an earlier station had).
     pub fn new(port: HostPort) -> Self {
-        let incarnation =
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u32).unwrap_or(1) | 1;
+        let incarnation = port.flip_incarnation();
         let endpoint = Endpoint::new(flip::Mac(port.mac().0), incarnation, pool_config());
         Self { port, endpoint, epoch: Instant::now(), deadline: None }
     }

@@ -9,7 +9,7 @@ use flip::{Endpoint, Event};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What answers each request.
 pub type Handler = Box<dyn FnMut(&Header, &[u8]) -> (Header, Vec<u8>) + Send>;
@@ -50,8 +50,7 @@ impl Drop for RpcServer {
 }
 
 fn serve(host_port: HostPort, get: GetPort, mut handler: Handler, stop: &AtomicBool) {
-    let incarnation =
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u32).unwrap_or(1) | 1;
+    let incarnation = host_port.flip_incarnation();
     let mut endpoint = Endpoint::new(flip::Mac(host_port.mac().0), incarnation, pool_config());
     endpoint.register_server(&get);
     let epoch = Instant::now();

@@ -130,11 +130,14 @@ fn check_socket_path(path: &Path) -> Result<()> {
 impl Switch {
     /// Creates a switch with no ports yet.
     pub fn new(faults: FaultConfig, seed: u64) -> Self {
-        let now_us = std::time::SystemTime::now()
+        // Attachments count up from the start in Unix seconds: they grow
+        // across runs of the pool too (unless more than one per second were
+        // made), and fit FLIP's 32-bit incarnations until 2106.
+        let now_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_micros() as u64);
+            .map_or(0, |since| since.as_secs());
         let shared = Arc::new(Shared {
-            core: Mutex::new(SwitchCore::new(faults, seed, now_us)),
+            core: Mutex::new(SwitchCore::new(faults, seed, now_s)),
             writers: Mutex::new(HashMap::new()),
             streams: Mutex::new(Vec::new()),
             delayed: Mutex::new(BinaryHeap::new()),
