@@ -607,6 +607,14 @@ impl Sim {
                         self.failed += 1;
                         *self.fail_kinds.entry("restarted").or_default() += 1;
                     }
+                    // The server had no room to receive it: refused before it ran.
+                    Err(Status::NoSpace) => {
+                        self.failed += 1;
+                        *self.fail_kinds.entry("no room").or_default() += 1;
+                        if execs != 0 {
+                            self.err(format!("tag {} refused for room with {execs} executions", p.tag));
+                        }
+                    }
                     Err(s) => {
                         self.failed += 1;
                         *self.fail_kinds.entry("aborted").or_default() += 1;

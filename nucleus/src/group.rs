@@ -386,9 +386,7 @@ impl Groups {
         let Some(slot) = self.slots.get_mut(&handle) else { return };
         while let Some(transmit) = slot.member.poll_transmit() {
             let frame = ethernet::encode_frame(own_mac, me, transmit.dest, &transmit.bytes);
-            if let Err(error) = crate::drivers::net::send(&frame) {
-                crate::println!("nucleus: group send failed: {error}");
-            }
+            crate::drivers::net::send_or_count(&frame, "group");
         }
         let (joined, mut failed) = take_events(slot, handle);
         if failed.is_none() && slot.delivered.len() > limit {

@@ -73,9 +73,11 @@ struct Arrived {
 
 /// Most requests waiting for one port's server threads to ask for them.
 const MAX_QUEUED_PER_PORT: usize = 256;
-/// Most bytes of requests waiting for server threads, over all ports. A
-/// request beyond either bound is refused with `NoSpace` (it never ran, so
-/// the client may send it again).
+/// Most bytes of requests waiting for server threads, over all ports; the
+/// ports the nucleus serves itself (the disk and process servers) have a
+/// budget of their own, so that a user server flooded with requests can still
+/// reach the disk. A request beyond a bound is refused with `NoSpace` (it
+/// never ran, so the client may send it again).
 const MAX_QUEUED_BYTES: usize = 8 << 20;
 
 /// A request to a port the nucleus serves itself, for the layer above to
@@ -94,8 +96,10 @@ pub struct Rpc {
     /// Threads blocked in `get_request`, by put-port.
     waiting: BTreeMap<Port, VecDeque<Destination>>,
     queued: BTreeMap<Port, VecDeque<Arrived>>,
-    /// Bytes of the requests in `queued` and in `kernel_requests`.
+    /// Bytes of the requests in `queued`.
     queued_bytes: usize,
+    /// Bytes of the requests in `kernel_requests`.
+    kernel_queued_bytes: usize,
     /// The request each server thread got last and has to answer.
     serving: BTreeMap<Tid, ReqId>,
     /// Registered put-ports: their get-port and the processes serving them.
@@ -123,6 +127,7 @@ impl Rpc {
             waiting: BTreeMap::new(),
             queued: BTreeMap::new(),
             queued_bytes: 0,
+            kernel_queued_bytes: 0,
             serving: BTreeMap::new(),
             registered: BTreeMap::new(),
             in_kernel: BTreeSet::new(),
@@ -145,7 +150,7 @@ impl Rpc {
 
     pub fn take_kernel_request(&mut self) -> Option<KernelRequest> {
         let request = self.kernel_requests.pop_front()?;
-        self.queued_bytes = self.queued_bytes.saturating_sub(request.buf.len());
+        self.kernel_queued_bytes = self.kernel_queued_bytes.saturating_sub(request.buf.len());
         Some(request)
     }
 
@@ -177,9 +182,7 @@ impl Rpc {
     /// threads waiting for them.
     fn pump(&mut self, core: &mut Core, now: u64) {
         while let Some(transmit) = self.endpoint.poll_transmit() {
-            if let Err(error) = crate::drivers::net::send(&transmit.frame) {
-                crate::println!("nucleus: FLIP send failed: {error}");
-            }
+            crate::drivers::net::send_or_count(&transmit.frame, "FLIP");
         }
         while let Some(event) = self.endpoint.poll_event() {
             match event {
@@ -221,12 +224,14 @@ impl Rpc {
 
     fn request_arrived(&mut self, core: &mut Core, now: u64, port: Port, arrived: Arrived) {
         if self.in_kernel.contains(&port) {
-            if !self.may_queue(self.kernel_requests.len(), arrived.buf.len()) {
+            let fits = self.kernel_requests.len() < MAX_QUEUED_PER_PORT
+                && self.kernel_queued_bytes.saturating_add(arrived.buf.len()) <= MAX_QUEUED_BYTES;
+            if !fits {
                 let _ = self.endpoint.abort_request(now, arrived.req, Status::NoSpace);
                 return;
             }
             let Arrived { req, header, buf } = arrived;
-            self.queued_bytes += buf.len();
+            self.kernel_queued_bytes += buf.len();
             self.kernel_requests.push_back(KernelRequest { req, port, header, buf });
             return;
         }

@@ -187,3 +187,97 @@ fn a_full_disk_says_no_space_and_loses_nothing() {
     }
     assert_space_adds_up(&mut rpc, &bullet);
 }
+
+/// Board 0 under 100 concurrent 1 MiB creates, 60 from host stations and 40
+/// from programs on two other boards: every create either makes a file (read
+/// back whole afterwards) or is refused with "no space" (the server board's
+/// queues and the server's memory are bounded), nothing else fails, the board
+/// and its server live on, and the files committed before are all intact.
+#[test]
+fn board_0_survives_100_concurrent_one_mib_creates_from_the_host_and_from_boards() {
+    const HOST_CREATES: usize = 60;
+    const PROGRAMS_PER_BOARD: usize = 5;
+    const THREADS_PER_PROGRAM: u64 = 4;
+    let (pool, bullet) = pool_with_bullet(3, 512);
+    let mut rpc = client(&pool);
+    let kept: Vec<(Vec<u8>, Capability)> = (0..3)
+        .map(|seed| {
+            let data = pattern(300_000 + seed, seed);
+            let file = bullet::Client::new(&mut rpc).create(&bullet, BS_COMMIT | BS_SAFETY, &data).unwrap();
+            (data, file)
+        })
+        .collect();
+
+    let mut programs = Vec::new();
+    for board in [1, 2] {
+        for _ in 0..PROGRAMS_PER_BOARD {
+            let mut exec = Exec::new("bullet-flood", &["bullet-flood"])
+                .with_argument(THREADS_PER_PROGRAM)
+                .with_capability("BULLET", bullet);
+            exec.heap_size = 24 << 20;
+            programs.push(pool.exec_with(board, "bullet-flood", &exec).unwrap());
+        }
+    }
+    let made = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let created = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hosts: Vec<_> = (0..HOST_CREATES)
+        .map(|seed| {
+            let port = pool.new_host_port().unwrap();
+            let (refused, failed, created) = (refused.clone(), failed.clone(), created.clone());
+            std::thread::spawn(move || {
+                let mut rpc = RpcClient::new(port);
+                let data = pattern(1 << 20, seed);
+                match bullet::Client::new(&mut rpc).create(&bullet, BS_COMMIT | BS_SAFETY, &data) {
+                    Ok(file) => created.lock().unwrap().push((data, file)),
+                    Err(Status::NoSpace | Status::NoMem) => {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(status) => failed.lock().unwrap().push(format!("host {seed}: {status}")),
+                }
+            })
+        })
+        .collect();
+    for host in hosts {
+        host.join().unwrap();
+    }
+    for (data, file) in created.lock().unwrap().iter() {
+        if files::get(&mut rpc, file, |_| {}).as_deref() == Ok(&data[..]) {
+            made.fetch_add(1, Ordering::SeqCst);
+        } else {
+            failed.lock().unwrap().push(String::from("a host's file came back wrong"));
+        }
+    }
+    for program in &programs {
+        let status =
+            pool.wait_process(program, Duration::from_secs(300)).expect("bullet-flood ends") as usize;
+        made.fetch_add(status & 0xff, Ordering::SeqCst);
+        refused.fetch_add((status >> 8) & 0xff, Ordering::SeqCst);
+        if status >> 16 != 0 {
+            failed.lock().unwrap().push(format!(
+                "a program on board {}: {} failed",
+                program.board,
+                status >> 16
+            ));
+        }
+    }
+    let (made, refused) = (made.load(Ordering::SeqCst), refused.load(Ordering::SeqCst));
+    let failed = failed.lock().unwrap().clone();
+    eprintln!(
+        "100 concurrent creates: {made} made, {refused} refused with no space, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "creates that neither succeeded nor were refused for space: {failed:?}");
+    assert_eq!(made + refused, HOST_CREATES + 2 * PROGRAMS_PER_BOARD * THREADS_PER_PROGRAM as usize);
+    assert!(made > 0, "no create succeeded");
+
+    // The board and its server live on, and lost nothing committed.
+    assert!(pool.host().echo(pool.boards()[0].mac, 5, b"alive", Duration::from_secs(5)).unwrap().is_some());
+    for (data, file) in &kept {
+        assert_eq!(&files::get(&mut rpc, file, |_| {}).unwrap(), data, "a file committed before the flood");
+    }
+    assert_space_adds_up(&mut rpc, &bullet);
+    let console = pool.boards()[0].console_text();
+    assert!(!console.contains("panic"), "{console}");
+}

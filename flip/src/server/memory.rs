@@ -39,12 +39,19 @@ pub(super) enum Rec {
     Done,
     /// Answered NOT_HERE (no server for the port here): must never run here later.
     Refused,
+    /// Refused before it ran because the server had no room to receive it (the
+    /// budget for partly received requests was full): the client got an abort
+    /// with `NoSpace`, and a retransmission gets the same answer, never a run.
+    Busy {
+        /// When the refusal was last sent (answers are rate limited).
+        last_sent: u64,
+    },
 }
 
 impl Rec {
     /// Ran or was refused, and holds nothing but the verdict.
     pub(super) fn finished(&self) -> bool {
-        matches!(self, Rec::Done | Rec::Refused | Rec::ReplyLost { .. })
+        matches!(self, Rec::Done | Rec::Refused | Rec::ReplyLost { .. } | Rec::Busy { .. })
     }
 
     pub(super) fn reassembly_bytes(&self) -> usize {

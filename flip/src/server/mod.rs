@@ -29,8 +29,14 @@
 //!
 //! A silent client loses its records (steps 1 to 3) but stays remembered in a few
 //! bytes until step 4 needs its place. A request in progress (delivered, not yet
-//! answered) is never shed; when the budgets hold nothing else, new requests are
-//! dropped, and their clients retry and then fail with `RpcFailure`.
+//! answered) is never shed.
+//!
+//! A new request whose first fragment finds the budget for partly received
+//! requests full is refused at once with an abort carrying `NoSpace` (its record
+//! answers a retransmission the same way), so that a flood of large requests
+//! ends in prompt refusals rather than in retransmissions of whole requests that
+//! congest the wire until the clients give up with `RpcFailure`. It never ran,
+//! so the client may send it again later.
 //!
 //! # The memory epoch
 //!
@@ -350,6 +356,13 @@ impl ServerSide {
                     out.message(back, F_REPLY | F_ABORT, id, &lost, None);
                 }
             }
+            Rec::Busy { last_sent } => {
+                if first && now >= last_sent.saturating_add(cfg.rto_initial / 2) {
+                    *last_sent = now;
+                    let busy = Header::reply(Status::NoSpace).encode();
+                    out.message(back, F_REPLY | F_ABORT, id, &busy, None);
+                }
+            }
             Rec::Done => {}
             Rec::Refused => {
                 if first {
@@ -404,11 +417,24 @@ impl ServerSide {
             return;
         }
         let total = h.total_len as usize;
-        if total > REQUEST_PREFIX_LEN + HEADER_LEN + cfg.max_buf
-            || total < REQUEST_PREFIX_LEN + HEADER_LEN
-            || self.usage.reassembly_bytes + total > cfg.max_reassembly_bytes
-            || !self.make_room(client, cfg)
-        {
+        if total > REQUEST_PREFIX_LEN + HEADER_LEN + cfg.max_buf || total < REQUEST_PREFIX_LEN + HEADER_LEN {
+            return;
+        }
+        if self.usage.reassembly_bytes + total > cfg.max_reassembly_bytes {
+            // No room to receive it now. The first fragment (which says the
+            // request's epoch, so this memory can keep the promise) gets a
+            // refusal with `NoSpace` at once, rather than silence that the
+            // client would fill with retransmissions of the whole request.
+            if prefix.is_some() && self.make_room(client, cfg) {
+                let Some(c) = self.clients.get_mut(&client) else { return };
+                c.put(&mut self.usage, id, Rec::Busy { last_sent: now });
+                self.stats.refused += 1;
+                let busy = Header::reply(Status::NoSpace).encode();
+                out.message(back, F_REPLY | F_ABORT, id, &busy, None);
+            }
+            return;
+        }
+        if !self.make_room(client, cfg) {
             return;
         }
         let Some(mut r) = Reassembly::try_new(h.total_len, now) else { return };
@@ -515,7 +541,10 @@ impl ServerSide {
         if c.inc != h.src_inc {
             return;
         }
-        if matches!(c.recs.get(&h.msg_id), Some(Rec::Replied { .. } | Rec::ReplyLost { .. })) {
+        if matches!(
+            c.recs.get(&h.msg_id),
+            Some(Rec::Replied { .. } | Rec::ReplyLost { .. } | Rec::Busy { .. })
+        ) {
             c.put(&mut self.usage, h.msg_id, Rec::Done);
             c.last_active = now;
         }

@@ -214,6 +214,22 @@ pub fn send(frame: &[u8]) -> Result<(), NetError> {
     DEVICE.lock().as_mut().ok_or(NetError::NoDevice)?.send(frame)
 }
 
+/// Frames dropped on the way out (the backlog full, no heap): like frames
+/// the wire loses, the protocols resend them.
+static DROPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// [`send`] for a protocol that recovers lost frames itself: a frame that
+/// cannot go is counted, and said on the console only at the 1st, 2nd, 4th,
+/// 8th... drop (printing each would slow the board down when it is busiest).
+pub fn send_or_count(frame: &[u8], protocol: &str) {
+    if let Err(error) = send(frame) {
+        let dropped = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            crate::println!("nucleus: {protocol} frames dropped on the way out: {dropped} so far ({error})");
+        }
+    }
+}
+
 /// Drains the receive queue, handing every frame to `handle`.
 pub fn poll(mut handle: impl FnMut(&[u8])) {
     RX_PENDING.store(false, Ordering::Release);
