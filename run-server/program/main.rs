@@ -18,17 +18,18 @@ use ::run_server::{Config, PlaceError, Pool, Program, Weights};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::directory::{soap, walk};
-use amoeba::interfaces::process_server;
-use amoeba::interfaces::run::{HostReport, Placement, PlacementRequest};
-use amoeba::interfaces::run_server;
-use amoeba::user::rpc::{Nucleus, serve};
-use amoeba::user::sync::Mutex;
-use amoeba::user::{env, thread, time};
-use amoeba::{Capability, Check, GetPort, Port, Rng, Status, println};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rng, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::directory::{soap, walk};
+use amoeba_ipc::interfaces::process_server;
+use amoeba_ipc::interfaces::run::{HostReport, Placement, PlacementRequest};
+use amoeba_ipc::interfaces::run_server;
+use amoeba_rt::println;
+use amoeba_rt::rpc::{Nucleus, serve};
+use amoeba_rt::sync::Mutex;
+use amoeba_rt::{env, thread, time};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// How long a request waits for reports to catch up with recent placements
 /// before it is refused for lack of room, and how often it looks again.

@@ -1,8 +1,8 @@
 //! What a process server's info call reports about its board: the
-//! `amoeba::interfaces::process::HostInfo` the process server declares (it travels in
+//! `amoeba_ipc::interfaces::process::HostInfo` the process server declares (it travels in
 //! the interface's typed reply), with the fixed-point unit the scoring uses.
 
-pub use amoeba::interfaces::process::{HostInfo, LOAD_UNIT as UNIT, MAX_CACHED_TEXTS};
+pub use amoeba_ipc::interfaces::process::{HostInfo, LOAD_UNIT as UNIT, MAX_CACHED_TEXTS};
 
 #[cfg(test)]
 mod tests {

@@ -172,7 +172,7 @@ impl<H> Host<H> {
 }
 
 /// The processors of one pool directory and what is known of them; `H` is
-/// whatever the program reaches a host by (e.g. `amoeba::Capability`).
+/// whatever the program reaches a host by (e.g. `amoeba_abi::Capability`).
 #[derive(Debug)]
 pub struct Pool<H> {
     config: Config,

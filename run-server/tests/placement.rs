@@ -3,7 +3,7 @@
 //! `RUN_SEEDS=n` sets how many seeds the seeded scenarios run, `RUN_SEED=s`
 //! replays one; proptest's cases follow `PROPTEST_CASES`.
 
-use amoeba::Rng;
+use amoeba_abi::Rng;
 use proptest::prelude::*;
 use run_server::{Config, HostInfo, PlaceError, Pool, Program, UNIT, Weights};
 

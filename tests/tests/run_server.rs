@@ -3,10 +3,10 @@
 //! never on a dead board — and a program on a board starts children the
 //! same way.
 
-use amoeba::Capability;
-use amoeba::exec::{Exec, exec_placed};
-use amoeba::interfaces::process_server;
-use amoeba::interfaces::run_server;
+use amoeba_abi::Capability;
+use amoeba_client::exec::{Exec, exec_placed};
+use amoeba_ipc::interfaces::process_server;
+use amoeba_ipc::interfaces::run_server;
 use boot::rpc_client::RpcClient;
 use boot::system;
 use pool_tests::{TestPool, boot, boot_with, config};
@@ -54,7 +54,7 @@ fn programs_spread_over_equal_processors_and_avoid_busy_ones() {
     let (min, max) = (per_board.values().min().unwrap(), per_board.values().max().unwrap());
     assert!(per_board.len() == 4 && max - min <= 1, "12 programs on 4 boards: {per_board:?}");
     for process in &started {
-        amoeba::interfaces::standard::Client::new(&mut rpc).destroy(process).unwrap();
+        amoeba_ipc::interfaces::standard::Client::new(&mut rpc).destroy(process).unwrap();
     }
 
     // Two hogs each on boards 0 and 1: new programs go to boards 2 and 3.
@@ -88,7 +88,7 @@ fn programs_go_only_where_they_fit_and_never_to_a_dead_board() {
     }
     big.heap_size = 600 << 20;
     let error = exec_placed(&mut rpc, &run, &hello, &big).unwrap_err();
-    assert_eq!(error.status, amoeba::Status::NoSpace, "{error}");
+    assert_eq!(error.status, amoeba_abi::Status::NoSpace, "{error}");
     assert!(error.to_string().contains("asking the run server for a processor"), "{error}");
 
     // Board 0 dies: within 2 s the run server leaves it out, and exec goes on.
