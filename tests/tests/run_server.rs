@@ -130,9 +130,11 @@ fn a_program_on_a_board_starts_two_children_through_the_run_server() {
 
 #[test]
 fn sixty_four_hogs_in_a_row_give_each_of_thirty_two_boards_one_to_three_and_show_as_load() {
+    let begun = Instant::now();
     let pool = boot(32);
     let run = system::start_run_server(&pool, 31).unwrap();
     wait_until_alive(&pool, &run, 32);
+    println!("32 boards and the run server up in {:.1?}", begun.elapsed());
     let hog = program_file(&pool, "hog");
     let mut rpc = RpcClient::new(pool.new_host_port().unwrap());
     let mut per_board: BTreeMap<String, u32> = BTreeMap::new();
@@ -150,8 +152,10 @@ fn sixty_four_hogs_in_a_row_give_each_of_thirty_two_boards_one_to_three_and_show
     assert!(per_board.values().all(|n| (1..=3).contains(n)), "64 hogs on 32 boards: {per_board:?}");
 
     // Once polled, each board's load in `hosts` is near its number of hogs
-    // (its reports show them; the placements no longer count on top).
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // (its reports show them; the placements no longer count on top). The
+    // run server's own board carries its 32 polling threads too, which wait
+    // behind its hogs: there the load is at least its hogs.
+    let deadline = Instant::now() + Duration::from_secs(10);
     let loads = loop {
         std::thread::sleep(Duration::from_millis(500));
         let hosts = run_server::Client::new(&mut rpc).hosts(&run).unwrap();
@@ -162,9 +166,11 @@ fn sixty_four_hogs_in_a_row_give_each_of_thirty_two_boards_one_to_three_and_show
                 (h.name.clone(), (load, per_board[&h.name], h.pending))
             })
             .collect();
-        let near =
-            |(load, hogs, pending): &(f64, u32, u32)| (load - f64::from(*hogs)).abs() <= 0.5 && *pending == 0;
-        if loads.values().all(near) {
+        let near = |(name, (load, hogs, pending)): (&String, &(f64, u32, u32))| {
+            let hogs = f64::from(*hogs);
+            *pending == 0 && *load >= hogs - 0.5 && (name == "board31" || *load <= hogs + 0.5)
+        };
+        if loads.iter().all(near) {
             break loads;
         }
         assert!(Instant::now() < deadline, "(load, hogs, pending) per board: {loads:?}");
