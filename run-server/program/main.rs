@@ -127,11 +127,13 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
         }
         match processes.info(&host) {
             Ok(info) => {
-                let recorded = pool.lock().record_info(&name, info.clone(), time::now_us());
-                if recorded == Err(ReportRefused::Impossible) && !refusing {
-                    println!("run-server: {name}'s report is impossible for a board, not believed: {info:?}");
-                }
+                // Said once when a host starts telling the impossible, for whoever watches the console.
+                let told = (!refusing && !info.is_consistent()).then(|| alloc::format!("{info:?}"));
+                let recorded = pool.lock().record_info(&name, info, time::now_us());
                 refusing = recorded == Err(ReportRefused::Impossible);
+                if let (true, Some(told)) = (refusing, told) {
+                    println!("run-server: {name}'s report is impossible for a board, not believed: {told}");
+                }
             }
             Err(_) => {
                 pool.lock().record_no_answer(&name);

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use run_server::{Config, HostInfo, PlaceError, Pool, Program, ReportRefused, UNIT, Weights};
+use run_server::{Config, HostInfo, MAX_PENDING, PlaceError, Pool, Program, ReportRefused, UNIT, Weights};
 
 const MIB: u64 = 1 << 20;
 const SMALL: Program = Program { memory: MIB, text: None };
@@ -228,4 +228,15 @@ proptest! {
             (0..hosts.len() as u64 * 3).map(|r| pool.choose(&program, 0, r).unwrap().name).collect();
         prop_assert_eq!(chosen, band);
     }
+}
+
+#[test]
+fn at_most_max_pending_placements_count_on_one_host() {
+    let mut pool = pool_of(&["b0"]);
+    pool.record_info("b0", idle(), 0).unwrap();
+    let tiny = Program { memory: 0, text: None };
+    for t in 1..=(MAX_PENDING as u64 + 44) {
+        pool.place(&tiny, t, 0).unwrap();
+    }
+    assert_eq!(pending(&pool, "b0", 1000), MAX_PENDING, "the oldest stop counting");
 }
