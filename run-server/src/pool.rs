@@ -24,7 +24,11 @@ pub struct Config {
     /// A poll outstanding this long is taken as lost and asked again.
     pub silence_limit_us: u64,
     /// A placement no report has shown as a new process within this time
-    /// (the caller gave up or creation failed) stops counting.
+    /// (the caller gave up or creation failed) stops counting. Keep it well
+    /// above the longest creation: one that outlives it lets the host look
+    /// a program lighter than it is until its report shows the process (a
+    /// creation takes a few hundred milliseconds on an idle pool, seconds on
+    /// a crowded host).
     pub placement_timeout_us: u64,
     /// The suitability rule.
     pub rule: Rule,
@@ -35,7 +39,7 @@ impl Default for Config {
         Config {
             poll_interval_us: 250_000,
             silence_limit_us: 1_000_000,
-            placement_timeout_us: 2_000_000,
+            placement_timeout_us: 10_000_000,
             rule: Rule::default(),
         }
     }

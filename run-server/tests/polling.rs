@@ -240,3 +240,25 @@ fn at_most_max_pending_placements_count_on_one_host() {
     }
     assert_eq!(pending(&pool, "b0", 1000), MAX_PENDING, "the oldest stop counting");
 }
+
+#[test]
+fn a_slow_creation_on_a_crowded_host_keeps_counting_until_its_report_shows_it() {
+    // Creation takes seconds on a crowded host: the placement counts all the
+    // while, so the next request goes to the other host, not the same one twice.
+    let mut pool = pool_of(&["b0", "b1"]);
+    pool.record_info("b0", idle(), 0).unwrap();
+    pool.record_info("b1", idle(), 0).unwrap();
+    let first = pool.place(&SMALL, 0, 0).unwrap().name.to_string();
+    let mut now = 0;
+    while now < 5_000_000 {
+        now += 250_000;
+        pool.record_info("b0", idle(), now).unwrap();
+        pool.record_info("b1", idle(), now).unwrap();
+        assert!((0..8).all(|r| pool.choose(&SMALL, now, r).unwrap().name != first), "at {now} µs");
+    }
+    // Its report shows the process at last: the report alone counts now.
+    let shown = HostInfo { runnable_milli: UNIT, processes: 3, processes_created: 3, ..idle() };
+    pool.record_info(&first, shown, now).unwrap();
+    assert_eq!(pending(&pool, &first, now), 0);
+    assert!((0..8).all(|r| pool.choose(&SMALL, now, r).unwrap().name != first));
+}
