@@ -284,11 +284,28 @@ impl HostInfo {
         self.cached_texts.contains(&text)
     }
 
-    /// Whether the fields can all be true: a busy share of at most 100 %, a largest
-    /// free run no bigger than all free memory, not too many cached texts.
+    /// Whether the fields can all be true of a board: a busy share of at most
+    /// 100 %, a largest free run no bigger than all free memory, no more memory
+    /// free than a board has, no more runnable threads than its nucleus can hold,
+    /// no more processes alive than were ever created, an uptime that is neither
+    /// zero (it answered, so it has booted) nor absurd, not too many cached texts.
+    /// A report that fails this is not believed (the run server takes it as no
+    /// answer).
     pub fn is_consistent(&self) -> bool {
+        // The nucleus maps 1 GiB of RAM (`nucleus::board::RAM_MAPPED`): its heap
+        // and every free segment come out of it.
+        const BOARD_MEMORY: u64 = 1 << 30;
+        // Each thread takes a 32 KiB kernel stack from the nucleus's heap, which is
+        // at most 48 MiB (`KERNEL_STACK_SIZE`, `KERNEL_HEAP_MAX`).
+        const THREAD_CEILING: u64 = (48 << 20) / (32 << 10);
+        // Ten years.
+        const UPTIME_CEILING_US: u64 = 10 * 365 * 24 * 3600 * 1_000_000;
         self.cpu_load_milli <= LOAD_UNIT
             && self.largest_free <= self.free_bytes
+            && self.free_bytes.checked_add(self.kernel_heap_free).is_some_and(|total| total <= BOARD_MEMORY)
+            && u64::from(self.runnable_milli) <= THREAD_CEILING * u64::from(LOAD_UNIT)
+            && u64::from(self.processes) <= self.processes_created
+            && (1..=UPTIME_CEILING_US).contains(&self.uptime_us)
             && self.cached_texts.len() <= MAX_CACHED_TEXTS
     }
 }
