@@ -196,6 +196,7 @@
 
 extern crate alloc;
 
+pub mod auth;
 pub mod ethernet;
 mod member;
 pub mod wire;

@@ -8,13 +8,14 @@ mod sequencing;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use amoeba::{Capability, Check, Port, Private, Rights, verify};
+use amoeba::{Capability, Check, Port, Rights};
 
+use crate::auth::{self, Key};
 use crate::{RIGHT_RECEIVE, RIGHT_SEND};
 
 use crate::wire::{
-    Ballot, Body, DATA_OVERHEAD, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC,
-    GroupParams, Header, Item, NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
+    Ballot, Body, Challenge, DATA_OVERHEAD, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS,
+    FLAG_SYNC, GroupParams, Header, Item, NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
 };
 
 /// Most entries sent in answer to one retransmission request.
@@ -27,6 +28,8 @@ const BB_PENDING_MAX: usize = 64;
 const MAX_BACKOFF_SHIFT: u32 = 3;
 /// Most submissions the sequencer keeps while it cannot stamp them yet.
 const WAITING_MAX: usize = 64;
+/// Most addresses the rate limit for unsolicited answers remembers.
+const RATE_LIMIT_ADDRESSES: usize = 256;
 
 /// Configuration of one member. The group parameters (`resilience`,
 /// `max_members`, `history_size`, `max_message_size`, `bb_threshold`,
@@ -150,7 +153,9 @@ pub enum GroupError {
     SequencerFailed,
     /// This member was dropped from the group (removed, or left out of a reset).
     Expelled,
-    /// The group is full.
+    /// The group is full, the capability lacks [`RIGHT_RECEIVE`], or (once
+    /// `join_timeout_us` has passed) the group answered only for another
+    /// capability: this one does not verify.
     JoinDenied,
     /// No welcome came within `join_timeout_us`.
     JoinTimeout,
@@ -337,6 +342,27 @@ struct PendingWelcome {
     addr: u64,
     members: Vec<WelcomeMember>,
     sent: bool,
+    /// The joiner's capability key and nonce: the welcome is tagged and its
+    /// secret encrypted for that join attempt alone.
+    key: Key,
+    nonce: u64,
+}
+
+/// A join in progress: what the joiner proves and how.
+#[derive(Clone, Debug)]
+struct JoinAttempt {
+    /// The key of the capability it joins with ([`auth::capability_key`]).
+    key: Key,
+    /// This attempt's number, repeated in the sequencer's answers.
+    nonce: u64,
+    /// The capability's object number.
+    object: u32,
+    /// The sequencer's latest challenge, once one came.
+    challenge: Option<Challenge>,
+    /// An answer for this attempt came whose tag our capability's key does
+    /// not give: the group does not know the capability (or someone forged
+    /// the answer). If nothing better comes, the join fails as denied.
+    unverified: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -478,10 +504,16 @@ pub struct GroupMember {
     port: u64,
     /// The group's secret check (the random part of its owner capability).
     secret: Check,
-    /// What a joiner shows the sequencer: its capability's private part.
-    credential: Private,
+    /// The key members tag their packets with (from `secret`).
+    key: Key,
+    /// The join handshake, while joining.
+    join: Option<JoinAttempt>,
     /// What this member may do, from the capability it joined with.
     rights: Rights,
+    /// The rights each member (of `members`, `prev_members` and `view`)
+    /// joined with: the sequencer stamps sends only of those with
+    /// [`RIGHT_SEND`].
+    member_rights: BTreeMap<u32, Rights>,
     me: u64,
     my_id: u32,
     state: State,
@@ -517,8 +549,9 @@ pub struct GroupMember {
     delivered_last_id: BTreeMap<u32, u32>,
     /// BB payloads whose accept has not come yet: (sender, msg_id, payload).
     bb_pending: VecDeque<(u32, u32, Vec<u8>)>,
-    /// BB accepts whose payload has not come yet: seq → (sender, msg_id).
-    bb_awaiting: BTreeMap<u64, (u32, u32)>,
+    /// BB accepts whose payload has not come yet: seq → (sender, msg_id,
+    /// digest of the payload).
+    bb_awaiting: BTreeMap<u64, (u32, u32, [u8; 8])>,
     next_msg_id: u32,
     send_queue: VecDeque<OutMsg>,
     last_from_seq: u64,
@@ -535,6 +568,10 @@ pub struct GroupMember {
     decided: Option<View>,
     last_forward: BTreeMap<u64, u64>,
     blocked: bool,
+    /// Packets dropped for a wrong tag.
+    rejected: u64,
+    /// Sends the sequencer refused: the member lacks [`RIGHT_SEND`].
+    refused_sends: u64,
     out: VecDeque<Transmit>,
     batch: Option<Batch>,
     events: VecDeque<Event>,
@@ -559,9 +596,6 @@ struct Quorum {
 impl Quorum {
     fn contains(&self, id: u32, addr: u64) -> bool {
         self.views.iter().any(|v| v.get(&id) == Some(&addr))
-    }
-    fn has_id(&self, id: u32) -> bool {
-        self.views.iter().any(|v| v.contains_key(&id))
     }
     fn satisfied(&self, cfg: &Config, ids: &BTreeSet<u32>) -> bool {
         let enough =
@@ -600,8 +634,10 @@ impl GroupMember {
             cfg,
             port: port & PORT_MASK,
             secret: Check([0; 6]),
-            credential: Private { object: 0, rights: Rights::NONE, check: Check([0; 6]) },
+            key: Key::NONE,
+            join: None,
             rights: Rights::NONE,
+            member_rights: BTreeMap::new(),
             me,
             my_id: NO_MEMBER,
             state: State::Gone,
@@ -641,6 +677,8 @@ impl GroupMember {
             decided: None,
             last_forward: BTreeMap::new(),
             blocked: false,
+            rejected: 0,
+            refused_sends: 0,
             out: VecDeque::new(),
             batch: None,
             events: VecDeque::new(),
@@ -656,14 +694,16 @@ impl GroupMember {
     pub fn create_group(cfg: Config, port: u64, secret: Check, me: u64, now: u64) -> Self {
         let mut m = Self::blank(cfg, port, me, now);
         m.secret = secret;
+        m.key = auth::group_key(m.port, &secret);
         m.rights = Rights::ALL;
+        m.member_rights.insert(0, Rights::ALL);
         m.my_id = 0;
         m.seq_id = 0;
         m.seq_addr = me;
         m.state = State::Active;
         m.members.insert(0, me);
         m.view.insert(0, me);
-        m.history.insert(0, Entry { sender: 0, msg_id: 0, body: EntryBody::Join { addr: me } });
+        m.history.insert(0, Entry { sender: 0, msg_id: 0, body: EntryBody::Join { addr: me, rights: 0xff } });
         m.next_deliver = 1;
         m.recv_upto = 1;
         m.known_next = 1;
@@ -682,14 +722,53 @@ impl GroupMember {
     ///
     /// The group is the one `capability` names; the sequencer admits the
     /// joiner only if the capability verifies and carries [`RIGHT_RECEIVE`],
-    /// and the member may send only if it also carries [`RIGHT_SEND`].
+    /// and the member may send only if it also carries [`RIGHT_SEND`]. The
+    /// capability's check field never goes on the wire: the joiner answers
+    /// the sequencer's challenge with a tag keyed by it.
+    ///
+    /// This join attempt's number comes from `now` and `me`: a driver that
+    /// may join again from the same address at the same clock reading (a
+    /// clock that starts at 0 in every run) should use
+    /// [`join_group_with_nonce`](Self::join_group_with_nonce) with a random
+    /// number instead.
     pub fn join_group(cfg: Config, capability: &Capability, me: u64, now: u64) -> Self {
+        let nonce = now.rotate_left(17) ^ me ^ 0x6a6f_696e_6e6f_6e63;
+        Self::join_group_with_nonce(cfg, capability, me, now, nonce)
+    }
+
+    /// JoinGroup with this join attempt's number given: a random `nonce`
+    /// keeps a recorded answer to an earlier attempt from passing for an
+    /// answer to this one.
+    pub fn join_group_with_nonce(
+        cfg: Config,
+        capability: &Capability,
+        me: u64,
+        now: u64,
+        nonce: u64,
+    ) -> Self {
         let mut m = Self::blank(cfg, capability.port.to_u64(), me, now);
-        m.credential = capability.private();
-        m.rights = capability.private().rights;
+        m.rights = capability.rights;
+        m.join = Some(JoinAttempt {
+            key: auth::capability_key(m.port, &capability.check),
+            nonce,
+            object: capability.object,
+            challenge: None,
+            unverified: false,
+        });
         m.state = State::Joining { since: now, last_tx: now };
-        m.bcast(Body::JoinReq { credential: m.credential.encode() });
+        m.send_join_request();
         m
+    }
+
+    /// Broadcasts a join request: the answer to the latest challenge, or
+    /// (before one came) a request for one.
+    fn send_join_request(&mut self) {
+        let Some(j) = &self.join else { return };
+        let body =
+            Body::JoinReq { nonce: j.nonce, object: j.object, rights: self.rights.0, challenge: j.challenge };
+        let key = j.key;
+        let bytes = auth::seal(&key, self.me, &Packet { header: self.hdr(0), body });
+        self.out.push_back(Transmit { dest: Dest::Group, bytes });
     }
 
     /// The owner capability of the group (all rights), for handing out
@@ -698,11 +777,45 @@ impl GroupMember {
         Capability::owner(Port::from_u64(self.port), 0, self.secret)
     }
 
-    /// Whether `credential`, shown for this group, lets its holder join.
-    fn admits(&self, credential: &[u8; 10]) -> bool {
-        let capability = Capability::from_parts(Port::from_u64(self.port), Private::decode(credential));
-        capability.private().object == 0
-            && verify(&self.secret, &capability).is_ok_and(|rights| rights.contains(RIGHT_RECEIVE))
+    /// The challenge a joiner must answer now: it changes with every
+    /// membership change (the joiner's own join among them).
+    fn current_challenge(&self) -> Challenge {
+        Challenge { inc: self.inc, last_change: self.last_change }
+    }
+
+    /// The key of the capability for this group with `rights` (object 0):
+    /// what its holder tags its proof with.
+    fn capability_key(&self, rights: Rights) -> Key {
+        let capability = self.owner_capability().restrict(rights).unwrap_or(Capability::NULL);
+        auth::capability_key(self.port, &capability.check)
+    }
+
+    /// A join request, at the sequencer: a challenge for a first request
+    /// (or one answering an old challenge), the join for a proof that
+    /// verifies. A stranger learns nothing from either: the challenge is
+    /// tagged with the key of the capability it claims to hold.
+    fn on_join_request(&mut self, from: u64, bytes: &[u8], body: Body) {
+        let Body::JoinReq { nonce, object, rights, challenge } = body else { return };
+        if let Some((&id, _)) = self.members.iter().find(|(_, a)| **a == from) {
+            // Already in (its welcome was lost): only a pending welcome is
+            // sent again, and it is of use to the joiner alone.
+            if self.rate_ok(from) {
+                self.send_welcomes(Some(id));
+            }
+            return;
+        }
+        let rights = Rights(rights);
+        let key = self.capability_key(rights);
+        if challenge.is_some_and(|c| c == self.current_challenge()) && auth::verify(&key, from, bytes) {
+            if object != 0 || !rights.contains(RIGHT_RECEIVE) {
+                self.send_sealed(&key, from, Body::JoinDenied { nonce });
+            } else {
+                self.on_join_req(from, rights, nonce, key);
+            }
+        } else if self.rate_ok(from) {
+            let body = Body::Challenge { nonce, challenge: self.current_challenge() };
+            self.send_sealed(&key, from, body);
+        }
     }
 
     // ------------------------------------------------------------ public API
@@ -908,11 +1021,15 @@ impl GroupMember {
             State::Gone => return,
             State::Joining { since, last_tx } => {
                 if now >= since + c.join_timeout_us {
-                    self.state = State::Gone;
-                    self.events.push_back(Event::Error(GroupError::JoinTimeout));
+                    // Answered only with challenges our key cannot check: the
+                    // capability is not one for this group.
+                    let denied = self.join.as_ref().is_some_and(|j| j.unverified && j.challenge.is_none());
+                    self.go();
+                    let error = if denied { GroupError::JoinDenied } else { GroupError::JoinTimeout };
+                    self.events.push_back(Event::Error(error));
                 } else if now >= last_tx + c.retransmit_us {
                     self.state = State::Joining { since, last_tx: now };
-                    self.bcast(Body::JoinReq { credential: self.credential.encode() });
+                    self.send_join_request();
                 }
                 return;
             }
@@ -925,8 +1042,7 @@ impl GroupMember {
                     })
                 });
                 if done || now >= since + c.member_timeout_us {
-                    self.state = State::Gone;
-                    self.seqr = None;
+                    self.go();
                 } else if self.seqr.as_ref().is_some_and(|s| now >= s.last_bcast + c.heartbeat_us) {
                     self.bcast_status(FLAG_SYNC);
                 }
@@ -962,31 +1078,86 @@ impl GroupMember {
 
     /// Processes one packet received from address `from`. Packets for other
     /// ports are ignored; malformed packets return an error and change nothing.
+    ///
+    /// Every packet must carry the tag of the key its kind calls for (see
+    /// the crate docs, "Protection"); one that does not is dropped here and
+    /// changes nothing, as is one addressed to another member.
     pub fn handle_packet(&mut self, now: u64, from: u64, bytes: &[u8]) -> Result<(), DecodeError> {
         let pkt = Packet::decode(bytes)?;
         self.now = self.now.max(now);
-        if pkt.header.port != self.port || from == self.me {
+        let h = pkt.header;
+        if h.port != self.port || from == self.me || (h.to != 0 && h.to != self.me) {
             return Ok(());
         }
-        self.on_packet(from, pkt.header, pkt.body);
+        match pkt.body {
+            Body::JoinReq { .. } => {
+                if self.state == State::Active && self.seqr.is_some() {
+                    self.on_join_request(from, bytes, pkt.body);
+                }
+            }
+            Body::Challenge { nonce, .. } | Body::Welcome { nonce, .. } | Body::JoinDenied { nonce } => {
+                let Some(j) = &mut self.join else { return Ok(()) };
+                if h.to != self.me || nonce != j.nonce {
+                    return Ok(());
+                }
+                if auth::verify(&j.key, from, bytes) {
+                    self.on_join_answer(from, h, pkt.body);
+                } else {
+                    j.unverified = true;
+                }
+            }
+            body => {
+                if auth::verify(&self.key, from, bytes) {
+                    self.on_packet(from, h, body);
+                } else {
+                    self.rejected = self.rejected.saturating_add(1);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// How many packets failed their tag (forged, or from a station that
+    /// does not hold the group's key).
+    pub fn rejected_packets(&self) -> u64 {
+        self.rejected
+    }
+
+    /// How many sends this member, as sequencer, refused because the
+    /// sending member's capability lacks [`RIGHT_SEND`].
+    pub fn refused_sends(&self) -> u64 {
+        self.refused_sends
     }
 
     // ------------------------------------------------------------ output helpers
 
-    fn hdr(&self) -> Header {
-        Header { port: self.port, inc: self.inc, src: self.my_id }
+    /// Our header for a packet to `to` (0: the whole group).
+    fn hdr(&self, to: u64) -> Header {
+        Header { port: self.port, inc: self.inc, src: self.my_id, to }
+    }
+
+    /// Encodes and tags a packet of ours with the group key.
+    fn seal(&self, to: u64, body: Body) -> Vec<u8> {
+        auth::seal(&self.key, self.me, &Packet { header: self.hdr(to), body })
+    }
+
+    /// Sends a packet to one address, tagged with `key` (a joiner's
+    /// capability key) instead of the group key.
+    fn send_sealed(&mut self, key: &Key, addr: u64, body: Body) {
+        self.flush_batch();
+        let bytes = auth::seal(key, self.me, &Packet { header: self.hdr(addr), body });
+        self.out.push_back(Transmit { dest: Dest::Member(addr), bytes });
     }
 
     fn send_to(&mut self, addr: u64, body: Body) {
         self.flush_batch();
-        let bytes = Packet { header: self.hdr(), body }.encode();
+        let bytes = self.seal(addr, body);
         self.out.push_back(Transmit { dest: Dest::Member(addr), bytes });
     }
 
     fn bcast(&mut self, body: Body) {
         self.flush_batch();
-        let bytes = Packet { header: self.hdr(), body }.encode();
+        let bytes = self.seal(0, body);
         self.out.push_back(Transmit { dest: Dest::Group, bytes });
         if let Some(s) = &mut self.seqr {
             s.last_bcast = self.now;
@@ -1032,7 +1203,7 @@ impl GroupMember {
             flags: self.need_ack_flag(),
             items: b.items,
         };
-        let bytes = Packet { header: self.hdr(), body }.encode();
+        let bytes = self.seal(0, body);
         self.out.push_back(Transmit { dest: Dest::Group, bytes });
     }
 
@@ -1055,10 +1226,19 @@ impl GroupMember {
         if matches!(self.state, State::Active | State::Resetting) {
             self.events.push_back(Event::Error(GroupError::Expelled));
         }
-        self.state = State::Gone;
-        self.seqr = None;
+        self.go();
         self.reset = None;
         self.send_queue.clear();
+    }
+
+    /// Out of the group for good: nothing more is sent or taken, and the
+    /// group's secrets are forgotten (see "Protection" in the crate docs).
+    fn go(&mut self) {
+        self.state = State::Gone;
+        self.seqr = None;
+        self.secret = Check([0; 6]);
+        self.key = Key::NONE;
+        self.join = None;
     }
 
     fn effective_r(&self) -> usize {
@@ -1073,31 +1253,27 @@ impl GroupMember {
 
     // ------------------------------------------------------------ packet dispatch
 
+    /// An answer of the sequencer to our join request (its tag checked).
+    fn on_join_answer(&mut self, from: u64, h: Header, body: Body) {
+        let (State::Joining { .. }, Some(j)) = (self.state, &mut self.join) else { return };
+        match body {
+            Body::Challenge { nonce, challenge } if nonce == j.nonce => {
+                if j.challenge != Some(challenge) {
+                    j.challenge = Some(challenge);
+                    self.send_join_request();
+                }
+            }
+            Body::Welcome { nonce, .. } if nonce == j.nonce => self.on_welcome(from, h, body),
+            Body::JoinDenied { nonce } if nonce == j.nonce => {
+                self.go();
+                self.events.push_back(Event::Error(GroupError::JoinDenied));
+            }
+            _ => {}
+        }
+    }
+
     fn on_packet(&mut self, from: u64, h: Header, body: Body) {
         match &body {
-            Body::JoinReq { credential } => {
-                if self.state == State::Active && self.seqr.is_some() {
-                    if self.admits(credential) {
-                        self.on_join_req(from);
-                    } else {
-                        self.send_to(from, Body::JoinDenied);
-                    }
-                }
-                return;
-            }
-            Body::Welcome { .. } => {
-                if matches!(self.state, State::Joining { .. }) {
-                    self.on_welcome(from, h, body);
-                }
-                return;
-            }
-            Body::JoinDenied => {
-                if matches!(self.state, State::Joining { .. }) {
-                    self.state = State::Gone;
-                    self.events.push_back(Event::Error(GroupError::JoinDenied));
-                }
-                return;
-            }
             Body::Decided { view } => {
                 let view = view.clone();
                 self.on_decided(view);
@@ -1118,7 +1294,7 @@ impl GroupMember {
             }
             // The sequencer knows the membership best: tell strangers.
             if h.src != NO_MEMBER && self.rate_ok(from) {
-                self.send_to(from, Body::NotMember);
+                self.send_to(from, Body::NotMember { member: h.src });
             }
             return;
         }
@@ -1165,6 +1341,12 @@ impl GroupMember {
                 }
             }
             Body::Data { seq, accepted, stable, flags, items } => {
+                // Entries come from the sequencer, or, answering a request
+                // for them, from a member (or a joiner we have not heard of).
+                let relay = flags & FLAG_RETRANS != 0 && self.may_relay(h.src, from);
+                if !from_sequencer && !relay {
+                    return;
+                }
                 let next = seq + items.len() as u64;
                 for (seq, item) in (seq..).zip(items) {
                     self.on_item(seq, item);
@@ -1194,11 +1376,12 @@ impl GroupMember {
                     self.serve_retrans(from, a, to);
                 }
             }
-            Body::NotMember => {
+            Body::NotMember { member } => {
                 // Only an active sequencer says this, and it knows the
                 // membership of this incarnation best (it may be a successor
-                // we have not heard of yet).
-                if self.known_member(h.src, from) {
+                // we have not heard of yet). It names the id it refuses: an
+                // answer to an earlier membership of ours does not count.
+                if member == self.my_id && self.known_member(h.src, from) {
                     self.expel();
                 }
             }
@@ -1210,10 +1393,14 @@ impl GroupMember {
                     ballot,
                     PromiseInfo { addr: from, seq_accepted, delivered, joined, recv_upto, held, accepted },
                 ),
-            Body::Nack { ballot } => self.on_nack(h.src, ballot),
+            Body::Nack { ballot } => self.on_nack(from, h.src, ballot),
             Body::Accept { ballot, view } => self.on_accept(from, h.src, ballot, view),
-            Body::Accepted { ballot } => self.on_accepted(h.src, ballot),
-            Body::JoinReq { .. } | Body::Welcome { .. } | Body::JoinDenied | Body::Decided { .. } => {}
+            Body::Accepted { ballot } => self.on_accepted(from, h.src, ballot),
+            Body::JoinReq { .. }
+            | Body::Challenge { .. }
+            | Body::Welcome { .. }
+            | Body::JoinDenied { .. }
+            | Body::Decided { .. } => {}
         }
     }
 
@@ -1222,7 +1409,7 @@ impl GroupMember {
         let now = self.now;
         let ok = self.last_forward.get(&from).is_none_or(|&t| now >= t + self.cfg.retransmit_us);
         if ok {
-            if self.last_forward.len() > 256 {
+            if self.last_forward.len() >= RATE_LIMIT_ADDRESSES {
                 self.last_forward.clear();
             }
             self.last_forward.insert(from, now);
@@ -1231,7 +1418,7 @@ impl GroupMember {
     }
 
     fn on_other_inc(&mut self, from: u64, h: Header, body: &Body) {
-        if matches!(body, Body::NotMember) && newer(h.inc, self.inc) {
+        if matches!(body, Body::NotMember { member } if *member == self.my_id) && newer(h.inc, self.inc) {
             // A member of a later incarnation does not count us in it: we
             // were left out of a reset (or removed since).
             self.expel();
@@ -1245,7 +1432,9 @@ impl GroupMember {
             // went, or, if we cannot (we joined since), that it is out.
             match self.decided.clone() {
                 Some(v) if v.old_inc == h.inc => self.send_to(from, Body::Decided { view: v }),
-                _ if self.members.get(&h.src) != Some(&from) => self.send_to(from, Body::NotMember),
+                _ if self.members.get(&h.src) != Some(&from) => {
+                    self.send_to(from, Body::NotMember { member: h.src })
+                }
                 _ => {}
             }
         } else {
@@ -1258,18 +1447,35 @@ impl GroupMember {
     // ------------------------------------------------------------ joining
 
     fn on_welcome(&mut self, from: u64, h: Header, body: Body) {
-        let Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members, secret } =
-            body
+        let Body::Welcome {
+            nonce,
+            member_id,
+            join_seq,
+            sequencer,
+            accepted,
+            stable,
+            params,
+            members,
+            secret,
+        } = body
         else {
             return;
         };
+        let Some(j) = self.join.take_if(|j| j.nonce == nonce) else { return };
         if !members.iter().any(|m| m.id == member_id && m.addr == self.me)
             || !members.iter().any(|m| m.id == sequencer && m.addr == from && h.src == sequencer)
         {
+            self.join = Some(j);
             return;
         }
         self.cfg.set_params(&params);
-        self.secret = Check(secret);
+        let pad = auth::welcome_pad(&j.key, nonce, self.me);
+        let mut plain = secret;
+        plain.iter_mut().zip(pad).for_each(|(b, p)| *b ^= p);
+        self.secret = Check(plain);
+        self.key = auth::group_key(self.port, &self.secret);
+        self.member_rights = members.iter().map(|m| (m.id, Rights(m.rights))).collect();
+        self.member_rights.insert(member_id, self.rights);
         self.my_id = member_id;
         self.inc = h.inc;
         self.seq_id = sequencer;
@@ -1283,7 +1489,11 @@ impl GroupMember {
         // from us if the sequencer dies before the others have it.
         self.history.insert(
             join_seq,
-            Entry { sender: member_id, msg_id: 0, body: EntryBody::Join { addr: self.me } },
+            Entry {
+                sender: member_id,
+                msg_id: 0,
+                body: EntryBody::Join { addr: self.me, rights: self.rights.0 },
+            },
         );
         self.view = self.members.clone();
         self.delivered_last_id = members.iter().map(|m| (m.id, m.last_msg_id)).collect();

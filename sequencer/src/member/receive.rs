@@ -7,12 +7,17 @@ impl GroupMember {
     /// One item of a data packet: an entry, or a BB accept whose payload we
     /// may already hold (or will, when its sender's broadcast comes).
     pub(super) fn on_item(&mut self, seq: u64, item: Item) {
-        let (sender, msg_id) = match item {
+        let (sender, msg_id, digest) = match item {
             Item::Entry(e) => return self.on_entry(seq, e),
-            Item::Bb { sender, msg_id } => (sender, msg_id),
+            Item::Bb { sender, msg_id, digest } => (sender, msg_id, digest),
         };
+        if !self.within_window(seq) {
+            return;
+        }
         self.known_next = self.known_next.max(seq + 1);
-        if let Some(i) = self.bb_pending.iter().position(|(s, m, _)| *s == sender && *m == msg_id)
+        let named =
+            |(s, m, p): &(u32, u32, Vec<u8>)| *s == sender && *m == msg_id && auth::digest(p) == digest;
+        if let Some(i) = self.bb_pending.iter().position(named)
             && let Some((_, _, payload)) = self.bb_pending.remove(i)
         {
             self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
@@ -20,14 +25,27 @@ impl GroupMember {
             if self.bb_awaiting.len() >= BB_PENDING_MAX {
                 self.bb_awaiting.pop_first();
             }
-            self.bb_awaiting.insert(seq, (sender, msg_id));
+            self.bb_awaiting.insert(seq, (sender, msg_id, digest));
         }
+    }
+
+    /// How far past what we hold in order an entry may be and still be
+    /// kept: twice the history (a sequencer stamps at most one history
+    /// ahead of what every member holds), plus one retransmission batch.
+    pub(super) fn window_end(&self) -> u64 {
+        self.recv_upto.saturating_add(2 * self.cfg.history_size as u64 + RETRANS_BATCH)
+    }
+
+    /// Whether an entry at `seq` is within what we keep (see `window_end`).
+    pub(super) fn within_window(&self, seq: u64) -> bool {
+        seq < self.window_end()
     }
 
     /// A BB payload from its sender: its entry if the accept came first,
     /// otherwise kept for the accept.
     pub(super) fn on_bb_payload(&mut self, sender: u32, msg_id: u32, payload: Vec<u8>) {
-        if let Some((&seq, _)) = self.bb_awaiting.iter().find(|(_, id)| **id == (sender, msg_id)) {
+        let digest = auth::digest(&payload);
+        if let Some((&seq, _)) = self.bb_awaiting.iter().find(|(_, id)| **id == (sender, msg_id, digest)) {
             self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
             return;
         }
@@ -42,16 +60,12 @@ impl GroupMember {
 
     /// Stores an entry in the history (any state but joining).
     pub(super) fn on_entry(&mut self, seq: u64, entry: Entry) {
+        if seq < self.next_deliver || self.history.contains_key(&seq) || !self.within_window(seq) {
+            // Beyond the window: far more than we can use; we fetch it once
+            // we are closer rather than grow without bound.
+            return;
+        }
         self.bb_awaiting.remove(&seq);
-        if seq < self.next_deliver || self.history.contains_key(&seq) {
-            return;
-        }
-        if self.history.len() as u64 > 4 * self.cfg.history_size as u64 + 64
-            && seq > self.recv_upto + 4 * self.cfg.history_size as u64
-        {
-            // Far beyond what we can use; drop it rather than grow without bound.
-            return;
-        }
         if entry.sender == self.my_id
             && let Some(m) = self.send_queue.front_mut()
             && m.msg_id == entry.msg_id
@@ -81,7 +95,7 @@ impl GroupMember {
     /// given anew): its entries, if still needed, come by retransmission.
     fn forget_bb_of(&mut self, id: u32) {
         self.bb_pending.retain(|(sender, _, _)| *sender != id);
-        self.bb_awaiting.retain(|_, (sender, _)| *sender != id);
+        self.bb_awaiting.retain(|_, (sender, _, _)| *sender != id);
     }
 
     /// Applies a membership change to the protocol view (at receive time).
@@ -92,8 +106,9 @@ impl GroupMember {
         }
         match &e.body {
             EntryBody::App(_) => {}
-            EntryBody::Join { addr } => {
+            EntryBody::Join { addr, rights } => {
                 self.members.insert(e.sender, *addr);
+                self.member_rights.insert(e.sender, Rights(*rights));
                 self.max_id_seen = self.max_id_seen.max(e.sender);
                 self.forget_bb_of(e.sender);
                 self.last_change = seq;
@@ -139,7 +154,7 @@ impl GroupMember {
         if self.state != State::Active {
             return;
         }
-        self.known_next = self.known_next.max(next);
+        self.known_next = self.known_next.max(next.min(self.window_end()));
         // Never accept beyond what the sequencer has stamped in this incarnation.
         self.accepted = self.accepted.max(accepted.min(self.known_next));
         self.stable = self.stable.max(stable.min(self.recv_upto));
@@ -194,7 +209,7 @@ impl GroupMember {
                     self.send_queue.pop_front();
                 }
             }
-            EntryBody::Join { addr } => {
+            EntryBody::Join { addr, .. } => {
                 self.view.insert(e.sender, addr);
                 self.delivered_last_id.insert(e.sender, 0);
                 if e.sender != self.my_id {
@@ -218,7 +233,7 @@ impl GroupMember {
                     if self.seqr.is_some() {
                         self.state = State::Retiring { since: self.now, leave_seq: seq };
                     } else {
-                        self.state = State::Gone;
+                        self.go();
                     }
                     return;
                 }

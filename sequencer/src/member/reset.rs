@@ -126,7 +126,12 @@ impl GroupMember {
             // A member gave up on us too early: show it we are here.
             self.send_to(from, body);
         }
+        let max = self.cfg.max_members as usize * 2;
         let Some(r) = &mut self.reset else { return };
+        if !r.candidates.contains_key(&src) && r.candidates.len() >= max {
+            // Bounded: members only, and few of them.
+            return;
+        }
         let new = r.candidates.insert(src, recv_upto).is_none();
         if new && self.state == State::Resetting {
             let b = Body::ResetStatus { recv_upto: self.candidacy() };
@@ -236,7 +241,7 @@ impl GroupMember {
             self.history.range(self.recv_upto..).find(|(_, e)| !matches!(e.body, EntryBody::App(_)))?;
         let mut m = self.members.clone();
         match &e.body {
-            EntryBody::Join { addr } => {
+            EntryBody::Join { addr, .. } => {
                 m.insert(e.sender, *addr);
             }
             EntryBody::Leave { .. } => {
@@ -349,10 +354,15 @@ impl GroupMember {
     fn may_coordinate(&self, src: u32, from: u64) -> bool {
         self.known_member(src, from)
             || src > self.max_known_id()
-            || self
-                .history
-                .range(self.recv_upto..)
-                .any(|(_, e)| e.sender == src && matches!(e.body, EntryBody::Join { addr } if addr == from))
+            || self.history.range(self.recv_upto..).any(|(_, e)| {
+                e.sender == src && matches!(e.body, EntryBody::Join { addr, .. } if addr == from)
+            })
+    }
+
+    /// Whether `src` at `from` may pass on entries it holds: a member we
+    /// know, or one that joined in an entry we lack.
+    pub(super) fn may_relay(&self, src: u32, from: u64) -> bool {
+        self.may_coordinate(src, from)
     }
 
     pub(super) fn known_member(&self, src: u32, from: u64) -> bool {
@@ -399,7 +409,13 @@ impl GroupMember {
     }
 
     pub(super) fn on_promise(&mut self, src: u32, ballot: Ballot, info: PromiseInfo) {
+        if !self.may_coordinate(src, info.addr) {
+            return;
+        }
         let Some(r) = &mut self.reset else { return };
+        if !r.candidates.contains_key(&src) && r.candidates.len() >= self.cfg.max_members as usize * 2 {
+            return;
+        }
         r.candidates.insert(src, info.recv_upto);
         let Phase::Preparing { ballot: b, quorum_members, promises, .. } = &mut r.phase else { return };
         if *b != ballot {
@@ -422,7 +438,10 @@ impl GroupMember {
         }
     }
 
-    pub(super) fn on_nack(&mut self, src: u32, ballot: Ballot) {
+    pub(super) fn on_nack(&mut self, from: u64, src: u32, ballot: Ballot) {
+        if !self.may_coordinate(src, from) {
+            return;
+        }
         self.max_round = self.max_round.max(ballot.round);
         if ballot.id == src && ballot == self.promised && ballot.id != self.my_id {
             // Its coordinator withdrew the round we promised: we are free
@@ -472,11 +491,12 @@ impl GroupMember {
         self.send_to(from, Body::Accepted { ballot });
     }
 
-    pub(super) fn on_accepted(&mut self, src: u32, ballot: Ballot) {
+    pub(super) fn on_accepted(&mut self, from: u64, src: u32, ballot: Ballot) {
         let Some(r) = &mut self.reset else { return };
+        // A vote counts for the member at its own address only.
         if let Phase::Accepting { ballot: b, accepted_by, quorum_members, .. } = &mut r.phase
             && *b == ballot
-            && quorum_members.has_id(src)
+            && quorum_members.contains(src, from)
         {
             accepted_by.insert(src);
             self.reset_progress();
@@ -634,11 +654,13 @@ impl GroupMember {
         }
         // Membership at `base`: our delivered view plus the entries up to base.
         let mut m = self.view.clone();
+        let mut rights = self.member_rights.clone();
         for s in self.next_deliver..base {
             let e = self.history.get(&s)?;
             match &e.body {
-                EntryBody::Join { addr } => {
+                EntryBody::Join { addr, rights: r } => {
                     m.insert(e.sender, *addr);
+                    rights.insert(e.sender, Rights(*r));
                 }
                 EntryBody::Leave { .. } => {
                     m.remove(&e.sender);
@@ -662,9 +684,12 @@ impl GroupMember {
         let mut removed = Vec::new();
         for (&id, &addr) in &m {
             match promises.get(&id) {
-                Some(p) if p.addr == addr && p.delivered <= base => {
-                    members.push(ViewMember { id, addr, ack: p.recv_upto.min(base) })
-                }
+                Some(p) if p.addr == addr && p.delivered <= base => members.push(ViewMember {
+                    id,
+                    addr,
+                    ack: p.recv_upto.min(base),
+                    rights: rights.get(&id).map_or(0, |r| r.0),
+                }),
                 _ => removed.push((id, addr)),
             }
         }
@@ -704,6 +729,7 @@ impl GroupMember {
         let now = self.now;
         self.inc = v.new_inc;
         self.members = v.members.iter().map(|m| (m.id, m.addr)).collect();
+        self.member_rights = v.members.iter().map(|m| (m.id, Rights(m.rights))).collect();
         self.prev_members = self.members.clone();
         self.seq_accepted = None;
         self.members_base = v.base;

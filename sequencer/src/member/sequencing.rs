@@ -7,7 +7,7 @@ impl GroupMember {
     pub(super) fn on_ack(&mut self, from: u64, src: u32, ack: u64, stable: u64, flags: u8) {
         if self.members.get(&src) != Some(&from) {
             if self.state == State::Active && self.seqr.is_some() {
-                self.send_to(from, Body::NotMember);
+                self.send_to(from, Body::NotMember { member: src });
             }
             return;
         }
@@ -43,7 +43,7 @@ impl GroupMember {
         bb: bool,
     ) {
         if self.members.get(&src) != Some(&from) {
-            self.send_to(from, Body::NotMember);
+            self.send_to(from, Body::NotMember { member: src });
             return;
         }
         let now = self.now;
@@ -55,6 +55,12 @@ impl GroupMember {
             s.last_heard.insert(src, now);
         }
         if payload.len() > self.cfg.max_message_size as usize {
+            return;
+        }
+        if !leave && !self.member_rights.get(&src).is_some_and(|r| r.contains(RIGHT_SEND)) {
+            // Its capability does not let it send: whatever its own
+            // library did, nothing of it goes into the order.
+            self.refused_sends = self.refused_sends.saturating_add(1);
             return;
         }
         self.seq_submit(src, msg_id, leave, payload, bb);
@@ -193,8 +199,12 @@ impl GroupMember {
             m.stamped = Some(seq);
         }
         self.recompute_accepted();
-        let item =
-            if bb { Item::Bb { sender: entry.sender, msg_id: entry.msg_id } } else { Item::Entry(entry) };
+        let item = match &entry.body {
+            EntryBody::App(payload) if bb => {
+                Item::Bb { sender: entry.sender, msg_id: entry.msg_id, digest: auth::digest(payload) }
+            }
+            _ => Item::Entry(entry),
+        };
         self.queue_item(seq, item);
         seq
     }
@@ -293,7 +303,11 @@ impl GroupMember {
             }
         }
         for (id, w) in list {
+            let pad = auth::welcome_pad(&w.key, w.nonce, w.addr);
+            let mut secret = self.secret.0;
+            secret.iter_mut().zip(pad).for_each(|(b, p)| *b ^= p);
             let body = Body::Welcome {
+                nonce: w.nonce,
                 member_id: id,
                 join_seq: w.join_seq,
                 sequencer: self.my_id,
@@ -301,22 +315,19 @@ impl GroupMember {
                 stable: self.stable,
                 params: self.cfg.params(),
                 members: w.members,
-                secret: self.secret.0,
+                secret,
             };
-            self.send_to(w.addr, body);
+            self.send_sealed(&w.key, w.addr, body);
         }
     }
 
-    pub(super) fn on_join_req(&mut self, from: u64) {
-        if let Some((&id, _)) = self.members.iter().find(|(_, a)| **a == from) {
-            self.send_welcomes(Some(id));
-            return;
-        }
+    /// A joiner whose proof verified: stamp its join (with its rights).
+    pub(super) fn on_join_req(&mut self, from: u64, rights: Rights, nonce: u64, key: Key) {
         if self.seqr.as_ref().is_some_and(|s| s.leaving) {
             return;
         }
         if self.members.len() >= self.cfg.max_members as usize {
-            self.send_to(from, Body::JoinDenied);
+            self.send_sealed(&key, from, Body::JoinDenied { nonce });
             return;
         }
         if !self.change_allowed() || self.history_full() {
@@ -327,7 +338,8 @@ impl GroupMember {
         let Some(s) = &mut self.seqr else { return };
         let id = s.next_member_id;
         s.next_member_id += 1;
-        let seq = self.stamp(Entry { sender: id, msg_id: 0, body: EntryBody::Join { addr: from } }, false);
+        let join = EntryBody::Join { addr: from, rights: rights.0 };
+        let seq = self.stamp(Entry { sender: id, msg_id: 0, body: join }, false);
         let Some(s) = &mut self.seqr else { return };
         let members = self
             .members
@@ -336,9 +348,10 @@ impl GroupMember {
                 id: i,
                 addr: a,
                 last_msg_id: s.last_id.get(&i).copied().unwrap_or(0),
+                rights: self.member_rights.get(&i).map_or(0, |r| r.0),
             })
             .collect();
-        s.welcomes.insert(id, PendingWelcome { join_seq: seq, addr: from, members, sent: false });
+        s.welcomes.insert(id, PendingWelcome { join_seq: seq, addr: from, members, sent: false, key, nonce });
         self.seq_progress();
     }
 

@@ -120,6 +120,8 @@ struct InFlight {
     to: usize,
     from: u64,
     bytes: Vec<u8>,
+    /// Put on the network by the adversary, not by a member.
+    injected: bool,
 }
 impl PartialEq for InFlight {
     fn eq(&self, o: &Self) -> bool {
@@ -154,6 +156,9 @@ pub struct Sim {
     pub packets: u64,
     pub steps: u64,
     by_addr: HashMap<u64, usize>,
+    /// Every broadcast packet put on the network, with its source address:
+    /// what any station on the segment sees (the adversary's recordings).
+    pub tap: Vec<(u64, Vec<u8>)>,
 }
 
 impl Sim {
@@ -194,6 +199,7 @@ impl Sim {
             packets: 0,
             steps: 0,
             by_addr,
+            tap: Vec::new(),
         }
     }
 
@@ -252,8 +258,29 @@ impl Sim {
                 to,
                 from: self.nodes[from].addr,
                 bytes: bytes.to_vec(),
+                injected: false,
             }));
         }
+    }
+
+    /// A packet from a station outside the simulation (an adversary) that
+    /// claims source address `from`, reaching node `to` after `delay` µs
+    /// (unless the node is down; no loss).
+    pub fn inject(&mut self, delay: u64, to: usize, from: u64, bytes: Vec<u8>) {
+        self.order += 1;
+        self.heap.push(Reverse(InFlight {
+            at: self.now + delay,
+            order: self.order,
+            to,
+            from,
+            bytes,
+            injected: true,
+        }));
+    }
+
+    /// Node `i`'s address.
+    pub fn addr(&self, i: usize) -> u64 {
+        self.nodes[i].addr
     }
 
     /// Moves node i's output to the network and checks its events.
@@ -266,6 +293,9 @@ impl Sim {
             self.packets += 1;
             match t.dest {
                 Dest::Group => {
+                    if self.tap.len() < 100_000 {
+                        self.tap.push((self.nodes[i].addr, t.bytes.clone()));
+                    }
                     for j in 0..self.nodes.len() {
                         self.transmit(i, j, &t.bytes);
                     }
@@ -444,18 +474,25 @@ impl Sim {
             let Reverse(p) = self.heap.pop().unwrap();
             let i = p.to;
             if self.trace_packets {
-                let d = sequencer::wire::Packet::decode(&p.bytes).unwrap();
-                let mut txt = format!("{:?}", d.body);
-                txt.truncate(200);
-                println!(
-                    "{:>9} n{} <- {:#x} inc {} src {}: {}",
-                    now, i, p.from, d.header.inc, d.header.src, txt
-                );
+                match sequencer::wire::Packet::decode(&p.bytes) {
+                    Ok(d) => {
+                        let mut txt = format!("{:?}", d.body);
+                        txt.truncate(200);
+                        println!(
+                            "{:>9} n{} <- {:#x} inc {} src {}: {}",
+                            now, i, p.from, d.header.inc, d.header.src, txt
+                        );
+                    }
+                    Err(e) => println!("{:>9} n{} <- {:#x}: undecodable ({e})", now, i, p.from),
+                }
             }
             let Some(m) = self.nodes[i].m.as_mut() else {
                 continue;
             };
-            m.handle_packet(now, p.from, &p.bytes).expect("member produced a malformed packet");
+            // Injected packets may be garbage; members' own never are.
+            if m.handle_packet(now, p.from, &p.bytes).is_err() && !p.injected {
+                panic!("member produced a malformed packet");
+            }
             self.flush(i);
         }
         for i in 0..self.nodes.len() {
