@@ -1321,11 +1321,9 @@ impl GroupMember {
     fn on_join_answer(&mut self, from: u64, h: Header, body: Body) {
         let (State::Joining { .. }, Some(j)) = (self.state, &mut self.join) else { return };
         match body {
-            Body::Challenge { nonce, challenge } if nonce == j.nonce => {
-                if j.challenge != Some(challenge) {
-                    j.challenge = Some(challenge);
-                    self.send_join_request();
-                }
+            Body::Challenge { nonce, challenge } if nonce == j.nonce && j.challenge != Some(challenge) => {
+                j.challenge = Some(challenge);
+                self.send_join_request();
             }
             Body::Welcome { nonce, .. } if nonce == j.nonce => self.on_welcome(from, h, body),
             Body::JoinDenied { nonce } if nonce == j.nonce => {
@@ -1337,13 +1335,10 @@ impl GroupMember {
     }
 
     fn on_packet(&mut self, from: u64, h: Header, body: Body) {
-        match &body {
-            Body::Decided { view } => {
-                let view = view.clone();
-                self.on_decided(view);
-                return;
-            }
-            _ => {}
+        if let Body::Decided { view } = &body {
+            let view = view.clone();
+            self.on_decided(view);
+            return;
         }
         if matches!(self.state, State::Joining { .. } | State::Gone) {
             return;
