@@ -30,7 +30,7 @@ impl GroupClient {
     pub fn join(host_port: HostPort, capability: &amoeba_abi::Capability, timeout: Duration) -> Result<Self> {
         let me = ethernet::member_address(host_port.mac().0, 1);
         let epoch = Instant::now();
-        let member = GroupMember::join_group(Config::default(), capability, me, 0);
+        let member = GroupMember::join_group_with_nonce(Config::default(), capability, me, 0, rand::random());
         let mut client = Self { port: host_port, member, epoch, me };
         let deadline = Instant::now() + timeout;
         loop {

@@ -345,7 +345,11 @@ fn enter_group(config: &Config) -> Result<Group, Status> {
     match &config.group {
         Some(capability) => Group::join(capability),
         None => {
-            let (group, capability) = Group::create(config.identity.group_get_port(), 1)?;
+            let (group, owner) = Group::create(config.identity.group_get_port(), 1)?;
+            // Others join with what a replica needs; the owner capability
+            // stays here.
+            let capability =
+                owner.restrict(directory_server::REPLICA_GROUP_RIGHTS).map_err(|_| Status::SysErr)?;
             println!("directory-server {}: group {capability}", config.index);
             Ok(group)
         }

@@ -71,3 +71,9 @@ pub use replica::{
 pub use state::{Directory, MAX_LIFE, State};
 pub use store::{Anchor, AnchorSlot, Store, StoreDone, StoreError, StoreOp};
 pub use types::{COLUMN_RIGHTS, RIGHT_DELETE, RIGHT_MODIFY, Row};
+
+/// The rights of the group capability replicas join with: to receive the
+/// order and to send to it, nothing more (the owner capability stays with
+/// the replica that created the group).
+pub const REPLICA_GROUP_RIGHTS: amoeba_abi::Rights =
+    amoeba_abi::Rights(amoeba_abi::syscall::GROUP_RIGHT_RECEIVE | amoeba_abi::syscall::GROUP_RIGHT_SEND);

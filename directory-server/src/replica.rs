@@ -568,7 +568,10 @@ impl<H> Replica<H> {
     fn on_message(&mut self, sender: u32, payload: &[u8]) {
         let Ok(env) = Envelope::decode(payload) else { return };
         match env {
-            Envelope::Applied { from, pos } => self.on_applied(from, pos),
+            // Through the group, the sender is known (the group checks it):
+            // a member speaks for itself only.
+            Envelope::Applied { from, pos } if from == sender => self.on_applied(from, pos),
+            Envelope::Applied { .. } => {}
             Envelope::Chunk { to, nonce, index, total, bytes } => {
                 if Some(to) == self.me {
                     self.on_chunk(nonce, index, total, bytes);
@@ -621,7 +624,14 @@ impl<H> Replica<H> {
         }
     }
 
+    /// Member `from` says it applied up to `pos`. Point to point, what proves
+    /// the sender is the replica capability the call carried; a claim for
+    /// anyone but a current member (or for ourselves) is dropped, which also
+    /// keeps `confirmed` to the members.
     fn on_applied(&mut self, from: u32, pos: u64) {
+        if Some(from) == self.me || !self.members.contains(&from) {
+            return;
+        }
         let c = self.confirmed.entry(from).or_insert(0);
         *c = (*c).max(pos);
     }

@@ -228,3 +228,51 @@ fn a_replica_times_the_parts_of_its_own_updates() {
     );
     assert_eq!(members[1].r.update_timings().count, 0, "replica 1 answered no update of its own");
 }
+
+/// An `Applied` that claims another member's progress counts only when its
+/// claim can be checked: through the group, only for the member that sent
+/// it; point to point, only for a member of the group. A forged one would
+/// let a replica answer an update (and show it to reads) before a lease
+/// holder applied it.
+#[test]
+fn a_forged_applied_does_not_stand_for_a_peer() {
+    use directory_server::protocol::Envelope;
+    let (state, [root, _]) = initial_state();
+    let mut members = [Member::new(0, &state), Member::new(1, &state)];
+    for (id, m) in members.iter_mut().enumerate() {
+        m.r.on_group(1, GroupInput::Joined { member_id: id as u32, members: vec![0, 1] });
+        m.store_at(1);
+    }
+    let mut renews = Vec::new();
+    for (id, m) in members.iter_mut().enumerate() {
+        m.r.on_tick(10);
+        renews.extend(group_sends(&m.store_at(10)).into_iter().map(|p| (id as u32, p)));
+    }
+    for m in &mut members {
+        for (sender, payload) in &renews {
+            m.r.on_group(20, GroupInput::Message { sender: *sender, payload: payload.clone() });
+        }
+        m.store_at(20);
+    }
+    let append =
+        Update::Append { dir: root, name: "new".into(), caps: vec![root], masks: vec![Rights(0xff); 3] };
+    members[0].r.on_request(1000, 7, Request::Update(append));
+    let sent = group_sends(&members[0].outputs());
+    members[0].r.on_group(1200, GroupInput::Message { sender: 0, payload: sent[0].clone() });
+    members[0].store_at(1500);
+    // Replica 1 has not applied it; messages that say it has, from others.
+    let forged = Envelope::Applied { from: 1, pos: 1_000 }.encode();
+    members[0].r.on_group(1600, GroupInput::Message { sender: 0, payload: forged.clone() });
+    members[0].r.on_group(1600, GroupInput::Message { sender: 9, payload: forged });
+    members[0].r.on_peer(1600, &Envelope::Applied { from: 9, pos: 1_000 }.encode());
+    let answers = members[0].store_at(1700);
+    assert!(
+        !answers.iter().any(|o| matches!(o, Output::Reply { .. })),
+        "answered on a forged claim: {answers:?}"
+    );
+    // Replica 1's own word, through the group, does count.
+    let own = Envelope::Applied { from: 1, pos: 1_000 }.encode();
+    members[0].r.on_group(1800, GroupInput::Message { sender: 1, payload: own });
+    let answers = members[0].store_at(1800);
+    assert!(answers.contains(&Output::Reply { handle: 7, result: Ok(Reply::Done) }), "{answers:?}");
+}

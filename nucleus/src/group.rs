@@ -229,7 +229,11 @@ impl Groups {
         let handle = self.new_handle()?;
         // The group's parameters come with the welcome.
         let config = config(0, DEFAULT_BB_THRESHOLD);
-        let member = GroupMember::join_group(config, &capability, self.board_address(handle), now);
+        // A random number for this join attempt: a recorded answer to an
+        // earlier one cannot pass for an answer to it.
+        let nonce = core.random_check().0.iter().fold(now, |n, b| n.rotate_left(8) ^ u64::from(*b));
+        let member =
+            GroupMember::join_group_with_nonce(config, &capability, self.board_address(handle), now, nonce);
         self.slots.insert(handle, GroupSlot::new(pid, member, capability, Some(tid)));
         let parked = core.block_current(Wait::Group(handle), AfterWake::ReturnWakeResult);
         self.pump(core, now, handle);

@@ -99,6 +99,101 @@
 //!   members that delivered past the cut, learn of it and report
 //!   [`GroupError::Expelled`].
 //!
+//! # Protection
+//!
+//! Every station on the segment sees the group's broadcasts and may send
+//! any packet under any source address; the members must still deliver one
+//! order, lose nothing, and deliver nothing a station outside the group
+//! made up. Three secrets, all 48 or 256 bits:
+//!
+//! * the group's **secret** S, the check field of its owner capability;
+//!   a capability with rights R carries check F(S ⊕ R) (Amoeba's rule);
+//! * the **group key** K = SHA-256(label, port, S) ([`auth::group_key`]);
+//! * one **capability key** per capability, SHA-256(label, port, check)
+//!   ([`auth::capability_key`]).
+//!
+//! **Every packet is tagged** with 8 bytes of SHA-256(key, sender's
+//! address, the whole packet) ([`auth::seal`]); its header names the one
+//! member it is for (or 0 for the group), so the tag binds sender,
+//! addressee, group, incarnation, claimed member id and body. Members' packets use K.
+//! A packet whose tag does not verify is dropped before it touches any
+//! state ([`GroupMember::rejected_packets`] counts them). One hash over a
+//! packet of at most `max_batch_bytes` (or one BB payload) per packet sent
+//! and per packet received: no public-key cryptography per message.
+//!
+//! **Joining** without the credential on the wire. The joiner broadcasts a
+//! request naming its capability's object and rights and a nonce for this
+//! attempt (random from the nucleus and the host). The sequencer computes
+//! the check those rights give (it knows S) and answers with a
+//! **challenge** — the incarnation and the sequence number of the last
+//! membership change — tagged with that capability's key, so only its
+//! holder can use it. The joiner answers with the request again, carrying
+//! the challenge and tagged with its capability key: that tag is the proof.
+//! The sequencer stamps the join (with the joiner's rights, so every later
+//! sequencer knows them) only for a proof that verifies against the
+//! current challenge. A recorded request proves nothing from another
+//! address (the tag binds the sender's address), and nothing once any
+//! membership change — the join it asked for, first of all — is in the
+//! order. The **welcome** is tagged with the capability key and repeats the
+//! nonce; it carries S encrypted with a pad only that capability and nonce
+//! give ([`auth::welcome_pad`]). Answers the joiner's key does not verify
+//! are ignored (a joiner that hears only those until its join timeout
+//! reports [`GroupError::JoinDenied`]: the group does not know its
+//! capability).
+//!
+//! **Who may say what.** Entries, accept and stable marks, and statuses are
+//! taken only from the current sequencer (by member id and address);
+//! entries also from a member answering a retransmission request (it
+//! passes on what the sequencer stamped). A BB accept names its payload by
+//! digest ([`auth::digest`]), so no other payload can be paired with it.
+//! The sequencer stamps a `Send` only from a member whose rights, from its
+//! join entry, include [`RIGHT_SEND`] ([`GroupMember::refused_sends`]
+//! counts the others): the check in the sender's own library is a
+//! courtesy, this one is the rule. Every claim a packet makes about who
+//! sent it (the header's member id) is checked against the membership at
+//! that address: a reset vote ("accepted") counts only for the member at
+//! its own address, promises and refusals only from members, "not a
+//! member" only for the member id it names.
+//!
+//! **Replays** of packets members once sent do nothing: each is tied to an
+//! incarnation, member ids are not given twice in one order, each member's
+//! messages are numbered and stamped once, marks only grow, and the answers
+//! to one member (welcome, challenge, refusal, "not a member") name that
+//! member, its join attempt or its member id.
+//!
+//! **The rule for members that left or were expelled.** A station is
+//! trusted with S and K while it is a member: any member may become the
+//! sequencer, so every member must be able to check joiners, and a key
+//! every member can check with is one every member could tag with. The
+//! nucleus and the host library keep both out of reach of the process, and
+//! forget both when the member is gone ([`GroupMember::is_gone`]). Once a
+//! member is out, the others drop its packets (they name a member id no
+//! longer in the membership) and the sequencer answers its sends with
+//! "not a member"; it can come back only by joining again, in the order,
+//! with a capability that verifies. What the protocol cannot do is make a
+//! station *forget*: a hostile station that kept S after it left can make
+//! capabilities and tag packets. Cutting such a station off takes a new
+//! group (a new port and secret), as revoking a capability takes a new
+//! check in Amoeba. The same holds for a member whose capability lacks
+//! [`RIGHT_SEND`]: its nucleus enforces the right, the sequencer refuses
+//! its sends, but its station holds K.
+//!
+//! **Bounded state under a hostile station.** Nothing an untagged or
+//! forged packet does grows a member's state: it is dropped at the tag.
+//! The only packets taken untagged are join requests, and the sequencer
+//! answers one with one challenge, keeping nothing (the challenge is
+//! recomputed, not stored); answers per address are rate-limited to one
+//! per `retransmit_us`, remembered for at most 256 addresses. What members'
+//! own packets can grow is bounded too: entries are kept only below
+//! `recv_upto + 2 × history_size + 16` (the sequencer never stamps more
+//! than one history ahead of what every member holds), and the highest
+//! sequence number a member believes in (which drives its gap requests) is
+//! capped the same way; gap requests ask for at most 16 entries per
+//! `retransmit_us`; BB payloads and accepts waiting for each other, at
+//! most 64 each; submissions waiting at the sequencer, at most 64; pending
+//! welcomes, one per member being admitted (joins are stamped one at a
+//! time); reset candidates and promises, at most `2 × max_members`.
+//!
 //! # Minimum reset size: availability against partition safety
 //!
 //! By default a reset needs a majority of the membership, and a sequencer
@@ -196,6 +291,7 @@
 
 extern crate alloc;
 
+pub mod auth;
 pub mod ethernet;
 mod member;
 pub mod wire;

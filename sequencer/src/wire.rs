@@ -1,38 +1,44 @@
 //! Group packet wire format.
 //!
-//! Every packet starts with an 18-byte header (all integers big-endian):
+//! Every packet starts with a 26-byte header (all integers big-endian):
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 2 | magic `0x5351` ("SQ") |
-//! | 1 | version (2) |
+//! | 1 | version (3) |
 //! | 1 | kind |
 //! | 6 | group port (48 bits) |
 //! | 4 | incarnation of the group the sender is in |
 //! | 4 | sender's member id ([`NO_MEMBER`] if it has none) |
+//! | 8 | the one member address it is for, or 0 for the whole group |
 //!
-//! followed by a body that depends on the kind. Version 2 carries several
-//! consecutive entries per [`Body::Data`] (stamped messages, BB accepts and
-//! retransmissions travel batched), what a member knows to be stable in its
-//! [`Body::Ack`], and the minimum reset size among the group parameters.
+//! followed by a body that depends on the kind, and an 8-byte tag: a keyed
+//! hash ([`crate::auth`]) over the sender's address and every byte before
+//! it. Version 3 adds the addressee and the tag, the rights of every member
+//! (in joins, welcomes and reset views), a digest of each BB payload in the
+//! sequencer's accept, and the join handshake (a challenge and a proof
+//! instead of the credential itself).
 //!
 //! Decoding is strict: unknown
 //! kinds, truncated or trailing bytes, out-of-range values and non-canonical
 //! booleans are all errors. The decoder never panics and never allocates more
-//! than the input length justifies.
+//! than the input length justifies. It does not check the tag: that takes
+//! the key, which depends on the kind (see [`crate::auth`]).
 
 use alloc::vec::Vec;
 
 /// Magic number at the start of every group packet.
 pub const MAGIC: u16 = 0x5351;
 /// Wire format version.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Member id used by a process that is not (yet) a member.
 pub const NO_MEMBER: u32 = u32::MAX;
 /// Group ports are 48-bit values.
 pub const PORT_MASK: u64 = (1 << 48) - 1;
 /// Size of the common header.
-pub const HEADER_LEN: usize = 18;
+pub const HEADER_LEN: usize = 26;
+/// Size of the tag at the end of every packet.
+pub const TAG_LEN: usize = 8;
 
 /// Data/accept flag: the receiver must acknowledge (resilience > 0).
 pub const FLAG_NEED_ACK: u8 = 0x01;
@@ -83,6 +89,8 @@ pub struct Header {
     pub inc: u32,
     /// Sender's member id, or [`NO_MEMBER`].
     pub src: u32,
+    /// The member address the packet is for, or 0 for the whole group.
+    pub to: u64,
 }
 
 /// Paxos-style ballot used during reset: ordered by round, then coordinator id.
@@ -103,6 +111,9 @@ pub enum EntryBody {
     Join {
         /// The new member's address.
         addr: u64,
+        /// The rights its capability carries ([`crate::RIGHT_SEND`]: it
+        /// may send).
+        rights: u8,
     },
     /// The entry's `sender` left; if it was the sequencer, `successor` takes over.
     Leave {
@@ -135,6 +146,9 @@ pub enum Item {
         sender: u32,
         /// Original message id.
         msg_id: u32,
+        /// [`crate::auth::digest`] of the payload the sequencer ordered: a
+        /// member takes only that payload for this entry.
+        digest: [u8; 8],
     },
 }
 
@@ -142,7 +156,7 @@ pub enum Item {
 const TAG_BB: u8 = 5;
 
 /// Bytes of a [`Body::Data`] packet besides its items.
-pub const DATA_OVERHEAD: usize = HEADER_LEN + 8 + 8 + 8 + 1 + 2;
+pub const DATA_OVERHEAD: usize = HEADER_LEN + 8 + 8 + 8 + 1 + 2 + TAG_LEN;
 
 impl Item {
     /// Bytes this item takes in a [`Body::Data`] packet.
@@ -150,10 +164,10 @@ impl Item {
         const FIXED: usize = 4 + 4 + 1;
         FIXED
             + match self {
-                Item::Bb { .. } => 0,
+                Item::Bb { .. } => 8,
                 Item::Entry(e) => match &e.body {
                     EntryBody::App(p) => 4 + p.len(),
-                    EntryBody::Join { .. } => 8,
+                    EntryBody::Join { .. } => 9,
                     EntryBody::Leave { .. } | EntryBody::Remove { .. } => 4,
                     EntryBody::Reset { removed, .. } => 4 + 2 + 12 * removed.len(),
                 },
@@ -181,6 +195,8 @@ pub struct ViewMember {
     pub addr: u64,
     /// What it acknowledged in its promise (it holds everything below).
     pub ack: u64,
+    /// The rights it joined with.
+    pub rights: u8,
 }
 
 /// The value a reset agrees on: the new incarnation.
@@ -230,6 +246,8 @@ pub struct WelcomeMember {
     pub addr: u64,
     /// Highest message id of this member sequenced so far.
     pub last_msg_id: u32,
+    /// The rights it joined with.
+    pub rights: u8,
 }
 
 /// Packet bodies.
@@ -297,14 +315,33 @@ pub enum Body {
         /// Any member holding them may answer, not only the sequencer.
         any: bool,
     },
-    /// Joiner → group: let me in, on the strength of this capability for
-    /// the group (its private part: object, rights, check).
+    /// Joiner → group: let me in, on the strength of a capability for the
+    /// group with these object and rights. The check field never travels:
+    /// with `challenge` set, the tag, keyed by the check
+    /// ([`crate::auth::capability_key`]), proves the joiner holds it.
     JoinReq {
-        /// `amoeba_abi::cap::Private` in wire form.
-        credential: [u8; 10],
+        /// The joiner's number for this join attempt; the sequencer's
+        /// answers repeat it.
+        nonce: u64,
+        /// The capability's object number (0 for a group).
+        object: u32,
+        /// The capability's rights.
+        rights: u8,
+        /// The sequencer's challenge being answered, if one came.
+        challenge: Option<Challenge>,
     },
-    /// Sequencer → joiner: you are in.
+    /// Sequencer → joiner: prove you hold the capability, for this
+    /// challenge (tagged with the capability's key).
+    Challenge {
+        /// The joiner's nonce.
+        nonce: u64,
+        /// What to answer.
+        challenge: Challenge,
+    },
+    /// Sequencer → joiner: you are in (tagged with the capability's key).
     Welcome {
+        /// The joiner's nonce.
+        nonce: u64,
         /// Your member id.
         member_id: u32,
         /// Sequence number of your join entry.
@@ -320,13 +357,21 @@ pub enum Body {
         /// Membership right after your join.
         members: Vec<WelcomeMember>,
         /// The group's secret check, so that any member can check joiners
-        /// once it is the sequencer (only nuclei and the host see it).
+        /// once it is the sequencer (only nuclei and the host see it),
+        /// encrypted with [`crate::auth::welcome_pad`].
         secret: [u8; 6],
     },
-    /// Sequencer → joiner: no (bad capability, or group full).
-    JoinDenied,
+    /// Sequencer → joiner: no (the capability lacks the right to join, or
+    /// the group is full); tagged with the capability's key.
+    JoinDenied {
+        /// The joiner's nonce.
+        nonce: u64,
+    },
     /// Sequencer → sender: you are not a member (any more).
-    NotMember,
+    NotMember {
+        /// The member id the sender claimed.
+        member: u32,
+    },
     /// Reset: I am resetting and hold everything below `recv_upto`.
     ResetStatus {
         /// Contiguously held prefix.
@@ -390,8 +435,9 @@ impl Body {
             Body::Retrans { .. } => 7,
             Body::JoinReq { .. } => 8,
             Body::Welcome { .. } => 9,
-            Body::JoinDenied => 10,
-            Body::NotMember => 11,
+            Body::JoinDenied { .. } => 10,
+            Body::NotMember { .. } => 11,
+            Body::Challenge { .. } => 19,
             Body::ResetStatus { .. } => 12,
             Body::Prepare { .. } => 13,
             Body::Promise { .. } => 14,
@@ -401,6 +447,18 @@ impl Body {
             Body::Decided { .. } => 18,
         }
     }
+}
+
+/// What a sequencer asks a joiner to prove its capability for: the point
+/// in the order it was asked at. It changes with every membership change,
+/// so a recorded join request is worthless once its join (or any other
+/// change) is in the order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    /// The group's incarnation.
+    pub inc: u32,
+    /// Sequence number of the last membership change.
+    pub last_change: u64,
 }
 
 /// A whole group packet.
@@ -451,10 +509,11 @@ impl W {
     fn item(&mut self, item: &Item) {
         match item {
             Item::Entry(e) => self.entry(e),
-            Item::Bb { sender, msg_id } => {
+            Item::Bb { sender, msg_id, digest } => {
                 self.u32(*sender);
                 self.u32(*msg_id);
                 self.u8(TAG_BB);
+                self.0.extend_from_slice(digest);
             }
         }
     }
@@ -466,9 +525,10 @@ impl W {
                 self.u8(0);
                 self.bytes(p);
             }
-            EntryBody::Join { addr } => {
+            EntryBody::Join { addr, rights } => {
                 self.u8(1);
                 self.u64(*addr);
+                self.u8(*rights);
             }
             EntryBody::Leave { successor } => {
                 self.u8(2);
@@ -504,14 +564,27 @@ impl W {
             self.u32(m.id);
             self.u64(m.addr);
             self.u64(m.ack);
+            self.u8(m.rights);
         }
         self.pairs(&v.removed);
+    }
+    fn challenge(&mut self, c: &Challenge) {
+        self.u32(c.inc);
+        self.u64(c.last_change);
     }
 }
 
 impl Packet {
-    /// Encodes the packet.
+    /// Encodes the packet, with a tag of zeros (see
+    /// [`crate::auth::seal`] for the real one).
     pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = self.encode_unsealed();
+        bytes.extend_from_slice(&[0; TAG_LEN]);
+        bytes
+    }
+
+    /// Encodes everything the tag covers (the packet without its tag).
+    pub fn encode_unsealed(&self) -> Vec<u8> {
         let mut w = W(Vec::with_capacity(64));
         w.u16(MAGIC);
         w.u8(VERSION);
@@ -519,6 +592,7 @@ impl Packet {
         w.u48(self.header.port & PORT_MASK);
         w.u32(self.header.inc);
         w.u32(self.header.src);
+        w.u64(self.header.to);
         match &self.body {
             Body::Send { msg_id, ack, leave, payload } => {
                 w.u32(*msg_id);
@@ -557,9 +631,36 @@ impl Packet {
                 w.u64(*to);
                 w.bool(*any);
             }
-            Body::JoinReq { credential } => w.0.extend_from_slice(credential),
-            Body::JoinDenied | Body::NotMember => {}
-            Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members, secret } => {
+            Body::JoinReq { nonce, object, rights, challenge } => {
+                w.u64(*nonce);
+                w.0.extend_from_slice(&object.to_be_bytes()[1..]);
+                w.u8(*rights);
+                match challenge {
+                    None => w.u8(0),
+                    Some(c) => {
+                        w.u8(1);
+                        w.challenge(c);
+                    }
+                }
+            }
+            Body::Challenge { nonce, challenge } => {
+                w.u64(*nonce);
+                w.challenge(challenge);
+            }
+            Body::JoinDenied { nonce } => w.u64(*nonce),
+            Body::NotMember { member } => w.u32(*member),
+            Body::Welcome {
+                nonce,
+                member_id,
+                join_seq,
+                sequencer,
+                accepted,
+                stable,
+                params,
+                members,
+                secret,
+            } => {
+                w.u64(*nonce);
                 w.0.extend_from_slice(secret);
                 w.u32(*member_id);
                 w.u64(*join_seq);
@@ -577,6 +678,7 @@ impl Packet {
                     w.u32(m.id);
                     w.u64(m.addr);
                     w.u32(m.last_msg_id);
+                    w.u8(m.rights);
                 }
             }
             Body::ResetStatus { recv_upto } => w.u64(*recv_upto),
@@ -616,12 +718,13 @@ impl Packet {
         w.0
     }
 
-    /// Decodes a packet, strictly.
+    /// Decodes a packet, strictly (its tag is not checked: see
+    /// [`crate::auth::open`]).
     pub fn decode(bytes: &[u8]) -> Result<Packet, DecodeError> {
-        let mut r = R { b: bytes };
-        if r.b.len() < HEADER_LEN {
+        if bytes.len() < HEADER_LEN + TAG_LEN {
             return Err(DecodeError::Truncated);
         }
+        let mut r = R { b: &bytes[..bytes.len() - TAG_LEN] };
         if r.u16()? != MAGIC {
             return Err(DecodeError::BadMagic);
         }
@@ -630,7 +733,7 @@ impl Packet {
             return Err(DecodeError::BadVersion(version));
         }
         let kind = r.u8()?;
-        let header = Header { port: r.u48()?, inc: r.u32()?, src: r.u32()? };
+        let header = Header { port: r.u48()?, inc: r.u32()?, src: r.u32()?, to: r.u64()? };
         let body = match kind {
             1 => Body::Send { msg_id: r.u32()?, ack: r.u64()?, leave: r.bool()?, payload: r.bytes()? },
             2 => Body::BbData { msg_id: r.u32()?, ack: r.u64()?, payload: r.bytes()? },
@@ -659,8 +762,20 @@ impl Packet {
                 }
                 Body::Retrans { from, to, any: r.bool()? }
             }
-            8 => Body::JoinReq { credential: r.arr()? },
+            8 => {
+                let nonce = r.u64()?;
+                let object = r.u24()?;
+                let rights = r.u8()?;
+                let challenge = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.challenge()?),
+                    _ => return Err(DecodeError::BadValue),
+                };
+                Body::JoinReq { nonce, object, rights, challenge }
+            }
+            19 => Body::Challenge { nonce: r.u64()?, challenge: r.challenge()? },
             9 => {
+                let nonce = r.u64()?;
                 let secret = r.arr()?;
                 let member_id = r.u32()?;
                 let join_seq = r.u64()?;
@@ -678,15 +793,30 @@ impl Packet {
                 if params.history_size == 0 {
                     return Err(DecodeError::BadValue);
                 }
-                let n = r.count(16)?;
+                let n = r.count(17)?;
                 let mut members = Vec::with_capacity(n);
                 for _ in 0..n {
-                    members.push(WelcomeMember { id: r.u32()?, addr: r.u64()?, last_msg_id: r.u32()? });
+                    members.push(WelcomeMember {
+                        id: r.u32()?,
+                        addr: r.u64()?,
+                        last_msg_id: r.u32()?,
+                        rights: r.u8()?,
+                    });
                 }
-                Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members, secret }
+                Body::Welcome {
+                    nonce,
+                    member_id,
+                    join_seq,
+                    sequencer,
+                    accepted,
+                    stable,
+                    params,
+                    members,
+                    secret,
+                }
             }
-            10 => Body::JoinDenied,
-            11 => Body::NotMember,
+            10 => Body::JoinDenied { nonce: r.u64()? },
+            11 => Body::NotMember { member: r.u32()? },
             12 => Body::ResetStatus { recv_upto: r.u64()? },
             13 => Body::Prepare { ballot: r.ballot()? },
             14 => {
@@ -756,6 +886,10 @@ impl<'a> R<'a> {
     fn u16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.arr()?))
     }
+    fn u24(&mut self) -> Result<u32, DecodeError> {
+        let s: [u8; 3] = self.arr()?;
+        Ok(u32::from_be_bytes([0, s[0], s[1], s[2]]))
+    }
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.arr()?))
     }
@@ -809,9 +943,9 @@ impl<'a> R<'a> {
         let sender = self.u32()?;
         let msg_id = self.u32()?;
         let body = match self.u8()? {
-            TAG_BB => return Ok(Item::Bb { sender, msg_id }),
+            TAG_BB => return Ok(Item::Bb { sender, msg_id, digest: self.arr()? }),
             0 => EntryBody::App(self.bytes()?),
-            1 => EntryBody::Join { addr: self.u64()? },
+            1 => EntryBody::Join { addr: self.u64()?, rights: self.u8()? },
             2 => EntryBody::Leave { successor: self.u32()? },
             3 => EntryBody::Remove { member: self.u32()? },
             4 => EntryBody::Reset { new_inc: self.u32()?, removed: self.pairs()? },
@@ -829,12 +963,20 @@ impl<'a> R<'a> {
         if min_d > floor || floor > base {
             return Err(DecodeError::BadValue);
         }
-        let n = self.count(20)?;
+        let n = self.count(21)?;
         let mut members = Vec::with_capacity(n);
         for _ in 0..n {
-            members.push(ViewMember { id: self.u32()?, addr: self.u64()?, ack: self.u64()? });
+            members.push(ViewMember {
+                id: self.u32()?,
+                addr: self.u64()?,
+                ack: self.u64()?,
+                rights: self.u8()?,
+            });
         }
         let removed = self.pairs()?;
         Ok(View { old_inc, new_inc, sequencer, min_d, floor, base, members, removed })
+    }
+    fn challenge(&mut self) -> Result<Challenge, DecodeError> {
+        Ok(Challenge { inc: self.u32()?, last_change: self.u64()? })
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Action, Faults, Rng, Sim, for_seeds, payload};
+use common::{ATTACKS, Action, Faults, Rng, Sim, for_seeds, payload};
 use sequencer::Config;
 use std::collections::BTreeMap;
 
@@ -51,27 +51,69 @@ struct Scenario {
     over_budget: bool,
     /// Packet loss rates to draw from while faults last.
     losses: &'static [f64],
+    /// A hostile station attacks throughout, and the last node is its
+    /// member without the send right.
+    adversary: bool,
 }
 
 const MIXED_LOSS: &[f64] = &[0.0, 0.02, 0.1, 0.2];
 
-const LOSSY: Scenario =
-    Scenario { crashes: false, partitions: false, leaves: false, over_budget: false, losses: MIXED_LOSS };
-const CRASHES: Scenario =
-    Scenario { crashes: true, partitions: false, leaves: false, over_budget: false, losses: MIXED_LOSS };
-const CRASHES_LEAVES_PARTITIONS: Scenario =
-    Scenario { crashes: true, partitions: true, leaves: true, over_budget: false, losses: MIXED_LOSS };
-const OVER_BUDGET: Scenario =
-    Scenario { crashes: true, partitions: true, leaves: false, over_budget: true, losses: MIXED_LOSS };
+const LOSSY: Scenario = Scenario {
+    crashes: false,
+    partitions: false,
+    leaves: false,
+    over_budget: false,
+    losses: MIXED_LOSS,
+    adversary: false,
+};
+const CRASHES: Scenario = Scenario {
+    crashes: true,
+    partitions: false,
+    leaves: false,
+    over_budget: false,
+    losses: MIXED_LOSS,
+    adversary: false,
+};
+const CRASHES_LEAVES_PARTITIONS: Scenario = Scenario {
+    crashes: true,
+    partitions: true,
+    leaves: true,
+    over_budget: false,
+    losses: MIXED_LOSS,
+    adversary: false,
+};
+const OVER_BUDGET: Scenario = Scenario {
+    crashes: true,
+    partitions: true,
+    leaves: false,
+    over_budget: true,
+    losses: MIXED_LOSS,
+    adversary: false,
+};
 const LOSS_UP_TO_10: Scenario = Scenario {
     crashes: false,
     partitions: false,
     leaves: false,
     over_budget: false,
     losses: &[0.0, 0.02, 0.05, 0.1],
+    adversary: false,
 };
-const LOSS_20: Scenario =
-    Scenario { crashes: false, partitions: false, leaves: false, over_budget: false, losses: &[0.2] };
+const LOSS_20: Scenario = Scenario {
+    crashes: false,
+    partitions: false,
+    leaves: false,
+    over_budget: false,
+    losses: &[0.2],
+    adversary: false,
+};
+const HOSTILE: Scenario = Scenario {
+    crashes: true,
+    partitions: true,
+    leaves: true,
+    over_budget: false,
+    losses: MIXED_LOSS,
+    adversary: true,
+};
 
 /// One randomized run; returns a tag for statistics.
 fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
@@ -81,6 +123,9 @@ fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
     let r = cfg.resilience as usize;
     let mut sim = Sim::new(seed, n, cfg);
     sim.faults = faults(&mut rng, sc.losses);
+    if sc.adversary {
+        sim.receive_only = Some(n - 1);
+    }
     sim.create(0);
     for i in 1..n {
         let t = rng.range(0, 60) * MS;
@@ -89,6 +134,9 @@ fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
     // Messages.
     let bb = rng.chance(0.5);
     for i in 0..n {
+        if sim.receive_only == Some(i) {
+            continue;
+        }
         let k = rng.range(2, 6) as u32;
         for m in 0..k {
             let t = rng.range(0, 900) * MS;
@@ -134,6 +182,14 @@ fn run(seed: u64, sc: &Scenario) -> Result<String, String> {
             let len = [100, 300, 700][rng.below(3) as usize] * MS;
             sim.schedule(start, Action::Partition(side));
             sim.schedule(start + len, Action::Heal);
+        }
+    }
+    if sc.adversary {
+        // Attacks all through the faults and the settling after them.
+        for _ in 0..rng.range(20, 60) {
+            let t = rng.range(0, 3000) * MS;
+            let attack = ATTACKS[rng.below(ATTACKS.len() as u64) as usize];
+            sim.schedule(t, Action::Attack(attack));
         }
     }
     let fault_end = 2000 * MS;
@@ -195,6 +251,16 @@ fn crashes_within_resilience() {
 #[test]
 fn crashes_leaves_and_partitions() {
     for_seeds("crashes_leaves_and_partitions", SEEDS, 3, |s| run(s, &CRASHES_LEAVES_PARTITIONS));
+}
+
+/// A hostile station tries every attack while members crash, leave and
+/// are cut off: forged data for sequence numbers now and ahead, forged
+/// sends, sends by its receive-only member, replayed join requests and
+/// broadcasts, forged reset traffic. Nothing forged is delivered, and the
+/// order and completeness hold as without it.
+#[test]
+fn a_hostile_station_with_crashes_leaves_and_partitions() {
+    for_seeds("a_hostile_station_with_crashes_leaves_and_partitions", SEEDS, 7, |s| run(s, &HOSTILE));
 }
 
 #[test]

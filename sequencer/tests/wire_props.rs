@@ -5,8 +5,8 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use sequencer::wire::{
-    Ballot, Body, DATA_OVERHEAD, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC, GroupParams,
-    Header, Item, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
+    Ballot, Body, Challenge, DATA_OVERHEAD, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC,
+    GroupParams, Header, Item, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
 };
 
 fn ballot() -> impl Strategy<Value = Ballot> {
@@ -24,7 +24,7 @@ fn pairs() -> impl Strategy<Value = Vec<(u32, u64)>> {
 fn entry() -> impl Strategy<Value = Entry> {
     let body = prop_oneof![
         vec(any::<u8>(), 0..64).prop_map(EntryBody::App),
-        any::<u64>().prop_map(|addr| EntryBody::Join { addr }),
+        (any::<u64>(), any::<u8>()).prop_map(|(addr, rights)| EntryBody::Join { addr, rights }),
         any::<u32>().prop_map(|successor| EntryBody::Leave { successor }),
         any::<u32>().prop_map(|member| EntryBody::Remove { member }),
         (any::<u32>(), pairs()).prop_map(|(new_inc, removed)| EntryBody::Reset { new_inc, removed }),
@@ -35,7 +35,11 @@ fn entry() -> impl Strategy<Value = Entry> {
 fn item() -> impl Strategy<Value = Item> {
     prop_oneof![
         entry().prop_map(Item::Entry),
-        (any::<u32>(), any::<u32>()).prop_map(|(sender, msg_id)| Item::Bb { sender, msg_id }),
+        (any::<u32>(), any::<u32>(), any::<[u8; 8]>()).prop_map(|(sender, msg_id, digest)| Item::Bb {
+            sender,
+            msg_id,
+            digest
+        }),
     ]
 }
 
@@ -48,11 +52,8 @@ fn view() -> impl Strategy<Value = View> {
         0u64..1000,
         0u64..1000,
         vec(
-            (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(id, addr, ack)| ViewMember {
-                id,
-                addr,
-                ack,
-            }),
+            (any::<u32>(), any::<u64>(), any::<u64>(), any::<u8>())
+                .prop_map(|(id, addr, ack, rights)| ViewMember { id, addr, ack, rights }),
             0..5,
         ),
         pairs(),
@@ -86,7 +87,10 @@ fn body() -> impl Strategy<Value = Body> {
             to: a.max(b),
             any
         }),
-        any::<[u8; 10]>().prop_map(|credential| Body::JoinReq { credential }),
+        (any::<u64>(), 0u32..1 << 24, any::<u8>(), option::of(challenge())).prop_map(
+            |(nonce, object, rights, challenge)| Body::JoinReq { nonce, object, rights, challenge }
+        ),
+        (any::<u64>(), challenge()).prop_map(|(nonce, challenge)| Body::Challenge { nonce, challenge }),
         (
             any::<u32>(),
             any::<u64>(),
@@ -95,33 +99,37 @@ fn body() -> impl Strategy<Value = Body> {
             any::<u64>(),
             (any::<u16>(), any::<u16>(), 1u32.., any::<u32>(), any::<u32>(), any::<u16>()),
             vec(
-                (any::<u32>(), any::<u64>(), any::<u32>())
-                    .prop_map(|(id, addr, last_msg_id)| { WelcomeMember { id, addr, last_msg_id } }),
+                (any::<u32>(), any::<u64>(), any::<u32>(), any::<u8>()).prop_map(
+                    |(id, addr, last_msg_id, rights)| WelcomeMember { id, addr, last_msg_id, rights }
+                ),
                 0..5
             ),
-            any::<[u8; 6]>(),
+            (any::<[u8; 6]>(), any::<u64>()),
         )
-            .prop_map(|(member_id, join_seq, sequencer, accepted, stable, p, members, secret)| {
-                Body::Welcome {
-                    member_id,
-                    join_seq,
-                    sequencer,
-                    accepted,
-                    stable,
-                    params: GroupParams {
-                        resilience: p.0,
-                        max_members: p.1,
-                        history_size: p.2,
-                        max_message_size: p.3,
-                        bb_threshold: p.4,
-                        min_reset_members: p.5,
-                    },
-                    members,
-                    secret,
+            .prop_map(
+                |(member_id, join_seq, sequencer, accepted, stable, p, members, (secret, nonce))| {
+                    Body::Welcome {
+                        nonce,
+                        member_id,
+                        join_seq,
+                        sequencer,
+                        accepted,
+                        stable,
+                        params: GroupParams {
+                            resilience: p.0,
+                            max_members: p.1,
+                            history_size: p.2,
+                            max_message_size: p.3,
+                            bb_threshold: p.4,
+                            min_reset_members: p.5,
+                        },
+                        members,
+                        secret,
+                    }
                 }
-            }),
-        Just(Body::JoinDenied),
-        Just(Body::NotMember),
+            ),
+        any::<u64>().prop_map(|nonce| Body::JoinDenied { nonce }),
+        any::<u32>().prop_map(|member| Body::NotMember { member }),
         any::<u64>().prop_map(|recv_upto| Body::ResetStatus { recv_upto }),
         ballot().prop_map(|ballot| Body::Prepare { ballot }),
         (
@@ -142,9 +150,13 @@ fn body() -> impl Strategy<Value = Body> {
     ]
 }
 
+fn challenge() -> impl Strategy<Value = Challenge> {
+    (any::<u32>(), any::<u64>()).prop_map(|(inc, last_change)| Challenge { inc, last_change })
+}
+
 fn packet() -> impl Strategy<Value = Packet> {
-    (0..=PORT_MASK, any::<u32>(), any::<u32>(), body())
-        .prop_map(|(port, inc, src, body)| Packet { header: Header { port, inc, src }, body })
+    (0..=PORT_MASK, any::<u32>(), any::<u32>(), any::<u64>(), body())
+        .prop_map(|(port, inc, src, to, body)| Packet { header: Header { port, inc, src, to }, body })
 }
 
 proptest! {
@@ -169,8 +181,9 @@ proptest! {
         let _ = Packet::decode(&bytes);
         bytes.truncate(cut % (bytes.len() + 1));
         if let Ok(q) = Packet::decode(&bytes) {
-            // Whatever decodes must encode back to the same bytes (canonical form).
-            prop_assert_eq!(q.encode(), bytes);
+            // Whatever decodes must encode back to the same bytes (canonical
+            // form), all but the tag.
+            prop_assert_eq!(q.encode_unsealed(), &bytes[..bytes.len() - sequencer::wire::TAG_LEN]);
         }
     }
 
@@ -184,7 +197,7 @@ proptest! {
     #[test]
     fn item_lengths_are_exact(items in vec(item(), 1..5)) {
         let p = Packet {
-            header: Header { port: 1, inc: 0, src: 0 },
+            header: Header { port: 1, inc: 0, src: 0, to: 0 },
             body: Body::Data { seq: 0, accepted: 0, stable: 0, flags: 0, items: items.clone() },
         };
         let expected: usize = DATA_OVERHEAD + items.iter().map(Item::encoded_len).sum::<usize>();
@@ -202,18 +215,20 @@ proptest! {
 #[test]
 fn data_needs_an_item_and_seq_room() {
     let data = |seq, items: Vec<Item>| Packet {
-        header: Header { port: 1, inc: 0, src: 0 },
+        header: Header { port: 1, inc: 0, src: 0, to: 0 },
         body: Body::Data { seq, accepted: 0, stable: 0, flags: 0, items },
     };
     assert!(Packet::decode(&data(0, vec![]).encode()).is_err());
-    let bb = || Item::Bb { sender: 1, msg_id: 2 };
+    let bb = || Item::Bb { sender: 1, msg_id: 2, digest: [0; 8] };
     assert!(Packet::decode(&data(u64::MAX, vec![bb()]).encode()).is_err());
     assert!(Packet::decode(&data(u64::MAX - 1, vec![bb()]).encode()).is_ok());
 }
 
 #[test]
 fn version_1_packets_are_refused() {
-    let mut bytes = Packet { header: Header { port: 1, inc: 0, src: 0 }, body: Body::JoinDenied }.encode();
+    let mut bytes =
+        Packet { header: Header { port: 1, inc: 0, src: 0, to: 0 }, body: Body::JoinDenied { nonce: 0 } }
+            .encode();
     bytes[2] = 1;
     assert_eq!(Packet::decode(&bytes), Err(sequencer::DecodeError::BadVersion(1)));
 }

@@ -315,12 +315,24 @@ impl DirectoryService {
         let mut seen = vec![service.start_replica(pool, 0, true)?];
         let creator = service.replicas[0].process;
         let line = wait_for_new_line(pool, &creator, group_prefix, groups_before)?;
-        service.group = line
+        let printed: Capability = line
             .rsplit(' ')
             .next()
             .unwrap_or("")
             .parse()
             .with_context(|| format!("no group in \"{line}\""))?;
+        // Replicas join with the right to receive and to send, nothing more.
+        service.group = if printed.rights.is_owner() {
+            printed.restrict(directory_server::REPLICA_GROUP_RIGHTS).map_err(|e| anyhow::anyhow!("{e:?}"))?
+        } else {
+            printed
+        };
+        if service.group.rights != directory_server::REPLICA_GROUP_RIGHTS {
+            bail!(
+                "the directory's group capability has rights {:?}, not those replicas join with",
+                service.group.rights
+            );
+        }
         for index in 1..boards.len() as u8 {
             seen.push(service.start_replica(pool, index, false)?);
         }

@@ -8,13 +8,14 @@ mod sequencing;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use amoeba_abi::{Capability, Check, Port, Private, Rights, verify};
+use amoeba_abi::{Capability, Check, Port, Rights};
 
+use crate::auth::{self, Key};
 use crate::{RIGHT_RECEIVE, RIGHT_SEND};
 
 use crate::wire::{
-    Ballot, Body, DATA_OVERHEAD, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS, FLAG_SYNC,
-    GroupParams, Header, Item, NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
+    Ballot, Body, Challenge, DATA_OVERHEAD, DecodeError, Entry, EntryBody, FLAG_NEED_ACK, FLAG_RETRANS,
+    FLAG_SYNC, GroupParams, Header, Item, NO_MEMBER, PORT_MASK, Packet, View, ViewMember, WelcomeMember,
 };
 
 /// Most entries sent in answer to one retransmission request.
@@ -27,6 +28,8 @@ const BB_PENDING_MAX: usize = 64;
 const MAX_BACKOFF_SHIFT: u32 = 3;
 /// Most submissions the sequencer keeps while it cannot stamp them yet.
 const WAITING_MAX: usize = 64;
+/// Most addresses the rate limit for unsolicited answers remembers.
+const RATE_LIMIT_ADDRESSES: usize = 256;
 
 /// Configuration of one member. The group parameters (`resilience`,
 /// `max_members`, `history_size`, `max_message_size`, `bb_threshold`,
@@ -150,7 +153,9 @@ pub enum GroupError {
     SequencerFailed,
     /// This member was dropped from the group (removed, or left out of a reset).
     Expelled,
-    /// The group is full.
+    /// The group is full, the capability lacks [`RIGHT_RECEIVE`], or (once
+    /// `join_timeout_us` has passed) the group answered only for another
+    /// capability: this one does not verify.
     JoinDenied,
     /// No welcome came within `join_timeout_us`.
     JoinTimeout,
@@ -337,11 +342,34 @@ struct PendingWelcome {
     addr: u64,
     members: Vec<WelcomeMember>,
     sent: bool,
+    /// The joiner's capability key and nonce: the welcome is tagged and its
+    /// secret encrypted for that join attempt alone.
+    key: Key,
+    nonce: u64,
+}
+
+/// A join in progress: what the joiner proves and how.
+#[derive(Clone, Debug)]
+struct JoinAttempt {
+    /// The key of the capability it joins with ([`auth::capability_key`]).
+    key: Key,
+    /// This attempt's number, repeated in the sequencer's answers.
+    nonce: u64,
+    /// The capability's object number.
+    object: u32,
+    /// The sequencer's latest challenge, once one came.
+    challenge: Option<Challenge>,
+    /// An answer for this attempt came whose tag our capability's key does
+    /// not give: the group does not know the capability (or someone forged
+    /// the answer). If nothing better comes, the join fails as denied.
+    unverified: bool,
 }
 
 #[derive(Clone, Debug)]
-struct SeqState {
+struct SequencerRole {
+    /// The sequence number the next entry gets.
     next_seq: u64,
+    /// What each member (but us) acknowledged holding: every entry below.
     acks: BTreeMap<u32, u64>,
     /// Sequence number of each member's join (0 if older than our tenure):
     /// a member only counts as holding entries after its join.
@@ -358,25 +386,37 @@ struct SeqState {
     /// change waits until every member knows the previous one is held by
     /// all (see `change_allowed`).
     stable_seen: BTreeMap<u32, u64>,
+    /// When each member last showed it was at work (a send or an ack).
     last_heard: BTreeMap<u32, u64>,
     /// When each quiet member was last probed.
     last_probe: BTreeMap<u32, u64>,
+    /// The highest message id stamped of each member (a retransmitted send
+    /// gets its entry again instead of a second one).
     last_id: BTreeMap<u32, u32>,
+    /// Welcomes for joins stamped but not yet known received, by member id.
     welcomes: BTreeMap<u32, PendingWelcome>,
+    /// Submissions that wait for room in the history or for the last
+    /// membership change to settle (at most `WAITING_MAX`).
     waiting: VecDeque<Submission>,
+    /// The id the next joiner gets.
     next_member_id: u32,
+    /// When we last broadcast (the heartbeat is due `heartbeat_us` after).
     last_bcast: u64,
+    /// When we last asked every member for an ack.
     last_sync_req: Option<u64>,
+    /// Our own leave is stamped: we stamp nothing more.
     leaving: bool,
+    /// Since when removing dead members has been blocked.
     blocked_dead_since: Option<u64>,
+    /// Not before this do we look at dead members again.
     next_dead_check: u64,
 }
 
-impl SeqState {
+impl SequencerRole {
     /// A sequencer's state starting at `next_seq`, hearing from `members`
     /// (with what each is known to hold) as of `now`.
     fn new(next_seq: u64, now: u64, next_member_id: u32, members: &[(u32, u64)]) -> Self {
-        SeqState {
+        SequencerRole {
             next_seq,
             acks: members.iter().copied().collect(),
             joined: members.iter().map(|&(id, _)| (id, 0)).collect(),
@@ -474,37 +514,77 @@ struct ResetState {
 /// call `handle_timeout` again at [`next_deadline`](Self::next_deadline).
 #[derive(Debug)]
 pub struct GroupMember {
+    /// Our configuration (the group parameters replaced by the group's).
     cfg: Config,
+    /// The group's port (48 bits).
     port: u64,
     /// The group's secret check (the random part of its owner capability).
     secret: Check,
-    /// What a joiner shows the sequencer: its capability's private part.
-    credential: Private,
-    /// What this member may do, from the capability it joined with.
-    rights: Rights,
+    /// The key members tag their packets with (from `secret`).
+    key: Key,
+    /// The join handshake, while joining.
+    join: Option<JoinAttempt>,
+    /// Our address.
     me: u64,
-    my_id: u32,
+    /// Joining, active, resetting, retiring or gone.
     state: State,
-    inc: u32,
-    seq_id: u32,
-    seq_addr: u64,
-    /// Membership as of the received prefix (protocol view).
+    /// Who is in the group, as we know it.
+    membership: Membership,
+    /// The order as we receive and deliver it.
+    delivery: Delivery,
+    /// The sequencer's state, while we are the sequencer.
+    sequencer: Option<SequencerRole>,
+    /// Our part in resets: the round we take part in and what we promised.
+    round: ResetRound,
+    /// When we last heard or asked whom.
+    timers: Timers,
+    /// The number our next message gets.
+    next_msg_id: u32,
+    /// Our messages not yet delivered back to us (the first in flight).
+    send_queue: VecDeque<OutMsg>,
+    /// Entries we stamped that go out together at the next poll.
+    batch: Option<Batch>,
+    /// Whether we told the user the group is blocked (a reset runs).
+    blocked: bool,
+    /// Packets dropped for a wrong tag.
+    rejected: u64,
+    /// Sends the sequencer refused: the member lacks [`RIGHT_SEND`].
+    refused_sends: u64,
+    /// Packets to send.
+    out: VecDeque<Transmit>,
+    /// Events for the user.
+    events: VecDeque<Event>,
+    /// The latest time we were given.
+    now: u64,
+}
+
+/// Who is in the group, as this member knows it.
+#[derive(Debug, Default)]
+struct Membership {
+    /// Our member id ([`NO_MEMBER`] until we are in).
+    my_id: u32,
+    /// What we may do, from the capability we joined with.
+    rights: Rights,
+    /// The rights each member (of `members`, `prev_members` and `view`)
+    /// joined with: the sequencer stamps sends only of those with
+    /// [`RIGHT_SEND`].
+    member_rights: BTreeMap<u32, Rights>,
+    /// The group's incarnation (bumped by every completed reset).
+    incarnation: u32,
+    /// The sequencer's member id.
+    sequencer_id: u32,
+    /// The sequencer's address.
+    sequencer_addr: u64,
+    /// Membership as of the received prefix (protocol view): id → address.
     members: BTreeMap<u32, u64>,
     /// Membership before the last change in `members` (views in the group
     /// differ by at most that one change).
     prev_members: BTreeMap<u32, u64>,
-    /// Accepted mark when we stopped being the sequencer to reset.
-    seq_accepted: Option<u64>,
     /// Entries below this do not change `members` (installed by a reset or welcome).
     members_base: u64,
     /// Membership as of the delivered prefix (application view).
     view: BTreeMap<u32, u64>,
-    history: BTreeMap<u64, Entry>,
-    next_deliver: u64,
-    recv_upto: u64,
-    known_next: u64,
-    accepted: u64,
-    stable: u64,
+    /// Sequence number of the last membership change we received.
     last_change: u64,
     /// Sequence number of our join (0 for the creator).
     joined_at: u64,
@@ -514,31 +594,67 @@ pub struct GroupMember {
     /// incarnation: until it passes `last_change`, no later change can have
     /// been stamped (see `change_allowed`).
     stable_reported: u64,
+}
+
+/// The order as this member receives and delivers it.
+#[derive(Debug, Default)]
+struct Delivery {
+    /// Entries we hold by sequence number, from the delivery point (or the
+    /// stable mark) up to the receive window's end.
+    history: BTreeMap<u64, Entry>,
+    /// The next sequence number to deliver.
+    next_deliver: u64,
+    /// We hold every entry below this (the contiguously received prefix).
+    received_upto: u64,
+    /// One past the highest sequence number we know is stamped.
+    known_end: u64,
+    /// Entries below this are accepted (deliverable).
+    accepted: u64,
+    /// Entries below this are held by every member.
+    stable: u64,
+    /// The highest message id delivered of each member (duplicate
+    /// suppression across sequencers).
     delivered_last_id: BTreeMap<u32, u32>,
     /// BB payloads whose accept has not come yet: (sender, msg_id, payload).
     bb_pending: VecDeque<(u32, u32, Vec<u8>)>,
-    /// BB accepts whose payload has not come yet: seq → (sender, msg_id).
-    bb_awaiting: BTreeMap<u64, (u32, u32)>,
-    next_msg_id: u32,
-    send_queue: VecDeque<OutMsg>,
-    last_from_seq: u64,
-    /// When we last probed a quiet sequencer.
-    last_seq_probe: Option<u64>,
-    last_gap_req: Option<u64>,
+    /// BB accepts whose payload has not come yet: seq → (sender, msg_id,
+    /// digest of the payload).
+    bb_awaiting: BTreeMap<u64, (u32, u32, [u8; 8])>,
+    /// When we last asked for missing entries.
+    last_gap_request: Option<u64>,
+    /// Requests for the same gap so far (every third goes to everyone).
     gap_attempts: u32,
+    /// What we last acknowledged to the sequencer.
     last_ack_sent: u64,
-    seqr: Option<SeqState>,
+}
+
+/// This member's part in resets (a single-decree Paxos per incarnation).
+#[derive(Debug, Default)]
+struct ResetRound {
+    /// The reset we take part in, if one runs.
     reset: Option<ResetState>,
+    /// Our accepted mark when we stopped being the sequencer to reset.
+    accepted_as_sequencer: Option<u64>,
+    /// The highest ballot we promised.
     promised: Ballot,
-    max_round: u32,
-    accepted_val: Option<(Ballot, View)>,
-    decided: Option<View>,
-    last_forward: BTreeMap<u64, u64>,
-    blocked: bool,
-    out: VecDeque<Transmit>,
-    batch: Option<Batch>,
-    events: VecDeque<Event>,
-    now: u64,
+    /// The highest round number we have seen.
+    highest_round: u32,
+    /// The view we accepted in this reset, with its ballot.
+    accepted_view: Option<(Ballot, View)>,
+    /// The view the last reset decided (told to stragglers).
+    last_decided: Option<View>,
+}
+
+/// When this member last heard or asked whom.
+#[derive(Debug, Default)]
+struct Timers {
+    /// When the sequencer's own work (entries, statuses) last reached us.
+    last_heard_sequencer: u64,
+    /// When we last probed a quiet sequencer.
+    last_sequencer_probe: Option<u64>,
+    /// When we last answered each address unasked (rate limit; at most
+    /// `RATE_LIMIT_ADDRESSES` remembered).
+    last_unsolicited: BTreeMap<u64, u64>,
 }
 
 fn quorum(cfg: &Config, n: usize) -> usize {
@@ -559,9 +675,6 @@ struct Quorum {
 impl Quorum {
     fn contains(&self, id: u32, addr: u64) -> bool {
         self.views.iter().any(|v| v.get(&id) == Some(&addr))
-    }
-    fn has_id(&self, id: u32) -> bool {
-        self.views.iter().any(|v| v.contains_key(&id))
     }
     fn satisfied(&self, cfg: &Config, ids: &BTreeSet<u32>) -> bool {
         let enough =
@@ -600,49 +713,27 @@ impl GroupMember {
             cfg,
             port: port & PORT_MASK,
             secret: Check([0; 6]),
-            credential: Private { object: 0, rights: Rights::NONE, check: Check([0; 6]) },
-            rights: Rights::NONE,
+            key: Key::NONE,
+            join: None,
             me,
-            my_id: NO_MEMBER,
             state: State::Gone,
-            inc: 0,
-            seq_id: NO_MEMBER,
-            seq_addr: 0,
-            members: BTreeMap::new(),
-            prev_members: BTreeMap::new(),
-            seq_accepted: None,
-            members_base: 0,
-            view: BTreeMap::new(),
-            history: BTreeMap::new(),
-            next_deliver: 0,
-            recv_upto: 0,
-            known_next: 0,
-            accepted: 0,
-            stable: 0,
-            last_change: 0,
-            joined_at: 0,
-            max_id_seen: 0,
-            stable_reported: 0,
-            delivered_last_id: BTreeMap::new(),
-            bb_pending: VecDeque::new(),
-            bb_awaiting: BTreeMap::new(),
+            membership: Membership {
+                my_id: NO_MEMBER,
+                sequencer_id: NO_MEMBER,
+                rights: Rights::NONE,
+                ..Membership::default()
+            },
+            delivery: Delivery::default(),
+            sequencer: None,
+            round: ResetRound::default(),
+            timers: Timers { last_heard_sequencer: now, ..Timers::default() },
             next_msg_id: 1,
             send_queue: VecDeque::new(),
-            last_from_seq: now,
-            last_seq_probe: None,
-            last_gap_req: None,
-            gap_attempts: 0,
-            last_ack_sent: 0,
-            seqr: None,
-            reset: None,
-            promised: Ballot::default(),
-            max_round: 0,
-            accepted_val: None,
-            decided: None,
-            last_forward: BTreeMap::new(),
-            blocked: false,
-            out: VecDeque::new(),
             batch: None,
+            blocked: false,
+            rejected: 0,
+            refused_sends: 0,
+            out: VecDeque::new(),
             events: VecDeque::new(),
             now,
         }
@@ -656,21 +747,25 @@ impl GroupMember {
     pub fn create_group(cfg: Config, port: u64, secret: Check, me: u64, now: u64) -> Self {
         let mut m = Self::blank(cfg, port, me, now);
         m.secret = secret;
-        m.rights = Rights::ALL;
-        m.my_id = 0;
-        m.seq_id = 0;
-        m.seq_addr = me;
+        m.key = auth::group_key(m.port, &secret);
+        m.membership.rights = Rights::ALL;
+        m.membership.member_rights.insert(0, Rights::ALL);
+        m.membership.my_id = 0;
+        m.membership.sequencer_id = 0;
+        m.membership.sequencer_addr = me;
         m.state = State::Active;
-        m.members.insert(0, me);
-        m.view.insert(0, me);
-        m.history.insert(0, Entry { sender: 0, msg_id: 0, body: EntryBody::Join { addr: me } });
-        m.next_deliver = 1;
-        m.recv_upto = 1;
-        m.known_next = 1;
-        m.accepted = 1;
-        m.stable = 1;
-        m.members_base = 1;
-        m.seqr = Some(SeqState::new(1, now, 1, &[]));
+        m.membership.members.insert(0, me);
+        m.membership.view.insert(0, me);
+        m.delivery
+            .history
+            .insert(0, Entry { sender: 0, msg_id: 0, body: EntryBody::Join { addr: me, rights: 0xff } });
+        m.delivery.next_deliver = 1;
+        m.delivery.received_upto = 1;
+        m.delivery.known_end = 1;
+        m.delivery.accepted = 1;
+        m.delivery.stable = 1;
+        m.membership.members_base = 1;
+        m.sequencer = Some(SequencerRole::new(1, now, 1, &[]));
         m.events.push_back(Event::Joined { member_id: 0, seq: 0 });
         m
     }
@@ -682,14 +777,57 @@ impl GroupMember {
     ///
     /// The group is the one `capability` names; the sequencer admits the
     /// joiner only if the capability verifies and carries [`RIGHT_RECEIVE`],
-    /// and the member may send only if it also carries [`RIGHT_SEND`].
+    /// and the member may send only if it also carries [`RIGHT_SEND`]. The
+    /// capability's check field never goes on the wire: the joiner answers
+    /// the sequencer's challenge with a tag keyed by it.
+    ///
+    /// This join attempt's number comes from `now` and `me`: a driver that
+    /// may join again from the same address at the same clock reading (a
+    /// clock that starts at 0 in every run) should use
+    /// [`join_group_with_nonce`](Self::join_group_with_nonce) with a random
+    /// number instead.
     pub fn join_group(cfg: Config, capability: &Capability, me: u64, now: u64) -> Self {
+        let nonce = now.rotate_left(17) ^ me ^ 0x6a6f_696e_6e6f_6e63;
+        Self::join_group_with_nonce(cfg, capability, me, now, nonce)
+    }
+
+    /// JoinGroup with this join attempt's number given: a random `nonce`
+    /// keeps a recorded answer to an earlier attempt from passing for an
+    /// answer to this one.
+    pub fn join_group_with_nonce(
+        cfg: Config,
+        capability: &Capability,
+        me: u64,
+        now: u64,
+        nonce: u64,
+    ) -> Self {
         let mut m = Self::blank(cfg, capability.port.to_u64(), me, now);
-        m.credential = capability.private();
-        m.rights = capability.private().rights;
+        m.membership.rights = capability.rights;
+        m.join = Some(JoinAttempt {
+            key: auth::capability_key(m.port, &capability.check),
+            nonce,
+            object: capability.object,
+            challenge: None,
+            unverified: false,
+        });
         m.state = State::Joining { since: now, last_tx: now };
-        m.bcast(Body::JoinReq { credential: m.credential.encode() });
+        m.send_join_request();
         m
+    }
+
+    /// Broadcasts a join request: the answer to the latest challenge, or
+    /// (before one came) a request for one.
+    fn send_join_request(&mut self) {
+        let Some(j) = &self.join else { return };
+        let body = Body::JoinReq {
+            nonce: j.nonce,
+            object: j.object,
+            rights: self.membership.rights.0,
+            challenge: j.challenge,
+        };
+        let key = j.key;
+        let bytes = auth::seal(&key, self.me, &Packet { header: self.hdr(0), body });
+        self.out.push_back(Transmit { dest: Dest::Group, bytes });
     }
 
     /// The owner capability of the group (all rights), for handing out
@@ -698,11 +836,45 @@ impl GroupMember {
         Capability::owner(Port::from_u64(self.port), 0, self.secret)
     }
 
-    /// Whether `credential`, shown for this group, lets its holder join.
-    fn admits(&self, credential: &[u8; 10]) -> bool {
-        let capability = Capability::from_parts(Port::from_u64(self.port), Private::decode(credential));
-        capability.private().object == 0
-            && verify(&self.secret, &capability).is_ok_and(|rights| rights.contains(RIGHT_RECEIVE))
+    /// The challenge a joiner must answer now: it changes with every
+    /// membership change (the joiner's own join among them).
+    fn current_challenge(&self) -> Challenge {
+        Challenge { inc: self.membership.incarnation, last_change: self.membership.last_change }
+    }
+
+    /// The key of the capability for this group with `rights` (object 0):
+    /// what its holder tags its proof with.
+    fn capability_key(&self, rights: Rights) -> Key {
+        let capability = self.owner_capability().restrict(rights).unwrap_or(Capability::NULL);
+        auth::capability_key(self.port, &capability.check)
+    }
+
+    /// A join request, at the sequencer: a challenge for a first request
+    /// (or one answering an old challenge), the join for a proof that
+    /// verifies. A stranger learns nothing from either: the challenge is
+    /// tagged with the key of the capability it claims to hold.
+    fn on_join_request(&mut self, from: u64, bytes: &[u8], body: Body) {
+        let Body::JoinReq { nonce, object, rights, challenge } = body else { return };
+        if let Some((&id, _)) = self.membership.members.iter().find(|(_, a)| **a == from) {
+            // Already in (its welcome was lost): only a pending welcome is
+            // sent again, and it is of use to the joiner alone.
+            if self.rate_ok(from) {
+                self.send_welcomes(Some(id));
+            }
+            return;
+        }
+        let rights = Rights(rights);
+        let key = self.capability_key(rights);
+        if challenge.is_some_and(|c| c == self.current_challenge()) && auth::verify(&key, from, bytes) {
+            if object != 0 || !rights.contains(RIGHT_RECEIVE) {
+                self.send_sealed(&key, from, Body::JoinDenied { nonce });
+            } else {
+                self.on_join_req(from, rights, nonce, key);
+            }
+        } else if self.rate_ok(from) {
+            let body = Body::Challenge { nonce, challenge: self.current_challenge() };
+            self.send_sealed(&key, from, body);
+        }
     }
 
     // ------------------------------------------------------------ public API
@@ -740,7 +912,7 @@ impl GroupMember {
         if self.send_queue.iter().any(|m| m.leave) {
             return Err(SendError::NotMember);
         }
-        if !self.rights.contains(RIGHT_SEND) {
+        if !self.membership.rights.contains(RIGHT_SEND) {
             return Err(SendError::NotPermitted);
         }
         if payload.len() > self.cfg.max_message_size as usize {
@@ -780,13 +952,13 @@ impl GroupMember {
     /// GetInfoGroup.
     pub fn get_info(&self) -> GroupInfo {
         GroupInfo {
-            expected_seq: self.next_deliver,
-            next_seq: self.known_next,
-            unstable: self.known_next.saturating_sub(self.stable),
-            member_id: self.my_id,
-            sequencer_id: self.seq_id,
-            incarnation: self.inc,
-            members: self.view.iter().map(|(a, b)| (*a, *b)).collect(),
+            expected_seq: self.delivery.next_deliver,
+            next_seq: self.delivery.known_end,
+            unstable: self.delivery.known_end.saturating_sub(self.delivery.stable),
+            member_id: self.membership.my_id,
+            sequencer_id: self.membership.sequencer_id,
+            incarnation: self.membership.incarnation,
+            members: self.membership.view.iter().map(|(a, b)| (*a, *b)).collect(),
             send_queue: self.send_queue.len(),
         }
     }
@@ -798,13 +970,13 @@ impl GroupMember {
 
     /// Our member id, if we are a member.
     pub fn member_id(&self) -> Option<u32> {
-        (self.my_id != NO_MEMBER && matches!(self.state, State::Active | State::Resetting))
-            .then_some(self.my_id)
+        (self.membership.my_id != NO_MEMBER && matches!(self.state, State::Active | State::Resetting))
+            .then_some(self.membership.my_id)
     }
 
     /// Whether this member currently acts as sequencer.
     pub fn is_sequencer(&self) -> bool {
-        self.seqr.is_some() && self.state == State::Active
+        self.sequencer.is_some() && self.state == State::Active
     }
 
     /// Whether the member is in the group (active or resetting).
@@ -848,14 +1020,14 @@ impl GroupMember {
             }
             State::Retiring { since, .. } => {
                 at(since + c.member_timeout_us);
-                if let Some(s) = &self.seqr {
+                if let Some(s) = &self.sequencer {
                     at(s.last_bcast + c.heartbeat_us);
                 }
                 return d;
             }
             State::Active | State::Resetting => {}
         }
-        if let Some(s) = &self.seqr {
+        if let Some(s) = &self.sequencer {
             at(s.last_bcast + c.heartbeat_us);
             if let Some(t) = s.last_heard.values().min() {
                 at((t + c.member_timeout_us).max(s.next_dead_check));
@@ -870,7 +1042,7 @@ impl GroupMember {
                 at(t + c.member_timeout_us);
             }
         } else if self.state == State::Active {
-            at(self.last_from_seq + c.sequencer_timeout_us);
+            at(self.timers.last_heard_sequencer + c.sequencer_timeout_us);
             at(self.next_sequencer_probe());
         }
         if let Some(m) = self.send_queue.front()
@@ -879,10 +1051,10 @@ impl GroupMember {
         {
             at(m.last_tx.map_or(self.now, |t| t + self.send_interval(m)));
         }
-        if self.state == State::Active && self.recv_upto < self.known_next {
-            at(self.last_gap_req.map_or(self.now, |t| t + c.retransmit_us));
+        if self.state == State::Active && self.delivery.received_upto < self.delivery.known_end {
+            at(self.delivery.last_gap_request.map_or(self.now, |t| t + c.retransmit_us));
         }
-        if let Some(r) = &self.reset {
+        if let Some(r) = &self.round.reset {
             let rt = self.round_timeout();
             match &r.phase {
                 Phase::Waiting { until, .. } => at(*until),
@@ -908,26 +1080,29 @@ impl GroupMember {
             State::Gone => return,
             State::Joining { since, last_tx } => {
                 if now >= since + c.join_timeout_us {
-                    self.state = State::Gone;
-                    self.events.push_back(Event::Error(GroupError::JoinTimeout));
+                    // Answered only with challenges our key cannot check: the
+                    // capability is not one for this group.
+                    let denied = self.join.as_ref().is_some_and(|j| j.unverified && j.challenge.is_none());
+                    self.go();
+                    let error = if denied { GroupError::JoinDenied } else { GroupError::JoinTimeout };
+                    self.events.push_back(Event::Error(error));
                 } else if now >= last_tx + c.retransmit_us {
                     self.state = State::Joining { since, last_tx: now };
-                    self.bcast(Body::JoinReq { credential: self.credential.encode() });
+                    self.send_join_request();
                 }
                 return;
             }
             State::Retiring { since, leave_seq } => {
                 // Everyone must hold our leave and know it is accepted (it
                 // reported the stable mark past it), or it cannot deliver it.
-                let done = self.seqr.as_ref().is_none_or(|s| {
+                let done = self.sequencer.as_ref().is_none_or(|s| {
                     s.acks.iter().all(|(id, &a)| {
                         a > leave_seq && s.stable_seen.get(id).is_some_and(|&st| st > leave_seq)
                     })
                 });
                 if done || now >= since + c.member_timeout_us {
-                    self.state = State::Gone;
-                    self.seqr = None;
-                } else if self.seqr.as_ref().is_some_and(|s| now >= s.last_bcast + c.heartbeat_us) {
+                    self.go();
+                } else if self.sequencer.as_ref().is_some_and(|s| now >= s.last_bcast + c.heartbeat_us) {
                     self.bcast_status(FLAG_SYNC);
                 }
                 return;
@@ -935,19 +1110,19 @@ impl GroupMember {
             State::Active | State::Resetting => {}
         }
         if self.state == State::Active {
-            if self.seqr.is_some() {
+            if self.sequencer.is_some() {
                 self.seq_timers();
-            } else if now >= self.last_from_seq + c.sequencer_timeout_us {
+            } else if now >= self.timers.last_heard_sequencer + c.sequencer_timeout_us {
                 self.events.push_back(Event::Error(GroupError::SequencerFailed));
                 if c.auto_reset {
                     self.enter_reset();
                 } else {
                     // Report again after another timeout.
-                    self.last_from_seq = now;
+                    self.timers.last_heard_sequencer = now;
                 }
             } else if now >= self.next_sequencer_probe() {
                 // Quiet for a while: ask it to answer before giving up on it.
-                self.last_seq_probe = Some(now);
+                self.timers.last_sequencer_probe = Some(now);
                 self.send_ack(FLAG_SYNC);
             }
         }
@@ -962,40 +1137,100 @@ impl GroupMember {
 
     /// Processes one packet received from address `from`. Packets for other
     /// ports are ignored; malformed packets return an error and change nothing.
+    ///
+    /// Every packet must carry the tag of the key its kind calls for (see
+    /// the crate docs, "Protection"); one that does not is dropped here and
+    /// changes nothing, as is one addressed to another member.
     pub fn handle_packet(&mut self, now: u64, from: u64, bytes: &[u8]) -> Result<(), DecodeError> {
         let pkt = Packet::decode(bytes)?;
         self.now = self.now.max(now);
-        if pkt.header.port != self.port || from == self.me {
+        let h = pkt.header;
+        if h.port != self.port || from == self.me || (h.to != 0 && h.to != self.me) {
             return Ok(());
         }
-        self.on_packet(from, pkt.header, pkt.body);
+        match pkt.body {
+            Body::JoinReq { .. } => {
+                if self.state == State::Active && self.sequencer.is_some() {
+                    self.on_join_request(from, bytes, pkt.body);
+                }
+            }
+            Body::Challenge { nonce, .. } | Body::Welcome { nonce, .. } | Body::JoinDenied { nonce } => {
+                let Some(j) = &mut self.join else { return Ok(()) };
+                if h.to != self.me || nonce != j.nonce {
+                    return Ok(());
+                }
+                if auth::verify(&j.key, from, bytes) {
+                    self.on_join_answer(from, h, pkt.body);
+                } else {
+                    j.unverified = true;
+                }
+            }
+            body => {
+                if auth::verify(&self.key, from, bytes) {
+                    self.on_packet(from, h, body);
+                } else {
+                    self.rejected = self.rejected.saturating_add(1);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// How many packets failed their tag (forged, or from a station that
+    /// does not hold the group's key).
+    pub fn rejected_packets(&self) -> u64 {
+        self.rejected
+    }
+
+    /// How many sends this member, as sequencer, refused because the
+    /// sending member's capability lacks [`RIGHT_SEND`].
+    pub fn refused_sends(&self) -> u64 {
+        self.refused_sends
     }
 
     // ------------------------------------------------------------ output helpers
 
-    fn hdr(&self) -> Header {
-        Header { port: self.port, inc: self.inc, src: self.my_id }
+    /// Our header for a packet to `to` (0: the whole group).
+    fn hdr(&self, to: u64) -> Header {
+        Header { port: self.port, inc: self.membership.incarnation, src: self.membership.my_id, to }
+    }
+
+    /// Encodes and tags a packet of ours with the group key.
+    fn seal(&self, to: u64, body: Body) -> Vec<u8> {
+        auth::seal(&self.key, self.me, &Packet { header: self.hdr(to), body })
+    }
+
+    /// Sends a packet to one address, tagged with `key` (a joiner's
+    /// capability key) instead of the group key.
+    fn send_sealed(&mut self, key: &Key, addr: u64, body: Body) {
+        self.flush_batch();
+        let bytes = auth::seal(key, self.me, &Packet { header: self.hdr(addr), body });
+        self.out.push_back(Transmit { dest: Dest::Member(addr), bytes });
     }
 
     fn send_to(&mut self, addr: u64, body: Body) {
         self.flush_batch();
-        let bytes = Packet { header: self.hdr(), body }.encode();
+        let bytes = self.seal(addr, body);
         self.out.push_back(Transmit { dest: Dest::Member(addr), bytes });
     }
 
     fn bcast(&mut self, body: Body) {
         self.flush_batch();
-        let bytes = Packet { header: self.hdr(), body }.encode();
+        let bytes = self.seal(0, body);
         self.out.push_back(Transmit { dest: Dest::Group, bytes });
-        if let Some(s) = &mut self.seqr {
+        if let Some(s) = &mut self.sequencer {
             s.last_bcast = self.now;
         }
     }
 
     fn status(&self, flags: u8) -> Option<Body> {
-        let s = self.seqr.as_ref()?;
-        Some(Body::Status { next_seq: s.next_seq, accepted: self.accepted, stable: self.stable, flags })
+        let s = self.sequencer.as_ref()?;
+        Some(Body::Status {
+            next_seq: s.next_seq,
+            accepted: self.delivery.accepted,
+            stable: self.delivery.stable,
+            flags,
+        })
     }
 
     fn bcast_status(&mut self, flags: u8) {
@@ -1007,19 +1242,19 @@ impl GroupMember {
     /// Tells the sequencer what we hold and know to be stable; `flags`
     /// [`FLAG_SYNC`] asks it to answer.
     fn send_ack(&mut self, flags: u8) {
-        if self.seqr.is_some() || self.seq_addr == self.me {
+        if self.sequencer.is_some() || self.membership.sequencer_addr == self.me {
             return;
         }
-        self.last_ack_sent = self.recv_upto;
-        self.stable_reported = self.stable_reported.max(self.stable);
-        let a = self.seq_addr;
-        self.send_to(a, Body::Ack { ack: self.recv_upto, stable: self.stable, flags });
+        self.delivery.last_ack_sent = self.delivery.received_upto;
+        self.membership.stable_reported = self.membership.stable_reported.max(self.delivery.stable);
+        let a = self.membership.sequencer_addr;
+        self.send_to(a, Body::Ack { ack: self.delivery.received_upto, stable: self.delivery.stable, flags });
     }
 
     /// When a member not hearing its sequencer next asks it for a sign of life.
     fn next_sequencer_probe(&self) -> u64 {
-        let quiet = self.last_from_seq + self.cfg.probe_after(self.cfg.sequencer_timeout_us);
-        quiet.max(self.last_seq_probe.map_or(0, |t| t + self.cfg.retransmit_us))
+        let quiet = self.timers.last_heard_sequencer + self.cfg.probe_after(self.cfg.sequencer_timeout_us);
+        quiet.max(self.timers.last_sequencer_probe.map_or(0, |t| t + self.cfg.retransmit_us))
     }
 
     /// Puts the stamped entries not yet sent on the wire, as one packet.
@@ -1027,12 +1262,12 @@ impl GroupMember {
         let Some(b) = self.batch.take() else { return };
         let body = Body::Data {
             seq: b.seq,
-            accepted: self.accepted,
-            stable: self.stable,
+            accepted: self.delivery.accepted,
+            stable: self.delivery.stable,
             flags: self.need_ack_flag(),
             items: b.items,
         };
-        let bytes = Packet { header: self.hdr(), body }.encode();
+        let bytes = self.seal(0, body);
         self.out.push_back(Transmit { dest: Dest::Group, bytes });
     }
 
@@ -1055,82 +1290,85 @@ impl GroupMember {
         if matches!(self.state, State::Active | State::Resetting) {
             self.events.push_back(Event::Error(GroupError::Expelled));
         }
-        self.state = State::Gone;
-        self.seqr = None;
-        self.reset = None;
+        self.go();
+        self.round.reset = None;
         self.send_queue.clear();
     }
 
+    /// Out of the group for good: nothing more is sent or taken, and the
+    /// group's secrets are forgotten (see "Protection" in the crate docs).
+    fn go(&mut self) {
+        self.state = State::Gone;
+        self.sequencer = None;
+        self.secret = Check([0; 6]);
+        self.key = Key::NONE;
+        self.join = None;
+    }
+
     fn effective_r(&self) -> usize {
-        (self.cfg.resilience as usize).min(self.members.len().saturating_sub(1))
+        (self.cfg.resilience as usize).min(self.membership.members.len().saturating_sub(1))
     }
 
     fn history_full(&self) -> bool {
-        let Some(s) = &self.seqr else { return false };
-        let low = self.stable.min(self.next_deliver);
+        let Some(s) = &self.sequencer else { return false };
+        let low = self.delivery.stable.min(self.delivery.next_deliver);
         s.next_seq.saturating_sub(low) >= self.cfg.history_size as u64
     }
 
     // ------------------------------------------------------------ packet dispatch
 
-    fn on_packet(&mut self, from: u64, h: Header, body: Body) {
-        match &body {
-            Body::JoinReq { credential } => {
-                if self.state == State::Active && self.seqr.is_some() {
-                    if self.admits(credential) {
-                        self.on_join_req(from);
-                    } else {
-                        self.send_to(from, Body::JoinDenied);
-                    }
-                }
-                return;
+    /// An answer of the sequencer to our join request (its tag checked).
+    fn on_join_answer(&mut self, from: u64, h: Header, body: Body) {
+        let (State::Joining { .. }, Some(j)) = (self.state, &mut self.join) else { return };
+        match body {
+            Body::Challenge { nonce, challenge } if nonce == j.nonce && j.challenge != Some(challenge) => {
+                j.challenge = Some(challenge);
+                self.send_join_request();
             }
-            Body::Welcome { .. } => {
-                if matches!(self.state, State::Joining { .. }) {
-                    self.on_welcome(from, h, body);
-                }
-                return;
-            }
-            Body::JoinDenied => {
-                if matches!(self.state, State::Joining { .. }) {
-                    self.state = State::Gone;
-                    self.events.push_back(Event::Error(GroupError::JoinDenied));
-                }
-                return;
-            }
-            Body::Decided { view } => {
-                let view = view.clone();
-                self.on_decided(view);
-                return;
+            Body::Welcome { nonce, .. } if nonce == j.nonce => self.on_welcome(from, h, body),
+            Body::JoinDenied { nonce } if nonce == j.nonce => {
+                self.go();
+                self.events.push_back(Event::Error(GroupError::JoinDenied));
             }
             _ => {}
+        }
+    }
+
+    fn on_packet(&mut self, from: u64, h: Header, body: Body) {
+        if let Body::Decided { view } = &body {
+            let view = view.clone();
+            self.on_decided(view);
+            return;
         }
         if matches!(self.state, State::Joining { .. } | State::Gone) {
             return;
         }
-        if h.inc != self.inc {
+        if h.inc != self.membership.incarnation {
             self.on_other_inc(from, h, &body);
             return;
         }
-        if self.state == State::Active && self.seqr.is_some() && self.members.get(&h.src) != Some(&from) {
+        if self.state == State::Active
+            && self.sequencer.is_some()
+            && self.membership.members.get(&h.src) != Some(&from)
+        {
             if self.serve_leaver(from, h.src, &body) {
                 return;
             }
             // The sequencer knows the membership best: tell strangers.
             if h.src != NO_MEMBER && self.rate_ok(from) {
-                self.send_to(from, Body::NotMember);
+                self.send_to(from, Body::NotMember { member: h.src });
             }
             return;
         }
-        let from_sequencer = from == self.seq_addr && h.src == self.seq_id;
+        let from_sequencer = from == self.membership.sequencer_addr && h.src == self.membership.sequencer_id;
         if from_sequencer && matches!(body, Body::Data { .. } | Body::Status { .. }) {
             // Only the sequencer's own work shows it alive: a sequencer that
             // stepped down still sends reset traffic.
-            self.last_from_seq = self.now;
+            self.timers.last_heard_sequencer = self.now;
         }
-        if self.members.get(&h.src) == Some(&from)
+        if self.membership.members.get(&h.src) == Some(&from)
             && matches!(body, Body::Send { .. } | Body::BbData { .. } | Body::Ack { .. })
-            && let Some(s) = &mut self.seqr
+            && let Some(s) = &mut self.sequencer
             && let Some(t) = s.last_heard.get_mut(&h.src)
         {
             // Only a member at work counts as alive: one stuck in a reset
@@ -1152,19 +1390,25 @@ impl GroupMember {
     fn dispatch(&mut self, from: u64, h: Header, body: Body, from_sequencer: bool) {
         match body {
             Body::Send { msg_id, ack, leave, payload } => {
-                if self.seqr.is_some() && self.state == State::Active {
+                if self.sequencer.is_some() && self.state == State::Active {
                     self.on_send(from, h.src, msg_id, ack, leave, payload, false);
                 }
             }
             Body::BbData { msg_id, ack, payload } => {
-                if self.seqr.is_some() && self.state == State::Active {
+                if self.sequencer.is_some() && self.state == State::Active {
                     self.on_send(from, h.src, msg_id, ack, false, payload, true);
-                } else if self.members.get(&h.src) == Some(&from) {
+                } else if self.membership.members.get(&h.src) == Some(&from) {
                     self.on_bb_payload(h.src, msg_id, payload);
                     self.after_input();
                 }
             }
             Body::Data { seq, accepted, stable, flags, items } => {
+                // Entries come from the sequencer, or, answering a request
+                // for them, from a member (or a joiner we have not heard of).
+                let relay = flags & FLAG_RETRANS != 0 && self.may_relay(h.src, from);
+                if !from_sequencer && !relay {
+                    return;
+                }
                 let next = seq + items.len() as u64;
                 for (seq, item) in (seq..).zip(items) {
                     self.on_item(seq, item);
@@ -1182,23 +1426,24 @@ impl GroupMember {
                 }
             }
             Body::Ack { ack, stable, flags } => {
-                if self.seqr.is_some() {
+                if self.sequencer.is_some() {
                     self.on_ack(from, h.src, ack, stable, flags);
                 }
             }
             Body::Retrans { from: a, to, any } => {
-                if self.seqr.is_some() || any {
+                if self.sequencer.is_some() || any {
                     self.serve_retrans(from, a, to);
                 } else if self.state == State::Resetting {
                     // Reset fetches are addressed to a holder directly.
                     self.serve_retrans(from, a, to);
                 }
             }
-            Body::NotMember => {
+            Body::NotMember { member } => {
                 // Only an active sequencer says this, and it knows the
                 // membership of this incarnation best (it may be a successor
-                // we have not heard of yet).
-                if self.known_member(h.src, from) {
+                // we have not heard of yet). It names the id it refuses: an
+                // answer to an earlier membership of ours does not count.
+                if member == self.membership.my_id && self.known_member(h.src, from) {
                     self.expel();
                 }
             }
@@ -1210,28 +1455,34 @@ impl GroupMember {
                     ballot,
                     PromiseInfo { addr: from, seq_accepted, delivered, joined, recv_upto, held, accepted },
                 ),
-            Body::Nack { ballot } => self.on_nack(h.src, ballot),
+            Body::Nack { ballot } => self.on_nack(from, h.src, ballot),
             Body::Accept { ballot, view } => self.on_accept(from, h.src, ballot, view),
-            Body::Accepted { ballot } => self.on_accepted(h.src, ballot),
-            Body::JoinReq { .. } | Body::Welcome { .. } | Body::JoinDenied | Body::Decided { .. } => {}
+            Body::Accepted { ballot } => self.on_accepted(from, h.src, ballot),
+            Body::JoinReq { .. }
+            | Body::Challenge { .. }
+            | Body::Welcome { .. }
+            | Body::JoinDenied { .. }
+            | Body::Decided { .. } => {}
         }
     }
 
     /// Rate limit for unsolicited answers to one address.
     fn rate_ok(&mut self, from: u64) -> bool {
         let now = self.now;
-        let ok = self.last_forward.get(&from).is_none_or(|&t| now >= t + self.cfg.retransmit_us);
+        let ok = self.timers.last_unsolicited.get(&from).is_none_or(|&t| now >= t + self.cfg.retransmit_us);
         if ok {
-            if self.last_forward.len() > 256 {
-                self.last_forward.clear();
+            if self.timers.last_unsolicited.len() >= RATE_LIMIT_ADDRESSES {
+                self.timers.last_unsolicited.clear();
             }
-            self.last_forward.insert(from, now);
+            self.timers.last_unsolicited.insert(from, now);
         }
         ok
     }
 
     fn on_other_inc(&mut self, from: u64, h: Header, body: &Body) {
-        if matches!(body, Body::NotMember) && newer(h.inc, self.inc) {
+        if matches!(body, Body::NotMember { member } if *member == self.membership.my_id)
+            && newer(h.inc, self.membership.incarnation)
+        {
             // A member of a later incarnation does not count us in it: we
             // were left out of a reset (or removed since).
             self.expel();
@@ -1240,17 +1491,19 @@ impl GroupMember {
         if h.src == NO_MEMBER || !self.rate_ok(from) {
             return;
         }
-        if newer(self.inc, h.inc) {
+        if newer(self.membership.incarnation, h.inc) {
             // A straggler of an older incarnation: tell it how the reset
             // went, or, if we cannot (we joined since), that it is out.
-            match self.decided.clone() {
+            match self.round.last_decided.clone() {
                 Some(v) if v.old_inc == h.inc => self.send_to(from, Body::Decided { view: v }),
-                _ if self.members.get(&h.src) != Some(&from) => self.send_to(from, Body::NotMember),
+                _ if self.membership.members.get(&h.src) != Some(&from) => {
+                    self.send_to(from, Body::NotMember { member: h.src })
+                }
                 _ => {}
             }
         } else {
             // We are behind: make the sender tell us.
-            let b = Body::ResetStatus { recv_upto: self.recv_upto };
+            let b = Body::ResetStatus { recv_upto: self.delivery.received_upto };
             self.send_to(from, b);
         }
     }
@@ -1258,46 +1511,72 @@ impl GroupMember {
     // ------------------------------------------------------------ joining
 
     fn on_welcome(&mut self, from: u64, h: Header, body: Body) {
-        let Body::Welcome { member_id, join_seq, sequencer, accepted, stable, params, members, secret } =
-            body
+        let Body::Welcome {
+            nonce,
+            member_id,
+            join_seq,
+            sequencer,
+            accepted,
+            stable,
+            params,
+            members,
+            secret,
+        } = body
         else {
             return;
         };
+        let Some(j) = self.join.take_if(|j| j.nonce == nonce) else { return };
         if !members.iter().any(|m| m.id == member_id && m.addr == self.me)
             || !members.iter().any(|m| m.id == sequencer && m.addr == from && h.src == sequencer)
         {
+            self.join = Some(j);
             return;
         }
         self.cfg.set_params(&params);
-        self.secret = Check(secret);
-        self.my_id = member_id;
-        self.inc = h.inc;
-        self.seq_id = sequencer;
-        self.seq_addr = from;
-        self.members = members.iter().map(|m| (m.id, m.addr)).collect();
+        let pad = auth::welcome_pad(&j.key, nonce, self.me);
+        let mut plain = secret;
+        plain.iter_mut().zip(pad).for_each(|(b, p)| *b ^= p);
+        self.secret = Check(plain);
+        self.key = auth::group_key(self.port, &self.secret);
+        self.membership.member_rights = members.iter().map(|m| (m.id, Rights(m.rights))).collect();
+        self.membership.member_rights.insert(member_id, self.membership.rights);
+        self.membership.my_id = member_id;
+        self.membership.incarnation = h.inc;
+        self.membership.sequencer_id = sequencer;
+        self.membership.sequencer_addr = from;
+        self.membership.members = members.iter().map(|m| (m.id, m.addr)).collect();
         // Before our join: nobody can have reported it stable yet, so a
         // reset may count on that membership too (see `change_allowed`).
-        self.prev_members =
-            self.members.iter().filter(|&(&id, _)| id != member_id).map(|(&a, &b)| (a, b)).collect();
+        self.membership.prev_members = self
+            .membership
+            .members
+            .iter()
+            .filter(|&(&id, _)| id != member_id)
+            .map(|(&a, &b)| (a, b))
+            .collect();
         // Our own join entry, which we can tell exactly: a reset may need it
         // from us if the sequencer dies before the others have it.
-        self.history.insert(
+        self.delivery.history.insert(
             join_seq,
-            Entry { sender: member_id, msg_id: 0, body: EntryBody::Join { addr: self.me } },
+            Entry {
+                sender: member_id,
+                msg_id: 0,
+                body: EntryBody::Join { addr: self.me, rights: self.membership.rights.0 },
+            },
         );
-        self.view = self.members.clone();
-        self.delivered_last_id = members.iter().map(|m| (m.id, m.last_msg_id)).collect();
-        self.members_base = join_seq + 1;
-        self.next_deliver = join_seq + 1;
-        self.recv_upto = join_seq + 1;
-        self.known_next = join_seq + 1;
-        self.accepted = accepted.max(join_seq + 1);
-        self.stable = stable.min(join_seq + 1);
-        self.last_change = join_seq;
-        self.joined_at = join_seq;
-        self.max_id_seen = members.iter().map(|m| m.id).max().unwrap_or(member_id);
+        self.membership.view = self.membership.members.clone();
+        self.delivery.delivered_last_id = members.iter().map(|m| (m.id, m.last_msg_id)).collect();
+        self.membership.members_base = join_seq + 1;
+        self.delivery.next_deliver = join_seq + 1;
+        self.delivery.received_upto = join_seq + 1;
+        self.delivery.known_end = join_seq + 1;
+        self.delivery.accepted = accepted.max(join_seq + 1);
+        self.delivery.stable = stable.min(join_seq + 1);
+        self.membership.last_change = join_seq;
+        self.membership.joined_at = join_seq;
+        self.membership.max_id_seen = members.iter().map(|m| m.id).max().unwrap_or(member_id);
         self.state = State::Active;
-        self.last_from_seq = self.now;
+        self.timers.last_heard_sequencer = self.now;
         self.events.push_back(Event::Joined { member_id, seq: join_seq });
         self.send_ack(0);
     }

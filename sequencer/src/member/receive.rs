@@ -7,97 +7,117 @@ impl GroupMember {
     /// One item of a data packet: an entry, or a BB accept whose payload we
     /// may already hold (or will, when its sender's broadcast comes).
     pub(super) fn on_item(&mut self, seq: u64, item: Item) {
-        let (sender, msg_id) = match item {
+        let (sender, msg_id, digest) = match item {
             Item::Entry(e) => return self.on_entry(seq, e),
-            Item::Bb { sender, msg_id } => (sender, msg_id),
+            Item::Bb { sender, msg_id, digest } => (sender, msg_id, digest),
         };
-        self.known_next = self.known_next.max(seq + 1);
-        if let Some(i) = self.bb_pending.iter().position(|(s, m, _)| *s == sender && *m == msg_id)
-            && let Some((_, _, payload)) = self.bb_pending.remove(i)
+        if !self.within_window(seq) {
+            return;
+        }
+        self.delivery.known_end = self.delivery.known_end.max(seq + 1);
+        let named =
+            |(s, m, p): &(u32, u32, Vec<u8>)| *s == sender && *m == msg_id && auth::digest(p) == digest;
+        if let Some(i) = self.delivery.bb_pending.iter().position(named)
+            && let Some((_, _, payload)) = self.delivery.bb_pending.remove(i)
         {
             self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
-        } else if seq >= self.recv_upto && !self.history.contains_key(&seq) {
-            if self.bb_awaiting.len() >= BB_PENDING_MAX {
-                self.bb_awaiting.pop_first();
+        } else if seq >= self.delivery.received_upto && !self.delivery.history.contains_key(&seq) {
+            if self.delivery.bb_awaiting.len() >= BB_PENDING_MAX {
+                self.delivery.bb_awaiting.pop_first();
             }
-            self.bb_awaiting.insert(seq, (sender, msg_id));
+            self.delivery.bb_awaiting.insert(seq, (sender, msg_id, digest));
         }
+    }
+
+    /// How far past what we hold in order an entry may be and still be
+    /// kept: twice the history (a sequencer stamps at most one history
+    /// ahead of what every member holds), plus one retransmission batch.
+    pub(super) fn window_end(&self) -> u64 {
+        self.delivery.received_upto.saturating_add(2 * self.cfg.history_size as u64 + RETRANS_BATCH)
+    }
+
+    /// Whether an entry at `seq` is within what we keep (see `window_end`).
+    pub(super) fn within_window(&self, seq: u64) -> bool {
+        seq < self.window_end()
     }
 
     /// A BB payload from its sender: its entry if the accept came first,
     /// otherwise kept for the accept.
     pub(super) fn on_bb_payload(&mut self, sender: u32, msg_id: u32, payload: Vec<u8>) {
-        if let Some((&seq, _)) = self.bb_awaiting.iter().find(|(_, id)| **id == (sender, msg_id)) {
+        let digest = auth::digest(&payload);
+        if let Some((&seq, _)) =
+            self.delivery.bb_awaiting.iter().find(|(_, id)| **id == (sender, msg_id, digest))
+        {
             self.on_entry(seq, Entry { sender, msg_id, body: EntryBody::App(payload) });
             return;
         }
-        if self.bb_pending.iter().any(|(s, m, _)| *s == sender && *m == msg_id) {
+        if self.delivery.bb_pending.iter().any(|(s, m, _)| *s == sender && *m == msg_id) {
             return;
         }
-        if self.bb_pending.len() >= BB_PENDING_MAX {
-            self.bb_pending.pop_front();
+        if self.delivery.bb_pending.len() >= BB_PENDING_MAX {
+            self.delivery.bb_pending.pop_front();
         }
-        self.bb_pending.push_back((sender, msg_id, payload));
+        self.delivery.bb_pending.push_back((sender, msg_id, payload));
     }
 
     /// Stores an entry in the history (any state but joining).
     pub(super) fn on_entry(&mut self, seq: u64, entry: Entry) {
-        self.bb_awaiting.remove(&seq);
-        if seq < self.next_deliver || self.history.contains_key(&seq) {
-            return;
-        }
-        if self.history.len() as u64 > 4 * self.cfg.history_size as u64 + 64
-            && seq > self.recv_upto + 4 * self.cfg.history_size as u64
+        if seq < self.delivery.next_deliver
+            || self.delivery.history.contains_key(&seq)
+            || !self.within_window(seq)
         {
-            // Far beyond what we can use; drop it rather than grow without bound.
+            // Beyond the window: far more than we can use; we fetch it once
+            // we are closer rather than grow without bound.
             return;
         }
-        if entry.sender == self.my_id
+        self.delivery.bb_awaiting.remove(&seq);
+        if entry.sender == self.membership.my_id
             && let Some(m) = self.send_queue.front_mut()
             && m.msg_id == entry.msg_id
         {
             m.stamped = Some(seq);
         }
-        self.history.insert(seq, entry);
-        self.known_next = self.known_next.max(seq + 1);
+        self.delivery.history.insert(seq, entry);
+        self.delivery.known_end = self.delivery.known_end.max(seq + 1);
         self.advance_recv();
     }
 
     pub(super) fn advance_recv(&mut self) {
-        let before = self.recv_upto;
-        while let Some(e) = self.history.get(&self.recv_upto) {
-            if self.recv_upto >= self.members_base {
+        let before = self.delivery.received_upto;
+        while let Some(e) = self.delivery.history.get(&self.delivery.received_upto) {
+            if self.delivery.received_upto >= self.membership.members_base {
                 let e = e.clone();
-                self.apply_members(self.recv_upto, &e);
+                self.apply_members(self.delivery.received_upto, &e);
             }
-            self.recv_upto += 1;
+            self.delivery.received_upto += 1;
         }
-        if self.recv_upto > before {
-            self.gap_attempts = 0;
+        if self.delivery.received_upto > before {
+            self.delivery.gap_attempts = 0;
         }
     }
 
     /// Drops BB payloads and accepts of a member that left (or of an id
     /// given anew): its entries, if still needed, come by retransmission.
     fn forget_bb_of(&mut self, id: u32) {
-        self.bb_pending.retain(|(sender, _, _)| *sender != id);
-        self.bb_awaiting.retain(|_, (sender, _)| *sender != id);
+        self.delivery.bb_pending.retain(|(sender, _, _)| *sender != id);
+        self.delivery.bb_awaiting.retain(|_, (sender, _, _)| *sender != id);
     }
 
     /// Applies a membership change to the protocol view (at receive time).
     pub(super) fn apply_members(&mut self, seq: u64, e: &Entry) {
         let now = self.now;
         if !matches!(e.body, EntryBody::App(_)) {
-            self.prev_members = self.members.clone();
+            self.membership.prev_members = self.membership.members.clone();
         }
         match &e.body {
             EntryBody::App(_) => {}
-            EntryBody::Join { addr } => {
-                self.members.insert(e.sender, *addr);
-                self.max_id_seen = self.max_id_seen.max(e.sender);
+            EntryBody::Join { addr, rights } => {
+                self.membership.members.insert(e.sender, *addr);
+                self.membership.member_rights.insert(e.sender, Rights(*rights));
+                self.membership.max_id_seen = self.membership.max_id_seen.max(e.sender);
                 self.forget_bb_of(e.sender);
-                self.last_change = seq;
-                if let Some(s) = &mut self.seqr {
+                self.membership.last_change = seq;
+                if let Some(s) = &mut self.sequencer {
                     s.acks.insert(e.sender, seq);
                     s.joined.insert(e.sender, seq);
                     s.stable_seen.remove(&e.sender);
@@ -111,9 +131,9 @@ impl GroupMember {
             }
             EntryBody::Leave { .. } => {
                 self.forget_bb_of(e.sender);
-                let addr = self.members.remove(&e.sender);
-                self.last_change = seq;
-                if let Some(s) = &mut self.seqr {
+                let addr = self.membership.members.remove(&e.sender);
+                self.membership.last_change = seq;
+                if let Some(s) = &mut self.sequencer {
                     if let (Some(addr), Some(&ack)) = (addr, s.acks.get(&e.sender)) {
                         s.leavers.insert(e.sender, Leaver { addr, seq, ack, since: now });
                     }
@@ -122,14 +142,14 @@ impl GroupMember {
             }
             EntryBody::Remove { member } => {
                 self.forget_bb_of(*member);
-                self.members.remove(member);
-                self.last_change = seq;
-                if let Some(s) = &mut self.seqr {
+                self.membership.members.remove(member);
+                self.membership.last_change = seq;
+                if let Some(s) = &mut self.sequencer {
                     s.depart(*member, seq);
                 }
             }
             EntryBody::Reset { .. } => {
-                self.last_change = seq;
+                self.membership.last_change = seq;
             }
         }
     }
@@ -139,10 +159,10 @@ impl GroupMember {
         if self.state != State::Active {
             return;
         }
-        self.known_next = self.known_next.max(next);
+        self.delivery.known_end = self.delivery.known_end.max(next.min(self.window_end()));
         // Never accept beyond what the sequencer has stamped in this incarnation.
-        self.accepted = self.accepted.max(accepted.min(self.known_next));
-        self.stable = self.stable.max(stable.min(self.recv_upto));
+        self.delivery.accepted = self.delivery.accepted.max(accepted.min(self.delivery.known_end));
+        self.delivery.stable = self.delivery.stable.max(stable.min(self.delivery.received_upto));
         if flags & (FLAG_NEED_ACK | FLAG_SYNC) != 0 {
             self.send_ack(0);
         }
@@ -153,8 +173,9 @@ impl GroupMember {
         if self.state != State::Active {
             return;
         }
-        if self.seqr.is_none()
-            && self.recv_upto >= self.last_ack_sent + (self.cfg.history_size as u64 / 4).max(1)
+        if self.sequencer.is_none()
+            && self.delivery.received_upto
+                >= self.delivery.last_ack_sent + (self.cfg.history_size as u64 / 4).max(1)
         {
             self.send_ack(0);
         }
@@ -164,22 +185,22 @@ impl GroupMember {
     }
 
     pub(super) fn trim(&mut self) {
-        let low = self.stable.min(self.next_deliver);
-        while let Some((&s, _)) = self.history.first_key_value() {
+        let low = self.delivery.stable.min(self.delivery.next_deliver);
+        while let Some((&s, _)) = self.delivery.history.first_key_value() {
             if s >= low {
                 break;
             }
-            self.history.remove(&s);
+            self.delivery.history.remove(&s);
         }
     }
 
     pub(super) fn deliver(&mut self) {
-        while self.state == State::Active && self.next_deliver < self.accepted {
-            let s = self.next_deliver;
-            let Some(e) = self.history.get(&s).cloned() else {
+        while self.state == State::Active && self.delivery.next_deliver < self.delivery.accepted {
+            let s = self.delivery.next_deliver;
+            let Some(e) = self.delivery.history.get(&s).cloned() else {
                 break;
             };
-            self.next_deliver += 1;
+            self.delivery.next_deliver += 1;
             self.deliver_entry(s, e);
         }
     }
@@ -187,57 +208,59 @@ impl GroupMember {
     pub(super) fn deliver_entry(&mut self, seq: u64, e: Entry) {
         match e.body {
             EntryBody::App(payload) => {
-                let last = self.delivered_last_id.entry(e.sender).or_insert(0);
+                let last = self.delivery.delivered_last_id.entry(e.sender).or_insert(0);
                 *last = (*last).max(e.msg_id);
                 self.events.push_back(Event::Delivered { seq, sender: e.sender, payload });
-                if e.sender == self.my_id && self.send_queue.front().is_some_and(|m| m.msg_id == e.msg_id) {
+                if e.sender == self.membership.my_id
+                    && self.send_queue.front().is_some_and(|m| m.msg_id == e.msg_id)
+                {
                     self.send_queue.pop_front();
                 }
             }
-            EntryBody::Join { addr } => {
-                self.view.insert(e.sender, addr);
-                self.delivered_last_id.insert(e.sender, 0);
-                if e.sender != self.my_id {
+            EntryBody::Join { addr, .. } => {
+                self.membership.view.insert(e.sender, addr);
+                self.delivery.delivered_last_id.insert(e.sender, 0);
+                if e.sender != self.membership.my_id {
                     self.events.push_back(Event::MemberJoined { seq, member: e.sender, addr });
                 }
             }
             EntryBody::Leave { successor } => {
-                let addr = self.view.remove(&e.sender).unwrap_or(0);
-                self.delivered_last_id.remove(&e.sender);
+                let addr = self.membership.view.remove(&e.sender).unwrap_or(0);
+                self.delivery.delivered_last_id.remove(&e.sender);
                 self.events.push_back(Event::MemberLeft {
                     seq,
                     member: e.sender,
                     addr,
                     reason: LeaveReason::Left,
                 });
-                if e.sender == self.my_id {
+                if e.sender == self.membership.my_id {
                     // Tell the sequencer we have it all, so that it can let go.
                     self.send_ack(0);
                     self.events.push_back(Event::Left);
                     self.send_queue.clear();
-                    if self.seqr.is_some() {
+                    if self.sequencer.is_some() {
                         self.state = State::Retiring { since: self.now, leave_seq: seq };
                     } else {
-                        self.state = State::Gone;
+                        self.go();
                     }
                     return;
                 }
-                if e.sender == self.seq_id && successor != NO_MEMBER {
+                if e.sender == self.membership.sequencer_id && successor != NO_MEMBER {
                     self.sequencer_handoff(seq, successor);
                 }
             }
             EntryBody::Remove { member } => {
-                let addr = self.view.remove(&member).unwrap_or(0);
-                self.delivered_last_id.remove(&member);
+                let addr = self.membership.view.remove(&member).unwrap_or(0);
+                self.delivery.delivered_last_id.remove(&member);
                 self.events.push_back(Event::MemberLeft { seq, member, addr, reason: LeaveReason::Failed });
-                if member == self.my_id {
+                if member == self.membership.my_id {
                     self.expel();
                 }
             }
             EntryBody::Reset { new_inc, removed } => {
                 for (id, _) in &removed {
-                    self.view.remove(id);
-                    self.delivered_last_id.remove(id);
+                    self.membership.view.remove(id);
+                    self.delivery.delivered_last_id.remove(id);
                 }
                 self.events.push_back(Event::GroupReset { seq, incarnation: new_inc, removed });
             }
@@ -245,27 +268,33 @@ impl GroupMember {
     }
 
     pub(super) fn sequencer_handoff(&mut self, leave_seq: u64, successor: u32) {
-        let Some(&addr) = self.members.get(&successor).or(self.view.get(&successor)) else {
+        let Some(&addr) = self.membership.members.get(&successor).or(self.membership.view.get(&successor))
+        else {
             return;
         };
         // Let the old sequencer know we are past its leave, so it can go.
         self.send_ack(0);
-        self.seq_id = successor;
-        self.seq_addr = addr;
-        self.last_from_seq = self.now;
+        self.membership.sequencer_id = successor;
+        self.membership.sequencer_addr = addr;
+        self.timers.last_heard_sequencer = self.now;
         self.events.push_back(Event::SequencerChanged { member: successor, addr });
-        if successor == self.my_id {
-            let held = self.stable.min(leave_seq);
-            let others: Vec<(u32, u64)> =
-                self.members.keys().filter(|&&id| id != self.my_id).map(|&id| (id, held)).collect();
+        if successor == self.membership.my_id {
+            let held = self.delivery.stable.min(leave_seq);
+            let others: Vec<(u32, u64)> = self
+                .membership
+                .members
+                .keys()
+                .filter(|&&id| id != self.membership.my_id)
+                .map(|&id| (id, held))
+                .collect();
             let next_member_id = self.max_known_id().saturating_add(1);
-            let mut s = SeqState::new(leave_seq + 1, self.now, next_member_id, &others);
-            s.last_id = self.delivered_last_id.clone();
-            self.history.retain(|&k, _| k <= leave_seq);
-            self.known_next = leave_seq + 1;
-            self.recv_upto = self.recv_upto.min(leave_seq + 1);
-            self.accepted = leave_seq + 1;
-            self.seqr = Some(s);
+            let mut s = SequencerRole::new(leave_seq + 1, self.now, next_member_id, &others);
+            s.last_id = self.delivery.delivered_last_id.clone();
+            self.delivery.history.retain(|&k, _| k <= leave_seq);
+            self.delivery.known_end = leave_seq + 1;
+            self.delivery.received_upto = self.delivery.received_upto.min(leave_seq + 1);
+            self.delivery.accepted = leave_seq + 1;
+            self.sequencer = Some(s);
             self.bcast_status(FLAG_SYNC);
         } else {
             self.send_ack(0);
@@ -282,11 +311,11 @@ impl GroupMember {
     /// never reused within the order, so stale traffic of a departed member
     /// cannot pass for a new one's).
     pub(super) fn max_known_id(&self) -> u32 {
-        let mut m = self.max_id_seen;
-        for id in self.members.keys().chain(self.view.keys()) {
+        let mut m = self.membership.max_id_seen;
+        for id in self.membership.members.keys().chain(self.membership.view.keys()) {
             m = m.max(*id);
         }
-        for e in self.history.values() {
+        for e in self.delivery.history.values() {
             if let EntryBody::Join { .. } = e.body {
                 m = m.max(e.sender);
             }
@@ -295,24 +324,24 @@ impl GroupMember {
     }
 
     pub(super) fn gap_repair(&mut self) {
-        if self.recv_upto >= self.known_next {
+        if self.delivery.received_upto >= self.delivery.known_end {
             return;
         }
         let now = self.now;
-        if self.last_gap_req.is_some_and(|t| now < t + self.cfg.retransmit_us) {
+        if self.delivery.last_gap_request.is_some_and(|t| now < t + self.cfg.retransmit_us) {
             return;
         }
-        self.last_gap_req = Some(now);
-        let from = self.recv_upto;
-        let to = self.known_next.min(from + RETRANS_BATCH);
-        self.gap_attempts += 1;
-        if self.seqr.is_some() {
+        self.delivery.last_gap_request = Some(now);
+        let from = self.delivery.received_upto;
+        let to = self.delivery.known_end.min(from + RETRANS_BATCH);
+        self.delivery.gap_attempts += 1;
+        if self.sequencer.is_some() {
             // A new sequencer missing entries asks everyone.
             self.bcast(Body::Retrans { from, to, any: true });
-        } else if self.gap_attempts.is_multiple_of(3) {
+        } else if self.delivery.gap_attempts.is_multiple_of(3) {
             self.bcast(Body::Retrans { from, to, any: true });
         } else {
-            let a = self.seq_addr;
+            let a = self.membership.sequencer_addr;
             self.send_to(a, Body::Retrans { from, to, any: false });
         }
     }
@@ -324,7 +353,7 @@ impl GroupMember {
         let limit = (self.cfg.max_batch_bytes as usize).saturating_sub(DATA_OVERHEAD);
         let mut run: Option<(u64, Vec<Item>, usize)> = None;
         for seq in from..end {
-            let Some(e) = self.history.get(&seq) else {
+            let Some(e) = self.delivery.history.get(&seq) else {
                 if let Some((first, items, _)) = run.take() {
                     self.send_retrans_run(to_addr, first, items);
                 }
@@ -352,9 +381,9 @@ impl GroupMember {
     }
 
     fn send_retrans_run(&mut self, to_addr: u64, seq: u64, items: Vec<Item>) {
-        let body = if self.seqr.is_some() {
+        let body = if self.sequencer.is_some() {
             let flags = FLAG_RETRANS | self.need_ack_flag();
-            Body::Data { seq, accepted: self.accepted, stable: self.stable, flags, items }
+            Body::Data { seq, accepted: self.delivery.accepted, stable: self.delivery.stable, flags, items }
         } else {
             // Non-sequencers only pass on entries, not accept information.
             Body::Data { seq, accepted: 0, stable: 0, flags: FLAG_RETRANS, items }

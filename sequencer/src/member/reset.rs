@@ -19,12 +19,12 @@ impl GroupMember {
         if self.state == State::Active {
             self.flush_batch();
             self.state = State::Resetting;
-            if let Some(s) = self.seqr.take() {
-                self.seq_accepted = Some(self.accepted);
+            if let Some(s) = self.sequencer.take() {
+                self.round.accepted_as_sequencer = Some(self.delivery.accepted);
                 // What every member told us it knows to be stable: whether
                 // our last change had settled (see `quorum_views`).
                 let told = s.acks.keys().map(|id| s.stable_seen.get(id).copied().unwrap_or(0)).min();
-                self.stable_reported = told.unwrap_or(s.next_seq);
+                self.membership.stable_reported = told.unwrap_or(s.next_seq);
             }
             self.block();
         }
@@ -36,27 +36,28 @@ impl GroupMember {
     /// no proposal, and not have been the sequencer. A round of its own is
     /// withdrawn, releasing those who promised it.
     pub(super) fn maybe_abort_reset(&mut self) {
-        let Some(r) = &self.reset else { return };
+        let Some(r) = &self.round.reset else { return };
         let own_round = match &r.phase {
             Phase::Waiting { .. } | Phase::Follower { .. } => None,
             Phase::Preparing { ballot, .. } | Phase::Fetching { ballot, .. } => Some(*ballot),
             Phase::Accepting { .. } => return,
         };
-        let promised_free = self.promised == Ballot::default() || Some(self.promised) == own_round;
+        let promised_free =
+            self.round.promised == Ballot::default() || Some(self.round.promised) == own_round;
         if self.state != State::Resetting
             || !promised_free
-            || self.accepted_val.is_some()
-            || self.seq_accepted.is_some()
+            || self.round.accepted_view.is_some()
+            || self.round.accepted_as_sequencer.is_some()
         {
             return;
         }
         if let Some(ballot) = own_round {
             self.bcast(Body::Nack { ballot });
         }
-        self.promised = Ballot::default();
-        self.reset = None;
+        self.round.promised = Ballot::default();
+        self.round.reset = None;
         self.state = State::Active;
-        self.last_from_seq = self.now;
+        self.timers.last_heard_sequencer = self.now;
         self.unblock();
         self.send_ack(0);
         self.pump_send();
@@ -69,9 +70,9 @@ impl GroupMember {
             return;
         }
         let mut candidates = BTreeMap::new();
-        candidates.insert(self.my_id, self.recv_upto);
+        candidates.insert(self.membership.my_id, self.delivery.received_upto);
         let mut failed_rounds = 0;
-        if let Some(r) = &self.reset {
+        if let Some(r) = &self.round.reset {
             for (k, v) in &r.candidates {
                 candidates.insert(*k, *v);
             }
@@ -80,9 +81,9 @@ impl GroupMember {
                 failed_rounds += 1;
             }
         }
-        let abstain = self.reset.as_ref().is_some_and(|r| r.abstain);
+        let abstain = self.round.reset.as_ref().is_some_and(|r| r.abstain);
         let until = now + self.settle() * (1 + 4 * failed_rounds.min(8) as u64);
-        self.reset = Some(ResetState {
+        self.round.reset = Some(ResetState {
             failed_rounds,
             abstain,
             phase: Phase::Waiting { until, ranked: false },
@@ -95,12 +96,12 @@ impl GroupMember {
     pub(super) fn become_follower(&mut self) {
         let now = self.now;
         self.stop_for_reset();
-        match &mut self.reset {
+        match &mut self.round.reset {
             Some(r) => r.phase = Phase::Follower { since: now },
             None => {
                 let mut candidates = BTreeMap::new();
-                candidates.insert(self.my_id, self.recv_upto);
-                self.reset = Some(ResetState {
+                candidates.insert(self.membership.my_id, self.delivery.received_upto);
+                self.round.reset = Some(ResetState {
                     failed_rounds: 0,
                     abstain: false,
                     phase: Phase::Follower { since: now },
@@ -111,10 +112,10 @@ impl GroupMember {
     }
 
     pub(super) fn on_reset_status(&mut self, from: u64, src: u32, recv_upto: u64) {
-        if !self.members.contains_key(&src) && !self.may_coordinate(src, from) {
+        if !self.membership.members.contains_key(&src) && !self.may_coordinate(src, from) {
             return;
         }
-        if src == self.seq_id && self.seqr.is_none() && self.state == State::Active {
+        if src == self.membership.sequencer_id && self.sequencer.is_none() && self.state == State::Active {
             // Our sequencer stepped down: join its reset now rather than
             // after the sequencer timeout.
             self.enter_reset();
@@ -126,7 +127,12 @@ impl GroupMember {
             // A member gave up on us too early: show it we are here.
             self.send_to(from, body);
         }
-        let Some(r) = &mut self.reset else { return };
+        let max = self.cfg.max_members as usize * 2;
+        let Some(r) = &mut self.round.reset else { return };
+        if !r.candidates.contains_key(&src) && r.candidates.len() >= max {
+            // Bounded: members only, and few of them.
+            return;
+        }
         let new = r.candidates.insert(src, recv_upto).is_none();
         if new && self.state == State::Resetting {
             let b = Body::ResetStatus { recv_upto: self.candidacy() };
@@ -135,13 +141,17 @@ impl GroupMember {
     }
 
     pub(super) fn my_rank(&self) -> usize {
-        let Some(r) = &self.reset else { return 0 };
-        let mine = (core::cmp::Reverse(self.recv_upto), self.my_id);
+        let Some(r) = &self.round.reset else { return 0 };
+        let mine = (core::cmp::Reverse(self.delivery.received_upto), self.membership.my_id);
         // Members our last change took out will not head the group.
-        let departed = |id: &u32| self.prev_members.contains_key(id) && !self.members.contains_key(id);
+        let departed = |id: &u32| {
+            self.membership.prev_members.contains_key(id) && !self.membership.members.contains_key(id)
+        };
         r.candidates
             .iter()
-            .filter(|(id, up)| **id != self.my_id && !departed(id) && (core::cmp::Reverse(**up), **id) < mine)
+            .filter(|(id, up)| {
+                **id != self.membership.my_id && !departed(id) && (core::cmp::Reverse(**up), **id) < mine
+            })
             .count()
     }
 
@@ -150,7 +160,7 @@ impl GroupMember {
         let rt = self.round_timeout();
         let retrans = self.cfg.retransmit_us;
         let settle = self.settle();
-        let Some(r) = &self.reset else { return };
+        let Some(r) = &self.round.reset else { return };
         match &r.phase {
             Phase::Waiting { until, ranked } => {
                 if now < *until {
@@ -164,7 +174,7 @@ impl GroupMember {
                     let rank = self.my_rank() as u64;
                     if rank > 0 {
                         let entered = *until;
-                        if let Some(r) = &mut self.reset {
+                        if let Some(r) = &mut self.round.reset {
                             r.phase =
                                 Phase::Waiting { until: entered + settle * (1 + 3 * rank), ranked: true };
                         }
@@ -197,14 +207,14 @@ impl GroupMember {
 
     pub(super) fn start_prepare(&mut self) {
         let now = self.now;
-        let round = self.max_round.max(self.promised.round) + 1;
-        self.max_round = round;
-        let ballot = Ballot { round, id: self.my_id };
-        self.promised = ballot;
+        let round = self.round.highest_round.max(self.round.promised.round) + 1;
+        self.round.highest_round = round;
+        let ballot = Ballot { round, id: self.membership.my_id };
+        self.round.promised = ballot;
         let mut promises = BTreeMap::new();
-        promises.insert(self.my_id, self.own_promise());
+        promises.insert(self.membership.my_id, self.own_promise());
         let quorum_members = self.quorum_views();
-        if let Some(r) = &mut self.reset {
+        if let Some(r) = &mut self.round.reset {
             r.phase = Phase::Preparing { ballot, quorum_members, promises, started: now, last_tx: now };
         }
         self.bcast(Body::Prepare { ballot });
@@ -219,9 +229,11 @@ impl GroupMember {
     /// cannot have acknowledged it, so it is the last change there is). The
     /// group's views differ by at most one change.
     fn quorum_views(&self) -> Quorum {
-        let mut views = alloc::vec![self.members.clone()];
-        if self.prev_members != self.members && self.stable_reported <= self.last_change {
-            views.push(self.prev_members.clone());
+        let mut views = alloc::vec![self.membership.members.clone()];
+        if self.membership.prev_members != self.membership.members
+            && self.membership.stable_reported <= self.membership.last_change
+        {
+            views.push(self.membership.prev_members.clone());
         }
         if let Some(next) = self.view_after_held_change() {
             views.push(next);
@@ -232,11 +244,14 @@ impl GroupMember {
     /// Membership after the first change among the entries we hold past a
     /// gap, unless that change takes us out.
     fn view_after_held_change(&self) -> Option<BTreeMap<u32, u64>> {
-        let (_, e) =
-            self.history.range(self.recv_upto..).find(|(_, e)| !matches!(e.body, EntryBody::App(_)))?;
-        let mut m = self.members.clone();
+        let (_, e) = self
+            .delivery
+            .history
+            .range(self.delivery.received_upto..)
+            .find(|(_, e)| !matches!(e.body, EntryBody::App(_)))?;
+        let mut m = self.membership.members.clone();
         match &e.body {
-            EntryBody::Join { addr } => {
+            EntryBody::Join { addr, .. } => {
                 m.insert(e.sender, *addr);
             }
             EntryBody::Leave { .. } => {
@@ -247,24 +262,24 @@ impl GroupMember {
             }
             EntryBody::App(_) | EntryBody::Reset { .. } => return None,
         }
-        m.contains_key(&self.my_id).then_some(m)
+        m.contains_key(&self.membership.my_id).then_some(m)
     }
 
     pub(super) fn own_promise(&self) -> PromiseInfo {
         PromiseInfo {
             addr: self.me,
-            seq_accepted: self.seq_accepted,
-            delivered: self.next_deliver,
-            joined: self.joined_at,
-            recv_upto: self.recv_upto,
+            seq_accepted: self.round.accepted_as_sequencer,
+            delivered: self.delivery.next_deliver,
+            joined: self.membership.joined_at,
+            recv_upto: self.delivery.received_upto,
             held: self.held_ranges(),
-            accepted: self.accepted_val.clone(),
+            accepted: self.round.accepted_view.clone(),
         }
     }
 
     pub(super) fn held_ranges(&self) -> Vec<(u64, u64)> {
         let mut v: Vec<(u64, u64)> = Vec::new();
-        for &s in self.history.keys() {
+        for &s in self.delivery.history.keys() {
             match v.last_mut() {
                 Some((_, b)) if *b == s => *b = s + 1,
                 _ => {
@@ -280,7 +295,7 @@ impl GroupMember {
 
     pub(super) fn reset_retransmit(&mut self) {
         let now = self.now;
-        let Some(r) = &mut self.reset else { return };
+        let Some(r) = &mut self.round.reset else { return };
         let mut sends: Vec<(u64, Body)> = Vec::new();
         let mut bcast: Option<Body> = None;
         match &mut r.phase {
@@ -288,7 +303,9 @@ impl GroupMember {
                 *last_tx = now;
                 bcast = Some(Body::Prepare { ballot: *ballot });
                 for p in promises.values().filter(|p| !quorum_members.contains_addr(p.addr)) {
-                    if p.joined >= self.recv_upto && !self.history.contains_key(&p.joined) {
+                    if p.joined >= self.delivery.received_upto
+                        && !self.delivery.history.contains_key(&p.joined)
+                    {
                         sends.push((p.addr, Body::Retrans { from: p.joined, to: p.joined + 1, any: true }));
                     }
                 }
@@ -299,7 +316,7 @@ impl GroupMember {
                 let mut s = min_d;
                 let mut asked = 0;
                 while s < *base && asked < 4 * RETRANS_BATCH {
-                    if !self.history.contains_key(&s) {
+                    if !self.delivery.history.contains_key(&s) {
                         // Ask a holder other than us, rotating by time.
                         let holders: Vec<u64> = promises
                             .values()
@@ -334,13 +351,14 @@ impl GroupMember {
     /// is in what we hold, nor once a round of ours found us outside the
     /// cut. Then we only follow.
     fn may_head_group(&self) -> bool {
-        self.members.contains_key(&self.my_id) && self.reset.as_ref().is_none_or(|r| !r.abstain)
+        self.membership.members.contains_key(&self.membership.my_id)
+            && self.round.reset.as_ref().is_none_or(|r| !r.abstain)
     }
 
     /// What we tell others to rank us by as a coordinator (nothing, if we
     /// cannot head the group).
     fn candidacy(&self) -> u64 {
-        if self.may_head_group() { self.recv_upto } else { 0 }
+        if self.may_head_group() { self.delivery.received_upto } else { 0 }
     }
 
     /// Whether `src` may coordinate a reset we take part in: a member we
@@ -349,22 +367,29 @@ impl GroupMember {
     fn may_coordinate(&self, src: u32, from: u64) -> bool {
         self.known_member(src, from)
             || src > self.max_known_id()
-            || self
-                .history
-                .range(self.recv_upto..)
-                .any(|(_, e)| e.sender == src && matches!(e.body, EntryBody::Join { addr } if addr == from))
+            || self.delivery.history.range(self.delivery.received_upto..).any(|(_, e)| {
+                e.sender == src && matches!(e.body, EntryBody::Join { addr, .. } if addr == from)
+            })
+    }
+
+    /// Whether `src` at `from` may pass on entries it holds: a member we
+    /// know, or one that joined in an entry we lack.
+    pub(super) fn may_relay(&self, src: u32, from: u64) -> bool {
+        self.may_coordinate(src, from)
     }
 
     pub(super) fn known_member(&self, src: u32, from: u64) -> bool {
-        self.members.get(&src) == Some(&from) || self.prev_members.get(&src) == Some(&from)
+        self.membership.members.get(&src) == Some(&from)
+            || self.membership.prev_members.get(&src) == Some(&from)
     }
 
     /// An active member that hears its sequencer does not join resets,
     /// unless the sequencer itself asks (it stepped down).
     pub(super) fn healthy(&self, asking: u32) -> bool {
         self.state == State::Active
-            && asking != self.seq_id
-            && (self.seqr.is_some() || self.now < self.last_from_seq + self.cfg.sequencer_timeout_us / 2)
+            && asking != self.membership.sequencer_id
+            && (self.sequencer.is_some()
+                || self.now < self.timers.last_heard_sequencer + self.cfg.sequencer_timeout_us / 2)
     }
 
     pub(super) fn on_prepare(&mut self, from: u64, src: u32, ballot: Ballot) {
@@ -374,12 +399,12 @@ impl GroupMember {
         if !self.may_coordinate(src, from) || ballot.id != src {
             return;
         }
-        self.max_round = self.max_round.max(ballot.round);
-        if ballot > self.promised {
-            self.promised = ballot;
+        self.round.highest_round = self.round.highest_round.max(ballot.round);
+        if ballot > self.round.promised {
+            self.round.promised = ballot;
             self.become_follower();
-        } else if ballot < self.promised {
-            let b = Body::Nack { ballot: self.promised };
+        } else if ballot < self.round.promised {
+            let b = Body::Nack { ballot: self.round.promised };
             self.send_to(from, b);
             return;
         }
@@ -399,7 +424,13 @@ impl GroupMember {
     }
 
     pub(super) fn on_promise(&mut self, src: u32, ballot: Ballot, info: PromiseInfo) {
-        let Some(r) = &mut self.reset else { return };
+        if !self.may_coordinate(src, info.addr) {
+            return;
+        }
+        let Some(r) = &mut self.round.reset else { return };
+        if !r.candidates.contains_key(&src) && r.candidates.len() >= self.cfg.max_members as usize * 2 {
+            return;
+        }
         r.candidates.insert(src, info.recv_upto);
         let Phase::Preparing { ballot: b, quorum_members, promises, .. } = &mut r.phase else { return };
         if *b != ballot {
@@ -417,23 +448,26 @@ impl GroupMember {
 
     /// Asks a promiser we did not know for its join entry.
     fn fetch_join_entry(&mut self, addr: u64, joined: u64) {
-        if joined >= self.recv_upto && !self.history.contains_key(&joined) {
+        if joined >= self.delivery.received_upto && !self.delivery.history.contains_key(&joined) {
             self.send_to(addr, Body::Retrans { from: joined, to: joined + 1, any: true });
         }
     }
 
-    pub(super) fn on_nack(&mut self, src: u32, ballot: Ballot) {
-        self.max_round = self.max_round.max(ballot.round);
-        if ballot.id == src && ballot == self.promised && ballot.id != self.my_id {
+    pub(super) fn on_nack(&mut self, from: u64, src: u32, ballot: Ballot) {
+        if !self.may_coordinate(src, from) {
+            return;
+        }
+        self.round.highest_round = self.round.highest_round.max(ballot.round);
+        if ballot.id == src && ballot == self.round.promised && ballot.id != self.membership.my_id {
             // Its coordinator withdrew the round we promised: we are free
             // again, and go back to work if our sequencer is alive.
-            self.promised = Ballot::default();
-            if self.now < self.last_from_seq + self.cfg.sequencer_timeout_us / 2 {
+            self.round.promised = Ballot::default();
+            if self.now < self.timers.last_heard_sequencer + self.cfg.sequencer_timeout_us / 2 {
                 self.maybe_abort_reset();
             }
             return;
         }
-        let Some(r) = &self.reset else { return };
+        let Some(r) = &self.round.reset else { return };
         let mine = match &r.phase {
             Phase::Preparing { ballot, .. }
             | Phase::Fetching { ballot, .. }
@@ -450,33 +484,35 @@ impl GroupMember {
         if !matches!(self.state, State::Active | State::Resetting) || self.healthy(src) {
             return;
         }
-        if !self.may_coordinate(src, from) || ballot.id != src || view.old_inc != self.inc {
+        if !self.may_coordinate(src, from) || ballot.id != src || view.old_inc != self.membership.incarnation
+        {
             return;
         }
-        self.max_round = self.max_round.max(ballot.round);
-        if ballot < self.promised {
-            let b = Body::Nack { ballot: self.promised };
+        self.round.highest_round = self.round.highest_round.max(ballot.round);
+        if ballot < self.round.promised {
+            let b = Body::Nack { ballot: self.round.promised };
             self.send_to(from, b);
             return;
         }
-        if ballot > self.promised || self.state == State::Active {
-            self.promised = ballot;
+        if ballot > self.round.promised || self.state == State::Active {
+            self.round.promised = ballot;
             self.become_follower();
         }
-        if let Some(r) = &mut self.reset
+        if let Some(r) = &mut self.round.reset
             && let Phase::Follower { since } = &mut r.phase
         {
             *since = self.now;
         }
-        self.accepted_val = Some((ballot, view));
+        self.round.accepted_view = Some((ballot, view));
         self.send_to(from, Body::Accepted { ballot });
     }
 
-    pub(super) fn on_accepted(&mut self, src: u32, ballot: Ballot) {
-        let Some(r) = &mut self.reset else { return };
+    pub(super) fn on_accepted(&mut self, from: u64, src: u32, ballot: Ballot) {
+        let Some(r) = &mut self.round.reset else { return };
+        // A vote counts for the member at its own address only.
         if let Phase::Accepting { ballot: b, accepted_by, quorum_members, .. } = &mut r.phase
             && *b == ballot
-            && quorum_members.has_id(src)
+            && quorum_members.contains(src, from)
         {
             accepted_by.insert(src);
             self.reset_progress();
@@ -485,7 +521,7 @@ impl GroupMember {
 
     /// Moves the coordinator's phases forward when it can.
     pub(super) fn reset_progress(&mut self) {
-        let Some(r) = &self.reset else { return };
+        let Some(r) = &self.round.reset else { return };
         match &r.phase {
             Phase::Preparing { .. } => self.progress_preparing(),
             Phase::Fetching { .. } => self.progress_fetching(),
@@ -508,7 +544,7 @@ impl GroupMember {
             phase: Phase::Preparing { ballot, quorum_members, promises, started, .. },
             candidates,
             ..
-        }) = &self.reset
+        }) = &self.round.reset
         else {
             return;
         };
@@ -539,7 +575,7 @@ impl GroupMember {
             return;
         }
         let base = cut_point(&promises);
-        if let Some(r) = &mut self.reset {
+        if let Some(r) = &mut self.round.reset {
             r.phase = Phase::Fetching { ballot, quorum_members, promises, base, started, last_tx: 0 };
         }
         self.reset_progress();
@@ -550,13 +586,14 @@ impl GroupMember {
         let Some(ResetState {
             phase: Phase::Fetching { ballot, quorum_members, promises, base, started, .. },
             ..
-        }) = &self.reset
+        }) = &self.round.reset
         else {
             return;
         };
         let min_d = promises.values().map(|p| p.delivered).min().unwrap_or(0);
         let base = *base;
-        let mut missing = (min_d.max(self.next_deliver)..base).filter(|s| !self.history.contains_key(s));
+        let mut missing =
+            (min_d.max(self.delivery.next_deliver)..base).filter(|s| !self.delivery.history.contains_key(s));
         let (ballot, quorum_members, promises, started) =
             (*ballot, quorum_members.clone(), promises.clone(), *started);
         let view = match missing.next() {
@@ -575,7 +612,7 @@ impl GroupMember {
             // We are not in the group at the cut (our leave or removal is
             // in the order, or we joined past entries nobody has any more):
             // let someone else coordinate.
-            if let Some(r) = &mut self.reset {
+            if let Some(r) = &mut self.round.reset {
                 r.abstain = true;
             }
             self.become_follower();
@@ -585,7 +622,7 @@ impl GroupMember {
     }
 
     pub(super) fn reset_last_tx(&self) -> u64 {
-        match self.reset.as_ref().map(|r| &r.phase) {
+        match self.round.reset.as_ref().map(|r| &r.phase) {
             Some(
                 Phase::Preparing { last_tx, .. }
                 | Phase::Fetching { last_tx, .. }
@@ -603,10 +640,10 @@ impl GroupMember {
         started: u64,
     ) {
         let now = self.now;
-        self.accepted_val = Some((ballot, view.clone()));
+        self.round.accepted_view = Some((ballot, view.clone()));
         let mut accepted_by = BTreeSet::new();
-        accepted_by.insert(self.my_id);
-        if let Some(r) = &mut self.reset {
+        accepted_by.insert(self.membership.my_id);
+        if let Some(r) = &mut self.round.reset {
             r.phase = Phase::Accepting {
                 ballot,
                 quorum_members,
@@ -629,16 +666,18 @@ impl GroupMember {
         min_d: u64,
         base: u64,
     ) -> Option<View> {
-        if self.next_deliver > base {
+        if self.delivery.next_deliver > base {
             return None;
         }
         // Membership at `base`: our delivered view plus the entries up to base.
-        let mut m = self.view.clone();
-        for s in self.next_deliver..base {
-            let e = self.history.get(&s)?;
+        let mut m = self.membership.view.clone();
+        let mut rights = self.membership.member_rights.clone();
+        for s in self.delivery.next_deliver..base {
+            let e = self.delivery.history.get(&s)?;
             match &e.body {
-                EntryBody::Join { addr } => {
+                EntryBody::Join { addr, rights: r } => {
                     m.insert(e.sender, *addr);
+                    rights.insert(e.sender, Rights(*r));
                 }
                 EntryBody::Leave { .. } => {
                     m.remove(&e.sender);
@@ -654,7 +693,7 @@ impl GroupMember {
                 EntryBody::App(_) => {}
             }
         }
-        if !m.contains_key(&self.my_id) {
+        if !m.contains_key(&self.membership.my_id) {
             return None;
         }
         let max_d = promises.values().map(|p| p.delivered).filter(|&d| d <= base).max().unwrap_or(0);
@@ -662,16 +701,19 @@ impl GroupMember {
         let mut removed = Vec::new();
         for (&id, &addr) in &m {
             match promises.get(&id) {
-                Some(p) if p.addr == addr && p.delivered <= base => {
-                    members.push(ViewMember { id, addr, ack: p.recv_upto.min(base) })
-                }
+                Some(p) if p.addr == addr && p.delivered <= base => members.push(ViewMember {
+                    id,
+                    addr,
+                    ack: p.recv_upto.min(base),
+                    rights: rights.get(&id).map_or(0, |r| r.0),
+                }),
                 _ => removed.push((id, addr)),
             }
         }
         Some(View {
-            old_inc: self.inc,
-            new_inc: self.inc.wrapping_add(1),
-            sequencer: self.my_id,
+            old_inc: self.membership.incarnation,
+            new_inc: self.membership.incarnation.wrapping_add(1),
+            sequencer: self.membership.my_id,
             min_d,
             floor: max_d.min(base),
             base,
@@ -684,14 +726,16 @@ impl GroupMember {
         if !matches!(self.state, State::Active | State::Resetting) {
             return;
         }
-        if v.old_inc != self.inc {
-            if newer(v.old_inc, self.inc) {
+        if v.old_inc != self.membership.incarnation {
+            if newer(v.old_inc, self.membership.incarnation) {
                 // A newer incarnation we took no part in: we are out.
                 self.expel();
             }
             return;
         }
-        if !v.members.iter().any(|m| m.id == self.my_id && m.addr == self.me) || self.next_deliver > v.base {
+        if !v.members.iter().any(|m| m.id == self.membership.my_id && m.addr == self.me)
+            || self.delivery.next_deliver > v.base
+        {
             // Left out, or we delivered past the cut (we went back to work
             // after promising): the new incarnation is not ours.
             self.expel();
@@ -702,22 +746,23 @@ impl GroupMember {
 
     pub(super) fn install(&mut self, v: View) {
         let now = self.now;
-        self.inc = v.new_inc;
-        self.members = v.members.iter().map(|m| (m.id, m.addr)).collect();
-        self.prev_members = self.members.clone();
-        self.seq_accepted = None;
-        self.members_base = v.base;
-        self.history.retain(|&k, _| k < v.base);
-        self.recv_upto = self.recv_upto.min(v.base);
+        self.membership.incarnation = v.new_inc;
+        self.membership.members = v.members.iter().map(|m| (m.id, m.addr)).collect();
+        self.membership.member_rights = v.members.iter().map(|m| (m.id, Rights(m.rights))).collect();
+        self.membership.prev_members = self.membership.members.clone();
+        self.round.accepted_as_sequencer = None;
+        self.membership.members_base = v.base;
+        self.delivery.history.retain(|&k, _| k < v.base);
+        self.delivery.received_upto = self.delivery.received_upto.min(v.base);
         self.advance_recv();
-        self.known_next = v.base + 1;
-        self.accepted = self.accepted.max(v.floor).min(v.base);
-        self.stable = self.stable.min(v.base);
-        self.last_change = v.base;
-        self.stable_reported = 0;
-        self.bb_pending.clear();
-        self.bb_awaiting.clear();
-        self.last_seq_probe = None;
+        self.delivery.known_end = v.base + 1;
+        self.delivery.accepted = self.delivery.accepted.max(v.floor).min(v.base);
+        self.delivery.stable = self.delivery.stable.min(v.base);
+        self.membership.last_change = v.base;
+        self.membership.stable_reported = 0;
+        self.delivery.bb_pending.clear();
+        self.delivery.bb_awaiting.clear();
+        self.timers.last_sequencer_probe = None;
         if let Some(m) = self.send_queue.front_mut() {
             if m.stamped.is_some_and(|s| s >= v.base) {
                 m.stamped = None;
@@ -725,25 +770,28 @@ impl GroupMember {
             m.last_tx = None;
             m.tries = 0;
         }
-        self.promised = Ballot::default();
-        self.accepted_val = None;
-        self.reset = None;
+        self.round.promised = Ballot::default();
+        self.round.accepted_view = None;
+        self.round.reset = None;
         self.state = State::Active;
-        self.last_from_seq = now;
-        self.last_gap_req = None;
-        let old_seq = self.seq_id;
-        self.seq_id = v.sequencer;
-        self.seq_addr = self.members.get(&v.sequencer).copied().unwrap_or(0);
+        self.timers.last_heard_sequencer = now;
+        self.delivery.last_gap_request = None;
+        let old_seq = self.membership.sequencer_id;
+        self.membership.sequencer_id = v.sequencer;
+        self.membership.sequencer_addr = self.membership.members.get(&v.sequencer).copied().unwrap_or(0);
         if old_seq != v.sequencer {
-            self.events.push_back(Event::SequencerChanged { member: v.sequencer, addr: self.seq_addr });
+            self.events.push_back(Event::SequencerChanged {
+                member: v.sequencer,
+                addr: self.membership.sequencer_addr,
+            });
         }
         self.unblock();
-        let is_seq = v.sequencer == self.my_id;
-        self.decided = Some(v.clone());
+        let is_seq = v.sequencer == self.membership.my_id;
+        self.round.last_decided = Some(v.clone());
         if is_seq {
             self.start_incarnation(&v);
         } else {
-            self.seqr = None;
+            self.sequencer = None;
             self.send_ack(0);
             self.gap_repair();
         }
@@ -754,20 +802,20 @@ impl GroupMember {
     /// holds, and stamp the reset entry that opens the incarnation.
     fn start_incarnation(&mut self, v: &View) {
         let acks: Vec<(u32, u64)> =
-            v.members.iter().filter(|m| m.id != self.my_id).map(|m| (m.id, m.ack)).collect();
-        let mut last_id = self.delivered_last_id.clone();
-        for e in self.history.values() {
+            v.members.iter().filter(|m| m.id != self.membership.my_id).map(|m| (m.id, m.ack)).collect();
+        let mut last_id = self.delivery.delivered_last_id.clone();
+        for e in self.delivery.history.values() {
             if matches!(e.body, EntryBody::App(_) | EntryBody::Leave { .. }) {
                 let l = last_id.entry(e.sender).or_insert(0);
                 *l = (*l).max(e.msg_id);
             }
         }
         let next_member_id = self.max_known_id().saturating_add(1);
-        let mut s = SeqState::new(v.base, self.now, next_member_id, &acks);
+        let mut s = SequencerRole::new(v.base, self.now, next_member_id, &acks);
         s.last_id = last_id;
-        self.seqr = Some(s);
+        self.sequencer = Some(s);
         let reset = EntryBody::Reset { new_inc: v.new_inc, removed: v.removed.clone() };
-        self.stamp(Entry { sender: self.my_id, msg_id: 0, body: reset }, false);
+        self.stamp(Entry { sender: self.membership.my_id, msg_id: 0, body: reset }, false);
         self.seq_progress();
         self.bcast_status(FLAG_SYNC);
     }

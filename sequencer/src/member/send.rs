@@ -30,7 +30,7 @@ impl GroupMember {
         if m.stamped.is_some() {
             return;
         }
-        if self.seqr.is_some() {
+        if self.sequencer.is_some() {
             self.pump_own_as_sequencer();
             return;
         }
@@ -42,13 +42,13 @@ impl GroupMember {
             m.last_tx = Some(self.now);
             m.tries += 1;
         }
-        let ack = self.recv_upto;
-        self.last_ack_sent = ack;
-        let to = self.seq_addr;
+        let ack = self.delivery.received_upto;
+        self.delivery.last_ack_sent = ack;
+        let to = self.membership.sequencer_addr;
         if !self.is_bb(leave, &payload) {
             self.send_to(to, Body::Send { msg_id, ack, leave, payload });
         } else if first {
-            let me = self.my_id;
+            let me = self.membership.my_id;
             self.keep_own_bb_payload(me, msg_id, &payload);
             self.bcast(Body::BbData { msg_id, ack, payload });
         } else {
@@ -58,18 +58,18 @@ impl GroupMember {
 
     /// Keeps our own BB payload for when its accept comes back.
     fn keep_own_bb_payload(&mut self, me: u32, msg_id: u32, payload: &[u8]) {
-        if !self.bb_pending.iter().any(|(s, m, _)| *s == me && *m == msg_id) {
-            if self.bb_pending.len() >= BB_PENDING_MAX {
-                self.bb_pending.pop_front();
+        if !self.delivery.bb_pending.iter().any(|(s, m, _)| *s == me && *m == msg_id) {
+            if self.delivery.bb_pending.len() >= BB_PENDING_MAX {
+                self.delivery.bb_pending.pop_front();
             }
-            self.bb_pending.push_back((me, msg_id, payload.to_vec()));
+            self.delivery.bb_pending.push_back((me, msg_id, payload.to_vec()));
         }
     }
 
     /// The sequencer stamps its own messages directly; a long one is
     /// broadcast first and named in the order like anyone else's BB message.
     fn pump_own_as_sequencer(&mut self) {
-        while self.state == State::Active && self.seqr.is_some() {
+        while self.state == State::Active && self.sequencer.is_some() {
             let Some(m) = self.send_queue.front() else {
                 break;
             };
@@ -82,10 +82,10 @@ impl GroupMember {
                 m.tries += 1;
             }
             if bb && first {
-                let ack = self.recv_upto;
+                let ack = self.delivery.received_upto;
                 self.bcast(Body::BbData { msg_id, ack, payload: payload.clone() });
             }
-            let me = self.my_id;
+            let me = self.membership.my_id;
             self.seq_submit(me, msg_id, leave, payload, bb);
             if let Some(m) = self.send_queue.front_mut()
                 && m.msg_id == msg_id

@@ -5,14 +5,14 @@ use super::*;
 
 impl GroupMember {
     pub(super) fn on_ack(&mut self, from: u64, src: u32, ack: u64, stable: u64, flags: u8) {
-        if self.members.get(&src) != Some(&from) {
-            if self.state == State::Active && self.seqr.is_some() {
-                self.send_to(from, Body::NotMember);
+        if self.membership.members.get(&src) != Some(&from) {
+            if self.state == State::Active && self.sequencer.is_some() {
+                self.send_to(from, Body::NotMember { member: src });
             }
             return;
         }
         let now = self.now;
-        let Some(s) = &mut self.seqr else { return };
+        let Some(s) = &mut self.sequencer else { return };
         let next = s.next_seq;
         if let Some(a) = s.acks.get_mut(&src) {
             *a = (*a).max(ack.min(next));
@@ -42,12 +42,12 @@ impl GroupMember {
         payload: Vec<u8>,
         bb: bool,
     ) {
-        if self.members.get(&src) != Some(&from) {
-            self.send_to(from, Body::NotMember);
+        if self.membership.members.get(&src) != Some(&from) {
+            self.send_to(from, Body::NotMember { member: src });
             return;
         }
         let now = self.now;
-        if let Some(s) = &mut self.seqr {
+        if let Some(s) = &mut self.sequencer {
             let next = s.next_seq;
             if let Some(a) = s.acks.get_mut(&src) {
                 *a = (*a).max(ack.min(next));
@@ -57,6 +57,12 @@ impl GroupMember {
         if payload.len() > self.cfg.max_message_size as usize {
             return;
         }
+        if !leave && !self.membership.member_rights.get(&src).is_some_and(|r| r.contains(RIGHT_SEND)) {
+            // Its capability does not let it send: whatever its own
+            // library did, nothing of it goes into the order.
+            self.refused_sends = self.refused_sends.saturating_add(1);
+            return;
+        }
         self.seq_submit(src, msg_id, leave, payload, bb);
         self.seq_progress();
     }
@@ -64,22 +70,22 @@ impl GroupMember {
     /// The sequencer considers sequencing (src, msg_id). What cannot be
     /// stamped yet waits at the sequencer and goes as soon as it can.
     pub(super) fn seq_submit(&mut self, src: u32, msg_id: u32, leave: bool, payload: Vec<u8>, bb: bool) {
-        let Some(s) = &self.seqr else { return };
+        let Some(s) = &self.sequencer else { return };
         let last = s.last_id.get(&src).copied().unwrap_or(0);
         if msg_id <= last {
             // Retransmission of something already sequenced: resend it to the sender.
-            if src != self.my_id
+            if src != self.membership.my_id
                 && let Some((&seq, e)) =
-                    self.history.iter().rev().find(|(_, e)| e.sender == src && e.msg_id == msg_id)
+                    self.delivery.history.iter().rev().find(|(_, e)| e.sender == src && e.msg_id == msg_id)
             {
                 let body = Body::Data {
                     seq,
-                    accepted: self.accepted,
-                    stable: self.stable,
+                    accepted: self.delivery.accepted,
+                    stable: self.delivery.stable,
                     flags: FLAG_RETRANS | self.need_ack_flag(),
                     items: alloc::vec![Item::Entry(e.clone())],
                 };
-                let addr = self.members.get(&src).copied().unwrap_or(0);
+                let addr = self.membership.members.get(&src).copied().unwrap_or(0);
                 self.send_to(addr, body);
             }
             return;
@@ -93,15 +99,15 @@ impl GroupMember {
             return;
         }
         let body = if leave {
-            let successor = if src == self.my_id { self.pick_successor() } else { NO_MEMBER };
+            let successor = if src == self.membership.my_id { self.pick_successor() } else { NO_MEMBER };
             EntryBody::Leave { successor }
         } else {
             EntryBody::App(payload)
         };
         let bb = bb && matches!(&body, EntryBody::App(p) if p.len() > self.cfg.bb_threshold as usize);
-        if let Some(s) = &mut self.seqr {
+        if let Some(s) = &mut self.sequencer {
             s.last_id.insert(src, msg_id);
-            if leave && src == self.my_id {
+            if leave && src == self.membership.my_id {
                 s.leaving = true;
             }
         }
@@ -109,13 +115,13 @@ impl GroupMember {
     }
 
     pub(super) fn pick_successor(&self) -> u32 {
-        let Some(s) = &self.seqr else {
+        let Some(s) = &self.sequencer else {
             return NO_MEMBER;
         };
         let now = self.now;
         let mut best: Option<(u64, u32)> = None;
         for (&id, &ack) in &s.acks {
-            if id == self.my_id {
+            if id == self.membership.my_id {
                 continue;
             }
             let alive = s.last_heard.get(&id).is_some_and(|&t| now < t + self.cfg.member_timeout_us / 2);
@@ -131,7 +137,7 @@ impl GroupMember {
 
     /// Keeps a submission that cannot be stamped yet (once).
     fn wait_for_room(&mut self, w: Submission) {
-        let Some(s) = &mut self.seqr else { return };
+        let Some(s) = &mut self.sequencer else { return };
         if s.waiting.len() < WAITING_MAX && !s.waiting.iter().any(|x| x.src == w.src && x.msg_id == w.msg_id)
         {
             s.waiting.push_back(w);
@@ -141,7 +147,7 @@ impl GroupMember {
     /// Stamps what waited for room in the history or for the previous
     /// membership change to settle, in the order it came.
     fn drain_waiting(&mut self) {
-        let Some(s) = &mut self.seqr else { return };
+        let Some(s) = &mut self.sequencer else { return };
         if s.waiting.is_empty() || self.state != State::Active {
             return;
         }
@@ -159,14 +165,16 @@ impl GroupMember {
     /// `quorum_views`), so a crash while a change is unsettled cannot stall
     /// the group.
     pub(super) fn change_allowed(&self) -> bool {
-        let Some(s) = &self.seqr else { return false };
-        let settled = |id: &u32| s.stable_seen.get(id).is_some_and(|&st| st > self.last_change);
-        s.acks.iter().all(|(id, &a)| *id == self.my_id || (a > self.last_change && settled(id)))
+        let Some(s) = &self.sequencer else { return false };
+        let settled = |id: &u32| s.stable_seen.get(id).is_some_and(|&st| st > self.membership.last_change);
+        s.acks
+            .iter()
+            .all(|(id, &a)| *id == self.membership.my_id || (a > self.membership.last_change && settled(id)))
     }
 
     pub(super) fn request_sync(&mut self) {
         let now = self.now;
-        let Some(s) = &mut self.seqr else { return };
+        let Some(s) = &mut self.sequencer else { return };
         if s.last_sync_req.is_some_and(|t| now < t + self.cfg.retransmit_us) {
             return;
         }
@@ -178,14 +186,14 @@ impl GroupMember {
     /// batch (a BB message by name only).
     pub(super) fn stamp(&mut self, entry: Entry, bb: bool) -> u64 {
         let now = self.now;
-        let Some(s) = &mut self.seqr else { return 0 };
+        let Some(s) = &mut self.sequencer else { return 0 };
         let seq = s.next_seq;
         s.next_seq += 1;
         s.last_bcast = now;
-        self.history.insert(seq, entry.clone());
-        self.known_next = seq + 1;
+        self.delivery.history.insert(seq, entry.clone());
+        self.delivery.known_end = seq + 1;
         self.advance_recv();
-        if entry.sender == self.my_id
+        if entry.sender == self.membership.my_id
             && let Some(m) = self.send_queue.front_mut()
             && m.msg_id == entry.msg_id
             && !matches!(entry.body, EntryBody::Join { .. } | EntryBody::Remove { .. })
@@ -193,8 +201,12 @@ impl GroupMember {
             m.stamped = Some(seq);
         }
         self.recompute_accepted();
-        let item =
-            if bb { Item::Bb { sender: entry.sender, msg_id: entry.msg_id } } else { Item::Entry(entry) };
+        let item = match &entry.body {
+            EntryBody::App(payload) if bb => {
+                Item::Bb { sender: entry.sender, msg_id: entry.msg_id, digest: auth::digest(payload) }
+            }
+            _ => Item::Entry(entry),
+        };
         self.queue_item(seq, item);
         seq
     }
@@ -218,10 +230,10 @@ impl GroupMember {
 
     pub(super) fn recompute_accepted(&mut self) {
         let r = self.cfg.resilience as usize;
-        let me = self.my_id;
-        let Some(s) = &self.seqr else { return };
+        let me = self.membership.my_id;
+        let Some(s) = &self.sequencer else { return };
         let next = s.next_seq;
-        let mut acc = self.accepted;
+        let mut acc = self.delivery.accepted;
         while acc < next {
             // Members that joined before entry `acc` can hold it; r is capped
             // by how many there are.
@@ -250,9 +262,9 @@ impl GroupMember {
             .min()
             .unwrap_or(next)
             .min(next);
-        self.accepted = acc;
-        self.stable = self.stable.max(stable);
-        if let Some(s) = &mut self.seqr {
+        self.delivery.accepted = acc;
+        self.delivery.stable = self.delivery.stable.max(stable);
+        if let Some(s) = &mut self.sequencer {
             s.departing.retain(|_, (at, _)| *at >= acc);
         }
     }
@@ -264,12 +276,12 @@ impl GroupMember {
     }
 
     pub(super) fn seq_settle(&mut self) {
-        let before = self.accepted;
+        let before = self.delivery.accepted;
         self.recompute_accepted();
         self.deliver();
         self.drain_waiting();
         self.deliver();
-        if self.accepted > before && self.effective_r() > 0 && self.batch.is_none() {
+        if self.delivery.accepted > before && self.effective_r() > 0 && self.batch.is_none() {
             // A pending batch carries the accept mark; otherwise announce it.
             self.bcast_status(0);
         }
@@ -280,8 +292,8 @@ impl GroupMember {
     /// Sends welcomes whose join entry is accepted: once when it becomes
     /// accepted, and again whenever the joiner repeats its request.
     pub(super) fn send_welcomes(&mut self, only: Option<u32>) {
-        let accepted = self.accepted;
-        let Some(s) = &mut self.seqr else { return };
+        let accepted = self.delivery.accepted;
+        let Some(s) = &mut self.sequencer else { return };
         let acks = &s.acks;
         // Forget welcomes the joiner evidently received (it acknowledged).
         s.welcomes.retain(|id, w| acks.get(id).is_some_and(|&a| a <= w.join_seq));
@@ -293,30 +305,31 @@ impl GroupMember {
             }
         }
         for (id, w) in list {
+            let pad = auth::welcome_pad(&w.key, w.nonce, w.addr);
+            let mut secret = self.secret.0;
+            secret.iter_mut().zip(pad).for_each(|(b, p)| *b ^= p);
             let body = Body::Welcome {
+                nonce: w.nonce,
                 member_id: id,
                 join_seq: w.join_seq,
-                sequencer: self.my_id,
-                accepted: self.accepted,
-                stable: self.stable,
+                sequencer: self.membership.my_id,
+                accepted: self.delivery.accepted,
+                stable: self.delivery.stable,
                 params: self.cfg.params(),
                 members: w.members,
-                secret: self.secret.0,
+                secret,
             };
-            self.send_to(w.addr, body);
+            self.send_sealed(&w.key, w.addr, body);
         }
     }
 
-    pub(super) fn on_join_req(&mut self, from: u64) {
-        if let Some((&id, _)) = self.members.iter().find(|(_, a)| **a == from) {
-            self.send_welcomes(Some(id));
+    /// A joiner whose proof verified: stamp its join (with its rights).
+    pub(super) fn on_join_req(&mut self, from: u64, rights: Rights, nonce: u64, key: Key) {
+        if self.sequencer.as_ref().is_some_and(|s| s.leaving) {
             return;
         }
-        if self.seqr.as_ref().is_some_and(|s| s.leaving) {
-            return;
-        }
-        if self.members.len() >= self.cfg.max_members as usize {
-            self.send_to(from, Body::JoinDenied);
+        if self.membership.members.len() >= self.cfg.max_members as usize {
+            self.send_sealed(&key, from, Body::JoinDenied { nonce });
             return;
         }
         if !self.change_allowed() || self.history_full() {
@@ -324,21 +337,24 @@ impl GroupMember {
             self.request_sync();
             return;
         }
-        let Some(s) = &mut self.seqr else { return };
+        let Some(s) = &mut self.sequencer else { return };
         let id = s.next_member_id;
         s.next_member_id += 1;
-        let seq = self.stamp(Entry { sender: id, msg_id: 0, body: EntryBody::Join { addr: from } }, false);
-        let Some(s) = &mut self.seqr else { return };
+        let join = EntryBody::Join { addr: from, rights: rights.0 };
+        let seq = self.stamp(Entry { sender: id, msg_id: 0, body: join }, false);
+        let Some(s) = &mut self.sequencer else { return };
         let members = self
+            .membership
             .members
             .iter()
             .map(|(&i, &a)| WelcomeMember {
                 id: i,
                 addr: a,
                 last_msg_id: s.last_id.get(&i).copied().unwrap_or(0),
+                rights: self.membership.member_rights.get(&i).map_or(0, |r| r.0),
             })
             .collect();
-        s.welcomes.insert(id, PendingWelcome { join_seq: seq, addr: from, members, sent: false });
+        s.welcomes.insert(id, PendingWelcome { join_seq: seq, addr: from, members, sent: false, key, nonce });
         self.seq_progress();
     }
 
@@ -348,7 +364,7 @@ impl GroupMember {
         if !self.handle_dead_members() {
             return;
         }
-        let Some(s) = &self.seqr else { return };
+        let Some(s) = &self.sequencer else { return };
         if now >= s.last_bcast + c.heartbeat_us {
             self.bcast_status(FLAG_SYNC);
         }
@@ -366,21 +382,21 @@ impl GroupMember {
     /// resets the group instead (and returns false).
     fn handle_dead_members(&mut self) -> bool {
         let (now, timeout) = (self.now, self.cfg.member_timeout_us);
-        let Some(s) = &self.seqr else { return false };
+        let Some(s) = &self.sequencer else { return false };
         let dead: Vec<u32> = s
             .last_heard
             .iter()
-            .filter(|&(&id, &t)| id != self.my_id && now >= t + timeout)
+            .filter(|&(&id, &t)| id != self.membership.my_id && now >= t + timeout)
             .map(|(&id, _)| id)
             .collect();
         if dead.is_empty() {
-            if let Some(s) = &mut self.seqr {
+            if let Some(s) = &mut self.sequencer {
                 s.blocked_dead_since = None;
             }
             return true;
         }
         let leaving = s.leaving;
-        if self.members.len() - dead.len() < quorum(&self.cfg, self.members.len()) {
+        if self.membership.members.len() - dead.len() < quorum(&self.cfg, self.membership.members.len()) {
             // We no longer hear from enough members to speak for the group
             // (we may be on the small side of a partition): stop sequencing
             // and let a reset sort it out.
@@ -392,10 +408,10 @@ impl GroupMember {
         let removable = dead.iter().copied().find(|&id| !self.leave_waiting(id));
         if let Some(id) = removable.filter(|_| !leaving && self.change_allowed() && !self.history_full()) {
             self.stamp(
-                Entry { sender: self.my_id, msg_id: 0, body: EntryBody::Remove { member: id } },
+                Entry { sender: self.membership.my_id, msg_id: 0, body: EntryBody::Remove { member: id } },
                 false,
             );
-            if let Some(s) = &mut self.seqr {
+            if let Some(s) = &mut self.sequencer {
                 s.blocked_dead_since = None;
             }
         } else if self.removal_blocked_too_long() {
@@ -414,7 +430,7 @@ impl GroupMember {
     fn removal_blocked_too_long(&mut self) -> bool {
         self.request_sync();
         let (now, c) = (self.now, &self.cfg);
-        let Some(s) = &mut self.seqr else { return false };
+        let Some(s) = &mut self.sequencer else { return false };
         s.next_dead_check = now + c.retransmit_us;
         let since = *s.blocked_dead_since.get_or_insert(now);
         if now < since + c.member_timeout_us {
@@ -429,7 +445,7 @@ impl GroupMember {
     /// for entries are answered, and its acks let it go. Whether `from`
     /// was such a member.
     pub(super) fn serve_leaver(&mut self, from: u64, src: u32, body: &Body) -> bool {
-        let Some(s) = &mut self.seqr else { return false };
+        let Some(s) = &mut self.sequencer else { return false };
         let Some(l) = s.leavers.get_mut(&src).filter(|l| l.addr == from) else {
             return false;
         };
@@ -452,7 +468,7 @@ impl GroupMember {
     /// Lets go of leavers that did not confirm within a member timeout.
     fn forget_silent_leavers(&mut self) {
         let (now, timeout) = (self.now, self.cfg.member_timeout_us);
-        let Some(s) = &mut self.seqr else { return };
+        let Some(s) = &mut self.sequencer else { return };
         let before = s.leavers.len();
         s.leavers.retain(|_, l| now < l.since + timeout);
         if s.leavers.len() < before {
@@ -462,11 +478,11 @@ impl GroupMember {
 
     /// Whether member `id` asked to leave and its leave waits to be stamped.
     fn leave_waiting(&self, id: u32) -> bool {
-        self.seqr.as_ref().is_some_and(|s| s.waiting.iter().any(|w| w.src == id && w.leave))
+        self.sequencer.as_ref().is_some_and(|s| s.waiting.iter().any(|w| w.src == id && w.leave))
     }
 
     /// When member `id`, heard from at `heard`, is next due a probe.
-    fn probe_due(&self, s: &SeqState, id: u32, heard: u64) -> u64 {
+    fn probe_due(&self, s: &SequencerRole, id: u32, heard: u64) -> u64 {
         let quiet = heard + self.cfg.probe_after(self.cfg.member_timeout_us);
         quiet.max(s.last_probe.get(&id).map_or(0, |t| t + self.cfg.retransmit_us))
     }
@@ -477,17 +493,17 @@ impl GroupMember {
     /// retransmission interval, until it answers or times out.
     fn probe_quiet_members(&mut self) {
         let now = self.now;
-        let Some(s) = &self.seqr else { return };
+        let Some(s) = &self.sequencer else { return };
         let due: Vec<(u32, u64)> = s
             .last_heard
             .iter()
-            .filter(|&(&id, &t)| id != self.my_id && now >= self.probe_due(s, id, t))
-            .filter_map(|(&id, _)| self.members.get(&id).map(|&addr| (id, addr)))
+            .filter(|&(&id, &t)| id != self.membership.my_id && now >= self.probe_due(s, id, t))
+            .filter_map(|(&id, _)| self.membership.members.get(&id).map(|&addr| (id, addr)))
             .collect();
         let Some(status) = self.status(FLAG_SYNC) else { return };
         for (id, addr) in due {
             self.send_to(addr, status.clone());
-            if let Some(s) = &mut self.seqr {
+            if let Some(s) = &mut self.sequencer {
                 s.last_probe.insert(id, now);
             }
         }
@@ -495,10 +511,10 @@ impl GroupMember {
 
     /// When the next quiet member is due a probe.
     pub(super) fn next_member_probe(&self) -> Option<u64> {
-        let s = self.seqr.as_ref()?;
+        let s = self.sequencer.as_ref()?;
         s.last_heard
             .iter()
-            .filter(|&(&id, _)| id != self.my_id)
+            .filter(|&(&id, _)| id != self.membership.my_id)
             .map(|(&id, &t)| self.probe_due(s, id, t))
             .min()
     }

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+use sequencer::auth::{self, Key};
+use sequencer::wire::{Ballot, Body, Entry, EntryBody, Header, Item, Packet, View, ViewMember};
 use sequencer::{Config, Dest, Event, GroupMember, LeaveReason, SendError};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
@@ -56,7 +58,44 @@ pub enum Action {
     LeaveSequencer,
     Join(usize),
     SetFaults(Faults),
+    /// The adversary tries one attack.
+    Attack(Attack),
 }
+
+/// What the adversary station tries. It sees every broadcast and can send
+/// anything under any source address, but holds none of the group's keys;
+/// the receive-only member it controls holds what such a member holds.
+#[derive(Clone, Copy, Debug)]
+pub enum Attack {
+    /// Data claiming the sequencer, for sequence numbers now and ahead.
+    FutureData,
+    /// A send claiming a member, with a guessed tag.
+    ForgedSend,
+    /// Its receive-only member sends anyway, bypassing its library.
+    SendWithoutRight,
+    /// A recorded join request again, from its joiner's address or its own.
+    ReplayJoin,
+    /// Any recorded broadcast again, from its sender's address.
+    Replay,
+    /// Reset traffic claiming the sequencer or a member: decisions,
+    /// proposals, votes ("accepted"), promises and "not a member".
+    ForgedReset,
+}
+
+/// Every attack kind.
+pub const ATTACKS: [Attack; 6] = [
+    Attack::FutureData,
+    Attack::ForgedSend,
+    Attack::SendWithoutRight,
+    Attack::ReplayJoin,
+    Attack::Replay,
+    Attack::ForgedReset,
+];
+
+/// The adversary's own address: a station that never was a member.
+pub const ADVERSARY: u64 = 0xbad0;
+/// Every payload the adversary makes starts with this.
+pub const FORGED: &[u8] = b"FORGED";
 
 impl std::fmt::Debug for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,6 +109,7 @@ impl std::fmt::Debug for Action {
             Action::LeaveSequencer => write!(f, "LeaveSequencer"),
             Action::Join(i) => write!(f, "Join(n{i})"),
             Action::SetFaults(x) => write!(f, "{x:?}"),
+            Action::Attack(a) => write!(f, "Attack({a:?})"),
         }
     }
 }
@@ -120,6 +160,8 @@ struct InFlight {
     to: usize,
     from: u64,
     bytes: Vec<u8>,
+    /// Put on the network by the adversary, not by a member.
+    injected: bool,
 }
 impl PartialEq for InFlight {
     fn eq(&self, o: &Self) -> bool {
@@ -154,6 +196,14 @@ pub struct Sim {
     pub packets: u64,
     pub steps: u64,
     by_addr: HashMap<u64, usize>,
+    /// Every broadcast packet put on the network, with its source address:
+    /// what any station on the segment sees (the adversary's recordings).
+    pub tap: Vec<(u64, Vec<u8>)>,
+    /// The node that joins with a capability without the send right (the
+    /// adversary's member), if any.
+    pub receive_only: Option<usize>,
+    /// Attacks tried.
+    pub attacks: u64,
 }
 
 impl Sim {
@@ -194,6 +244,9 @@ impl Sim {
             packets: 0,
             steps: 0,
             by_addr,
+            tap: Vec::new(),
+            receive_only: None,
+            attacks: 0,
         }
     }
 
@@ -210,7 +263,12 @@ impl Sim {
     }
 
     pub fn join(&mut self, i: usize) {
-        self.join_with(i, &owner_capability());
+        if self.receive_only == Some(i) {
+            let capability = owner_capability().restrict(sequencer::RIGHT_RECEIVE).unwrap();
+            self.join_with(i, &capability);
+        } else {
+            self.join_with(i, &owner_capability());
+        }
     }
 
     /// Node `i` joins now, showing `capability`.
@@ -252,8 +310,29 @@ impl Sim {
                 to,
                 from: self.nodes[from].addr,
                 bytes: bytes.to_vec(),
+                injected: false,
             }));
         }
+    }
+
+    /// A packet from a station outside the simulation (an adversary) that
+    /// claims source address `from`, reaching node `to` after `delay` µs
+    /// (unless the node is down; no loss).
+    pub fn inject(&mut self, delay: u64, to: usize, from: u64, bytes: Vec<u8>) {
+        self.order += 1;
+        self.heap.push(Reverse(InFlight {
+            at: self.now + delay,
+            order: self.order,
+            to,
+            from,
+            bytes,
+            injected: true,
+        }));
+    }
+
+    /// Node `i`'s address.
+    pub fn addr(&self, i: usize) -> u64 {
+        self.nodes[i].addr
     }
 
     /// Moves node i's output to the network and checks its events.
@@ -266,6 +345,9 @@ impl Sim {
             self.packets += 1;
             match t.dest {
                 Dest::Group => {
+                    if self.tap.len() < 100_000 {
+                        self.tap.push((self.nodes[i].addr, t.bytes.clone()));
+                    }
                     for j in 0..self.nodes.len() {
                         self.transmit(i, j, &t.bytes);
                     }
@@ -300,6 +382,7 @@ impl Sim {
         let expect = n.first_seq.expect("delivery before join") + n.delivered.len() as u64;
         assert_eq!(seq, expect, "t={now} node {i}: delivered seq {seq}, expected {expect} (gap or repeat)");
         if let Sig::App(p) = &sig {
+            assert!(!p.starts_with(FORGED), "t={now} node {i}: delivered a forged message at seq {seq}");
             assert!(n.app_seen.insert(p.clone()), "t={now} node {i}: message {p:?} delivered twice");
             if n.outstanding.front() == Some(p) {
                 n.outstanding.pop_front();
@@ -399,6 +482,131 @@ impl Sim {
             }
             Action::Join(i) => self.join(i),
             Action::SetFaults(f) => self.faults = f,
+            Action::Attack(a) => self.attack(a),
+        }
+    }
+
+    /// A tag the adversary guesses (it holds no key).
+    fn guess(&mut self, from: u64, header: Header, body: Body) -> Vec<u8> {
+        let key = if self.rng.chance(0.5) { Key([0; 32]) } else { Key([self.rng.below(256) as u8; 32]) };
+        auth::seal(&key, from, &Packet { header, body })
+    }
+
+    /// The adversary tries `attack` against the live members.
+    pub fn attack(&mut self, attack: Attack) {
+        self.attacks += 1;
+        let targets: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].m.is_some()).collect();
+        if targets.is_empty() {
+            return;
+        }
+        let t = targets[self.rng.below(targets.len() as u64) as usize];
+        let info = self.nodes[t].m.as_ref().unwrap().get_info();
+        let seq_addr =
+            info.members.iter().find(|(id, _)| *id == info.sequencer_id).map_or(ADVERSARY, |m| m.1);
+        let seq_header = Header { port: PORT, inc: info.incarnation, src: info.sequencer_id, to: 0 };
+        let (victim, victim_addr) = info
+            .members
+            .get(self.rng.below(info.members.len().max(1) as u64) as usize)
+            .copied()
+            .unwrap_or((0, 0));
+        let forged = |k: u64| {
+            let mut p = FORGED.to_vec();
+            p.extend_from_slice(format!(":{k}").as_bytes());
+            p
+        };
+        let delay = 50 + self.rng.below(500);
+        match attack {
+            Attack::FutureData => {
+                let seq = info.next_seq + self.rng.below(3 * self.cfg.history_size as u64 + 20);
+                let flags = [0, sequencer::wire::FLAG_RETRANS][self.rng.below(2) as usize];
+                let item =
+                    Item::Entry(Entry { sender: victim, msg_id: 1, body: EntryBody::App(forged(seq)) });
+                let body = Body::Data { seq, accepted: seq + 1, stable: 0, flags, items: vec![item] };
+                let from = if self.rng.chance(0.7) { seq_addr } else { ADVERSARY };
+                let bytes = self.guess(from, seq_header, body);
+                self.inject(delay, t, from, bytes);
+            }
+            Attack::ForgedSend => {
+                let body = Body::Send {
+                    msg_id: self.rng.below(100) as u32,
+                    ack: 0,
+                    leave: false,
+                    payload: forged(0),
+                };
+                let h = Header { src: victim, to: seq_addr, ..seq_header };
+                let bytes = self.guess(victim_addr, h, body);
+                if let Some(&j) = self.by_addr.get(&seq_addr) {
+                    self.inject(delay, j, victim_addr, bytes);
+                }
+            }
+            Attack::SendWithoutRight => {
+                // The receive-only member holds the group key: it can tag
+                // its own packets, only not make the sequencer stamp them.
+                let Some(r) = self.receive_only else { return };
+                let Some(m) = self.nodes[r].m.as_ref().filter(|m| m.is_member()) else { return };
+                let mine = m.get_info();
+                let seq_addr =
+                    mine.members.iter().find(|(id, _)| *id == mine.sequencer_id).map_or(0, |m| m.1);
+                let body = Body::Send {
+                    msg_id: 1 + self.rng.below(50) as u32,
+                    ack: 0,
+                    leave: false,
+                    payload: forged(1),
+                };
+                let h = Header { port: PORT, inc: mine.incarnation, src: mine.member_id, to: seq_addr };
+                let from = self.nodes[r].addr;
+                let bytes = auth::seal(&auth::group_key(PORT, &SECRET), from, &Packet { header: h, body });
+                if let Some(&j) = self.by_addr.get(&seq_addr) {
+                    self.inject(delay, j, from, bytes);
+                }
+            }
+            Attack::ReplayJoin => {
+                let joins: Vec<(u64, Vec<u8>)> = self
+                    .tap
+                    .iter()
+                    .filter(|(_, b)| Packet::decode(b).is_ok_and(|p| matches!(p.body, Body::JoinReq { .. })))
+                    .cloned()
+                    .collect();
+                if joins.is_empty() {
+                    return;
+                }
+                let (src, bytes) = joins[self.rng.below(joins.len() as u64) as usize].clone();
+                let from = if self.rng.chance(0.5) { src } else { ADVERSARY };
+                self.inject(delay, t, from, bytes);
+            }
+            Attack::Replay => {
+                if self.tap.is_empty() {
+                    return;
+                }
+                let (from, bytes) = self.tap[self.rng.below(self.tap.len() as u64) as usize].clone();
+                self.inject(delay, t, from, bytes);
+            }
+            Attack::ForgedReset => {
+                let base = info.next_seq;
+                let ballot = Ballot { round: 1 + self.rng.below(20) as u32, id: victim };
+                let view = View {
+                    old_inc: info.incarnation,
+                    new_inc: info.incarnation.wrapping_add(1),
+                    sequencer: victim,
+                    min_d: base,
+                    floor: base,
+                    base,
+                    members: vec![ViewMember { id: victim, addr: victim_addr, ack: base, rights: 0xff }],
+                    removed: info.members.iter().copied().filter(|&(id, _)| id != victim).collect(),
+                };
+                let body = match self.rng.below(7) {
+                    0 => Body::Decided { view },
+                    1 => Body::Accept { ballot, view },
+                    2 => Body::Accepted { ballot },
+                    3 => Body::Prepare { ballot },
+                    4 => Body::Nack { ballot },
+                    5 => Body::ResetStatus { recv_upto: base + 100 },
+                    _ => Body::NotMember { member: info.member_id },
+                };
+                let h = Header { src: victim, ..seq_header };
+                let bytes = self.guess(victim_addr, h, body);
+                self.inject(delay, t, victim_addr, bytes);
+            }
         }
     }
 
@@ -444,18 +652,25 @@ impl Sim {
             let Reverse(p) = self.heap.pop().unwrap();
             let i = p.to;
             if self.trace_packets {
-                let d = sequencer::wire::Packet::decode(&p.bytes).unwrap();
-                let mut txt = format!("{:?}", d.body);
-                txt.truncate(200);
-                println!(
-                    "{:>9} n{} <- {:#x} inc {} src {}: {}",
-                    now, i, p.from, d.header.inc, d.header.src, txt
-                );
+                match sequencer::wire::Packet::decode(&p.bytes) {
+                    Ok(d) => {
+                        let mut txt = format!("{:?}", d.body);
+                        txt.truncate(200);
+                        println!(
+                            "{:>9} n{} <- {:#x} inc {} src {}: {}",
+                            now, i, p.from, d.header.inc, d.header.src, txt
+                        );
+                    }
+                    Err(e) => println!("{:>9} n{} <- {:#x}: undecodable ({e})", now, i, p.from),
+                }
             }
             let Some(m) = self.nodes[i].m.as_mut() else {
                 continue;
             };
-            m.handle_packet(now, p.from, &p.bytes).expect("member produced a malformed packet");
+            // Injected packets may be garbage; members' own never are.
+            if m.handle_packet(now, p.from, &p.bytes).is_err() && !p.injected {
+                panic!("member produced a malformed packet");
+            }
             self.flush(i);
         }
         for i in 0..self.nodes.len() {
