@@ -3,11 +3,11 @@
 
 use amoeba_ipc::interfaces::echo;
 use anyhow::{Context, Result, bail};
-use boot::bench::{EchoResponder, Summary, echo_round_trips};
-use boot::workstation::{Action, Workstation};
-use boot::{Pool, PoolConfig};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use pool_bench::{EchoResponder, Summary, echo_round_trips};
+use qemu_pool::Pool;
+use qemu_pool::PoolConfig;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use workstation::{Action, Workstation};
 
 #[derive(Parser)]
 #[command(name = "boot", about = "Boot and drive a pool of Amoeba-style nucleus boards under QEMU")]
@@ -160,7 +161,7 @@ enum Command {
     /// Set an entry's column masks, hex per column: `chmod /notes ff:02:00`.
     Chmod {
         path: String,
-        masks: boot::workstation::Masks,
+        masks: workstation::Masks,
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
@@ -195,21 +196,21 @@ enum Command {
     /// Freeze a process: by capability, BOARD/PID, or a program name `ps` shows.
     Stun {
         #[arg(value_parser = parse_target)]
-        process: boot::workstation::Target,
+        process: workstation::Target,
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
     /// Let a stunned process run again.
     Resume {
         #[arg(value_parser = parse_target)]
-        process: boot::workstation::Target,
+        process: workstation::Target,
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
     /// End a process.
     Kill {
         #[arg(value_parser = parse_target)]
-        process: boot::workstation::Target,
+        process: workstation::Target,
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
@@ -297,7 +298,7 @@ fn parse_capability(text: &str) -> Result<amoeba_abi::Capability, String> {
     text.parse().map_err(|e| format!("not a capability: {e:?}"))
 }
 
-fn parse_target(text: &str) -> Result<boot::workstation::Target, String> {
+fn parse_target(text: &str) -> Result<workstation::Target, String> {
     text.parse()
 }
 
@@ -316,7 +317,7 @@ fn main() {
         Command::RestartBoard { board, run_dir } => {
             control(&run_dir, &format!("restart-board {board}")).map(|reply| print!("{reply}"))
         }
-        Command::Services { run_dir } => workstation(&run_dir, boot::workstation::services),
+        Command::Services { run_dir } => workstation(&run_dir, workstation::services),
         Command::Fault { spec, run_dir } => {
             control(&run_dir, &format!("fault {}", spec.join(" "))).map(|reply| print!("{reply}"))
         }
@@ -356,11 +357,11 @@ fn main() {
         Command::Info { path, run_dir } => {
             workstation(&run_dir, |ws| ws.info(&path).map(|i| format!("{i}\n")))
         }
-        Command::Ps { all, run_dir } => workstation(&run_dir, |ws| boot::workstation::ps(ws, all)),
+        Command::Ps { all, run_dir } => workstation(&run_dir, |ws| workstation::ps(ws, all)),
         Command::Stun { process, run_dir } => control_process(&run_dir, &process, Action::Stun),
         Command::Resume { process, run_dir } => control_process(&run_dir, &process, Action::Resume),
         Command::Kill { process, run_dir } => control_process(&run_dir, &process, Action::Kill),
-        Command::Hosts { run_dir } => workstation(&run_dir, boot::workstation::hosts),
+        Command::Hosts { run_dir } => workstation(&run_dir, workstation::hosts),
         Command::RpcDemo { pool } => rpc_demo(&pool),
         Command::GroupDemo { pool } => group_demo(&pool),
         Command::ChatDemo { lines, pool } => chat_demo(&pool, lines),
@@ -373,7 +374,7 @@ fn main() {
 }
 
 fn nucleus_path(args: &PoolArgs) -> PathBuf {
-    args.nucleus.clone().unwrap_or_else(boot::default_nucleus)
+    args.nucleus.clone().unwrap_or_else(qemu_pool::default_nucleus)
 }
 
 fn progress_bar(total: usize, message: &str) -> ProgressBar {
@@ -408,7 +409,7 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
     let disk = args.run_dir.join("disk.img");
     let mut config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_disk(
         &disk,
-        boot::system::DISK_BYTES,
+        pool_system::DISK_BYTES,
         fresh_disk,
     )?;
     config.faults.apply(faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
@@ -425,10 +426,10 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
 
     let (mut pool, elapsed) = boot_pool(config)?;
     println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
-    let mut system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
-    boot::workstation::save_capabilities(&args.run_dir, &system.capabilities(&pool))?;
+    let mut system = pool_system::bring_up(&pool, |step| println!("{step}"))?;
+    workstation::save_capabilities(&args.run_dir, &system.capabilities(&pool))?;
     println!("system up: Bullet server, run server, {} programs installed\n", system.programs.len());
-    print!("{}", boot::system::status_table(&pool, &system));
+    print!("{}", pool_system::status_table(&pool, &system));
     let faults = pool.switch().faults();
     if !faults.is_clean() {
         println!("switch faults: {faults}");
@@ -650,20 +651,20 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
     println!(
         "\n== group broadcast: latency and throughput by group size, PB and BB, with a null RPC as the unit"
     );
-    boot::group_bench::run(sizes, &args.run_dir, |size| {
+    pool_bench::group::run(sizes, &args.run_dir, |size| {
         boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), size)).map(|(pool, _)| pool)
     })
 }
 
-/// RPC latency and throughput (see `boot::rpc_bench`) in a pool of two boards.
+/// RPC latency and throughput (see `pool_bench::rpc`) in a pool of two boards.
 fn rpc_bench(args: &PoolArgs) -> Result<()> {
     let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 2))?;
-    let result = boot::rpc_bench::run(&pool, &args.run_dir);
+    let result = pool_bench::rpc::run(&pool, &args.run_dir);
     pool.shutdown();
     result
 }
 
-/// The sections of the servers built on the nucleus (see `boot::system_bench`).
+/// The sections of the servers built on the nucleus (see `pool_bench::system`).
 fn system_benches(args: &PoolArgs) -> Result<()> {
     processes_bench(args)?;
     bullet_bench(args)?;
@@ -677,7 +678,7 @@ fn processes_bench(args: &PoolArgs) -> Result<()> {
         "\n== processes: creating a 64 KiB program on another board, in units of local creation and of a null RPC"
     );
     let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 2))?;
-    let result = boot::system_bench::processes(&pool);
+    let result = pool_bench::system::processes(&pool);
     pool.shutdown();
     result
 }
@@ -685,8 +686,8 @@ fn processes_bench(args: &PoolArgs) -> Result<()> {
 /// The Bullet server in a pool of one board with a fresh disk.
 fn bullet_bench(args: &PoolArgs) -> Result<()> {
     println!("\n== bullet: file reads and creates against RPC and raw disk operations on the same path");
-    let disk = ("bench-disk.img", boot::system_bench::BULLET_DISK_BYTES);
-    bench_on_fresh_disk(args, 1, disk, boot::system_bench::bullet)
+    let disk = ("bench-disk.img", pool_bench::system::BULLET_DISK_BYTES);
+    bench_on_fresh_disk(args, 1, disk, pool_bench::system::bullet)
 }
 
 /// The directory service on boards 0–2 of a pool of four, board 0 with a fresh disk.
@@ -695,8 +696,8 @@ fn directory_bench(args: &PoolArgs) -> Result<()> {
         "\n== directory: lookups against a null RPC, updates against a broadcast in a group like the \
          directory's, rates"
     );
-    let disk = ("bench-directory-disk.img", boot::directory_bench::DIRECTORY_DISK_BYTES);
-    bench_on_fresh_disk(args, boot::directory_bench::DIRECTORY_BOARDS, disk, boot::directory_bench::directory)
+    let disk = ("bench-directory-disk.img", pool_bench::directory::DIRECTORY_DISK_BYTES);
+    bench_on_fresh_disk(args, pool_bench::directory::DIRECTORY_BOARDS, disk, pool_bench::directory::directory)
 }
 
 /// Runs `bench` on a pool of `boards` whose board 0 has a fresh disk
@@ -723,10 +724,10 @@ fn bench_on_fresh_disk(
 fn system_bench() -> Result<()> {
     println!(
         "\n== system: {} boards brought up by `boot up`; exec through the run server, placements, `ax hello`",
-        boot::system_bench::SYSTEM_BOARDS
+        pool_bench::system::SYSTEM_BOARDS
     );
     let boot = std::env::current_exe().context("finding this program")?;
-    boot::system_bench::system(&boot)
+    pool_bench::system::system(&boot)
 }
 
 /// Boards that idle while their host CPU is measured, and for how long.
@@ -740,9 +741,9 @@ fn idle_bench(args: &PoolArgs) -> Result<()> {
     // Let the boot's own work settle first.
     std::thread::sleep(Duration::from_secs(2));
     let pids: Vec<u32> = pool.boards().iter().filter_map(|b| b.pid()).collect();
-    let before = boot::host_cpu::CpuReading::take(&pids);
+    let before = pool_bench::host_cpu::CpuReading::take(&pids);
     std::thread::sleep(IDLE_MEASURE);
-    let used = before.until(&boot::host_cpu::CpuReading::take(&pids));
+    let used = before.until(&pool_bench::host_cpu::CpuReading::take(&pids));
     pool.shutdown();
     println!(
         "{IDLE_BOARDS} idle boards over {} s: {:.3} host cores ({:.1} % of a core per board); {used}",
@@ -778,14 +779,14 @@ fn workstation(run_dir: &Path, command: impl FnOnce(&mut Workstation) -> Result<
     Ok(())
 }
 
-fn control_process(run_dir: &Path, process: &boot::workstation::Target, action: Action) -> Result<()> {
+fn control_process(run_dir: &Path, process: &workstation::Target, action: Action) -> Result<()> {
     let mut ws = Workstation::connect(run_dir)?;
-    boot::workstation::stop_or_resume(&mut ws, process, action)
+    workstation::stop_or_resume(&mut ws, process, action)
 }
 
 fn ax(run_dir: &Path, argv: &[String], on: Option<u16>, detach: bool) -> Result<()> {
     let mut ws = Workstation::connect(run_dir)?;
-    if let Some(status) = ws.ax(argv, &boot::workstation::AxOptions { on, detach })? {
+    if let Some(status) = ws.ax(argv, &workstation::AxOptions { on, detach })? {
         std::process::exit(status);
     }
     Ok(())
@@ -799,7 +800,7 @@ fn run_program(
     detach: bool,
     run_dir: &Path,
 ) -> Result<()> {
-    let mut workstation = boot::workstation::Workstation::connect(run_dir)?;
+    let mut workstation = workstation::Workstation::connect(run_dir)?;
     let mut exec = amoeba_client::exec::Exec::new(program, &[program]);
     exec.argument = argument;
     if run_to_completion {
@@ -816,9 +817,9 @@ fn run_program(
 }
 
 fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
-    let port = boot::HostPort::connect(&run_dir.join("host.sock"))
+    let port = host_station::HostPort::connect(&run_dir.join("host.sock"))
         .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
-    let mut client = boot::rpc_client::RpcClient::new(port);
+    let mut client = host_station::rpc_client::RpcClient::new(port);
     match call {
         RpcCall::Info { capability } => match client.std_info(&capability) {
             Ok(info) => println!("{info}"),
@@ -858,7 +859,7 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
     if status != 0 {
         bail!("the echo client on board 1 failed ({status})");
     }
-    let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
+    let mut host = host_station::rpc_client::RpcClient::new(pool.new_host_port()?);
     let service = amoeba_abi::Capability::for_port(put);
     for round in 0..3 {
         let text = format!("hello from the host, round {round}");
@@ -878,21 +879,21 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
 
 fn group_demo(args: &PoolArgs) -> Result<()> {
     let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 4))?;
-    let result = boot::group_demos::replicated_counter(&pool, None);
+    let result = pool_demos::replicated_counter(&pool, None);
     pool.shutdown();
     result
 }
 
 fn chat_demo(args: &PoolArgs, lines: u64) -> Result<()> {
     let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 4))?;
-    let result = boot::group_demos::ordered_chat(&pool, lines);
+    let result = pool_demos::ordered_chat(&pool, lines);
     pool.shutdown();
     result
 }
 
 fn sequencer_crash_demo(args: &PoolArgs) -> Result<()> {
     let (mut pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 4))?;
-    let result = boot::group_demos::sequencer_crash(&mut pool);
+    let result = pool_demos::sequencer_crash(&mut pool);
     pool.shutdown();
     result
 }

@@ -3,14 +3,16 @@
 //! fails, and always kills its boards (dropping the pool kills them, and
 //! QEMU dies with the test process even if it is killed outright).
 
-use boot::{BoardSpec, Pool, PoolConfig};
+use qemu_pool::BoardSpec;
+use qemu_pool::Pool;
+use qemu_pool::PoolConfig;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The nucleus the tests boot; `just test` builds it first.
 pub fn nucleus() -> PathBuf {
-    let path = boot::default_nucleus();
+    let path = qemu_pool::default_nucleus();
     assert!(
         path.is_file(),
         "the nucleus is not built at {}; run the tests with `just test`, or build it first with \

@@ -59,7 +59,7 @@ fn broadcast_from_the_host_reaches_every_board() {
 }
 
 /// Sends `count` echoes without waiting and counts distinct answers.
-fn pipelined_echo_success(pool: &boot::Pool, count: u32, first_id: u32) -> f64 {
+fn pipelined_echo_success(pool: &qemu_pool::Pool, count: u32, first_id: u32) -> f64 {
     let target = pool.boards()[0].mac;
     for id in first_id..first_id + count {
         pool.host().send(target, &Message::EchoRequest { id, payload: b"loss test" }).unwrap();
@@ -143,7 +143,7 @@ fn a_board_that_stops_before_ready_fails_the_boot_with_its_console() {
     let (mut config, dir) = config(2);
     config.boards[1] = board_with_args(1, "test=poweroff");
     let started = Instant::now();
-    let error = match boot::Pool::boot(config) {
+    let error = match qemu_pool::Pool::boot(config) {
         Ok(_) => panic!("a pool with a board that powers off must not boot"),
         Err(error) => format!("{error:#}"),
     };

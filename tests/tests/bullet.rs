@@ -7,8 +7,7 @@ use amoeba_abi::{Capability, Check, Rights, Status};
 use amoeba_client::exec::Exec;
 use amoeba_client::files;
 use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY, BulletStats, bullet, standard};
-use boot::rpc_client::RpcClient;
-use boot::system;
+use host_station::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot_with, config};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +18,7 @@ fn pool_with_bullet(boards: u16, mib: u64) -> (TestPool, Capability) {
     let (config, dir) = config(boards);
     let config = config.with_disk(dir.path().join("disk.img"), mib << 20, true).unwrap();
     let pool = boot_with(config, dir);
-    let bullet = system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
+    let bullet = pool_system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
     (pool, bullet)
 }
 
@@ -157,7 +156,7 @@ fn safely_committed_files_survive_the_board_killed_at_any_moment() {
         assert!(acknowledged.len() < CREATIONS, "round {round}: the board was killed after all creations");
         survivors.extend(acknowledged);
         pool.restart_board(0).unwrap();
-        let again = system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
+        let again = pool_system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(again, bullet, "the server keeps its capability across a crash");
         let mut rpc = client(&pool);
         for (file, data) in &survivors {

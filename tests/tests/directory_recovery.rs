@@ -11,14 +11,14 @@ use amoeba_abi::{Capability, Rights};
 use amoeba_client::files;
 use amoeba_ipc::interfaces::directory::{Lookup, NewRow};
 use amoeba_ipc::interfaces::soap;
-use boot::exec::Control;
-use boot::rpc_client::RpcClient;
-use boot::system::directory::{DirectoryService, replica_boards, retrying};
-use boot::system::{self, ANCHOR_BLOCKS};
 use directory_server::layout::{HALF_BLOCKS, slot_first_block};
 use directory_server::store::Anchor;
 use directory_server::workload::value_cap;
+use host_station::rpc_client::RpcClient;
+use pool_system::directory::{DirectoryService, replica_boards, retrying};
+use pool_system::{self, ANCHOR_BLOCKS};
 use pool_tests::{TestPool, boot_with, config};
+use qemu_pool::exec::Control;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,7 @@ fn boot_pool(image: &Path, fresh: bool, drive: Option<PathBuf>) -> TestPool {
 }
 
 fn start_services(pool: &TestPool) -> (Capability, DirectoryService) {
-    let bullet = system::start_bullet(pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
+    let bullet = pool_system::start_bullet(pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
     let service = DirectoryService::start(pool, bullet, &replica_boards(BOARDS as usize))
         .unwrap_or_else(|e| panic!("{e:#}"));
     (bullet, service)

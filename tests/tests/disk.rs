@@ -12,10 +12,10 @@ use amoeba_abi::{Capability, Rights, Status};
 use amoeba_ipc::interfaces::disk::Client;
 use amoeba_ipc::interfaces::standard;
 use amoeba_ipc::interfaces::{DISK_IO_MAX, DISK_READ};
-use boot::BoardSpec;
-use boot::board::prepare_disk;
-use boot::rpc_client::RpcClient;
+use host_station::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot_with, config};
+use qemu_pool::BoardSpec;
+use qemu_pool::board::prepare_disk;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

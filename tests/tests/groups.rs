@@ -4,9 +4,9 @@
 
 use amoeba_abi::syscall::GROUP_RIGHT_RECEIVE;
 use amoeba_abi::{Capability, Check, Rights};
-use boot::exec::Started;
-use boot::group_client::GroupClient;
+use host_station::group_client::GroupClient;
 use pool_tests::{TestPool, boot};
+use qemu_pool::exec::Started;
 use std::time::Duration;
 
 const CREATE: u64 = 1 << 63;
@@ -38,13 +38,13 @@ fn result_line(pool: &TestPool, index: usize, timeout: Duration) -> String {
 #[test]
 fn group_demo_every_member_ends_with_the_same_value_and_order() {
     let pool = boot(4);
-    boot::group_demos::replicated_counter(&pool, None).unwrap();
+    pool_demos::replicated_counter(&pool, None).unwrap();
 }
 
 #[test]
 fn group_demo_agrees_under_loss_duplication_and_reordering() {
     let pool = boot(4);
-    boot::group_demos::replicated_counter(&pool, Some("loss=20 dup=5 reorder=5")).unwrap();
+    pool_demos::replicated_counter(&pool, Some("loss=20 dup=5 reorder=5")).unwrap();
     let stats = pool.switch().stats();
     assert!(
         stats.dropped_loss > 0 && stats.duplicated > 0 && stats.reordered > 0,
@@ -55,13 +55,13 @@ fn group_demo_agrees_under_loss_duplication_and_reordering() {
 #[test]
 fn chat_demo_every_log_is_the_same() {
     let pool = boot(4);
-    boot::group_demos::ordered_chat(&pool, 10).unwrap();
+    pool_demos::ordered_chat(&pool, 10).unwrap();
 }
 
 #[test]
 fn sequencer_crash_demo_loses_nothing_delivered() {
     let mut pool = boot(4);
-    boot::group_demos::sequencer_crash(&mut pool).unwrap();
+    pool_demos::sequencer_crash(&mut pool).unwrap();
 }
 
 #[test]

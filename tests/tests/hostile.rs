@@ -7,9 +7,9 @@
 use amoeba_abi::syscall::{EXIT_FAULT, SCHED_PREEMPTIVE};
 use amoeba_client::exec::{Exec, Program};
 use amoeba_ipc::interfaces::process::{HostInfo, ProcessState};
-use boot::exec::{Control, Started};
-use boot::rpc_client::RpcClient;
+use host_station::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot};
+use qemu_pool::exec::{Control, Started};
 use std::time::{Duration, Instant};
 
 /// Where `bystander` maps its segment (its memory is watched from there).

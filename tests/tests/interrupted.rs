@@ -5,8 +5,8 @@
 //! The scenarios are the `interrupted` program's (see its header).
 
 use amoeba_abi::{Capability, GetPort, Port};
-use boot::exec::Started;
 use pool_tests::{TestPool, boot};
+use qemu_pool::exec::Started;
 use std::time::Duration;
 
 /// Scenarios of the `interrupted` program (argument bits 56..64).

@@ -13,8 +13,7 @@
 use amoeba_abi::Capability;
 use amoeba_client::files;
 use amoeba_ipc::interfaces::bullet;
-use boot::rpc_client::RpcClient;
-use boot::system;
+use host_station::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot_with, config};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -74,7 +73,7 @@ fn check_pattern(path: &Path, size: u64, seed: u64) -> Result<(), String> {
 
 /// The `boot` program `just build` makes.
 fn boot_program() -> PathBuf {
-    let path = boot::boot_program();
+    let path = qemu_pool::boot_program();
     assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
     path
 }
@@ -213,9 +212,9 @@ fn files_of_64_200_and_512_mib_round_trip_through_put_and_get() {
 fn pool_with_a_gib_disk() -> (TestPool, Capability, PathBuf) {
     let (config, dir) = config(1);
     let image = dir.path().join("disk.img");
-    let config = config.with_disk(&image, system::DISK_BYTES, true).unwrap();
+    let config = config.with_disk(&image, pool_system::DISK_BYTES, true).unwrap();
     let pool = boot_with(config, dir);
-    let bullet = system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
+    let bullet = pool_system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
     (pool, bullet, image)
 }
 
@@ -260,7 +259,7 @@ fn read_block(image: &Path, block: u64) -> Vec<u8> {
 /// The first block of Bullet's range on the disk, and the last (its backup).
 fn bullet_superblocks(image: &Path) -> (u64, u64) {
     let blocks = std::fs::metadata(image).unwrap().len() / 512;
-    (system::ANCHOR_BLOCKS, blocks - 1)
+    (pool_system::ANCHOR_BLOCKS, blocks - 1)
 }
 
 #[test]
@@ -274,7 +273,7 @@ fn a_zeroed_first_block_of_bullets_range_is_recovered_from_the_backup() {
     pool.kill_board(0).unwrap();
     zero_block(&image, first);
     pool.restart_board(0).unwrap();
-    let again = system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
+    let again = pool_system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(again, bullet, "the same server: every capability still works");
     let mut rpc = client(&pool);
     for (file, data) in &kept {
@@ -297,7 +296,7 @@ fn with_both_superblocks_zeroed_bullet_refuses_and_the_disk_is_unchanged() {
     zero_block(&image, backup);
     let before = Snapshot::of(&image);
     pool.restart_board(0).unwrap();
-    let refused = system::start_bullet(&pool, 0).expect_err("Bullet started without a superblock");
+    let refused = pool_system::start_bullet(&pool, 0).expect_err("Bullet started without a superblock");
     let said = format!("{refused:#}");
     assert!(said.contains("refusing to start") && said.contains("superblock"), "{said}");
     assert!(said.contains("left as it is"), "{said}");

@@ -10,17 +10,16 @@
 //! whose outcome is unknown; nothing else is set aside.
 
 use amoeba_abi::Capability;
-use boot::exec::Control;
-use boot::system::directory::{DirectoryService, replica_boards};
-use boot::system::{self};
-use boot::workstation::{self, Workstation};
 use directory_server::checker::files::{FileAnswer, FileCall, check_paths};
 use directory_server::checker::lin::Call;
+use pool_system::directory::{DirectoryService, replica_boards};
 use pool_tests::{TestPool, boot_with, config};
+use qemu_pool::exec::Control;
 use sim_support::SplitMix64;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use workstation::{self, Workstation};
 
 /// Host clients.
 const CLIENTS: usize = 8;
@@ -113,7 +112,7 @@ fn client_run(run_dir: &Path, client: usize, epoch: Instant, until: Instant) -> 
 fn pool_with_files(disk: &Path) -> (TestPool, DirectoryService) {
     let (config, dir) = config(BOARDS);
     let pool = boot_with(config.with_disk(disk, DISK_MIB << 20, true).unwrap(), dir);
-    let bullet = system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
+    let bullet = pool_system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
     let service = DirectoryService::start(&pool, bullet, &replica_boards(BOARDS as usize))
         .unwrap_or_else(|e| panic!("{e:#}"));
     let capabilities: Vec<(String, Capability)> =

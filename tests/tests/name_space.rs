@@ -9,10 +9,10 @@ use amoeba_abi::Capability;
 use amoeba_client::files;
 use amoeba_ipc::interfaces::directory::Lookup;
 use amoeba_ipc::interfaces::soap;
-use boot::names;
-use boot::rpc_client::RpcClient;
-use boot::system::{self, directory::DirectoryService, directory::replica_boards};
 use directory_server::layout::{AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityCopy, identity_block};
+use host_station::rpc_client::RpcClient;
+use pool_system::names;
+use pool_system::{self, directory::DirectoryService, directory::replica_boards};
 use pool_tests::{TestPool, boot_with, config};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -33,7 +33,7 @@ fn boot_pool(disk: &Path, fresh: bool) -> TestPool {
 /// The Bullet server and the directory service on a booted pool (an error in
 /// words, with its causes).
 fn start_services(pool: &TestPool) -> Result<(Capability, DirectoryService), String> {
-    let bullet = system::start_bullet(pool, 0).map_err(|e| format!("{e:#}"))?;
+    let bullet = pool_system::start_bullet(pool, 0).map_err(|e| format!("{e:#}"))?;
     let service = DirectoryService::start(pool, bullet, &replica_boards(BOARDS as usize))
         .map_err(|e| format!("{e:#}"))?;
     Ok((bullet, service))
@@ -67,7 +67,7 @@ fn snapshot(rpc: &mut RpcClient, service: &DirectoryService, root: &Capability) 
     let mut out = BTreeMap::new();
     let mut todo = vec![(String::new(), *root)];
     while let Some((path, dir)) = todo.pop() {
-        let listing = system::directory::retrying(|| soap::Client::new(&mut *rpc).list(&dir)).unwrap();
+        let listing = pool_system::directory::retrying(|| soap::Client::new(&mut *rpc).list(&dir)).unwrap();
         for row in listing.rows {
             let here = format!("{path}/{}", row.name);
             let caps = match soap::Client::new(&mut *rpc).lookup(&dir, &row.name).unwrap() {

@@ -28,7 +28,7 @@ fn modes(dir: &Path) -> Vec<(String, u32)> {
 
 #[test]
 fn nothing_in_the_run_directory_is_readable_by_others_after_up() {
-    let boot = boot::boot_program();
+    let boot = qemu_pool::boot_program();
     assert!(boot.is_file(), "{} is not built; run the tests with `just test`", boot.display());
     let run_dir = tempfile::Builder::new().prefix("up-").tempdir_in("/tmp").unwrap();
     let dir = run_dir.path();

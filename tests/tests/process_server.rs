@@ -11,8 +11,8 @@ use amoeba_ipc::interfaces::process::{
     HOST_INFO, HOST_PLACEMENT, PROCESS_INSPECT, SEGMENT_READ, SegmentSource,
 };
 use amoeba_ipc::interfaces::{process_server, standard};
-use boot::rpc_client::RpcClient;
-use boot::tty_server::Sink;
+use host_station::rpc_client::RpcClient;
+use host_station::tty_server::Sink;
 use pool_tests::{TestPool, boot};
 use std::time::Duration;
 
@@ -232,7 +232,7 @@ fn untouched_free_segments_age_away_and_quotas_above_the_default_need_the_owner(
     let refused = amoeba_client::exec::exec(&mut rpc, &host, Program::Bytes(&program), &beyond).unwrap_err();
     assert_eq!(refused.status, Status::ArgBad, "{refused}");
     let started = amoeba_client::exec::exec(&mut rpc, &host, Program::Bytes(&program), &greedy).unwrap();
-    let started = boot::exec::Started { board: 0, pid: started.object, capability: started };
+    let started = qemu_pool::exec::Started { board: 0, pid: started.object, capability: started };
     assert_eq!(pool.wait_process(&started, EXIT_TIMEOUT), Some(7));
     // A refused creation leaves no segment behind.
     assert_eq!(process_server::Client::new(&mut rpc).info(&host).unwrap().free_bytes, before);

@@ -3,8 +3,8 @@
 //! share segments, and obey their process capability.
 
 use amoeba_abi::syscall::{EXIT_DESTROYED, EXIT_FAULT, SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION};
-use boot::exec::{Control, Started};
 use pool_tests::{TestPool, boot, boot_with, config};
+use qemu_pool::exec::{Control, Started};
 use std::time::{Duration, Instant};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -5,9 +5,9 @@
 
 use amoeba_abi::{Capability, GetPort, Port, Rights, Status};
 use amoeba_ipc::interfaces::{counter, echo, process_server, standard};
-use boot::exec::Control;
-use boot::rpc_client::RpcClient;
+use host_station::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot};
+use qemu_pool::exec::Control;
 use std::time::{Duration, Instant};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -16,7 +16,7 @@ fn put_port(seed: u64) -> Port {
     GetPort(Port::from_u64(seed)).put_port()
 }
 
-fn start(pool: &TestPool, board: usize, program: &str, argument: u64) -> boot::exec::Started {
+fn start(pool: &TestPool, board: usize, program: &str, argument: u64) -> qemu_pool::exec::Started {
     pool.exec(board, program, argument).unwrap_or_else(|e| panic!("{e:#}"))
 }
 

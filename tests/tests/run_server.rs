@@ -11,9 +11,9 @@ use amoeba_client::exec::{Exec, exec_placed};
 use amoeba_ipc::interfaces::process::{HOST_PLACEMENT, HostInfo};
 use amoeba_ipc::interfaces::run::{PlacementRequest, RUN_READ};
 use amoeba_ipc::interfaces::{process_server, run_server, standard};
-use boot::rpc_client::RpcClient;
-use boot::rpc_server::RpcServer;
-use boot::{names, system};
+use host_station::rpc_client::RpcClient;
+use host_station::rpc_server::RpcServer;
+use pool_system::names;
 use pool_tests::{TestPool, boot, boot_with, config};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -44,7 +44,7 @@ fn place(rpc: &mut RpcClient, run: &Capability, file: &Capability, exec: &Exec) 
 #[test]
 fn programs_spread_over_equal_processors_and_avoid_busy_ones() {
     let pool = boot(4);
-    let run = system::start_run_server(&pool, 3).unwrap();
+    let run = pool_system::start_run_server(&pool, 3).unwrap();
     wait_until_alive(&pool, &run, 4);
     let hog = program_file(&pool, "hog");
     let mut rpc = RpcClient::new(pool.new_host_port().unwrap());
@@ -82,7 +82,7 @@ fn programs_go_only_where_they_fit_and_never_to_a_dead_board() {
     let (mut config, dir) = config(3);
     config.boards[1].memory_mib = 512;
     let mut pool = boot_with(config, dir);
-    let run = system::start_run_server(&pool, 2).unwrap();
+    let run = pool_system::start_run_server(&pool, 2).unwrap();
     wait_until_alive(&pool, &run, 3);
     let hello = program_file(&pool, "hello");
     let mut rpc = RpcClient::new(pool.new_host_port().unwrap());
@@ -114,7 +114,7 @@ fn programs_go_only_where_they_fit_and_never_to_a_dead_board() {
 #[test]
 fn a_program_on_a_board_starts_two_children_through_the_run_server() {
     let pool = boot(3);
-    let run = system::start_run_server(&pool, 2).unwrap();
+    let run = pool_system::start_run_server(&pool, 2).unwrap();
     wait_until_alive(&pool, &run, 3);
     let exec = Exec::new("spawn-two", &["spawn-two"])
         .with_capability("RUN", run)
@@ -132,7 +132,7 @@ fn a_program_on_a_board_starts_two_children_through_the_run_server() {
 fn sixty_four_hogs_in_a_row_give_each_of_thirty_two_boards_one_to_three_and_show_as_load() {
     let begun = Instant::now();
     let pool = boot(32);
-    let run = system::start_run_server(&pool, 31).unwrap();
+    let run = pool_system::start_run_server(&pool, 31).unwrap();
     wait_until_alive(&pool, &run, 32);
     println!("32 boards and the run server up in {:.1?}", begun.elapsed());
     let hog = program_file(&pool, "hog");
@@ -210,8 +210,9 @@ fn rows_that_do_not_answer_believably_through_their_capability_never_get_a_progr
     let (config, dir) = config(3);
     let config = config.with_disk(dir.path().join("disk.img"), 64 << 20, true).unwrap();
     let pool = boot_with(config, dir);
-    let bullet = system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
-    let root = system::directory::start_directory(&pool, bullet, &[0]).unwrap_or_else(|e| panic!("{e:#}"));
+    let bullet = pool_system::start_bullet(&pool, 0).unwrap_or_else(|e| panic!("{e:#}"));
+    let root =
+        pool_system::directory::start_directory(&pool, bullet, &[0]).unwrap_or_else(|e| panic!("{e:#}"));
     let mut rpc = RpcClient::new(pool.new_host_port().unwrap());
     let hosts = names::ensure_directory(&mut rpc, &root, "hosts").unwrap();
     let placement = |board: usize| pool.host_capability(board).restrict(HOST_PLACEMENT).unwrap();
@@ -239,7 +240,7 @@ fn rows_that_do_not_answer_believably_through_their_capability_never_get_a_progr
     let nobody = Capability::for_port(GetPort::random(&mut rng).put_port());
     names::enter(&mut rpc, &hosts, "nobody", Capability { rights: HOST_PLACEMENT, ..nobody }).unwrap();
 
-    let run = system::start_run_server_for(&pool, 2, &hosts).unwrap();
+    let run = pool_system::start_run_server_for(&pool, 2, &hosts).unwrap();
     wait_until_alive(&pool, &run, 3);
     let hello = program_file(&pool, "hello");
     for _ in 0..12 {

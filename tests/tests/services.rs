@@ -10,11 +10,11 @@
 use amoeba_ipc::interfaces::boot::{ServiceReport, ServiceState};
 use amoeba_ipc::interfaces::process::ProcessState;
 use amoeba_ipc::interfaces::{boot_service, process_server};
-use boot::workstation::Workstation;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use workstation::Workstation;
 
 /// The budget from a kill to a working `ls`, `get` and `ax hello`.
 const BUDGET: Duration = Duration::from_secs(5);
@@ -23,7 +23,7 @@ const BUDGET: Duration = Duration::from_secs(5);
 const GIVE_UP: Duration = Duration::from_secs(60);
 
 fn boot_program() -> PathBuf {
-    let path = boot::boot_program();
+    let path = qemu_pool::boot_program();
     assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
     path
 }

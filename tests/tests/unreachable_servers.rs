@@ -5,12 +5,12 @@
 //! nothing brings back what the test stops.
 
 use amoeba_abi::Capability;
-use boot::exec::Control;
-use boot::system::directory::{DirectoryService, replica_boards};
-use boot::system::{self, ANCHOR_BLOCKS};
-use boot::workstation::{self, AxOptions, Workstation};
+use pool_system::directory::{DirectoryService, replica_boards};
+use pool_system::{self, ANCHOR_BLOCKS};
 use pool_tests::{TestPool, boot_with, config};
+use qemu_pool::exec::Control;
 use std::time::Instant;
+use workstation::{self, AxOptions, Workstation};
 
 /// Boards: the disk, the Bullet server and a replica on 0, replicas on 1 and 2,
 /// the run server on 1, board 3 a processor to lose.
@@ -41,12 +41,12 @@ fn errors_name_the_file_server_the_directory_or_the_processor_that_is_gone() {
     let mut pool: TestPool =
         boot_with(config.with_disk(disk.path().join("disk.img"), DISK_MIB << 20, true).unwrap(), dir);
     let (bullet_process, bullet) =
-        system::start_bullet_in(&pool, 0, ANCHOR_BLOCKS, 0, &[]).unwrap_or_else(|e| panic!("{e:#}"));
+        pool_system::start_bullet_in(&pool, 0, ANCHOR_BLOCKS, 0, &[]).unwrap_or_else(|e| panic!("{e:#}"));
     let service = DirectoryService::start(&pool, bullet, &replica_boards(BOARDS as usize))
         .unwrap_or_else(|e| panic!("{e:#}"));
-    system::install_programs(&pool, &bullet, &service.root).unwrap_or_else(|e| panic!("{e:#}"));
-    let run = system::start_run_server(&pool, RUN_BOARD).unwrap_or_else(|e| panic!("{e:#}"));
-    system::wait_for_processors(&pool, &run, BOARDS as usize).unwrap_or_else(|e| panic!("{e:#}"));
+    pool_system::install_programs(&pool, &bullet, &service.root).unwrap_or_else(|e| panic!("{e:#}"));
+    let run = pool_system::start_run_server(&pool, RUN_BOARD).unwrap_or_else(|e| panic!("{e:#}"));
+    pool_system::wait_for_processors(&pool, &run, BOARDS as usize).unwrap_or_else(|e| panic!("{e:#}"));
     let capabilities: Vec<(String, Capability)> = (0..BOARDS as usize)
         .map(|b| (format!("board{b}"), pool.host_capability(b)))
         .chain([("bullet".into(), bullet), ("root".into(), service.root), ("run".into(), run)])

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The `boot` program `just build` makes.
 fn boot_program() -> PathBuf {
-    let path = boot::boot_program();
+    let path = qemu_pool::boot_program();
     assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
     path
 }
@@ -131,7 +131,7 @@ fn ax_runs_a_program_where_the_run_server_puts_it_with_its_output_and_status_her
 fn files_and_directories_by_path_survive_a_second_up_on_the_same_disk() {
     let up = Up::start(3, true);
     let ls_bin = text(&up.command(&["ls", "/bin"]));
-    for program in boot::default_programs().iter().map(|(name, _)| name) {
+    for program in qemu_pool::default_programs().iter().map(|(name, _)| name) {
         assert!(
             ls_bin.lines().any(|l| l.split_whitespace().next() == Some(program)),
             "{program} not in:\n{ls_bin}"

@@ -1,5 +1,5 @@
 //! `dir-bench`: the board half of the directory benchmark (`just bench --only
-//! directory`, module `boot::directory_bench`). Capabilities: `ROOT` (a
+//! directory`, module `pool_bench::directory`). Capabilities: `ROOT` (a
 //! directory holding a row `target` and the rows the updates change), `ECHO`
 //! (the echo service of the null-RPC unit), `DISK` (a raw disk area on the
 //! board with the disk, for the anchor-write part) and `REPLICA0`.. (each

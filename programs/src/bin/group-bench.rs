@@ -1,5 +1,5 @@
 //! `group-bench`: one member of a group-broadcast benchmark (driven by
-//! `boot bench`, module `boot::group_bench`).
+//! `boot bench`, module `pool_bench::group`).
 //!
 //! Argument bits:
 //! * 63: create the group (this member is the sequencer) and print

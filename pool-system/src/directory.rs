@@ -14,9 +14,6 @@
 //! good. Replica 0 recovers the state and creates the group; the others join it
 //! and catch up; a replica that is started again joins the running group.
 use super::{ANCHOR_BLOCKS, disk_capability};
-use crate::exec::Started;
-use crate::pool::Pool;
-use crate::rpc_client::RpcClient;
 use amoeba_abi::{Capability, Check, Status};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interface::Transport;
@@ -31,6 +28,9 @@ use directory_server::layout::{
 use directory_server::rpc_store::RpcStore;
 use directory_server::service::replica_port;
 use directory_server::store::{self, Anchor};
+use host_station::rpc_client::RpcClient;
+use qemu_pool::exec::Started;
+use qemu_pool::pool::Pool;
 use std::time::{Duration, Instant};
 
 const _: () = assert!(AREA_BLOCKS <= ANCHOR_BLOCKS, "the directory's disk area does not fit");

@@ -1,12 +1,20 @@
 //! Measurements for `just bench`: figures are taken side by side in one run
 //! and reported as ratios, since absolute times on shared machines are noisy.
+//! One module per section: [`rpc`], [`group`], [`system`] (processes, Bullet,
+//! the whole system), [`directory`]; [`plots`] draws the curves, [`host_cpu`]
+//! reads the host CPU the boards use.
 
-use crate::host_port::HostPort;
+pub mod directory;
+pub mod group;
+pub mod host_cpu;
+pub mod plots;
+pub mod rpc;
+pub mod system;
+
+pub use host_station::echo::EchoResponder;
+
 use anyhow::{Result, bail};
-use pool_control::{Frame, Message};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use host_station::host_port::HostPort;
 use std::time::Duration;
 
 /// Median and 99th percentile of a set of samples.
@@ -46,49 +54,6 @@ pub fn value_after(line: &str, key: &str) -> Option<f64> {
     let mut words = line.split_whitespace();
     words.find(|w| *w == key)?;
     words.next()?.parse().ok()
-}
-
-/// A host port that answers echo requests, as a board does: the baseline
-/// that measures the switch and the host side alone.
-pub struct EchoResponder {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    mac: pool_control::Mac,
-}
-
-impl EchoResponder {
-    pub fn start(port: HostPort) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mac = port.mac();
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                let Some(frame) = port.recv_timeout(Duration::from_millis(50)) else {
-                    continue;
-                };
-                let Ok(parsed) = Frame::parse(&frame) else {
-                    continue;
-                };
-                if let Ok(Message::EchoRequest { id, payload }) = parsed.message() {
-                    let _ = port.send(parsed.source, &Message::EchoReply { id, payload });
-                }
-            }
-        });
-        Self { stop, thread: Some(thread), mac }
-    }
-
-    pub fn mac(&self) -> pool_control::Mac {
-        self.mac
-    }
-}
-
-impl Drop for EchoResponder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Round trips from `client` to `target`, `rounds` of them, each with a

@@ -14,13 +14,13 @@ pub use processes::{Action, Target, hosts, ps, stop_or_resume};
 pub use programs::AxOptions;
 pub use services::{services, services_table};
 
-use crate::host_port::HostPort;
-use crate::rpc_client::RpcClient;
-use crate::tty_server::{Sink, TtyServer};
 use amoeba_abi::Capability;
 use amoeba_client::exec::{Exec, Program};
 use amoeba_ipc::interfaces::process_server;
 use anyhow::{Context, Result, bail};
+use host_station::host_port::HostPort;
+use host_station::rpc_client::RpcClient;
+use host_station::tty_server::{Sink, TtyServer};
 use std::path::{Path, PathBuf};
 
 /// The file in the run directory that holds the capabilities `up` saved for
@@ -32,7 +32,7 @@ pub const CAPABILITIES_FILE: &str = "capabilities";
 /// Writes the capabilities file, mode 0600.
 pub fn save_capabilities(run_dir: &Path, capabilities: &[(String, Capability)]) -> Result<()> {
     use std::io::Write;
-    let mut file = crate::create_private_file(&run_dir.join(CAPABILITIES_FILE))?;
+    let mut file = qemu_pool::create_private_file(&run_dir.join(CAPABILITIES_FILE))?;
     for (name, capability) in capabilities {
         writeln!(file, "{name} {capability}")?;
     }
@@ -104,7 +104,7 @@ impl Workstation {
     }
 
     /// A terminal whose output goes to this process's standard output.
-    fn terminal(&mut self) -> Result<crate::tty_server::Terminal> {
+    fn terminal(&mut self) -> Result<host_station::tty_server::Terminal> {
         Ok(self.tty()?.terminal(Sink::Stdout { prefix: String::new() }))
     }
 
@@ -132,7 +132,7 @@ impl Workstation {
 
 /// The ELF file of one of the user programs (as `just build` makes them).
 pub fn program_path(program: &str) -> Result<PathBuf> {
-    crate::default_programs()
+    qemu_pool::default_programs()
         .into_iter()
         .find(|(name, _)| name == program)
         .map(|(_, path)| path)

@@ -9,13 +9,11 @@
 //! QEMU), is made without any access for group or others.
 
 use crate::board::{Board, BoardSpec, BoardState, find_qemu};
-use crate::host_port::HostPort;
 use crate::image;
-use crate::rpc_client::RpcClient;
-use crate::switch::faults::FaultConfig;
-use crate::switch::{Switch, SwitchHandle};
-use crate::tty_server::TtyServer;
 use anyhow::{Context, Result, bail};
+use host_station::host_port::HostPort;
+use host_station::rpc_client::RpcClient;
+use host_station::tty_server::TtyServer;
 use pool_control::secret::BoardSecret;
 use pool_control::{BROADCAST, Message};
 use std::fmt::Write as _;
@@ -23,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vswitch::faults::FaultConfig;
+use vswitch::{Switch, SwitchHandle};
 
 #[derive(Clone, Debug)]
 pub struct PoolConfig {

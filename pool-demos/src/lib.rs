@@ -10,12 +10,12 @@
 //!   others reset the group and go on, and everything any member delivered
 //!   before the crash is in every survivor's log, in the same order.
 
-use crate::board::Board;
-use crate::group_client::GroupClient;
-use crate::pool::Pool;
 use amoeba_abi::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
 use amoeba_abi::{Capability, GetPort, Port, Rights};
 use anyhow::{Context, Result, bail, ensure};
+use host_station::group_client::GroupClient;
+use qemu_pool::board::Board;
+use qemu_pool::pool::Pool;
 use std::time::{Duration, Instant};
 
 const CREATE: u64 = 1 << 63;

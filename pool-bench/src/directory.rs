@@ -27,16 +27,10 @@
 //! take turns, round by round, and each line gives the host cores each board,
 //! this program (the switch and the host's clients) and the whole host used.
 
-use crate::bench::Summary;
-use crate::group_bench::{self, ClockOffset};
+use crate::Summary;
+use crate::group::ClockOffset;
 use crate::host_cpu::CpuReading;
-use crate::pool::Pool;
-use crate::rpc_client::RpcClient;
 use crate::system::{
-    self,
-    directory::{DirectoryService, ReplicaStatus},
-};
-use crate::system_bench::{
     board_figures, board_pids, called, cpu_line, kind_of, null_calls, row, summary, timed, times,
 };
 use amoeba_abi::{Capability, Check, GetPort, Port, Rights};
@@ -46,6 +40,12 @@ use amoeba_ipc::interfaces::{disk, soap};
 use anyhow::{Context, Result, bail};
 use directory_server::protocol::Envelope;
 use directory_server::{Update, UpdateTimings};
+use host_station::rpc_client::RpcClient;
+use pool_system::{
+    self,
+    directory::{DirectoryService, ReplicaStatus},
+};
+use qemu_pool::pool::Pool;
 use std::time::{Duration, Instant};
 
 /// Boards of the section's pool.
@@ -111,13 +111,14 @@ struct Setup {
 }
 
 fn set_up(pool: &Pool) -> Result<Setup> {
-    let whole = system::disk_capability(pool, 0, 0, 0)?;
+    let whole = pool_system::disk_capability(pool, 0, 0, 0)?;
     let geometry = called("disk geometry", disk::Client::new(&mut *pool.rpc()).geometry(&whole))?;
     let raw_blocks = RAW_AREA / geometry.block_size as u64;
     let raw_first = geometry.block_count.checked_sub(raw_blocks).context("the disk is too small")?;
-    let bullet_blocks = u32::try_from(raw_first - system::ANCHOR_BLOCKS).context("the disk is too large")?;
-    let raw = system::disk_capability(pool, 0, raw_first, raw_blocks as u32)?;
-    let (_, bullet) = system::start_bullet_in(pool, 0, system::ANCHOR_BLOCKS, bullet_blocks, &[])?;
+    let bullet_blocks =
+        u32::try_from(raw_first - pool_system::ANCHOR_BLOCKS).context("the disk is too large")?;
+    let raw = pool_system::disk_capability(pool, 0, raw_first, raw_blocks as u32)?;
+    let (_, bullet) = pool_system::start_bullet_in(pool, 0, pool_system::ANCHOR_BLOCKS, bullet_blocks, &[])?;
     let service = DirectoryService::start(pool, bullet, &REPLICA_BOARDS)?;
     let root = service.root;
     let mut rpc = pool.rpc();
@@ -255,7 +256,7 @@ impl Made {
 fn parse_made(console: &str, mode: &str, offset: &ClockOffset) -> Result<Made> {
     let prefix = format!("dir-bench {mode} calls ");
     let line = console.lines().rfind(|l| l.starts_with(&prefix)).context("no dir-bench result")?;
-    let value = |key| crate::bench::value_after(line, key).with_context(|| format!("no {key} in \"{line}\""));
+    let value = |key| crate::value_after(line, key).with_context(|| format!("no {key} in \"{line}\""));
     Ok(Made {
         calls: value("calls")? as usize,
         from: value("from-us")? + offset.offset_us,
@@ -272,7 +273,7 @@ fn host_client(
     epoch: Instant,
     (start, end): (f64, f64),
 ) -> Result<Made> {
-    let now = || group_bench::host_micros(epoch, Instant::now());
+    let now = || crate::group::host_micros(epoch, Instant::now());
     let ports: Vec<Capability> =
         (0..REPLICA_BOARDS.len() as u8).map(|r| setup.service.identity.replica_capability(r)).collect();
     let call = |rpc: &mut RpcClient, n: usize| -> Result<()> {
@@ -331,9 +332,9 @@ fn window_cpu(pids: &[u32], (all, each): &(CpuReading, Vec<CpuReading>)) -> Wind
 /// at once; the calls of each, and the CPU used while they ran.
 fn throughput(pool: &Pool, setup: &Setup, load: Load) -> Result<(Made, Made, WindowCpu)> {
     let epoch = Instant::now();
-    let offsets = group_bench::clock_offsets(pool, epoch)?;
+    let offsets = crate::group::clock_offsets(pool, epoch)?;
     let offset = offsets[CLIENT_BOARD];
-    let start = group_bench::host_micros(epoch, Instant::now() + START_DELAY);
+    let start = crate::group::host_micros(epoch, Instant::now() + START_DELAY);
     let end = start + THROUGHPUT_RUN.as_secs_f64() * 1e6;
     let (mode, which) = match load {
         Load::Lookups(n) => ("lookups", n),
@@ -348,7 +349,7 @@ fn throughput(pool: &Pool, setup: &Setup, load: Load) -> Result<(Made, Made, Win
     ];
     let pids = board_pids(pool);
     let sleep_until = |at: f64| {
-        let now = group_bench::host_micros(epoch, Instant::now());
+        let now = crate::group::host_micros(epoch, Instant::now());
         std::thread::sleep(Duration::from_secs_f64(((at - now) / 1e6).max(0.0)));
     };
     std::thread::scope(|scope| {
@@ -481,7 +482,7 @@ impl Broadcast {
     /// One run of `group-bench` on the replicas' boards, named `tag`.
     fn measure(pool: &Pool, message_len: u64, tag: u8) -> Result<Broadcast> {
         let members = REPLICA_BOARDS.len() as u16;
-        let (run, clock_error, cpu) = group_bench::pb_run(pool, members, 1, message_len, tag)?;
+        let (run, clock_error, cpu) = crate::group::pb_run(pool, members, 1, message_len, tag)?;
         Ok(Broadcast {
             message_len,
             everywhere: run.everywhere,
@@ -503,7 +504,7 @@ impl Broadcast {
 
     /// Median latency to delivery at every member (µs): the unit of updates.
     fn median(&self) -> f64 {
-        group_bench::quantile(&mut self.everywhere.clone(), 0.5)
+        crate::group::quantile(&mut self.everywhere.clone(), 0.5)
     }
 
     fn throughput(&self) -> f64 {
@@ -516,9 +517,9 @@ impl Broadcast {
             "{:<48} median {:>9.1} us  p99 {:>9.1} us  ({}) at the sender {:.1} us; clocks +-{:.0} us; {}",
             format!("broadcast, group of 3, r=1, PB, {} B", self.message_len),
             self.median(),
-            group_bench::quantile(&mut self.everywhere.clone(), 0.99),
+            crate::group::quantile(&mut self.everywhere.clone(), 0.99),
             self.everywhere.len(),
-            group_bench::quantile(&mut self.at_sender.clone(), 0.5),
+            crate::group::quantile(&mut self.at_sender.clone(), 0.5),
             self.clock_error,
             cpu.join("; ")
         );

@@ -1,33 +1,17 @@
-//! The host side of the pool: images, the virtual switch, the boards, and
-//! the host's own port on the wire. The `boot` binary is its command line;
-//! the pool tests in `tests/` use it as a library.
+//! Boards under QEMU: the pool of boards a host runs (its switch, its boards'
+//! images, disks, secrets and consoles), one board's QEMU, and starting
+//! programs on the boards through their process servers. The pool tests use it
+//! to boot real boards; `pool-system` brings the system up on it.
+//!
+//! Also where the workspace's build products are (the nucleus, the programs).
 
-pub mod bench;
 pub mod board;
-pub mod directory_bench;
 pub mod exec;
-pub mod group_bench;
-pub mod group_client;
-pub mod group_demos;
-pub mod host_cpu;
-pub mod host_port;
 pub mod image;
-pub mod names;
-pub mod plots;
 pub mod pool;
-pub mod rpc_bench;
-pub mod rpc_client;
-pub mod rpc_server;
-pub mod switch;
-pub mod system;
-pub mod system_bench;
-pub mod tty_server;
-pub mod workstation;
 
 pub use board::BoardSpec;
-pub use host_port::HostPort;
 pub use pool::{Pool, PoolConfig};
-pub use switch::faults::FaultConfig;
 
 use std::path::PathBuf;
 

@@ -107,7 +107,7 @@ impl Pool {
     /// Waits up to `timeout` for the process to end; its exit status.
     pub fn wait_process(&self, started: &Started, timeout: Duration) -> Option<i32> {
         // A client of its own, so that a long wait does not hold up other calls.
-        let mut client = crate::rpc_client::RpcClient::new(self.new_host_port().ok()?);
+        let mut client = host_station::rpc_client::RpcClient::new(self.new_host_port().ok()?);
         client.deadline = Some(Instant::now() + timeout);
         process_server::Client::new(&mut client).wait(&started.capability).ok()
     }

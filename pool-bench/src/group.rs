@@ -18,11 +18,11 @@
 //! The curves by group size go into `group-latency.svg` and
 //! `group-throughput.svg` in the run directory.
 
-use crate::exec::Control;
 use crate::host_cpu::{CpuReading, CpuUse};
 use crate::plots::{self, BySize};
-use crate::pool::Pool;
 use anyhow::{Context, Result, bail};
+use qemu_pool::exec::Control;
+use qemu_pool::pool::Pool;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -91,7 +91,7 @@ fn clock_offset(readings: &[(f64, f64, u64)]) -> Option<ClockOffset> {
 }
 
 /// The value at quantile `q` of `values` (sorted in place), as
-/// [`crate::bench::Summary`] picks them.
+/// [`crate::Summary`] picks them.
 pub(crate) fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     values[((values.len() - 1) as f64 * q).round() as usize]
@@ -300,8 +300,8 @@ fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
         bail!("rpc-bench ended with {status:?}:\n{console}");
     }
     let line = console.lines().find(|l| l.starts_with("rpc-bench null")).context("no rpc-bench result")?;
-    let median = crate::bench::value_after(line, "median-us").context("no median")?;
-    Ok((median, crate::bench::value_after(line, "p99-us").context("no p99")?))
+    let median = crate::value_after(line, "median-us").context("no median")?;
+    Ok((median, crate::value_after(line, "p99-us").context("no p99")?))
 }
 
 /// One line of the table: what one run (group size, method, message size)

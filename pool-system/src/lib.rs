@@ -7,10 +7,8 @@
 
 pub mod boot_service;
 pub mod directory;
+pub mod names;
 
-use crate::exec::Started;
-use crate::names;
-use crate::pool::Pool;
 use amoeba_abi::Capability;
 use amoeba_abi::Rights;
 use amoeba_client::exec::Exec;
@@ -18,6 +16,8 @@ use amoeba_ipc::interfaces::directory::{COLUMN_RIGHTS, soap};
 use amoeba_ipc::interfaces::process::{HOST_DISK, HOST_PLACEMENT, ProcessReport, ProcessState};
 use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use anyhow::{Context, Result};
+use qemu_pool::exec::Started;
+use qemu_pool::pool::Pool;
 use std::time::Duration;
 
 /// Blocks at the start of the disk kept for the directory service's anchors;

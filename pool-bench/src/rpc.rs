@@ -13,11 +13,11 @@
 //! It prints the table and draws the latency distributions into
 //! `rpc-latency.svg` in the run directory.
 
-use crate::bench::{Summary, echo_round_trips, value_after};
 use crate::plots::{self, Samples};
-use crate::pool::Pool;
+use crate::{Summary, echo_round_trips, value_after};
 use amoeba_ipc::interfaces::echo;
 use anyhow::{Context, Result, bail};
+use qemu_pool::pool::Pool;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -112,7 +112,7 @@ fn peer_echoes(
 
 /// Null calls and throughput from the host, through its own FLIP client.
 fn host_calls(pool: &Pool, put: amoeba_abi::Port) -> Result<(Vec<Duration>, Vec<f64>)> {
-    let mut host = crate::rpc_client::RpcClient::new(pool.new_host_port()?);
+    let mut host = host_station::rpc_client::RpcClient::new(pool.new_host_port()?);
     let service = amoeba_abi::Capability::for_port(put);
     let mut call = |size: usize| -> Result<Duration> {
         let buf = vec![0x5a; size];

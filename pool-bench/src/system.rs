@@ -18,12 +18,8 @@
 //! drifting load on a shared host hits them alike; each section prints the
 //! host CPU load during it.
 
-use crate::bench::{Summary, value_after};
-use crate::exec::{Control, Started};
 use crate::host_cpu::CpuReading;
-use crate::pool::Pool;
-use crate::rpc_client::RpcClient;
-use crate::system;
+use crate::{Summary, value_after};
 use amoeba_abi::{Capability, GetPort, Header, Port, Status};
 use amoeba_client::exec::{Exec, Program, exec, exec_placed};
 use amoeba_ipc::interface::Transport;
@@ -33,6 +29,9 @@ use amoeba_ipc::interfaces::{
     BS_COMMIT, BS_SAFETY, bullet, disk, echo, process_server, run_server, standard,
 };
 use anyhow::{Context, Result, bail};
+use host_station::rpc_client::RpcClient;
+use qemu_pool::exec::{Control, Started};
+use qemu_pool::pool::Pool;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -370,13 +369,14 @@ struct DiskPlan {
 }
 
 fn plan_disk(pool: &Pool) -> Result<DiskPlan> {
-    let whole = system::disk_capability(pool, 0, 0, 0)?;
+    let whole = pool_system::disk_capability(pool, 0, 0, 0)?;
     let geometry = called("disk geometry", disk::Client::new(&mut *pool.rpc()).geometry(&whole))?;
     let block_size = geometry.block_size as usize;
     let raw_blocks = RAW_AREA / geometry.block_size as u64;
     let raw_first = geometry.block_count.checked_sub(raw_blocks).context("the disk is too small")?;
-    let bullet_blocks = u32::try_from(raw_first - system::ANCHOR_BLOCKS).context("the disk is too large")?;
-    let raw = system::disk_capability(pool, 0, raw_first, raw_blocks as u32)?;
+    let bullet_blocks =
+        u32::try_from(raw_first - pool_system::ANCHOR_BLOCKS).context("the disk is too large")?;
+    let raw = pool_system::disk_capability(pool, 0, raw_first, raw_blocks as u32)?;
     Ok(DiskPlan { raw, block_size, bullet_blocks })
 }
 
@@ -542,7 +542,7 @@ pub fn bullet(pool: &Pool) -> Result<()> {
     pool.exec(0, "echo-server", ECHO_SEED)?;
     let plan = plan_disk(pool)?;
     let (server_process, server) =
-        system::start_bullet_in(pool, 0, system::ANCHOR_BLOCKS, plan.bullet_blocks, &[])?;
+        pool_system::start_bullet_in(pool, 0, pool_system::ANCHOR_BLOCKS, plan.bullet_blocks, &[])?;
     let mut rpc = RpcClient::new(pool.new_host_port()?);
     let service = echo_service();
     null_calls(&mut rpc, &service, 10)?;
@@ -585,7 +585,7 @@ pub fn bullet(pool: &Pool) -> Result<()> {
 fn restart_without_cache(pool: &Pool, process: &Started, blocks: u32) -> Result<()> {
     called("destroying the Bullet server", pool.control(&process.capability, Control::Destroy))?;
     pool.wait_process(process, Duration::from_secs(10)).context("the Bullet server did not end")?;
-    system::start_bullet_in(pool, 0, system::ANCHOR_BLOCKS, blocks, &["CACHE_MIB=0"])?;
+    pool_system::start_bullet_in(pool, 0, pool_system::ANCHOR_BLOCKS, blocks, &["CACHE_MIB=0"])?;
     Ok(())
 }
 
@@ -812,7 +812,7 @@ pub fn system(boot: &Path) -> Result<()> {
     let up = Up::start(boot)?;
     let pids = up.board_pids();
     let before = CpuReading::take(&pids);
-    let mut ws = crate::workstation::Workstation::connect(up.run_dir())?;
+    let mut ws = workstation::Workstation::connect(up.run_dir())?;
     let run = ws.capability("run").context("no run server")?;
     let file = ws.program_file(BIG_PROGRAM)?;
     let host = ws.host_capability(FIXED_BOARD)?;

@@ -1,7 +1,6 @@
 //! The host on the wire: one port of the switch, through which the host
 //! program speaks to the boards like any other station on the Ethernet.
 
-use crate::switch::framing;
 use anyhow::{Context, Result};
 use pool_control::{BROADCAST, Frame, MAX_FRAME_LEN, Mac, Message, encode_frame};
 use std::io::BufReader;
@@ -12,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
+use vswitch::framing;
 
 /// What a board says about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,9 +13,7 @@
 
 use super::directory::{self, DirectoryService};
 use super::{ANCHOR_BLOCKS, BULLET_HEAP, in_directory};
-use crate::exec::Started;
 use crate::names;
-use crate::pool::Pool;
 use amoeba_abi::{Capability, Rights, Status};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::boot::{ServiceReport, ServiceState};
@@ -27,6 +25,8 @@ use boot_server::config::{
     Board, BootConfig, CapabilitySource, NamedCapability, ServiceCheck, ServiceConfig,
 };
 use directory_server::layout::{SLOT_BLOCKS, slot_first_block};
+use qemu_pool::exec::Started;
+use qemu_pool::pool::Pool;
 use std::time::{Duration, Instant};
 
 /// The program.

@@ -4,7 +4,6 @@
 //! Errors say what went wrong in the user's words.
 
 use super::Workstation;
-use crate::names;
 use amoeba_abi::{Capability, Rights, Status};
 use amoeba_client::files;
 use amoeba_client::files::StreamError;
@@ -12,6 +11,7 @@ use amoeba_ipc::interfaces::directory::{Listing, MaskChange, soap};
 use amoeba_ipc::interfaces::{bullet, standard};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use pool_system::names;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -256,7 +256,7 @@ impl Workstation {
     fn get_into(&mut self, path: &str, sink: &mut dyn Sink) -> Result<u64> {
         let root = self.root()?;
         let mut reads = 0;
-        let read = |rpc: &mut crate::rpc_client::RpcClient,
+        let read = |rpc: &mut host_station::rpc_client::RpcClient,
                     file: &Capability|
          -> Result<u64, StreamError<anyhow::Error>> {
             if reads > 0 && !sink.restart().map_err(StreamError::Local)? {
