@@ -33,6 +33,23 @@ struct PoolArgs {
     nucleus: Option<PathBuf>,
 }
 
+/// One host's part of a pool across hosts.
+#[derive(clap::Args, Clone)]
+struct PartArgs {
+    /// The id of this part's first board: every part of a pool across hosts
+    /// has board ids (and so MACs) of its own.
+    #[arg(long, default_value_t = 0)]
+    first_board: u16,
+    /// Join the other parts over a VXLAN segment, the way the Linux kernel's
+    /// `vxlan` device does: local=ADDR,remote=ADDR[,remote=ADDR...],vni=N[,port=4789].
+    #[arg(long)]
+    vxlan: Option<boot::switch::VxlanConfig>,
+    /// Join the system that another part started (no servers here): FILE is a
+    /// copy of that part's run directory's `capabilities`, readable by you alone.
+    #[arg(long, value_name = "FILE", requires = "vxlan", conflicts_with = "fresh_disk")]
+    join: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Boot a pool of N boards and keep it running until Ctrl-C or `boot down`.
@@ -50,6 +67,8 @@ enum Command {
         /// Start with an empty disk (the files and directories of earlier runs go).
         #[arg(long)]
         fresh_disk: bool,
+        #[command(flatten)]
+        part: PartArgs,
     },
     /// Stop the pool running in the run directory.
     Down {
@@ -264,7 +283,7 @@ enum Command {
 enum BenchSection {
     /// Group broadcast latency and throughput.
     Group,
-    /// RPC latency and throughput (local, board to board, host to board).
+    /// RPC latency and throughput (local, board to board, host to board, across a VXLAN uplink).
     Rpc,
     /// Host CPU used by idle boards.
     Idle,
@@ -308,8 +327,8 @@ fn parse_port(text: &str) -> Result<amoeba::Port, String> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up { boards, pool, faults, seed, fresh_disk } => {
-            up(boards, &pool, &faults, seed, fresh_disk)
+        Command::Up { boards, pool, faults, seed, fresh_disk, part } => {
+            up(boards, &pool, &faults, seed, fresh_disk, &part)
         }
         Command::Down { run_dir } => control(&run_dir, "down").map(|reply| print!("{reply}")),
         Command::Status { run_dir } => control(&run_dir, "status").map(|reply| print!("{reply}")),
@@ -399,20 +418,63 @@ fn boot_pool(config: PoolConfig) -> Result<(Pool, Duration)> {
     Ok((pool, elapsed))
 }
 
-fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -> Result<()> {
+/// What one part of the pool runs: the servers, or a join to another part's.
+enum PartSystem {
+    Servers(Box<boot::system::System>),
+    /// The system's capabilities (root, Bullet, run server, boot service).
+    Joined(Vec<(String, amoeba::Capability)>),
+}
+
+impl PartSystem {
+    /// The root directory's capability.
+    fn root(&self) -> Option<amoeba::Capability> {
+        match self {
+            PartSystem::Servers(system) => Some(system.root),
+            PartSystem::Joined(given) => given.iter().find(|(name, _)| name == "root").map(|(_, c)| *c),
+        }
+    }
+
+    /// The capabilities file's rows, without the boards.
+    fn system_rows(&self, pool: &Pool) -> Vec<(String, amoeba::Capability)> {
+        match self {
+            PartSystem::Servers(system) => system.capabilities(pool),
+            PartSystem::Joined(given) => given.clone(),
+        }
+    }
+}
+
+fn up(
+    boards: u16,
+    args: &PoolArgs,
+    faults: &str,
+    seed: u64,
+    fresh_disk: bool,
+    part: &PartArgs,
+) -> Result<()> {
     if boards == 0 {
         bail!("a pool needs at least one board");
     }
     std::fs::create_dir_all(&args.run_dir)
         .with_context(|| format!("creating run directory {}", args.run_dir.display()))?;
-    let disk = args.run_dir.join("disk.img");
-    let mut config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_disk(
-        &disk,
-        boot::system::DISK_BYTES,
-        fresh_disk,
-    )?;
+    let mut config =
+        PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_first_board(part.first_board)?;
+    let ids: Vec<u16> = config.boards.iter().map(|b| b.id).collect();
+    // A joining part reads what it joins with first: a file others may read,
+    // or boards the other part has, stop it before any board boots.
+    let joining = match &part.join {
+        Some(file) => {
+            let given = boot::system::join::read_capabilities_file(file)?;
+            Some(boot::system::join::system_capabilities(&given, &ids)?)
+        }
+        None => None,
+    };
+    if joining.is_none() {
+        let disk = args.run_dir.join("disk.img");
+        config = config.with_disk(&disk, boot::system::DISK_BYTES, fresh_disk)?;
+    }
     config.faults.apply(faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
     config.seed = seed;
+    config.uplink = part.vxlan.clone().map(|vxlan| boot::pool::UplinkSetting { vxlan, namespace: None });
     let control_path = args.run_dir.join("control.sock");
     if control_path.exists() && UnixStream::connect(&control_path).is_ok() {
         bail!("a pool is already running in {} (stop it with `just down`)", args.run_dir.display());
@@ -424,11 +486,44 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
         .context("installing the Ctrl-C handler")?;
 
     let (mut pool, elapsed) = boot_pool(config)?;
-    println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
-    let mut system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
-    boot::workstation::save_capabilities(&args.run_dir, &system.capabilities(&pool))?;
-    println!("system up: Bullet server, run server, {} programs installed\n", system.programs.len());
-    print!("{}", boot::system::status_table(&pool, &system));
+    let range = format!("{}..{}", ids[0], ids[ids.len() - 1]);
+    println!("pool of {boards} boards ({range}) ready in {:.2} s", elapsed.as_secs_f64());
+    if let Some(uplink) = pool.switch().uplink_stats() {
+        println!("{uplink}");
+    }
+    let mut system = match joining {
+        Some(given) => {
+            println!("joining the system of the other part: entering boards {range} in /hosts");
+            boot::system::join::join(&pool, &given)?;
+            PartSystem::Joined(given)
+        }
+        None => {
+            let system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
+            if part.vxlan.is_some() {
+                // Other parts find this part's boards (and enter theirs) here.
+                boot::system::join::enter_processors(&pool, &system.root, true)?;
+            }
+            PartSystem::Servers(Box::new(system))
+        }
+    };
+    let mut processors: Vec<(u16, amoeba::Capability)> =
+        pool.boards().iter().enumerate().map(|(index, b)| (b.spec.id, pool.host_capability(index))).collect();
+    if let (Some(root), PartSystem::Joined(_)) = (system.root(), &system)
+        && let Ok(listed) = boot::system::join::processors(&pool, &root)
+    {
+        processors = listed;
+    }
+    save_part_capabilities(&pool, &args.run_dir, &processors, &system)?;
+    match &system {
+        PartSystem::Servers(servers) => {
+            println!("system up: Bullet server, run server, {} programs installed\n", servers.programs.len());
+            print!("{}", boot::system::status_table(&pool, servers));
+        }
+        PartSystem::Joined(_) => {
+            println!("system up: boards {range} joined the system the other part started\n");
+            print!("{}", pool.status_table());
+        }
+    }
     let faults = pool.switch().faults();
     if !faults.is_clean() {
         println!("switch faults: {faults}");
@@ -443,6 +538,7 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
     let commands = serve_control(&control_path)?;
     let mut announced_exits = std::collections::HashSet::new();
     let mut boot_watched = Instant::now();
+    let mut refreshed = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if let Ok((command, reply)) = commands.recv_timeout(Duration::from_millis(200)) {
             let (answer, done) = handle_control(&mut pool, &command);
@@ -452,11 +548,30 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
             }
         }
         // The boot service keeps the other services up; `up` keeps it up.
-        if boot_watched.elapsed() >= BOOT_SERVICE_WATCH {
-            if let Some(what) = system.boot.keep_alive(&pool) {
+        if let PartSystem::Servers(servers) = &mut system
+            && boot_watched.elapsed() >= BOOT_SERVICE_WATCH
+        {
+            if let Some(what) = servers.boot.keep_alive(&pool) {
                 eprintln!("{what}");
             }
             boot_watched = Instant::now();
+        }
+        // Across hosts: every part's workstation commands reach every board.
+        if part.vxlan.is_some()
+            && refreshed.elapsed() >= boot::system::join::REFRESH
+            && let Some(root) = system.root()
+        {
+            if let Ok(listed) = boot::system::join::processors(&pool, &root)
+                && listed != processors
+            {
+                let ids: Vec<u16> = listed.iter().map(|(id, _)| *id).collect();
+                match save_part_capabilities(&pool, &args.run_dir, &listed, &system) {
+                    Ok(()) => println!("the pool's processors are now boards {ids:?}"),
+                    Err(error) => eprintln!("saving the capabilities: {error:#}"),
+                }
+                processors = listed;
+            }
+            refreshed = Instant::now();
         }
         pool.poll_exits();
         for board in pool.boards() {
@@ -470,10 +585,25 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
             }
         }
     }
+    if let (PartSystem::Joined(_), Some(root)) = (&system, system.root()) {
+        boot::system::join::leave(&pool, &root);
+    }
     let _ = std::fs::remove_file(&control_path);
     pool.shutdown();
     println!("pool stopped");
     Ok(())
+}
+
+/// Writes the run directory's `capabilities`: the system's and every
+/// processor's of the pool.
+fn save_part_capabilities(
+    pool: &Pool,
+    run_dir: &Path,
+    processors: &[(u16, amoeba::Capability)],
+    system: &PartSystem,
+) -> Result<()> {
+    let rows = boot::system::join::capabilities_file(&system.system_rows(pool), processors);
+    boot::workstation::save_capabilities(run_dir, &rows)
 }
 
 /// How often `up` looks after the boot service.
@@ -510,9 +640,10 @@ fn handle_control(pool: &mut Pool, command: &str) -> (String, bool) {
     match verb {
         "status" => {
             let switch = pool.switch();
+            let uplink = switch.uplink_stats().map_or_else(String::new, |uplink| format!("{uplink}\n"));
             (
                 format!(
-                    "{}switch faults: {}\nswitch counters: {}\n",
+                    "{}switch faults: {}\nswitch counters: {}\n{uplink}",
                     pool.status_table(),
                     switch.faults(),
                     switch.stats()
@@ -655,12 +786,14 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
     })
 }
 
-/// RPC latency and throughput (see `boot::rpc_bench`) in a pool of two boards.
+/// RPC latency and throughput (see `boot::rpc_bench`) in a pool of two boards, then a
+/// board-to-board call across a VXLAN uplink against one within a switch.
 fn rpc_bench(args: &PoolArgs) -> Result<()> {
     let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 2))?;
     let result = boot::rpc_bench::run(&pool, &args.run_dir);
     pool.shutdown();
-    result
+    result?;
+    boot::rpc_bench::across_uplink(&args.run_dir, &nucleus_path(args))
 }
 
 /// The sections of the servers built on the nucleus (see `boot::system_bench`).

@@ -4,15 +4,23 @@
 //! MAC the switch chooses and tells the station in a first `PortAssigned`
 //! frame (see `core` for the F-box rules).
 //!
+//! A part of a pool that spans hosts also has an uplink: a VXLAN segment
+//! (`vxlan`, `uplink`) to the other parts, byte-compatible with the Linux
+//! kernel's `vxlan` device.
+//!
 //! Threads: one acceptor per listening socket, one reader and one writer per
-//! connected port, and one timer thread for delayed (faulted) frames. A slow
-//! port never stalls the others: its bounded queue overflows and the frame
-//! is dropped, as on a real switch.
+//! connected port (the uplink's on its UDP socket), and one timer thread for
+//! delayed (faulted) frames. A slow port never stalls the others: its bounded
+//! queue overflows and the frame is dropped, as on a real switch.
 
 pub mod core;
 pub mod faults;
 pub mod framing;
+pub mod lab;
+pub mod uplink;
+pub mod vxlan;
 
+pub use self::core::SWITCH_MAC;
 use self::core::{Delivery, PortId, SwitchCore, SwitchStats};
 use anyhow::{Context, Result, bail};
 use faults::FaultConfig;
@@ -27,6 +35,8 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+pub use uplink::UplinkStats;
+pub use vxlan::VxlanConfig;
 
 /// Frames queued for one port before the switch starts dropping.
 const PORT_QUEUE: usize = 1024;
@@ -36,16 +46,14 @@ pub const MAX_SOCKET_PATH: usize = 107;
 
 struct Shared {
     core: Mutex<SwitchCore>,
+    /// The uplink's counters, if the switch has one.
+    uplink: Mutex<Option<UplinkStats>>,
     writers: Mutex<HashMap<PortId, SyncSender<Vec<u8>>>>,
     streams: Mutex<Vec<UnixStream>>,
     delayed: Mutex<BinaryHeap<Delayed>>,
     delayed_ready: Condvar,
     stopping: AtomicBool,
 }
-
-/// The source of the switch's own frames to a station (`PortAssigned`): a
-/// locally administered address no port has.
-pub const SWITCH_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0]);
 
 struct Delayed {
     due: Instant,
@@ -103,6 +111,11 @@ impl SwitchHandle {
     pub fn stats(&self) -> SwitchStats {
         self.shared.core.lock().unwrap().stats.clone()
     }
+
+    /// The uplink's counters, if this switch has one.
+    pub fn uplink_stats(&self) -> Option<UplinkStats> {
+        self.shared.uplink.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 fn check_socket_path(path: &Path) -> Result<()> {
@@ -130,14 +143,24 @@ fn check_socket_path(path: &Path) -> Result<()> {
 impl Switch {
     /// Creates a switch with no ports yet.
     pub fn new(faults: FaultConfig, seed: u64) -> Self {
+        Self::for_part(faults, seed, 0)
+    }
+
+    /// Creates a switch with no ports yet for the part of a pool whose first
+    /// board is `first_board` (host stations' MACs follow from it, so that the
+    /// parts of a pool across hosts never give one out twice).
+    pub fn for_part(faults: FaultConfig, seed: u64, first_board: u16) -> Self {
         // Attachments count up from the start in Unix seconds: they grow
         // across runs of the pool too (unless more than one per second were
         // made), and fit FLIP's 32-bit incarnations until 2106.
         let now_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
+        let mut core = SwitchCore::new(faults, seed, now_s);
+        core.set_part(first_board);
         let shared = Arc::new(Shared {
-            core: Mutex::new(SwitchCore::new(faults, seed, now_s)),
+            core: Mutex::new(core),
+            uplink: Mutex::new(None),
             writers: Mutex::new(HashMap::new()),
             streams: Mutex::new(Vec::new()),
             delayed: Mutex::new(BinaryHeap::new()),
@@ -194,6 +217,14 @@ impl Switch {
         Ok(())
     }
 
+    /// Joins the VXLAN segment of `config` through `socket` (see
+    /// [`uplink::bind`]) as the uplink port `name` (`vx0`): frames for MACs
+    /// that are not local, and broadcasts, go to the remotes; frames from them
+    /// are switched here.
+    pub fn attach_vxlan(&self, name: &str, config: VxlanConfig, socket: std::net::UdpSocket) -> Result<()> {
+        uplink::attach(&self.shared, name, config, socket)
+    }
+
     /// Connects one in-process port directly (for host clients in the same
     /// program); returns the other end of the connection.
     pub fn connect_host(&self) -> Result<UnixStream> {
@@ -230,7 +261,7 @@ fn attach_board(shared: &Arc<Shared>, stream: UnixStream, name: &str, mac: Mac) 
 fn attach_host(shared: &Arc<Shared>, stream: UnixStream) -> Result<()> {
     let (attachment, name) = {
         let mut core = shared.core.lock().unwrap();
-        let attachment = core.add_host_port();
+        let attachment = core.add_host_port().context("every host station MAC of this switch is taken")?;
         let name = core.port_name(attachment.port).unwrap_or("h?").to_string();
         (attachment, name)
     };
@@ -272,21 +303,27 @@ fn attach_port(
             if shared.stopping.load(Ordering::Acquire) {
                 break;
             }
-            let deliveries = shared.core.lock().unwrap().handle(port, &frame);
-            for delivery in deliveries {
-                if delivery.delay.is_zero() {
-                    send_now(&shared, delivery);
-                } else {
-                    let due = Instant::now() + delivery.delay;
-                    shared.delayed.lock().unwrap().push(Delayed { due, delivery });
-                    shared.delayed_ready.notify_one();
-                }
-            }
+            forward(&shared, port, &frame);
         }
         shared.core.lock().unwrap().remove_port(port);
         shared.writers.lock().unwrap().remove(&port);
     })?;
     Ok(())
+}
+
+/// Switches `frame`, which arrived on `port`: every copy out now or, if the
+/// faults delay it, later.
+fn forward(shared: &Shared, port: PortId, frame: &[u8]) {
+    let deliveries = shared.core.lock().unwrap_or_else(|p| p.into_inner()).handle(port, frame);
+    for delivery in deliveries {
+        if delivery.delay.is_zero() {
+            send_now(shared, delivery);
+        } else {
+            let due = Instant::now() + delivery.delay;
+            shared.delayed.lock().unwrap_or_else(|p| p.into_inner()).push(Delayed { due, delivery });
+            shared.delayed_ready.notify_one();
+        }
+    }
 }
 
 fn send_now(shared: &Shared, delivery: Delivery) {
@@ -338,6 +375,91 @@ mod tests {
         let rtt = a.echo(responder.mac(), 1, b"hi", WAIT).unwrap();
         assert!(rtt.is_some(), "the echo through the switch was not answered");
         assert!(switch.handle().stats().copies_delivered >= 2);
+    }
+
+    /// Two switches, parts of one pool, joined by VXLAN over the loopback
+    /// (127.0.0.1 and 127.0.0.2 on a port the kernel had free).
+    fn two_parts() -> (Switch, Switch) {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let setting = |local: &str, remote: &str| -> VxlanConfig {
+            format!("local={local},remote={remote},vni=42,port={port}").parse().unwrap()
+        };
+        let a = Switch::for_part(FaultConfig::default(), 1, 0);
+        let b = Switch::for_part(FaultConfig::default(), 1, 4);
+        for (switch, config) in
+            [(&a, setting("127.0.0.1", "127.0.0.2")), (&b, setting("127.0.0.2", "127.0.0.1"))]
+        {
+            let socket = uplink::bind(&config).unwrap();
+            switch.attach_vxlan("vx0", config, socket).unwrap();
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn stations_of_two_parts_reach_each_other_across_the_uplinks() {
+        let (a, b) = two_parts();
+        let here = HostPort::from_stream(a.connect_host().unwrap()).unwrap();
+        let there = HostPort::from_stream(b.connect_host().unwrap()).unwrap();
+        assert_ne!(here.mac(), there.mac(), "host stations of two parts never share a MAC");
+        let responder = crate::bench::EchoResponder::start(there);
+        let rtt = here.echo(responder.mac(), 3, b"across", WAIT).unwrap();
+        assert!(rtt.is_some(), "the echo across the uplinks was not answered");
+        // A sender counts a datagram after the kernel took it: the answer may be faster.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (up_a, up_b) = (a.handle().uplink_stats().unwrap(), b.handle().uplink_stats().unwrap());
+            let counted = |up: &UplinkStats| up.datagrams_out >= 1 && up.datagrams_in >= 1;
+            if counted(&up_a) && counted(&up_b) {
+                assert_eq!(up_b.learned, 1, "part B knows where part A's station is: {up_b}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{up_a}\n{up_b}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_partition_of_the_uplink_cuts_the_parts_until_healed() {
+        let (a, b) = two_parts();
+        let here = HostPort::from_stream(a.connect_host().unwrap()).unwrap();
+        let responder =
+            crate::bench::EchoResponder::start(HostPort::from_stream(b.connect_host().unwrap()).unwrap());
+        a.handle().apply_faults("partition=h0,h1/vx0").unwrap();
+        assert!(here.echo(responder.mac(), 4, b"cut", Duration::from_millis(300)).unwrap().is_none());
+        assert!(a.handle().stats().dropped_partition >= 1);
+        a.handle().apply_faults("heal").unwrap();
+        assert!(here.echo(responder.mac(), 5, b"mended", WAIT).unwrap().is_some());
+    }
+
+    #[test]
+    fn datagrams_from_strangers_and_other_segments_are_counted_and_dropped() {
+        let (a, _b) = two_parts();
+        let config = a.handle().uplink_stats().unwrap().config.unwrap();
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&[0xff; 6]);
+        frame.extend_from_slice(&Mac::for_board(9).0);
+        frame.extend_from_slice(&[0x88, 0xb5, 0, 0]);
+        let mut wrong_vni = Vec::new();
+        vxlan::encapsulate(43, &frame, &mut wrong_vni).unwrap();
+        let mut right = Vec::new();
+        vxlan::encapsulate(42, &frame, &mut right).unwrap();
+        // 127.0.0.3 is no configured remote; 127.0.0.2 is, but not for VNI 43.
+        let stranger = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+        stranger.send_to(&right, config.local_endpoint()).unwrap();
+        let remote = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        remote.send_to(&wrong_vni, config.local_endpoint()).unwrap();
+        remote.send_to(&right[..10], config.local_endpoint()).unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let stats = a.handle().uplink_stats().unwrap();
+            let counted = (stats.refused_unknown_remote, stats.refused_wrong_vni, stats.refused_malformed);
+            if counted == (1, 1, 1) {
+                assert_eq!(stats.datagrams_in, 0);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{stats}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
