@@ -528,7 +528,9 @@ fn up(
     if !faults.is_clean() {
         println!("switch faults: {faults}");
     }
-    println!("\nconsoles and the disk image are in {}. Try, in another terminal:", args.run_dir.display());
+    let kept =
+        if matches!(system, PartSystem::Servers(_)) { "consoles and the disk image" } else { "consoles" };
+    println!("\n{kept} are in {}. Try, in another terminal:", args.run_dir.display());
     println!("    just ax hello world        # run hello where the run server puts it");
     println!("    just ps                    # every process on every board");
     println!("    just hosts                 # each processor's load and memory");

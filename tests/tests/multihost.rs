@@ -171,7 +171,8 @@ fn one_pool_across_two_hosts_through_the_kernels_vxlan_and_bridge() {
 
     // The run server, asked from either side, counts all six boards alive.
     for part in [&a, &b] {
-        part.until(&["hosts"], Duration::from_secs(60), |o| alive(&text(o)) == 6);
+        let hosts = part.until(&["hosts"], Duration::from_secs(60), |o| alive(&text(o)) == 6);
+        println!("hosts from {}:\n{}", part.namespace, text(&hosts));
     }
 
     // ax --on 5 from A's namespace runs on a board of B (once A's `up` has
@@ -179,6 +180,7 @@ fn one_pool_across_two_hosts_through_the_kernels_vxlan_and_bridge() {
     let on_five = a.until(&["ax", "--on", "5", "hello", "from", "a"], Duration::from_secs(30), |o| {
         !text(o).contains("has no board 5")
     });
+    println!("ax --on 5 from A:\n{}", text(&on_five));
     assert_eq!(on_five.status.code(), Some(7), "{}", text(&on_five));
     assert!(String::from_utf8_lossy(&on_five.stdout).contains("hello: from a"), "{}", text(&on_five));
     let on_one = b.command(&["ax", "--on", "1", "hello", "from", "b"]);
@@ -189,6 +191,7 @@ fn one_pool_across_two_hosts_through_the_kernels_vxlan_and_bridge() {
     // started from A; kill from B ends it.
     a.ok(&["ax", "--on", "5", "--detach", "ticker"]);
     let ps = b.ok(&["ps"]);
+    println!("ps from B:\n{ps}");
     assert!(ps.contains("bullet-server") && ps.contains("run-server"), "{ps}");
     assert!(ps.lines().any(|l| l.starts_with("board5") && l.contains("ticker")), "{ps}");
     b.ok(&["kill", "ticker"]);
@@ -214,12 +217,14 @@ fn one_pool_across_two_hosts_through_the_kernels_vxlan_and_bridge() {
     a.ok(&["fault", "partition=vx0"]);
     a.until(&["hosts"], Duration::from_secs(30), |o| alive(&text(o)) == 4);
     let status = a.ok(&["status"]);
+    println!("status of A, cut off:\n{status}");
     assert!(status.contains("uplink vx0") && status.contains("partition=vx0"), "{status}");
     a.ok(&["fault", "heal"]);
     a.until(&["hosts"], Duration::from_secs(30), |o| alive(&text(o)) == 6);
     let again = a.command(&["ax", "--on", "4", "hello", "again"]);
     assert_eq!(again.status.code(), Some(7), "{}", text(&again));
 
+    println!("part B's up:\n{}", b.output());
     drop(b);
     drop(a);
     drop(lab);
@@ -314,5 +319,6 @@ fn group_across_the_uplink(a: &Part, b: &Part) {
         assert_eq!(status, Ok(0), "group-counter on board {board}");
     }
     host_a.leave().unwrap();
+    println!("group members: {lines:#?}");
     assert!(lines.iter().all(|(_, line)| *line == line_a), "the members disagree: {lines:#?}");
 }

@@ -48,11 +48,36 @@ pub struct Lab {
     namespaces: Vec<String>,
 }
 
-/// The two legs: (part's address, bridge's address, VNI, part's and bridge's
-/// interface names).
-const LEGS: [([u8; 4], [u8; 4], u32, &str, &str); 2] = [
-    ([192, 0, 2, 1], [192, 0, 2, 2], 42, "va0", "va1"),
-    ([198, 51, 100, 1], [198, 51, 100, 2], 43, "vb0", "vb1"),
+/// One part's link to the bridge.
+struct Leg {
+    /// The part's address and the bridge's, on their veth pair.
+    part: [u8; 4],
+    bridge: [u8; 4],
+    vni: u32,
+    /// The veth pair's ends: in the part's namespace, in the bridge's.
+    part_link: &'static str,
+    bridge_link: &'static str,
+    /// The bridge's vxlan device for this leg.
+    device: &'static str,
+}
+
+const LEGS: [Leg; 2] = [
+    Leg {
+        part: [192, 0, 2, 1],
+        bridge: [192, 0, 2, 2],
+        vni: 42,
+        part_link: "va0",
+        bridge_link: "va1",
+        device: "vxa",
+    },
+    Leg {
+        part: [198, 51, 100, 1],
+        bridge: [198, 51, 100, 2],
+        vni: 43,
+        part_link: "vb0",
+        bridge_link: "vb1",
+        device: "vxb",
+    },
 ];
 
 /// Runs `ip ARGS`; its error output in the error.
@@ -103,9 +128,11 @@ impl Lab {
         let overlay_mtu = OVERLAY_MTU.to_string();
         ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"])
             .context("the kernel refused a bridge device")?;
-        for (index, (ours, theirs, vni, our_link, their_link)) in LEGS.iter().enumerate() {
+        for (index, leg) in LEGS.iter().enumerate() {
             let namespace = &lab.parts[index].namespace;
-            let (ours, theirs) = (Ipv4Addr::from(*ours).to_string(), Ipv4Addr::from(*theirs).to_string());
+            let (ours, theirs) =
+                (Ipv4Addr::from(leg.part).to_string(), Ipv4Addr::from(leg.bridge).to_string());
+            let (our_link, their_link) = (leg.part_link, leg.bridge_link);
             ip(&[
                 "-n", namespace, "link", "add", our_link, "type", "veth", "peer", "name", their_link,
                 "netns", &bridge,
@@ -115,14 +142,13 @@ impl Lab {
             ip(&["-n", namespace, "addr", "add", &format!("{ours}/24"), "dev", our_link])?;
             ip(&["-n", &bridge, "link", "set", their_link, "mtu", &mtu, "up"])?;
             ip(&["-n", &bridge, "addr", "add", &format!("{theirs}/24"), "dev", their_link])?;
-            let device = format!("vx{}", ['a', 'b'][index]);
-            let (vni, port) = (vni.to_string(), DEFAULT_PORT.to_string());
+            let (vni, port) = (leg.vni.to_string(), DEFAULT_PORT.to_string());
             ip(&[
-                "-n", &bridge, "link", "add", &device, "type", "vxlan", "id", &vni, "local", &theirs,
+                "-n", &bridge, "link", "add", leg.device, "type", "vxlan", "id", &vni, "local", &theirs,
                 "remote", &ours, "dstport", &port, "dev", their_link,
             ])
             .context("the kernel refused a vxlan device")?;
-            ip(&["-n", &bridge, "link", "set", &device, "mtu", &overlay_mtu, "master", "br0", "up"])?;
+            ip(&["-n", &bridge, "link", "set", leg.device, "mtu", &overlay_mtu, "master", "br0", "up"])?;
         }
         ip(&["-n", &bridge, "link", "set", "br0", "up"])?;
         Ok(lab)
@@ -130,11 +156,11 @@ impl Lab {
 }
 
 fn part(namespace: &str, index: usize) -> LabPart {
-    let (ours, theirs, vni, _, _) = LEGS[index];
+    let leg = &LEGS[index];
     let vxlan = VxlanConfig {
-        local: IpAddr::V4(Ipv4Addr::from(ours)),
-        remotes: vec![IpAddr::V4(Ipv4Addr::from(theirs))],
-        vni,
+        local: IpAddr::V4(Ipv4Addr::from(leg.part)),
+        remotes: vec![IpAddr::V4(Ipv4Addr::from(leg.bridge))],
+        vni: leg.vni,
         port: DEFAULT_PORT,
     };
     LabPart { namespace: namespace.to_string(), vxlan }
