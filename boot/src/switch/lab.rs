@@ -3,12 +3,14 @@
 //! holds a Linux bridge with two kernel `vxlan` devices, so that the parts
 //! talk only through the kernel's VXLAN and bridge:
 //!
-//! ```text
-//!  part A ns              bridge ns                                   part B ns
-//!  va0 192.0.2.1 ─veth─ va1 192.0.2.2    vxa (vni 42) ┐
-//!                                                     br0
-//!  vb0 198.51.100.1 ─veth─ vb1 198.51.100.2  vxb (vni 43) ┘
-//! ```
+//! - part A's namespace: `va0`, 192.0.2.1, one end of a veth pair;
+//! - part B's namespace: `vb0`, 198.51.100.1, one end of another;
+//! - the bridge's namespace: their other ends, `va1` 192.0.2.2 and `vb1`
+//!   198.51.100.2; `vxa` (VNI 42, remote 192.0.2.1 through `va1`) and `vxb`
+//!   (VNI 43, remote 198.51.100.1 through `vb1`), both ports of bridge `br0`.
+//!
+//! Each part's switch binds its uplink to its own address and names the
+//! bridge's end of its veth pair as its remote.
 //!
 //! Linux refuses two `vxlan` devices with one VNI and one UDP port in one
 //! namespace, so each leg has its own VNI (A uses 42, B 43) and the bridge
