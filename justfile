@@ -144,4 +144,4 @@ lint:
     cargo fmt --all --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy -p nucleus -p user-programs --target {{nucleus_target}} -- -D warnings
-    cargo clippy -p amoeba --features user --target {{nucleus_target}} -- -D warnings
+    cargo clippy -p amoeba-rt --target {{nucleus_target}} -- -D warnings

@@ -14,7 +14,7 @@
 //! carries out its starts (from the board's own boot bundle: a dead Bullet
 //! server cannot serve `/bin`);
 //! one that ticks the table; two serving the boot service's interface
-//! (`amoeba::interfaces::boot`).
+//! (`amoeba_ipc::interfaces::boot`).
 //!
 //! Environment: `SEED` (64 hex digits: the boot service's port and check follow
 //! from it alone, so a boot service started again has the same capability).
@@ -27,21 +27,22 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba::exec::{Exec, Program};
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::boot::ServiceReport;
-use amoeba::interfaces::directory::walk;
-use amoeba::interfaces::process::ProcessState;
-use amoeba::interfaces::{boot_service, bullet, process_server, standard};
-use amoeba::user::rpc::{Nucleus, serve};
-use amoeba::user::sync::{Mutex, Semaphore};
-use amoeba::user::{env, sys, thread, time};
-use amoeba::{Capability, Check, Port, Rights, Status, println};
+use amoeba_abi::{Capability, Check, Port, Rights, Status};
+use amoeba_client::exec::{Exec, Program};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::boot::ServiceReport;
+use amoeba_ipc::interfaces::directory::walk;
+use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::{boot_service, bullet, process_server, standard};
+use amoeba_rt::println;
+use amoeba_rt::rpc::{Nucleus, serve};
+use amoeba_rt::sync::{Mutex, Semaphore};
+use amoeba_rt::{env, sys, thread, time};
 use boot_server::config::MAX_CONFIG_BYTES;
 use boot_server::{Action, BootConfig, CapabilitySource, ProcessSeen, ServiceCheck, ServiceTable, Timing};
 use directory_server::service::replica_port;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// Stack of every thread (program loading parses ELF headers on it).
 const THREAD_STACK: usize = 32 * 1024;
@@ -84,7 +85,8 @@ fn read_config(system: &Capability) -> Result<BootConfig, String> {
     if size > MAX_CONFIG_BYTES as u64 {
         return Err(format!("boot is {size} bytes, more than {MAX_CONFIG_BYTES}"));
     }
-    let bytes = amoeba::files::get(&mut Nucleus, &file, |_| {}).map_err(|s| format!("reading boot: {s}"))?;
+    let bytes =
+        amoeba_client::files::get(&mut Nucleus, &file, |_| {}).map_err(|s| format!("reading boot: {s}"))?;
     BootConfig::decode(&bytes).map_err(|e| format!("{e}"))
 }
 
@@ -249,7 +251,7 @@ fn start(
     let program = process_server::Client::new(Nucleus)
         .boot_program(&host, &service_config.program)
         .map_err(|s| format!("board {board} has no boot program {}: {s}", service_config.program))?;
-    amoeba::exec::exec(&mut Nucleus, &host, Program::File(program), &exec).map_err(|e| format!("{e}"))
+    amoeba_client::exec::exec(&mut Nucleus, &host, Program::File(program), &exec).map_err(|e| format!("{e}"))
 }
 
 /// Carries out service `service`'s starts as the table asks for them.
@@ -289,7 +291,7 @@ impl Objects for BootService {
     }
     fn describe(&mut self, _: u32) -> String {
         let reports = self.table.lock().reports(time::now_us());
-        let up = reports.iter().filter(|r| r.state == amoeba::interfaces::boot::ServiceState::Up).count();
+        let up = reports.iter().filter(|r| r.state == amoeba_ipc::interfaces::boot::ServiceState::Up).count();
         format!("boot service: {up} of {} services up", reports.len())
     }
 }

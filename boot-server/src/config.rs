@@ -7,7 +7,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::{Capability, Check, GetPort, Rights, Rng};
+use amoeba_abi::{Capability, Check, GetPort, Rights, Rng};
 use serde::{Deserialize, Serialize};
 
 /// The first bytes of a configuration file (the last one is the version).
@@ -288,7 +288,7 @@ pub fn parse_seed(hex: &str) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
     use alloc::vec;
-    use amoeba::Port;
+    use amoeba_abi::Port;
 
     fn cap(n: u8) -> Capability {
         Capability::owner(Port([n; 6]), 0, Check([n; 6]))

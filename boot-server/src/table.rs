@@ -8,8 +8,8 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::Capability;
-use amoeba::interfaces::boot::{RestartReason, RestartRecord, ServiceReport, ServiceState};
+use amoeba_abi::Capability;
+use amoeba_ipc::interfaces::boot::{RestartReason, RestartRecord, ServiceReport, ServiceState};
 
 use crate::config::{BootConfig, ServiceCheck, ServiceConfig};
 

@@ -3,8 +3,8 @@
 //! starts finishing. Above all: a slow service is never restarted, a dead one
 //! is, and a restart never makes a second copy of a live process.
 
-use amoeba::interfaces::boot::{RestartReason, ServiceState};
-use amoeba::{Capability, Check, Port, Rights};
+use amoeba_abi::{Capability, Check, Port, Rights};
+use amoeba_ipc::interfaces::boot::{RestartReason, ServiceState};
 use boot_server::config::{
     Board, BootConfig, CapabilitySource, NamedCapability, ServiceCheck, ServiceConfig,
 };

@@ -253,7 +253,7 @@ impl Board {
         &self,
         prefix: &str,
         timeout: std::time::Duration,
-    ) -> Result<amoeba::Capability> {
+    ) -> Result<amoeba_abi::Capability> {
         let line = self.wait_for_line(prefix, timeout).with_context(|| {
             format!("board {} printed no \"{prefix}\":\n{}", self.spec.id, self.console_tail(10))
         })?;

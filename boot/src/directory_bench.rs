@@ -39,10 +39,10 @@ use crate::system::{
 use crate::system_bench::{
     board_figures, board_pids, called, cpu_line, kind_of, null_calls, row, summary, timed, times,
 };
-use amoeba::exec::Exec;
-use amoeba::interfaces::directory::{MaskChange, NewRow};
-use amoeba::interfaces::{disk, soap};
-use amoeba::{Capability, Check, GetPort, Port, Rights};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rights};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::directory::{MaskChange, NewRow};
+use amoeba_ipc::interfaces::{disk, soap};
 use anyhow::{Context, Result, bail};
 use directory_server::protocol::Envelope;
 use directory_server::{Update, UpdateTimings};

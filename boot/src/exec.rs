@@ -1,15 +1,15 @@
 //! Starting programs on the boards from the host, the way any client does: through
 //! each board's process server, with the board's host capability that the pool's
-//! owner holds (`amoeba::exec` does the work; the ELF files come from the host's
+//! owner holds (`amoeba_client::exec` does the work; the ELF files come from the host's
 //! build). Waiting for a process, stunning, signalling and destroying it go through
 //! its process capability.
 
 use crate::pool::Pool;
-use amoeba::exec::{Exec, Program};
-use amoeba::interfaces::process::{HOST_CREATE, HOST_INFO, HostInfo, ProcessReport};
-use amoeba::interfaces::{process_server, standard};
-use amoeba::syscall::HOST_CAPABILITY_NAME;
-use amoeba::{Capability, Status};
+use amoeba_abi::syscall::HOST_CAPABILITY_NAME;
+use amoeba_abi::{Capability, Status};
+use amoeba_client::exec::{Exec, Program};
+use amoeba_ipc::interfaces::process::{HOST_CREATE, HOST_INFO, HostInfo, ProcessReport};
+use amoeba_ipc::interfaces::{process_server, standard};
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ impl Pool {
     }
 
     /// Like [`Pool::exec_scheduled`], with the board's host capability restricted
-    /// to the create right as `HOST` (`amoeba::syscall::HOST_CAPABILITY_NAME`), so
+    /// to the create right as `HOST` (`amoeba_abi::syscall::HOST_CAPABILITY_NAME`), so
     /// that the program may start processes on its board, and restricted to the
     /// info right as `HOSTINFO`.
     pub fn exec_spawning(
@@ -82,7 +82,7 @@ impl Pool {
     }
 
     /// Starts `program` on board `board` with `argument`, handing it `capability`
-    /// (named `ARG` in its capability environment: `amoeba::user::exec_capability`).
+    /// (named `ARG` in its capability environment: `amoeba_rt::exec_capability`).
     pub fn exec_with_capability(
         &self,
         board: usize,
@@ -99,7 +99,7 @@ impl Pool {
     pub fn exec_with(&self, board: usize, program: &str, exec: &Exec) -> Result<Started> {
         let bytes = self.program_bytes(program)?;
         let host = self.host_capability(board);
-        let capability = amoeba::exec::exec(&mut *self.rpc(), &host, Program::Bytes(&bytes), exec)
+        let capability = amoeba_client::exec::exec(&mut *self.rpc(), &host, Program::Bytes(&bytes), exec)
             .map_err(|error| anyhow::anyhow!("starting {program} on board {board}: {error}"))?;
         Ok(Started { board, pid: capability.object, capability })
     }

@@ -288,7 +288,7 @@ fn align(members: &[MemberTimes], offsets: &[ClockOffset]) -> Result<RunResult> 
 /// Median and 99th percentile of board-to-board null RPCs (µs), measured
 /// by `rpc-bench` on board 1 against an echo server on board 0.
 fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
-    let put = amoeba::GetPort(amoeba::Port::from_u64(RPC_UNIT_PUT_SEED)).put_port();
+    let put = amoeba_abi::GetPort(amoeba_abi::Port::from_u64(RPC_UNIT_PUT_SEED)).put_port();
     let client = &pool.boards()[1];
     let echo = pool.exec(0, "echo-server", RPC_UNIT_PUT_SEED)?;
     let bench = pool.exec(1, "rpc-bench", put.to_u64() | RPC_BENCH_NULL_ONLY)?;

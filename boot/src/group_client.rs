@@ -18,16 +18,16 @@ impl GroupClient {
     /// Creates a group on the put-port of `get_port`, the host its first
     /// member and sequencer, with a fresh random secret; others join with
     /// [`GroupClient::capability`] (or a restriction of it).
-    pub fn create(host_port: HostPort, get_port: amoeba::GetPort, config: Config) -> Result<Self> {
+    pub fn create(host_port: HostPort, get_port: amoeba_abi::GetPort, config: Config) -> Result<Self> {
         let me = ethernet::member_address(host_port.mac().0, 1);
-        let secret = amoeba::Check(rand::random());
+        let secret = amoeba_abi::Check(rand::random());
         let port = get_port.put_port().to_u64();
         let member = GroupMember::create_group(config, port, secret, me, 0);
         Ok(Self { port: host_port, member, epoch: Instant::now(), me })
     }
 
     /// Joins the group `capability` names; returns once admitted.
-    pub fn join(host_port: HostPort, capability: &amoeba::Capability, timeout: Duration) -> Result<Self> {
+    pub fn join(host_port: HostPort, capability: &amoeba_abi::Capability, timeout: Duration) -> Result<Self> {
         let me = ethernet::member_address(host_port.mac().0, 1);
         let epoch = Instant::now();
         let member = GroupMember::join_group(Config::default(), capability, me, 0);
@@ -48,7 +48,7 @@ impl GroupClient {
     }
 
     /// The group's owner capability.
-    pub fn capability(&self) -> amoeba::Capability {
+    pub fn capability(&self) -> amoeba_abi::Capability {
         self.member.owner_capability()
     }
 

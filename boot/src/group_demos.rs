@@ -13,8 +13,8 @@
 use crate::board::Board;
 use crate::group_client::GroupClient;
 use crate::pool::Pool;
-use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
-use amoeba::{Capability, GetPort, Port, Rights};
+use amoeba_abi::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
+use amoeba_abi::{Capability, GetPort, Port, Rights};
 use anyhow::{Context, Result, bail, ensure};
 use std::time::{Duration, Instant};
 

@@ -202,7 +202,7 @@ impl HostPort {
     }
 
     /// Reads board `target`'s clock (the one user programs see as
-    /// `amoeba::user::time::now_us`); `None` if it did not answer in time.
+    /// `amoeba_rt::time::now_us`); `None` if it did not answer in time.
     pub fn board_clock(&self, target: Mac, timeout: Duration) -> Result<Option<ClockReading>> {
         let id = next_request_id();
         let sent = Instant::now();

@@ -1,7 +1,7 @@
 //! `boot`: start a pool of nucleus boards on a virtual Ethernet and act as
 //! the user's workstation on it.
 
-use amoeba::interfaces::echo;
+use amoeba_ipc::interfaces::echo;
 use anyhow::{Context, Result, bail};
 use boot::bench::{EchoResponder, Summary, echo_round_trips};
 use boot::workstation::{Action, Workstation};
@@ -302,17 +302,17 @@ enum RpcCall {
     /// STD_INFO on a capability (pppppppppppp:oooooo:rr:cccccccccccc).
     Info {
         #[arg(value_parser = parse_capability)]
-        capability: amoeba::Capability,
+        capability: amoeba_abi::Capability,
     },
     /// Send TEXT to the echo service at put-port PORT (12 hex digits) and print the reply.
     Echo {
         #[arg(value_parser = parse_port)]
-        port: amoeba::Port,
+        port: amoeba_abi::Port,
         text: String,
     },
 }
 
-fn parse_capability(text: &str) -> Result<amoeba::Capability, String> {
+fn parse_capability(text: &str) -> Result<amoeba_abi::Capability, String> {
     text.parse().map_err(|e| format!("not a capability: {e:?}"))
 }
 
@@ -320,7 +320,7 @@ fn parse_target(text: &str) -> Result<boot::workstation::Target, String> {
     text.parse()
 }
 
-fn parse_port(text: &str) -> Result<amoeba::Port, String> {
+fn parse_port(text: &str) -> Result<amoeba_abi::Port, String> {
     text.parse().map_err(|e| format!("not a port: {e:?}"))
 }
 
@@ -422,12 +422,12 @@ fn boot_pool(config: PoolConfig) -> Result<(Pool, Duration)> {
 enum PartSystem {
     Servers(Box<boot::system::System>),
     /// The system's capabilities (root, Bullet, run server, boot service).
-    Joined(Vec<(String, amoeba::Capability)>),
+    Joined(Vec<(String, amoeba_abi::Capability)>),
 }
 
 impl PartSystem {
     /// The root directory's capability.
-    fn root(&self) -> Option<amoeba::Capability> {
+    fn root(&self) -> Option<amoeba_abi::Capability> {
         match self {
             PartSystem::Servers(system) => Some(system.root),
             PartSystem::Joined(given) => given.iter().find(|(name, _)| name == "root").map(|(_, c)| *c),
@@ -435,7 +435,7 @@ impl PartSystem {
     }
 
     /// The capabilities file's rows, without the boards.
-    fn system_rows(&self, pool: &Pool) -> Vec<(String, amoeba::Capability)> {
+    fn system_rows(&self, pool: &Pool) -> Vec<(String, amoeba_abi::Capability)> {
         match self {
             PartSystem::Servers(system) => system.capabilities(pool),
             PartSystem::Joined(given) => given.clone(),
@@ -506,7 +506,7 @@ fn up(
             PartSystem::Servers(Box::new(system))
         }
     };
-    let mut processors: Vec<(u16, amoeba::Capability)> =
+    let mut processors: Vec<(u16, amoeba_abi::Capability)> =
         pool.boards().iter().enumerate().map(|(index, b)| (b.spec.id, pool.host_capability(index))).collect();
     if let (Some(root), PartSystem::Joined(_)) = (system.root(), &system)
         && let Ok(listed) = boot::system::join::processors(&pool, &root)
@@ -601,7 +601,7 @@ fn up(
 fn save_part_capabilities(
     pool: &Pool,
     run_dir: &Path,
-    processors: &[(u16, amoeba::Capability)],
+    processors: &[(u16, amoeba_abi::Capability)],
     system: &PartSystem,
 ) -> Result<()> {
     let rows = boot::system::join::capabilities_file(&system.system_rows(pool), processors);
@@ -892,7 +892,7 @@ fn idle_bench(args: &PoolArgs) -> Result<()> {
 fn nucleus_bench(args: &PoolArgs) -> Result<()> {
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 1);
     let (pool, _) = boot_pool(config)?;
-    let started = pool.exec_spawning(0, "bench", 0, amoeba::syscall::SCHED_PREEMPTIVE)?;
+    let started = pool.exec_spawning(0, "bench", 0, amoeba_abi::syscall::SCHED_PREEMPTIVE)?;
     let status =
         pool.wait_process(&started, Duration::from_secs(120)).context("the bench program did not finish")?;
     let console = pool.boards()[0].console_text();
@@ -935,10 +935,10 @@ fn run_program(
     run_dir: &Path,
 ) -> Result<()> {
     let mut workstation = boot::workstation::Workstation::connect(run_dir)?;
-    let mut exec = amoeba::exec::Exec::new(program, &[program]);
+    let mut exec = amoeba_client::exec::Exec::new(program, &[program]);
     exec.argument = argument;
     if run_to_completion {
-        exec.scheduling = amoeba::syscall::SCHED_RUN_TO_COMPLETION;
+        exec.scheduling = amoeba_abi::syscall::SCHED_RUN_TO_COMPLETION;
     }
     let status = workstation.run(board, program, exec, detach)?;
     if let Some(status) = status {
@@ -961,7 +961,7 @@ fn rpc(call: RpcCall, run_dir: &Path) -> Result<()> {
         },
         RpcCall::Echo { port, text } => {
             let start = Instant::now();
-            let service = amoeba::Capability::for_port(port);
+            let service = amoeba_abi::Capability::for_port(port);
             match echo::Client::new(&mut client).echo(&service, text.as_bytes()) {
                 Ok((_, buf)) => println!(
                     "reply ({:.2} ms): {}",
@@ -979,7 +979,7 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
     let config = PoolConfig::new(&args.run_dir, nucleus_path(args), 3);
     let (pool, _) = boot_pool(config)?;
     let get_seed: u64 = 0x00c0_ffee_0001;
-    let put = amoeba::GetPort(amoeba::Port::from_u64(get_seed)).put_port();
+    let put = amoeba_abi::GetPort(amoeba_abi::Port::from_u64(get_seed)).put_port();
     let server = pool.exec(0, "echo-server", get_seed)?;
     println!("echo server: process {} on board 0, put-port {put}", server.pid);
     let client = pool.exec(1, "echo-client", put.to_u64())?;
@@ -994,7 +994,7 @@ fn rpc_demo(args: &PoolArgs) -> Result<()> {
         bail!("the echo client on board 1 failed ({status})");
     }
     let mut host = boot::rpc_client::RpcClient::new(pool.new_host_port()?);
-    let service = amoeba::Capability::for_port(put);
+    let service = amoeba_abi::Capability::for_port(put);
     for round in 0..3 {
         let text = format!("hello from the host, round {round}");
         let start = Instant::now();

@@ -24,10 +24,10 @@
 //! lookup and its swap it looks again and swaps again, so `put` means "this
 //! path names these bytes now", whatever ran at the same time.
 
-use amoeba::interface::Transport;
-use amoeba::interfaces::directory::{NewRow, Replacement, column_right, soap, walk};
-use amoeba::interfaces::standard;
-use amoeba::{Capability, Rights, Status};
+use amoeba_abi::{Capability, Rights, Status};
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::directory::{NewRow, Replacement, column_right, soap, walk};
+use amoeba_ipc::interfaces::standard;
 
 /// The columns of the directories the host makes.
 pub const COLUMNS: [&str; 3] = ["owner", "group", "other"];

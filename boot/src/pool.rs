@@ -183,9 +183,9 @@ fn new_secret() -> Result<BoardSecret> {
 }
 
 /// The host capability of a board with `secret`: object 0 of its process server.
-pub fn host_capability(secret: &BoardSecret) -> amoeba::Capability {
-    let port = amoeba::GetPort(amoeba::Port(secret.get_port)).put_port();
-    amoeba::Capability::owner(port, 0, amoeba::Check(secret.check))
+pub fn host_capability(secret: &BoardSecret) -> amoeba_abi::Capability {
+    let port = amoeba_abi::GetPort(amoeba_abi::Port(secret.get_port)).put_port();
+    amoeba_abi::Capability::owner(port, 0, amoeba_abi::Check(secret.check))
 }
 
 /// Writes board `id`'s initrd: its secret, then the bundle; only the owner may read it.
@@ -292,7 +292,7 @@ impl Pool {
     }
 
     /// The host capability (owner) of board `index`'s process server.
-    pub fn host_capability(&self, index: usize) -> amoeba::Capability {
+    pub fn host_capability(&self, index: usize) -> amoeba_abi::Capability {
         host_capability(&self.secrets[index])
     }
 

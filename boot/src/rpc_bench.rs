@@ -23,7 +23,7 @@ use crate::bench::{Summary, echo_round_trips, value_after};
 use crate::plots::{self, Samples};
 use crate::pool::{Pool, PoolConfig, UplinkSetting};
 use crate::switch::lab::Lab;
-use amoeba::interfaces::echo;
+use amoeba_ipc::interfaces::echo;
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -75,7 +75,7 @@ fn summary_of_micros(samples: &[f64]) -> Option<Summary> {
 }
 
 /// Runs `rpc-bench` on `board` against the echo server; what it reported.
-fn board_run(pool: &Pool, index: usize, label: &'static str, put: amoeba::Port) -> Result<BoardRun> {
+fn board_run(pool: &Pool, index: usize, label: &'static str, put: amoeba_abi::Port) -> Result<BoardRun> {
     let board = &pool.boards()[index];
     let started = pool.exec(index, "rpc-bench", put.to_u64())?;
     let status = pool
@@ -118,9 +118,9 @@ fn peer_echoes(
 }
 
 /// Null calls and throughput from the host, through its own FLIP client.
-fn host_calls(pool: &Pool, put: amoeba::Port) -> Result<(Vec<Duration>, Vec<f64>)> {
+fn host_calls(pool: &Pool, put: amoeba_abi::Port) -> Result<(Vec<Duration>, Vec<f64>)> {
     let mut host = crate::rpc_client::RpcClient::new(pool.new_host_port()?);
-    let service = amoeba::Capability::for_port(put);
+    let service = amoeba_abi::Capability::for_port(put);
     let mut call = |size: usize| -> Result<Duration> {
         let buf = vec![0x5a; size];
         let start = Instant::now();
@@ -144,7 +144,7 @@ fn host_calls(pool: &Pool, put: amoeba::Port) -> Result<(Vec<Duration>, Vec<f64>
 /// Runs the benchmark on `pool` (two boards or more), prints it, and draws
 /// the distributions into `plot_dir`.
 pub fn run(pool: &Pool, plot_dir: &Path) -> Result<()> {
-    let put = amoeba::GetPort(amoeba::Port::from_u64(ECHO_PUT_SEED)).put_port();
+    let put = amoeba_abi::GetPort(amoeba_abi::Port::from_u64(ECHO_PUT_SEED)).put_port();
     pool.exec(0, "echo-server", ECHO_PUT_SEED)?;
 
     let mut host_echo = echo_round_trips(pool.host(), pool.boards()[0].mac, ROUND_TRIPS, 1)?;
@@ -228,7 +228,7 @@ pub fn across_uplink(run_dir: &Path, nucleus: &Path) -> Result<()> {
     config_b.uplink = Some(uplink(1));
     let part_a = Pool::boot(config_a)?;
     let part_b = Pool::boot(config_b)?;
-    let put = amoeba::GetPort(amoeba::Port::from_u64(ECHO_PUT_SEED)).put_port();
+    let put = amoeba_abi::GetPort(amoeba_abi::Port::from_u64(ECHO_PUT_SEED)).put_port();
     part_a.exec(0, "echo-server", ECHO_PUT_SEED)?;
     let local = board_run(&part_a, 1, "within one switch", put)?;
     let across = board_run(&part_b, 0, "across the uplink", put)?;

@@ -3,9 +3,9 @@
 //! workstation with a FLIP driver.
 
 use crate::host_port::HostPort;
-use amoeba::interface::Transport;
-use amoeba::interfaces::standard;
-use amoeba::{Capability, Header, Status};
+use amoeba_abi::{Capability, Header, Status};
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::standard;
 use anyhow::Result;
 use flip::{Config, Endpoint, Event, TransId};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 
 use crate::host_port::HostPort;
 use crate::rpc_client::pool_config;
-use amoeba::{GetPort, Header, Port};
+use amoeba_abi::{GetPort, Header, Port};
 use flip::{Endpoint, Event};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -24,12 +24,14 @@ use crate::host_cpu::CpuReading;
 use crate::pool::Pool;
 use crate::rpc_client::RpcClient;
 use crate::system;
-use amoeba::exec::{Exec, Program, exec, exec_placed};
-use amoeba::interface::Transport;
-use amoeba::interfaces::process::HOST_PLACEMENT;
-use amoeba::interfaces::run::PlacementRequest;
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY, bullet, disk, echo, process_server, run_server, standard};
-use amoeba::{Capability, GetPort, Header, Port, Status};
+use amoeba_abi::{Capability, GetPort, Header, Port, Status};
+use amoeba_client::exec::{Exec, Program, exec, exec_placed};
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::process::HOST_PLACEMENT;
+use amoeba_ipc::interfaces::run::PlacementRequest;
+use amoeba_ipc::interfaces::{
+    BS_COMMIT, BS_SAFETY, bullet, disk, echo, process_server, run_server, standard,
+};
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -86,7 +88,7 @@ pub(crate) fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
 }
 
 /// A status from an RPC as an error saying what was being done.
-pub(crate) fn called<T>(what: &str, result: Result<T, amoeba::Status>) -> Result<T> {
+pub(crate) fn called<T>(what: &str, result: Result<T, amoeba_abi::Status>) -> Result<T> {
     result.map_err(|status| anyhow::anyhow!("{what}: {status}"))
 }
 
@@ -215,7 +217,7 @@ fn board_to_board(pool: &Pool, creator: usize, target: usize) -> Result<Vec<(Str
     drop(rpc);
     let host = pool.host_capability(target).restrict(HOST_PLACEMENT).expect("an owner capability restricts");
     let exec = Exec::new("create-bench", &["create-bench"])
-        .with_capability(amoeba::syscall::HOST_CAPABILITY_NAME, pool.host_create_capability(creator))
+        .with_capability(amoeba_abi::syscall::HOST_CAPABILITY_NAME, pool.host_create_capability(creator))
         .with_capability("TARGET", host)
         .with_capability("PROGRAM", program);
     board_program(pool, creator, "create-bench", exec)
@@ -259,7 +261,7 @@ fn segment_against_bulk(rpc: &mut RpcClient, host: &Capability) -> Result<(f64, 
             sinking += timed(|| called("1 MiB sink", sink.sink(&service, &data)))?.0;
         }
     }
-    let _ = amoeba::interfaces::standard::Client::new(rpc).destroy(&segment);
+    let _ = amoeba_ipc::interfaces::standard::Client::new(rpc).destroy(&segment);
     let bytes = (SEGMENT_FILLS * SEGMENT_BYTES) as f64;
     Ok((bytes / writing.as_secs_f64(), bytes / sinking.as_secs_f64()))
 }
@@ -484,7 +486,7 @@ fn large_round(rpc: &mut RpcClient, server: &Capability, plan: &DiskPlan) -> Res
             chunk.copy_from_slice(&piece[..chunk.len()]);
             Ok::<(), ()>(())
         };
-        amoeba::files::put_from(&mut *rpc, server, LARGE_FILE as u64, fill, |_| {})
+        amoeba_client::files::put_from(&mut *rpc, server, LARGE_FILE as u64, fill, |_| {})
             .map_err(|e| anyhow::anyhow!("creating the large file: {e:?}"))
     })?;
     let (raw_read, ()) = timed(|| {
@@ -498,7 +500,7 @@ fn large_round(rpc: &mut RpcClient, server: &Capability, plan: &DiskPlan) -> Res
         Ok(())
     })?;
     let (read, size) = timed(|| {
-        amoeba::files::get_into(&mut *rpc, &file, |_| Ok::<(), ()>(()), |_| {})
+        amoeba_client::files::get_into(&mut *rpc, &file, |_| Ok::<(), ()>(()), |_| {})
             .map_err(|e| anyhow::anyhow!("reading the large file: {e:?}"))
     })?;
     if size != LARGE_FILE as u64 {

@@ -1,13 +1,13 @@
-//! The host's terminals: a TTY server (`amoeba::interfaces::tty`) the host runs on
+//! The host's terminals: a TTY server (`amoeba_ipc::interfaces::tty`) the host runs on
 //! the pool, so that the standard output of a program it starts comes back to the
 //! user's terminal (or, in tests, into a buffer to look at). Each started program
 //! gets its own terminal object, named by a capability in its environment (STDOUT).
 
 use crate::host_port::HostPort;
 use crate::rpc_server::RpcServer;
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::tty;
-use amoeba::{Capability, Check, GetPort, Port, Rng, Status};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rng, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::tty;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
@@ -151,7 +151,7 @@ impl TtyServer {
         terminals.objects.insert(object, TerminalState { random, sink, output: Vec::new() });
         let owner = Capability::owner(self.port, object, random);
         let capability =
-            owner.restrict(amoeba::interfaces::TTY_WRITE_RIGHT).expect("an owner capability restricts");
+            owner.restrict(amoeba_ipc::interfaces::TTY_WRITE_RIGHT).expect("an owner capability restricts");
         Terminal { capability, object, shared: self.shared.clone() }
     }
 }

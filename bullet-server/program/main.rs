@@ -22,14 +22,15 @@ extern crate alloc;
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::interface::Transport;
-use amoeba::interfaces::{BS_IO_MAX, bullet, standard};
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::{env, sys, thread, time};
-use amoeba::{Header, Rng, Status, println};
+use amoeba_abi::{Header, Rng, Status};
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::{BS_IO_MAX, bullet, standard};
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::{env, sys, thread, time};
 use bullet_server::{BulletService, Config, DiskObject, MountError, ReplyInto, Store};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// Microseconds between background syncs.
 const SYNC_PERIOD_US: u64 = 2_000_000;

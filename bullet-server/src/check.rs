@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::device::{BlockDevice, read_run};
-use amoeba::Check;
+use amoeba_abi::Check;
 
 use crate::layout::{DiskInode, Placement, Superblock, check_inode, decode_inode_block};
 use crate::store::{File, Store};
@@ -181,8 +181,8 @@ mod tests {
     use super::*;
     use crate::Config;
     use crate::sim::SimDisk;
-    use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
-    use amoeba::{Capability, Rng};
+    use amoeba_abi::{Capability, Rng};
+    use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
 
     /// Three committed files of 2, 3 and 4 blocks, one uncommitted, all synced.
     fn store() -> (Store<SimDisk>, Vec<Capability>) {

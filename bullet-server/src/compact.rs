@@ -15,7 +15,7 @@
 
 use alloc::vec::Vec;
 
-use amoeba::Status;
+use amoeba_abi::Status;
 
 use crate::device::{BlockDevice, read_run, write_run};
 use crate::layout::Placement;

@@ -24,7 +24,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use amoeba::{Check, GetPort, Port};
+use amoeba_abi::{Check, GetPort, Port};
 use sha2::{Digest, Sha256};
 
 use crate::MountError;
@@ -132,7 +132,7 @@ impl Geometry {
         if block_size < MIN_BLOCK_SIZE || !block_size.is_power_of_two() || inode_count == 0 {
             return Err(MountError::Geometry);
         }
-        if inode_count > amoeba::OBJECT_MAX {
+        if inode_count > amoeba_abi::OBJECT_MAX {
             return Err(MountError::Geometry);
         }
         let inodes_per_block = ((block_size - INODE_HEADER_LEN) / INODE_LEN) as u32;

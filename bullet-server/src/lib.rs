@@ -3,14 +3,14 @@
 //!
 //! [`Store`] runs over any [`BlockDevice`] (on a board: the disk object reached by
 //! RPC; on the host: `sim::SimDisk` with the `sim` feature). Its operations take the
-//! caller's capability and return `Result<_, amoeba::Status>`, one per Bullet command
+//! caller's capability and return `Result<_, amoeba_abi::Status>`, one per Bullet command
 //! and per object part of the standard commands, so a server program wires each to a
 //! message and back.
 //!
 //! ```
 //! # #[cfg(feature = "sim")] {
-//! use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
-//! use amoeba::{Rights, Rng, Status};
+//! use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
+//! use amoeba_abi::{Rights, Rng, Status};
 //! use bullet_server::{sim::SimDisk, Config, Store};
 //!
 //! let config = Config { inode_count: 64, ..Config::default() };

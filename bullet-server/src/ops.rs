@@ -1,6 +1,6 @@
 //! The operations clients call. Each takes the caller's capability, verifies it
 //! (`CapBad` if forged, for another port or for a destroyed file; constant-time check
-//! by `amoeba::verify`), checks the rights it needs (`Denied`), and returns what the
+//! by `amoeba_abi::verify`), checks the rights it needs (`Denied`), and returns what the
 //! reply carries. These map one to one onto the Bullet commands and the object parts
 //! of the standard ones, so the server program only moves arguments between a
 //! message and a call.
@@ -9,8 +9,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
-use amoeba::{Capability, Check, GetPort, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Status};
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
 
 use crate::device::{BlockDevice, write_padded};
 use crate::layout::Geometry;
@@ -465,7 +465,7 @@ impl<D: BlockDevice> Store<D> {
         let (target, rights) = self.access(cap)?;
         let random = self.target_file(target).map_or(self.super_random, File::random);
         let rights = rights & mask;
-        Ok(Capability { rights, check: amoeba::restrict(&random, rights), ..*cap })
+        Ok(Capability { rights, check: amoeba_abi::restrict(&random, rights), ..*cap })
     }
 
     /// STD_TOUCH: keep an uncommitted file from being aged away (every access does).
@@ -579,7 +579,7 @@ impl<D: BlockDevice> Store<D> {
             let file = self.files.get(inode as usize).and_then(Option::as_ref).ok_or(Status::CapBad)?;
             (Target::File(inode), file.random())
         };
-        let rights = amoeba::verify(&random, cap).map_err(|_| Status::CapBad)?;
+        let rights = amoeba_abi::verify(&random, cap).map_err(|_| Status::CapBad)?;
         if let Target::File(inode) = target
             && let Some(File::Uncommitted { life, .. } | File::Reserved { life, .. }) =
                 &mut self.files[inode as usize]

@@ -1,4 +1,4 @@
-//! The Bullet interface (`amoeba::interfaces::bullet`) served by a [`Store`], and the
+//! The Bullet interface (`amoeba_ipc::interfaces::bullet`) served by a [`Store`], and the
 //! disk object reached by RPC as the store's [`BlockDevice`]: what the server program
 //! on a board wires together, host-tested here over `SimDisk` and a loopback
 //! transport.
@@ -10,11 +10,11 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::interface::{Call, Objects, Transport};
-use amoeba::interfaces::disk;
-use amoeba::interfaces::process::DiskGeometry;
-use amoeba::interfaces::{BS_IO_MAX, BulletStats, bullet};
-use amoeba::{Capability, Check, Header, Port, Status};
+use amoeba_abi::{Capability, Check, Header, Port, Status};
+use amoeba_ipc::interface::{Call, Objects, Transport};
+use amoeba_ipc::interfaces::disk;
+use amoeba_ipc::interfaces::process::DiskGeometry;
+use amoeba_ipc::interfaces::{BS_IO_MAX, BulletStats, bullet};
 
 use crate::{BlockDevice, Chunk, DiskError, Store};
 
@@ -219,7 +219,7 @@ impl<T: ReplyInto + ?Sized> ReplyInto for &mut T {
     }
 }
 
-/// A disk object (`amoeba::interfaces::disk`) reached through `transport`, as a block
+/// A disk object (`amoeba_ipc::interfaces::disk`) reached through `transport`, as a block
 /// device.
 pub struct DiskObject<T: Transport> {
     transport: T,
@@ -263,7 +263,7 @@ impl<T: ReplyInto> BlockDevice for DiskObject<T> {
         self.geometry.block_count
     }
     fn max_transfer(&self) -> usize {
-        amoeba::interfaces::DISK_IO_MAX
+        amoeba_ipc::interfaces::DISK_IO_MAX
     }
     fn read(&mut self, first_block: u64, buf: &mut [u8]) -> Result<(), DiskError> {
         let count = u32::try_from(buf.len() / self.block_size()).map_err(|_| DiskError::BadLength)?;

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use crate::device::{BlockDevice, DiskError};
 
-pub use amoeba::sim_rng::SplitMix64;
+pub use sim_support::SplitMix64;
 
 /// The unit of sector tearing inside a larger block.
 const SECTOR: usize = 512;

@@ -23,7 +23,7 @@ use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use amoeba::{Capability, Check, GetPort, Port, Rights, Rng, Status};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Rng, Status};
 
 use crate::cache::Cache;
 use crate::device::{BlockDevice, read_run, write_padded, write_run};
@@ -825,7 +825,7 @@ fn newest_version(
 mod tests {
     use super::*;
     use crate::sim::SimDisk;
-    use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
+    use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
 
     const BLOCKS: u64 = 512;
 

@@ -2,8 +2,8 @@
 //! of awkward sizes, immutability, rights, the cache bound and order, compaction,
 //! running out of space, uncommitted files, and what survives a restart.
 
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
-use amoeba::{Capability, Check, Port, Rights, Rng, Status};
+use amoeba_abi::{Capability, Check, Port, Rights, Rng, Status};
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
 use bullet_server::sim::{SimDisk, SplitMix64};
 use bullet_server::{Config, MountError, Store};
 

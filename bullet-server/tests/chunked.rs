@@ -4,8 +4,8 @@
 //! when they are destroyed, aged or cut by a restart, and stepped around by
 //! compaction. Property test: any sequence of chunk sizes round-trips.
 
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
-use amoeba::{Capability, Rights, Rng, Status};
+use amoeba_abi::{Capability, Rights, Rng, Status};
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
 use bullet_server::sim::{SimDisk, SplitMix64};
 use bullet_server::{Config, Store};
 use proptest::prelude::*;

@@ -19,8 +19,8 @@
 //! Each seed runs two workload-crash-mount cycles. `BULLET_SEEDS=n` runs n seeds
 //! (default 10,000), `BULLET_SEED=s` replays one and prints its story.
 
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
-use amoeba::{Capability, Rng, Status};
+use amoeba_abi::{Capability, Rng, Status};
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
 use bullet_server::sim::{SimDisk, SplitMix64};
 use bullet_server::{Config, Faults, MountError, Store};
 

@@ -3,10 +3,11 @@
 //! itself talks through a loopback transport to a disk server over `SimDisk`. The
 //! wiring the board program uses, minus the network.
 
-use amoeba::interface::{Call, Objects, Transport};
-use amoeba::interfaces::process::DiskGeometry;
-use amoeba::interfaces::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, bullet, disk, standard};
-use amoeba::{Capability, Check, Header, Port, Rights, Rng, Status, files};
+use amoeba_abi::{Capability, Check, Header, Port, Rights, Rng, Status};
+use amoeba_client::files;
+use amoeba_ipc::interface::{Call, Objects, Transport};
+use amoeba_ipc::interfaces::process::DiskGeometry;
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, bullet, disk, standard};
 use bullet_server::sim::SimDisk;
 use bullet_server::{BlockDevice, BulletService, Config, DiskObject, ReplyInto, Store};
 

@@ -3,8 +3,8 @@
 //! with both copies damaged mount refuses and writes nothing, so the disk is left
 //! exactly as it was for whoever repairs it.
 
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY};
-use amoeba::{Capability, Rng, Status};
+use amoeba_abi::{Capability, Rng, Status};
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY};
 use bullet_server::sim::{SimDisk, SplitMix64};
 use bullet_server::{Config, MountError, Store};
 

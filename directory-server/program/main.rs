@@ -39,11 +39,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use amoeba::user::group::{EntryKind, Group, Received};
-use amoeba::user::rpc::{Nucleus, serve};
-use amoeba::user::sync::{Mutex, Semaphore};
-use amoeba::user::{env, sys, thread, time};
-use amoeba::{Capability, GetPort, Status, println};
+use amoeba_abi::{Capability, GetPort, Status};
+use amoeba_rt::group::{EntryKind, Group, Received};
+use amoeba_rt::println;
+use amoeba_rt::rpc::{Nucleus, serve};
+use amoeba_rt::sync::{Mutex, Semaphore};
+use amoeba_rt::{env, sys, thread, time};
 use directory_server::layout::{Identity, MAX_REPLICAS};
 use directory_server::persist::PersistConfig;
 use directory_server::rpc_store::RpcStore;
@@ -51,7 +52,7 @@ use directory_server::service::{ReplicaPort, Service, Submit, replica_port};
 use directory_server::store::{self, StoreOp};
 use directory_server::{GroupInput, Output, Replica, ReplicaConfig, Reply, Request, Start, State};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// Threads serving the service's port: requests this replica works on at once.
 const SERVICE_THREADS: usize = 6;
@@ -411,7 +412,7 @@ fn spawn(f: impl FnOnce() + Send + 'static) {
 fn serve_port(
     index: u8,
     get: GetPort,
-    dispatch: impl FnMut(&amoeba::Header, &[u8]) -> (amoeba::Header, Vec<u8>),
+    dispatch: impl FnMut(&amoeba_abi::Header, &[u8]) -> (amoeba_abi::Header, Vec<u8>),
 ) -> ! {
     let status = serve(&get, REQUEST_MAX, dispatch);
     println!("directory-server {index}: get_request failed: {status}");

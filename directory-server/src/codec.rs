@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use amoeba::{Capability, Check, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, Port, Rights, Status};
 
 use crate::ops::{InstallEntry, Lookup, Query, Reply, Request, Update};
 use crate::state::{Directory, State};
@@ -675,7 +675,7 @@ impl State {
         for _ in 0..n {
             let object = r.u32()?;
             let dir = read_directory(&mut r)?;
-            if object == 0 || object > amoeba::OBJECT_MAX || dirs.insert(object, dir).is_some() {
+            if object == 0 || object > amoeba_abi::OBJECT_MAX || dirs.insert(object, dir).is_some() {
                 return Err(DecodeError::Invalid);
             }
         }

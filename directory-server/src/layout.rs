@@ -25,7 +25,7 @@
 
 use alloc::vec::Vec;
 
-use amoeba::{Capability, Check, GetPort, Port};
+use amoeba_abi::{Capability, Check, GetPort, Port};
 use sha2::{Digest, Sha256};
 
 use crate::codec::{DecodeError, Reader, Writer};

@@ -5,16 +5,16 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::interfaces::soap::{
+use amoeba_abi::{Capability, Check, Rights, Status};
+use amoeba_ipc::interfaces::soap::{
     SP_APPEND, SP_CHMOD, SP_CREATE, SP_DELETE, SP_DISCARD, SP_GETMASKS, SP_INSTALL, SP_LIST, SP_LOOKUP,
     SP_REPLACE, SP_SETLOOKUP,
 };
-use amoeba::interfaces::standard::{STD_AGE, STD_INFO, STD_RESTRICT, STD_TOUCH};
-use amoeba::{Capability, Check, Rights, Status};
+use amoeba_ipc::interfaces::standard::{STD_AGE, STD_INFO, STD_RESTRICT, STD_TOUCH};
 
 /// The shared wire types (declared with the interface, so host and board clients use
 /// them too): a row of `SP_INSTALL`, and the answer to a lookup.
-pub use amoeba::interfaces::directory::{InstallEntry, Lookup};
+pub use amoeba_ipc::interfaces::directory::{InstallEntry, Lookup};
 
 /// A change to the directory state. Every replica applies the same updates in the
 /// same order; anything random is carried in the update.

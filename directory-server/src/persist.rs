@@ -6,7 +6,7 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
-use amoeba::Capability;
+use amoeba_abi::Capability;
 
 use crate::ops::Update;
 use crate::state::State;

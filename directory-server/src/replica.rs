@@ -58,7 +58,7 @@
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
-use amoeba::{Rng, Status};
+use amoeba_abi::{Rng, Status};
 
 use crate::ops::{Query, Reply, Request, Update};
 use crate::persist::{PersistConfig, Persister};
@@ -344,7 +344,9 @@ impl<H> Replica<H> {
         let persister = Persister::new(cfg.persist.clone(), cfg.index, previous);
         let (phase, latest) = match start {
             Start::Create(state) => (Phase::Joining(Some(state.clone())), state),
-            Start::Join => (Phase::Joining(None), State::new(amoeba::Port::NULL, amoeba::Check::default())),
+            Start::Join => {
+                (Phase::Joining(None), State::new(amoeba_abi::Port::NULL, amoeba_abi::Check::default()))
+            }
         };
         Replica {
             cfg,

@@ -6,9 +6,10 @@
 
 use alloc::vec::Vec;
 
-use amoeba::interface::Transport;
-use amoeba::interfaces::{disk, standard};
-use amoeba::{Capability, Status, files};
+use amoeba_abi::{Capability, Status};
+use amoeba_client::files;
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::{disk, standard};
 
 use crate::layout::{HALF_BLOCKS, anchor_len, decode_half, encode_half};
 use crate::store::{AnchorSlot, Store, StoreError};

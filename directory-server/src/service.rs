@@ -1,4 +1,4 @@
-//! The SOAP interface (`amoeba::interfaces::soap`) and each replica's own port
+//! The SOAP interface (`amoeba_ipc::interfaces::soap`) and each replica's own port
 //! ([`replica_port`]) served through a replica: every operation becomes a
 //! [`Request`] handed to the replica, and the serving thread waits for the
 //! replica's answer before it replies (the program has one such thread per
@@ -9,13 +9,13 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::directory::{
+use amoeba_abi::{Capability, Check, Header, Port, Rights, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::directory::{
     InstallEntry, ListedRow, Listing, Lookup, MaskChange, NameInDirectory, NewRow, Replacement, SP_LIST_MAX,
     SetLookupResult,
 };
-use amoeba::interfaces::soap;
-use amoeba::{Capability, Check, Header, Port, Rights, Status};
+use amoeba_ipc::interfaces::soap;
 
 use crate::ops::{Query, Reply, Request, Update};
 
@@ -180,7 +180,7 @@ impl<S: Submit> soap::Server for Service<S> {
     }
 }
 
-amoeba::interface! {
+amoeba_ipc::interface! {
     /// What one replica answers on its own port, to holders of the service's super
     /// capability made for that port ([`crate::layout::Identity::replica_capability`]):
     /// the other replicas' messages, and reads answered by this replica alone (for

@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::{Capability, Check, OBJECT_MAX, Port, Rights, Status, restrict, verify};
+use amoeba_abi::{Capability, Check, OBJECT_MAX, Port, Rights, Status, restrict, verify};
 
 use crate::ops::{InstallEntry, Lookup, Query, Reply, Update};
 use crate::types::{MAX_BATCH, MAX_PATH_LEN};

@@ -30,7 +30,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use amoeba::Capability;
+use amoeba_abi::Capability;
 use sha2::{Digest, Sha256};
 
 use crate::codec::{DecodeError, Reader, Writer};

@@ -4,9 +4,9 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use amoeba::{Capability, Rights, Status};
+use amoeba_abi::{Capability, Rights, Status};
 
-pub use amoeba::interfaces::directory::{
+pub use amoeba_ipc::interfaces::directory::{
     COLUMN_RIGHTS, RIGHT_DELETE, RIGHT_MODIFY, SP_MAXCOLUMNS, column_right,
 };
 

@@ -14,10 +14,10 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use amoeba::interface::Transport;
-use amoeba::interfaces::directory::{InstallEntry, Lookup, MaskChange, NewRow, Replacement};
-use amoeba::interfaces::soap;
-use amoeba::{Capability, Check, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, Port, Rights, Status};
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::directory::{InstallEntry, Lookup, MaskChange, NewRow, Replacement};
+use amoeba_ipc::interfaces::soap;
 use serde::{Deserialize, Serialize};
 
 /// The row names of d0 and d1.

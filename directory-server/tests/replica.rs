@@ -4,7 +4,7 @@
 
 mod common;
 
-use amoeba::{Check, Rights, Status};
+use amoeba_abi::{Check, Rights, Status};
 use common::sim::{Disk, initial_state};
 use directory_server::store::{read_anchor, recover};
 use directory_server::{

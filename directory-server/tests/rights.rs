@@ -1,7 +1,7 @@
 //! What each kind of capability may see and do: rights columns, restriction of
 //! stored capabilities, forged capabilities, walks that leave this server.
 
-use amoeba::{Capability, Check, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, Port, Rights, Status};
 use directory_server::types::{RIGHT_DELETE, RIGHT_MODIFY, column_right};
 use directory_server::{Lookup, Query, Reply, State, Update};
 

@@ -5,10 +5,10 @@
 
 use std::cell::{Cell, RefCell};
 
-use amoeba::interface::Transport;
-use amoeba::interfaces::directory::{Lookup, NewRow, column_right};
-use amoeba::interfaces::{soap, standard};
-use amoeba::{Capability, Check, Header, Rights, Status};
+use amoeba_abi::{Capability, Check, Header, Rights, Status};
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::directory::{Lookup, NewRow, column_right};
+use amoeba_ipc::interfaces::{soap, standard};
 use directory_server::checker::lin::Spec;
 use directory_server::checker::spec::Dirs;
 use directory_server::layout::Identity;

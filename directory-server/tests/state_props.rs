@@ -4,7 +4,7 @@
 
 mod common;
 
-use amoeba::{Capability, Check, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, Port, Rights, Status};
 use common::model::Model;
 use directory_server::codec::{decode_reply, encode_reply};
 use directory_server::{InstallEntry, Query, Request, State, Update};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use amoeba::{Capability, Check, Port, Rights};
+use amoeba_abi::{Capability, Check, Port, Rights};
 use common::sim::{Disk, ReadFaults, Rng, initial_state};
 use directory_server::persist::{PersistConfig, Persister};
 use directory_server::store::{

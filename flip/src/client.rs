@@ -13,7 +13,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use amoeba::{HEADER_LEN, Header, Port, Status};
+use amoeba_abi::{HEADER_LEN, Header, Port, Status};
 
 use crate::config::Config;
 use crate::events::{Event, TransId};

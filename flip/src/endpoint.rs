@@ -6,7 +6,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use amoeba::{GetPort, Header, Port, Status};
+use amoeba_abi::{GetPort, Header, Port, Status};
 
 use crate::client::ClientSide;
 use crate::config::Config;

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use amoeba::{Header, Port, Status};
+use amoeba_abi::{Header, Port, Status};
 
 use crate::wire::Addr;
 

@@ -74,7 +74,7 @@
 //! (ties them together behind [`Endpoint`]), [`wire`] (formats).
 //!
 //! ```
-//! use amoeba::{GetPort, Header, Port, Status};
+//! use amoeba_abi::{GetPort, Header, Port, Status};
 //! use flip::{Config, Endpoint, Event, Mac};
 //!
 //! let mut client = Endpoint::new(Mac([2, 0, 0, 0, 0, 1]), 1, Config::default());

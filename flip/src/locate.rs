@@ -12,7 +12,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use amoeba::Port;
+use amoeba_abi::Port;
 
 use crate::config::Config;
 use crate::outbox::{Dest, Outbox};

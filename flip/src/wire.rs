@@ -48,7 +48,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use amoeba::Port;
+use amoeba_abi::Port;
 
 /// Ethertype of FLIP frames.
 pub const ETHERTYPE_FLIP: u16 = 0x88B6;
@@ -635,7 +635,7 @@ mod tests {
 
     #[test]
     fn addresses() {
-        let p = amoeba::Port([1, 2, 3, 4, 5, 6]);
+        let p = amoeba_abi::Port([1, 2, 3, 4, 5, 6]);
         assert_eq!(Addr::port(p).kind(), Some(AddrKind::Port(p)));
         assert_eq!(Addr::port(p).as_port(), Some(p));
         let m = Mac([7, 8, 9, 10, 11, 12]);
@@ -647,7 +647,7 @@ mod tests {
 
     fn arb_addr() -> impl Strategy<Value = Addr> {
         (any::<bool>(), any::<[u8; 6]>())
-            .prop_map(|(port, b)| if port { Addr::port(amoeba::Port(b)) } else { Addr::node(Mac(b)) })
+            .prop_map(|(port, b)| if port { Addr::port(amoeba_abi::Port(b)) } else { Addr::node(Mac(b)) })
     }
 
     fn arb_packet() -> impl Strategy<Value = (FlipHeader, Vec<u8>)> {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use amoeba::{GetPort, Header, Port, Status};
+use amoeba_abi::{GetPort, Header, Port, Status};
 use flip::{Config, Endpoint, Event, Mac, ReqId, TransId};
 
 type TransResult = Result<(Header, Vec<u8>), Status>;
@@ -642,7 +642,7 @@ fn shed_reply_ends_in_rpc_failure_not_a_second_run() {
     net.up[0] = false; // the reply does not reach the client
     let t = net.now + 2 * MS;
     net.run_until(t);
-    assert_eq!(net.eps[1].server_memory().reply_bytes, 8_000 + amoeba::HEADER_LEN);
+    assert_eq!(net.eps[1].server_memory().reply_bytes, 8_000 + amoeba_abi::HEADER_LEN);
     let b = net.trans(2, p, b"another reply");
     let t = net.now + 2 * MS;
     net.run_until(t);

@@ -29,11 +29,11 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
-use amoeba::{GetPort, Header, Port, Status};
+use amoeba_abi::{GetPort, Header, Port, Status};
 use flip::wire::{F_REPLY, FlipHeader, Frame, MAX_FRAGMENT, Packet, PacketType, RequestPrefix};
 use flip::{Addr, Config, Endpoint, Event, Mac, ReqId, TransId};
 
-use amoeba::sim_rng::SplitMix64 as Prng;
+use sim_support::SplitMix64 as Prng;
 
 const MS: u64 = 1000;
 const SEC: u64 = 1_000_000;

@@ -26,10 +26,10 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::process::DiskGeometry;
-use amoeba::interfaces::{DISK_IO_MAX, disk};
-use amoeba::{Capability, Check, GetPort, Header, OBJECT_MAX, Port, Status};
+use amoeba_abi::{Capability, Check, GetPort, Header, OBJECT_MAX, Port, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::process::DiskGeometry;
+use amoeba_ipc::interfaces::{DISK_IO_MAX, disk};
 use flip::ReqId;
 
 /// Bytes per block of a disk object: the device's sector.
@@ -98,7 +98,7 @@ struct Ranges {
     blocks: u64,
     objects: BTreeMap<u32, Range>,
     next_object: u32,
-    rng: amoeba::Rng,
+    rng: amoeba_abi::Rng,
     /// What the last dispatched request asked the device to do.
     accepted: Option<Accepted>,
 }
@@ -139,7 +139,7 @@ impl DiskService {
             blocks: geometry.sectors,
             objects: BTreeMap::new(),
             next_object: 1,
-            rng: amoeba::Rng::from_seed(seed),
+            rng: amoeba_abi::Rng::from_seed(seed),
             accepted: None,
         };
         let service = Self {

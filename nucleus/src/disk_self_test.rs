@@ -21,7 +21,7 @@ use crate::{println, services};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::Status;
+use amoeba_abi::Status;
 
 /// Blocks at the start of the disk the self-test owns (4 MiB).
 pub const AREA_BLOCKS: u64 = 8192;

@@ -19,10 +19,10 @@ use crate::process::user_memory::UserRange;
 use crate::process::{Core, Event, Subscriber};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use amoeba::syscall::{
+use amoeba_abi::syscall::{
     GROUP_MEMBER_JOINED, GROUP_MEMBER_LEFT, GROUP_MESSAGE, GROUP_RESET, GroupMessageInfo, error,
 };
-use amoeba::{Capability, GetPort, Port, Status};
+use amoeba_abi::{Capability, GetPort, Port, Status};
 use sequencer::ethernet;
 use sequencer::{Config, GroupError, GroupMember, SendError};
 

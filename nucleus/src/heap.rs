@@ -11,7 +11,7 @@
 use crate::board;
 use crate::sync::IrqRawMutex;
 use alloc::vec::Vec;
-use amoeba::Status;
+use amoeba_abi::Status;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ops::Range;
 use core::sync::atomic::{AtomicUsize, Ordering};

@@ -14,8 +14,8 @@ use crate::process::user_memory::UserRange;
 use crate::process::{Core, Event, Subscriber};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use amoeba::syscall::error;
-use amoeba::{GetPort, HEADER_LEN, Header, Port, Status};
+use amoeba_abi::syscall::error;
+use amoeba_abi::{GetPort, HEADER_LEN, Header, Port, Status};
 use flip::{Endpoint, ReqId, TransId};
 
 /// `trans`: the request (header and buffer) and where the reply goes.

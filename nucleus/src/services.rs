@@ -17,7 +17,7 @@ use crate::process::server::{Action, DiskRanges, ProcessServer};
 use crate::process::{self, Core, Subscriber};
 use crate::rpc::Rpc;
 use crate::sync::IrqMutex;
-use amoeba::{Header, Status};
+use amoeba_abi::{Header, Status};
 
 pub struct Services {
     pub rpc: Rpc,

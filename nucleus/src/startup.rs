@@ -75,7 +75,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
         Some(random) => seed.iter_mut().zip(random).for_each(|(byte, random)| *byte ^= random),
         None => println!("nucleus: no virtio-rng device; capabilities are seeded from timing only"),
     }
-    let mut rng = amoeba::Rng::from_seed(seed);
+    let mut rng = amoeba_abi::Rng::from_seed(seed);
     let segment_memory = segment_memory(&info, heap.end);
     let free = segment_memory.fragmentation().free_bytes;
     let segments = SegmentTable::new(rng.port(), segment_memory);

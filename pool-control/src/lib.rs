@@ -123,7 +123,7 @@ pub enum Message<'a> {
         id: u32,
     },
     /// `micros`: the board's microseconds since boot, the clock user
-    /// programs read with `amoeba::user::time::now_us`.
+    /// programs read with `amoeba_rt::time::now_us`.
     TimeReply {
         id: u32,
         micros: u64,

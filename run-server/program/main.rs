@@ -3,32 +3,38 @@
 //! the create and info rights; read again every two seconds, so processors
 //! come and go), and any processors named in its capability environment as
 //! `host/<name>`.
-//! One thread per processor polls it through its process server's info call
-//! every quarter second; the server thread answers "which processor for
-//! this program" (`run_server::find_host`) by Amoeba's rule and hands out the
-//! chosen processor's capability; it never runs programs itself. It prints
-//! its capability (`run-server: capability <cap>`), which follows from its
-//! `SEED` alone (the boot service starts it again with the same one).
+//! One thread per processor polls it through its process server's info call,
+//! sent to the capability the row names, every quarter second; a host is
+//! believed only when that call succeeds (its server verified the capability)
+//! and the report is physically possible. The server thread answers "which
+//! processor for this program" (`run_server::find_host`, which needs the
+//! `RUN_PLACE` right) by Amoeba's rule and hands out the chosen processor's
+//! capability, never with more than the placement rights; it never runs
+//! programs itself. It prints its capability (`run-server: capability
+//! <cap>`), which follows from its `SEED` alone (the boot service starts it
+//! again with the same one).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
 extern crate alloc;
 
-use ::run_server::{Config, PlaceError, Pool, Program, Weights};
+use ::run_server::{Config, PlaceError, Pool, Program, ReportRefused, Weights};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::directory::{soap, walk};
-use amoeba::interfaces::process_server;
-use amoeba::interfaces::run::{HostReport, Placement, PlacementRequest};
-use amoeba::interfaces::run_server;
-use amoeba::user::rpc::{Nucleus, serve};
-use amoeba::user::sync::Mutex;
-use amoeba::user::{env, thread, time};
-use amoeba::{Capability, Check, GetPort, Port, Rng, Status, println};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rng, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::directory::{soap, walk};
+use amoeba_ipc::interfaces::process::HOST_PLACEMENT;
+use amoeba_ipc::interfaces::run::{HostReport, Placement, PlacementRequest};
+use amoeba_ipc::interfaces::{process_server, run_server, standard};
+use amoeba_rt::println;
+use amoeba_rt::rpc::{Nucleus, serve};
+use amoeba_rt::sync::Mutex;
+use amoeba_rt::{env, thread, time};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// How long a request waits for reports to catch up with recent placements
 /// before it is refused for lack of room, and how often it looks again.
@@ -67,7 +73,12 @@ impl run_server::Server for RunServer {
             let now = time::now_us();
             let mut pool = self.pool.lock();
             let refusal = match pool.place(&program, now, random) {
-                Ok(host) => return Ok(Placement { host: String::from(host.name), capability: *host.handle }),
+                Ok(host) => {
+                    let mut name = String::new();
+                    name.try_reserve(host.name.len()).map_err(|_| Status::NoMem)?;
+                    name.push_str(host.name);
+                    return Ok(Placement { host: name, capability: *host.handle });
+                }
                 Err(refusal) => refusal,
             };
             match refusal {
@@ -79,28 +90,36 @@ impl run_server::Server for RunServer {
                 }
                 PlaceError::NoRoom { .. } => return Err(Status::NoSpace),
                 PlaceError::NoHostAlive { .. } => return Err(Status::NotFound),
+                PlaceError::OutOfMemory => return Err(Status::NoMem),
             }
         }
     }
 
     fn hosts(&mut self, _: &Call<'_>) -> Result<Vec<HostReport>, Status> {
         let pool = self.pool.lock();
-        Ok(pool
-            .hosts(time::now_us())
-            .map(|h| HostReport {
+        let mut reports = Vec::new();
+        reports.try_reserve(pool.host_names().count()).map_err(|_| Status::NoMem)?;
+        for h in pool.hosts(time::now_us()) {
+            reports.push(HostReport {
                 name: String::from(h.host.name),
                 alive: h.alive,
                 info: h.info.cloned(),
                 pending: h.pending_placements as u32,
-            })
-            .collect())
+                impossible_reports: h.impossible_reports,
+            });
+        }
+        Ok(reports)
     }
 }
 
-/// Polls one processor for as long as it is in the pool (with this capability).
+/// Polls one processor for as long as it is in the pool (with this
+/// capability): the info call goes to the capability itself, so only the
+/// server of its port that accepts it can answer, and the pool believes the
+/// answer only if a board could have given it.
 fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
     let interval = pool.lock().config().poll_interval_us;
     let mut processes = process_server::Client::new(Nucleus);
+    let mut refusing = false;
     loop {
         let still_there =
             pool.lock().hosts(time::now_us()).any(|h| h.host.name == name && *h.host.handle == host);
@@ -108,15 +127,37 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
             return;
         }
         match processes.info(&host) {
-            Ok(info) if info.is_consistent() => {
-                pool.lock().record_info(&name, info, time::now_us());
+            Ok(info) => {
+                // Said once when a host starts telling the impossible, for whoever watches the console.
+                let told = (!refusing && !info.is_consistent()).then(|| alloc::format!("{info:?}"));
+                let recorded = pool.lock().record_info(&name, info, time::now_us());
+                refusing = recorded == Err(ReportRefused::Impossible);
+                if let (true, Some(told)) = (refusing, told) {
+                    println!("run-server: {name}'s report is impossible for a board, not believed: {told}");
+                }
             }
-            _ => {
+            Err(_) => {
                 pool.lock().record_no_answer(&name);
             }
         }
         time::sleep_us(interval);
     }
+}
+
+/// The capability the run server polls `row` by and hands out for it: the row
+/// itself when it carries exactly the placement rights, the row restricted
+/// by its own server when it carries more (the run server never hands out
+/// more than placement), none when it lacks them or its server does not
+/// restrict it (a forged row, a port nobody serves).
+fn placement_capability(row: &Capability) -> Option<Capability> {
+    if row.rights == HOST_PLACEMENT {
+        return Some(*row);
+    }
+    if !row.rights.contains(HOST_PLACEMENT) {
+        return None;
+    }
+    let restricted = standard::Client::new(Nucleus).restrict(row, HOST_PLACEMENT).ok()?;
+    (restricted.port == row.port && restricted.rights == HOST_PLACEMENT).then_some(restricted)
 }
 
 /// Adds `host` as `name` to the pool and polls it.
@@ -127,30 +168,43 @@ fn add(pool: &Arc<Mutex<Pool<Capability>>>, name: &str, host: Capability) {
 }
 
 /// Keeps the pool equal to the rows of the pool directory: every few seconds
-/// it reads the directory again, adding and removing processors.
+/// it reads the directory again, adding and removing processors. A row it
+/// cannot read this time stays as it was; a row it cannot use yet (its server
+/// did not restrict it) is tried again next time.
 fn follow_pool_directory(pool: Arc<Mutex<Pool<Capability>>>, directory: Capability) {
+    // Each row's capability as listed, for the rows in the pool.
+    let mut entered: BTreeMap<String, Capability> = BTreeMap::new();
     loop {
-        let rows: Vec<(String, Capability)> = soap::Client::new(Nucleus)
-            .list(&directory)
-            .map(|listing| listing.rows)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|row| {
-                let caps = walk(&mut Nucleus, &directory, &row.name).ok()?;
-                Some((row.name, *caps.first()?))
-            })
-            .collect();
-        if !rows.is_empty() {
-            let known: Vec<(String, Capability)> = pool
-                .lock()
-                .hosts(time::now_us())
-                .map(|h| (String::from(h.host.name), *h.host.handle))
-                .collect();
-            for (name, host) in rows.iter().filter(|row| !known.contains(row)) {
-                add(&pool, name, *host);
+        if let Ok(listing) = soap::Client::new(Nucleus).list(&directory) {
+            for row in &listing.rows {
+                let Some(listed) =
+                    walk(&mut Nucleus, &directory, &row.name).ok().and_then(|c| c.first().copied())
+                else {
+                    continue;
+                };
+                if entered.get(&row.name) == Some(&listed) {
+                    continue;
+                }
+                match placement_capability(&listed) {
+                    Some(host) => {
+                        add(&pool, &row.name, host);
+                        entered.insert(row.name.clone(), listed);
+                    }
+                    None => {
+                        if entered.remove(&row.name).is_some() {
+                            pool.lock().remove_host(&row.name);
+                        }
+                    }
+                }
             }
-            for (name, _) in known.iter().filter(|(name, _)| !rows.iter().any(|(n, _)| n == name)) {
-                pool.lock().remove_host(name);
+            let gone: Vec<String> = entered
+                .keys()
+                .filter(|name| !listing.rows.iter().any(|row| &row.name == *name))
+                .cloned()
+                .collect();
+            for name in gone {
+                entered.remove(&name);
+                pool.lock().remove_host(&name);
             }
         }
         time::sleep_us(POOL_DIRECTORY_PERIOD_US);
@@ -185,7 +239,10 @@ fn main(_: u64) -> i32 {
     let pool = Arc::new(Mutex::new(Pool::new(Config::default())));
     for (name, host) in &env::startup().capabilities {
         if let Some(name) = name.strip_prefix("host/") {
-            add(&pool, name, *host);
+            match placement_capability(host) {
+                Some(host) => add(&pool, name, host),
+                None => println!("run-server: host/{name} does not carry the placement rights, left out"),
+            }
         }
     }
     if let Some(directory) = env::capability("POOLDIR") {

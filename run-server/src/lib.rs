@@ -8,8 +8,10 @@
 //! rule: suitability = preference × speed ÷ (load + 1) × free memory (capped) ×
 //! a bonus where the text is cached, random among hosts within 5 % of the best,
 //! never a host silent for a second or without a free run that holds the
-//! program. Placements count on their host until a report shows them, so a
-//! burst of requests between polls spreads out.
+//! program. Placements count on their host until a report shows them (then
+//! the report alone counts) or the placement timeout passes, so a burst of
+//! requests between polls spreads out. A report no board could give
+//! ([`HostInfo::is_consistent`]) is refused and counts as no answer.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -20,5 +22,5 @@ mod pool;
 mod score;
 
 pub use info::{HostInfo, MAX_CACHED_TEXTS, UNIT};
-pub use pool::{Config, HostRef, HostStatus, PlaceError, Pool};
+pub use pool::{Config, HostRef, HostStatus, MAX_PENDING, PlaceError, Pool, ReportRefused};
 pub use score::{Estimate, Program, Rule, Weights, band_floor, suitability};

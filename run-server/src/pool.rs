@@ -1,10 +1,14 @@
 //! The run server's view of its pool, sans-IO: which processor to poll when,
 //! what each last reported, which are alive, and where the next program goes.
 //! The program around it does the RPCs and keeps the clock (microseconds).
+//!
+//! Only what a host says about itself through its own capability reaches
+//! [`Pool::record_info`], and even that is believed only within physical
+//! bounds ([`HostInfo::is_consistent`]): a host that never gave a believable
+//! answer is never alive, so never a placement target.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::fmt;
 
 use crate::info::{HostInfo, UNIT};
@@ -20,7 +24,11 @@ pub struct Config {
     /// A poll outstanding this long is taken as lost and asked again.
     pub silence_limit_us: u64,
     /// A placement no report has shown as a new process within this time
-    /// (the caller gave up or creation failed) stops counting.
+    /// (the caller gave up or creation failed) stops counting. Keep it well
+    /// above the longest creation: one that outlives it lets the host look
+    /// a program lighter than it is until its report shows the process (a
+    /// creation takes a few hundred milliseconds on an idle pool, seconds on
+    /// a crowded host).
     pub placement_timeout_us: u64,
     /// The suitability rule.
     pub rule: Rule,
@@ -31,7 +39,7 @@ impl Default for Config {
         Config {
             poll_interval_us: 250_000,
             silence_limit_us: 1_000_000,
-            placement_timeout_us: 2_000_000,
+            placement_timeout_us: 10_000_000,
             rule: Rule::default(),
         }
     }
@@ -59,6 +67,8 @@ pub struct HostStatus<'a, H> {
     pub alive: bool,
     /// Placements made here that no report shows yet.
     pub pending_placements: usize,
+    /// Reports refused as impossible since it joined the pool.
+    pub impossible_reports: u32,
 }
 
 /// Why no host could be chosen; `Display` gives the user's message.
@@ -68,6 +78,8 @@ pub enum PlaceError {
     NoHostAlive { known: usize },
     /// No live processor has a free run large enough.
     NoRoom { need: u64, largest_free: u64 },
+    /// The run server could not note the placement (out of memory).
+    OutOfMemory,
 }
 
 impl fmt::Display for PlaceError {
@@ -82,6 +94,29 @@ impl fmt::Display for PlaceError {
                 "no processor has room: the program needs {need} bytes in one piece, \
                  the largest free piece is {largest_free} bytes"
             ),
+            PlaceError::OutOfMemory => write!(f, "the run server is out of memory"),
+        }
+    }
+}
+
+/// Placements that count on one host at most until reports show them.
+pub const MAX_PENDING: usize = 256;
+
+/// Why [`Pool::record_info`] did not take a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportRefused {
+    /// The host is not in the pool (removed while the call was out).
+    NotInPool,
+    /// The report cannot be true of a board ([`HostInfo::is_consistent`]): it
+    /// counts as no answer.
+    Impossible,
+}
+
+impl fmt::Display for ReportRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportRefused::NotInPool => write!(f, "the host is no longer in the pool"),
+            ReportRefused::Impossible => write!(f, "the report cannot be true of a board"),
         }
     }
 }
@@ -104,6 +139,7 @@ struct Host<H> {
     asked_us: Option<u64>,
     /// Oldest first: a report's new process creations retire them in order.
     pending: VecDeque<Placed>,
+    impossible_reports: u32,
 }
 
 impl<H> Host<H> {
@@ -116,6 +152,7 @@ impl<H> Host<H> {
             next_poll_us: now_us,
             asked_us: None,
             pending: VecDeque::new(),
+            impossible_reports: 0,
         }
     }
 
@@ -172,7 +209,7 @@ impl<H> Host<H> {
 }
 
 /// The processors of one pool directory and what is known of them; `H` is
-/// whatever the program reaches a host by (e.g. `amoeba::Capability`).
+/// whatever the program reaches a host by (e.g. `amoeba_abi::Capability`).
 #[derive(Debug)]
 pub struct Pool<H> {
     config: Config,
@@ -229,6 +266,7 @@ impl<H: PartialEq> Pool<H> {
             info: host.info.as_ref(),
             alive: host.alive(now_us, &self.config),
             pending_placements: host.live_pending(now_us, &self.config).count(),
+            impossible_reports: host.impossible_reports,
         })
     }
 
@@ -259,13 +297,19 @@ impl<H: PartialEq> Pool<H> {
         self.hosts.values().map(|host| host.poll_due(&self.config)).min()
     }
 
-    /// A host answered the info call. Returns false for a name not in the pool
-    /// (removed while the call was out).
-    pub fn record_info(&mut self, name: &str, info: HostInfo, now_us: u64) -> bool {
-        let Some(host) = self.hosts.get_mut(name) else { return false };
+    /// A host answered the info call through its capability. A report that
+    /// cannot be true of a board is refused and counts as no answer: the host
+    /// stays usable only until its last believable answer is older than the
+    /// silence limit.
+    pub fn record_info(&mut self, name: &str, info: HostInfo, now_us: u64) -> Result<(), ReportRefused> {
+        let host = self.hosts.get_mut(name).ok_or(ReportRefused::NotInPool)?;
         host.asked_us = None;
+        if !info.is_consistent() {
+            host.impossible_reports = host.impossible_reports.saturating_add(1);
+            return Err(ReportRefused::Impossible);
+        }
         host.absorb(info, now_us, &self.config);
-        true
+        Ok(())
     }
 
     /// A host did not answer (timeout or failure). It stays usable until its
@@ -280,23 +324,28 @@ impl<H: PartialEq> Pool<H> {
     /// among live hosts whose largest free run holds the program, those scoring
     /// within the tie band of the best, the `random`-th of them.
     pub fn choose(&self, program: &Program, now_us: u64, random: u64) -> Result<HostRef<'_, H>, PlaceError> {
-        let (name, _) = self.pick(program, now_us, random)?;
-        Ok(HostRef { name, handle: &self.hosts[name].handle })
+        let index = self.pick(program, now_us, random)?;
+        let (name, host) = self.hosts.iter().nth(index).ok_or(PlaceError::NoHostAlive { known: 0 })?;
+        Ok(HostRef { name, handle: &host.handle })
     }
 
     /// Chooses like [`Pool::choose`] and counts the program on the chosen host
-    /// until a report shows it (or the placement timeout passes).
+    /// until a report shows it (or the placement timeout passes). At most
+    /// [`MAX_PENDING`] placements count on one host: beyond, the oldest stops
+    /// counting (by then the host scores far below any other).
     pub fn place(
         &mut self,
         program: &Program,
         now_us: u64,
         random: u64,
     ) -> Result<HostRef<'_, H>, PlaceError> {
-        let (name, _) = self.pick(program, now_us, random)?;
-        let name = String::from(name);
-        let host = self.hosts.get_mut(&name).expect("picked from the pool");
+        let index = self.pick(program, now_us, random)?;
+        let (name, host) = self.hosts.iter_mut().nth(index).ok_or(PlaceError::NoHostAlive { known: 0 })?;
+        if host.pending.len() >= MAX_PENDING {
+            host.pending.pop_front();
+        }
+        host.pending.try_reserve(1).map_err(|_| PlaceError::OutOfMemory)?;
         host.pending.push_back(Placed { at_us: now_us, memory: program.memory });
-        let (name, host) = self.hosts.get_key_value(&name).expect("picked from the pool");
         Ok(HostRef { name, handle: &host.handle })
     }
 
@@ -314,33 +363,54 @@ impl<H: PartialEq> Pool<H> {
 
     /// Every live host the program fits on, with its score, in name order.
     pub fn scores(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (&str, u128)> {
-        self.fitting(program, now_us)
-            .map(|(name, host, estimate)| (name, suitability(host.weights, &estimate, &self.config.rule)))
+        self.scored(program, now_us).map(|(_, name, score)| (name, score))
     }
 
-    fn live(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (&str, &Host<H>, Estimate)> {
-        self.hosts.iter().filter(move |(_, host)| host.alive(now_us, &self.config)).filter_map(
-            move |(name, host)| {
-                host.estimate(program, now_us, &self.config).map(|estimate| (name.as_str(), host, estimate))
+    /// Live hosts that have answered, with their position in the pool, name
+    /// and what is expected of them now.
+    fn live(
+        &self,
+        program: &Program,
+        now_us: u64,
+    ) -> impl Iterator<Item = (usize, &str, &Host<H>, Estimate)> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(move |(_, (_, host))| host.alive(now_us, &self.config))
+            .filter_map(move |(index, (name, host))| {
+                let estimate = host.estimate(program, now_us, &self.config)?;
+                Some((index, name.as_str(), host, estimate))
+            })
+    }
+
+    /// Live hosts the program fits on, with their position, name and score.
+    fn scored(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (usize, &str, u128)> {
+        self.live(program, now_us).filter(move |(.., estimate)| estimate.largest_free >= program.memory).map(
+            move |(index, name, host, estimate)| {
+                (index, name, suitability(host.weights, &estimate, &self.config.rule))
             },
         )
     }
 
-    fn fitting(&self, program: &Program, now_us: u64) -> impl Iterator<Item = (&str, &Host<H>, Estimate)> {
-        self.live(program, now_us).filter(move |(_, _, estimate)| estimate.largest_free >= program.memory)
-    }
-
-    fn pick(&self, program: &Program, now_us: u64, random: u64) -> Result<(&str, u128), PlaceError> {
-        let scores: Vec<(&str, u128)> = self.scores(program, now_us).collect();
-        let best =
-            scores.iter().map(|(_, score)| *score).max().ok_or_else(|| self.why_none(program, now_us))?;
+    /// The position of the chosen host: the `random`-th of those scoring within
+    /// the tie band of the best (counted in passes, so a request allocates nothing).
+    fn pick(&self, program: &Program, now_us: u64, random: u64) -> Result<usize, PlaceError> {
+        let best = self
+            .scored(program, now_us)
+            .map(|(.., score)| score)
+            .max()
+            .ok_or_else(|| self.why_none(program, now_us))?;
         let floor = band_floor(best, &self.config.rule);
-        let band: Vec<(&str, u128)> = scores.into_iter().filter(|(_, score)| *score >= floor).collect();
-        Ok(band[(random % band.len() as u64) as usize])
+        let band = || self.scored(program, now_us).filter(move |(.., score)| *score >= floor);
+        let chosen = random % band().count() as u64;
+        band()
+            .nth(usize::try_from(chosen).unwrap_or(0))
+            .map(|(index, ..)| index)
+            .ok_or_else(|| self.why_none(program, now_us))
     }
 
     fn why_none(&self, program: &Program, now_us: u64) -> PlaceError {
-        match self.live(program, now_us).map(|(_, _, estimate)| estimate.largest_free).max() {
+        match self.live(program, now_us).map(|(.., estimate)| estimate.largest_free).max() {
             None => PlaceError::NoHostAlive { known: self.hosts.len() },
             Some(largest_free) => PlaceError::NoRoom { need: program.memory, largest_free },
         }

@@ -3,9 +3,9 @@
 //! `RUN_SEEDS=n` sets how many seeds the seeded scenarios run, `RUN_SEED=s`
 //! replays one; proptest's cases follow `PROPTEST_CASES`.
 
-use amoeba::Rng;
+use amoeba_abi::Rng;
 use proptest::prelude::*;
-use run_server::{Config, HostInfo, PlaceError, Pool, Program, UNIT, Weights};
+use run_server::{Config, Estimate, HostInfo, PlaceError, Pool, Program, UNIT, Weights, suitability};
 
 const MIB: u64 = 1 << 20;
 const SECOND: u64 = 1_000_000;
@@ -28,7 +28,13 @@ fn idle() -> HostInfo {
 }
 
 fn hogged(hogs: u32) -> HostInfo {
-    HostInfo { runnable_milli: hogs * UNIT, cpu_load_milli: 1000, processes: 2 + hogs, ..idle() }
+    HostInfo {
+        runnable_milli: hogs * UNIT,
+        cpu_load_milli: 1000,
+        processes: 2 + hogs,
+        processes_created: 2 + u64::from(hogs),
+        ..idle()
+    }
 }
 
 /// Four hosts, each polled once at `now` and answering `info(name)`.
@@ -45,7 +51,7 @@ fn pool_answering(now: u64, info: impl Fn(&str) -> HostInfo) -> Pool<u32> {
 fn answer_polls(pool: &mut Pool<u32>, now: u64, info: impl Fn(&str) -> HostInfo) {
     while let Some(host) = pool.next_poll(now) {
         let name = host.name.to_string();
-        assert!(pool.record_info(&name, info(&name), now));
+        pool.record_info(&name, info(&name), now).unwrap();
     }
 }
 
@@ -135,7 +141,7 @@ fn a_silent_host_is_skipped_after_a_second_and_used_again_once_it_answers() {
             if name == "b0" {
                 pool.record_no_answer(&name);
             } else {
-                pool.record_info(&name, idle(), now);
+                pool.record_info(&name, idle(), now).unwrap();
             }
         }
         let chosen: Vec<_> = (0..16).map(|r| pool.choose(&SMALL, now, r).unwrap().name.to_string()).collect();
@@ -144,7 +150,7 @@ fn a_silent_host_is_skipped_after_a_second_and_used_again_once_it_answers() {
         assert_eq!(chosen.iter().any(|n| n == "b0"), b0_alive, "at {now} µs: {chosen:?}");
         now += 50_000;
     }
-    assert!(pool.record_info("b0", idle(), now));
+    pool.record_info("b0", idle(), now).unwrap();
     assert!(pool.is_alive("b0", now));
     assert!((0..16).any(|r| pool.choose(&SMALL, now, r).unwrap().name == "b0"));
 }
@@ -207,7 +213,7 @@ fn graded_pool() -> Pool<u32> {
     }
     while let Some(host) = pool.next_poll(0) {
         let name = host.name.to_string();
-        pool.record_info(&name, idle(), 0);
+        pool.record_info(&name, idle(), 0).unwrap();
     }
     pool
 }
@@ -291,7 +297,7 @@ fn burst_spreads(requests: &[Request], reply_delays: &[u64]) -> Result<[usize; 4
             boards[*board].created += 1;
         }
         for (_, name) in replies.iter().filter(|(at, _)| *at == now) {
-            pool.record_info(name, boards[index(name)].info(), now);
+            pool.record_info(name, boards[index(name)].info(), now).unwrap();
         }
         while let Some(host) = pool.next_poll(now) {
             replies.push((now + delays.next().unwrap(), host.name.to_string()));
@@ -345,4 +351,282 @@ fn a_refusal_only_for_placements_not_yet_reported_is_told_apart() {
     assert!(!pool.fits_once_reports_catch_up(&huge, 1000));
     // A dead host does not count.
     assert!(!pool.fits_once_reports_catch_up(&big, 10 * SECOND));
+}
+
+// ------------------------------------------------- a burst over a large pool
+
+/// `count` hosts named `h00`, `h01`, …, each polled once at `now` and answering `info(i)`.
+fn large_pool(count: usize, now: u64, info: impl Fn(usize) -> HostInfo) -> Pool<usize> {
+    let mut pool = Pool::new(Config::default());
+    for i in 0..count {
+        pool.add_host(&large_name(i), i, Weights::default(), now);
+    }
+    while let Some(host) = pool.next_poll(now) {
+        let (name, i) = (host.name.to_string(), *host.handle);
+        pool.record_info(&name, info(i), now).unwrap();
+    }
+    pool
+}
+
+fn large_name(i: usize) -> String {
+    format!("h{i:02}")
+}
+
+/// The program of the burst: `hog`'s text, so a board that ran one holds it cached.
+const HOG_TEXT: u64 = 0x4806;
+const HOG: Program = Program { memory: MIB, text: Some(HOG_TEXT) };
+
+#[test]
+fn sixty_four_placements_in_a_row_on_thirty_two_idle_hosts_give_each_one_to_three() {
+    for_seeds(
+        "sixty_four_placements_in_a_row_on_thirty_two_idle_hosts_give_each_one_to_three",
+        200,
+        |seed| {
+            let mut rng = seeded(seed);
+            let mut pool = large_pool(32, 0, |_| idle());
+            let mut counts = [0usize; 32];
+            for i in 0..64u64 {
+                let host = pool.place(&HOG, 1000 + i * 1000, rng.next_u64()).map_err(|e| e.to_string())?;
+                counts[*host.handle] += 1;
+            }
+            // No report came between them: each placement counts in full, so it is 2 each.
+            if counts.iter().all(|&n| n == 2) { Ok(()) } else { Err(format!("counts {counts:?}")) }
+        },
+    );
+}
+
+/// A board of the simulated large pool: the burst's processes on it, all busy
+/// (it holds the program's text once it has run one).
+#[derive(Clone, Default)]
+struct LargeBoard {
+    running: u32,
+}
+
+impl LargeBoard {
+    fn info(&self) -> HostInfo {
+        HostInfo {
+            runnable_milli: self.running * UNIT,
+            cpu_load_milli: if self.running > 0 { UNIT } else { 0 },
+            free_bytes: idle().free_bytes - u64::from(self.running) * HOG.memory,
+            largest_free: idle().largest_free - u64::from(self.running) * HOG.memory,
+            processes: 2 + self.running,
+            processes_created: 2 + u64::from(self.running),
+            cached_texts: if self.running > 0 { vec![HOG_TEXT] } else { Vec::new() },
+            ..idle()
+        }
+    }
+}
+
+/// 64 requests in a row (each made once the previous one's process exists,
+/// as `ax --detach` does), on 32 boards polled every quarter second with
+/// replies that take a while. Once a report shows a process, its load (and
+/// the cached text) comes from the report and the placement no longer counts:
+/// never counted twice, never missed, so each request goes to a board with the
+/// fewest of the burst. Returns how many each board got.
+fn large_burst(
+    gaps: &[u64],
+    creation_delays: &[u64],
+    reply_delays: &[u64],
+    seed: u64,
+) -> Result<Vec<u32>, String> {
+    let mut pool = large_pool(32, 0, |_| idle());
+    let mut boards = vec![LargeBoard::default(); 32];
+    let mut placed = [0u32; 32];
+    let mut rng = seeded(seed);
+    let mut replies: Vec<(u64, usize, HostInfo)> = Vec::new();
+    let mut creations: Vec<(u64, usize)> = Vec::new();
+    let (mut gaps, mut creation_delays, mut reply_delays) =
+        (gaps.iter().cycle(), creation_delays.iter().cycle(), reply_delays.iter().cycle());
+    let mut now = 1000;
+    let mut next_request = Some(now);
+    while placed.iter().sum::<u32>() < 64 || !creations.is_empty() {
+        for (_, i) in creations.iter().filter(|(at, _)| *at == now) {
+            boards[*i].running += 1;
+        }
+        creations.retain(|(at, _)| *at > now);
+        for (_, i, info) in replies.iter().filter(|(at, ..)| *at == now) {
+            pool.record_info(&large_name(*i), info.clone(), now).map_err(|e| e.to_string())?;
+        }
+        replies.retain(|(at, ..)| *at > now);
+        while let Some(host) = pool.next_poll(now) {
+            // The board answers at once; the reply takes a while to arrive.
+            let i = *host.handle;
+            replies.push((now + reply_delays.next().unwrap(), i, boards[i].info()));
+        }
+        if next_request == Some(now) {
+            let host = pool.place(&HOG, now, rng.next_u64()).map_err(|e| format!("at {now} µs: {e}"))?;
+            let i = *host.handle;
+            if placed[i] > *placed.iter().min().unwrap() {
+                return Err(format!("at {now} µs placed on h{i:02}, which had {} of {placed:?}", placed[i]));
+            }
+            placed[i] += 1;
+            let created = now + creation_delays.next().unwrap();
+            creations.push((created, i));
+            next_request = (placed.iter().sum::<u32>() < 64).then(|| created + gaps.next().unwrap());
+        }
+        // On to the next event.
+        let events = creations.iter().map(|(at, _)| *at).chain(replies.iter().map(|(at, ..)| *at));
+        now = match events.chain(next_request).chain(pool.next_poll_at()).min() {
+            Some(next) => next.max(now + 1000),
+            None => break,
+        };
+    }
+    Ok(boards.iter().map(|b| b.running).collect())
+}
+
+proptest! {
+    #[test]
+    fn sixty_four_placements_with_polls_between_give_each_of_thirty_two_one_to_three(
+        gaps in proptest::collection::vec((0u64..100).prop_map(|ms| ms * 1000), 1..16),
+        creation_delays in proptest::collection::vec((1u64..150).prop_map(|ms| ms * 1000), 1..16),
+        reply_delays in proptest::collection::vec((1u64..100).prop_map(|ms| ms * 1000), 1..8),
+        seed in any::<u64>(),
+    ) {
+        let counts = large_burst(&gaps, &creation_delays, &reply_delays, seed).map_err(TestCaseError::fail)?;
+        prop_assert!(counts.iter().all(|&n| (1..=3).contains(&n)), "counts {:?}", counts);
+    }
+}
+
+/// One host of a mixed pool: busy threads, free memory and the share of it in
+/// one piece.
+#[derive(Clone, Debug)]
+struct Mixed {
+    runnable: u32,
+    free_mib: u64,
+    hole_percent: u64,
+}
+
+impl Mixed {
+    fn info(&self) -> HostInfo {
+        HostInfo {
+            runnable_milli: self.runnable * UNIT,
+            cpu_load_milli: if self.runnable > 0 { UNIT } else { 0 },
+            free_bytes: self.free_mib * MIB,
+            largest_free: self.free_mib * MIB * self.hole_percent / 100,
+            ..idle()
+        }
+    }
+}
+
+/// Amoeba's rule in floating point over what the run server should expect of
+/// `host` with `placed` programs of `memory` bytes on it that no report shows:
+/// `None` where the program does not fit.
+fn expected_score(host: &Mixed, placed: u32, memory: u64, config: &Config) -> Option<f64> {
+    let taken = u64::from(placed) * memory;
+    let info = host.info();
+    let largest = info.largest_free.saturating_sub(taken);
+    if largest < memory {
+        return None;
+    }
+    let load = f64::from(host.runnable + placed);
+    let free = info.free_bytes.saturating_sub(taken).min(config.rule.memory_cap) as f64;
+    Some(free / (load + 1.0))
+}
+
+proptest! {
+    #[test]
+    fn a_burst_over_mixed_hosts_follows_the_scores_with_its_own_placements_counted(
+        hosts in proptest::collection::vec(
+            (0u32..4, 2u64..96, 10u64..=100)
+                .prop_map(|(runnable, free_mib, hole_percent)| Mixed { runnable, free_mib, hole_percent }),
+            32,
+        ),
+        memory_mib in 1u64..8,
+        seed in any::<u64>(),
+    ) {
+        let config = Config::default();
+        let memory = memory_mib * MIB;
+        let program = Program { memory, text: None };
+        let mut pool = large_pool(32, 0, |i| hosts[i].info());
+        let mut placed = [0u32; 32];
+        let mut rng = seeded(seed);
+        for n in 0..64u64 {
+            let expected: Vec<Option<f64>> =
+                (0..32).map(|i| expected_score(&hosts[i], placed[i], memory, &config)).collect();
+            let best = expected.iter().flatten().copied().reduce(f64::max);
+            match (pool.place(&program, 1000 + n, rng.next_u64()), best) {
+                (Ok(host), Some(best)) => {
+                    let i = *host.handle;
+                    let score = expected[i];
+                    prop_assert!(
+                        score.is_some_and(|s| s >= best * 0.95 * (1.0 - 1e-9)),
+                        "placement {} on h{:02} scoring {:?}, the best {}", n, i, score, best
+                    );
+                    placed[i] += 1;
+                }
+                (Err(PlaceError::NoRoom { .. }), None) => break,
+                (outcome, best) => {
+                    prop_assert!(false, "placement {}: {:?} where the best is {:?}", n, outcome.map(|h| *h.handle), best);
+                }
+            }
+        }
+        // Busier hosts never got more of the burst than idler ones with as much room.
+        for a in 0..32 {
+            for b in 0..32 {
+                let (ha, hb) = (&hosts[a], &hosts[b]);
+                if ha.runnable > hb.runnable && ha.free_mib <= hb.free_mib && ha.hole_percent <= hb.hole_percent {
+                    prop_assert!(placed[a] <= placed[b] + 1, "h{:02} {:?} got {}, h{:02} {:?} got {}",
+                        a, ha, placed[a], b, hb, placed[b]);
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    /// Placements count until a report shows their processes, then the
+    /// report alone counts: after reports showing some of them, every host
+    /// scores exactly as a host whose report shows what was created and
+    /// whose pending placements are only the rest.
+    #[test]
+    fn pending_placements_disappear_once_reports_show_them_and_never_count_twice(
+        shown_share in proptest::collection::vec(0u32..=100, 8),
+        placements in 1usize..40,
+        seed in any::<u64>(),
+    ) {
+        let config = Config::default();
+        let mut pool = large_pool(8, 0, |_| idle());
+        let mut placed = [0u32; 8];
+        let mut rng = seeded(seed);
+        for n in 0..placements {
+            placed[*pool.place(&SMALL, 1000 + n as u64, rng.next_u64()).unwrap().handle] += 1;
+        }
+        let now = 100_000;
+        for i in 0..8 {
+            prop_assert_eq!(pool.hosts(now).nth(i).unwrap().pending_placements, placed[i] as usize);
+            // Its report shows `shown` of the processes, running.
+            let shown = placed[i] * shown_share[i] / 100;
+            let report = HostInfo {
+                runnable_milli: shown * UNIT,
+                processes: 2 + shown,
+                processes_created: 2 + u64::from(shown),
+                free_bytes: idle().free_bytes - u64::from(shown) * SMALL.memory,
+                largest_free: idle().largest_free - u64::from(shown) * SMALL.memory,
+                ..idle()
+            };
+            pool.record_info(&large_name(i), report.clone(), now).unwrap();
+            let pending = placed[i] - shown;
+            prop_assert_eq!(pool.hosts(now).nth(i).unwrap().pending_placements, pending as usize);
+            let estimate = Estimate {
+                load_milli: report.load_milli() + u64::from(pending * UNIT),
+                free_bytes: report.free_bytes - u64::from(pending) * SMALL.memory,
+                largest_free: report.largest_free - u64::from(pending) * SMALL.memory,
+                text_cached: false,
+            };
+            let score = pool.scores(&SMALL, now).find(|(name, _)| *name == large_name(i)).unwrap().1;
+            prop_assert_eq!(score, suitability(Weights::default(), &estimate, &config.rule));
+        }
+        // Reports showing every process leave nothing pending; a repeated report retires nothing more.
+        for (i, &all) in placed.iter().enumerate() {
+            let report = HostInfo {
+                runnable_milli: all * UNIT,
+                processes: 2 + all,
+                processes_created: 2 + u64::from(all),
+                ..idle()
+            };
+            pool.record_info(&large_name(i), report.clone(), now + 1).unwrap();
+            pool.record_info(&large_name(i), report, now + 2).unwrap();
+        }
+        prop_assert!(pool.hosts(now + 2).all(|h| h.pending_placements == 0));
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use run_server::{Config, HostInfo, PlaceError, Pool, Program, UNIT, Weights};
+use run_server::{Config, HostInfo, MAX_PENDING, PlaceError, Pool, Program, ReportRefused, UNIT, Weights};
 
 const MIB: u64 = 1 << 20;
 const SMALL: Program = Program { memory: MIB, text: None };
@@ -45,7 +45,7 @@ fn new_hosts_are_polled_at_once_then_every_interval_from_the_request() {
     assert_eq!(poll_name(&mut pool, 0).as_deref(), Some("b0"));
     assert_eq!(poll_name(&mut pool, 0).as_deref(), Some("b1"));
     assert_eq!(poll_name(&mut pool, 0), None, "both are being asked");
-    pool.record_info("b0", idle(), 30_000);
+    pool.record_info("b0", idle(), 30_000).unwrap();
     pool.record_no_answer("b1");
     assert_eq!(pool.next_poll_at(), Some(config.poll_interval_us));
     assert_eq!(poll_name(&mut pool, config.poll_interval_us - 1), None);
@@ -58,8 +58,8 @@ fn the_longest_overdue_host_is_asked_first() {
     let mut pool = pool_of(&["b0", "b1"]);
     poll_name(&mut pool, 0);
     poll_name(&mut pool, 100_000);
-    pool.record_info("b1", idle(), 100_000);
-    pool.record_info("b0", idle(), 100_000);
+    pool.record_info("b1", idle(), 100_000).unwrap();
+    pool.record_info("b0", idle(), 100_000).unwrap();
     // b0 was due at 250 ms, b1 at 350 ms: at 400 ms b0 goes first.
     assert_eq!(poll_name(&mut pool, 400_000).as_deref(), Some("b0"));
 }
@@ -79,7 +79,7 @@ fn a_silence_does_not_kill_a_host_before_the_limit() {
     let limit = Config::default().silence_limit_us;
     let mut pool = pool_of(&["b0"]);
     poll_name(&mut pool, 0);
-    pool.record_info("b0", idle(), 0);
+    pool.record_info("b0", idle(), 0).unwrap();
     pool.record_no_answer("b0");
     assert!(pool.is_alive("b0", limit));
     assert!(!pool.is_alive("b0", limit + 1));
@@ -89,14 +89,18 @@ fn a_silence_does_not_kill_a_host_before_the_limit() {
 #[test]
 fn directory_changes_add_replace_and_remove_hosts() {
     let mut pool = pool_of(&["b0", "b1"]);
-    pool.record_info("b0", idle(), 0);
+    pool.record_info("b0", idle(), 0).unwrap();
     assert!(!pool.add_host("b0", 0, Weights { preference_milli: 2000, ..Weights::default() }, 10));
     assert!(pool.is_alive("b0", 10), "same handle: what was known stays");
     assert_eq!(pool.hosts(10).next().unwrap().weights.preference_milli, 2000);
     assert!(!pool.add_host("b0", 9, Weights::default(), 20));
     assert!(!pool.is_alive("b0", 20), "new handle: a new incarnation, unknown until it answers");
     assert_eq!(pool.remove_host("b1"), Some(1));
-    assert!(!pool.record_info("b1", idle(), 30), "an answer from a removed host is dropped");
+    assert_eq!(
+        pool.record_info("b1", idle(), 30),
+        Err(ReportRefused::NotInPool),
+        "an answer from a removed host is dropped"
+    );
     assert!(!pool.record_no_answer("b1"));
     assert_eq!(pool.host_names().collect::<Vec<_>>(), ["b0"]);
     assert!(pool.add_host("b2", 2, Weights::default(), 40));
@@ -105,32 +109,32 @@ fn directory_changes_add_replace_and_remove_hosts() {
 #[test]
 fn each_new_process_a_report_shows_retires_the_oldest_placement() {
     let mut pool = pool_of(&["b0"]);
-    pool.record_info("b0", idle(), 0);
+    pool.record_info("b0", idle(), 0).unwrap();
     for t in 1..=3 {
         pool.place(&SMALL, t, 0).unwrap();
     }
     assert_eq!(pending(&pool, "b0", 10), 3);
     let one_created = HostInfo { runnable_milli: UNIT, processes: 3, processes_created: 3, ..idle() };
-    pool.record_info("b0", one_created.clone(), 20);
+    pool.record_info("b0", one_created.clone(), 20).unwrap();
     assert_eq!(pending(&pool, "b0", 20), 2);
-    pool.record_info("b0", one_created, 30);
+    pool.record_info("b0", one_created, 30).unwrap();
     assert_eq!(pending(&pool, "b0", 30), 2, "the same count again retires nothing");
     let many_created = HostInfo { processes_created: 10, ..idle() };
-    pool.record_info("b0", many_created, 40);
+    pool.record_info("b0", many_created, 40).unwrap();
     assert_eq!(pending(&pool, "b0", 40), 0);
 }
 
 #[test]
 fn a_reboot_voids_the_placements_made_before_it() {
     let mut pool = pool_of(&["b0", "b1"]);
-    pool.record_info("b0", idle(), 0);
-    pool.record_info("b1", HostInfo { processes_created: 50, ..idle() }, 0);
+    pool.record_info("b0", idle(), 0).unwrap();
+    pool.record_info("b1", HostInfo { processes_created: 50, ..idle() }, 0).unwrap();
     pool.place(&SMALL, 1, 0).unwrap();
     pool.place(&SMALL, 2, 0).unwrap();
     assert_eq!(pending(&pool, "b0", 10) + pending(&pool, "b1", 10), 2);
     // b0 rebooted (uptime went back, same count); b1 rebooted (count went back).
-    pool.record_info("b0", HostInfo { uptime_us: 1000, ..idle() }, 20);
-    pool.record_info("b1", HostInfo { processes_created: 3, ..idle() }, 20);
+    pool.record_info("b0", HostInfo { uptime_us: 1000, ..idle() }, 20).unwrap();
+    pool.record_info("b1", HostInfo { processes_created: 3, ..idle() }, 20).unwrap();
     assert_eq!(pending(&pool, "b0", 20) + pending(&pool, "b1", 20), 0);
 }
 
@@ -138,12 +142,12 @@ fn a_reboot_voids_the_placements_made_before_it() {
 fn a_placement_no_report_shows_stops_counting_after_the_timeout() {
     let timeout = Config::default().placement_timeout_us;
     let mut pool = pool_of(&["b0", "b1"]);
-    pool.record_info("b0", idle(), 0);
-    pool.record_info("b1", idle(), 0);
+    pool.record_info("b0", idle(), 0).unwrap();
+    pool.record_info("b1", idle(), 0).unwrap();
     let first = pool.place(&SMALL, 0, 0).unwrap().name.to_string();
     let now = timeout - 1;
-    pool.record_info("b0", idle(), now);
-    pool.record_info("b1", idle(), now);
+    pool.record_info("b0", idle(), now).unwrap();
+    pool.record_info("b1", idle(), now).unwrap();
     assert_eq!(pending(&pool, &first, now), 1);
     assert!((0..8).all(|r| pool.choose(&SMALL, now, r).unwrap().name != first));
     assert_eq!(pending(&pool, &first, timeout), 0);
@@ -199,7 +203,7 @@ proptest! {
             let weights = Weights { preference_milli: host.preference, speed_milli: host.speed };
             pool.add_host(&names[i], i as u32, weights, 0);
             if host.alive {
-                pool.record_info(&names[i], host.info.clone(), 0);
+                pool.record_info(&names[i], host.info.clone(), 0).unwrap();
             }
         }
         let fitting: Vec<(usize, f64)> = hosts.iter().enumerate()
@@ -224,4 +228,37 @@ proptest! {
             (0..hosts.len() as u64 * 3).map(|r| pool.choose(&program, 0, r).unwrap().name).collect();
         prop_assert_eq!(chosen, band);
     }
+}
+
+#[test]
+fn at_most_max_pending_placements_count_on_one_host() {
+    let mut pool = pool_of(&["b0"]);
+    pool.record_info("b0", idle(), 0).unwrap();
+    let tiny = Program { memory: 0, text: None };
+    for t in 1..=(MAX_PENDING as u64 + 44) {
+        pool.place(&tiny, t, 0).unwrap();
+    }
+    assert_eq!(pending(&pool, "b0", 1000), MAX_PENDING, "the oldest stop counting");
+}
+
+#[test]
+fn a_slow_creation_on_a_crowded_host_keeps_counting_until_its_report_shows_it() {
+    // Creation takes seconds on a crowded host: the placement counts all the
+    // while, so the next request goes to the other host, not the same one twice.
+    let mut pool = pool_of(&["b0", "b1"]);
+    pool.record_info("b0", idle(), 0).unwrap();
+    pool.record_info("b1", idle(), 0).unwrap();
+    let first = pool.place(&SMALL, 0, 0).unwrap().name.to_string();
+    let mut now = 0;
+    while now < 5_000_000 {
+        now += 250_000;
+        pool.record_info("b0", idle(), now).unwrap();
+        pool.record_info("b1", idle(), now).unwrap();
+        assert!((0..8).all(|r| pool.choose(&SMALL, now, r).unwrap().name != first), "at {now} µs");
+    }
+    // Its report shows the process at last: the report alone counts now.
+    let shown = HostInfo { runnable_milli: UNIT, processes: 3, processes_created: 3, ..idle() };
+    pool.record_info(&first, shown, now).unwrap();
+    assert_eq!(pending(&pool, &first, now), 0);
+    assert!((0..8).all(|r| pool.choose(&SMALL, now, r).unwrap().name != first));
 }

@@ -125,7 +125,7 @@
 //! use sequencer::{Config, Dest, Event, GroupMember};
 //!
 //! const PORT: u64 = 0x1234;
-//! let secret = amoeba::Check([7, 1, 4, 2, 8, 5]); // random in real use
+//! let secret = amoeba_abi::Check([7, 1, 4, 2, 8, 5]); // random in real use
 //! let (a_addr, b_addr) = (1, 2);
 //! let mut now = 0;
 //! let mut a = GroupMember::create_group(Config::default(), PORT, secret, a_addr, now);
@@ -205,8 +205,8 @@ pub use member::{
 };
 pub use wire::{DecodeError, NO_MEMBER};
 
-use amoeba::Rights;
-use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
+use amoeba_abi::Rights;
+use amoeba_abi::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
 
 /// The right a capability for a group needs to join it (and receive).
 pub const RIGHT_RECEIVE: Rights = Rights(GROUP_RIGHT_RECEIVE);

@@ -300,7 +300,7 @@ pub enum Body {
     /// Joiner → group: let me in, on the strength of this capability for
     /// the group (its private part: object, rights, check).
     JoinReq {
-        /// `amoeba::cap::Private` in wire form.
+        /// `amoeba_abi::cap::Private` in wire form.
         credential: [u8; 10],
     },
     /// Sequencer → joiner: you are in.

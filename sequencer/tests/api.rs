@@ -60,7 +60,7 @@ fn all_members_deliver_the_same_order() {
 
 #[test]
 fn receive_reports_more_pending() {
-    let mut a = GroupMember::create_group(cfg(), 9, amoeba::Check([1; 6]), 1, 0);
+    let mut a = GroupMember::create_group(cfg(), 9, amoeba_abi::Check([1; 6]), 1, 0);
     a.send_to_group(0, b"x").unwrap();
     a.send_to_group(0, b"y").unwrap();
     let (m, more) = a.receive().unwrap();
@@ -268,10 +268,10 @@ fn join_needs_a_capability_that_verifies() {
     let owner = owner_capability();
     // A forged check, and a rights field raised without a matching check.
     let mut forged = owner;
-    forged.check = amoeba::Check([0xee; 6]);
+    forged.check = amoeba_abi::Check([0xee; 6]);
     let receive_only = owner.restrict(sequencer::RIGHT_RECEIVE).unwrap();
     let mut raised = receive_only;
-    raised.rights = amoeba::Rights::ALL;
+    raised.rights = amoeba_abi::Rights::ALL;
     sim.join_with(1, &forged);
     sim.join_with(2, &raised);
     sim.run_until(200 * MS);
@@ -316,7 +316,7 @@ fn a_new_sequencer_checks_joiners_too() {
     let new_sequencer = sim.sequencer().expect("a new sequencer");
     assert_ne!(new_sequencer, 0);
     let mut forged = owner_capability();
-    forged.check = amoeba::Check([0; 6]);
+    forged.check = amoeba_abi::Check([0; 6]);
     sim.join_with(4, &forged);
     sim.join(5);
     sim.run_until(sim.now + 500 * MS);

@@ -193,7 +193,7 @@ proptest! {
 
     #[test]
     fn member_survives_garbage(bytes in vec(any::<u8>(), 0..200)) {
-        let mut m = sequencer::GroupMember::create_group(Default::default(), 7, amoeba::Check([7; 6]), 1, 0);
+        let mut m = sequencer::GroupMember::create_group(Default::default(), 7, amoeba_abi::Check([7; 6]), 1, 0);
         let _ = m.handle_packet(10, 2, &bytes);
         while m.poll_transmit().is_some() {}
     }

@@ -3,9 +3,10 @@
 //! their capabilities' rights; a safely committed file survives the board
 //! being killed at any moment; a full disk says so and loses nothing.
 
-use amoeba::exec::Exec;
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY, BulletStats, bullet, standard};
-use amoeba::{Capability, Check, Rights, Status, files};
+use amoeba_abi::{Capability, Check, Rights, Status};
+use amoeba_client::exec::Exec;
+use amoeba_client::files;
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY, BulletStats, bullet, standard};
 use boot::rpc_client::RpcClient;
 use boot::system;
 use pool_tests::{TestPool, boot_with, config};

@@ -4,10 +4,10 @@
 //! one rejoins; the tree survives the whole pool being stopped and started on
 //! the same disk; rights columns and forged capabilities hold.
 
-use amoeba::exec::Exec;
-use amoeba::interfaces::directory::{Listing, Lookup, NewRow, column_right};
-use amoeba::interfaces::{soap, standard};
-use amoeba::{Capability, Check, Rights, Status};
+use amoeba_abi::{Capability, Check, Rights, Status};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::directory::{Listing, Lookup, NewRow, column_right};
+use amoeba_ipc::interfaces::{soap, standard};
 use boot::rpc_client::RpcClient;
 use boot::system::directory::{DirectoryService, ReplicaStatus, replica_boards, retrying};
 use boot::system::{self};
@@ -333,7 +333,7 @@ fn the_tree_survives_the_whole_pool_stopped_and_started_on_the_same_disk() {
         soap.delete(&deep, "file-7").unwrap();
         soap.chmod(
             &deep,
-            &amoeba::interfaces::directory::MaskChange {
+            &amoeba_ipc::interfaces::directory::MaskChange {
                 name: "file-8".into(),
                 masks: vec![Rights(0xff), Rights(0), Rights(0)],
             },
@@ -394,7 +394,7 @@ fn rights_columns_show_each_holder_its_mask_and_forged_capabilities_are_refused(
     // Column "other" may read, not change.
     assert_eq!(soap.append(&other, &row("mine", 0)), Err(Status::Denied));
     assert_eq!(soap.delete(&other, "public"), Err(Status::Denied));
-    let mask_change = amoeba::interfaces::directory::MaskChange {
+    let mask_change = amoeba_ipc::interfaces::directory::MaskChange {
         name: "private".into(),
         masks: vec![Rights(0xff), Rights(0xff), Rights(0xff)],
     };

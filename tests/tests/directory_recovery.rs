@@ -7,9 +7,10 @@
 //! with every update; skipping the anchors whose reads failed would recover the
 //! old replica's shorter history.
 
-use amoeba::interfaces::directory::{Lookup, NewRow};
-use amoeba::interfaces::soap;
-use amoeba::{Capability, Rights, files};
+use amoeba_abi::{Capability, Rights};
+use amoeba_client::files;
+use amoeba_ipc::interfaces::directory::{Lookup, NewRow};
+use amoeba_ipc::interfaces::soap;
 use boot::exec::Control;
 use boot::rpc_client::RpcClient;
 use boot::system::directory::{DirectoryService, replica_boards, retrying};

@@ -8,10 +8,10 @@
 //! Until the process server hands out disk capabilities, `test=disk`
 //! boards print one for the disk after the self-test's area.
 
-use amoeba::interfaces::disk::Client;
-use amoeba::interfaces::standard;
-use amoeba::interfaces::{DISK_IO_MAX, DISK_READ};
-use amoeba::{Capability, Rights, Status};
+use amoeba_abi::{Capability, Rights, Status};
+use amoeba_ipc::interfaces::disk::Client;
+use amoeba_ipc::interfaces::standard;
+use amoeba_ipc::interfaces::{DISK_IO_MAX, DISK_READ};
 use boot::BoardSpec;
 use boot::board::prepare_disk;
 use boot::rpc_client::RpcClient;

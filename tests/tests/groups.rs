@@ -2,8 +2,8 @@
 //! same messages in the same order, and only holders of a capability for
 //! the group get in.
 
-use amoeba::syscall::GROUP_RIGHT_RECEIVE;
-use amoeba::{Capability, Check, Rights};
+use amoeba_abi::syscall::GROUP_RIGHT_RECEIVE;
+use amoeba_abi::{Capability, Check, Rights};
 use boot::exec::Started;
 use boot::group_client::GroupClient;
 use pool_tests::{TestPool, boot};
@@ -137,7 +137,7 @@ fn group_log_argument(lines: u64, members: u64, pause_10ms: u64) -> u64 {
 /// within `wait`) and log.
 fn pair_losing_its_sequencer(min_reset: Option<u16>, wait: Duration) -> (Option<i32>, String) {
     let mut pool = boot(2);
-    let mut creator = amoeba::exec::Exec::new("group-log", &["group-log"])
+    let mut creator = amoeba_client::exec::Exec::new("group-log", &["group-log"])
         .with_argument(group_log_argument(300, 2, 1) | 0x0000_0000_0777_0001 | CREATE);
     if let Some(min) = min_reset {
         creator.startup.environment.push(format!("MIN_RESET={min}"));
@@ -145,7 +145,7 @@ fn pair_losing_its_sequencer(min_reset: Option<u16>, wait: Duration) -> (Option<
     pool.exec_with(0, "group-log", &creator).unwrap();
     let owner =
         pool.boards()[0].wait_for_capability("group-log: capability", Duration::from_secs(30)).unwrap();
-    let rights = Rights(amoeba::syscall::GROUP_RIGHT_RECEIVE | amoeba::syscall::GROUP_RIGHT_SEND);
+    let rights = Rights(amoeba_abi::syscall::GROUP_RIGHT_RECEIVE | amoeba_abi::syscall::GROUP_RIGHT_SEND);
     let member = owner.restrict(rights).unwrap();
     let survivor = pool.exec_with_capability(1, "group-log", group_log_argument(300, 2, 1), member).unwrap();
     let log = || pool.boards()[1].console_text();

@@ -4,9 +4,9 @@
 //! have left the bystander's memory as it was, and get back all the segment
 //! memory and kernel heap the attacker took once it has ended.
 
-use amoeba::exec::{Exec, Program};
-use amoeba::interfaces::process::{HostInfo, ProcessState};
-use amoeba::syscall::{EXIT_FAULT, SCHED_PREEMPTIVE};
+use amoeba_abi::syscall::{EXIT_FAULT, SCHED_PREEMPTIVE};
+use amoeba_client::exec::{Exec, Program};
+use amoeba_ipc::interfaces::process::{HostInfo, ProcessState};
 use boot::exec::{Control, Started};
 use boot::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot};
@@ -46,7 +46,7 @@ fn wait_until_gone(pool: &TestPool, name: &str) {
     let deadline = Instant::now() + ATTACK_TIMEOUT;
     loop {
         let mut rpc = pool.rpc();
-        let list = amoeba::interfaces::process_server::Client::new(&mut *rpc)
+        let list = amoeba_ipc::interfaces::process_server::Client::new(&mut *rpc)
             .processes(&pool.host_capability(0))
             .expect("the process list");
         drop(rpc);
@@ -81,7 +81,7 @@ fn attack_and_check(attack: u64, expected: i32) {
     // It runs hello for another client (a host station of its own).
     let mut other = RpcClient::new(pool.new_host_port().expect("a second host port"));
     let hello = pool.program_bytes("hello").expect("hello is built");
-    let process = amoeba::exec::exec(
+    let process = amoeba_client::exec::exec(
         &mut other,
         &pool.host_capability(0),
         Program::Bytes(&hello),

@@ -4,7 +4,7 @@
 //! message, and a join the runtime retries makes one member, not two.
 //! The scenarios are the `interrupted` program's (see its header).
 
-use amoeba::{Capability, GetPort, Port};
+use amoeba_abi::{Capability, GetPort, Port};
 use boot::exec::Started;
 use pool_tests::{TestPool, boot};
 use std::time::Duration;

@@ -10,8 +10,9 @@
 //! Big files come from a pattern generator, a piece at a time, and are checked
 //! the same way: nothing holds a whole file in memory.
 
-use amoeba::interfaces::bullet;
-use amoeba::{Capability, files};
+use amoeba_abi::Capability;
+use amoeba_client::files;
+use amoeba_ipc::interfaces::bullet;
 use boot::rpc_client::RpcClient;
 use boot::system;
 use pool_tests::{TestPool, boot_with, config};

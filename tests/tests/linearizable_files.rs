@@ -9,8 +9,7 @@
 //! failed because a server could not be reached stays in the history as a call
 //! whose outcome is unknown; nothing else is set aside.
 
-use amoeba::Capability;
-use amoeba::sim_rng::SplitMix64;
+use amoeba_abi::Capability;
 use boot::exec::Control;
 use boot::system::directory::{DirectoryService, replica_boards};
 use boot::system::{self};
@@ -18,6 +17,7 @@ use boot::workstation::{self, Workstation};
 use directory_server::checker::files::{FileAnswer, FileCall, check_paths};
 use directory_server::checker::lin::Call;
 use pool_tests::{TestPool, boot_with, config};
+use sim_support::SplitMix64;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};

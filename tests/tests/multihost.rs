@@ -17,10 +17,10 @@
 //! without root or where the kernel refuses namespaces, veth, bridges or
 //! vxlan devices, the test fails and says which.
 
-use amoeba::exec::{Exec, Program};
-use amoeba::interfaces::process_server;
-use amoeba::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
-use amoeba::{GetPort, Port, Rights};
+use amoeba_abi::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
+use amoeba_abi::{GetPort, Port, Rights};
+use amoeba_client::exec::{Exec, Program};
+use amoeba_ipc::interfaces::process_server;
 use boot::HostPort;
 use boot::group_client::GroupClient;
 use boot::switch::lab::Lab;
@@ -289,7 +289,7 @@ fn group_across_the_uplink(a: &Part, b: &Part) {
             .with_capability("ARG", member)
             .with_capability("STDOUT", terminal.capability);
         let host = workstation.host_capability(board).unwrap();
-        let process = amoeba::exec::exec(workstation.rpc(), &host, Program::Bytes(&program), &exec)
+        let process = amoeba_client::exec::exec(workstation.rpc(), &host, Program::Bytes(&program), &exec)
             .unwrap_or_else(|error| panic!("starting group-counter on board {board}: {error}"));
         boards.push((board, process, terminal));
     }

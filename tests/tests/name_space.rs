@@ -5,9 +5,10 @@
 //! service, the same root, every name and every file, and writes the bad copies
 //! again; with every copy lost over stored state, it refuses and writes nothing.
 
-use amoeba::interfaces::directory::Lookup;
-use amoeba::interfaces::soap;
-use amoeba::{Capability, files};
+use amoeba_abi::Capability;
+use amoeba_client::files;
+use amoeba_ipc::interfaces::directory::Lookup;
+use amoeba_ipc::interfaces::soap;
 use boot::names;
 use boot::rpc_client::RpcClient;
 use boot::system::{self, directory::DirectoryService, directory::replica_boards};

@@ -5,10 +5,12 @@
 //! and capabilities; output reaches the starter's terminal; exit statuses come
 //! back; under loss, every creation starts exactly one process.
 
-use amoeba::exec::{Exec, Program};
-use amoeba::interfaces::process::{HOST_INFO, HOST_PLACEMENT, PROCESS_INSPECT, SEGMENT_READ, SegmentSource};
-use amoeba::interfaces::{process_server, standard};
-use amoeba::{Capability, Check, GetPort, Port, Status};
+use amoeba_abi::{Capability, Check, GetPort, Port, Status};
+use amoeba_client::exec::{Exec, Program};
+use amoeba_ipc::interfaces::process::{
+    HOST_INFO, HOST_PLACEMENT, PROCESS_INSPECT, SEGMENT_READ, SegmentSource,
+};
+use amoeba_ipc::interfaces::{process_server, standard};
 use boot::rpc_client::RpcClient;
 use boot::tty_server::Sink;
 use pool_tests::{TestPool, boot};
@@ -35,9 +37,13 @@ fn a_stranger_without_the_host_capability_can_do_nothing() {
     assert_eq!(processes.info(&guessed), Err(Status::CapBad));
     assert_eq!(processes.process_capability(&guessed, ticker.pid), Err(Status::CapBad));
     let program = pool.program_bytes("hello").unwrap();
-    let error =
-        amoeba::exec::exec(&mut stranger, &guessed, Program::Bytes(&program), &Exec::new("hello", &[]))
-            .unwrap_err();
+    let error = amoeba_client::exec::exec(
+        &mut stranger,
+        &guessed,
+        Program::Bytes(&program),
+        &Exec::new("hello", &[]),
+    )
+    .unwrap_err();
     assert_eq!(error.status, Status::CapBad, "{error}");
     let mut processes = process_server::Client::new(&mut stranger);
     let forged_process = Capability { check: Check([0x22; 6]), ..ticker.capability };
@@ -166,7 +172,7 @@ fn under_loss_every_remote_creation_starts_exactly_one_process() {
                     let mut exec = Exec::new("nop", &["nop"]);
                     exec.heap_size = 64 << 10;
                     (0..CREATIONS / CLIENTS)
-                        .map(|_| amoeba::exec::exec(&mut rpc, &host, Program::Bytes(program), &exec))
+                        .map(|_| amoeba_client::exec::exec(&mut rpc, &host, Program::Bytes(program), &exec))
                         .collect::<Vec<_>>()
                 })
             })
@@ -191,8 +197,8 @@ fn under_loss_every_remote_creation_starts_exactly_one_process() {
 /// owner too.
 #[test]
 fn untouched_free_segments_age_away_and_quotas_above_the_default_need_the_owner() {
-    use amoeba::exec::Exec;
-    use amoeba::interfaces::process::{HOST_CREATE, Quotas};
+    use amoeba_client::exec::Exec;
+    use amoeba_ipc::interfaces::process::{HOST_CREATE, Quotas};
     let pool = boot(1);
     let host = pool.host_capability(0);
     let mut rpc = client(&pool);
@@ -218,13 +224,14 @@ fn untouched_free_segments_age_away_and_quotas_above_the_default_need_the_owner(
     let mut greedy = Exec::new("hello", &["hello"]);
     greedy.quotas = Quotas { threads: Quotas::DEFAULT.threads * 2, ..Quotas::DEFAULT };
     let creator = host.restrict(HOST_CREATE).unwrap();
-    let refused = amoeba::exec::exec(&mut rpc, &creator, Program::Bytes(&program), &greedy).unwrap_err();
+    let refused =
+        amoeba_client::exec::exec(&mut rpc, &creator, Program::Bytes(&program), &greedy).unwrap_err();
     assert_eq!(refused.status, Status::Denied, "{refused}");
     let beyond =
         Exec { quotas: Quotas { threads: Quotas::CEILING.threads + 1, ..Quotas::DEFAULT }, ..greedy.clone() };
-    let refused = amoeba::exec::exec(&mut rpc, &host, Program::Bytes(&program), &beyond).unwrap_err();
+    let refused = amoeba_client::exec::exec(&mut rpc, &host, Program::Bytes(&program), &beyond).unwrap_err();
     assert_eq!(refused.status, Status::ArgBad, "{refused}");
-    let started = amoeba::exec::exec(&mut rpc, &host, Program::Bytes(&program), &greedy).unwrap();
+    let started = amoeba_client::exec::exec(&mut rpc, &host, Program::Bytes(&program), &greedy).unwrap();
     let started = boot::exec::Started { board: 0, pid: started.object, capability: started };
     assert_eq!(pool.wait_process(&started, EXIT_TIMEOUT), Some(7));
     // A refused creation leaves no segment behind.

@@ -2,7 +2,7 @@
 //! spaces, are scheduled, synchronise, fault alone, survive hostile calls,
 //! share segments, and obey their process capability.
 
-use amoeba::syscall::{EXIT_DESTROYED, EXIT_FAULT, SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION};
+use amoeba_abi::syscall::{EXIT_DESTROYED, EXIT_FAULT, SCHED_PREEMPTIVE, SCHED_RUN_TO_COMPLETION};
 use boot::exec::{Control, Started};
 use pool_tests::{TestPool, boot, boot_with, config};
 use std::time::{Duration, Instant};
@@ -161,7 +161,7 @@ fn a_stunned_process_makes_no_progress_until_resumed() {
     // A forged check field is refused and changes nothing.
     let mut forged = ticker.capability;
     forged.check.0[0] ^= 1;
-    assert_eq!(pool.control(&forged, Control::Stun), Err(amoeba::Status::CapBad));
+    assert_eq!(pool.control(&forged, Control::Stun), Err(amoeba_abi::Status::CapBad));
     let before = count(&pool, "tick ");
     wait_for_console(&pool, "tick ", before + 2, Duration::from_secs(20));
 }
@@ -192,7 +192,7 @@ fn signals_are_caught_or_ignored_between_threads_and_end_a_process_by_default() 
     wait_for_console(&pool, "tick ", 1, Duration::from_secs(20));
     let signal = 7;
     assert_eq!(pool.control(&ticker.capability, Control::Signal(signal as u32)), Ok(()));
-    assert_eq!(wait_exit(&pool, &ticker), amoeba::syscall::EXIT_SIGNAL_BASE - signal);
+    assert_eq!(wait_exit(&pool, &ticker), amoeba_abi::syscall::EXIT_SIGNAL_BASE - signal);
 }
 
 /// `spawn-cycle`'s argument: `total` processes, `at_once` of them alive together.

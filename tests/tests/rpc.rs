@@ -3,8 +3,8 @@
 //! requests run at most once through loss, duplication, reordering and a
 //! server board's death.
 
-use amoeba::interfaces::{counter, echo, process_server, standard};
-use amoeba::{Capability, GetPort, Port, Rights, Status};
+use amoeba_abi::{Capability, GetPort, Port, Rights, Status};
+use amoeba_ipc::interfaces::{counter, echo, process_server, standard};
 use boot::exec::Control;
 use boot::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot};
@@ -200,12 +200,12 @@ fn each_board_serves_its_processes_by_rpc() {
     let info = host.std_info(&ticker.capability).expect("the process server answers STD_INFO");
     assert!(info.contains(&format!("process {} (ticker): running", ticker.pid)), "{info}");
 
-    let inspect_only = ticker.capability.restrict(Rights(amoeba::syscall::RIGHT_INSPECT)).unwrap();
+    let inspect_only = ticker.capability.restrict(Rights(amoeba_abi::syscall::RIGHT_INSPECT)).unwrap();
     let mut processes = process_server::Client::new(&mut host);
     assert_eq!(processes.stun(&inspect_only), Err(Status::Denied));
     assert_eq!(processes.stun(&ticker.capability), Ok(()));
     let info = host.std_info(&ticker.capability).unwrap();
     assert!(info.contains("stunned"), "{info}");
     assert_eq!(standard::Client::new(&mut host).destroy(&ticker.capability), Ok(()));
-    assert_eq!(pool.wait_process(&ticker, EXIT_TIMEOUT), Some(amoeba::syscall::EXIT_DESTROYED));
+    assert_eq!(pool.wait_process(&ticker, EXIT_TIMEOUT), Some(amoeba_abi::syscall::EXIT_DESTROYED));
 }

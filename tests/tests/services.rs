@@ -7,9 +7,9 @@
 //! every name entered before any kill is there, byte for byte. A stunned
 //! server is slow, not dead: it is not restarted, and answers once resumed.
 
-use amoeba::interfaces::boot::{ServiceReport, ServiceState};
-use amoeba::interfaces::process::ProcessState;
-use amoeba::interfaces::{boot_service, process_server};
+use amoeba_ipc::interfaces::boot::{ServiceReport, ServiceState};
+use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::{boot_service, process_server};
 use boot::workstation::Workstation;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

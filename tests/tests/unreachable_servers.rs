@@ -4,7 +4,7 @@
 //! that is gone. The servers are started one by one here (no boot service), so
 //! nothing brings back what the test stops.
 
-use amoeba::Capability;
+use amoeba_abi::Capability;
 use boot::exec::Control;
 use boot::system::directory::{DirectoryService, replica_boards};
 use boot::system::{self, ANCHOR_BLOCKS};

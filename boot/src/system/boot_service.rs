@@ -16,12 +16,12 @@ use super::{ANCHOR_BLOCKS, BULLET_HEAP, in_directory};
 use crate::exec::Started;
 use crate::names;
 use crate::pool::Pool;
-use amoeba::exec::Exec;
-use amoeba::interfaces::boot::{ServiceReport, ServiceState};
-use amoeba::interfaces::directory::MaskChange;
-use amoeba::interfaces::process::ProcessState;
-use amoeba::interfaces::{DISK_READ, boot_service, process_server, soap};
-use amoeba::{Capability, Rights, Status};
+use amoeba_abi::{Capability, Rights, Status};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::boot::{ServiceReport, ServiceState};
+use amoeba_ipc::interfaces::directory::MaskChange;
+use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::{DISK_READ, boot_service, process_server, soap};
 use anyhow::{Context, Result, bail};
 use boot_server::config::{
     Board, BootConfig, CapabilitySource, NamedCapability, ServiceCheck, ServiceConfig,
@@ -157,7 +157,7 @@ pub fn config(pool: &Pool, services: &Services<'_>) -> Result<BootConfig> {
         name: String::from("run"),
         program: String::from("run-server"),
         boards: run_boards,
-        heap_bytes: amoeba::exec::DEFAULT_HEAP_SIZE,
+        heap_bytes: amoeba_client::exec::DEFAULT_HEAP_SIZE,
         argv: strings(&["run-server"]),
         environment: vec![format!("SEED={run_seed}")],
         capabilities: vec![given("POOLDIR", pool_directory)],
@@ -194,7 +194,7 @@ pub fn write_config(
     config: &BootConfig,
 ) -> Result<()> {
     let bytes = config.encode().map_err(|e| anyhow::anyhow!("encoding the boot configuration: {e}"))?;
-    let file = amoeba::files::put(&mut *pool.rpc(), bullet, &bytes, |_| {})
+    let file = amoeba_client::files::put(&mut *pool.rpc(), bullet, &bytes, |_| {})
         .map_err(|status| anyhow::anyhow!("storing the boot configuration: {status}"))?;
     let rpc = || pool.rpc();
     in_directory("entering /system/boot", || {

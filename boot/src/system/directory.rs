@@ -17,11 +17,11 @@ use super::{ANCHOR_BLOCKS, disk_capability};
 use crate::exec::Started;
 use crate::pool::Pool;
 use crate::rpc_client::RpcClient;
-use amoeba::exec::Exec;
-use amoeba::interface::Transport;
-use amoeba::interfaces::process::{ProcessReport, ProcessState};
-use amoeba::interfaces::{DISK_READ, disk, soap, standard};
-use amoeba::{Capability, Check, Status};
+use amoeba_abi::{Capability, Check, Status};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::process::{ProcessReport, ProcessState};
+use amoeba_ipc::interfaces::{DISK_READ, disk, soap, standard};
 use anyhow::{Context, Result, bail};
 use directory_server::UpdateTimings;
 use directory_server::layout::{

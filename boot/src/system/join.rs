@@ -23,11 +23,10 @@
 use super::in_directory;
 use crate::names;
 use crate::pool::Pool;
-use amoeba::Capability;
-use amoeba::interfaces::directory::{MaskChange, soap};
-use amoeba::interfaces::process::HOST_PLACEMENT;
-use amoeba::interfaces::run_server;
-use amoeba::{Rights, Status};
+use amoeba_abi::{Capability, Rights, Status};
+use amoeba_ipc::interfaces::directory::{MaskChange, soap};
+use amoeba_ipc::interfaces::process::HOST_PLACEMENT;
+use amoeba_ipc::interfaces::run_server;
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -247,7 +246,7 @@ mod tests {
     use super::*;
 
     fn capability(object: u32) -> Capability {
-        Capability::owner(amoeba::Port([1, 2, 3, 4, 5, 6]), object, amoeba::Check([7; 6]))
+        Capability::owner(amoeba_abi::Port([1, 2, 3, 4, 5, 6]), object, amoeba_abi::Check([7; 6]))
     }
 
     fn file_rows() -> Vec<(String, Capability)> {

@@ -13,12 +13,12 @@ pub mod join;
 use crate::exec::Started;
 use crate::names;
 use crate::pool::Pool;
-use amoeba::Capability;
-use amoeba::Rights;
-use amoeba::exec::Exec;
-use amoeba::interfaces::directory::{COLUMN_RIGHTS, soap};
-use amoeba::interfaces::process::{HOST_DISK, HOST_PLACEMENT, ProcessReport, ProcessState};
-use amoeba::interfaces::{process_server, run_server, standard};
+use amoeba_abi::Capability;
+use amoeba_abi::Rights;
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::directory::{COLUMN_RIGHTS, soap};
+use amoeba_ipc::interfaces::process::{HOST_DISK, HOST_PLACEMENT, ProcessReport, ProcessState};
+use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use anyhow::{Context, Result};
 use std::time::Duration;
 
@@ -181,7 +181,7 @@ pub fn install_programs(
     let mut installed = Vec::new();
     for (name, path) in pool.programs() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let file = amoeba::files::put(&mut *pool.rpc(), bullet, &bytes, |_| {})
+        let file = amoeba_client::files::put(&mut *pool.rpc(), bullet, &bytes, |_| {})
             .map_err(|status| anyhow::anyhow!("storing {name} in the Bullet server: {status}"))?;
         in_directory(&format!("entering /bin/{name}"), || {
             names::replace_and_destroy(&mut *pool.rpc(), &bin, name, file)
@@ -288,7 +288,7 @@ pub fn wait_for_processors(pool: &Pool, run: &Capability, count: usize) -> Resul
 }
 
 /// A directory call, retried while the service is between replicas.
-fn in_directory<T>(what: &str, f: impl FnMut() -> Result<T, amoeba::Status>) -> Result<T> {
+fn in_directory<T>(what: &str, f: impl FnMut() -> Result<T, amoeba_abi::Status>) -> Result<T> {
     directory::retrying(f).map_err(|status| anyhow::anyhow!("{what}: {status}"))
 }
 

@@ -5,10 +5,11 @@
 
 use super::Workstation;
 use crate::names;
-use amoeba::files::StreamError;
-use amoeba::interfaces::directory::{Listing, MaskChange, soap};
-use amoeba::interfaces::{bullet, standard};
-use amoeba::{Capability, Rights, Status, files};
+use amoeba_abi::{Capability, Rights, Status};
+use amoeba_client::files;
+use amoeba_client::files::StreamError;
+use amoeba_ipc::interfaces::directory::{Listing, MaskChange, soap};
+use amoeba_ipc::interfaces::{bullet, standard};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};

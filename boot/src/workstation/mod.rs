@@ -17,9 +17,9 @@ pub use services::{services, services_table};
 use crate::host_port::HostPort;
 use crate::rpc_client::RpcClient;
 use crate::tty_server::{Sink, TtyServer};
-use amoeba::Capability;
-use amoeba::exec::{Exec, Program};
-use amoeba::interfaces::process_server;
+use amoeba_abi::Capability;
+use amoeba_client::exec::{Exec, Program};
+use amoeba_ipc::interfaces::process_server;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -117,7 +117,7 @@ impl Workstation {
         let exec = exec
             .with_capability("STDOUT", terminal.capability)
             .with_capability("STDERR", terminal.capability);
-        let process = amoeba::exec::exec(&mut self.rpc, &host, Program::Bytes(&bytes), &exec)
+        let process = amoeba_client::exec::exec(&mut self.rpc, &host, Program::Bytes(&bytes), &exec)
             .map_err(|error| anyhow::anyhow!("starting {program} on board {board}: {error}"))?;
         if detach {
             println!("{program}: process {} on board {board}, capability {process}", process.object);

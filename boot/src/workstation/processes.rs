@@ -3,9 +3,9 @@
 //! server sees them.
 
 use super::Workstation;
-use amoeba::Capability;
-use amoeba::interfaces::process::{HostInfo, ProcessReport, ProcessState};
-use amoeba::interfaces::{process_server, run_server, standard};
+use amoeba_abi::Capability;
+use amoeba_ipc::interfaces::process::{HostInfo, ProcessReport, ProcessState};
+use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 
@@ -37,7 +37,9 @@ impl std::str::FromStr for Target {
 }
 
 /// Every process of every board that answers: (board, report).
-fn all_processes(workstation: &mut Workstation) -> Vec<(u16, Result<Vec<ProcessReport>, amoeba::Status>)> {
+fn all_processes(
+    workstation: &mut Workstation,
+) -> Vec<(u16, Result<Vec<ProcessReport>, amoeba_abi::Status>)> {
     workstation
         .boards()
         .into_iter()
@@ -130,9 +132,9 @@ pub fn stop_or_resume(workstation: &mut Workstation, target: &Target, action: Ac
         Action::Kill => standard::Client::new(workstation.rpc()).destroy(&capability),
     };
     result.map_err(|status| match status {
-        amoeba::Status::Denied => anyhow::anyhow!("not allowed by this capability"),
-        amoeba::Status::CapBad => anyhow::anyhow!("no such process (or a forged capability)"),
-        amoeba::Status::NotFound => anyhow::anyhow!("the process has already ended"),
+        amoeba_abi::Status::Denied => anyhow::anyhow!("not allowed by this capability"),
+        amoeba_abi::Status::CapBad => anyhow::anyhow!("no such process (or a forged capability)"),
+        amoeba_abi::Status::NotFound => anyhow::anyhow!("the process has already ended"),
         other => anyhow::anyhow!("{other}"),
     })
 }

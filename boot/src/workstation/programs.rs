@@ -3,9 +3,9 @@
 //! `ax`'s own. Errors are told in the user's words.
 
 use super::Workstation;
-use amoeba::exec::{Exec, ExecError, Party, Program, exec_placed};
-use amoeba::interfaces::process_server;
-use amoeba::{Capability, Status};
+use amoeba_abi::{Capability, Status};
+use amoeba_client::exec::{Exec, ExecError, Party, Program, exec_placed};
+use amoeba_ipc::interfaces::process_server;
 use anyhow::Result;
 
 /// How `ax` runs a program.
@@ -67,7 +67,7 @@ impl Workstation {
         let (host, process) = match options.on {
             Some(board) => {
                 let host = self.host_capability(board)?;
-                let process = amoeba::exec::exec(self.rpc(), &host, Program::File(file), &exec)
+                let process = amoeba_client::exec::exec(self.rpc(), &host, Program::File(file), &exec)
                     .map_err(|e| explain(program, &e))?;
                 (format!("board{board}"), process)
             }

@@ -3,8 +3,8 @@
 //! latest start.
 
 use super::Workstation;
-use amoeba::interfaces::boot::{RestartRecord, ServiceReport, ServiceState};
-use amoeba::interfaces::boot_service;
+use amoeba_ipc::interfaces::boot::{RestartRecord, ServiceReport, ServiceState};
+use amoeba_ipc::interfaces::boot_service;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 
@@ -83,7 +83,7 @@ pub fn services(workstation: &mut Workstation) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amoeba::interfaces::boot::RestartReason;
+    use amoeba_ipc::interfaces::boot::RestartReason;
 
     #[test]
     fn the_table_shows_each_service_and_the_latest_starts() {

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use amoeba::{Capability, Check, Port, Rights, Status, restrict};
+use amoeba_abi::{Capability, Check, Port, Rights, Status, restrict};
 use directory_server::{InstallEntry, Lookup, Query, Reply, Update};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
-use amoeba::{Capability, Check, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, Port, Rights, Status};
 use directory_server::store::{self, read_anchor};
 use directory_server::{
     AnchorSlot, GroupInput, Lookup, NOT_SERVING, OUTCOME_UNKNOWN, Output, Query, Replica, ReplicaConfig,
@@ -34,7 +34,7 @@ const RPC_FAILURE_DETECTION: u64 = 50 * MS;
 pub const CLIENTS_START: u64 = 120 * MS;
 
 /// The simulations' seeded generator.
-pub use amoeba::sim_rng::SplitMix64 as Rng;
+pub use sim_support::SplitMix64 as Rng;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Faults {

@@ -3,7 +3,7 @@
 //! real traffic between a client and a server. Oracle: no panic (cargo fuzz builds
 //! with debug assertions, so arithmetic overflow in the accounting counts too).
 
-use amoeba::{GetPort, Header, Port, Status};
+use amoeba_abi::{GetPort, Header, Port, Status};
 use arbitrary::{Result, Unstructured};
 use flip::wire::{FlipHeader, Frame, Packet, PacketType, encode_ranges};
 use flip::{Addr, Config, Endpoint, Event, Mac};

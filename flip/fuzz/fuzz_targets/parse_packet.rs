@@ -1,7 +1,7 @@
 #![no_main]
 //! Fuzz the FLIP frame/packet parser and the endpoint's handling of whatever parses.
 
-use amoeba::{GetPort, Port};
+use amoeba_abi::{GetPort, Port};
 use flip::wire::{Frame, Packet};
 use flip::{Config, Endpoint, Mac};
 use libfuzzer_sys::fuzz_target;
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         while client.poll_transmit().is_some() {}
         while let Some(ev) = server.poll_event() {
             if let flip::Event::RequestArrived { req, .. } = ev {
-                let _ = server.put_reply(now, req, &amoeba::Header::default(), &[1, 2, 3]);
+                let _ = server.put_reply(now, req, &amoeba_abi::Header::default(), &[1, 2, 3]);
             }
         }
         while client.poll_event().is_some() {}

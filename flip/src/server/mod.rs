@@ -74,7 +74,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use amoeba::{GetPort, HEADER_LEN, Header, Port, Status};
+use amoeba_abi::{GetPort, HEADER_LEN, Header, Port, Status};
 
 use crate::config::Config;
 use crate::events::{Event, ReplyError, ReqId};

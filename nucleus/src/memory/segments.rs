@@ -5,7 +5,7 @@
 use crate::arch::mmu::BLOCK_SIZE;
 use crate::board;
 use alloc::collections::BTreeMap;
-use amoeba::{Capability, Check, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, Port, Rights, Status};
 use core::ops::Range;
 use nucleus::contiguous::{ContiguousAllocator, FRAME_SIZE};
 
@@ -158,7 +158,7 @@ impl SegmentTable {
         }
         let id = cap.object;
         let segment = self.segments.get(&id).filter(|s| !s.destroyed).ok_or(Status::CapBad)?;
-        let rights = amoeba::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
+        let rights = amoeba_abi::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
         if !rights.contains(needed) {
             return Err(Status::Denied);
         }
@@ -245,7 +245,7 @@ impl SegmentTable {
     /// A capability with at most `rights`, for a holder of `cap`.
     pub fn restrict(&self, cap: &Capability, rights: Rights) -> Result<Capability, Status> {
         let (_, segment) = self.lookup(cap, Rights::NONE)?;
-        let held = amoeba::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
+        let held = amoeba_abi::verify(&segment.random, cap).map_err(|_| Status::CapBad)?;
         let granted = Rights(held.bits() & rights.bits());
         Capability::owner(self.port, cap.object, segment.random).restrict(granted).map_err(|_| Status::CapBad)
     }

@@ -28,9 +28,9 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::interfaces::process::Quotas;
-use amoeba::syscall::{EXIT_FAULT, SIGNALS};
-use amoeba::{Check, Status};
+use amoeba_abi::syscall::{EXIT_FAULT, SIGNALS};
+use amoeba_abi::{Check, Status};
+use amoeba_ipc::interfaces::process::Quotas;
 use nucleus::asid::AsidAllocator;
 use run_queue::RunQueue;
 use thread::{Pid, Thread, ThreadState, Tid, Wait};
@@ -140,13 +140,13 @@ pub trait Subscriber {
 
 /// Object numbers from here up belong to the process server itself (boot
 /// programs), never to processes or segments.
-pub const RESERVED_OBJECTS_START: u32 = amoeba::OBJECT_MAX - 0xFFF;
+pub const RESERVED_OBJECTS_START: u32 = amoeba_abi::OBJECT_MAX - 0xFFF;
 
 pub struct Core {
     pub threads: BTreeMap<Tid, Box<Thread>>,
     pub processes: BTreeMap<Pid, Process>,
     pub segments: SegmentTable,
-    rng: amoeba::Rng,
+    rng: amoeba_abi::Rng,
     pub(crate) sched: RunQueue,
     next_tid: Tid,
     /// Set once thread ids have wrapped: from then on a new id is checked
@@ -177,7 +177,7 @@ pub fn with<R>(f: impl FnOnce(&mut Core) -> R) -> R {
 /// Sets up the core; the calling (boot) thread becomes the idle thread.
 /// At most `asid_limit` address spaces exist at once (fewer if the CPU has
 /// 8-bit ASIDs).
-pub fn init(segments: SegmentTable, rng: amoeba::Rng, asid_limit: u16) {
+pub fn init(segments: SegmentTable, rng: amoeba_abi::Rng, asid_limit: u16) {
     mmu::init();
     let Ok(idle) = Thread::new(0, None, "idle") else {
         crate::println!("nucleus: no heap for the idle thread");
@@ -208,7 +208,7 @@ impl Core {
         self.rng.check()
     }
 
-    pub fn rng(&mut self) -> &mut amoeba::Rng {
+    pub fn rng(&mut self) -> &mut amoeba_abi::Rng {
         &mut self.rng
     }
 
@@ -453,7 +453,7 @@ impl Core {
         &mut self,
         size: usize,
         owner: Option<Pid>,
-    ) -> Result<(SegmentId, amoeba::Capability), Status> {
+    ) -> Result<(SegmentId, amoeba_abi::Capability), Status> {
         let id = self.new_object_number().ok_or(Status::NoSpace)?;
         let random = self.rng.check();
         self.segments.create(id, size, 0, owner, random)

@@ -4,8 +4,8 @@
 #![forbid(unsafe_code)]
 
 use super::Core;
-use amoeba::Status;
-use amoeba::syscall::error;
+use amoeba_abi::Status;
+use amoeba_abi::syscall::error;
 
 /// How a system call ends.
 #[must_use]

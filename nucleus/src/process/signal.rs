@@ -9,8 +9,8 @@ use super::thread::{ThreadState, Tid, Wait};
 use super::{Core, Disposition, Event};
 use crate::arch::exception::TrapFrame;
 use alloc::boxed::Box;
-use amoeba::Status;
-use amoeba::syscall::{EXIT_SIGNAL_BASE, SIGNALS, error};
+use amoeba_abi::Status;
+use amoeba_abi::syscall::{EXIT_SIGNAL_BASE, SIGNALS, error};
 
 impl Core {
     /// Raises `signal` in thread `tid` (delivered on its way back to EL0).

@@ -4,7 +4,7 @@ use crate::arch::context::Context;
 use crate::arch::exception::TrapFrame;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use amoeba::Status;
+use amoeba_abi::Status;
 
 pub type Tid = u32;
 pub type Pid = u32;
@@ -27,7 +27,7 @@ pub enum Wait {
     /// The end of the RPC transaction with this id.
     Trans(u64),
     /// A request for this put-port.
-    GetRequest(amoeba::Port),
+    GetRequest(amoeba_abi::Port),
     /// A group event (joined, message) of this group handle.
     Group(u16),
     /// The disk request with this tag (a kernel thread's).

@@ -10,7 +10,7 @@ use super::Core;
 use super::thread::Pid;
 use crate::memory::segments::Place;
 use alloc::vec::Vec;
-use amoeba::{Capability, Status};
+use amoeba_abi::{Capability, Status};
 
 pub const BAD_ADDRESS: Status = Status::RpcBadAddress;
 

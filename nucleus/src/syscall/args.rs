@@ -13,8 +13,8 @@ use crate::process::server::{self, ProcessOp};
 use crate::process::thread::Tid;
 use crate::process::user_memory::UserRange;
 use crate::rpc;
-use amoeba::syscall::{SIGNALS, Syscall};
-use amoeba::{Rights, Status};
+use amoeba_abi::syscall::{SIGNALS, Syscall};
+use amoeba_abi::{Rights, Status};
 
 /// Longest console write accepted in one call.
 pub const MAX_CONSOLE_WRITE: u64 = 64 * 1024;

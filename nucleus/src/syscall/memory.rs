@@ -8,7 +8,7 @@ use crate::memory::segments::Place;
 use crate::process::Core;
 use crate::process::outcome::Outcome;
 use crate::process::thread::Pid;
-use amoeba::{Rights, Status};
+use amoeba_abi::{Rights, Status};
 
 /// segment_create: a segment owned by (and charged to) the caller, within
 /// its quota of segments by count and by bytes.

@@ -1,5 +1,5 @@
 //! System calls (`svc #0` from EL0), one of the nucleus' entry points:
-//! numbers and conventions are in `amoeba::syscall`. The arguments are
+//! numbers and conventions are in `amoeba_abi::syscall`. The arguments are
 //! decoded once into a typed [`Call`]; each handler checks what needs the
 //! caller's memory and answers with one [`Outcome`] — done, error, or
 //! blocked until the thread is woken. A bad argument is an error status,
@@ -17,8 +17,8 @@ use crate::process::outcome::Outcome;
 use crate::process::sched::schedule;
 use crate::process::{self, Core};
 use crate::services::{self, Services};
-use amoeba::Status;
-use amoeba::syscall::error;
+use amoeba_abi::Status;
+use amoeba_abi::syscall::error;
 use args::Call;
 
 /// Handles the system call in `frame` for the current thread.

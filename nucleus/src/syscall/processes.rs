@@ -10,9 +10,9 @@ use crate::process::user_memory::UserRange;
 use crate::process::{Core, ProcessState};
 use crate::services::Services;
 use alloc::vec::Vec;
-use amoeba::interfaces::process::HOST_CREATE;
-use amoeba::syscall::{ProcessInfo, RIGHT_INSPECT};
-use amoeba::{Rights, Status};
+use amoeba_abi::syscall::{ProcessInfo, RIGHT_INSPECT};
+use amoeba_abi::{Rights, Status};
+use amoeba_ipc::interfaces::process::HOST_CREATE;
 
 /// Bytes of an exit status written by `process_wait`.
 const STATUS_LEN: u64 = 4;

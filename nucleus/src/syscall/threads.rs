@@ -6,7 +6,7 @@ use crate::process::outcome::{AfterWake, Outcome};
 use crate::process::thread::{Pid, Tid, Wait};
 use crate::process::user_memory::{BAD_ADDRESS, UserRange};
 use crate::process::{self, Core, Disposition};
-use amoeba::Status;
+use amoeba_abi::Status;
 
 /// A user stack must have this much writable memory right below its top.
 const STACK_PROBE: u64 = 16;

@@ -26,16 +26,17 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use amoeba::interfaces::process::{SegmentSource, process_server};
-use amoeba::interfaces::standard;
-use amoeba::syscall::{HOST_CAPABILITY_NAME, MAP_WRITE};
-use amoeba::user::process::Builder;
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::{env, sys, thread, time};
-use amoeba::{Header, Port, Status, println};
+use amoeba_abi::syscall::{HOST_CAPABILITY_NAME, MAP_WRITE};
+use amoeba_abi::{Header, Port, Status};
+use amoeba_ipc::interfaces::process::{SegmentSource, process_server};
+use amoeba_ipc::interfaces::standard;
+use amoeba_rt::println;
+use amoeba_rt::process::Builder;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::{env, sys, thread, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// What the attack found, as the exit status.
 #[repr(i32)]

@@ -14,14 +14,15 @@
 extern crate alloc;
 
 use alloc::sync::Arc;
-use amoeba::syscall::MAP_WRITE;
-use amoeba::user::process::{Builder, Process};
-use amoeba::user::segment::Segment;
-use amoeba::user::{sys, thread, time};
-use amoeba::{Status, println};
+use amoeba_abi::Status;
+use amoeba_abi::syscall::MAP_WRITE;
+use amoeba_rt::println;
+use amoeba_rt::process::{Builder, Process};
+use amoeba_rt::segment::Segment;
+use amoeba_rt::{sys, thread, time};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const NULL_CALLS: u64 = 1000;
 const NULL_RUNS: u32 = 20;
@@ -116,7 +117,7 @@ fn process_create() -> Result<u64, Status> {
         let nop = Builder::new("nop").argument(SHARED).map_segment(segment.capability(), SHARED, MAP_WRITE);
         let descriptor = nop.descriptor();
         let start = time::ticks();
-        let host = amoeba::user::env::capability(amoeba::syscall::HOST_CAPABILITY_NAME);
+        let host = amoeba_rt::env::capability(amoeba_abi::syscall::HOST_CAPABILITY_NAME);
         let (pid, cap) = sys::process_create(&descriptor, host.as_ref())?;
         let status = Process { pid, cap }.wait()?;
         let first = slot.load(Ordering::SeqCst);

@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// Bytes of initialised data: the program's weight.
 const DATA_BYTES: usize = 64 << 10;

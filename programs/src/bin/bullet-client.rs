@@ -2,7 +2,7 @@
 //! its `BULLET` capability and reads them back, for every size in its
 //! arguments (`bullet-client 0 1 1048577`). Each file's byte i is
 //! `(i * 7 + size) as u8`. Files are streamed a piece at a time both ways
-//! (`amoeba::files::put_from`, `get_into`), so a file may be far larger than
+//! (`amoeba_client::files::put_from`, `get_into`), so a file may be far larger than
 //! the program's heap. Prints `bullet-client: SIZE ok CAPABILITY` per file
 //! and exits 0 if every file came back byte for byte.
 #![cfg_attr(target_os = "none", no_std)]
@@ -11,12 +11,13 @@
 extern crate alloc;
 
 use alloc::string::String;
-use amoeba::files::{self, StreamError};
-use amoeba::user::env;
-use amoeba::user::rpc::Nucleus;
-use amoeba::{Capability, println};
+use amoeba_abi::Capability;
+use amoeba_client::files::{self, StreamError};
+use amoeba_rt::env;
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
 
-amoeba::entry!(args main);
+amoeba_rt::entry!(args main);
 
 /// Byte `at` of the file of `size` bytes.
 fn pattern(at: u64, size: u64) -> u8 {

@@ -14,14 +14,15 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use amoeba::interfaces::{BS_COMMIT, BS_SAFETY, bullet};
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::sync::Mutex;
-use amoeba::user::{env, thread};
-use amoeba::{Capability, Status, println};
+use amoeba_abi::{Capability, Status};
+use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY, bullet};
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::sync::Mutex;
+use amoeba_rt::{env, thread};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const FILE: usize = 1 << 20;
 const MAX_THREADS: u64 = 8;
@@ -56,7 +57,7 @@ fn flood_one(seed: u64) {
 
 fn main(argument: u64) -> i32 {
     let threads = argument.clamp(1, MAX_THREADS);
-    let base = amoeba::user::time::now_us();
+    let base = amoeba_rt::time::now_us();
     let mut handles = Vec::new();
     for index in 0..threads {
         match thread::try_spawn_with_stack(32 * 1024, move || flood_one(base ^ index)) {
@@ -70,7 +71,7 @@ fn main(argument: u64) -> i32 {
         handle.join();
     }
     for (seed, file) in FILES.lock().iter() {
-        let back = amoeba::files::get(&mut Nucleus, file, |_| {});
+        let back = amoeba_client::files::get(&mut Nucleus, file, |_| {});
         let intact = back
             .as_ref()
             .is_ok_and(|b| b.len() == FILE && b.iter().enumerate().all(|(at, &x)| x == pattern(at, *seed)));

@@ -9,12 +9,12 @@
 
 extern crate alloc;
 
-use amoeba::println;
-use amoeba::user::segment::{Mapping, Segment};
-use amoeba::user::{signal, time};
+use amoeba_rt::println;
+use amoeba_rt::segment::{Mapping, Segment};
+use amoeba_rt::{signal, time};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const BYTES: usize = 1 << 20;
 /// Where its segment is mapped.

@@ -1,18 +1,19 @@
-//! `counter-server`: serves the counter interface (`amoeba::interfaces::counter`)
+//! `counter-server`: serves the counter interface (`amoeba_ipc::interfaces::counter`)
 //! on put-port F(G), with G the argument: it holds one counter object and prints
 //! its owner capability (`counter-server: capability <cap>`). Slow increment
 //! prints, waits 3 s, then increments (for tests that kill the server meanwhile).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::interface::Call;
-use amoeba::interfaces::counter;
-use amoeba::server::{ObjectTable, TableServer};
-use amoeba::user::rpc::serve;
-use amoeba::user::time;
-use amoeba::{GetPort, Port, Rng, Status, println};
+use amoeba_abi::{GetPort, Port, Rng, Status};
+use amoeba_ipc::interface::Call;
+use amoeba_ipc::interfaces::counter;
+use amoeba_ipc::server::{ObjectTable, TableServer};
+use amoeba_rt::println;
+use amoeba_rt::rpc::serve;
+use amoeba_rt::time;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 struct Counters(ObjectTable<u32>);
 

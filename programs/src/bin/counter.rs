@@ -8,11 +8,11 @@ extern crate alloc;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba::println;
-use amoeba::user::sync::Mutex;
-use amoeba::user::thread;
+use amoeba_rt::println;
+use amoeba_rt::sync::Mutex;
+use amoeba_rt::thread;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const THREADS: u64 = 4;
 const ROUNDS: u64 = 10_000;

@@ -26,15 +26,16 @@ extern crate alloc;
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::exec::{Exec, Program, exec};
-use amoeba::interfaces::{bullet, echo, process_server};
-use amoeba::user::process::Builder;
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::segment::Segment;
-use amoeba::user::{env, time};
-use amoeba::{Capability, Port, println};
+use amoeba_abi::{Capability, Port};
+use amoeba_client::exec::{Exec, Program, exec};
+use amoeba_ipc::interfaces::{bullet, echo, process_server};
+use amoeba_rt::println;
+use amoeba_rt::process::Builder;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::segment::Segment;
+use amoeba_rt::{env, time};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// The program created.
 const PROGRAM: &str = "big-nop";

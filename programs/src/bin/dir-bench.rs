@@ -28,14 +28,15 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use amoeba::interfaces::directory::MaskChange;
-use amoeba::interfaces::{disk, echo, soap};
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::{env, thread, time};
-use amoeba::{Capability, Rights, println};
+use amoeba_abi::{Capability, Rights};
+use amoeba_ipc::interfaces::directory::MaskChange;
+use amoeba_ipc::interfaces::{disk, echo, soap};
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::{env, thread, time};
 use directory_server::service::replica_port;
 
-amoeba::entry!(args main);
+amoeba_rt::entry!(args main);
 
 /// The row every lookup finds.
 const TARGET: &str = "target";
@@ -56,7 +57,7 @@ fn report(kind: &str, samples: &mut [u64]) {
 }
 
 /// Ticks taken by `f`, which must succeed.
-fn timed(what: &str, f: impl FnOnce() -> Result<(), amoeba::Status>) -> Result<u64, String> {
+fn timed(what: &str, f: impl FnOnce() -> Result<(), amoeba_abi::Status>) -> Result<u64, String> {
     let start = time::ticks();
     f().map_err(|status| format!("{what}: {status}"))?;
     Ok(time::ticks() - start)
@@ -71,11 +72,11 @@ fn masks(n: usize) -> Vec<Rights> {
     vec![Rights(0xff), Rights(if n.is_multiple_of(2) { 0x0f } else { 0x07 }), Rights(0x02)]
 }
 
-fn lookup(root: &Capability) -> Result<(), amoeba::Status> {
+fn lookup(root: &Capability) -> Result<(), amoeba_abi::Status> {
     soap::Client::new(Nucleus).lookup(root, TARGET).map(drop)
 }
 
-fn chmod(root: &Capability, row: &str, n: usize) -> Result<(), amoeba::Status> {
+fn chmod(root: &Capability, row: &str, n: usize) -> Result<(), amoeba_abi::Status> {
     let change = MaskChange { name: String::from(row), masks: masks(n) };
     soap::Client::new(Nucleus).chmod(root, &change)
 }
@@ -142,7 +143,7 @@ enum Call {
 }
 
 impl Call {
-    fn make(&self, root: &Capability, n: usize) -> Result<(), amoeba::Status> {
+    fn make(&self, root: &Capability, n: usize) -> Result<(), amoeba_abi::Status> {
         match self {
             Call::AtReplicas(ports) => {
                 let port = &ports[n % ports.len()];

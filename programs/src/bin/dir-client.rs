@@ -10,12 +10,13 @@
 extern crate alloc;
 
 use alloc::string::String;
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::{env, time};
-use amoeba::{Capability, println};
+use amoeba_abi::Capability;
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::{env, time};
 use directory_server::workload::{Directories, run};
 
-amoeba::entry!(args main);
+amoeba_rt::entry!(args main);
 
 fn directories() -> Option<Directories> {
     let cap = |name: &str| -> Option<Capability> { env::capability(name) };

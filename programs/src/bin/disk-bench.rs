@@ -14,12 +14,13 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use amoeba::interfaces::{disk, echo};
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::{env, time};
-use amoeba::{Capability, Port, println};
+use amoeba_abi::{Capability, Port};
+use amoeba_ipc::interfaces::{disk, echo};
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::{env, time};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// Bytes of each transfer.
 const MIB: usize = 1 << 20;

@@ -4,11 +4,12 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::interfaces::echo;
-use amoeba::user::rpc::Nucleus;
-use amoeba::{Capability, Port, println};
+use amoeba_abi::{Capability, Port};
+use amoeba_ipc::interfaces::echo;
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 fn main(argument: u64) -> i32 {
     let service = Capability::for_port(Port::from_u64(argument));

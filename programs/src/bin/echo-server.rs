@@ -1,4 +1,4 @@
-//! `echo-server`: serves the echo interface (`amoeba::interfaces::echo`) on
+//! `echo-server`: serves the echo interface (`amoeba_ipc::interfaces::echo`) on
 //! put-port F(G), with the get-port G in the low 48 bits of the argument. The
 //! argument's top 16 bits are the server's tag, in every reply, so clients can
 //! tell which of several servers on one port answered.
@@ -8,12 +8,13 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::echo;
-use amoeba::user::rpc::serve;
-use amoeba::{Check, GetPort, Port, Status, println};
+use amoeba_abi::{Check, GetPort, Port, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::echo;
+use amoeba_rt::println;
+use amoeba_rt::rpc::serve;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// Largest request echoed and largest reply of `source` (the 1 MiB RPC
 /// benchmarks need all of it).

@@ -3,9 +3,9 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::println;
+use amoeba_rt::println;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 fn main(_argument: u64) -> i32 {
     println!("fault: about to write to an unmapped address");

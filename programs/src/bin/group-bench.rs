@@ -32,11 +32,12 @@ extern crate alloc;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use amoeba::user::group::Group;
-use amoeba::user::{thread, time};
-use amoeba::{GetPort, Port, Status, println};
+use amoeba_abi::{GetPort, Port, Status};
+use amoeba_rt::group::Group;
+use amoeba_rt::println;
+use amoeba_rt::{thread, time};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const CREATE: u64 = 1 << 63;
 const BY_BB: u64 = 1 << 62;

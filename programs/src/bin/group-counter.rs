@@ -9,11 +9,12 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::user::group::Group;
-use amoeba::user::time;
-use amoeba::{GetPort, Port, println};
+use amoeba_abi::{GetPort, Port};
+use amoeba_rt::group::Group;
+use amoeba_rt::println;
+use amoeba_rt::time;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const INCREMENTS: u64 = 5;
 

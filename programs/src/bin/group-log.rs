@@ -30,11 +30,12 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba::user::group::{EntryKind, Group, GroupOptions};
-use amoeba::user::{env, thread, time};
-use amoeba::{GetPort, Port, println};
+use amoeba_abi::{GetPort, Port};
+use amoeba_rt::group::{EntryKind, Group, GroupOptions};
+use amoeba_rt::println;
+use amoeba_rt::{env, thread, time};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 struct Arguments {
     get_port: u64,
@@ -58,7 +59,7 @@ impl Arguments {
     }
 }
 
-fn enter(arguments: &Arguments) -> Result<Group, amoeba::Status> {
+fn enter(arguments: &Arguments) -> Result<Group, amoeba_abi::Status> {
     if arguments.create {
         let get_port = GetPort(Port::from_u64(arguments.get_port));
         let min_reset_members = env::var("MIN_RESET").and_then(|v| v.parse().ok()).unwrap_or(0);

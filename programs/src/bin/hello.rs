@@ -5,9 +5,9 @@
 extern crate alloc;
 
 use alloc::string::String;
-use amoeba::println;
+use amoeba_rt::println;
 
-amoeba::entry!(args main);
+amoeba_rt::entry!(args main);
 
 fn main(argv: &[String]) -> i32 {
     println!("hello from the pool");

@@ -23,18 +23,19 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use amoeba::syscall::HOST_CAPABILITY_NAME;
-use amoeba::syscall::{
+use amoeba_abi::syscall::HOST_CAPABILITY_NAME;
+use amoeba_abi::syscall::{
     DescriptorSegment, EXIT_DESTROYED, MAP_EXECUTE, MAP_WRITE, PROCESS_DESTROY, PROCESS_SIGNAL_BASE,
     PROCESS_STUN, RIGHT_INSPECT, SCHED_PREEMPTIVE, Syscall,
 };
-use amoeba::user::process::{Process, encode_descriptor};
-use amoeba::user::sync::Mutex;
-use amoeba::user::{signal, sys, thread, time};
-use amoeba::{Capability, GetPort, HEADER_LEN, Header, Port, Rights, Status, println};
+use amoeba_abi::{Capability, GetPort, HEADER_LEN, Header, Port, Rights, Status};
+use amoeba_rt::println;
+use amoeba_rt::process::{Process, encode_descriptor};
+use amoeba_rt::sync::Mutex;
+use amoeba_rt::{signal, sys, thread, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// The argument that makes this program the sleeping child.
 const CHILD: u64 = 1;
@@ -222,11 +223,11 @@ fn setup(report: &mut Report) -> Option<Setup> {
     // it as HOST, restricted to the create right).
     let host = report.success(
         "control: started with a host capability",
-        amoeba::user::env::capability(HOST_CAPABILITY_NAME).ok_or(Status::NotFound),
+        amoeba_rt::env::capability(HOST_CAPABILITY_NAME).ok_or(Status::NotFound),
     )?;
     let child = report.success(
         "control: process_create",
-        amoeba::user::process::Builder::new("hostile").argument(CHILD).spawn(),
+        amoeba_rt::process::Builder::new("hostile").argument(CHILD).spawn(),
     )?;
     let child_inspect =
         report.success("control: restrict a process capability", sys::restrict(&child.cap, RIGHT_INSPECT))?;
@@ -539,12 +540,12 @@ fn process_create_needs_the_host(report: &mut Report, setup: &Setup) {
     let nop = encode_descriptor(0, SCHED_PREEMPTIVE, b"nop", &[]);
     let (nop_ptr, nop_len) = (nop.as_ptr() as usize as u64, nop.len() as u64);
     let p = Syscall::ProcessCreate;
-    let denied = amoeba::syscall::error(Status::Denied);
+    let denied = amoeba_abi::syscall::error(Status::Denied);
     let without = call(p, [nop_ptr, nop_len, out_ptr, 0, 0, 0]);
     report.ok("process_create without a host capability is Denied", without == denied);
     // The test also gives the host capability restricted to reading the
     // board's info, as HOSTINFO.
-    let info_only = amoeba::user::env::capability("HOSTINFO").map(|c| c.encode()).unwrap_or([0; 16]);
+    let info_only = amoeba_rt::env::capability("HOSTINFO").map(|c| c.encode()).unwrap_or([0; 16]);
     let raw = call(p, [nop_ptr, nop_len, out_ptr, addr(&info_only), 0, 0]);
     report.ok("process_create with a host capability without the create right is Denied", raw == denied);
     let mut forged = setup.host;
@@ -565,7 +566,7 @@ fn process_create_needs_the_host(report: &mut Report, setup: &Setup) {
         "process_create host capability unmapped",
         call(p, [nop_ptr, nop_len, out_ptr, UNMAPPED, 0, 0]),
     );
-    let refused = amoeba::user::process::Builder::new("nop").host(None).spawn();
+    let refused = amoeba_rt::process::Builder::new("nop").host(None).spawn();
     report.ok("spawn without a host capability is Denied", refused.err() == Some(Status::Denied));
 }
 

@@ -4,10 +4,11 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::user::sys::{get_request, put_reply};
-use amoeba::{GetPort, Header, Port, Status, println};
+use amoeba_abi::{GetPort, Header, Port, Status};
+use amoeba_rt::println;
+use amoeba_rt::sys::{get_request, put_reply};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 fn main(argument: u64) -> i32 {
     let pretend = GetPort(Port::from_u64(argument));

@@ -20,14 +20,15 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use amoeba::syscall::{Syscall, result};
-use amoeba::user::group::{EntryKind, Group};
-use amoeba::user::sys::{self, syscall};
-use amoeba::user::{exec_capability, signal, thread, time};
-use amoeba::{Capability, GetPort, HEADER_LEN, Header, Port, Status, println};
+use amoeba_abi::syscall::{Syscall, result};
+use amoeba_abi::{Capability, GetPort, HEADER_LEN, Header, Port, Status};
+use amoeba_rt::group::{EntryKind, Group};
+use amoeba_rt::println;
+use amoeba_rt::sys::{self, syscall};
+use amoeba_rt::{exec_capability, signal, thread, time};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 pub const TRANS: u64 = 1;
 pub const RECEIVE: u64 = 2;

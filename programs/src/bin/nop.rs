@@ -4,10 +4,10 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::user::segment::Mapping;
-use amoeba::user::time;
+use amoeba_rt::segment::Mapping;
+use amoeba_rt::time;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 fn main(argument: u64) -> i32 {
     let now = time::ticks();

@@ -10,12 +10,13 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::{BS_IO_MAX, BulletStats, bullet};
-use amoeba::user::rpc::serve;
-use amoeba::{Capability, Check, GetPort, Port, Rights, Status, println};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::{BS_IO_MAX, BulletStats, bullet};
+use amoeba_rt::println;
+use amoeba_rt::rpc::serve;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// The file's object number and random check (a test server: fixed).
 const FILE: u32 = 1;

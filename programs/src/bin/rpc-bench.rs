@@ -13,12 +13,13 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use amoeba::interfaces::echo;
-use amoeba::user::rpc::Nucleus;
-use amoeba::user::time;
-use amoeba::{Capability, Port, println};
+use amoeba_abi::{Capability, Port};
+use amoeba_ipc::interfaces::echo;
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::time;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const NULL_CALLS: usize = 2000;
 /// Argument bit: null calls only.

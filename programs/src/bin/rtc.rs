@@ -9,11 +9,11 @@
 extern crate alloc;
 
 use alloc::sync::Arc;
-use amoeba::println;
-use amoeba::user::{thread, time};
+use amoeba_rt::println;
+use amoeba_rt::{thread, time};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const BUSY_US: u64 = 300_000;
 

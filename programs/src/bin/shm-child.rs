@@ -4,10 +4,10 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::println;
-use amoeba::user::segment::Mapping;
+use amoeba_rt::println;
+use amoeba_rt::segment::Mapping;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// Where the message and the reply sit in the segment, and their room.
 const MESSAGE: usize = 0;

@@ -10,12 +10,12 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
-use amoeba::println;
-use amoeba::syscall::MAP_WRITE;
-use amoeba::user::process::Builder;
-use amoeba::user::segment::Segment;
+use amoeba_abi::syscall::MAP_WRITE;
+use amoeba_rt::println;
+use amoeba_rt::process::Builder;
+use amoeba_rt::segment::Segment;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const SIZE: u64 = 4096;
 /// Where the parent maps the segment.

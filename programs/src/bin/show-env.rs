@@ -9,10 +9,10 @@
 extern crate alloc;
 
 use alloc::string::String;
-use amoeba::println;
-use amoeba::user::env;
+use amoeba_rt::env;
+use amoeba_rt::println;
 
-amoeba::entry!(args main);
+amoeba_rt::entry!(args main);
 
 fn main(argv: &[String]) -> i32 {
     let startup = env::startup();

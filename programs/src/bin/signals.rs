@@ -5,11 +5,11 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::println;
-use amoeba::user::{signal, thread, time};
+use amoeba_rt::println;
+use amoeba_rt::{signal, thread, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const CAUGHT: u32 = 5;
 const IGNORED: u32 = 6;

@@ -10,10 +10,10 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use amoeba::println;
-use amoeba::user::process;
+use amoeba_rt::println;
+use amoeba_rt::process;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 /// A progress line every this many processes.
 const PROGRESS_EVERY: u64 = 10_000;

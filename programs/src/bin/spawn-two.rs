@@ -9,13 +9,13 @@
 
 extern crate alloc;
 
-use amoeba::exec::{Exec, exec_placed};
-use amoeba::interfaces::process_server;
-use amoeba::println;
-use amoeba::user::env;
-use amoeba::user::rpc::Nucleus;
+use amoeba_client::exec::{Exec, exec_placed};
+use amoeba_ipc::interfaces::process_server;
+use amoeba_rt::env;
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 fn main(_: u64) -> i32 {
     let (Some(run), Some(program)) = (env::capability("RUN"), env::capability("PROGRAM")) else {

@@ -14,13 +14,14 @@ extern crate alloc;
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::exec::{Exec, Program, ProgramImage};
-use amoeba::interfaces::{bullet, process_server};
-use amoeba::user::env;
-use amoeba::user::rpc::Nucleus;
-use amoeba::{Capability, Status, println};
+use amoeba_abi::{Capability, Status};
+use amoeba_client::exec::{Exec, Program, ProgramImage};
+use amoeba_ipc::interfaces::{bullet, process_server};
+use amoeba_rt::env;
+use amoeba_rt::println;
+use amoeba_rt::rpc::Nucleus;
 
-amoeba::entry!(args main);
+amoeba_rt::entry!(args main);
 
 /// Reads a whole file (a boot program, a Bullet file) into memory.
 fn read_file(file: &Capability) -> Result<Vec<u8>, Status> {
@@ -56,8 +57,8 @@ fn run(argv: &[String]) -> Result<i32, String> {
             Program::Bytes(&bytes)
         }
     };
-    let child =
-        amoeba::exec::exec(&mut Nucleus, &target, program, &exec).map_err(|e| alloc::format!("{e}"))?;
+    let child = amoeba_client::exec::exec(&mut Nucleus, &target, program, &exec)
+        .map_err(|e| alloc::format!("{e}"))?;
     process_server::Client::new(Nucleus).wait(&child).map_err(|s| alloc::format!("waiting: {s}"))
 }
 

@@ -2,10 +2,10 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba::println;
-use amoeba::user::time;
+use amoeba_rt::println;
+use amoeba_rt::time;
 
-amoeba::entry!(main);
+amoeba_rt::entry!(main);
 
 const PERIOD_US: u64 = 100_000;
 

@@ -8,7 +8,7 @@ mod sequencing;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use amoeba::{Capability, Check, Port, Private, Rights, verify};
+use amoeba_abi::{Capability, Check, Port, Private, Rights, verify};
 
 use crate::{RIGHT_RECEIVE, RIGHT_SEND};
 

@@ -12,15 +12,15 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDequ
 
 pub const PORT: u64 = 0x0000_1234_5678_9abc;
 /// The simulated group's secret check.
-pub const SECRET: amoeba::Check = amoeba::Check([0x5e, 0xc2, 0xe7, 0x00, 0x11, 0x22]);
+pub const SECRET: amoeba_abi::Check = amoeba_abi::Check([0x5e, 0xc2, 0xe7, 0x00, 0x11, 0x22]);
 
 /// The group's owner capability, which the simulated members join with.
-pub fn owner_capability() -> amoeba::Capability {
-    amoeba::Capability::owner(amoeba::Port::from_u64(PORT), 0, SECRET)
+pub fn owner_capability() -> amoeba_abi::Capability {
+    amoeba_abi::Capability::owner(amoeba_abi::Port::from_u64(PORT), 0, SECRET)
 }
 
 /// The simulations' seeded generator.
-pub use amoeba::sim_rng::SplitMix64 as Rng;
+pub use sim_support::SplitMix64 as Rng;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Faults {
@@ -214,7 +214,7 @@ impl Sim {
     }
 
     /// Node `i` joins now, showing `capability`.
-    pub fn join_with(&mut self, i: usize, capability: &amoeba::Capability) {
+    pub fn join_with(&mut self, i: usize, capability: &amoeba_abi::Capability) {
         if self.nodes[i].crashed || self.nodes[i].m.is_some() {
             return;
         }

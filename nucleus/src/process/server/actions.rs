@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
-use amoeba::Header;
+use amoeba_abi::Header;
 use flip::ReqId;
 
 /// What the process server wants done by the RPC service.

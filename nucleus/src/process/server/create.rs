@@ -12,8 +12,8 @@ use crate::memory::segments::{Place, SegmentId};
 use crate::process::Core;
 use crate::process::thread::Pid;
 use alloc::vec::Vec;
-use amoeba::interfaces::process::{ProcessDescriptor, SegmentMapping};
-use amoeba::{Port, Status};
+use amoeba_abi::{Port, Status};
+use amoeba_ipc::interfaces::process::{ProcessDescriptor, SegmentMapping};
 
 /// Most segments one descriptor may name.
 const MAX_SEGMENTS: usize = 64;

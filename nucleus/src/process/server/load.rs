@@ -11,9 +11,9 @@ use crate::memory::segments::{Place, SegmentId};
 use crate::process::Core;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use amoeba::interfaces::process::{MAX_CACHED_TEXTS, SegmentSource, text_id};
-use amoeba::interfaces::{BS_IO_MAX, bullet, process_server};
-use amoeba::{Capability, Header, Status};
+use amoeba_abi::{Capability, Header, Status};
+use amoeba_ipc::interfaces::process::{MAX_CACHED_TEXTS, SegmentSource, text_id};
+use amoeba_ipc::interfaces::{BS_IO_MAX, bullet, process_server};
 use flip::{ReqId, TransId};
 
 /// Bytes of program texts kept (in the kernel heap).
@@ -199,6 +199,6 @@ fn same_text(a: &SegmentSource, b: &SegmentSource) -> bool {
 }
 
 fn reply(actions: &mut VecDeque<Action>, req: ReqId, reply: Result<(Header, Vec<u8>), Status>) {
-    let (header, buf) = reply.unwrap_or_else(amoeba::interface::status_reply);
+    let (header, buf) = reply.unwrap_or_else(amoeba_ipc::interface::status_reply);
     actions.push_back(Action::Reply { req, header, buf });
 }

@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use alloc::collections::VecDeque;
-use amoeba::interfaces::process::LOAD_UNIT;
+use amoeba_ipc::interfaces::process::LOAD_UNIT;
 
 /// How far back the figures look.
 pub const LOAD_WINDOW_US: u64 = 1_000_000;

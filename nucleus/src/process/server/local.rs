@@ -12,12 +12,12 @@ use crate::process::thread::{Pid, ThreadState};
 use crate::process::{Core, ProcessState, loader};
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::interfaces::process::Quotas;
-use amoeba::syscall::{
+use amoeba_abi::syscall::{
     self as abi, EXIT_DESTROYED, HOST_CAPABILITY_NAME, MAP_EXECUTE, MAP_WRITE, ProcessInfo,
     SCHED_RUN_TO_COMPLETION, SIGNALS,
 };
-use amoeba::{Capability, Rights, Status};
+use amoeba_abi::{Capability, Rights, Status};
+use amoeba_ipc::interfaces::process::Quotas;
 
 /// What a process capability lets its holder do to the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub struct ExtraSegment {
     pub flags: u64,
 }
 
-/// A process descriptor (see `amoeba::syscall::ProcessDescriptor`).
+/// A process descriptor (see `amoeba_abi::syscall::ProcessDescriptor`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
     pub argument: u64,
@@ -99,7 +99,7 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
 }
 
 impl Descriptor {
-    /// Decodes the wire form `amoeba::user::process::encode_descriptor` writes.
+    /// Decodes the wire form `amoeba_rt::process::encode_descriptor` writes.
     pub fn parse(bytes: &[u8]) -> Result<Self, Status> {
         if bytes.len() < DESCRIPTOR_FIXED || bytes.len() as u64 > MAX_DESCRIPTOR {
             return Err(Status::ArgBad);
@@ -159,7 +159,7 @@ impl ProcessServer {
         if cap.port != self.port || cap.object != 0 {
             return Err(Status::CapBad);
         }
-        let rights = amoeba::verify(&self.host_random, cap).map_err(|_| Status::CapBad)?;
+        let rights = amoeba_abi::verify(&self.host_random, cap).map_err(|_| Status::CapBad)?;
         if !rights.contains(needed) {
             return Err(Status::Denied);
         }
@@ -172,7 +172,7 @@ impl ProcessServer {
             return Err(Status::CapBad);
         }
         let process = core.processes.get(&cap.object).ok_or(Status::CapBad)?;
-        let rights = amoeba::verify(&process.random, cap).map_err(|_| Status::CapBad)?;
+        let rights = amoeba_abi::verify(&process.random, cap).map_err(|_| Status::CapBad)?;
         if !rights.contains(needed) {
             return Err(Status::Denied);
         }
@@ -183,7 +183,7 @@ impl ProcessServer {
     pub fn restrict(&self, core: &Core, cap: &Capability, rights: Rights) -> Result<Capability, Status> {
         let pid = self.verify(core, cap, Rights::NONE)?;
         let random = core.processes.get(&pid).ok_or(Status::CapBad)?.random;
-        let held = amoeba::verify(&random, cap).map_err(|_| Status::CapBad)?;
+        let held = amoeba_abi::verify(&random, cap).map_err(|_| Status::CapBad)?;
         Capability::owner(self.port, pid, random)
             .restrict(Rights(held.bits() & rights.bits()))
             .map_err(|_| Status::CapBad)

@@ -1,6 +1,6 @@
 //! The board's process server (Amoeba's `pro_exec` and segment server), which
 //! the nucleus serves itself on the board's put-port through the declared
-//! interface `amoeba::interfaces::process_server`. Its objects, all on that
+//! interface `amoeba_ipc::interfaces::process_server`. Its objects, all on that
 //! one port: the board itself (object 0, named by the **host capability**
 //! whose secret the pool's owner handed the board in its initrd), segments,
 //! processes, and the programs of the boot bundle. With the right rights a
@@ -32,13 +32,13 @@ use crate::process::thread::Pid;
 use crate::process::{Core, Event, ProcessState, Subscriber};
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::interface::{Call, Objects};
-use amoeba::interfaces::process::{
+use amoeba_abi::syscall::EXIT_DESTROYED;
+use amoeba_abi::{Capability, Check, Header, Port, Rights, Status};
+use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::process::{
     HostInfo, ProcessDescriptor, ProcessReport, Quotas, SEGMENT_IO_MAX, SegmentSource,
 };
-use amoeba::interfaces::process_server;
-use amoeba::syscall::EXIT_DESTROYED;
-use amoeba::{Capability, Check, Header, Port, Rights, Status};
+use amoeba_ipc::interfaces::process_server;
 use flip::ReqId;
 
 /// `STD_AGE` calls a free-standing segment survives without being used.
@@ -90,7 +90,7 @@ impl Subscriber for ProcessServer {
             self.waits = waiting;
             for (_, req) in done {
                 let (header, buf) =
-                    process_server::wait::reply(status).unwrap_or_else(amoeba::interface::status_reply);
+                    process_server::wait::reply(status).unwrap_or_else(amoeba_ipc::interface::status_reply);
                 self.actions.push_back(Action::Reply { req, header, buf });
             }
         }

@@ -9,7 +9,7 @@ use crate::process::thread::{Pid, ThreadState};
 use crate::process::{Core, Process, ProcessState};
 use alloc::format;
 use alloc::string::String;
-use amoeba::interfaces::process::{self as abi, HostInfo, ProcessReport};
+use amoeba_ipc::interfaces::process::{self as abi, HostInfo, ProcessReport};
 
 /// What placement needs to know about the board.
 pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo {
@@ -33,9 +33,9 @@ pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo 
 /// have seen them then): a program started just now counts in full.
 fn young_runnable_milli(core: &Core, now: u64, window_us: u64) -> u64 {
     if window_us == 0 {
-        return core.runnable_now() * u64::from(amoeba::interfaces::process::LOAD_UNIT);
+        return core.runnable_now() * u64::from(amoeba_ipc::interfaces::process::LOAD_UNIT);
     }
-    let unit = u64::from(amoeba::interfaces::process::LOAD_UNIT);
+    let unit = u64::from(amoeba_ipc::interfaces::process::LOAD_UNIT);
     core.processes
         .values()
         .filter(|p| !p.has_exited() && now.saturating_sub(p.created_us) < window_us)

@@ -13,7 +13,7 @@ use crate::process::{Core, RESERVED_OBJECTS_START};
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use amoeba::{Capability, Check, GetPort, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Status};
 use flip::ReqId;
 use pool_control::bundle::Bundle;
 use pool_control::secret::BoardSecret;
@@ -122,7 +122,7 @@ impl ProcessServer {
         len: usize,
     ) -> Result<OwnBytes, Status> {
         let random = self.check(core, capability.object).ok_or(Status::CapBad)?;
-        let rights = amoeba::verify(&random, capability).map_err(|_| Status::CapBad)?;
+        let rights = amoeba_abi::verify(&random, capability).map_err(|_| Status::CapBad)?;
         if !rights.contains(Rights::READ) {
             return Err(Status::Denied);
         }
