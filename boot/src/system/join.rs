@@ -93,7 +93,7 @@ pub fn system_capabilities(
     if let Some(taken) = boards_in(given).into_iter().find(|id| boards.contains(id)) {
         bail!(
             "board {taken} is already a board of the part that started the servers (it has boards {:?}); \
-             give this part a --first-board above those",
+             give this part a --first-board whose boards no other part has",
             boards_in(given)
         );
     }
