@@ -14,16 +14,18 @@
 //!
 //! A part of a pool that spans hosts has one more port, the **uplink** (a
 //! VXLAN segment, see `vxlan`): the MACs behind it are the other parts'. It
-//! owns every MAC that no local port has, so unicast for a MAC that is not
-//! local goes out on it; it may send from any unicast MAC that is not local
-//! (a remote station may not claim a local one); what comes in on it never
-//! goes back out on it; and the faults apply to it like to any port.
+//! owns every MAC that is not local, so unicast for one goes out on it; it
+//! may send from any unicast MAC that is not local (a remote station may not
+//! claim a local one); what comes in on it never goes back out on it; and
+//! the faults apply to it like to any port. Local MACs are the ports', the
+//! local boards' even while they reboot (a remote station cannot take one
+//! over meanwhile), and this part's range of host station MACs.
 
 use super::faults::FaultConfig;
 use pool_control::Mac;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 pub type PortId = usize;
@@ -112,6 +114,8 @@ pub struct SwitchCore {
     ports: HashMap<PortId, PortInfo>,
     /// Who owns each local MAC.
     owners: HashMap<Mac, PortId>,
+    /// The local boards' MACs, whether or not their QEMU is connected.
+    reserved: HashSet<Mac>,
     /// The port to the other parts of the pool, if this is one part of several.
     uplink: Option<PortId>,
     /// The first board of this part of the pool: host stations' MACs follow
@@ -135,6 +139,7 @@ impl SwitchCore {
         Self {
             ports: HashMap::new(),
             owners: HashMap::new(),
+            reserved: HashSet::new(),
             uplink: None,
             part: 0,
             next_port: 0,
@@ -176,9 +181,21 @@ impl SwitchCore {
         id
     }
 
-    /// Whether `mac` is this switch's or a local port's.
+    /// `mac` is a local board's even while no port has it (the board is
+    /// booting or rebooting): it never goes to the uplink, and no remote
+    /// station may take it over meanwhile.
+    pub fn reserve_mac(&mut self, mac: Mac) {
+        self.reserved.insert(mac);
+    }
+
+    /// Whether `mac` is this part's: the switch's own, a local port's, a
+    /// local board's, or in this part's range of host station MACs.
     fn is_local(&self, mac: Mac) -> bool {
-        mac == SWITCH_MAC || self.owners.contains_key(&mac)
+        let station_range = host_station_mac(self.part, 0);
+        mac == SWITCH_MAC
+            || self.owners.contains_key(&mac)
+            || self.reserved.contains(&mac)
+            || mac.0[..4] == station_range.0[..4]
     }
 
     /// A board's port, with the MAC its QEMU was given.
@@ -261,7 +278,7 @@ impl SwitchCore {
                 (Some(&port), _) if port != from => vec![port],
                 (Some(_), _) => Vec::new(),
                 // Not local: behind the uplink, unless it came from there.
-                (None, Some(uplink)) if !from_uplink => vec![uplink],
+                (None, Some(uplink)) if !from_uplink && !self.is_local(parsed.destination) => vec![uplink],
                 (None, _) => {
                     self.stats.dropped_unknown_destination += 1;
                     Vec::new()
@@ -484,6 +501,26 @@ mod tests {
         // And a local station may not claim a remote one.
         assert!(switch.handle(a, &frame(BROADCAST, Mac::for_board(5))).is_empty());
         assert_eq!(switch.stats.dropped_spoofed, 5);
+    }
+
+    #[test]
+    fn a_local_board_that_is_down_is_neither_sought_nor_claimable_across_the_uplink() {
+        let (mut switch, [a, _, h, up], host) = part_with_uplink(FaultConfig::default());
+        let rebooting = Mac::for_board(2);
+        switch.reserve_mac(rebooting);
+        // Board 2 has no port now: its frames are dropped here, not sent away.
+        assert!(switch.handle(a, &frame(rebooting, Mac::for_board(0))).is_empty());
+        assert_eq!(switch.stats.dropped_unknown_destination, 1);
+        // A remote station may not speak as board 2, nor as a host station
+        // of this part that has not attached yet.
+        assert!(switch.handle(up, &frame(Mac::for_board(0), rebooting)).is_empty());
+        let unattached = host_station_mac(0, 77);
+        assert!(switch.handle(up, &frame(host, unattached)).is_empty());
+        assert_eq!(switch.stats.dropped_spoofed, 2);
+        assert!(switch.handle(h, &frame(unattached, host)).is_empty(), "nor is it sought away");
+        // Its board attaches: frames reach it.
+        let port = switch.add_board_port("b2", rebooting);
+        assert_eq!(ports(&switch.handle(a, &frame(rebooting, Mac::for_board(0)))), vec![port]);
     }
 
     #[test]

@@ -183,6 +183,7 @@ impl Switch {
     /// (re)connection becomes port `name`, which may send from `mac` only.
     /// Returns once the socket exists, so QEMU can be started.
     pub fn listen_board(&mut self, path: &Path, name: &str, mac: Mac) -> Result<()> {
+        self.shared.core.lock().unwrap_or_else(|p| p.into_inner()).reserve_mac(mac);
         let name = name.to_string();
         self.listen(path, move |shared, stream| attach_board(shared, stream, &name, mac))
     }
