@@ -4,6 +4,7 @@
 use amoeba_ipc::interfaces::echo;
 use anyhow::{Context, Result, bail};
 use boot::bench::{EchoResponder, Summary, echo_round_trips};
+use boot::system::join::Part;
 use boot::workstation::{Action, Workstation};
 use boot::{Pool, PoolConfig};
 use clap::{Parser, Subcommand};
@@ -418,31 +419,6 @@ fn boot_pool(config: PoolConfig) -> Result<(Pool, Duration)> {
     Ok((pool, elapsed))
 }
 
-/// What one part of the pool runs: the servers, or a join to another part's.
-enum PartSystem {
-    Servers(Box<boot::system::System>),
-    /// The system's capabilities (root, Bullet, run server, boot service).
-    Joined(Vec<(String, amoeba_abi::Capability)>),
-}
-
-impl PartSystem {
-    /// The root directory's capability.
-    fn root(&self) -> Option<amoeba_abi::Capability> {
-        match self {
-            PartSystem::Servers(system) => Some(system.root),
-            PartSystem::Joined(given) => given.iter().find(|(name, _)| name == "root").map(|(_, c)| *c),
-        }
-    }
-
-    /// The capabilities file's rows, without the boards.
-    fn system_rows(&self, pool: &Pool) -> Vec<(String, amoeba_abi::Capability)> {
-        match self {
-            PartSystem::Servers(system) => system.capabilities(pool),
-            PartSystem::Joined(given) => given.clone(),
-        }
-    }
-}
-
 fn up(
     boards: u16,
     args: &PoolArgs,
@@ -459,8 +435,8 @@ fn up(
     let mut config =
         PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_first_board(part.first_board)?;
     let ids: Vec<u16> = config.boards.iter().map(|b| b.id).collect();
-    // A joining part reads what it joins with first: a file others may read,
-    // or boards the other part has, stop it before any board boots.
+    // A joining part checks what it joins with before any board boots: a
+    // file others may read, or board ids the other part has, stop it here.
     let joining = match &part.join {
         Some(file) => {
             let given = boot::system::join::read_capabilities_file(file)?;
@@ -495,7 +471,7 @@ fn up(
         Some(given) => {
             println!("joining the system of the other part: entering boards {range} in /hosts");
             boot::system::join::join(&pool, &given)?;
-            PartSystem::Joined(given)
+            Part::Joined(given)
         }
         None => {
             let system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
@@ -503,23 +479,23 @@ fn up(
                 // Other parts find this part's boards (and enter theirs) here.
                 boot::system::join::enter_processors(&pool, &system.root, true)?;
             }
-            PartSystem::Servers(Box::new(system))
+            Part::Servers(Box::new(system))
         }
     };
     let mut processors: Vec<(u16, amoeba_abi::Capability)> =
         pool.boards().iter().enumerate().map(|(index, b)| (b.spec.id, pool.host_capability(index))).collect();
-    if let (Some(root), PartSystem::Joined(_)) = (system.root(), &system)
+    if let (Some(root), Part::Joined(_)) = (system.root(), &system)
         && let Ok(listed) = boot::system::join::processors(&pool, &root)
     {
         processors = listed;
     }
-    save_part_capabilities(&pool, &args.run_dir, &processors, &system)?;
+    system.save_capabilities(&pool, &args.run_dir, &processors)?;
     match &system {
-        PartSystem::Servers(servers) => {
+        Part::Servers(servers) => {
             println!("system up: Bullet server, run server, {} programs installed\n", servers.programs.len());
             print!("{}", boot::system::status_table(&pool, servers));
         }
-        PartSystem::Joined(_) => {
+        Part::Joined(_) => {
             println!("system up: boards {range} joined the system the other part started\n");
             print!("{}", pool.status_table());
         }
@@ -528,8 +504,7 @@ fn up(
     if !faults.is_clean() {
         println!("switch faults: {faults}");
     }
-    let kept =
-        if matches!(system, PartSystem::Servers(_)) { "consoles and the disk image" } else { "consoles" };
+    let kept = if matches!(system, Part::Servers(_)) { "consoles and the disk image" } else { "consoles" };
     println!("\n{kept} are in {}. Try, in another terminal:", args.run_dir.display());
     println!("    just ax hello world        # run hello where the run server puts it");
     println!("    just ps                    # every process on every board");
@@ -550,7 +525,7 @@ fn up(
             }
         }
         // The boot service keeps the other services up; `up` keeps it up.
-        if let PartSystem::Servers(servers) = &mut system
+        if let Part::Servers(servers) = &mut system
             && boot_watched.elapsed() >= BOOT_SERVICE_WATCH
         {
             if let Some(what) = servers.boot.keep_alive(&pool) {
@@ -567,7 +542,7 @@ fn up(
                 && listed != processors
             {
                 let ids: Vec<u16> = listed.iter().map(|(id, _)| *id).collect();
-                match save_part_capabilities(&pool, &args.run_dir, &listed, &system) {
+                match system.save_capabilities(&pool, &args.run_dir, &listed) {
                     Ok(()) => println!("the pool's processors are now boards {ids:?}"),
                     Err(error) => eprintln!("saving the capabilities: {error:#}"),
                 }
@@ -587,25 +562,13 @@ fn up(
             }
         }
     }
-    if let (PartSystem::Joined(_), Some(root)) = (&system, system.root()) {
+    if let (Part::Joined(_), Some(root)) = (&system, system.root()) {
         boot::system::join::leave(&pool, &root);
     }
     let _ = std::fs::remove_file(&control_path);
     pool.shutdown();
     println!("pool stopped");
     Ok(())
-}
-
-/// Writes the run directory's `capabilities`: the system's and every
-/// processor's of the pool.
-fn save_part_capabilities(
-    pool: &Pool,
-    run_dir: &Path,
-    processors: &[(u16, amoeba_abi::Capability)],
-    system: &PartSystem,
-) -> Result<()> {
-    let rows = boot::system::join::capabilities_file(&system.system_rows(pool), processors);
-    boot::workstation::save_capabilities(run_dir, &rows)
 }
 
 /// How often `up` looks after the boot service.

@@ -183,6 +183,38 @@ pub fn capabilities_file(
     rows
 }
 
+/// What one part of a pool runs: the servers, or a join to another part's.
+pub enum Part {
+    Servers(Box<super::System>),
+    /// The system's capabilities (root, Bullet, run server, boot service).
+    Joined(Vec<(String, Capability)>),
+}
+
+impl Part {
+    /// The root directory's capability.
+    pub fn root(&self) -> Option<Capability> {
+        match self {
+            Part::Servers(system) => Some(system.root),
+            Part::Joined(given) => given.iter().find(|(name, _)| name == "root").map(|(_, c)| *c),
+        }
+    }
+
+    /// Writes `run_dir`'s `capabilities`: the system's and those of every
+    /// processor in `processors`.
+    pub fn save_capabilities(
+        &self,
+        pool: &Pool,
+        run_dir: &Path,
+        processors: &[(u16, Capability)],
+    ) -> Result<()> {
+        let system = match self {
+            Part::Servers(system) => system.capabilities(pool),
+            Part::Joined(given) => given.clone(),
+        };
+        crate::workstation::save_capabilities(run_dir, &capabilities_file(&system, processors))
+    }
+}
+
 /// Joins this part's boards to the system of `system` (see
 /// [`system_capabilities`]): enters them in `/hosts` and
 /// `/system/processors`, and waits until the run server counts every one
