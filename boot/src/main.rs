@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pool_bench::{EchoResponder, Summary, echo_round_trips};
+use pool_system::join::Part;
 use qemu_pool::Pool;
 use qemu_pool::PoolConfig;
 use std::io::{BufRead, BufReader, Write};
@@ -34,6 +35,23 @@ struct PoolArgs {
     nucleus: Option<PathBuf>,
 }
 
+/// One host's part of a pool across hosts.
+#[derive(clap::Args, Clone)]
+struct PartArgs {
+    /// The id of this part's first board: every part of a pool across hosts
+    /// has board ids (and so MACs) of its own.
+    #[arg(long, default_value_t = 0)]
+    first_board: u16,
+    /// Join the other parts over a VXLAN segment, the way the Linux kernel's
+    /// `vxlan` device does: local=ADDR,remote=ADDR[,remote=ADDR...],vni=N[,port=4789].
+    #[arg(long)]
+    vxlan: Option<vswitch::VxlanConfig>,
+    /// Join the system that another part started (no servers here): FILE is a
+    /// copy of that part's run directory's `capabilities`, readable by you alone.
+    #[arg(long, value_name = "FILE", requires = "vxlan", conflicts_with = "fresh_disk")]
+    join: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Boot a pool of N boards and keep it running until Ctrl-C or `boot down`.
@@ -51,6 +69,8 @@ enum Command {
         /// Start with an empty disk (the files and directories of earlier runs go).
         #[arg(long)]
         fresh_disk: bool,
+        #[command(flatten)]
+        part: PartArgs,
     },
     /// Stop the pool running in the run directory.
     Down {
@@ -265,7 +285,7 @@ enum Command {
 enum BenchSection {
     /// Group broadcast latency and throughput.
     Group,
-    /// RPC latency and throughput (local, board to board, host to board).
+    /// RPC latency and throughput (local, board to board, host to board, across a VXLAN uplink).
     Rpc,
     /// Host CPU used by idle boards.
     Idle,
@@ -309,8 +329,8 @@ fn parse_port(text: &str) -> Result<amoeba_abi::Port, String> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up { boards, pool, faults, seed, fresh_disk } => {
-            up(boards, &pool, &faults, seed, fresh_disk)
+        Command::Up { boards, pool, faults, seed, fresh_disk, part } => {
+            up(boards, &pool, &faults, seed, fresh_disk, &part)
         }
         Command::Down { run_dir } => control(&run_dir, "down").map(|reply| print!("{reply}")),
         Command::Status { run_dir } => control(&run_dir, "status").map(|reply| print!("{reply}")),
@@ -400,20 +420,38 @@ fn boot_pool(config: PoolConfig) -> Result<(Pool, Duration)> {
     Ok((pool, elapsed))
 }
 
-fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -> Result<()> {
+fn up(
+    boards: u16,
+    args: &PoolArgs,
+    faults: &str,
+    seed: u64,
+    fresh_disk: bool,
+    part: &PartArgs,
+) -> Result<()> {
     if boards == 0 {
         bail!("a pool needs at least one board");
     }
     std::fs::create_dir_all(&args.run_dir)
         .with_context(|| format!("creating run directory {}", args.run_dir.display()))?;
-    let disk = args.run_dir.join("disk.img");
-    let mut config = PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_disk(
-        &disk,
-        pool_system::DISK_BYTES,
-        fresh_disk,
-    )?;
+    let mut config =
+        PoolConfig::new(&args.run_dir, nucleus_path(args), boards).with_first_board(part.first_board)?;
+    let ids: Vec<u16> = config.boards.iter().map(|b| b.id).collect();
+    // A joining part checks what it joins with before any board boots: a
+    // file others may read, or board ids the other part has, stop it here.
+    let joining = match &part.join {
+        Some(file) => {
+            let given = pool_system::capabilities_file::read(file)?;
+            Some(pool_system::join::system_capabilities(&given, &ids)?)
+        }
+        None => None,
+    };
+    if joining.is_none() {
+        let disk = args.run_dir.join("disk.img");
+        config = config.with_disk(&disk, pool_system::DISK_BYTES, fresh_disk)?;
+    }
     config.faults.apply(faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
     config.seed = seed;
+    config.uplink = part.vxlan.clone().map(|vxlan| qemu_pool::pool::UplinkSetting { vxlan, namespace: None });
     let control_path = args.run_dir.join("control.sock");
     if control_path.exists() && UnixStream::connect(&control_path).is_ok() {
         bail!("a pool is already running in {} (stop it with `just down`)", args.run_dir.display());
@@ -425,16 +463,50 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
         .context("installing the Ctrl-C handler")?;
 
     let (mut pool, elapsed) = boot_pool(config)?;
-    println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
-    let mut system = pool_system::bring_up(&pool, |step| println!("{step}"))?;
-    workstation::save_capabilities(&args.run_dir, &system.capabilities(&pool))?;
-    println!("system up: Bullet server, run server, {} programs installed\n", system.programs.len());
-    print!("{}", pool_system::status_table(&pool, &system));
+    let range = format!("{}..{}", ids[0], ids[ids.len() - 1]);
+    println!("pool of {boards} boards ({range}) ready in {:.2} s", elapsed.as_secs_f64());
+    if let Some(uplink) = pool.switch().uplink_stats() {
+        println!("{uplink}");
+    }
+    let mut system = match joining {
+        Some(given) => {
+            println!("joining the system of the other part: entering boards {range} in /hosts");
+            pool_system::join::join(&pool, &given)?;
+            Part::Joined(given)
+        }
+        None => {
+            let system = pool_system::bring_up(&pool, |step| println!("{step}"))?;
+            if part.vxlan.is_some() {
+                // Other parts find this part's boards (and enter theirs) here.
+                pool_system::join::enter_processors(&pool, &system.root, true)?;
+            }
+            Part::Servers(Box::new(system))
+        }
+    };
+    let mut processors: Vec<(u16, amoeba_abi::Capability)> =
+        pool.boards().iter().enumerate().map(|(index, b)| (b.spec.id, pool.host_capability(index))).collect();
+    if let (Some(root), Part::Joined(_)) = (system.root(), &system)
+        && let Ok(listed) = pool_system::join::processors(&pool, &root)
+    {
+        processors = listed;
+    }
+    system.save_capabilities(&pool, &args.run_dir, &processors)?;
+    match &system {
+        Part::Servers(servers) => {
+            println!("system up: Bullet server, run server, {} programs installed\n", servers.programs.len());
+            print!("{}", pool_system::status_table(&pool, servers));
+        }
+        Part::Joined(_) => {
+            println!("system up: boards {range} joined the system the other part started\n");
+            print!("{}", pool.status_table());
+        }
+    }
     let faults = pool.switch().faults();
     if !faults.is_clean() {
         println!("switch faults: {faults}");
     }
-    println!("\nconsoles and the disk image are in {}. Try, in another terminal:", args.run_dir.display());
+    let kept = if matches!(system, Part::Servers(_)) { "consoles and the disk image" } else { "consoles" };
+    println!("\n{kept} are in {}. Try, in another terminal:", args.run_dir.display());
     println!("    just ax hello world        # run hello where the run server puts it");
     println!("    just ps                    # every process on every board");
     println!("    just hosts                 # each processor's load and memory");
@@ -444,6 +516,7 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
     let commands = serve_control(&control_path)?;
     let mut announced_exits = std::collections::HashSet::new();
     let mut boot_watched = Instant::now();
+    let mut refreshed = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if let Ok((command, reply)) = commands.recv_timeout(Duration::from_millis(200)) {
             let (answer, done) = handle_control(&mut pool, &command);
@@ -453,11 +526,30 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
             }
         }
         // The boot service keeps the other services up; `up` keeps it up.
-        if boot_watched.elapsed() >= BOOT_SERVICE_WATCH {
-            if let Some(what) = system.boot.keep_alive(&pool) {
+        if let Part::Servers(servers) = &mut system
+            && boot_watched.elapsed() >= BOOT_SERVICE_WATCH
+        {
+            if let Some(what) = servers.boot.keep_alive(&pool) {
                 eprintln!("{what}");
             }
             boot_watched = Instant::now();
+        }
+        // Across hosts: every part's workstation commands reach every board.
+        if part.vxlan.is_some()
+            && refreshed.elapsed() >= pool_system::join::REFRESH
+            && let Some(root) = system.root()
+        {
+            if let Ok(listed) = pool_system::join::processors(&pool, &root)
+                && listed != processors
+            {
+                let ids: Vec<u16> = listed.iter().map(|(id, _)| *id).collect();
+                match system.save_capabilities(&pool, &args.run_dir, &listed) {
+                    Ok(()) => println!("the pool's processors are now boards {ids:?}"),
+                    Err(error) => eprintln!("saving the capabilities: {error:#}"),
+                }
+                processors = listed;
+            }
+            refreshed = Instant::now();
         }
         pool.poll_exits();
         for board in pool.boards() {
@@ -470,6 +562,9 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
                 );
             }
         }
+    }
+    if let (Part::Joined(_), Some(root)) = (&system, system.root()) {
+        pool_system::join::leave(&pool, &root);
     }
     let _ = std::fs::remove_file(&control_path);
     pool.shutdown();
@@ -511,9 +606,10 @@ fn handle_control(pool: &mut Pool, command: &str) -> (String, bool) {
     match verb {
         "status" => {
             let switch = pool.switch();
+            let uplink = switch.uplink_stats().map_or_else(String::new, |uplink| format!("{uplink}\n"));
             (
                 format!(
-                    "{}switch faults: {}\nswitch counters: {}\n",
+                    "{}switch faults: {}\nswitch counters: {}\n{uplink}",
                     pool.status_table(),
                     switch.faults(),
                     switch.stats()
@@ -656,12 +752,14 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
     })
 }
 
-/// RPC latency and throughput (see `pool_bench::rpc`) in a pool of two boards.
+/// RPC latency and throughput (see `pool_bench::rpc`) in a pool of two boards, then a
+/// board-to-board call across a VXLAN uplink against one within a switch.
 fn rpc_bench(args: &PoolArgs) -> Result<()> {
     let (pool, _) = boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), 2))?;
     let result = pool_bench::rpc::run(&pool, &args.run_dir);
     pool.shutdown();
-    result
+    result?;
+    pool_bench::rpc::across_uplink(&args.run_dir, &nucleus_path(args))
 }
 
 /// The sections of the servers built on the nucleus (see `pool_bench::system`).

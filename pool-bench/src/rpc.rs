@@ -12,14 +12,21 @@
 //!
 //! It prints the table and draws the latency distributions into
 //! `rpc-latency.svg` in the run directory.
+//!
+//! [`across_uplink`] then measures a board-to-board null RPC between two
+//! parts of a pool joined by their switches' VXLAN uplinks through the Linux
+//! kernel's `vxlan` devices and bridge (the network namespaces of
+//! `switch::lab`, which need root), against the same call within one switch,
+//! in one run.
 
 use crate::plots::{self, Samples};
 use crate::{Summary, echo_round_trips, value_after};
 use amoeba_ipc::interfaces::echo;
 use anyhow::{Context, Result, bail};
-use qemu_pool::pool::Pool;
+use qemu_pool::pool::{Pool, PoolConfig, UplinkSetting};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use vswitch::lab::Lab;
 
 /// Get-port seed of the echo server the calls go to.
 const ECHO_PUT_SEED: u64 = 0x0000_00be_0c11;
@@ -194,6 +201,56 @@ pub fn run(pool: &Pool, plot_dir: &Path) -> Result<()> {
     ];
     plots::latency_distribution(&path, "null RPC and frame echo latency", &sets)?;
     println!("latency distributions drawn in {}", path.display());
+    Ok(())
+}
+
+/// Board-to-board null RPC across a VXLAN uplink against the same within one
+/// switch: part A (boards 0 and 1) and part B (board 2), each on a switch
+/// whose uplink lives in a network namespace of a [`Lab`]; the echo server
+/// on board 0 is called by board 1 (same switch) and by board 2 (through the
+/// kernel's VXLAN and bridge). Without the namespaces (not root), it says so
+/// and skips the figure.
+pub fn across_uplink(run_dir: &Path, nucleus: &Path) -> Result<()> {
+    let lab = match Lab::create() {
+        Ok(lab) => lab,
+        Err(error) => {
+            println!("null RPC across a VXLAN uplink: skipped, no network namespaces here: {error:#}");
+            return Ok(());
+        }
+    };
+    let uplink = |index: usize| UplinkSetting {
+        vxlan: lab.parts[index].vxlan.clone(),
+        namespace: Some(lab.parts[index].namespace.clone()),
+    };
+    let mut config_a = PoolConfig::new(run_dir.join("uplink-a"), nucleus, 2);
+    config_a.uplink = Some(uplink(0));
+    let mut config_b = PoolConfig::new(run_dir.join("uplink-b"), nucleus, 1).with_first_board(2)?;
+    config_b.uplink = Some(uplink(1));
+    let part_a = Pool::boot(config_a)?;
+    let part_b = Pool::boot(config_b)?;
+    let put = amoeba_abi::GetPort(amoeba_abi::Port::from_u64(ECHO_PUT_SEED)).put_port();
+    part_a.exec(0, "echo-server", ECHO_PUT_SEED)?;
+    let local = board_run(&part_a, 1, "within one switch", put)?;
+    let across = board_run(&part_b, 0, "across the uplink", put)?;
+    let tail = |summary: &Summary| summary.p99.as_secs_f64() / summary.median.as_secs_f64();
+    println!(
+        "null RPC within one switch   {}  (board 1 -> board 0), p99 {:.2}x median",
+        local.null,
+        tail(&local.null)
+    );
+    println!(
+        "null RPC across the uplink   {}  (board 2 -> board 0 through the kernel's vxlan and bridge) = {:.2}x within one switch, p99 {:.2}x median",
+        across.null,
+        across.null.median.as_secs_f64() / local.null.median.as_secs_f64(),
+        tail(&across.null)
+    );
+    let uplink = part_b.switch().uplink_stats();
+    if let Some(uplink) = uplink {
+        println!("part B's {uplink}");
+    }
+    part_b.shutdown();
+    part_a.shutdown();
+    drop(lab);
     Ok(())
 }
 

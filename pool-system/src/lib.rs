@@ -3,10 +3,13 @@
 //! the Bullet server on the board with the disk, then the directory replicas,
 //! then the run server, then the boot service, which keeps them up. Each
 //! server prints its capability on its board's console, where the host reads
-//! it.
+//! it. A part of a pool across hosts that does not start the servers joins
+//! them instead (`join`).
 
 pub mod boot_service;
+pub mod capabilities_file;
 pub mod directory;
+pub mod join;
 pub mod names;
 
 use amoeba_abi::Capability;

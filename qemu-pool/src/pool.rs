@@ -22,7 +22,7 @@ use std::process::ExitStatus;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vswitch::faults::FaultConfig;
-use vswitch::{Switch, SwitchHandle};
+use vswitch::{Switch, SwitchHandle, VxlanConfig};
 
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -39,7 +39,22 @@ pub struct PoolConfig {
     /// Board 0's disk was emptied for this pool (`--fresh-disk`) or made new:
     /// the Bullet server may make a new store on it (and only then).
     pub fresh_disk: bool,
+    /// The VXLAN segment to the other parts, for one part of a pool across hosts.
+    pub uplink: Option<UplinkSetting>,
 }
+
+/// How a part of a pool across hosts reaches the others: a VXLAN uplink.
+#[derive(Clone, Debug)]
+pub struct UplinkSetting {
+    pub vxlan: VxlanConfig,
+    /// Open the uplink's UDP socket in this network namespace (a name `ip
+    /// netns` knows) rather than this process's: the bench runs two parts in
+    /// one process, each in a namespace of its own.
+    pub namespace: Option<String>,
+}
+
+/// The uplink's port name (for faults and partitions: `partition=b0,h0/vx0`).
+pub const UPLINK_PORT: &str = "vx0";
 
 /// RAM of the board with the disk: the Bullet server keeps files in memory.
 pub const DISK_BOARD_MEMORY_MIB: u32 = 512;
@@ -74,7 +89,31 @@ impl PoolConfig {
             programs: crate::default_programs(),
             ready_timeout: Duration::from_secs(20) + Duration::from_millis(500) * count as u32,
             fresh_disk: false,
+            uplink: None,
         }
+    }
+
+    /// Numbers the boards from `first` on (`first`, `first + 1`, ...): one
+    /// part of a pool across hosts, whose board ids (and so MACs) no other
+    /// part has.
+    pub fn with_first_board(mut self, first: u16) -> Result<Self> {
+        let count = self.boards.len();
+        if count > 0 && first.checked_add((count - 1) as u16).is_none() {
+            bail!(
+                "boards {first} to {} do not fit board ids (at most {})",
+                first as usize + count - 1,
+                u16::MAX
+            );
+        }
+        for (offset, board) in self.boards.iter_mut().enumerate() {
+            board.id = first + offset as u16;
+        }
+        Ok(self)
+    }
+
+    /// The id of the first board (0 for a pool on one host).
+    pub fn first_board(&self) -> u16 {
+        self.boards.first().map_or(0, |b| b.id)
     }
 }
 
@@ -198,7 +237,14 @@ impl Pool {
         let bundle = config.run_dir.join("bundle.img");
         write_bundle(&config.programs, &bundle)?;
 
-        let mut switch = Switch::new(config.faults.clone(), config.seed);
+        let mut switch = Switch::for_part(config.faults.clone(), config.seed, config.first_board());
+        if let Some(uplink) = &config.uplink {
+            let socket = match &uplink.namespace {
+                Some(namespace) => vswitch::lab::bind_in_namespace(namespace, &uplink.vxlan)?,
+                None => vswitch::uplink::bind(&uplink.vxlan)?,
+            };
+            switch.attach_vxlan(UPLINK_PORT, uplink.vxlan.clone(), socket)?;
+        }
         let boards: Vec<Board> =
             config.boards.iter().cloned().map(|spec| Board::new(spec, &config.run_dir)).collect();
         // The switch must listen before QEMU starts: QEMU never reconnects.
@@ -466,6 +512,17 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_part_of_a_pool_numbers_its_boards_from_its_first() {
+        let config = PoolConfig::new("run", "nucleus", 3).with_first_board(4).unwrap();
+        let ids: Vec<u16> = config.boards.iter().map(|b| b.id).collect();
+        assert_eq!(ids, vec![4, 5, 6]);
+        assert_eq!(config.first_board(), 4);
+        let error = PoolConfig::new("run", "nucleus", 3).with_first_board(u16::MAX - 1).unwrap_err();
+        assert!(error.to_string().contains("do not fit"), "{error}");
+        assert_eq!(PoolConfig::new("run", "nucleus", 2).first_board(), 0);
     }
 
     #[test]

@@ -11,12 +11,21 @@
 //! - floods broadcast and multicast to every other port,
 //!
 //! and applies the configured faults to every copy.
+//!
+//! A part of a pool that spans hosts has one more port, the **uplink** (a
+//! VXLAN segment, see `vxlan`): the MACs behind it are the other parts'. It
+//! owns every MAC that is not local, so unicast for one goes out on it; it
+//! may send from any unicast MAC that is not local (a remote station may not
+//! claim a local one); what comes in on it never goes back out on it; and
+//! the faults apply to it like to any port. Local MACs are the ports', the
+//! local boards' even while they reboot (a remote station cannot take one
+//! over meanwhile), and this part's range of host station MACs.
 
 use super::faults::FaultConfig;
 use pool_control::Mac;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 pub type PortId = usize;
@@ -72,10 +81,24 @@ const REORDER_HOLD: Duration = Duration::from_millis(10);
 /// What the switch knows of a port.
 #[derive(Clone, Debug)]
 struct PortInfo {
-    /// `b<id>` for board `id`, `h<k>` for the k-th host station.
+    /// `b<id>` for board `id`, `h<k>` for the k-th host station, `vx0` for
+    /// the uplink.
     name: String,
-    /// The only source it may send from, and where unicast to it goes.
-    mac: Mac,
+    /// The only source it may send from, and where unicast to it goes; none
+    /// for the uplink, which speaks for every MAC that is not local.
+    mac: Option<Mac>,
+}
+
+/// The source of the switch's own frames to a station (`PortAssigned`): a
+/// locally administered address no port has.
+pub const SWITCH_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0]);
+
+/// The MAC of host station `index` of the part of the pool whose first board
+/// is `first_board`: locally administered and unicast like the boards'
+/// (`52:54:00:a0:…`), but `52:55:…`, with the part in the middle, so that
+/// no two parts of a pool that spans hosts give one out twice.
+pub const fn host_station_mac(first_board: u16, index: u16) -> Mac {
+    Mac([0x52, 0x55, (first_board >> 8) as u8, first_board as u8, (index >> 8) as u8, index as u8])
 }
 
 /// A host station's attachment: its port, its MAC and a number no other
@@ -89,8 +112,15 @@ pub struct HostAttachment {
 
 pub struct SwitchCore {
     ports: HashMap<PortId, PortInfo>,
-    /// Who owns each MAC.
+    /// Who owns each local MAC.
     owners: HashMap<Mac, PortId>,
+    /// The local boards' MACs, whether or not their QEMU is connected.
+    reserved: HashSet<Mac>,
+    /// The port to the other parts of the pool, if this is one part of several.
+    uplink: Option<PortId>,
+    /// The first board of this part of the pool: host stations' MACs follow
+    /// from it.
+    part: u16,
     next_port: PortId,
     /// The next host station's index (its name and MAC follow from it).
     next_host: u64,
@@ -109,6 +139,9 @@ impl SwitchCore {
         Self {
             ports: HashMap::new(),
             owners: HashMap::new(),
+            reserved: HashSet::new(),
+            uplink: None,
+            part: 0,
             next_port: 0,
             next_host: 0,
             last_attachment: first_attachment,
@@ -118,10 +151,16 @@ impl SwitchCore {
         }
     }
 
+    /// Host stations get the MACs of the part of the pool whose first board
+    /// is `first_board` (see [`host_station_mac`]).
+    pub fn set_part(&mut self, first_board: u16) {
+        self.part = first_board;
+    }
+
     fn add_port(&mut self, name: String, mac: Mac) -> PortId {
         let id = self.next_port;
         self.next_port += 1;
-        self.ports.insert(id, PortInfo { name, mac });
+        self.ports.insert(id, PortInfo { name, mac: Some(mac) });
         // A board whose QEMU started again takes its MAC over from the
         // connection of the old one, which may not have closed yet.
         if let Some(old) = self.owners.insert(mac, id) {
@@ -130,32 +169,70 @@ impl SwitchCore {
         id
     }
 
+    /// The uplink to the other parts of the pool, named `name` (for faults
+    /// and partitions). One switch has one uplink: a second replaces the first.
+    pub fn add_uplink_port(&mut self, name: &str) -> PortId {
+        let id = self.next_port;
+        self.next_port += 1;
+        self.ports.insert(id, PortInfo { name: name.to_string(), mac: None });
+        if let Some(old) = self.uplink.replace(id) {
+            self.ports.remove(&old);
+        }
+        id
+    }
+
+    /// `mac` is a local board's even while no port has it (the board is
+    /// booting or rebooting): it never goes to the uplink, and no remote
+    /// station may take it over meanwhile.
+    pub fn reserve_mac(&mut self, mac: Mac) {
+        self.reserved.insert(mac);
+    }
+
+    /// Whether `mac` is this part's: the switch's own, a local port's, a
+    /// local board's, or in this part's range of host station MACs.
+    fn is_local(&self, mac: Mac) -> bool {
+        let station_range = host_station_mac(self.part, 0);
+        mac == SWITCH_MAC
+            || self.owners.contains_key(&mac)
+            || self.reserved.contains(&mac)
+            || mac.0[..4] == station_range.0[..4]
+    }
+
     /// A board's port, with the MAC its QEMU was given.
     pub fn add_board_port(&mut self, name: &str, mac: Mac) -> PortId {
         self.add_port(name.to_string(), mac)
     }
 
     /// A host station's port, with a MAC no port has and a new attachment
-    /// number.
-    pub fn add_host_port(&mut self) -> HostAttachment {
+    /// number; `None` when every host MAC of this part is taken.
+    pub fn add_host_port(&mut self) -> Option<HostAttachment> {
+        let mut tries = 0u32;
         let (name, mac) = loop {
             let index = self.next_host;
             self.next_host += 1;
-            let mac = Mac::for_host(index as u16);
+            let mac = host_station_mac(self.part, index as u16);
             if !self.owners.contains_key(&mac) {
                 break (format!("h{index}"), mac);
+            }
+            tries += 1;
+            if tries > u32::from(u16::MAX) {
+                return None;
             }
         };
         self.last_attachment += 1;
         let port = self.add_port(name, mac);
-        HostAttachment { port, mac, attachment: self.last_attachment }
+        Some(HostAttachment { port, mac, attachment: self.last_attachment })
     }
 
     pub fn remove_port(&mut self, port: PortId) {
-        if let Some(info) = self.ports.remove(&port)
-            && self.owners.get(&info.mac) == Some(&port)
-        {
-            self.owners.remove(&info.mac);
+        let Some(info) = self.ports.remove(&port) else { return };
+        match info.mac {
+            Some(mac) if self.owners.get(&mac) == Some(&port) => {
+                self.owners.remove(&mac);
+            }
+            Some(_) => {}
+            None if self.uplink == Some(port) => self.uplink = None,
+            None => {}
         }
     }
 
@@ -181,20 +258,28 @@ impl SwitchCore {
         let Some(sender) = self.ports.get(&from) else {
             return Vec::new();
         };
-        if parsed.source != sender.mac {
+        let allowed = match sender.mac {
+            Some(mac) => parsed.source == mac,
+            // The other parts' stations: any unicast MAC that is not ours.
+            None => !parsed.source.is_multicast() && !self.is_local(parsed.source),
+        };
+        if !allowed {
             self.stats.dropped_spoofed += 1;
             return Vec::new();
         }
+        let from_uplink = sender.mac.is_none();
         let from_name = sender.name.clone();
         let targets: Vec<PortId> = if parsed.destination.is_multicast() {
             let mut all: Vec<PortId> = self.ports.keys().copied().filter(|&p| p != from).collect();
             all.sort_unstable();
             all
         } else {
-            match self.owners.get(&parsed.destination) {
-                Some(&port) if port != from => vec![port],
-                Some(_) => Vec::new(),
-                None => {
+            match (self.owners.get(&parsed.destination), self.uplink) {
+                (Some(&port), _) if port != from => vec![port],
+                (Some(_), _) => Vec::new(),
+                // Not local: behind the uplink, unless it came from there.
+                (None, Some(uplink)) if !from_uplink && !self.is_local(parsed.destination) => vec![uplink],
+                (None, _) => {
                     self.stats.dropped_unknown_destination += 1;
                     Vec::new()
                 }
@@ -265,7 +350,7 @@ mod tests {
         let mut switch = SwitchCore::new(faults, 7, 1000);
         let a = switch.add_board_port("b0", Mac::for_board(0));
         let b = switch.add_board_port("b1", Mac::for_board(1));
-        let host = switch.add_host_port();
+        let host = switch.add_host_port().unwrap();
         (switch, [a, b, host.port], host.mac)
     }
 
@@ -297,12 +382,12 @@ mod tests {
     #[test]
     fn host_stations_get_distinct_macs_and_growing_attachments() {
         let mut switch = SwitchCore::new(FaultConfig::default(), 7, 1000);
-        let first = switch.add_host_port();
-        let second = switch.add_host_port();
+        let first = switch.add_host_port().unwrap();
+        let second = switch.add_host_port().unwrap();
         assert_ne!(first.mac, second.mac);
         assert!(second.attachment > first.attachment && first.attachment > 1000);
         switch.remove_port(first.port);
-        let third = switch.add_host_port();
+        let third = switch.add_host_port().unwrap();
         assert!(third.attachment > second.attachment);
         assert_eq!(switch.port_name(third.port), Some("h2"));
     }
@@ -377,5 +462,99 @@ mod tests {
         healed.apply("heal").unwrap();
         switch.set_faults(healed);
         assert_eq!(ports(&switch.handle(b, &frame(BROADCAST, Mac::for_board(1)))), vec![a, h]);
+    }
+
+    /// Boards 0 and 1, one host station and an uplink `vx0`.
+    fn part_with_uplink(faults: FaultConfig) -> (SwitchCore, [PortId; 4], Mac) {
+        let (mut switch, [a, b, h], host) = three_port_switch(faults);
+        let uplink = switch.add_uplink_port("vx0");
+        (switch, [a, b, h, uplink], host)
+    }
+
+    #[test]
+    fn the_uplink_owns_every_mac_that_is_not_local() {
+        let (mut switch, [a, b, h, up], host) = part_with_uplink(FaultConfig::default());
+        let remote_board = Mac::for_board(5);
+        assert_eq!(ports(&switch.handle(a, &frame(remote_board, Mac::for_board(0)))), vec![up]);
+        assert_eq!(ports(&switch.handle(h, &frame(remote_board, host))), vec![up]);
+        // From the other side: to its owner here, and never back out.
+        assert_eq!(ports(&switch.handle(up, &frame(Mac::for_board(1), remote_board))), vec![b]);
+        assert_eq!(ports(&switch.handle(up, &frame(host, remote_board))), vec![h]);
+        assert!(switch.handle(up, &frame(Mac::for_board(6), remote_board)).is_empty());
+        assert_eq!(switch.stats.dropped_unknown_destination, 1);
+    }
+
+    #[test]
+    fn broadcasts_cross_the_uplink_once_and_never_come_back_out() {
+        let (mut switch, [a, b, h, up], host) = part_with_uplink(FaultConfig::default());
+        assert_eq!(ports(&switch.handle(h, &frame(BROADCAST, host))), vec![a, b, up]);
+        assert_eq!(ports(&switch.handle(up, &frame(BROADCAST, Mac::for_board(5)))), vec![a, b, h]);
+    }
+
+    #[test]
+    fn a_remote_station_may_not_claim_a_local_mac() {
+        let (mut switch, [a, _, _, up], host) = part_with_uplink(FaultConfig::default());
+        for claimed in [Mac::for_board(0), host, SWITCH_MAC, BROADCAST] {
+            assert!(switch.handle(up, &frame(Mac::for_board(1), claimed)).is_empty(), "{claimed}");
+        }
+        assert_eq!(switch.stats.dropped_spoofed, 4);
+        // And a local station may not claim a remote one.
+        assert!(switch.handle(a, &frame(BROADCAST, Mac::for_board(5))).is_empty());
+        assert_eq!(switch.stats.dropped_spoofed, 5);
+    }
+
+    #[test]
+    fn a_local_board_that_is_down_is_neither_sought_nor_claimable_across_the_uplink() {
+        let (mut switch, [a, _, h, up], host) = part_with_uplink(FaultConfig::default());
+        let rebooting = Mac::for_board(2);
+        switch.reserve_mac(rebooting);
+        // Board 2 has no port now: its frames are dropped here, not sent away.
+        assert!(switch.handle(a, &frame(rebooting, Mac::for_board(0))).is_empty());
+        assert_eq!(switch.stats.dropped_unknown_destination, 1);
+        // A remote station may not speak as board 2, nor as a host station
+        // of this part that has not attached yet.
+        assert!(switch.handle(up, &frame(Mac::for_board(0), rebooting)).is_empty());
+        let unattached = host_station_mac(0, 77);
+        assert!(switch.handle(up, &frame(host, unattached)).is_empty());
+        assert_eq!(switch.stats.dropped_spoofed, 2);
+        assert!(switch.handle(h, &frame(unattached, host)).is_empty(), "nor is it sought away");
+        // Its board attaches: frames reach it.
+        let port = switch.add_board_port("b2", rebooting);
+        assert_eq!(ports(&switch.handle(a, &frame(rebooting, Mac::for_board(0)))), vec![port]);
+    }
+
+    #[test]
+    fn faults_and_partitions_apply_to_the_uplink() {
+        let mut faults = FaultConfig::default();
+        faults.apply("partition=b0,b1,h0/vx0").unwrap();
+        let (mut switch, [a, _, _, up], _) = part_with_uplink(faults);
+        assert!(switch.handle(a, &frame(Mac::for_board(5), Mac::for_board(0))).is_empty());
+        assert!(switch.handle(up, &frame(Mac::for_board(0), Mac::for_board(5))).is_empty());
+        assert_eq!(switch.stats.dropped_partition, 2);
+        let mut lossy = FaultConfig::default();
+        lossy.apply("loss=100").unwrap();
+        switch.set_faults(lossy);
+        assert!(switch.handle(up, &frame(Mac::for_board(0), Mac::for_board(5))).is_empty());
+        assert_eq!(switch.stats.dropped_loss, 1);
+    }
+
+    #[test]
+    fn a_removed_uplink_takes_no_more_frames() {
+        let (mut switch, [a, _, _, up], _) = part_with_uplink(FaultConfig::default());
+        switch.remove_port(up);
+        assert!(switch.handle(a, &frame(Mac::for_board(5), Mac::for_board(0))).is_empty());
+        assert_eq!(switch.stats.dropped_unknown_destination, 1);
+    }
+
+    #[test]
+    fn host_stations_of_different_parts_never_share_a_mac() {
+        let mut first = SwitchCore::new(FaultConfig::default(), 7, 1000);
+        let mut second = SwitchCore::new(FaultConfig::default(), 7, 1000);
+        second.set_part(4);
+        let ours: Vec<Mac> = (0..100).map(|_| first.add_host_port().unwrap().mac).collect();
+        let theirs: Vec<Mac> = (0..100).map(|_| second.add_host_port().unwrap().mac).collect();
+        assert!(ours.iter().all(|mac| !theirs.contains(mac)));
+        assert!(ours.iter().chain(&theirs).all(|mac| !mac.is_multicast() && *mac != SWITCH_MAC));
+        assert!((0..=u16::MAX).all(|id| !ours.contains(&Mac::for_board(id))), "nor a board's");
     }
 }

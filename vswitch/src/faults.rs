@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-/// Port names are `b<board id>` for boards and `h<index>` for host ports.
+/// Port names are `b<board id>` for boards, `h<index>` for host ports and
+/// `vx<index>` for the uplink to the other parts of a pool across hosts.
 pub type PortName = String;
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -136,11 +137,10 @@ pub fn parse_partition(value: &str) -> Result<Partition, String> {
             return Err(format!("partition \"{value}\" has an empty side"));
         }
         for port in &ports {
-            let valid = port.len() > 1
-                && (port.starts_with('b') || port.starts_with('h'))
-                && port[1..].chars().all(|c| c.is_ascii_digit());
+            let number = ["vx", "b", "h"].iter().find_map(|prefix| port.strip_prefix(prefix));
+            let valid = number.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
             if !valid {
-                return Err(format!("\"{port}\" is not a port name (b<board> or h<host port>)"));
+                return Err(format!("\"{port}\" is not a port name (b<board>, h<host port> or vx<uplink>)"));
             }
         }
         sides.push(ports);
@@ -169,6 +169,9 @@ mod tests {
         assert!(!partition.separates("b3", "h1"));
         faults.apply("heal").unwrap();
         assert_eq!(faults.partition, None);
+        faults.apply("partition=b0,h0/vx0").unwrap();
+        assert!(faults.partition.as_ref().unwrap().separates("b0", "vx0"));
+        faults.apply("heal").unwrap();
         assert_eq!(faults.loss_percent, 50.0);
         faults.apply("clear").unwrap();
         assert!(faults.is_clean());
@@ -182,6 +185,8 @@ mod tests {
         assert!(faults.apply("speed=3").is_err());
         assert!(faults.apply("partition=b0//b1").is_err());
         assert!(faults.apply("partition=x1/b2").is_err());
+        assert!(faults.apply("partition=vx/b2").is_err());
+        assert!(faults.apply("partition=vxa/b2").is_err());
         assert!(faults.apply("loss=10 speed=3").is_err());
         assert!(faults.is_clean());
     }

@@ -4,15 +4,23 @@
 //! MAC the switch chooses and tells the station in a first `PortAssigned`
 //! frame (see `core` for the F-box rules).
 //!
+//! A part of a pool that spans hosts also has an uplink: a VXLAN segment
+//! (`vxlan`, `uplink`) to the other parts, byte-compatible with the Linux
+//! kernel's `vxlan` device.
+//!
 //! Threads: one acceptor per listening socket, one reader and one writer per
-//! connected port, and one timer thread for delayed (faulted) frames. A slow
-//! port never stalls the others: its bounded queue overflows and the frame
-//! is dropped, as on a real switch.
+//! connected port (the uplink's on its UDP socket), and one timer thread for
+//! delayed (faulted) frames. A slow port never stalls the others: its bounded
+//! queue overflows and the frame is dropped, as on a real switch.
 
 pub mod core;
 pub mod faults;
 pub mod framing;
+pub mod lab;
+pub mod uplink;
+pub mod vxlan;
 
+pub use self::core::SWITCH_MAC;
 use self::core::{Delivery, PortId, SwitchCore, SwitchStats};
 use anyhow::{Context, Result, bail};
 use faults::FaultConfig;
@@ -27,6 +35,8 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+pub use uplink::UplinkStats;
+pub use vxlan::VxlanConfig;
 
 /// Frames queued for one port before the switch starts dropping.
 const PORT_QUEUE: usize = 1024;
@@ -36,16 +46,14 @@ pub const MAX_SOCKET_PATH: usize = 107;
 
 struct Shared {
     core: Mutex<SwitchCore>,
+    /// The uplink's counters, if the switch has one.
+    uplink: Mutex<Option<UplinkStats>>,
     writers: Mutex<HashMap<PortId, SyncSender<Vec<u8>>>>,
     streams: Mutex<Vec<UnixStream>>,
     delayed: Mutex<BinaryHeap<Delayed>>,
     delayed_ready: Condvar,
     stopping: AtomicBool,
 }
-
-/// The source of the switch's own frames to a station (`PortAssigned`): a
-/// locally administered address no port has.
-pub const SWITCH_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0]);
 
 struct Delayed {
     due: Instant,
@@ -103,6 +111,11 @@ impl SwitchHandle {
     pub fn stats(&self) -> SwitchStats {
         self.shared.core.lock().unwrap().stats.clone()
     }
+
+    /// The uplink's counters, if this switch has one.
+    pub fn uplink_stats(&self) -> Option<UplinkStats> {
+        self.shared.uplink.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 fn check_socket_path(path: &Path) -> Result<()> {
@@ -130,14 +143,24 @@ fn check_socket_path(path: &Path) -> Result<()> {
 impl Switch {
     /// Creates a switch with no ports yet.
     pub fn new(faults: FaultConfig, seed: u64) -> Self {
+        Self::for_part(faults, seed, 0)
+    }
+
+    /// Creates a switch with no ports yet for the part of a pool whose first
+    /// board is `first_board` (host stations' MACs follow from it, so that the
+    /// parts of a pool across hosts never give one out twice).
+    pub fn for_part(faults: FaultConfig, seed: u64, first_board: u16) -> Self {
         // Attachments count up from the start in Unix seconds: they grow
         // across runs of the pool too (unless more than one per second were
         // made), and fit FLIP's 32-bit incarnations until 2106.
         let now_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
+        let mut core = SwitchCore::new(faults, seed, now_s);
+        core.set_part(first_board);
         let shared = Arc::new(Shared {
-            core: Mutex::new(SwitchCore::new(faults, seed, now_s)),
+            core: Mutex::new(core),
+            uplink: Mutex::new(None),
             writers: Mutex::new(HashMap::new()),
             streams: Mutex::new(Vec::new()),
             delayed: Mutex::new(BinaryHeap::new()),
@@ -160,6 +183,7 @@ impl Switch {
     /// (re)connection becomes port `name`, which may send from `mac` only.
     /// Returns once the socket exists, so QEMU can be started.
     pub fn listen_board(&mut self, path: &Path, name: &str, mac: Mac) -> Result<()> {
+        self.shared.core.lock().unwrap_or_else(|p| p.into_inner()).reserve_mac(mac);
         let name = name.to_string();
         self.listen(path, move |shared, stream| attach_board(shared, stream, &name, mac))
     }
@@ -192,6 +216,14 @@ impl Switch {
             }
         })?;
         Ok(())
+    }
+
+    /// Joins the VXLAN segment of `config` through `socket` (see
+    /// [`uplink::bind`]) as the uplink port `name` (`vx0`): frames for MACs
+    /// that are not local, and broadcasts, go to the remotes; frames from them
+    /// are switched here.
+    pub fn attach_vxlan(&self, name: &str, config: VxlanConfig, socket: std::net::UdpSocket) -> Result<()> {
+        uplink::attach(&self.shared, name, config, socket)
     }
 
     /// Connects one in-process port directly (for host clients in the same
@@ -230,7 +262,7 @@ fn attach_board(shared: &Arc<Shared>, stream: UnixStream, name: &str, mac: Mac) 
 fn attach_host(shared: &Arc<Shared>, stream: UnixStream) -> Result<()> {
     let (attachment, name) = {
         let mut core = shared.core.lock().unwrap();
-        let attachment = core.add_host_port();
+        let attachment = core.add_host_port().context("every host station MAC of this switch is taken")?;
         let name = core.port_name(attachment.port).unwrap_or("h?").to_string();
         (attachment, name)
     };
@@ -272,21 +304,27 @@ fn attach_port(
             if shared.stopping.load(Ordering::Acquire) {
                 break;
             }
-            let deliveries = shared.core.lock().unwrap().handle(port, &frame);
-            for delivery in deliveries {
-                if delivery.delay.is_zero() {
-                    send_now(&shared, delivery);
-                } else {
-                    let due = Instant::now() + delivery.delay;
-                    shared.delayed.lock().unwrap().push(Delayed { due, delivery });
-                    shared.delayed_ready.notify_one();
-                }
-            }
+            forward(&shared, port, &frame);
         }
         shared.core.lock().unwrap().remove_port(port);
         shared.writers.lock().unwrap().remove(&port);
     })?;
     Ok(())
+}
+
+/// Switches `frame`, which arrived on `port`: every copy out now or, if the
+/// faults delay it, later.
+fn forward(shared: &Shared, port: PortId, frame: &[u8]) {
+    let deliveries = shared.core.lock().unwrap_or_else(|p| p.into_inner()).handle(port, frame);
+    for delivery in deliveries {
+        if delivery.delay.is_zero() {
+            send_now(shared, delivery);
+        } else {
+            let due = Instant::now() + delivery.delay;
+            shared.delayed.lock().unwrap_or_else(|p| p.into_inner()).push(Delayed { due, delivery });
+            shared.delayed_ready.notify_one();
+        }
+    }
 }
 
 fn send_now(shared: &Shared, delivery: Delivery) {

@@ -23,21 +23,7 @@ use host_station::rpc_client::RpcClient;
 use host_station::tty_server::{Sink, TtyServer};
 use std::path::{Path, PathBuf};
 
-/// The file in the run directory that holds the capabilities `up` saved for
-/// the commands (readable by the pool's owner only): one `NAME CAPABILITY`
-/// per line, `board<N>` for the boards' host capabilities, and `bullet`,
-/// `run`, `boot`, `root` for the servers and the root directory.
-pub const CAPABILITIES_FILE: &str = "capabilities";
-
-/// Writes the capabilities file, mode 0600.
-pub fn save_capabilities(run_dir: &Path, capabilities: &[(String, Capability)]) -> Result<()> {
-    use std::io::Write;
-    let mut file = qemu_pool::create_private_file(&run_dir.join(CAPABILITIES_FILE))?;
-    for (name, capability) in capabilities {
-        writeln!(file, "{name} {capability}")?;
-    }
-    Ok(())
-}
+pub use pool_system::capabilities_file::{CAPABILITIES_FILE, save as save_capabilities};
 
 fn load_capabilities(run_dir: &Path) -> Result<Vec<(String, Capability)>> {
     let path = run_dir.join(CAPABILITIES_FILE);
