@@ -4,7 +4,7 @@
 use amoeba::interfaces::echo;
 use anyhow::{Context, Result, bail};
 use boot::bench::{EchoResponder, Summary, echo_round_trips};
-use boot::workstation::{Action, Workstation};
+use boot::workstation::{Action, AxOptions, Interrupts, Workstation};
 use boot::{Pool, PoolConfig};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -123,13 +123,15 @@ enum Command {
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
-    /// Run a program of /bin where the run server puts it, with its output here;
-    /// the exit status is ax's own.
+    /// Run a program of /bin where the run server puts it, as a session: its
+    /// input and output here, Ctrl-C interrupts it (twice: kills it), the exit
+    /// status is ax's own (130 when interrupted).
     Ax {
         /// Run it on this board instead.
         #[arg(long)]
         on: Option<u16>,
-        /// Print the process capability and return at once.
+        /// Print the process capability and return at once; its output goes to
+        /// a log (`log BOARD/PID`) and it has no input.
         #[arg(long)]
         detach: bool,
         #[arg(long, default_value = "run/pool")]
@@ -206,10 +208,33 @@ enum Command {
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
-    /// End a process.
+    /// End a process (with --all, every process running the program named).
     Kill {
         #[arg(value_parser = parse_target)]
         process: boot::workstation::Target,
+        /// Every process running this program, not just one.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Print the log of a detached program (`ax --detach`): by BOARD/PID, its
+    /// capability, or its program's name.
+    Log {
+        #[arg(value_parser = parse_target)]
+        process: boot::workstation::Target,
+        /// Keep printing what it adds, until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// A live view of each processor's load, memory and processes, refreshed
+    /// every second until Ctrl-C or q.
+    Top {
+        /// Print one view as text and return.
+        #[arg(long)]
+        once: bool,
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
@@ -359,7 +384,11 @@ fn main() {
         Command::Ps { all, run_dir } => workstation(&run_dir, |ws| boot::workstation::ps(ws, all)),
         Command::Stun { process, run_dir } => control_process(&run_dir, &process, Action::Stun),
         Command::Resume { process, run_dir } => control_process(&run_dir, &process, Action::Resume),
-        Command::Kill { process, run_dir } => control_process(&run_dir, &process, Action::Kill),
+        Command::Kill { process, all, run_dir } => {
+            workstation(&run_dir, |ws| boot::workstation::stop_or_resume(ws, &process, Action::Kill, all))
+        }
+        Command::Log { process, follow, run_dir } => log(&run_dir, &process, follow),
+        Command::Top { once, run_dir } => top(&run_dir, once),
         Command::Hosts { run_dir } => workstation(&run_dir, boot::workstation::hosts),
         Command::RpcDemo { pool } => rpc_demo(&pool),
         Command::GroupDemo { pool } => group_demo(&pool),
@@ -426,7 +455,15 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
     let (mut pool, elapsed) = boot_pool(config)?;
     println!("pool of {boards} boards ready in {:.2} s", elapsed.as_secs_f64());
     let mut system = boot::system::bring_up(&pool, |step| println!("{step}"))?;
-    boot::workstation::save_capabilities(&args.run_dir, &system.capabilities(&pool))?;
+    // Detached programs' logs (`ax --detach`, `just log`), kept as long as the pool runs.
+    let logs = boot::tty_server::TtyServer::start_logs(
+        pool.new_host_port()?,
+        &args.run_dir.join(boot::workstation::LOGS_DIR),
+    )
+    .context("starting the log server")?;
+    let mut capabilities = system.capabilities(&pool);
+    capabilities.push((String::from("logs"), logs.log_capability()));
+    boot::workstation::save_capabilities(&args.run_dir, &capabilities)?;
     println!("system up: Bullet server, run server, {} programs installed\n", system.programs.len());
     print!("{}", boot::system::status_table(&pool, &system));
     let faults = pool.switch().faults();
@@ -471,6 +508,7 @@ fn up(boards: u16, args: &PoolArgs, faults: &str, seed: u64, fresh_disk: bool) -
         }
     }
     let _ = std::fs::remove_file(&control_path);
+    drop(logs);
     pool.shutdown();
     println!("pool stopped");
     Ok(())
@@ -780,15 +818,45 @@ fn workstation(run_dir: &Path, command: impl FnOnce(&mut Workstation) -> Result<
 
 fn control_process(run_dir: &Path, process: &boot::workstation::Target, action: Action) -> Result<()> {
     let mut ws = Workstation::connect(run_dir)?;
-    boot::workstation::stop_or_resume(&mut ws, process, action)
+    boot::workstation::stop_or_resume(&mut ws, process, action, false).map(|text| print!("{text}"))
 }
 
+/// `ax`: the program's ending is ax's exit status (130 after Ctrl-C). The
+/// Ctrl-C handler (also SIGTERM and SIGHUP) only counts; `ax` acts on the count.
 fn ax(run_dir: &Path, argv: &[String], on: Option<u16>, detach: bool) -> Result<()> {
+    let interrupts = Interrupts::new();
+    let counter = interrupts.clone();
+    ctrlc::set_handler(move || counter.raise()).context("installing the Ctrl-C handler")?;
     let mut ws = Workstation::connect(run_dir)?;
-    if let Some(status) = ws.ax(argv, &boot::workstation::AxOptions { on, detach })? {
-        std::process::exit(status);
+    if let Some(ending) = ws.ax(argv, &AxOptions { on, detach }, &interrupts)? {
+        std::process::exit(ending.status());
     }
     Ok(())
+}
+
+/// `log`: a detached program's output, followed until Ctrl-C with `--follow`.
+fn log(run_dir: &Path, process: &boot::workstation::Target, follow: bool) -> Result<()> {
+    let path = boot::workstation::log_file(run_dir, process)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    if follow {
+        let flag = stop.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    boot::workstation::print_log(&path, &mut std::io::stdout().lock(), follow, &|| {
+        stop.load(Ordering::SeqCst)
+    })
+}
+
+/// `top`: the live view, or one view as text.
+fn top(run_dir: &Path, once: bool) -> Result<()> {
+    let mut ws = Workstation::connect(run_dir)?;
+    if once {
+        let snapshot = boot::workstation::top::gather(&mut ws);
+        print!("{}", boot::workstation::top::text(&snapshot, 100));
+        return Ok(());
+    }
+    boot::workstation::top::run(&mut ws)
 }
 
 fn run_program(
