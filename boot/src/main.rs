@@ -828,7 +828,7 @@ fn ax(run_dir: &Path, argv: &[String], on: Option<u16>, detach: bool) -> Result<
     let counter = interrupts.clone();
     ctrlc::set_handler(move || counter.raise()).context("installing the Ctrl-C handler")?;
     let mut ws = Workstation::connect(run_dir)?;
-    if let Some(ending) = ws.ax(argv, &AxOptions { on, detach }, &interrupts)? {
+    if let Some(ending) = ws.ax_session(argv, &AxOptions { on, detach }, &interrupts)? {
         std::process::exit(ending.status());
     }
     Ok(())

@@ -260,7 +260,7 @@ mod tests {
                     }
                     Step::End { pid } => {
                         assert_eq!(pid, 4);
-                        assert!(now >= SILENCE && now < SILENCE + PERIOD, "ended at {now}");
+                        assert!((SILENCE..SILENCE + PERIOD).contains(&now), "ended at {now}");
                     }
                 }
             }

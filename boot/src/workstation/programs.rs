@@ -160,9 +160,14 @@ impl Workstation {
         exec
     }
 
+    /// `ax` without interrupts: the program's exit status (`None` when detached).
+    pub fn ax(&mut self, argv: &[String], options: &AxOptions) -> Result<Option<i32>> {
+        Ok(self.ax_session(argv, options, &Interrupts::new())?.map(Ending::status))
+    }
+
     /// `ax`: runs `argv[0]` with `argv` as a session (see the module's note);
     /// its ending (`None` when detached). `interrupts` counts the user's Ctrl-C.
-    pub fn ax(
+    pub fn ax_session(
         &mut self,
         argv: &[String],
         options: &AxOptions,

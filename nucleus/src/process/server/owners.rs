@@ -40,7 +40,7 @@ impl ProcessServer {
     /// Sends the checks that are due and ends the processes whose owners
     /// have been silent too long; whether it did anything.
     pub fn tick(&mut self, core: &mut Core, now: u64) -> bool {
-        if !self.owners_due.is_some_and(|due| now >= due) {
+        if self.owners_due.is_none_or(|due| now < due) {
             return false;
         }
         let steps = self.owners.due(now);
