@@ -30,65 +30,103 @@ status:
 fault +spec:
     {{boot}} fault {{spec}}
 
-# Run a program where the run server puts it, output here: `just ax hello world` (`--on 2`, `--detach`).
+# Run a program where the run server puts it, as a session: input and output here, Ctrl-C interrupts it, its status is ax's (`--on 2`, `--detach`: output to a log).
+[no-exit-message]
+[positional-arguments]
 ax +args:
-    {{boot}} ax {{args}}
+    @{{boot}} ax "$@"
 
 # The rows of a directory with their column masks, e.g. `just ls /bin`.
+[no-exit-message]
+[positional-arguments]
 ls path="/":
-    {{boot}} ls {{path}}
+    @{{boot}} ls "$1"
 
 # Make a directory, e.g. `just mkdir /home`.
+[no-exit-message]
+[positional-arguments]
 mkdir path:
-    {{boot}} mkdir {{path}}
+    @{{boot}} mkdir "$1"
 
 # Remove an entry (a file goes from the file server too; a directory must be empty).
+[no-exit-message]
+[positional-arguments]
 rm path:
-    {{boot}} rm {{path}}
+    @{{boot}} rm "$1"
 
 # Set an entry's column masks (hex per column), e.g. `just chmod /home/notes ff:02:00`.
+[no-exit-message]
+[positional-arguments]
 chmod path masks:
-    {{boot}} chmod {{path}} {{masks}}
+    @{{boot}} chmod "$1" "$2"
 
 # Store a local file at a path, e.g. `just put README.md /home/readme`.
+[no-exit-message]
+[positional-arguments]
 put local path:
-    {{boot}} put {{local}} {{path}}
+    @{{boot}} put "$1" "$2"
 
 # Fetch a file to LOCAL, or to standard output without it.
+[no-exit-message]
+[positional-arguments]
 get path *local:
-    {{boot}} get {{path}} {{local}}
+    @{{boot}} get "$@"
 
 # What the object at a path says of itself.
+[no-exit-message]
+[positional-arguments]
 info path:
-    {{boot}} info {{path}}
+    @{{boot}} info "$1"
 
-# Every process on every board of the running pool (`--all`: also those that ended).
+# Every process on every board of the running pool: running, blocked (on output, a file, a server), serving, waiting (`--all`: also those that ended).
+[no-exit-message]
+[positional-arguments]
 ps *args:
-    {{boot}} ps {{args}}
+    @{{boot}} ps "$@"
 
 # Each processor's load, free memory, largest free run, and whether the run server counts it alive.
+[no-exit-message]
 hosts:
-    {{boot}} hosts
+    @{{boot}} hosts
+
+# A live view of each processor's load (with a bar), memory and processes, every second until Ctrl-C (`--once`: one view as text).
+[no-exit-message]
+[positional-arguments]
+top *args:
+    @{{boot}} top "$@"
 
 # The services the boot service keeps up: board, state (up / suspect / restarting / dead), restarts, last answer.
+[no-exit-message]
 services:
-    {{boot}} services
+    @{{boot}} services
 
 # Kill board N of the running pool (SIGKILL) and boot it again; the boot service restarts what ran there.
 restart-board n:
     {{boot}} restart-board {{n}}
 
 # Freeze a process (capability, BOARD/PID, or a program name `ps` shows).
+[no-exit-message]
+[positional-arguments]
 stun process:
-    {{boot}} stun {{process}}
+    @{{boot}} stun "$1"
 
 # Let a stunned process run again.
+[no-exit-message]
+[positional-arguments]
 resume process:
-    {{boot}} resume {{process}}
+    @{{boot}} resume "$1"
 
-# End a process.
-kill process:
-    {{boot}} kill {{process}}
+# End a process (`just kill --all hog`: every process running hog).
+[no-exit-message]
+[positional-arguments]
+kill +args:
+    @{{boot}} kill "$@"
+
+# Print a detached program's log (BOARD/PID, capability or program name; `--follow` keeps printing).
+[no-exit-message]
+[positional-arguments]
+log +args:
+    @{{boot}} log "$@"
 
 # Run a program of the bundle on board N of the running pool, e.g. `just run 1 hello`.
 run n program *args:

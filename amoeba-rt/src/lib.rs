@@ -22,6 +22,7 @@
 //! * [`sys`]: every system call, raw ([`sys::syscall`]) and typed, including
 //!   RPC (`trans`, `get_request`, `put_reply`).
 //! * [`console`] with [`print!`](crate::print) / [`println!`](crate::println).
+//! * [`stdin`]: byte and line reads of standard input (the user's terminal).
 //! * [`thread`]: `spawn` / `join` on heap-allocated stacks, `yield_now`.
 //! * [`sync`]: futex-based [`sync::Mutex`] and [`sync::Semaphore`].
 //! * [`signal`]: catch, ignore, default, raise.
@@ -46,6 +47,7 @@ pub mod rpc;
 pub mod rt;
 pub mod segment;
 pub mod signal;
+pub mod stdin;
 pub mod sync;
 pub mod sys;
 pub mod thread;

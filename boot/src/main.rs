@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use workstation::{Action, Workstation};
+use workstation::{AxOptions, Interrupts};
 
 #[derive(Parser)]
 #[command(name = "boot", about = "Boot and drive a pool of Amoeba-style nucleus boards under QEMU")]
@@ -144,13 +145,15 @@ enum Command {
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
-    /// Run a program of /bin where the run server puts it, with its output here;
-    /// the exit status is ax's own.
+    /// Run a program of /bin where the run server puts it, as a session: its
+    /// input and output here, Ctrl-C interrupts it (twice: kills it), the exit
+    /// status is ax's own (130 when interrupted).
     Ax {
         /// Run it on this board instead.
         #[arg(long)]
         on: Option<u16>,
-        /// Print the process capability and return at once.
+        /// Print the process capability and return at once; its output goes to
+        /// a log (`log BOARD/PID`) and it has no input.
         #[arg(long)]
         detach: bool,
         #[arg(long, default_value = "run/pool")]
@@ -227,10 +230,33 @@ enum Command {
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
-    /// End a process.
+    /// End a process (with --all, every process running the program named).
     Kill {
         #[arg(value_parser = parse_target)]
         process: workstation::Target,
+        /// Every process running this program, not just one.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// Print the log of a detached program (`ax --detach`): by BOARD/PID, its
+    /// capability, or its program's name.
+    Log {
+        #[arg(value_parser = parse_target)]
+        process: workstation::Target,
+        /// Keep printing what it adds, until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, default_value = "run/pool")]
+        run_dir: PathBuf,
+    },
+    /// A live view of each processor's load, memory and processes, refreshed
+    /// every second until Ctrl-C or q.
+    Top {
+        /// Print one view as text and return.
+        #[arg(long)]
+        once: bool,
         #[arg(long, default_value = "run/pool")]
         run_dir: PathBuf,
     },
@@ -380,7 +406,11 @@ fn main() {
         Command::Ps { all, run_dir } => workstation(&run_dir, |ws| workstation::ps(ws, all)),
         Command::Stun { process, run_dir } => control_process(&run_dir, &process, Action::Stun),
         Command::Resume { process, run_dir } => control_process(&run_dir, &process, Action::Resume),
-        Command::Kill { process, run_dir } => control_process(&run_dir, &process, Action::Kill),
+        Command::Kill { process, all, run_dir } => {
+            workstation(&run_dir, |ws| workstation::stop_or_resume(ws, &process, Action::Kill, all))
+        }
+        Command::Log { process, follow, run_dir } => log(&run_dir, &process, follow),
+        Command::Top { once, run_dir } => top(&run_dir, once),
         Command::Hosts { run_dir } => workstation(&run_dir, workstation::hosts),
         Command::RpcDemo { pool } => rpc_demo(&pool),
         Command::GroupDemo { pool } => group_demo(&pool),
@@ -468,6 +498,13 @@ fn up(
     if let Some(uplink) = pool.switch().uplink_stats() {
         println!("{uplink}");
     }
+    // Detached programs' logs (`ax --detach`, `just log`), kept as long as the pool runs.
+    let logs = host_station::tty_server::TtyServer::start_logs(
+        pool.new_host_port()?,
+        &args.run_dir.join(workstation::LOGS_DIR),
+    )
+    .context("starting the log server")?;
+    let local = [(String::from("logs"), logs.log_capability())];
     let mut system = match joining {
         Some(given) => {
             println!("joining the system of the other part: entering boards {range} in /hosts");
@@ -490,7 +527,7 @@ fn up(
     {
         processors = listed;
     }
-    system.save_capabilities(&pool, &args.run_dir, &processors)?;
+    system.save_capabilities(&pool, &args.run_dir, &processors, &local)?;
     match &system {
         Part::Servers(servers) => {
             println!("system up: Bullet server, run server, {} programs installed\n", servers.programs.len());
@@ -543,7 +580,7 @@ fn up(
                 && listed != processors
             {
                 let ids: Vec<u16> = listed.iter().map(|(id, _)| *id).collect();
-                match system.save_capabilities(&pool, &args.run_dir, &listed) {
+                match system.save_capabilities(&pool, &args.run_dir, &listed, &local) {
                     Ok(()) => println!("the pool's processors are now boards {ids:?}"),
                     Err(error) => eprintln!("saving the capabilities: {error:#}"),
                 }
@@ -567,6 +604,7 @@ fn up(
         pool_system::join::leave(&pool, &root);
     }
     let _ = std::fs::remove_file(&control_path);
+    drop(logs);
     pool.shutdown();
     println!("pool stopped");
     Ok(())
@@ -879,15 +917,43 @@ fn workstation(run_dir: &Path, command: impl FnOnce(&mut Workstation) -> Result<
 
 fn control_process(run_dir: &Path, process: &workstation::Target, action: Action) -> Result<()> {
     let mut ws = Workstation::connect(run_dir)?;
-    workstation::stop_or_resume(&mut ws, process, action)
+    workstation::stop_or_resume(&mut ws, process, action, false).map(|text| print!("{text}"))
 }
 
+/// `ax`: the program's ending is ax's exit status (130 after Ctrl-C). The
+/// Ctrl-C handler (also SIGTERM and SIGHUP) only counts; `ax` acts on the count.
 fn ax(run_dir: &Path, argv: &[String], on: Option<u16>, detach: bool) -> Result<()> {
+    let interrupts = Interrupts::new();
+    let counter = interrupts.clone();
+    ctrlc::set_handler(move || counter.raise()).context("installing the Ctrl-C handler")?;
     let mut ws = Workstation::connect(run_dir)?;
-    if let Some(status) = ws.ax(argv, &workstation::AxOptions { on, detach })? {
-        std::process::exit(status);
+    if let Some(ending) = ws.ax_session(argv, &AxOptions { on, detach }, &interrupts)? {
+        std::process::exit(ending.status());
     }
     Ok(())
+}
+
+/// `log`: a detached program's output, followed until Ctrl-C with `--follow`.
+fn log(run_dir: &Path, process: &workstation::Target, follow: bool) -> Result<()> {
+    let path = workstation::log_file(run_dir, process)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    if follow {
+        let flag = stop.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    workstation::print_log(&path, &mut std::io::stdout().lock(), follow, &|| stop.load(Ordering::SeqCst))
+}
+
+/// `top`: the live view, or one view as text.
+fn top(run_dir: &Path, once: bool) -> Result<()> {
+    let mut ws = Workstation::connect(run_dir)?;
+    if once {
+        let snapshot = workstation::top::gather(&mut ws);
+        print!("{}", workstation::top::text(&snapshot, 100));
+        return Ok(());
+    }
+    workstation::top::run(&mut ws)
 }
 
 fn run_program(

@@ -8,3 +8,4 @@ extern crate alloc;
 
 pub mod asid;
 pub mod contiguous;
+pub mod owner_watch;

@@ -57,7 +57,7 @@ impl Services {
     /// thread's deadline.
     fn settle(&mut self, core: &mut Core, now: u64) {
         loop {
-            let mut busy = false;
+            let mut busy = self.processes.tick(core, now);
             while let Some(event) = core.take_event() {
                 busy = true;
                 let subscribers: [&mut dyn Subscriber; 3] =
@@ -82,7 +82,7 @@ impl Services {
             }
             while let Some(done) = self.rpc.take_kernel_result() {
                 busy = true;
-                self.processes.read_done(core, done.id, done.result);
+                self.processes.trans_done(core, now, done.id, done.result);
             }
             while let Some(action) = self.processes.take_action() {
                 busy = true;
@@ -93,6 +93,10 @@ impl Services {
                     Action::Read { load, header, buf } => {
                         let trans = self.rpc.start_kernel_trans(core, now, &header, &buf);
                         self.processes.read_started(load, trans);
+                    }
+                    Action::Check { check, header, buf } => {
+                        let trans = self.rpc.start_kernel_trans(core, now, &header, &buf);
+                        self.processes.check_started(check, trans);
                     }
                 }
             }
@@ -119,12 +123,14 @@ impl Services {
         answered
     }
 
-    /// The earliest time the network thread must look at RPC or groups.
+    /// The earliest time the network thread must look at RPC, groups or the
+    /// process server's owner checks.
     fn update_network_deadline(&self, core: &mut Core) {
-        let deadline = match (self.rpc.next_deadline(), self.groups.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline =
+            [self.rpc.next_deadline(), self.groups.next_deadline(), self.processes.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
         core.network_deadline = deadline;
         if let Some(deadline) = deadline {
             crate::drivers::timer::wake_at(deadline);

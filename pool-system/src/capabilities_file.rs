@@ -1,7 +1,8 @@
 //! The run directory's `capabilities` file: the capabilities `up` saved for
 //! the commands and for other parts of the pool, one `NAME CAPABILITY` per
 //! line (`board<N>` for the boards' host capabilities; `bullet`, `run`,
-//! `boot`, `root` for the servers and the root directory). It holds the pool's
+//! `boot`, `root` for the servers and the root directory, `logs` for the log
+//! server `up` runs). It holds the pool's
 //! root capability, so it is written mode 0600 and refused when others may read it.
 
 use amoeba_abi::Capability;

@@ -168,19 +168,23 @@ impl Part {
         }
     }
 
-    /// Writes `run_dir`'s `capabilities`: the system's and those of every
-    /// processor in `processors`.
+    /// Writes `run_dir`'s `capabilities`: the system's, those of every
+    /// processor in `processors`, and `local`, what this part's host runs for
+    /// its own commands (its log server).
     pub fn save_capabilities(
         &self,
         pool: &Pool,
         run_dir: &Path,
         processors: &[(u16, Capability)],
+        local: &[(String, Capability)],
     ) -> Result<()> {
         let system = match self {
             Part::Servers(system) => system.capabilities(pool),
             Part::Joined(given) => given.clone(),
         };
-        crate::capabilities_file::save(run_dir, &capabilities_file(&system, processors))
+        let mut rows = capabilities_file(&system, processors);
+        rows.extend(local.iter().cloned());
+        crate::capabilities_file::save(run_dir, &rows)
     }
 }
 

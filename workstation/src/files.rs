@@ -263,6 +263,11 @@ impl Workstation {
                 let why = anyhow::anyhow!("{path}: replaced while it was being written out; get it again");
                 return Err(StreamError::Local(why));
             }
+            if file.port == root.port {
+                // The directory service's object: a directory, not a file.
+                let why = anyhow::anyhow!("{path} is a directory, not a file (see `just ls {path}`)");
+                return Err(StreamError::Local(why));
+            }
             reads += 1;
             let size = bullet::Client::new(&mut *rpc).size(file)?;
             let bar = progress(size, "get");

@@ -1,17 +1,21 @@
 //! The user's workstation on a running pool: the commands people type (`ps`,
-//! `hosts`, `ax`, `ls`, `put`, ...) talk to the pool that `up` started in the
-//! same run directory, with the capabilities `up` saved there (the boards' host
-//! capabilities, the servers'), a client on the switch, and a terminal server
-//! so that programs' output comes back here.
+//! `hosts`, `ax`, `ls`, `put`, `log`, `top`, ...) talk to the pool that `up`
+//! started in the same run directory, with the capabilities `up` saved there
+//! (the boards' host capabilities, the servers', its log server's), a client
+//! on the switch, and a terminal server so that programs' output comes back
+//! here and their input comes from here.
 
 mod files;
+mod logs;
 mod processes;
 mod programs;
 mod services;
+pub mod top;
 
 pub use files::{Masks, write_out};
+pub use logs::{LOGS_DIR, log_file, print_log};
 pub use processes::{Action, Target, hosts, ps, stop_or_resume};
-pub use programs::AxOptions;
+pub use programs::{AxOptions, Ending, GRACE, INTERRUPTED_STATUS, Interrupts, ended_by_interrupt};
 pub use services::{services, services_table};
 
 use amoeba_abi::Capability;
@@ -25,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use pool_system::capabilities_file::{CAPABILITIES_FILE, save as save_capabilities};
 
-fn load_capabilities(run_dir: &Path) -> Result<Vec<(String, Capability)>> {
+pub(crate) fn load_capabilities(run_dir: &Path) -> Result<Vec<(String, Capability)>> {
     let path = run_dir.join(CAPABILITIES_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no pool is running in {} (start one with `just up`)", run_dir.display()))?;
@@ -40,11 +44,20 @@ fn load_capabilities(run_dir: &Path) -> Result<Vec<(String, Capability)>> {
         .collect()
 }
 
+/// The boards among saved capabilities: (id, host capability).
+fn boards(capabilities: &[(String, Capability)]) -> Vec<(u16, Capability)> {
+    capabilities
+        .iter()
+        .filter_map(|(name, capability)| Some((name.strip_prefix("board")?.parse().ok()?, *capability)))
+        .collect()
+}
+
 pub struct Workstation {
     capabilities: Vec<(String, Capability)>,
     rpc: RpcClient,
     tty: Option<TtyServer>,
     socket: PathBuf,
+    run_dir: PathBuf,
 }
 
 impl Workstation {
@@ -55,7 +68,23 @@ impl Workstation {
         let port = HostPort::connect(&socket).with_context(|| {
             format!("no pool is running in {} (start one with `just up`)", run_dir.display())
         })?;
-        Ok(Workstation { capabilities, rpc: RpcClient::new(port), tty: None, socket })
+        Ok(Workstation {
+            capabilities,
+            rpc: RpcClient::new(port),
+            tty: None,
+            socket,
+            run_dir: run_dir.to_path_buf(),
+        })
+    }
+
+    /// The run directory of the pool.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Another station on the switch (for a client of its own).
+    pub fn new_port(&self) -> Result<HostPort> {
+        HostPort::connect(&self.socket)
     }
 
     /// A capability `up` saved.
@@ -70,10 +99,7 @@ impl Workstation {
 
     /// Every board: (id, host capability).
     pub fn boards(&self) -> Vec<(u16, Capability)> {
-        self.capabilities
-            .iter()
-            .filter_map(|(name, capability)| Some((name.strip_prefix("board")?.parse().ok()?, *capability)))
-            .collect()
+        boards(&self.capabilities)
     }
 
     /// The client on the switch.
@@ -83,15 +109,11 @@ impl Workstation {
 
     /// The terminal server (started on first use).
     fn tty(&mut self) -> Result<&TtyServer> {
-        if self.tty.is_none() {
-            self.tty = Some(TtyServer::start(HostPort::connect(&self.socket)?));
-        }
-        Ok(self.tty.as_ref().expect("just started"))
-    }
-
-    /// A terminal whose output goes to this process's standard output.
-    fn terminal(&mut self) -> Result<host_station::tty_server::Terminal> {
-        Ok(self.tty()?.terminal(Sink::Stdout { prefix: String::new() }))
+        let tty = match self.tty.take() {
+            Some(tty) => tty,
+            None => TtyServer::start(HostPort::connect(&self.socket)?),
+        };
+        Ok(self.tty.insert(tty))
     }
 
     /// Runs `program` on board `board` with its output on this terminal; waits
@@ -99,10 +121,13 @@ impl Workstation {
     pub fn run(&mut self, board: u16, program: &str, exec: Exec, detach: bool) -> Result<Option<i32>> {
         let host = self.host_capability(board)?;
         let bytes = program_bytes(program)?;
-        let terminal = self.tty()?.terminal(Sink::Stdout { prefix: String::new() });
-        let exec = exec
-            .with_capability("STDOUT", terminal.capability)
-            .with_capability("STDERR", terminal.capability);
+        // Detached, it writes to its board's console: this terminal goes with `run`.
+        let exec = if detach {
+            exec
+        } else {
+            let terminal = self.tty()?.terminal(Sink::Stdout { prefix: String::new() });
+            exec.with_capability("STDOUT", terminal.capability).with_capability("STDERR", terminal.capability)
+        };
         let process = amoeba_client::exec::exec(&mut self.rpc, &host, Program::Bytes(&bytes), &exec)
             .map_err(|error| anyhow::anyhow!("starting {program} on board {board}: {error}"))?;
         if detach {

@@ -1,10 +1,12 @@
 //! `ps`, `stun`, `resume`, `kill` and `hosts`: the processes of every board
 //! (asked of each board's process server) and the processors as the run
-//! server sees them.
+//! server sees them. `ps` tells a running process from one whose threads all
+//! wait, and says on what: a program stuck on output nobody takes shows
+//! `blocked`, not `running`.
 
 use super::Workstation;
 use amoeba_abi::Capability;
-use amoeba_ipc::interfaces::process::{HostInfo, ProcessReport, ProcessState};
+use amoeba_ipc::interfaces::process::{Activity, HostInfo, ProcessReport, ProcessState};
 use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
@@ -37,7 +39,7 @@ impl std::str::FromStr for Target {
 }
 
 /// Every process of every board that answers: (board, report).
-fn all_processes(
+pub(super) fn all_processes(
     workstation: &mut Workstation,
 ) -> Vec<(u16, Result<Vec<ProcessReport>, amoeba_abi::Status>)> {
     workstation
@@ -47,9 +49,18 @@ fn all_processes(
         .collect()
 }
 
-fn state_text(state: ProcessState) -> String {
-    match state {
-        ProcessState::Running => String::from("running"),
+/// A process's state in a word or two: `running`, `blocked` (every thread
+/// waits, one for a transaction's reply: output, a file, a server), `serving`
+/// (waiting for requests), `waiting` (sleeping, on a lock, ...), `stunned`,
+/// `exited N`.
+pub fn state_text(report: &ProcessReport) -> String {
+    match report.state {
+        ProcessState::Running => String::from(match report.activity {
+            Activity::Runnable => "running",
+            Activity::Transaction => "blocked",
+            Activity::Serving => "serving",
+            Activity::Waiting => "waiting",
+        }),
         ProcessState::Stunned => String::from("stunned"),
         ProcessState::Exited(status) => format!("exited {status}"),
     }
@@ -69,7 +80,7 @@ pub fn ps(workstation: &mut Workstation, all: bool) -> Result<String> {
                         format!("board{board}"),
                         p.pid,
                         p.name,
-                        state_text(p.state),
+                        state_text(p),
                         cpu
                     );
                 }
@@ -82,6 +93,19 @@ pub fn ps(workstation: &mut Workstation, all: bool) -> Result<String> {
     Ok(table)
 }
 
+/// The live processes running program `name`: (board, pid).
+fn running(workstation: &mut Workstation, name: &str) -> Vec<(u16, u32)> {
+    all_processes(workstation)
+        .into_iter()
+        .filter_map(|(board, list)| Some((board, list.ok()?)))
+        .flat_map(|(board, list)| {
+            list.into_iter()
+                .filter(|p| p.name == name && !matches!(p.state, ProcessState::Exited(_)))
+                .map(move |p| (board, p.pid))
+        })
+        .collect()
+}
+
 /// The capability of the process `target` names.
 fn resolve(workstation: &mut Workstation, target: &Target) -> Result<Capability> {
     match target {
@@ -92,25 +116,18 @@ fn resolve(workstation: &mut Workstation, target: &Target) -> Result<Capability>
                 .process_capability(&host, *pid)
                 .map_err(|status| anyhow::anyhow!("board{board} has no process {pid} ({status})"))
         }
-        Target::Name(name) => {
-            let matches: Vec<(u16, u32)> = all_processes(workstation)
-                .into_iter()
-                .filter_map(|(board, list)| Some((board, list.ok()?)))
-                .flat_map(|(board, list)| {
-                    list.into_iter()
-                        .filter(|p| p.name == *name && !matches!(p.state, ProcessState::Exited(_)))
-                        .map(move |p| (board, p.pid))
-                })
-                .collect();
-            match matches.as_slice() {
-                [] => bail!("no process runs {name} (see `ps`)"),
-                [(board, pid)] => resolve(workstation, &Target::Pid { board: *board, pid: *pid }),
-                several => {
-                    let names: Vec<String> = several.iter().map(|(b, p)| format!("board{b}/{p}")).collect();
-                    bail!("{} processes run {name}: say which ({})", several.len(), names.join(", "))
-                }
+        Target::Name(name) => match running(workstation, name).as_slice() {
+            [] => bail!("no process runs {name} (see `ps`)"),
+            [(board, pid)] => resolve(workstation, &Target::Pid { board: *board, pid: *pid }),
+            several => {
+                let names: Vec<String> = several.iter().map(|(b, p)| format!("board{b}/{p}")).collect();
+                bail!(
+                    "{} processes run {name}: say which ({}), or all of them with --all",
+                    several.len(),
+                    names.join(", ")
+                )
             }
-        }
+        },
     }
 }
 
@@ -122,21 +139,75 @@ pub enum Action {
     Kill,
 }
 
-/// `stun`, `resume` or `kill` the process `target` names.
-pub fn stop_or_resume(workstation: &mut Workstation, target: &Target, action: Action) -> Result<()> {
-    let capability = resolve(workstation, target)?;
-    let mut processes = process_server::Client::new(workstation.rpc());
-    let result = match action {
-        Action::Stun => processes.stun(&capability),
-        Action::Resume => processes.resume(&capability),
-        Action::Kill => standard::Client::new(workstation.rpc()).destroy(&capability),
+/// `stun`, `resume` or `kill` the process `target` names, or with `all`
+/// every process running the program `target` names; what was done, in words
+/// (empty for one process).
+pub fn stop_or_resume(
+    workstation: &mut Workstation,
+    target: &Target,
+    action: Action,
+    all: bool,
+) -> Result<String> {
+    if !all {
+        let capability = resolve(workstation, target)?;
+        return act(workstation, &capability, action).map(|()| String::new()).map_err(explain);
+    }
+    let Target::Name(name) = target else {
+        bail!("--all takes a program's name (as `ps` shows it)");
     };
-    result.map_err(|status| match status {
+    let targets = running(workstation, name);
+    if targets.is_empty() {
+        bail!("no process runs {name} (see `ps`)");
+    }
+    let mut failed = Vec::new();
+    for &(board, pid) in &targets {
+        let host = workstation.host_capability(board)?;
+        let done = process_server::Client::new(workstation.rpc())
+            .process_capability(&host, pid)
+            .and_then(|capability| act(workstation, &capability, action));
+        match done {
+            // One that ended meanwhile is as good as done.
+            Ok(()) | Err(amoeba_abi::Status::NotFound) => {}
+            Err(status) => failed.push(format!("board{board}/{pid}: {}", explain(status))),
+        }
+    }
+    let verb = match action {
+        Action::Stun => "stunned",
+        Action::Resume => "resumed",
+        Action::Kill => "killed",
+    };
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} processes running {name} not {verb}: {}",
+            failed.len(),
+            targets.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(format!("{verb} {} processes running {name}\n", targets.len()))
+}
+
+/// Applies `action` to one process.
+fn act(
+    workstation: &mut Workstation,
+    capability: &Capability,
+    action: Action,
+) -> Result<(), amoeba_abi::Status> {
+    match action {
+        Action::Stun => process_server::Client::new(workstation.rpc()).stun(capability),
+        Action::Resume => process_server::Client::new(workstation.rpc()).resume(capability),
+        Action::Kill => standard::Client::new(workstation.rpc()).destroy(capability),
+    }
+}
+
+/// What a refused `stun`, `resume` or `kill` means, in words.
+fn explain(status: amoeba_abi::Status) -> anyhow::Error {
+    match status {
         amoeba_abi::Status::Denied => anyhow::anyhow!("not allowed by this capability"),
         amoeba_abi::Status::CapBad => anyhow::anyhow!("no such process (or a forged capability)"),
         amoeba_abi::Status::NotFound => anyhow::anyhow!("the process has already ended"),
         other => anyhow::anyhow!("{other}"),
-    })
+    }
 }
 
 fn mib(bytes: u64) -> String {

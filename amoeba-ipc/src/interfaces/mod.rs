@@ -24,4 +24,7 @@ pub use directory::soap;
 pub use disk_blocks::{DISK_IO_MAX, DISK_READ, DISK_WRITE, disk};
 pub use process::process_server;
 pub use run::run_server;
-pub use terminal::{TTY_WRITE_RIGHT, tty};
+pub use terminal::{
+    TTY_CREATE_RIGHT, TTY_LOG_NAME_MAX, TTY_NAME_RIGHT, TTY_READ_MAX, TTY_READ_RIGHT, TTY_WRITE_RIGHT,
+    is_log_name, tty,
+};

@@ -234,7 +234,40 @@ pub struct ProcessReport {
     pub pc: u64,
     /// Stack pointer.
     pub sp: u64,
+    /// What its threads are doing (for `ps`: running, or blocked, and on what).
+    pub activity: Activity,
+    /// Whether its board checks an owner for it and ends it once the owner
+    /// stops answering (see [`process_server::Client::set_owner`]).
+    pub owned: bool,
 }
+
+/// What a live process's threads are doing, as `ps` shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activity {
+    /// A thread is ready or running (or the process has no thread to tell by).
+    #[default]
+    Runnable,
+    /// Every thread waits, one of them for a transaction's reply: output to a
+    /// terminal or a log, a file, any server that has not answered yet.
+    Transaction,
+    /// Every thread waits, one of them for a request to serve (and none for a
+    /// transaction).
+    Serving,
+    /// Every thread sleeps or waits for a lock, a thread, a process, a group.
+    Waiting,
+}
+
+/// The signal `ax` raises in a program on the user's Ctrl-C. A program that
+/// does not catch it ends with status `EXIT_SIGNAL_BASE - SIGNAL_INTERRUPT`.
+pub const SIGNAL_INTERRUPT: u32 = 2;
+
+/// How often a board asks a process's owner whether it still exists (µs).
+pub const OWNER_CHECK_PERIOD_US: u64 = 1_000_000;
+
+/// A process whose owner has answered none of its board's checks for this
+/// long (µs) is destroyed: the owner (the user's terminal) is gone or cut off.
+/// An owner that answers that it no longer exists ends it at once.
+pub const OWNER_SILENCE_US: u64 = 5_000_000;
 
 /// One board's state as its process server reports it (what the run server scores).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,5 +400,12 @@ crate::interface! {
         fn inspect as PS_INSPECT = 3103, object(PROCESS_INSPECT) () -> (report: data<ProcessReport>);
         /// Wait until the process ends; its exit status.
         fn wait as PS_WAIT = 3104, object(PROCESS_INSPECT) () -> (status: extra<i32>);
+        /// Ties the process to an owner (Amoeba's `pro_setowner`): its board
+        /// touches the owner (`STD_TOUCH`) every `OWNER_CHECK_PERIOD_US` and
+        /// destroys the process when the owner says it no longer exists or has
+        /// answered nothing for `OWNER_SILENCE_US`. A user's session names its
+        /// terminal, so a program outlives neither a killed `ax` nor a lost host.
+        /// `None` unties it.
+        fn set_owner as PS_SET_OWNER = 3105, object(PROCESS_DESTROY) (owner: data<Option<Capability>>) -> ();
     }
 }

@@ -1,5 +1,6 @@
 //! What the process server asks of the RPC service: answers to send (now or
-//! later) and transactions to make (reading a program's file).
+//! later) and transactions to make (reading a program's file, checking that
+//! a process's owner still exists).
 
 #![forbid(unsafe_code)]
 
@@ -13,4 +14,6 @@ pub enum Action {
     Reply { req: ReqId, header: Header, buf: Vec<u8> },
     /// Start a transaction for load `load` (a read of a file).
     Read { load: u64, header: Header, buf: Vec<u8> },
+    /// Start a transaction for owner check `check` (a touch of the owner).
+    Check { check: u64, header: Header, buf: Vec<u8> },
 }

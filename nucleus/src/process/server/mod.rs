@@ -8,9 +8,10 @@
 //! from a file), makes processes from descriptors, and controls them.
 //!
 //! Requests come in through [`ProcessServer::handle`]; answers and the
-//! transactions the server makes itself (reading a program's file) go out
-//! as [`Action`]s, so that a reply may come later (a `wait`, a segment filled
-//! from a file on another board).
+//! transactions the server makes itself (reading a program's file, checking
+//! a process's owner) go out as [`Action`]s, so that a reply may come later
+//! (a `wait`, a segment filled from a file on another board). Its timers (the
+//! owners' checks) run in [`ProcessServer::tick`].
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ mod create;
 mod load;
 mod load_meter;
 mod local;
+mod owners;
 mod report;
 mod state;
 
@@ -72,20 +74,26 @@ impl ProcessServer {
         self.loads.started(load, trans);
     }
 
-    /// A transaction the server made ended.
-    pub fn read_done(
+    /// A transaction the server made ended (a read of a load, or an owner check).
+    pub fn trans_done(
         &mut self,
         core: &mut Core,
+        now: u64,
         trans: flip::TransId,
         result: Result<(Header, Vec<u8>), Status>,
     ) {
-        self.loads.done(core, trans, result, &mut self.actions);
+        if self.is_check(trans) {
+            self.check_done(core, now, trans, &result);
+        } else {
+            self.loads.done(core, trans, result, &mut self.actions);
+        }
     }
 }
 
 impl Subscriber for ProcessServer {
     fn notify(&mut self, _core: &mut Core, event: &Event, _now: u64) {
         if let Event::ProcessExited { pid, status, .. } = *event {
+            self.forget_owner(pid);
             let (done, waiting): (Vec<_>, Vec<_>) = self.waits.drain(..).partition(|(p, _)| *p == pid);
             self.waits = waiting;
             for (_, req) in done {
@@ -250,7 +258,7 @@ impl process_server::Server for Request<'_, '_> {
             .core
             .processes
             .iter()
-            .map(|(&pid, process)| report::process_report(self.core, pid, process))
+            .map(|(&pid, process)| report::process_report(self.core, pid, process, self.server.is_owned(pid)))
             .collect())
     }
 
@@ -305,7 +313,7 @@ impl process_server::Server for Request<'_, '_> {
     fn inspect(&mut self, call: &Call<'_>) -> Result<ProcessReport, Status> {
         let pid = self.process(call)?;
         let process = self.core.processes.get(&pid).ok_or(Status::NotFound)?;
-        Ok(report::process_report(self.core, pid, process))
+        Ok(report::process_report(self.core, pid, process, self.server.is_owned(pid)))
     }
 
     fn wait(&mut self, call: &Call<'_>) -> Result<i32, Status> {
@@ -317,5 +325,14 @@ impl process_server::Server for Request<'_, '_> {
                 Err(self.defer())
             }
         }
+    }
+
+    fn set_owner(&mut self, call: &Call<'_>, owner: Option<Capability>) -> Result<(), Status> {
+        let pid = self.process(call)?;
+        if self.core.processes.get(&pid).ok_or(Status::NotFound)?.has_exited() {
+            return Err(Status::NotFound);
+        }
+        self.server.set_owner(pid, owner, self.now);
+        Ok(())
     }
 }

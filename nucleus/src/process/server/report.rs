@@ -5,11 +5,11 @@
 #![forbid(unsafe_code)]
 
 use super::state::{Object, ProcessServer};
-use crate::process::thread::{Pid, ThreadState};
+use crate::process::thread::{Pid, ThreadState, Wait};
 use crate::process::{Core, Process, ProcessState};
 use alloc::format;
 use alloc::string::String;
-use amoeba_ipc::interfaces::process::{self as abi, HostInfo, ProcessReport};
+use amoeba_ipc::interfaces::process::{self as abi, Activity, HostInfo, ProcessReport};
 
 /// What placement needs to know about the board.
 pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo {
@@ -52,8 +52,30 @@ fn young_runnable_milli(core: &Core, now: u64, window_us: u64) -> u64 {
         .sum()
 }
 
-/// Everything `inspect` and `processes` tell about a process.
-pub fn process_report(core: &Core, pid: Pid, process: &Process) -> ProcessReport {
+/// What a process's threads are doing: running if one can run; else blocked
+/// on a transaction if one waits for a reply (output the terminal has not
+/// taken yet looks like this), serving if one waits for requests, waiting
+/// otherwise (sleeps, locks, joins, groups).
+fn activity(core: &Core, process: &Process) -> Activity {
+    let mut activity = Activity::Waiting;
+    let mut any = false;
+    for thread in process.threads.iter().filter_map(|tid| core.threads.get(tid)) {
+        any = true;
+        match thread.state {
+            ThreadState::Ready | ThreadState::Running => return Activity::Runnable,
+            ThreadState::Blocked(Wait::Trans(_)) => activity = Activity::Transaction,
+            ThreadState::Blocked(Wait::GetRequest(_)) if activity == Activity::Waiting => {
+                activity = Activity::Serving
+            }
+            _ => {}
+        }
+    }
+    if any { activity } else { Activity::Runnable }
+}
+
+/// Everything `inspect` and `processes` tell about a process (`owned`: its
+/// board checks an owner for it).
+pub fn process_report(core: &Core, pid: Pid, process: &Process, owned: bool) -> ProcessReport {
     let state = match process.state {
         ProcessState::Running => abi::ProcessState::Running,
         ProcessState::Stunned => abi::ProcessState::Stunned,
@@ -74,6 +96,8 @@ pub fn process_report(core: &Core, pid: Pid, process: &Process) -> ProcessReport
         segments: process.mappings.iter().map(|m| (m.va as u64, m.len as u64, map_bits(m.flags))).collect(),
         pc,
         sp: 0,
+        activity: activity(core, process),
+        owned,
     }
 }
 
@@ -137,10 +161,11 @@ pub fn describe(server: &ProcessServer, core: &Core, object: u32) -> String {
 /// STD_STATUS's text.
 pub fn status(server: &ProcessServer, core: &Core) -> String {
     format!(
-        "{}; {} segments; {} waits, {} loads",
+        "{}; {} segments; {} waits, {} loads, {} owned processes",
         describe(server, core, 0),
         core.segments.list().count(),
         server.waits.len(),
-        server.loads.active_count()
+        server.loads.active_count(),
+        server.owners.len()
     )
 }

@@ -14,7 +14,9 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Status};
+use amoeba_ipc::interfaces::process::{OWNER_CHECK_PERIOD_US, OWNER_SILENCE_US};
 use flip::ReqId;
+use nucleus::owner_watch::OwnerWatch;
 use pool_control::bundle::Bundle;
 use pool_control::secret::BoardSecret;
 
@@ -46,6 +48,10 @@ pub struct ProcessServer {
     pub(super) loads: Loads,
     pub(super) load_meter: LoadMeter,
     pub(super) actions: VecDeque<Action>,
+    /// Processes tied to an owner, and the checks of their owners.
+    pub(super) owners: OwnerWatch<Capability>,
+    /// When the owners next need attention (cached: looked at on every settle).
+    pub(super) owners_due: Option<u64>,
 }
 
 impl ProcessServer {
@@ -81,6 +87,8 @@ impl ProcessServer {
             loads: Loads::default(),
             load_meter: LoadMeter::default(),
             actions: VecDeque::new(),
+            owners: OwnerWatch::new(OWNER_CHECK_PERIOD_US, OWNER_SILENCE_US),
+            owners_due: None,
         };
         (server, get_port)
     }

@@ -1,0 +1,308 @@
+//! The workstation session as a user meets it, like `ssh`: `boot up` brings a
+//! system up, and `boot ax` from other processes runs programs that the
+//! session owns. Ctrl-C interrupts the program and `ax` exits 130; a killed
+//! `ax` (SIGKILL) or a stopped one (a host cut off) takes its program with it
+//! within seconds, and `ps` shows a program stuck on output as blocked; input
+//! piped into `ax` reaches the program, with its end; a detached program
+//! never waits for its output, which a log keeps; 64 `ax` at once from 64
+//! host processes each get their own output and status; `./pool ax hello`
+//! prints hello's lines and nothing else. One `up` per group of scenarios.
+
+use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::process_server;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The groups boot a pool each; one at a time is kinder to a small machine.
+static ONE_POOL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn boot_program() -> PathBuf {
+    let path = qemu_pool::boot_program();
+    assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
+    path
+}
+
+/// `boot up` running in its own run directory; stopped when dropped.
+struct Up {
+    child: Child,
+    run_dir: tempfile::TempDir,
+}
+
+impl Up {
+    fn start(boards: u16) -> Up {
+        let run_dir = tempfile::Builder::new().prefix("sessions-").tempdir_in("/tmp").unwrap();
+        let mut child = Command::new(boot_program())
+            .args(["up", &boards.to_string(), "--fresh-disk", "--run-dir"])
+            .arg(run_dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut output = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let line =
+                lines.next().unwrap_or_else(|| panic!("boot up ended:\n{}", output.join("\n"))).unwrap();
+            output.push(line.clone());
+            if line.starts_with("system up") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the system did not come up:\n{}", output.join("\n"));
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        Up { child, run_dir }
+    }
+
+    fn run_dir(&self) -> &Path {
+        self.run_dir.path()
+    }
+
+    /// `boot COMMAND --run-dir RUN_DIR ARGS` as a command to adjust.
+    fn boot(&self, args: &[&str]) -> Command {
+        let (first, rest) = args.split_first().unwrap();
+        let mut command = Command::new(boot_program());
+        command.arg(first).arg("--run-dir").arg(self.run_dir()).args(rest);
+        command
+    }
+
+    fn command(&self, args: &[&str]) -> Output {
+        self.boot(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// The live processes running `name` on any board: (board, pid, CPU µs).
+    fn running(&self, name: &str) -> Vec<(u16, u32, u64)> {
+        let mut workstation = workstation::Workstation::connect(self.run_dir()).unwrap();
+        let mut found = Vec::new();
+        for (board, host) in workstation.boards() {
+            let list = process_server::Client::new(workstation.rpc()).processes(&host).unwrap_or_default();
+            found.extend(
+                list.into_iter()
+                    .filter(|p| p.name == name && !matches!(p.state, ProcessState::Exited(_)))
+                    .map(|p| (board, p.pid, p.cpu_us)),
+            );
+        }
+        found
+    }
+
+    /// Waits up to `timeout` until no process runs `name`; how long it took.
+    fn until_gone(&self, name: &str, timeout: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.running(name).is_empty() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A running `ax` whose output lines arrive on a channel.
+struct Ax {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Ax {
+    fn start(up: &Up, argv: &[&str]) -> Ax {
+        let mut args = vec!["ax"];
+        args.extend_from_slice(argv);
+        let mut child = up.boot(&args).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ax { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits until a line contains `needle`.
+    fn wait_for(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.seen.iter().any(|l| l.contains(needle)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {needle:?} from ax within {timeout:?}; it printed {:?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Waits up to `timeout` for `ax` to end: its exit status.
+    fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Ax {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_session_owns_its_program_its_input_and_its_end() {
+    let _one = ONE_POOL_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let up = Up::start(4);
+
+    // Ctrl-C: the ticker ends at once and ax exits 130, like a shell.
+    let mut ax = Ax::start(&up, &["ticker"]);
+    ax.wait_for("tick 3", Duration::from_secs(60));
+    assert_eq!(up.running("ticker").len(), 1, "the ticker runs");
+    let interrupted = Instant::now();
+    ax.signal(libc::SIGINT);
+    assert_eq!(ax.wait(Duration::from_secs(10)), Some(130), "ax after Ctrl-C");
+    assert!(up.running("ticker").is_empty(), "the ticker still runs after Ctrl-C");
+    let stopped = interrupted.elapsed();
+    assert!(stopped <= Duration::from_secs(2), "the ticker took {stopped:?} to stop");
+
+    // SIGKILL of ax: nobody says a word, and the ticker's board ends it once
+    // its terminal is gone.
+    let mut ax = Ax::start(&up, &["ticker"]);
+    ax.wait_for("tick 2", Duration::from_secs(60));
+    assert_eq!(up.running("ticker").len(), 1);
+    ax.signal(libc::SIGKILL);
+    let gone = up.until_gone("ticker", Duration::from_secs(10));
+    assert!(gone.is_some(), "the ticker outlived its killed ax by 10 s");
+
+    // A host that stops answering (ax stopped, its socket still there): the
+    // ticker blocks on its output, `ps` says so, and its board ends it.
+    let mut ax = Ax::start(&up, &["ticker"]);
+    ax.wait_for("tick 2", Duration::from_secs(60));
+    ax.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(1500));
+    let ps = text(&up.command(&["ps"]));
+    let row = ps.lines().find(|l| l.contains("ticker")).unwrap_or_else(|| panic!("no ticker in:\n{ps}"));
+    assert!(row.contains("blocked"), "a ticker whose terminal does not take its output:\n{ps}");
+    let gone = up.until_gone("ticker", Duration::from_secs(10));
+    ax.signal(libc::SIGKILL);
+    assert!(gone.is_some(), "the ticker outlived its silent terminal by 10 s");
+
+    // Standard input, to its end: `echo hi | ax upper` prints HI.
+    let mut upper = up.boot(&["ax", "upper"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    upper.stdin.take().unwrap().write_all(b"hi\nfrom the host\n").unwrap(); // then closed: end of input
+    let output = upper.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "upper: {}", text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "HI\nFROM THE HOST\n");
+    // No input at all is an end of input too.
+    let empty = up.command(&["ax", "upper"]);
+    assert_eq!(empty.status.code(), Some(0), "{}", text(&empty));
+    assert_eq!(String::from_utf8_lossy(&empty.stdout), "");
+
+    // `./pool ax hello`: hello's own lines and status, nothing else.
+    let pool = qemu_pool::workspace_root().join("pool");
+    let output = Command::new(&pool)
+        .args(["ax", "--run-dir"])
+        .arg(up.run_dir())
+        .arg("hello")
+        .current_dir(qemu_pool::workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(7), "./pool ax hello: {}", text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello from the pool\n");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "./pool ax hello said more");
+
+    // `get` of a directory says what it is.
+    let get = up.command(&["get", "/bin"]);
+    assert!(!get.status.success() && text(&get).contains("/bin is a directory"), "{}", text(&get));
+}
+
+#[test]
+fn detached_programs_never_wait_and_many_users_work_at_once() {
+    let _one = ONE_POOL_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let up = Up::start(4);
+
+    // A detached hog keeps working: its CPU time grows, its output is logged.
+    let detached = up.command(&["ax", "--detach", "hog"]);
+    assert!(detached.status.success(), "{}", text(&detached));
+    let [(_, _, before)] = up.running("hog")[..] else { panic!("one hog: {:?}", up.running("hog")) };
+    std::thread::sleep(Duration::from_secs(4));
+    let [(board, pid, after)] = up.running("hog")[..] else { panic!("one hog: {:?}", up.running("hog")) };
+    assert!(after >= before + 1_500_000, "the detached hog got {} µs of CPU in 4 s", after - before);
+    let log = up.command(&["log", "hog"]);
+    assert!(log.status.success(), "{}", text(&log));
+    let progress =
+        String::from_utf8_lossy(&log.stdout).lines().filter(|l| l.starts_with("hog 0 progress")).count();
+    assert!(progress >= 10, "its log has {progress} lines:\n{}", text(&log));
+    let by_pid = up.command(&["log", &format!("board{board}/{pid}")]);
+    assert!(String::from_utf8_lossy(&by_pid.stdout).contains("hog 0 progress"), "{}", text(&by_pid));
+    let ps = text(&up.command(&["ps"]));
+    let row = ps.lines().find(|l| l.contains("hog")).unwrap_or_else(|| panic!("no hog in:\n{ps}"));
+    assert!(row.contains("running"), "{ps}");
+
+    // `top --once` shows every board with its load.
+    let top = text(&up.command(&["top", "--once"]));
+    for board in 0..4 {
+        assert!(top.contains(&format!("board{board}  load")), "{top}");
+    }
+    assert!(top.contains("hog"), "{top}");
+
+    // Several hogs: `kill` asks which, `kill --all` ends them all.
+    for _ in 0..2 {
+        let detached = up.command(&["ax", "--detach", "hog"]);
+        assert!(detached.status.success(), "{}", text(&detached));
+    }
+    let which = up.command(&["kill", "hog"]);
+    assert!(!which.status.success() && text(&which).contains("--all"), "{}", text(&which));
+    let all = up.command(&["kill", "--all", "hog"]);
+    assert!(all.status.success() && text(&all).contains("killed 3"), "{}", text(&all));
+    assert!(up.running("hog").is_empty(), "hogs left: {:?}", up.running("hog"));
+
+    // 64 users at once, each a host process of its own, each its own output.
+    let clients: Vec<(usize, Child)> = (0..64)
+        .map(|i| {
+            let word = format!("client{i}");
+            let child = up
+                .boot(&["ax", "hello", &word])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (i, child)
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (i, child) in clients {
+        let output = child.wait_with_output().unwrap();
+        let expected = format!("hello from the pool\nhello: client{i}\n");
+        if output.status.code() != Some(7) || String::from_utf8_lossy(&output.stdout) != expected {
+            failures.push(format!("client {i}: status {:?}: {}", output.status.code(), text(&output)));
+        }
+    }
+    assert!(failures.is_empty(), "{} of 64 failed:\n{}", failures.len(), failures.join("\n"));
+}
