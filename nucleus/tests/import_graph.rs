@@ -6,6 +6,11 @@
 //! paths inside macro invocations — resolves them to the file of the
 //! module they reach, and fails with the cycle if the graph has one.
 //!
+//! Beyond the absence of cycles, every file belongs to one named layer
+//! (`LAYERS`, bottom first) and imports only from its own layer or below,
+//! so "arrows point down" is checked by name, and a new file must be given
+//! its place.
+//!
 //! A parent's `mod child;` declaration is not an import; a `super::` path
 //! is an import of the parent. `IMPORT_GRAPH_PRINT=1` prints the edges;
 //! `IMPORT_GRAPH_SRC=dir` checks the tree in `dir` instead of `src/`.
@@ -357,6 +362,73 @@ fn show(cycle: &[PathBuf]) -> String {
     cycle.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" -> ")
 }
 
+/// The nucleus's layers, bottom first (DESIGN.md, "Nucleus layering"): each
+/// names the files it holds (a name ending in `/` holds a whole folder).
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "platform: architecture and board facts, locks, the kernel heap",
+        &["arch/", "board.rs", "sync.rs", "heap.rs", "asid.rs", "contiguous.rs", "power.rs", "devicetree.rs"],
+    ),
+    ("drivers: leaves that report what happened, and the console", &["drivers/", "console.rs"]),
+    (
+        "core: segments, processes, threads, scheduling",
+        &[
+            "memory/",
+            "process/mod.rs",
+            "process/thread.rs",
+            "process/run_queue.rs",
+            "process/sched.rs",
+            "process/outcome.rs",
+            "process/signal.rs",
+            "process/loader.rs",
+            "process/user_memory.rs",
+            "owner_watch.rs",
+        ],
+    ),
+    (
+        "services: RPC, groups, the disk and process servers",
+        &["rpc.rs", "group.rs", "disk.rs", "process/server/", "services.rs"],
+    ),
+    (
+        "entry points: traps, interrupts, system calls, the network thread",
+        &["trap.rs", "interrupts.rs", "syscall/", "net/"],
+    ),
+    ("start-up", &["startup.rs", "disk_self_test.rs", "main.rs", "lib.rs"]),
+];
+
+/// The layer (index into `layers`) that holds `file`.
+fn layer_of(layers: &[(&str, &[&str])], file: &Path) -> Option<usize> {
+    let file = file.to_str()?;
+    layers.iter().position(|(_, holds)| {
+        holds.iter().any(|name| if name.ends_with('/') { file.starts_with(name) } else { file == *name })
+    })
+}
+
+/// Every import that points up, and every file no layer holds, in words.
+fn layer_violations(edges: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, layers: &[(&str, &[&str])]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (file, targets) in edges {
+        let Some(from) = layer_of(layers, file) else {
+            found.push(format!("{} is in no layer", file.display()));
+            continue;
+        };
+        for target in targets {
+            if let Some(to) = layer_of(layers, target)
+                && to > from
+            {
+                found.push(format!(
+                    "{} ({}) imports {} ({}), a layer above",
+                    file.display(),
+                    layers[from].0,
+                    target.display(),
+                    layers[to].0
+                ));
+            }
+        }
+    }
+    found
+}
+
 /// Files the walk must reach in the nucleus' own tree (so that a broken
 /// walk cannot pass by seeing nothing).
 const EXPECTED_FILES: [&str; 6] = [
@@ -369,7 +441,7 @@ const EXPECTED_FILES: [&str; 6] = [
 ];
 
 #[test]
-fn the_nucleus_imports_form_no_cycle() {
+fn the_nucleus_imports_form_no_cycle_and_point_down_its_layers() {
     // IMPORT_GRAPH_SRC checks another tree (an older checkout, say).
     let other_tree = std::env::var_os("IMPORT_GRAPH_SRC").map(PathBuf::from);
     let src = other_tree.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
@@ -389,6 +461,10 @@ fn the_nucleus_imports_form_no_cycle() {
     }
     if let Some(cycle) = find_cycle(&edges) {
         panic!("the nucleus' imports form a cycle: {}", show(&cycle));
+    }
+    if other_tree.is_none() {
+        let violations = layer_violations(&edges, LAYERS);
+        assert!(violations.is_empty(), "the nucleus' layers:\n{}", violations.join("\n"));
     }
 }
 
@@ -477,5 +553,26 @@ fn path_attributes_and_exported_macros_are_followed() {
     assert_eq!(
         cycle_of(&files).as_deref(),
         Some("arch/aarch64/mmu.rs -> console.rs -> process/mod.rs -> arch/aarch64/mmu.rs")
+    );
+}
+
+#[test]
+fn an_import_that_points_up_or_a_file_in_no_layer_is_found() {
+    let files = [
+        ("main.rs", "mod drivers; mod process; mod stray;"),
+        ("drivers/mod.rs", "pub mod timer;"),
+        ("drivers/timer.rs", "pub fn tick() { crate::process::wake(); }"),
+        ("process/mod.rs", "pub fn wake() {}"),
+        ("stray.rs", ""),
+    ];
+    let layers: &[(&str, &[&str])] =
+        &[("drivers", &["drivers/"]), ("core", &["process/"]), ("top", &["main.rs"])];
+    let violations = layer_violations(&graph_of(&files).edges(), layers);
+    assert_eq!(
+        violations,
+        [
+            "drivers/timer.rs (drivers) imports process/mod.rs (core), a layer above",
+            "stray.rs is in no layer"
+        ]
     );
 }
