@@ -43,7 +43,8 @@ impl Up {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut output = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(240);
+        // Bringing up the servers on a 32-board pool under emulation takes minutes.
+        let deadline = Instant::now() + Duration::from_secs(240 + 10 * u64::from(boards));
         loop {
             let line =
                 lines.next().unwrap_or_else(|| panic!("boot up ended:\n{}", output.join("\n"))).unwrap();
@@ -305,4 +306,68 @@ fn detached_programs_never_wait_and_many_users_work_at_once() {
         }
     }
     assert!(failures.is_empty(), "{} of 64 failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `hosts` as the user reads it: (board name, alive, load) per row.
+fn hosts_rows(up: &Up) -> Vec<(String, bool, f64)> {
+    let output = up.command(&["hosts"]);
+    assert!(output.status.success(), "hosts: {}", text(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut columns = line.split_whitespace();
+            let name = columns.next()?.to_string();
+            let alive = columns.next()? == "yes";
+            let load = columns.next()?.parse().ok()?;
+            Some((name, alive, load))
+        })
+        .collect()
+}
+
+/// A burst as a user makes it: 64 `ax --detach hog` typed one after the other
+/// on a pool of 32 boards. The run server spreads them (every board gets one
+/// to three), and once the boards have reported, `hosts` shows each board's
+/// load near its number of hogs.
+#[test]
+fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
+    let _one = ONE_POOL_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let begun = Instant::now();
+    let up = Up::start(32);
+    println!("32 boards and the system up in {:.1?}", begun.elapsed());
+    let rows = hosts_rows(&up);
+    assert_eq!(rows.iter().filter(|(_, alive, _)| *alive).count(), 32, "{rows:?}");
+
+    let burst = Instant::now();
+    for _ in 0..64 {
+        let detached = up.command(&["ax", "--detach", "hog"]);
+        assert!(detached.status.success(), "{}", text(&detached));
+    }
+    println!("64 detached hogs started in {:.1?}", burst.elapsed());
+    let mut per_board = std::collections::BTreeMap::<String, u32>::new();
+    for (board, _, _) in up.running("hog") {
+        *per_board.entry(format!("board{board}")).or_default() += 1;
+    }
+    assert_eq!(per_board.values().sum::<u32>(), 64, "{per_board:?}");
+    assert_eq!(per_board.len(), 32, "64 hogs on {} of 32 boards: {per_board:?}", per_board.len());
+    assert!(per_board.values().all(|n| (1..=3).contains(n)), "64 hogs on 32 boards: {per_board:?}");
+
+    // The run server and the boot service live on board 31 and poll every
+    // board from there: behind its hogs their threads add to its load.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = hosts_rows(&up);
+        let near = |(name, alive, load): &(String, bool, f64)| {
+            let hogs = f64::from(per_board.get(name).copied().unwrap_or(0));
+            *alive && *load >= hogs - 0.5 && (name == "board31" || *load <= hogs + 0.5)
+        };
+        if rows.len() == 32 && rows.iter().all(near) {
+            println!("(board, alive, load) with {per_board:?}: {rows:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "hosts does not show the hogs {per_board:?} as load: {rows:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let all = up.command(&["kill", "--all", "hog"]);
+    assert!(all.status.success() && text(&all).contains("killed 64"), "{}", text(&all));
 }
