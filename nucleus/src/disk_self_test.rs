@@ -140,14 +140,8 @@ fn marker_block(generation: u64) -> Vec<u8> {
 fn pattern(generation: u64, first: u64, count: u32) -> Vec<u8> {
     let start = first * BLOCK_SIZE as u64 / 8;
     let words = count as u64 * BLOCK_SIZE as u64 / 8;
-    (start..start + words)
-        .flat_map(|word| splitmix64(generation.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ word).to_le_bytes())
+    pool_control::pattern::words(generation.wrapping_mul(0x9E37_79B9_7F4A_7C15), start)
+        .take(words as usize)
+        .flatten()
         .collect()
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod bundle;
+pub mod pattern;
 pub mod secret;
 
 /// Local experimental ethertype (IEEE 802 "Local Experimental Ethertype 1").

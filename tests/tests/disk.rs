@@ -13,6 +13,7 @@ use amoeba_ipc::interfaces::disk::Client;
 use amoeba_ipc::interfaces::standard;
 use amoeba_ipc::interfaces::{DISK_IO_MAX, DISK_READ};
 use host_station::rpc_client::RpcClient;
+use pool_control::pattern::splitmix64;
 use pool_tests::{TestPool, boot_with, config};
 use qemu_pool::BoardSpec;
 use qemu_pool::board::prepare_disk;
@@ -75,13 +76,6 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .flat_map(|word| splitmix64(seed ^ word.rotate_left(17)).to_le_bytes())
         .take(len)
         .collect()
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[test]
