@@ -6,8 +6,8 @@
 
 #![allow(dead_code)]
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use sim_support::EventQueue;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use amoeba_abi::{Capability, Check, Port, Rights, Status};
 use directory_server::store::{self, read_anchor};
@@ -134,28 +134,6 @@ enum Ev {
     Restart { node: usize },
 }
 
-struct Timed {
-    at: u64,
-    order: u64,
-    ev: Ev,
-}
-impl PartialEq for Timed {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.order) == (o.at, o.order)
-    }
-}
-impl Eq for Timed {}
-impl PartialOrd for Timed {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Timed {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(o.at, o.order))
-    }
-}
-
 pub struct Node {
     pub addr: u64,
     pub life: u32,
@@ -206,8 +184,7 @@ pub struct Sim {
     pub refused: BTreeSet<usize>,
     /// The directories the clients use: root and sub.
     pub dirs: [Capability; 2],
-    heap: BinaryHeap<Reverse<Timed>>,
-    order: u64,
+    events: EventQueue<Ev>,
     /// Member id → node, as the group assigned them.
     members: BTreeMap<u32, usize>,
     pub trace: bool,
@@ -285,8 +262,7 @@ impl Sim {
             history: Vec::new(),
             refused: BTreeSet::new(),
             dirs,
-            heap: BinaryHeap::new(),
-            order: 0,
+            events: EventQueue::new(),
             members: BTreeMap::new(),
             trace: std::env::var("DIR_TRACE").is_ok(),
             crashes_done: 0,
@@ -296,8 +272,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
-        self.order += 1;
-        self.heap.push(Reverse(Timed { at, order: self.order, ev }));
+        self.events.push(at, ev);
     }
 
     fn net_delay(&mut self) -> u64 {
@@ -388,17 +363,13 @@ impl Sim {
     /// The whole pool stops: besides the crashes, nothing stays on the wire (the
     /// boards and the switch restart), but client calls in flight stay unanswered.
     pub fn silence_network(&mut self) {
-        let heap = std::mem::take(&mut self.heap);
-        let before = heap.len();
-        self.heap = heap
-            .into_iter()
-            .filter(|Reverse(t)| !matches!(t.ev, Ev::Packet { .. } | Ev::Peer { .. }))
-            .collect();
+        let before = self.events.len();
+        self.events.retain(|ev| !matches!(ev, Ev::Packet { .. } | Ev::Peer { .. }));
         if self.trace {
             println!(
                 "{:>9} network silenced: {} of {} events dropped",
                 self.now,
-                before - self.heap.len(),
+                before - self.events.len(),
                 before
             );
         }
@@ -666,7 +637,7 @@ impl Sim {
 
     /// Advance to the next thing that happens at or before `until`; false if none.
     pub fn step(&mut self, until: u64) -> bool {
-        let mut t = self.heap.peek().map_or(u64::MAX, |Reverse(e)| e.at);
+        let mut t = self.events.next_at().unwrap_or(u64::MAX);
         for n in &self.nodes {
             if !n.up {
                 continue;
@@ -700,9 +671,8 @@ impl Sim {
             self.stuck = 0;
         }
         self.now = self.now.max(t);
-        while self.heap.peek().is_some_and(|Reverse(e)| e.at <= self.now) {
-            let Reverse(e) = self.heap.pop().expect("peeked");
-            self.handle(e.ev);
+        while let Some(ev) = self.events.pop_due(self.now) {
+            self.handle(ev);
         }
         for i in 0..self.nodes.len() {
             if !self.nodes[i].up {

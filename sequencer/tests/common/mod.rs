@@ -9,8 +9,8 @@
 use sequencer::auth::{self, Key};
 use sequencer::wire::{Ballot, Body, Entry, EntryBody, Header, Item, Packet, View, ViewMember};
 use sequencer::{Config, Dest, Event, GroupMember, LeaveReason, SendError};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use sim_support::EventQueue;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 pub const PORT: u64 = 0x0000_1234_5678_9abc;
 /// The simulated group's secret check.
@@ -155,37 +155,18 @@ impl Node {
 }
 
 struct InFlight {
-    at: u64,
-    order: u64,
     to: usize,
     from: u64,
     bytes: Vec<u8>,
     /// Put on the network by the adversary, not by a member.
     injected: bool,
 }
-impl PartialEq for InFlight {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.order) == (o.at, o.order)
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(o.at, o.order))
-    }
-}
-
 pub struct Sim {
     pub now: u64,
     pub rng: Rng,
     pub cfg: Config,
     pub nodes: Vec<Node>,
-    heap: BinaryHeap<Reverse<InFlight>>,
+    in_flight: EventQueue<InFlight>,
     order: u64,
     pub faults: Faults,
     pub partition: Option<BTreeSet<usize>>,
@@ -233,7 +214,7 @@ impl Sim {
             rng: Rng(seed ^ 0x5eed_0000_0000_0000),
             cfg,
             nodes,
-            heap: BinaryHeap::new(),
+            in_flight: EventQueue::new(),
             order: 0,
             faults: Faults::none(),
             partition: None,
@@ -303,15 +284,10 @@ impl Sim {
         let copies = if self.rng.chance(f.dup) { 2 } else { 1 };
         for _ in 0..copies {
             let at = self.now + f.delay_min + self.rng.below(f.jitter + 1);
-            self.order += 1;
-            self.heap.push(Reverse(InFlight {
+            self.in_flight.push(
                 at,
-                order: self.order,
-                to,
-                from: self.nodes[from].addr,
-                bytes: bytes.to_vec(),
-                injected: false,
-            }));
+                InFlight { to, from: self.nodes[from].addr, bytes: bytes.to_vec(), injected: false },
+            );
         }
     }
 
@@ -319,15 +295,7 @@ impl Sim {
     /// claims source address `from`, reaching node `to` after `delay` µs
     /// (unless the node is down; no loss).
     pub fn inject(&mut self, delay: u64, to: usize, from: u64, bytes: Vec<u8>) {
-        self.order += 1;
-        self.heap.push(Reverse(InFlight {
-            at: self.now + delay,
-            order: self.order,
-            to,
-            from,
-            bytes,
-            injected: true,
-        }));
+        self.in_flight.push(self.now + delay, InFlight { to, from, bytes, injected: true });
     }
 
     /// Node `i`'s address.
@@ -613,8 +581,8 @@ impl Sim {
     /// Advances to the next event at or before `until`; false if none.
     pub fn step(&mut self, until: u64) -> bool {
         let mut t = u64::MAX;
-        if let Some(Reverse(p)) = self.heap.peek() {
-            t = t.min(p.at);
+        if let Some(at) = self.in_flight.next_at() {
+            t = t.min(at);
         }
         if let Some((&(at, _), _)) = self.actions.first_key_value() {
             t = t.min(at);
@@ -648,8 +616,7 @@ impl Sim {
             let a = self.actions.remove(&(at, o)).unwrap();
             self.do_action(a);
         }
-        while self.heap.peek().is_some_and(|Reverse(p)| p.at <= now) {
-            let Reverse(p) = self.heap.pop().unwrap();
+        while let Some(p) = self.in_flight.pop_due(now) {
             let i = p.to;
             if self.trace_packets {
                 match sequencer::wire::Packet::decode(&p.bytes) {
