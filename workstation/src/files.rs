@@ -30,6 +30,11 @@ enum Server {
     Object,
 }
 
+/// What a failed lookup of `path` in the directory service means to the user.
+pub(crate) fn explain_lookup(path: &str, status: Status) -> anyhow::Error {
+    explain(path, Server::Directory, status)
+}
+
 /// What a failed call to `server` means, in words.
 fn explain(path: &str, server: Server, status: Status) -> anyhow::Error {
     match (server, status) {
@@ -106,7 +111,7 @@ impl std::str::FromStr for Masks {
 }
 
 impl Workstation {
-    fn root(&self) -> Result<Capability> {
+    pub(crate) fn root(&self) -> Result<Capability> {
         self.capability("root").context("the pool has no directory service (start the system with `just up`)")
     }
 

@@ -124,8 +124,13 @@ impl Workstation {
     /// has a `/`.
     pub fn program_file(&mut self, name: &str) -> Result<Capability> {
         let path = if name.contains('/') { String::from(name) } else { format!("/bin/{name}") };
-        self.resolve(&path)
-            .map_err(|_| anyhow::anyhow!("ax {name}: no such program: {path} (see `just ls /bin`)"))
+        let root = self.root()?;
+        // Only a name the directory does not hold is "no such program"; a
+        // directory that does not answer says so.
+        pool_system::names::resolve(self.rpc(), &root, &path).map_err(|status| match status {
+            Status::NotFound => anyhow::anyhow!("ax {name}: no such program: {path} (see `just ls /bin`)"),
+            other => anyhow::anyhow!("ax {name}: {:#}", crate::files::explain_lookup(&path, other)),
+        })
     }
 
     /// Starts `argv[0]` with `exec`'s environment, on `options.on` or where

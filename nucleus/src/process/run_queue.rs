@@ -1,5 +1,6 @@
 //! The scheduler's own state: who runs, who is ready (kernel threads
-//! before user threads), and the dead threads whose stacks are freed once
+//! first, then user threads that just woke from a wait, then user threads
+//! whose slice ran out), and the dead threads whose stacks are freed once
 //! another thread runs. The decisions are in `sched.rs`.
 
 #![forbid(unsafe_code)]
@@ -9,7 +10,12 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 pub struct RunQueue {
+    /// User threads whose slice ran out, in turn.
     pub ready: VecDeque<Tid>,
+    /// User threads that woke from a wait (a request, a reply, a lock, their
+    /// time), which go before those in `ready`: a server behind CPU-bound
+    /// programs answers within one slice, not one slice per program.
+    pub woken: VecDeque<Tid>,
     pub ready_kernel: VecDeque<Tid>,
     pub current: Tid,
     pub idle: Tid,
@@ -30,6 +36,7 @@ impl RunQueue {
     pub fn new(idle: Tid) -> Self {
         Self {
             ready: VecDeque::new(),
+            woken: VecDeque::new(),
             ready_kernel: VecDeque::new(),
             current: idle,
             idle,
@@ -47,6 +54,7 @@ impl RunQueue {
     pub fn forget(&mut self, tid: Tid) {
         self.zombies.push(tid);
         self.ready.retain(|&t| t != tid);
+        self.woken.retain(|&t| t != tid);
         self.ready_kernel.retain(|&t| t != tid);
         if tid == self.current {
             self.need_resched = true;
@@ -54,6 +62,6 @@ impl RunQueue {
     }
 
     pub fn has_ready(&self) -> bool {
-        !(self.ready.is_empty() && self.ready_kernel.is_empty())
+        !(self.ready.is_empty() && self.woken.is_empty() && self.ready_kernel.is_empty())
     }
 }

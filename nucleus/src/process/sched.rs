@@ -16,15 +16,27 @@ const TIME_SLICE_TICKS: u32 = 1;
 impl Core {
     /// Puts a woken thread on its run queue.
     pub fn make_ready(&mut self, tid: Tid) {
-        if self.enqueue(tid) && self.threads[&tid].process.is_none() {
-            // Kernel threads (the network path) go before user threads.
+        let Some(thread) = self.threads.get_mut(&tid).filter(|t| t.is_alive()) else {
+            return;
+        };
+        thread.state = ThreadState::Ready;
+        if thread.process.is_none() {
+            // Kernel threads (the network path) go before user threads, at once.
+            self.sched.ready_kernel.push_back(tid);
+            self.sched.need_resched = true;
+        } else {
+            // A user thread that waited goes before those that used up their
+            // slice, and takes the processor from a user thread at once; one
+            // that runs without waiting is back in turn after its slice.
+            self.sched.woken.push_back(tid);
             self.sched.need_resched = true;
         }
     }
 
-    fn enqueue(&mut self, tid: Tid) -> bool {
+    /// Puts a thread preempted at the end of its turn back in the queue.
+    fn enqueue(&mut self, tid: Tid) {
         let Some(thread) = self.threads.get_mut(&tid).filter(|t| t.is_alive()) else {
-            return false;
+            return;
         };
         thread.state = ThreadState::Ready;
         if thread.process.is_none() {
@@ -32,7 +44,6 @@ impl Core {
         } else {
             self.sched.ready.push_back(tid);
         }
-        true
     }
 
     /// Wakes every thread blocked on `wait`, handing each `result`.
@@ -192,6 +203,18 @@ impl Core {
         if let Some(tid) = self.sched.ready_kernel.pop_front() {
             return tid;
         }
+        // Woken threads first; one that may not run now (its process is
+        // stunned, or another thread holds a run-to-completion process)
+        // waits in turn with the others.
+        while let Some(tid) = self.sched.woken.pop_front() {
+            if self.threads.get(&tid).is_none_or(|t| t.state != ThreadState::Ready) {
+                continue; // stale entry
+            }
+            if self.eligible(tid) {
+                return self.chosen(tid);
+            }
+            self.sched.ready.push_back(tid);
+        }
         for _ in 0..self.sched.ready.len() {
             let Some(tid) = self.sched.ready.pop_front() else {
                 break;
@@ -200,17 +223,22 @@ impl Core {
                 continue; // stale entry
             }
             if self.eligible(tid) {
-                if let Some(pid) = self.threads[&tid].process
-                    && let Some(process) = self.processes.get_mut(&pid)
-                    && process.run_to_completion
-                {
-                    process.holder = Some(tid);
-                }
-                return tid;
+                return self.chosen(tid);
             }
             self.sched.ready.push_back(tid);
         }
         self.sched.idle
+    }
+
+    /// `tid` runs next: in a run-to-completion process it becomes the holder.
+    fn chosen(&mut self, tid: Tid) -> Tid {
+        if let Some(pid) = self.threads[&tid].process
+            && let Some(process) = self.processes.get_mut(&pid)
+            && process.run_to_completion
+        {
+            process.holder = Some(tid);
+        }
+        tid
     }
 
     /// Frees threads that died, except the one whose stack is in use.
