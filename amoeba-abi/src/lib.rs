@@ -41,6 +41,7 @@ mod port;
 mod rng;
 mod status;
 pub mod syscall;
+pub mod wire;
 
 pub use cap::{CapError, Capability, Check, OBJECT_MAX, Private, Rights, restrict, verify};
 pub use header::{HEADER_LEN, Header, HeaderError};

@@ -50,37 +50,36 @@ impl fmt::Display for DecodeError {
 
 impl core::error::Error for DecodeError {}
 
-/// Appends encoded values to a buffer.
+/// Appends encoded values to a buffer: the shared writer, with this
+/// format's strings, capabilities and masks on top.
 #[derive(Default)]
-pub struct Writer {
-    /// The bytes so far.
-    pub buf: Vec<u8>,
+pub struct Writer(amoeba_abi::wire::Writer);
+
+impl core::ops::Deref for Writer {
+    type Target = amoeba_abi::wire::Writer;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Writer {
+    /// A writer that appends to `buf`.
+    pub fn from_vec(buf: Vec<u8>) -> Writer {
+        Writer(amoeba_abi::wire::Writer::from_vec(buf))
+    }
+    /// The bytes written.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0.buf
+    }
     /// A writer that starts with the version byte and `tag`.
     pub fn tagged(tag: u8) -> Writer {
-        Writer { buf: alloc::vec![FORMAT_VERSION, tag] }
-    }
-    /// One byte.
-    pub fn u8(&mut self, v: u8) {
-        self.buf.push(v);
-    }
-    /// Big-endian u16.
-    pub fn u16(&mut self, v: u16) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-    /// Big-endian u32.
-    pub fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-    /// Big-endian u64.
-    pub fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-    /// Raw bytes, no length.
-    pub fn raw(&mut self, b: &[u8]) {
-        self.buf.extend_from_slice(b);
+        Writer::from_vec(alloc::vec![FORMAT_VERSION, tag])
     }
     /// Bytes with a u32 length.
     pub fn bytes(&mut self, b: &[u8]) {
@@ -112,15 +111,33 @@ impl Writer {
     }
 }
 
-/// Reads encoded values from a slice.
-pub struct Reader<'a> {
-    buf: &'a [u8],
+/// Reads encoded values from a slice: the shared reader, with this format's
+/// strings, capabilities and masks on top.
+pub struct Reader<'a>(amoeba_abi::wire::Reader<'a>);
+
+impl<'a> core::ops::Deref for Reader<'a> {
+    type Target = amoeba_abi::wire::Reader<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<amoeba_abi::wire::Truncated> for DecodeError {
+    fn from(_: amoeba_abi::wire::Truncated) -> DecodeError {
+        DecodeError::Truncated
+    }
 }
 
 impl<'a> Reader<'a> {
     /// A reader over `buf`.
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
+        Reader(amoeba_abi::wire::Reader::new(buf))
     }
     /// A reader that first checks the version byte and returns the tag.
     pub fn tagged(buf: &'a [u8]) -> Result<(Reader<'a>, u8), DecodeError> {
@@ -131,44 +148,10 @@ impl<'a> Reader<'a> {
         let tag = r.u8()?;
         Ok((r, tag))
     }
-    /// Bytes left.
-    pub fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-    /// `n` raw bytes.
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.buf.len() {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-    /// One byte.
-    pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
-    /// Big-endian u16.
-    pub fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-    /// Big-endian u32.
-    pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-    /// Big-endian u64.
-    pub fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
     /// Bytes with a u32 length.
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
-        self.take(n)
+        Ok(self.take(n)?)
     }
     /// A UTF-8 string with a u16 length.
     pub fn str(&mut self) -> Result<String, DecodeError> {
@@ -203,7 +186,7 @@ impl<'a> Reader<'a> {
         if n == 0 || n > crate::types::SP_MAXCOLUMNS {
             return Err(DecodeError::Invalid);
         }
-        (0..n).map(|_| self.u8().map(Rights)).collect()
+        (0..n).map(|_| Ok(Rights(self.u8()?))).collect()
     }
     /// A status code (a known one).
     pub fn status(&mut self) -> Result<Status, DecodeError> {
@@ -220,7 +203,7 @@ impl<'a> Reader<'a> {
     }
     /// Succeeds only if every byte was used.
     pub fn finish(self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(DecodeError::Trailing) }
+        if self.is_empty() { Ok(()) } else { Err(DecodeError::Trailing) }
     }
 }
 
@@ -334,9 +317,9 @@ impl Update {
 
     /// The versioned encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer { buf: alloc::vec![FORMAT_VERSION] };
+        let mut w = Writer::from_vec(alloc::vec![FORMAT_VERSION]);
         self.write(&mut w);
-        w.buf
+        w.into_bytes()
     }
 
     /// Decode [`Update::encode`]'s output.
@@ -459,12 +442,12 @@ impl Request {
             Request::Query(q) => {
                 let mut w = Writer::tagged(REQUEST_QUERY);
                 q.write(&mut w);
-                w.buf
+                w.into_bytes()
             }
             Request::Update(u) => {
                 let mut w = Writer::tagged(REQUEST_UPDATE);
                 u.write(&mut w);
-                w.buf
+                w.into_bytes()
             }
         }
     }
@@ -502,7 +485,7 @@ pub fn encode_reply(reply: &Result<Reply, Status>) -> Vec<u8> {
         Err(s) => {
             let mut w = Writer::tagged(REPLY_ERROR);
             w.status(*s);
-            return w.buf;
+            return w.into_bytes();
         }
         Ok(r) => r,
     };
@@ -567,7 +550,7 @@ pub fn encode_reply(reply: &Result<Reply, Status>) -> Vec<u8> {
             }
         }
     }
-    w.buf
+    w.into_bytes()
 }
 
 /// Decode [`encode_reply`]'s output.
@@ -651,7 +634,7 @@ impl State {
                 w.masks(&row.masks);
             }
         }
-        w.buf
+        w.into_bytes()
     }
 
     /// A fingerprint of the whole state (the first 8 bytes of the SHA-256 of its

@@ -154,7 +154,7 @@ impl Identity {
         }
         let digest = Sha256::digest(&w.buf);
         w.raw(&digest[..CHECKSUM_LEN]);
-        w.buf
+        w.into_bytes()
     }
 
     /// Reads an identity block; `Ok(None)` if it holds none (a new disk).

@@ -109,7 +109,7 @@ impl Envelope {
                 w.u64(*pos);
             }
         }
-        w.buf
+        w.into_bytes()
     }
 
     /// Decode [`Envelope::encode`]'s output.

@@ -204,7 +204,7 @@ impl Anchor {
         self.garbage.iter().for_each(|c| w.cap(c));
         w.u16(self.tail.len() as u16);
         w.raw(&self.tail);
-        sealed(w.buf)
+        sealed(w.into_bytes())
     }
 
     /// Decode and check an anchor half.
@@ -230,10 +230,10 @@ impl Anchor {
 
 /// Append one update record (its position and the update) to `out`.
 pub fn write_record(out: &mut Vec<u8>, pos: u64, update: &Update) {
-    let mut w = Writer { buf: core::mem::take(out) };
+    let mut w = Writer::from_vec(core::mem::take(out));
     w.u64(pos);
     update.write(&mut w);
-    *out = w.buf;
+    *out = w.into_bytes();
 }
 
 /// Decode a run of records.
@@ -252,14 +252,14 @@ pub fn encode_checkpoint(state: &State) -> Vec<u8> {
     w.raw(CHECKPOINT_MAGIC);
     w.u8(crate::codec::FORMAT_VERSION);
     w.raw(&state.encode());
-    sealed(w.buf)
+    sealed(w.into_bytes())
 }
 
 /// Decode a checkpoint file.
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<State, DecodeError> {
     let mut r = Reader::new(unseal(bytes)?);
     expect_magic(&mut r, CHECKPOINT_MAGIC)?;
-    State::decode(r.take(r.remaining())?)
+    State::decode(r.rest())
 }
 
 /// A log file's bytes: the encoded records.
@@ -268,14 +268,14 @@ pub fn encode_log(records: &[u8]) -> Vec<u8> {
     w.raw(LOG_MAGIC);
     w.u8(crate::codec::FORMAT_VERSION);
     w.raw(records);
-    sealed(w.buf)
+    sealed(w.into_bytes())
 }
 
 /// The records of a log file.
 pub fn decode_log(bytes: &[u8]) -> Result<Vec<(u64, Update)>, DecodeError> {
     let mut r = Reader::new(unseal(bytes)?);
     expect_magic(&mut r, LOG_MAGIC)?;
-    read_records(r.take(r.remaining())?)
+    read_records(r.rest())
 }
 
 /// Why a stored state could not be loaded.

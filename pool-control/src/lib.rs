@@ -151,51 +151,31 @@ const KIND_TIME_QUERY: u8 = 14;
 const KIND_TIME_REPLY: u8 = 15;
 const KIND_PORT_ASSIGNED: u8 = 16;
 
-/// A bounds-checked cursor over received bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// The shared reader, with a MAC on top.
+struct Reader<'a>(amoeba_abi::wire::Reader<'a>);
+
+impl<'a> core::ops::Deref for Reader<'a> {
+    type Target = amoeba_abi::wire::Reader<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.bytes.len() < n {
-            return Err(DecodeError::TooShort);
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
+impl core::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
+}
 
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
+impl Reader<'_> {
     fn mac(&mut self) -> Result<Mac, DecodeError> {
-        let b = self.take(6)?;
-        let mut mac = [0; 6];
-        mac.copy_from_slice(b);
-        Ok(Mac(mac))
+        Ok(Mac(self.array()?))
     }
+}
 
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.take(8)?;
-        let mut bytes = [0; 8];
-        bytes.copy_from_slice(b);
-        Ok(u64::from_be_bytes(bytes))
-    }
-
-    fn rest(&mut self) -> &'a [u8] {
-        core::mem::take(&mut self.bytes)
+impl From<amoeba_abi::wire::Truncated> for DecodeError {
+    fn from(_: amoeba_abi::wire::Truncated) -> DecodeError {
+        DecodeError::TooShort
     }
 }
 
@@ -221,7 +201,7 @@ impl Writer<'_> {
 impl<'a> Message<'a> {
     /// Parses an Ethernet payload. Never panics; anything malformed is an error.
     pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader { bytes: payload };
+        let mut r = Reader(amoeba_abi::wire::Reader::new(payload));
         let kind = r.u8()?;
         let version = r.u8()?;
         if version != VERSION {
@@ -321,7 +301,7 @@ pub struct Frame<'a> {
 
 impl<'a> Frame<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader { bytes };
+        let mut r = Reader(amoeba_abi::wire::Reader::new(bytes));
         let destination = r.mac()?;
         let source = r.mac()?;
         let ethertype = r.u16()?;

@@ -26,6 +26,7 @@
 //! the key, which depends on the kind (see [`crate::auth`]).
 
 use alloc::vec::Vec;
+use amoeba_abi::wire::{Reader, Truncated, Writer};
 
 /// Magic number at the start of every group packet.
 pub const MAGIC: u16 = 0x5351;
@@ -472,30 +473,29 @@ pub struct Packet {
 
 // ---------------------------------------------------------------- encoding
 
-struct W(Vec<u8>);
+/// The shared writer, with this format's own fields on top.
+struct W(Writer);
+
+impl core::ops::Deref for W {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for W {
+    fn deref_mut(&mut self) -> &mut Writer {
+        &mut self.0
+    }
+}
 
 impl W {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    fn u16(&mut self, v: u16) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    fn u48(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_be_bytes()[2..]);
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
     fn bool(&mut self, v: bool) {
         self.u8(v as u8);
     }
     fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
-        self.0.extend_from_slice(b);
+        self.raw(b);
     }
     fn count(&mut self, n: usize) {
         // Lists are bounded by u16 counts; the state machine never builds longer ones.
@@ -513,7 +513,7 @@ impl W {
                 self.u32(*sender);
                 self.u32(*msg_id);
                 self.u8(TAG_BB);
-                self.0.extend_from_slice(digest);
+                self.raw(digest);
             }
         }
     }
@@ -585,7 +585,7 @@ impl Packet {
 
     /// Encodes everything the tag covers (the packet without its tag).
     pub fn encode_unsealed(&self) -> Vec<u8> {
-        let mut w = W(Vec::with_capacity(64));
+        let mut w = W(Writer::from_vec(Vec::with_capacity(64)));
         w.u16(MAGIC);
         w.u8(VERSION);
         w.u8(self.body.kind());
@@ -633,7 +633,7 @@ impl Packet {
             }
             Body::JoinReq { nonce, object, rights, challenge } => {
                 w.u64(*nonce);
-                w.0.extend_from_slice(&object.to_be_bytes()[1..]);
+                w.raw(&object.to_be_bytes()[1..]);
                 w.u8(*rights);
                 match challenge {
                     None => w.u8(0),
@@ -661,7 +661,7 @@ impl Packet {
                 secret,
             } => {
                 w.u64(*nonce);
-                w.0.extend_from_slice(secret);
+                w.raw(secret);
                 w.u32(*member_id);
                 w.u64(*join_seq);
                 w.u32(*sequencer);
@@ -715,7 +715,7 @@ impl Packet {
             }
             Body::Decided { view } => w.view(view),
         }
-        w.0
+        w.0.buf
     }
 
     /// Decodes a packet, strictly (its tag is not checked: see
@@ -724,7 +724,7 @@ impl Packet {
         if bytes.len() < HEADER_LEN + TAG_LEN {
             return Err(DecodeError::Truncated);
         }
-        let mut r = R { b: &bytes[..bytes.len() - TAG_LEN] };
+        let mut r = R(Reader::new(&bytes[..bytes.len() - TAG_LEN]));
         if r.u16()? != MAGIC {
             return Err(DecodeError::BadMagic);
         }
@@ -776,7 +776,7 @@ impl Packet {
             19 => Body::Challenge { nonce: r.u64()?, challenge: r.challenge()? },
             9 => {
                 let nonce = r.u64()?;
-                let secret = r.arr()?;
+                let secret = r.array()?;
                 let member_id = r.u32()?;
                 let join_seq = r.u64()?;
                 let sequencer = r.u32()?;
@@ -852,7 +852,7 @@ impl Packet {
             18 => Body::Decided { view: r.view()? },
             k => return Err(DecodeError::BadKind(k)),
         };
-        if !r.b.is_empty() {
+        if !r.is_empty() {
             return Err(DecodeError::TrailingBytes);
         }
         Ok(Packet { header, body })
@@ -861,47 +861,29 @@ impl Packet {
 
 // ---------------------------------------------------------------- decoding
 
-struct R<'a> {
-    b: &'a [u8],
+/// The shared reader, with this format's own fields on top.
+struct R<'a>(Reader<'a>);
+
+impl<'a> core::ops::Deref for R<'a> {
+    type Target = Reader<'a>;
+    fn deref(&self) -> &Reader<'a> {
+        &self.0
+    }
 }
 
-impl<'a> R<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.b.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
+impl core::ops::DerefMut for R<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
-    fn arr<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let s = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
+}
+
+impl From<Truncated> for DecodeError {
+    fn from(_: Truncated) -> DecodeError {
+        DecodeError::Truncated
     }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.arr::<1>()?[0])
-    }
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.arr()?))
-    }
-    fn u24(&mut self) -> Result<u32, DecodeError> {
-        let s: [u8; 3] = self.arr()?;
-        Ok(u32::from_be_bytes([0, s[0], s[1], s[2]]))
-    }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.arr()?))
-    }
-    fn u48(&mut self) -> Result<u64, DecodeError> {
-        let s: [u8; 6] = self.arr()?;
-        let mut a = [0u8; 8];
-        a[2..].copy_from_slice(&s);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.arr()?))
-    }
+}
+
+impl R<'_> {
     fn bool(&mut self) -> Result<bool, DecodeError> {
         match self.u8()? {
             0 => Ok(false),
@@ -923,7 +905,7 @@ impl<'a> R<'a> {
     /// A u16 element count, checked against the bytes left (`elem` bytes each).
     fn count(&mut self, elem: usize) -> Result<usize, DecodeError> {
         let n = self.u16()? as usize;
-        if n * elem > self.b.len() {
+        if n * elem > self.remaining() {
             return Err(DecodeError::Truncated);
         }
         Ok(n)
@@ -943,7 +925,7 @@ impl<'a> R<'a> {
         let sender = self.u32()?;
         let msg_id = self.u32()?;
         let body = match self.u8()? {
-            TAG_BB => return Ok(Item::Bb { sender, msg_id, digest: self.arr()? }),
+            TAG_BB => return Ok(Item::Bb { sender, msg_id, digest: self.array()? }),
             0 => EntryBody::App(self.bytes()?),
             1 => EntryBody::Join { addr: self.u64()?, rights: self.u8()? },
             2 => EntryBody::Leave { successor: self.u32()? },
