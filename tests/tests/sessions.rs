@@ -335,8 +335,17 @@ fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
     let begun = Instant::now();
     let up = Up::start(32);
     println!("32 boards and the system up in {:.1?}", begun.elapsed());
-    let rows = hosts_rows(&up);
-    assert_eq!(rows.iter().filter(|(_, alive, _)| *alive).count(), 32, "{rows:?}");
+    // Every board counted alive before the burst (on a crowded host the run
+    // server's polls of 32 boards may run late for a moment).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = hosts_rows(&up);
+        if rows.iter().filter(|(_, alive, _)| *alive).count() == 32 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every board is alive: {rows:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     let burst = Instant::now();
     for _ in 0..64 {
