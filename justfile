@@ -164,6 +164,10 @@ test: lint build
 soak-nucleus: build
     cargo test -p pool-tests --test processes -- --ignored
 
+# Soak the whole system: 64 `ax --detach hog` on 32 boards, read through `hosts` (several minutes).
+soak-pool: build
+    cargo test -p pool-tests --test sessions -- --ignored --nocapture
+
 # Soak the simulations (release, niced): `seeds` per sequencer scenario and for the FLIP simulation; prints each scenario's counts and every failing seed with how to replay it.
 soak seeds="1000000" threads="1":
     #!/usr/bin/env bash

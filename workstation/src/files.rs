@@ -39,9 +39,9 @@ pub(crate) fn explain_lookup(path: &str, status: Status) -> anyhow::Error {
 fn explain(path: &str, server: Server, status: Status) -> anyhow::Error {
     match (server, status) {
         (_, Status::RpcNotFound | Status::RpcFailure | Status::RpcTryAgain) => match server {
-            Server::Directory => anyhow::anyhow!("{path}: the directory service is not reachable"),
-            Server::Files => anyhow::anyhow!("{path}: the file server is not reachable"),
-            Server::Object => anyhow::anyhow!("{path}: the server of the object is not reachable"),
+            Server::Directory => anyhow::anyhow!("{path}: the directory service is not reachable ({status})"),
+            Server::Files => anyhow::anyhow!("{path}: the file server is not reachable ({status})"),
+            Server::Object => anyhow::anyhow!("{path}: the server of the object is not reachable ({status})"),
         },
         (Server::Directory, Status::NotFound | Status::CapBad) => anyhow::anyhow!("no such path: {path}"),
         (Server::Files, Status::NotFound | Status::CapBad) => {
