@@ -53,7 +53,28 @@ pub fn resolve<T: Transport>(transport: &mut T, root: &Capability, path: &str) -
     if inner.is_empty() {
         return Ok(*root);
     }
-    walk(transport, root, inner)?.first().copied().ok_or(Status::NotFound)
+    again(|| walk(transport, root, inner))?.first().copied().ok_or(Status::NotFound)
+}
+
+/// How long a call the directory answered with "not now" is asked again.
+const NOT_SERVING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `call`, asked again with growing pauses while the directory answers
+/// [`Status::RpcTryAgain`] (its replica did nothing: it has no state yet, no
+/// majority, or a read barrier that did not come through under load), for up
+/// to ten seconds; then its last answer.
+pub fn again<T>(mut call: impl FnMut() -> Result<T, Status>) -> Result<T, Status> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        match call() {
+            Err(Status::RpcTryAgain) if started.elapsed() + pause < NOT_SERVING_PATIENCE => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// A new directory named `name` in `parent`; its owner capability.

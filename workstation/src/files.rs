@@ -124,8 +124,8 @@ impl Workstation {
     /// `ls`: the rows of a directory with their masks.
     pub fn ls(&mut self, path: &str) -> Result<String> {
         let dir = self.resolve(path)?;
-        let listing: Listing =
-            soap::Client::new(self.rpc()).list(&dir).map_err(|s| explain(path, Server::Directory, s))?;
+        let listing: Listing = names::again(|| soap::Client::new(self.rpc()).list(&dir))
+            .map_err(|s| explain(path, Server::Directory, s))?;
         let mut out = format!("{:<24} {}\n", "NAME", listing.columns.join(":"));
         for row in listing.rows {
             out.push_str(&format!("{:<24} {}\n", row.name, masks_text(&row.masks)));
