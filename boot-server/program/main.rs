@@ -16,6 +16,9 @@
 //! one that ticks the table; two serving the boot service's interface
 //! (`amoeba_ipc::interfaces::boot`).
 //!
+//! Once it serves it announces its capability to its starter (`BOOTSTRAP`, by
+//! RPC), if it has one.
+//!
 //! Environment: `SEED` (64 hex digits: the boot service's port and check follow
 //! from it alone, so a boot service started again has the same capability).
 #![cfg_attr(target_os = "none", no_std)]
@@ -33,11 +36,12 @@ use amoeba_ipc::interface::{Call, Objects};
 use amoeba_ipc::interfaces::boot::ServiceReport;
 use amoeba_ipc::interfaces::directory::walk;
 use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{boot_service, bullet, process_server, standard};
 use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
 use amoeba_rt::sync::{Mutex, Semaphore};
-use amoeba_rt::{env, sys, thread, time};
+use amoeba_rt::{env, starter, sys, thread, time};
 use boot_server::config::MAX_CONFIG_BYTES;
 use boot_server::{Action, BootConfig, CapabilitySource, ProcessSeen, ServiceCheck, ServiceTable, Timing};
 use directory_server::service::replica_port;
@@ -340,6 +344,10 @@ fn main(_: u64) -> i32 {
         });
     }
     println!("boot-server: watching {services} services");
+    starter::announce_soon(
+        "boot-server",
+        Announcement::Serving(Capability::owner(get.put_port(), 0, random)),
+    );
     loop {
         let started = time::now_us();
         let actions = table.lock().tick(started);
