@@ -18,10 +18,31 @@ pub fn has_starter() -> bool {
     env::capability(BOOTSTRAP_CAPABILITY_NAME).is_some()
 }
 
+/// Times a call is tried while the starter's port is not found (a slow or
+/// lossy network: the locate went unanswered, so the call never ran).
+const LOCATE_TRIES: u32 = 5;
+/// Pause between those tries.
+const LOCATE_PAUSE_US: u64 = 200_000;
+
+/// `call` again while it fails with `RpcNotFound`, which says it never ran
+/// (any other failure may have run it, and is not tried again).
+fn located<T>(mut call: impl FnMut() -> Result<T, Status>) -> Result<T, Status> {
+    let mut tries = 1;
+    loop {
+        match call() {
+            Err(Status::RpcNotFound) if tries < LOCATE_TRIES => {
+                tries += 1;
+                crate::time::sleep_us(LOCATE_PAUSE_US);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Tells the starter the program has come up (`NotFound`: no starter).
 pub fn announce(announcement: &Announcement) -> Result<(), Status> {
     let object = env::capability(BOOTSTRAP_CAPABILITY_NAME).ok_or(Status::NotFound)?;
-    bootstrap::Client::new(Nucleus).announce(&object, announcement)
+    located(|| bootstrap::Client::new(Nucleus).announce(&object, announcement))
 }
 
 /// Reports one result to the starter (`NotFound`: no starter).
@@ -30,7 +51,8 @@ pub fn report(name: &str, value: Value) -> Result<(), Status> {
     let mut owned = String::new();
     owned.try_reserve_exact(name.len()).map_err(|_| Status::NoSpace)?;
     owned.push_str(name);
-    bootstrap::Client::new(Nucleus).report(&object, &Figure { name: owned, value })
+    let figure = Figure { name: owned, value };
+    located(|| bootstrap::Client::new(Nucleus).report(&object, &figure))
 }
 
 /// Announces from a thread of its own, so that the caller (a server's loop,
