@@ -283,7 +283,10 @@ mod tests {
         let forged = Capability { check: Check([7; 6]), ..expected.capability() };
         let (header, buf) = bootstrap::report::request(&forged, &figure).unwrap();
         assert_eq!(call(&server, &header, &buf).0.status(), Status::CapBad);
-        let big = Figure { name: String::from("x"), value: Value::Text("y".repeat(4096)) };
+        let big = Figure {
+            name: String::from("x"),
+            value: Value::Text("y".repeat(amoeba_ipc::interfaces::starter::FIGURE_TEXT_MAX + 1)),
+        };
         let (header, buf) = bootstrap::report::request(&expected.capability(), &big).unwrap();
         assert_eq!(call(&server, &header, &buf).0.status(), Status::ArgBad);
         let capability = expected.capability();

@@ -21,7 +21,7 @@ pub const BOOTSTRAP_TELL: Rights = Rights::MODIFY;
 /// The longest name a figure may have.
 pub const FIGURE_NAME_MAX: usize = 64;
 /// The longest text a figure may carry.
-pub const FIGURE_TEXT_MAX: usize = 1024;
+pub const FIGURE_TEXT_MAX: usize = 8 * 1024;
 /// The most numbers one figure may carry.
 pub const FIGURE_NUMBERS_MAX: usize = 1024;
 
