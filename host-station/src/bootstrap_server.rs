@@ -156,7 +156,7 @@ impl BootstrapServer {
 
     /// A new object for one program to tell; `NoSpace` while as many are open
     /// as the server keeps.
-    pub fn expect(&self) -> Result<Expected, Status> {
+    pub fn open(&self) -> Result<Expected, Status> {
         let random = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).check();
         let mut table = lock(&self.shared);
         if table.objects.len() >= OBJECTS_MAX {
@@ -261,8 +261,8 @@ mod tests {
     #[test]
     fn what_a_program_tells_reaches_its_object_only() {
         let server = server();
-        let first = server.expect().unwrap();
-        let second = server.expect().unwrap();
+        let first = server.open().unwrap();
+        let second = server.open().unwrap();
         let figure = Figure { name: String::from("total"), value: Value::Unsigned(40_000) };
         let (header, buf) = bootstrap::report::request(&first.capability(), &figure).unwrap();
         assert_eq!(call(&server, &header, &buf).0.status(), Status::Ok);
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn forged_dropped_and_oversized_are_refused() {
         let server = server();
-        let expected = server.expect().unwrap();
+        let expected = server.open().unwrap();
         let figure = Figure { name: String::from("x"), value: Value::Flag(true) };
         let forged = Capability { check: Check([7; 6]), ..expected.capability() };
         let (header, buf) = bootstrap::report::request(&forged, &figure).unwrap();
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn an_object_keeps_a_bounded_number_of_announcements() {
         let server = server();
-        let expected = server.expect().unwrap();
+        let expected = server.open().unwrap();
         let serving = Announcement::Serving(Capability::default());
         let (header, buf) = bootstrap::announce::request(&expected.capability(), &serving).unwrap();
         for _ in 0..ANNOUNCEMENTS_MAX {

@@ -102,7 +102,7 @@ pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
 /// Starts `exec` on board `board` with an object of the host's bootstrap
 /// server, which hears what it announces and reports.
 fn start_told(pool: &Pool, board: usize, exec: Exec) -> Result<Expected> {
-    let told = pool.bootstrap().expect().map_err(|s| anyhow::anyhow!("no bootstrap object: {s}"))?;
+    let told = pool.bootstrap()?.open().map_err(|s| anyhow::anyhow!("no bootstrap object: {s}"))?;
     let exec = exec.with_capability(BOOTSTRAP_CAPABILITY_NAME, told.capability());
     pool.exec_with(board, &exec.name, &exec)?;
     Ok(told)

@@ -157,8 +157,8 @@ fn start_server(pool: &Pool, board: usize, exec: &Exec) -> Result<(Started, Capa
 /// announces and reports.
 pub fn start_expecting(pool: &Pool, board: usize, exec: &Exec) -> Result<(Started, Expected)> {
     let expected = pool
-        .bootstrap()
-        .expect()
+        .bootstrap()?
+        .open()
         .map_err(|status| anyhow::anyhow!("no bootstrap object for {}: {status}", exec.name))?;
     let exec = exec.clone().with_capability(BOOTSTRAP_CAPABILITY_NAME, expected.capability());
     let started = pool.exec_with(board, &exec.name, &exec)?;

@@ -333,12 +333,17 @@ impl Pool {
             .get_or_init(|| TtyServer::start(self.new_host_port().expect("a host port for the TTY server")))
     }
 
-    /// The host's bootstrap server (on a host port of its own): programs the
-    /// host starts tell it what they are and what they found.
-    pub fn bootstrap(&self) -> &BootstrapServer {
-        self.bootstrap.get_or_init(|| {
-            BootstrapServer::start(self.new_host_port().expect("a host port for the bootstrap server"))
-        })
+    /// The host's bootstrap server (on a host port of its own, started on
+    /// first use): programs the host starts tell it what they are and what
+    /// they found.
+    pub fn bootstrap(&self) -> Result<&BootstrapServer> {
+        if let Some(server) = self.bootstrap.get() {
+            return Ok(server);
+        }
+        let port = self.new_host_port().context("a host port for the bootstrap server")?;
+        // Two first uses at once each start one; the one not kept stops when dropped.
+        let _ = self.bootstrap.set(BootstrapServer::start(port));
+        self.bootstrap.get().context("the bootstrap server did not start")
     }
 
     pub fn run_dir(&self) -> &Path {
