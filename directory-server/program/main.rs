@@ -24,8 +24,10 @@
 //! state, the calls it answered, and where its own updates spent their time
 //! (sums in µs: ordering, logging, confirming; see `UpdateTimings`).
 //!
-//! Console: `directory-server <i>: group <capability>` (create mode), and
-//! `directory-server <i>: serving ...` once it answers clients.
+//! It tells its starter (`BOOTSTRAP`, by RPC) the capability replicas join
+//! the group with (create mode) and, once it answers clients, that it serves
+//! (its own port's capability). The console says the same for people:
+//! `directory-server <i>: group <capability>`, `directory-server <i>: serving ...`.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -40,11 +42,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use amoeba_abi::{Capability, GetPort, Status};
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_rt::group::{EntryKind, Group, Received};
 use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
 use amoeba_rt::sync::{Mutex, Semaphore};
-use amoeba_rt::{env, sys, thread, time};
+use amoeba_rt::{env, starter, sys, thread, time};
 use directory_server::layout::{Identity, MAX_REPLICAS};
 use directory_server::persist::PersistConfig;
 use directory_server::rpc_store::RpcStore;
@@ -351,6 +354,7 @@ fn enter_group(config: &Config) -> Result<Group, Status> {
             let capability =
                 owner.restrict(directory_server::REPLICA_GROUP_RIGHTS).map_err(|_| Status::SysErr)?;
             println!("directory-server {}: group {capability}", config.index);
+            starter::announce_soon("directory-server", Announcement::Group(capability));
             Ok(group)
         }
     }
@@ -481,6 +485,8 @@ fn start_helpers(shared: &'static Shared, group: &'static Group, mut store: RpcS
                 serving = true;
                 start_service_threads(shared);
                 println!("directory-server {index}: serving at position {applied}");
+                let own = shared.identity.replica_capability(index);
+                starter::announce_soon("directory-server", Announcement::Serving(own));
             }
         }
     });
