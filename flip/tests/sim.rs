@@ -417,7 +417,7 @@ impl Sim {
             }
             if self.adversary.is_some() {
                 if t.dst == ADVERSARY_MAC {
-                    self.to_adversary(n, &t.frame);
+                    self.frame_for_adversary(n, &t.frame);
                     continue;
                 }
                 if t.dst.is_broadcast() {
@@ -499,7 +499,7 @@ impl Sim {
     /// Node `from` sent the adversary a frame. A request or an enquiry means a client
     /// took it for a server: the locate proof failed. A HERE_IS answers a LOCATE the
     /// adversary sent with a client's nonce: relay it to that client.
-    fn to_adversary(&mut self, from: usize, frame: &[u8]) {
+    fn frame_for_adversary(&mut self, from: usize, frame: &[u8]) {
         let Ok(f) = Frame::parse(frame) else { return };
         let h = f.packet.header;
         let request =
