@@ -48,7 +48,7 @@ use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
 use amoeba_rt::sync::{Mutex, Semaphore};
 use amoeba_rt::{env, starter, sys, thread, time};
-use directory_server::layout::{Identity, MAX_REPLICAS};
+use directory_server::layout::{Identity, MAX_REPLICAS, Ports};
 use directory_server::persist::PersistConfig;
 use directory_server::rpc_store::RpcStore;
 use directory_server::service::{ReplicaPort, Service, Submit, replica_port};
@@ -118,7 +118,10 @@ impl Config {
             return Err(format!("replica {index} of {replicas}: out of range"));
         }
         let service = capability("SERVICE")?;
-        let identity = Identity::new(service.check);
+        let ports = env::var("PORTS")
+            .and_then(Ports::from_hex)
+            .ok_or("no service ports (PORTS) in the environment")?;
+        let identity = Identity::new(service.check, ports);
         if identity.super_capability() != service {
             return Err(String::from("SERVICE is not the service's super capability"));
         }
@@ -469,7 +472,7 @@ fn start_helpers(shared: &'static Shared, group: &'static Group, mut store: RpcS
             let handle = Handle { shared, slot: SERVICE_THREADS + k };
             let identity = shared.identity;
             let own = identity.replica_get_port(index);
-            let mut port = ReplicaPort::new(handle, own.put_port(), identity.super_random);
+            let mut port = ReplicaPort::new(handle, own.put_port(), identity.ports.replica_random);
             serve_port(index, own, |h, b| port.dispatch(h, b));
         });
     }

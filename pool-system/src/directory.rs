@@ -22,8 +22,8 @@ use amoeba_ipc::interfaces::{DISK_READ, disk, soap, standard};
 use anyhow::{Context, Result, bail};
 use directory_server::UpdateTimings;
 use directory_server::layout::{
-    self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, identity_block,
-    slot_first_block,
+    self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, Ports,
+    identity_block, slot_first_block,
 };
 use directory_server::rpc_store::RpcStore;
 use directory_server::service::replica_port;
@@ -225,7 +225,8 @@ impl IdentityArea {
                 Ok(identity)
             }
             Ok(IdentityChoice::New) => {
-                let identity = Identity::new(random_check()?);
+                let ports = Ports::random(|| random_check().map(|c| c.0))?;
+                let identity = Identity::new(random_check()?, ports);
                 self.write(pool, &identity, &(0..IDENTITY_COPIES).collect::<Vec<_>>())?;
                 Ok(identity)
             }
@@ -326,6 +327,7 @@ impl DirectoryService {
             format!("REPLICAS={}", self.replicas.len()),
             format!("MODE={}", if create { "create" } else { "join" }),
             format!("SEED={}", seed_hex()?),
+            format!("PORTS={}", self.identity.ports.to_hex()),
         ];
         exec.startup.environment.extend(environment);
         let (process, expected) = start_expecting(pool, board, &exec)?;
