@@ -125,6 +125,10 @@ enum Command {
         /// Run only this section.
         #[arg(long, value_enum)]
         only: Option<BenchSection>,
+        /// Instead of times: each operation's guest instructions under QEMU's
+        /// `-icount`, two runs and their difference, next to wall-clock figures.
+        #[arg(long, conflicts_with = "only")]
+        instructions: bool,
         #[command(flatten)]
         pool: PoolArgs,
     },
@@ -368,7 +372,8 @@ fn main() {
             control(&run_dir, &format!("fault {}", spec.join(" "))).map(|reply| print!("{reply}"))
         }
         Command::Ping { boards, pool } => ping(boards, &pool),
-        Command::Bench { rounds, boot_sizes, group_sizes, only, pool } => match only {
+        Command::Bench { instructions: true, pool, .. } => instructions_bench(&pool),
+        Command::Bench { rounds, boot_sizes, group_sizes, only, pool, instructions: false } => match only {
             Some(BenchSection::Group) => group_bench(&group_sizes, &pool),
             Some(BenchSection::Rpc) => rpc_bench(&pool),
             Some(BenchSection::Idle) => idle_bench(&pool),
@@ -787,6 +792,16 @@ fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
     );
     pool_bench::group::run(sizes, &args.run_dir, |size| {
         boot_pool(PoolConfig::new(&args.run_dir, nucleus_path(args), size)).map(|(pool, _)| pool)
+    })
+}
+
+/// Guest instruction counts per operation (see `pool_bench::instructions`).
+fn instructions_bench(args: &PoolArgs) -> Result<()> {
+    println!(
+        "== instructions: each operation's guest instructions under QEMU -icount (two runs), wall clock without"
+    );
+    pool_bench::instructions::run(&args.run_dir, &nucleus_path(args), |config| {
+        boot_pool(config).map(|(pool, _)| pool)
     })
 }
 

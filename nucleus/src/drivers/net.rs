@@ -12,6 +12,7 @@
 //! Frames that find the queue full wait in a bounded backlog, which the
 //! device's interrupt feeds into the queue as slots free up.
 
+use crate::arch::pmu::instructions;
 use crate::devicetree::BootInfo;
 use crate::drivers::{gic, virtio};
 use crate::sync::IrqMutex;
@@ -52,6 +53,29 @@ struct NetDevice {
 static DEVICE: IrqMutex<Option<NetDevice>> = IrqMutex::new(None);
 static DEVICE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 static RX_PENDING: AtomicBool = AtomicBool::new(true);
+
+/// The driver's own work, counted for `pool_control::BoardCounters`: frames
+/// and the instructions (PMU, see `arch::pmu`) spent on them, per direction,
+/// and the device interrupts with their handler's instructions.
+static RX_FRAMES: AtomicU32 = AtomicU32::new(0);
+static RX_INSTRUCTIONS: AtomicU32 = AtomicU32::new(0);
+static TX_FRAMES: AtomicU32 = AtomicU32::new(0);
+static TX_INSTRUCTIONS: AtomicU32 = AtomicU32::new(0);
+static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+static INTERRUPT_INSTRUCTIONS: AtomicU32 = AtomicU32::new(0);
+
+/// Adds the instructions retired since `start` to `counter`.
+fn count_since(counter: &AtomicU32, start: u32) {
+    let spent = instructions().wrapping_sub(start);
+    counter.fetch_add(spent, Ordering::Relaxed);
+}
+
+/// What the driver has counted: (rx frames, rx instructions, tx frames, tx
+/// instructions, interrupts, interrupt instructions), each wrapping.
+pub fn counters() -> [u32; 6] {
+    [&RX_FRAMES, &RX_INSTRUCTIONS, &TX_FRAMES, &TX_INSTRUCTIONS, &INTERRUPTS, &INTERRUPT_INSTRUCTIONS]
+        .map(|counter| counter.load(Ordering::Relaxed))
+}
 
 pub enum NetError {
     NoDevice,
@@ -190,6 +214,7 @@ pub fn handle_interrupt(intid: u32) -> Interrupt {
     if intid != DEVICE_INTID.load(Ordering::Relaxed) {
         return Interrupt::NotOurs;
     }
+    let start = instructions();
     let frames_in = match DEVICE.lock().as_mut() {
         Some(device) => {
             device.raw.ack_interrupt();
@@ -201,6 +226,8 @@ pub fn handle_interrupt(intid: u32) -> Interrupt {
     if frames_in {
         RX_PENDING.store(true, Ordering::Release);
     }
+    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    count_since(&INTERRUPT_INSTRUCTIONS, start);
     Interrupt::Handled { frames_in }
 }
 
@@ -211,7 +238,11 @@ pub fn work_pending() -> bool {
 
 /// Queues one whole Ethernet frame for sending and returns at once.
 pub fn send(frame: &[u8]) -> Result<(), NetError> {
-    DEVICE.lock().as_mut().ok_or(NetError::NoDevice)?.send(frame)
+    let start = instructions();
+    let sent = DEVICE.lock().as_mut().ok_or(NetError::NoDevice)?.send(frame);
+    TX_FRAMES.fetch_add(1, Ordering::Relaxed);
+    count_since(&TX_INSTRUCTIONS, start);
+    sent
 }
 
 /// Frames dropped on the way out (the backlog full, no heap): like frames
@@ -236,13 +267,18 @@ pub fn poll(mut handle: impl FnMut(&[u8])) {
     loop {
         // Take one frame out under the lock, handle it without the lock (the
         // handler may send).
+        let start = instructions();
         let received = DEVICE.lock().as_mut().and_then(NetDevice::take_received);
         let Some((buffer, frame)) = received else { return };
+        count_since(&RX_INSTRUCTIONS, start);
         handle(&buffer[frame]);
+        let start = instructions();
         if let Some(device) = DEVICE.lock().as_mut()
             && let Err(error) = device.give_receive_buffer(buffer)
         {
             crate::println!("nucleus: virtio-net lost a receive buffer: {error}");
         }
+        RX_FRAMES.fetch_add(1, Ordering::Relaxed);
+        count_since(&RX_INSTRUCTIONS, start);
     }
 }
