@@ -46,12 +46,10 @@ const MODE_BULLET: u64 = 2;
 const MODE_GROUP_SEQUENCER: u64 = 3;
 const MODE_GROUP_SENDER: u64 = 4;
 const MODE_GROUP_MEMBER: u64 = 5;
+const MODE_SERVER: u64 = 6;
 const REMOTE: u64 = 1 << 48;
-/// Null calls `insn-bench` makes in a remote run, warm-up included: the
-/// server board's count is spread over all of them.
-const REMOTE_CALLS: u64 = 2000 + 10;
-/// Get-ports of the echo server and of the host's `costs` server.
-const ECHO_GET_SEED: u64 = 0x0000_0c05_ec40;
+/// Get-ports of `insn-bench`'s server and of the host's `costs` server.
+const SERVER_GET_SEED: u64 = 0x0000_0c05_ec40;
 const COSTS_GET_SEED: u64 = 0x0000_0c05_7500;
 /// How long one `insn-bench` may take (under `-icount` QEMU runs slower).
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(300);
@@ -74,7 +72,9 @@ impl Figure {
         Figure {
             operation: cost.operation.clone(),
             instructions: cost.instructions as f64 / repetitions,
-            micros: Some(cost.ticks as f64 * 1e6 / cost.ticks_per_second.max(1) as f64 / repetitions),
+            // A board's count read by RPC comes without a time.
+            micros: (cost.ticks_per_second > 0)
+                .then(|| cost.ticks as f64 * 1e6 / cost.ticks_per_second as f64 / repetitions),
         }
     }
 }
@@ -105,6 +105,10 @@ pub const OPERATIONS: [&str; 13] = [
     "broadcast at a member",
     "Bullet cached 1 MiB read",
 ];
+
+/// Shown, but their counts follow the host's timing (how many frames one
+/// interrupt finds), so the two runs need not agree on them.
+pub const INFORMATIONAL: [&str; 1] = ["driver: device interrupt"];
 
 /// The host's `costs` server: keeps what the programs report.
 #[derive(Default)]
@@ -137,6 +141,15 @@ impl costs::Server for CostsService {
         let bytes: [u8; 16] = capability.try_into().map_err(|_| Status::ArgBad)?;
         self.reports.lock().map_err(|_| Status::SysErr)?.announced = Some(Capability::decode(&bytes));
         Ok(())
+    }
+
+    fn null(&mut self, _: &Call) -> Result<(), Status> {
+        Ok(())
+    }
+
+    /// The host has no instruction counter.
+    fn instructions(&mut self, _: &Call) -> Result<u64, Status> {
+        Err(Status::ComBad)
     }
 }
 
@@ -173,8 +186,8 @@ pub fn measure(pool: &Pool) -> Result<Vec<Figure>> {
         Box::new(move |header, buf| costs::dispatch(&mut service, header, buf)),
     );
     let report_to = server.port().to_u64();
-    let echo = Capability::for_port(GetPort(Port::from_u64(ECHO_GET_SEED)).put_port());
-    pool.exec(0, "echo-server", ECHO_GET_SEED)?;
+    let echo = Capability::for_port(GetPort(Port::from_u64(SERVER_GET_SEED)).put_port());
+    pool.exec(0, "insn-bench", MODE_SERVER << 56 | SERVER_GET_SEED)?;
     let bullet = pool_system::start_bullet(pool, 0)?;
 
     let nucleus = pool.exec_spawning(
@@ -193,11 +206,6 @@ pub fn measure(pool: &Pool) -> Result<Vec<Figure>> {
     finish(pool, &remote, "remote null RPC")?;
     let server_side = counters(pool, 0)?.since(&before);
     let per = |instructions: u32, count: u32| f64::from(instructions) / f64::from(count.max(1));
-    figures.push(Figure {
-        operation: "remote null RPC, server board".into(),
-        instructions: server_side.instructions as f64 / REMOTE_CALLS as f64,
-        micros: None,
-    });
     figures.push(Figure {
         operation: "driver: frame received".into(),
         instructions: per(server_side.rx_instructions, server_side.rx_frames),
@@ -271,7 +279,7 @@ pub fn table(first: &[Figure], second: &[Figure], wall: &[Figure]) -> (String, V
     for operation in OPERATIONS {
         let (Some(a), Some(b)) = (find(first, operation), find(second, operation)) else { continue };
         let diff = difference(a.instructions, b.instructions);
-        if diff > AGREEMENT {
+        if diff > AGREEMENT && !INFORMATIONAL.contains(&operation) {
             disagree.push(operation.to_string());
         }
         let goal = goal(operation).map_or("-".to_string(), |g| {

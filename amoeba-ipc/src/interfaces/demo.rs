@@ -56,5 +56,10 @@ crate::interface! {
         /// A capability the host needs to start the bench's other programs
         /// (e.g. a group's, for its members): `Capability::encode`'s 16 bytes.
         fn announce as COSTS_ANNOUNCE = 4201, public() (capability: bytes) -> ();
+        /// Nothing: a null call to a bench program serving this interface.
+        fn null as COSTS_NULL = 4202, public() () -> ();
+        /// The serving board's instruction count (`amoeba_rt::time::instructions`),
+        /// read as the request is handled: the server side of a remote call.
+        fn instructions as COSTS_INSTRUCTIONS = 4203, public() () -> (count: offset<u64>);
     }
 }
