@@ -318,7 +318,7 @@ pub fn run(run_dir: &Path, nucleus: &Path, mut boot: impl FnMut(PoolConfig) -> R
         let pool = boot(config)?;
         let figures = measure(&pool);
         pool.shutdown();
-        let figures = figures.with_context(|| format!("{label}"))?;
+        let figures = figures.context(label)?;
         println!("{label}: measured in {:.1} s", started.elapsed().as_secs_f64());
         runs.push(figures);
     }
