@@ -177,7 +177,7 @@ soak seeds="1000000" threads="1":
     FLIP_SEEDS={{seeds}} nice cargo test --release -p flip --test sim simulation_seeds -- --nocapture || status=1
     exit $status
 
-# Benchmarks (not tests): frame echo, RPC, nucleus, pool boot time, group broadcast, process creation, Bullet, directory, whole system (`just bench --only group`: that alone).
+# Benchmarks (not tests): frame echo, RPC, nucleus, pool boot time, group broadcast, process creation, Bullet, directory, whole system (`just bench --only group`: that alone; `just bench --instructions`: guest instruction counts under QEMU -icount).
 bench *args: build
     {{boot}} bench --run-dir run/bench {{args}}
 

@@ -1,9 +1,11 @@
 //! The ABI everyone shares in this Amoeba-style system: the nucleus, user
 //! processes, servers, the protocol crates and the host.
 //!
-//! * [`Port`], [`GetPort`] and the one-way function [`one_way`] (SHA-256 truncated to
-//!   48 bits): a server listens on its private get-port `G` and publishes the put-port
-//!   `P = F(G)`.
+//! * [`Port`], [`GetPort`] and F: a server listens on its private get-port `G` and
+//!   publishes the put-port `P = F(G)`, the 48-bit hash of the public half of an
+//!   Ed25519 key derived from G ([`LocateKey`]), so that it can prove it holds G to
+//!   a client that knows only P ([`verify_locate`]). The one-way function
+//!   [`one_way`] (SHA-256 truncated to 48 bits) makes restricted capability checks.
 //! * [`Capability`]: `port (48) | object (24) | rights (8) | check (48)`, 16 bytes on the
 //!   wire (big endian). The owner capability's check is a random value from the
 //!   ChaCha20 CSPRNG [`Rng`]; a capability restricted to rights `R` carries
@@ -45,6 +47,9 @@ pub mod wire;
 
 pub use cap::{CapError, Capability, Check, OBJECT_MAX, Private, Rights, restrict, verify};
 pub use header::{HEADER_LEN, Header, HeaderError};
-pub use port::{GetPort, ParseError, Port, one_way};
+pub use port::{
+    GetPort, LOCATE_KEY_LEN, LOCATE_SIGNATURE_LEN, LocateKey, ParseError, Port, one_way, put_port_of_key,
+    verify_locate,
+};
 pub use rng::Rng;
 pub use status::Status;

@@ -28,6 +28,8 @@
 //! * [`signal`]: catch, ignore, default, raise.
 //! * [`time`]: microseconds and sleep through the nucleus, counter ticks
 //!   (`cntvct_el0`) for benchmarks.
+//! * [`starter`]: telling whoever started the program that it serves, or
+//!   what it found (typed figures, by RPC).
 //! * [`segment`] and [`process`]: memory segments, shared memory, and new
 //!   processes from the board's bundle.
 //!
@@ -47,6 +49,7 @@ pub mod rpc;
 pub mod rt;
 pub mod segment;
 pub mod signal;
+pub mod starter;
 pub mod stdin;
 pub mod sync;
 pub mod sys;

@@ -70,6 +70,27 @@ pub fn ticks_per_second() -> u64 {
     panic!("the virtual counter is only readable on the nucleus (aarch64-unknown-none)")
 }
 
+/// Instructions the board has retired (the PMU's INST_RETIRED event counter,
+/// which the nucleus lets EL0 read): the low 32 bits, so take differences with
+/// `wrapping_sub`. It counts every instruction of the board (all processes and
+/// the nucleus, not in `wfi`), and only under QEMU's `-icount`; zero otherwise.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[inline(always)]
+pub fn instructions() -> u32 {
+    let count: u64;
+    // SAFETY: the nucleus sets PMUSERENR_EL0.ER, so EL0 may read event counters.
+    unsafe {
+        core::arch::asm!("isb", "mrs {}, pmevcntr0_el0", out(reg) count, options(nomem, nostack, preserves_flags))
+    };
+    count as u32
+}
+
+/// Host stand-in: the PMU exists only on the nucleus's boards.
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+pub fn instructions() -> u32 {
+    panic!("the instruction counter is only readable on the nucleus (aarch64-unknown-none)")
+}
+
 /// `ticks` of the counter in nanoseconds.
 pub fn ticks_to_nanos(ticks: u64) -> u64 {
     let frequency = ticks_per_second().max(1);

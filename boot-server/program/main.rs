@@ -16,6 +16,13 @@
 //! one that ticks the table; two serving the boot service's interface
 //! (`amoeba_ipc::interfaces::boot`).
 //!
+//! Once it serves it announces its capability to its starter (`BOOTSTRAP`, by
+//! RPC), if it has one. It is a starter too: every service it starts gets an
+//! object of its own bootstrap server (`amoeba_ipc::interfaces::bootstrap`,
+//! one object per service, with a new check at every start), and a service
+//! that announces there that it serves, through the port its check names, has
+//! answered (a check need not wait for the next poll).
+//!
 //! Environment: `SEED` (64 hex digits: the boot service's port and check follow
 //! from it alone, so a boot service started again has the same capability).
 #![cfg_attr(target_os = "none", no_std)]
@@ -27,17 +34,19 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba_abi::{Capability, Check, Port, Rights, Status};
+use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Rng, Status};
 use amoeba_client::exec::{Exec, Program};
 use amoeba_ipc::interface::{Call, Objects};
 use amoeba_ipc::interfaces::boot::ServiceReport;
+use amoeba_ipc::interfaces::bootstrap;
 use amoeba_ipc::interfaces::directory::walk;
 use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_CAPABILITY_NAME, BOOTSTRAP_TELL, Figure};
 use amoeba_ipc::interfaces::{boot_service, bullet, process_server, standard};
 use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
 use amoeba_rt::sync::{Mutex, Semaphore};
-use amoeba_rt::{env, sys, thread, time};
+use amoeba_rt::{env, starter, sys, thread, time};
 use boot_server::config::MAX_CONFIG_BYTES;
 use boot_server::{Action, BootConfig, CapabilitySource, ProcessSeen, ServiceCheck, ServiceTable, Timing};
 use directory_server::service::replica_port;
@@ -52,6 +61,61 @@ const CHECKERS: u64 = 3;
 const CONFIG_RETRY_US: u64 = 500_000;
 
 type Table = Arc<Mutex<ServiceTable>>;
+
+/// The boot service's bootstrap server: object `i + 1` is service `i`'s latest
+/// start (its check; `None` before the first start).
+struct Bootstrap {
+    port: Port,
+    checks: Mutex<Vec<Option<Check>>>,
+    /// Where each start's check comes from (seeded from the boot service's secret).
+    rng: Mutex<Rng>,
+}
+
+impl Bootstrap {
+    /// A new object for service `service`'s next start; the capability it
+    /// gets as `BOOTSTRAP` (the previous start's is void from now on).
+    fn object_for(&self, service: usize) -> Option<Capability> {
+        let check = self.rng.lock().check();
+        *self.checks.lock().get_mut(service)? = Some(check);
+        let owner = Capability::owner(self.port, service as u32 + 1, check);
+        owner.restrict(BOOTSTRAP_TELL).ok()
+    }
+}
+
+/// One request to the bootstrap server.
+struct BootstrapCall<'a> {
+    bootstrap: &'a Bootstrap,
+    table: &'a Table,
+}
+
+impl Objects for BootstrapCall<'_> {
+    fn port(&self) -> Port {
+        self.bootstrap.port
+    }
+    fn check(&self, object: u32) -> Option<Check> {
+        let index = (object as usize).checked_sub(1)?;
+        *self.bootstrap.checks.lock().get(index)?
+    }
+}
+
+impl bootstrap::Server for BootstrapCall<'_> {
+    fn announce(&mut self, call: &Call<'_>, announcement: Announcement) -> Result<(), Status> {
+        let service = call.object as usize - 1;
+        let Announcement::Serving(serving) = announcement else { return Ok(()) };
+        let mut table = self.table.lock();
+        // Only through the port the service is checked at: a service serves its own.
+        if table.check(service).capability().port != serving.port {
+            return Err(Status::ArgBad);
+        }
+        let now = time::now_us();
+        table.check_done(service, now, now, true);
+        Ok(())
+    }
+
+    fn report(&mut self, _: &Call<'_>, _: Figure) -> Result<(), Status> {
+        Err(Status::ComBad) // services announce; nobody here reads figures
+    }
+}
 
 /// The starts waiting for one service's starter thread.
 struct Mailbox {
@@ -226,6 +290,7 @@ fn resolve(config: &BootConfig, source: &CapabilitySource) -> Result<Capability,
 /// Carries out one start; the new process, or why it failed.
 fn start(
     table: &Table,
+    bootstrap: &Bootstrap,
     service: usize,
     board: u16,
     replace: Option<Capability>,
@@ -248,6 +313,9 @@ fn start(
     for named in &service_config.capabilities {
         exec = exec.with_capability(&named.name, resolve(&config, &named.source)?);
     }
+    if let Some(object) = bootstrap.object_for(service) {
+        exec = exec.with_capability(BOOTSTRAP_CAPABILITY_NAME, object);
+    }
     let program = process_server::Client::new(Nucleus)
         .boot_program(&host, &service_config.program)
         .map_err(|s| format!("board {board} has no boot program {}: {s}", service_config.program))?;
@@ -255,7 +323,7 @@ fn start(
 }
 
 /// Carries out service `service`'s starts as the table asks for them.
-fn starter(table: Table, service: usize, mailbox: Arc<Mailbox>) {
+fn starter(table: Table, bootstrap: Arc<Bootstrap>, service: usize, mailbox: Arc<Mailbox>) {
     loop {
         mailbox.ready.acquire();
         let Some(Action::Start { board, replace, attempt, .. }) = mailbox.action.lock().take() else {
@@ -263,7 +331,7 @@ fn starter(table: Table, service: usize, mailbox: Arc<Mailbox>) {
         };
         let name = table.lock().service(service).name.clone();
         println!("boot-server: starting {name} on board {board}");
-        let result = start(&table, service, board, replace);
+        let result = start(&table, &bootstrap, service, board, replace);
         match &result {
             Ok(_) => println!("boot-server: {name} started on board {board}"),
             Err(why) => println!("boot-server: starting {name} on board {board} failed: {why}"),
@@ -312,10 +380,33 @@ fn main(_: u64) -> i32 {
         return 1;
     };
     let (get, random) = boot_server::identity(seed);
+    // The bootstrap server's port and checks follow from the secret seed too
+    // (mixed, so they are not the boot service's own), and the clock.
+    let mut bootstrap_seed = seed;
+    bootstrap_seed[0] ^= 0xb0;
+    for (byte, tick) in bootstrap_seed[24..].iter_mut().zip(time::ticks().to_le_bytes()) {
+        *byte ^= tick;
+    }
+    let mut bootstrap_rng = Rng::from_seed(bootstrap_seed);
+    let bootstrap_get = GetPort::random(&mut bootstrap_rng);
     let config = config_when_readable(&system);
     let services = config.services.len();
     let boards: Vec<(u16, Capability)> = config.boards.iter().map(|b| (b.id, b.host)).collect();
     let table: Table = Arc::new(Mutex::new(ServiceTable::new(config, Timing::default(), time::now_us())));
+    let bootstrap = Arc::new(Bootstrap {
+        port: bootstrap_get.put_port(),
+        checks: Mutex::new(alloc::vec![None; services]),
+        rng: Mutex::new(bootstrap_rng),
+    });
+    {
+        let (table, bootstrap) = (table.clone(), bootstrap.clone());
+        spawn(move || {
+            let status = serve(&bootstrap_get, 1024, |header, buf| {
+                bootstrap::dispatch(&mut BootstrapCall { bootstrap: &bootstrap, table: &table }, header, buf)
+            });
+            println!("boot-server: bootstrap get_request failed: {status}");
+        });
+    }
     for (id, host) in boards {
         let table = table.clone();
         spawn(move || watch_board(table, id, host));
@@ -330,7 +421,8 @@ fn main(_: u64) -> i32 {
         }
         let (b, c) = (table.clone(), table.clone());
         spawn(move || watch_process(b, service));
-        spawn(move || starter(c, service, mailbox));
+        let bootstrap = bootstrap.clone();
+        spawn(move || starter(c, bootstrap, service, mailbox));
     }
     for _ in 0..2 {
         let mut server = BootService { port: get.put_port(), random, table: table.clone() };
@@ -340,6 +432,10 @@ fn main(_: u64) -> i32 {
         });
     }
     println!("boot-server: watching {services} services");
+    starter::announce_soon(
+        "boot-server",
+        Announcement::Serving(Capability::owner(get.put_port(), 0, random)),
+    );
     loop {
         let started = time::now_us();
         let actions = table.lock().tick(started);

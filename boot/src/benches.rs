@@ -112,6 +112,16 @@ pub(crate) fn group_bench(sizes: &[u16], args: &PoolArgs) -> Result<()> {
     })
 }
 
+/// Guest instruction counts per operation (see `pool_bench::instructions`).
+pub(crate) fn instructions_bench(args: &PoolArgs) -> Result<()> {
+    println!(
+        "== instructions: each operation's guest instructions under QEMU -icount (two runs), wall clock without"
+    );
+    pool_bench::instructions::run(&args.run_dir, &nucleus_path(args), |config| {
+        boot_pool(config).map(|(pool, _)| pool)
+    })
+}
+
 /// RPC latency and throughput (see `pool_bench::rpc`) in a pool of two boards, then a
 /// board-to-board call across a VXLAN uplink against one within a switch.
 pub(crate) fn rpc_bench(args: &PoolArgs) -> Result<()> {

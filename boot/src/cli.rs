@@ -110,6 +110,10 @@ pub(crate) enum Command {
         /// Run only this section.
         #[arg(long, value_enum)]
         only: Option<BenchSection>,
+        /// Instead of times: each operation's guest instructions under QEMU's
+        /// `-icount`, two runs and their difference, next to wall-clock figures.
+        #[arg(long, conflicts_with = "only")]
+        instructions: bool,
         #[command(flatten)]
         pool: PoolArgs,
     },

@@ -31,7 +31,8 @@ fn main() {
             control(&run_dir, &format!("fault {}", spec.join(" "))).map(|reply| print!("{reply}"))
         }
         Command::Ping { boards, pool } => ping(boards, &pool),
-        Command::Bench { rounds, boot_sizes, group_sizes, only, pool } => match only {
+        Command::Bench { instructions: true, pool, .. } => instructions_bench(&pool),
+        Command::Bench { rounds, boot_sizes, group_sizes, only, pool, instructions: false } => match only {
             Some(BenchSection::Group) => group_bench(&group_sizes, &pool),
             Some(BenchSection::Rpc) => rpc_bench(&pool),
             Some(BenchSection::Idle) => idle_bench(&pool),

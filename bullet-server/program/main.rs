@@ -1,7 +1,8 @@
 //! `bullet-server`: the Bullet file server as a user process. It serves the files
 //! kept on the disk object its capability environment names `DISK` (a board's
-//! virtio disk, reached by RPC) and prints its super capability
-//! (`bullet-server: capability <cap>`), which stays the same across restarts.
+//! virtio disk, reached by RPC) and announces its super capability, which
+//! stays the same across restarts, to its starter (`BOOTSTRAP`, by RPC; its
+//! console line `bullet-server: capability <cap>` is for people).
 //! A second thread syncs every few seconds, so that unsafe commits and destroys
 //! reach the disk, and ages the uncommitted files now and then, so that a file
 //! whose writer went away gives its memory or its reserved blocks back.
@@ -24,10 +25,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use amoeba_abi::{Header, Rng, Status};
 use amoeba_ipc::interface::Transport;
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{BS_IO_MAX, bullet, standard};
 use amoeba_rt::println;
 use amoeba_rt::rpc::Nucleus;
-use amoeba_rt::{env, sys, thread, time};
+use amoeba_rt::{env, starter, sys, thread, time};
 use bullet_server::{BulletService, Config, DiskObject, MountError, ReplyInto, Store};
 
 amoeba_rt::entry!(main);
@@ -139,6 +141,7 @@ fn main(_: u64) -> i32 {
     );
     println!("bullet-server: capability {capability}");
     let get = store.get_port();
+    starter::announce_soon("bullet-server", Announcement::Serving(capability));
     thread::spawn(move || {
         let mut syncs = 0u32;
         loop {

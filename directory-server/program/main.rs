@@ -24,8 +24,10 @@
 //! state, the calls it answered, and where its own updates spent their time
 //! (sums in µs: ordering, logging, confirming; see `UpdateTimings`).
 //!
-//! Console: `directory-server <i>: group <capability>` (create mode), and
-//! `directory-server <i>: serving ...` once it answers clients.
+//! It tells its starter (`BOOTSTRAP`, by RPC) the capability replicas join
+//! the group with (create mode) and, once it answers clients, that it serves
+//! (its own port's capability). The console says the same for people:
+//! `directory-server <i>: group <capability>`, `directory-server <i>: serving ...`.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -40,12 +42,13 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use amoeba_abi::{Capability, GetPort, Status};
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_rt::group::{EntryKind, Group, Received};
 use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
 use amoeba_rt::sync::{Mutex, Semaphore};
-use amoeba_rt::{env, sys, thread, time};
-use directory_server::layout::{Identity, MAX_REPLICAS};
+use amoeba_rt::{env, starter, sys, thread, time};
+use directory_server::layout::{Identity, MAX_REPLICAS, Ports};
 use directory_server::persist::PersistConfig;
 use directory_server::rpc_store::RpcStore;
 use directory_server::service::{ReplicaPort, Service, Submit, replica_port};
@@ -115,7 +118,10 @@ impl Config {
             return Err(format!("replica {index} of {replicas}: out of range"));
         }
         let service = capability("SERVICE")?;
-        let identity = Identity::new(service.check);
+        let ports = env::var("PORTS")
+            .and_then(Ports::from_hex)
+            .ok_or("no service ports (PORTS) in the environment")?;
+        let identity = Identity::new(service.check, ports);
         if identity.super_capability() != service {
             return Err(String::from("SERVICE is not the service's super capability"));
         }
@@ -351,6 +357,7 @@ fn enter_group(config: &Config) -> Result<Group, Status> {
             let capability =
                 owner.restrict(directory_server::REPLICA_GROUP_RIGHTS).map_err(|_| Status::SysErr)?;
             println!("directory-server {}: group {capability}", config.index);
+            starter::announce_soon("directory-server", Announcement::Group(capability));
             Ok(group)
         }
     }
@@ -465,7 +472,7 @@ fn start_helpers(shared: &'static Shared, group: &'static Group, mut store: RpcS
             let handle = Handle { shared, slot: SERVICE_THREADS + k };
             let identity = shared.identity;
             let own = identity.replica_get_port(index);
-            let mut port = ReplicaPort::new(handle, own.put_port(), identity.super_random);
+            let mut port = ReplicaPort::new(handle, own.put_port(), identity.ports.replica_random);
             serve_port(index, own, |h, b| port.dispatch(h, b));
         });
     }
@@ -481,6 +488,8 @@ fn start_helpers(shared: &'static Shared, group: &'static Group, mut store: RpcS
                 serving = true;
                 start_service_threads(shared);
                 println!("directory-server {index}: serving at position {applied}");
+                let own = shared.identity.replica_capability(index);
+                starter::announce_soon("directory-server", Announcement::Serving(own));
             }
         }
     });

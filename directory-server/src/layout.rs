@@ -1,17 +1,24 @@
 //! Where the directory service keeps its identity and its replicas' anchors on
-//! the disk area the host reserves for it, and the ports it derives from its
-//! identity.
+//! the disk area the host reserves for it, and the ports its identity holds.
 //!
-//! The service's [`Identity`] is the random check of its super capability, from
-//! which every port of the service follows (so the service answers on the same
-//! put-port after any restart), and the root directory's capability once the host
-//! has made one. Losing it makes the whole name space unreachable, every file
-//! intact, so it is kept in [`IDENTITY_COPIES`] places, each sealed with a
-//! checksum: the area's first block, and the last block of every replica's slot.
-//! One bad block (the disk's first sector zeroed, say) leaves three good copies;
-//! [`choose_identity`] decides from what the host read which copy to believe,
-//! which to rewrite, and when to refuse rather than make a new identity over a
-//! disk that holds directory state.
+//! The service's [`Identity`] is the random check of its super capability, the
+//! service's get-ports ([`Ports`]: the service port, the replicas' group, and one
+//! port per replica, each its own random, so the service answers on the same
+//! put-ports after any restart), the check of the replicas' capabilities, and the
+//! root directory's capability once the host has made one. No get-port follows
+//! from a capability: capabilities travel in requests (a peer `deliver` carries the
+//! replica capability), get-ports must not. Losing the identity makes the whole
+//! name space unreachable, every file intact, so it is kept in [`IDENTITY_COPIES`]
+//! places, each sealed with a checksum: the area's first block, and the last block
+//! of every replica's slot. One bad block (the disk's first sector zeroed, say)
+//! leaves three good copies; [`choose_identity`] decides from what the host read
+//! which copy to believe, which to rewrite, and when to refuse rather than make a
+//! new identity over a disk that holds directory state.
+//!
+//! An identity written by the older layout (version 1: every get-port derived from
+//! the super capability's check, and put-ports under the F of that time, before the
+//! locate proof) is refused with [`IdentityError::OldLayout`]: the capabilities its
+//! directories hold name put-ports nothing serves any more.
 //!
 //! ```text
 //! block 0                       identity (copy 0)
@@ -84,13 +91,92 @@ pub fn decode_half(half: &[u8]) -> Option<&[u8]> {
 }
 
 const IDENTITY_MAGIC: &[u8; 4] = b"DIRI";
+/// The identity's own format version (2: [`Ports`] stored, not derived).
+const IDENTITY_VERSION: u8 = 2;
+/// The version of the older layout, whose get-ports were derived from the super
+/// capability's check.
+const OLD_IDENTITY_VERSION: u8 = 1;
 const CHECKSUM_LEN: usize = 8;
 
-fn derive(label: &[u8], random: &Check, index: u8) -> GetPort {
-    let digest = Sha256::new().chain_update(label).chain_update(random.0).chain_update([index]).finalize();
-    let mut port = [0u8; 6];
-    port.copy_from_slice(&digest[..6]);
-    GetPort(Port(port))
+/// The service's get-ports and the replicas' check: each its own random, kept in
+/// the identity and handed to the replicas, never derived from anything that
+/// travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    /// The port every replica serves clients on.
+    pub service: GetPort,
+    /// The replicas' group.
+    pub group: GetPort,
+    /// The port replica `r` alone serves (peer messages, questions for it only).
+    pub replicas: [GetPort; MAX_REPLICAS as usize],
+    /// The check of the replicas' capabilities (not the super capability's).
+    pub replica_random: Check,
+}
+
+impl Ports {
+    /// Bytes of [`Ports::encode`].
+    pub const ENCODED_LEN: usize = 6 * (3 + MAX_REPLICAS as usize);
+
+    /// New ports, each from six fresh random bytes drawn with `random`.
+    pub fn random<E>(mut random: impl FnMut() -> Result<[u8; 6], E>) -> Result<Ports, E> {
+        let mut port = || random().map(|b| GetPort(Port(b)));
+        Ok(Ports {
+            service: port()?,
+            group: port()?,
+            replicas: [port()?, port()?, port()?],
+            replica_random: Check(port()?.0.0),
+        })
+    }
+
+    /// The ports as bytes: service, group, replicas, replica check.
+    pub fn encode(&self) -> [u8; Ports::ENCODED_LEN] {
+        let mut b = [0u8; Ports::ENCODED_LEN];
+        let parts = [self.service.0.0, self.group.0.0]
+            .into_iter()
+            .chain(self.replicas.iter().map(|g| g.0.0))
+            .chain([self.replica_random.0]);
+        for (chunk, part) in b.chunks_exact_mut(6).zip(parts) {
+            chunk.copy_from_slice(&part);
+        }
+        b
+    }
+
+    /// Ports from [`Ports::encode`]'s bytes; `None` if the length is wrong.
+    pub fn decode(b: &[u8]) -> Option<Ports> {
+        if b.len() != Ports::ENCODED_LEN {
+            return None;
+        }
+        let six = |i: usize| -> [u8; 6] {
+            let mut p = [0u8; 6];
+            p.copy_from_slice(&b[6 * i..6 * i + 6]);
+            p
+        };
+        let port = |i| GetPort(Port(six(i)));
+        Some(Ports {
+            service: port(0),
+            group: port(1),
+            replicas: [port(2), port(3), port(4)],
+            replica_random: Check(six(5)),
+        })
+    }
+
+    /// The ports as hexadecimal text (how the host hands them to a replica).
+    pub fn to_hex(&self) -> alloc::string::String {
+        self.encode().iter().map(|b| alloc::format!("{b:02x}")).collect()
+    }
+
+    /// Ports from [`Ports::to_hex`]'s text; `None` if it is not that.
+    pub fn from_hex(text: &str) -> Option<Ports> {
+        let text = text.as_bytes();
+        if text.len() != 2 * Ports::ENCODED_LEN {
+            return None;
+        }
+        let mut b = [0u8; Ports::ENCODED_LEN];
+        for (byte, pair) in b.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = u8::from_str_radix(core::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Ports::decode(&b)
+    }
 }
 
 /// Who the service is: everything the host keeps to find it again.
@@ -98,19 +184,21 @@ fn derive(label: &[u8], random: &Check, index: u8) -> GetPort {
 pub struct Identity {
     /// The random check of the service's super capability (object 0).
     pub super_random: Check,
+    /// The service's get-ports and the replicas' check.
+    pub ports: Ports,
     /// The root directory's owner capability, once made.
     pub root: Option<Capability>,
 }
 
 impl Identity {
-    /// A new service whose super capability has check `super_random`.
-    pub fn new(super_random: Check) -> Identity {
-        Identity { super_random, root: None }
+    /// A new service whose super capability has check `super_random`, on `ports`.
+    pub fn new(super_random: Check, ports: Ports) -> Identity {
+        Identity { super_random, ports, root: None }
     }
 
     /// The private get-port every replica serves clients on.
     pub fn service_get_port(&self) -> GetPort {
-        derive(b"directory service", &self.super_random, 0)
+        self.ports.service
     }
 
     /// The service's put-port: every directory capability names it.
@@ -125,26 +213,29 @@ impl Identity {
 
     /// The get-port of the replicas' group.
     pub fn group_get_port(&self) -> GetPort {
-        derive(b"directory group", &self.super_random, 0)
+        self.ports.group
     }
 
     /// The get-port replica `index` alone serves (peer messages, and questions for
-    /// that replica only).
+    /// that replica only); `index` is below [`MAX_REPLICAS`] (a larger one is taken
+    /// modulo it).
     pub fn replica_get_port(&self, index: u8) -> GetPort {
-        derive(b"directory replica", &self.super_random, index)
+        self.ports.replicas[index as usize % MAX_REPLICAS as usize]
     }
 
-    /// The capability for replica `index`'s own port (object 0, owner rights).
+    /// The capability for replica `index`'s own port (object 0, owner rights). Its
+    /// check is the replicas' own random: holding it gives nothing over the service.
     pub fn replica_capability(&self, index: u8) -> Capability {
-        Capability::owner(self.replica_get_port(index).put_port(), 0, self.super_random)
+        Capability::owner(self.replica_get_port(index).put_port(), 0, self.ports.replica_random)
     }
 
     /// The identity block's contents (sealed with a checksum).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.raw(IDENTITY_MAGIC);
-        w.u8(crate::codec::FORMAT_VERSION);
+        w.u8(IDENTITY_VERSION);
         w.raw(&self.super_random.0);
+        w.raw(&self.ports.encode());
         match &self.root {
             None => w.u8(0),
             Some(root) => {
@@ -166,10 +257,11 @@ impl Identity {
         if r.take(4)? != IDENTITY_MAGIC {
             return Err(DecodeError::Tag);
         }
-        if r.u8()? != crate::codec::FORMAT_VERSION {
+        if r.u8()? != IDENTITY_VERSION {
             return Err(DecodeError::Version);
         }
         let super_random = r.check()?;
+        let ports = Ports::decode(r.take(Ports::ENCODED_LEN)?).ok_or(DecodeError::Invalid)?;
         let root = match r.u8()? {
             0 => None,
             1 => Some(r.cap()?),
@@ -180,7 +272,12 @@ impl Identity {
         if Sha256::digest(&block[..body_len])[..CHECKSUM_LEN] != *sum {
             return Err(DecodeError::Invalid);
         }
-        Ok(Some(Identity { super_random, root }))
+        Ok(Some(Identity { super_random, ports, root }))
+    }
+
+    /// Is `block` an identity sealed by the older layout (version 1)?
+    fn is_old_layout(block: &[u8]) -> bool {
+        block.get(..4) == Some(&IDENTITY_MAGIC[..]) && block.get(4) == Some(&OLD_IDENTITY_VERSION)
     }
 }
 
@@ -193,6 +290,8 @@ pub enum IdentityCopy {
     Empty,
     /// Anything else: a bad checksum, garbage.
     Damaged,
+    /// An identity in the older layout (get-ports derived from the super check).
+    OldLayout,
     /// The disk did not give the block (an I/O error, no answer).
     Unreadable,
 }
@@ -203,6 +302,7 @@ impl IdentityCopy {
         match Identity::decode(block) {
             Ok(Some(identity)) => IdentityCopy::Valid(identity),
             Ok(None) => IdentityCopy::Empty,
+            Err(_) if Identity::is_old_layout(block) => IdentityCopy::OldLayout,
             Err(_) => IdentityCopy::Damaged,
         }
     }
@@ -228,6 +328,9 @@ pub enum IdentityChoice {
 pub enum IdentityError {
     /// Valid copies name different services, or different roots.
     Disagree,
+    /// No copy is valid, and some are in the older layout, whose capabilities name
+    /// put-ports nothing serves any more.
+    OldLayout,
     /// No copy is valid and these could not be read: whether the identity is
     /// there is not known.
     Unreadable {
@@ -250,6 +353,11 @@ impl core::fmt::Display for IdentityError {
             IdentityError::Disagree => {
                 f.write_str("the copies of the directory's identity disagree (they name different services)")
             }
+            IdentityError::OldLayout => f.write_str(
+                "the directory's identity on this disk is in an older layout (ports derived from the super \
+                 capability, put-ports from before the FLIP locate proof), and the capabilities stored in its \
+                 directories name ports nothing serves any more",
+            ),
             IdentityError::Unreadable { copies } => {
                 let copies: Vec<alloc::string::String> =
                     copies.iter().map(|c| alloc::format!("{c}")).collect();
@@ -300,6 +408,9 @@ pub fn choose_identity(
         if !unreadable.is_empty() {
             return Err(IdentityError::Unreadable { copies: unreadable });
         }
+        if copies.contains(&IdentityCopy::OldLayout) {
+            return Err(IdentityError::OldLayout);
+        }
         let anchors = anchors_with_state();
         if anchors.is_empty() {
             return Ok(IdentityChoice::New);
@@ -314,7 +425,10 @@ pub fn choose_identity(
     if roots.iter().any(|root| *root != roots[0]) {
         return Err(IdentityError::Disagree);
     }
-    let identity = Identity { super_random: first.super_random, root: roots.first().copied() };
+    if valid.iter().any(|id| id.ports != first.ports) {
+        return Err(IdentityError::Disagree);
+    }
+    let identity = Identity { root: roots.first().copied(), ..*first };
     let rewrite =
         (0..IDENTITY_COPIES).filter(|c| copies.get(*c) != Some(&IdentityCopy::Valid(identity))).collect();
     Ok(IdentityChoice::Found { identity, rewrite })
@@ -324,9 +438,19 @@ pub fn choose_identity(
 mod tests {
     use super::*;
 
+    /// Ports drawn from a counter (tests only).
+    fn ports(seed: u8) -> Ports {
+        let mut n = seed;
+        Ports::random(|| {
+            n = n.wrapping_add(1);
+            Ok::<_, ()>([seed, n, 1, 2, 3, 4])
+        })
+        .unwrap()
+    }
+
     #[test]
     fn identity_round_trips_and_refuses_damage() {
-        let mut id = Identity::new(Check([1, 2, 3, 4, 5, 6]));
+        let mut id = Identity::new(Check([1, 2, 3, 4, 5, 6]), ports(1));
         let mut block = id.encode();
         block.resize(512, 0);
         assert_eq!(Identity::decode(&block), Ok(Some(id)));
@@ -340,19 +464,67 @@ mod tests {
     }
 
     #[test]
-    fn ports_differ_and_follow_from_the_random_alone() {
-        let id = Identity::new(Check([7; 6]));
-        let ports = [
+    fn ports_are_stored_not_derived_from_any_capability() {
+        let id = Identity::new(Check([7; 6]), ports(7));
+        let all = [
             id.port(),
             id.group_get_port().put_port(),
             id.replica_get_port(0).put_port(),
             id.replica_get_port(1).put_port(),
+            id.replica_get_port(2).put_port(),
         ];
-        for (i, a) in ports.iter().enumerate() {
-            assert!(ports[i + 1..].iter().all(|b| a != b));
+        for (i, a) in all.iter().enumerate() {
+            assert!(all[i + 1..].iter().all(|b| a != b));
         }
-        assert_eq!(Identity::new(Check([7; 6])).super_capability(), id.super_capability());
-        assert_ne!(Identity::new(Check([8; 6])).port(), id.port());
+        // The same super check with other ports: other put-ports. So nothing about
+        // the ports follows from the super capability (nor from a replica's, whose
+        // check is the replicas' own random).
+        let other = Identity::new(Check([7; 6]), ports(8));
+        assert_ne!(other.port(), id.port());
+        assert_ne!(other.replica_get_port(0), id.replica_get_port(0));
+        let replica = id.replica_capability(1);
+        assert_ne!(replica.check, id.super_random, "the replica capability does not carry the super check");
+        assert_eq!(replica.check, id.ports.replica_random);
+        // The ports survive the disk and the hand-over to a replica.
+        let mut block = id.encode();
+        block.resize(512, 0);
+        assert_eq!(Identity::decode(&block), Ok(Some(id)));
+        assert_eq!(Ports::from_hex(&id.ports.to_hex()), Some(id.ports));
+        assert_eq!(Ports::from_hex("00"), None);
+        assert_eq!(Ports::from_hex(&"zz".repeat(Ports::ENCODED_LEN)), None);
+    }
+
+    #[test]
+    fn an_identity_in_the_old_layout_is_refused_with_a_clear_error() {
+        // Version 1: magic, version, super check, no root, checksum.
+        let mut old = b"DIRI\x01".to_vec();
+        old.extend_from_slice(&[7; 6]);
+        old.push(0);
+        let sum = Sha256::digest(&old);
+        old.extend_from_slice(&sum[..CHECKSUM_LEN]);
+        old.resize(512, 0);
+        assert_eq!(IdentityCopy::of_block(&old), IdentityCopy::OldLayout);
+        let copies = [
+            IdentityCopy::OldLayout,
+            IdentityCopy::OldLayout,
+            IdentityCopy::Damaged,
+            IdentityCopy::OldLayout,
+        ];
+        let error = choose_identity(&copies, || vec![0]).unwrap_err();
+        assert_eq!(error, IdentityError::OldLayout);
+        assert!(alloc::format!("{error}").contains("older layout"));
+        // A copy in the new layout wins, and the old ones are rewritten.
+        let id = Identity::new(Check([7; 6]), ports(2));
+        let mixed = [
+            IdentityCopy::OldLayout,
+            IdentityCopy::Valid(id),
+            IdentityCopy::Valid(id),
+            IdentityCopy::Valid(id),
+        ];
+        assert_eq!(
+            choose_identity(&mixed, Vec::new),
+            Ok(IdentityChoice::Found { identity: id, rewrite: vec![0] })
+        );
     }
 
     #[test]
@@ -380,7 +552,7 @@ mod tests {
 
     #[test]
     fn one_valid_copy_is_enough_and_the_others_are_rewritten() {
-        let id = Identity::new(Check([3; 6]));
+        let id = Identity::new(Check([3; 6]), ports(3));
         let copies =
             [IdentityCopy::Damaged, IdentityCopy::Valid(id), IdentityCopy::Empty, IdentityCopy::Valid(id)];
         let asked = core::cell::Cell::new(false);
@@ -397,7 +569,7 @@ mod tests {
 
     #[test]
     fn a_copy_naming_the_root_beats_one_written_before_it() {
-        let before = Identity::new(Check([3; 6]));
+        let before = Identity::new(Check([3; 6]), ports(3));
         let after = Identity { root: Some(Capability::owner(before.port(), 1, Check([4; 6]))), ..before };
         let copies = [IdentityCopy::Valid(before), IdentityCopy::Valid(after), IdentityCopy::Valid(before)];
         let choice = choose_identity(&copies, Vec::new);
@@ -406,8 +578,8 @@ mod tests {
 
     #[test]
     fn copies_of_different_services_or_roots_are_refused() {
-        let a = Identity::new(Check([3; 6]));
-        let b = Identity::new(Check([5; 6]));
+        let a = Identity::new(Check([3; 6]), ports(3));
+        let b = Identity::new(Check([5; 6]), ports(3));
         assert_eq!(
             choose_identity(&[IdentityCopy::Valid(a), IdentityCopy::Valid(b)], Vec::new),
             Err(IdentityError::Disagree)
@@ -437,7 +609,7 @@ mod tests {
 
     #[test]
     fn copies_the_disk_did_not_give_are_not_taken_for_blank() {
-        let id = Identity::new(Check([3; 6]));
+        let id = Identity::new(Check([3; 6]), ports(3));
         let read =
             [IdentityCopy::Unreadable, IdentityCopy::Valid(id), IdentityCopy::Empty, IdentityCopy::Valid(id)];
         assert_eq!(
@@ -453,7 +625,7 @@ mod tests {
 
     #[test]
     fn copies_are_read_from_blocks() {
-        let id = Identity::new(Check([3; 6]));
+        let id = Identity::new(Check([3; 6]), ports(3));
         let mut block = id.encode();
         block.resize(512, 0);
         assert_eq!(IdentityCopy::of_block(&block), IdentityCopy::Valid(id));

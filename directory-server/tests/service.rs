@@ -11,7 +11,7 @@ use amoeba_ipc::interfaces::directory::{Lookup, NewRow, column_right};
 use amoeba_ipc::interfaces::{soap, standard};
 use directory_server::checker::lin::Spec;
 use directory_server::checker::spec::Dirs;
-use directory_server::layout::Identity;
+use directory_server::layout::{Identity, Ports};
 use directory_server::service::{ReplicaPort, Service, Submit, replica_port};
 use directory_server::workload::{Directories, Generator, perform, value_cap};
 use directory_server::{Reply, Request, State, Update};
@@ -68,7 +68,7 @@ impl<'a> Loopback<'a> {
         Loopback {
             identity,
             service: Service::new(direct, identity.port()),
-            replica: ReplicaPort::new(direct, replica_port, identity.super_random),
+            replica: ReplicaPort::new(direct, replica_port, identity.ports.replica_random),
         }
     }
 }
@@ -86,7 +86,13 @@ impl Transport for Loopback<'_> {
 }
 
 fn identity() -> Identity {
-    Identity::new(Check([0x11, 0x22, 0x33, 0x44, 0x55, 0x66]))
+    let mut n = 0u8;
+    let ports = Ports::random(|| {
+        n += 1;
+        Ok::<_, ()>([0x77, n, 3, 4, 5, 6])
+    })
+    .unwrap();
+    Identity::new(Check([0x11, 0x22, 0x33, 0x44, 0x55, 0x66]), ports)
 }
 
 #[test]

@@ -190,8 +190,8 @@ impl ClientSide {
     }
 
     /// A HERE_IS: cache the server and send what waited for it.
-    pub fn on_here_is(&mut self, now: u64, src: Mac, h: &FlipHeader, cfg: &Config, out: &mut Outbox) {
-        if let Some(port) = self.locator.on_here_is(now, src, h, out.me.inc) {
+    pub fn on_here_is(&mut self, now: u64, src: Mac, p: &Packet<'_>, cfg: &Config, out: &mut Outbox) {
+        if let Some(port) = self.locator.on_here_is(now, src, p, out.me.inc) {
             for id in self.waiting_for(port) {
                 self.dispatch(now, id, cfg, out);
             }

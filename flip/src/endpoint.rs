@@ -42,6 +42,9 @@ pub struct Stats {
     pub records_shed: u64,
     /// Clients forgotten (evicted, or replaced by an older incarnation after silence).
     pub clients_forgotten: u64,
+    /// HERE_IS answers dropped because they did not prove that their sender holds the
+    /// port's get-port (an impostor, a replay, or a forgery).
+    pub here_is_refused: u64,
 }
 
 /// A FLIP endpoint: client side (transactions, locate cache) and server side
@@ -121,6 +124,7 @@ impl Endpoint {
             replies_lost: self.server.stats.replies_lost,
             records_shed: self.server.stats.records_shed,
             clients_forgotten: self.server.stats.clients_forgotten,
+            here_is_refused: self.client.locator.here_is_refused,
         }
     }
 
@@ -191,10 +195,18 @@ impl Endpoint {
     // ------------------------------------------------------------------ server API
 
     /// Serve the port whose get-port is `get` (as a thread calling `get_request(G)`
-    /// does): LOCATEs for `F(G)` are answered and requests delivered as
-    /// [`Event::RequestArrived`]. Registrations are counted. Returns the put-port.
+    /// does): LOCATEs for `F(G)` are answered, with a proof signed by G's locate key,
+    /// and requests delivered as [`Event::RequestArrived`]. Registrations are
+    /// counted. Returns the put-port. The first registration of a port derives its
+    /// key (an elliptic-curve multiplication); further ones, and
+    /// [`Endpoint::registered_port`], find it again without that cost.
     pub fn register_server(&mut self, get: &GetPort) -> Port {
         self.server.register(get)
+    }
+
+    /// The put-port of `get` if it is registered here, without deriving it again.
+    pub fn registered_port(&self, get: &GetPort) -> Option<Port> {
+        self.server.registered_port(get)
     }
 
     /// Drop one registration of `get`; returns whether it was registered. Requests
@@ -306,8 +318,8 @@ impl Endpoint {
         let h = &p.header;
         let (cfg, out) = (&self.cfg, &mut self.out);
         match h.ptype {
-            PacketType::Locate => self.server.on_locate(src, h, out),
-            PacketType::HereIs => self.client.on_here_is(now, src, h, cfg, out),
+            PacketType::Locate => self.server.on_locate(src, p, out),
+            PacketType::HereIs => self.client.on_here_is(now, src, p, cfg, out),
             PacketType::Unidata if h.flags & F_REPLY != 0 => self.client.on_reply_frag(now, src, p, cfg, out),
             PacketType::Unidata | PacketType::Enquiry => self.server.on_request(now, src, p, cfg, out),
             PacketType::NotHere => self.client.on_not_here(now, h, cfg, out),

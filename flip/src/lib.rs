@@ -7,8 +7,11 @@
 //!
 //! * Addressing: 64-bit [`Addr`]esses name a service (by put-port) or an endpoint (by
 //!   MAC). "Who serves put-port P?" is a LOCATE broadcast, answered with HERE_IS by
-//!   every endpoint where a server registered the get-port G with `P = F(G)`. Answers
-//!   are cached; several servers on one port share the requests round robin; a
+//!   every endpoint where a server registered the get-port G with `P = F(G)`. A
+//!   HERE_IS proves it: it carries P's public key (whose hash is P) and a signature,
+//!   by the key derived from G, over the client's nonce and the server's address, so
+//!   no station without G can draw requests to itself (the `locate` module says how,
+//!   and why a replay is useless). Proved answers are cached; several servers on one port share the requests round robin; a
 //!   NOT_HERE answer removes the server from the cache and the request goes to
 //!   another server or is located again.
 //! * RPC: [`Endpoint::start_trans`] → [`Event::TransDone`]; on the server
@@ -45,12 +48,12 @@
 //! harmless. Incarnations must grow across reboots of a node (e.g. a counter kept on
 //! disk, or the boot time).
 //!
-//! # Protocol summary (wire version 2)
+//! # Protocol summary (wire version 3)
 //!
 //! | packet | from → to | meaning |
 //! |---|---|---|
-//! | LOCATE | client → broadcast | who serves this put-port? |
-//! | HERE_IS | server → client | I do (with my incarnation; the message id is my memory epoch) |
+//! | LOCATE | client → broadcast | who serves this put-port? (payload: a 16-byte nonce) |
+//! | HERE_IS | server → client | I do (with my incarnation; the message id is my memory epoch; payload: the port's public key and its signature over nonce, port, my address, incarnation and epoch) |
 //! | UNIDATA | client → server | request fragment: `[low-water u64][epoch u64][Header][buf]` |
 //! | UNIDATA + REPLY | server → client | reply fragment: `[Header][buf]` (+ ABORT) |
 //! | ACK + WORKING / NEED_ALL / ranges | server → client | answer to a retransmission or ENQUIRY |

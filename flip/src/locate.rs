@@ -2,21 +2,55 @@
 //! broadcasts that fill it. (Answering LOCATEs is the server side's job.)
 //!
 //! A LOCATE for port P is answered with HERE_IS by every endpoint where a server
-//! registered G with `P = F(G)`. Every answer goes into the cache; transactions to P
-//! take the cached servers round robin. An entry not confirmed for `cache_ttl` (by a
-//! HERE_IS or a reply) is dropped, and a server that stops answering, says
-//! NOT_HERE, or refuses a request as stale leaves the cache, so the next transaction
-//! locates again. Each HERE_IS also tells the server's memory epoch, which the
-//! client's requests to that server carry (see [`crate::server`]).
+//! registered G with `P = F(G)`. Every answer that proves it (below) goes into the
+//! cache; transactions to P take the cached servers round robin. An entry not
+//! confirmed for `cache_ttl` (by a HERE_IS or a reply) is dropped, and a server that
+//! stops answering, says NOT_HERE, or refuses a request as stale leaves the cache, so
+//! the next transaction locates again. Each HERE_IS also tells the server's memory
+//! epoch, which the client's requests to that server carry (see [`crate::server`]).
+//!
+//! # The locate proof: only a holder of G can answer for P
+//!
+//! Requests carry capabilities, so a station that could answer a LOCATE for P
+//! without serving P would receive them. The get-port G determines an Ed25519 key
+//! pair, and `P = F(G)` is the first 48 bits of SHA-256 of its public key
+//! (`amoeba_abi::GetPort::locate_key`). So:
+//!
+//! 1. The client's LOCATE carries a fresh 16-byte nonce N (its MAC, incarnation and
+//!    a counter: unique over the client's lifetimes; it need not be secret).
+//! 2. A server holding G answers with HERE_IS carrying its public key K and the
+//!    signature, under G's key, of [`crate::wire::here_is_message`]: N, P, the
+//!    server's node address (which names its MAC), its incarnation and its memory
+//!    epoch. It derives the key once per registered port, and signs once per LOCATE.
+//! 3. The client accepts the HERE_IS only if its FLIP source address is the node
+//!    address of the frame's source MAC, `trunc48(SHA-256(K)) == P`, and the
+//!    signature of that message for its own N verifies under K (strict Ed25519).
+//!    Anything else is dropped and counted ([`crate::Stats::here_is_refused`]).
+//!
+//! Why an impostor cannot pass: with its own key, the key's hash is not P. With
+//! P's public key (which every HERE_IS shows), it cannot sign without G. A HERE_IS
+//! replayed from an earlier locate carries a signature over another nonce; and one
+//! the real server made for this very nonce (the impostor sees N in the broadcast and
+//! can send its own LOCATE with it) names the real server's address, so requests
+//! still go to the real server's MAC, which the switch delivers to no other station
+//! (`vswitch`: the F-box). The cost is per locate, never per request: the client
+//! caches what a proof established until `cache_ttl` passes without confirmation.
+//!
+//! Strength: P has 48 bits, so a key whose hash hits P takes about 2^48 key
+//! generations (each an elliptic-curve scalar multiplication): a long offline search
+//! for one chosen port, more than the lifetime of a pool's random get-ports is
+//! worth, but not a margin against a determined, well-funded attacker. Wider ports
+//! would be the cure; the rest of the proof (Ed25519, 128-bit security) is not the
+//! weak part.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use amoeba_abi::Port;
+use amoeba_abi::{Port, verify_locate};
 
 use crate::config::Config;
-use crate::outbox::{Dest, Outbox};
-use crate::wire::{Addr, FlipHeader, Mac, PacketType};
+use crate::outbox::{Dest, Identity, Outbox};
+use crate::wire::{Addr, HereIsProof, LOCATE_NONCE_LEN, Mac, Packet, PacketType, here_is_message};
 
 /// Most servers remembered for one port.
 const MAX_SERVERS_PER_PORT: usize = 16;
@@ -50,6 +84,8 @@ struct CacheEntry {
     next: usize,
     /// When a server of this port last confirmed it serves it (HERE_IS or a reply).
     last_ok: u64,
+    /// The nonce of the LOCATE that found them: late answers to it still count.
+    nonce: [u8; LOCATE_NONCE_LEN],
 }
 
 /// A running search for a port's servers.
@@ -60,6 +96,8 @@ struct Search {
     next: u64,
     /// The current interval between broadcasts (doubles).
     interval: u64,
+    /// The nonce every broadcast of this search carries, which a HERE_IS must sign.
+    nonce: [u8; LOCATE_NONCE_LEN],
 }
 
 /// The locate cache and the searches in progress.
@@ -71,6 +109,10 @@ pub(crate) struct Locator {
     searches: BTreeMap<Port, Search>,
     /// LOCATE broadcasts sent (a statistic).
     pub locates: u64,
+    /// Searches started: the counter in each nonce.
+    searches_started: u64,
+    /// HERE_IS answers dropped for want of a valid proof (a statistic).
+    pub here_is_refused: u64,
 }
 
 impl Locator {
@@ -93,14 +135,16 @@ impl Locator {
             return;
         }
         let interval = cfg.locate_interval;
-        self.searches.insert(port, Search { attempts: 1, next: now + interval, interval });
-        self.broadcast(port, out);
+        self.searches_started += 1;
+        let nonce = nonce(&out.me, self.searches_started);
+        self.searches.insert(port, Search { attempts: 1, next: now + interval, interval, nonce });
+        self.broadcast(port, &nonce, out);
     }
 
-    fn broadcast(&mut self, port: Port, out: &mut Outbox) {
+    fn broadcast(&mut self, port: Port, nonce: &[u8; LOCATE_NONCE_LEN], out: &mut Outbox) {
         self.locates += 1;
         let to = Dest { mac: Mac::BROADCAST, addr: Addr::port(port), inc: 0 };
-        out.control(to, PacketType::Locate, 0, 0, &[]);
+        out.control(to, PacketType::Locate, 0, 0, nonce);
     }
 
     /// Earliest search timer.
@@ -126,21 +170,41 @@ impl Locator {
         s.attempts += 1;
         s.interval = (s.interval * 2).min(cfg.rto_max.max(cfg.locate_interval));
         s.next = now + s.interval;
-        self.broadcast(port, out);
+        let nonce = s.nonce;
+        self.broadcast(port, &nonce, out);
         true
     }
 
-    /// A HERE_IS from `src`: cache the server. Returns the port if this ended a
+    /// A HERE_IS from `src`: if it proves that its sender serves the port (see the
+    /// module documentation), cache the server. Returns the port if this ended a
     /// search (the transactions waiting for it can go).
-    pub fn on_here_is(&mut self, now: u64, src: Mac, h: &FlipHeader, my_inc: u32) -> Option<Port> {
+    pub fn on_here_is(&mut self, now: u64, src: Mac, p: &Packet<'_>, my_inc: u32) -> Option<Port> {
+        let h = &p.header;
         let port = h.dst.as_port()?;
         if h.dst_inc != my_inc || !h.src.is_node() {
             return None;
         }
-        if !self.searches.contains_key(&port) && !self.cache.contains_key(&port) {
+        let nonce = match (self.searches.get(&port), self.cache.get(&port)) {
+            (Some(s), _) => s.nonce,
+            (None, Some(e)) => e.nonce,
+            (None, None) => return None,
+        };
+        // Requests go to the frame's source MAC: the signed address must name it.
+        let proved = h.src == Addr::node(src)
+            && HereIsProof::parse(p.payload).is_some_and(|proof| {
+                let message = here_is_message(&nonce, port, h.src, h.src_inc, h.msg_id);
+                verify_locate(port, &proof.public_key, &message, &proof.signature)
+            });
+        if !proved {
+            self.here_is_refused += 1;
             return None;
         }
-        let e = self.cache.entry(port).or_insert(CacheEntry { servers: Vec::new(), next: 0, last_ok: now });
+        let e = self.cache.entry(port).or_insert(CacheEntry {
+            servers: Vec::new(),
+            next: 0,
+            last_ok: now,
+            nonce,
+        });
         let s = ServerRef { addr: h.src, mac: src, inc: h.src_inc, epoch: h.msg_id };
         match e.servers.iter_mut().find(|x| x.addr == h.src) {
             Some(x) => {
@@ -187,4 +251,15 @@ impl Locator {
             .map(|e| e.servers.iter().map(|s| (s.mac, s.addr, s.inc)).collect())
             .unwrap_or_default()
     }
+}
+
+/// A LOCATE nonce: the client's MAC, incarnation and search counter. Unique over the
+/// client's lifetimes (incarnations grow across reboots), which is all it needs to be:
+/// a signature over it answers this search and no other.
+fn nonce(me: &Identity, counter: u64) -> [u8; LOCATE_NONCE_LEN] {
+    let mut n = [0u8; LOCATE_NONCE_LEN];
+    n[..6].copy_from_slice(&me.mac.0);
+    n[6..10].copy_from_slice(&me.inc.to_be_bytes());
+    n[10..].copy_from_slice(&counter.to_be_bytes()[2..]);
+    n
 }

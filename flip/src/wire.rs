@@ -30,8 +30,10 @@
 //!   `[`[`RequestPrefix`]`][Amoeba header][buffer]`: the prefix holds the client's
 //!   low-water transaction id and the server's **memory epoch** the request is
 //!   addressed to. A reply message is `[Amoeba header][buffer]`.
-//! * HERE_IS carries the answering server's memory epoch in the message id (LOCATE's
-//!   message id is zero).
+//! * LOCATE carries the client's [`LOCATE_NONCE_LEN`]-byte nonce, HERE_IS the answering
+//!   server's memory epoch in the message id (LOCATE's message id is zero) and its
+//!   [`HereIsProof`]: the public key of the port and a signature over
+//!   [`here_is_message`] (see the `locate` module for the protocol).
 //! * NOT_HERE with [`F_STALE`] refuses a request the server cannot judge. If its
 //!   source incarnation differs from the one the request was addressed to, the server
 //!   rebooted; if it is the same, the server no longer remembers enough about the
@@ -43,12 +45,13 @@
 //!   server's reply budget.
 //!
 //! Version 1 had an 8-byte request prefix (low-water only) and a zero HERE_IS message
-//! id; its frames are rejected ([`ParseError::Version`]) rather than misread.
+//! id; version 2 had empty LOCATE and HERE_IS payloads (no proof). Their frames are
+//! rejected ([`ParseError::Version`]) rather than misread.
 
 use alloc::vec::Vec;
 use core::fmt;
 
-use amoeba_abi::Port;
+use amoeba_abi::{LOCATE_KEY_LEN, LOCATE_SIGNATURE_LEN, Port};
 
 /// Ethertype of FLIP frames.
 pub const ETHERTYPE_FLIP: u16 = 0x88B6;
@@ -60,8 +63,8 @@ pub const FLIP_HEADER_LEN: usize = 48;
 pub const MTU: usize = 1500;
 /// Maximum fragment payload per frame.
 pub const MAX_FRAGMENT: usize = MTU - FLIP_HEADER_LEN;
-/// FLIP version understood (2: request prefix with the memory epoch).
-pub const VERSION: u8 = 2;
+/// FLIP version understood (3: LOCATE nonce and signed HERE_IS).
+pub const VERSION: u8 = 3;
 /// Largest hop count accepted.
 pub const MAX_HOPS: u8 = 16;
 /// Largest number of ranges in an ACK or ENQUIRY payload.
@@ -353,11 +356,10 @@ impl<'a> Packet<'a> {
             }
         }
         match ptype {
-            PacketType::Locate | PacketType::HereIs | PacketType::NotHere => {
-                if !payload.is_empty() {
-                    return Err(ParseError::Payload);
-                }
-            }
+            PacketType::Locate if payload.len() != LOCATE_NONCE_LEN => return Err(ParseError::Payload),
+            PacketType::HereIs if payload.len() != HERE_IS_PROOF_LEN => return Err(ParseError::Payload),
+            PacketType::NotHere if !payload.is_empty() => return Err(ParseError::Payload),
+            PacketType::Locate | PacketType::HereIs | PacketType::NotHere => {}
             PacketType::Ack | PacketType::Enquiry => {
                 parse_ranges(payload)?;
             }
@@ -406,6 +408,68 @@ impl<'a> Packet<'a> {
         self.encode_into(&mut v);
         v
     }
+}
+
+/// Length of a LOCATE's nonce (its whole payload).
+pub const LOCATE_NONCE_LEN: usize = 16;
+/// Length of a HERE_IS's proof (its whole payload): public key, then signature.
+pub const HERE_IS_PROOF_LEN: usize = LOCATE_KEY_LEN + LOCATE_SIGNATURE_LEN;
+/// Length of [`here_is_message`].
+pub const HERE_IS_MESSAGE_LEN: usize = HERE_IS_DOMAIN.len() + LOCATE_NONCE_LEN + 6 + 8 + 4 + 8;
+/// What every signed HERE_IS message starts with, so a locate signature can never be
+/// taken for a signature of anything else.
+const HERE_IS_DOMAIN: &[u8; 12] = b"flip-here-is";
+
+/// The payload of a HERE_IS: the port's locate public key (whose 48-bit SHA-256 is
+/// the put-port) and its signature over [`here_is_message`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HereIsProof {
+    /// Public key of the put-port (`amoeba_abi::LocateKey::public_key`).
+    pub public_key: [u8; LOCATE_KEY_LEN],
+    /// Signature over [`here_is_message`].
+    pub signature: [u8; LOCATE_SIGNATURE_LEN],
+}
+
+impl HereIsProof {
+    /// The encoded proof (a HERE_IS's payload).
+    pub fn encode(&self) -> [u8; HERE_IS_PROOF_LEN] {
+        let mut b = [0u8; HERE_IS_PROOF_LEN];
+        b[..LOCATE_KEY_LEN].copy_from_slice(&self.public_key);
+        b[LOCATE_KEY_LEN..].copy_from_slice(&self.signature);
+        b
+    }
+
+    /// The proof in a HERE_IS's payload, if it has the right length.
+    pub fn parse(b: &[u8]) -> Option<HereIsProof> {
+        let (public_key, signature) = b.split_first_chunk::<LOCATE_KEY_LEN>()?;
+        Some(HereIsProof { public_key: *public_key, signature: (*signature).try_into().ok()? })
+    }
+}
+
+/// What a server signs to answer a LOCATE: the client's nonce, the put-port, and
+/// where requests will go (the server's node address, which names its MAC), its
+/// incarnation and memory epoch, the fields of the HERE_IS a client acts on.
+pub fn here_is_message(
+    nonce: &[u8; LOCATE_NONCE_LEN],
+    port: Port,
+    server: Addr,
+    incarnation: u32,
+    epoch: u64,
+) -> [u8; HERE_IS_MESSAGE_LEN] {
+    let mut m = [0u8; HERE_IS_MESSAGE_LEN];
+    let mut at = 0;
+    for part in [
+        &HERE_IS_DOMAIN[..],
+        &nonce[..],
+        &port.0[..],
+        &server.0.to_be_bytes()[..],
+        &incarnation.to_be_bytes()[..],
+        &epoch.to_be_bytes()[..],
+    ] {
+        m[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    m
 }
 
 /// Length of [`RequestPrefix`] on the wire.
@@ -560,7 +624,8 @@ mod tests {
             Packet::parse(&b).map(|_| ())
         };
         assert_eq!(bad(0, 1), Err(ParseError::Version)); // version 1 frames are not misread
-        assert_eq!(bad(0, 3), Err(ParseError::Version));
+        assert_eq!(bad(0, 2), Err(ParseError::Version)); // nor version 2 (unproved HERE_IS)
+        assert_eq!(bad(0, 4), Err(ParseError::Version));
         assert_eq!(bad(1, 0), Err(ParseError::Type));
         assert_eq!(bad(1, 7), Err(ParseError::Type));
         assert_eq!(bad(2, F_STALE), Err(ParseError::Flags));
@@ -584,13 +649,21 @@ mod tests {
         let mut h = sample();
         h.ptype = PacketType::Locate;
         h.flags = 0;
-        h.total_len = 0;
+        h.total_len = LOCATE_NONCE_LEN as u32;
         h.frag_off = 0;
-        assert!(Packet::parse(&encoded(h, &[])).is_ok());
-        h.total_len = 1;
-        assert_eq!(Packet::parse(&encoded(h, &[0])), Err(ParseError::Payload));
+        assert!(Packet::parse(&encoded(h, &[7; LOCATE_NONCE_LEN])).is_ok());
+        h.total_len = 0;
+        assert_eq!(Packet::parse(&encoded(h, &[])), Err(ParseError::Payload)); // a LOCATE needs its nonce
         h.total_len = 5;
         assert_eq!(Packet::parse(&encoded(h, &[])), Err(ParseError::Fragment));
+        h.ptype = PacketType::HereIs;
+        h.total_len = HERE_IS_PROOF_LEN as u32;
+        assert!(Packet::parse(&encoded(h, &[1; HERE_IS_PROOF_LEN])).is_ok());
+        h.total_len = 0;
+        assert_eq!(Packet::parse(&encoded(h, &[])), Err(ParseError::Payload)); // a HERE_IS needs its proof
+        h.ptype = PacketType::NotHere;
+        h.total_len = 1;
+        assert_eq!(Packet::parse(&encoded(h, &[0])), Err(ParseError::Payload));
         // Ranges.
         h.ptype = PacketType::Ack;
         h.total_len = 7;
@@ -621,6 +694,20 @@ mod tests {
         assert_eq!(Frame::parse(&g), Err(ParseError::NotFlip));
         assert_eq!(Frame::parse(&f[..13]), Err(ParseError::Short));
         assert!(Mac::BROADCAST.is_broadcast() && Mac::BROADCAST.is_multicast());
+    }
+
+    #[test]
+    fn here_is_proof_and_message() {
+        let proof = HereIsProof { public_key: [1; 32], signature: [2; 64] };
+        assert_eq!(HereIsProof::parse(&proof.encode()), Some(proof));
+        assert_eq!(HereIsProof::parse(&[0; HERE_IS_PROOF_LEN - 1]), None);
+        let m = here_is_message(&[3; 16], Port([4; 6]), Addr::node(Mac([5; 6])), 6, 7);
+        assert_eq!(&m[..12], b"flip-here-is");
+        assert_eq!(&m[12..28], &[3; 16]);
+        assert_eq!(&m[28..34], &[4; 6]);
+        assert_eq!(&m[34..42], &[2, 0, 5, 5, 5, 5, 5, 5]);
+        assert_eq!(&m[42..46], &[0, 0, 0, 6]);
+        assert_eq!(&m[46..], &[0, 0, 0, 0, 0, 0, 0, 7]);
     }
 
     #[test]
@@ -685,6 +772,16 @@ mod tests {
                         let n = p.len() as u32;
                         (p, 0, n)
                     }
+                    PacketType::Locate => (
+                        data.iter().cycle().take(LOCATE_NONCE_LEN).copied().collect(),
+                        0,
+                        LOCATE_NONCE_LEN as u32,
+                    ),
+                    PacketType::HereIs => (
+                        data.iter().cycle().take(HERE_IS_PROOF_LEN).copied().collect(),
+                        0,
+                        HERE_IS_PROOF_LEN as u32,
+                    ),
                     _ => (Vec::new(), 0, 0),
                 };
                 let h = FlipHeader {

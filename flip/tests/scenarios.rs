@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use amoeba_abi::{GetPort, Header, Port, Status};
-use flip::{Config, Endpoint, Event, Mac, ReqId, TransId};
+use flip::wire::{
+    FlipHeader, Frame, HERE_IS_PROOF_LEN, HereIsProof, LOCATE_NONCE_LEN, Packet, PacketType, here_is_message,
+};
+use flip::{Addr, Config, Endpoint, Event, Mac, ReqId, TransId};
 
 type TransResult = Result<(Header, Vec<u8>), Status>;
 
@@ -723,4 +726,197 @@ fn client_with_a_lower_incarnation_gets_in_after_the_old_one_fell_silent() {
     assert!(ok, "the rebooted client never got through");
     assert!(net.now <= 2 * 60 * SEC + 20 * SEC);
     assert_eq!(net.executed.iter().filter(|e| e.1 == b"new life").count(), 1);
+}
+
+/// The impostor's MAC in the locate scenarios: no endpoint has it, so a frame sent to
+/// it is a frame the impostor would receive.
+const IMPOSTOR: Mac = Mac([6, 0, 0, 0, 0, 9]);
+
+/// A FLIP frame from the impostor's MAC.
+fn impostor_frame(dst: Mac, header: FlipHeader, payload: &[u8]) -> Vec<u8> {
+    Frame { dst, src: IMPOSTOR, packet: Packet { header, payload } }.encode()
+}
+
+/// A control packet's header (single packet, `len` bytes of payload).
+fn control(ptype: PacketType, dst: Addr, src: Addr, dst_inc: u32, msg_id: u64, len: usize) -> FlipHeader {
+    FlipHeader {
+        ptype,
+        flags: 0,
+        hops: 1,
+        dst,
+        src,
+        dst_inc,
+        src_inc: 1,
+        msg_id,
+        total_len: len as u32,
+        frag_off: 0,
+    }
+}
+
+/// Every frame `ep` has queued, parsed (only FLIP frames are queued).
+fn drain(ep: &mut Endpoint) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| ep.poll_transmit().map(|t| t.frame)).collect()
+}
+
+/// Issue 21: a station that answers LOCATEs for a port it does not hold draws no
+/// request. The impostor tries each kind of HERE_IS: one signed with its own key, one
+/// whose proof is replayed from an earlier locate, the real server's answer to the
+/// client's own nonce (obtained by sending the server a LOCATE with it) relayed from
+/// the impostor's MAC, both under the server's address and under its own. The client
+/// refuses every one, sends nothing to the impostor, and the real server serves.
+#[test]
+fn impostor_here_is_draws_no_request() {
+    let c = cfg();
+    let mut client = Endpoint::new(mac(0), 5, c.clone());
+    let mut server = Endpoint::new(mac(1), 3, c.clone());
+    let get = service(1);
+    let p = server.register_server(&get);
+    let port_addr = Addr::port(p);
+    let me = Addr::node(IMPOSTOR);
+
+    // An honest locate first, whose HERE_IS the impostor keeps for replaying.
+    client.start_trans(0, &Header { port: p, command: 77, ..Header::default() }, b"first");
+    for f in drain(&mut client) {
+        server.handle_frame(0, &f);
+    }
+    let earlier = drain(&mut server);
+    let recorded = Frame::parse(&earlier[0]).unwrap();
+    assert_eq!(recorded.packet.header.ptype, PacketType::HereIs);
+    let replayed_proof = recorded.packet.payload.to_vec();
+    for f in &earlier {
+        client.handle_frame(0, f);
+    }
+    let mut to_server = drain(&mut client);
+    while let Some(Event::RequestArrived { req, .. }) = server.poll_event() {
+        server.put_reply(0, req, &Header::reply(Status::Ok), b"").unwrap();
+    }
+    assert!(!to_server.is_empty(), "the honest locate found the server");
+    for f in to_server.drain(..) {
+        server.handle_frame(0, &f);
+    }
+    while let Some(Event::RequestArrived { req, .. }) = server.poll_event() {
+        server.put_reply(0, req, &Header::reply(Status::Ok), b"").unwrap();
+    }
+    for f in drain(&mut server) {
+        client.handle_frame(0, &f);
+    }
+    drain(&mut client);
+
+    // Now the client locates again; the impostor sees the broadcast.
+    client.forget_port(&p);
+    let now = 10 * MS;
+    let id = client.start_trans(now, &Header { port: p, command: 77, ..Header::default() }, b"secret");
+    let locate = drain(&mut client);
+    assert_eq!(locate.len(), 1);
+    let lf = Frame::parse(&locate[0]).unwrap();
+    assert_eq!(lf.packet.header.ptype, PacketType::Locate);
+    let nonce: [u8; LOCATE_NONCE_LEN] = lf.packet.payload.try_into().unwrap();
+    let victim_inc = lf.packet.header.src_inc;
+    let here_is = |src: Addr, payload: &[u8]| {
+        let h = control(PacketType::HereIs, port_addr, src, victim_inc, 1, payload.len());
+        impostor_frame(mac(0), h, payload)
+    };
+
+    // 1. Signed with its own key, for the right nonce: its key's hash is not P.
+    let own = GetPort(Port([0x66; 6])).locate_key();
+    let sig = own.sign(&here_is_message(&nonce, p, me, 1, 1));
+    let proof = HereIsProof { public_key: own.public_key(), signature: sig };
+    client.handle_frame(now, &here_is(me, &proof.encode()));
+    // 2. The real server's proof from the earlier locate, replayed.
+    client.handle_frame(now, &here_is(me, &replayed_proof));
+    client.handle_frame(now, &here_is(Addr::node(mac(1)), &replayed_proof));
+    // 3. The real server's answer to this very nonce: the impostor asks it itself.
+    let ask = control(PacketType::Locate, port_addr, me, 0, 0, LOCATE_NONCE_LEN);
+    server.handle_frame(now, &impostor_frame(mac(1), ask, &nonce));
+    let fresh = drain(&mut server);
+    assert_eq!(fresh.len(), 1);
+    let ff = Frame::parse(&fresh[0]).unwrap();
+    assert_eq!(ff.dst, IMPOSTOR);
+    let fresh_proof = ff.packet.payload.to_vec();
+    // Relayed under the server's address (requests would go to the sender's MAC)...
+    client.handle_frame(now, &here_is(Addr::node(mac(1)), &fresh_proof));
+    // ...and under its own (the signature names the server's address).
+    client.handle_frame(now, &here_is(me, &fresh_proof));
+    // 4. A key-and-signature made of garbage.
+    client.handle_frame(now, &here_is(me, &[0xa5; HERE_IS_PROOF_LEN]));
+
+    assert_eq!(client.stats().here_is_refused, 6, "every impostor answer was refused");
+    assert!(client.cached_servers(&p).is_empty(), "nothing cached from the impostor");
+    assert!(drain(&mut client).is_empty(), "no request went anywhere yet");
+
+    // The real server answers the client's LOCATE, and gets the request.
+    for f in &locate {
+        server.handle_frame(now, f);
+    }
+    for f in drain(&mut server) {
+        client.handle_frame(now, &f);
+    }
+    let requests = drain(&mut client);
+    assert!(!requests.is_empty());
+    for f in &requests {
+        let fr = Frame::parse(f).unwrap();
+        assert_eq!(fr.dst, mac(1), "requests go to the real server only");
+        server.handle_frame(now, f);
+    }
+    let Some(Event::RequestArrived { req, buf, .. }) = server.poll_event() else {
+        panic!("no request arrived")
+    };
+    assert_eq!(buf, b"secret");
+    server.put_reply(now, req, &Header::reply(Status::Ok), b"done").unwrap();
+    for f in drain(&mut server) {
+        client.handle_frame(now, &f);
+    }
+    let mut result = None;
+    while let Some(ev) = client.poll_event() {
+        if let Event::TransDone { id: done, result: r } = ev
+            && done == id
+        {
+            result = Some(r);
+        }
+    }
+    assert_eq!(result.unwrap().unwrap().1, b"done");
+    assert_eq!(client.cached_servers(&p), vec![(mac(1), Addr::node(mac(1)), 3)]);
+}
+
+/// A server answers a LOCATE only with a proof that checks against the put-port alone,
+/// and a LOCATE without a nonce is not a packet at all.
+#[test]
+fn here_is_proof_checks_with_the_put_port() {
+    let mut server = Endpoint::new(mac(1), 2, cfg());
+    let p = server.register_server(&service(4));
+    let nonce = [7u8; LOCATE_NONCE_LEN];
+    let ask = control(PacketType::Locate, Addr::port(p), Addr::node(mac(0)), 0, 0, LOCATE_NONCE_LEN);
+    server.handle_frame(
+        0,
+        &Frame { dst: Mac::BROADCAST, src: mac(0), packet: Packet { header: ask, payload: &nonce } }.encode(),
+    );
+    let answers = drain(&mut server);
+    assert_eq!(answers.len(), 1);
+    let f = Frame::parse(&answers[0]).unwrap();
+    let h = f.packet.header;
+    let proof = HereIsProof::parse(f.packet.payload).unwrap();
+    let message = here_is_message(&nonce, p, h.src, h.src_inc, h.msg_id);
+    assert_eq!(h.src, Addr::node(mac(1)));
+    assert!(amoeba_abi::verify_locate(p, &proof.public_key, &message, &proof.signature));
+    // Another nonce, another epoch: the same proof does not check.
+    assert!(!amoeba_abi::verify_locate(
+        p,
+        &proof.public_key,
+        &here_is_message(&[8; 16], p, h.src, h.src_inc, h.msg_id),
+        &proof.signature
+    ));
+    assert!(!amoeba_abi::verify_locate(
+        p,
+        &proof.public_key,
+        &here_is_message(&nonce, p, h.src, h.src_inc, h.msg_id + 1),
+        &proof.signature
+    ));
+    // Registering again finds the key without deriving it; unregistering keeps count.
+    assert_eq!(server.registered_port(&service(4)), Some(p));
+    assert_eq!(server.register_server(&service(4)), p);
+    assert!(server.unregister_server(&service(4)));
+    assert!(server.is_registered(&p));
+    assert!(server.unregister_server(&service(4)));
+    assert!(!server.is_registered(&p));
+    assert_eq!(server.registered_port(&service(4)), None);
 }

@@ -18,6 +18,13 @@
 //! floods also send large partial requests and requests whose replies it never
 //! acknowledges. The servers' budgets are small. On top of the invariants above:
 //!
+//! The adversary is also an impostor: it answers every LOCATE it sees with a HERE_IS
+//! for itself, one of: signed with its own key; the proof of a real server's earlier
+//! HERE_IS replayed, under its own address or the server's; or the real server's
+//! answer to the locating client's own nonce (it sends the server a LOCATE with that
+//! nonce and relays the answer), under either address. On top of that:
+//!
+//! * no request (nor enquiry) is ever sent to the adversary, and no client caches it;
 //! * no request, honest or forged, runs twice;
 //! * every server's memory stays within its budgets, after every event;
 //! * honest transactions still end, with a reply or a clear status, and after the
@@ -29,8 +36,11 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
-use amoeba_abi::{GetPort, Header, Port, Status};
-use flip::wire::{F_REPLY, FlipHeader, Frame, MAX_FRAGMENT, Packet, PacketType, RequestPrefix};
+use amoeba_abi::{GetPort, Header, LocateKey, Port, Status};
+use flip::wire::{
+    F_REPLY, FlipHeader, Frame, HereIsProof, LOCATE_NONCE_LEN, MAX_FRAGMENT, Packet, PacketType,
+    RequestPrefix, here_is_message,
+};
 use flip::{Addr, Config, Endpoint, Event, Mac, ReqId, TransId};
 
 use sim_support::SplitMix64 as Prng;
@@ -129,16 +139,32 @@ struct Adversary {
     fakes: u32,
     /// Forged requests made so far (their tags are `FORGED_TAGS + n`).
     forged: u64,
+    /// Its own locate key (of a get-port no service has).
+    key: LocateKey,
+    /// The last genuine HERE_IS seen for each port: (server address, proof).
+    proofs: BTreeMap<Port, (Addr, Vec<u8>)>,
+    /// Locating clients whose nonce it sent to a real server: (node, incarnation).
+    relay_to: BTreeMap<Port, (usize, u32)>,
+    /// HERE_IS answers it sent.
+    impostures: u64,
 }
 
 impl Adversary {
     const MAX_MESSAGES: usize = 48;
     const MAX_BYTES: usize = 4 << 20;
 
-    /// A frame crossed the wire to node `to`: record it if it is part of a request.
+    /// A frame crossed the wire to node `to`: record it if it is part of a request
+    /// or a HERE_IS.
     fn tap(&mut self, to: usize, frame: &[u8]) {
         let Ok(f) = Frame::parse(frame) else { return };
         let h = f.packet.header;
+        if h.ptype == PacketType::HereIs
+            && f.src != ADVERSARY_MAC
+            && let Some(port) = h.dst.as_port()
+        {
+            self.proofs.insert(port, (h.src, f.packet.payload.to_vec()));
+            return;
+        }
         if h.ptype != PacketType::Unidata || h.flags & F_REPLY != 0 || f.src == ADVERSARY_MAC {
             return;
         }
@@ -215,6 +241,8 @@ struct Sim {
     cfg: Config,
     p: Params,
     services: Vec<GetPort>,
+    /// Their put-ports (each costs a key derivation: computed once).
+    ports: Vec<Port>,
     /// tag → executions (node, incarnation).
     executions: HashMap<u64, Vec<(usize, u32)>>,
     pending: HashMap<(usize, u32, TransId), Pending>,
@@ -277,7 +305,17 @@ impl Sim {
             cfg.max_reassembly_bytes = (1 << 20) + 4096 + a.below(2 << 20) as usize;
             cfg.max_reply_bytes = [32 << 10, 256 << 10, 2 << 20][a.below(3) as usize];
             cfg.client_ttl = a.range(SEC, 3 * SEC);
-            adversary = Some(Adversary { rng: a, recorded: Vec::new(), bytes: 0, fakes: 0, forged: 0 });
+            adversary = Some(Adversary {
+                rng: a,
+                recorded: Vec::new(),
+                bytes: 0,
+                fakes: 0,
+                forged: 0,
+                key: GetPort(Port([0xad; 6])).locate_key(),
+                proofs: BTreeMap::new(),
+                relay_to: BTreeMap::new(),
+                impostures: 0,
+            });
         }
         let mut sim = Sim {
             mode,
@@ -292,6 +330,7 @@ impl Sim {
             cfg,
             p,
             services: Vec::new(),
+            ports: Vec::new(),
             executions: HashMap::new(),
             pending: HashMap::new(),
             not_found: Vec::new(),
@@ -323,6 +362,7 @@ impl Sim {
             b[0] = s as u8 + 1;
             b[1..].copy_from_slice(&sim.rng.next_u64().to_be_bytes()[..5]);
             sim.services.push(GetPort(Port(b)));
+            sim.ports.push(GetPort(Port(b)).put_port());
             let copies = if sim.p.multi_server { 1 + sim.rng.below(3) as usize } else { 1 };
             for _ in 0..copies {
                 let n = sim.rng.below(sim.p.nodes as u64) as usize;
@@ -374,6 +414,15 @@ impl Sim {
         while let Some(t) = self.nodes[n].ep.poll_transmit() {
             if !self.nodes[n].up {
                 continue;
+            }
+            if self.adversary.is_some() {
+                if t.dst == ADVERSARY_MAC {
+                    self.frame_for_adversary(n, &t.frame);
+                    continue;
+                }
+                if t.dst.is_broadcast() {
+                    self.impersonate(n, &t.frame);
+                }
             }
             let targets: Vec<usize> = if t.dst.is_broadcast() {
                 (0..self.p.nodes).filter(|&i| i != n).collect()
@@ -447,6 +496,97 @@ impl Sim {
         self.at(at, Ev::Deliver { to, frame });
     }
 
+    /// Node `from` sent the adversary a frame. A request or an enquiry means a client
+    /// took it for a server: the locate proof failed. A HERE_IS answers a LOCATE the
+    /// adversary sent with a client's nonce: relay it to that client.
+    fn frame_for_adversary(&mut self, from: usize, frame: &[u8]) {
+        let Ok(f) = Frame::parse(frame) else { return };
+        let h = f.packet.header;
+        let request =
+            (h.ptype == PacketType::Unidata && h.flags & F_REPLY == 0) || h.ptype == PacketType::Enquiry;
+        if request {
+            self.err(format!("node {from} sent a request to the adversary: {h:?}"));
+        }
+        let Some(a) = &mut self.adversary else { return };
+        let Some(port) = h.dst.as_port().filter(|_| h.ptype == PacketType::HereIs) else { return };
+        let Some(&(victim, inc)) = a.relay_to.get(&port) else { return };
+        let mut header = h;
+        header.dst_inc = inc;
+        if a.rng.chance(0.5) {
+            header.src = Addr::node(ADVERSARY_MAC);
+        }
+        let relayed = Frame {
+            dst: mac(victim),
+            src: ADVERSARY_MAC,
+            packet: Packet { header, payload: f.packet.payload },
+        };
+        self.inject(victim, relayed.encode(), 0);
+    }
+
+    /// Node `n` broadcast `frame`: if it is a LOCATE, answer it as an impostor.
+    fn impersonate(&mut self, n: usize, frame: &[u8]) {
+        let Ok(f) = Frame::parse(frame) else { return };
+        let h = f.packet.header;
+        let (Some(port), Ok(nonce)) = (h.dst.as_port(), <[u8; LOCATE_NONCE_LEN]>::try_from(f.packet.payload))
+        else {
+            return;
+        };
+        if h.ptype != PacketType::Locate {
+            return;
+        }
+        let servers: Vec<usize> =
+            (0..self.p.nodes).filter(|&i| self.nodes[i].ep.is_registered(&port) && i != n).collect();
+        let Some(a) = &mut self.adversary else { return };
+        a.impostures += 1;
+        let me = Addr::node(ADVERSARY_MAC);
+        let epoch = 1 + a.rng.below(4);
+        let here_is = |src: Addr, payload: &[u8]| {
+            let header = FlipHeader {
+                ptype: PacketType::HereIs,
+                flags: 0,
+                hops: 1,
+                dst: Addr::port(port),
+                src,
+                dst_inc: h.src_inc,
+                src_inc: 1,
+                msg_id: epoch,
+                total_len: payload.len() as u32,
+                frag_off: 0,
+            };
+            Frame { dst: mac(n), src: ADVERSARY_MAC, packet: Packet { header, payload } }.encode()
+        };
+        let answer = match a.rng.below(4) {
+            // Its own key, properly signed for this nonce: the key is not the port's.
+            0 => {
+                let sig = a.key.sign(&here_is_message(&nonce, port, me, 1, epoch));
+                Some(here_is(me, &HereIsProof { public_key: a.key.public_key(), signature: sig }.encode()))
+            }
+            // A real server's proof from an earlier locate, as itself or as that server.
+            1 | 2 => a.proofs.get(&port).map(|(server, proof)| {
+                let src = if a.rng.chance(0.5) { me } else { *server };
+                here_is(src, proof)
+            }),
+            // The real server's answer to this very nonce, relayed when it comes.
+            _ => {
+                a.relay_to.insert(port, (n, h.src_inc));
+                let mut ask = h;
+                ask.src = me;
+                for &s in &servers {
+                    let f = Frame {
+                        dst: mac(s),
+                        src: ADVERSARY_MAC,
+                        packet: Packet { header: ask, payload: &nonce },
+                    };
+                    self.inject(s, f.encode(), 0);
+                }
+                None
+            }
+        };
+        if let Some(frame) = answer {
+            self.inject(n, frame, 0);
+        }
+    }
+
     /// Replay one recorded request message.
     fn replay(&mut self, spoof: bool) {
         let Some(a) = &mut self.adversary else { return };
@@ -502,7 +642,7 @@ impl Sim {
             let mut buf = vec![0u8; size];
             buf[0..8].copy_from_slice(&tag.to_be_bytes());
             buf[8..16].copy_from_slice(&reply_size.to_be_bytes());
-            let port = self.services[svc].put_port();
+            let port = self.ports[svc];
             let header = Header { port, command: CMD, ..Header::default() };
             let mut msg = RequestPrefix { low_water: 1, epoch }.encode().to_vec();
             msg.extend_from_slice(&header.encode());
@@ -537,7 +677,7 @@ impl Sim {
     fn app_event(&mut self, n: usize, ev: Event) {
         match ev {
             Event::RequestArrived { req, port, header, buf, .. } => {
-                let Some(s) = self.services.iter().position(|g| g.put_port() == port) else {
+                let Some(s) = self.ports.iter().position(|p| *p == port) else {
                     self.err(format!("request for unknown port {port}"));
                     return;
                 };
@@ -666,7 +806,7 @@ impl Sim {
         for (i, b) in buf[16..].iter_mut().enumerate() {
             *b = (i as u64).wrapping_mul(tag) as u8;
         }
-        let h = Header { port: self.services[svc].put_port(), command: CMD, ..Header::default() };
+        let h = Header { port: self.ports[svc], command: CMD, ..Header::default() };
         let sum = checksum(&buf);
         let id = self.nodes[n].ep.start_trans(self.now, &h, &buf);
         let inc = self.nodes[n].inc;
@@ -908,6 +1048,14 @@ impl Sim {
                 self.errors.push(e);
             }
         }
+        if let Some(a) = &self.adversary {
+            let refused: u64 = self.nodes.iter().map(|n| n.ep.stats().here_is_refused).sum();
+            if a.impostures >= 10 && refused == 0 {
+                let e =
+                    format!("the impostor answered {} locates and no client refused a HERE_IS", a.impostures);
+                self.errors.push(e);
+            }
+        }
         if self.errors.is_empty() {
             let mut st = flip::Stats::default();
             for n in &self.nodes {
@@ -920,6 +1068,7 @@ impl Sim {
                 st.replies_lost += s.replies_lost;
                 st.records_shed += s.records_shed;
                 st.clients_forgotten += s.clients_forgotten;
+                st.here_is_refused += s.here_is_refused;
             }
             let mut summary = format!(
                 "nodes {} ok {} failed {} {:?} max {}ms retransmits {} replays {} locates {} frames {}",
@@ -936,8 +1085,10 @@ impl Sim {
             if let Some(a) = &self.adversary {
                 let forged_runs = self.executions.keys().filter(|&&t| t > FORGED_TAGS).count();
                 summary += &format!(
-                    "; adversary recorded {} messages, {} forged requests ran; servers refused {} \
-                     (shed {} records, {} replies, forgot {} clients)",
+                    "; adversary answered {} locates (clients refused {} HERE_IS), recorded {} messages, \
+                     {} forged requests ran; servers refused {} (shed {} records, {} replies, forgot {} clients)",
+                    a.impostures,
+                    st.here_is_refused,
                     a.recorded.len(),
                     forged_runs,
                     st.refused,

@@ -2,7 +2,7 @@
 //! program speaks to the boards like any other station on the Ethernet.
 
 use anyhow::{Context, Result};
-use pool_control::{BROADCAST, Frame, MAX_FRAME_LEN, Mac, Message, encode_frame};
+use pool_control::{BROADCAST, BoardCounters, Frame, MAX_FRAME_LEN, Mac, Message, encode_frame};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -210,6 +210,19 @@ impl HostPort {
         Ok(self.wait_for(timeout, |source, message| match message {
             Message::TimeReply { id: reply_id, micros } if source == target && *reply_id == id => {
                 Some(ClockReading { sent, received: Instant::now(), board_micros: *micros })
+            }
+            _ => None,
+        }))
+    }
+
+    /// Reads board `target`'s work counters (instructions, its driver's
+    /// frames); `None` if it did not answer in time.
+    pub fn board_counters(&self, target: Mac, timeout: Duration) -> Result<Option<BoardCounters>> {
+        let id = next_request_id();
+        self.send(target, &Message::CounterQuery { id })?;
+        Ok(self.wait_for(timeout, |source, message| match message {
+            Message::Counters { id: reply_id, counters } if source == target && *reply_id == id => {
+                Some(*counters)
             }
             _ => None,
         }))

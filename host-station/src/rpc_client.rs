@@ -93,6 +93,11 @@ impl RpcClient {
     }
 
     /// STD_INFO on any capability: the object's description.
+    /// The endpoint's counters (locates, retransmissions, refused HERE_IS answers).
+    pub fn stats(&self) -> flip::Stats {
+        self.endpoint.stats()
+    }
+
     pub fn std_info(&mut self, capability: &Capability) -> Result<String, Status> {
         standard::Client::new(self).info(capability)
     }

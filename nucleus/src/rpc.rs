@@ -343,11 +343,13 @@ impl Rpc {
             let _ = self.endpoint.abort_request(now, req, Status::RpcAborted);
         }
         // The endpoint counts registrations; the nucleus registers a port
-        // once, for as long as some process serves it.
-        let put = get.put_port();
-        if !self.registered.contains_key(&put) {
-            self.endpoint.register_server(&get);
-        }
+        // once, for as long as some process serves it. Deriving F(G) costs a
+        // key derivation (the locate proof's key): only the first call pays.
+        let known = self.registered.iter().find(|(_, (g, _))| *g == get).map(|(put, _)| *put);
+        let put = match known {
+            Some(put) => put,
+            None => self.endpoint.register_server(&get),
+        };
         self.registered.entry(put).or_insert_with(|| (get, BTreeSet::new())).1.insert(pid);
         let waiting = Destination { tid, pid, header_out: args.header_out, buffer: args.buffer };
         if let Some(arrived) = self.dequeue(&put) {

@@ -56,6 +56,7 @@ extern "C" fn kernel_main(dtb_phys: usize) -> ! {
 
     drivers::gic::init();
     drivers::timer::init();
+    crate::arch::pmu::init();
 
     let mac = match drivers::net::init(&info) {
         Ok(mac) => mac,

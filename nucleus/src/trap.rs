@@ -44,14 +44,21 @@ fn user_fault(what: core::fmt::Arguments) {
 }
 
 /// On the way back to EL0: switch if asked, deliver signals through the
-/// live `frame`, never return into a dead thread.
+/// live `frame`, never return into a dead thread. The core alone, not the
+/// services: an event a signal causes (a process ends) wakes the network
+/// thread, which hands it to the services; settling them here as well made
+/// every system call settle twice.
 fn return_to_user(frame: &mut TrapFrame) {
     loop {
-        let (resched, alive) = services::with(|_, core| {
-            if core.current_thread().is_alive() {
+        let (resched, alive) = process::with(|core| {
+            // One look-up of the thread on the common way: alive, nothing to deliver.
+            let thread = core.current_thread();
+            let alive = thread.is_alive();
+            if alive && thread.pending_signals != 0 && thread.signal_saved.is_none() {
                 core.deliver_signals(frame);
+                return (core.need_resched(), core.current_thread().is_alive());
             }
-            (core.need_resched(), core.current_thread().is_alive())
+            (core.need_resched(), alive)
         });
         if resched || !alive {
             schedule();

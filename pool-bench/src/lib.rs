@@ -1,12 +1,14 @@
 //! Measurements for `just bench`: figures are taken side by side in one run
 //! and reported as ratios, since absolute times on shared machines are noisy.
 //! One module per section: [`rpc`], [`group`], [`system`] (processes, Bullet,
-//! the whole system), [`directory`]; [`plots`] draws the curves, [`host_cpu`]
+//! the whole system), [`directory`], [`instructions`] (guest instruction counts);
+//! [`plots`] draws the curves and bars, [`host_cpu`]
 //! reads the host CPU the boards use.
 
 pub mod directory;
 pub mod group;
 pub mod host_cpu;
+pub mod instructions;
 pub mod plots;
 pub mod rpc;
 pub mod system;

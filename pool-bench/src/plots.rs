@@ -158,6 +158,45 @@ fn draw_legend<'a, X: Ranged, Y: Ranged>(
     Ok(())
 }
 
+/// Draws one horizontal bar per operation: its instructions (x on a log
+/// scale), named on the bar, with its goal (if it has one) as a red mark.
+pub fn instruction_bars(path: &Path, title: &str, bars: &[(String, f64, Option<f64>)]) -> Result<()> {
+    const FLOOR: f64 = 10.0;
+    let high = bars.iter().map(|(_, count, goal)| count.max(goal.unwrap_or(0.0))).fold(FLOOR, f64::max);
+    if bars.is_empty() {
+        return Ok(());
+    }
+    let rows = bars.len() as f64;
+    let height = 120 + 34 * bars.len() as u32;
+    let root = SVGBackend::new(path, (SIZE.0, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, CAPTION_FONT)
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(10)
+        .build_cartesian_2d((FLOOR..high * 3.0).log_scale(), 0.0..rows)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .disable_y_axis()
+        .x_desc("guest instructions per operation (log scale); red: the goal")
+        .draw()?;
+    // The first operation at the top.
+    let row = |index: usize| rows - index as f64 - 1.0;
+    let colour = Palette99::pick(0).mix(0.35);
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, count, _))| {
+        Rectangle::new([(FLOOR, row(i) + 0.15), (count.max(FLOOR), row(i) + 0.85)], colour.filled())
+    }))?;
+    chart.draw_series(bars.iter().enumerate().filter_map(|(i, (_, _, goal))| {
+        goal.map(|goal| PathElement::new([(goal, row(i) + 0.05), (goal, row(i) + 0.95)], RED.stroke_width(3)))
+    }))?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (name, count, _))| {
+        Text::new(format!("{name}: {count:.0}"), (FLOOR * 1.1, row(i) + 0.7), ("sans-serif", 15))
+    }))?;
+    root.present().with_context(|| format!("writing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

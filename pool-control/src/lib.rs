@@ -137,6 +137,75 @@ pub enum Message<'a> {
         mac: Mac,
         attachment: u64,
     },
+    /// Ask a board for its work counters: it answers with `Counters`.
+    /// Benchmarks read them before and after an operation, so that the
+    /// nucleus's own work (its driver, the server side of a call) is counted
+    /// without the board printing anything.
+    CounterQuery {
+        id: u32,
+    },
+    Counters {
+        id: u32,
+        counters: BoardCounters,
+    },
+}
+
+/// What a board's nucleus has counted since boot. Instruction counts come
+/// from the PMU's instructions-retired event, which QEMU provides only under
+/// `-icount` (zero otherwise); each is the low 32 bits, wrapping, of a count
+/// (take differences of readings with `wrapping_sub` on `u32`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BoardCounters {
+    /// Every instruction the board executed, at EL0 and EL1.
+    pub instructions: u32,
+    /// Frames the network driver took from the device, and its instructions doing so.
+    pub rx_frames: u32,
+    pub rx_instructions: u32,
+    /// Frames the driver handed to the device, and its instructions doing so.
+    pub tx_frames: u32,
+    pub tx_instructions: u32,
+    /// The network device's interrupts, and the instructions of their handler.
+    pub interrupts: u32,
+    pub interrupt_instructions: u32,
+}
+
+impl BoardCounters {
+    /// The counts from `earlier` to `self`, across a wrap of any of them.
+    pub fn since(&self, earlier: &BoardCounters) -> BoardCounters {
+        BoardCounters {
+            instructions: self.instructions.wrapping_sub(earlier.instructions),
+            rx_frames: self.rx_frames.wrapping_sub(earlier.rx_frames),
+            rx_instructions: self.rx_instructions.wrapping_sub(earlier.rx_instructions),
+            tx_frames: self.tx_frames.wrapping_sub(earlier.tx_frames),
+            tx_instructions: self.tx_instructions.wrapping_sub(earlier.tx_instructions),
+            interrupts: self.interrupts.wrapping_sub(earlier.interrupts),
+            interrupt_instructions: self.interrupt_instructions.wrapping_sub(earlier.interrupt_instructions),
+        }
+    }
+
+    fn fields(&self) -> [u32; 7] {
+        [
+            self.instructions,
+            self.rx_frames,
+            self.rx_instructions,
+            self.tx_frames,
+            self.tx_instructions,
+            self.interrupts,
+            self.interrupt_instructions,
+        ]
+    }
+
+    fn from_fields(f: [u32; 7]) -> BoardCounters {
+        BoardCounters {
+            instructions: f[0],
+            rx_frames: f[1],
+            rx_instructions: f[2],
+            tx_frames: f[3],
+            tx_instructions: f[4],
+            interrupts: f[5],
+            interrupt_instructions: f[6],
+        }
+    }
 }
 
 const KIND_ECHO_REQUEST: u8 = 1;
@@ -150,6 +219,8 @@ const KIND_PEER_ECHO_RESULT: u8 = 6;
 const KIND_TIME_QUERY: u8 = 14;
 const KIND_TIME_REPLY: u8 = 15;
 const KIND_PORT_ASSIGNED: u8 = 16;
+const KIND_COUNTER_QUERY: u8 = 17;
+const KIND_COUNTERS: u8 = 18;
 
 /// The shared reader, with a MAC on top.
 struct Reader<'a>(amoeba_abi::wire::Reader<'a>);
@@ -229,6 +300,15 @@ impl<'a> Message<'a> {
             KIND_TIME_QUERY => Message::TimeQuery { id: r.u32()? },
             KIND_TIME_REPLY => Message::TimeReply { id: r.u32()?, micros: r.u64()? },
             KIND_PORT_ASSIGNED => Message::PortAssigned { mac: r.mac()?, attachment: r.u64()? },
+            KIND_COUNTER_QUERY => Message::CounterQuery { id: r.u32()? },
+            KIND_COUNTERS => {
+                let id = r.u32()?;
+                let mut fields = [0u32; 7];
+                for field in &mut fields {
+                    *field = r.u32()?;
+                }
+                Message::Counters { id, counters: BoardCounters::from_fields(fields) }
+            }
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -284,6 +364,17 @@ impl<'a> Message<'a> {
                 w.put(&[KIND_PORT_ASSIGNED, VERSION])?;
                 w.put(&mac.0)?;
                 w.put(&attachment.to_be_bytes())?;
+            }
+            Message::CounterQuery { id } => {
+                w.put(&[KIND_COUNTER_QUERY, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+            }
+            Message::Counters { id, counters } => {
+                w.put(&[KIND_COUNTERS, VERSION])?;
+                w.put(&id.to_be_bytes())?;
+                for field in counters.fields() {
+                    w.put(&field.to_be_bytes())?;
+                }
             }
         }
         Ok(w.len)
@@ -395,6 +486,29 @@ mod tests {
         assert_eq!(len, 14);
         assert_eq!(Message::decode(&buf[..len - 1]), Err(DecodeError::TooShort));
         assert_eq!(Message::decode(&buf[..len]), Ok(Message::TimeReply { id: 5, micros: 1 << 40 }));
+    }
+
+    #[test]
+    fn counter_query_and_counters_round_trip() {
+        round_trip(Message::CounterQuery { id: 7 });
+        let counters = BoardCounters {
+            instructions: u32::MAX,
+            rx_frames: 1,
+            rx_instructions: 2,
+            tx_frames: 3,
+            tx_instructions: 4,
+            interrupts: 5,
+            interrupt_instructions: 6,
+        };
+        round_trip(Message::Counters { id: 9, counters });
+        let mut buf = [0u8; 64];
+        let len = Message::Counters { id: 9, counters }.encode(&mut buf).unwrap();
+        assert_eq!(len, 2 + 4 + 7 * 4);
+        assert_eq!(Message::decode(&buf[..len - 1]), Err(DecodeError::TooShort));
+        // Differences survive a wrap of the 32-bit counts.
+        let later = BoardCounters { instructions: 10, rx_frames: 4, ..counters };
+        let since = later.since(&counters);
+        assert_eq!((since.instructions, since.rx_frames, since.tx_frames), (11, 3, 0));
     }
 
     #[test]

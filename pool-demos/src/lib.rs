@@ -12,7 +12,10 @@
 
 use amoeba_abi::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
 use amoeba_abi::{Capability, GetPort, Port, Rights};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_CAPABILITY_NAME, Value};
 use anyhow::{Context, Result, bail, ensure};
+use host_station::bootstrap_server::Expected;
 use host_station::group_client::GroupClient;
 use qemu_pool::board::Board;
 use qemu_pool::pool::Pool;
@@ -27,8 +30,8 @@ fn member_rights() -> Rights {
 
 /// The replicated counter on every board of `pool` plus the host, which
 /// creates the group. With `faults`, the switch applies them once every
-/// member has started (the host's own control frames do not retry, so the
-/// boards' results are read from their consoles).
+/// member has started. Each board reports its value and order to the host's
+/// bootstrap server.
 pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
     const INCREMENTS: u64 = 5;
     let members = pool.boards().len() as u64 + 1;
@@ -36,8 +39,12 @@ pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
     let mut host = GroupClient::create(pool.new_host_port()?, get_port, sequencer::Config::default())?;
     let capability = host.capability().restrict(member_rights())?;
     println!("group {}: boards join with {capability}", capability.port);
+    let mut told = Vec::new();
     for board in 0..pool.boards().len() {
-        pool.exec_with_capability(board, "group-counter", members << 48, capability)?;
+        let exec = Exec::new("group-counter", &["group-counter"])
+            .with_argument(members << 48)
+            .with_capability("ARG", capability);
+        told.push(start_told(pool, board, exec)?);
     }
     if let Some(faults) = faults {
         pool.switch().apply_faults(faults).map_err(|e| anyhow::anyhow!("faults {faults}: {e}"))?;
@@ -66,16 +73,19 @@ pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
             applied += 1;
         }
     }
-    let host_line = format!("group-counter: value {value} order {order:016x}");
-    println!("host:    {host_line}");
+    println!("host:    value {value} order {order:016x}");
     host.leave()?;
     let mut agree = true;
-    for board in pool.boards() {
-        let line = board
-            .wait_for_line("group-counter: value", Duration::from_secs(120))
-            .with_context(|| format!("board {} has no result:\n{}", board.spec.id, board.console_tail(10)))?;
-        println!("board {}: {line}", board.spec.id);
-        agree &= line == host_line;
+    for (board, told) in pool.boards().iter().zip(&told) {
+        let result = told.wait(Duration::from_secs(120), |_, figures| {
+            let find = |name: &str| figures.iter().rev().find(|f| f.name == name).map(|f| f.value.clone());
+            Some((find("value")?, find("order")?))
+        });
+        let Some((Value::Unsigned(board_value), Value::Unsigned(board_order))) = result else {
+            bail!("board {} has no result ({result:?}):\n{}", board.spec.id, board.console_tail(10));
+        };
+        println!("board {}: value {board_value} order {board_order:016x}", board.spec.id);
+        agree &= (board_value, board_order) == (value, order);
     }
     ensure!(agree, "the members disagree");
     if faults.is_some() {
@@ -87,6 +97,15 @@ pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
     }
     println!("group demo: every member has the same value and the same order");
     Ok(())
+}
+
+/// Starts `exec` on board `board` with an object of the host's bootstrap
+/// server, which hears what it announces and reports.
+fn start_told(pool: &Pool, board: usize, exec: Exec) -> Result<Expected> {
+    let told = pool.bootstrap()?.open().map_err(|s| anyhow::anyhow!("no bootstrap object: {s}"))?;
+    let exec = exec.with_capability(BOOTSTRAP_CAPABILITY_NAME, told.capability());
+    pool.exec_with(board, &exec.name, &exec)?;
+    Ok(told)
 }
 
 /// One line of a `group-log` console: an entry of the order.
@@ -133,8 +152,16 @@ fn start_group_log(pool: &Pool, lines: u64, pause_10ms: u64, resilience: u64) ->
     let members = pool.boards().len() as u64;
     let creator = &pool.boards()[0];
     let argument = group_log_argument(0x106_0001, lines, members, pause_10ms, resilience) | CREATE;
-    pool.exec(0, "group-log", argument)?;
-    let owner = creator.wait_for_capability("group-log: capability", Duration::from_secs(30))?;
+    let exec = Exec::new("group-log", &["group-log"]).with_argument(argument);
+    let told = start_told(pool, 0, exec)?;
+    let owner = told
+        .wait(Duration::from_secs(30), |announcements, _| {
+            announcements.iter().find_map(|a| match a {
+                Announcement::Group(group) => Some(*group),
+                _ => None,
+            })
+        })
+        .with_context(|| format!("board 0 made no group:\n{}", creator.console_tail(10)))?;
     let capability = owner.restrict(member_rights())?;
     println!("board 0 created group {} (resilience {resilience}); the others join", owner.port);
     for board in 1..pool.boards().len() {

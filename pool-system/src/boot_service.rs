@@ -19,6 +19,7 @@ use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::boot::{ServiceReport, ServiceState};
 use amoeba_ipc::interfaces::directory::MaskChange;
 use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{DISK_READ, boot_service, process_server, soap};
 use anyhow::{Context, Result, bail};
 use boot_server::config::{
@@ -221,7 +222,12 @@ pub fn start(pool: &Pool, board: usize, system: &Capability) -> Result<BootServi
     let mut exec = Exec::new(PROGRAM, &[PROGRAM]).with_capability("SYSTEM", *system);
     exec.startup.environment.push(format!("SEED={seed}"));
     exec.heap_size = HEAP;
-    let process = pool.exec_with(board, PROGRAM, &exec)?;
+    let (process, expected) = crate::start_expecting(pool, board, &exec)?;
+    crate::wait_announced(pool, &process, &expected, PROGRAM, SETTLE, |announcement| {
+        (*announcement == Announcement::Serving(capability)).then_some(())
+    })
+    .context("the boot service did not announce its capability")?;
+    // Started again by `keep_alive` without a starter to tell: nobody waits then.
     Ok(BootService { capability, process, exec })
 }
 

@@ -13,21 +13,22 @@
 //! it refuses, since a new identity would make the name space unreachable for
 //! good. Replica 0 recovers the state and creates the group; the others join it
 //! and catch up; a replica that is started again joins the running group.
-use super::{ANCHOR_BLOCKS, disk_capability};
+use super::{ANCHOR_BLOCKS, disk_capability, start_expecting, wait_announced};
 use amoeba_abi::{Capability, Check, Status};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interface::Transport;
-use amoeba_ipc::interfaces::process::{ProcessReport, ProcessState};
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{DISK_READ, disk, soap, standard};
 use anyhow::{Context, Result, bail};
 use directory_server::UpdateTimings;
 use directory_server::layout::{
-    self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, identity_block,
-    slot_first_block,
+    self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, Ports,
+    identity_block, slot_first_block,
 };
 use directory_server::rpc_store::RpcStore;
 use directory_server::service::replica_port;
 use directory_server::store::{self, Anchor};
+use host_station::bootstrap_server::Expected;
 use host_station::rpc_client::RpcClient;
 use qemu_pool::exec::Started;
 use qemu_pool::pool::Pool;
@@ -224,7 +225,8 @@ impl IdentityArea {
                 Ok(identity)
             }
             Ok(IdentityChoice::New) => {
-                let identity = Identity::new(random_check()?);
+                let ports = Ports::random(|| random_check().map(|c| c.0))?;
+                let identity = Identity::new(random_check()?, ports);
                 self.write(pool, &identity, &(0..IDENTITY_COPIES).collect::<Vec<_>>())?;
                 Ok(identity)
             }
@@ -234,47 +236,6 @@ impl IdentityArea {
                  (which erases every file and name)"
             ),
         }
-    }
-}
-
-/// Lines of board `board`'s console that start with `prefix`.
-fn count_lines(pool: &Pool, board: usize, prefix: &str) -> usize {
-    pool.boards()[board].console_text().lines().filter(|l| l.starts_with(prefix)).count()
-}
-
-/// How often the host asks whether a replica it waits for still runs.
-const EXIT_POLL: Duration = Duration::from_millis(500);
-
-/// Waits for a line starting with `prefix` beyond the first `seen` such lines on
-/// the console of `process`'s board; fails at once if the process ends first
-/// (its process server says so), with the end of the console, where it said why.
-fn wait_for_new_line(pool: &Pool, process: &Started, prefix: &str, seen: usize) -> Result<String> {
-    let board = process.board;
-    let deadline = Instant::now() + REPLICA_START;
-    let console = &pool.boards()[board];
-    let mut next_poll = Instant::now() + EXIT_POLL;
-    loop {
-        if let Some(line) = console.console_text().lines().filter(|l| l.starts_with(prefix)).nth(seen) {
-            return Ok(line.to_string());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "board {board} printed no \"{prefix}\" in {REPLICA_START:?}:\n{}",
-                console.console_tail(20)
-            );
-        }
-        if Instant::now() > next_poll {
-            next_poll = Instant::now() + EXIT_POLL;
-            if let Ok(ProcessReport { state: ProcessState::Exited(status), .. }) =
-                pool.inspect(&process.capability)
-            {
-                bail!(
-                    "{PROGRAM} on board {board} stopped (exit status {status}); the end of its console:\n{}",
-                    console.console_tail(20)
-                );
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -310,22 +271,20 @@ impl DirectoryService {
             slots_read_only,
             replicas: boards.iter().map(|&board| ReplicaProcess { board, ..placeholder }).collect(),
         };
-        let group_prefix = "directory-server 0: group ";
-        let groups_before = count_lines(pool, boards[0], group_prefix);
-        let mut seen = vec![service.start_replica(pool, 0, true)?];
+        let mut expected = vec![service.start_replica(pool, 0, true)?];
         let creator = service.replicas[0].process;
-        let line = wait_for_new_line(pool, &creator, group_prefix, groups_before)?;
-        let printed: Capability = line
-            .rsplit(' ')
-            .next()
-            .unwrap_or("")
-            .parse()
-            .with_context(|| format!("no group in \"{line}\""))?;
+        let announced = wait_announced(pool, &creator, &expected[0], PROGRAM, REPLICA_START, |a| match a {
+            Announcement::Group(group) => Some(*group),
+            _ => None,
+        })
+        .context("directory replica 0 made no group")?;
         // Replicas join with the right to receive and to send, nothing more.
-        service.group = if printed.rights.is_owner() {
-            printed.restrict(directory_server::REPLICA_GROUP_RIGHTS).map_err(|e| anyhow::anyhow!("{e:?}"))?
+        service.group = if announced.rights.is_owner() {
+            announced
+                .restrict(directory_server::REPLICA_GROUP_RIGHTS)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
         } else {
-            printed
+            announced
         };
         if service.group.rights != directory_server::REPLICA_GROUP_RIGHTS {
             bail!(
@@ -334,10 +293,10 @@ impl DirectoryService {
             );
         }
         for index in 1..boards.len() as u8 {
-            seen.push(service.start_replica(pool, index, false)?);
+            expected.push(service.start_replica(pool, index, false)?);
         }
-        for (index, seen) in seen.into_iter().enumerate() {
-            service.wait_serving(pool, index as u8, seen)?;
+        for (index, expected) in expected.iter().enumerate() {
+            service.wait_serving(pool, index as u8, expected)?;
         }
         service.root = service.find_root(pool, &area)?;
         Ok(service)
@@ -349,10 +308,9 @@ impl DirectoryService {
     }
 
     /// Starts replica `index` on its board (creating the group, or joining it);
-    /// the number of "serving" lines its board's console showed before.
-    fn start_replica(&mut self, pool: &Pool, index: u8, create: bool) -> Result<usize> {
+    /// its object of the host's bootstrap server, which hears it announce.
+    fn start_replica(&mut self, pool: &Pool, index: u8, create: bool) -> Result<Expected> {
         let board = self.replicas[index as usize].board;
-        let serving_lines = count_lines(pool, board, &format!("directory-server {index}: serving"));
         let mut exec = Exec::new(PROGRAM, &[PROGRAM])
             .with_capability("SERVICE", self.identity.super_capability())
             .with_capability("BULLET", self.bullet);
@@ -369,27 +327,30 @@ impl DirectoryService {
             format!("REPLICAS={}", self.replicas.len()),
             format!("MODE={}", if create { "create" } else { "join" }),
             format!("SEED={}", seed_hex()?),
+            format!("PORTS={}", self.identity.ports.to_hex()),
         ];
         exec.startup.environment.extend(environment);
-        let process = pool.exec_with(board, PROGRAM, &exec)?;
+        let (process, expected) = start_expecting(pool, board, &exec)?;
         self.replicas[index as usize].process = process;
-        Ok(serving_lines)
+        Ok(expected)
     }
 
-    /// Waits until replica `index` says it serves (its `seen + 1`th such line).
-    fn wait_serving(&self, pool: &Pool, index: u8, seen: usize) -> Result<()> {
+    /// Waits until replica `index` announces that it serves, through its own
+    /// port's capability.
+    fn wait_serving(&self, pool: &Pool, index: u8, expected: &Expected) -> Result<()> {
         let replica = self.replicas[index as usize];
-        let board = replica.board;
-        wait_for_new_line(pool, &replica.process, &format!("directory-server {index}: serving"), seen)
-            .with_context(|| format!("directory replica {index} on board {board} did not come up"))?;
-        Ok(())
+        let own = self.identity.replica_capability(index);
+        wait_announced(pool, &replica.process, expected, PROGRAM, REPLICA_START, |a| {
+            (*a == Announcement::Serving(own)).then_some(())
+        })
+        .with_context(|| format!("directory replica {index} on board {} did not come up", replica.board))
     }
 
     /// Starts replica `index` again (after its board or process died): it joins
     /// the running group and catches up; returns once it serves.
     pub fn restart_replica(&mut self, pool: &Pool, index: u8) -> Result<()> {
-        let seen = self.start_replica(pool, index, false)?;
-        self.wait_serving(pool, index, seen)
+        let expected = self.start_replica(pool, index, false)?;
+        self.wait_serving(pool, index, &expected)
     }
 
     /// The root directory: the one the identity names, or a new one.

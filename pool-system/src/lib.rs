@@ -2,8 +2,8 @@
 //! servers with the host capabilities (DESIGN.md "Booting a whole pool"):
 //! the Bullet server on the board with the disk, then the directory replicas,
 //! then the run server, then the boot service, which keeps them up. Each
-//! server prints its capability on its board's console, where the host reads
-//! it. A part of a pool across hosts that does not start the servers joins
+//! server announces its capability to the host's bootstrap server by RPC
+//! (`amoeba_ipc::interfaces::bootstrap`; its console line is for people). A part of a pool across hosts that does not start the servers joins
 //! them instead (`join`).
 
 pub mod boot_service;
@@ -17,8 +17,10 @@ use amoeba_abi::Rights;
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::directory::{COLUMN_RIGHTS, soap};
 use amoeba_ipc::interfaces::process::{HOST_DISK, HOST_PLACEMENT, ProcessReport, ProcessState};
+use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_CAPABILITY_NAME};
 use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use anyhow::{Context, Result};
+use host_station::bootstrap_server::Expected;
 use qemu_pool::exec::Started;
 use qemu_pool::pool::Pool;
 use std::time::Duration;
@@ -28,6 +30,8 @@ use std::time::Duration;
 pub const ANCHOR_BLOCKS: u64 = 64;
 /// How long a server has to come up.
 const SERVER_START: Duration = Duration::from_secs(60);
+/// How often the host asks whether a server it waits for still runs.
+const EXIT_POLL: Duration = Duration::from_millis(250);
 /// The Bullet server's heap: its cache and the files being written.
 const BULLET_HEAP: u64 = 160 << 20;
 
@@ -79,7 +83,7 @@ pub fn start_bullet_in(
         exec.startup.environment.push(String::from("FORMAT=1"));
     }
     exec.startup.environment.extend(environment.iter().map(|e| String::from(*e)));
-    let started = start_server(pool, board, &exec, "bullet-server: capability ")?;
+    let started = start_server(pool, board, &exec)?;
     if fresh {
         pool.disk_formatted();
     }
@@ -124,51 +128,77 @@ fn run_server_started(pool: &Pool, board: usize, exec: Exec) -> Result<Capabilit
 
 fn run_server_started_with(pool: &Pool, board: usize, mut exec: Exec, seed: &str) -> Result<Capability> {
     exec.startup.environment.push(format!("SEED={seed}"));
-    let (_, capability) = start_server(pool, board, &exec, "run-server: capability ")?;
+    let (_, capability) = start_server(pool, board, &exec)?;
     Ok(capability)
 }
 
-/// Starts `exec` on board `board` and reads the capability the server then
-/// prints on the board's console (a line beginning with `prefix`); the
-/// server's process and that capability.
-fn start_server(pool: &Pool, board: usize, exec: &Exec, prefix: &str) -> Result<(Started, Capability)> {
-    let console = &pool.boards()[board];
-    let printed =
-        || console.console_text().lines().filter(|l| l.starts_with(prefix)).map(String::from).collect();
-    let before: Vec<String> = printed();
-    let started = pool.exec_with(board, &exec.name, exec)?;
-    let deadline = std::time::Instant::now() + SERVER_START;
-    let mut next_look = std::time::Instant::now();
-    let line = loop {
-        let now: Vec<String> = printed();
-        if now.len() > before.len() {
-            break now[now.len() - 1].clone();
+/// Starts `exec` on board `board`, handing it an object of the host's
+/// bootstrap server (`BOOTSTRAP`), and waits until the server announces there
+/// that it serves; the server's process and the capability it announced.
+fn start_server(pool: &Pool, board: usize, exec: &Exec) -> Result<(Started, Capability)> {
+    let (started, expected) = start_expecting(pool, board, exec)?;
+    let capability =
+        wait_announced(
+            pool,
+            &started,
+            &expected,
+            &exec.name,
+            SERVER_START,
+            |announcement| match announcement {
+                Announcement::Serving(capability) => Some(*capability),
+                _ => None,
+            },
+        )?;
+    Ok((started, capability))
+}
+
+/// Starts `exec` on board `board` with a new object of the host's bootstrap
+/// server as its `BOOTSTRAP`; its process and that object, which hears what it
+/// announces and reports.
+pub fn start_expecting(pool: &Pool, board: usize, exec: &Exec) -> Result<(Started, Expected)> {
+    let expected = pool
+        .bootstrap()?
+        .open()
+        .map_err(|status| anyhow::anyhow!("no bootstrap object for {}: {status}", exec.name))?;
+    let exec = exec.clone().with_capability(BOOTSTRAP_CAPABILITY_NAME, expected.capability());
+    let started = pool.exec_with(board, &exec.name, &exec)?;
+    Ok((started, expected))
+}
+
+/// Waits up to `timeout` for an announcement of `started` that `wanted` makes
+/// something of, and returns that; fails at once, with the end of its board's
+/// console (where it said why), if the process ends first.
+pub fn wait_announced<T>(
+    pool: &Pool,
+    started: &Started,
+    expected: &Expected,
+    name: &str,
+    timeout: Duration,
+    mut wanted: impl FnMut(&Announcement) -> Option<T>,
+) -> Result<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    let console = &pool.boards()[started.board];
+    loop {
+        let look = EXIT_POLL.min(deadline.saturating_duration_since(std::time::Instant::now()));
+        if let Some(found) =
+            expected.wait(look, |announcements, _| announcements.iter().find_map(&mut wanted))
+        {
+            return Ok(found);
         }
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!("{} did not start:\n{}", exec.name, console.console_tail(15));
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("{name} did not start within {timeout:?}:\n{}", console.console_tail(15));
         }
         // A server that refuses to start (say, a disk it will not take) ends:
         // say so at once, with what it printed, rather than at the deadline.
-        if std::time::Instant::now() >= next_look {
-            next_look = std::time::Instant::now() + Duration::from_millis(250);
-            let report = process_server::Client::new(&mut *pool.rpc()).inspect(&started.capability);
-            if let Ok(ProcessReport { state: ProcessState::Exited(status), .. }) = report {
-                anyhow::bail!(
-                    "{} ended with status {status} without starting:\n{}",
-                    exec.name,
-                    console.console_tail(15)
-                );
-            }
+        if let Ok(ProcessReport { state: ProcessState::Exited(status), .. }) =
+            pool.inspect(&started.capability)
+        {
+            anyhow::bail!(
+                "{name} ended with status {status} without starting:\n{}",
+                console.console_tail(15)
+            );
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let capability = line
-        .rsplit(' ')
-        .next()
-        .unwrap_or("")
-        .parse()
-        .with_context(|| format!("reading the capability in {line:?}"))?;
-    Ok((started, capability))
+    }
 }
 
 /// Stores every program's ELF file in the Bullet server as `/bin/<name>` (a

@@ -40,6 +40,11 @@ pub struct BoardSpec {
     pub disk: Option<PathBuf>,
     /// RAM in MiB.
     pub memory_mib: u32,
+    /// Run with QEMU's `-icount shift=0`: one guest instruction per
+    /// nanosecond of virtual time, and the PMU's instructions-retired event
+    /// counting (what `just bench --instructions` reads). Slower; for
+    /// measurement only.
+    pub count_instructions: bool,
 }
 
 /// RAM of a board unless its spec says otherwise.
@@ -54,6 +59,7 @@ impl BoardSpec {
             extra_bootargs: String::new(),
             disk: None,
             memory_mib: DEFAULT_MEMORY_MIB,
+            count_instructions: false,
         }
     }
 }
@@ -164,6 +170,9 @@ impl Board {
             ])
             .arg("-gdb")
             .arg(format!("unix:{},server=on,wait=off", self.gdb_socket.display()));
+        if self.spec.count_instructions {
+            command.args(["-icount", "shift=0"]);
+        }
         if let Some(disk) = &self.spec.disk {
             // Writes go to the image file at once (no cache in QEMU's memory), so
             // a board killed with SIGKILL loses only what its nucleus had not sent.

@@ -11,6 +11,7 @@
 use crate::board::{Board, BoardSpec, BoardState, find_qemu};
 use crate::image;
 use anyhow::{Context, Result, bail};
+use host_station::bootstrap_server::BootstrapServer;
 use host_station::host_port::HostPort;
 use host_station::rpc_client::RpcClient;
 use host_station::tty_server::TtyServer;
@@ -131,6 +132,7 @@ pub struct Pool {
     ready_timeout: Duration,
     rpc: OnceLock<Mutex<RpcClient>>,
     tty: OnceLock<TtyServer>,
+    bootstrap: OnceLock<BootstrapServer>,
     /// Board 0's disk was emptied for this pool and no Bullet store is on it yet.
     fresh_disk: std::sync::atomic::AtomicBool,
 }
@@ -268,6 +270,7 @@ impl Pool {
             ready_timeout: config.ready_timeout,
             rpc: OnceLock::new(),
             tty: OnceLock::new(),
+            bootstrap: OnceLock::new(),
             fresh_disk: std::sync::atomic::AtomicBool::new(config.fresh_disk),
         };
         for index in 0..pool.boards.len() {
@@ -328,6 +331,19 @@ impl Pool {
     pub fn tty(&self) -> &TtyServer {
         self.tty
             .get_or_init(|| TtyServer::start(self.new_host_port().expect("a host port for the TTY server")))
+    }
+
+    /// The host's bootstrap server (on a host port of its own, started on
+    /// first use): programs the host starts tell it what they are and what
+    /// they found.
+    pub fn bootstrap(&self) -> Result<&BootstrapServer> {
+        if let Some(server) = self.bootstrap.get() {
+            return Ok(server);
+        }
+        let port = self.new_host_port().context("a host port for the bootstrap server")?;
+        // Two first uses at once each start one; the one not kept stops when dropped.
+        let _ = self.bootstrap.set(BootstrapServer::start(port));
+        self.bootstrap.get().context("the bootstrap server did not start")
     }
 
     pub fn run_dir(&self) -> &Path {

@@ -10,9 +10,10 @@
 //! processor for this program" (`run_server::find_host`, which needs the
 //! `RUN_PLACE` right) by Amoeba's rule and hands out the chosen processor's
 //! capability, never with more than the placement rights; it never runs
-//! programs itself. It prints its capability (`run-server: capability
-//! <cap>`), which follows from its `SEED` alone (the boot service starts it
-//! again with the same one).
+//! programs itself. It announces its capability to its starter (`BOOTSTRAP`,
+//! by RPC; the console line `run-server: capability <cap>` is for people),
+//! which follows from its `SEED` alone (the boot service starts it again with
+//! the same one).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -28,11 +29,12 @@ use amoeba_ipc::interface::{Call, Objects};
 use amoeba_ipc::interfaces::directory::{soap, walk};
 use amoeba_ipc::interfaces::process::HOST_PLACEMENT;
 use amoeba_ipc::interfaces::run::{HostReport, Placement, PlacementRequest};
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
 use amoeba_rt::sync::Mutex;
-use amoeba_rt::{env, thread, time};
+use amoeba_rt::{env, starter, thread, time};
 
 amoeba_rt::entry!(main);
 
@@ -250,7 +252,9 @@ fn main(_: u64) -> i32 {
         thread::spawn(move || follow_pool_directory(pool, directory));
     }
     let mut server = RunServer { port: get.put_port(), random, pool, rng };
-    println!("run-server: capability {}", Capability::owner(server.port, 0, random));
+    let capability = Capability::owner(server.port, 0, random);
+    println!("run-server: capability {capability}");
+    starter::announce_soon("run-server", Announcement::Serving(capability));
     let status = serve(&get, 4096, |header, buf| run_server::dispatch(&mut server, header, buf));
     println!("run-server: get_request failed: {status}");
     1

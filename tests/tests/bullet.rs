@@ -6,6 +6,7 @@
 use amoeba_abi::{Capability, Check, Rights, Status};
 use amoeba_client::exec::Exec;
 use amoeba_client::files;
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_ipc::interfaces::{BS_COMMIT, BS_SAFETY, BulletStats, bullet, standard};
 use host_station::rpc_client::RpcClient;
 use pool_tests::{TestPool, boot_with, config};
@@ -54,15 +55,16 @@ fn files_round_trip_from_the_host_and_from_a_program_on_another_board() {
     // 40 MiB + 3 from a program with a 4 MiB heap: streamed both ways.
     let exec = Exec::new("bullet-client", &["bullet-client", "0", "1", "1048577", "41943043"])
         .with_capability("BULLET", bullet);
-    let started = pool.exec_with(1, "bullet-client", &exec).unwrap();
-    assert_eq!(pool.wait_process(&started, Duration::from_secs(120)), Some(0), "{}", pool.consoles(10));
-    let console = pool.boards()[1].console_text();
-    let file: Capability = console
-        .lines()
-        .find_map(|l| l.strip_prefix("bullet-client: 1048577 ok "))
-        .expect("the program stored a file")
-        .parse()
-        .unwrap();
+    let client = pool.start_told(1, &exec);
+    assert_eq!(
+        pool.wait_process(&client.started, Duration::from_secs(120)),
+        Some(0),
+        "{}",
+        pool.consoles(10)
+    );
+    let Some(Value::Capability(file)) = client.figure("file 1048577") else {
+        panic!("the program reported no file of 1048577 bytes: {:?}", client.told.figures())
+    };
     // What the program stored, the host reads.
     assert_eq!(files::get(&mut rpc, &file, |_| {}).unwrap(), pattern(1048577, 1048577));
     assert_space_adds_up(&mut rpc, &bullet);

@@ -7,13 +7,14 @@
 use amoeba_abi::{Capability, Check, Rights, Status};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::directory::{Listing, Lookup, NewRow, column_right};
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_ipc::interfaces::{soap, standard};
 use directory_server::checker::lin::{Call, check};
 use directory_server::checker::spec::Dirs;
 use directory_server::workload::{self, Directories, In, NAMES, Out, Record, note_name, value_cap};
 use host_station::rpc_client::RpcClient;
 use pool_system::directory::{DirectoryService, ReplicaStatus, replica_boards, retrying};
-use pool_tests::{TestPool, boot_with, config};
+use pool_tests::{TestPool, Told, boot_with, config};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -94,14 +95,13 @@ fn on_host_time(records: Vec<Record>, before: ClockOffset, after: ClockOffset) -
         .collect()
 }
 
-fn board_records(pool: &TestPool, board: usize, client: u32) -> Vec<Record> {
-    let prefix = format!("dir-client {client}: record ");
-    pool.boards()[board]
-        .console_text()
-        .lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
-        .map(|hex| Record::from_hex(hex).unwrap_or_else(|| panic!("a damaged record: {hex}")))
-        .collect()
+/// The records a `dir-client` reported, in order.
+fn board_records(client: &Told) -> Vec<Record> {
+    let hex = client.figures("record").into_iter().map(|value| match value {
+        Value::Text(hex) => hex,
+        other => panic!("a record that is no text: {other:?}"),
+    });
+    hex.map(|hex| Record::from_hex(&hex).unwrap_or_else(|| panic!("a damaged record: {hex}"))).collect()
 }
 
 // ---------------------------------------------------------------------- the crash test
@@ -220,7 +220,7 @@ fn three_clients_stay_linearizable_while_the_sequencers_board_is_killed() {
             .with_capability("ROOT", dirs.root)
             .with_capability("SUB", dirs.sub)
             .with_capability("NOTES", dirs.notes);
-        processes.push(pool.exec_with(board, "dir-client", &exec).unwrap());
+        processes.push(pool.start_told(board, &exec));
     }
     let progress = Arc::new(AtomicUsize::new(0));
     let host = {
@@ -247,13 +247,19 @@ fn three_clients_stay_linearizable_while_the_sequencers_board_is_killed() {
     assert!(!host.is_finished(), "the clients ended before the killed replica was back");
     let mut records = host.join().unwrap();
     for process in &processes {
-        let status = pool.wait_process(process, Duration::from_secs(600));
+        let status = pool.wait_process(&process.started, Duration::from_secs(600));
         assert_eq!(status, Some(0), "a board client failed:\n{}", pool.consoles(20));
     }
     let run_time = started.elapsed();
-    for (k, (board, client)) in client_boards.into_iter().enumerate() {
+    for (k, ((board, _), process)) in client_boards.into_iter().zip(&processes).enumerate() {
         let after = clock_offset(&pool, board, epoch);
-        records.extend(on_host_time(board_records(&pool, board, client), offsets_before[k], after));
+        let reported = board_records(process);
+        assert!(
+            reported.len() >= UPDATES_PER_CLIENT,
+            "board {board}'s client reported {} calls",
+            reported.len()
+        );
+        records.extend(on_host_time(reported, offsets_before[k], after));
     }
     let mut rpc = client(&pool);
     records.extend(final_reads(&mut rpc, &dirs, epoch));

@@ -3,33 +3,36 @@
 //! the group get in.
 
 use amoeba_abi::syscall::GROUP_RIGHT_RECEIVE;
-use amoeba_abi::{Capability, Check, Rights};
+use amoeba_abi::{Capability, Check, Rights, Status};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::starter::Value;
 use host_station::group_client::GroupClient;
-use pool_tests::{TestPool, boot};
-use qemu_pool::exec::Started;
+use pool_tests::{TestPool, Told, boot};
 use std::time::Duration;
 
 const CREATE: u64 = 1 << 63;
 
 /// Starts `group-counter` on board 0 as the creator of a group of
-/// `members`; returns the group's owner capability, read from its console.
-fn create_counter_group(pool: &TestPool, get_port: u64, members: u64) -> Capability {
-    let board = &pool.boards()[0];
-    let argument = get_port | (members << 48) | CREATE;
-    pool.exec(0, "group-counter", argument).unwrap();
-    board.wait_for_capability("group-counter: capability", Duration::from_secs(30)).unwrap()
+/// `members`; it and the group's owner capability, which it announces.
+fn create_counter_group(pool: &TestPool, get_port: u64, members: u64) -> (Told, Capability) {
+    let creator = pool.run_told(0, "group-counter", get_port | (members << 48) | CREATE);
+    let capability = creator.group();
+    (creator, capability)
 }
 
 /// Starts `group-counter` on board `index`, joining with `capability`.
-fn join_counter_group(pool: &TestPool, index: usize, members: u64, capability: Capability) -> Started {
-    pool.exec_with_capability(index, "group-counter", members << 48, capability).unwrap()
+fn join_counter_group(pool: &TestPool, index: usize, members: u64, capability: Capability) -> Told {
+    let exec = Exec::new("group-counter", &["group-counter"])
+        .with_argument(members << 48)
+        .with_capability("ARG", capability);
+    pool.start_told(index, &exec)
 }
 
-fn result_line(pool: &TestPool, index: usize, timeout: Duration) -> String {
-    let board = &pool.boards()[index];
-    board
-        .wait_for_line("group-counter: value", timeout)
-        .unwrap_or_else(|| panic!("board {index} has no result:\n{}", board.console_text()))
+/// The value and order a `group-counter` member reported once done.
+fn counter_result(member: &Told, timeout: Duration) -> (Value, Value) {
+    let order = member.told.wait_figure("order", timeout);
+    let order = order.unwrap_or_else(|| panic!("process {} has no result", member.started.pid));
+    (member.figure("value").expect("the value comes before the order"), order)
 }
 
 // The demos' own checks (`just group-demo`, `chat-demo`,
@@ -68,8 +71,8 @@ fn sequencer_crash_demo_loses_nothing_delivered() {
 fn the_host_is_a_group_member_like_the_boards() {
     let pool = boot(2);
     let members = 3; // two boards and the host
-    let capability = create_counter_group(&pool, 0x0a57_0001, members);
-    join_counter_group(&pool, 1, members, capability);
+    let (creator, capability) = create_counter_group(&pool, 0x0a57_0001, members);
+    let joiner = join_counter_group(&pool, 1, members, capability);
     let mut host =
         GroupClient::join(pool.new_host_port().unwrap(), &capability, Duration::from_secs(30)).unwrap();
     host.wait_for_members(members as usize, Duration::from_secs(60)).unwrap();
@@ -86,7 +89,8 @@ fn the_host_is_a_group_member_like_the_boards() {
     assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "sequence numbers must grow: {order:?}");
     assert_eq!(order.iter().filter(|(_, _, p)| p == &vec![b'+', me]).count(), 5);
     host.leave().unwrap();
-    let results: Vec<String> = (0..2).map(|i| result_line(&pool, i, Duration::from_secs(60))).collect();
+    let results: Vec<(Value, Value)> =
+        [&creator, &joiner].iter().map(|member| counter_result(member, Duration::from_secs(60))).collect();
     assert_eq!(results[0], results[1], "the boards disagree");
 }
 
@@ -94,7 +98,7 @@ fn the_host_is_a_group_member_like_the_boards() {
 fn forged_and_receive_only_capabilities_are_held_to_what_they_allow() {
     let pool = boot(2);
     let members = 2;
-    let capability = create_counter_group(&pool, 0x0bad_0001, members);
+    let (_creator, capability) = create_counter_group(&pool, 0x0bad_0001, members);
     // The host with a forged check, and with rights raised over a
     // receive-only check: refused.
     let mut forged = capability;
@@ -111,19 +115,16 @@ fn forged_and_receive_only_capabilities_are_held_to_what_they_allow() {
     // A process on board 1 with the forged capability: the nucleus refuses
     // the join with CapBad.
     let board = &pool.boards()[1];
-    let started = join_counter_group(&pool, 1, members, forged);
-    let status = pool.wait_process(&started, Duration::from_secs(30));
+    let joiner = join_counter_group(&pool, 1, members, forged);
+    let status = pool.wait_process(&joiner.started, Duration::from_secs(30));
     assert_eq!(status, Some(1), "{}", board.console_text());
-    assert!(
-        board.console_text().contains("cannot enter the group: capability bad"),
-        "{}",
-        board.console_text()
-    );
+    assert_eq!(joiner.figure("enter failed"), Some(Value::Signed(Status::CapBad as i64)));
     // With the receive-only capability it gets in, but may not send.
-    let started = join_counter_group(&pool, 1, members, receive_only);
-    let status = pool.wait_process(&started, Duration::from_secs(30));
+    let joiner = join_counter_group(&pool, 1, members, receive_only);
+    let status = pool.wait_process(&joiner.started, Duration::from_secs(30));
     assert_eq!(status, Some(1), "{}", board.console_text());
-    assert!(board.console_text().contains("send failed: no permission"), "{}", board.console_text());
+    assert_eq!(joiner.figure("enter failed"), None);
+    assert_eq!(joiner.figure("send failed"), Some(Value::Signed(Status::Denied as i64)));
 }
 
 /// `group-log`'s argument (see its header): lines, members, pause, resilience.
@@ -142,9 +143,8 @@ fn pair_losing_its_sequencer(min_reset: Option<u16>, wait: Duration) -> (Option<
     if let Some(min) = min_reset {
         creator.startup.environment.push(format!("MIN_RESET={min}"));
     }
-    pool.exec_with(0, "group-log", &creator).unwrap();
-    let owner =
-        pool.boards()[0].wait_for_capability("group-log: capability", Duration::from_secs(30)).unwrap();
+    let creator = pool.start_told(0, &creator);
+    let owner = creator.group();
     let rights = Rights(amoeba_abi::syscall::GROUP_RIGHT_RECEIVE | amoeba_abi::syscall::GROUP_RIGHT_SEND);
     let member = owner.restrict(rights).unwrap();
     let survivor = pool.exec_with_capability(1, "group-log", group_log_argument(300, 2, 1), member).unwrap();

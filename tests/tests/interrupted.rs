@@ -5,7 +5,9 @@
 //! The scenarios are the `interrupted` program's (see its header).
 
 use amoeba_abi::{Capability, GetPort, Port};
-use pool_tests::{TestPool, boot};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::starter::Value;
+use pool_tests::{TestPool, Told, boot};
 use qemu_pool::exec::Started;
 use std::time::Duration;
 
@@ -21,18 +23,20 @@ fn scenario(kind: u64, get_port: u64) -> u64 {
     (kind << 56) | get_port
 }
 
+/// Starts `program` with `argument` (and `capability` as `ARG`), with a
+/// bootstrap object to report to.
 fn start(
     pool: &TestPool,
     board: usize,
     program: &str,
     argument: u64,
     capability: Option<Capability>,
-) -> Started {
-    match capability {
-        Some(capability) => pool.exec_with_capability(board, program, argument, capability),
-        None => pool.exec(board, program, argument),
+) -> Told {
+    let mut exec = Exec::new(program, &[program]).with_argument(argument);
+    if let Some(capability) = capability {
+        exec = exec.with_capability("ARG", capability);
     }
-    .unwrap_or_else(|e| panic!("{e:#}"))
+    pool.start_told(board, &exec)
 }
 
 fn wait_exit(pool: &TestPool, board: usize, started: &Started) -> i32 {
@@ -48,58 +52,47 @@ fn console(pool: &TestPool, board: usize) -> String {
 #[test]
 fn an_interrupted_trans_is_given_up_and_ran_at_most_once() {
     let pool = boot(2);
-    start(&pool, 1, "counter-server", 0x0000_0000_9999, None);
-    let counter =
-        pool.boards()[1].wait_for_capability("counter-server: capability ", Duration::from_secs(30)).unwrap();
+    let server = start(&pool, 1, "counter-server", 0x0000_0000_9999, None);
+    let counter = server.serving();
     let client = start(&pool, 0, "interrupted", scenario(TRANS, 0), Some(counter));
-    let status = wait_exit(&pool, 0, &client);
-    let text = console(&pool, 0);
-    assert!(text.contains("interrupted: trans: caller memory untouched"), "{text}");
-    assert_eq!(status, 0, "{text}");
+    let status = wait_exit(&pool, 0, &client.started);
+    assert!(client.flag("caller memory untouched"), "{}", console(&pool, 0));
+    assert_eq!(status, 0, "{}", console(&pool, 0));
     // The server got the request once and ran it once; nothing ran it again.
-    assert_eq!(
-        console(&pool, 1).matches("counter-server: slow increment").count(),
-        1,
-        "{}",
-        console(&pool, 1)
-    );
-    assert!(text.contains("interrupted: trans: count 1"), "{text}");
+    assert_eq!(server.figures("slow increment").len(), 1, "{}", console(&pool, 1));
+    assert_eq!(client.unsigned("count"), 1, "{}", console(&pool, 0));
 }
 
 #[test]
 fn an_interrupted_group_receive_loses_no_message() {
     let pool = boot(1);
     let receiver = start(&pool, 0, "interrupted", scenario(RECEIVE, 0x0a11_0001), None);
-    let status = wait_exit(&pool, 0, &receiver);
-    let text = console(&pool, 0);
-    assert!(text.contains("interrupted: receive: got the message"), "{text}");
-    assert_eq!(status, 0, "{text}");
+    let status = wait_exit(&pool, 0, &receiver.started);
+    assert!(receiver.flag("got the message"), "{}", console(&pool, 0));
+    assert_eq!(status, 0, "{}", console(&pool, 0));
 }
 
 #[test]
 fn an_interrupted_join_retried_by_the_runtime_makes_one_member() {
     let pool = boot(2);
     let get_port = 0x0a11_0002;
-    start(&pool, 0, "interrupted", scenario(CREATE, get_port), None);
-    let capability =
-        pool.boards()[0].wait_for_capability("interrupted: capability ", Duration::from_secs(30)).unwrap();
+    let creator = start(&pool, 0, "interrupted", scenario(CREATE, get_port), None);
+    let capability = creator.group();
     assert_eq!(capability.port, GetPort(Port::from_u64(get_port)).put_port());
     // Every frame takes 200 ms through the switch: the join is still under
     // way when the signal comes 100 ms after it started.
     pool.switch().apply_faults("delay=200ms").unwrap();
     let joiner = start(&pool, 1, "interrupted", scenario(JOIN, 0), Some(capability));
-    let status = wait_exit(&pool, 1, &joiner);
+    let status = wait_exit(&pool, 1, &joiner.started);
     pool.switch().apply_faults("clear").unwrap();
-    let text = console(&pool, 1);
-    assert!(text.contains("interrupted: joined; members 2"), "{text}");
-    assert_eq!(status, 0, "{text}");
+    assert_eq!(joiner.unsigned("joined members"), 2, "{}", console(&pool, 1));
+    assert_eq!(status, 0, "{}", console(&pool, 1));
     // The creator saw one member join (and leave when its process ended),
     // never a third.
-    let creator = console(&pool, 0);
-    let sizes: Vec<u32> = creator
-        .lines()
-        .filter_map(|l| l.strip_prefix("interrupted: members ")?.trim().parse().ok())
-        .collect();
-    assert_eq!(sizes.first(), Some(&2), "{creator}");
-    assert!(sizes.iter().all(|&size| size <= 2), "a ghost member joined: {sizes:?}\n{creator}");
+    let sizes = creator.figures("members");
+    assert_eq!(sizes.first(), Some(&Value::Unsigned(2)), "{sizes:?}");
+    assert!(
+        sizes.iter().all(|size| matches!(size, Value::Unsigned(s) if *s <= 2)),
+        "a ghost member joined: {sizes:?}"
+    );
 }

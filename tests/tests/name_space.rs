@@ -128,7 +128,7 @@ fn the_name_space_survives_its_first_sector_zeroed_and_another_copy_garbled() {
     assert_eq!(before.len(), 2 + 12);
     pool.shut_down();
     drop(pool);
-    let identity = Identity { super_random: service.identity.super_random, root: Some(root) };
+    let identity = Identity { root: Some(root), ..service.identity };
     assert_eq!(copies(&image), vec![IdentityCopy::Valid(identity); IDENTITY_COPIES], "four copies written");
 
     // The disk's first sector zeroed, and the copy after replica 0's anchor garbled.

@@ -25,8 +25,9 @@ fn client(pool: &TestPool) -> RpcClient {
 #[test]
 fn a_stranger_without_the_host_capability_can_do_nothing() {
     let pool = boot(2);
-    let ticker = pool.exec(1, "ticker", 0).unwrap();
-    pool.boards()[1].wait_for_line("tick 1", Duration::from_secs(20)).expect("the ticker runs");
+    let told = pool.run_told(1, "ticker", 0);
+    assert!(told.wait_reports("tick", 1, Duration::from_secs(20)), "the ticker runs");
+    let ticker = told.started;
     let host = pool.host_capability(1);
     let mut stranger = client(&pool);
     let mut processes = process_server::Client::new(&mut stranger);
@@ -71,9 +72,8 @@ fn a_stranger_without_the_host_capability_can_do_nothing() {
     assert_eq!(processes.stun(&inspect_only), Err(Status::Denied));
     assert_eq!(standard::Client::new(&mut stranger).destroy(&inspect_only), Err(Status::Denied));
     // The ticker went on through all of it.
-    let ticks = pool.boards()[1].console_text().matches("tick ").count();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(pool.boards()[1].console_text().matches("tick ").count() > ticks, "the ticker was disturbed");
+    let ticks = told.figures("tick").len();
+    assert!(told.wait_reports("tick", ticks + 1, Duration::from_millis(1500)), "the ticker was disturbed");
 }
 
 #[test]
@@ -125,9 +125,8 @@ fn a_segment_made_from_a_capability_holds_what_the_target_board_read() {
     let pool = boot(2);
     let size: u64 = (3 << 20) + 5;
     let get = 0x0000_5eed;
-    pool.exec(0, "pattern-server", (get << 32) | size).unwrap();
-    let file =
-        pool.boards()[0].wait_for_capability("pattern-server: capability ", Duration::from_secs(30)).unwrap();
+    let server = pool.run_told(0, "pattern-server", (get << 32) | size);
+    let file = server.serving();
     assert_eq!(file.port, GetPort(Port::from_u64(get)).put_port());
     let pattern = |offset: u64| (offset.wrapping_mul(31) ^ (offset >> 8)) as u8;
     let (offset, length, segment_size) = (1000u64, (2 << 20) + 3, 3u64 << 20);

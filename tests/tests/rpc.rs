@@ -6,7 +6,7 @@
 use amoeba_abi::{Capability, GetPort, Port, Rights, Status};
 use amoeba_ipc::interfaces::{counter, echo, process_server, standard};
 use host_station::rpc_client::RpcClient;
-use pool_tests::{TestPool, boot};
+use pool_tests::{TELL_TIMEOUT, TestPool, Told, boot};
 use qemu_pool::exec::Control;
 use std::time::{Duration, Instant};
 
@@ -16,20 +16,12 @@ fn put_port(seed: u64) -> Port {
     GetPort(Port::from_u64(seed)).put_port()
 }
 
-fn start(pool: &TestPool, board: usize, program: &str, argument: u64) -> qemu_pool::exec::Started {
-    pool.exec(board, program, argument).unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-fn wait_for_console(pool: &TestPool, board: usize, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = pool.boards()[board].console_text();
-        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-            return line.to_string();
-        }
-        assert!(Instant::now() < deadline, "board {board} never printed \"{needle}\":\n{text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Starts a server program and waits until it announces that it serves; it
+/// and the capability it announced.
+fn start_server(pool: &TestPool, board: usize, program: &str, argument: u64) -> (Told, Capability) {
+    let server = pool.run_told(board, program, argument);
+    let capability = server.serving();
+    (server, capability)
 }
 
 /// The echo service's reply: the answering server's tag and the echoed bytes.
@@ -41,14 +33,14 @@ fn echo(client: &mut RpcClient, port: Port, text: &[u8]) -> Result<(u32, Vec<u8>
 fn an_echo_server_answers_clients_on_two_boards_and_the_host() {
     let pool = boot(3);
     let seed = 0x0000_0bad_cafe;
-    start(&pool, 0, "echo-server", seed);
-    wait_for_console(&pool, 0, "echo-server");
+    let (_server, serving) = start_server(&pool, 0, "echo-server", seed);
+    assert_eq!(serving, Capability::for_port(put_port(seed)));
     let clients: Vec<_> =
-        [1, 2].iter().map(|&b| (b, start(&pool, b, "echo-client", put_port(seed).to_u64()))).collect();
+        [1, 2].iter().map(|&b| (b, pool.run_told(b, "echo-client", put_port(seed).to_u64()))).collect();
     for (board, client) in clients {
-        let status = pool.wait_process(&client, EXIT_TIMEOUT);
-        assert_eq!(status, Some(0), "echo client on board {board}:\n{}", pool.boards()[board].console_text());
-        wait_for_console(&pool, board, "echo-client: 10 of 10 answered");
+        let status = pool.wait_process(&client.started, EXIT_TIMEOUT);
+        assert_eq!(status, Some(0), "echo client on board {board}");
+        assert_eq!(client.unsigned("answered"), 10, "echo client on board {board}");
     }
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     let (_, reply) = echo(&mut host, put_port(seed), b"from the host").expect("the host's call is answered");
@@ -59,25 +51,24 @@ fn an_echo_server_answers_clients_on_two_boards_and_the_host() {
 fn knowing_only_the_put_port_does_not_receive_requests() {
     let pool = boot(2);
     let seed = 0x0000_1234_5678;
-    let server = start(&pool, 0, "echo-server", seed | (1 << 48));
-    wait_for_console(&pool, 0, "echo-server");
+    let (server, _) = start_server(&pool, 0, "echo-server", seed | (1 << 48));
     // The impostor calls get_request with the put-port as if it were the get-port.
-    start(&pool, 1, "impostor", put_port(seed).to_u64());
-    wait_for_console(&pool, 1, "impostor: waiting");
+    let (impostor, _) = start_server(&pool, 1, "impostor", put_port(seed).to_u64());
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     for round in 0..10u8 {
         let (tag, reply) = echo(&mut host, put_port(seed), &[round]).expect("answered");
         assert_eq!((tag, reply), (1, vec![round]), "only the real server may answer");
     }
-    assert!(!pool.boards()[1].console_text().contains("impostor: got a request"));
+    assert_eq!(impostor.figure("got a request"), None, "the impostor got a request");
     // Without the real server nobody serves the put-port.
-    pool.control(&server.capability, Control::Destroy).unwrap();
+    pool.control(&server.started.capability, Control::Destroy).unwrap();
     assert_eq!(echo(&mut host, put_port(seed), b"anyone?").unwrap_err(), Status::RpcNotFound);
 }
 
-/// The counter server prints its owner capability; tests take it from there.
-fn counter_capability(pool: &TestPool, board: usize) -> Capability {
-    pool.boards()[board].wait_for_capability("counter-server: capability ", Duration::from_secs(30)).unwrap()
+/// Starts the counter server on board `board` with get-port `seed`; it and
+/// the owner capability of its counter, which it announces.
+fn start_counter(pool: &TestPool, board: usize, seed: u64) -> (Told, Capability) {
+    start_server(pool, board, "counter-server", seed)
 }
 
 #[derive(Clone, Copy)]
@@ -100,8 +91,7 @@ fn counter_call(client: &mut RpcClient, cap: &Capability, call: CounterCall) -> 
 #[test]
 fn forged_and_restricted_capabilities_are_refused() {
     let pool = boot(2);
-    start(&pool, 1, "counter-server", 0x0000_0000_7777);
-    let owner = counter_capability(&pool, 1);
+    let (_server, owner) = start_counter(&pool, 1, 0x0000_0000_7777);
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     assert_eq!(counter_call(&mut host, &owner, Increment), Ok(1));
     let info = host.std_info(&owner).expect("std_info answers");
@@ -122,8 +112,7 @@ fn forged_and_restricted_capabilities_are_refused() {
 #[test]
 fn under_loss_duplication_and_reordering_executions_equal_successful_calls() {
     let pool = boot(2);
-    start(&pool, 1, "counter-server", 0x0000_0000_8888);
-    let owner = counter_capability(&pool, 1);
+    let (_server, owner) = start_counter(&pool, 1, 0x0000_0000_8888);
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     pool.switch().apply_faults("loss=30 dup=10 reorder=10").unwrap();
     let mut successes = 0;
@@ -147,8 +136,7 @@ fn under_loss_duplication_and_reordering_executions_equal_successful_calls() {
 fn a_dead_server_board_gives_an_error_and_nothing_runs_twice_after_its_reboot() {
     let mut pool = boot(2);
     let seed = 0x0000_0000_9999;
-    start(&pool, 1, "counter-server", seed);
-    let owner = counter_capability(&pool, 1);
+    let (server, owner) = start_counter(&pool, 1, seed);
     let host_port = pool.new_host_port().unwrap();
     let caller = std::thread::spawn(move || {
         let mut client = RpcClient::new(host_port);
@@ -156,15 +144,14 @@ fn a_dead_server_board_gives_an_error_and_nothing_runs_twice_after_its_reboot() 
         let result = counter_call(&mut client, &owner, SlowIncrement);
         (result, started.elapsed(), client)
     });
-    wait_for_console(&pool, 1, "counter-server: slow increment");
+    assert!(server.wait_reports("slow increment", 1, TELL_TIMEOUT), "the slow increment never began");
     pool.kill_board(1).unwrap();
     let (result, elapsed, mut client) = caller.join().unwrap();
     assert!(result.is_err(), "a call whose server died must fail, got {result:?}");
     assert!(elapsed < Duration::from_secs(30), "the failure took {elapsed:?}");
 
     pool.restart_board(1).unwrap();
-    start(&pool, 1, "counter-server", seed);
-    let fresh = counter_capability(&pool, 1);
+    let (_fresh_server, fresh) = start_counter(&pool, 1, seed);
     std::thread::sleep(Duration::from_secs(2));
     // The old capability died with the old server, and the new server has run nothing.
     assert!(counter_call(&mut client, &owner, Read).is_err());
@@ -175,11 +162,9 @@ fn a_dead_server_board_gives_an_error_and_nothing_runs_twice_after_its_reboot() 
 fn two_servers_on_one_port_share_the_calls() {
     let pool = boot(3);
     let seed = 0x0000_4242_4242;
-    start(&pool, 0, "echo-server", seed | (1 << 48));
-    start(&pool, 1, "echo-server", seed | (2 << 48));
-    wait_for_console(&pool, 0, "echo-server");
-    wait_for_console(&pool, 1, "echo-server");
-    // Each server prints just before its first get_request registers the
+    let _first = start_server(&pool, 0, "echo-server", seed | (1 << 48));
+    let _second = start_server(&pool, 1, "echo-server", seed | (2 << 48));
+    // Each server announces just before its first get_request registers the
     // port; give both time to get there, so that the first locate finds both.
     std::thread::sleep(Duration::from_millis(300));
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
@@ -194,8 +179,9 @@ fn two_servers_on_one_port_share_the_calls() {
 #[test]
 fn each_board_serves_its_processes_by_rpc() {
     let pool = boot(2);
-    let ticker = start(&pool, 1, "ticker", 0);
-    wait_for_console(&pool, 1, "tick 1");
+    let told = pool.run_told(1, "ticker", 0);
+    assert!(told.wait_reports("tick", 1, TELL_TIMEOUT), "the ticker never ticked");
+    let ticker = told.started;
     let mut host = RpcClient::new(pool.new_host_port().unwrap());
     let info = host.std_info(&ticker.capability).expect("the process server answers STD_INFO");
     assert!(info.contains(&format!("process {} (ticker): running", ticker.pid)), "{info}");

@@ -10,6 +10,7 @@ use amoeba_abi::{Capability, Check, GetPort, Rng, Status};
 use amoeba_client::exec::{Exec, exec_placed};
 use amoeba_ipc::interfaces::process::{HOST_PLACEMENT, HostInfo};
 use amoeba_ipc::interfaces::run::{PlacementRequest, RUN_READ};
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use host_station::rpc_client::RpcClient;
 use host_station::rpc_server::RpcServer;
@@ -119,12 +120,20 @@ fn a_program_on_a_board_starts_two_children_through_the_run_server() {
     let exec = Exec::new("spawn-two", &["spawn-two"])
         .with_capability("RUN", run)
         .with_capability("PROGRAM", program_file(&pool, "show-env"));
-    let started = pool.exec_with(1, "spawn-two", &exec).unwrap();
-    assert_eq!(pool.wait_process(&started, Duration::from_secs(60)), Some(0), "{}", pool.consoles(10));
-    let console = pool.boards()[1].console_text();
+    let spawner = pool.start_told(1, &exec);
+    assert_eq!(
+        pool.wait_process(&spawner.started, Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        pool.consoles(10)
+    );
     for word in ["one", "two"] {
-        let line = console.lines().find(|l| l.starts_with(&format!("spawn-two: child {word} on board")));
-        assert!(line.is_some_and(|l| l.ends_with("exited with 42")), "{console}");
+        let host = spawner.figure(&format!("child {word} host"));
+        assert!(
+            matches!(&host, Some(Value::Text(h)) if h.starts_with("board")),
+            "child {word} ran on {host:?}"
+        );
+        assert_eq!(spawner.figure(&format!("child {word} status")), Some(Value::Signed(42)), "child {word}");
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Command numbers are grouped per server as in Amoeba: standard commands from 1000,
 //! Bullet from 2000, SOAP (directory) from 2100, run server from 3000, process server from
-//! 3100, TTY from 3300, disk from 3400, the boot service from 3500, the demo services from 4000.
+//! 3100, TTY from 3300, disk from 3400, the boot service from 3500, bootstrap
+//! and report (`starter`) from 3600, the demo services from 4000.
 
 pub mod boot;
 mod bullet_files;
@@ -15,15 +16,17 @@ mod disk_blocks;
 pub mod process;
 pub mod run;
 pub mod standard;
+pub mod starter;
 mod terminal;
 
 pub use boot::boot_service;
 pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, BulletStats, bullet};
-pub use demo::{counter, echo};
+pub use demo::{Cost, costs, counter, echo};
 pub use directory::soap;
 pub use disk_blocks::{DISK_IO_MAX, DISK_READ, DISK_WRITE, disk};
 pub use process::process_server;
 pub use run::run_server;
+pub use starter::bootstrap;
 pub use terminal::{
     TTY_CREATE_RIGHT, TTY_LOG_NAME_MAX, TTY_NAME_RIGHT, TTY_READ_MAX, TTY_READ_RIGHT, TTY_WRITE_RIGHT,
     is_log_name, tty,

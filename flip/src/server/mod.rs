@@ -74,15 +74,16 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use amoeba_abi::{GetPort, HEADER_LEN, Header, Port, Status};
+use amoeba_abi::{GetPort, HEADER_LEN, Header, LocateKey, Port, Status};
 
 use crate::config::Config;
 use crate::events::{Event, ReplyError, ReqId};
 use crate::outbox::{Dest, Outbox};
 use crate::reasm::Reassembly;
 use crate::wire::{
-    Addr, F_ABORT, F_MORE, F_NEED_ALL, F_REPLY, F_STALE, F_WORKING, FlipHeader, MAX_RANGES, Mac, Packet,
-    PacketType, REQUEST_PREFIX_LEN, RequestPrefix, encode_ranges, parse_ranges,
+    Addr, F_ABORT, F_MORE, F_NEED_ALL, F_REPLY, F_STALE, F_WORKING, FlipHeader, HereIsProof,
+    LOCATE_NONCE_LEN, MAX_RANGES, Mac, Packet, PacketType, REQUEST_PREFIX_LEN, RequestPrefix, encode_ranges,
+    here_is_message, parse_ranges,
 };
 
 mod memory;
@@ -153,10 +154,20 @@ pub(crate) struct ServerStats {
     pub clients_forgotten: u64,
 }
 
+/// A registered port.
+struct Registration {
+    /// Its get-port, to find it again without deriving the key.
+    get: GetPort,
+    /// The key that signs its HERE_IS answers.
+    key: LocateKey,
+    /// How many registrations it has.
+    count: u32,
+}
+
 /// Registered ports and what the server remembers about its clients.
 pub(crate) struct ServerSide {
-    /// Registered put-ports, with how many registrations each has.
-    registered: BTreeMap<Port, u32>,
+    /// Registered put-ports, with their keys and how many registrations each has.
+    registered: BTreeMap<Port, Registration>,
     /// At-most-once memory per client address.
     clients: BTreeMap<Addr, ClientMemory>,
     /// Requests delivered and not yet answered, by request id.
@@ -200,25 +211,37 @@ impl ServerSide {
         self.registered.len()
     }
 
+    /// Register `get`, deriving its key only if it is not registered yet.
     pub fn register(&mut self, get: &GetPort) -> Port {
-        let p = get.put_port();
-        *self.registered.entry(p).or_insert(0) += 1;
+        if let Some(p) = self.registered_port(get) {
+            if let Some(r) = self.registered.get_mut(&p) {
+                r.count = r.count.saturating_add(1);
+            }
+            return p;
+        }
+        let key = get.locate_key();
+        let p = key.put_port();
+        self.registered.insert(p, Registration { get: *get, key, count: 1 });
         p
     }
 
+    /// The put-port of `get` if it is registered (a few ports: a scan is cheaper
+    /// than deriving it).
+    pub fn registered_port(&self, get: &GetPort) -> Option<Port> {
+        self.registered.iter().find(|(_, r)| r.get == *get).map(|(p, _)| *p)
+    }
+
     pub fn unregister(&mut self, get: &GetPort) -> bool {
-        let p = get.put_port();
+        let Some(p) = self.registered_port(get) else {
+            return false;
+        };
         match self.registered.get_mut(&p) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                true
-            }
-            Some(_) => {
+            Some(r) if r.count > 1 => r.count -= 1,
+            _ => {
                 self.registered.remove(&p);
-                true
             }
-            None => false,
         }
+        true
     }
 
     pub fn is_registered(&self, p: &Port) -> bool {
@@ -261,14 +284,23 @@ impl ServerSide {
     }
 
     /// A LOCATE: answer HERE_IS, with the memory epoch, if a server for the port is
-    /// registered here.
-    pub fn on_locate(&mut self, src: Mac, h: &FlipHeader, out: &mut Outbox) {
+    /// registered here, proving with the port's key that this endpoint holds its get-port (see the
+    /// `locate` module).
+    pub fn on_locate(&mut self, src: Mac, p: &Packet<'_>, out: &mut Outbox) {
+        let h = &p.header;
         let Some(port) = h.dst.as_port() else { return };
-        if !h.src.is_node() || !self.registered.contains_key(&port) {
+        let (Some(r), Ok(nonce)) =
+            (self.registered.get(&port), <&[u8; LOCATE_NONCE_LEN]>::try_from(p.payload))
+        else {
+            return;
+        };
+        if !h.src.is_node() {
             return;
         }
+        let message = here_is_message(nonce, port, out.me.addr, out.me.inc, self.epoch);
+        let proof = HereIsProof { public_key: r.key.public_key(), signature: r.key.sign(&message) };
         let to = Dest { mac: src, addr: Addr::port(port), inc: h.src_inc };
-        out.control(to, PacketType::HereIs, 0, self.epoch, &[]);
+        out.control(to, PacketType::HereIs, 0, self.epoch, &proof.encode());
     }
 
     // ------------------------------------------------------------ requests

@@ -12,6 +12,7 @@
 //! Frames that find the queue full wait in a bounded backlog, which the
 //! device's interrupt feeds into the queue as slots free up.
 
+use crate::arch::pmu::instructions;
 use crate::devicetree::BootInfo;
 use crate::drivers::{gic, virtio};
 use crate::sync::IrqMutex;
@@ -36,14 +37,33 @@ type RawDevice = VirtIONetRaw<virtio::KernelHal, MmioTransport<'static>, QUEUE_S
 /// frame. Boxed, so it does not move while the device has its address.
 type Buffer = Box<[u8]>;
 
+/// A frame to send: its buffer (reused, so maybe longer) and how much of it
+/// is the header and frame.
+struct OutFrame {
+    buffer: Buffer,
+    len: usize,
+}
+
+impl OutFrame {
+    fn bytes(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+}
+
+/// Length of a reusable transmit buffer: any frame up to the MTU and its header.
+const TX_BUFFER_LEN: usize = RX_BUFFER_LEN;
+
 struct NetDevice {
     raw: RawDevice,
     /// Receive buffers the device holds, by token.
     receiving: [Option<Buffer>; QUEUE_SIZE],
     /// Frames the device has not finished sending, by token.
-    sending: [Option<Buffer>; QUEUE_SIZE],
+    sending: [Option<OutFrame>; QUEUE_SIZE],
     /// Frames (with their header) waiting for a free transmit slot, oldest first.
-    backlog: VecDeque<Buffer>,
+    backlog: VecDeque<OutFrame>,
+    /// Transmit buffers of `TX_BUFFER_LEN` whose frames have gone, for the
+    /// next frames: no allocation per frame sent (at most `QUEUE_SIZE` kept).
+    spare: alloc::vec::Vec<Buffer>,
     backlog_bytes: usize,
     /// Length of the virtio-net header before each frame.
     header_len: usize,
@@ -52,6 +72,31 @@ struct NetDevice {
 static DEVICE: IrqMutex<Option<NetDevice>> = IrqMutex::new(None);
 static DEVICE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 static RX_PENDING: AtomicBool = AtomicBool::new(true);
+
+/// The driver's own work, counted for `pool_control::BoardCounters`: frames
+/// and the instructions (PMU, see `arch::pmu`) spent on them, per direction,
+/// and the device interrupts with their handler's instructions.
+static RX_FRAMES: AtomicU32 = AtomicU32::new(0);
+static RX_INSTRUCTIONS: AtomicU32 = AtomicU32::new(0);
+static TX_FRAMES: AtomicU32 = AtomicU32::new(0);
+static TX_INSTRUCTIONS: AtomicU32 = AtomicU32::new(0);
+static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+static INTERRUPT_INSTRUCTIONS: AtomicU32 = AtomicU32::new(0);
+/// Instructions the last send spent reclaiming earlier frames' buffers.
+static TX_RECLAIM_INSTRUCTIONS: AtomicU32 = AtomicU32::new(0);
+
+/// Adds the instructions retired since `start` to `counter`.
+fn count_since(counter: &AtomicU32, start: u32) {
+    let spent = instructions().wrapping_sub(start);
+    counter.fetch_add(spent, Ordering::Relaxed);
+}
+
+/// What the driver has counted: (rx frames, rx instructions, tx frames, tx
+/// instructions, interrupts, interrupt instructions), each wrapping.
+pub fn counters() -> [u32; 6] {
+    [&RX_FRAMES, &RX_INSTRUCTIONS, &TX_FRAMES, &TX_INSTRUCTIONS, &INTERRUPTS, &INTERRUPT_INSTRUCTIONS]
+        .map(|counter| counter.load(Ordering::Relaxed))
+}
 
 pub enum NetError {
     NoDevice,
@@ -80,8 +125,12 @@ impl NetDevice {
             sending: [const { None }; QUEUE_SIZE],
             backlog: VecDeque::new(),
             backlog_bytes: 0,
+            spare: alloc::vec::Vec::with_capacity(QUEUE_SIZE),
             header_len,
         };
+        for _ in 0..QUEUE_SIZE {
+            device.spare.push(alloc::vec![0u8; TX_BUFFER_LEN].into_boxed_slice());
+        }
         for _ in 0..QUEUE_SIZE {
             device.give_receive_buffer(alloc::vec![0u8; RX_BUFFER_LEN].into_boxed_slice())?;
         }
@@ -118,47 +167,71 @@ impl NetDevice {
     /// waiting frames into the slots that freed.
     fn reclaim_sent(&mut self) {
         while let Some(token) = self.raw.poll_transmit() {
-            let Some(buffer) = self.sending[token as usize].take() else { break };
-            // SAFETY: `buffer` is the one handed over with this token.
-            if let Err(error) = unsafe { self.raw.transmit_complete(token, &buffer) } {
+            let Some(frame) = self.sending[token as usize].take() else { break };
+            // SAFETY: `frame` is the one handed over with this token.
+            if let Err(error) = unsafe { self.raw.transmit_complete(token, frame.bytes()) } {
                 crate::println!("nucleus: virtio-net transmit completion failed: {error:?}");
+            }
+            // Kept within the capacity reserved at start: never a reallocation.
+            if frame.buffer.len() == TX_BUFFER_LEN && self.spare.len() < self.spare.capacity() {
+                self.spare.push(frame.buffer);
             }
         }
         while self.raw.can_send() {
-            let Some(buffer) = self.backlog.pop_front() else { break };
-            self.backlog_bytes -= buffer.len();
-            if let Err(error) = self.start_sending(buffer) {
+            let Some(frame) = self.backlog.pop_front() else { break };
+            self.backlog_bytes -= frame.len;
+            if let Err(error) = self.start_sending(frame) {
                 crate::println!("nucleus: virtio-net send failed: {error}");
             }
         }
     }
 
-    fn start_sending(&mut self, buffer: Buffer) -> Result<(), NetError> {
+    fn start_sending(&mut self, frame: OutFrame) -> Result<(), NetError> {
         // SAFETY: the buffer is boxed and kept in `sending` under its token
         // until the device gives the token back (`reclaim_sent`).
-        let token = unsafe { self.raw.transmit_begin(&buffer) }.map_err(NetError::Driver)?;
-        self.sending[token as usize] = Some(buffer);
+        let token = unsafe { self.raw.transmit_begin(frame.bytes()) }.map_err(NetError::Driver)?;
+        self.sending[token as usize] = Some(frame);
         Ok(())
+    }
+
+    /// A buffer for `len` bytes: a spare one if it fits, else a new one
+    /// (`None` without heap).
+    fn buffer_for(&mut self, len: usize) -> Option<Buffer> {
+        if len <= TX_BUFFER_LEN
+            && let Some(buffer) = self.spare.pop()
+        {
+            return Some(buffer);
+        }
+        let mut bytes = alloc::vec::Vec::new();
+        let size = if len <= TX_BUFFER_LEN { TX_BUFFER_LEN } else { len };
+        bytes.try_reserve_exact(size).ok()?;
+        bytes.resize(size, 0u8);
+        Some(bytes.into_boxed_slice())
     }
 
     /// Queues one frame for sending, behind any that wait.
     fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
+        // Counted apart from the frame's own sending: how much there is to
+        // reclaim follows the host's timing, not this frame.
+        let start = instructions();
         self.reclaim_sent();
+        TX_RECLAIM_INSTRUCTIONS.store(instructions().wrapping_sub(start), Ordering::Relaxed);
         // A frame that finds no heap is dropped, like one the wire loses.
-        let mut bytes = alloc::vec::Vec::new();
-        bytes.try_reserve_exact(self.header_len + frame.len()).map_err(|_| NetError::Congested)?;
-        bytes.resize(self.header_len + frame.len(), 0u8);
-        let mut buffer = bytes.into_boxed_slice();
-        self.raw.fill_buffer_header(&mut buffer).map_err(NetError::Driver)?;
-        buffer[self.header_len..].copy_from_slice(frame);
+        let len = self.header_len + frame.len();
+        let mut buffer = self.buffer_for(len).ok_or(NetError::Congested)?;
+        self.raw.fill_buffer_header(&mut buffer[..len]).map_err(NetError::Driver)?;
+        buffer[self.header_len..len].copy_from_slice(frame);
+        let out = OutFrame { buffer, len };
         if self.backlog.is_empty() && self.raw.can_send() {
-            return self.start_sending(buffer);
+            return self.start_sending(out);
         }
-        if self.backlog_bytes + buffer.len() > BACKLOG_BYTES {
+        if self.backlog_bytes + len > BACKLOG_BYTES {
             return Err(NetError::Congested);
         }
-        self.backlog_bytes += buffer.len();
-        self.backlog.push_back(buffer);
+        // The backlog's own growth must not abort the board either.
+        self.backlog.try_reserve(1).map_err(|_| NetError::Congested)?;
+        self.backlog_bytes += len;
+        self.backlog.push_back(out);
         Ok(())
     }
 }
@@ -190,6 +263,7 @@ pub fn handle_interrupt(intid: u32) -> Interrupt {
     if intid != DEVICE_INTID.load(Ordering::Relaxed) {
         return Interrupt::NotOurs;
     }
+    let start = instructions();
     let frames_in = match DEVICE.lock().as_mut() {
         Some(device) => {
             device.raw.ack_interrupt();
@@ -201,6 +275,8 @@ pub fn handle_interrupt(intid: u32) -> Interrupt {
     if frames_in {
         RX_PENDING.store(true, Ordering::Release);
     }
+    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    count_since(&INTERRUPT_INSTRUCTIONS, start);
     Interrupt::Handled { frames_in }
 }
 
@@ -211,7 +287,12 @@ pub fn work_pending() -> bool {
 
 /// Queues one whole Ethernet frame for sending and returns at once.
 pub fn send(frame: &[u8]) -> Result<(), NetError> {
-    DEVICE.lock().as_mut().ok_or(NetError::NoDevice)?.send(frame)
+    let start = instructions();
+    TX_RECLAIM_INSTRUCTIONS.store(0, Ordering::Relaxed);
+    let sent = DEVICE.lock().as_mut().ok_or(NetError::NoDevice)?.send(frame);
+    TX_FRAMES.fetch_add(1, Ordering::Relaxed);
+    count_since(&TX_INSTRUCTIONS, start.wrapping_add(TX_RECLAIM_INSTRUCTIONS.load(Ordering::Relaxed)));
+    sent
 }
 
 /// Frames dropped on the way out (the backlog full, no heap): like frames
@@ -236,13 +317,18 @@ pub fn poll(mut handle: impl FnMut(&[u8])) {
     loop {
         // Take one frame out under the lock, handle it without the lock (the
         // handler may send).
+        let start = instructions();
         let received = DEVICE.lock().as_mut().and_then(NetDevice::take_received);
         let Some((buffer, frame)) = received else { return };
+        count_since(&RX_INSTRUCTIONS, start);
         handle(&buffer[frame]);
+        let start = instructions();
         if let Some(device) = DEVICE.lock().as_mut()
             && let Err(error) = device.give_receive_buffer(buffer)
         {
             crate::println!("nucleus: virtio-net lost a receive buffer: {error}");
         }
+        RX_FRAMES.fetch_add(1, Ordering::Relaxed);
+        count_since(&RX_INSTRUCTIONS, start);
     }
 }

@@ -1,5 +1,5 @@
 //! The board side of the pool control protocol (crate `pool-control`):
-//! readiness, discovery, the frame echo and clock readings, answered
+//! readiness, discovery, the frame echo, clock readings and work counters, answered
 //! straight from the network path. Nothing here changes the board's state:
 //! processes are made through the process server, by capability.
 
@@ -7,7 +7,7 @@
 
 use crate::drivers::net as device;
 pub use pool_control::Mac;
-use pool_control::{BROADCAST, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
+use pool_control::{BROADCAST, BoardCounters, BoardStatus, Frame, MAX_FRAME_LEN, Message, encode_frame};
 
 /// Who this board is, as it reports itself.
 pub struct Identity {
@@ -121,10 +121,32 @@ impl PoolControl {
                 let micros = crate::drivers::timer::uptime_micros();
                 self.send(frame.source, &Message::TimeReply { id, micros });
             }
+            Message::CounterQuery { id } => {
+                let instructions = crate::arch::pmu::instructions();
+                let [
+                    rx_frames,
+                    rx_instructions,
+                    tx_frames,
+                    tx_instructions,
+                    interrupts,
+                    interrupt_instructions,
+                ] = device::counters();
+                let counters = BoardCounters {
+                    instructions,
+                    rx_frames,
+                    rx_instructions,
+                    tx_frames,
+                    tx_instructions,
+                    interrupts,
+                    interrupt_instructions,
+                };
+                self.send(frame.source, &Message::Counters { id, counters });
+            }
             Message::Ready(_)
             | Message::PeerEchoResult { .. }
             | Message::TimeReply { .. }
-            | Message::PortAssigned { .. } => {}
+            | Message::PortAssigned { .. }
+            | Message::Counters { .. } => {}
         }
     }
 }

@@ -3,8 +3,9 @@
 //! arguments (`bullet-client 0 1 1048577`). Each file's byte i is
 //! `(i * 7 + size) as u8`. Files are streamed a piece at a time both ways
 //! (`amoeba_client::files::put_from`, `get_into`), so a file may be far larger than
-//! the program's heap. Prints `bullet-client: SIZE ok CAPABILITY` per file
-//! and exits 0 if every file came back byte for byte.
+//! the program's heap. Prints `bullet-client: SIZE ok CAPABILITY` per file,
+//! reports each file to its starter (`file SIZE`: its capability), and exits
+//! 0 if every file came back byte for byte.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -13,9 +14,10 @@ extern crate alloc;
 use alloc::string::String;
 use amoeba_abi::Capability;
 use amoeba_client::files::{self, StreamError};
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_rt::env;
-use amoeba_rt::println;
 use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(args main);
 
@@ -61,7 +63,10 @@ fn main(argv: &[String]) -> i32 {
     let mut failed = 0;
     for size in argv.iter().skip(1).filter_map(|a| a.parse::<u64>().ok()) {
         match round_trip(&server, size) {
-            Ok(file) => println!("bullet-client: {size} ok {file}"),
+            Ok(file) => {
+                println!("bullet-client: {size} ok {file}");
+                let _ = starter::report(&alloc::format!("file {size}"), Value::Capability(file));
+            }
             Err(why) => {
                 println!("bullet-client: {size} failed: {why}");
                 failed += 1;

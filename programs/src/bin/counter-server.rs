@@ -1,6 +1,8 @@
 //! `counter-server`: serves the counter interface (`amoeba_ipc::interfaces::counter`)
-//! on put-port F(G), with G the argument: it holds one counter object and prints
-//! its owner capability (`counter-server: capability <cap>`). Slow increment
+//! on put-port F(G), with G the argument: it holds one counter object and
+//! announces its owner capability to its starter (`BOOTSTRAP`; the console
+//! line `counter-server: capability <cap>` is for people). Slow increment
+//! reports `slow increment` to the starter and
 //! prints, waits 3 s, then increments (for tests that kill the server meanwhile).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
@@ -8,10 +10,11 @@
 use amoeba_abi::{GetPort, Port, Rng, Status};
 use amoeba_ipc::interface::Call;
 use amoeba_ipc::interfaces::counter;
+use amoeba_ipc::interfaces::starter::{Announcement, Value};
 use amoeba_ipc::server::{ObjectTable, TableServer};
-use amoeba_rt::println;
 use amoeba_rt::rpc::serve;
 use amoeba_rt::time;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -38,6 +41,8 @@ impl counter::Server for Counters {
     }
     fn slow_increment(&mut self, call: &Call<'_>) -> Result<u32, Status> {
         println!("counter-server: slow increment");
+        // Told before the wait, so a test may kill the server meanwhile.
+        let _ = starter::report("slow increment", Value::Flag(true));
         time::sleep_us(3_000_000);
         self.increment(call)
     }
@@ -57,6 +62,7 @@ fn main(argument: u64) -> i32 {
         }
     };
     println!("counter-server: capability {capability}");
+    let _ = starter::announce(&Announcement::Serving(capability));
     let status = serve(&get, 4096, |header, buf| counter::dispatch(&mut server, header, buf));
     println!("counter-server: get_request failed: {status}");
     1

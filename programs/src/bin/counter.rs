@@ -1,6 +1,7 @@
 //! `counter`: four threads each add 1 to a shared `Mutex<u64>` 10,000
 //! times, sometimes yielding inside the critical section to provoke
-//! contention. Prints `counter total <n>` and exits 0 if n is 40000.
+//! contention. Prints `counter total <n>`, reports it to its starter
+//! (`total`) and exits 0 if n is 40000.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -8,9 +9,10 @@ extern crate alloc;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_rt::sync::Mutex;
 use amoeba_rt::thread;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -45,5 +47,6 @@ fn main(_argument: u64) -> i32 {
     }
     let total = *total.lock();
     println!("counter total {total}");
+    let _ = starter::report("total", Value::Unsigned(total));
     if total == THREADS * ROUNDS { 0 } else { 1 }
 }

@@ -1,13 +1,15 @@
 //! `echo-client`: calls the echo service at the put-port given as the
 //! argument ten times, checks every reply, prints
-//! `echo-client: <n> of 10 answered` and exits 0 only if all were.
+//! `echo-client: <n> of 10 answered`, reports n to its starter (`answered`)
+//! and exits 0 only if all were.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
 use amoeba_abi::{Capability, Port};
 use amoeba_ipc::interfaces::echo;
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_rt::rpc::Nucleus;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -23,5 +25,6 @@ fn main(argument: u64) -> i32 {
         }
     }
     println!("echo-client: {answered} of 10 answered");
+    let _ = starter::report("answered", Value::Unsigned(answered));
     if answered == 10 { 0 } else { 1 }
 }

@@ -1,18 +1,20 @@
 //! `echo-server`: serves the echo interface (`amoeba_ipc::interfaces::echo`) on
 //! put-port F(G), with the get-port G in the low 48 bits of the argument. The
 //! argument's top 16 bits are the server's tag, in every reply, so clients can
-//! tell which of several servers on one port answered.
+//! tell which of several servers on one port answered. It announces that it
+//! serves (the port's capability) to its starter, if it has one.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
 extern crate alloc;
 
 use alloc::vec::Vec;
-use amoeba_abi::{Check, GetPort, Port, Status};
+use amoeba_abi::{Capability, Check, GetPort, Port, Status};
 use amoeba_ipc::interface::{Call, Objects};
 use amoeba_ipc::interfaces::echo;
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_rt::rpc::serve;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -56,6 +58,7 @@ fn main(argument: u64) -> i32 {
     let mut server =
         Echo { port: get.put_port(), tag: (argument >> 48) as u32, source: alloc::vec![0xa5; MAX_REQUEST] };
     println!("echo-server {}: serving put-port {}", server.tag, server.port);
+    let _ = starter::announce(&Announcement::Serving(Capability::for_port(server.port)));
     let status = serve(&get, MAX_REQUEST, |header, buf| echo::dispatch(&mut server, header, buf));
     println!("echo-server {}: get_request failed: {status}", server.tag);
     1

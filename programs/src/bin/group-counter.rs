@@ -1,18 +1,22 @@
 //! `group-counter`: a replicated counter. Argument: bits 48..56 the number
 //! of members to wait for; bit 63 "create the group" on the put-port of the
-//! get-port in bits 0..48 (and print its capability), else join the group
+//! get-port in bits 0..48 (and announce its capability to its starter:
+//! `Group`), else join the group
 //! of the capability given at exec. Every member waits until the group has
 //! that many members, sends five increments `+<member id>` in the group's order, and
 //! applies every delivered increment to its copy. When all increments are
 //! in, it prints `group-counter: value <v> order <hash>`, where the hash
-//! covers the whole order of operations, and exits 0.
+//! covers the whole order of operations, reports both to its starter
+//! (`value`, `order`) and exits 0. A failure to enter the group or to send is
+//! reported too (`enter failed`, `send failed`: the status's code).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
 use amoeba_abi::{GetPort, Port};
+use amoeba_ipc::interfaces::starter::{Announcement, Value};
 use amoeba_rt::group::Group;
-use amoeba_rt::println;
 use amoeba_rt::time;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -23,6 +27,7 @@ fn main(argument: u64) -> i32 {
     let group = if argument >> 63 == 1 {
         Group::create(GetPort(Port::from_u64(argument & 0xffff_ffff_ffff)), 0).map(|(group, capability)| {
             println!("group-counter: capability {capability}");
+            let _ = starter::announce(&Announcement::Group(capability));
             group
         })
     } else {
@@ -32,6 +37,7 @@ fn main(argument: u64) -> i32 {
         Ok(group) => group,
         Err(status) => {
             println!("group-counter: cannot enter the group: {status}");
+            let _ = starter::report("enter failed", Value::Signed(status as i64));
             return 1;
         }
     };
@@ -50,6 +56,7 @@ fn main(argument: u64) -> i32 {
             let message = [b'+', me as u8];
             if let Err(status) = group.send(&message) {
                 println!("group-counter: send failed: {status}");
+                let _ = starter::report("send failed", Value::Signed(status as i64));
                 return 1;
             }
             sent += 1;
@@ -71,6 +78,8 @@ fn main(argument: u64) -> i32 {
         }
     }
     println!("group-counter: value {value} order {order_hash:016x}");
+    let _ = starter::report("value", Value::Unsigned(value));
+    let _ = starter::report("order", Value::Unsigned(order_hash));
     // Leaving hands the sequencer's role on if this member holds it.
     if let Err(status) = group.leave() {
         println!("group-counter: leave failed: {status}");

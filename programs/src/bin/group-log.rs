@@ -10,7 +10,8 @@
 //! * bits 48..56: how many members to wait for before sending;
 //! * bits 56..60: pause between lines, in units of 10 ms;
 //! * bits 60..63: the group's resilience degree (creator only);
-//! * bit 63: create the group (and print `group-log: capability <cap>`),
+//! * bit 63: create the group (and announce its capability to the starter:
+//!   `Group`; the console shows it too),
 //!   else join the group of the capability given at exec.
 //!
 //! Environment (creator only): `MIN_RESET=n`, the members a reset needs
@@ -31,9 +32,10 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use amoeba_abi::{GetPort, Port};
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_rt::group::{EntryKind, Group, GroupOptions};
-use amoeba_rt::println;
 use amoeba_rt::{env, thread, time};
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -66,6 +68,7 @@ fn enter(arguments: &Arguments) -> Result<Group, amoeba_abi::Status> {
         let options = GroupOptions { resilience: arguments.resilience, bb_threshold: 0, min_reset_members };
         let (group, capability) = Group::create_with(get_port, &options)?;
         println!("group-log: capability {capability}");
+        let _ = starter::announce(&Announcement::Group(capability));
         return Ok(group);
     }
     Group::join_given()

@@ -9,7 +9,8 @@
 //!
 //! Prints `hostile FAILED <check> ...` for each failed check, then
 //! `hostile: <n> checks, <f> failed` (the only line that starts with
-//! `hostile: `); exits 0 only if none failed.
+//! `hostile: `), reports both counts to its starter (`checks`, `failed`);
+//! exits 0 only if none failed.
 //!
 //! With argument 1 it is the long-lived child the process checks need: it
 //! sleeps until destroyed.
@@ -29,9 +30,10 @@ use amoeba_abi::syscall::{
     PROCESS_STUN, RIGHT_INSPECT, SCHED_PREEMPTIVE, Syscall,
 };
 use amoeba_abi::{Capability, GetPort, HEADER_LEN, Header, Port, Rights, Status};
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_rt::process::{Process, encode_descriptor};
 use amoeba_rt::sync::Mutex;
+use amoeba_rt::{println, starter};
 use amoeba_rt::{signal, sys, thread, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -160,6 +162,8 @@ fn main(argument: u64) -> i32 {
     controls(&mut report);
     setup.finish(&mut report);
     println!("hostile: {} checks, {} failed", report.checks, report.failed);
+    let _ = starter::report("checks", Value::Unsigned(report.checks.into()));
+    let _ = starter::report("failed", Value::Unsigned(report.failed.into()));
     if report.failed == 0 { 0 } else { 1 }
 }
 

@@ -14,6 +14,11 @@
 //!   change (`interrupted: members N`).
 //! - `JOIN` (exec capability: the group's): a thread blocked in a join is
 //!   signalled; the runtime retries; the group must have one new member.
+//!
+//! What the tests check is also reported to the starter (`BOOTSTRAP`) as
+//! figures: `caller memory untouched` and `count` (TRANS), `got the message`
+//! (RECEIVE), the group's size at every membership change as `members`
+//! (CREATE, whose group capability is announced), `joined members` (JOIN).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -22,10 +27,11 @@ extern crate alloc;
 use alloc::boxed::Box;
 use amoeba_abi::syscall::{Syscall, result};
 use amoeba_abi::{Capability, GetPort, HEADER_LEN, Header, Port, Status};
+use amoeba_ipc::interfaces::starter::{Announcement, Value};
 use amoeba_rt::group::{EntryKind, Group};
-use amoeba_rt::println;
 use amoeba_rt::sys::{self, syscall};
 use amoeba_rt::{exec_capability, signal, thread, time};
+use amoeba_rt::{println, starter};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 
 amoeba_rt::entry!(main);
@@ -164,7 +170,9 @@ fn trans_scenario() -> bool {
     // By now the server has answered the increment; nothing may land in
     // the buffers of the call that was given up.
     time::sleep_us(SLOW_INCREMENT_US + MARGIN_US);
-    if buffers_untouched() {
+    let untouched = buffers_untouched();
+    let _ = starter::report("caller memory untouched", Value::Flag(untouched));
+    if untouched {
         println!("interrupted: trans: caller memory untouched");
     } else {
         println!("interrupted: trans: the late reply was written into the caller's memory");
@@ -172,7 +180,10 @@ fn trans_scenario() -> bool {
     }
     let mut reply = [0u8; 8];
     match sys::trans(&Header::request(&capability, COUNTER_READ), &[], &mut reply) {
-        Ok((header, _)) => println!("interrupted: trans: count {}", header.extra),
+        Ok((header, _)) => {
+            println!("interrupted: trans: count {}", header.extra);
+            let _ = starter::report("count", Value::Unsigned(header.extra.into()));
+        }
         Err(status) => {
             println!("interrupted: trans: reading the count failed: {status}");
             passed = false;
@@ -201,6 +212,7 @@ fn receive_scenario(get_port: GetPort) -> bool {
             Ok(got) if &buf[..got.len] == MESSAGE => {
                 RECEIVED.store(true, Ordering::SeqCst);
                 println!("interrupted: receive: got the message");
+                let _ = starter::report("got the message", Value::Flag(true));
                 true
             }
             Ok(got) => {
@@ -238,11 +250,13 @@ fn create_scenario(get_port: GetPort) -> bool {
         }
     };
     println!("interrupted: capability {capability}");
+    let _ = starter::announce(&Announcement::Group(capability));
     let mut buf = [0u8; 64];
     loop {
         match group.receive_entry(&mut buf) {
             Ok(entry) if matches!(entry.kind, EntryKind::MemberJoined | EntryKind::MemberLeft) => {
                 println!("interrupted: members {}", entry.members);
+                let _ = starter::report("members", Value::Unsigned(entry.members.into()));
             }
             Ok(_) => {}
             Err(status) => {
@@ -271,6 +285,7 @@ fn join_scenario() -> bool {
     match group.info() {
         Ok(info) => {
             println!("interrupted: joined; members {}", info.members);
+            let _ = starter::report("joined members", Value::Unsigned(info.members.into()));
             true
         }
         Err(status) => {

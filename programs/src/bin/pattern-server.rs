@@ -1,8 +1,8 @@
 //! `pattern-server`: a file server with one read-only file of `size` bytes
 //! (the argument's low 32 bits) whose byte at offset i is
 //! `(i * 31 ^ i >> 8) as u8`, served with the read operation of Bullet
-//! files on put-port F(G), G = the argument's high 32 bits. It prints the
-//! file's capability (`pattern-server: capability <cap>`). Tests make
+//! files on put-port F(G), G = the argument's high 32 bits. It announces the
+//! file's capability to its starter (and prints it for people). Tests make
 //! segments from it on other boards and check every byte.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
@@ -12,9 +12,10 @@ extern crate alloc;
 use alloc::vec::Vec;
 use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Status};
 use amoeba_ipc::interface::{Call, Objects};
+use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{BS_IO_MAX, BulletStats, bullet};
-use amoeba_rt::println;
 use amoeba_rt::rpc::serve;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -86,6 +87,7 @@ fn main(argument: u64) -> i32 {
     let mut server = Patterns { port: get.put_port(), size: argument & 0xffff_ffff };
     let file = Capability::owner(server.port, FILE, RANDOM).restrict(Rights::READ).expect("owner restricts");
     println!("pattern-server: capability {file}");
+    let _ = starter::announce(&Announcement::Serving(file));
     let status = serve(&get, 4096, |header, buf| bullet::dispatch(&mut server, header, buf));
     println!("pattern-server: get_request failed: {status}");
     1

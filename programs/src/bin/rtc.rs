@@ -2,14 +2,16 @@
 //! thread sets a flag when it first runs; the main thread busy-loops ~300 ms
 //! (no system call but `time`) and notes whether the flag got set meanwhile.
 //! Prints `rtc: interleaved=yes` (preemptive) or `rtc: interleaved=no`
-//! (run to completion), exits 0.
+//! (run to completion), reports the same to its starter (`interleaved`),
+//! exits 0.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
 extern crate alloc;
 
 use alloc::sync::Arc;
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Value;
+use amoeba_rt::{println, starter};
 use amoeba_rt::{thread, time};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,5 +30,6 @@ fn main(_argument: u64) -> i32 {
     let interleaved = ran.load(Ordering::SeqCst);
     other.join();
     println!("rtc: interleaved={}", if interleaved { "yes" } else { "no" });
+    let _ = starter::report("interleaved", Value::Flag(interleaved));
     0
 }

@@ -2,7 +2,8 @@
 //! segment, writes a message into it, starts `shm-child` with the same
 //! segment mapped at another address (passed as the argument), waits for
 //! it, and checks the reply it wrote. Prints `shared memory: ok` and exits
-//! 0, or prints what it saw and exits 1.
+//! 0, or prints what it saw and exits 1; reports to its starter whether it
+//! was ok (`ok`).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -11,9 +12,10 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use amoeba_abi::syscall::MAP_WRITE;
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_rt::process::Builder;
 use amoeba_rt::segment::Segment;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -29,7 +31,9 @@ const MESSAGE_TEXT: &[u8] = b"hello child, this is shm-parent";
 const REPLY_TEXT: &[u8] = b"hello parent, this is shm-child";
 
 fn main(_argument: u64) -> i32 {
-    match run() {
+    let outcome = run();
+    let _ = starter::report("ok", Value::Flag(outcome.is_ok()));
+    match outcome {
         Ok(()) => {
             println!("shared memory: ok");
             0

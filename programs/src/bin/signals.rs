@@ -1,11 +1,13 @@
 //! `signals`: signals between the threads of one process. A worker thread
 //! catches signal 5 and ignores signal 6; the main thread raises both at it
 //! and checks that only the caught one ran the handler, on the worker.
-//! Prints `signals: ok` and exits 0, or says what went wrong and exits 1.
+//! Prints `signals: ok` and exits 0, or says what went wrong and exits 1;
+//! reports the number of failed checks to its starter (`failures`).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Value;
+use amoeba_rt::{println, starter};
 use amoeba_rt::{signal, thread, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -73,6 +75,7 @@ fn main(_argument: u64) -> i32 {
     }
     STOP.store(1, Ordering::SeqCst);
     worker.join();
+    let _ = starter::report("failures", Value::Unsigned(failures as u64));
     if failures == 0 {
         println!("signals: ok");
         0

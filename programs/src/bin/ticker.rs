@@ -1,9 +1,12 @@
-//! `ticker`: prints `tick <n>` every 100 ms (sleeping in between), forever.
+//! `ticker`: prints `tick <n>` every 100 ms (sleeping in between), forever,
+//! and reports each tick to its starter (`tick`), if it has one, so that a
+//! test sees it make progress (or not, while stunned).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
-use amoeba_rt::println;
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_rt::time;
+use amoeba_rt::{println, starter};
 
 amoeba_rt::entry!(main);
 
@@ -19,6 +22,9 @@ fn main(_argument: u64) -> i32 {
         }
         tick += 1;
         println!("tick {tick}");
+        if starter::has_starter() {
+            let _ = starter::report("tick", Value::Unsigned(tick));
+        }
         // Fixed rate: a late wake-up does not shift later ticks.
         next += PERIOD_US;
     }

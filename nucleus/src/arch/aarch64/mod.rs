@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod exception;
 pub mod firmware;
 pub mod mmu;
+pub mod pmu;
 pub mod timer;
 
 core::arch::global_asm!(include_str!("boot.s"));
