@@ -49,6 +49,17 @@ fn forged(u: &mut Unstructured<'_>, port: Port, server_inc: u32) -> Result<Vec<u
             let n = p.len() as u32;
             (p, n, 0)
         }
+        // A LOCATE's nonce, a HERE_IS's (forged) proof.
+        PacketType::Locate | PacketType::HereIs => {
+            let len = if ptype == PacketType::Locate {
+                flip::wire::LOCATE_NONCE_LEN
+            } else {
+                flip::wire::HERE_IS_PROOF_LEN
+            };
+            let mut p = vec![0u8; len];
+            u.fill_buffer(&mut p)?;
+            (p, len as u32, 0)
+        }
         _ => (Vec::new(), 0, 0),
     };
     let header = FlipHeader {
