@@ -1006,7 +1006,12 @@ impl Sim {
             for &(n, svc, r) in &results {
                 match r {
                     Ok(()) => {}
-                    Err(Status::ServerRestarted) => next.push((n, svc)),
+                    // Also allowed once per round: `NoSpace`, a server whose
+                    // budget for partly received requests was still full of the
+                    // adversary's fragments (they expire after the reassembly
+                    // timeout). Like `ServerRestarted`, it never ran; the pair
+                    // must still get through within the rounds.
+                    Err(Status::ServerRestarted | Status::NoSpace) => next.push((n, svc)),
                     Err(e) => {
                         let e = format!("calm phase: node {n} got {e} for service {svc}");
                         self.err(e);
