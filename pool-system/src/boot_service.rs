@@ -140,6 +140,7 @@ pub fn config(pool: &Pool, services: &Services<'_>) -> Result<BootConfig> {
                 format!("REPLICAS={replicas}"),
                 String::from("MODE=join"),
                 format!("SEED={}", random_hex(23)?),
+                format!("PORTS={}", dir.identity.ports.to_hex()),
             ],
             capabilities,
             check: ServiceCheck::DirectoryReplica {
