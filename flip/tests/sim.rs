@@ -520,7 +520,7 @@ impl Sim {
             src: ADVERSARY_MAC,
             packet: Packet { header, payload: f.packet.payload },
         };
-        self.inject(victim, relayed.encode(), 0);
+        self.inject_as_impostor(victim, relayed.encode());
     }
 
     /// Node `n` broadcast `frame`: if it is a LOCATE, answer it as an impostor.
@@ -577,14 +577,23 @@ impl Sim {
                         src: ADVERSARY_MAC,
                         packet: Packet { header: ask, payload: &nonce },
                     };
-                    self.inject(s, f.encode(), 0);
+                    self.inject_as_impostor(s, f.encode());
                 }
                 None
             }
         };
         if let Some(frame) = answer {
-            self.inject(n, frame, 0);
+            self.inject_as_impostor(n, frame);
         }
+    }
+
+    /// The impostor puts `frame` on the wire to node `to`, its delay drawn from the
+    /// adversary's own stream, so the honest parts of a seed stay as they were.
+    fn inject_as_impostor(&mut self, to: usize, frame: Vec<u8>) {
+        let Some(a) = &mut self.adversary else { return };
+        let d = a.rng.range(self.p.delay_lo, self.p.delay_lo.max(self.p.delay_hi));
+        let at = self.now + d;
+        self.at(at, Ev::Deliver { to, frame });
     }
 
     /// Replay one recorded request message.
