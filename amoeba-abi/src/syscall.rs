@@ -156,12 +156,13 @@ impl GroupMessageInfo {
 
     /// Reads the wire form.
     pub fn decode(bytes: &[u8; 16]) -> Self {
+        let [s0, s1, s2, s3, s4, s5, s6, s7, f0, f1, f2, f3, more, kind, m0, m1] = *bytes;
         GroupMessageInfo {
-            sequence: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
-            sender: u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
-            more: bytes[12],
-            kind: bytes[13],
-            members: u16::from_le_bytes([bytes[14], bytes[15]]),
+            sequence: u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]),
+            sender: u32::from_le_bytes([f0, f1, f2, f3]),
+            more,
+            kind,
+            members: u16::from_le_bytes([m0, m1]),
         }
     }
 }
