@@ -164,9 +164,14 @@ test: lint build
 soak-nucleus: build
     cargo test -p pool-tests --test processes -- --ignored
 
-# Soak the whole system: 64 `ax --detach hog` on 32 boards, read through `hosts` (several minutes).
-soak-pool: build
-    cargo test -p pool-tests --test sessions -- --ignored --nocapture
+# The whole system on 32 boards, `times` in a row: 64 `ax --detach hog`, read through `hosts` (about two minutes each; once in CI).
+soak-pool times="5": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for run in $(seq {{times}}); do
+        echo "run $run of {{times}}"
+        cargo test -p pool-tests --test sessions sixty_four_detached -- --nocapture
+    done
 
 # Soak the simulations (release, niced): `seeds` per sequencer scenario and for the FLIP simulation; prints each scenario's counts and every failing seed with how to replay it.
 soak seeds="1000000" threads="1":

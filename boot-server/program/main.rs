@@ -8,7 +8,7 @@
 //!
 //! Threads, polling every quarter second: one per board (its process
 //! server's info: answering, uptime; and once, its process list, to find the
-//! services already running); per service three that check it in turn (one
+//! services already running; on a big pool less often, `Timing::for_boards`); per service three that check it in turn (one
 //! stuck on a check sent to a process that died leaves the others going), one
 //! that asks its board's process server about its process, and one that
 //! carries out its starts (from the board's own boot bundle: a dead Bullet
@@ -132,9 +132,8 @@ fn spawn(f: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// Sleeps what is left of a poll period that began at `started`.
-fn rest_of_period(table: &Table, started: u64) {
-    let period = table.lock().timing().poll_us;
+/// Sleeps what is left of a poll period of `period` that began at `started`.
+fn rest_of_period(period: u64, started: u64) {
     time::sleep_us(period.saturating_sub(time::now_us().saturating_sub(started)));
 }
 
@@ -204,7 +203,8 @@ fn watch_board(table: Table, id: u16, host: Capability) {
             Err(Status::ServerRestarted) => table.lock().board_restarted(id, sent, time::now_us()),
             Err(_) => {}
         }
-        rest_of_period(&table, sent);
+        let period = table.lock().timing().board_poll_us;
+        rest_of_period(period, sent);
     }
 }
 
@@ -264,7 +264,8 @@ fn watch_process(table: Table, service: usize) {
                 table.lock().process_seen(service, process, time::now_us(), seen);
             }
         }
-        rest_of_period(&table, started);
+        let period = table.lock().timing().poll_us;
+        rest_of_period(period, started);
     }
 }
 
@@ -392,7 +393,8 @@ fn main(_: u64) -> i32 {
     let config = config_when_readable(&system);
     let services = config.services.len();
     let boards: Vec<(u16, Capability)> = config.boards.iter().map(|b| (b.id, b.host)).collect();
-    let table: Table = Arc::new(Mutex::new(ServiceTable::new(config, Timing::default(), time::now_us())));
+    let table: Table =
+        Arc::new(Mutex::new(ServiceTable::new(config, Timing::for_boards(boards.len()), time::now_us())));
     let bootstrap = Arc::new(Bootstrap {
         port: bootstrap_get.put_port(),
         checks: Mutex::new(alloc::vec![None; services]),
@@ -446,6 +448,7 @@ fn main(_: u64) -> i32 {
                 mailbox.ready.release();
             }
         }
-        rest_of_period(&table, started);
+        let period = table.lock().timing().poll_us;
+        rest_of_period(period, started);
     }
 }

@@ -19,8 +19,10 @@ pub const MAX_HISTORY: usize = 8;
 /// How often things are polled and how long silence lasts before it counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
-    /// A check, a process report and a board poll per service or board this often.
+    /// A check and a process report per service this often.
     pub poll_us: u64,
+    /// A board's process server is asked this often (see [`Timing::for_boards`]).
+    pub board_poll_us: u64,
     /// A service that has not answered a check for this long misses it.
     pub check_deadline_us: u64,
     /// A board whose process server has not answered for this long is silent.
@@ -41,12 +43,35 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             poll_us: 250_000,
+            board_poll_us: 250_000,
             check_deadline_us: 1_500_000,
             board_silent_us: 3_000_000,
             backoff_first_us: 1_000_000,
             backoff_max_us: 30_000_000,
             start_deadline_us: 60_000_000,
             clock_slack_us: 250_000,
+        }
+    }
+}
+
+/// The boot service's board polls in all, per second, at most: the service
+/// shares its board with others (the run server polls every board too), and
+/// on a pool of dozens of boards a quarter-second poll of each would keep
+/// that board busy with nothing else.
+pub const BOARD_POLLS_PER_SECOND: u64 = 40;
+
+impl Timing {
+    /// The default timing for a pool of `boards` boards: each board is polled
+    /// no more often than [`BOARD_POLLS_PER_SECOND`] allows in all, and a board
+    /// counts as silent only after four polls it did not answer.
+    pub fn for_boards(boards: usize) -> Timing {
+        let base = Timing::default();
+        let spacing = 1_000_000 / BOARD_POLLS_PER_SECOND;
+        let board_poll_us = base.board_poll_us.max(spacing.saturating_mul(boards as u64));
+        Timing {
+            board_poll_us,
+            board_silent_us: base.board_silent_us.max(board_poll_us.saturating_mul(4)),
+            ..base
         }
     }
 }
@@ -477,11 +502,11 @@ impl ServiceTable {
             Life::Running(p) => {
                 let board = self.board(p.board);
                 let silent = board.map_or(0, |b| b.silent_for(now, self.born));
-                if silent >= self.timing.board_silent_us {
+                let missing = self.missing(s, now);
+                if silent >= self.timing.board_silent_us && missing {
                     let why = format!("board {} silent for {}; waiting for it", p.board, secs(silent));
                     return (ServiceState::Dead, why);
                 }
-                let missing = self.missing(s, now);
                 if p.answered && !missing {
                     (ServiceState::Up, String::from("answers"))
                 } else if !p.answered && !p.adopted {
@@ -606,7 +631,10 @@ impl ServiceTable {
                 let board = self.board(p.board)?;
                 if board.booted_after(p.known_at) {
                     Some(Fate::Gone(RestartReason::BoardRebooted))
-                } else if movable && silent(board) {
+                } else if movable && silent(board) && self.missing(&self.services[service], now) {
+                    // Only when the service is silent too: a board's process
+                    // server that is merely slow (a crowded board) does not
+                    // make a second copy of a service that still answers.
                     Some(Fate::Gone(RestartReason::BoardSilent))
                 } else {
                     None

@@ -349,6 +349,32 @@ fn a_movable_service_moves_off_a_dead_board() {
     assert_eq!(world.state(RUN), ServiceState::Up);
 }
 
+/// A crowded board's process server may fall silent while the service on it
+/// still answers its checks: the service is not moved, so no second copy
+/// of it runs (on a 32-board pool, run servers multiplied that way, each
+/// polling every board). Once the service is silent too, it moves.
+#[test]
+fn a_movable_service_that_answers_stays_on_a_board_whose_process_server_is_silent() {
+    let mut world = World::up();
+    world.boards[3].1 = false;
+    // The run server on board 3 still answers (its checks go to it, not to
+    // the board's process server).
+    let mut started = Vec::new();
+    let end = world.now + 10 * S;
+    while world.now < end {
+        for action in world.round_with(20 * MS, &[RUN]) {
+            started.push(action);
+        }
+        world.table.check_done(RUN, world.now, world.now + 10 * MS, true);
+        world.now += 230 * MS;
+    }
+    assert!(started.is_empty(), "{started:?}");
+    assert_eq!(world.state(RUN), ServiceState::Up, "{}", world.table.state(RUN, world.now).1);
+    // Now it stops answering as well: it moves.
+    let started = world.run(5 * S, &[RUN]);
+    assert_eq!(services_started(&started), vec![RUN], "{started:?}");
+}
+
 #[test]
 fn a_replica_waits_for_bullet() {
     let mut world = World::up();
@@ -478,4 +504,19 @@ fn a_failed_replacement_keeps_the_old_process_and_tries_again_as_a_replacement()
     assert_eq!(replaced, vec![BULLET, REPLICA0, REPLICA1, REPLICA2]);
     assert_eq!(world.copies(REPLICA1), 1);
     assert_eq!(world.table.reports(world.now)[REPLICA1].restarts, 2);
+}
+
+/// A big pool's boards are polled less often, so that the boot service's
+/// board polls stay within their budget; a small pool's as before. A board
+/// counts as silent only after several polls it did not answer.
+#[test]
+fn board_polls_stay_within_their_budget_on_a_big_pool() {
+    let small = Timing::for_boards(4);
+    assert_eq!(small.board_poll_us, Timing::default().board_poll_us);
+    assert_eq!(small.board_silent_us, Timing::default().board_silent_us);
+    let big = Timing::for_boards(32);
+    let polls_per_second = 32 * 1_000_000 / big.board_poll_us;
+    assert!(polls_per_second <= boot_server::table::BOARD_POLLS_PER_SECOND, "{big:?}");
+    assert!(big.board_silent_us >= 3 * big.board_poll_us, "{big:?}");
+    assert_eq!(big.poll_us, Timing::default().poll_us, "service checks keep their pace");
 }

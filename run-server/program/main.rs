@@ -39,7 +39,8 @@ use amoeba_rt::{env, starter, thread, time};
 amoeba_rt::entry!(main);
 
 /// How long a request waits for reports to catch up with recent placements
-/// before it is refused for lack of room, and how often it looks again.
+/// (or for a first fresh report) before it is refused for lack of room (or of
+/// live hosts), and how often it looks again.
 const CATCH_UP_US: u64 = 1_000_000;
 const CATCH_UP_STEP_US: u64 = 100_000;
 /// How often the pool directory is read again.
@@ -91,6 +92,12 @@ impl run_server::Server for RunServer {
                     time::sleep_us(CATCH_UP_STEP_US); // fresher reports may show room
                 }
                 PlaceError::NoRoom { .. } => return Err(Status::NoSpace),
+                // Hosts are known but none answered lately: on a crowded board
+                // the pollers may only be late, so wait a moment for a report.
+                PlaceError::NoHostAlive { known } if known > 0 && now < give_up => {
+                    drop(pool);
+                    time::sleep_us(CATCH_UP_STEP_US);
+                }
                 PlaceError::NoHostAlive { .. } => return Err(Status::NotFound),
                 PlaceError::OutOfMemory => return Err(Status::NoMem),
             }
@@ -119,7 +126,6 @@ impl run_server::Server for RunServer {
 /// server of its port that accepts it can answer, and the pool believes the
 /// answer only if a board could have given it.
 fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
-    let interval = pool.lock().config().poll_interval_us;
     let mut processes = process_server::Client::new(Nucleus);
     let mut refusing = false;
     loop {
@@ -142,6 +148,8 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
                 pool.lock().record_no_answer(&name);
             }
         }
+        // Read each time: the interval grows with the pool.
+        let interval = pool.lock().config().poll_interval_us;
         time::sleep_us(interval);
     }
 }

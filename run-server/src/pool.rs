@@ -17,11 +17,17 @@ use crate::score::{Estimate, Program, Rule, Weights, band_floor, suitability};
 /// Timing of polls and placements, and the scoring rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Time between two polls of one host (from one request to the next).
-    /// Keep it well below `silence_limit_us`, or live hosts flicker.
+    /// Time between two polls of one host (from one request to the next), on
+    /// a small pool; see [`Pool::poll_interval_us`] for a big one.
     pub poll_interval_us: u64,
-    /// A host whose last answer is older than this is skipped for placement.
-    /// A poll outstanding this long is taken as lost and asked again.
+    /// Polls of all hosts together, per second, at most: the run server
+    /// shares its board, and a quarter-second poll of each of dozens of hosts
+    /// would keep that board busy with nothing else. A big pool's hosts are
+    /// polled less often instead; placements between polls count as pending.
+    pub polls_per_second: u64,
+    /// A host whose last answer is older than this (or four poll intervals,
+    /// whichever is longer) is skipped for placement. A poll outstanding this
+    /// long is taken as lost and asked again.
     pub silence_limit_us: u64,
     /// A placement no report has shown as a new process within this time
     /// (the caller gave up or creation failed) stops counting. Keep it well
@@ -38,7 +44,12 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             poll_interval_us: 250_000,
-            silence_limit_us: 1_000_000,
+            polls_per_second: 40,
+            // Three seconds, not one: on a crowded host the run server's own
+            // board may run its pollers late, and a host it did not get round
+            // to asking is not dead. A host that stops answering is still
+            // counted out within the limit.
+            silence_limit_us: 3_000_000,
             placement_timeout_us: 10_000_000,
             rule: Rule::default(),
         }
@@ -212,6 +223,9 @@ impl<H> Host<H> {
 /// whatever the program reaches a host by (e.g. `amoeba_abi::Capability`).
 #[derive(Debug)]
 pub struct Pool<H> {
+    /// As given to [`Pool::new`].
+    configured: Config,
+    /// As it applies to a pool of this size ([`Pool::config`]).
     config: Config,
     /// By name: a deterministic order, so equal seeds make equal choices.
     hosts: BTreeMap<String, Host<H>>,
@@ -220,12 +234,28 @@ pub struct Pool<H> {
 impl<H: PartialEq> Pool<H> {
     /// An empty pool.
     pub fn new(config: Config) -> Pool<H> {
-        Pool { config, hosts: BTreeMap::new() }
+        Pool { configured: config, config, hosts: BTreeMap::new() }
     }
 
-    /// The configuration it runs with.
+    /// The configuration it runs with, at the pool's present size: where the
+    /// pool has more hosts than [`Config::polls_per_second`] allows at the
+    /// configured pace, a longer poll interval, and a silence limit of at
+    /// least four of them.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Scales the configuration to the pool's size (after a host came or went).
+    fn rescale(&mut self) {
+        let configured = self.configured;
+        let spacing = 1_000_000 / configured.polls_per_second.max(1);
+        let poll_interval_us =
+            configured.poll_interval_us.max(spacing.saturating_mul(self.hosts.len() as u64));
+        self.config = Config {
+            poll_interval_us,
+            silence_limit_us: configured.silence_limit_us.max(poll_interval_us.saturating_mul(4)),
+            ..configured
+        };
     }
 
     /// Adds a host of the pool directory, polled at once, or updates its
@@ -243,6 +273,7 @@ impl<H: PartialEq> Pool<H> {
             }
             None => {
                 self.hosts.insert(name.into(), Host::new(handle, weights, now_us));
+                self.rescale();
                 true
             }
         }
@@ -250,7 +281,9 @@ impl<H: PartialEq> Pool<H> {
 
     /// Drops a host that left the pool directory; returns its handle.
     pub fn remove_host(&mut self, name: &str) -> Option<H> {
-        self.hosts.remove(name).map(|host| host.handle)
+        let handle = self.hosts.remove(name).map(|host| host.handle);
+        self.rescale();
+        handle
     }
 
     /// The names of the pool's hosts, in order.

@@ -131,11 +131,11 @@ fn hogs_on_two_hosts_send_new_programs_to_the_other_two() {
 }
 
 #[test]
-fn a_silent_host_is_skipped_after_a_second_and_used_again_once_it_answers() {
+fn a_silent_host_is_skipped_after_the_silence_limit_and_used_again_once_it_answers() {
     let mut pool = pool_answering(0, |_| idle());
     // b0 stops answering; the others answer every poll.
     let mut now = 0;
-    while now <= 1_200_000 {
+    while now <= Config::default().silence_limit_us + 200_000 {
         while let Some(host) = pool.next_poll(now) {
             let name = host.name.to_string();
             if name == "b0" {

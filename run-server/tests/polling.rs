@@ -262,3 +262,41 @@ fn a_slow_creation_on_a_crowded_host_keeps_counting_until_its_report_shows_it() 
     assert_eq!(pending(&pool, &first, now), 0);
     assert!((0..8).all(|r| pool.choose(&SMALL, now, r).unwrap().name != first));
 }
+
+/// A big pool's hosts are polled less often, so that all polls together stay
+/// within `polls_per_second`; a host counts as silent only after four missed
+/// intervals; a pool that shrinks again polls at the configured pace.
+#[test]
+fn a_big_pool_is_polled_within_the_poll_budget() {
+    let configured = Config::default();
+    let small = pool_of(&["b0", "b1", "b2", "b3"]);
+    assert_eq!(small.config().poll_interval_us, configured.poll_interval_us);
+    assert_eq!(small.config().silence_limit_us, configured.silence_limit_us);
+
+    let names: Vec<String> = (0..32).map(|i| format!("board{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut big = pool_of(&refs);
+    let interval = big.config().poll_interval_us;
+    assert!(interval > configured.poll_interval_us, "{:?}", big.config());
+    assert!(32 * 1_000_000 / interval <= configured.polls_per_second, "{:?}", big.config());
+    assert!(big.config().silence_limit_us >= 4 * interval, "{:?}", big.config());
+
+    // Every host is asked once per interval, not once per configured interval.
+    let mut asked = 0;
+    let mut now = 0;
+    while now < 4 * interval {
+        while let Some(host) = big.next_poll(now) {
+            let name = host.name.to_string();
+            big.record_info(&name, idle(), now).unwrap();
+            asked += 1;
+        }
+        now += 10_000;
+    }
+    assert!(asked <= 32 * 4 + 32, "{asked} polls in four intervals");
+    assert!(names.iter().all(|n| big.is_alive(n, now)), "every host answered");
+
+    for name in &names[4..] {
+        big.remove_host(name);
+    }
+    assert_eq!(big.config().poll_interval_us, configured.poll_interval_us);
+}

@@ -329,13 +329,7 @@ fn hosts_rows(up: &Up) -> Vec<(String, bool, f64)> {
 /// on a pool of 32 boards. The run server spreads them (every board gets one
 /// to three), and once the boards have reported, `hosts` shows each board's
 /// load near its number of hogs.
-///
-/// Not in CI: on a 2-core host, lookups in the directory sometimes fail
-/// during the burst (`ax` says the directory is not reachable), a defect still
-/// open. `run_server.rs` checks the same placement and load figures in CI
-/// through the run server's interface. Run it with `just soak-pool`.
 #[test]
-#[ignore = "soak: 32 boards with the whole system; run with `just soak-pool`"]
 fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
     let _one = ONE_POOL_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let begun = Instant::now();
@@ -370,16 +364,26 @@ fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
     // Near: no more than half a thread above its hogs, and no less than 70 %
     // of them. A detached hog waits for the log server at each progress line
     // (five a second); with 32 busy boards on a small host, that wait is a
-    // good part of its time. The run server and the boot service live on
-    // board 31 and poll every board from there: behind its hogs their threads
-    // add to its load, so there only the lower bound holds. (Whether the run
-    // server counts a board alive flaps on such a host and is not checked here.)
+    // good part of its time. Boards that also serve count their servers'
+    // threads too: a directory replica (boards 0–2, with Bullet on 0) answers
+    // `hosts` and the run server's look-ups, so it may be up to one and a half
+    // threads above its hogs; the run server and the boot service live on
+    // board 31 and poll every board from there (within a budget of polls per
+    // second), so there up to three. (Whether the run server counts a board
+    // alive flaps on such a host and is not checked here.)
+    let replicas: Vec<String> =
+        pool_system::directory::replica_boards(32).iter().map(|board| format!("board{board}")).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let rows = hosts_rows(&up);
         let near = |(name, _, load): &(String, bool, f64)| {
             let hogs = f64::from(per_board.get(name).copied().unwrap_or(0));
-            *load >= (hogs - 0.5).min(hogs * 0.7) && (name == "board31" || *load <= hogs + 0.5)
+            let above = match name.as_str() {
+                "board31" => 3.0,
+                _ if replicas.contains(name) => 1.5,
+                _ => 0.5,
+            };
+            *load >= (hogs - 0.5).min(hogs * 0.7) && *load <= hogs + above
         };
         if rows.len() == 32 && rows.iter().all(near) {
             println!("(board, alive, load) with {per_board:?}: {rows:?}");
