@@ -58,7 +58,7 @@ impl Default for Timing {
 /// shares its board with others (the run server polls every board too), and
 /// on a pool of dozens of boards a quarter-second poll of each would keep
 /// that board busy with nothing else.
-pub const BOARD_POLLS_PER_SECOND: u64 = 40;
+pub const BOARD_POLLS_PER_SECOND: u64 = 25;
 
 impl Timing {
     /// The default timing for a pool of `boards` boards: each board is polled

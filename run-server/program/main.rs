@@ -134,6 +134,7 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
         if !still_there {
             return;
         }
+        pool.lock().record_asked(&name, time::now_us());
         match processes.info(&host) {
             Ok(info) => {
                 // Said once when a host starts telling the impossible, for whoever watches the console.

@@ -25,8 +25,9 @@ pub struct Config {
     /// would keep that board busy with nothing else. A big pool's hosts are
     /// polled less often instead; placements between polls count as pending.
     pub polls_per_second: u64,
-    /// A host whose last answer is older than this (or four poll intervals,
-    /// whichever is longer) is skipped for placement. A poll outstanding this
+    /// A host that has not answered for this long (or four poll intervals,
+    /// whichever is longer) since it was first asked after its last answer
+    /// is skipped for placement. A poll outstanding this
     /// long is taken as lost and asked again.
     pub silence_limit_us: u64,
     /// A placement no report has shown as a new process within this time
@@ -44,12 +45,10 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             poll_interval_us: 250_000,
-            polls_per_second: 40,
-            // Three seconds, not one: on a crowded host the run server's own
-            // board may run its pollers late, and a host it did not get round
-            // to asking is not dead. A host that stops answering is still
-            // counted out within the limit.
-            silence_limit_us: 3_000_000,
+            polls_per_second: 25,
+            // Counted from the first poll a host leaves unanswered, so a
+            // poller that is itself late does not make hosts look dead.
+            silence_limit_us: 1_000_000,
             placement_timeout_us: 10_000_000,
             rule: Rule::default(),
         }
@@ -144,7 +143,11 @@ struct Host<H> {
     handle: H,
     weights: Weights,
     info: Option<HostInfo>,
-    last_answer_us: Option<u64>,
+    /// When the first poll since its last believable answer was asked, if
+    /// one was: silence counts from there, not from the answer, so a poller
+    /// that is itself late (a crowded board) does not make hosts it did not
+    /// get round to asking look dead.
+    unanswered_since_us: Option<u64>,
     next_poll_us: u64,
     /// When the outstanding poll was asked, if one is.
     asked_us: Option<u64>,
@@ -159,7 +162,7 @@ impl<H> Host<H> {
             handle,
             weights,
             info: None,
-            last_answer_us: None,
+            unanswered_since_us: None,
             next_poll_us: now_us,
             asked_us: None,
             pending: VecDeque::new(),
@@ -169,7 +172,13 @@ impl<H> Host<H> {
 
     fn alive(&self, now_us: u64, config: &Config) -> bool {
         self.info.is_some()
-            && self.last_answer_us.is_some_and(|t| now_us.saturating_sub(t) <= config.silence_limit_us)
+            && self.unanswered_since_us.is_none_or(|t| now_us.saturating_sub(t) <= config.silence_limit_us)
+    }
+
+    fn asked(&mut self, now_us: u64, config: &Config) {
+        self.asked_us = Some(now_us);
+        self.unanswered_since_us.get_or_insert(now_us);
+        self.next_poll_us = now_us.saturating_add(config.poll_interval_us);
     }
 
     /// When it should next be asked; while a poll is outstanding, when that
@@ -215,7 +224,7 @@ impl<H> Host<H> {
         }
         self.pending.retain(|p| now_us.saturating_sub(p.at_us) < config.placement_timeout_us);
         self.info = Some(info);
-        self.last_answer_us = Some(now_us);
+        self.unanswered_since_us = None;
     }
 }
 
@@ -320,9 +329,18 @@ impl<H: PartialEq> Pool<H> {
             .filter(|(due, _, _)| *due <= now_us)
             .min_by_key(|(due, _, _)| *due)
             .map(|(_, name, host)| (name, host))?;
-        host.asked_us = Some(now_us);
-        host.next_poll_us = now_us.saturating_add(config.poll_interval_us);
+        host.asked(now_us, &config);
         Some(HostRef { name, handle: &host.handle })
+    }
+
+    /// Host `name` is being asked for its info now (by a program that polls
+    /// each host on a schedule of its own rather than through
+    /// [`Pool::next_poll`]); report the outcome as for `next_poll`.
+    pub fn record_asked(&mut self, name: &str, now_us: u64) -> bool {
+        let config = self.config;
+        let Some(host) = self.hosts.get_mut(name) else { return false };
+        host.asked(now_us, &config);
+        true
     }
 
     /// When [`Pool::next_poll`] will next have a host to give (for a timer).
@@ -332,8 +350,8 @@ impl<H: PartialEq> Pool<H> {
 
     /// A host answered the info call through its capability. A report that
     /// cannot be true of a board is refused and counts as no answer: the host
-    /// stays usable only until its last believable answer is older than the
-    /// silence limit.
+    /// stays usable only until the silence limit has passed since it was
+    /// first asked after its last believable answer.
     pub fn record_info(&mut self, name: &str, info: HostInfo, now_us: u64) -> Result<(), ReportRefused> {
         let host = self.hosts.get_mut(name).ok_or(ReportRefused::NotInPool)?;
         host.asked_us = None;
@@ -345,8 +363,8 @@ impl<H: PartialEq> Pool<H> {
         Ok(())
     }
 
-    /// A host did not answer (timeout or failure). It stays usable until its
-    /// last answer is older than the silence limit.
+    /// A host did not answer (timeout or failure). It stays usable until the
+    /// silence limit has passed since it was first asked after its last answer.
     pub fn record_no_answer(&mut self, name: &str) -> bool {
         let Some(host) = self.hosts.get_mut(name) else { return false };
         host.asked_us = None;

@@ -55,6 +55,14 @@ fn answer_polls(pool: &mut Pool<u32>, now: u64, info: impl Fn(&str) -> HostInfo)
     }
 }
 
+/// Asks every host that is due and records that none answered.
+fn ask_without_answer(pool: &mut Pool<u32>, now: u64) {
+    while let Some(host) = pool.next_poll(now) {
+        let name = host.name.to_string();
+        pool.record_no_answer(&name);
+    }
+}
+
 fn index(name: &str) -> usize {
     HOSTS.iter().position(|h| *h == name).expect("a pool host")
 }
@@ -133,23 +141,27 @@ fn hogs_on_two_hosts_send_new_programs_to_the_other_two() {
 #[test]
 fn a_silent_host_is_skipped_after_the_silence_limit_and_used_again_once_it_answers() {
     let mut pool = pool_answering(0, |_| idle());
-    // b0 stops answering; the others answer every poll.
+    // b0 stops answering; the others answer every poll. Its silence counts
+    // from the first poll it left unanswered.
     let mut now = 0;
-    while now <= Config::default().silence_limit_us + 200_000 {
+    let mut first_unanswered = None;
+    while now <= Config::default().silence_limit_us + 600_000 {
         while let Some(host) = pool.next_poll(now) {
             let name = host.name.to_string();
             if name == "b0" {
+                first_unanswered.get_or_insert(now);
                 pool.record_no_answer(&name);
             } else {
                 pool.record_info(&name, idle(), now).unwrap();
             }
         }
         let chosen: Vec<_> = (0..16).map(|r| pool.choose(&SMALL, now, r).unwrap().name.to_string()).collect();
-        let b0_alive = now <= Config::default().silence_limit_us;
+        let b0_alive = first_unanswered.is_none_or(|t| now <= t + Config::default().silence_limit_us);
         assert_eq!(pool.is_alive("b0", now), b0_alive, "at {now} µs");
         assert_eq!(chosen.iter().any(|n| n == "b0"), b0_alive, "at {now} µs: {chosen:?}");
         now += 50_000;
     }
+    assert!(!pool.is_alive("b0", now), "the loop ran past b0's silence limit");
     pool.record_info("b0", idle(), now).unwrap();
     assert!(pool.is_alive("b0", now));
     assert!((0..16).any(|r| pool.choose(&SMALL, now, r).unwrap().name == "b0"));
@@ -189,8 +201,14 @@ fn a_burst_does_not_overfill_the_one_hole_that_fits() {
 
 #[test]
 fn no_host_alive_and_empty_pool_are_errors_of_their_own() {
-    let pool = pool_answering(0, |_| idle());
+    let mut pool = pool_answering(0, |_| idle());
+    // Not asked since: their reports stand (a late poller is not their silence).
     let later = Config::default().silence_limit_us + 1;
+    assert!(pool.choose(&SMALL, later, 0).is_ok());
+    // Asked, and silent for the limit.
+    let asked = Config::default().poll_interval_us;
+    ask_without_answer(&mut pool, asked);
+    let later = asked + Config::default().silence_limit_us + 1;
     let error = pool.choose(&SMALL, later, 0).unwrap_err();
     assert_eq!(error, PlaceError::NoHostAlive { known: 4 });
     assert!(error.to_string().contains("none of the pool's 4 processors"), "{error}");
@@ -350,6 +368,7 @@ fn a_refusal_only_for_placements_not_yet_reported_is_told_apart() {
     let huge = Program { memory: 200 * MIB, text: None };
     assert!(!pool.fits_once_reports_catch_up(&huge, 1000));
     // A dead host does not count.
+    ask_without_answer(&mut pool, SECOND);
     assert!(!pool.fits_once_reports_catch_up(&big, 10 * SECOND));
 }
 

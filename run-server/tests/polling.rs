@@ -77,13 +77,33 @@ fn a_poll_nobody_reported_on_is_asked_again_after_the_silence_limit() {
 #[test]
 fn a_silence_does_not_kill_a_host_before_the_limit() {
     let limit = Config::default().silence_limit_us;
+    let interval = Config::default().poll_interval_us;
     let mut pool = pool_of(&["b0"]);
     poll_name(&mut pool, 0);
     pool.record_info("b0", idle(), 0).unwrap();
+    assert_eq!(poll_name(&mut pool, interval).as_deref(), Some("b0"));
     pool.record_no_answer("b0");
-    assert!(pool.is_alive("b0", limit));
-    assert!(!pool.is_alive("b0", limit + 1));
-    assert!(pool.hosts(limit + 1).all(|h| !h.alive && h.info.is_some()));
+    // Silent from the poll it left unanswered, not from its answer.
+    assert!(pool.is_alive("b0", interval + limit));
+    assert!(!pool.is_alive("b0", interval + limit + 1));
+    assert!(pool.hosts(interval + limit + 1).all(|h| !h.alive && h.info.is_some()));
+}
+
+/// A poller that is itself late (its board crowded) does not make a host
+/// dead: only a poll the host leaves unanswered starts its silence.
+#[test]
+fn a_host_not_asked_since_its_answer_keeps_its_report() {
+    let limit = Config::default().silence_limit_us;
+    let mut pool = pool_of(&["b0"]);
+    poll_name(&mut pool, 0);
+    pool.record_info("b0", idle(), 0).unwrap();
+    assert!(pool.is_alive("b0", 10 * limit), "nobody asked it since");
+    assert!(pool.record_asked("b0", 10 * limit));
+    assert!(pool.is_alive("b0", 11 * limit));
+    assert!(!pool.is_alive("b0", 11 * limit + 1));
+    pool.record_info("b0", idle(), 11 * limit + 2).unwrap();
+    assert!(pool.is_alive("b0", 11 * limit + 2));
+    assert!(!pool.record_asked("nobody", 0));
 }
 
 #[test]

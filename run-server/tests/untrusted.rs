@@ -90,29 +90,30 @@ fn a_fake_host_reporting_no_load_and_impossible_memory_is_never_chosen() {
 fn a_host_whose_reports_turn_impossible_counts_as_silent() {
     let limit = Config::default().silence_limit_us;
     let mut pool = pool_of(&["board0", "board1"]);
-    // board1 answers believably for a second, then impossibly.
-    let last_believed = std::cell::Cell::new(0);
+    // board1 answers believably for a second, then impossibly: silent from
+    // the first poll it answered so.
+    let first_refused = std::cell::Cell::new(None);
     run_polls(
         &mut pool,
-        4,
+        5,
         |name, now| {
             if name == "board1" && now >= 1_000_000 {
+                if first_refused.get().is_none() {
+                    first_refused.set(Some(now));
+                }
                 return Some(tempting());
-            }
-            if name == "board1" {
-                last_believed.set(now);
             }
             Some(busy(1))
         },
         |pool, now| {
-            let alive = now <= last_believed.get() + limit;
+            let alive = first_refused.get().is_none_or(|t| now <= t + limit);
             assert_eq!(pool.is_alive("board1", now), alive, "at {now} µs");
             if !alive {
                 assert!((0..16).all(|r| pool.choose(&SMALL, now, r).unwrap().name == "board0"));
             }
         },
     );
-    assert!(!pool.is_alive("board1", 4_000_000));
+    assert!(!pool.is_alive("board1", 5_000_000));
 }
 
 /// A report with exactly one field beyond what a board can have.

@@ -369,8 +369,11 @@ fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
     // `hosts` and the run server's look-ups, so it may be up to one and a half
     // threads above its hogs; the run server and the boot service live on
     // board 31 and poll every board from there (within a budget of polls per
-    // second), so there up to three. (Whether the run server counts a board
-    // alive flaps on such a host and is not checked here.)
+    // second): their threads wait there, and a thread waiting while QEMU
+    // itself waits for the host's cores counts as load, so on 32 boards
+    // sharing two cores up to six above its hogs (an unbounded poll rate
+    // showed 18). (Whether the run server counts a board alive flaps on
+    // such a host and is not checked here.)
     let replicas: Vec<String> =
         pool_system::directory::replica_boards(32).iter().map(|board| format!("board{board}")).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -379,7 +382,7 @@ fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
         let near = |(name, _, load): &(String, bool, f64)| {
             let hogs = f64::from(per_board.get(name).copied().unwrap_or(0));
             let above = match name.as_str() {
-                "board31" => 3.0,
+                "board31" => 6.0,
                 _ if replicas.contains(name) => 1.5,
                 _ => 0.5,
             };
