@@ -284,19 +284,14 @@ fn align(members: &[MemberTimes], offsets: &[ClockOffset]) -> Result<RunResult> 
 /// by `rpc-bench` on board 1 against an echo server on board 0.
 fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
     let put = amoeba_abi::GetPort(amoeba_abi::Port::from_u64(RPC_UNIT_PUT_SEED)).put_port();
-    let client = &pool.boards()[1];
     let echo = pool.exec(0, "echo-server", RPC_UNIT_PUT_SEED)?;
-    let bench = pool.exec(1, "rpc-bench", put.to_u64() | RPC_BENCH_NULL_ONLY)?;
-    let status = pool.wait_process(&bench, Duration::from_secs(120));
+    let bench = Exec::new("rpc-bench", &["rpc-bench"]).with_argument(put.to_u64() | RPC_BENCH_NULL_ONLY);
+    let reported = crate::run_reporting(pool, 1, &bench, Duration::from_secs(120));
     // The server would otherwise sit on board 0 through the group runs.
     let _ = pool.control(&echo.capability, Control::Destroy);
-    let console = client.console_text();
-    if status != Some(0) {
-        bail!("rpc-bench ended with {status:?}:\n{console}");
-    }
-    let line = console.lines().find(|l| l.starts_with("rpc-bench null")).context("no rpc-bench result")?;
-    let median = crate::value_after(line, "median-us").context("no median")?;
-    Ok((median, crate::value_after(line, "p99-us").context("no p99")?))
+    let null = crate::timings(&reported?).into_iter().find(|(kind, _)| kind == "null");
+    let (_, null) = null.context("rpc-bench reported no null timing")?;
+    Ok((null.median.as_secs_f64() * 1e6, null.p99.as_secs_f64() * 1e6))
 }
 
 /// One line of the table: what one run (group size, method, message size)
