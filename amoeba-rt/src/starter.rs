@@ -8,7 +8,9 @@
 use alloc::string::String;
 use amoeba_abi::Status;
 use amoeba_ipc::interfaces::bootstrap;
-use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_CAPABILITY_NAME, Figure, Value};
+use amoeba_ipc::interfaces::starter::{
+    Announcement, BOOTSTRAP_CAPABILITY_NAME, FIGURE_NUMBERS_MAX, Figure, Timing, Value,
+};
 
 use crate::env;
 use crate::rpc::Nucleus;
@@ -53,6 +55,36 @@ pub fn report(name: &str, value: Value) -> Result<(), Status> {
     owned.push_str(name);
     let figure = Figure { name: owned, value };
     located(|| bootstrap::Client::new(Nucleus).report(&object, &figure))
+}
+
+/// Reports a series of any length as figures `name` of at most
+/// [`FIGURE_NUMBERS_MAX`] numbers each, in order; the starter joins them.
+pub fn report_series(name: &str, numbers: &[u64]) -> Result<(), Status> {
+    for chunk in numbers.chunks(FIGURE_NUMBERS_MAX) {
+        let mut owned = alloc::vec::Vec::new();
+        owned.try_reserve_exact(chunk.len()).map_err(|_| Status::NoSpace)?;
+        owned.extend_from_slice(chunk);
+        report(name, Value::Numbers(owned))?;
+    }
+    Ok(())
+}
+
+/// Reports the median, 99th percentile and count of `samples` (µs, sorted in
+/// place) as the timing `kind`, and says them on the console for people as
+/// `<who> <kind> median-us M p99-us P count N`; nothing for no samples.
+/// Without a starter it only says them.
+pub fn report_timing(who: &str, kind: &str, samples: &mut [u64]) -> Result<(), Status> {
+    let Some(timing) = Timing::of_micros(samples) else { return Ok(()) };
+    crate::println!(
+        "{who} {kind} median-us {} p99-us {} count {}",
+        timing.median_us,
+        timing.p99_us,
+        timing.count
+    );
+    if !has_starter() {
+        return Ok(());
+    }
+    report(kind, Value::Timing(timing))
 }
 
 /// Announces from a thread of its own, so that the caller (a server's loop,

@@ -14,7 +14,7 @@ use crate::rpc_server::RpcServer;
 use amoeba_abi::{Capability, Check, GetPort, Port, Rng, Status};
 use amoeba_ipc::interface::{Call, Objects};
 use amoeba_ipc::interfaces::bootstrap;
-use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_TELL, Figure, Value};
+use amoeba_ipc::interfaces::starter::{self, Announcement, BOOTSTRAP_TELL, Figure, Timing, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -206,6 +206,25 @@ impl Expected {
         told.figures.iter().rev().find(|f| f.name == name).map(|f| f.value.clone())
     }
 
+    /// The series it reported as `name` (see [`starter::series`]).
+    pub fn series(&self, name: &str) -> Option<Vec<u64>> {
+        let table = lock(&self.shared);
+        starter::series(&table.objects.get(&self.object)?.figures, name)
+    }
+
+    /// Every timing it reported, by name, oldest first.
+    pub fn timings(&self) -> Vec<(String, Timing)> {
+        let table = lock(&self.shared);
+        let Some(told) = table.objects.get(&self.object) else { return Vec::new() };
+        told.figures
+            .iter()
+            .filter_map(|f| match &f.value {
+                Value::Timing(timing) => Some((f.name.clone(), *timing)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Waits up to `timeout` until `found` makes something of what the program
     /// told (announcements, figures); that, or `None` at the timeout.
     pub fn wait<T>(
@@ -293,6 +312,24 @@ mod tests {
         drop(expected);
         let (header, buf) = bootstrap::report::request(&capability, &figure).unwrap();
         assert_eq!(call(&server, &header, &buf).0.status(), Status::CapBad);
+    }
+
+    #[test]
+    fn series_join_their_pieces_and_timings_keep_their_names() {
+        let server = server();
+        let expected = server.open().unwrap();
+        let tell = |name: &str, value| {
+            let figure = Figure { name: String::from(name), value };
+            let (header, buf) = bootstrap::report::request(&expected.capability(), &figure).unwrap();
+            assert_eq!(call(&server, &header, &buf).0.status(), Status::Ok);
+        };
+        let timing = Timing { count: 3, median_us: 20, p99_us: 90 };
+        tell("sent", Value::Numbers(vec![1, 2]));
+        tell("null", Value::Timing(timing));
+        tell("sent", Value::Numbers(vec![3]));
+        assert_eq!(expected.series("sent"), Some(vec![1, 2, 3]));
+        assert_eq!(expected.series("null"), None, "a timing is no series");
+        assert_eq!(expected.timings(), vec![(String::from("null"), timing)]);
     }
 
     #[test]

@@ -30,16 +30,15 @@
 use crate::Summary;
 use crate::group::ClockOffset;
 use crate::host_cpu::CpuReading;
-use crate::system::{
-    board_figures, board_pids, called, cpu_line, kind_of, null_calls, row, summary, timed, times,
-};
+use crate::system::{board_pids, called, cpu_line, kind_of, null_calls, row, summary, timed, times};
 use amoeba_abi::{Capability, Check, GetPort, Port, Rights};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::directory::{MaskChange, NewRow};
 use amoeba_ipc::interfaces::{disk, soap};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use directory_server::protocol::Envelope;
 use directory_server::{Update, UpdateTimings};
+use host_station::bootstrap_server::Expected;
 use host_station::rpc_client::RpcClient;
 use pool_system::{
     self,
@@ -202,8 +201,8 @@ fn host_latency(setup: &Setup, rpc: &mut RpcClient) -> Result<HostLatency> {
 }
 
 /// `dir-bench` on `board` with `argv` (after the program's name) and the
-/// capabilities it needs; the console lines it printed.
-fn dir_bench(pool: &Pool, setup: &Setup, board: usize, argv: &[String]) -> Result<String> {
+/// capabilities it needs; what it reported.
+fn dir_bench(pool: &Pool, setup: &Setup, board: usize, argv: &[String]) -> Result<Expected> {
     let mut args = vec![String::from("dir-bench")];
     args.extend_from_slice(argv);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -214,12 +213,7 @@ fn dir_bench(pool: &Pool, setup: &Setup, board: usize, argv: &[String]) -> Resul
     for r in 0..REPLICA_BOARDS.len() as u8 {
         exec = exec.with_capability(&format!("REPLICA{r}"), setup.service.identity.replica_capability(r));
     }
-    let started = pool.exec_with(board, "dir-bench", &exec)?;
-    let status = pool.wait_process(&started, RUN_TIMEOUT).context("dir-bench did not finish")?;
-    if status != 0 {
-        bail!("dir-bench {argv:?} failed ({status}):\n{}", pool.boards()[board].console_tail(10));
-    }
-    Ok(pool.boards()[board].console_text())
+    crate::run_reporting(pool, board, &exec, RUN_TIMEOUT).with_context(|| format!("dir-bench {argv:?}"))
 }
 
 // ------------------------------------------------------------------ throughput
@@ -251,16 +245,14 @@ impl Made {
     }
 }
 
-/// `dir-bench <mode> calls N from-us A to-us B` (the last such line), with
-/// the board's clock put on the host's.
-fn parse_made(console: &str, mode: &str, offset: &ClockOffset) -> Result<Made> {
-    let prefix = format!("dir-bench {mode} calls ");
-    let line = console.lines().rfind(|l| l.starts_with(&prefix)).context("no dir-bench result")?;
-    let value = |key| crate::value_after(line, key).with_context(|| format!("no {key} in \"{line}\""));
+/// What a throughput run of `dir-bench` reported (`figure` gives its
+/// unsigned figures: `calls`, `from-us`, `to-us`), with the board's clock
+/// put on the host's.
+fn made_on_board(figure: impl Fn(&str) -> Result<u64>, offset: &ClockOffset) -> Result<Made> {
     Ok(Made {
-        calls: value("calls")? as usize,
-        from: value("from-us")? + offset.offset_us,
-        to: value("to-us")? + offset.offset_us,
+        calls: figure("calls")? as usize,
+        from: figure("from-us")? as f64 + offset.offset_us,
+        to: figure("to-us")? as f64 + offset.offset_us,
     })
 }
 
@@ -368,13 +360,15 @@ fn throughput(pool: &Pool, setup: &Setup, load: Load) -> Result<(Made, Made, Win
                 })
             })
             .collect();
-        let console = dir_bench(pool, setup, CLIENT_BOARD, &argv);
+        let reported = dir_bench(pool, setup, CLIENT_BOARD, &argv);
         let host = threads
             .into_iter()
             .map(|t| t.join().map_err(|_| anyhow::anyhow!("a host client panicked"))?)
             .collect::<Result<Vec<Made>>>()?;
         let cpu = cpu.join().map_err(|_| anyhow::anyhow!("the CPU reader panicked"))?;
-        Ok((parse_made(&console?, mode, &offset)?, Made::together(&host), cpu))
+        let reported = reported?;
+        let board = made_on_board(|name| crate::unsigned(&reported, name), &offset)?;
+        Ok((board, Made::together(&host), cpu))
     })
 }
 
@@ -535,9 +529,9 @@ struct BoardLatency {
 fn board_latency(pool: &Pool, setup: &Setup, rpc: &mut RpcClient) -> Result<BoardLatency> {
     let before = statuses(setup, rpc)?;
     let argv = ["latency".into(), LATENCY_ROUNDS.to_string(), BOARD_ROW.into()];
-    let console = dir_bench(pool, setup, CLIENT_BOARD, &argv)?;
+    let reported = dir_bench(pool, setup, CLIENT_BOARD, &argv)?;
     Ok(BoardLatency {
-        figures: board_figures(&console, "dir-bench "),
+        figures: crate::timings(&reported),
         replicas: replicas_since(&before, &statuses(setup, rpc)?),
     })
 }
@@ -663,15 +657,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throughput_lines_are_read_on_the_host_clock() {
-        let console = "dir-bench lookups calls 10 from-us 100 to-us 200\n\
-                       dir-bench updates calls 7 from-us 1000 to-us 3000\n\
-                       dir-bench lookups calls 20 from-us 5000 to-us 6000\n";
+    fn throughput_figures_are_put_on_the_host_clock() {
+        let reported = [("calls", 20), ("from-us", 5000), ("to-us", 6000)];
+        let figure =
+            |name: &str| reported.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).context("not reported");
         let offset = ClockOffset { offset_us: 50.0, uncertainty_us: 1.0 };
-        let made = parse_made(console, "lookups", &offset).unwrap();
+        let made = made_on_board(figure, &offset).unwrap();
         assert_eq!(made, Made { calls: 20, from: 5050.0, to: 6050.0 });
-        assert!(parse_made("dir-bench lookups calls x\n", "lookups", &offset).is_err());
-        assert!(parse_made(console, "reads", &offset).is_err());
+        let without_end = |name: &str| if name == "to-us" { figure("nothing") } else { figure(name) };
+        assert!(made_on_board(without_end, &offset).is_err());
     }
 
     #[test]

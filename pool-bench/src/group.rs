@@ -20,6 +20,8 @@
 
 use crate::host_cpu::{CpuReading, CpuUse};
 use crate::plots::{self, BySize};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::starter::{self, Announcement, Figure, Value};
 use anyhow::{Context, Result, bail};
 use qemu_pool::exec::Control;
 use qemu_pool::pool::Pool;
@@ -125,7 +127,7 @@ pub(crate) fn clock_offsets(pool: &Pool, epoch: Instant) -> Result<Vec<ClockOffs
         .collect()
 }
 
-/// The `group-bench <tag> ...` lines of one member, parsed.
+/// What one member reported (its board's clock, µs).
 #[derive(Debug, Default, PartialEq)]
 struct MemberTimes {
     delivered: Vec<u64>,
@@ -135,38 +137,18 @@ struct MemberTimes {
     done: bool,
 }
 
-fn parse_member(console: &str, tag: u8) -> Result<MemberTimes> {
-    let prefix = format!("group-bench {tag} ");
-    let mut times = MemberTimes::default();
-    for line in console.lines().filter_map(|l| l.strip_prefix(&prefix)) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let numbers = || -> Result<Vec<u64>> {
-            words[1..]
-                .iter()
-                .map(|w| w.parse().with_context(|| format!("bad number in \"{line}\"")))
-                .collect()
+impl MemberTimes {
+    /// From the figures a `group-bench` member reported to its starter.
+    fn of(figures: &[Figure]) -> Result<MemberTimes> {
+        let series = |name| starter::series(figures, name).with_context(|| format!("{name} is no series"));
+        let throughput = match series("throughput")?[..] {
+            [] => None,
+            [start, end, count] => Some((start, end, count)),
+            ref other => bail!("throughput of {} numbers", other.len()),
         };
-        match words.first() {
-            Some(&label @ ("delivered" | "sent")) => {
-                let numbers = numbers()?;
-                let (&first, values) =
-                    numbers.split_first().with_context(|| format!("empty line \"{line}\""))?;
-                let list = if label == "delivered" { &mut times.delivered } else { &mut times.sent };
-                if list.len() as u64 != first {
-                    bail!("out of order: \"{line}\"");
-                }
-                list.extend_from_slice(values);
-            }
-            Some(&"throughput") => {
-                let numbers = numbers()?;
-                let [start, end, count] = numbers[..] else { bail!("bad line \"{line}\"") };
-                times.throughput = Some((start, end, count));
-            }
-            Some(&"member") if line.ends_with(" done") => times.done = true,
-            _ => {}
-        }
+        let done = figures.iter().any(|f| f.name == "done" && f.value == Value::Flag(true));
+        Ok(MemberTimes { delivered: series("delivered")?, sent: series("sent")?, throughput, done })
     }
-    Ok(times)
 }
 
 /// What one run (one group, one method) measured, in host µs.
@@ -214,14 +196,27 @@ fn run_group(
         | message_size;
     let boards = &pool.boards()[..members as usize];
     let creator_argument = plan | CREATE | if method == Method::Bb { BY_BB } else { 0 };
-    let mut started = vec![pool.exec(0, "group-bench", creator_argument)?];
-    let capability =
-        boards[0].wait_for_capability(&format!("group-bench {tag} capability "), Duration::from_secs(30))?;
+    let creator = Exec::new("group-bench", &["group-bench"]).with_argument(creator_argument);
+    let mut started = vec![pool_system::start_expecting(pool, 0, &creator)?];
+    let capability = pool_system::wait_announced(
+        pool,
+        &started[0].0,
+        &started[0].1,
+        "group-bench",
+        Duration::from_secs(30),
+        |announcement| match announcement {
+            Announcement::Group(capability) => Some(*capability),
+            _ => None,
+        },
+    )?;
     for index in 1..boards.len() {
         let argument = plan | if index == 1 { LATENCY_SENDER } else { 0 };
-        started.push(pool.exec_with_capability(index, "group-bench", argument, capability)?);
+        let member = Exec::new("group-bench", &["group-bench"])
+            .with_argument(argument)
+            .with_capability("ARG", capability);
+        started.push(pool_system::start_expecting(pool, index, &member)?);
     }
-    for (board, process) in boards.iter().zip(&started) {
+    for (board, (process, _)) in boards.iter().zip(&started) {
         let status = pool.wait_process(process, RUN_TIMEOUT);
         if status != Some(0) {
             bail!(
@@ -234,7 +229,7 @@ fn run_group(
     }
     let cpu = cpu_before.until(&CpuReading::take(&pids));
     let each = pids.iter().zip(&each_before).map(|(pid, b)| b.until(&CpuReading::take(&[*pid])).processes);
-    let times = boards.iter().map(|board| parse_member(&board.console_text(), tag)).collect::<Result<_>>()?;
+    let times = started.iter().map(|(_, told)| MemberTimes::of(&told.figures())).collect::<Result<_>>()?;
     Ok((times, cpu, each.collect()))
 }
 
@@ -289,19 +284,14 @@ fn align(members: &[MemberTimes], offsets: &[ClockOffset]) -> Result<RunResult> 
 /// by `rpc-bench` on board 1 against an echo server on board 0.
 fn null_rpc(pool: &Pool) -> Result<(f64, f64)> {
     let put = amoeba_abi::GetPort(amoeba_abi::Port::from_u64(RPC_UNIT_PUT_SEED)).put_port();
-    let client = &pool.boards()[1];
     let echo = pool.exec(0, "echo-server", RPC_UNIT_PUT_SEED)?;
-    let bench = pool.exec(1, "rpc-bench", put.to_u64() | RPC_BENCH_NULL_ONLY)?;
-    let status = pool.wait_process(&bench, Duration::from_secs(120));
+    let bench = Exec::new("rpc-bench", &["rpc-bench"]).with_argument(put.to_u64() | RPC_BENCH_NULL_ONLY);
+    let reported = crate::run_reporting(pool, 1, &bench, Duration::from_secs(120));
     // The server would otherwise sit on board 0 through the group runs.
     let _ = pool.control(&echo.capability, Control::Destroy);
-    let console = client.console_text();
-    if status != Some(0) {
-        bail!("rpc-bench ended with {status:?}:\n{console}");
-    }
-    let line = console.lines().find(|l| l.starts_with("rpc-bench null")).context("no rpc-bench result")?;
-    let median = crate::value_after(line, "median-us").context("no median")?;
-    Ok((median, crate::value_after(line, "p99-us").context("no p99")?))
+    let null = crate::timings(&reported?).into_iter().find(|(kind, _)| kind == "null");
+    let (_, null) = null.context("rpc-bench reported no null timing")?;
+    Ok((null.median.as_secs_f64() * 1e6, null.p99.as_secs_f64() * 1e6))
 }
 
 /// One line of the table: what one run (group size, method, message size)
@@ -553,15 +543,16 @@ mod tests {
     }
 
     #[test]
-    fn member_lines_parse() {
-        let console = "nucleus: started process 3 (group-bench)\n\
-                       group-bench 7 delivered 0 10 20\n\
-                       group-bench 6 delivered 0 99\n\
-                       group-bench 7 delivered 2 30\n\
-                       group-bench 7 sent 0 5 15 25\n\
-                       group-bench 7 throughput 100 200 64\n\
-                       group-bench 7 member 1 done\n";
-        let times = parse_member(console, 7).unwrap();
+    fn member_figures_are_read() {
+        let figure = |name: &str, value| Figure { name: String::from(name), value };
+        let figures = [
+            figure("delivered", Value::Numbers(vec![10, 20])),
+            figure("delivered", Value::Numbers(vec![30])),
+            figure("sent", Value::Numbers(vec![5, 15, 25])),
+            figure("throughput", Value::Numbers(vec![100, 200, 64])),
+            figure("done", Value::Flag(true)),
+        ];
+        let times = MemberTimes::of(&figures).unwrap();
         assert_eq!(
             times,
             MemberTimes {
@@ -571,7 +562,10 @@ mod tests {
                 done: true
             }
         );
-        assert!(parse_member("group-bench 7 delivered 1 10\n", 7).is_err());
+        let unfinished = MemberTimes::of(&figures[..3]).unwrap();
+        assert_eq!((unfinished.throughput, unfinished.done), (None, false));
+        assert!(MemberTimes::of(&[figure("throughput", Value::Numbers(vec![1]))]).is_err());
+        assert!(MemberTimes::of(&[figure("sent", Value::Flag(true))]).is_err());
     }
 
     #[test]

@@ -15,8 +15,12 @@ pub mod system;
 
 pub use host_station::echo::EchoResponder;
 
-use anyhow::{Result, bail};
+use amoeba_client::exec::Exec;
+use amoeba_ipc::interfaces::starter::{Timing, Value};
+use anyhow::{Context, Result, bail};
+use host_station::bootstrap_server::Expected;
 use host_station::host_port::HostPort;
+use qemu_pool::pool::Pool;
 use std::time::Duration;
 
 /// Median and 99th percentile of a set of samples.
@@ -50,12 +54,42 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// The number after the word `key` in a result line a benchmark program
-/// printed, e.g. `median-us` in `rpc-bench null median-us 75 p99-us 144`.
-pub fn value_after(line: &str, key: &str) -> Option<f64> {
-    let mut words = line.split_whitespace();
-    words.find(|w| *w == key)?;
-    words.next()?.parse().ok()
+impl From<Timing> for Summary {
+    fn from(timing: Timing) -> Self {
+        Summary {
+            count: timing.count as usize,
+            median: Duration::from_micros(timing.median_us),
+            p99: Duration::from_micros(timing.p99_us),
+        }
+    }
+}
+
+/// Runs the bench program `exec` on board `board` with an object of the
+/// host's bootstrap server as its `BOOTSTRAP`, and waits up to `timeout` for
+/// it to exit 0; that object, holding the figures it reported.
+pub(crate) fn run_reporting(pool: &Pool, board: usize, exec: &Exec, timeout: Duration) -> Result<Expected> {
+    let (started, reported) = pool_system::start_expecting(pool, board, exec)?;
+    match pool.wait_process(&started, timeout) {
+        Some(0) => Ok(reported),
+        status => bail!(
+            "{} on board {board} ended with {status:?}:\n{}",
+            exec.name,
+            pool.boards()[board].console_tail(10)
+        ),
+    }
+}
+
+/// Every timing a bench program reported, by kind, in its order.
+pub(crate) fn timings(reported: &Expected) -> Vec<(String, Summary)> {
+    reported.timings().into_iter().map(|(kind, timing)| (kind, Summary::from(timing))).collect()
+}
+
+/// The unsigned figure `name` a bench program reported.
+pub(crate) fn unsigned(reported: &Expected, name: &str) -> Result<u64> {
+    match reported.figure(name) {
+        Some(Value::Unsigned(value)) => Ok(value),
+        other => Err(anyhow::anyhow!("{name} reported as {other:?}")).context("a bench program's figures"),
+    }
 }
 
 /// Round trips from `client` to `target`, `rounds` of them, each with a
@@ -82,12 +116,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_found_after_their_key() {
-        let line = "rpc-bench null median-us 75 p99-us 144.5";
-        assert_eq!(value_after(line, "median-us"), Some(75.0));
-        assert_eq!(value_after(line, "p99-us"), Some(144.5));
-        assert_eq!(value_after(line, "min-us"), None);
-        assert_eq!(value_after("rpc-bench null median-us", "median-us"), None);
+    fn a_timing_is_a_summary_in_micros() {
+        let summary = Summary::from(Timing { count: 40, median_us: 75, p99_us: 144 });
+        assert_eq!(summary.count, 40);
+        assert_eq!(summary.median, Duration::from_micros(75));
+        assert_eq!(summary.p99, Duration::from_micros(144));
     }
 
     #[test]

@@ -20,9 +20,10 @@
 //! in one run.
 
 use crate::plots::{self, Samples};
-use crate::{Summary, echo_round_trips, value_after};
+use crate::{Summary, echo_round_trips};
+use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::echo;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use qemu_pool::pool::{Pool, PoolConfig, UplinkSetting};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,23 +49,6 @@ struct BoardRun {
     kib_per_second_1m: Option<f64>,
 }
 
-/// Every null call's time from `rpc-bench samples <first> <µs>...` lines,
-/// in call order; an error if a line is out of order or malformed.
-pub fn parse_samples(console: &str) -> Result<Vec<f64>> {
-    let mut samples = Vec::new();
-    for line in console.lines().filter_map(|l| l.strip_prefix("rpc-bench samples ")) {
-        let mut words = line.split_whitespace();
-        let first: usize = words.next().and_then(|w| w.parse().ok()).context("no index")?;
-        if first != samples.len() {
-            bail!("samples out of order: \"{line}\"");
-        }
-        for word in words {
-            samples.push(word.parse::<f64>().with_context(|| format!("bad sample in \"{line}\""))?);
-        }
-    }
-    Ok(samples)
-}
-
 fn micros(samples: &[Duration]) -> Vec<f64> {
     samples.iter().map(|d| d.as_secs_f64() * 1e6).collect()
 }
@@ -76,25 +60,23 @@ fn summary_of_micros(samples: &[f64]) -> Option<Summary> {
 
 /// Runs `rpc-bench` on `board` against the echo server; what it reported.
 fn board_run(pool: &Pool, index: usize, label: &'static str, put: amoeba_abi::Port) -> Result<BoardRun> {
-    let board = &pool.boards()[index];
-    let started = pool.exec(index, "rpc-bench", put.to_u64())?;
-    let status = pool
-        .wait_process(&started, RUN_TIMEOUT)
-        .with_context(|| format!("rpc-bench {label} did not finish"))?;
-    let console = board.console_text();
-    if status != 0 {
-        bail!("rpc-bench {label} failed ({status}):\n{console}");
-    }
-    let field =
-        |key: &str| console.lines().filter(|l| l.starts_with("rpc-bench")).find_map(|l| value_after(l, key));
-    let samples_us = parse_samples(&console)?;
-    let null = summary_of_micros(&samples_us).with_context(|| format!("rpc-bench {label}: no samples"))?;
+    let exec = Exec::new("rpc-bench", &["rpc-bench"]).with_argument(put.to_u64());
+    let reported = crate::run_reporting(pool, index, &exec, RUN_TIMEOUT)
+        .with_context(|| format!("rpc-bench {label}"))?;
+    let samples: Vec<f64> = reported
+        .series("samples")
+        .with_context(|| format!("rpc-bench {label}: samples that are no series"))?
+        .into_iter()
+        .map(|us| us as f64)
+        .collect();
+    let null = summary_of_micros(&samples).with_context(|| format!("rpc-bench {label}: no samples"))?;
+    let kib_per_second = |name: &str| crate::unsigned(&reported, name).ok().map(|value| value as f64);
     Ok(BoardRun {
         label,
         null,
-        samples_us,
-        kib_per_second_8k: field("8KiB-KiB/s"),
-        kib_per_second_1m: field("1MiB-KiB/s"),
+        samples_us: samples,
+        kib_per_second_8k: kib_per_second("8KiB-KiB/s"),
+        kib_per_second_1m: kib_per_second("1MiB-KiB/s"),
     })
 }
 
@@ -252,21 +234,4 @@ pub fn across_uplink(run_dir: &Path, nucleus: &Path) -> Result<()> {
     part_a.shutdown();
     drop(lab);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn samples_are_read_in_call_order() {
-        let console = "nucleus: started process 3 (rpc-bench)\n\
-                       rpc-bench null median-us 2 p99-us 3 min-us 1 p10-us 1\n\
-                       rpc-bench samples 0 5 6 7\n\
-                       rpc-bench samples 3 8\n";
-        assert_eq!(parse_samples(console).unwrap(), vec![5.0, 6.0, 7.0, 8.0]);
-        assert!(parse_samples("rpc-bench samples 1 5\n").is_err(), "a line that skips samples");
-        assert!(parse_samples("rpc-bench samples 0 5 x\n").is_err(), "a sample that is no number");
-        assert!(parse_samples("").unwrap().is_empty());
-    }
 }

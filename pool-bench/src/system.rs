@@ -18,8 +18,8 @@
 //! drifting load on a shared host hits them alike; each section prints the
 //! host CPU load during it.
 
+use crate::Summary;
 use crate::host_cpu::CpuReading;
-use crate::{Summary, value_after};
 use amoeba_abi::{Capability, GetPort, Header, Port, Status};
 use amoeba_client::exec::{Exec, Program, exec, exec_placed};
 use amoeba_ipc::interface::Transport;
@@ -188,23 +188,6 @@ fn wait_for_zero(rpc: &mut RpcClient, process: &Capability) -> Result<()> {
 
 // ---------------------------------------------------------------- processes
 
-/// What `create-bench` reported from a board: kind → (median, p99).
-pub(crate) fn board_figures(console: &str, prefix: &str) -> Vec<(String, Summary)> {
-    console
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(prefix)?;
-            let kind = rest.split_whitespace().next()?;
-            let micros = |key| value_after(rest, key).map(|us| Duration::from_secs_f64(us / 1e6));
-            let count = value_after(rest, "count").unwrap_or(1.0) as usize;
-            Some((
-                String::from(kind),
-                Summary { count, median: micros("median-us")?, p99: micros("p99-us")? },
-            ))
-        })
-        .collect()
-}
-
 /// Runs `create-bench` on board `creator` against board `target`; its
 /// figures by kind.
 fn board_to_board(pool: &Pool, creator: usize, target: usize) -> Result<Vec<(String, Summary)>> {
@@ -219,24 +202,17 @@ fn board_to_board(pool: &Pool, creator: usize, target: usize) -> Result<Vec<(Str
         .with_capability(amoeba_abi::syscall::HOST_CAPABILITY_NAME, pool.host_create_capability(creator))
         .with_capability("TARGET", host)
         .with_capability("PROGRAM", program);
-    board_program(pool, creator, "create-bench", exec)
+    board_program(pool, creator, exec)
 }
 
-/// Runs the benchmark program `name` on board `board` as `exec` says, with
-/// the echo service's put-port as its argument; the figures it printed.
-fn board_program(pool: &Pool, board: usize, name: &str, mut exec: Exec) -> Result<Vec<(String, Summary)>> {
+/// Runs the benchmark program on board `board` as `exec` says, with
+/// the echo service's put-port as its argument; the timings it reported.
+fn board_program(pool: &Pool, board: usize, mut exec: Exec) -> Result<Vec<(String, Summary)>> {
     exec.argument = echo_service().port.to_u64();
-    let started = pool.exec_with(board, name, &exec)?;
-    let status =
-        pool.wait_process(&started, RUN_TIMEOUT).with_context(|| format!("{name} did not finish"))?;
-    let console = pool.boards()[board].console_text();
-    if status != 0 {
-        bail!("{name} failed ({status}):\n{}", pool.boards()[board].console_tail(10));
-    }
-    Ok(board_figures(&console, &format!("{name} ")))
+    Ok(crate::timings(&crate::run_reporting(pool, board, &exec, RUN_TIMEOUT)?))
 }
 
-/// The figure of `kind` among those a board program printed.
+/// The figure of `kind` among those a board program reported.
 pub(crate) fn kind_of(figures: &[(String, Summary)], kind: &str) -> Result<Summary> {
     figures.iter().find(|(k, _)| k == kind).map(|(_, s)| *s).with_context(|| format!("no figure {kind}"))
 }
@@ -567,12 +543,8 @@ pub fn bullet(pool: &Pool) -> Result<()> {
     restart_without_cache(pool, &server_process, plan.bullet_blocks)?;
     let (uncached, raw) = reads_against(&mut rpc, &file, |rpc| raw_read(rpc, &plan))?;
 
-    let board = board_program(
-        pool,
-        0,
-        "disk-bench",
-        Exec::new("disk-bench", &["disk-bench"]).with_capability("DISK", plan.raw),
-    )?;
+    let board =
+        board_program(pool, 0, Exec::new("disk-bench", &["disk-bench"]).with_capability("DISK", plan.raw))?;
     print_bullet(&BulletFigures { null, cached, reply, uncached, raw, small, small_raw, large, large_raw });
     print_uncached_costs(&board, &uncached, &raw)?;
     println!("creates per second of 1 KiB files: {safe_rate:>6.0} safe, {rate:>6.0} without the safety flag");
@@ -853,24 +825,20 @@ pub fn system(boot: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amoeba_ipc::interfaces::starter::Timing;
 
     #[test]
-    fn board_figures_are_read_by_kind() {
-        let console = "nucleus: started process 4 (create-bench)\n\
-                       create-bench null median-us 200 p99-us 350 count 500\n\
-                       create-bench: remote: creating the process: not found\n\
-                       create-bench file-first median-us 12000 p99-us 12000 count 1\n\
-                       create-bench broken median-us x p99-us 3\n";
-        let figures = board_figures(console, "create-bench ");
-        assert_eq!(figures.len(), 2, "{figures:?}");
+    fn figures_are_found_by_kind() {
+        let timing = |median_us, count| Summary::from(Timing { count, median_us, p99_us: median_us * 2 });
+        let figures =
+            vec![(String::from("null"), timing(200, 500)), (String::from("file-first"), timing(12, 1))];
         let null = kind_of(&figures, "null").unwrap();
         assert_eq!(
             (null.median, null.p99, null.count),
-            (Duration::from_micros(200), Duration::from_micros(350), 500)
+            (Duration::from_micros(200), Duration::from_micros(400), 500)
         );
         assert_eq!(kind_of(&figures, "file-first").unwrap().count, 1);
-        assert!(kind_of(&figures, "broken").is_err(), "a line without a number is no figure");
-        assert!(kind_of(&figures, "remote:").is_err());
+        assert!(kind_of(&figures, "file").is_err(), "a kind nobody reported");
     }
 
     #[test]

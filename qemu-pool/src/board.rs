@@ -256,19 +256,6 @@ impl Board {
         }
     }
 
-    /// Waits up to `timeout` for a console line starting with `prefix` and
-    /// ending in a capability (as servers and group creators print theirs).
-    pub fn wait_for_capability(
-        &self,
-        prefix: &str,
-        timeout: std::time::Duration,
-    ) -> Result<amoeba_abi::Capability> {
-        let line = self.wait_for_line(prefix, timeout).with_context(|| {
-            format!("board {} printed no \"{prefix}\":\n{}", self.spec.id, self.console_tail(10))
-        })?;
-        line.rsplit(' ').next().unwrap_or("").parse().with_context(|| format!("no capability in \"{line}\""))
-    }
-
     /// The last `lines` lines of the console.
     pub fn console_tail(&self, lines: usize) -> String {
         let text = self.console_everything();

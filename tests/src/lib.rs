@@ -7,6 +7,8 @@
 //! serve and report their results there, typed, so no test reads a
 //! capability or a result from a console.
 
+pub mod up;
+
 use amoeba_abi::Capability;
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::starter::{Announcement, Figure, Value};

@@ -14,11 +14,11 @@ use amoeba_abi::Capability;
 use amoeba_client::files;
 use amoeba_ipc::interfaces::bullet;
 use host_station::rpc_client::RpcClient;
+use pool_tests::up::{Up, text};
 use pool_tests::{TestPool, boot_with, config};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const MIB: u64 = 1 << 20;
 /// Pieces the pattern is made and checked in.
@@ -69,90 +69,6 @@ fn check_pattern(path: &Path, size: u64, seed: u64) -> Result<(), String> {
         at += len as u64;
     }
     Ok(())
-}
-
-/// The `boot` program `just build` makes.
-fn boot_program() -> PathBuf {
-    let path = qemu_pool::boot_program();
-    assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
-    path
-}
-
-/// `boot up` running in its own run directory; stopped when dropped.
-struct Up {
-    child: Child,
-    run_dir: tempfile::TempDir,
-}
-
-impl Up {
-    /// Starts `boot up BOARDS --fresh-disk` (the default 1 GiB disk) and waits
-    /// until it says the system is up.
-    fn start(boards: u16) -> Up {
-        let run_dir = tempfile::Builder::new().prefix("up-").tempdir_in("/tmp").unwrap();
-        let mut child = Command::new(boot_program())
-            .args(["up", &boards.to_string(), "--fresh-disk", "--run-dir"])
-            .arg(run_dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut output = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let line =
-                lines.next().unwrap_or_else(|| panic!("boot up ended:\n{}", output.join("\n"))).unwrap();
-            output.push(line.clone());
-            if line.starts_with("system up") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the system did not come up:\n{}", output.join("\n"));
-        }
-        std::thread::spawn(move || lines.for_each(drop));
-        Up { child, run_dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.run_dir.path().join(name)
-    }
-
-    /// Runs `boot ARGS --run-dir RUN_DIR`.
-    fn command(&self, args: &[&str]) -> Output {
-        let (first, rest) = args.split_first().unwrap();
-        Command::new(boot_program())
-            .arg(first)
-            .arg("--run-dir")
-            .arg(self.run_dir.path())
-            .args(rest)
-            .output()
-            .unwrap()
-    }
-
-    /// Every board's console.
-    fn consoles(&self) -> String {
-        let mut all = String::new();
-        for entry in std::fs::read_dir(self.run_dir.path()).unwrap().flatten() {
-            if entry.path().extension().is_some_and(|e| e == "console") {
-                all.push_str(&String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()));
-            }
-        }
-        all
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("=== consoles ===\n{}", self.consoles());
-        }
-        let _ = Command::new(boot_program()).arg("down").arg("--run-dir").arg(self.run_dir.path()).output();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 #[test]

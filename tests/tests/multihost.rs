@@ -24,124 +24,21 @@ use amoeba_ipc::interfaces::process_server;
 use host_station::HostPort;
 use host_station::group_client::GroupClient;
 use host_station::tty_server::{Sink, TtyServer};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use pool_tests::up::{Up, text};
 use std::time::{Duration, Instant};
 use vswitch::lab::Lab;
 
 /// How long a part has to come up (boot, servers, join) on a loaded machine.
 const UP_TIMEOUT: Duration = Duration::from_secs(240);
 
-fn boot_program() -> PathBuf {
-    let path = qemu_pool::boot_program();
-    assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
-    path
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// One part's `boot up`, in its namespace; killed when dropped (its boards
-/// die with it).
-struct Part {
-    namespace: String,
-    child: Child,
-    run_dir: tempfile::TempDir,
-    output: Arc<Mutex<Vec<String>>>,
-}
-
-impl Part {
-    /// Starts `boot up ARGS --vxlan ...` in part `index`'s namespace and waits
-    /// until it says the system is up.
-    fn start(lab: &Lab, index: usize, args: &[&str]) -> Part {
-        let run_dir = tempfile::Builder::new().prefix("mh-").tempdir_in("/tmp").unwrap();
-        let part = &lab.parts[index];
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &part.namespace])
-            .arg(boot_program())
-            .arg("up")
-            .args(args)
-            .arg("--run-dir")
-            .arg(run_dir.path())
-            .arg("--vxlan")
-            .arg(part.vxlan.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (lines, seen) = (BufReader::new(child.stdout.take().unwrap()).lines(), output.clone());
-        let (up_sender, up) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if line.starts_with("system up") {
-                    let _ = up_sender.send(());
-                }
-                seen.lock().unwrap().push(line);
-            }
-        });
-        let part = Part { namespace: part.namespace.clone(), child, run_dir, output };
-        if up.recv_timeout(UP_TIMEOUT).is_err() {
-            panic!("part {index} did not come up:\n{}", part.output());
-        }
-        part
-    }
-
-    fn run_dir(&self) -> &Path {
-        self.run_dir.path()
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().join("\n")
-    }
-
-    /// Runs `boot ARGS --run-dir RUN_DIR` in this part's namespace, as a user
-    /// on this host would.
-    fn command(&self, args: &[&str]) -> Output {
-        let (first, rest) = args.split_first().unwrap();
-        Command::new("ip")
-            .args(["netns", "exec", &self.namespace])
-            .arg(boot_program())
-            .arg(first)
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .args(rest)
-            .output()
-            .unwrap()
-    }
-
-    /// Like [`Part::command`], and it must succeed; its output.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.command(args);
-        assert!(output.status.success(), "boot {args:?} failed: {}", text(&output));
-        text(&output)
-    }
-
-    /// Repeats `args` until `done` holds for its output (at most `timeout`).
-    fn until(&self, args: &[&str], timeout: Duration, done: impl Fn(&Output) -> bool) -> Output {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let output = self.command(args);
-            if done(&output) {
-                return output;
-            }
-            assert!(Instant::now() < deadline, "boot {args:?} never did: {}", text(&output));
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- boot up in {} ---\n{}", self.namespace, self.output());
-        }
-    }
+/// Starts `boot up ARGS --vxlan ...` in part `index`'s namespace and waits
+/// until it says the system is up; its commands run in that namespace too.
+fn start_part(lab: &Lab, index: usize, args: &[&str]) -> Up {
+    let part = &lab.parts[index];
+    let vxlan = part.vxlan.to_string();
+    let mut all = args.to_vec();
+    all.extend(["--vxlan", &vxlan]);
+    Up::with_args(&all).in_namespace(&part.namespace).timeout(UP_TIMEOUT).start()
 }
 
 /// Alive processors in `hosts` output.
@@ -157,7 +54,7 @@ fn one_pool_across_two_hosts_through_the_kernels_vxlan_and_bridge() {
              devices, which takes root: {error:#}"
         )
     });
-    let a = Part::start(&lab, 0, &["4", "--fresh-disk"]);
+    let a = start_part(&lab, 0, &["4", "--fresh-disk"]);
     // The hand-over: A's capabilities, copied the way an owner copies a
     // private key (`scp -p`: owner-only), named with --join.
     let hand_over = tempfile::Builder::new().prefix("mh-join-").tempdir_in("/tmp").unwrap();
@@ -167,12 +64,12 @@ fn one_pool_across_two_hosts_through_the_kernels_vxlan_and_bridge() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&join_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let b = Part::start(&lab, 1, &["2", "--first-board", "4", "--join", join_file.to_str().unwrap()]);
+    let b = start_part(&lab, 1, &["2", "--first-board", "4", "--join", join_file.to_str().unwrap()]);
 
     // The run server, asked from either side, counts all six boards alive.
     for part in [&a, &b] {
         let hosts = part.until(&["hosts"], Duration::from_secs(60), |o| alive(&text(o)) == 6);
-        println!("hosts from {}:\n{}", part.namespace, text(&hosts));
+        println!("hosts from {}:\n{}", part.namespace(), text(&hosts));
     }
 
     // ax --on 5 from A's namespace runs on a board of B (once A's `up` has
@@ -259,7 +156,7 @@ fn count(host: &mut GroupClient, members: u64) -> String {
 /// (and so sequences it), B's host joins, `group-counter` runs on board 1 (A)
 /// and board 5 (B) with its output sent back to a terminal of the test's own.
 /// Every member must end with the same value and the same order.
-fn group_across_the_uplink(a: &Part, b: &Part) {
+fn group_across_the_uplink(a: &Up, b: &Up) {
     const MEMBERS: u64 = 4;
     let get_port = GetPort(Port::from_u64(0x0000_0000_dede_0024));
     let mut host_a = GroupClient::create(

@@ -5,10 +5,9 @@
 //! any access to group or others, and the directory itself is 0700, even where
 //! an earlier run, or the user's umask, left them looser.
 
-use std::io::{BufRead, BufReader};
+use pool_tests::up::Up;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every entry under `dir` (and `dir` itself), with its permission bits.
@@ -28,38 +27,19 @@ fn modes(dir: &Path) -> Vec<(String, u32)> {
 
 #[test]
 fn nothing_in_the_run_directory_is_readable_by_others_after_up() {
-    let boot = qemu_pool::boot_program();
-    assert!(boot.is_file(), "{} is not built; run the tests with `just test`", boot.display());
     let run_dir = tempfile::Builder::new().prefix("up-").tempdir_in("/tmp").unwrap();
-    let dir = run_dir.path();
     // Looser than they must be: a run directory and files an earlier run left.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     for stale in ["disk.img", "board0.console", "nucleus.img"] {
-        std::fs::write(dir.join(stale), b"").unwrap();
-        std::fs::set_permissions(dir.join(stale), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(run_dir.path().join(stale), b"").unwrap();
+        std::fs::set_permissions(run_dir.path().join(stale), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
-    let mut up = Up(Command::new(&boot)
-        .args(["up", "3", "--fresh-disk", "--run-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap());
-    let mut output = Vec::new();
-    let mut lines = BufReader::new(up.0.stdout.take().unwrap()).lines();
+    let up = Up::fresh(3).in_run_dir(run_dir).start();
+    let dir = up.run_dir();
     let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let line = lines.next().unwrap_or_else(|| panic!("boot up ended:\n{}", output.join("\n"))).unwrap();
-        output.push(line.clone());
-        if line.starts_with("system up") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the system did not come up:\n{}", output.join("\n"));
-    }
-    std::thread::spawn(move || lines.for_each(drop));
     // The control socket comes last, once `up` serves commands.
     while !dir.join("control.sock").exists() {
-        assert!(Instant::now() < deadline, "no control socket:\n{}", output.join("\n"));
+        assert!(Instant::now() < deadline, "no control socket:\n{}", up.output());
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -86,17 +66,5 @@ fn nothing_in_the_run_directory_is_readable_by_others_after_up() {
         found.iter().zip(&listing).filter(|((_, mode), _)| mode & 0o077 != 0).map(|(_, line)| line).collect();
     assert!(open.is_empty(), "open to group or others: {open:?}");
 
-    let down = Command::new(&boot).arg("down").arg("--run-dir").arg(dir).output().unwrap();
-    assert!(down.status.success(), "boot down: {}", String::from_utf8_lossy(&down.stderr));
-    let _ = up.0.wait();
-}
-
-/// `boot up` running; killed if the test ends before it stopped.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    up.stop();
 }

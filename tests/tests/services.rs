@@ -10,9 +10,8 @@
 use amoeba_ipc::interfaces::boot::{ServiceReport, ServiceState};
 use amoeba_ipc::interfaces::process::ProcessState;
 use amoeba_ipc::interfaces::{boot_service, process_server};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use pool_tests::up::{Up, text};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use workstation::Workstation;
 
@@ -22,67 +21,21 @@ const BUDGET: Duration = Duration::from_secs(5);
 /// the budget, to measure how far over it went).
 const GIVE_UP: Duration = Duration::from_secs(60);
 
-fn boot_program() -> PathBuf {
-    let path = qemu_pool::boot_program();
-    assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
-    path
-}
-
-/// `boot up` in its own run directory; stopped when dropped.
-struct Up {
-    child: Child,
-    run_dir: tempfile::TempDir,
-}
-
-impl Up {
-    fn start(boards: u16) -> Up {
-        let run_dir = tempfile::Builder::new().prefix("svc-").tempdir_in("/tmp").unwrap();
-        let mut child = Command::new(boot_program())
-            .args(["up", &boards.to_string(), "--fresh-disk", "--run-dir"])
-            .arg(run_dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut output = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(240);
-        loop {
-            let line =
-                lines.next().unwrap_or_else(|| panic!("boot up ended:\n{}", output.join("\n"))).unwrap();
-            output.push(line.clone());
-            if line.starts_with("system up") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the system did not come up:\n{}", output.join("\n"));
-        }
-        std::thread::spawn(move || lines.for_each(drop));
-        Up { child, run_dir }
-    }
-
-    fn run_dir(&self) -> &Path {
-        self.run_dir.path()
-    }
-
-    /// `boot ARGS --run-dir RUN_DIR`.
-    fn command(&self, args: &[&str]) -> Output {
-        let (first, rest) = args.split_first().unwrap();
-        Command::new(boot_program())
-            .arg(first)
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .args(rest)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.command(args);
-        assert!(output.status.success(), "boot {args:?} failed: {}", text(&output));
-        text(&output)
-    }
-
+/// What these scenarios ask of the boot service of a running system.
+trait Services {
     /// What the boot service reports, by RPC.
+    fn services(&self) -> Vec<ServiceReport>;
+    fn service(&self, name: &str) -> ServiceReport;
+    /// Waits until the boot service sees every service up.
+    fn wait_all_up(&self, why: &str) -> Duration;
+    /// Waits until the boot service has started `name` more than `before`
+    /// times, then until every service is up again.
+    fn wait_restarted(&self, name: &str, before: u32);
+    /// The process id of the live `program` on board `board`.
+    fn pid(&self, board: u16, program: &str) -> u32;
+}
+
+impl Services for Up {
     fn services(&self) -> Vec<ServiceReport> {
         let mut ws = Workstation::connect(self.run_dir()).unwrap();
         let boot = ws.capability("boot").expect("up saves the boot service's capability");
@@ -93,7 +46,6 @@ impl Up {
         self.services().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no service {name}"))
     }
 
-    /// Waits until the boot service sees every service up.
     fn wait_all_up(&self, why: &str) -> Duration {
         let start = Instant::now();
         loop {
@@ -110,8 +62,6 @@ impl Up {
         }
     }
 
-    /// Waits until the boot service has started `name` more than `before`
-    /// times, then until every service is up again.
     fn wait_restarted(&self, name: &str, before: u32) {
         let start = Instant::now();
         while self.service(name).restarts <= before {
@@ -121,7 +71,6 @@ impl Up {
         self.wait_all_up(&format!("after {name} was restarted"));
     }
 
-    /// The process id of the live `program` on board `board`.
     fn pid(&self, board: u16, program: &str) -> u32 {
         let mut ws = Workstation::connect(self.run_dir()).unwrap();
         let host = ws.host_capability(board).unwrap();
@@ -134,17 +83,6 @@ impl Up {
         assert_eq!(live.len(), 1, "{program} on board {board}: {list:?}");
         live[0]
     }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 /// `length` bytes that differ from file to file (a small linear congruential generator).

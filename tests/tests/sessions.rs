@@ -10,71 +10,24 @@
 
 use amoeba_ipc::interfaces::process::ProcessState;
 use amoeba_ipc::interfaces::process_server;
+use pool_tests::up::{Up, text};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The groups boot a pool each; one at a time is kinder to a small machine.
 static ONE_POOL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn boot_program() -> PathBuf {
-    let path = qemu_pool::boot_program();
-    assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
-    path
-}
-
-/// `boot up` running in its own run directory; stopped when dropped.
-struct Up {
-    child: Child,
-    run_dir: tempfile::TempDir,
-}
-
-impl Up {
-    fn start(boards: u16) -> Up {
-        let run_dir = tempfile::Builder::new().prefix("sessions-").tempdir_in("/tmp").unwrap();
-        let mut child = Command::new(boot_program())
-            .args(["up", &boards.to_string(), "--fresh-disk", "--run-dir"])
-            .arg(run_dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut output = Vec::new();
-        // Bringing up the servers on a 32-board pool under emulation takes minutes.
-        let deadline = Instant::now() + Duration::from_secs(240 + 10 * u64::from(boards));
-        loop {
-            let line =
-                lines.next().unwrap_or_else(|| panic!("boot up ended:\n{}", output.join("\n"))).unwrap();
-            output.push(line.clone());
-            if line.starts_with("system up") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the system did not come up:\n{}", output.join("\n"));
-        }
-        std::thread::spawn(move || lines.for_each(drop));
-        Up { child, run_dir }
-    }
-
-    fn run_dir(&self) -> &Path {
-        self.run_dir.path()
-    }
-
-    /// `boot COMMAND --run-dir RUN_DIR ARGS` as a command to adjust.
-    fn boot(&self, args: &[&str]) -> Command {
-        let (first, rest) = args.split_first().unwrap();
-        let mut command = Command::new(boot_program());
-        command.arg(first).arg("--run-dir").arg(self.run_dir()).args(rest);
-        command
-    }
-
-    fn command(&self, args: &[&str]) -> Output {
-        self.boot(args).stdin(Stdio::null()).output().unwrap()
-    }
-
+/// What these scenarios ask of a running system.
+trait Sessions {
     /// The live processes running `name` on any board: (board, pid, CPU µs).
+    fn running(&self, name: &str) -> Vec<(u16, u32, u64)>;
+    /// Waits up to `timeout` until no process runs `name`; how long it took.
+    fn until_gone(&self, name: &str, timeout: Duration) -> Option<Duration>;
+}
+
+impl Sessions for Up {
     fn running(&self, name: &str) -> Vec<(u16, u32, u64)> {
         let mut workstation = workstation::Workstation::connect(self.run_dir()).unwrap();
         let mut found = Vec::new();
@@ -89,7 +42,6 @@ impl Up {
         found
     }
 
-    /// Waits up to `timeout` until no process runs `name`; how long it took.
     fn until_gone(&self, name: &str, timeout: Duration) -> Option<Duration> {
         let start = Instant::now();
         while start.elapsed() < timeout {
@@ -100,17 +52,6 @@ impl Up {
         }
         None
     }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 /// A running `ax` whose output lines arrive on a channel.

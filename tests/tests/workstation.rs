@@ -3,100 +3,13 @@
 //! on it from other processes, with the programs' output in their own
 //! standard output and the programs' exit status as theirs.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// The `boot` program `just build` makes.
-fn boot_program() -> PathBuf {
-    let path = qemu_pool::boot_program();
-    assert!(path.is_file(), "{} is not built; run the tests with `just test`", path.display());
-    path
-}
-
-/// `boot up` running in its own run directory; stopped when dropped.
-struct Up {
-    child: Child,
-    run_dir: tempfile::TempDir,
-    output: Vec<String>,
-}
-
-impl Up {
-    /// Starts `boot up BOARDS` and waits until it says the system is up.
-    fn start(boards: u16, fresh_disk: bool) -> Up {
-        let run_dir = tempfile::Builder::new().prefix("up-").tempdir_in("/tmp").unwrap();
-        Up::start_in(run_dir, boards, fresh_disk)
-    }
-
-    fn start_in(run_dir: tempfile::TempDir, boards: u16, fresh_disk: bool) -> Up {
-        let mut command = Command::new(boot_program());
-        command.args(["up", &boards.to_string(), "--run-dir"]).arg(run_dir.path());
-        if fresh_disk {
-            command.arg("--fresh-disk");
-        }
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut output = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let line =
-                lines.next().unwrap_or_else(|| panic!("boot up ended:\n{}", output.join("\n"))).unwrap();
-            output.push(line.clone());
-            if line.starts_with("system up") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the system did not come up:\n{}", output.join("\n"));
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Up { child, run_dir, output }
-    }
-
-    fn run_dir(&self) -> &Path {
-        self.run_dir.path()
-    }
-
-    /// Runs `boot ARGS --run-dir RUN_DIR`.
-    fn command(&self, args: &[&str]) -> Output {
-        let (first, rest) = args.split_first().unwrap();
-        Command::new(boot_program())
-            .arg(first)
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .args(rest)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Up {
-    /// Stops the pool (as `boot down` does) and keeps its run directory.
-    fn stop(mut self) -> tempfile::TempDir {
-        let down =
-            Command::new(boot_program()).arg("down").arg("--run-dir").arg(self.run_dir()).output().unwrap();
-        assert!(down.status.success(), "boot down failed: {}", text(&down));
-        let _ = self.child.wait();
-        let empty = tempfile::Builder::new().prefix("up-gone-").tempdir_in("/tmp").unwrap();
-        std::mem::replace(&mut self.run_dir, empty)
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
+use pool_tests::up::{Up, text};
+use std::process::Output;
 
 #[test]
 fn ax_runs_a_program_where_the_run_server_puts_it_with_its_output_and_status_here() {
-    let up = Up::start(4, true);
-    assert!(up.output.iter().any(|l| l.contains("Bullet server on board 0")), "{}", up.output.join("\n"));
+    let up = Up::start(4);
+    assert!(up.output_lines().iter().any(|l| l.contains("Bullet server on board 0")), "{}", up.output());
     let hello = up.command(&["ax", "hello", "world", "again"]);
     assert_eq!(hello.status.code(), Some(7), "{}", text(&hello));
     let out = String::from_utf8_lossy(&hello.stdout);
@@ -129,7 +42,7 @@ fn ax_runs_a_program_where_the_run_server_puts_it_with_its_output_and_status_her
 
 #[test]
 fn files_and_directories_by_path_survive_a_second_up_on_the_same_disk() {
-    let up = Up::start(3, true);
+    let up = Up::start(3);
     let ls_bin = text(&up.command(&["ls", "/bin"]));
     for program in qemu_pool::default_programs().iter().map(|(name, _)| name) {
         assert!(
@@ -168,7 +81,7 @@ fn files_and_directories_by_path_survive_a_second_up_on_the_same_disk() {
 
     // The whole pool stops; a second `up` on the same disk has the same tree.
     let run_dir = up.stop();
-    let again = Up::start_in(run_dir, 3, false);
+    let again = Up::with_args(&["3"]).in_run_dir(run_dir).start();
     let get = again.command(&["get", "/home/notes"]);
     assert_eq!(text(&get), "notes kept across runs\n");
     let hello = again.command(&["ax", "hello", "again"]);

@@ -57,8 +57,35 @@ pub enum Value {
     Text(String),
     /// A capability the program made or was given.
     Capability(Capability),
-    /// A series (at most [`FIGURE_NUMBERS_MAX`]).
+    /// A series (at most [`FIGURE_NUMBERS_MAX`]; a longer one goes as several
+    /// figures of one name, in order).
     Numbers(Vec<u64>),
+    /// How long one kind of operation took, over many tries (a bench's result).
+    Timing(Timing),
+}
+
+/// The spread of many timings of one operation, in µs: what a bench program
+/// measured, in the form the host compares it in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Tries timed.
+    pub count: u64,
+    /// The median.
+    pub median_us: u64,
+    /// The 99th percentile.
+    pub p99_us: u64,
+}
+
+impl Timing {
+    /// Of `samples` (µs, any order; sorted in place); `None` without any.
+    /// Each quantile is the sample nearest to it, as the host's summaries pick them.
+    pub fn of_micros(samples: &mut [u64]) -> Option<Timing> {
+        samples.sort_unstable();
+        let last = samples.len().checked_sub(1)?;
+        // Per cent, rounded to the nearest index: ((last * q) + 0.5) in integers.
+        let at = |per_cent: usize| samples[(last * per_cent + 50) / 100];
+        Some(Timing { count: samples.len() as u64, median_us: at(50), p99_us: at(99) })
+    }
 }
 
 impl Figure {
@@ -72,6 +99,20 @@ impl Figure {
                 _ => true,
             }
     }
+}
+
+/// The series reported as `name` among `figures`: the numbers of every such
+/// figure, in order (a long series comes as several figures of one name);
+/// `None` if one of them holds anything but numbers.
+pub fn series(figures: &[Figure], name: &str) -> Option<Vec<u64>> {
+    let mut series = Vec::new();
+    for figure in figures.iter().filter(|f| f.name == name) {
+        match &figure.value {
+            Value::Numbers(numbers) => series.extend_from_slice(numbers),
+            _ => return None,
+        }
+    }
+    Some(series)
 }
 
 crate::interface! {
@@ -98,5 +139,28 @@ mod tests {
         assert!(!figure(&"n".repeat(FIGURE_NAME_MAX + 1), Value::Flag(true)).is_bounded());
         assert!(!figure("t", Value::Text("x".repeat(FIGURE_TEXT_MAX + 1))).is_bounded());
         assert!(!figure("s", Value::Numbers(alloc::vec![0; FIGURE_NUMBERS_MAX + 1])).is_bounded());
+    }
+
+    #[test]
+    fn series_join_their_pieces_in_order() {
+        let figure = |name: &str, value| Figure { name: String::from(name), value };
+        let figures = [
+            figure("sent", Value::Numbers(alloc::vec![1, 2])),
+            figure("other", Value::Numbers(alloc::vec![9])),
+            figure("sent", Value::Numbers(alloc::vec![3])),
+            figure("odd", Value::Flag(true)),
+        ];
+        assert_eq!(series(&figures, "sent"), Some(alloc::vec![1, 2, 3]));
+        assert_eq!(series(&figures, "none"), Some(alloc::vec![]));
+        assert_eq!(series(&figures, "odd"), None, "a flag is no series");
+    }
+
+    #[test]
+    fn timings_pick_the_nearest_samples() {
+        let mut samples: alloc::vec::Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(Timing::of_micros(&mut samples), Some(Timing { count: 100, median_us: 51, p99_us: 99 }));
+        assert_eq!(Timing::of_micros(&mut [7]), Some(Timing { count: 1, median_us: 7, p99_us: 7 }));
+        assert_eq!(Timing::of_micros(&mut [3, 1, 2]), Some(Timing { count: 3, median_us: 2, p99_us: 3 }));
+        assert_eq!(Timing::of_micros(&mut []), None);
     }
 }

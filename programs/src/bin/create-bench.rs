@@ -17,8 +17,9 @@
 //!   board each time, so the target reads it over the network every time.
 //!
 //! The kinds take turns, round by round, so drifting load on the host hits
-//! them alike. Prints `create-bench <kind> median-us M p99-us P` per kind and
-//! exits 0, or 1 with the reason if a step failed.
+//! them alike. Reports a timing per kind to its starter (`BOOTSTRAP`), prints
+//! `create-bench <kind> median-us M p99-us P count N` per kind for people, and
+//! exits 0, or 1 with the reason if a step or a report failed.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -33,7 +34,7 @@ use amoeba_rt::println;
 use amoeba_rt::process::Builder;
 use amoeba_rt::rpc::Nucleus;
 use amoeba_rt::segment::Segment;
-use amoeba_rt::{env, time};
+use amoeba_rt::{env, starter, time};
 
 amoeba_rt::entry!(main);
 
@@ -48,11 +49,11 @@ fn micros(ticks: u64) -> u64 {
     ticks * 1_000_000 / time::ticks_per_second()
 }
 
-/// Prints the median and 99th percentile of `samples` (ticks).
-fn report(kind: &str, samples: &mut [u64]) {
-    samples.sort_unstable();
-    let at = |q: f64| micros(samples[((samples.len() - 1) as f64 * q + 0.5) as usize]);
-    println!("create-bench {kind} median-us {} p99-us {} count {}", at(0.5), at(0.99), samples.len());
+/// Reports the timing of `kind` from `samples` (ticks).
+fn report(kind: &str, samples: &[u64]) -> Result<(), String> {
+    let mut micros: Vec<u64> = samples.iter().map(|&ticks| micros(ticks)).collect();
+    starter::report_timing("create-bench", kind, &mut micros)
+        .map_err(|status| alloc::format!("reporting {kind}: {status}"))
 }
 
 /// Ticks taken by `f`, which must succeed.
@@ -143,13 +144,12 @@ fn run(echo_port: Port) -> Result<(), String> {
         copy.destroy().map_err(|s| alloc::format!("segment destroy: {s}"))?;
     }
     null_calls(&service, NULL_CALLS - NULL_CALLS / 2, &mut samples.null)?;
-    report("null", &mut samples.null);
-    report("local", &mut samples.local);
-    report("bytes", &mut samples.bytes);
-    report("file", &mut samples.file);
-    report("file-cold", &mut samples.file_cold);
-    report("file-first", &mut [first]);
-    Ok(())
+    report("null", &samples.null)?;
+    report("local", &samples.local)?;
+    report("bytes", &samples.bytes)?;
+    report("file", &samples.file)?;
+    report("file-cold", &samples.file_cold)?;
+    report("file-first", &[first])
 }
 
 fn main(argument: u64) -> i32 {

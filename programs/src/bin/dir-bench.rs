@@ -8,8 +8,8 @@
 //! * `latency <rounds> <row>`: round by round, a null RPC, a lookup of the
 //!   one-name path `target`, an update (chmod of `<row>`, masks alternating),
 //!   and, given `DISK`, a raw write of one and of eight blocks, each followed
-//!   by a flush, timed apart (what a replica's anchor write costs); prints
-//!   `dir-bench <kind> median-us M p99-us P count N` per kind;
+//!   by a flush, timed apart (what a replica's anchor write costs); reports a
+//!   timing per kind;
 //! * `lookups <start-us> <duration-us> <threads> <replicas>`: from `start-us`
 //!   (this board's clock) for `duration-us`, `threads` threads look up
 //!   `target` at replicas `0..replicas` by their own ports, each call at the
@@ -17,8 +17,10 @@
 //! * `updates <start-us> <duration-us> <threads> <first-row>`: the same with
 //!   chmods, thread `t` changing row `row-<first-row + t>`;
 //!
-//! the last two print `dir-bench <mode> calls N from-us A to-us B` (this
-//! board's clock) and exit 0, or 1 if a call failed.
+//! the last two report `calls`, `from-us` and `to-us` (this board's clock).
+//!
+//! The figures go to its starter (`BOOTSTRAP`), and to the console for people;
+//! it exits 0, or 1 if a call or a report failed.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -30,10 +32,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use amoeba_abi::{Capability, Rights};
 use amoeba_ipc::interfaces::directory::MaskChange;
+use amoeba_ipc::interfaces::starter::Value;
 use amoeba_ipc::interfaces::{disk, echo, soap};
 use amoeba_rt::println;
 use amoeba_rt::rpc::Nucleus;
-use amoeba_rt::{env, thread, time};
+use amoeba_rt::{env, starter, thread, time};
 use directory_server::service::replica_port;
 
 amoeba_rt::entry!(args main);
@@ -49,11 +52,11 @@ fn micros(ticks: u64) -> u64 {
     ticks * 1_000_000 / time::ticks_per_second()
 }
 
-/// Prints the median and 99th percentile of `samples` (ticks).
-fn report(kind: &str, samples: &mut [u64]) {
-    samples.sort_unstable();
-    let at = |q: f64| micros(samples[((samples.len() - 1) as f64 * q + 0.5) as usize]);
-    println!("dir-bench {kind} median-us {} p99-us {} count {}", at(0.5), at(0.99), samples.len());
+/// Reports the timing of `kind` from `samples` (ticks).
+fn report(kind: &str, samples: &[u64]) -> Result<(), String> {
+    let mut micros: Vec<u64> = samples.iter().map(|&ticks| micros(ticks)).collect();
+    starter::report_timing("dir-bench", kind, &mut micros)
+        .map_err(|status| format!("reporting {kind}: {status}"))
 }
 
 /// Ticks taken by `f`, which must succeed.
@@ -125,8 +128,8 @@ fn latency(rounds: usize, row: &str) -> Result<(), String> {
             }
         }
     }
-    for (kind, samples) in &mut samples.kinds {
-        report(kind, samples);
+    for (kind, samples) in &samples.kinds {
+        report(kind, samples)?;
     }
     Ok(())
 }
@@ -185,6 +188,12 @@ fn throughput(mode: &str, start: u64, duration: u64, calls: Vec<Call>) -> Result
         to = to.max(b);
     }
     println!("dir-bench {mode} calls {made} from-us {from} to-us {to}");
+    if starter::has_starter() {
+        for (name, value) in [("calls", made as u64), ("from-us", from), ("to-us", to)] {
+            starter::report(name, Value::Unsigned(value))
+                .map_err(|status| format!("reporting {name}: {status}"))?;
+        }
+    }
     Ok(())
 }
 

@@ -2,9 +2,9 @@
 //! `boot bench`, module `pool_bench::group`).
 //!
 //! Argument bits:
-//! * 63: create the group (this member is the sequencer) and print
-//!   `group-bench <tag> capability <cap>`; else join the group of the
-//!   capability given at exec;
+//! * 63: create the group (this member is the sequencer) and announce its
+//!   capability to the starter (`Announcement::Group`); else join the group
+//!   of the capability given at exec;
 //! * 62 (creator only): every message goes by the BB method (the sender
 //!   broadcasts it, the sequencer only an accept); else every message by PB;
 //! * 61: this member is the latency sender (must not be the sequencer);
@@ -21,7 +21,8 @@
 //! sends a "ready" message; once a member has delivered all of them (the
 //! same point of the order everywhere) it sends its messages as fast as the
 //! group takes them, from a second thread, and notes when it delivered the
-//! last of everyone's. Then it prints its times (see `report`) and exits;
+//! last of everyone's. Then it reports its times to its starter as typed
+//! figures (see `report`) and exits;
 //! the creator waits for the others to leave first, so that the group ends
 //! without a sequencer hand-over.
 #![cfg_attr(target_os = "none", no_std)]
@@ -33,8 +34,10 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use amoeba_abi::{GetPort, Port, Status};
+use amoeba_ipc::interfaces::starter::{Announcement, Value};
 use amoeba_rt::group::Group;
 use amoeba_rt::println;
+use amoeba_rt::starter;
 use amoeba_rt::{thread, time};
 
 amoeba_rt::entry!(main);
@@ -46,8 +49,6 @@ const LATENCY_SENDER: u64 = 1 << 61;
 const ROUND_PAUSE_US: u64 = 2_000;
 /// Longest wait for the group to fill or to empty at the end.
 const MEMBERSHIP_TIMEOUT_US: u64 = 60_000_000;
-/// Timestamps per output line.
-const PER_LINE: usize = 12;
 
 const KIND_LATENCY: u8 = b'L';
 const KIND_READY: u8 = b'R';
@@ -112,8 +113,15 @@ fn enter(plan: &Plan) -> Result<Group, Status> {
         let bb_threshold = if plan.by_bb { 1 } else { u32::MAX };
         let get_port = GetPort(Port::from_u64(0x6762_0000_0000 | (plan.tag as u64) << 8 | 1));
         let (group, capability) = Group::create_with_bb_threshold(get_port, plan.resilience, bb_threshold)?;
-        println!("group-bench {} capability {capability}", plan.tag);
-        Ok(group)
+        // The starter hands the capability to the other members; without a
+        // starter (started by hand) they get it some other way.
+        match starter::announce(&Announcement::Group(capability)) {
+            Ok(()) | Err(Status::NotFound) => Ok(group),
+            Err(status) => {
+                println!("group-bench {}: announcing the group failed: {status}", plan.tag);
+                Err(status)
+            }
+        }
     } else {
         Group::join_given()
     }
@@ -207,24 +215,19 @@ fn throughput_phase(group: &Arc<Group>, plan: &Plan, times: &mut Times) -> Resul
     sender.join()
 }
 
-/// Prints `group-bench <tag> delivered <first round> <µs>...` and
-/// `... sent ...` lines, then `... throughput <start µs> <end µs> <count>`.
-fn report(tag: u8, member: u32, times: &Times) {
-    for (label, values) in [("delivered", &times.delivered), ("sent", &times.sent)] {
-        for (line, chunk) in values.chunks(PER_LINE).enumerate() {
-            let mut text = alloc::string::String::new();
-            for value in chunk {
-                use core::fmt::Write;
-                let _ = write!(text, " {value}");
-            }
-            println!("group-bench {tag} {label} {}{text}", line * PER_LINE);
-        }
+/// Reports the times to the starter (this board's clock, µs): the series
+/// `delivered` and `sent` (by round), `throughput` as start, end and count,
+/// and last the flag `done`. Without a starter there is nobody to tell.
+fn report(tag: u8, member: u32, times: &Times) -> Result<(), Status> {
+    if starter::has_starter() {
+        starter::report_series("delivered", &times.delivered)?;
+        starter::report_series("sent", &times.sent)?;
+        let throughput = [times.throughput_start, times.throughput_end, times.throughput_count as u64];
+        starter::report_series("throughput", &throughput)?;
+        starter::report("done", Value::Flag(true))?;
     }
-    println!(
-        "group-bench {tag} throughput {} {} {}",
-        times.throughput_start, times.throughput_end, times.throughput_count
-    );
     println!("group-bench {tag} member {member} done");
+    Ok(())
 }
 
 fn run(plan: &Plan) -> Result<(), Status> {
@@ -248,7 +251,7 @@ fn run(plan: &Plan) -> Result<(), Status> {
     };
     latency_phase(&group, plan, &mut times)?;
     throughput_phase(&group, plan, &mut times)?;
-    report(plan.tag, info.member_id, &times);
+    report(plan.tag, info.member_id, &times)?;
     if plan.create {
         // The sequencer goes last; members of ended processes leave by
         // themselves (the nucleus leaves for them).
