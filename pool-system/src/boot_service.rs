@@ -18,7 +18,7 @@ use amoeba_abi::{Capability, Rights, Status};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::boot::{ServiceReport, ServiceState};
 use amoeba_ipc::interfaces::directory::MaskChange;
-use amoeba_ipc::interfaces::process::ProcessState;
+use amoeba_ipc::interfaces::process::{ProcessState, Quotas};
 use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{DISK_READ, boot_service, process_server, soap};
 use anyhow::{Context, Result, bail};
@@ -223,6 +223,10 @@ pub fn start(pool: &Pool, board: usize, system: &Capability) -> Result<BootServi
     let mut exec = Exec::new(PROGRAM, &[PROGRAM]).with_capability("SYSTEM", *system);
     exec.startup.environment.push(format!("SEED={seed}"));
     exec.heap_size = HEAP;
+    // It polls every board and checks every service from threads of its own,
+    // each with a transaction outstanding at times: more than a process's
+    // default of 8 (its board's owner, which `up` is, may give it more).
+    exec.quotas.transactions = Quotas::CEILING.transactions;
     let (process, expected) = crate::start_expecting(pool, board, &exec)?;
     crate::wait_announced(pool, &process, &expected, PROGRAM, SETTLE, |announcement| {
         (*announcement == Announcement::Serving(capability)).then_some(())

@@ -33,7 +33,7 @@ use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{process_server, run_server, standard};
 use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
-use amoeba_rt::sync::Mutex;
+use amoeba_rt::sync::{Mutex, Semaphore};
 use amoeba_rt::{env, starter, thread, time};
 
 amoeba_rt::entry!(main);
@@ -121,6 +121,13 @@ impl run_server::Server for RunServer {
     }
 }
 
+/// Polls in flight at once. A process may have 8 transactions outstanding
+/// (`Quotas::DEFAULT`, which is what the boot service starts the run server
+/// with); a poller beyond the slots waits for one rather than failing with
+/// `NoSpace`, and the announcement, the pool directory's reader and the
+/// look-ups keep transactions of their own.
+static POLL_SLOTS: Semaphore = Semaphore::new(5);
+
 /// Polls one processor for as long as it is in the pool (with this
 /// capability): the info call goes to the capability itself, so only the
 /// server of its port that accepts it can answer, and the pool believes the
@@ -134,8 +141,12 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
         if !still_there {
             return;
         }
+        POLL_SLOTS.acquire();
+        // Asked from here: the host's silence counts from now.
         pool.lock().record_asked(&name, time::now_us());
-        match processes.info(&host) {
+        let answer = processes.info(&host);
+        POLL_SLOTS.release();
+        match answer {
             Ok(info) => {
                 // Said once when a host starts telling the impossible, for whoever watches the console.
                 let told = (!refusing && !info.is_consistent()).then(|| alloc::format!("{info:?}"));
