@@ -60,13 +60,7 @@ pub struct Mapping {
     pub flags: MapFlags,
 }
 
-/// What a signal does to a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
-    Default,
-    Ignore,
-    Catch(u64),
-}
+pub use nucleus::call_types::Disposition;
 
 pub struct Process {
     pub name: String,

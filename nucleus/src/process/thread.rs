@@ -6,8 +6,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use amoeba_abi::Status;
 
-pub type Tid = u32;
-pub type Pid = u32;
+pub use nucleus::call_types::{Pid, Tid};
 
 pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
 
