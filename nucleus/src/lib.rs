@@ -15,6 +15,10 @@ pub mod owner_watch;
 // the code that acts on them.
 #[path = "process/server/load_meter.rs"]
 pub mod load_meter;
+#[path = "process/pending_signals.rs"]
+pub mod pending_signals;
+#[path = "process/run_queue.rs"]
+pub mod run_queue;
 #[path = "process/server/requests.rs"]
 pub mod server_requests;
 #[path = "syscall/args.rs"]

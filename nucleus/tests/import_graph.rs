@@ -409,6 +409,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "process/sched.rs",
             "process/outcome.rs",
             "process/signal.rs",
+            "process/pending_signals.rs",
             "process/loader.rs",
             "process/user_memory.rs",
             "owner_watch.rs",
