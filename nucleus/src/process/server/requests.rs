@@ -133,3 +133,121 @@ pub fn map_flags(flags: u64) -> Result<(MapFlags, Rights), Status> {
     let needed = if write { Rights(Rights::READ.bits() | Rights::MODIFY.bits()) } else { Rights::READ };
     Ok((MapFlags { write, execute: flags & MAP_EXECUTE != 0 }, needed))
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use amoeba_abi::{Check, Port};
+    use proptest::prelude::*;
+    use std::vec;
+
+    /// The wire form `amoeba_rt::process::encode_descriptor` writes.
+    fn encode(descriptor: &Descriptor, scheduling: u32, flags: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&descriptor.argument.to_le_bytes());
+        bytes.extend_from_slice(&scheduling.to_le_bytes());
+        bytes.extend_from_slice(&(descriptor.program.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(descriptor.segments.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&flags.to_le_bytes());
+        bytes.extend_from_slice(descriptor.program.as_bytes());
+        for segment in &descriptor.segments {
+            bytes.extend_from_slice(&segment.capability.encode());
+            bytes.extend_from_slice(&(segment.va as u64).to_le_bytes());
+            bytes.extend_from_slice(&segment.flags.to_le_bytes());
+        }
+        bytes
+    }
+
+    fn sample() -> Descriptor {
+        let capability = Capability::owner(Port([1, 2, 3, 4, 5, 6]), 42, Check([9; 6]));
+        Descriptor {
+            argument: 0xdead_beef,
+            run_to_completion: true,
+            program: String::from("hello"),
+            segments: vec![ExtraSegment { capability, va: 0x4000_0000, flags: MAP_WRITE }],
+            pass_host: true,
+        }
+    }
+
+    #[test]
+    fn a_descriptor_reads_back_as_written() {
+        let descriptor = sample();
+        let bytes = encode(&descriptor, SCHED_RUN_TO_COMPLETION, abi::SPAWN_PASS_HOST);
+        assert_eq!(Descriptor::parse(&bytes), Ok(descriptor));
+        let plain =
+            Descriptor { run_to_completion: false, pass_host: false, segments: Vec::new(), ..sample() };
+        assert_eq!(Descriptor::parse(&encode(&plain, abi::SCHED_PREEMPTIVE, 0)), Ok(plain));
+    }
+
+    #[test]
+    fn malformed_descriptors_are_refused() {
+        let good = encode(&sample(), SCHED_RUN_TO_COMPLETION, abi::SPAWN_PASS_HOST);
+        let with = |at: usize, value: u32| {
+            let mut bytes = good.clone();
+            bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            bytes
+        };
+        let mut not_utf8 = good.clone();
+        not_utf8[24] = 0xff;
+        let cases = [
+            ("too short", good[..23].to_vec()),
+            ("cut", good[..good.len() - 1].to_vec()),
+            ("trailing byte", [good.as_slice(), &[0]].concat()),
+            ("too long", vec![0; MAX_DESCRIPTOR as usize + 1]),
+            ("unknown scheduling", with(8, 2)),
+            ("name longer than sent", with(12, 6)),
+            ("name length that wraps", with(12, u32::MAX)),
+            ("more segments than sent", with(16, 2)),
+            ("segment count that overflows", with(16, u32::MAX)),
+            ("unknown flag", with(20, abi::SPAWN_PASS_HOST | 2)),
+            ("name not UTF-8", not_utf8),
+        ];
+        for (what, bytes) in cases {
+            assert_eq!(Descriptor::parse(&bytes), Err(Status::ArgBad), "{what}");
+        }
+    }
+
+    #[test]
+    fn each_operation_needs_its_own_right() {
+        assert_eq!(ProcessOp::Stun.right(), Rights(abi::RIGHT_STUN));
+        assert_eq!(ProcessOp::Resume.right(), Rights(abi::RIGHT_STUN));
+        assert_eq!(ProcessOp::Destroy.right(), Rights(abi::RIGHT_DESTROY));
+        assert_eq!(ProcessOp::Signal(3).right(), Rights(abi::RIGHT_SIGNAL));
+    }
+
+    proptest! {
+        /// Any bytes give a descriptor or `ArgBad`, never a panic; what
+        /// parses is no longer than the limit.
+        #[test]
+        fn parsing_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            match Descriptor::parse(&bytes) {
+                Ok(_) => prop_assert!(bytes.len() >= 24 && bytes.len() as u64 <= MAX_DESCRIPTOR),
+                Err(status) => prop_assert_eq!(status, Status::ArgBad),
+            }
+        }
+
+        /// Any descriptor that fits reads back as written.
+        #[test]
+        fn descriptors_round_trip(
+            argument in any::<u64>(),
+            program in "[a-z0-9/_-]{0,40}",
+            segments in proptest::collection::vec((any::<u32>(), any::<u64>(), 0u64..4), 0..8),
+            run_to_completion in any::<bool>(),
+            pass_host in any::<bool>(),
+        ) {
+            let segments = segments
+                .into_iter()
+                .map(|(object, va, flags)| ExtraSegment {
+                    capability: Capability::owner(Port([7; 6]), object & 0x00ff_ffff, Check([3; 6])),
+                    va: va as usize,
+                    flags,
+                })
+                .collect();
+            let descriptor = Descriptor { argument, run_to_completion, program, segments, pass_host };
+            let scheduling = if run_to_completion { SCHED_RUN_TO_COMPLETION } else { abi::SCHED_PREEMPTIVE };
+            let flags = if pass_host { abi::SPAWN_PASS_HOST } else { 0 };
+            prop_assert_eq!(Descriptor::parse(&encode(&descriptor, scheduling, flags)), Ok(descriptor));
+        }
+    }
+}
