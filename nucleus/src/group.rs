@@ -41,30 +41,10 @@ const MEMBER_BUDGET: usize = 256 << 10;
 /// Messages longer than this go by the BB method unless the creator chose
 /// otherwise: the sender broadcasts, the sequencer only a short accept.
 pub const DEFAULT_BB_THRESHOLD: u32 = 512;
-/// The highest resilience degree a group may ask for.
-pub const MAX_RESILIENCE: u16 = 16;
 /// Length of the [`GroupMessageInfo`] `group_receive` writes.
 const MESSAGE_INFO_LEN: u64 = 16;
 
-/// `group_create`: the group's get-port (48 bits, not 0), its resilience,
-/// where the owner capability goes, the BB threshold (0: the default), and
-/// how many members a reset needs (0: a majority).
-#[derive(Clone, Copy, Debug)]
-pub struct CreateArgs {
-    pub get_port: u64,
-    pub resilience: u16,
-    pub cap_out: u64,
-    pub bb_threshold: u32,
-    pub min_reset_members: u16,
-}
-
-/// `group_receive`: the member, where the entry goes and its info.
-#[derive(Clone, Copy, Debug)]
-pub struct ReceiveArgs {
-    pub handle: u16,
-    pub buffer: UserRange,
-    pub info_out: u64,
-}
+pub use nucleus::call_types::{GroupCreateArgs, GroupReceiveArgs};
 
 struct Receiver {
     tid: Tid,
@@ -131,7 +111,7 @@ fn config(resilience: u16, bb_threshold: u32) -> Config {
 
 /// A creator's configuration: `config` and the reset quorum it chose (it
 /// travels to joiners in their welcome).
-fn creator_config(args: &CreateArgs, bb_threshold: u32) -> Config {
+fn creator_config(args: &GroupCreateArgs, bb_threshold: u32) -> Config {
     let min_reset_members = (args.min_reset_members > 0).then_some(args.min_reset_members);
     Config { min_reset_members, ..config(args.resilience, bb_threshold) }
 }
@@ -179,11 +159,11 @@ impl Groups {
 
     /// group_create: a new group with the caller as its only member and
     /// sequencer; returns the handle, the owner capability goes to `cap_out`.
-    pub fn create(&mut self, core: &mut Core, now: u64, args: &CreateArgs) -> Outcome {
+    pub fn create(&mut self, core: &mut Core, now: u64, args: &GroupCreateArgs) -> Outcome {
         Outcome::from(self.create_group(core, now, args))
     }
 
-    fn create_group(&mut self, core: &mut Core, now: u64, args: &CreateArgs) -> Result<u64, Status> {
+    fn create_group(&mut self, core: &mut Core, now: u64, args: &GroupCreateArgs) -> Result<u64, Status> {
         let pid = core.current_pid().ok_or(Status::SysErr)?;
         core.check_capability_out(pid, args.cap_out)?;
         self.admit_member(pid)?;
@@ -279,14 +259,14 @@ impl Groups {
     }
 
     /// group_receive: the next entry at once, or once one comes.
-    pub fn receive(&mut self, core: &mut Core, args: &ReceiveArgs) -> Outcome {
+    pub fn receive(&mut self, core: &mut Core, args: &GroupReceiveArgs) -> Outcome {
         match self.start_receive(core, args) {
             Ok(outcome) => outcome,
             Err(status) => Outcome::Error(status),
         }
     }
 
-    fn start_receive(&mut self, core: &mut Core, args: &ReceiveArgs) -> Result<Outcome, Status> {
+    fn start_receive(&mut self, core: &mut Core, args: &GroupReceiveArgs) -> Result<Outcome, Status> {
         let pid = core.current_pid().ok_or(Status::SysErr)?;
         core.check_user(pid, args.info_out, MESSAGE_INFO_LEN, true)?;
         if args.buffer.len > 0 {

@@ -18,29 +18,7 @@ use amoeba_abi::syscall::error;
 use amoeba_abi::{GetPort, HEADER_LEN, Header, Port, Status};
 use flip::{Endpoint, ReqId, TransId};
 
-/// `trans`: the request (header and buffer) and where the reply goes.
-#[derive(Clone, Copy, Debug)]
-pub struct TransArgs {
-    pub header: u64,
-    pub request: UserRange,
-    pub reply_header: u64,
-    pub reply: UserRange,
-}
-
-/// `get_request`: the get-port (6 bytes) and where the request goes.
-#[derive(Clone, Copy, Debug)]
-pub struct GetRequestArgs {
-    pub get_port: u64,
-    pub header_out: u64,
-    pub buffer: UserRange,
-}
-
-/// `put_reply`: the reply header and buffer.
-#[derive(Clone, Copy, Debug)]
-pub struct PutReplyArgs {
-    pub header: u64,
-    pub reply: UserRange,
-}
+pub use nucleus::call_types::{GetRequestArgs, PutReplyArgs, TransArgs};
 
 /// Where a message for a blocked thread goes: a header and a buffer.
 #[derive(Clone, Copy, Debug)]

@@ -54,7 +54,7 @@ fn return_to_user(frame: &mut TrapFrame) {
             // One look-up of the thread on the common way: alive, nothing to deliver.
             let thread = core.current_thread();
             let alive = thread.is_alive();
-            if alive && thread.pending_signals != 0 && thread.signal_saved.is_none() {
+            if alive && !thread.pending_signals.is_empty() && thread.signal_saved.is_none() {
                 core.deliver_signals(frame);
                 return (core.need_resched(), core.current_thread().is_alive());
             }

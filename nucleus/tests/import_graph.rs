@@ -6,6 +6,11 @@
 //! paths inside macro invocations — resolves them to the file of the
 //! module they reach, and fails with the cycle if the graph has one.
 //!
+//! The kernel (`main.rs`) and the host-tested library (`lib.rs`) are two
+//! crates of one package: each has its own `crate::`, and the kernel's
+//! `nucleus::` paths are imports of the library's files, checked like any
+//! other.
+//!
 //! Beyond the absence of cycles, every file belongs to one named layer
 //! (`LAYERS`, bottom first) and imports only from its own layer or below,
 //! so "arrows point down" is checked by name, and a new file must be given
@@ -27,6 +32,9 @@ type Aliases = BTreeMap<(ModPath, String), ModPath>;
 
 /// The crate's module tree and what each file imports.
 struct ModuleGraph {
+    /// Each root's module path: empty for the kernel, `[name]` for a crate
+    /// the others reach as `name::` (the library).
+    roots: Vec<ModPath>,
     /// Every module (file or inline) and the file it is written in.
     modules: BTreeMap<ModPath, PathBuf>,
     /// Exported macros (`#[macro_export]`) and their files.
@@ -53,15 +61,33 @@ fn child_dir(file: &Path, is_root: bool) -> PathBuf {
 }
 
 impl ModuleGraph {
-    /// Loads the crate rooted at each of `roots` (paths relative to the
-    /// source directory), reading files with `read`.
-    fn load(roots: &[&str], read: &dyn Fn(&Path) -> Option<String>) -> Result<Self, String> {
-        let mut graph =
-            ModuleGraph { modules: BTreeMap::new(), macros: BTreeMap::new(), files: BTreeMap::new() };
-        for root in roots {
-            graph.load_file(Path::new(root), Vec::new(), true, read)?;
+    /// Loads the crates rooted at each of `roots` (a path relative to the
+    /// source directory, and the name the other crates import it by, if
+    /// any), reading files with `read`.
+    fn load(roots: &[(&str, Option<&str>)], read: &dyn Fn(&Path) -> Option<String>) -> Result<Self, String> {
+        let mut graph = ModuleGraph {
+            roots: Vec::new(),
+            modules: BTreeMap::new(),
+            macros: BTreeMap::new(),
+            files: BTreeMap::new(),
+        };
+        for (root, name) in roots {
+            let path: ModPath = name.iter().map(ToString::to_string).collect();
+            graph.roots.push(path.clone());
+            graph.load_file(Path::new(root), path, true, read)?;
         }
         Ok(graph)
+    }
+
+    /// The root of the crate module `at` belongs to (the longest root it
+    /// starts with).
+    fn crate_of(&self, at: &ModPath) -> ModPath {
+        self.roots
+            .iter()
+            .filter(|root| at.starts_with(root))
+            .max_by_key(|root| root.len())
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn load_file(
@@ -134,7 +160,7 @@ impl ModuleGraph {
 
     fn resolve_module(&self, at: &ModPath, segments: &[String], aliases: &Aliases) -> Option<ModPath> {
         let (mut absolute, rest) = match segments.first().map(String::as_str) {
-            Some("crate") => (Vec::new(), &segments[1..]),
+            Some("crate") => (self.crate_of(at), &segments[1..]),
             Some("self") => (at.clone(), &segments[1..]),
             Some("super") => {
                 let mut base = at.clone();
@@ -152,13 +178,15 @@ impl ModuleGraph {
                     (at.clone(), segments)
                 } else if let Some(module) = aliases.get(&(at.clone(), first.to_string())) {
                     (module.clone(), &segments[1..]) // a module a `use` brought in
+                } else if self.roots.iter().any(|root| root.len() == 1 && root[0] == first) {
+                    (Vec::new(), segments) // another crate of the package, by name
                 } else {
                     return None; // an item, a local, or another crate
                 }
             }
             None => return None,
         };
-        if absolute.is_empty()
+        if self.roots.contains(&absolute)
             && let Some(file) = rest.first().and_then(|name| self.macros.get(name))
         {
             return self.modules.iter().find(|(_, f)| *f == file).map(|(module, _)| module.clone());
@@ -365,6 +393,7 @@ fn show(cycle: &[PathBuf]) -> String {
 /// The nucleus's layers, bottom first (DESIGN.md, "Nucleus layering"): each
 /// names the files it holds (a name ending in `/` holds a whole folder).
 const LAYERS: &[(&str, &[&str])] = &[
+    ("shared types: the plain data system calls decode into (library)", &["call_types.rs"]),
     (
         "platform: architecture and board facts, locks, the kernel heap",
         &["arch/", "board.rs", "sync.rs", "heap.rs", "asid.rs", "contiguous.rs", "power.rs", "devicetree.rs"],
@@ -380,6 +409,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "process/sched.rs",
             "process/outcome.rs",
             "process/signal.rs",
+            "process/pending_signals.rs",
             "process/loader.rs",
             "process/user_memory.rs",
             "owner_watch.rs",
@@ -429,6 +459,9 @@ fn layer_violations(edges: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, layers: &[(&st
     found
 }
 
+/// The package's crates: the kernel, and the library it imports as `nucleus::`.
+const CRATES: [(&str, Option<&str>); 2] = [("main.rs", None), ("lib.rs", Some("nucleus"))];
+
 /// Files the walk must reach in the nucleus' own tree (so that a broken
 /// walk cannot pass by seeing nothing).
 const EXPECTED_FILES: [&str; 6] = [
@@ -446,12 +479,17 @@ fn the_nucleus_imports_form_no_cycle_and_point_down_its_layers() {
     let other_tree = std::env::var_os("IMPORT_GRAPH_SRC").map(PathBuf::from);
     let src = other_tree.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let read = |file: &Path| std::fs::read_to_string(src.join(file)).ok();
-    let edges = ModuleGraph::load(&["main.rs", "lib.rs"], &read).unwrap().edges();
+    let edges = ModuleGraph::load(&CRATES, &read).unwrap().edges();
     if other_tree.is_none() {
         for file in EXPECTED_FILES {
             assert!(edges.contains_key(Path::new(file)), "{file} was not found from main.rs");
         }
         assert!(edges[Path::new("rpc.rs")].contains(Path::new("process/mod.rs")), "rpc.rs uses the core");
+        // The kernel's `nucleus::` paths reach the library's files.
+        assert!(
+            edges[Path::new("process/mod.rs")].contains(Path::new("asid.rs")),
+            "the core uses the library"
+        );
     }
     if std::env::var_os("IMPORT_GRAPH_PRINT").is_some() {
         for (file, targets) in &edges {
@@ -473,7 +511,9 @@ fn the_nucleus_imports_form_no_cycle_and_point_down_its_layers() {
 fn graph_of(files: &[(&str, &str)]) -> ModuleGraph {
     let files: BTreeMap<PathBuf, String> =
         files.iter().map(|(path, text)| (PathBuf::from(path), text.to_string())).collect();
-    ModuleGraph::load(&["main.rs"], &|file: &Path| files.get(file).cloned()).unwrap()
+    let roots: &[(&str, Option<&str>)] =
+        if files.contains_key(Path::new("lib.rs")) { &CRATES } else { &CRATES[..1] };
+    ModuleGraph::load(roots, &|file: &Path| files.get(file).cloned()).unwrap()
 }
 
 fn cycle_of(files: &[(&str, &str)]) -> Option<String> {
@@ -574,5 +614,35 @@ fn an_import_that_points_up_or_a_file_in_no_layer_is_found() {
             "drivers/timer.rs (drivers) imports process/mod.rs (core), a layer above",
             "stray.rs is in no layer"
         ]
+    );
+}
+
+#[test]
+fn the_library_is_a_crate_of_its_own_that_the_kernel_imports_by_name() {
+    let files = [
+        ("main.rs", "mod base; mod drivers;"),
+        ("base.rs", "pub struct KernelBase;"),
+        ("drivers/mod.rs", "use nucleus::policy::Rule; pub fn f() { nucleus::shared::g(); }"),
+        ("lib.rs", "pub mod policy; pub mod shared; #[path = \"lib_base.rs\"] pub mod base;"),
+        ("policy.rs", "use crate::base::Base; pub struct Rule;"),
+        ("shared.rs", "pub fn g() {}"),
+        ("lib_base.rs", "pub struct Base;"),
+    ];
+    let edges = graph_of(&files).edges();
+    let targets = |file: &str| -> Vec<String> {
+        edges[Path::new(file)].iter().map(|p| p.display().to_string()).collect()
+    };
+    // The library's `crate::base` is its own `base`, not the kernel's.
+    assert_eq!(targets("policy.rs"), ["lib_base.rs"]);
+    assert_eq!(targets("drivers/mod.rs"), ["policy.rs", "shared.rs"]);
+    let layers: &[(&str, &[&str])] = &[
+        ("base", &["base.rs", "lib_base.rs", "shared.rs"]),
+        ("drivers", &["drivers/"]),
+        ("policy", &["policy.rs"]),
+        ("top", &["main.rs", "lib.rs"]),
+    ];
+    assert_eq!(
+        layer_violations(&edges, layers),
+        ["drivers/mod.rs (drivers) imports policy.rs (policy), a layer above"]
     );
 }

@@ -13,7 +13,6 @@
 
 pub mod loader;
 pub mod outcome;
-pub mod run_queue;
 pub mod sched;
 pub mod server;
 pub mod signal;
@@ -32,7 +31,7 @@ use amoeba_abi::syscall::{EXIT_FAULT, SIGNALS};
 use amoeba_abi::{Check, Status};
 use amoeba_ipc::interfaces::process::Quotas;
 use nucleus::asid::AsidAllocator;
-use run_queue::RunQueue;
+use nucleus::run_queue::RunQueue;
 use thread::{Pid, Thread, ThreadState, Tid, Wait};
 
 /// Exited processes whose status stays available (to `process_wait`,
@@ -60,13 +59,7 @@ pub struct Mapping {
     pub flags: MapFlags,
 }
 
-/// What a signal does to a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
-    Default,
-    Ignore,
-    Catch(u64),
-}
+pub use nucleus::call_types::Disposition;
 
 pub struct Process {
     pub name: String,

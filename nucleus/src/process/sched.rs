@@ -1,17 +1,18 @@
 //! Scheduling: run queues (kernel threads before user threads), time
 //! slices, run-to-completion holders, blocking and waking, and the thread
-//! switch itself.
+//! switch itself. The queueing decisions are the host-tested
+//! `nucleus::run_queue`; this ties them to the threads and processes.
 
 use super::outcome::{AfterWake, Parked};
-use super::thread::{ThreadState, Tid, Wait};
-use super::{Core, ProcessState, with};
+use super::thread::{Pid, Thread, ThreadState, Tid, Wait};
+use super::{Core, Process, ProcessState, with};
 use crate::arch::context::{self, Context};
 use crate::arch::{cpu, mmu};
 use crate::drivers::timer;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-
-/// Ticks a user thread runs before another may take the CPU.
-const TIME_SLICE_TICKS: u32 = 1;
+use nucleus::run_queue::{Candidate, TIME_SLICE_TICKS};
 
 impl Core {
     /// Puts a woken thread on its run queue.
@@ -20,17 +21,12 @@ impl Core {
             return;
         };
         thread.state = ThreadState::Ready;
-        if thread.process.is_none() {
-            // Kernel threads (the network path) go before user threads, at once.
-            self.sched.ready_kernel.push_back(tid);
-            self.sched.need_resched = true;
-        } else {
-            // A user thread that waited goes before those that used up their
-            // slice, and takes the processor from a user thread at once; one
-            // that runs without waiting is back in turn after its slice.
-            self.sched.woken.push_back(tid);
-            self.sched.need_resched = true;
-        }
+        // Kernel threads (the network path) go before user threads, at once;
+        // a user thread that waited goes before those that used up their
+        // slice, and takes the processor from a user thread at once; one
+        // that runs without waiting is back in turn after its slice.
+        let kernel = thread.process.is_none();
+        self.sched.push_woken(tid, kernel);
     }
 
     /// Puts a thread preempted at the end of its turn back in the queue.
@@ -39,11 +35,8 @@ impl Core {
             return;
         };
         thread.state = ThreadState::Ready;
-        if thread.process.is_none() {
-            self.sched.ready_kernel.push_back(tid);
-        } else {
-            self.sched.ready.push_back(tid);
-        }
+        let kernel = thread.process.is_none();
+        self.sched.push_preempted(tid, kernel);
     }
 
     /// Wakes every thread blocked on `wait`, handing each `result`.
@@ -164,32 +157,9 @@ impl Core {
 
     fn tick(&mut self) {
         let current = self.sched.current;
-        let idle = current == self.sched.idle;
-        let has_ready = self.sched.has_ready();
-        let thread = self.current_thread();
-        if thread.process.is_some() {
-            thread.slice = thread.slice.saturating_sub(1);
-            if thread.slice == 0 {
-                self.sched.need_resched = true;
-            }
-        } else if idle && has_ready {
-            self.sched.need_resched = true;
-        }
-    }
-
-    /// Whether `tid` may run now.
-    fn eligible(&self, tid: Tid) -> bool {
-        let Some(thread) = self.threads.get(&tid) else {
-            return false;
-        };
-        let Some(pid) = thread.process else {
-            return true;
-        };
-        let Some(process) = self.processes.get(&pid) else {
-            return false;
-        };
-        process.state == ProcessState::Running
-            && (!process.run_to_completion || process.holder.is_none_or(|holder| holder == tid))
+        // Only user threads have slices.
+        let slice = self.threads.get_mut(&current).filter(|t| t.process.is_some()).map(|t| &mut t.slice);
+        self.sched.tick(slice);
     }
 
     /// Chooses the next thread, updating queues and states.
@@ -200,34 +170,11 @@ impl Core {
         {
             self.enqueue(current);
         }
-        if let Some(tid) = self.sched.ready_kernel.pop_front() {
-            return tid;
+        let (threads, processes) = (&self.threads, &self.processes);
+        match self.sched.pick(|tid| candidate(threads, processes, tid)) {
+            Some(tid) => self.chosen(tid),
+            None => self.sched.idle,
         }
-        // Woken threads first; one that may not run now (its process is
-        // stunned, or another thread holds a run-to-completion process)
-        // waits in turn with the others.
-        while let Some(tid) = self.sched.woken.pop_front() {
-            if self.threads.get(&tid).is_none_or(|t| t.state != ThreadState::Ready) {
-                continue; // stale entry
-            }
-            if self.eligible(tid) {
-                return self.chosen(tid);
-            }
-            self.sched.ready.push_back(tid);
-        }
-        for _ in 0..self.sched.ready.len() {
-            let Some(tid) = self.sched.ready.pop_front() else {
-                break;
-            };
-            if self.threads.get(&tid).is_none_or(|t| t.state != ThreadState::Ready) {
-                continue; // stale entry
-            }
-            if self.eligible(tid) {
-                return self.chosen(tid);
-            }
-            self.sched.ready.push_back(tid);
-        }
-        self.sched.idle
     }
 
     /// `tid` runs next: in a run-to-completion process it becomes the holder.
@@ -243,14 +190,8 @@ impl Core {
 
     /// Frees threads that died, except the one whose stack is in use.
     fn reap(&mut self) {
-        let current = self.sched.current;
-        let zombies = core::mem::take(&mut self.sched.zombies);
-        for tid in zombies {
-            if tid == current {
-                self.sched.zombies.push(tid);
-            } else {
-                self.threads.remove(&tid);
-            }
+        for tid in self.sched.take_reapable() {
+            self.threads.remove(&tid);
         }
     }
 
@@ -274,14 +215,10 @@ impl Core {
     /// Charges the time since the last switch to the thread that had the
     /// processor (and its process), or to idleness.
     fn account_cpu(&mut self) {
-        let now = crate::drivers::timer::uptime_micros();
-        let used = now.saturating_sub(self.sched.switched_at);
-        self.sched.switched_at = now;
-        self.sched.runnable_us += self.sched.runnable * used;
+        let used = self.sched.account(timer::uptime_micros());
         let current = self.sched.current;
-        if current == self.sched.idle {
-            self.sched.idle_us += used;
-        } else if let Some(pid) = self.threads.get(&current).and_then(|t| t.process)
+        if current != self.sched.idle
+            && let Some(pid) = self.threads.get(&current).and_then(|t| t.process)
             && let Some(process) = self.processes.get_mut(&pid)
         {
             process.cpu_us += used;
@@ -316,6 +253,27 @@ impl Core {
     pub fn request_resched(&mut self) {
         self.sched.need_resched = true;
     }
+}
+
+/// What a queued thread is to the scheduler now: stale once it is no longer
+/// ready; held while its process is stunned or another of its threads holds
+/// it run-to-completion; eligible otherwise.
+fn candidate(
+    threads: &BTreeMap<Tid, Box<Thread>>,
+    processes: &BTreeMap<Pid, Process>,
+    tid: Tid,
+) -> Candidate {
+    let Some(thread) = threads.get(&tid).filter(|t| t.state == ThreadState::Ready) else {
+        return Candidate::Stale;
+    };
+    let Some(pid) = thread.process else {
+        return Candidate::Eligible;
+    };
+    let eligible = processes.get(&pid).is_some_and(|process| {
+        process.state == ProcessState::Running
+            && (!process.run_to_completion || process.holder.is_none_or(|holder| holder == tid))
+    });
+    if eligible { Candidate::Eligible } else { Candidate::Held }
 }
 
 /// Switches to the next thread if one should run. Call with IRQs masked

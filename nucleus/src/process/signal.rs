@@ -6,20 +6,21 @@
 #![forbid(unsafe_code)]
 
 use super::thread::{ThreadState, Tid, Wait};
-use super::{Core, Disposition, Event};
+use super::{Core, Event};
 use crate::arch::exception::TrapFrame;
 use alloc::boxed::Box;
 use amoeba_abi::Status;
-use amoeba_abi::syscall::{EXIT_SIGNAL_BASE, SIGNALS, error};
+use amoeba_abi::syscall::error;
+use nucleus::pending_signals::{self, Delivery};
 
 impl Core {
     /// Raises `signal` in thread `tid` (delivered on its way back to EL0).
     pub fn raise(&mut self, tid: Tid, signal: u32) -> Result<(), Status> {
-        if signal == 0 || signal >= SIGNALS {
+        if !pending_signals::is_signal(signal) {
             return Err(Status::ArgBad);
         }
         let thread = self.threads.get_mut(&tid).filter(|t| t.is_alive()).ok_or(Status::NotFound)?;
-        thread.pending_signals |= 1 << signal;
+        thread.pending_signals.raise(signal)?;
         // A thread blocked in the kernel is interrupted to take the signal;
         // the network thread (a kernel thread) takes none.
         if let ThreadState::Blocked(wait) = thread.state
@@ -34,31 +35,25 @@ impl Core {
     }
 
     /// Delivers pending signals to the current thread before it returns to
-    /// EL0 through `frame` (its live trap frame): default ends the process,
-    /// ignore drops, catch enters the handler.
+    /// EL0 through `frame` (its live trap frame), lowest first: default ends
+    /// the process, ignore drops, catch enters the handler
+    /// ([`pending_signals::deliver`] decides).
     pub fn deliver_signals(&mut self, frame: &mut TrapFrame) {
         let Some(pid) = self.current_pid() else {
             return;
         };
-        loop {
-            let thread = self.current_thread();
-            let pending = thread.pending_signals;
-            if pending == 0 || thread.signal_saved.is_some() {
-                return;
-            }
-            let signal = pending.trailing_zeros();
-            thread.pending_signals &= !(1 << signal);
-            match self.processes.get(&pid).map(|p| p.signals[signal as usize]) {
-                Some(Disposition::Ignore) | None => continue,
-                Some(Disposition::Default) => {
-                    self.exit_process(pid, EXIT_SIGNAL_BASE - signal as i32);
-                    return;
-                }
-                Some(Disposition::Catch(handler)) => {
-                    self.current_thread().signal_saved = Some(Box::new(*frame));
-                    frame.enter_signal_handler(handler, signal);
-                    return;
-                }
+        let process = self.processes.get(&pid);
+        let Some(thread) = self.threads.get_mut(&self.sched.current) else {
+            return;
+        };
+        let in_handler = thread.signal_saved.is_some();
+        let disposition = |signal: u32| process.map(|p| p.signals[signal as usize]);
+        match pending_signals::deliver(&mut thread.pending_signals, in_handler, disposition) {
+            Delivery::Nothing => {}
+            Delivery::Exit(status) => self.exit_process(pid, status),
+            Delivery::Catch { signal, handler } => {
+                thread.signal_saved = Some(Box::new(*frame));
+                frame.enter_signal_handler(handler, signal);
             }
         }
     }

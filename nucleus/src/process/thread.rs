@@ -6,8 +6,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use amoeba_abi::Status;
 
-pub type Tid = u32;
-pub type Pid = u32;
+pub use nucleus::call_types::{Pid, Tid};
+use nucleus::pending_signals::PendingSignals;
 
 pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
 
@@ -53,8 +53,8 @@ pub struct Thread {
     pub context: Context,
     stack: Vec<u128>,
     pub exit_value: u64,
-    /// Signals raised and not yet delivered (bit n = signal n).
-    pub pending_signals: u32,
+    /// Signals raised and not yet delivered.
+    pub pending_signals: PendingSignals,
     /// The user state interrupted by a running signal handler.
     pub signal_saved: Option<Box<TrapFrame>>,
     /// Ticks left in the current time slice.
@@ -84,7 +84,7 @@ impl Thread {
             context: Context::default(),
             stack,
             exit_value: 0,
-            pending_signals: 0,
+            pending_signals: PendingSignals::default(),
             signal_saved: None,
             slice: 0,
             wake_result: 0,

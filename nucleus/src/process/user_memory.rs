@@ -14,19 +14,7 @@ use amoeba_abi::{Capability, Status};
 
 pub const BAD_ADDRESS: Status = Status::RpcBadAddress;
 
-/// A range of a process's memory as a system call names it (not checked
-/// yet: checking needs the process's mappings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UserRange {
-    pub va: u64,
-    pub len: u64,
-}
-
-impl UserRange {
-    pub fn new(va: u64, len: u64) -> Self {
-        Self { va, len }
-    }
-}
+pub use nucleus::call_types::UserRange;
 
 impl Core {
     /// Where `va..va+len` of `pid` lives, which must lie in one mapping

@@ -2,13 +2,13 @@
 
 #![forbid(unsafe_code)]
 
-use super::args::SegmentCopy;
 use crate::arch::mmu::MapFlags;
 use crate::memory::segments::Place;
 use crate::process::Core;
 use crate::process::outcome::Outcome;
 use crate::process::thread::Pid;
 use amoeba_abi::{Rights, Status};
+use nucleus::syscall_args::SegmentCopy;
 
 /// segment_create: a segment owned by (and charged to) the caller, within
 /// its quota of segments by count and by bytes.

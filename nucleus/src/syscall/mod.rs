@@ -7,7 +7,6 @@
 
 #![forbid(unsafe_code)]
 
-mod args;
 mod memory;
 mod processes;
 mod threads;
@@ -19,7 +18,7 @@ use crate::process::{self, Core};
 use crate::services::{self, Services};
 use amoeba_abi::Status;
 use amoeba_abi::syscall::error;
-use args::Call;
+use nucleus::syscall_args::Call;
 
 /// Handles the system call in `frame` for the current thread.
 pub fn dispatch(frame: &mut TrapFrame) {

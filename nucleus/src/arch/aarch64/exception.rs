@@ -24,7 +24,7 @@ pub struct TrapFrame {
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 800);
 
 /// System call arguments travel in x0..x5.
-pub const SYSCALL_ARGS: usize = 6;
+pub use nucleus::call_types::SYSCALL_ARGS;
 /// Below the interrupted stack pointer, the room a signal handler's frame
 /// starts under (the interrupted code's red zone is left alone).
 const SIGNAL_STACK_GAP: u64 = 512;

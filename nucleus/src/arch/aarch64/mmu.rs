@@ -27,11 +27,7 @@ const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
 const ADDRESS_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapFlags {
-    pub write: bool,
-    pub execute: bool,
-}
+pub use nucleus::call_types::MapFlags;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapError {

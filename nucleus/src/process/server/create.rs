@@ -6,7 +6,6 @@
 
 #![forbid(unsafe_code)]
 
-use super::local::{is_run_to_completion, map_flags};
 use crate::arch::mmu::MapFlags;
 use crate::memory::segments::{Place, SegmentId};
 use crate::process::Core;
@@ -14,6 +13,7 @@ use crate::process::thread::Pid;
 use alloc::vec::Vec;
 use amoeba_abi::{Port, Status};
 use amoeba_ipc::interfaces::process::{ProcessDescriptor, SegmentMapping};
+use nucleus::server_requests::{is_run_to_completion, map_flags};
 
 /// Most segments one descriptor may name.
 const MAX_SEGMENTS: usize = 64;

@@ -18,14 +18,13 @@
 mod actions;
 mod create;
 mod load;
-mod load_meter;
 mod local;
 mod owners;
 mod report;
 mod state;
 
 pub use actions::Action;
-pub use local::{Descriptor, MAX_DESCRIPTOR, ProcessOp, map_flags};
+pub use nucleus::server_requests::{Descriptor, ProcessOp};
 pub use state::ProcessServer;
 use state::{Object, OwnBytes};
 

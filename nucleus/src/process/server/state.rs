@@ -6,7 +6,6 @@
 
 use super::actions::Action;
 use super::load::Loads;
-use super::load_meter::LoadMeter;
 use crate::memory::segments::{Place, SegmentId};
 use crate::process::thread::Pid;
 use crate::process::{Core, RESERVED_OBJECTS_START};
@@ -16,6 +15,7 @@ use alloc::vec::Vec;
 use amoeba_abi::{Capability, Check, GetPort, Port, Rights, Status};
 use amoeba_ipc::interfaces::process::{OWNER_CHECK_PERIOD_US, OWNER_SILENCE_US};
 use flip::ReqId;
+use nucleus::load_meter::LoadMeter;
 use nucleus::owner_watch::OwnerWatch;
 use pool_control::bundle::Bundle;
 use pool_control::secret::BoardSecret;
