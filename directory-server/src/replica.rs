@@ -292,7 +292,9 @@ struct PendingAck<H> {
 /// One replica of the directory service.
 #[derive(Debug)]
 pub struct Replica<H> {
+    /// Its configuration (index, timings, persistence, lease lengths).
     cfg: ReplicaConfig,
+    /// Joining, catching up, serving, or gone.
     phase: Phase,
     /// Every update applied so far (valid when serving).
     latest: State,
@@ -300,16 +302,25 @@ pub struct Replica<H> {
     visible: State,
     /// Updates in `latest` but not yet in `visible`, oldest first.
     unstable: VecDeque<Update>,
+    /// Its member id in the group, once it joined.
     me: Option<u32>,
+    /// The group's members as last told.
     members: BTreeSet<u32>,
+    /// Where new directories' check values come from.
     rng: Rng,
+    /// Its log and checkpoints: which records are written, which durable.
     persister: Persister,
+    /// Delivered steps (updates, renewals, barriers) not yet processed, in
+    /// the group's order: an update waits here until it may be applied.
     pipeline: VecDeque<Step>,
     /// Position of the last update delivered (logged).
     queued_pos: u64,
+    /// The request number its next own update is sent with.
     next_number: u64,
     /// Our updates sent to the group, not yet back: number → (handle, sent at).
     writes: BTreeMap<u64, (H, u64)>,
+    /// Our updates applied, whose answers wait until they are stable (and
+    /// durable, where the configuration asks it).
     acks: Vec<PendingAck<H>>,
     /// Reads that may be answered once `visible` reaches the position.
     reads: Vec<(u64, H, Query)>,
@@ -323,16 +334,23 @@ pub struct Replica<H> {
     renews_seen: BTreeMap<u32, u64>,
     /// Our `Renew`s in flight: nonce → sent at.
     my_renews: BTreeMap<u64, u64>,
+    /// Until when its read lease holds (µs, its clock): reads are answered
+    /// locally while it does.
     lease_until: u64,
+    /// When it next renews its lease.
     next_renew: u64,
+    /// When it next tells the others how far it applied.
     next_confirm: u64,
     /// When `latest` last advanced: confirmations are repeated for a lease
     /// period after that, which covers every wait they can end.
     last_applied_at: u64,
     /// Until then we may not know every lease holder (we joined late).
     blackout_until: u64,
+    /// Where its own updates spent their time, for the benches.
     timings: UpdateTimings,
+    /// What it asks of the program around it (sends, stores, replies), in order.
     out: VecDeque<Output<H>>,
+    /// The clock as last given (µs).
     now: u64,
 }
 
