@@ -202,13 +202,17 @@ amoeba_ipc::interface! {
 pub struct ReplicaPort<S: Submit> {
     submit: S,
     port: Port,
-    super_random: Check,
+    /// The check of the replica port's own capability: a random of its own,
+    /// not the service's super check, so that a peer call carries nothing
+    /// the service's get-ports or super capability follow from.
+    replica_random: Check,
 }
 
 impl<S: Submit> ReplicaPort<S> {
-    /// Serves put-port `port` to holders of the super capability made for it.
-    pub fn new(submit: S, port: Port, super_random: Check) -> Self {
-        ReplicaPort { submit, port, super_random }
+    /// Serves put-port `port` to holders of the capability whose check is
+    /// `replica_random` (the replica port's own random).
+    pub fn new(submit: S, port: Port, replica_random: Check) -> Self {
+        ReplicaPort { submit, port, replica_random }
     }
 
     /// Answers one request.
@@ -222,7 +226,7 @@ impl<S: Submit> Objects for ReplicaPort<S> {
         self.port
     }
     fn check(&self, object: u32) -> Option<Check> {
-        (object == 0).then_some(self.super_random)
+        (object == 0).then_some(self.replica_random)
     }
     fn status_text(&self) -> String {
         self.submit.status()

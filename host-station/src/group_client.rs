@@ -97,6 +97,28 @@ impl GroupClient {
         (info.member_id, info.members.len())
     }
 
+    /// This member's address (its station's MAC and a handle).
+    pub fn address(&self) -> u64 {
+        self.me
+    }
+
+    /// The members of its view, as (member id, address).
+    pub fn members(&self) -> Vec<(u32, u64)> {
+        self.member.get_info().members
+    }
+
+    /// Packets dropped because their tag did not verify (see
+    /// [`GroupMember::rejected_packets`]).
+    pub fn rejected_packets(&self) -> u64 {
+        self.member.rejected_packets()
+    }
+
+    /// Sends this member, as sequencer, refused for want of the send right
+    /// (see [`GroupMember::refused_sends`]).
+    pub fn refused_sends(&self) -> u64 {
+        self.member.refused_sends()
+    }
+
     /// Sends a message into the group's order.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
         loop {

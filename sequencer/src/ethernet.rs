@@ -3,6 +3,14 @@
 //! whole group), `from: u64`, then the [`crate::wire`] packet. A member's
 //! address is its station's MAC (48 bits) followed by a 16-bit handle, so
 //! the MAC to send a unicast packet to is in the address itself.
+//!
+//! The same holds the other way: a frame is taken only if its `from` address
+//! lives on the frame's source MAC. The switch drops frames whose source MAC is
+//! not their port's (it is the F-box), so a station can speak only for member
+//! addresses on its own MAC. Without this, a station that holds the group key
+//! (any member, even one without the send right) could tag packets under the
+//! sequencer's address from its own port, and the other members would take its
+//! entries as the sequencer's.
 
 use alloc::vec::Vec;
 
@@ -42,13 +50,17 @@ pub fn encode_frame(source_mac: [u8; 6], from: u64, dest: crate::Dest, packet: &
     frame
 }
 
-/// A received group frame: `(to, from, packet)`; `None` if it is not one.
+/// A received group frame: `(to, from, packet)`; `None` if it is not one, or
+/// if its `from` address is not on the frame's source MAC.
 pub fn parse_frame(frame: &[u8]) -> Option<(u64, u64, &[u8])> {
     if frame.len() < FRAME_HEADER_LEN || frame[12..14] != ETHERTYPE_GROUP.to_be_bytes() {
         return None;
     }
     let to = u64::from_be_bytes(frame[14..22].try_into().ok()?);
     let from = u64::from_be_bytes(frame[22..30].try_into().ok()?);
+    if station_of(from) != frame[6..12] {
+        return None;
+    }
     Some((to, from, &frame[FRAME_HEADER_LEN..]))
 }
 
@@ -70,6 +82,9 @@ mod tests {
         assert_eq!(&broadcast[..6], &[0xff; 6]);
         assert_eq!(parse_frame(&broadcast), Some((0, me, &b""[..])));
         assert_eq!(parse_frame(&frame[..20]), None);
+        // A `from` on another station than the frame's source: not taken.
+        let spoofed = encode_frame([2, 0, 0, 0, 0, 9], me, Dest::Group, b"packet");
+        assert_eq!(parse_frame(&spoofed), None);
         assert_eq!(parse_frame(&[0u8; 40]), None);
     }
 }

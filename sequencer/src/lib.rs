@@ -116,6 +116,10 @@
 //! address, the whole packet) ([`auth::seal`]); its header names the one
 //! member it is for (or 0 for the group), so the tag binds sender,
 //! addressee, group, incarnation, claimed member id and body. Members' packets use K.
+//! On the pool's Ethernet a frame's sender address must also be on the
+//! frame's source MAC ([`ethernet::parse_frame`]), which the switch vouches
+//! for: so a station holding K can still tag packets only as a member on its
+//! own station, never as the sequencer or as another member.
 //! A packet whose tag does not verify is dropped before it touches any
 //! state ([`GroupMember::rejected_packets`] counts them). One hash over a
 //! packet of at most `max_batch_bytes` (or one BB payload) per packet sent

@@ -1,7 +1,7 @@
 //! A hostile station on a live pool (issue 21): a raw host port of the switch,
 //! which sends whatever frames it likes, tries each attack against a pool whose
-//! Bullet server is up. One pool is booted for all of them (one `#[test]`,
-//! attack after attack). Each check names the defence it rests on, and fails if
+//! Bullet server is up. One pool is booted for attacks 1 to 4 (one `#[test]`,
+//! attack after attack), and one for the group attacks (5). Each check names the defence it rests on, and fails if
 //! that defence is taken away:
 //!
 //! 1. **MAC theft** (the switch as F-box, `vswitch`): the station sends from
@@ -31,9 +31,34 @@
 //!    second file. Without the epoch rule the forgotten client's requests would
 //!    run again as a newcomer's, and the create would make a second file.
 //!
-//! Not here yet: the group attacks (forged `Data`, a `Send` without the send
-//! right, a replayed JoinReq); the sequencer's `tests/hostile.rs` covers those
-//! defences off the pool.
+//! 5. **Group attacks** (a second pool, `a_raw_host_port_attacks_a_live_group`): a
+//!    group whose sequencer is a host member (so its counters can be read) and whose
+//!    other members run `group-log` on two boards, attacked by two stations: an
+//!    *insider* that joined honestly with a receive-only capability (so it holds the
+//!    group key, as every member does) and an *outsider* holding no capability.
+//!    - **Forged `Data`** for the next sequence numbers and ones far ahead, to the
+//!      group and to each board: from the outsider under the sequencer's address and
+//!      its own (the packet tag, `sequencer::auth`: no group key, the tag fails, the
+//!      sequencer counts them in `rejected_packets`); from the insider, tagged with
+//!      the real group key, under the sequencer's address (the sender address is
+//!      bound to the frame's source MAC, `sequencer::ethernet::parse_frame`, which
+//!      the switch vouches for) and under its own address claiming the sequencer's
+//!      member id (entries only from the current sequencer, by id and address).
+//!      Without the address binding the boards delivered the insider's entries as
+//!      the sequencer's, and their order left the sequencer's.
+//!    - **`Send` without the send right**: the insider's, tagged with the group key
+//!      under its own member id, which its own library would never send; the
+//!      sequencer refuses each (`refused_sends`, the send right checked where the
+//!      order is made). The outsider's, with no key: rejected at the tag.
+//!    - **Replayed `JoinReq`**: the boards' join requests, recorded on the wire and
+//!      sent again from the outsider's port, as they were and under its own
+//!      address. The first are dropped by the address binding (and, had they
+//!      passed, their proof answers a challenge that the boards' own joins moved
+//!      on); the second fail their proof (it binds the sender's address). Nobody
+//!      new joins.
+//!
+//!    Both boards and the sequencer then deliver the same honest messages, each
+//!    once, in the same order, and nothing forged.
 
 use amoeba_abi::{Capability, GetPort, Header, Port, Status};
 use amoeba_client::exec::Exec;
@@ -360,4 +385,358 @@ fn replay_after_the_server_forgot(pool: &TestPool, bullet: &Capability) {
     assert!(stale >= 1, "the server answered the replayed requests with no refusal");
     assert_eq!(bullet_files(&mut owner, bullet), before + 1, "a replayed request ran again");
     assert_eq!(files::get(&mut owner, &file, |_| {}).unwrap(), b"made once");
+}
+
+// ------------------------------------------------------------------ group attacks
+
+/// How many lines each `group-log` member and the host send.
+const GROUP_LINES: u64 = 40;
+/// Members of the attacked group: the host (sequencer), the insider, two boards.
+const GROUP_MEMBERS: usize = 4;
+/// What every forged application message starts with.
+const FORGED: &[u8] = b"FORGED";
+
+/// A hostile station that joined the group with a capability holding the
+/// receive right only. It joined honestly, so it holds what every member
+/// holds (the group's secret, from its welcome, and the group key), and it
+/// keeps its member alive so the group counts it in. It also records the
+/// join requests it hears on the wire, and sends whatever frames an attack
+/// calls for from its own port.
+struct Insider {
+    port: HostPort,
+    member: sequencer::GroupMember,
+    epoch: Instant,
+    me: u64,
+    /// Join requests of other stations, as whole frames.
+    join_requests: Vec<Vec<u8>>,
+    /// Application messages it delivered.
+    delivered: u64,
+    /// The members that said bye.
+    byes: u64,
+}
+
+impl Insider {
+    fn join(port: HostPort, capability: &Capability) -> Insider {
+        let me = sequencer::ethernet::member_address(port.mac().0, 1);
+        let config = sequencer::Config::default();
+        let member = sequencer::GroupMember::join_group_with_nonce(config, capability, me, 0, 0x1a51de);
+        let mut insider = Insider {
+            port,
+            member,
+            epoch: Instant::now(),
+            me,
+            join_requests: Vec::new(),
+            delivered: 0,
+            byes: 0,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !insider.member.is_member() {
+            assert!(Instant::now() < deadline, "the insider could not join with a receive-only capability");
+            insider.step(Duration::from_millis(5));
+        }
+        insider
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Moves frames and time for at most `wait`, as `GroupClient` does.
+    fn step(&mut self, wait: Duration) {
+        while let Some(t) = self.member.poll_transmit() {
+            let frame = sequencer::ethernet::encode_frame(self.port.mac().0, self.me, t.dest, &t.bytes);
+            self.port.send_frame(&frame).unwrap();
+        }
+        if let Some(frame) = self.port.recv_any_timeout(wait)
+            && let Some((to, from, packet)) = sequencer::ethernet::parse_frame(&frame)
+        {
+            let is_join_request = sequencer::wire::Packet::decode(packet)
+                .is_ok_and(|p| matches!(p.body, sequencer::wire::Body::JoinReq { .. }));
+            if is_join_request && from != self.me {
+                self.join_requests.push(frame.clone());
+            }
+            if to == 0 || to == self.me {
+                let now = self.now();
+                let _ = self.member.handle_packet(now, from, packet);
+            }
+        }
+        let now = self.now();
+        self.member.handle_timeout(now);
+        while let Some((message, _)) = self.member.receive() {
+            self.delivered += 1;
+            self.byes += u64::from(message.payload == b"bye");
+        }
+        while self.member.poll_event().is_some() {}
+    }
+
+    fn run_for(&mut self, time: Duration) {
+        let until = Instant::now() + time;
+        while Instant::now() < until {
+            self.step(Duration::from_millis(2));
+        }
+    }
+
+    /// Sends a group packet from its own port, as member address `from`.
+    fn send_as(&self, from: u64, dest: sequencer::Dest, packet: &[u8]) {
+        let frame = sequencer::ethernet::encode_frame(self.port.mac().0, from, dest, packet);
+        self.port.send_frame(&frame).unwrap();
+    }
+}
+
+/// What the stations outside the order did, for the checks afterwards.
+#[derive(Debug, Default)]
+struct GroupAttacks {
+    /// Packets sealed with a key the group never used (the outsider's):
+    /// each one the sequencer must reject at the tag.
+    forged_at_the_sequencer: u64,
+    /// `Send`s the insider sealed with the group key, under its own member id.
+    sends_without_the_right: u64,
+    /// Join requests recorded and replayed.
+    join_requests_replayed: u64,
+    /// The members after the replays had time to work, as (id, address).
+    members_after: Vec<(u32, u64)>,
+}
+
+/// The attacks on the group, from `insider` (a member with the receive right
+/// only) and `outsider` (a station holding no capability for the group).
+fn attack_the_group(insider: &mut Insider, outsider: &HostPort) -> GroupAttacks {
+    use sequencer::Dest;
+    use sequencer::auth::{Key, group_key, seal};
+    use sequencer::wire::{Body, Entry, EntryBody, Header, Item, Packet};
+
+    let mut report = GroupAttacks::default();
+    let info = insider.member.get_info();
+    let group = insider.member.owner_capability();
+    let port = group.port.to_u64();
+    // What a member learns in its welcome: the group key.
+    let key = group_key(port, &group.check);
+    let guessed = Key([0x42; 32]);
+    let sequencer_address =
+        info.members.iter().find(|(id, _)| *id == info.sequencer_id).map(|(_, a)| *a).expect("a sequencer");
+    let boards: Vec<u64> = info
+        .members
+        .iter()
+        .map(|(_, a)| *a)
+        .filter(|a| *a != sequencer_address && *a != insider.me)
+        .collect();
+    let outsider_address = sequencer::ethernet::member_address(outsider.mac().0, 1);
+    let send_outside = |from: u64, dest: Dest, packet: &[u8]| {
+        let frame = sequencer::ethernet::encode_frame(outsider.mac().0, from, dest, packet);
+        outsider.send_frame(&frame).unwrap();
+    };
+
+    // (a) Data as if from the sequencer, for the next sequence numbers and
+    // ones far ahead: from the outsider (a guessed key) under the
+    // sequencer's address and its own; from the insider (the real group key)
+    // under the sequencer's address, and under its own claiming the
+    // sequencer's member id.
+    for round in 0..3u32 {
+        let next = insider.member.get_info().next_seq;
+        for seq in [next, next + 1, next + 3, next + 40] {
+            let entry = Entry {
+                sender: info.sequencer_id,
+                msg_id: 10_000 + round,
+                body: EntryBody::App([FORGED, b" data"].concat()),
+            };
+            let body =
+                Body::Data { seq, accepted: seq + 1, stable: 0, flags: 0, items: vec![Item::Entry(entry)] };
+            for dest in std::iter::once(Dest::Group).chain(boards.iter().map(|b| Dest::Member(*b))) {
+                let to = match dest {
+                    Dest::Group => 0,
+                    Dest::Member(a) => a,
+                };
+                let header = Header { port, inc: info.incarnation, src: info.sequencer_id, to };
+                let packet = Packet { header, body: body.clone() };
+                send_outside(sequencer_address, dest, &seal(&guessed, sequencer_address, &packet));
+                send_outside(outsider_address, dest, &seal(&guessed, outsider_address, &packet));
+                if dest == Dest::Group {
+                    // The sequencer hears the broadcasts; under its own
+                    // address it ignores them, under the outsider's it
+                    // rejects them at the tag.
+                    report.forged_at_the_sequencer += 1;
+                }
+                insider.send_as(sequencer_address, dest, &seal(&key, sequencer_address, &packet));
+                insider.send_as(insider.me, dest, &seal(&key, insider.me, &packet));
+            }
+        }
+        insider.run_for(Duration::from_millis(100));
+    }
+
+    // (b) Sends into the order: the insider's, sealed with the group key
+    // under its own member id (its library would refuse; the sequencer must);
+    // the outsider's, with no key, under its own address and the insider's.
+    let me = info.member_id;
+    for k in 0..3u32 {
+        let ack = insider.member.get_info().expected_seq;
+        let send =
+            || Body::Send { msg_id: 20_000 + k, ack, leave: false, payload: [FORGED, b" send"].concat() };
+        let header = |src: u32| Header { port, inc: info.incarnation, src, to: sequencer_address };
+        let dest = Dest::Member(sequencer_address);
+        insider.send_as(
+            insider.me,
+            dest,
+            &seal(&key, insider.me, &Packet { header: header(me), body: send() }),
+        );
+        report.sends_without_the_right += 1;
+        let from = outsider_address;
+        send_outside(
+            from,
+            dest,
+            &seal(&guessed, from, &Packet { header: header(sequencer::NO_MEMBER), body: send() }),
+        );
+        report.forged_at_the_sequencer += 1;
+        // As the insider, from the outsider's port: dropped before the tag (the
+        // insider's address is not on the outsider's MAC).
+        let from = insider.me;
+        send_outside(from, dest, &seal(&guessed, from, &Packet { header: header(me), body: send() }));
+        insider.run_for(Duration::from_millis(100));
+    }
+
+    // (c) The boards' join requests, recorded on the wire, sent again from
+    // the outsider's port (the switch drops any other source MAC): as they
+    // were, and under the outsider's own member address.
+    assert!(!insider.join_requests.is_empty(), "the insider heard no join request");
+    for frame in insider.join_requests.clone() {
+        let mut replay = frame.clone();
+        replay[6..12].copy_from_slice(&outsider.mac().0);
+        outsider.send_frame(&replay).unwrap();
+        replay[22..30].copy_from_slice(&outsider_address.to_be_bytes());
+        outsider.send_frame(&replay).unwrap();
+        report.join_requests_replayed += 1;
+        insider.run_for(Duration::from_millis(20));
+    }
+    insider.run_for(Duration::from_secs(2));
+    report.members_after = insider.member.get_info().members;
+    report
+}
+
+/// The application messages a `group-log` member's console shows, in its
+/// order: (sequence, sender, text).
+fn group_log_messages(console: &str) -> Vec<(u64, u32, String)> {
+    console
+        .lines()
+        .filter_map(|line| line.split_once("group-log: ").map(|(_, rest)| rest))
+        .filter_map(|rest| {
+            let mut parts = rest.splitn(3, ' ');
+            let seq = parts.next()?.parse().ok()?;
+            let sender = parts.next()?.parse().ok()?;
+            let text = parts.next()?.to_string();
+            (!text.starts_with('[')).then_some((seq, sender, text))
+        })
+        .collect()
+}
+
+#[test]
+fn a_raw_host_port_attacks_a_live_group() {
+    use amoeba_abi::Rights;
+    use host_station::group_client::GroupClient;
+    use sequencer::{RIGHT_RECEIVE, RIGHT_SEND};
+
+    let pool = pool_tests::boot(2);
+    // The host is the group's sequencer, so its counters can be read.
+    let host = pool.new_host_port().unwrap();
+    let mut group = GroupClient::create(
+        host,
+        GetPort(Port([0x6a, 0x05, 0x71, 0x1e, 0, 1])),
+        sequencer::Config::default(),
+    )
+    .unwrap();
+    let owner = group.capability();
+    let host_address = group.address();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sequencer_thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            group.wait_for_members(GROUP_MEMBERS, Duration::from_secs(120)).unwrap();
+            let me = group.view().0;
+            let mut delivered = Vec::new();
+            let mut receive_all = |group: &mut GroupClient, wait: Duration| {
+                while let Some(message) = group.receive(wait).unwrap() {
+                    let text = String::from_utf8_lossy(&message.payload).into_owned();
+                    delivered.push((message.seq, message.sender, text));
+                }
+            };
+            for line in 0..GROUP_LINES {
+                group.send(format!("line {line} from member {me}").as_bytes()).unwrap();
+                receive_all(&mut group, Duration::from_millis(30));
+            }
+            group.send(b"bye").unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                receive_all(&mut group, Duration::from_millis(20));
+            }
+            (delivered, group.rejected_packets(), group.refused_sends())
+        })
+    };
+
+    // The insider joins first, so it hears the boards' join requests.
+    let receive_only = owner.restrict(Rights(RIGHT_RECEIVE.0)).unwrap();
+    let attacker = {
+        let (port, outsider) = (pool.new_host_port().unwrap(), pool.new_host_port().unwrap());
+        let (joined_tx, joined) = std::sync::mpsc::channel();
+        let stop = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut insider = Insider::join(port, &receive_only);
+            joined_tx.send(insider.me).unwrap();
+            // Until the group talks: every member in, and messages flowing.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while insider.member.get_info().members.len() < GROUP_MEMBERS || insider.delivered < 10 {
+                assert!(Instant::now() < deadline, "the group did not get going");
+                insider.step(Duration::from_millis(2));
+            }
+            let report = attack_the_group(&mut insider, &outsider);
+            // It stays until the others said bye, then leaves, so the
+            // `group-log` members, which wait for every member, can end.
+            while insider.byes < 3 && !stop.load(Ordering::Relaxed) {
+                insider.step(Duration::from_millis(2));
+            }
+            let now = insider.now();
+            insider.member.leave_group(now).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !insider.member.is_gone() && Instant::now() < deadline {
+                insider.step(Duration::from_millis(2));
+            }
+            report
+        });
+        let insider_address = joined.recv_timeout(Duration::from_secs(90)).expect("the insider joined");
+        (thread, insider_address)
+    };
+    let (attacker, insider_address) = attacker;
+
+    let member = owner.restrict(Rights(RIGHT_RECEIVE.0 | RIGHT_SEND.0)).unwrap();
+    let argument = (GROUP_LINES << 32) | ((GROUP_MEMBERS as u64) << 48) | (2 << 56);
+    let logs: Vec<_> = (0..2)
+        .map(|board| pool.exec_with_capability(board, "group-log", argument, member).unwrap())
+        .collect();
+    for (board, started) in logs.iter().enumerate() {
+        let status = pool.wait_process(started, Duration::from_secs(240));
+        assert_eq!(status, Some(0), "group-log on board {board}:\n{}", pool.boards()[board].console_text());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let report = attacker.join().unwrap();
+    let (host_order, rejected, refused) = sequencer_thread.join().unwrap();
+    eprintln!("{report:?}, rejected {rejected}, refused {refused}");
+
+    // One order everywhere, the honest messages only, each once.
+    let orders: Vec<Vec<(u64, u32, String)>> =
+        (0..2).map(|board| group_log_messages(&pool.boards()[board].console_text())).collect();
+    let honest = 3 * (GROUP_LINES as usize + 1);
+    for (board, order) in orders.iter().enumerate() {
+        assert!(
+            order.iter().all(|(_, _, text)| !text.starts_with("FORGED")),
+            "board {board} delivered: {order:?}"
+        );
+        assert_eq!(order.len(), honest, "board {board} delivered {} of {honest}: {order:?}", order.len());
+        assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "board {board}'s sequence numbers must grow");
+        assert_eq!(order, &host_order, "board {board}'s order differs from the sequencer's");
+    }
+    // The sequencer counted what it refused: every packet sealed without the
+    // group's key at the tag, every send without the right by the rule.
+    assert!(rejected >= report.forged_at_the_sequencer, "{rejected} rejected, {report:?}");
+    assert_eq!(refused, report.sends_without_the_right, "the sequencer's refused sends");
+    // The replayed join requests let nobody in: the members are the four
+    // that joined, none at the outsider's address.
+    assert!(report.join_requests_replayed >= 2, "{report:?}");
+    let addresses: Vec<u64> = report.members_after.iter().map(|(_, a)| *a).collect();
+    assert_eq!(addresses.len(), GROUP_MEMBERS, "{report:?}");
+    assert!(addresses.contains(&host_address) && addresses.contains(&insider_address), "{report:?}");
 }
