@@ -316,8 +316,9 @@ struct Leaver {
     since: u64,
 }
 
-/// A message the sequencer could not stamp yet (history full, or a
-/// membership change waiting for the previous one to settle).
+/// A message offered to the sequencer (a member's `Send` or `BbData`, or
+/// its own), and, while it cannot be stamped yet (history full, or a
+/// membership change waiting for the previous one to settle), what waits.
 #[derive(Clone, Debug)]
 struct Submission {
     src: u32,
@@ -1391,12 +1392,16 @@ impl GroupMember {
         match body {
             Body::Send { msg_id, ack, leave, payload } => {
                 if self.sequencer.is_some() && self.state == State::Active {
-                    self.on_send(from, h.src, msg_id, ack, leave, payload, false);
+                    self.on_send(from, ack, Submission { src: h.src, msg_id, leave, payload, bb: false });
                 }
             }
             Body::BbData { msg_id, ack, payload } => {
                 if self.sequencer.is_some() && self.state == State::Active {
-                    self.on_send(from, h.src, msg_id, ack, false, payload, true);
+                    self.on_send(
+                        from,
+                        ack,
+                        Submission { src: h.src, msg_id, leave: false, payload, bb: true },
+                    );
                 } else if self.membership.members.get(&h.src) == Some(&from) {
                     self.on_bb_payload(h.src, msg_id, payload);
                     self.after_input();

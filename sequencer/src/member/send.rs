@@ -86,7 +86,7 @@ impl GroupMember {
                 self.bcast(Body::BbData { msg_id, ack, payload: payload.clone() });
             }
             let me = self.membership.my_id;
-            self.seq_submit(me, msg_id, leave, payload, bb);
+            self.seq_submit(Submission { src: me, msg_id, leave, payload, bb });
             if let Some(m) = self.send_queue.front_mut()
                 && m.msg_id == msg_id
                 && m.stamped.is_none()

@@ -31,17 +31,10 @@ impl GroupMember {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_send(
-        &mut self,
-        from: u64,
-        src: u32,
-        msg_id: u32,
-        ack: u64,
-        leave: bool,
-        payload: Vec<u8>,
-        bb: bool,
-    ) {
+    /// A member's `Send` or `BbData` reached the sequencer from address
+    /// `from`, saying it holds every entry below `ack`.
+    pub(super) fn on_send(&mut self, from: u64, ack: u64, submission: Submission) {
+        let src = submission.src;
         if self.membership.members.get(&src) != Some(&from) {
             self.send_to(from, Body::NotMember { member: src });
             return;
@@ -54,22 +47,25 @@ impl GroupMember {
             }
             s.last_heard.insert(src, now);
         }
-        if payload.len() > self.cfg.max_message_size as usize {
+        if submission.payload.len() > self.cfg.max_message_size as usize {
             return;
         }
-        if !leave && !self.membership.member_rights.get(&src).is_some_and(|r| r.contains(RIGHT_SEND)) {
+        if !submission.leave
+            && !self.membership.member_rights.get(&src).is_some_and(|r| r.contains(RIGHT_SEND))
+        {
             // Its capability does not let it send: whatever its own
             // library did, nothing of it goes into the order.
             self.refused_sends = self.refused_sends.saturating_add(1);
             return;
         }
-        self.seq_submit(src, msg_id, leave, payload, bb);
+        self.seq_submit(submission);
         self.seq_progress();
     }
 
     /// The sequencer considers sequencing (src, msg_id). What cannot be
     /// stamped yet waits at the sequencer and goes as soon as it can.
-    pub(super) fn seq_submit(&mut self, src: u32, msg_id: u32, leave: bool, payload: Vec<u8>, bb: bool) {
+    pub(super) fn seq_submit(&mut self, submission: Submission) {
+        let Submission { src, msg_id, leave, payload, bb } = submission;
         let Some(s) = &self.sequencer else { return };
         let last = s.last_id.get(&src).copied().unwrap_or(0);
         if msg_id <= last {
@@ -152,7 +148,7 @@ impl GroupMember {
             return;
         }
         for w in core::mem::take(&mut s.waiting) {
-            self.seq_submit(w.src, w.msg_id, w.leave, w.payload, w.bb);
+            self.seq_submit(w);
         }
     }
 
