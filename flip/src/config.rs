@@ -59,6 +59,17 @@ pub struct Config {
     pub cache_ttl: u64,
     /// "Not here" redirections before a transaction fails with `RpcNotFound`.
     pub max_redirects: u32,
+    /// Most HERE_IS proofs (signatures) a server makes for one registered port per
+    /// `here_is_window`, all asking stations together. A LOCATE beyond it goes
+    /// unanswered; the client broadcasts again. Copies of a LOCATE already answered
+    /// (same port and nonce) are answered from the proof made, without signing.
+    pub here_is_per_port: u32,
+    /// Most HERE_IS proofs a server makes for one asking station (source MAC) per
+    /// `here_is_window`, all ports together: one station cannot use up a port's
+    /// budget alone.
+    pub here_is_per_station: u32,
+    /// The window of the two budgets above.
+    pub here_is_window: u64,
 }
 
 impl Default for Config {
@@ -81,6 +92,9 @@ impl Default for Config {
             max_records: 8192,
             cache_ttl: 60_000_000,
             max_redirects: 8,
+            here_is_per_port: 128,
+            here_is_per_station: 8,
+            here_is_window: 1_000_000,
         }
     }
 }

@@ -43,8 +43,17 @@ pub struct Stats {
     /// Clients forgotten (evicted, or replaced by an older incarnation after silence).
     pub clients_forgotten: u64,
     /// HERE_IS answers dropped because they did not prove that their sender holds the
-    /// port's get-port (an impostor, a replay, or a forgery).
+    /// port's get-port (an impostor, a replay, or a forgery), or because the
+    /// locate's budget of checks was used up.
     pub here_is_refused: u64,
+    /// HERE_IS proofs checked (signature verifications), at most
+    /// [`HERE_IS_CHECKS_PER_BROADCAST`](crate::HERE_IS_CHECKS_PER_BROADCAST) per
+    /// LOCATE broadcast.
+    pub here_is_checked: u64,
+    /// HERE_IS proofs this endpoint's servers signed.
+    pub here_is_signed: u64,
+    /// LOCATEs this endpoint's servers left unanswered for want of proof budget.
+    pub locates_unanswered: u64,
 }
 
 /// A FLIP endpoint: client side (transactions, locate cache) and server side
@@ -125,6 +134,9 @@ impl Endpoint {
             records_shed: self.server.stats.records_shed,
             clients_forgotten: self.server.stats.clients_forgotten,
             here_is_refused: self.client.locator.here_is_refused,
+            here_is_checked: self.client.locator.here_is_checked,
+            here_is_signed: self.server.stats.here_is_signed,
+            locates_unanswered: self.server.stats.locates_unanswered,
         }
     }
 
@@ -318,7 +330,7 @@ impl Endpoint {
         let h = &p.header;
         let (cfg, out) = (&self.cfg, &mut self.out);
         match h.ptype {
-            PacketType::Locate => self.server.on_locate(src, p, out),
+            PacketType::Locate => self.server.on_locate(now, src, p, cfg, out),
             PacketType::HereIs => self.client.on_here_is(now, src, p, cfg, out),
             PacketType::Unidata if h.flags & F_REPLY != 0 => self.client.on_reply_frag(now, src, p, cfg, out),
             PacketType::Unidata | PacketType::Enquiry => self.server.on_request(now, src, p, cfg, out),

@@ -133,6 +133,7 @@ pub mod wire;
 pub use config::Config;
 pub use endpoint::{Endpoint, Stats};
 pub use events::{Event, ReplyError, ReqId, TransId};
+pub use locate::HERE_IS_CHECKS_PER_BROADCAST;
 pub use outbox::Transmit;
 pub use server::ServerMemory;
 pub use wire::{Addr, AddrKind, ETHERTYPE_FLIP, Mac, ParseError};

@@ -36,6 +36,31 @@
 //! (`vswitch`: the F-box). The cost is per locate, never per request: the client
 //! caches what a proof established until `cache_ttl` passes without confirmation.
 //!
+//! # What a flood costs
+//!
+//! Signing and checking are the expensive steps, and anyone may send LOCATEs and
+//! HERE_IS, so both are bounded per locate, never left to the sender:
+//!
+//! * A server signs at most `Config::here_is_per_port` proofs per port and
+//!   `Config::here_is_per_station` per asking station (source MAC, which the switch
+//!   vouches for) in each `Config::here_is_window`; a LOCATE beyond them goes
+//!   unanswered (counted in [`crate::Stats::locates_unanswered`]). It keeps its
+//!   latest proofs, so the copies of one LOCATE (a client's retries carry the same
+//!   nonce) are answered again without signing again. A flood of LOCATEs with fresh
+//!   nonces thus costs a bounded number of signatures per window, and one station
+//!   cannot take a port's whole budget.
+//! * A client checks at most [`HERE_IS_CHECKS_PER_BROADCAST`] HERE_IS per LOCATE
+//!   broadcast (late answers to a finished search draw on what the last broadcast
+//!   left), and at most one from a station whose answer already failed; what is over
+//!   the budget is dropped unchecked and counted as refused. The cheap tests (the
+//!   nonce is the search's, the signed address names the source MAC) come first and
+//!   cost no check. A flood of bogus HERE_IS thus costs at most
+//!   `locate_attempts × HERE_IS_CHECKS_PER_BROADCAST` verifications per locate; an
+//!   impostor with many MACs may use them up within a round, and the client then
+//!   finds the real server at a later broadcast, or fails with `RpcNotFound`:
+//!   a denial of service the impostor can also cause by flooding the wire, never a
+//!   request sent to it.
+//!
 //! Strength: P has 48 bits, so a key whose hash hits P takes about 2^48 key
 //! generations (each an elliptic-curve scalar multiplication): a long offline search
 //! for one chosen port, more than the lifetime of a pool's random get-ports is
@@ -54,6 +79,35 @@ use crate::wire::{Addr, HereIsProof, LOCATE_NONCE_LEN, Mac, Packet, PacketType, 
 
 /// Most servers remembered for one port.
 const MAX_SERVERS_PER_PORT: usize = 16;
+
+/// Most HERE_IS answers a client checks (verifies the signature of) per LOCATE
+/// broadcast: as many as it would cache servers.
+pub const HERE_IS_CHECKS_PER_BROADCAST: u32 = MAX_SERVERS_PER_PORT as u32;
+
+/// What checking the answers to one broadcast may still cost.
+#[derive(Clone)]
+struct Checks {
+    /// Checks left.
+    left: u32,
+    /// Stations whose answer failed its check: not checked again.
+    failed: Vec<Mac>,
+}
+
+impl Checks {
+    /// The budget of a new broadcast.
+    fn fresh() -> Checks {
+        Checks { left: HERE_IS_CHECKS_PER_BROADCAST, failed: Vec::new() }
+    }
+
+    /// Whether an answer from `src` may be checked; if so it is counted.
+    fn allow(&mut self, src: Mac) -> bool {
+        if self.left == 0 || self.failed.contains(&src) {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+}
 
 /// One server of a port, as a client knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +140,9 @@ struct CacheEntry {
     last_ok: u64,
     /// The nonce of the LOCATE that found them: late answers to it still count.
     nonce: [u8; LOCATE_NONCE_LEN],
+    /// What checking late answers may still cost: what the search's last broadcast
+    /// left.
+    checks: Checks,
 }
 
 /// A running search for a port's servers.
@@ -98,6 +155,8 @@ struct Search {
     interval: u64,
     /// The nonce every broadcast of this search carries, which a HERE_IS must sign.
     nonce: [u8; LOCATE_NONCE_LEN],
+    /// What checking the answers to the latest broadcast may still cost.
+    checks: Checks,
 }
 
 /// The locate cache and the searches in progress.
@@ -111,8 +170,11 @@ pub(crate) struct Locator {
     pub locates: u64,
     /// Searches started: the counter in each nonce.
     searches_started: u64,
-    /// HERE_IS answers dropped for want of a valid proof (a statistic).
+    /// HERE_IS answers dropped for want of a valid proof, or unchecked for want of
+    /// budget (a statistic).
     pub here_is_refused: u64,
+    /// HERE_IS proofs checked (a statistic).
+    pub here_is_checked: u64,
 }
 
 impl Locator {
@@ -137,7 +199,8 @@ impl Locator {
         let interval = cfg.locate_interval;
         self.searches_started += 1;
         let nonce = nonce(&out.me, self.searches_started);
-        self.searches.insert(port, Search { attempts: 1, next: now + interval, interval, nonce });
+        let search = Search { attempts: 1, next: now + interval, interval, nonce, checks: Checks::fresh() };
+        self.searches.insert(port, search);
         self.broadcast(port, &nonce, out);
     }
 
@@ -170,6 +233,7 @@ impl Locator {
         s.attempts += 1;
         s.interval = (s.interval * 2).min(cfg.rto_max.max(cfg.locate_interval));
         s.next = now + s.interval;
+        s.checks = Checks::fresh();
         let nonce = s.nonce;
         self.broadcast(port, &nonce, out);
         true
@@ -184,26 +248,33 @@ impl Locator {
         if h.dst_inc != my_inc || !h.src.is_node() {
             return None;
         }
-        let nonce = match (self.searches.get(&port), self.cache.get(&port)) {
-            (Some(s), _) => s.nonce,
-            (None, Some(e)) => e.nonce,
+        let (nonce, checks) = match (self.searches.get_mut(&port), self.cache.get_mut(&port)) {
+            (Some(s), _) => (s.nonce, &mut s.checks),
+            (None, Some(e)) => (e.nonce, &mut e.checks),
             (None, None) => return None,
         };
         // Requests go to the frame's source MAC: the signed address must name it.
-        let proved = h.src == Addr::node(src)
-            && HereIsProof::parse(p.payload).is_some_and(|proof| {
-                let message = here_is_message(&nonce, port, h.src, h.src_inc, h.msg_id);
-                verify_locate(port, &proof.public_key, &message, &proof.signature)
-            });
-        if !proved {
+        let proof = HereIsProof::parse(p.payload).filter(|_| h.src == Addr::node(src));
+        let Some(proof) = proof.filter(|_| checks.allow(src)) else {
+            self.here_is_refused += 1;
+            return None;
+        };
+        self.here_is_checked += 1;
+        let message = here_is_message(&nonce, port, h.src, h.src_inc, h.msg_id);
+        if !verify_locate(port, &proof.public_key, &message, &proof.signature) {
+            if checks.failed.try_reserve(1).is_ok() {
+                checks.failed.push(src);
+            }
             self.here_is_refused += 1;
             return None;
         }
+        let checks = checks.clone();
         let e = self.cache.entry(port).or_insert(CacheEntry {
             servers: Vec::new(),
             next: 0,
             last_ok: now,
             nonce,
+            checks,
         });
         let s = ServerRef { addr: h.src, mac: src, inc: h.src_inc, epoch: h.msg_id };
         match e.servers.iter_mut().find(|x| x.addr == h.src) {

@@ -920,3 +920,152 @@ fn here_is_proof_checks_with_the_put_port() {
     assert!(!server.is_registered(&p));
     assert_eq!(server.registered_port(&service(4)), None);
 }
+
+/// A LOCATE for `port` from station `from` with `nonce`.
+fn locate_from(from: Mac, port: Port, nonce: [u8; LOCATE_NONCE_LEN]) -> Vec<u8> {
+    let ask = control(PacketType::Locate, Addr::port(port), Addr::node(from), 0, 0, LOCATE_NONCE_LEN);
+    Frame { dst: Mac::BROADCAST, src: from, packet: Packet { header: ask, payload: &nonce } }.encode()
+}
+
+/// A distinct nonce per `k`.
+fn nonce_of(k: u32) -> [u8; LOCATE_NONCE_LEN] {
+    let mut n = [0u8; LOCATE_NONCE_LEN];
+    n[..4].copy_from_slice(&k.to_be_bytes());
+    n
+}
+
+/// A flood of LOCATEs with fresh nonces, from one station and from many, costs the
+/// server a bounded number of signatures per window; copies of a LOCATE it answered
+/// are answered again without signing; the next window answers again.
+#[test]
+fn a_locate_flood_costs_the_server_a_bounded_number_of_signatures() {
+    let c = cfg();
+    let mut server = Endpoint::new(mac(1), 2, c.clone());
+    let p = server.register_server(&service(5));
+    let flooder = Mac([6, 0, 0, 0, 0, 1]);
+
+    // One station, a thousand fresh nonces.
+    for k in 0..1000 {
+        server.handle_frame(0, &locate_from(flooder, p, nonce_of(k)));
+    }
+    let answered = drain(&mut server).len() as u64;
+    assert_eq!(answered, c.here_is_per_station as u64, "one station's fresh LOCATEs answered");
+    assert_eq!(server.stats().here_is_signed, answered);
+    // Copies of a LOCATE answered: answered again, no new signature.
+    for _ in 0..10 {
+        server.handle_frame(1, &locate_from(flooder, p, nonce_of(0)));
+    }
+    assert_eq!(drain(&mut server).len(), 10, "the retries of an answered LOCATE");
+    assert_eq!(server.stats().here_is_signed, answered);
+
+    // A thousand stations, one fresh nonce each.
+    for k in 0..1000u32 {
+        let from = Mac([6, 0, 0, 1, (k >> 8) as u8, k as u8]);
+        server.handle_frame(2, &locate_from(from, p, nonce_of(10_000 + k)));
+    }
+    let answered = drain(&mut server).len() as u64;
+    let signed = server.stats().here_is_signed;
+    assert_eq!(signed, c.here_is_per_port as u64, "the port's budget holds over many stations");
+    assert_eq!(answered, signed - c.here_is_per_station as u64);
+    assert!(server.stats().locates_unanswered >= 2000 - signed);
+
+    // The next window: an honest client is answered with a proof that checks.
+    let now = c.here_is_window + 3;
+    let honest = mac(0);
+    server.handle_frame(now, &locate_from(honest, p, nonce_of(99_999)));
+    let answers = drain(&mut server);
+    assert_eq!(answers.len(), 1, "a new window answers again");
+    let f = Frame::parse(&answers[0]).unwrap();
+    let proof = HereIsProof::parse(f.packet.payload).unwrap();
+    let h = f.packet.header;
+    let message = here_is_message(&nonce_of(99_999), p, h.src, h.src_inc, h.msg_id);
+    assert!(amoeba_abi::verify_locate(p, &proof.public_key, &message, &proof.signature));
+}
+
+/// A flood of bogus HERE_IS for a client's locate, from one station and from many,
+/// costs the client a bounded number of signature checks per broadcast, and the real
+/// server is still found.
+#[test]
+fn bogus_here_is_floods_cost_the_client_a_bounded_number_of_checks() {
+    let c = cfg();
+    let mut client = Endpoint::new(mac(0), 5, c.clone());
+    let mut server = Endpoint::new(mac(1), 3, c.clone());
+    let p = server.register_server(&service(6));
+    let own = GetPort(Port([0x66; 6])).locate_key();
+
+    let id = client.start_trans(0, &Header { port: p, command: 1, ..Header::default() }, b"through");
+    let locate = drain(&mut client);
+    let lf = Frame::parse(&locate[0]).unwrap();
+    let nonce: [u8; LOCATE_NONCE_LEN] = lf.packet.payload.try_into().unwrap();
+    let inc = lf.packet.header.src_inc;
+    // A HERE_IS from station `from`, under its own address, signed with the
+    // impostor's own key: it passes the cheap tests, only the check refuses it.
+    let bogus = |from: Mac| {
+        let me = Addr::node(from);
+        let sig = own.sign(&here_is_message(&nonce, p, me, 1, 1));
+        let proof = HereIsProof { public_key: own.public_key(), signature: sig }.encode();
+        let h = control(PacketType::HereIs, Addr::port(p), me, inc, 1, proof.len());
+        Frame { dst: mac(0), src: from, packet: Packet { header: h, payload: &proof } }.encode()
+    };
+
+    // One station, a thousand answers: one check.
+    let one = bogus(IMPOSTOR);
+    for _ in 0..1000 {
+        client.handle_frame(MS, &one);
+    }
+    assert_eq!(client.stats().here_is_checked, 1, "one impostor station, one check");
+    // A thousand stations: the broadcast's budget.
+    for k in 0..1000u32 {
+        client.handle_frame(MS, &bogus(Mac([6, 0, 0, 2, (k >> 8) as u8, k as u8])));
+    }
+    let budget = flip::HERE_IS_CHECKS_PER_BROADCAST as u64;
+    assert_eq!(client.stats().here_is_checked, budget, "many stations, one broadcast's budget");
+    assert_eq!(client.stats().here_is_refused, 2000, "every bogus answer refused");
+    assert!(client.cached_servers(&p).is_empty());
+
+    // The real server's answer to this broadcast finds the budget used up; the next
+    // broadcast (same nonce) brings a fresh budget, and the real answer gets in.
+    for f in &locate {
+        server.handle_frame(MS, f);
+    }
+    for f in drain(&mut server) {
+        client.handle_frame(MS, &f);
+    }
+    assert!(client.cached_servers(&p).is_empty(), "over the budget, even the real answer is not checked");
+    let retry_at = client.next_deadline().unwrap();
+    client.handle_timeout(retry_at);
+    let again = drain(&mut client);
+    assert_eq!(Frame::parse(&again[0]).unwrap().packet.payload, &nonce[..], "the retry carries the nonce");
+    for k in 0..1000u32 {
+        client.handle_frame(retry_at, &bogus(Mac([6, 0, 0, 3, (k >> 8) as u8, k as u8])));
+        if k == 3 {
+            for f in &again {
+                server.handle_frame(retry_at, f);
+            }
+            for f in drain(&mut server) {
+                client.handle_frame(retry_at, &f);
+            }
+        }
+    }
+    assert_eq!(client.cached_servers(&p), vec![(mac(1), Addr::node(mac(1)), 3)], "the real server is found");
+    assert!(client.stats().here_is_checked <= 2 * budget, "at most two broadcasts' budgets");
+    let to_server = drain(&mut client);
+    assert!(
+        to_server.iter().all(|f| Frame::parse(f).unwrap().dst == mac(1)),
+        "requests go to the real server"
+    );
+    for f in &to_server {
+        server.handle_frame(retry_at, f);
+    }
+    let Some(Event::RequestArrived { req, buf, .. }) = server.poll_event() else {
+        panic!("no request arrived")
+    };
+    assert_eq!(buf, b"through");
+    server.put_reply(retry_at, req, &Header::reply(Status::Ok), b"").unwrap();
+    for f in drain(&mut server) {
+        client.handle_frame(retry_at, &f);
+    }
+    let done = std::iter::from_fn(|| client.poll_event())
+        .any(|e| matches!(e, Event::TransDone { id: d, result: Ok(_) } if d == id));
+    assert!(done, "the transaction ends well");
+}

@@ -293,6 +293,9 @@ impl Sim {
             max_records: 8192,
             cache_ttl: 60 * SEC,
             max_redirects: 8,
+            here_is_per_port: 128,
+            here_is_per_station: 8,
+            here_is_window: SEC,
         };
         let mut adversary = None;
         let mut cfg = cfg;

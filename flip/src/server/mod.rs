@@ -86,8 +86,10 @@ use crate::wire::{
     here_is_message, parse_ranges,
 };
 
+mod answers;
 mod memory;
 
+use answers::AnswerBudget;
 use memory::{ClientMemory, Rec, Usage};
 
 /// Where a delivered request came from.
@@ -152,6 +154,10 @@ pub(crate) struct ServerStats {
     pub records_shed: u64,
     /// Clients forgotten.
     pub clients_forgotten: u64,
+    /// HERE_IS proofs signed.
+    pub here_is_signed: u64,
+    /// LOCATEs left unanswered because a proof budget was used up.
+    pub locates_unanswered: u64,
 }
 
 /// A registered port.
@@ -182,6 +188,8 @@ pub(crate) struct ServerSide {
     forgotten_epoch: u64,
     /// When the next cleanup pass is due.
     gc_at: Option<u64>,
+    /// What answering LOCATEs may still cost, and the proofs made lately.
+    answers: AnswerBudget,
     /// Counters.
     pub stats: ServerStats,
 }
@@ -197,6 +205,7 @@ impl ServerSide {
             epoch: 1,
             forgotten_epoch: 0,
             gc_at: None,
+            answers: AnswerBudget::default(),
             stats: ServerStats::default(),
         }
     }
@@ -285,8 +294,11 @@ impl ServerSide {
 
     /// A LOCATE: answer HERE_IS, with the memory epoch, if a server for the port is
     /// registered here, proving with the port's key that this endpoint holds its get-port (see the
-    /// `locate` module).
-    pub fn on_locate(&mut self, src: Mac, p: &Packet<'_>, out: &mut Outbox) {
+    /// `locate` module). A copy of a LOCATE answered lately is answered with the same
+    /// proof; a new one only within the port's and the asking station's budgets
+    /// (`Config::here_is_per_port`, `here_is_per_station`), so a flood of LOCATEs
+    /// costs a bounded number of signatures per window.
+    pub fn on_locate(&mut self, now: u64, src: Mac, p: &Packet<'_>, cfg: &Config, out: &mut Outbox) {
         let h = &p.header;
         let Some(port) = h.dst.as_port() else { return };
         let (Some(r), Ok(nonce)) =
@@ -297,10 +309,23 @@ impl ServerSide {
         if !h.src.is_node() {
             return;
         }
-        let message = here_is_message(nonce, port, out.me.addr, out.me.inc, self.epoch);
-        let proof = HereIsProof { public_key: r.key.public_key(), signature: r.key.sign(&message) };
+        let proof = match self.answers.made(port, nonce, self.epoch) {
+            Some(proof) => proof,
+            None if self.answers.allow(now, port, src, cfg) => {
+                let message = here_is_message(nonce, port, out.me.addr, out.me.inc, self.epoch);
+                let proof =
+                    HereIsProof { public_key: r.key.public_key(), signature: r.key.sign(&message) }.encode();
+                self.stats.here_is_signed += 1;
+                self.answers.keep(port, *nonce, self.epoch, proof);
+                proof
+            }
+            None => {
+                self.stats.locates_unanswered += 1;
+                return;
+            }
+        };
         let to = Dest { mac: src, addr: Addr::port(port), inc: h.src_inc };
-        out.control(to, PacketType::HereIs, 0, self.epoch, &proof.encode());
+        out.control(to, PacketType::HereIs, 0, self.epoch, &proof);
     }
 
     // ------------------------------------------------------------ requests
