@@ -33,8 +33,7 @@
 //! `FLIP_SEEDS=n` runs n seeds of each (default 20,000), `FLIP_SEED=s` replays one
 //! seed (in both).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use amoeba_abi::{GetPort, Header, LocateKey, Port, Status};
 use flip::wire::{
@@ -43,6 +42,7 @@ use flip::wire::{
 };
 use flip::{Addr, Config, Endpoint, Event, Mac, ReqId, TransId};
 
+use sim_support::EventQueue;
 use sim_support::SplitMix64 as Prng;
 
 const MS: u64 = 1000;
@@ -233,8 +233,8 @@ struct Sim {
     adversary: Option<Adversary>,
     rng: Prng,
     now: u64,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    /// Event ids by due time (ties in the order put in).
+    queue: EventQueue<usize>,
     evs: HashMap<usize, Ev>,
     next_ev: usize,
     nodes: Vec<Node>,
@@ -325,8 +325,7 @@ impl Sim {
             adversary,
             rng,
             now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             evs: HashMap::new(),
             next_ev: 0,
             nodes: Vec::new(),
@@ -394,9 +393,8 @@ impl Sim {
     fn at(&mut self, t: u64, ev: Ev) {
         let id = self.next_ev;
         self.next_ev += 1;
-        self.seq += 1;
         self.evs.insert(id, ev);
-        self.queue.push(Reverse((t, self.seq, id)));
+        self.queue.push(t, id);
     }
 
     fn err(&mut self, m: String) {
@@ -785,18 +783,18 @@ impl Sim {
     fn replay_after_forgetting(&mut self) {
         let forget = self.cfg.client_ttl + self.cfg.client_ttl.min(self.cfg.reassembly_timeout);
         let until = self.now + forget;
-        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
+        while self.queue.next_at().is_some_and(|t| t <= until) && self.step() {}
         self.now = self.now.max(until);
         self.replay_all();
         let until = self.now + SEC;
-        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
+        while self.queue.next_at().is_some_and(|t| t <= until) && self.step() {}
         let clients = 2 * self.cfg.max_clients;
         self.flood(clients, false);
         let until = self.now + SEC;
-        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
+        while self.queue.next_at().is_some_and(|t| t <= until) && self.step() {}
         self.replay_all();
         let until = self.now + SEC;
-        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) && self.step() {}
+        while self.queue.next_at().is_some_and(|t| t <= until) && self.step() {}
     }
 
     fn start_trans(&mut self, n: usize, svc: usize) {
@@ -827,7 +825,7 @@ impl Sim {
     }
 
     fn step(&mut self) -> bool {
-        let Some(Reverse((t, _, id))) = self.queue.pop() else {
+        let Some((t, id)) = self.queue.pop() else {
             return false;
         };
         self.now = t;
@@ -960,7 +958,7 @@ impl Sim {
                 self.at(t, ev);
             }
         }
-        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= horizon) {
+        while self.queue.next_at().is_some_and(|t| t <= horizon) {
             self.step();
         }
         // Let everything in flight finish: no new faults are scheduled after the
@@ -975,7 +973,7 @@ impl Sim {
             self.replay_after_forgetting();
         }
         // Calm phase: heal everything; every client must reach every service.
-        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= self.now + 3 * SEC) && self.step() {}
+        while self.queue.next_at().is_some_and(|t| t <= self.now + 3 * SEC) && self.step() {}
         self.faults = false;
         self.partition = None;
         for n in 0..self.p.nodes {
@@ -1047,7 +1045,7 @@ impl Sim {
             if self.now > self.now.saturating_add(0) + 120 * SEC {
                 break;
             }
-            if self.queue.iter().all(|Reverse((_, _, id))| matches!(self.evs[id], Ev::Timer { .. })) {
+            if self.queue.iter().all(|id| matches!(self.evs[id], Ev::Timer { .. })) {
                 break;
             }
         }
