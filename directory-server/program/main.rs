@@ -50,6 +50,7 @@ use amoeba_rt::sync::{Mutex, Semaphore};
 use amoeba_rt::{env, starter, sys, thread, time};
 use directory_server::layout::{Identity, MAX_REPLICAS, Ports};
 use directory_server::persist::PersistConfig;
+use directory_server::report::{Beginning, Recovery, ReplicaReport, StartReport};
 use directory_server::rpc_store::RpcStore;
 use directory_server::service::{ReplicaPort, Service, Submit, replica_port};
 use directory_server::store::{self, StoreOp};
@@ -229,6 +230,8 @@ struct Shared {
     /// Answers the replica gave to requests on the service's port, the internal
     /// reads of standard commands included (for `STD_STATUS`).
     answered: AtomicU64,
+    /// How this replica came up (for its report).
+    start: StartReport,
 }
 
 impl Shared {
@@ -261,26 +264,21 @@ impl Shared {
         result
     }
 
-    fn status(&self) -> String {
+    fn report(&self) -> ReplicaReport {
         let replica = self.replica.lock();
         let state = replica.state();
-        let t = replica.update_timings();
-        format!(
-            "replica {}: member {}, {}, applied {}, visible {}, durable {}, state {:016x}, answered {}, \
-             updates {}, ordering-us {}, logging-us {}, confirming-us {}",
-            self.index,
-            replica.member_id().map_or(-1, i64::from),
-            if replica.is_serving() { "serving" } else { "not serving" },
-            state.applied,
-            replica.visible_state().applied,
-            replica.durable_position().map_or(-1, |d| d as i64),
-            state.checksum(),
-            self.answered.load(Ordering::Relaxed),
-            t.count,
-            t.ordering_us,
-            t.logging_us,
-            t.confirming_us,
-        )
+        ReplicaReport {
+            index: self.index,
+            member: replica.member_id(),
+            serving: replica.is_serving(),
+            applied: state.applied,
+            visible: replica.visible_state().applied,
+            durable: replica.durable_position(),
+            state: state.checksum(),
+            answered: self.answered.load(Ordering::Relaxed),
+            updates: replica.update_timings(),
+            start: self.start.clone(),
+        }
     }
 }
 
@@ -301,14 +299,16 @@ impl Submit for Handle {
     fn peer_message(&self, bytes: &[u8]) {
         self.shared.with_replica(|r, now| r.on_peer(now, bytes));
     }
-    fn status(&self) -> String {
-        self.shared.status()
+    fn report(&self) -> ReplicaReport {
+        self.shared.report()
     }
 }
 
-/// Says that a read at recovery failed and will be tried again, and pauses.
-fn retry_pause(index: u8) -> impl FnMut(store::Retry) {
+/// Says that a read at recovery failed and will be tried again (on the console
+/// and in `report`), and pauses.
+fn retry_pause(index: u8, report: &mut StartReport) -> impl FnMut(store::Retry) + '_ {
     move |retry: store::Retry| {
+        report.note_retry(retry.reading);
         let what = match retry.reading {
             store::Reading::Anchor(r) => format!("replica {r}'s anchor"),
             store::Reading::State(r) => format!("the state replica {r}'s anchor names"),
@@ -322,11 +322,17 @@ fn retry_pause(index: u8) -> impl FnMut(store::Retry) {
 }
 
 /// The state to create the group with: the best one on disk, or a new service.
-fn initial_state(store: &mut RpcStore<Nucleus>, config: &Config) -> Result<State, String> {
+/// Notes in `report` where it came from.
+fn initial_state(
+    store: &mut RpcStore<Nucleus>,
+    config: &Config,
+    report: &mut StartReport,
+) -> Result<State, String> {
     let i = config.index;
-    let recovered = store::recover(store, MAX_REPLICAS, RECOVERY_ATTEMPTS, retry_pause(i))
+    let recovered = store::recover(store, MAX_REPLICAS, RECOVERY_ATTEMPTS, retry_pause(i, report))
         .map_err(|error| format!("cannot recover the stored state: {error}"))?;
     let Some(recovered) = recovered else {
+        report.beginning = Beginning::New;
         println!("directory-server {i}: a new service");
         return Ok(State::new(config.identity.port(), config.identity.super_random));
     };
@@ -337,6 +343,13 @@ fn initial_state(store: &mut RpcStore<Nucleus>, config: &Config) -> Result<State
     if state.port != config.identity.port() || state.super_random != config.identity.super_random {
         return Err(String::from("the stored state belongs to another service"));
     }
+    report.beginning = Beginning::Recovered(Recovery {
+        from: recovered.from,
+        updates: state.applied,
+        directories: state.dirs.len() as u64,
+        epoch: u64::from(state.epoch),
+        skipped: recovered.skipped.iter().map(|(replica, _)| *replica).collect(),
+    });
     println!(
         "directory-server {i}: recovered {} updates, {} directories, from replica {}'s anchor (epoch {})",
         state.applied,
@@ -511,10 +524,13 @@ fn main(_: u64) -> i32 {
             return 1;
         }
     };
-    let mut pause = retry_pause(i);
-    let previous = store::with_retries(store::Reading::Anchor(i), RECOVERY_ATTEMPTS, &mut pause, || {
-        store::read_anchor(&mut store, i).map_err(store::RecoveryError::Store)
-    });
+    let mut start_report = StartReport::default();
+    let previous = {
+        let mut pause = retry_pause(i, &mut start_report);
+        store::with_retries(store::Reading::Anchor(i), RECOVERY_ATTEMPTS, &mut pause, || {
+            store::read_anchor(&mut store, i).map_err(store::RecoveryError::Store)
+        })
+    };
     let previous = match previous {
         Ok(anchor) => anchor,
         Err(error) => {
@@ -523,7 +539,7 @@ fn main(_: u64) -> i32 {
         }
     };
     let start = if config.create {
-        match initial_state(&mut store, &config) {
+        match initial_state(&mut store, &config, &mut start_report) {
             Ok(state) => Start::Create(state),
             Err(why) => {
                 println!("directory-server {i}: {why}");
@@ -531,6 +547,7 @@ fn main(_: u64) -> i32 {
             }
         }
     } else {
+        start_report.beginning = Beginning::Joined;
         Start::Join
     };
     let group = match enter_group(&config) {
@@ -568,6 +585,7 @@ fn main(_: u64) -> i32 {
         to_store: Queue::new(),
         peers,
         answered: AtomicU64::new(0),
+        start: start_report,
     }));
     shared.with_replica(|r, now| r.on_group(now, GroupInput::Joined { member_id: me, members: vec![me] }));
     println!(

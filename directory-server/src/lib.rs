@@ -56,6 +56,7 @@ mod ops;
 pub mod persist;
 pub mod protocol;
 pub mod replica;
+pub mod report;
 pub mod rpc_store;
 pub mod service;
 mod state;
@@ -68,6 +69,7 @@ pub use ops::{InstallEntry, Lookup, Query, Reply, Request, Update};
 pub use replica::{
     GroupInput, NOT_SERVING, OUTCOME_UNKNOWN, Output, Replica, ReplicaConfig, Start, UpdateTimings,
 };
+pub use report::ReplicaReport;
 pub use state::{Directory, MAX_LIFE, State};
 pub use store::{Anchor, AnchorSlot, Store, StoreDone, StoreError, StoreOp};
 pub use types::{COLUMN_RIGHTS, RIGHT_DELETE, RIGHT_MODIFY, Row};

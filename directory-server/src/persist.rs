@@ -74,23 +74,30 @@ struct Job {
 /// Writes one replica's storage.
 #[derive(Debug)]
 pub struct Persister {
+    /// Sizes and limits.
     cfg: PersistConfig,
+    /// Whose storage this is (its anchor slot).
     replica: u8,
     /// The last anchor on disk: written in this life, or left by a previous one
     /// (whose files go once our first checkpoint is durable).
     current: Option<Anchor>,
+    /// The next anchor write's number (a newer anchor has a higher one).
     next_write_seq: u64,
     /// Everything up to here is durable (only writes of this life count).
     durable_end: Option<u64>,
     /// Records not yet written, by position.
     queue: VecDeque<(u64, Vec<u8>)>,
+    /// A checkpoint was asked for and is not written yet.
     want_checkpoint: bool,
+    /// The storage work in flight, if any (one at a time).
     job: Option<Job>,
     /// Destroys in flight: id → file.
     destroying: BTreeMap<u64, Capability>,
     /// Files destroyed but still on the anchor's garbage list (a few at most).
     destroyed: Vec<Capability>,
+    /// Storage operations for the caller to carry out: (id, operation).
     out: VecDeque<(u64, StoreOp)>,
+    /// The next operation's id.
     next_id: u64,
 }
 

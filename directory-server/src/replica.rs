@@ -219,7 +219,7 @@ pub enum Start {
 
 /// Where this replica's own updates spent their time, summed over the updates it
 /// answered (µs by its clock): what an update costs, part by part.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateTimings {
     /// Updates taken from clients and answered after they were applied.
     pub count: u64,

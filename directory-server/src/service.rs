@@ -6,7 +6,7 @@
 //! through [`Objects`], whose capability checks are linearizable reads too.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use amoeba_abi::{Capability, Check, Header, Port, Rights, Status};
@@ -17,6 +17,7 @@ use amoeba_ipc::interfaces::directory::{
 };
 use amoeba_ipc::interfaces::soap;
 
+use crate::ReplicaReport;
 use crate::ops::{Query, Reply, Request, Update};
 
 /// How requests reach the replica (the program: under its lock, then waiting for
@@ -26,8 +27,9 @@ pub trait Submit {
     fn submit(&self, request: Request) -> Result<Reply, Status>;
     /// A message from another replica, for [`crate::Replica::on_peer`].
     fn peer_message(&self, bytes: &[u8]);
-    /// `STD_STATUS`'s text.
-    fn status(&self) -> String;
+    /// What the replica says of itself (`replica_port::report`; `STD_STATUS`
+    /// is its text).
+    fn report(&self) -> ReplicaReport;
 }
 
 fn unexpected<T>(reply: Reply) -> Result<T, Status> {
@@ -122,7 +124,7 @@ impl<S: Submit> Objects for Service<S> {
         }
     }
     fn status_text(&self) -> String {
-        self.submit.status()
+        self.submit.report().to_string()
     }
 }
 
@@ -195,6 +197,8 @@ amoeba_ipc::interface! {
         /// List a directory, at this replica.
         fn list as DIR_REPLICA_LIST = 2152, server(Rights::ALL) (dir: data<Capability>)
             -> (listing: data<Listing>) limit SP_LIST_MAX;
+        /// What this replica says of itself, typed (`STD_STATUS` is its text).
+        fn report as DIR_REPLICA_REPORT = 2153, server(Rights::ALL) () -> (report: data<ReplicaReport>);
     }
 }
 
@@ -229,7 +233,7 @@ impl<S: Submit> Objects for ReplicaPort<S> {
         (object == 0).then_some(self.replica_random)
     }
     fn status_text(&self) -> String {
-        self.submit.status()
+        self.submit.report().to_string()
     }
 }
 
@@ -244,5 +248,8 @@ impl<S: Submit> replica_port::Server for ReplicaPort<S> {
     }
     fn list(&mut self, _: &Call<'_>, dir: Capability) -> Result<Listing, Status> {
         self.submit.submit(Request::Query(Query::List { dir })).and_then(listing)
+    }
+    fn report(&mut self, _: &Call<'_>) -> Result<ReplicaReport, Status> {
+        Ok(self.submit.report())
     }
 }

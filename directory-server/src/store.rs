@@ -404,7 +404,7 @@ impl fmt::Display for RecoverError {
 }
 
 /// What recovery is reading when a read fails and it tries again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reading {
     /// Replica `.0`'s anchor halves.
     Anchor(u8),

@@ -50,8 +50,8 @@ impl Submit for &Direct {
     fn peer_message(&self, _: &[u8]) {
         self.peer_messages.set(self.peer_messages.get() + 1);
     }
-    fn status(&self) -> String {
-        format!("applied {}", self.state.borrow().applied)
+    fn report(&self) -> directory_server::ReplicaReport {
+        directory_server::ReplicaReport { applied: self.state.borrow().applied, ..Default::default() }
     }
 }
 
@@ -191,5 +191,11 @@ fn a_replica_port_answers_only_the_super_capability_made_for_it() {
     let forged = Capability { check: Check([1; 6]), ..mine };
     assert_eq!(client.deliver(&forged, b"x"), Err(Status::CapBad));
     assert_eq!(direct.peer_messages.get(), 1);
-    assert!(standard::Client::new(&mut t).status(&mine).unwrap().starts_with("applied "));
+    // The typed report, and STD_STATUS made from it; a forged capability gets neither.
+    let report = replica_port::Client::new(&mut t).report(&mine).unwrap();
+    assert_eq!(report.applied, direct.state.borrow().applied);
+    assert!(report.applied > 0, "{report:?}");
+    let text = standard::Client::new(&mut t).status(&mine).unwrap();
+    assert!(text.contains(&format!("applied {}", report.applied)), "{text}");
+    assert_eq!(replica_port::Client::new(&mut t).report(&forged).map(|_| ()), Err(Status::CapBad));
 }

@@ -216,46 +216,78 @@ struct Pending {
 }
 
 struct Params {
+    /// Stations.
     nodes: usize,
+    /// Chance that a frame is lost.
     loss: f64,
+    /// Chance that a frame is duplicated.
     dup: f64,
+    /// Shortest frame delay (µs).
     delay_lo: u64,
+    /// Longest frame delay (µs).
     delay_hi: u64,
+    /// Chance per step that a station crashes.
     crash_rate: f64,
+    /// Chance per step that a service moves.
     move_rate: f64,
+    /// Are partitions made?
     partitions: bool,
+    /// Do calls carry large (fragmented) messages?
     big: bool,
+    /// Does a service run on several stations at once?
     multi_server: bool,
 }
 
 struct Sim {
+    /// Honest stations only, or the adversary too.
     mode: Mode,
+    /// The hostile station (in [`Mode::Hostile`]).
     adversary: Option<Adversary>,
+    /// All randomness of the run: the seed replays it.
     rng: Prng,
+    /// Simulated time (µs).
     now: u64,
     /// Event ids by due time (ties in the order put in).
     queue: EventQueue<usize>,
+    /// The events themselves, by id.
     evs: HashMap<usize, Ev>,
+    /// The next event id.
     next_ev: usize,
+    /// The stations.
     nodes: Vec<Node>,
+    /// Every endpoint's configuration.
     cfg: Config,
+    /// The run's fault and size parameters.
     p: Params,
+    /// The services' get-ports.
     services: Vec<GetPort>,
     /// Their put-ports (each costs a key derivation: computed once).
     ports: Vec<Port>,
     /// tag → executions (node, incarnation).
     executions: HashMap<u64, Vec<(usize, u32)>>,
+    /// Calls in flight: (node, incarnation, transaction) → what was asked.
     pending: HashMap<(usize, u32, TransId), Pending>,
+    /// Tags of calls that ended "not found".
     not_found: Vec<u64>,
+    /// The next call's tag (what its request carries).
     next_tag: u64,
+    /// Are faults on (loss, duplicates, crashes)? Off in the calm end phase.
     faults: bool,
+    /// A partition until `.0`: which nodes are on side A.
     partition: Option<(u64, Vec<bool>)>,
+    /// The longest call seen (µs).
     max_duration: u64,
+    /// Calls that succeeded.
     ok: u64,
+    /// Calls that failed.
     failed: u64,
+    /// Results of calls made in the calm phase: (node, service, result).
     calm_results: Vec<(usize, usize, Result<(), Status>)>,
+    /// In the calm phase (no faults: every call must succeed).
     calm: bool,
+    /// Invariant violations found.
     errors: Vec<String>,
+    /// Failed calls, by kind.
     fail_kinds: BTreeMap<&'static str, u64>,
 }
 

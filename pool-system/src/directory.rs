@@ -20,7 +20,6 @@ use amoeba_ipc::interface::Transport;
 use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{DISK_READ, disk, soap, standard};
 use anyhow::{Context, Result, bail};
-use directory_server::UpdateTimings;
 use directory_server::layout::{
     self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, Ports,
     identity_block, slot_first_block,
@@ -72,42 +71,8 @@ pub struct ReplicaProcess {
     pub process: Started,
 }
 
-/// What a replica says of itself (`STD_STATUS` on its own port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReplicaStatus {
-    /// Does it answer clients?
-    pub serving: bool,
-    /// Updates it has applied.
-    pub applied: u64,
-    /// Updates its reads show.
-    pub visible: u64,
-    /// A checksum of its whole state.
-    pub state: u64,
-    /// Client requests it has answered on the service's port.
-    pub answered: u64,
-    /// Where the updates it took from clients spent their time (sums).
-    pub updates: UpdateTimings,
-}
-
-impl ReplicaStatus {
-    /// Reads [`ReplicaStatus`] from the status text.
-    pub fn parse(text: &str) -> Option<ReplicaStatus> {
-        let field = |name: &str| text.split(", ").find_map(|part| part.strip_prefix(name));
-        Some(ReplicaStatus {
-            serving: text.contains(", serving,"),
-            applied: field("applied ")?.parse().ok()?,
-            visible: field("visible ")?.parse().ok()?,
-            state: u64::from_str_radix(field("state ")?, 16).ok()?,
-            answered: field("answered ")?.parse().ok()?,
-            updates: UpdateTimings {
-                count: field("updates ")?.parse().ok()?,
-                ordering_us: field("ordering-us ")?.parse().ok()?,
-                logging_us: field("logging-us ")?.parse().ok()?,
-                confirming_us: field("confirming-us ")?.parse().ok()?,
-            },
-        })
-    }
-}
+/// What a replica says of itself (its own port's `report`).
+pub use directory_server::ReplicaReport as ReplicaStatus;
 
 /// The running service, as the host started it.
 pub struct DirectoryService {
@@ -387,8 +352,7 @@ impl DirectoryService {
 
     /// Asks replica `index` how it is, through `transport`.
     pub fn status<T: Transport>(&self, transport: &mut T, index: u8) -> Result<ReplicaStatus, Status> {
-        let text = standard::Client::new(transport).status(&self.identity.replica_capability(index))?;
-        ReplicaStatus::parse(&text).ok_or(Status::SysErr)
+        replica_port::Client::new(transport).report(&self.identity.replica_capability(index))
     }
 
     /// A client for replica `index`'s own port (reads answered by it alone), with
@@ -426,28 +390,6 @@ impl DirectoryService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_lines_parse() {
-        let text = "replica 1: member 3, serving, applied 42, visible 41, durable 42, state 00000000deadbeef, \
-                    answered 7, updates 5, ordering-us 500, logging-us 600, confirming-us 700";
-        let updates = UpdateTimings { count: 5, ordering_us: 500, logging_us: 600, confirming_us: 700 };
-        assert_eq!(
-            ReplicaStatus::parse(text),
-            Some(ReplicaStatus {
-                serving: true,
-                applied: 42,
-                visible: 41,
-                state: 0xdead_beef,
-                answered: 7,
-                updates
-            })
-        );
-        let text = "replica 1: member -1, not serving, applied 0, visible 0, durable -1, state 0000000000000001, \
-                    answered 0, updates 0, ordering-us 0, logging-us 0, confirming-us 0";
-        assert!(!ReplicaStatus::parse(text).unwrap().serving);
-        assert_eq!(ReplicaStatus::parse("replica 1: broken"), None);
-    }
 
     #[test]
     fn small_pools_get_fewer_replicas() {

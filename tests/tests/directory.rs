@@ -11,9 +11,10 @@ use amoeba_ipc::interfaces::starter::Value;
 use amoeba_ipc::interfaces::{soap, standard};
 use directory_server::checker::lin::{Call, check};
 use directory_server::checker::spec::Dirs;
+use directory_server::report::Beginning;
 use directory_server::workload::{self, Directories, In, NAMES, Out, Record, note_name, value_cap};
 use host_station::rpc_client::RpcClient;
-use pool_system::directory::{DirectoryService, ReplicaStatus, replica_boards, retrying};
+use pool_system::directory::{DirectoryService, replica_boards, retrying};
 use pool_tests::{TestPool, Told, boot_with, config};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -352,11 +353,14 @@ fn the_tree_survives_the_whole_pool_stopped_and_started_on_the_same_disk() {
 
     let (pool, bullet_again, service) = pool_with_directory(3, &disk, false, &boards);
     assert_eq!(bullet_again, bullet);
-    let creator = pool.boards()[boards[0]].console_text();
-    let recovered = creator.lines().find(|l| l.starts_with("directory-server 0: recovered"));
-    println!("{}", recovered.unwrap_or_else(|| panic!("no recovery:\n{creator}")));
     assert_eq!(service.root, root, "the same root after a restart");
     let mut rpc = client(&pool);
+    let creator = service.status(&mut rpc, 0).unwrap();
+    println!("{creator}");
+    match &creator.start.beginning {
+        Beginning::Recovered(recovery) => assert!(recovery.updates >= 155, "{recovery:?}"),
+        other => panic!("replica 0 did not recover: {other:?}"),
+    }
     assert_eq!(tree(&mut rpc, &service, &root), before, "the tree changed");
     let converged =
         service.wait_converged(&mut rpc, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e:#}"));
@@ -417,7 +421,9 @@ fn rights_columns_show_each_holder_its_mask_and_forged_capabilities_are_refused(
     assert_eq!(std.destroy(&other), Err(Status::Denied));
     assert_eq!(std.restrict(&forged, Rights::ALL), Err(Status::CapBad));
     assert!(std.info(&other).unwrap().contains("2 rows"), "{:?}", std.info(&other));
-    let status = ReplicaStatus::parse(&std.status(&service.identity.replica_capability(0)).unwrap()).unwrap();
+    let text = std.status(&service.identity.replica_capability(0)).unwrap();
+    assert!(text.starts_with("replica 0: ") && text.contains(", serving, "), "STD_STATUS says {text:?}");
+    let status = service.status(&mut rpc, 0).unwrap();
     assert!(status.serving && status.applied >= 3, "{status:?}");
     // The replica's own port answers only the capability made for it.
     let (mut port, mine) = service.replica_client(&mut rpc, 0);

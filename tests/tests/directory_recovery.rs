@@ -12,7 +12,9 @@ use amoeba_client::files;
 use amoeba_ipc::interfaces::directory::{Lookup, NewRow};
 use amoeba_ipc::interfaces::soap;
 use directory_server::layout::{HALF_BLOCKS, slot_first_block};
+use directory_server::report::Beginning;
 use directory_server::store::Anchor;
+use directory_server::store::Reading;
 use directory_server::workload::value_cap;
 use host_station::rpc_client::RpcClient;
 use pool_system::directory::{DirectoryService, replica_boards, retrying};
@@ -173,14 +175,14 @@ fn reads_of_the_newest_state_that_fail_at_recovery_are_retried_and_nothing_is_lo
         Lookup::Found(caps) => caps[0],
         other => panic!("{other:?}"),
     };
-    let console = pool.boards()[0].console_text();
-    let retried: Vec<&str> = console.lines().filter(|l| l.contains("trying again")).collect();
-    println!("{}", retried.join("\n"));
-    println!("{}", console.lines().find(|l| l.starts_with("directory-server 0: recovered")).unwrap_or("?"));
+    let creator = service.status(&mut rpc, 0).unwrap();
+    println!("{creator}");
+    let retried = &creator.start.read_retries;
     assert!(
-        retried.iter().any(|l| l.contains("anchor failed"))
-            && retried.iter().any(|l| l.contains("the state")),
-        "the injected failures did not reach recovery:\n{console}"
+        retried.iter().any(|r| matches!(r, Reading::Anchor(_)))
+            && retried.iter().any(|r| matches!(r, Reading::State(_))),
+        "the injected failures did not reach recovery: {creator:?}"
     );
+    assert!(matches!(creator.start.beginning, Beginning::Recovered(_)), "{creator:?}");
     assert_eq!(rows(&mut rpc, &dir), expected, "recovery lost acknowledged updates");
 }

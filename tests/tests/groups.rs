@@ -5,7 +5,7 @@
 use amoeba_abi::syscall::GROUP_RIGHT_RECEIVE;
 use amoeba_abi::{Capability, Check, Rights, Status};
 use amoeba_client::exec::Exec;
-use amoeba_ipc::interfaces::starter::Value;
+use amoeba_ipc::interfaces::starter::{Value, series};
 use host_station::group_client::GroupClient;
 use pool_tests::{TestPool, Told, boot};
 use std::time::Duration;
@@ -135,8 +135,8 @@ fn group_log_argument(lines: u64, members: u64, pause_10ms: u64) -> u64 {
 /// A pair running `group-log` (board 0 creating the group, `min_reset`
 /// members needed for a reset, or a majority without); board 0 is killed
 /// once board 1 has heard 20 of its lines. Board 1's exit status (if it ended
-/// within `wait`) and log.
-fn pair_losing_its_sequencer(min_reset: Option<u16>, wait: Duration) -> (Option<i32>, String) {
+/// within `wait`), what it reported, and its console (for failures).
+fn pair_losing_its_sequencer(min_reset: Option<u16>, wait: Duration) -> (Option<i32>, Told, String) {
     let mut pool = boot(2);
     let mut creator = amoeba_client::exec::Exec::new("group-log", &["group-log"])
         .with_argument(group_log_argument(300, 2, 1) | 0x0000_0000_0777_0001 | CREATE);
@@ -147,29 +147,33 @@ fn pair_losing_its_sequencer(min_reset: Option<u16>, wait: Duration) -> (Option<
     let owner = creator.group();
     let rights = Rights(amoeba_abi::syscall::GROUP_RIGHT_RECEIVE | amoeba_abi::syscall::GROUP_RIGHT_SEND);
     let member = owner.restrict(rights).unwrap();
-    let survivor = pool.exec_with_capability(1, "group-log", group_log_argument(300, 2, 1), member).unwrap();
-    let log = || pool.boards()[1].console_text();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while log().matches("from member 0").count() < 20 {
-        assert!(std::time::Instant::now() < deadline, "the pair did not talk:\n{}", log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let survivor = amoeba_client::exec::Exec::new("group-log", &["group-log"])
+        .with_argument(group_log_argument(300, 2, 1))
+        .with_capability("ARG", member);
+    let survivor = pool.start_told(1, &survivor);
+    let heard = survivor.wait_reports("heard", 2, Duration::from_secs(60));
+    assert!(heard, "the pair did not talk:\n{}", pool.boards()[1].console_text());
     pool.kill_board(0).unwrap();
-    let status = pool.wait_process(&survivor, wait);
-    (status, pool.boards()[1].console_text())
+    let status = pool.wait_process(&survivor.started, wait);
+    let console = pool.boards()[1].console_text();
+    (status, survivor, console)
 }
 
 #[test]
 fn a_pair_that_asked_for_it_goes_on_alone_after_its_peers_board_is_killed() {
     // Asked for: the survivor resets the group alone, sends all its lines, says done.
-    let (status, log) = pair_losing_its_sequencer(Some(1), Duration::from_secs(120));
+    let (status, survivor, log) = pair_losing_its_sequencer(Some(1), Duration::from_secs(120));
     assert_eq!(status, Some(0), "{log}");
-    assert!(log.contains("[reset, dropped [0]]"), "{log}");
-    let after_reset = &log[log.find("[reset").unwrap()..];
-    assert!(after_reset.contains("line 299 from member 1"), "its lines went on after the reset:\n{log}");
+    let figures = survivor.told.figures();
+    assert_eq!(series(&figures, "reset-dropped"), Some(vec![0]), "{figures:?}\n{log}");
+    // Its lines went on after the reset: all 300 and its bye, most of them
+    // after it.
+    let (at_reset, own) = (survivor.unsigned("own-at-reset"), survivor.unsigned("own-delivered"));
+    assert_eq!(own, 301, "its own lines delivered, of 300 and a bye:\n{log}");
+    assert!(at_reset < 300, "{at_reset} of its lines were delivered before the reset:\n{log}");
     // By default a lone survivor is no majority: it stops instead (in the
     // time the pair above took to finish several times over).
-    let (status, log) = pair_losing_its_sequencer(None, Duration::from_secs(20));
+    let (status, survivor, log) = pair_losing_its_sequencer(None, Duration::from_secs(20));
     assert_ne!(status, Some(0), "a default pair went on alone:\n{log}");
-    assert!(!log.contains("[reset"), "{log}");
+    assert!(survivor.figures("own-at-reset").is_empty(), "it reset the group alone:\n{log}");
 }

@@ -164,32 +164,44 @@ pub struct Client {
 }
 
 pub struct Sim {
+    /// Simulated time (µs).
     pub now: u64,
+    /// All randomness of the run: the seed replays it.
     pub rng: Rng,
+    /// The group members' configuration.
     pub gcfg: Config,
+    /// The replicas' configuration.
     pub rcfg: ReplicaConfig,
+    /// The fault model.
     pub faults: Faults,
     /// Replica `.0` is cut off from the others (not from clients) until `.1`.
     pub partition: Option<(usize, u64)>,
     /// Range of a storage operation's duration (µs).
     pub disk_latency: (u64, u64),
+    /// The replicas' stations.
     pub nodes: Vec<Node>,
+    /// The one shared disk (anchors and files).
     pub disk: Disk,
     /// Files a crash left unnamed: created, but the anchor naming them never
     /// written (the file server's ageing removes such files).
     pub orphans: BTreeSet<u32>,
+    /// The clients.
     pub clients: Vec<Client>,
+    /// Every client call and its outcome, for the linearizability check.
     pub history: Vec<Call<In, Out>>,
     /// Calls a replica refused (not serving): they had no effect.
     pub refused: BTreeSet<usize>,
     /// The directories the clients use: root and sub.
     pub dirs: [Capability; 2],
+    /// Timed events, by due time.
     events: EventQueue<Ev>,
     /// Member id → node, as the group assigned them.
     members: BTreeMap<u32, usize>,
+    /// Print what happens.
     pub trace: bool,
     /// Crashes the sequencer's limitations do not allow right now are skipped.
     pub crashes_done: u32,
+    /// Partitions made so far.
     pub partitions_done: u32,
     /// Steps taken without time advancing (a livelock guard).
     stuck: u32,

@@ -21,6 +21,13 @@
 //! it waited for has said bye or left the group (a crashed member leaves at
 //! the group's reset), at the same place in the order for everyone; it
 //! prints `group-log: done <lines> order <hash>` and leaves.
+//!
+//! What tests read goes to the starter as figures (the console lines are for
+//! people): `heard` (messages from other members, each time ten more came),
+//! `reset-dropped` and `own-at-reset` (the members a reset dropped, and how
+//! many of its own messages it had delivered by then), and at the end
+//! `delivered`, `own-delivered` and `order` (the FNV-1a hash of every
+//! message's sequence number, sender and bytes, in its order).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -32,7 +39,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use amoeba_abi::{GetPort, Port};
-use amoeba_ipc::interfaces::starter::Announcement;
+use amoeba_ipc::interfaces::starter::{Announcement, Value};
 use amoeba_rt::group::{EntryKind, Group, GroupOptions};
 use amoeba_rt::{env, thread, time};
 use amoeba_rt::{println, starter};
@@ -108,6 +115,7 @@ fn main(argument: u64) -> i32 {
 
     let mut finished = BTreeSet::new(); // members that said bye or left
     let mut delivered = 0u64;
+    let (mut heard, mut own) = (0u64, 0u64); // messages from the others, from itself
     let mut order_hash = 0xcbf2_9ce4_8422_2325u64; // FNV-1a over (sequence, sender, text)
     let mut buf = [0u8; 256];
     let mut said_bye = false;
@@ -126,6 +134,14 @@ fn main(argument: u64) -> i32 {
                 for byte in got.sequence.to_le_bytes().iter().chain(&got.sender.to_le_bytes()).chain(data) {
                     order_hash = (order_hash ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
                 }
+                if got.sender == me {
+                    own += 1;
+                } else {
+                    heard += 1;
+                    if heard % 10 == 0 {
+                        let _ = starter::report("heard", Value::Unsigned(heard));
+                    }
+                }
                 if data == b"bye" {
                     finished.insert(got.sender);
                     said_bye |= got.sender == me;
@@ -141,6 +157,9 @@ fn main(argument: u64) -> i32 {
                 let dropped: Vec<u32> =
                     data.chunks_exact(4).map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]])).collect();
                 finished.extend(dropped.iter().copied());
+                let dropped_ids: Vec<u64> = dropped.iter().map(|id| u64::from(*id)).collect();
+                let _ = starter::report("own-at-reset", Value::Unsigned(own));
+                let _ = starter::report_series("reset-dropped", &dropped_ids);
                 format!("[reset, dropped {dropped:?}]")
             }
         };
@@ -148,6 +167,9 @@ fn main(argument: u64) -> i32 {
     }
     let sent_all = sender.join();
     println!("group-log: done {delivered} order {order_hash:016x}");
+    let _ = starter::report("delivered", Value::Unsigned(delivered));
+    let _ = starter::report("own-delivered", Value::Unsigned(own));
+    let _ = starter::report("order", Value::Unsigned(order_hash));
     if let Err(status) = Arc::into_inner(group).map_or(Ok(()), |group| group.leave()) {
         println!("group-log: leave failed: {status}");
     }

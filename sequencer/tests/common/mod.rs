@@ -162,20 +162,36 @@ struct InFlight {
     injected: bool,
 }
 pub struct Sim {
+    /// Simulated time (µs).
     pub now: u64,
+    /// All randomness of the run: the seed replays it.
     pub rng: Rng,
+    /// Every member's configuration.
     pub cfg: Config,
+    /// The stations.
     pub nodes: Vec<Node>,
+    /// Packets on the network, by delivery time.
     in_flight: EventQueue<InFlight>,
+    /// Ties between actions due at once go in this order.
     order: u64,
+    /// The fault model.
     pub faults: Faults,
+    /// Nodes cut off from the rest, while a partition lasts.
     pub partition: Option<BTreeSet<usize>>,
+    /// Scheduled actions (sends, crashes, joins), by (time, order).
     actions: BTreeMap<(u64, u64), Action>,
+    /// The common order as the last [`Sim::check`] found it: sequence number →
+    /// what every member delivered there.
     pub log: BTreeMap<u64, Sig>,
+    /// Print what happens.
     pub trace: bool,
+    /// Print every packet too.
     pub trace_packets: bool,
+    /// Packets sent.
     pub packets: u64,
+    /// Steps taken (a livelock guard).
     pub steps: u64,
+    /// Station address → node.
     by_addr: HashMap<u64, usize>,
     /// Every broadcast packet put on the network, with its source address:
     /// what any station on the segment sees (the adversary's recordings).
