@@ -11,9 +11,10 @@
 //!   before the crash is in every survivor's log, in the same order.
 
 use amoeba_abi::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
-use amoeba_abi::{Capability, GetPort, Port, Rights};
+use amoeba_abi::{GetPort, Port, Rights};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_CAPABILITY_NAME, Value};
+use amoeba_ipc::interfaces::{GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat};
 use anyhow::{Context, Result, bail, ensure};
 use host_station::bootstrap_server::Expected;
 use host_station::group_client::GroupClient;
@@ -108,37 +109,32 @@ fn start_told(pool: &Pool, board: usize, exec: Exec) -> Result<Expected> {
     Ok(told)
 }
 
-/// One line of a `group-log` console: an entry of the order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogEntry {
-    pub sequence: u64,
-    pub sender: u32,
-    pub text: String,
-}
-
-/// The entries a `group-log` member printed, in order. Only whole lines
-/// count: a board killed mid-line leaves a partial one.
-pub fn parse_log(console: &str) -> Vec<LogEntry> {
-    let whole = match console.rfind('\n') {
-        Some(end) => &console[..=end],
-        None => "",
-    };
-    whole
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.strip_prefix("group-log: ")?.splitn(3, ' ');
-            let sequence = words.next()?.parse().ok()?;
-            let sender = words.next()?.parse().ok()?;
-            Some(LogEntry { sequence, sender, text: words.next().unwrap_or("").to_string() })
-        })
-        .collect()
+/// The entries a `group-log` member has reported so far, in order.
+fn reported_log(member: &Expected) -> Result<Vec<GroupLogEntry>> {
+    let series = member.series(GROUP_LOG_ENTRY).unwrap_or_default();
+    GroupLogEntry::all(&series).context("group-log reported an entry that is not one")
 }
 
 /// The log from its first message on (members joined at different times,
 /// so only the part after everyone is in is common).
-fn from_first_message(log: &[LogEntry]) -> &[LogEntry] {
-    let first = log.iter().position(|e| !e.text.starts_with('[')).unwrap_or(log.len());
+fn from_first_message(log: &[GroupLogEntry]) -> &[GroupLogEntry] {
+    let first = log.iter().position(GroupLogEntry::is_message).unwrap_or(log.len());
     &log[first..]
+}
+
+/// An entry as its member's console shows it, for people.
+fn entry_text(entry: &GroupLogEntry) -> String {
+    match entry.what {
+        GroupLogWhat::Line(line) => format!("line {line} from member {}", entry.sender),
+        GroupLogWhat::Bye => "bye".into(),
+        GroupLogWhat::Joined => "[joined]".into(),
+        GroupLogWhat::Left => "[left]".into(),
+        GroupLogWhat::Reset(dropped) => {
+            let ids: Vec<u32> = (0..64).filter(|id| dropped & 1 << id != 0).collect();
+            format!("[reset, dropped {ids:?}]")
+        }
+        GroupLogWhat::Other(hash) => format!("<message {hash:016x}>"),
+    }
 }
 
 /// `group-log`'s argument (see the program).
@@ -146,14 +142,20 @@ fn group_log_argument(get_port: u64, lines: u64, members: u64, pause_10ms: u64, 
     get_port | (lines << 32) | (members << 48) | (pause_10ms << 56) | (resilience << 60)
 }
 
-/// Starts `group-log` on every board, board 0 creating the group; returns
-/// the group's owner capability.
-fn start_group_log(pool: &Pool, lines: u64, pause_10ms: u64, resilience: u64) -> Result<Capability> {
-    let members = pool.boards().len() as u64;
+/// `group-log` with `argument`, reporting every entry it delivers.
+fn group_log(argument: u64) -> Exec {
+    let mut exec = Exec::new("group-log", &["group-log"]).with_argument(argument);
+    exec.startup.environment.push("REPORT_ENTRIES=1".into());
+    exec
+}
+
+/// Starts `group-log` on every board, board 0 creating the group; what each
+/// board's member reports (by board).
+fn start_group_log(pool: &Pool, lines: u64, pause_10ms: u64, resilience: u64) -> Result<Vec<Expected>> {
     let creator = &pool.boards()[0];
-    let argument = group_log_argument(0x106_0001, lines, members, pause_10ms, resilience) | CREATE;
-    let exec = Exec::new("group-log", &["group-log"]).with_argument(argument);
-    let told = start_told(pool, 0, exec)?;
+    let argument =
+        group_log_argument(0x106_0001, lines, pool.boards().len() as u64, pause_10ms, resilience) | CREATE;
+    let told = start_told(pool, 0, group_log(argument))?;
     let owner = told
         .wait(Duration::from_secs(30), |announcements, _| {
             announcements.iter().find_map(|a| match a {
@@ -164,26 +166,32 @@ fn start_group_log(pool: &Pool, lines: u64, pause_10ms: u64, resilience: u64) ->
         .with_context(|| format!("board 0 made no group:\n{}", creator.console_tail(10)))?;
     let capability = owner.restrict(member_rights())?;
     println!("board 0 created group {} (resilience {resilience}); the others join", owner.port);
+    let mut members = vec![told];
     for board in 1..pool.boards().len() {
-        let argument = group_log_argument(0, lines, members, pause_10ms, 0);
-        pool.exec_with_capability(board, "group-log", argument, capability)?;
+        let argument = group_log_argument(0, lines, pool.boards().len() as u64, pause_10ms, 0);
+        let exec = group_log(argument).with_capability("ARG", capability);
+        members.push(start_told(pool, board, exec)?);
     }
-    Ok(owner)
+    Ok(members)
 }
 
-/// Waits for `group-log` to finish on `boards`; their logs, which must be
-/// the same from the first message on: (that common log, every log).
-fn identical_logs(boards: &[Board]) -> Result<(Vec<LogEntry>, Vec<Vec<LogEntry>>)> {
+/// Waits for `group-log` to finish on `boards` (each with what its member
+/// reports); their logs, which must be the same from the first message on:
+/// (that common log, every log).
+fn identical_logs(boards: &[(&Board, &Expected)]) -> Result<(Vec<GroupLogEntry>, Vec<Vec<GroupLogEntry>>)> {
     let mut logs = Vec::new();
-    for board in boards {
-        let done = board.wait_for_line("group-log: done", Duration::from_secs(120)).with_context(|| {
+    for (board, member) in boards {
+        let delivered = member.wait_figure("delivered", Duration::from_secs(120)).with_context(|| {
             format!("board {} did not finish:\n{}", board.spec.id, board.console_tail(10))
         })?;
-        println!("board {}: {done}", board.spec.id);
-        logs.push(parse_log(&board.console_text()));
+        let Value::Unsigned(delivered) = delivered else {
+            bail!("board {}'s group-log reported {delivered:?} as delivered", board.spec.id)
+        };
+        println!("board {}: group-log delivered {delivered} messages", board.spec.id);
+        logs.push(reported_log(member)?);
     }
     let reference = from_first_message(&logs[0]).to_vec();
-    for (board, log) in boards.iter().zip(&logs) {
+    for ((board, _), log) in boards.iter().zip(&logs) {
         let log = from_first_message(log);
         if log != reference.as_slice() {
             let at = log
@@ -194,7 +202,7 @@ fn identical_logs(boards: &[Board]) -> Result<(Vec<LogEntry>, Vec<Vec<LogEntry>>
             bail!(
                 "board {}'s log differs from board {}'s at entry {at}: {:?} vs {:?}",
                 board.spec.id,
-                boards[0].spec.id,
+                boards[0].0.spec.id,
                 log.get(at),
                 reference.get(at)
             );
@@ -206,11 +214,12 @@ fn identical_logs(boards: &[Board]) -> Result<(Vec<LogEntry>, Vec<Vec<LogEntry>>
 /// Every board sends `lines` lines at once; every log must be the same.
 pub fn ordered_chat(pool: &Pool, lines: u64) -> Result<()> {
     ensure!(pool.boards().len() >= 2, "the chat needs two boards or more");
-    start_group_log(pool, lines, 0, 0)?;
-    let (reference, logs) = identical_logs(pool.boards())?;
+    let members = start_group_log(pool, lines, 0, 0)?;
+    let boards: Vec<(&Board, &Expected)> = pool.boards().iter().zip(&members).collect();
+    let (reference, logs) = identical_logs(&boards)?;
     // Everyone's lines, each once; interleaved, since all sent at once.
     let members = pool.boards().len();
-    let messages: Vec<&LogEntry> = reference.iter().filter(|e| !e.text.starts_with('[')).collect();
+    let messages: Vec<&GroupLogEntry> = reference.iter().filter(|e| e.is_message()).collect();
     ensure!(
         messages.len() == members * (lines as usize + 1),
         "expected {} lines, the log has {}",
@@ -220,7 +229,7 @@ pub fn ordered_chat(pool: &Pool, lines: u64) -> Result<()> {
     let switches = messages.windows(2).filter(|w| w[0].sender != w[1].sender).count();
     println!("the first lines of every member's log:");
     for entry in messages.iter().take(8) {
-        println!("  {:>4}  member {}: {}", entry.sequence, entry.sender, entry.text);
+        println!("  {:>4}  member {}: {}", entry.sequence, entry.sender, entry_text(entry));
     }
     println!(
         "chat demo: {members} members sent {lines} lines each at once; all {} logs are identical ({} entries, the sender changes {switches} times)",
@@ -238,23 +247,24 @@ pub fn sequencer_crash(pool: &mut Pool) -> Result<()> {
     const KILL_AFTER: usize = 12;
     let members = pool.boards().len();
     ensure!(members >= 4, "the crash demo needs 4 boards (3 survivors are a majority)");
-    start_group_log(pool, LINES, 2, 1)?;
+    let reporters = start_group_log(pool, LINES, 2, 1)?;
     let sequencer = &pool.boards()[0];
     let deadline = Instant::now() + Duration::from_secs(60);
-    while from_first_message(&parse_log(&sequencer.console_text())).len() < KILL_AFTER {
+    while from_first_message(&reported_log(&reporters[0])?).len() < KILL_AFTER {
         ensure!(Instant::now() < deadline, "the stream did not start:\n{}", sequencer.console_tail(10));
         std::thread::sleep(Duration::from_millis(10));
     }
     let sequencer_id = sequencer.spec.id;
     pool.kill_board(sequencer_id)?;
-    let dead_log = parse_log(&pool.boards()[0].console_text());
+    let dead_log = reported_log(&reporters[0])?;
     let dead_log = from_first_message(&dead_log).to_vec();
     println!(
         "killed board {sequencer_id} (the sequencer) after it delivered {} entries, up to sequence {}",
         dead_log.len(),
         dead_log.last().map_or(0, |e| e.sequence)
     );
-    let (reference, logs) = identical_logs(&pool.boards()[1..])?;
+    let survivors: Vec<(&Board, &Expected)> = pool.boards().iter().zip(&reporters).skip(1).collect();
+    let (reference, logs) = identical_logs(&survivors)?;
     // Nothing the dead sequencer delivered is lost, and it is in the same order.
     ensure!(
         reference.starts_with(&dead_log),
@@ -263,21 +273,17 @@ pub fn sequencer_crash(pool: &mut Pool) -> Result<()> {
     );
     let reset = reference
         .iter()
-        .find(|e| e.text.starts_with("[reset"))
+        .find(|e| matches!(e.what, GroupLogWhat::Reset(_)))
         .context("the survivors' log shows no reset")?;
-    ensure!(reset.text.contains("dropped [0]"), "the reset should drop member 0: {}", reset.text);
+    ensure!(reset.what == GroupLogWhat::Reset(1), "the reset should drop member 0: {}", entry_text(reset));
     let after_reset = reference.iter().filter(|e| e.sequence > reset.sequence).count();
     // Every survivor's lines arrived, each once.
     for survivor in 1..members as u32 {
-        let sent: Vec<&str> = reference
-            .iter()
-            .filter(|e| e.sender == survivor && !e.text.starts_with('['))
-            .map(|e| &e.text[..])
-            .collect();
-        ensure!(
-            sent.len() == LINES as usize + 1 && sent.last() == Some(&"bye"),
-            "member {survivor}'s lines are not all there once: {sent:?}"
-        );
+        let sent: Vec<GroupLogWhat> =
+            reference.iter().filter(|e| e.sender == survivor && e.is_message()).map(|e| e.what).collect();
+        let expected: Vec<GroupLogWhat> =
+            (0..LINES).map(GroupLogWhat::Line).chain([GroupLogWhat::Bye]).collect();
+        ensure!(sent == expected, "member {survivor}'s lines are not all there once, in order: {sent:?}");
     }
     println!(
         "the survivors reset the group at sequence {} (new sequencer: member {}) and delivered {after_reset} entries after it",
@@ -296,12 +302,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_log_keeps_whole_entry_lines_only() {
-        let console = "nucleus: started\ngroup-log: capability 1:2:3:4\ngroup-log: 3 0 [joined]\n\
-                       group-log: 4 1 line 0 from member 1\r\ngroup-log: 5 0 by";
-        let log = parse_log(console);
-        assert_eq!(log.len(), 2);
-        assert_eq!(log[1], LogEntry { sequence: 4, sender: 1, text: "line 0 from member 1".into() });
+    fn a_log_is_common_from_its_first_message_on() {
+        let log = [
+            GroupLogEntry { sequence: 3, sender: 0, what: GroupLogWhat::Joined },
+            GroupLogEntry::message(4, 1, b"line 0 from member 1"),
+            GroupLogEntry { sequence: 5, sender: 2, what: GroupLogWhat::Joined },
+        ];
         assert_eq!(from_first_message(&log), &log[1..]);
+        assert_eq!(entry_text(&log[1]), "line 0 from member 1");
+        let reset = GroupLogEntry { sequence: 6, sender: 1, what: GroupLogWhat::Reset(0b101) };
+        assert_eq!(entry_text(&reset), "[reset, dropped [0, 2]]");
     }
 }

@@ -63,3 +63,121 @@ crate::interface! {
         fn instructions as COSTS_INSTRUCTIONS = 4203, public() () -> (count: offset<u64>);
     }
 }
+
+/// The figure `group-log` reports each entry of its group's order under (when
+/// started with `REPORT_ENTRIES=1`), [`GroupLogEntry::NUMBERS`] numbers each:
+/// hosts compare members' orders from these, never from consoles.
+pub const GROUP_LOG_ENTRY: &str = "entry";
+
+/// One entry of a group's order as the `group-log` demo delivered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupLogEntry {
+    /// Its place in the order.
+    pub sequence: u64,
+    /// The member that sent it (for a membership change: the member it is about).
+    pub sender: u32,
+    /// What it was.
+    pub what: GroupLogWhat,
+}
+
+/// What an entry of a `group-log` order was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupLogWhat {
+    /// `line N from member M`, sent by member M itself: N.
+    Line(u64),
+    /// The sender's last message, `bye`.
+    Bye,
+    /// A member joined.
+    Joined,
+    /// A member left.
+    Left,
+    /// The group was reset; bit i: member i was dropped (members 0 to 63).
+    Reset(u64),
+    /// Any other message: the FNV-1a hash of its bytes.
+    Other(u64),
+}
+
+impl GroupLogEntry {
+    /// Numbers per entry in the reported series.
+    pub const NUMBERS: usize = 4;
+
+    /// A delivered message's entry.
+    pub fn message(sequence: u64, sender: u32, bytes: &[u8]) -> GroupLogEntry {
+        let line = core::str::from_utf8(bytes).ok().and_then(|text| {
+            let (line, member) = text.strip_prefix("line ")?.split_once(" from member ")?;
+            (member.parse::<u32>().ok()? == sender).then_some(line.parse::<u64>().ok()?)
+        });
+        let what =
+            match (line, bytes) {
+                (Some(line), _) => GroupLogWhat::Line(line),
+                (None, b"bye") => GroupLogWhat::Bye,
+                (None, _) => GroupLogWhat::Other(bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+                })),
+            };
+        GroupLogEntry { sequence, sender, what }
+    }
+
+    /// The numbers it is reported as.
+    pub fn to_numbers(&self) -> [u64; Self::NUMBERS] {
+        let (kind, value) = match self.what {
+            GroupLogWhat::Line(line) => (0, line),
+            GroupLogWhat::Bye => (1, 0),
+            GroupLogWhat::Joined => (2, 0),
+            GroupLogWhat::Left => (3, 0),
+            GroupLogWhat::Reset(dropped) => (4, dropped),
+            GroupLogWhat::Other(hash) => (5, hash),
+        };
+        [self.sequence, u64::from(self.sender), kind, value]
+    }
+
+    /// The entry `numbers` hold; `None` if they hold none.
+    pub fn from_numbers(numbers: &[u64]) -> Option<GroupLogEntry> {
+        let [sequence, sender, kind, value] = *numbers else { return None };
+        let what = match kind {
+            0 => GroupLogWhat::Line(value),
+            1 => GroupLogWhat::Bye,
+            2 => GroupLogWhat::Joined,
+            3 => GroupLogWhat::Left,
+            4 => GroupLogWhat::Reset(value),
+            5 => GroupLogWhat::Other(value),
+            _ => return None,
+        };
+        Some(GroupLogEntry { sequence, sender: u32::try_from(sender).ok()?, what })
+    }
+
+    /// The entries of a reported series, in order; `None` if any is not one.
+    pub fn all(series: &[u64]) -> Option<alloc::vec::Vec<GroupLogEntry>> {
+        if !series.len().is_multiple_of(Self::NUMBERS) {
+            return None;
+        }
+        series.chunks(Self::NUMBERS).map(Self::from_numbers).collect()
+    }
+
+    /// Is it an application message (not a membership change)?
+    pub fn is_message(&self) -> bool {
+        matches!(self.what, GroupLogWhat::Line(_) | GroupLogWhat::Bye | GroupLogWhat::Other(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_log_entries_go_through_their_numbers() {
+        let entries = [
+            GroupLogEntry::message(7, 2, b"line 41 from member 2"),
+            GroupLogEntry::message(8, 2, b"line 41 from member 3"),
+            GroupLogEntry::message(9, 1, b"bye"),
+            GroupLogEntry { sequence: 10, sender: 0, what: GroupLogWhat::Reset(1) },
+        ];
+        assert_eq!(entries[0].what, GroupLogWhat::Line(41));
+        assert!(matches!(entries[1].what, GroupLogWhat::Other(_)), "a line signed by another member");
+        assert_eq!(entries[2].what, GroupLogWhat::Bye);
+        let series: alloc::vec::Vec<u64> = entries.iter().flat_map(|e| e.to_numbers()).collect();
+        assert_eq!(GroupLogEntry::all(&series).as_deref(), Some(&entries[..]));
+        assert_eq!(GroupLogEntry::all(&series[1..]), None);
+        assert_eq!(GroupLogEntry::from_numbers(&[1, 2, 9, 0]), None);
+    }
+}

@@ -27,7 +27,9 @@
 //! `reset-dropped` and `own-at-reset` (the members a reset dropped, and how
 //! many of its own messages it had delivered by then), and at the end
 //! `delivered`, `own-delivered` and `order` (the FNV-1a hash of every
-//! message's sequence number, sender and bytes, in its order).
+//! message's sequence number, sender and bytes, in its order). With
+//! `REPORT_ENTRIES=1` in its environment it also reports every entry it
+//! delivers, as it delivers it (`amoeba_ipc::interfaces::demo::GroupLogEntry`).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -40,6 +42,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use amoeba_abi::{GetPort, Port};
 use amoeba_ipc::interfaces::starter::{Announcement, Value};
+use amoeba_ipc::interfaces::{GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat};
 use amoeba_rt::group::{EntryKind, Group, GroupOptions};
 use amoeba_rt::{env, thread, time};
 use amoeba_rt::{println, starter};
@@ -81,6 +84,12 @@ fn enter(arguments: &Arguments) -> Result<Group, amoeba_abi::Status> {
     Group::join_given()
 }
 
+/// Bit i: a reset's entry `data` names member i as dropped (members 0 to 63).
+fn dropped_mask(data: &[u8]) -> u64 {
+    let ids = data.chunks_exact(4).map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
+    ids.filter(|id| *id < 64).fold(0, |mask, id| mask | 1 << id)
+}
+
 fn main(argument: u64) -> i32 {
     let arguments = Arguments::parse(argument);
     let group = match enter(&arguments) {
@@ -119,6 +128,7 @@ fn main(argument: u64) -> i32 {
     let mut order_hash = 0xcbf2_9ce4_8422_2325u64; // FNV-1a over (sequence, sender, text)
     let mut buf = [0u8; 256];
     let mut said_bye = false;
+    let report_entries = env::var("REPORT_ENTRIES").is_some_and(|v| v == "1");
     while !(said_bye && finished.len() >= arguments.members as usize) {
         let got = match group.receive_entry(&mut buf) {
             Ok(got) => got,
@@ -138,7 +148,7 @@ fn main(argument: u64) -> i32 {
                     own += 1;
                 } else {
                     heard += 1;
-                    if heard % 10 == 0 {
+                    if heard.is_multiple_of(10) {
                         let _ = starter::report("heard", Value::Unsigned(heard));
                     }
                 }
@@ -163,6 +173,20 @@ fn main(argument: u64) -> i32 {
                 format!("[reset, dropped {dropped:?}]")
             }
         };
+        if report_entries {
+            let entry = match got.kind {
+                EntryKind::Message => GroupLogEntry::message(got.sequence, got.sender, data),
+                kind => {
+                    let what = match kind {
+                        EntryKind::MemberJoined => GroupLogWhat::Joined,
+                        EntryKind::MemberLeft => GroupLogWhat::Left,
+                        _ => GroupLogWhat::Reset(dropped_mask(data)),
+                    };
+                    GroupLogEntry { sequence: got.sequence, sender: got.sender, what }
+                }
+            };
+            let _ = starter::report_series(GROUP_LOG_ENTRY, &entry.to_numbers());
+        }
         println!("group-log: {} {} {text}", got.sequence, got.sender);
     }
     let sent_all = sender.join();
