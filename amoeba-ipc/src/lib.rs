@@ -9,6 +9,8 @@
 //! * [`interfaces`]: the declarations — standard commands from 1000, Bullet from
 //!   2000, SOAP from 2100, run server from 3000, process server from 3100, and the
 //!   rest.
+//! * [`schedule`]: poll slots spread evenly over a period, for servers that
+//!   poll many peers.
 //! * [`server`]: the object table most servers keep, which gives them the
 //!   capability checks and standard commands of their interface.
 //!
@@ -21,6 +23,7 @@ extern crate alloc;
 
 pub mod interface;
 pub mod interfaces;
+pub mod schedule;
 pub mod server;
 
 /// The ABI types, for the code the macros generate in other crates.

@@ -43,6 +43,7 @@ use amoeba_ipc::interfaces::directory::walk;
 use amoeba_ipc::interfaces::process::ProcessState;
 use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_CAPABILITY_NAME, BOOTSTRAP_TELL, Figure};
 use amoeba_ipc::interfaces::{boot_service, bullet, process_server, standard};
+use amoeba_ipc::schedule::next_slot_us;
 use amoeba_rt::println;
 use amoeba_rt::rpc::{Nucleus, serve};
 use amoeba_rt::sync::{Mutex, Semaphore};
@@ -137,6 +138,14 @@ fn rest_of_period(period: u64, started: u64) {
     time::sleep_us(period.saturating_sub(time::now_us().saturating_sub(started)));
 }
 
+/// Sleeps until poller `index` of `count`'s next slot in a period of
+/// `period`: the boot service's many pollers keep apart rather than wake
+/// together (see `amoeba_ipc::schedule`).
+fn sleep_until_slot(period: u64, index: usize, count: usize) {
+    let now = time::now_us();
+    time::sleep_us(next_slot_us(period, index, count, now).saturating_sub(now));
+}
+
 /// The configuration, from `boot` in the `SYSTEM` directory.
 fn read_config(system: &Capability) -> Result<BootConfig, String> {
     let file = walk(&mut Nucleus, system, "boot")
@@ -175,9 +184,9 @@ fn config_when_readable(system: &Capability) -> BootConfig {
 /// use, so about a minute.
 const AGE_PERIOD_US: u64 = 10_000_000;
 
-/// Polls board `id`: answering and uptime, and once its process list; ages
-/// its objects now and then.
-fn watch_board(table: Table, id: u16, host: Capability) {
+/// Polls board `id` (poller `index` of `count`): answering and uptime, and
+/// once its process list; ages its objects now and then.
+fn watch_board(table: Table, id: u16, host: Capability, index: usize, count: usize) {
     let mut processes = process_server::Client::new(Nucleus);
     let mut next_age = time::now_us() + AGE_PERIOD_US;
     loop {
@@ -204,7 +213,7 @@ fn watch_board(table: Table, id: u16, host: Capability) {
             Err(_) => {}
         }
         let period = table.lock().timing().board_poll_us;
-        rest_of_period(period, sent);
+        sleep_until_slot(period, index, count);
     }
 }
 
@@ -225,14 +234,18 @@ fn live_processes(host: &Capability) -> Result<Vec<(String, Capability)>, Status
     Ok(live)
 }
 
-/// One of [`CHECKERS`] threads that check service `service` in turn, each every
-/// `CHECKERS` poll periods, starting `phase` periods late: a check sent to a
-/// process that then dies is given up by the network only after seconds, and
-/// meanwhile the others go on checking (the service's next process).
-fn check_service(table: Table, service: usize, phase: u64) {
+/// One of [`CHECKERS`] threads that check service `service` (of `services`)
+/// in turn, each every `CHECKERS` poll periods, `phase` periods after the
+/// first: a check sent to a process that then dies is given up by the network
+/// only after seconds, and meanwhile the others go on checking (the service's
+/// next process). The checks of all services, and the process watchers'
+/// polls, take turns through the period ([`service_slot`]).
+fn check_service(table: Table, service: usize, services: usize, phase: u64) {
     let period = table.lock().timing().poll_us;
-    time::sleep_us(phase * period);
+    let slots = CHECKERS as usize * services;
+    let slot = phase as usize * services + service;
     loop {
+        sleep_until_slot(CHECKERS * period, service_slot(slot, false), service_slot(slots, false));
         let check = table.lock().check(service).clone();
         let sent = time::now_us();
         let answered = match &check {
@@ -242,15 +255,22 @@ fn check_service(table: Table, service: usize, phase: u64) {
             }
         };
         table.lock().check_done(service, sent, time::now_us(), answered);
-        time::sleep_us((CHECKERS * period).saturating_sub(time::now_us().saturating_sub(sent)));
     }
 }
 
-/// Asks service `service`'s board about its process.
-fn watch_process(table: Table, service: usize) {
+/// The slot of a service's check or process watch among `2 × slots`: checks
+/// take the even ones and process watches the odd ones, so that the two never
+/// fall due together (the checks of `CHECKERS` periods are `CHECKERS` times as
+/// many, in a period as much longer, so both are spread at the same pace).
+fn service_slot(slot: usize, watch: bool) -> usize {
+    2 * slot + usize::from(watch)
+}
+
+/// Asks service `service`'s (of `services`) board about its process, in the
+/// slots between the checks ([`service_slot`]).
+fn watch_process(table: Table, service: usize, services: usize) {
     let mut processes = process_server::Client::new(Nucleus);
     loop {
-        let started = time::now_us();
         let process = table.lock().process(service);
         if let Some((_, process)) = process {
             let seen = match processes.inspect(&process) {
@@ -265,7 +285,7 @@ fn watch_process(table: Table, service: usize) {
             }
         }
         let period = table.lock().timing().poll_us;
-        rest_of_period(period, started);
+        sleep_until_slot(period, service_slot(service, true), service_slot(services, false));
     }
 }
 
@@ -409,9 +429,10 @@ fn main(_: u64) -> i32 {
             println!("boot-server: bootstrap get_request failed: {status}");
         });
     }
-    for (id, host) in boards {
+    let count = boards.len();
+    for (index, (id, host)) in boards.into_iter().enumerate() {
         let table = table.clone();
-        spawn(move || watch_board(table, id, host));
+        spawn(move || watch_board(table, id, host, index, count));
     }
     let mut mailboxes = Vec::new();
     for service in 0..services {
@@ -419,10 +440,10 @@ fn main(_: u64) -> i32 {
         mailboxes.push(mailbox.clone());
         for phase in 0..CHECKERS {
             let table = table.clone();
-            spawn(move || check_service(table, service, phase));
+            spawn(move || check_service(table, service, services, phase));
         }
         let (b, c) = (table.clone(), table.clone());
-        spawn(move || watch_process(b, service));
+        spawn(move || watch_process(b, service, services));
         let bootstrap = bootstrap.clone();
         spawn(move || starter(c, bootstrap, service, mailbox));
     }

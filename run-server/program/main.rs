@@ -4,7 +4,8 @@
 //! come and go), and any processors named in its capability environment as
 //! `host/<name>`.
 //! One thread per processor polls it through its process server's info call,
-//! sent to the capability the row names, every quarter second; a host is
+//! sent to the capability the row names, every quarter second (in a slot of
+//! its own in that period, so that the pollers do not wake together); a host is
 //! believed only when that call succeeds (its server verified the capability)
 //! and the report is physically possible. The server thread answers "which
 //! processor for this program" (`run_server::find_host`, which needs the
@@ -160,9 +161,11 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
                 pool.lock().record_no_answer(&name);
             }
         }
-        // Read each time: the interval grows with the pool.
-        let interval = pool.lock().config().poll_interval_us;
-        time::sleep_us(interval);
+        // Its own slot in the interval (read each time: the interval grows
+        // with the pool), so that the pollers do not all wake together.
+        let now = time::now_us();
+        let Some(next) = pool.lock().next_poll_slot_us(&name, now) else { return };
+        time::sleep_us(next.saturating_sub(now));
     }
 }
 

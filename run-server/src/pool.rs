@@ -312,6 +312,21 @@ impl<H: PartialEq> Pool<H> {
         })
     }
 
+    /// When host `name` is next to be polled, strictly after `after_us`, by a
+    /// program that polls each host from a thread of its own: each host has
+    /// its own slot in the poll interval (by its place in the pool's order),
+    /// so that the pollers never all wake together (see
+    /// [`amoeba_ipc::schedule`]). `None` once the host has left the pool.
+    pub fn next_poll_slot_us(&self, name: &str, after_us: u64) -> Option<u64> {
+        let index = self.hosts.keys().position(|known| known == name)?;
+        Some(amoeba_ipc::schedule::next_slot_us(
+            self.config.poll_interval_us,
+            index,
+            self.hosts.len(),
+            after_us,
+        ))
+    }
+
     /// Whether `name` answered within the silence limit.
     pub fn is_alive(&self, name: &str, now_us: u64) -> bool {
         self.hosts.get(name).is_some_and(|host| host.alive(now_us, &self.config))

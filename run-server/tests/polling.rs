@@ -320,3 +320,26 @@ fn a_big_pool_is_polled_within_the_poll_budget() {
     }
     assert_eq!(big.config().poll_interval_us, configured.poll_interval_us);
 }
+
+/// Hosts polled from threads of their own each keep a slot of their own in
+/// the poll interval: on a big pool the 32 pollers are at least the budget's
+/// spacing apart, never all due together; a host that left has no slot.
+#[test]
+fn each_host_has_a_poll_slot_of_its_own() {
+    let configured = Config::default();
+    let names: Vec<String> = (0..32).map(|i| format!("board{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut big = pool_of(&refs);
+    let interval = big.config().poll_interval_us;
+    let now = 7 * interval + 12_345;
+    let mut slots: Vec<u64> = names.iter().map(|n| big.next_poll_slot_us(n, now).unwrap()).collect();
+    assert!(slots.iter().all(|&slot| slot > now && slot - now <= interval), "{slots:?}");
+    slots.sort_unstable();
+    let spacing = 1_000_000 / configured.polls_per_second;
+    assert!(slots.windows(2).all(|pair| pair[1] - pair[0] >= spacing - 1), "{slots:?}");
+    // Late past its slot, a host waits for its next one.
+    let slot = big.next_poll_slot_us("board5", now).unwrap();
+    assert_eq!(big.next_poll_slot_us("board5", slot), Some(slot + interval));
+    big.remove_host("board5");
+    assert_eq!(big.next_poll_slot_us("board5", now), None);
+}
