@@ -213,6 +213,9 @@ fn dir_bench(pool: &Pool, setup: &Setup, board: usize, argv: &[String]) -> Resul
     for r in 0..REPLICA_BOARDS.len() as u8 {
         exec = exec.with_capability(&format!("REPLICA{r}"), setup.service.identity.replica_capability(r));
     }
+    // Each throughput thread holds a transaction in flight, and reporting
+    // takes one more: more than the default quota allows.
+    exec.quotas.transactions = exec.quotas.transactions.max(BOARD_THREADS as u32 + 2);
     crate::run_reporting(pool, board, &exec, RUN_TIMEOUT).with_context(|| format!("dir-bench {argv:?}"))
 }
 

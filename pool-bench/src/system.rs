@@ -374,6 +374,7 @@ fn safe_create(rpc: &mut RpcClient, server: &Capability, data: &[u8], flags: u32
 
 /// 1 MiB reads of `file`, taking turns with `unit` (the thing it is measured against).
 fn reads_against(
+    what: &str,
     rpc: &mut RpcClient,
     file: &Capability,
     mut unit: impl FnMut(&mut RpcClient) -> Result<Duration>,
@@ -381,7 +382,7 @@ fn reads_against(
     let (mut reads, mut units) = (Vec::new(), Vec::new());
     for _ in 0..READS {
         let mut files = bullet::Client::new(&mut *rpc);
-        let (took, data) = timed(|| called("read", files.read(file, 0, MIB as u32)))?;
+        let (took, data) = timed(|| called(what, files.read(file, 0, MIB as u32)))?;
         if data.len() != MIB {
             bail!("a 1 MiB read gave {} bytes", data.len());
         }
@@ -528,7 +529,7 @@ pub fn bullet(pool: &Pool) -> Result<()> {
         called("create", bullet::Client::new(&mut rpc).create(&server, BS_COMMIT | BS_SAFETY, &content))?;
     raw_write_flush(&mut rpc, &plan, &content)?; // what the raw reads read
     called("warm-up read", bullet::Client::new(&mut rpc).read(&file, 0, MIB as u32))?;
-    let (cached, reply) = reads_against(&mut rpc, &file, bulk_reply)?;
+    let (cached, reply) = reads_against("cached read", &mut rpc, &file, bulk_reply)?;
     let (small, small_raw) = creates_against_raw(&mut rpc, &server, &plan, KIB, SMALL_CREATES)?;
     let (large, large_raw) = creates_against_raw(&mut rpc, &server, &plan, MIB, LARGE_CREATES)?;
     let safe_rate = creates_per_second(&mut rpc, &server, BS_COMMIT | BS_SAFETY)?;
@@ -541,7 +542,7 @@ pub fn bullet(pool: &Pool) -> Result<()> {
     // Uncached: the same file read by a server with no cache.
     called("sync", bullet::Client::new(&mut rpc).sync(&server))?;
     restart_without_cache(pool, &server_process, plan.bullet_blocks)?;
-    let (uncached, raw) = reads_against(&mut rpc, &file, |rpc| raw_read(rpc, &plan))?;
+    let (uncached, raw) = reads_against("uncached read", &mut rpc, &file, |rpc| raw_read(rpc, &plan))?;
 
     let board =
         board_program(pool, 0, Exec::new("disk-bench", &["disk-bench"]).with_capability("DISK", plan.raw))?;
