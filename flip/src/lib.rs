@@ -11,7 +11,8 @@
 //!   HERE_IS proves it: it carries P's public key (whose hash is P) and a signature,
 //!   by the key derived from G, over the client's nonce and the server's address, so
 //!   no station without G can draw requests to itself (the `locate` module says how,
-//!   and why a replay is useless). Proved answers are cached; several servers on one port share the requests round robin; a
+//!   why a replay is useless, and why a signature rather than a hash keyed with G:
+//!   the client knows only P, so it could not check such a hash). Proved answers are cached; several servers on one port share the requests round robin; a
 //!   NOT_HERE answer removes the server from the cache and the request goes to
 //!   another server or is located again.
 //! * RPC: [`Endpoint::start_trans`] → [`Event::TransDone`]; on the server

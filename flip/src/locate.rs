@@ -27,6 +27,24 @@
 //!    signature of that message for its own N verifies under K (strict Ed25519).
 //!    Anything else is dropped and counted ([`crate::Stats::here_is_refused`]).
 //!
+//! The signed message starts with a domain label (`flip-here-is`), so no other
+//! signature by a locate key can pass for a HERE_IS. The key pair comes from G
+//! alone (its seed is SHA-256 of a label and G), so every server of P has the same
+//! one, derives it without asking anyone, and a client needs nothing but P.
+//!
+//! # Why a signature, not a keyed hash
+//!
+//! The obvious proof, a hash of N keyed with G (HMAC-SHA-256 under G, say), cannot
+//! be checked by the client: the client knows only P, and checking a keyed hash
+//! means computing it, which takes G. Handing the client G, or anything from which
+//! the hash could be recomputed, would hand it the power to answer for P itself,
+//! which is what the proof is meant to withhold. A public-key signature splits the
+//! two: making it takes the secret half, derived from G; checking it takes the
+//! public half, which is tied to P by `P = trunc48(SHA-256(K))`. That is why F is
+//! "hash of the public key of a key pair seeded by G" rather than a plain one-way
+//! hash of G: the put-port is still a one-way function of the get-port, and it now
+//! also names a key that only the get-port's holders can sign with.
+//!
 //! Why an impostor cannot pass: with its own key, the key's hash is not P. With
 //! P's public key (which every HERE_IS shows), it cannot sign without G. A HERE_IS
 //! replayed from an earlier locate carries a signature over another nonce; and one

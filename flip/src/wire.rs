@@ -24,7 +24,7 @@
 //!
 //! The parser is strict: anything that does not follow these rules is an `Err`.
 //!
-//! # What the fields carry (version 2)
+//! # What the fields carry (version 3)
 //!
 //! * A request message (the UNIDATA fragments without [`F_REPLY`], reassembled) is
 //!   `[`[`RequestPrefix`]`][Amoeba header][buffer]`: the prefix holds the client's

@@ -135,6 +135,41 @@ fn a_send_without_the_send_right_is_refused() {
     check(&mut sim, &[0, 1, 2], 6);
 }
 
+/// A member that joined with a receive-only capability holds the group key,
+/// so its packets pass the tag: it sends `Data` from its own address, under
+/// the sequencer's member id and under its own, for the next sequence numbers
+/// and ones ahead. Members take entries only from the current sequencer (by
+/// id and address), so nothing of it is delivered. (Under the sequencer's
+/// address the insider is stopped below this crate: a group frame's sender
+/// address must be on its source MAC, which the switch vouches for.)
+#[test]
+fn an_insider_s_data_is_not_delivered() {
+    let mut sim = Sim::new(1, 3, cfg());
+    sim.create(0);
+    sim.schedule(MS, Action::Join(1));
+    sim.run_until(100 * MS);
+    let receive_only = owner_capability().restrict(RIGHT_RECEIVE).unwrap();
+    sim.join_with(2, &receive_only);
+    sim.run_until(300 * MS);
+    assert!(sim.nodes[2].joined);
+    let as_seq = as_sequencer(&sim);
+    let as_itself = Header { src: sim.nodes[2].member_id, ..as_seq };
+    let next = sim.nodes[1].m.as_ref().unwrap().get_info().next_seq;
+    let from = sim.addr(2);
+    for seq in [next, next + 1, next + 5] {
+        for h in [as_seq, as_itself] {
+            for to in [0, 1] {
+                let body =
+                    Body::Data { seq, accepted: seq + 1, stable: 0, flags: 0, items: vec![app(FORGED)] };
+                sim.inject(100, to, from, member_packet(&sim, 2, h, body, None));
+            }
+        }
+    }
+    honest_traffic(&mut sim, 2);
+    sim.run_until(sim.now + 1500 * MS);
+    check(&mut sim, &[0, 1, 2], 6);
+}
+
 /// A packet member `i` itself could have sent (it holds the group's keys:
 /// it is a member, only without the send right).
 fn member_packet(sim: &Sim, i: usize, header: Header, body: Body, to: Option<u64>) -> Vec<u8> {

@@ -59,6 +59,11 @@
 //!
 //!    Both boards and the sequencer then deliver the same honest messages, each
 //!    once, in the same order, and nothing forged.
+//!
+//! 6. **The directory group's owner capability** (a third pool,
+//!    `the_directory_replicas_hold_no_group_owner_capability`): what replica 0
+//!    prints and the other replicas join with carries the receive and send rights
+//!    only, never the owner's (whose check is the group's secret).
 
 use amoeba_abi::{Capability, GetPort, Header, Port, Status};
 use amoeba_client::exec::Exec;
@@ -99,6 +104,32 @@ fn a_raw_host_port_tries_each_attack_on_a_live_pool() {
     mac_theft(&pool);
     impostor_for_bullet_and_the_boards(&pool, &bullet);
     replay_after_the_server_forgot(&pool, &bullet);
+}
+
+/// The directory's replicas join their group with a capability restricted to
+/// receiving and sending, and that is all that leaves replica 0 (its console,
+/// which `up` shows, and the capability the others and the boot service get):
+/// the owner capability would give its holder the group's secret, hence its key,
+/// without ever joining.
+#[test]
+fn the_directory_replicas_hold_no_group_owner_capability() {
+    use directory_server::REPLICA_GROUP_RIGHTS;
+    use pool_system::directory::{DirectoryService, replica_boards};
+    let (pool, bullet) = pool_with_bullet();
+    let service =
+        DirectoryService::start(&pool, bullet, &replica_boards(3)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(service.group.rights, REPLICA_GROUP_RIGHTS, "what the replicas join with");
+    assert!(!service.group.rights.is_owner());
+    let console = pool.boards()[0].console_text();
+    let printed: Vec<Capability> = console
+        .lines()
+        .filter_map(|line| line.split("directory-server 0: group ").nth(1))
+        .map(|text| text.trim().parse().expect("a capability"))
+        .collect();
+    assert!(!printed.is_empty(), "replica 0 printed no group capability:\n{console}");
+    for capability in printed {
+        assert_eq!(capability, service.group, "replica 0 printed another capability than the replicas got");
+    }
 }
 
 /// Attack 1: the station sends as board 2 and listens for board 2's frames.
