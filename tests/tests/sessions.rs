@@ -306,14 +306,15 @@ fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
     // of them. A detached hog waits for the log server at each progress line
     // (five a second); with 32 busy boards on a small host, that wait is a
     // good part of its time. Boards that also serve count their servers'
-    // threads too, up to one above their hogs: a directory replica (boards
-    // 0–2, with Bullet on 0) answers `hosts` and the run server's look-ups;
-    // the run server and the boot service live on board 31 and poll every
-    // board from there (within a budget of polls per second, each poll
-    // cheap: no reply room zeroed, no process inspection of a service that
-    // answers its checks), and a thread waiting while QEMU itself waits for
-    // the host's cores counts as load. (Whether the run server counts a
-    // board alive flaps on such a host and is not checked here.)
+    // threads too: a directory replica (boards 0–2, with Bullet on 0) answers
+    // `hosts` and the run server's look-ups, so it may be up to one and a half
+    // threads above its hogs; the run server and the boot service live on
+    // board 31 and poll every board from there (within a budget of polls per
+    // second): their threads wait there, and a thread waiting while QEMU
+    // itself waits for the host's cores counts as load, so on 32 boards
+    // sharing two cores up to six above its hogs (an unbounded poll rate
+    // showed 18). (Whether the run server counts a board alive flaps on
+    // such a host and is not checked here.)
     let replicas: Vec<String> =
         pool_system::directory::replica_boards(32).iter().map(|board| format!("board{board}")).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -322,8 +323,8 @@ fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
         let near = |(name, _, load): &(String, bool, f64)| {
             let hogs = f64::from(per_board.get(name).copied().unwrap_or(0));
             let above = match name.as_str() {
-                "board31" => 1.0,
-                _ if replicas.contains(name) => 1.0,
+                "board31" => 6.0,
+                _ if replicas.contains(name) => 1.5,
                 _ => 0.5,
             };
             *load >= (hogs - 0.5).min(hogs * 0.7) && *load <= hogs + above
