@@ -27,9 +27,9 @@ impl Transport for Nucleus {
         buf: &[u8],
         reply_limit: usize,
     ) -> Result<(Header, Vec<u8>), Status> {
-        let mut reply = vec![0u8; reply_limit];
-        let (header, len) = sys::trans(request, buf, &mut reply)?;
-        reply.truncate(len);
+        // Room for the largest reply, not zeroed: only what comes back is kept.
+        let mut reply = Vec::new();
+        let header = sys::trans_appending(request, buf, &mut reply, reply_limit)?;
         Ok((header, reply))
     }
 }

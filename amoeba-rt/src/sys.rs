@@ -6,6 +6,7 @@
 //! could make the nucleus write into memory Rust owns or run code anywhere,
 //! are `unsafe`; the rest are safe and take references and slices.
 
+use alloc::vec::Vec;
 use amoeba_abi::syscall::{self as abi, Syscall, result};
 use amoeba_abi::{Capability, GetPort, HEADER_LEN, Header, Status};
 use core::sync::atomic::AtomicU32;
@@ -354,11 +355,51 @@ pub fn restrict(cap: &Capability, rights: u8) -> Result<Capability, Status> {
 /// run a second time; only the caller knows whether the request may be
 /// repeated.
 pub fn trans(request: &Header, buf: &[u8], reply: &mut [u8]) -> Result<(Header, usize), Status> {
+    // SAFETY: `reply` is valid for `reply.len()` bytes of writes.
+    unsafe { trans_raw(request, buf, reply.as_mut_ptr(), reply.len()) }
+}
+
+/// [`trans`] with the reply appended to `reply`, in room for up to `limit`
+/// bytes that is never zeroed first: a client stub's reply room is sized for
+/// the largest reply its command may bring (32 KiB for most), and zeroing
+/// it on every call cost more than the call itself. `reply` grows by the
+/// reply's length only.
+pub fn trans_appending(
+    request: &Header,
+    buf: &[u8],
+    reply: &mut Vec<u8>,
+    limit: usize,
+) -> Result<Header, Status> {
+    reply.try_reserve(limit).map_err(|_| Status::NoSpace)?;
+    let room = reply.spare_capacity_mut();
+    let limit = limit.min(room.len());
+    // SAFETY: the spare capacity is valid for `limit` bytes of writes (u8
+    // has no invalid values, so writing into uninitialised room is sound).
+    let (header, len) = unsafe { trans_raw(request, buf, room.as_mut_ptr().cast::<u8>(), limit)? };
+    // The nucleus never says it stored more than it was given room for; a
+    // figure beyond that would be its bug, not a reason to read garbage.
+    let stored = len.min(limit);
+    // SAFETY: the nucleus initialised the first `stored` bytes of the spare
+    // capacity (it returns how many it wrote, at most `limit`).
+    unsafe { reply.set_len(reply.len() + stored) };
+    Ok(header)
+}
+
+/// trans with the reply written at `reply`.
+///
+/// # Safety
+/// `reply` must be valid for `reply_len` bytes of writes.
+unsafe fn trans_raw(
+    request: &Header,
+    buf: &[u8],
+    reply: *mut u8,
+    reply_len: usize,
+) -> Result<(Header, usize), Status> {
     let header = request.encode();
     let mut header_out = [0u8; HEADER_LEN];
     // SAFETY: the nucleus reads the request header and buffer, and writes
     // at most HEADER_LEN bytes into the local `header_out` and at most
-    // `reply.len()` bytes into `reply`.
+    // `reply_len` bytes at `reply` (valid for them, by the caller's promise).
     let raw = unsafe {
         syscall(
             Syscall::Trans,
@@ -367,8 +408,8 @@ pub fn trans(request: &Header, buf: &[u8], reply: &mut [u8]) -> Result<(Header, 
                 ptr(buf.as_ptr()),
                 buf.len() as u64,
                 ptr(header_out.as_mut_ptr()),
-                ptr(reply.as_mut_ptr()),
-                reply.len() as u64,
+                ptr(reply.cast_const()),
+                reply_len as u64,
             ],
         )
     };

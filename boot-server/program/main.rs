@@ -10,7 +10,8 @@
 //! server's info: answering, uptime; and once, its process list, to find the
 //! services already running; on a big pool less often, `Timing::for_boards`); per service three that check it in turn (one
 //! stuck on a check sent to a process that died leaves the others going), one
-//! that asks its board's process server about its process, and one that
+//! that asks its board's process server about its process (only when the
+//! service has not answered a check for a period), and one that
 //! carries out its starts (from the board's own boot bundle: a dead Bullet
 //! server cannot serve `/bin`);
 //! one that ticks the table; two serving the boot service's interface
@@ -271,8 +272,15 @@ fn service_slot(slot: usize, watch: bool) -> usize {
 fn watch_process(table: Table, service: usize, services: usize) {
     let mut processes = process_server::Client::new(Nucleus);
     loop {
-        let process = table.lock().process(service);
-        if let Some((_, process)) = process {
+        let (process, answered_lately) = {
+            let table = table.lock();
+            let since = time::now_us().saturating_sub(table.timing().poll_us);
+            (table.process(service), table.answered_since(service, since))
+        };
+        // A process that answered its check within the period lives; the
+        // board is asked only about one that has been quiet that long (a
+        // death is still seen within a period after its last answer).
+        if let Some((_, process)) = process.filter(|_| !answered_lately) {
             let seen = match processes.inspect(&process) {
                 Ok(report) if matches!(report.state, ProcessState::Exited(_)) => Some(ProcessSeen::Gone),
                 Ok(_) => Some(ProcessSeen::Alive),

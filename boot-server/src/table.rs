@@ -280,6 +280,15 @@ impl ServiceTable {
         }
     }
 
+    /// Whether service `service`'s current process has answered a check at or
+    /// after `since`: it lived then, so asking its board about it adds
+    /// nothing until the answer is a poll period old.
+    pub fn answered_since(&self, service: usize, since: u64) -> bool {
+        self.services.get(service).is_some_and(|s| {
+            matches!(&s.life, Life::Running(p) if p.answered) && s.last_answer.is_some_and(|at| at >= since)
+        })
+    }
+
     /// Whether board `id`'s process list is still to be read (to find the
     /// services already running there).
     pub fn wants_listing(&self, id: u16) -> bool {

@@ -520,3 +520,27 @@ fn board_polls_stay_within_their_budget_on_a_big_pool() {
     assert!(big.board_silent_us >= 3 * big.board_poll_us, "{big:?}");
     assert_eq!(big.poll_us, Timing::default().poll_us, "service checks keep their pace");
 }
+
+#[test]
+fn only_a_service_quiet_for_a_poll_period_needs_its_board_asked() {
+    let mut world = World::up();
+    let period = world.table.timing().poll_us;
+    // Up and answering: it lived at its last answer.
+    assert!(world.table.answered_since(BULLET, world.now - period));
+    // A period later with no answer meanwhile, the board must be asked.
+    world.now += period + MS;
+    assert!(!world.table.answered_since(BULLET, world.now - period));
+    // A fresh process that has not answered a check of its own yet is asked
+    // about, however recent the last answer (its predecessor's).
+    world.kill(BULLET);
+    let actions = world.round(20 * MS);
+    world.start(&actions[0]);
+    let sent = world.now - 100 * MS; // sent before this start
+    world.table.check_done(BULLET, sent, world.now, true);
+    assert!(!world.table.answered_since(BULLET, world.now - period));
+    // Once it answers a check sent after its start, a recent answer counts.
+    let sent = world.now;
+    world.now += 10 * MS;
+    world.table.check_done(BULLET, sent, world.now, true);
+    assert!(world.table.answered_since(BULLET, world.now - period));
+}

@@ -137,8 +137,7 @@ fn poll(pool: Arc<Mutex<Pool<Capability>>>, name: String, host: Capability) {
     let mut processes = process_server::Client::new(Nucleus);
     let mut refusing = false;
     loop {
-        let still_there =
-            pool.lock().hosts(time::now_us()).any(|h| h.host.name == name && *h.host.handle == host);
+        let still_there = pool.lock().handle(&name) == Some(&host);
         if !still_there {
             return;
         }

@@ -295,6 +295,12 @@ impl<H: PartialEq> Pool<H> {
         handle
     }
 
+    /// The handle host `name` is in the pool with, if it is (one look-up,
+    /// for a poller that asks before each poll whether its host is still there).
+    pub fn handle(&self, name: &str) -> Option<&H> {
+        self.hosts.get(name).map(|host| &host.handle)
+    }
+
     /// The names of the pool's hosts, in order.
     pub fn host_names(&self) -> impl Iterator<Item = &str> {
         self.hosts.keys().map(String::as_str)

@@ -115,7 +115,10 @@ fn directory_changes_add_replace_and_remove_hosts() {
     assert_eq!(pool.hosts(10).next().unwrap().weights.preference_milli, 2000);
     assert!(!pool.add_host("b0", 9, Weights::default(), 20));
     assert!(!pool.is_alive("b0", 20), "new handle: a new incarnation, unknown until it answers");
+    assert_eq!(pool.handle("b0"), Some(&9), "the old handle's poller must see it replaced");
+    assert_eq!(pool.handle("b1"), Some(&1));
     assert_eq!(pool.remove_host("b1"), Some(1));
+    assert_eq!(pool.handle("b1"), None, "a removed host's poller must stop");
     assert_eq!(
         pool.record_info("b1", idle(), 30),
         Err(ReportRefused::NotInPool),
