@@ -5,10 +5,12 @@
 //! resent one-fragment request, or an ENQUIRY listing what is still missing of the
 //! reply) with exponential back-off; `max_retries` silent timeouts in a row declare
 //! the server dead. NOT_HERE sends the request to another server of the port (or
-//! locates again). A stale NOT_HERE (the server rebooted, or it can no longer judge
-//! the request: see [`crate::server`]) ends the transaction with `ServerRestarted`
-//! and drops the server from the cache, so the next transaction learns its current
-//! incarnation and memory epoch.
+//! locates again), under a fresh id: the refusing server remembers that the old id
+//! never runs there, and may be the port's next server (restarted in place). A
+//! stale NOT_HERE (the server rebooted, or it can no longer judge the request: see
+//! [`crate::server`]) ends the transaction with `ServerRestarted` and drops the
+//! server from the cache, so the next transaction learns its current incarnation
+//! and memory epoch.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -66,6 +68,10 @@ enum TState {
 
 /// An open transaction.
 struct Trans {
+    /// The id its caller knows it by (`TransId`). Its requests go out under the
+    /// id it is kept under in [`ClientSide::open`], which is this one until a
+    /// NOT_HERE sends it on under a fresh one.
+    trans: u64,
     /// The put-port it is addressed to.
     port: Port,
     /// The request as sent: prefix, header, buffer (empty for local transactions).
@@ -81,7 +87,7 @@ struct Trans {
 
 /// The open transactions of one endpoint and the locate cache they use.
 pub(crate) struct ClientSide {
-    /// Open transactions by id.
+    /// Open transactions by the id their requests carry.
     open: BTreeMap<u64, Trans>,
     /// The next transaction id (ids start at 1 in every incarnation).
     next_id: u64,
@@ -108,16 +114,24 @@ impl ClientSide {
         self.open.len()
     }
 
-    /// End transaction `id` with `result`.
+    /// End the transaction whose requests carry `id` (or transaction `id`, not
+    /// opened yet) with `result`.
     pub fn finish(&mut self, id: u64, result: Result<(Header, Vec<u8>), Status>, out: &mut Outbox) {
-        self.open.remove(&id);
-        out.events.push_back(Event::TransDone { id: TransId(id), result });
+        let trans = self.open.remove(&id).map_or(id, |t| t.trans);
+        out.events.push_back(Event::TransDone { id: TransId(trans), result });
     }
 
     /// Open transaction `id`, already delivered to this endpoint's own server as
     /// request `req`.
     pub fn open_local(&mut self, now: u64, id: u64, port: Port, req: u64) {
-        let t = Trans { port, msg: Vec::new(), started: now, redirects: 0, state: TState::Local { req } };
+        let t = Trans {
+            trans: id,
+            port,
+            msg: Vec::new(),
+            started: now,
+            redirects: 0,
+            state: TState::Local { req },
+        };
         self.open.insert(id, t);
     }
 
@@ -148,7 +162,8 @@ impl ClientSide {
         msg.extend_from_slice(&RequestPrefix { low_water, epoch: 0 }.encode());
         msg.extend_from_slice(&header.encode());
         msg.extend_from_slice(buf);
-        let t = Trans { port: header.port, msg, started: now, redirects: 0, state: TState::Locating };
+        let t =
+            Trans { trans: id, port: header.port, msg, started: now, redirects: 0, state: TState::Locating };
         self.open.insert(id, t);
         self.dispatch(now, id, cfg, out);
     }
@@ -239,7 +254,11 @@ impl ClientSide {
     /// Abandon transaction `id`: `None` if it was not open, else the local request
     /// it was delivered as (which the server side must forget).
     pub fn abandon(&mut self, id: u64) -> Option<Option<u64>> {
-        let t = self.open.remove(&id)?;
+        let key = match self.open.get(&id) {
+            Some(t) if t.trans == id => id,
+            _ => self.open.iter().find(|(_, t)| t.trans == id).map(|(k, _)| *k)?,
+        };
+        let t = self.open.remove(&key)?;
         Some(match t.state {
             TState::Local { req } => Some(req),
             _ => None,
@@ -255,8 +274,9 @@ impl ClientSide {
         result: Result<(Header, Vec<u8>), Status>,
         out: &mut Outbox,
     ) -> bool {
-        let waiting =
-            matches!(self.open.get(&id), Some(t) if matches!(t.state, TState::Local { req: r } if r == req));
+        // Local transactions keep their own id as key: no NOT_HERE sends them on.
+        let waiting = matches!(self.open.get(&id),
+            Some(t) if t.trans == id && matches!(t.state, TState::Local { req: r } if r == req));
         if waiting {
             self.finish(id, result, out);
         }
@@ -292,13 +312,19 @@ impl ClientSide {
         }
         // That server does not serve the port (any more) and did not run the request.
         self.locator.remove_server(port, h.src);
-        let Some(t) = self.open.get_mut(&h.msg_id) else { return };
+        let Some(mut t) = self.open.remove(&h.msg_id) else { return };
         t.redirects += 1;
         if t.redirects > cfg.max_redirects {
-            self.finish(h.msg_id, Err(Status::RpcNotFound), out);
-        } else {
-            self.dispatch(now, h.msg_id, cfg, out);
+            out.events.push_back(Event::TransDone { id: TransId(t.trans), result: Err(Status::RpcNotFound) });
+            return;
         }
+        // The request goes on under a fresh id. The server that refused it keeps
+        // a record that the old id never runs there (a late copy must not), so
+        // under the old id it would refuse the request again even once it serves
+        // the port: a server restarted in place on the same station.
+        let id = self.new_id();
+        self.open.insert(id, t);
+        self.dispatch(now, id, cfg, out);
     }
 
     /// An ACK about a request: the server is working on it, needs all of it again, or

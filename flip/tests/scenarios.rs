@@ -350,6 +350,37 @@ fn not_here_tombstone_blocks_late_duplicates() {
 }
 
 #[test]
+fn a_server_restarted_in_place_is_found_by_the_same_client() {
+    // The server process on node 1 ends (its port unregistered) and a new one
+    // registers the same get-port on the same node a moment after the client's
+    // next request got there: the client's NOT_HERE must not keep it from the new
+    // server, and the request it refused must still never run there.
+    let mut net = Net::new(2, cfg());
+    let g = service(1);
+    let p = net.eps[1].register_server(&g);
+    let a = net.trans(0, p, b"before");
+    net.run_until(SEC);
+    assert!(net.result(0, a).unwrap().is_ok());
+    assert!(net.eps[1].unregister_server(&g));
+    let b = net.trans(0, p, b"after");
+    let refused: Vec<_> = net.wire.iter().filter(|w| w.1 == 1).cloned().collect();
+    assert_eq!(refused.len(), 1);
+    // The request reaches node 1 before the new server registers there.
+    net.run_until(SEC + net.delay);
+    net.eps[1].register_server(&g);
+    net.run_until(2 * SEC);
+    assert_eq!(net.result(0, b).unwrap().as_ref().map(|r| r.1.clone()), Ok(b"after".to_vec()));
+    // A late copy of the refused request still does not run.
+    let now = net.now;
+    net.eps[1].handle_frame(now, &refused[0].2);
+    net.pump(1);
+    net.run_until(3 * SEC);
+    let runs = net.executed.iter().filter(|e| e.1 == b"after").count();
+    assert_eq!(runs, 1);
+    assert_eq!(net.eps[0].open_transactions(), 0);
+}
+
+#[test]
 fn duplicates_are_answered_from_the_stored_reply() {
     let mut net = Net::new(2, cfg());
     net.dup_every = 1; // every frame twice

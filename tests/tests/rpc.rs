@@ -89,6 +89,25 @@ fn counter_call(client: &mut RpcClient, cap: &Capability, call: CounterCall) -> 
 }
 
 #[test]
+fn a_client_reaches_a_server_restarted_in_place() {
+    // The server process ends and a new one takes the same get-port on the same
+    // board; the host's long-lived client calls it before it serves (it waits
+    // 1 s after announcing), so its request is first refused as NOT_HERE.
+    let pool = boot(1);
+    let seed = 0x0000_0000_5151;
+    let (first, owner) = start_counter(&pool, 0, seed);
+    let mut host = RpcClient::new(pool.new_host_port().unwrap());
+    assert_eq!(counter_call(&mut host, &owner, Increment), Ok(1));
+    pool.control(&first.started.capability, Control::Destroy).unwrap();
+    assert!(pool.wait_process(&first.started, EXIT_TIMEOUT).is_some(), "the first server ended");
+    let start_delay_s = 1u64 << 48;
+    let (_second, owner) = start_counter(&pool, 0, seed | start_delay_s);
+    assert_eq!(owner.port, put_port(seed), "the new server serves the same port");
+    assert_eq!(counter_call(&mut host, &owner, Increment), Ok(1), "the same client reaches the new server");
+    assert_eq!(counter_call(&mut host, &owner, Read), Ok(1), "its call ran once");
+}
+
+#[test]
 fn forged_and_restricted_capabilities_are_refused() {
     let pool = boot(2);
     let (_server, owner) = start_counter(&pool, 1, 0x0000_0000_7777);

@@ -4,6 +4,8 @@
 //! line `counter-server: capability <cap>` is for people). Slow increment
 //! reports `slow increment` to the starter and
 //! prints, waits 3 s, then increments (for tests that kill the server meanwhile).
+//! Bits 48 to 55 of the argument, if set, are seconds to wait between announcing
+//! and serving: a server slow to start, whose clients call before it serves.
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 
@@ -63,6 +65,10 @@ fn main(argument: u64) -> i32 {
     };
     println!("counter-server: capability {capability}");
     let _ = starter::announce(&Announcement::Serving(capability));
+    let start_delay_s = (argument >> 48) & 0xff;
+    if start_delay_s > 0 {
+        time::sleep_us(start_delay_s * 1_000_000);
+    }
     let status = serve(&get, 4096, |header, buf| counter::dispatch(&mut server, header, buf));
     println!("counter-server: get_request failed: {status}");
     1
