@@ -12,7 +12,8 @@
 //!   by the key derived from G, over the client's nonce and the server's address, so
 //!   no station without G can draw requests to itself (the `locate` module says how,
 //!   why a replay is useless, and why a signature rather than a hash keyed with G:
-//!   the client knows only P, so it could not check such a hash). Proved answers are cached; several servers on one port share the requests round robin; a
+//!   the client knows only P, so it could not check such a hash). Proved answers are
+//!   cached; several servers on one port share the requests round robin; a
 //!   NOT_HERE answer removes the server from the cache and the request goes to
 //!   another server or is located again.
 //! * RPC: [`Endpoint::start_trans`] → [`Event::TransDone`]; on the server
@@ -66,7 +67,9 @@
 //! The low-water mark is the lowest transaction id the client still has open: the
 //! server forgets records below it and ignores any packet for them. A server that
 //! answered NOT_HERE for a transaction remembers it, so a late copy can never run
-//! there after the client was redirected elsewhere. The epoch is the server's memory
+//! there after the client was redirected elsewhere; the redirected request goes out
+//! under a fresh id, so that the same station can still run it once it serves the
+//! port (a server restarted in place, registering only after a request came). The epoch is the server's memory
 //! epoch the client learned from its HERE_IS (see [`wire`] for the fields).
 //!
 //! # Modules
