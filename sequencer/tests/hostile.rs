@@ -109,10 +109,9 @@ fn forged_data_is_not_delivered() {
     check(&mut sim, &[0, 1, 2], 9);
 }
 
-/// A member that joined with a capability without the send right sends
-/// anyway, bypassing its own library's check: the sequencer refuses.
-#[test]
-fn a_send_without_the_send_right_is_refused() {
+/// A group of three: node 0 created it, node 1 joined with the owner
+/// capability, node 2 with a receive-only one (it holds the group key).
+fn group_with_a_receive_only_member() -> Sim {
     let mut sim = Sim::new(1, 3, cfg());
     sim.create(0);
     sim.schedule(MS, Action::Join(1));
@@ -121,6 +120,14 @@ fn a_send_without_the_send_right_is_refused() {
     sim.join_with(2, &receive_only);
     sim.run_until(300 * MS);
     assert!(sim.nodes[2].joined);
+    sim
+}
+
+/// A member that joined with a capability without the send right sends
+/// anyway, bypassing its own library's check: the sequencer refuses.
+#[test]
+fn a_send_without_the_send_right_is_refused() {
+    let mut sim = group_with_a_receive_only_member();
     let id = sim.nodes[2].member_id;
     let inc = sim.nodes[2].m.as_ref().unwrap().get_info().incarnation;
     let h = Header { port: common::PORT, inc, src: id, to: 0 };
@@ -144,14 +151,7 @@ fn a_send_without_the_send_right_is_refused() {
 /// address must be on its source MAC, which the switch vouches for.)
 #[test]
 fn an_insider_s_data_is_not_delivered() {
-    let mut sim = Sim::new(1, 3, cfg());
-    sim.create(0);
-    sim.schedule(MS, Action::Join(1));
-    sim.run_until(100 * MS);
-    let receive_only = owner_capability().restrict(RIGHT_RECEIVE).unwrap();
-    sim.join_with(2, &receive_only);
-    sim.run_until(300 * MS);
-    assert!(sim.nodes[2].joined);
+    let mut sim = group_with_a_receive_only_member();
     let as_seq = as_sequencer(&sim);
     let as_itself = Header { src: sim.nodes[2].member_id, ..as_seq };
     let next = sim.nodes[1].m.as_ref().unwrap().get_info().next_seq;
