@@ -14,7 +14,7 @@ use amoeba_abi::syscall::{GROUP_RIGHT_RECEIVE, GROUP_RIGHT_SEND};
 use amoeba_abi::{GetPort, Port, Rights};
 use amoeba_client::exec::Exec;
 use amoeba_ipc::interfaces::starter::{Announcement, BOOTSTRAP_CAPABILITY_NAME, Value};
-use amoeba_ipc::interfaces::{GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat};
+use amoeba_ipc::interfaces::{GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat, OrderHash};
 use anyhow::{Context, Result, bail, ensure};
 use host_station::bootstrap_server::Expected;
 use host_station::group_client::GroupClient;
@@ -55,7 +55,7 @@ pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
     let me = host.view().0;
     println!("host: member {me} of {members}");
     let (mut value, mut applied, mut sent) = (0u64, 0u64, 0u64);
-    let mut order = 0xcbf2_9ce4_8422_2325u64;
+    let mut order_hash = OrderHash::default();
     while applied < members * INCREMENTS {
         if sent < INCREMENTS {
             host.send(&[b'+', me as u8])?;
@@ -64,16 +64,13 @@ pub fn replicated_counter(pool: &Pool, faults: Option<&str>) -> Result<()> {
         let Some(message) = host.receive(Duration::from_secs(30))? else {
             bail!("the group went quiet after {applied} increments");
         };
-        for byte in
-            message.seq.to_le_bytes().iter().chain(&message.sender.to_le_bytes()).chain(&message.payload)
-        {
-            order = (order ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
-        }
+        order_hash.add(message.seq, message.sender, &message.payload);
         if message.payload.len() == 2 && message.payload[0] == b'+' {
             value += 1 + message.payload[1] as u64;
             applied += 1;
         }
     }
+    let order = order_hash.value();
     println!("host:    value {value} order {order:016x}");
     host.leave()?;
     let mut agree = true;

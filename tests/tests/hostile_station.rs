@@ -641,16 +641,13 @@ fn attack_the_group(insider: &mut Insider, outsider: &HostPort) -> GroupAttacks 
     report
 }
 
-/// The hash `group-log` reports as `order` for messages delivered in this
-/// order: FNV-1a over each one's sequence number, sender and bytes.
+/// The hash `group-log` reports as `order` for messages delivered in this order.
 fn group_log_order_hash(order: &[(u64, u32, String)]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let mut hash = amoeba_ipc::interfaces::OrderHash::default();
     for (sequence, sender, text) in order {
-        for byte in sequence.to_le_bytes().iter().chain(&sender.to_le_bytes()).chain(text.as_bytes()) {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
-        }
+        hash.add(*sequence, *sender, text.as_bytes());
     }
-    hash
+    hash.value()
 }
 
 #[test]

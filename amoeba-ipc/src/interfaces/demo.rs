@@ -64,6 +64,40 @@ crate::interface! {
     }
 }
 
+/// The hash group demos report their order as (`order`): FNV-1a over each
+/// delivered message's sequence number, sender and bytes, in delivery order.
+/// Boards and the host compute it with this one definition, so equal hashes
+/// mean equal orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderHash(u64);
+
+/// FNV-1a's offset basis: the hash of nothing.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// `hash` with `bytes` added, FNV-1a.
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+impl Default for OrderHash {
+    fn default() -> Self {
+        OrderHash(FNV_OFFSET)
+    }
+}
+
+impl OrderHash {
+    /// Adds the next delivered message.
+    pub fn add(&mut self, sequence: u64, sender: u32, bytes: &[u8]) {
+        let hash = fnv1a(self.0, &sequence.to_le_bytes());
+        self.0 = fnv1a(fnv1a(hash, &sender.to_le_bytes()), bytes);
+    }
+
+    /// The hash of the messages added so far.
+    pub fn value(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The figure `group-log` reports each entry of its group's order under (when
 /// started with `REPORT_ENTRIES=1`), [`GroupLogEntry::NUMBERS`] numbers each:
 /// hosts compare members' orders from these, never from consoles.
@@ -107,14 +141,11 @@ impl GroupLogEntry {
             let (line, member) = text.strip_prefix("line ")?.split_once(" from member ")?;
             (member.parse::<u32>().ok()? == sender).then_some(line.parse::<u64>().ok()?)
         });
-        let what =
-            match (line, bytes) {
-                (Some(line), _) => GroupLogWhat::Line(line),
-                (None, b"bye") => GroupLogWhat::Bye,
-                (None, _) => GroupLogWhat::Other(bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-                })),
-            };
+        let what = match (line, bytes) {
+            (Some(line), _) => GroupLogWhat::Line(line),
+            (None, b"bye") => GroupLogWhat::Bye,
+            (None, _) => GroupLogWhat::Other(fnv1a(FNV_OFFSET, bytes)),
+        };
         GroupLogEntry { sequence, sender, what }
     }
 
@@ -179,5 +210,19 @@ mod tests {
         assert_eq!(GroupLogEntry::all(&series).as_deref(), Some(&entries[..]));
         assert_eq!(GroupLogEntry::all(&series[1..]), None);
         assert_eq!(GroupLogEntry::from_numbers(&[1, 2, 9, 0]), None);
+    }
+
+    #[test]
+    fn order_hashes_tell_orders_apart() {
+        let hash = |order: &[(u64, u32, &[u8])]| {
+            let mut hash = OrderHash::default();
+            order.iter().for_each(|(sequence, sender, bytes)| hash.add(*sequence, *sender, bytes));
+            hash.value()
+        };
+        let order: [(u64, u32, &[u8]); 2] = [(1, 0, b"a"), (2, 1, b"b")];
+        assert_eq!(hash(&order), hash(&order));
+        assert_ne!(hash(&order), hash(&[order[1], order[0]]));
+        assert_ne!(hash(&order), hash(&[(1, 1, b"a"), (2, 1, b"b")]));
+        assert_eq!(hash(&[]), OrderHash::default().value());
     }
 }

@@ -21,7 +21,7 @@ mod terminal;
 
 pub use boot::boot_service;
 pub use bullet_files::{BS_COMMIT, BS_IO_MAX, BS_SAFETY, BulletStats, bullet};
-pub use demo::{Cost, GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat, costs, counter, echo};
+pub use demo::{Cost, GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat, OrderHash, costs, counter, echo};
 pub use directory::soap;
 pub use disk_blocks::{DISK_IO_MAX, DISK_READ, DISK_WRITE, disk};
 pub use process::process_server;

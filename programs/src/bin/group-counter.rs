@@ -13,6 +13,7 @@
 #![no_main]
 
 use amoeba_abi::{GetPort, Port};
+use amoeba_ipc::interfaces::OrderHash;
 use amoeba_ipc::interfaces::starter::{Announcement, Value};
 use amoeba_rt::group::Group;
 use amoeba_rt::time;
@@ -48,7 +49,7 @@ fn main(argument: u64) -> i32 {
     println!("group-counter: member {me} of {members}");
     let mut value = 0u64;
     let mut applied = 0u64;
-    let mut order_hash = 0xcbf2_9ce4_8422_2325u64; // FNV-1a over (sequence, sender, payload)
+    let mut order_hash = OrderHash::default();
     let mut sent = 0;
     let mut buf = [0u8; 64];
     while applied < members * INCREMENTS {
@@ -68,18 +69,15 @@ fn main(argument: u64) -> i32 {
                 return 1;
             }
         };
-        for byte in got.sequence.to_le_bytes().iter().chain(&got.sender.to_le_bytes()).chain(&buf[..got.len])
-        {
-            order_hash = (order_hash ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
-        }
+        order_hash.add(got.sequence, got.sender, &buf[..got.len]);
         if got.len == 2 && buf[0] == b'+' {
             value += 1 + buf[1] as u64;
             applied += 1;
         }
     }
-    println!("group-counter: value {value} order {order_hash:016x}");
+    println!("group-counter: value {value} order {:016x}", order_hash.value());
     let _ = starter::report("value", Value::Unsigned(value));
-    let _ = starter::report("order", Value::Unsigned(order_hash));
+    let _ = starter::report("order", Value::Unsigned(order_hash.value()));
     // Leaving hands the sequencer's role on if this member holds it.
     if let Err(status) = group.leave() {
         println!("group-counter: leave failed: {status}");

@@ -42,7 +42,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use amoeba_abi::{GetPort, Port};
 use amoeba_ipc::interfaces::starter::{Announcement, Value};
-use amoeba_ipc::interfaces::{GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat};
+use amoeba_ipc::interfaces::{GROUP_LOG_ENTRY, GroupLogEntry, GroupLogWhat, OrderHash};
 use amoeba_rt::group::{EntryKind, Group, GroupOptions};
 use amoeba_rt::{env, thread, time};
 use amoeba_rt::{println, starter};
@@ -125,7 +125,7 @@ fn main(argument: u64) -> i32 {
     let mut finished = BTreeSet::new(); // members that said bye or left
     let mut delivered = 0u64;
     let (mut heard, mut own) = (0u64, 0u64); // messages from the others, from itself
-    let mut order_hash = 0xcbf2_9ce4_8422_2325u64; // FNV-1a over (sequence, sender, text)
+    let mut order_hash = OrderHash::default();
     let mut buf = [0u8; 256];
     let mut said_bye = false;
     let report_entries = env::var("REPORT_ENTRIES").is_some_and(|v| v == "1");
@@ -141,9 +141,7 @@ fn main(argument: u64) -> i32 {
         let text = match got.kind {
             EntryKind::Message => {
                 delivered += 1;
-                for byte in got.sequence.to_le_bytes().iter().chain(&got.sender.to_le_bytes()).chain(data) {
-                    order_hash = (order_hash ^ *byte as u64).wrapping_mul(0x100_0000_01b3);
-                }
+                order_hash.add(got.sequence, got.sender, data);
                 if got.sender == me {
                     own += 1;
                 } else {
@@ -190,10 +188,10 @@ fn main(argument: u64) -> i32 {
         println!("group-log: {} {} {text}", got.sequence, got.sender);
     }
     let sent_all = sender.join();
-    println!("group-log: done {delivered} order {order_hash:016x}");
+    println!("group-log: done {delivered} order {:016x}", order_hash.value());
     let _ = starter::report("delivered", Value::Unsigned(delivered));
     let _ = starter::report("own-delivered", Value::Unsigned(own));
-    let _ = starter::report("order", Value::Unsigned(order_hash));
+    let _ = starter::report("order", Value::Unsigned(order_hash.value()));
     if let Err(status) = Arc::into_inner(group).map_or(Ok(()), |group| group.leave()) {
         println!("group-log: leave failed: {status}");
     }
