@@ -37,13 +37,10 @@ use amoeba_ipc::interfaces::directory::{MaskChange, NewRow};
 use amoeba_ipc::interfaces::{disk, soap};
 use anyhow::{Context, Result};
 use directory_server::protocol::Envelope;
-use directory_server::{Update, UpdateTimings};
+use directory_server::{ReplicaReport, Update, UpdateTimings};
 use host_station::bootstrap_server::Expected;
 use host_station::rpc_client::RpcClient;
-use pool_system::{
-    self,
-    directory::{DirectoryService, ReplicaStatus},
-};
+use pool_system::{self, directory::DirectoryService};
 use qemu_pool::pool::Pool;
 use std::time::{Duration, Instant};
 
@@ -134,7 +131,7 @@ fn set_up(pool: &Pool) -> Result<Setup> {
 }
 
 /// Every replica's status.
-fn statuses(setup: &Setup, rpc: &mut RpcClient) -> Result<Vec<ReplicaStatus>> {
+fn statuses(setup: &Setup, rpc: &mut RpcClient) -> Result<Vec<ReplicaReport>> {
     (0..REPLICA_BOARDS.len() as u8)
         .map(|r| called("replica status", setup.service.status(&mut *rpc, r)))
         .collect()
@@ -143,7 +140,7 @@ fn statuses(setup: &Setup, rpc: &mut RpcClient) -> Result<Vec<ReplicaStatus>> {
 /// What the replicas did between two readings of their statuses: the calls
 /// each answered on the service port, and the parts of the updates they
 /// took, summed over the replicas.
-fn replicas_since(before: &[ReplicaStatus], after: &[ReplicaStatus]) -> (Vec<u64>, UpdateTimings) {
+fn replicas_since(before: &[ReplicaReport], after: &[ReplicaReport]) -> (Vec<u64>, UpdateTimings) {
     let answered = after.iter().zip(before).map(|(a, b)| a.answered - b.answered).collect();
     let mut parts = UpdateTimings::default();
     for (a, b) in after.iter().zip(before) {

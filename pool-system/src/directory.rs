@@ -20,6 +20,7 @@ use amoeba_ipc::interface::Transport;
 use amoeba_ipc::interfaces::starter::Announcement;
 use amoeba_ipc::interfaces::{DISK_READ, disk, soap, standard};
 use anyhow::{Context, Result, bail};
+use directory_server::ReplicaReport;
 use directory_server::layout::{
     self, AREA_BLOCKS, IDENTITY_COPIES, Identity, IdentityChoice, IdentityCopy, MAX_REPLICAS, Ports,
     identity_block, slot_first_block,
@@ -70,9 +71,6 @@ pub struct ReplicaProcess {
     /// Its process.
     pub process: Started,
 }
-
-/// What a replica says of itself (its own port's `report`).
-pub use directory_server::ReplicaReport as ReplicaStatus;
 
 /// The running service, as the host started it.
 pub struct DirectoryService {
@@ -351,7 +349,7 @@ impl DirectoryService {
     }
 
     /// Asks replica `index` how it is, through `transport`.
-    pub fn status<T: Transport>(&self, transport: &mut T, index: u8) -> Result<ReplicaStatus, Status> {
+    pub fn status<T: Transport>(&self, transport: &mut T, index: u8) -> Result<ReplicaReport, Status> {
         replica_port::Client::new(transport).report(&self.identity.replica_capability(index))
     }
 
@@ -366,10 +364,10 @@ impl DirectoryService {
     }
 
     /// Waits until every replica serves at one position with one state; their statuses.
-    pub fn wait_converged(&self, rpc: &mut RpcClient, timeout: Duration) -> Result<Vec<ReplicaStatus>> {
+    pub fn wait_converged(&self, rpc: &mut RpcClient, timeout: Duration) -> Result<Vec<ReplicaReport>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let statuses: Vec<Result<ReplicaStatus, Status>> =
+            let statuses: Vec<Result<ReplicaReport, Status>> =
                 (0..self.replicas.len() as u8).map(|i| self.status(rpc, i)).collect();
             if let Ok(first) = &statuses[0]
                 && statuses.iter().all(|s| {
