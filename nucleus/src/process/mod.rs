@@ -157,6 +157,8 @@ pub struct Core {
     /// When the network thread must run next for the services' timers (µs
     /// since boot); the timer interrupt wakes it then.
     pub network_deadline: Option<u64>,
+    /// User threads ready or running (the load meter's figure).
+    runnable_users: u64,
 }
 
 static CORE: IrqMutex<Option<Core>> = IrqMutex::new(None);
@@ -192,6 +194,7 @@ pub fn init(segments: SegmentTable, rng: amoeba_abi::Rng, asid_limit: u16) {
         exited: VecDeque::new(),
         events: VecDeque::new(),
         network_deadline: None,
+        runnable_users: 0,
     };
     *CORE.lock() = Some(core);
 }
@@ -270,7 +273,7 @@ impl Core {
         let tid = self.new_tid()?;
         let mut thread = Box::new(Thread::new(tid, None, name)?);
         thread.context = Context::for_kernel_thread(thread.stack_top(), entry, arg);
-        self.threads.insert(tid, thread);
+        self.insert_thread(thread);
         self.make_ready(tid);
         Ok(tid)
     }
@@ -292,7 +295,7 @@ impl Core {
         thread.prepare_user_entry(entry, sp, args);
         let process = self.processes.get_mut(&pid).ok_or(Status::NotFound)?;
         process.threads.push(tid);
-        self.threads.insert(tid, thread);
+        self.insert_thread(thread);
         self.make_ready(tid);
         Ok(tid)
     }
@@ -301,12 +304,11 @@ impl Core {
     /// process takes the process with it (status 0).
     pub fn kill_thread(&mut self, tid: Tid) {
         self.release_holder(tid);
-        let Some(thread) = self.threads.get_mut(&tid).filter(|t| t.is_alive()) else {
+        let Some(thread) = self.threads.get(&tid).filter(|t| t.is_alive()) else {
             return;
         };
-        thread.state = ThreadState::Dead;
-        let value = thread.exit_value;
-        let process = thread.process;
+        let (value, process) = (thread.exit_value, thread.process);
+        self.set_state(tid, ThreadState::Dead);
         self.sched.forget(tid);
         let joined = self.wake_all(Wait::Join(tid), value as i64) > 0;
         if let Some(pid) = process

@@ -11,31 +11,58 @@ use crate::arch::{cpu, mmu};
 use crate::drivers::timer;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 use nucleus::run_queue::{Candidate, TIME_SLICE_TICKS};
 
 impl Core {
-    /// Puts a woken thread on its run queue.
-    pub fn make_ready(&mut self, tid: Tid) {
-        let Some(thread) = self.threads.get_mut(&tid).filter(|t| t.is_alive()) else {
+    /// Sets `tid`'s state. Every change of a thread's state goes through
+    /// here, so that the count of runnable user threads stays true (the
+    /// load meter reads it at each switch, without a walk over the threads).
+    pub(super) fn set_state(&mut self, tid: Tid, state: ThreadState) {
+        let Some(thread) = self.threads.get_mut(&tid) else {
             return;
         };
-        thread.state = ThreadState::Ready;
+        let old = core::mem::replace(&mut thread.state, state);
+        if old == state {
+            return;
+        }
+        if thread.process.is_some() {
+            match (is_runnable(old), is_runnable(state)) {
+                (false, true) => self.runnable_users += 1,
+                (true, false) => self.runnable_users = self.runnable_users.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+
+    /// Adds a new thread (ready, not yet queued) to the board's threads.
+    pub(super) fn insert_thread(&mut self, thread: Box<Thread>) {
+        if thread.process.is_some() && is_runnable(thread.state) {
+            self.runnable_users += 1;
+        }
+        self.threads.insert(thread.tid, thread);
+    }
+
+    /// Puts a woken thread on its run queue.
+    pub fn make_ready(&mut self, tid: Tid) {
+        let Some(kernel) = self.threads.get(&tid).filter(|t| t.is_alive()).map(|t| t.process.is_none())
+        else {
+            return;
+        };
+        self.set_state(tid, ThreadState::Ready);
         // Kernel threads (the network path) go before user threads, at once;
         // a user thread that waited goes before those that used up their
         // slice, and takes the processor from a user thread at once; one
         // that runs without waiting is back in turn after its slice.
-        let kernel = thread.process.is_none();
         self.sched.push_woken(tid, kernel);
     }
 
     /// Puts a thread preempted at the end of its turn back in the queue.
     fn enqueue(&mut self, tid: Tid) {
-        let Some(thread) = self.threads.get_mut(&tid).filter(|t| t.is_alive()) else {
+        let Some(kernel) = self.threads.get(&tid).filter(|t| t.is_alive()).map(|t| t.process.is_none())
+        else {
             return;
         };
-        thread.state = ThreadState::Ready;
-        let kernel = thread.process.is_none();
+        self.set_state(tid, ThreadState::Ready);
         self.sched.push_preempted(tid, kernel);
     }
 
@@ -56,20 +83,28 @@ impl Core {
         self.threads.get_mut(&tid).expect("a thread that waits exists")
     }
 
-    /// Wakes at most `count` threads blocked on `wait`, handing each `result`.
+    /// Wakes at most `count` threads blocked on `wait`, handing each
+    /// `result`. One pass over the threads, and no allocation: a wake-up
+    /// costs the same whatever the heap's state.
     pub fn wake_some(&mut self, wait: Wait, count: usize, result: i64) -> usize {
-        let woken: Vec<Tid> = self
-            .threads
-            .values()
-            .filter(|t| t.state == ThreadState::Blocked(wait))
-            .map(|t| t.tid)
-            .take(count)
-            .collect();
-        for &tid in &woken {
+        let mut woken = 0;
+        let mut from = 0;
+        while woken < count {
+            let Some(tid) = self.next_blocked(from, |w| w == wait) else { break };
             self.thread_mut(tid).wake_result = result;
             self.make_ready(tid);
+            woken += 1;
+            from = tid + 1;
         }
-        woken.len()
+        woken
+    }
+
+    /// The first thread from `from` on that is blocked on a wait `matches` takes.
+    fn next_blocked(&self, from: Tid, matches: impl Fn(Wait) -> bool) -> Option<Tid> {
+        self.threads
+            .range(from..)
+            .find(|(_, t)| matches!(t.state, ThreadState::Blocked(wait) if matches(wait)))
+            .map(|(&tid, _)| tid)
     }
 
     /// Blocks the current thread on `wait`; the system call it is in ends
@@ -77,9 +112,9 @@ impl Core {
     pub fn block_current(&mut self, wait: Wait, then: AfterWake) -> Parked {
         let current = self.sched.current;
         let thread = self.current_thread();
-        thread.state = ThreadState::Blocked(wait);
         thread.interrupted = false;
         thread.wake_result = 0;
+        self.set_state(current, ThreadState::Blocked(wait));
         self.release_holder(current);
         self.sched.need_resched = true;
         Parked::new(then)
@@ -89,10 +124,10 @@ impl Core {
     /// the current thread runs on. False if it was woken meanwhile (it is
     /// then on a run queue and must go through the scheduler).
     pub fn cancel_block(&mut self) -> bool {
-        let thread = self.current_thread();
-        let still_blocked = matches!(thread.state, ThreadState::Blocked(_));
+        let current = self.sched.current;
+        let still_blocked = matches!(self.current_thread().state, ThreadState::Blocked(_));
         if still_blocked {
-            thread.state = ThreadState::Running;
+            self.set_state(current, ThreadState::Running);
         }
         still_blocked
     }
@@ -134,14 +169,10 @@ impl Core {
 
     /// Wakes the sleepers whose deadline is `now` or earlier.
     fn wake_sleepers(&mut self, now: u64) {
-        let due: Vec<Tid> = self
-            .threads
-            .values()
-            .filter(|t| matches!(t.state, ThreadState::Blocked(Wait::Sleep(at)) if at <= now))
-            .map(|t| t.tid)
-            .collect();
-        for tid in due {
+        let mut from = 0;
+        while let Some(tid) = self.next_blocked(from, |wait| matches!(wait, Wait::Sleep(at) if at <= now)) {
             self.make_ready(tid);
+            from = tid + 1;
         }
     }
 
@@ -200,9 +231,8 @@ impl Core {
     fn switch_to(&mut self, next: Tid) -> Option<u64> {
         self.account_cpu();
         self.sched.current = next;
-        let thread = self.threads.get_mut(&next).expect("picked thread exists");
-        thread.state = ThreadState::Running;
-        self.sched.runnable = self.runnable_now();
+        self.set_state(next, ThreadState::Running);
+        self.sched.runnable = self.runnable_users;
         let thread = self.threads.get_mut(&next).expect("picked thread exists");
         thread.slice = TIME_SLICE_TICKS;
         thread
@@ -230,12 +260,9 @@ impl Core {
         self.sched.idle_us
     }
 
-    /// User threads ready or running now.
+    /// User threads ready or running now (kept as their states change).
     pub fn runnable_now(&self) -> u64 {
-        let runnable = |t: &super::thread::Thread| {
-            t.process.is_some() && matches!(t.state, ThreadState::Ready | ThreadState::Running)
-        };
-        self.threads.values().filter(|t| runnable(t)).count() as u64
+        self.runnable_users
     }
 
     /// Runnable user threads integrated over time since boot (thread-µs), up
@@ -253,6 +280,11 @@ impl Core {
     pub fn request_resched(&mut self) {
         self.sched.need_resched = true;
     }
+}
+
+/// Whether a thread in `state` is ready or running.
+fn is_runnable(state: ThreadState) -> bool {
+    matches!(state, ThreadState::Ready | ThreadState::Running)
 }
 
 /// What a queued thread is to the scheduler now: stale once it is no longer

@@ -183,6 +183,52 @@ fn group_create(a: [u64; SYSCALL_ARGS]) -> Result<GroupCreateArgs, Status> {
 }
 
 impl Call {
+    /// Whether the call acts on the nucleus's services (RPC, groups, the
+    /// process server) rather than on the core alone (threads, futexes,
+    /// signals, memory, time). Only these take the services' lock and settle
+    /// them: a core call then costs the same whatever the services hold (a
+    /// core event it causes, such as a process ending, wakes the network
+    /// thread, which hands it to the services at once).
+    pub fn needs_services(&self) -> bool {
+        // Exhaustive: a new call must say where it goes.
+        match self {
+            Call::ProcessCreate { .. }
+            | Call::ProcessControl { .. }
+            | Call::ProcessWait { .. }
+            | Call::ProcessInspect { .. }
+            | Call::Restrict { .. }
+            | Call::Trans(_)
+            | Call::GetRequest(_)
+            | Call::PutReply(_)
+            | Call::GroupCreate(_)
+            | Call::GroupJoin { .. }
+            | Call::GroupSend { .. }
+            | Call::GroupReceive(_)
+            | Call::GroupLeave { .. }
+            | Call::GroupInfo { .. } => true,
+            Call::Exit { .. }
+            | Call::ConsoleWrite(_)
+            | Call::Yield
+            | Call::ThreadCreate { .. }
+            | Call::ThreadExit { .. }
+            | Call::ThreadJoin { .. }
+            | Call::FutexWait { .. }
+            | Call::FutexWake { .. }
+            | Call::SignalAction { .. }
+            | Call::SignalRaise { .. }
+            | Call::SignalReturn
+            | Call::SegmentCreate { .. }
+            | Call::SegmentMap { .. }
+            | Call::SegmentUnmap { .. }
+            | Call::SegmentRead(_)
+            | Call::SegmentWrite(_)
+            | Call::SegmentDestroy { .. }
+            | Call::Time
+            | Call::Sleep { .. }
+            | Call::MemoryInfo { .. } => false,
+        }
+    }
+
     /// Decodes call `number` with arguments `a` (x0..x5).
     pub fn decode(number: u64, a: [u64; SYSCALL_ARGS]) -> Result<Call, Status> {
         let call = Syscall::from_number(number).ok_or(Status::ComBad)?;

@@ -28,26 +28,30 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Ok(Call::ConsoleWrite(range)) => threads::console_write(range),
         Ok(Call::SignalReturn) => process::with(|core| core.signal_return(frame))
             .map_or(Outcome::Error(Status::ArgBad), Outcome::Done),
-        Ok(call) => services::with(|services, core| handle(services, core, call)),
+        Ok(call) if call.needs_services() => {
+            services::with(|services, core| handle_service_call(services, core, call))
+        }
+        Ok(call) => process::with(|core| handle_core_call(core, call)),
     };
     let value = match outcome {
         Outcome::Done(value) => value,
         Outcome::Error(status) => error(status) as u64,
         Outcome::Blocked(parked) => {
             schedule();
-            services::with(|_, core| parked.finish(core))
+            // Finishing touches the core alone (see `Parked`).
+            process::with(|core| parked.finish(core))
         }
     };
     frame.set_syscall_result(value);
 }
 
-fn handle(services: &mut Services, core: &mut Core, call: Call) -> Outcome {
+/// A call on the core alone: threads, futexes, signals, memory, time.
+fn handle_core_call(core: &mut Core, call: Call) -> Outcome {
     let Some(pid) = core.current_pid() else {
         return Outcome::Error(Status::SysErr);
     };
     let now = services::now();
     match call {
-        Call::ConsoleWrite(_) | Call::SignalReturn => Outcome::Error(Status::SysErr), // handled above
         Call::Exit { status } => {
             core.exit_process(pid, status);
             Outcome::Done(0)
@@ -72,6 +76,19 @@ fn handle(services: &mut Services, core: &mut Core, call: Call) -> Outcome {
         Call::SegmentWrite(copy) => memory::copy(core, pid, &copy, true),
         Call::SegmentDestroy { cap } => memory::destroy(core, pid, cap),
         Call::MemoryInfo { out } => memory::info(core, pid, out),
+        // Handled by `dispatch` itself or by `handle_service_call`.
+        _ => Outcome::Error(Status::SysErr),
+    }
+}
+
+/// A call on the services (see [`Call::needs_services`]); they settle
+/// before the lock goes.
+fn handle_service_call(services: &mut Services, core: &mut Core, call: Call) -> Outcome {
+    let Some(pid) = core.current_pid() else {
+        return Outcome::Error(Status::SysErr);
+    };
+    let now = services::now();
+    match call {
         Call::ProcessCreate { descriptor, cap_out, host } => {
             processes::create(services, core, pid, descriptor, cap_out, host)
         }
@@ -88,5 +105,7 @@ fn handle(services: &mut Services, core: &mut Core, call: Call) -> Outcome {
         Call::GroupReceive(args) => services.groups.receive(core, &args),
         Call::GroupLeave { handle } => services.groups.leave(core, now, handle),
         Call::GroupInfo { handle, out } => services.groups.info(core, handle, out),
+        // The core's calls go to `handle_core_call`.
+        _ => Outcome::Error(Status::SysErr),
     }
 }
