@@ -48,6 +48,8 @@ const MODE_GROUP_SENDER: u64 = 4;
 const MODE_GROUP_MEMBER: u64 = 5;
 const MODE_SERVER: u64 = 6;
 const REMOTE: u64 = 1 << 48;
+/// Remote calls and broadcasts paced (for instruction counts; see `insn-bench`).
+const PACED: u64 = 1 << 49;
 /// Get-ports of `insn-bench`'s server and of the host's `costs` server.
 const SERVER_GET_SEED: u64 = 0x0000_0c05_ec40;
 const COSTS_GET_SEED: u64 = 0x0000_0c05_7500;
@@ -175,8 +177,12 @@ fn counters(pool: &Pool, board: usize) -> Result<BoardCounters> {
 }
 
 /// Measures every operation in `pool` (three boards, board 0 with a fresh
-/// disk); one figure per operation.
-pub fn measure(pool: &Pool) -> Result<Vec<Figure>> {
+/// disk); one figure per operation. `paced`: remote calls and broadcasts
+/// one at a time with pauses between them, so that each board handles one
+/// operation's frames before the next come (for instruction counts that do
+/// not follow the host's timing); back to back otherwise.
+pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
+    let paced = if paced { PACED } else { 0 };
     let reports = Arc::new(Mutex::new(Reports::default()));
     let costs_get = GetPort(Port::from_u64(COSTS_GET_SEED));
     let mut service = CostsService { port: costs_get.put_port(), reports: reports.clone() };
@@ -202,7 +208,8 @@ pub fn measure(pool: &Pool) -> Result<Vec<Figure>> {
 
     let mut figures = Vec::new();
     let before = counters(pool, 0)?;
-    let remote = pool.exec_with_capability(1, "insn-bench", MODE_RPC << 56 | REMOTE | report_to, echo)?;
+    let remote =
+        pool.exec_with_capability(1, "insn-bench", MODE_RPC << 56 | REMOTE | paced | report_to, echo)?;
     finish(pool, &remote, "remote null RPC")?;
     let server_side = counters(pool, 0)?.since(&before);
     let per = |instructions: u32, count: u32| f64::from(instructions) / f64::from(count.max(1));
@@ -225,7 +232,7 @@ pub fn measure(pool: &Pool) -> Result<Vec<Figure>> {
     let read = pool.exec_with_capability(0, "insn-bench", MODE_BULLET << 56 | report_to, bullet)?;
     finish(pool, &read, "Bullet read")?;
 
-    let sequencer = pool.exec(0, "insn-bench", MODE_GROUP_SEQUENCER << 56 | report_to)?;
+    let sequencer = pool.exec(0, "insn-bench", MODE_GROUP_SEQUENCER << 56 | paced | report_to)?;
     let deadline = Instant::now() + PROGRAM_TIMEOUT;
     let group = loop {
         if let Some(group) = reports.lock().map_err(|_| anyhow::anyhow!("reports poisoned"))?.announced {
@@ -236,8 +243,10 @@ pub fn measure(pool: &Pool) -> Result<Vec<Figure>> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let sender = pool.exec_with_capability(1, "insn-bench", MODE_GROUP_SENDER << 56 | report_to, group)?;
-    let member = pool.exec_with_capability(2, "insn-bench", MODE_GROUP_MEMBER << 56 | report_to, group)?;
+    let sender =
+        pool.exec_with_capability(1, "insn-bench", MODE_GROUP_SENDER << 56 | paced | report_to, group)?;
+    let member =
+        pool.exec_with_capability(2, "insn-bench", MODE_GROUP_MEMBER << 56 | paced | report_to, group)?;
     finish(pool, &sender, "group sender")?;
     finish(pool, &member, "group member")?;
     finish(pool, &sequencer, "group sequencer")?;
@@ -316,7 +325,7 @@ pub fn run(run_dir: &Path, nucleus: &Path, mut boot: impl FnMut(PoolConfig) -> R
         }
         let started = Instant::now();
         let pool = boot(config)?;
-        let figures = measure(&pool);
+        let figures = measure(&pool, count_instructions);
         pool.shutdown();
         let figures = figures.context(label)?;
         println!("{label}: measured in {:.1} s", started.elapsed().as_secs_f64());
