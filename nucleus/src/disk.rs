@@ -14,7 +14,9 @@
 //! other RPC and every process keep running. The service gives the device
 //! one operation at a time, in arrival order (so a read sees every write
 //! before it and a flush covers them); the driver splits each into as many
-//! device requests as it takes.
+//! device requests as it takes. A flush the device finishes also answers
+//! the flushes waiting behind it ([`nucleus::disk_queue`] says why that
+//! keeps their promise): writers sharing the disk share its flushes.
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +33,7 @@ use amoeba_ipc::interface::{Call, Objects};
 use amoeba_ipc::interfaces::process::DiskGeometry;
 use amoeba_ipc::interfaces::{DISK_IO_MAX, disk};
 use flip::ReqId;
+use nucleus::disk_queue::{DiskQueue, Operation};
 
 /// Bytes per block of a disk object: the device's sector.
 pub const BLOCK_SIZE: usize = SECTOR_SIZE;
@@ -109,17 +112,25 @@ struct Queued {
     op: DiskOp,
 }
 
+impl Operation for Queued {
+    fn is_flush(&self) -> bool {
+        matches!(self.op, DiskOp::Flush)
+    }
+}
+
 /// The operation the device works on.
 struct Current {
     tag: u64,
     waiter: Waiter,
     /// Whether the reply carries the data (a read).
     returns_data: bool,
+    /// Whether it is a flush (which answers the flushes waiting too).
+    flush: bool,
 }
 
 pub struct DiskService {
     ranges: Ranges,
-    queue: VecDeque<Queued>,
+    queue: DiskQueue<Queued>,
     current: Option<Current>,
     next_tag: u64,
     replies: VecDeque<DiskReply>,
@@ -144,7 +155,7 @@ impl DiskService {
         };
         let service = Self {
             ranges,
-            queue: VecDeque::new(),
+            queue: DiskQueue::default(),
             current: None,
             next_tag: 1,
             replies: VecDeque::new(),
@@ -218,6 +229,17 @@ impl DiskService {
             match self.current.take() {
                 Some(current) if current.tag == completion.tag => {
                     let result = completion.result.map_err(status_of);
+                    if current.flush {
+                        for covered in self.queue.take_covered_flushes() {
+                            let current = Current {
+                                tag: covered.tag,
+                                waiter: covered.waiter,
+                                returns_data: false,
+                                flush: true,
+                            };
+                            self.finish(core, current, result.clone().map(|_| Vec::new()));
+                        }
+                    }
                     self.finish(core, current, result);
                 }
                 other => {
@@ -237,7 +259,7 @@ impl DiskService {
     fn enqueue(&mut self, core: &mut Core, waiter: Waiter, op: DiskOp) -> u64 {
         let tag = self.next_tag;
         self.next_tag += 1;
-        self.queue.push_back(Queued { tag, waiter, op });
+        self.queue.push(Queued { tag, waiter, op });
         self.start_next(core);
         tag
     }
@@ -245,10 +267,15 @@ impl DiskService {
     /// Gives the device the oldest queued operation if it is idle.
     fn start_next(&mut self, core: &mut Core) {
         while self.current.is_none() {
-            let Some(Queued { tag, waiter, op }) = self.queue.pop_front() else {
+            let Some(Queued { tag, waiter, op }) = self.queue.next() else {
                 return;
             };
-            let current = Current { tag, waiter, returns_data: matches!(op, DiskOp::Read { .. }) };
+            let current = Current {
+                tag,
+                waiter,
+                returns_data: matches!(op, DiskOp::Read { .. }),
+                flush: matches!(op, DiskOp::Flush),
+            };
             match block::submit(tag, op.request()) {
                 Ok(()) => self.current = Some(current),
                 Err(error) => self.finish(core, current, Err(status_of(error))),

@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod asid;
 pub mod call_types;
 pub mod contiguous;
+pub mod disk_queue;
 pub mod owner_watch;
 
 // Pure parts of the kernel's modules, kept in the kernel's folders next to
