@@ -267,7 +267,7 @@ impl DiskService {
     /// Gives the device the oldest queued operation if it is idle.
     fn start_next(&mut self, core: &mut Core) {
         while self.current.is_none() {
-            let Some(Queued { tag, waiter, op }) = self.queue.next() else {
+            let Some(Queued { tag, waiter, op }) = self.queue.take_next() else {
                 return;
             };
             let current = Current {

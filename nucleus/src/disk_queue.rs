@@ -55,7 +55,7 @@ impl<T: Operation> DiskQueue<T> {
     }
 
     /// The next operation for the idle device: the oldest.
-    pub fn next(&mut self) -> Option<T> {
+    pub fn take_next(&mut self) -> Option<T> {
         self.waiting.pop_front()
     }
 
@@ -116,7 +116,7 @@ mod tests {
         let covered = queue.take_covered_flushes();
         assert_eq!(covered.iter().map(|q| q.client).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(queue.len(), 1);
-        assert_eq!(queue.next().map(|q| q.op), Some(Op::Write(7)));
+        assert_eq!(queue.take_next().map(|q| q.op), Some(Op::Write(7)));
         assert!(queue.is_empty());
         assert!(queue.take_covered_flushes().is_empty());
     }
@@ -166,7 +166,7 @@ mod tests {
             self.pending[client] = true;
             self.queue.push(Queued { client, op, promised: self.seen[client].clone() });
             if self.device.is_none() {
-                self.device = self.queue.next();
+                self.device = self.queue.take_next();
             }
         }
 
@@ -203,7 +203,7 @@ mod tests {
                     self.answer(&covered)?;
                 }
             }
-            self.device = self.queue.next();
+            self.device = self.queue.take_next();
             Ok(())
         }
     }
