@@ -6,12 +6,14 @@
 //! (`boot_server::ServiceTable`); this program only carries the polls'
 //! answers in and the starts out.
 //!
-//! Threads, polling every quarter second: one per board (its process
-//! server's info: answering, uptime; and once, its process list, to find the
-//! services already running; on a big pool less often, `Timing::for_boards`); per service three that check it in turn (one
-//! stuck on a check sent to a process that died leaves the others going), one
+//! Threads: one per board (its process server's info: answering, uptime; and
+//! once, its process list, to find the services already running), every
+//! quarter second for a board that serves (on a big pool less often,
+//! `Timing::for_boards`) and every four seconds for a spare one; per service
+//! three that check it in turn, one check every half second in all (one stuck
+//! on a check sent to a process that died leaves the others going), one
 //! that asks its board's process server about its process (only when the
-//! service has not answered a check for a period), and one that
+//! service has not answered a check for a check period), and one that
 //! carries out its starts (from the board's own boot bundle: a dead Bullet
 //! server cannot serve `/bin`);
 //! one that ticks the table; two serving the boot service's interface
@@ -186,7 +188,8 @@ fn config_when_readable(system: &Capability) -> BootConfig {
 const AGE_PERIOD_US: u64 = 10_000_000;
 
 /// Polls board `id` (poller `index` of `count`): answering and uptime, and
-/// once its process list; ages its objects now and then.
+/// once its process list; ages its objects now and then. A spare board (no
+/// service there or wanting it) is asked less often than one that serves.
 fn watch_board(table: Table, id: u16, host: Capability, index: usize, count: usize) {
     let mut processes = process_server::Client::new(Nucleus);
     let mut next_age = time::now_us() + AGE_PERIOD_US;
@@ -213,7 +216,7 @@ fn watch_board(table: Table, id: u16, host: Capability, index: usize, count: usi
             Err(Status::ServerRestarted) => table.lock().board_restarted(id, sent, time::now_us()),
             Err(_) => {}
         }
-        let period = table.lock().timing().board_poll_us;
+        let period = table.lock().board_poll_us(id);
         sleep_until_slot(period, index, count);
     }
 }
@@ -236,13 +239,13 @@ fn live_processes(host: &Capability) -> Result<Vec<(String, Capability)>, Status
 }
 
 /// One of [`CHECKERS`] threads that check service `service` (of `services`)
-/// in turn, each every `CHECKERS` poll periods, `phase` periods after the
+/// in turn, each every `CHECKERS` check periods, `phase` periods after the
 /// first: a check sent to a process that then dies is given up by the network
 /// only after seconds, and meanwhile the others go on checking (the service's
 /// next process). The checks of all services, and the process watchers'
 /// polls, take turns through the period ([`service_slot`]).
 fn check_service(table: Table, service: usize, services: usize, phase: u64) {
-    let period = table.lock().timing().poll_us;
+    let period = table.lock().timing().check_us;
     let slots = CHECKERS as usize * services;
     let slot = phase as usize * services + service;
     loop {
@@ -274,12 +277,12 @@ fn watch_process(table: Table, service: usize, services: usize) {
     loop {
         let (process, answered_lately) = {
             let table = table.lock();
-            let since = time::now_us().saturating_sub(table.timing().poll_us);
+            let since = time::now_us().saturating_sub(table.timing().check_us);
             (table.process(service), table.answered_since(service, since))
         };
         // A process that answered its check within the period lives; the
         // board is asked only about one that has been quiet that long (a
-        // death is still seen within a period after its last answer).
+        // death is still seen within two periods after its last answer).
         if let Some((_, process)) = process.filter(|_| !answered_lately) {
             let seen = match processes.inspect(&process) {
                 Ok(report) if matches!(report.state, ProcessState::Exited(_)) => Some(ProcessSeen::Gone),
@@ -292,7 +295,7 @@ fn watch_process(table: Table, service: usize, services: usize) {
                 table.lock().process_seen(service, process, time::now_us(), seen);
             }
         }
-        let period = table.lock().timing().poll_us;
+        let period = table.lock().timing().check_us;
         sleep_until_slot(period, service_slot(service, true), service_slot(services, false));
     }
 }

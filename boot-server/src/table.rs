@@ -19,14 +19,27 @@ pub const MAX_HISTORY: usize = 8;
 /// How often things are polled and how long silence lasts before it counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
-    /// A check and a process report per service this often.
+    /// The table decides what to start this often.
     pub poll_us: u64,
-    /// A board's process server is asked this often (see [`Timing::for_boards`]).
+    /// Each service is checked this often, and its board asked about its
+    /// process when it has not answered for that long. Half a second keeps a
+    /// missed check (after [`Timing::check_deadline_us`]) seen within three
+    /// checks while costing the boot service's board half what a quarter
+    /// second did.
+    pub check_us: u64,
+    /// A board that runs a service, is a service's first board, or holds a
+    /// disk a service uses is asked this often (see [`Timing::for_boards`]).
     pub board_poll_us: u64,
+    /// Any other board (one the run server may move to) is asked this often:
+    /// it is polled only to know it answers and has not rebooted, should a
+    /// service have to move there.
+    pub spare_board_poll_us: u64,
     /// A service that has not answered a check for this long misses it.
     pub check_deadline_us: u64,
     /// A board whose process server has not answered for this long is silent.
     pub board_silent_us: u64,
+    /// The same for a spare board (polled less often).
+    pub spare_board_silent_us: u64,
     /// Wait before the second start in a row of a service that never answered;
     /// doubled for each further one.
     pub backoff_first_us: u64,
@@ -43,9 +56,12 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             poll_us: 250_000,
+            check_us: 500_000,
             board_poll_us: 250_000,
+            spare_board_poll_us: 4_000_000,
             check_deadline_us: 1_500_000,
             board_silent_us: 3_000_000,
+            spare_board_silent_us: 16_000_000,
             backoff_first_us: 1_000_000,
             backoff_max_us: 30_000_000,
             start_deadline_us: 60_000_000,
@@ -68,9 +84,12 @@ impl Timing {
         let base = Timing::default();
         let spacing = 1_000_000 / BOARD_POLLS_PER_SECOND;
         let board_poll_us = base.board_poll_us.max(spacing.saturating_mul(boards as u64));
+        let spare_board_poll_us = base.spare_board_poll_us.max(board_poll_us);
         Timing {
             board_poll_us,
             board_silent_us: base.board_silent_us.max(board_poll_us.saturating_mul(4)),
+            spare_board_poll_us,
+            spare_board_silent_us: base.spare_board_silent_us.max(spare_board_poll_us.saturating_mul(4)),
             ..base
         }
     }
@@ -120,8 +139,8 @@ struct BoardWatch {
 }
 
 impl BoardWatch {
-    fn answering(&self, now: u64, timing: &Timing) -> bool {
-        self.answered.is_some_and(|(at, _)| now.saturating_sub(at) < timing.board_silent_us)
+    fn answering(&self, now: u64, silent_us: u64) -> bool {
+        self.answered.is_some_and(|(at, _)| now.saturating_sub(at) < silent_us)
     }
 
     /// How long it has been silent (since `since` if it never answered).
@@ -298,6 +317,35 @@ impl ServiceTable {
     /// Reboots seen of board `id`.
     pub fn reboots(&self, id: u16) -> u32 {
         self.board(id).map_or(0, |b| b.reboots)
+    }
+
+    /// Whether board `id` matters to a service now: it runs one (or one is
+    /// starting there), it is a service's first board, or a service holds a
+    /// disk of it. The others are spare and polled less often.
+    fn serves(&self, id: u16) -> bool {
+        let runs_one = self.services.iter().any(|s| match &s.life {
+            Life::Running(p) => p.board == id,
+            Life::Starting { board, replacing, .. } => {
+                *board == id || replacing.as_ref().is_some_and(|p| p.board == id)
+            }
+            Life::Unknown | Life::Down { .. } => false,
+        });
+        runs_one
+            || self
+                .config
+                .services
+                .iter()
+                .any(|c| c.boards.first() == Some(&id) || c.disk_boards().any(|b| b == id))
+    }
+
+    /// How often board `id` is to be asked now.
+    pub fn board_poll_us(&self, id: u16) -> u64 {
+        if self.serves(id) { self.timing.board_poll_us } else { self.timing.spare_board_poll_us }
+    }
+
+    /// How long board `id` may leave polls unanswered before it counts as silent.
+    fn board_silent_us(&self, id: u16) -> u64 {
+        if self.serves(id) { self.timing.board_silent_us } else { self.timing.spare_board_silent_us }
     }
 
     fn board(&self, id: u16) -> Option<&BoardWatch> {
@@ -586,7 +634,8 @@ impl ServiceTable {
     /// may be used, else the first of its boards that does.
     fn board_for(&self, service: usize, now: u64) -> Option<u16> {
         let config = &self.config.services[service];
-        let usable = |id: u16| self.board(id).is_some_and(|b| b.listed && b.answering(now, &self.timing));
+        let usable =
+            |id: u16| self.board(id).is_some_and(|b| b.listed && b.answering(now, self.board_silent_us(id)));
         let last = self.services[service].last_board.filter(|b| config.boards.contains(b));
         last.into_iter().chain(config.boards.iter().copied()).find(|&id| usable(id))
     }

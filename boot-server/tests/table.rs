@@ -518,13 +518,34 @@ fn board_polls_stay_within_their_budget_on_a_big_pool() {
     let polls_per_second = 32 * 1_000_000 / big.board_poll_us;
     assert!(polls_per_second <= boot_server::table::BOARD_POLLS_PER_SECOND, "{big:?}");
     assert!(big.board_silent_us >= 3 * big.board_poll_us, "{big:?}");
-    assert_eq!(big.poll_us, Timing::default().poll_us, "service checks keep their pace");
+    assert_eq!(big.check_us, Timing::default().check_us, "service checks keep their pace");
+    assert!(big.spare_board_poll_us >= big.board_poll_us, "{big:?}");
+    assert!(big.spare_board_silent_us >= 3 * big.spare_board_poll_us, "{big:?}");
+}
+
+/// A board no service runs on, starts from or takes a disk of is spare: it
+/// is polled (and counted silent) on the slower spare pace; the boards that
+/// serve keep theirs.
+#[test]
+fn spare_boards_are_polled_less_often_than_serving_ones() {
+    let mut config = system();
+    config.boards = (0..6).map(|id| Board { id, host: cap(100 + u32::from(id)) }).collect();
+    config.services[RUN].boards = vec![3, 5, 4];
+    let timing = Timing::for_boards(6);
+    let table = ServiceTable::new(config, timing, 10 * S);
+    for serving in 0..4 {
+        assert_eq!(table.board_poll_us(serving), timing.board_poll_us, "board {serving}");
+    }
+    for spare in 4..6 {
+        assert_eq!(table.board_poll_us(spare), timing.spare_board_poll_us, "board {spare}");
+    }
+    assert!(timing.spare_board_poll_us > timing.board_poll_us, "{timing:?}");
 }
 
 #[test]
 fn only_a_service_quiet_for_a_poll_period_needs_its_board_asked() {
     let mut world = World::up();
-    let period = world.table.timing().poll_us;
+    let period = world.table.timing().check_us;
     // Up and answering: it lived at its last answer.
     assert!(world.table.answered_since(BULLET, world.now - period));
     // A period later with no answer meanwhile, the board must be asked.

@@ -1,6 +1,7 @@
 //! The boot service on a pool: `up` writes its configuration into the
 //! directory (`/system/boot`, a file only the root's owner column reaches),
-//! starts it (`boot-server`, on the last board), waits until it sees every
+//! starts it (`boot-server`, on `boot_service_board`: the board before the
+//! run server's on a pool of five or more), waits until it sees every
 //! service up, and then watches it from the host: the boot service restarts
 //! the other services, and `up`, which keeps running, restarts the boot
 //! service if its process ends (or its board reboots), on its board or, if

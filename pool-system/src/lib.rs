@@ -265,7 +265,7 @@ impl System {
 /// Bullet server, the directory service (on boards 0–2), the programs stored
 /// as `/bin/<name>`, every board's placement capability as `/hosts/board<N>`
 /// (the run server's pool directory), the run server (on the last board), and
-/// the boot service (on the last board too), with its configuration in
+/// the boot service ([`boot_service_board`]), with its configuration in
 /// `/system/boot`, once it sees every service up.
 /// On a disk that held the system before, the user's files and directories stay.
 pub fn bring_up(pool: &Pool, mut progress: impl FnMut(&str)) -> Result<System> {
@@ -284,7 +284,8 @@ pub fn bring_up(pool: &Pool, mut progress: impl FnMut(&str)) -> Result<System> {
     let run_seed = seed_hex()?;
     let run = start_run_server_seeded(pool, run_board, &hosts, &run_seed)?;
     wait_for_processors(pool, &run, pool.boards().len())?;
-    progress(&format!("starting the boot service on board {run_board}"));
+    let boot_board = boot_service_board(pool.boards().len());
+    progress(&format!("starting the boot service on board {boot_board}"));
     let system = boot_service::system_directory(pool, &root)?;
     let bullet_seed = seed_hex()?;
     let parts = boot_service::Services {
@@ -295,11 +296,22 @@ pub fn bring_up(pool: &Pool, mut progress: impl FnMut(&str)) -> Result<System> {
     };
     let config = boot_service::config(pool, &parts)?;
     boot_service::write_config(pool, &bullet, &system, &config)?;
-    let boot = boot_service::start(pool, run_board, &system)?;
+    let boot = boot_service::start(pool, boot_board, &system)?;
     boot.wait_all_up(pool)?;
-    let mut services = vec![(0, "bullet"), (run_board, "run"), (run_board, "boot")];
+    let mut services = vec![(0, "bullet"), (run_board, "run"), (boot_board, "boot")];
     services.extend(replicas.iter().map(|&board| (board, "directory")));
     Ok(System { bullet, root, run, programs, services, boot })
+}
+
+/// The board the boot service starts on in a pool of `boards`: the one before
+/// the run server's (the last) when that board holds no directory replica,
+/// so that the two servers that poll the whole pool do not share one board's
+/// time (on a crowded host each adds its work, and its threads waiting for
+/// the processor, to its board's load); else the last board.
+pub fn boot_service_board(boards: usize) -> usize {
+    let last = boards.saturating_sub(1);
+    let before = last.saturating_sub(1);
+    if last > 0 && !directory::replica_boards(boards).contains(&before) { before } else { last }
 }
 
 /// Waits until the run server has `count` processors answering.
@@ -374,4 +386,18 @@ pub fn status_table(pool: &Pool, system: &System) -> String {
         );
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::boot_service_board;
+
+    #[test]
+    fn the_boot_service_leaves_the_run_servers_board_when_a_board_without_a_replica_is_free() {
+        assert_eq!(boot_service_board(1), 0);
+        assert_eq!(boot_service_board(2), 1);
+        assert_eq!(boot_service_board(4), 3, "boards 0-2 hold the replicas");
+        assert_eq!(boot_service_board(5), 3);
+        assert_eq!(boot_service_board(32), 30);
+    }
 }

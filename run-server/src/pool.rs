@@ -23,7 +23,11 @@ pub struct Config {
     /// Polls of all hosts together, per second, at most: the run server
     /// shares its board, and a quarter-second poll of each of dozens of hosts
     /// would keep that board busy with nothing else. A big pool's hosts are
-    /// polled less often instead; placements between polls count as pending.
+    /// polled less often instead; placements between polls count as pending,
+    /// so a report every few seconds serves placement, and `hosts` shows
+    /// load over a second anyway. Sixteen a second keep a pool of four at the
+    /// quarter second and the run server's part of its board's time small
+    /// when 32 boards share two host cores.
     pub polls_per_second: u64,
     /// A host that has not answered for this long (or four poll intervals,
     /// whichever is longer) since it was first asked after its last answer
@@ -45,7 +49,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             poll_interval_us: 250_000,
-            polls_per_second: 25,
+            polls_per_second: 16,
             // Counted from the first poll a host leaves unanswered, so a
             // poller that is itself late does not make hosts look dead.
             silence_limit_us: 1_000_000,
