@@ -308,18 +308,21 @@ fn sixty_four_detached_hogs_spread_over_thirty_two_boards_and_show_in_hosts() {
     // A detached hog waits for the log server at each progress line (five a
     // second); with 32 busy boards on a small host, that wait is a good part
     // of its time. Boards that also serve count their servers' threads too,
-    // and may be one thread above their hogs: a directory replica (boards
-    // 0–2, with Bullet on 0) answers `hosts` and the run server's look-ups;
-    // the run server (board 31) and the boot service (board 30) poll the
-    // boards (within budgets of polls and checks per second), and a thread
-    // waiting while QEMU itself waits for the host's cores counts as load. (Whether the run server counts a board alive flaps on
-    // such a host and is not checked here.)
+    // and may be up to one and a half threads above their hogs: a directory
+    // replica (boards 0–2, with Bullet on 0) answers `hosts` and the run
+    // server's look-ups; the run server (board 31) and the boot service
+    // (board 30) poll the boards (within budgets of polls and checks per
+    // second), and a thread waiting while QEMU itself waits for the host's
+    // cores counts as load. Three runs read those boards 0.4–0.95 above
+    // their hogs; the half thread more is room for a busier host. (Whether
+    // the run server counts a board alive flaps on such a host and is not
+    // checked here.)
     let replicas: Vec<String> =
         pool_system::directory::replica_boards(32).iter().map(|board| format!("board{board}")).collect();
     let hogs_on = |name: &str| f64::from(per_board.get(name).copied().unwrap_or(0));
     let boot_board = format!("board{}", pool_system::boot_service_board(32));
     let serving = |name: &str| name == "board31" || name == boot_board || replicas.iter().any(|r| r == name);
-    let above = |name: &str| if serving(name) { 1.0 } else { 0.5 };
+    let above = |name: &str| if serving(name) { 1.5 } else { 0.5 };
     let least = |name: &str| (hogs_on(name) - 0.5).min(hogs_on(name) * 0.7);
     // First every board shows its hogs running (reports come every second or so).
     let deadline = Instant::now() + Duration::from_secs(30);
