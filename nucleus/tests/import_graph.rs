@@ -417,7 +417,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "services: RPC, groups, the disk and process servers",
-        &["rpc.rs", "group.rs", "disk.rs", "process/server/", "services.rs"],
+        &["rpc.rs", "group.rs", "disk.rs", "disk_queue.rs", "process/server/", "services.rs"],
     ),
     (
         "entry points: traps, interrupts, system calls, the network thread",
