@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use amoeba_abi::{Capability, Rights, Status};
 
 pub use amoeba_ipc::interfaces::directory::{
-    COLUMN_RIGHTS, RIGHT_DELETE, RIGHT_MODIFY, SP_MAXCOLUMNS, column_right,
+    COLUMN_RIGHTS, MAX_BATCH, RIGHT_DELETE, RIGHT_MODIFY, SP_MAXCOLUMNS, column_right,
 };
 
 /// Longest row name, in bytes (Amoeba's limit).
@@ -16,8 +16,6 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_COLUMN_NAME_LEN: usize = 32;
 /// Most capabilities in one capability set.
 pub const MAX_CAPSET: usize = 8;
-/// Most rows installed by one `SP_INSTALL`, and names looked up by one `SP_SETLOOKUP`.
-pub const MAX_BATCH: usize = 32;
 /// Longest path handed to a lookup, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
 

@@ -27,7 +27,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use amoeba_abi::{Capability, Check, GetPort, Port, Rng, Status};
 use amoeba_ipc::interface::{Call, Objects};
-use amoeba_ipc::interfaces::directory::{ListedRow, NameInDirectory, soap};
+use amoeba_ipc::interfaces::directory::{ListedRow, MAX_BATCH, NameInDirectory, soap};
 use amoeba_ipc::interfaces::process::HOST_PLACEMENT;
 use amoeba_ipc::interfaces::run::{HostReport, Placement, PlacementRequest};
 use amoeba_ipc::interfaces::starter::Announcement;
@@ -232,16 +232,13 @@ fn follow_pool_directory(pool: Arc<Mutex<Pool<Capability>>>, directory: Capabili
     }
 }
 
-/// Names a set lookup may carry (the directory service's batch limit).
-const NAMES_PER_SET_LOOKUP: usize = 32;
-
 /// The first capability of each of `rows` of `directory`, `None` for one that
-/// cannot be read this time; a set lookup per 32 rows rather than a lookup
+/// cannot be read this time; a set lookup per `MAX_BATCH` rows rather than a lookup
 /// per row, so that a 32-board pool's directory costs the run server's board
 /// (and the replica answering) one call every period, not 33.
 fn rows_capabilities(directory: &Capability, rows: &[ListedRow]) -> Vec<Option<Capability>> {
     let mut capabilities = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(NAMES_PER_SET_LOOKUP) {
+    for chunk in rows.chunks(MAX_BATCH) {
         let items: Vec<NameInDirectory> = chunk.iter().map(|row| (*directory, row.name.clone())).collect();
         match soap::Client::new(Nucleus).setlookup(directory, &items) {
             Ok(results) if results.len() == chunk.len() => capabilities

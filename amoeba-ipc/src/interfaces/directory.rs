@@ -115,6 +115,10 @@ pub enum Lookup {
     },
 }
 
+/// Most rows installed by one `SP_INSTALL`, and names looked up by one
+/// `SP_SETLOOKUP` (the service refuses more; clients split bigger batches).
+pub const MAX_BATCH: usize = 32;
+
 /// A (directory, name) pair of a set lookup.
 pub type NameInDirectory = (Capability, String);
 
