@@ -128,17 +128,6 @@ struct Current {
     flush: bool,
 }
 
-impl Current {
-    fn of(tag: u64, waiter: Waiter, op: &DiskOp) -> Current {
-        Current {
-            tag,
-            waiter,
-            returns_data: matches!(op, DiskOp::Read { .. }),
-            flush: matches!(op, DiskOp::Flush),
-        }
-    }
-}
-
 pub struct DiskService {
     ranges: Ranges,
     queue: DiskQueue<Queued>,
@@ -242,8 +231,13 @@ impl DiskService {
                     let result = completion.result.map_err(status_of);
                     if current.flush {
                         for covered in self.queue.take_covered_flushes() {
-                            let answered = Current::of(covered.tag, covered.waiter, &covered.op);
-                            self.finish(core, answered, result.clone());
+                            let current = Current {
+                                tag: covered.tag,
+                                waiter: covered.waiter,
+                                returns_data: false,
+                                flush: true,
+                            };
+                            self.finish(core, current, result.clone().map(|_| Vec::new()));
                         }
                     }
                     self.finish(core, current, result);
@@ -276,7 +270,12 @@ impl DiskService {
             let Some(Queued { tag, waiter, op }) = self.queue.take_next() else {
                 return;
             };
-            let current = Current::of(tag, waiter, &op);
+            let current = Current {
+                tag,
+                waiter,
+                returns_data: matches!(op, DiskOp::Read { .. }),
+                flush: matches!(op, DiskOp::Flush),
+            };
             match block::submit(tag, op.request()) {
                 Ok(()) => self.current = Some(current),
                 Err(error) => self.finish(core, current, Err(status_of(error))),

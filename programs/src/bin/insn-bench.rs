@@ -109,48 +109,13 @@ impl Reading {
         Reading { instructions: time::instructions(), ticks: time::ticks() }
     }
 
-    /// What the board spent from `self` to `end`.
-    fn spent_until(self, end: Reading) -> Spent {
-        Spent {
-            instructions: u64::from(end.instructions.wrapping_sub(self.instructions)),
-            ticks: end.ticks.saturating_sub(self.ticks),
-        }
-    }
-
     /// The cost of `repetitions` of `operation` from `self` to `end`.
     fn until(self, end: Reading, operation: &str, repetitions: u64) -> Cost {
-        self.spent_until(end).cost(operation, repetitions)
-    }
-}
-
-/// Instructions and counter ticks between readings, summed over spans.
-#[derive(Clone, Copy, Default)]
-struct Spent {
-    instructions: u64,
-    ticks: u64,
-}
-
-impl Spent {
-    fn add(&mut self, other: Spent) {
-        self.instructions += other.instructions;
-        self.ticks += other.ticks;
-    }
-
-    /// `self` without the spans in `left_out`.
-    fn without(self, left_out: Spent) -> Spent {
-        Spent {
-            instructions: self.instructions.saturating_sub(left_out.instructions),
-            ticks: self.ticks.saturating_sub(left_out.ticks),
-        }
-    }
-
-    /// As the cost of `repetitions` of `operation`.
-    fn cost(self, operation: &str, repetitions: u64) -> Cost {
         Cost {
             operation: String::from(operation),
             repetitions,
-            instructions: self.instructions,
-            ticks: self.ticks,
+            instructions: u64::from(end.instructions.wrapping_sub(self.instructions)),
+            ticks: end.ticks.saturating_sub(self.ticks),
             ticks_per_second: time::ticks_per_second(),
         }
     }
@@ -336,10 +301,9 @@ fn serve(get: GetPort) -> Result<(), Status> {
 /// Null calls to the server of the capability given at exec.
 ///
 /// Remote calls, `paced`, go one at a time with a pause between them
-/// (`REMOTE_PAUSE_US`), and the client's figure is the sum of its readings
-/// around each call: the server's board has then handled the client's
-/// acknowledgement of one reply before the next request comes, so every
-/// frame is handled on its own. Back
+/// (`REMOTE_PAUSE_US`), and the client's figure is the sum of its readings around each call: the
+/// server's board has then handled the client's acknowledgement of one reply
+/// before the next request comes, so every frame is handled on its own. Back
 /// to back, whether the acknowledgement and the next request reach the
 /// server's board in one interrupt or in two followed the host's timing, and
 /// moved the server's count by 1-3 % from run to run. The figure is what one
@@ -355,22 +319,29 @@ fn null_rpc(host: &Capability, remote: bool, paced: bool) -> Result<(), Status> 
     let (mut client_side, mut server_side) = (Batches::default(), Batches::default());
     for _ in 0..BATCHES {
         let server_start = client.instructions(&service)?;
-        let cost = if remote && paced {
-            let mut spent = Spent::default();
+        let mut cost = Cost {
+            operation: String::from(name),
+            repetitions: RPC_CALLS,
+            instructions: 0,
+            ticks: 0,
+            ticks_per_second: time::ticks_per_second(),
+        };
+        if remote && paced {
             for _ in 0..RPC_CALLS {
                 time::sleep_us(REMOTE_PAUSE_US);
                 let start = Reading::now();
                 client.null(&service)?;
-                spent.add(start.spent_until(Reading::now()));
+                let call = start.until(Reading::now(), name, 1);
+                cost.instructions += call.instructions;
+                cost.ticks += call.ticks;
             }
-            spent.cost(name, RPC_CALLS)
         } else {
             let start = Reading::now();
             for _ in 0..RPC_CALLS {
                 client.null(&service)?;
             }
-            start.until(Reading::now(), name, RPC_CALLS)
-        };
+            cost = start.until(Reading::now(), name, RPC_CALLS);
+        }
         let server_end = client.instructions(&service)?;
         client_side.add(cost);
         // From the server's reading in one call to its reading in the next:
@@ -447,12 +418,14 @@ fn broadcast(host: &Capability, role: u64, paced: bool) -> Result<(), Status> {
     let mut delivered = 0;
     let mut batches = Batches::default();
     // The sender's pauses, left out of its own batches.
-    let mut paused = Spent::default();
+    let (mut paused_instructions, mut paused_ticks) = (0u64, 0u64);
     while delivered < BATCHES * BROADCASTS {
         if sender && start.is_some() && paced {
             let before = Reading::now();
             time::sleep_us(BROADCAST_PAUSE_US);
-            paused.add(before.spent_until(Reading::now()));
+            let pause = before.until(Reading::now(), name, 1);
+            paused_instructions += pause.instructions;
+            paused_ticks += pause.ticks;
         }
         if sender && start.is_some() {
             group.send(&message)?;
@@ -464,8 +437,11 @@ fn broadcast(host: &Capability, role: u64, paced: bool) -> Result<(), Status> {
                 delivered += 1;
                 if delivered % BROADCASTS == 0 {
                     let now = Reading::now();
-                    batches.add(batch_start.spent_until(now).without(paused).cost(name, BROADCASTS));
-                    paused = Spent::default();
+                    let mut batch = batch_start.until(now, name, BROADCASTS);
+                    batch.instructions = batch.instructions.saturating_sub(paused_instructions);
+                    batch.ticks = batch.ticks.saturating_sub(paused_ticks);
+                    (paused_instructions, paused_ticks) = (0, 0);
+                    batches.add(batch);
                     start = Some(now);
                 }
             }
