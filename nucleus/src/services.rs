@@ -131,14 +131,11 @@ impl Services {
                 .into_iter()
                 .flatten()
                 .min();
-        core.network_deadline = deadline;
-        if let Some(deadline) = deadline {
-            crate::drivers::timer::wake_at(deadline);
-        }
+        core.set_network_deadline(deadline);
     }
 
     /// Whether the network thread has work: a service timer that is due.
     pub fn network_work_due(&self, core: &Core, now: u64) -> bool {
-        core.network_deadline.is_some_and(|deadline| deadline <= now)
+        core.network_deadline().is_some_and(|deadline| deadline <= now)
     }
 }

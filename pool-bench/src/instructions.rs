@@ -117,6 +117,8 @@ pub const INFORMATIONAL: [&str; 1] = ["driver: device interrupt"];
 struct Reports {
     costs: Vec<Cost>,
     announced: Option<Capability>,
+    /// A program's `failed` status, if one failed.
+    failed: Option<i32>,
 }
 
 struct CostsService {
@@ -152,6 +154,47 @@ impl costs::Server for CostsService {
     /// The host has no instruction counter.
     fn instructions(&mut self, _: &Call) -> Result<u64, Status> {
         Err(Status::ComBad)
+    }
+
+    fn failed(&mut self, _: &Call, status: u32) -> Result<(), Status> {
+        self.reports.lock().map_err(|_| Status::SysErr)?.failed = Some(status as i32);
+        Ok(())
+    }
+}
+
+/// Waits until `answers` (a call from the host to a server just started).
+fn await_answer(pool: &Pool, server: &str, answers: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + PROGRAM_TIMEOUT;
+    while !answers() {
+        if Instant::now() > deadline {
+            bail!("{server} never answered:\n{}", pool.consoles(8));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Waits until the programs have reported `total` figures in all, watching
+/// nothing but the host's own `costs` server: a wait for the process (an
+/// RPC its board answers, with FLIP's enquiries every 100 ms to 1 s) would
+/// land in the board's counts by the host's timing.
+fn await_reports(pool: &Pool, reports: &Mutex<Reports>, total: usize, what: &str) -> Result<()> {
+    let deadline = Instant::now() + PROGRAM_TIMEOUT;
+    loop {
+        {
+            let reports = reports.lock().map_err(|_| anyhow::anyhow!("reports poisoned"))?;
+            if let Some(code) = reports.failed {
+                let status = Status::try_from(code).map_or(format!("status {code}"), |s| s.to_string());
+                bail!("insn-bench ({what}) failed: {status}:\n{}", pool.consoles(8));
+            }
+            if reports.costs.len() >= total {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("insn-bench ({what}) reported nothing in {PROGRAM_TIMEOUT:?}:\n{}", pool.consoles(8));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -193,21 +236,29 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
     );
     let report_to = server.port().to_u64();
     let echo = Capability::for_port(GetPort(Port::from_u64(SERVER_GET_SEED)).put_port());
-    pool.exec(0, "insn-bench", MODE_SERVER << 56 | SERVER_GET_SEED)?;
     let nucleus = pool.exec_spawning(
         0,
         "insn-bench",
         MODE_NUCLEUS << 56 | report_to,
         amoeba_abi::syscall::SCHED_PREEMPTIVE,
     )?;
+    await_reports(pool, &reports, 3, "nucleus")?;
     finish(pool, &nucleus, "nucleus")?;
+    // The RPC server once the nucleus is measured: its process, made while
+    // they ran, changed what a thread switch costs (one more thread to pass
+    // over) by when the host's request came. The clients' warm-up calls wait
+    // for it to serve.
+    pool.exec(0, "insn-bench", MODE_SERVER << 56 | SERVER_GET_SEED)?;
+    await_answer(pool, "the null RPC server", || costs::Client::new(&mut *pool.rpc()).null(&echo).is_ok())?;
     let local = pool.exec_with_capability(0, "insn-bench", MODE_RPC << 56 | report_to, echo)?;
+    await_reports(pool, &reports, 4, "local null RPC")?;
     finish(pool, &local, "local null RPC")?;
 
     let mut figures = Vec::new();
     let before = counters(pool, 0)?;
     let remote =
         pool.exec_with_capability(1, "insn-bench", MODE_RPC << 56 | REMOTE | paced | report_to, echo)?;
+    await_reports(pool, &reports, 6, "remote null RPC")?;
     finish(pool, &remote, "remote null RPC")?;
     let server_side = counters(pool, 0)?.since(&before);
     let per = |instructions: u32, count: u32| f64::from(instructions) / f64::from(count.max(1));
@@ -242,6 +293,7 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
         pool.exec_with_capability(1, "insn-bench", MODE_GROUP_SENDER << 56 | paced | report_to, group)?;
     let member =
         pool.exec_with_capability(2, "insn-bench", MODE_GROUP_MEMBER << 56 | paced | report_to, group)?;
+    await_reports(pool, &reports, 9, "group")?;
     finish(pool, &sender, "group sender")?;
     finish(pool, &member, "group member")?;
     finish(pool, &sequencer, "group sequencer")?;
@@ -251,14 +303,11 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
     // counts of the operations measured after it, by the host's timing.
     let bullet = pool_system::start_bullet(pool, 0)?;
     // It announces itself before it serves; the read starts once it answers.
-    let deadline = Instant::now() + PROGRAM_TIMEOUT;
-    while amoeba_ipc::interfaces::standard::Client::new(&mut *pool.rpc()).info(&bullet).is_err() {
-        if Instant::now() > deadline {
-            bail!("the Bullet server never answered:\n{}", pool.consoles(8));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_answer(pool, "the Bullet server", || {
+        amoeba_ipc::interfaces::standard::Client::new(&mut *pool.rpc()).info(&bullet).is_ok()
+    })?;
     let read = pool.exec_with_capability(0, "insn-bench", MODE_BULLET << 56 | report_to, bullet)?;
+    await_reports(pool, &reports, 10, "Bullet read")?;
     finish(pool, &read, "Bullet read")?;
     drop(server);
 

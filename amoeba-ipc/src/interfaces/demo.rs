@@ -61,6 +61,9 @@ crate::interface! {
         /// The serving board's instruction count (`amoeba_rt::time::instructions`),
         /// read as the request is handled: the server side of a remote call.
         fn instructions as COSTS_INSTRUCTIONS = 4203, public() () -> (count: offset<u64>);
+        /// The bench program failed (its status's code, `i32::from`): the host
+        /// learns it without asking the board meanwhile.
+        fn failed as COSTS_FAILED = 4204, public() (status: extra<u32>) -> ();
     }
 }
 

@@ -1,11 +1,16 @@
 //! The EL1 physical generic timer: a periodic tick at `TICK_HZ` through the
 //! GIC for time slices, plus one-shot wake-ups at any microsecond in
 //! between for every deadline (sleeps, RPC and group timers), so that no
-//! wake-up waits for a tick. While the board idles, only every
-//! `TICKS_PER_IDLE_TICK`-th tick interrupts (they are counted all the
-//! same): nothing needs a time slice then, and each interrupt wakes QEMU on
-//! the host. A leaf: it reports ticks and the time, and leaves what they
-//! mean to the interrupt entry point.
+//! wake-up waits for a tick. While the board idles there is no tick at all,
+//! only the wake-ups (the ticks passed meanwhile are counted when it stops
+//! idling): nothing needs a time slice then, each interrupt would wake QEMU
+//! on the host, and interrupts that come with the host's time rather than
+//! with work would land in the instruction counts (`just bench
+//! --instructions`) by the host's timing. For the same reason the services'
+//! wake-up is set exactly, later as well as earlier, so that a timer pushed
+//! back by traffic (a member hearing its sequencer) interrupts nobody. A
+//! leaf: it reports ticks and the time, and leaves what they mean to the
+//! interrupt entry point.
 
 #![forbid(unsafe_code)]
 
@@ -13,14 +18,14 @@ use crate::arch::timer as registers;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub const TICK_HZ: u64 = 100;
-/// While idle, ticks interrupt this much less often (10 Hz).
-const TICKS_PER_IDLE_TICK: u64 = 10;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Counter value of the next periodic tick.
 static NEXT_TICK: AtomicU64 = AtomicU64::new(0);
 /// Counter value of the earliest requested one-shot wake-up (u64::MAX: none).
 static NEXT_WAKE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Counter value of the services' wake-up (u64::MAX: none), set exactly.
+static SERVICES_WAKE: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Whether the board idles (nothing to run until an interrupt).
 static IDLE: AtomicBool = AtomicBool::new(false);
 
@@ -37,20 +42,37 @@ pub fn init() {
     crate::drivers::gic::enable(crate::board::TIMER_INTID, arm_gic::Trigger::Level);
 }
 
-/// Sets the compare value to whichever comes first: tick (while idle, the
-/// tick that ends a whole idle interval) or wake-up.
+/// Sets the compare value to whichever comes first: a wake-up or (unless
+/// the board idles) the tick. With neither, the compare value is the
+/// counter's end, which it never reaches.
 fn program() {
-    let mut tick = NEXT_TICK.load(Ordering::Relaxed);
-    if IDLE.load(Ordering::Relaxed) {
-        tick += (TICKS_PER_IDLE_TICK - 1) * tick_interval();
-    }
-    registers::set_compare(tick.min(NEXT_WAKE.load(Ordering::Relaxed)));
+    let wake = NEXT_WAKE.load(Ordering::Relaxed).min(SERVICES_WAKE.load(Ordering::Relaxed));
+    let tick = if IDLE.load(Ordering::Relaxed) { u64::MAX } else { NEXT_TICK.load(Ordering::Relaxed) };
+    registers::set_compare(tick.min(wake));
 }
 
-/// The board starts (`true`) or stops idling: while it idles, ticks come
-/// [`TICKS_PER_IDLE_TICK`] times less often (IRQs masked by caller).
+/// Counts the ticks due by the counter value `now`; whether there were any.
+fn count_ticks(now: u64) -> bool {
+    let mut next_tick = NEXT_TICK.load(Ordering::Relaxed);
+    if next_tick > now {
+        return false;
+    }
+    let interval = tick_interval().max(1);
+    let passed = (now - next_tick) / interval + 1;
+    TICKS.fetch_add(passed, Ordering::Relaxed);
+    next_tick += passed * interval;
+    NEXT_TICK.store(next_tick, Ordering::Relaxed);
+    true
+}
+
+/// The board starts (`true`) or stops idling: while it idles, there are no
+/// ticks; the ones that passed are counted when it stops (IRQs masked by
+/// caller).
 pub fn set_idle(idle: bool) {
     if IDLE.swap(idle, Ordering::Relaxed) != idle {
+        if !idle {
+            count_ticks(crate::arch::cpu::counter());
+        }
         program();
     }
 }
@@ -75,20 +97,25 @@ pub fn wake_at(micros: u64) {
     }
 }
 
-/// Timer interrupt: counts ticks that are due, clears a passed wake-up,
-/// and says whether a tick passed (the caller tells the scheduler).
+/// Sets the services' wake-up to `micros` since boot, or to none, whether
+/// earlier or later than before (IRQs masked by caller).
+pub fn set_services_wake(micros: Option<u64>) {
+    let at = micros.map_or(u64::MAX, counter_at);
+    if SERVICES_WAKE.swap(at, Ordering::Relaxed) != at {
+        program();
+    }
+}
+
+/// Timer interrupt: counts ticks that are due, clears passed wake-ups,
+/// and says whether a tick passed (the caller tells the scheduler and sets
+/// the wake-ups still ahead).
 pub fn handle_interrupt() -> bool {
     let now = crate::arch::cpu::counter();
-    let mut next_tick = NEXT_TICK.load(Ordering::Relaxed);
-    let mut ticked = false;
-    while next_tick <= now {
-        TICKS.fetch_add(1, Ordering::Relaxed);
-        next_tick += tick_interval();
-        ticked = true;
-    }
-    NEXT_TICK.store(next_tick, Ordering::Relaxed);
-    if NEXT_WAKE.load(Ordering::Relaxed) <= now {
-        NEXT_WAKE.store(u64::MAX, Ordering::Relaxed);
+    let ticked = count_ticks(now);
+    for wake in [&NEXT_WAKE, &SERVICES_WAKE] {
+        if wake.load(Ordering::Relaxed) <= now {
+            wake.store(u64::MAX, Ordering::Relaxed);
+        }
     }
     program();
     ticked

@@ -155,8 +155,9 @@ pub struct Core {
     exited: VecDeque<Pid>,
     events: VecDeque<Event>,
     /// When the network thread must run next for the services' timers (µs
-    /// since boot); the timer interrupt wakes it then.
-    pub network_deadline: Option<u64>,
+    /// since boot); the timer interrupt wakes it then. Set only by
+    /// `set_network_deadline`, which sets the timer with it.
+    network_deadline: Option<u64>,
     /// User threads ready or running (the load meter's figure).
     runnable_users: u64,
 }

@@ -155,16 +155,27 @@ impl Core {
     /// asked for the next deadline still ahead.
     pub fn timer_interrupt(&mut self, ticked: bool, now: u64) {
         if self.network_deadline.is_some_and(|deadline| deadline <= now) {
-            self.network_deadline = None;
+            self.set_network_deadline(None);
             self.wake_all(Wait::Network, 0);
         }
         self.wake_sleepers(now);
         if ticked {
             self.tick();
         }
-        if let Some(next) = self.next_deadline() {
+        if let Some(next) = self.next_sleeper() {
             timer::wake_at(next);
         }
+    }
+
+    pub fn network_deadline(&self) -> Option<u64> {
+        self.network_deadline
+    }
+
+    /// When the network thread must next look at the services' timers
+    /// (`None`: no timer); the timer is set to wake the core then, exactly.
+    pub fn set_network_deadline(&mut self, deadline: Option<u64>) {
+        self.network_deadline = deadline;
+        timer::set_services_wake(deadline);
     }
 
     /// Wakes the sleepers whose deadline is `now` or earlier.
@@ -176,14 +187,16 @@ impl Core {
         }
     }
 
-    /// The earliest deadline the timer must wake the core for: a sleeper's
-    /// or the network thread's.
-    fn next_deadline(&self) -> Option<u64> {
-        let sleepers = self.threads.values().filter_map(|t| match t.state {
-            ThreadState::Blocked(Wait::Sleep(at)) => Some(at),
-            _ => None,
-        });
-        sleepers.chain(self.network_deadline).min()
+    /// The earliest deadline of a sleeping thread (the network thread's
+    /// has a wake-up of its own: [`Self::set_network_deadline`]).
+    fn next_sleeper(&self) -> Option<u64> {
+        self.threads
+            .values()
+            .filter_map(|t| match t.state {
+                ThreadState::Blocked(Wait::Sleep(at)) => Some(at),
+                _ => None,
+            })
+            .min()
     }
 
     fn tick(&mut self) {
