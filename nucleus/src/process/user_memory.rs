@@ -52,17 +52,24 @@ impl Core {
         Ok(())
     }
 
+    /// `N` bytes at `va` of `pid`, copied without the heap (a futex word, a
+    /// capability: their cost must not follow the heap's state).
+    fn read_user_array<const N: usize>(&self, pid: Pid, va: u64) -> Result<[u8; N], Status> {
+        let place = self.user_place(pid, va, N as u64, false)?;
+        let bytes = self.segments.bytes(place, N).map_err(|_| BAD_ADDRESS)?;
+        bytes.try_into().map_err(|_| BAD_ADDRESS)
+    }
+
     pub fn read_user_u32(&self, pid: Pid, va: u64) -> Result<u32, Status> {
         if !va.is_multiple_of(4) {
             return Err(BAD_ADDRESS);
         }
-        let bytes = self.copy_from_user(pid, va, 4)?;
-        Ok(u32::from_le_bytes(bytes.try_into().map_err(|_| BAD_ADDRESS)?))
+        self.read_user_array(pid, va).map(u32::from_le_bytes)
     }
 
     pub fn read_user_capability(&self, pid: Pid, va: u64) -> Result<Capability, Status> {
-        let bytes = self.copy_from_user(pid, va, Capability::LEN as u64)?;
-        Capability::from_slice(&bytes).ok_or(BAD_ADDRESS)
+        let bytes: [u8; Capability::LEN] = self.read_user_array(pid, va)?;
+        Ok(Capability::decode(&bytes))
     }
 
     /// Checks that a capability can be written at `va` of `pid`.
