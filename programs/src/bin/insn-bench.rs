@@ -88,8 +88,12 @@ const FILE_BYTES: usize = 1 << 20;
 const CACHED_READS: u64 = 8;
 const GROUP_MEMBERS: u32 = 3;
 const BROADCASTS: u64 = 100;
-/// The sender's pause before each message (see `broadcast`), µs.
-const BROADCAST_PAUSE_US: u64 = 3_000;
+/// The sender's pause before each message (see `broadcast`), µs. Short
+/// enough that a member's acknowledgements, one per 32 deliveries, come
+/// well within the sequencer's probe interval (125 ms): at 3 ms, 32
+/// messages took about that long, and the probes a member was sent (and
+/// answered) landed in the counts by the host's speed.
+const BROADCAST_PAUSE_US: u64 = 1_000;
 const MESSAGE_BYTES: usize = 16;
 /// The group's get-port (any value nobody else uses in the bench's pool).
 const GROUP_GET_SEED: u64 = 0x1c0_0575_0001;
@@ -310,13 +314,18 @@ fn serve(get: GetPort) -> Result<(), Status> {
 /// Null calls to the server of the capability given at exec.
 ///
 /// Remote calls, `paced`, go one at a time with a pause between them
-/// (`REMOTE_PAUSE_US`), and the client's figure is the sum of its readings around each call: the
-/// server's board has then handled the client's acknowledgement of one reply
-/// before the next request comes, so every frame is handled on its own. Back
-/// to back, whether the acknowledgement and the next request reach the
-/// server's board in one interrupt or in two followed the host's timing, and
-/// moved the server's count by 1-3 % from run to run. The figure is what one
-/// null RPC costs each board when it is not overlapped with the next.
+/// (`REMOTE_PAUSE_US`): the server's board has then handled the client's
+/// acknowledgement of one reply before the next request comes, so every
+/// frame is handled on its own. Back to back, whether the acknowledgement
+/// and the next request reach the server's board in one interrupt or in two
+/// followed the host's timing, and moved the server's count by 1-3 % from
+/// run to run. The client's figure is its whole batch, pauses included,
+/// less what as many pauses cost alone (measured first): the client's board
+/// sends its acknowledgement of a reply either before the caller reads its
+/// counter or during the pause after, as the threads happen to run, so a
+/// reading around each call counted it in about 70 % of the calls, a share
+/// that moved from run to run. The figure is what one null RPC costs each
+/// board when it is not overlapped with the next.
 fn null_rpc(host: &Capability, remote: bool, paced: bool) -> Result<(), Status> {
     let service = exec_capability().ok_or(Status::ArgBad)?;
     let mut client = costs::Client::new(Nucleus);
@@ -325,25 +334,34 @@ fn null_rpc(host: &Capability, remote: bool, paced: bool) -> Result<(), Status> 
         client.null(&service)?;
     }
     let name = if remote { "remote null RPC, client board" } else { "local null RPC" };
+    let pause = if remote && paced {
+        median_of("pause", RPC_CALLS, || {
+            let start = Reading::now();
+            for _ in 0..RPC_CALLS {
+                time::sleep_us(REMOTE_PAUSE_US);
+            }
+            Ok((start, Reading::now()))
+        })?
+    } else {
+        Cost::default()
+    };
     let (mut client_side, mut server_side) = (Batches::default(), Batches::default());
     for _ in 0..BATCHES {
         let server_start = client.instructions(&service)?;
-        let mut cost = Cost {
-            operation: String::from(name),
-            repetitions: RPC_CALLS,
-            instructions: 0,
-            ticks: 0,
-            ticks_per_second: time::ticks_per_second(),
-        };
+        let mut cost;
         if remote && paced {
+            let start = Reading::now();
             for _ in 0..RPC_CALLS {
                 time::sleep_us(REMOTE_PAUSE_US);
-                let start = Reading::now();
                 client.null(&service)?;
-                let call = start.until(Reading::now(), name, 1);
-                cost.instructions += call.instructions;
-                cost.ticks += call.ticks;
             }
+            // The last call's acknowledgement is sent by now.
+            time::sleep_us(REMOTE_PAUSE_US);
+            cost = start.until(Reading::now(), name, RPC_CALLS);
+            let pauses = RPC_CALLS + 1;
+            cost.instructions =
+                cost.instructions.saturating_sub(pause.instructions * pauses / pause.repetitions);
+            cost.ticks = cost.ticks.saturating_sub(pause.ticks * pauses / pause.repetitions);
         } else {
             let start = Reading::now();
             for _ in 0..RPC_CALLS {
