@@ -79,6 +79,8 @@ pub const PACED: u64 = 1 << 49;
 const BATCHES: u64 = 20;
 const NULL_CALLS: u64 = 200;
 const SWITCH_ROUND_TRIPS: u64 = 50;
+/// Pause before each batch of switches (see `context_switch`), µs.
+const SWITCH_SETTLE_US: u64 = 100;
 const CREATES: u64 = 5;
 const RPC_CALLS: u64 = 200;
 const RPC_WARM_UP: u64 = 10;
@@ -239,6 +241,13 @@ fn context_switch() -> Result<Cost, Status> {
     };
     hand_over(10); // both threads running and their stacks touched
     let cost = median_of("context switch", 2 * SWITCH_ROUND_TRIPS, || {
+        // Each batch from the same start: the partner blocked in its wait.
+        // A wake-up takes the processor at once, so in turn one thread
+        // blocks and the other is preempted at its wake; a tick can swap
+        // their roles, and the two ways cost different amounts (a wake-up
+        // looks for its waiter from the lowest thread id up). The pause
+        // lets the partner run into its wait.
+        time::sleep_us(SWITCH_SETTLE_US);
         let start = Reading::now();
         hand_over(SWITCH_ROUND_TRIPS);
         Ok((start, Reading::now()))
