@@ -137,7 +137,12 @@ pub const RESERVED_OBJECTS_START: u32 = amoeba_abi::OBJECT_MAX - 0xFFF;
 
 pub struct Core {
     pub threads: BTreeMap<Tid, Box<Thread>>,
+    /// Live processes (running or stunned): every switch and system call
+    /// looks its process up here, so ended ones are kept apart.
     pub processes: BTreeMap<Pid, Process>,
+    /// Ended processes whose records are still kept (their status, for
+    /// `process_wait`, inspection and the process server's listing).
+    exited_processes: BTreeMap<Pid, Process>,
     pub segments: SegmentTable,
     rng: amoeba_abi::Rng,
     pub(crate) sched: RunQueue,
@@ -151,7 +156,7 @@ pub struct Core {
     asids: AsidAllocator,
     /// Processes made since boot.
     pub processes_created: u64,
-    /// Exited processes whose records are still kept, oldest first.
+    /// [`Core::exited_processes`], oldest first.
     exited: VecDeque<Pid>,
     events: VecDeque<Event>,
     /// When the network thread must run next for the services' timers (µs
@@ -184,6 +189,7 @@ pub fn init(segments: SegmentTable, rng: amoeba_abi::Rng, asid_limit: u16) {
     let core = Core {
         threads: BTreeMap::from([(0, idle)]),
         processes: BTreeMap::new(),
+        exited_processes: BTreeMap::new(),
         segments,
         rng,
         sched: RunQueue::new(0),
@@ -359,6 +365,9 @@ impl Core {
         }
         self.segments.destroy_owned_by(pid);
         self.wake_all(Wait::ProcessExit(pid), status as i64);
+        if let Some(record) = self.processes.remove(&pid) {
+            self.exited_processes.insert(pid, record);
+        }
         self.keep_exit_record(pid);
         self.push_event(Event::ProcessExited { pid, status, threads });
         crate::println!("nucleus: process {pid} exited with status {status}");
@@ -370,17 +379,29 @@ impl Core {
         self.exited.push_back(pid);
         while self.exited.len() > EXITED_RECORDS {
             if let Some(oldest) = self.exited.pop_front() {
-                self.processes.remove(&oldest);
+                self.exited_processes.remove(&oldest);
             }
         }
     }
 
     /// Removes an exited process whose status nobody can ask for any more.
     pub fn forget_process(&mut self, pid: Pid) {
-        if self.processes.get(&pid).is_some_and(Process::has_exited) {
-            self.processes.remove(&pid);
+        if self.exited_processes.remove(&pid).is_some() {
             self.exited.retain(|&exited| exited != pid);
         }
+    }
+
+    /// The record of process `pid`, live or ended (while kept).
+    pub fn process_record(&self, pid: Pid) -> Option<&Process> {
+        self.processes.get(&pid).or_else(|| self.exited_processes.get(&pid))
+    }
+
+    /// Every process record, live and ended, by pid.
+    pub fn process_records(&self) -> Vec<(Pid, &Process)> {
+        let mut records: Vec<(Pid, &Process)> =
+            self.processes.iter().chain(self.exited_processes.iter()).map(|(&pid, p)| (pid, p)).collect();
+        records.sort_unstable_by_key(|&(pid, _)| pid);
+        records
     }
 
     /// Creates an empty process (no threads yet) that may hold what
@@ -436,7 +457,7 @@ impl Core {
         for _ in 0..RESERVED_OBJECTS_START {
             let candidate = self.next_object;
             self.next_object = if candidate + 1 >= RESERVED_OBJECTS_START { 1 } else { candidate + 1 };
-            if !self.processes.contains_key(&candidate) && !self.segments.contains(candidate) {
+            if self.process_record(candidate).is_none() && !self.segments.contains(candidate) {
                 return Some(candidate);
             }
         }

@@ -159,6 +159,9 @@ impl RunQueue {
     /// The dead threads whose stacks may go now: all but the current one,
     /// which stays a zombie until another thread runs.
     pub fn take_reapable(&mut self) -> Vec<Tid> {
+        if self.zombies.is_empty() {
+            return Vec::new(); // every switch asks; usually nobody died
+        }
         let current = self.current;
         let (keep, reap) = core::mem::take(&mut self.zombies).into_iter().partition(|&tid| tid == current);
         self.zombies = keep;

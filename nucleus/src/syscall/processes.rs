@@ -58,7 +58,7 @@ pub fn wait(services: &mut Services, core: &mut Core, pid: Pid, cap: u64, status
         .and_then(|target| core.check_user(pid, status_out, STATUS_LEN, true).map(|_| target));
     match target {
         Err(status) => Outcome::Error(status),
-        Ok(target) => match core.processes.get(&target).map(|p| p.state).unwrap_or(ProcessState::Exited(0)) {
+        Ok(target) => match core.process_record(target).map(|p| p.state).unwrap_or(ProcessState::Exited(0)) {
             ProcessState::Exited(status) => {
                 Outcome::of(core.copy_to_user(pid, status_out, &status.to_le_bytes()))
             }
@@ -102,7 +102,7 @@ pub fn restrict(
         let cap = core.read_user_capability(pid, cap)?;
         core.check_capability_out(pid, out)?;
         // Processes and segments are objects of the same process server.
-        let restricted = if core.processes.contains_key(&cap.object) {
+        let restricted = if core.process_record(cap.object).is_some() {
             services.processes.restrict(core, &cap, rights)?
         } else {
             core.segments.restrict(&cap, rights)?

@@ -24,7 +24,7 @@ const INFO_EXITED: u32 = 2;
 impl ProcessServer {
     /// The owner capability of a process.
     pub fn capability(&self, core: &Core, pid: Pid) -> Option<Capability> {
-        let process = core.processes.get(&pid)?;
+        let process = core.process_record(pid)?;
         Some(Capability::owner(self.port, pid, process.random))
     }
 
@@ -45,7 +45,7 @@ impl ProcessServer {
         if cap.port != self.port {
             return Err(Status::CapBad);
         }
-        let process = core.processes.get(&cap.object).ok_or(Status::CapBad)?;
+        let process = core.process_record(cap.object).ok_or(Status::CapBad)?;
         let rights = amoeba_abi::verify(&process.random, cap).map_err(|_| Status::CapBad)?;
         if !rights.contains(needed) {
             return Err(Status::Denied);
@@ -56,7 +56,7 @@ impl ProcessServer {
     /// A process capability restricted to `rights` (of those `cap` holds).
     pub fn restrict(&self, core: &Core, cap: &Capability, rights: Rights) -> Result<Capability, Status> {
         let pid = self.verify(core, cap, Rights::NONE)?;
-        let random = core.processes.get(&pid).ok_or(Status::CapBad)?.random;
+        let random = core.process_record(pid).ok_or(Status::CapBad)?.random;
         let held = amoeba_abi::verify(&random, cap).map_err(|_| Status::CapBad)?;
         Capability::owner(self.port, pid, random)
             .restrict(Rights(held.bits() & rights.bits()))
@@ -69,7 +69,7 @@ impl ProcessServer {
         match op {
             ProcessOp::Stun => core.stun(pid),
             ProcessOp::Resume => core.resume(pid),
-            ProcessOp::Destroy => match core.processes.get(&pid).ok_or(Status::CapBad)?.state {
+            ProcessOp::Destroy => match core.process_record(pid).ok_or(Status::CapBad)?.state {
                 ProcessState::Exited(_) => Err(Status::NotFound),
                 _ => {
                     core.exit_process(pid, EXIT_DESTROYED);
@@ -77,7 +77,7 @@ impl ProcessServer {
                 }
             },
             ProcessOp::Signal(signal) => {
-                let process = core.processes.get(&pid).ok_or(Status::CapBad)?;
+                let process = core.process_record(pid).ok_or(Status::CapBad)?;
                 let first = *process.threads.first().ok_or(Status::NotFound)?;
                 core.raise(first, signal)
             }
@@ -120,7 +120,7 @@ impl ProcessServer {
     /// right). The pc of a thread asking about its own process reads 0.
     pub fn inspect(&self, core: &Core, cap: &Capability) -> Result<ProcessInfo, Status> {
         let pid = self.verify(core, cap, Rights(abi::RIGHT_INSPECT))?;
-        let process = core.processes.get(&pid).ok_or(Status::CapBad)?;
+        let process = core.process_record(pid).ok_or(Status::CapBad)?;
         let (state, exit_status) = match process.state {
             ProcessState::Running => (INFO_RUNNING, 0),
             ProcessState::Stunned => (INFO_STUNNED, 0),

@@ -171,7 +171,7 @@ impl Objects for Request<'_, '_> {
 
     fn destroy_object(&mut self, object: u32) -> Result<(), Status> {
         match self.server.object(self.core, object) {
-            Some(Object::Process(pid)) => match self.core.processes.get(&pid).ok_or(Status::CapBad)?.state {
+            Some(Object::Process(pid)) => match self.core.process_record(pid).ok_or(Status::CapBad)?.state {
                 ProcessState::Exited(_) => Err(Status::NotFound),
                 _ => {
                     self.core.exit_process(pid, EXIT_DESTROYED);
@@ -255,9 +255,9 @@ impl process_server::Server for Request<'_, '_> {
     fn processes(&mut self, _: &Call<'_>) -> Result<Vec<ProcessReport>, Status> {
         Ok(self
             .core
-            .processes
-            .iter()
-            .map(|(&pid, process)| report::process_report(self.core, pid, process, self.server.is_owned(pid)))
+            .process_records()
+            .into_iter()
+            .map(|(pid, process)| report::process_report(self.core, pid, process, self.server.is_owned(pid)))
             .collect())
     }
 
@@ -304,20 +304,20 @@ impl process_server::Server for Request<'_, '_> {
 
     fn signal(&mut self, call: &Call<'_>, signal: u32) -> Result<(), Status> {
         let pid = self.process(call)?;
-        let process = self.core.processes.get(&pid).ok_or(Status::NotFound)?;
+        let process = self.core.process_record(pid).ok_or(Status::NotFound)?;
         let first = *process.threads.first().ok_or(Status::NotFound)?;
         self.core.raise(first, signal)
     }
 
     fn inspect(&mut self, call: &Call<'_>) -> Result<ProcessReport, Status> {
         let pid = self.process(call)?;
-        let process = self.core.processes.get(&pid).ok_or(Status::NotFound)?;
+        let process = self.core.process_record(pid).ok_or(Status::NotFound)?;
         Ok(report::process_report(self.core, pid, process, self.server.is_owned(pid)))
     }
 
     fn wait(&mut self, call: &Call<'_>) -> Result<i32, Status> {
         let pid = self.process(call)?;
-        match self.core.processes.get(&pid).ok_or(Status::NotFound)?.state {
+        match self.core.process_record(pid).ok_or(Status::NotFound)?.state {
             ProcessState::Exited(status) => Ok(status),
             _ => {
                 self.server.waits.push((pid, self.req));
@@ -328,7 +328,7 @@ impl process_server::Server for Request<'_, '_> {
 
     fn set_owner(&mut self, call: &Call<'_>, owner: Option<Capability>) -> Result<(), Status> {
         let pid = self.process(call)?;
-        if self.core.processes.get(&pid).ok_or(Status::NotFound)?.has_exited() {
+        if self.core.process_record(pid).ok_or(Status::NotFound)?.has_exited() {
             return Err(Status::NotFound);
         }
         self.server.set_owner(pid, owner, self.now);

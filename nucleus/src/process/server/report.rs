@@ -20,7 +20,7 @@ pub fn host_info(server: &mut ProcessServer, core: &Core, now: u64) -> HostInfo 
         cpu_load_milli: load.busy_milli,
         free_bytes: memory.free_bytes as u64,
         largest_free: memory.largest_free as u64,
-        processes: core.processes.values().filter(|p| !p.has_exited()).count() as u32,
+        processes: core.processes.len() as u32,
         processes_created: core.processes_created,
         uptime_us: now,
         cached_texts: server.loads.text_ids(),
@@ -112,14 +112,14 @@ pub fn describe(server: &ProcessServer, core: &Core, object: u32) -> String {
             let memory = core.segments.memory.fragmentation();
             format!(
                 "board process server: {} processes, {} MiB free (largest run {} MiB), kernel heap {} KiB free",
-                core.processes.values().filter(|p| !p.has_exited()).count(),
+                core.processes.len(),
                 memory.free_bytes >> 20,
                 memory.largest_free >> 20,
                 crate::heap::free_bytes() >> 10
             )
         }
         Some(Object::Process(pid)) => {
-            let Some(process) = core.processes.get(&pid) else {
+            let Some(process) = core.process_record(pid) else {
                 return String::from("no such object");
             };
             let state = match process.state {

@@ -101,7 +101,7 @@ impl ProcessServer {
         if object == 0 {
             return Some(Object::Host);
         }
-        if core.processes.contains_key(&object) {
+        if core.process_record(object).is_some() {
             return Some(Object::Process(object));
         }
         if core.segments.check_of(object).is_some() {
@@ -113,7 +113,7 @@ impl ProcessServer {
     pub(super) fn check(&self, core: &Core, object: u32) -> Option<Check> {
         match self.object(core, object)? {
             Object::Host => Some(self.host_random),
-            Object::Process(pid) => core.processes.get(&pid).map(|p| p.random),
+            Object::Process(pid) => core.process_record(pid).map(|p| p.random),
             Object::Segment(id) => core.segments.check_of(id),
             Object::BootProgram(index) => Some(self.boot_programs[index].random),
         }
