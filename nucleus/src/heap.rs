@@ -31,10 +31,10 @@ pub const RESERVE: usize = 2 << 20;
 
 /// Size classes of the cache: 16, 32, ... `LARGEST_CACHED` bytes.
 const CLASS_BYTES: usize = 16;
-pub const LARGEST_CACHED: usize = 512;
+const LARGEST_CACHED: usize = 512;
 const CLASSES: usize = LARGEST_CACHED / CLASS_BYTES;
 /// Freed blocks kept per class (at most ~260 KiB in all).
-pub const CACHED_PER_CLASS: usize = 32;
+const CACHED_PER_CLASS: usize = 32;
 
 /// The class of `layout` (0 for 1..=16 bytes), if its blocks are cached.
 fn class_of(layout: Layout) -> Option<usize> {

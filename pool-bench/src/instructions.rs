@@ -174,11 +174,24 @@ fn await_answer(pool: &Pool, server: &str, answers: impl Fn() -> bool) -> Result
     Ok(())
 }
 
-/// Waits until the programs have reported `total` figures in all, watching
-/// nothing but the host's own `costs` server: a wait for the process (an
-/// RPC its board answers, with FLIP's enquiries every 100 ms to 1 s) would
-/// land in the board's counts by the host's timing.
-fn await_reports(pool: &Pool, reports: &Mutex<Reports>, total: usize, what: &str) -> Result<()> {
+/// How many figures the programs have reported so far.
+fn reported(reports: &Mutex<Reports>) -> Result<usize> {
+    Ok(reports.lock().map_err(|_| anyhow::anyhow!("reports poisoned"))?.costs.len())
+}
+
+/// Waits until the programs have reported `count` more figures than the
+/// `before` there were, watching nothing but the host's own `costs`
+/// server: a wait for the process (an RPC its board answers, with FLIP's
+/// enquiries every 100 ms to 1 s) would land in the board's counts by the
+/// host's timing.
+fn await_reports(
+    pool: &Pool,
+    reports: &Mutex<Reports>,
+    before: usize,
+    count: usize,
+    what: &str,
+) -> Result<()> {
+    let total = before + count;
     let deadline = Instant::now() + PROGRAM_TIMEOUT;
     loop {
         {
@@ -236,13 +249,14 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
     );
     let report_to = server.port().to_u64();
     let echo = Capability::for_port(GetPort(Port::from_u64(SERVER_GET_SEED)).put_port());
+    let before = reported(&reports)?;
     let nucleus = pool.exec_spawning(
         0,
         "insn-bench",
         MODE_NUCLEUS << 56 | report_to,
         amoeba_abi::syscall::SCHED_PREEMPTIVE,
     )?;
-    await_reports(pool, &reports, 3, "nucleus")?;
+    await_reports(pool, &reports, before, 3, "nucleus")?;
     finish(pool, &nucleus, "nucleus")?;
     // The RPC server once the nucleus is measured: its process, made while
     // they ran, changed what a thread switch costs (one more thread to pass
@@ -250,15 +264,18 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
     // for it to serve.
     pool.exec(0, "insn-bench", MODE_SERVER << 56 | SERVER_GET_SEED)?;
     await_answer(pool, "the null RPC server", || costs::Client::new(&mut *pool.rpc()).null(&echo).is_ok())?;
+    let before = reported(&reports)?;
     let local = pool.exec_with_capability(0, "insn-bench", MODE_RPC << 56 | report_to, echo)?;
-    await_reports(pool, &reports, 4, "local null RPC")?;
+    await_reports(pool, &reports, before, 1, "local null RPC")?;
     finish(pool, &local, "local null RPC")?;
 
     let mut figures = Vec::new();
     let before = counters(pool, 0)?;
+    let reported_before = reported(&reports)?;
     let remote =
         pool.exec_with_capability(1, "insn-bench", MODE_RPC << 56 | REMOTE | paced | report_to, echo)?;
-    await_reports(pool, &reports, 6, "remote null RPC")?;
+    // The client's figure and the server side's.
+    await_reports(pool, &reports, reported_before, 2, "remote null RPC")?;
     finish(pool, &remote, "remote null RPC")?;
     let server_side = counters(pool, 0)?.since(&before);
     let per = |instructions: u32, count: u32| f64::from(instructions) / f64::from(count.max(1));
@@ -278,6 +295,7 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
         micros: None,
     });
 
+    let before = reported(&reports)?;
     let sequencer = pool.exec(0, "insn-bench", MODE_GROUP_SEQUENCER << 56 | paced | report_to)?;
     let deadline = Instant::now() + PROGRAM_TIMEOUT;
     let group = loop {
@@ -293,7 +311,7 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
         pool.exec_with_capability(1, "insn-bench", MODE_GROUP_SENDER << 56 | paced | report_to, group)?;
     let member =
         pool.exec_with_capability(2, "insn-bench", MODE_GROUP_MEMBER << 56 | paced | report_to, group)?;
-    await_reports(pool, &reports, 9, "group")?;
+    await_reports(pool, &reports, before, 3, "group")?;
     finish(pool, &sender, "group sender")?;
     finish(pool, &member, "group member")?;
     finish(pool, &sequencer, "group sequencer")?;
@@ -306,8 +324,9 @@ pub fn measure(pool: &Pool, paced: bool) -> Result<Vec<Figure>> {
     await_answer(pool, "the Bullet server", || {
         amoeba_ipc::interfaces::standard::Client::new(&mut *pool.rpc()).info(&bullet).is_ok()
     })?;
+    let before = reported(&reports)?;
     let read = pool.exec_with_capability(0, "insn-bench", MODE_BULLET << 56 | report_to, bullet)?;
-    await_reports(pool, &reports, 10, "Bullet read")?;
+    await_reports(pool, &reports, before, 1, "Bullet read")?;
     finish(pool, &read, "Bullet read")?;
     drop(server);
 

@@ -167,6 +167,7 @@ impl Core {
         }
     }
 
+    /// When the network thread must next look at the services' timers.
     pub fn network_deadline(&self) -> Option<u64> {
         self.network_deadline
     }

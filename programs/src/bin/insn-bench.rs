@@ -345,41 +345,44 @@ fn null_rpc(host: &Capability, remote: bool, paced: bool) -> Result<(), Status> 
         client.null(&service)?;
     }
     let name = if remote { "remote null RPC, client board" } else { "local null RPC" };
-    let pause = if remote && paced {
-        median_of("pause", RPC_CALLS, || {
-            let start = Reading::now();
-            for _ in 0..RPC_CALLS {
-                time::sleep_us(REMOTE_PAUSE_US);
-            }
-            Ok((start, Reading::now()))
-        })?
-    } else {
-        Cost::default()
-    };
+    // What one pause costs alone, to take out of the paced batches.
+    let pause = (remote && paced)
+        .then(|| {
+            median_of("pause", RPC_CALLS, || {
+                let start = Reading::now();
+                for _ in 0..RPC_CALLS {
+                    time::sleep_us(REMOTE_PAUSE_US);
+                }
+                Ok((start, Reading::now()))
+            })
+        })
+        .transpose()?;
     let (mut client_side, mut server_side) = (Batches::default(), Batches::default());
     for _ in 0..BATCHES {
         let server_start = client.instructions(&service)?;
-        let mut cost;
-        if remote && paced {
-            let start = Reading::now();
-            for _ in 0..RPC_CALLS {
+        let start = Reading::now();
+        let cost = match &pause {
+            Some(pause) => {
+                for _ in 0..RPC_CALLS {
+                    time::sleep_us(REMOTE_PAUSE_US);
+                    client.null(&service)?;
+                }
+                // The last call's acknowledgement is sent by now.
                 time::sleep_us(REMOTE_PAUSE_US);
-                client.null(&service)?;
+                let mut cost = start.until(Reading::now(), name, RPC_CALLS);
+                let pauses = RPC_CALLS + 1;
+                cost.instructions =
+                    cost.instructions.saturating_sub(pause.instructions * pauses / pause.repetitions);
+                cost.ticks = cost.ticks.saturating_sub(pause.ticks * pauses / pause.repetitions);
+                cost
             }
-            // The last call's acknowledgement is sent by now.
-            time::sleep_us(REMOTE_PAUSE_US);
-            cost = start.until(Reading::now(), name, RPC_CALLS);
-            let pauses = RPC_CALLS + 1;
-            cost.instructions =
-                cost.instructions.saturating_sub(pause.instructions * pauses / pause.repetitions);
-            cost.ticks = cost.ticks.saturating_sub(pause.ticks * pauses / pause.repetitions);
-        } else {
-            let start = Reading::now();
-            for _ in 0..RPC_CALLS {
-                client.null(&service)?;
+            None => {
+                for _ in 0..RPC_CALLS {
+                    client.null(&service)?;
+                }
+                start.until(Reading::now(), name, RPC_CALLS)
             }
-            cost = start.until(Reading::now(), name, RPC_CALLS);
-        }
+        };
         let server_end = client.instructions(&service)?;
         client_side.add(cost);
         // From the server's reading in one call to its reading in the next:
